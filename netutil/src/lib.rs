@@ -1,0 +1,38 @@
+//! Plumbing both front ends need, written once: streams that upgrade to TLS, connection
+//! limits, failed-login throttling, and the shutdown signal.
+#![forbid(unsafe_code)]
+
+mod limits;
+mod stream;
+
+pub use limits::{AuthThrottle, ConnectionLimiter, ConnectionPermit};
+pub use stream::{MaybeTlsStream, tls_acceptor};
+pub use tokio_rustls::TlsAcceptor;
+pub use tokio_util::sync::CancellationToken;
+pub use tokio_util::task::TaskTracker;
+
+/// The shutdown signal and the set of tasks to wait for. Every accept loop and every
+/// session selects on `token.cancelled()`; the binary cancels it and then waits on
+/// `tracker` so in-flight work (a delivery being committed) finishes.
+#[derive(Clone, Default)]
+pub struct Shutdown {
+    pub token: CancellationToken,
+    pub tracker: TaskTracker,
+}
+
+impl Shutdown {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Cancels every listener and session, then waits for all tracked tasks.
+    pub async fn shutdown_and_wait(&self) {
+        self.token.cancel();
+        self.tracker.close();
+        self.tracker.wait().await;
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        self.token.is_cancelled()
+    }
+}

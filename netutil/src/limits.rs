@@ -1,0 +1,178 @@
+//! Connection limits and failed-login throttling per client IP.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Limits open connections in total and per client address.
+#[derive(Clone)]
+pub struct ConnectionLimiter {
+    inner: Arc<LimiterInner>,
+}
+
+struct LimiterInner {
+    max_total: usize,
+    max_per_ip: usize,
+    open: Mutex<(usize, HashMap<IpAddr, usize>)>,
+}
+
+/// Held for the life of a connection; frees its slot when dropped.
+pub struct ConnectionPermit {
+    inner: Arc<LimiterInner>,
+    ip: IpAddr,
+}
+
+impl ConnectionLimiter {
+    pub fn new(max_total: usize, max_per_ip: usize) -> Self {
+        ConnectionLimiter {
+            inner: Arc::new(LimiterInner {
+                max_total,
+                max_per_ip,
+                open: Mutex::new((0, HashMap::new())),
+            }),
+        }
+    }
+
+    /// A permit, or `None` when the server or this address is at its limit.
+    pub fn try_acquire(&self, ip: IpAddr) -> Option<ConnectionPermit> {
+        // Invariant: no code panics while holding this lock, so it is never poisoned;
+        // recover the data anyway rather than propagate a panic.
+        let mut open = self.inner.open.lock().unwrap_or_else(|e| e.into_inner());
+        let per_ip = open.1.get(&ip).copied().unwrap_or(0);
+        if open.0 >= self.inner.max_total || per_ip >= self.inner.max_per_ip {
+            return None;
+        }
+        open.0 += 1;
+        open.1.insert(ip, per_ip + 1);
+        Some(ConnectionPermit {
+            inner: self.inner.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for ConnectionPermit {
+    fn drop(&mut self) {
+        let mut open = self.inner.open.lock().unwrap_or_else(|e| e.into_inner());
+        open.0 = open.0.saturating_sub(1);
+        if let Some(count) = open.1.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                open.1.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// Slows and then refuses logins from an address after failed attempts: each failure
+/// within the window adds `step` of delay before the next answer; at `max_failures`
+/// the address is refused until the window has passed.
+#[derive(Clone)]
+pub struct AuthThrottle {
+    inner: Arc<ThrottleInner>,
+}
+
+struct ThrottleInner {
+    max_failures: u32,
+    window: Duration,
+    step: Duration,
+    failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
+}
+
+impl AuthThrottle {
+    pub fn new(max_failures: u32, window: Duration, step: Duration) -> Self {
+        AuthThrottle {
+            inner: Arc::new(ThrottleInner {
+                max_failures,
+                window,
+                step,
+                failures: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    fn current(&self, ip: IpAddr) -> u32 {
+        let mut failures = self
+            .inner
+            .failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        match failures.get(&ip) {
+            Some(&(count, since)) if since.elapsed() < self.inner.window => count,
+            Some(_) => {
+                failures.remove(&ip);
+                0
+            }
+            None => 0,
+        }
+    }
+
+    /// True when this address has failed too often and must be refused outright.
+    pub fn is_blocked(&self, ip: IpAddr) -> bool {
+        self.current(ip) >= self.inner.max_failures
+    }
+
+    /// How long to wait before answering a failed attempt from this address.
+    pub fn delay(&self, ip: IpAddr) -> Duration {
+        self.inner.step * self.current(ip)
+    }
+
+    pub fn record_failure(&self, ip: IpAddr) {
+        let mut failures = self
+            .inner
+            .failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        // Keep the map bounded under a spray of addresses: forget expired entries.
+        if failures.len() > 100_000 {
+            let window = self.inner.window;
+            failures.retain(|_, (_, since)| since.elapsed() < window);
+        }
+        let entry = failures.entry(ip).or_insert((0, Instant::now()));
+        if entry.1.elapsed() >= self.inner.window {
+            *entry = (0, Instant::now());
+        }
+        entry.0 += 1;
+    }
+
+    pub fn record_success(&self, ip: IpAddr) {
+        let mut failures = self
+            .inner
+            .failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        failures.remove(&ip);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_ip_limit_frees_on_drop() {
+        let limiter = ConnectionLimiter::new(10, 2);
+        let ip: IpAddr = [127, 0, 0, 1].into();
+        let a = limiter.try_acquire(ip);
+        let b = limiter.try_acquire(ip);
+        assert!(a.is_some() && b.is_some());
+        assert!(limiter.try_acquire(ip).is_none());
+        drop(a);
+        assert!(limiter.try_acquire(ip).is_some());
+    }
+
+    #[test]
+    fn throttle_blocks_after_max_failures() {
+        let throttle = AuthThrottle::new(3, Duration::from_secs(60), Duration::from_millis(10));
+        let ip: IpAddr = [10, 0, 0, 1].into();
+        for _ in 0..3 {
+            assert!(!throttle.is_blocked(ip));
+            throttle.record_failure(ip);
+        }
+        assert!(throttle.is_blocked(ip));
+        assert_eq!(throttle.delay(ip), Duration::from_millis(30));
+        throttle.record_success(ip);
+        assert!(!throttle.is_blocked(ip));
+    }
+}

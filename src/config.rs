@@ -1,0 +1,194 @@
+//! The configuration file (TOML) and its embedded defaults.
+//!
+//! Every table rejects unknown keys, and every error names the file and the key.
+
+use anyhow::{Context, Result, bail};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Our host name: SMTP greeting, Received headers, the self-signed certificate,
+    /// and the first domain on a new installation.
+    pub hostname: String,
+    pub data_dir: PathBuf,
+    /// Storage URL; default `sqlite://<data_dir>/letterbox.sqlite`.
+    pub storage: Option<String>,
+    pub listen: Listen,
+    pub tls: Tls,
+    pub limits: Limits,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Listen {
+    pub smtp: Vec<SocketAddr>,
+    pub submission: Vec<SocketAddr>,
+    pub submissions: Vec<SocketAddr>,
+    pub imap: Vec<SocketAddr>,
+    pub imaps: Vec<SocketAddr>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tls {
+    /// PEM certificate chain; without cert and key a self-signed certificate for
+    /// `hostname` is made once into `data_dir`.
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest message accepted by SMTP and APPEND, in bytes.
+    pub max_message_size: usize,
+    /// Recipients per SMTP transaction (RFC 5321 §4.5.3.1.8: at least 100).
+    pub max_recipients: usize,
+    /// Open connections across all listeners.
+    pub max_connections: usize,
+    /// Open connections from one client address.
+    pub max_connections_per_ip: usize,
+    /// Failed logins from one address before it is refused for `auth_failure_window_secs`.
+    pub max_auth_failures: u32,
+    pub auth_failure_window_secs: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            hostname: "localhost".into(),
+            data_dir: PathBuf::from("letterbox-data"),
+            storage: None,
+            listen: Listen::default(),
+            tls: Tls::default(),
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// The quickstart ports: unprivileged, loopback only.
+impl Default for Listen {
+    fn default() -> Self {
+        let local = |port: u16| vec![SocketAddr::from(([127, 0, 0, 1], port))];
+        Listen {
+            smtp: local(2525),
+            submission: local(2587),
+            submissions: local(2465),
+            imap: local(2143),
+            imaps: local(2993),
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_message_size: 50 * 1024 * 1024,
+            max_recipients: 100,
+            max_connections: 1000,
+            max_connections_per_ip: 50,
+            max_auth_failures: 10,
+            auth_failure_window_secs: 15 * 60,
+        }
+    }
+}
+
+impl Config {
+    /// Reads the file when given, else the embedded defaults.
+    pub fn load(path: Option<&Path>) -> Result<Config> {
+        let config = match path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read config file {}", path.display()))?;
+                Self::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
+            }
+            None => Config::default(),
+        };
+        Ok(config)
+    }
+
+    pub fn parse(text: &str) -> Result<Config> {
+        let config: Config =
+            toml::from_str(text).map_err(|e| anyhow::anyhow!("{}", e.to_string().trim_end()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<()> {
+        if self.hostname.trim().is_empty() || self.hostname.contains(char::is_whitespace) {
+            bail!("key `hostname`: {:?} is not a host name", self.hostname);
+        }
+        if self.limits.max_message_size < 1024 {
+            bail!("key `limits.max_message_size`: must be at least 1024");
+        }
+        if self.limits.max_recipients < 1 {
+            bail!("key `limits.max_recipients`: must be at least 1");
+        }
+        if self.limits.max_connections < 1 || self.limits.max_connections_per_ip < 1 {
+            bail!(
+                "key `limits.max_connections`/`limits.max_connections_per_ip`: must be at least 1"
+            );
+        }
+        if self.tls.cert.is_some() != self.tls.key.is_some() {
+            bail!("keys `tls.cert` and `tls.key`: give both or neither");
+        }
+        if let Some(url) = &self.storage
+            && !url.starts_with("sqlite:")
+        {
+            bail!("key `storage`: {url:?} is not supported yet (use a sqlite: URL)");
+        }
+        Ok(())
+    }
+
+    pub fn storage_url(&self) -> String {
+        match &self.storage {
+            Some(url) => url.clone(),
+            None => format!(
+                "sqlite://{}",
+                self.data_dir.join("letterbox.sqlite").display()
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_key_is_named() {
+        let error =
+            Config::parse("hostname = \"mx.example.org\"\n[limits]\nmax_mesage_size = 10\n")
+                .expect_err("unknown key accepted")
+                .to_string();
+        assert!(error.contains("max_mesage_size"), "{error}");
+    }
+
+    #[test]
+    fn bad_value_is_named() {
+        let error = Config::parse("[listen]\nsmtp = [\"not an address\"]\n")
+            .expect_err("bad address accepted")
+            .to_string();
+        assert!(error.contains("smtp"), "{error}");
+    }
+
+    #[test]
+    fn defaults_are_the_quickstart() {
+        let config = Config::parse("").expect("empty config");
+        assert_eq!(
+            config.listen.smtp,
+            vec![SocketAddr::from(([127, 0, 0, 1], 2525))]
+        );
+        assert_eq!(
+            config.listen.imaps,
+            vec![SocketAddr::from(([127, 0, 0, 1], 2993))]
+        );
+        assert_eq!(
+            config.storage_url(),
+            "sqlite://letterbox-data/letterbox.sqlite"
+        );
+    }
+}

@@ -1,0 +1,86 @@
+//! letterbox: a mail server you run yourself. SMTP in, IMAP out, one storage layer.
+#![forbid(unsafe_code)]
+
+mod admin;
+mod config;
+mod serve;
+mod tls;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "letterbox",
+    version,
+    about = "A mail server you run yourself: SMTP, IMAP, one store."
+)]
+struct Cli {
+    /// Configuration file (TOML). Without it, the embedded quickstart defaults apply.
+    #[arg(long, global = true, env = "LETTERBOX_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve,
+    /// Check the configuration file and print what it means.
+    CheckConfig,
+    /// Manage the domains this server receives mail for.
+    #[command(subcommand)]
+    Domain(admin::DomainCommand),
+    /// Manage accounts.
+    #[command(subcommand)]
+    User(admin::UserCommand),
+    /// Manage aliases (`name@domain`, or `@domain` for a catch-all).
+    #[command(subcommand)]
+    Alias(admin::AliasCommand),
+    /// Inspect the outbound queue.
+    #[command(subcommand)]
+    Queue(admin::QueueCommand),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("letterbox: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("LETTERBOX_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let config = config::Config::load(cli.config.as_deref())?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Serve => serve::run(config).await,
+            Command::CheckConfig => {
+                println!("configuration is valid");
+                println!("hostname = {}", config.hostname);
+                println!("storage  = {}", config.storage_url());
+                println!("listen   = {:?}", config.listen);
+                Ok(())
+            }
+            Command::Domain(command) => admin::domain(&config, command).await,
+            Command::User(command) => admin::user(&config, command).await,
+            Command::Alias(command) => admin::alias(&config, command).await,
+            Command::Queue(command) => admin::queue(&config, command).await,
+        }
+    })
+}

@@ -1,0 +1,196 @@
+//! `letterbox serve`: open storage, make the first account on a new installation, bind
+//! every listener, and run until SIGTERM or Ctrl-C, then let in-flight work finish.
+
+use crate::admin::open_store;
+use crate::config::Config;
+use anyhow::{Context, Result};
+use netutil::{AuthThrottle, ConnectionLimiter, Shutdown, tls_acceptor};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use storage::{Store, generate_password};
+use tokio::net::TcpListener;
+
+/// How long shutdown waits for sessions and deliveries in flight.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+/// Delay added per recent failed login from one address.
+const AUTH_FAILURE_STEP: Duration = Duration::from_millis(500);
+
+pub async fn run(config: Config) -> Result<()> {
+    let store = open_store(&config).await?;
+    let first_account = first_run(&store, &config).await?;
+
+    let tls = tls_acceptor(crate::tls::server_config(
+        config.tls.cert.as_deref(),
+        config.tls.key.as_deref(),
+        &config.hostname,
+        &config.data_dir,
+    )?);
+    let shutdown = Shutdown::new();
+    let connections = ConnectionLimiter::new(
+        config.limits.max_connections,
+        config.limits.max_connections_per_ip,
+    );
+    let auth_throttle = AuthThrottle::new(
+        config.limits.max_auth_failures,
+        Duration::from_secs(config.limits.auth_failure_window_secs),
+        AUTH_FAILURE_STEP,
+    );
+
+    let mut smtp_config = smtp::SmtpConfig::new(config.hostname.clone());
+    smtp_config.max_message_size = config.limits.max_message_size;
+    smtp_config.max_recipients = config.limits.max_recipients;
+    let smtp_server = smtp::SmtpServer {
+        config: Arc::new(smtp_config),
+        store: store.clone(),
+        tls: Some(tls.clone()),
+        connections: connections.clone(),
+        auth_throttle: auth_throttle.clone(),
+        shutdown: shutdown.clone(),
+    };
+    let imap_server = imap::ImapServer {
+        config: Arc::new(imap::ImapConfig {
+            max_message_size: config.limits.max_message_size,
+            ..imap::ImapConfig::default()
+        }),
+        store: store.clone(),
+        tls: Some(tls),
+        connections,
+        auth_throttle,
+        shutdown: shutdown.clone(),
+    };
+
+    let mut bound: Vec<(&str, SocketAddr)> = Vec::new();
+    let smtp_roles = [
+        ("smtp", &config.listen.smtp, smtp::ListenerRole::Inbound),
+        (
+            "submission",
+            &config.listen.submission,
+            smtp::ListenerRole::Submission,
+        ),
+        (
+            "submissions",
+            &config.listen.submissions,
+            smtp::ListenerRole::Submissions,
+        ),
+    ];
+    for (name, addresses, role) in smtp_roles {
+        for address in addresses {
+            let listener = bind(name, *address).await?;
+            bound.push((name, listener.local_addr()?));
+            let server = smtp_server.clone();
+            shutdown
+                .tracker
+                .spawn(async move { server.serve(listener, role).await });
+        }
+    }
+    let imap_roles = [
+        ("imap", &config.listen.imap, imap::ListenerRole::Imap),
+        ("imaps", &config.listen.imaps, imap::ListenerRole::Imaps),
+    ];
+    for (name, addresses, role) in imap_roles {
+        for address in addresses {
+            let listener = bind(name, *address).await?;
+            bound.push((name, listener.local_addr()?));
+            let server = imap_server.clone();
+            shutdown
+                .tracker
+                .spawn(async move { server.serve(listener, role).await });
+        }
+    }
+
+    print_welcome(&config, &bound, first_account.as_ref());
+    // One machine-readable line per listener, for scripts and tests that bind port 0.
+    for (name, address) in &bound {
+        println!("listening {name} {address}");
+    }
+    println!("ready");
+
+    wait_for_signal().await?;
+    tracing::info!("shutting down; waiting for sessions and deliveries in flight");
+    if tokio::time::timeout(SHUTDOWN_GRACE, shutdown.shutdown_and_wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("shutdown grace period over; exiting with sessions still open");
+    }
+    drop(store);
+    Ok(())
+}
+
+async fn bind(name: &str, address: SocketAddr) -> Result<TcpListener> {
+    TcpListener::bind(address)
+        .await
+        .with_context(|| format!("cannot listen for {name} on {address} (key `listen.{name}`)"))
+}
+
+/// On a store with no accounts: adds the host name as a domain and makes `you@<hostname>`
+/// with a generated password, returned so it can be printed once.
+async fn first_run(store: &Store, config: &Config) -> Result<Option<(String, String)>> {
+    if !store.list_accounts().await?.is_empty() {
+        return Ok(None);
+    }
+    if !store.is_local_domain(&config.hostname).await? {
+        store.add_domain(&config.hostname).await?;
+    }
+    let email = format!("you@{}", config.hostname);
+    let password = generate_password();
+    store.add_account(&email, &password).await?;
+    tracing::info!(%email, "created the first account");
+    Ok(Some((email, password.expose().to_owned())))
+}
+
+async fn wait_for_signal() -> Result<()> {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => result?,
+        _ = terminate.recv() => {}
+    }
+    Ok(())
+}
+
+fn print_welcome(
+    config: &Config,
+    bound: &[(&str, SocketAddr)],
+    first_account: Option<&(String, String)>,
+) {
+    let port = |name: &str| {
+        bound
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, a)| a.port())
+    };
+    let host = &config.hostname;
+    println!(
+        "letterbox is running for {host} (data in {})",
+        config.data_dir.display()
+    );
+    if let Some((email, password)) = first_account {
+        println!();
+        println!("First account created. Type this into your mail client:");
+        println!("  Email address:   {email}");
+        println!("  Password:        {password}");
+        println!("  (shown only now; change it with `letterbox user passwd {email}`)");
+    }
+    println!();
+    println!("Mail client settings (user name = the full email address):");
+    if let Some(p) = port("imaps") {
+        println!("  Incoming IMAP:   {host} port {p}, SSL/TLS");
+    }
+    if let Some(p) = port("imap") {
+        println!("                   or {host} port {p}, STARTTLS");
+    }
+    if let Some(p) = port("submissions") {
+        println!("  Outgoing SMTP:   {host} port {p}, SSL/TLS");
+    }
+    if let Some(p) = port("submission") {
+        println!("                   or {host} port {p}, STARTTLS");
+    }
+    if let Some(p) = port("smtp") {
+        println!("  Inbound MX:      {host} port {p} (mail from other servers)");
+    }
+    if config.tls.cert.is_none() {
+        println!("  The TLS certificate is self-signed: accept it once in your client.");
+    }
+    println!();
+}

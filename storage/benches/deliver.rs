@@ -1,0 +1,71 @@
+//! Durable deliveries per second into one SQLite store, with 1, 8 and 64 concurrent
+//! writers. Each delivery returns only after its commit is fsynced; group commit lets
+//! concurrent writers share one fsync.
+//!
+//! Run: `cargo bench -p storage --bench deliver` (set `DELIVERIES=N` to change the count).
+
+use std::time::Instant;
+use storage::{Delivery, Secret, Store};
+
+fn message(n: usize) -> Vec<u8> {
+    let mut raw = format!(
+        "From: sender@example.net\r\nTo: rcpt@example.org\r\nSubject: bench {n}\r\nMessage-ID: <{n}@bench>\r\n\r\n"
+    )
+    .into_bytes();
+    while raw.len() < 5 * 1024 {
+        raw.extend_from_slice(b"The quick brown fox jumps over the lazy dog, again and again.\r\n");
+    }
+    raw
+}
+
+#[tokio::main]
+async fn main() {
+    let total: usize = std::env::var("DELIVERIES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000);
+    println!("durable deliveries of 5 KB messages into one mailbox (SQLite WAL, synchronous=FULL)");
+    for writers in [1usize, 8, 64] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path().join("bench.sqlite").to_str().expect("utf-8"))
+            .await
+            .expect("open");
+        store.add_domain("example.org").await.expect("domain");
+        let account = store
+            .add_account("rcpt@example.org", &Secret::new("x"))
+            .await
+            .expect("account");
+        let inbox = store.inbox(account).await.expect("inbox").id;
+        let count = if writers == 1 { total / 4 } else { total };
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for w in 0..writers {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut n = w;
+                while n < count {
+                    store
+                        .deliver(Delivery {
+                            raw: message(n),
+                            mailboxes: vec![inbox],
+                            ..Delivery::default()
+                        })
+                        .await
+                        .expect("deliver");
+                    n += writers;
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.expect("writer");
+        }
+        let elapsed = started.elapsed();
+        let stored = store.mailbox_entries(inbox).await.expect("entries").len();
+        assert_eq!(stored, count);
+        println!(
+            "writers={writers:<3} deliveries={count:<6} seconds={:.2} deliveries/s={:.0}",
+            elapsed.as_secs_f64(),
+            count as f64 / elapsed.as_secs_f64()
+        );
+    }
+}

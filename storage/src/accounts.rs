@@ -1,0 +1,420 @@
+//! Domains, accounts, aliases and address resolution.
+
+use crate::error::{Result, StoreError};
+use crate::password::{hash_password, verify_password};
+use crate::types::{AccountId, DEFAULT_MAILBOXES, Secret};
+use crate::writer::JobOutput;
+use crate::{Store, mailboxes, unix_now};
+use sqlx::Row;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub id: AccountId,
+    pub email: String,
+    pub quota_bytes: Option<i64>,
+    pub used_bytes: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Alias {
+    /// `local@domain`, or `@domain` for a catch-all.
+    pub address: String,
+    pub target: String,
+}
+
+/// Splits and normalises an address: the domain is lower-cased (RFC 5321 §2.4: domains
+/// are case-insensitive); the local part is kept as given and compared case-insensitively.
+pub(crate) fn split_address(address: &str) -> Result<(String, String)> {
+    let address = address.trim();
+    let (local, domain) = address
+        .rsplit_once('@')
+        .ok_or_else(|| StoreError::invalid("address", format!("{address:?} has no @")))?;
+    if domain.is_empty() || domain.contains(char::is_whitespace) {
+        return Err(StoreError::invalid(
+            "address",
+            format!("{address:?} has no valid domain"),
+        ));
+    }
+    if local.contains(char::is_whitespace) {
+        return Err(StoreError::invalid(
+            "address",
+            format!("{address:?} has spaces"),
+        ));
+    }
+    Ok((local.to_owned(), domain.to_ascii_lowercase()))
+}
+
+fn normalise_domain(domain: &str) -> Result<String> {
+    let domain = domain.trim().trim_end_matches('.').to_ascii_lowercase();
+    let valid = !domain.is_empty()
+        && domain.len() <= 253
+        && domain.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        });
+    if valid {
+        Ok(domain)
+    } else {
+        Err(StoreError::invalid(
+            "domain",
+            format!("{domain:?} is not a domain name"),
+        ))
+    }
+}
+
+impl Store {
+    // ---- domains ----
+
+    pub async fn add_domain(&self, name: &str) -> Result<()> {
+        let name = normalise_domain(name)?;
+        self.writer
+            .run(move |conn| {
+                Box::pin(async move {
+                    let inserted =
+                        sqlx::query("INSERT INTO domains (name) VALUES (?) ON CONFLICT DO NOTHING")
+                            .bind(&name)
+                            .execute(&mut *conn)
+                            .await?;
+                    if inserted.rows_affected() == 0 {
+                        return Err(StoreError::AlreadyExists(format!("domain {name}")));
+                    }
+                    Ok(JobOutput::new((), Vec::new()))
+                })
+            })
+            .await
+    }
+
+    pub async fn list_domains(&self) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar("SELECT name FROM domains ORDER BY name")
+            .fetch_all(&self.reader)
+            .await?)
+    }
+
+    /// Removes a domain with its accounts, aliases and their mail.
+    pub async fn remove_domain(&self, name: &str) -> Result<()> {
+        let name = normalise_domain(name)?;
+        self.writer
+            .run(move |conn| {
+                Box::pin(async move {
+                    sqlx::query("DELETE FROM aliases WHERE address LIKE ? ESCAPE '\\'")
+                        .bind(format!("%@{}", like_escape(&name)))
+                        .execute(&mut *conn)
+                        .await?;
+                    let removed = sqlx::query("DELETE FROM domains WHERE name = ?")
+                        .bind(&name)
+                        .execute(&mut *conn)
+                        .await?;
+                    if removed.rows_affected() == 0 {
+                        return Err(StoreError::NotFound(format!("domain {name}")));
+                    }
+                    Ok(JobOutput::new((), Vec::new()))
+                })
+            })
+            .await
+    }
+
+    pub async fn is_local_domain(&self, domain: &str) -> Result<bool> {
+        let domain = domain.trim_end_matches('.').to_ascii_lowercase();
+        Ok(
+            sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM domains WHERE name = ?")
+                .bind(domain)
+                .fetch_one(&self.reader)
+                .await?
+                > 0,
+        )
+    }
+
+    // ---- accounts ----
+
+    /// Creates an account with its default mailboxes. The domain must exist.
+    pub async fn add_account(&self, email: &str, password: &Secret) -> Result<AccountId> {
+        let (local, domain) = split_address(email)?;
+        let email = format!("{local}@{domain}");
+        let hash = hash_in_background(password.clone()).await?;
+        self.writer
+            .run(move |conn| {
+                Box::pin(async move {
+                    let domain_id: Option<i64> = sqlx::query_scalar("SELECT id FROM domains WHERE name = ?")
+                        .bind(&domain)
+                        .fetch_optional(&mut *conn)
+                        .await?;
+                    let domain_id = domain_id.ok_or_else(|| StoreError::NotFound(format!("domain {domain}")))?;
+                    let taken: i64 = sqlx::query_scalar(
+                        "SELECT (SELECT COUNT(*) FROM accounts WHERE email = ?1) + (SELECT COUNT(*) FROM aliases WHERE address = ?1)",
+                    )
+                    .bind(&email)
+                    .fetch_one(&mut *conn)
+                    .await?;
+                    if taken > 0 {
+                        return Err(StoreError::AlreadyExists(format!("address {email}")));
+                    }
+                    let id: i64 = sqlx::query_scalar(
+                        "INSERT INTO accounts (email, domain_id, password_hash, created_at) VALUES (?, ?, ?, ?) RETURNING id",
+                    )
+                    .bind(&email)
+                    .bind(domain_id)
+                    .bind(&hash)
+                    .bind(unix_now())
+                    .fetch_one(&mut *conn)
+                    .await?;
+                    let account = AccountId(id);
+                    for (name, role) in DEFAULT_MAILBOXES {
+                        mailboxes::insert_mailbox(conn, account, name, *role, true).await?;
+                    }
+                    Ok(JobOutput::new(account, Vec::new()))
+                })
+            })
+            .await
+    }
+
+    pub async fn set_password(&self, email: &str, password: &Secret) -> Result<()> {
+        let email = email.trim().to_owned();
+        let hash = hash_in_background(password.clone()).await?;
+        self.writer
+            .run(move |conn| {
+                Box::pin(async move {
+                    let updated =
+                        sqlx::query("UPDATE accounts SET password_hash = ? WHERE email = ?")
+                            .bind(&hash)
+                            .bind(&email)
+                            .execute(&mut *conn)
+                            .await?;
+                    if updated.rows_affected() == 0 {
+                        return Err(StoreError::NotFound(format!("account {email}")));
+                    }
+                    Ok(JobOutput::new((), Vec::new()))
+                })
+            })
+            .await
+    }
+
+    pub async fn set_quota(&self, email: &str, quota_bytes: Option<i64>) -> Result<()> {
+        let email = email.trim().to_owned();
+        self.writer
+            .run(move |conn| {
+                Box::pin(async move {
+                    let updated =
+                        sqlx::query("UPDATE accounts SET quota_bytes = ? WHERE email = ?")
+                            .bind(quota_bytes)
+                            .bind(&email)
+                            .execute(&mut *conn)
+                            .await?;
+                    if updated.rows_affected() == 0 {
+                        return Err(StoreError::NotFound(format!("account {email}")));
+                    }
+                    Ok(JobOutput::new((), Vec::new()))
+                })
+            })
+            .await
+    }
+
+    pub async fn list_accounts(&self) -> Result<Vec<Account>> {
+        let rows =
+            sqlx::query("SELECT id, email, quota_bytes, used_bytes FROM accounts ORDER BY email")
+                .fetch_all(&self.reader)
+                .await?;
+        Ok(rows.iter().map(account_from_row).collect())
+    }
+
+    pub async fn account(&self, id: AccountId) -> Result<Account> {
+        let row =
+            sqlx::query("SELECT id, email, quota_bytes, used_bytes FROM accounts WHERE id = ?")
+                .bind(id.0)
+                .fetch_optional(&self.reader)
+                .await?
+                .ok_or_else(|| StoreError::NotFound(format!("account {id}")))?;
+        Ok(account_from_row(&row))
+    }
+
+    /// Removes an account, its aliases and all its mail.
+    pub async fn remove_account(&self, email: &str) -> Result<()> {
+        let email = email.trim().to_owned();
+        self.writer
+            .run(move |conn| {
+                Box::pin(async move {
+                    let removed = sqlx::query("DELETE FROM accounts WHERE email = ?")
+                        .bind(&email)
+                        .execute(&mut *conn)
+                        .await?;
+                    if removed.rows_affected() == 0 {
+                        return Err(StoreError::NotFound(format!("account {email}")));
+                    }
+                    Ok(JobOutput::new((), Vec::new()))
+                })
+            })
+            .await
+    }
+
+    /// Checks a login. Returns the account when the password matches; `None` for an
+    /// unknown account or a wrong password alike, taking the same time for both.
+    pub async fn authenticate(&self, email: &str, password: &Secret) -> Result<Option<Account>> {
+        let row = sqlx::query("SELECT id, email, quota_bytes, used_bytes, password_hash FROM accounts WHERE email = ?")
+            .bind(email.trim())
+            .fetch_optional(&self.reader)
+            .await?;
+        let (account, hash) = match &row {
+            Some(row) => (
+                Some(account_from_row(row)),
+                row.try_get::<String, _>("password_hash")?,
+            ),
+            None => (None, DUMMY_HASH.to_owned()),
+        };
+        let password = password.clone();
+        let matches = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
+            .await
+            .unwrap_or(false);
+        Ok(account.filter(|_| matches))
+    }
+
+    // ---- aliases ----
+
+    /// Adds an alias `local@domain` (or a catch-all `@domain`) delivering to `target`.
+    pub async fn add_alias(&self, address: &str, target: &str) -> Result<()> {
+        let address = address.trim().to_owned();
+        let (local, domain) = split_address(&address)?;
+        let address = format!("{local}@{domain}");
+        let target = target.trim().to_owned();
+        self.writer
+            .run(move |conn| {
+                Box::pin(async move {
+                    let domain_known: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM domains WHERE name = ?")
+                        .bind(&domain)
+                        .fetch_one(&mut *conn)
+                        .await?;
+                    if domain_known == 0 {
+                        return Err(StoreError::NotFound(format!("domain {domain}")));
+                    }
+                    let account: Option<i64> = sqlx::query_scalar("SELECT id FROM accounts WHERE email = ?")
+                        .bind(&target)
+                        .fetch_optional(&mut *conn)
+                        .await?;
+                    let account = account.ok_or_else(|| StoreError::NotFound(format!("account {target}")))?;
+                    let taken: i64 = sqlx::query_scalar(
+                        "SELECT (SELECT COUNT(*) FROM accounts WHERE email = ?1) + (SELECT COUNT(*) FROM aliases WHERE address = ?1)",
+                    )
+                    .bind(&address)
+                    .fetch_one(&mut *conn)
+                    .await?;
+                    if taken > 0 {
+                        return Err(StoreError::AlreadyExists(format!("address {address}")));
+                    }
+                    sqlx::query("INSERT INTO aliases (address, account_id) VALUES (?, ?)")
+                        .bind(&address)
+                        .bind(account)
+                        .execute(&mut *conn)
+                        .await?;
+                    Ok(JobOutput::new((), Vec::new()))
+                })
+            })
+            .await
+    }
+
+    pub async fn list_aliases(&self) -> Result<Vec<Alias>> {
+        let rows = sqlx::query(
+            "SELECT aliases.address, accounts.email FROM aliases JOIN accounts ON accounts.id = aliases.account_id ORDER BY aliases.address",
+        )
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(Alias {
+                    address: row.try_get(0)?,
+                    target: row.try_get(1)?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn remove_alias(&self, address: &str) -> Result<()> {
+        let address = address.trim().to_owned();
+        self.writer
+            .run(move |conn| {
+                Box::pin(async move {
+                    let removed = sqlx::query("DELETE FROM aliases WHERE address = ?")
+                        .bind(&address)
+                        .execute(&mut *conn)
+                        .await?;
+                    if removed.rows_affected() == 0 {
+                        return Err(StoreError::NotFound(format!("alias {address}")));
+                    }
+                    Ok(JobOutput::new((), Vec::new()))
+                })
+            })
+            .await
+    }
+
+    /// Finds the account that receives mail for `address`: the account itself, an alias,
+    /// the same with a `+tag` removed from the local part, then a catch-all `@domain`.
+    pub async fn resolve_recipient(&self, address: &str) -> Result<Option<AccountId>> {
+        let Ok((local, domain)) = split_address(address) else {
+            return Ok(None);
+        };
+        if let Some(account) = self.resolve_owned(&local, &domain).await? {
+            return Ok(Some(account));
+        }
+        let catch_all: Option<i64> =
+            sqlx::query_scalar("SELECT account_id FROM aliases WHERE address = ?")
+                .bind(format!("@{domain}"))
+                .fetch_optional(&self.reader)
+                .await?;
+        Ok(catch_all.map(AccountId))
+    }
+
+    /// True when `account` may use `address` as its sender: its own address, one of its
+    /// aliases, or either with a `+tag`. A catch-all does not make every address its own.
+    pub async fn account_owns_address(&self, account: AccountId, address: &str) -> Result<bool> {
+        let Ok((local, domain)) = split_address(address) else {
+            return Ok(false);
+        };
+        Ok(self.resolve_owned(&local, &domain).await? == Some(account))
+    }
+
+    async fn resolve_owned(&self, local: &str, domain: &str) -> Result<Option<AccountId>> {
+        let mut candidates = vec![format!("{local}@{domain}")];
+        // Plus-addressing: user+tag@domain delivers to user@domain.
+        if let Some((base, _tag)) = local.split_once('+')
+            && !base.is_empty()
+        {
+            candidates.push(format!("{base}@{domain}"));
+        }
+        for candidate in candidates {
+            let found: Option<i64> = sqlx::query_scalar(
+                "SELECT id FROM accounts WHERE email = ?1 UNION ALL SELECT account_id FROM aliases WHERE address = ?1 LIMIT 1",
+            )
+            .bind(&candidate)
+            .fetch_optional(&self.reader)
+            .await?;
+            if let Some(id) = found {
+                return Ok(Some(AccountId(id)));
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// A valid argon2id hash of a random password, verified against when the account does
+/// not exist so that a failed login takes as long either way.
+const DUMMY_HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$H6LJzUgrPlxvCaSgPcCgc6+cHBEC5nxVPL4aVdErtj8";
+
+async fn hash_in_background(password: Secret) -> Result<String> {
+    tokio::task::spawn_blocking(move || hash_password(&password))
+        .await
+        .map_err(|e| StoreError::PasswordHash(e.to_string()))?
+}
+
+fn account_from_row(row: &sqlx::sqlite::SqliteRow) -> Account {
+    Account {
+        id: AccountId(row.get("id")),
+        email: row.get("email"),
+        quota_bytes: row.get("quota_bytes"),
+        used_bytes: row.get("used_bytes"),
+    }
+}
+
+fn like_escape(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}

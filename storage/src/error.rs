@@ -1,0 +1,49 @@
+//! Errors of the storage layer.
+
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("{0} already exists")]
+    AlreadyExists(String),
+    #[error("invalid {what}: {reason}")]
+    Invalid { what: &'static str, reason: String },
+    #[error("quota exceeded")]
+    OverQuota,
+    #[error("the mailbox changed since the given modseq")]
+    Modified,
+    #[error("the storage writer has stopped")]
+    WriterStopped,
+    #[error("commit failed: {0}")]
+    CommitFailed(String),
+    #[error("password hashing failed: {0}")]
+    PasswordHash(String),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+impl StoreError {
+    pub(crate) fn invalid(what: &'static str, reason: impl Into<String>) -> StoreError {
+        StoreError::Invalid {
+            what,
+            reason: reason.into(),
+        }
+    }
+
+    /// True when the caller may retry later (IMAP NO [UNAVAILABLE], SMTP 451).
+    pub fn is_temporary(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Database(_) | StoreError::WriterStopped | StoreError::CommitFailed(_)
+        )
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -1,0 +1,370 @@
+//! Mailboxes: hierarchy (delimiter `/`), UIDVALIDITY, UIDNEXT, HIGHESTMODSEQ,
+//! subscriptions and special-use roles.
+
+use crate::error::{Result, StoreError};
+use crate::notify::{Change, ChangeKind};
+use crate::types::{AccountId, MAILBOX_DELIMITER, MailboxId, ModSeq, SpecialUse, Uid, UidValidity};
+use crate::writer::JobOutput;
+use crate::{Store, unix_now};
+use sqlx::Row;
+use sqlx::sqlite::{SqliteConnection, SqliteRow};
+
+/// Longest mailbox name we accept, in bytes; deep hierarchies beyond this are abuse.
+pub const MAX_MAILBOX_NAME_BYTES: usize = 1024;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mailbox {
+    pub id: MailboxId,
+    pub account: AccountId,
+    pub name: String,
+    pub uid_validity: UidValidity,
+    pub uid_next: Uid,
+    pub highest_modseq: ModSeq,
+    pub subscribed: bool,
+    pub special_use: Option<SpecialUse>,
+}
+
+/// RFC 9051 §6.3.11 STATUS items (and RFC 8438 SIZE).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MailboxStatus {
+    pub messages: u32,
+    pub unseen: u32,
+    pub deleted: u32,
+    pub size: u64,
+    pub uid_next: Uid,
+    pub uid_validity: UidValidity,
+    pub highest_modseq: ModSeq,
+}
+
+const MAILBOX_COLUMNS: &str =
+    "id, account_id, name, uidvalidity, uidnext, highestmodseq, subscribed, special_use";
+
+fn mailbox_from_row(row: &SqliteRow) -> Result<Mailbox> {
+    let special_use: Option<String> = row.try_get("special_use")?;
+    Ok(Mailbox {
+        id: MailboxId(row.try_get("id")?),
+        account: AccountId(row.try_get("account_id")?),
+        name: row.try_get("name")?,
+        uid_validity: UidValidity(row.try_get::<i64, _>("uidvalidity")? as u32),
+        uid_next: Uid(row.try_get::<i64, _>("uidnext")? as u32),
+        highest_modseq: ModSeq(row.try_get::<i64, _>("highestmodseq")? as u64),
+        subscribed: row.try_get::<i64, _>("subscribed")? != 0,
+        special_use: special_use.as_deref().and_then(SpecialUse::from_attribute),
+    })
+}
+
+/// RFC 9051 §5.1: INBOX is case-insensitive; other names are kept as given. Rejects
+/// empty levels, the delimiter at either end, and control characters.
+pub fn normalise_mailbox_name(name: &str) -> Result<String> {
+    let name = if name.eq_ignore_ascii_case("INBOX") {
+        "INBOX".to_owned()
+    } else if name.len() > 6 && name[..6].eq_ignore_ascii_case("INBOX/") {
+        format!("INBOX{}", &name[5..])
+    } else {
+        name.to_owned()
+    };
+    let bad = name.is_empty()
+        || name.len() > MAX_MAILBOX_NAME_BYTES
+        || name.split(MAILBOX_DELIMITER).any(str::is_empty)
+        || name.chars().any(|c| c.is_control() || c == '*' || c == '%');
+    if bad {
+        return Err(StoreError::invalid("mailbox name", format!("{name:?}")));
+    }
+    Ok(name)
+}
+
+/// A UIDVALIDITY never used before in this store: the current time in seconds, or one
+/// more than the largest ever given out when the clock is behind (RFC 9051 §2.3.1.1).
+async fn next_uid_validity(conn: &mut SqliteConnection) -> Result<u32> {
+    let largest: Option<i64> = sqlx::query_scalar("SELECT MAX(uidvalidity) FROM mailboxes")
+        .fetch_one(&mut *conn)
+        .await?;
+    let now = (unix_now() as u64 & 0xffff_ffff) as u32;
+    let next = largest.map_or(now, |l| now.max((l as u32).wrapping_add(1)));
+    Ok(next.max(1))
+}
+
+pub(crate) async fn insert_mailbox(
+    conn: &mut SqliteConnection,
+    account: AccountId,
+    name: &str,
+    special_use: Option<SpecialUse>,
+    subscribed: bool,
+) -> Result<MailboxId> {
+    let exists: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM mailboxes WHERE account_id = ? AND name = ?")
+            .bind(account.0)
+            .bind(name)
+            .fetch_one(&mut *conn)
+            .await?;
+    if exists > 0 {
+        return Err(StoreError::AlreadyExists(format!("mailbox {name}")));
+    }
+    let uid_validity = next_uid_validity(conn).await?;
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO mailboxes (account_id, name, uidvalidity, subscribed, special_use) VALUES (?, ?, ?, ?, ?) RETURNING id",
+    )
+    .bind(account.0)
+    .bind(name)
+    .bind(uid_validity as i64)
+    .bind(subscribed as i64)
+    .bind(special_use.map(SpecialUse::attribute))
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(MailboxId(id))
+}
+
+pub(crate) async fn mailbox_in_tx(conn: &mut SqliteConnection, id: MailboxId) -> Result<Mailbox> {
+    let row = sqlx::query(&format!(
+        "SELECT {MAILBOX_COLUMNS} FROM mailboxes WHERE id = ?"
+    ))
+    .bind(id.0)
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or_else(|| StoreError::NotFound(format!("mailbox {id}")))?;
+    mailbox_from_row(&row)
+}
+
+fn mailbox_changed(account: AccountId, mailbox: MailboxId) -> Change {
+    Change {
+        account,
+        mailbox,
+        kind: ChangeKind::MailboxChanged,
+    }
+}
+
+impl Store {
+    pub async fn list_mailboxes(&self, account: AccountId) -> Result<Vec<Mailbox>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {MAILBOX_COLUMNS} FROM mailboxes WHERE account_id = ? ORDER BY name"
+        ))
+        .bind(account.0)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(mailbox_from_row).collect()
+    }
+
+    pub async fn mailbox(&self, id: MailboxId) -> Result<Mailbox> {
+        let row = sqlx::query(&format!(
+            "SELECT {MAILBOX_COLUMNS} FROM mailboxes WHERE id = ?"
+        ))
+        .bind(id.0)
+        .fetch_optional(&self.reader)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("mailbox {id}")))?;
+        mailbox_from_row(&row)
+    }
+
+    pub async fn mailbox_by_name(&self, account: AccountId, name: &str) -> Result<Option<Mailbox>> {
+        let Ok(name) = normalise_mailbox_name(name) else {
+            return Ok(None);
+        };
+        let row = sqlx::query(&format!(
+            "SELECT {MAILBOX_COLUMNS} FROM mailboxes WHERE account_id = ? AND name = ?"
+        ))
+        .bind(account.0)
+        .bind(name)
+        .fetch_optional(&self.reader)
+        .await?;
+        row.as_ref().map(mailbox_from_row).transpose()
+    }
+
+    pub async fn inbox(&self, account: AccountId) -> Result<Mailbox> {
+        self.mailbox_by_name(account, "INBOX")
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("INBOX of account {account}")))
+    }
+
+    pub async fn mailbox_status(&self, id: MailboxId) -> Result<MailboxStatus> {
+        let mailbox = self.mailbox(id).await?;
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS messages,
+                    COALESCE(SUM(CASE WHEN (' ' || mm.flags || ' ') LIKE '% \\Seen %' THEN 0 ELSE 1 END), 0) AS unseen,
+                    COALESCE(SUM(CASE WHEN (' ' || mm.flags || ' ') LIKE '% \\Deleted %' THEN 1 ELSE 0 END), 0) AS deleted,
+                    COALESCE(SUM(m.size), 0) AS size
+             FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id
+             WHERE mm.mailbox_id = ?",
+        )
+        .bind(id.0)
+        .fetch_one(&self.reader)
+        .await?;
+        Ok(MailboxStatus {
+            messages: row.try_get::<i64, _>("messages")? as u32,
+            unseen: row.try_get::<i64, _>("unseen")? as u32,
+            deleted: row.try_get::<i64, _>("deleted")? as u32,
+            size: row.try_get::<i64, _>("size")? as u64,
+            uid_next: mailbox.uid_next,
+            uid_validity: mailbox.uid_validity,
+            highest_modseq: mailbox.highest_modseq,
+        })
+    }
+
+    /// RFC 9051 §6.3.4 CREATE. Superior levels that do not exist are created too.
+    pub async fn create_mailbox(
+        &self,
+        account: AccountId,
+        name: &str,
+        special_use: Option<SpecialUse>,
+    ) -> Result<MailboxId> {
+        let name = normalise_mailbox_name(name)?;
+        self.writer
+            .run(move |conn| {
+                Box::pin(async move {
+                    let mut changes = Vec::new();
+                    let levels: Vec<&str> = name.split(MAILBOX_DELIMITER).collect();
+                    for depth in 1..levels.len() {
+                        let superior = levels[..depth].join("/");
+                        let exists: i64 = sqlx::query_scalar(
+                            "SELECT COUNT(*) FROM mailboxes WHERE account_id = ? AND name = ?",
+                        )
+                        .bind(account.0)
+                        .bind(&superior)
+                        .fetch_one(&mut *conn)
+                        .await?;
+                        if exists == 0 {
+                            let id = insert_mailbox(conn, account, &superior, None, false).await?;
+                            changes.push(mailbox_changed(account, id));
+                        }
+                    }
+                    let id = insert_mailbox(conn, account, &name, special_use, false).await?;
+                    changes.push(mailbox_changed(account, id));
+                    Ok(JobOutput::new(id, changes))
+                })
+            })
+            .await
+    }
+
+    /// RFC 9051 §6.3.5 DELETE: the mailbox and its messages go; its children stay.
+    /// INBOX cannot be deleted.
+    pub async fn delete_mailbox(&self, id: MailboxId) -> Result<()> {
+        self.writer
+            .run(move |conn| {
+                Box::pin(async move {
+                    let mailbox = mailbox_in_tx(conn, id).await?;
+                    if mailbox.name == "INBOX" {
+                        return Err(StoreError::invalid("mailbox", "INBOX cannot be deleted"));
+                    }
+                    sqlx::query(
+                        "UPDATE accounts SET used_bytes = used_bytes - (
+                             SELECT COALESCE(SUM(m.size), 0) FROM mailbox_messages mm
+                             JOIN messages m ON m.id = mm.message_id WHERE mm.mailbox_id = ?1)
+                         WHERE id = ?2",
+                    )
+                    .bind(id.0)
+                    .bind(mailbox.account.0)
+                    .execute(&mut *conn)
+                    .await?;
+                    sqlx::query("DELETE FROM mailbox_messages WHERE mailbox_id = ?")
+                        .bind(id.0)
+                        .execute(&mut *conn)
+                        .await?;
+                    sqlx::query("DELETE FROM mailboxes WHERE id = ?")
+                        .bind(id.0)
+                        .execute(&mut *conn)
+                        .await?;
+                    Ok(JobOutput::new(
+                        (),
+                        vec![mailbox_changed(mailbox.account, id)],
+                    ))
+                })
+            })
+            .await
+    }
+
+    /// RFC 9051 §6.3.6 RENAME, with every child renamed too. Renaming INBOX moves its
+    /// messages into a new mailbox and leaves INBOX empty.
+    pub async fn rename_mailbox(&self, id: MailboxId, new_name: &str) -> Result<()> {
+        let new_name = normalise_mailbox_name(new_name)?;
+        self.writer
+            .run(move |conn| {
+                Box::pin(async move {
+                    let mailbox = mailbox_in_tx(conn, id).await?;
+                    let account = mailbox.account;
+                    if new_name == "INBOX" || new_name.starts_with("INBOX/") && mailbox.name == "INBOX" {
+                        return Err(StoreError::AlreadyExists(format!("mailbox {new_name}")));
+                    }
+                    let taken: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM mailboxes WHERE account_id = ? AND name = ?")
+                        .bind(account.0)
+                        .bind(&new_name)
+                        .fetch_one(&mut *conn)
+                        .await?;
+                    if taken > 0 {
+                        return Err(StoreError::AlreadyExists(format!("mailbox {new_name}")));
+                    }
+                    let mut changes = Vec::new();
+                    if mailbox.name == "INBOX" {
+                        let target = insert_mailbox(conn, account, &new_name, None, false).await?;
+                        let uids: Vec<i64> = sqlx::query_scalar("SELECT uid FROM mailbox_messages WHERE mailbox_id = ? ORDER BY uid")
+                            .bind(id.0)
+                            .fetch_all(&mut *conn)
+                            .await?;
+                        let uids: Vec<Uid> = uids.into_iter().map(|u| Uid(u as u32)).collect();
+                        let (_, move_changes) = crate::messages::copy_in_tx(conn, id, &uids, target, true).await?;
+                        changes.extend(move_changes);
+                        changes.push(mailbox_changed(account, target));
+                    } else {
+                        let old_prefix = format!("{}/", mailbox.name);
+                        let children: Vec<(i64, String)> = sqlx::query_as(
+                            "SELECT id, name FROM mailboxes WHERE account_id = ? AND substr(name, 1, ?) = ?",
+                        )
+                        .bind(account.0)
+                        .bind(old_prefix.len() as i64)
+                        .bind(&old_prefix)
+                        .fetch_all(&mut *conn)
+                        .await?;
+                        sqlx::query("UPDATE mailboxes SET name = ? WHERE id = ?")
+                            .bind(&new_name)
+                            .bind(id.0)
+                            .execute(&mut *conn)
+                            .await?;
+                        changes.push(mailbox_changed(account, id));
+                        for (child_id, child_name) in children {
+                            let renamed = format!("{new_name}/{}", &child_name[old_prefix.len()..]);
+                            sqlx::query("UPDATE mailboxes SET name = ? WHERE id = ?")
+                                .bind(&renamed)
+                                .bind(child_id)
+                                .execute(&mut *conn)
+                                .await?;
+                            changes.push(mailbox_changed(account, MailboxId(child_id)));
+                        }
+                        // Superior levels of the new name are created (RFC 9051 §6.3.6).
+                        let levels: Vec<&str> = new_name.split(MAILBOX_DELIMITER).collect();
+                        for depth in 1..levels.len() {
+                            let superior = levels[..depth].join("/");
+                            let exists: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM mailboxes WHERE account_id = ? AND name = ?")
+                                .bind(account.0)
+                                .bind(&superior)
+                                .fetch_one(&mut *conn)
+                                .await?;
+                            if exists == 0 {
+                                let created = insert_mailbox(conn, account, &superior, None, false).await?;
+                                changes.push(mailbox_changed(account, created));
+                            }
+                        }
+                    }
+                    Ok(JobOutput::new((), changes))
+                })
+            })
+            .await
+    }
+
+    /// RFC 9051 §6.3.7/§6.3.8 SUBSCRIBE / UNSUBSCRIBE.
+    pub async fn set_subscribed(&self, id: MailboxId, subscribed: bool) -> Result<()> {
+        self.writer
+            .run(move |conn| {
+                Box::pin(async move {
+                    let mailbox = mailbox_in_tx(conn, id).await?;
+                    sqlx::query("UPDATE mailboxes SET subscribed = ? WHERE id = ?")
+                        .bind(subscribed as i64)
+                        .bind(id.0)
+                        .execute(&mut *conn)
+                        .await?;
+                    Ok(JobOutput::new(
+                        (),
+                        vec![mailbox_changed(mailbox.account, id)],
+                    ))
+                })
+            })
+            .await
+    }
+}

@@ -1,0 +1,598 @@
+//! Messages in mailboxes: delivery, APPEND, COPY, MOVE, flag changes, EXPUNGE, and the
+//! reads FETCH and SEARCH need. Each write is one writer job: all or nothing.
+
+use crate::error::{Result, StoreError};
+use crate::mailboxes::mailbox_in_tx;
+use crate::mime::{MessageMeta, analyse};
+use crate::notify::{Change, ChangeKind};
+use crate::queue::{QueuedRecipient, insert_queue_item};
+use crate::types::{
+    AccountId, FlagOperation, Flags, MailboxId, MessageId, ModSeq, QueueId, Uid, UidValidity,
+};
+use crate::writer::JobOutput;
+use crate::{Store, unix_now};
+use sqlx::Row;
+use sqlx::sqlite::SqliteConnection;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Placeholders per `IN (...)` list; SQLite allows 32766 variables, we stay far below.
+const IN_LIST_CHUNK: usize = 500;
+
+/// A message to store: into mailboxes (local delivery, APPEND) and/or the outbound queue.
+#[derive(Debug, Clone, Default)]
+pub struct Delivery {
+    pub raw: Vec<u8>,
+    pub mailboxes: Vec<MailboxId>,
+    pub flags: Flags,
+    /// Seconds since the epoch; now when `None`.
+    pub internal_date: Option<i64>,
+    /// Envelope sender and remote recipients when the message also goes out.
+    pub outbound: Option<Outbound>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Outbound {
+    pub mail_from: String,
+    pub recipients: Vec<QueuedRecipient>,
+    /// RFC 3461 RET and ENVID, as given on MAIL FROM.
+    pub ret: Option<String>,
+    pub envid: Option<String>,
+}
+
+/// Where a delivered message landed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivered {
+    pub message: MessageId,
+    pub placed: Vec<(MailboxId, UidValidity, Uid)>,
+    pub queued: Option<QueueId>,
+}
+
+/// One message in a mailbox, as a session's view needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageEntry {
+    pub uid: Uid,
+    pub modseq: ModSeq,
+    pub flags: Flags,
+    pub internal_date: i64,
+    pub size: u32,
+    pub message: MessageId,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoreFlagsOutcome {
+    /// Messages whose flags changed, with their new modseq and flags.
+    pub changed: Vec<(Uid, ModSeq, Flags)>,
+    /// RFC 7162 §3.1.3: messages left alone because they changed after UNCHANGEDSINCE.
+    pub modified: Vec<Uid>,
+}
+
+/// What changed in a mailbox after a modseq (RFC 7162 CHANGEDSINCE / QRESYNC).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MailboxChanges {
+    pub changed: Vec<MessageEntry>,
+    pub expunged: Vec<Uid>,
+}
+
+/// Takes `count` UIDs and one new modseq in `mailbox`.
+async fn allocate(
+    conn: &mut SqliteConnection,
+    mailbox: MailboxId,
+    count: u32,
+) -> Result<(AccountId, UidValidity, Uid, ModSeq)> {
+    let row = sqlx::query(
+        "UPDATE mailboxes SET uidnext = uidnext + ?1, highestmodseq = highestmodseq + 1 WHERE id = ?2
+         RETURNING account_id, uidvalidity, uidnext - ?1 AS first_uid, highestmodseq",
+    )
+    .bind(count as i64)
+    .bind(mailbox.0)
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or_else(|| StoreError::NotFound(format!("mailbox {mailbox}")))?;
+    let first_uid: i64 = row.try_get("first_uid")?;
+    // RFC 9051 §2.3.1.1: UIDs are 32-bit; a mailbox that runs out must get a new UIDVALIDITY.
+    if first_uid + count as i64 > u32::MAX as i64 {
+        return Err(StoreError::invalid("mailbox", "UID space exhausted"));
+    }
+    Ok((
+        AccountId(row.try_get("account_id")?),
+        UidValidity(row.try_get::<i64, _>("uidvalidity")? as u32),
+        Uid(first_uid as u32),
+        ModSeq(row.try_get::<i64, _>("highestmodseq")? as u64),
+    ))
+}
+
+async fn bump_modseq(conn: &mut SqliteConnection, mailbox: MailboxId) -> Result<ModSeq> {
+    let modseq: i64 = sqlx::query_scalar(
+        "UPDATE mailboxes SET highestmodseq = highestmodseq + 1 WHERE id = ? RETURNING highestmodseq",
+    )
+    .bind(mailbox.0)
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or_else(|| StoreError::NotFound(format!("mailbox {mailbox}")))?;
+    Ok(ModSeq(modseq as u64))
+}
+
+/// Adds `bytes` to an account's usage, refusing when it would pass the quota.
+async fn charge_quota(conn: &mut SqliteConnection, account: AccountId, bytes: i64) -> Result<()> {
+    let row = sqlx::query("SELECT quota_bytes, used_bytes FROM accounts WHERE id = ?")
+        .bind(account.0)
+        .fetch_one(&mut *conn)
+        .await?;
+    let quota: Option<i64> = row.try_get("quota_bytes")?;
+    let used: i64 = row.try_get("used_bytes")?;
+    if quota.is_some_and(|quota| used + bytes > quota) {
+        return Err(StoreError::OverQuota);
+    }
+    sqlx::query("UPDATE accounts SET used_bytes = used_bytes + ? WHERE id = ?")
+        .bind(bytes)
+        .bind(account.0)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+fn placeholders(count: usize) -> String {
+    vec!["?"; count].join(",")
+}
+
+struct SourceEntry {
+    uid: Uid,
+    message: MessageId,
+    flags: String,
+    internal_date: i64,
+    size: i64,
+}
+
+async fn source_entries(
+    conn: &mut SqliteConnection,
+    mailbox: MailboxId,
+    uids: &[Uid],
+) -> Result<Vec<SourceEntry>> {
+    let mut entries = Vec::with_capacity(uids.len());
+    for chunk in uids.chunks(IN_LIST_CHUNK) {
+        let sql = format!(
+            "SELECT mm.uid, mm.message_id, mm.flags, mm.internal_date, m.size FROM mailbox_messages mm
+             JOIN messages m ON m.id = mm.message_id
+             WHERE mm.mailbox_id = ? AND mm.uid IN ({}) ORDER BY mm.uid",
+            placeholders(chunk.len())
+        );
+        let mut query = sqlx::query(&sql).bind(mailbox.0);
+        for uid in chunk {
+            query = query.bind(uid.0 as i64);
+        }
+        for row in query.fetch_all(&mut *conn).await? {
+            entries.push(SourceEntry {
+                uid: Uid(row.try_get::<i64, _>(0)? as u32),
+                message: MessageId(row.try_get(1)?),
+                flags: row.try_get(2)?,
+                internal_date: row.try_get(3)?,
+                size: row.try_get(4)?,
+            });
+        }
+    }
+    entries.sort_by_key(|e| e.uid);
+    Ok(entries)
+}
+
+/// Removes `uids` from `mailbox`, recording them for VANISHED; returns what went.
+async fn expunge_in_tx(
+    conn: &mut SqliteConnection,
+    mailbox: MailboxId,
+    uids: &[Uid],
+) -> Result<(Vec<Uid>, Vec<Change>)> {
+    let entries = source_entries(conn, mailbox, uids).await?;
+    if entries.is_empty() {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    let account = mailbox_in_tx(conn, mailbox).await?.account;
+    let modseq = bump_modseq(conn, mailbox).await?;
+    let mut freed = 0;
+    let mut changes = Vec::with_capacity(entries.len());
+    for entry in &entries {
+        sqlx::query("DELETE FROM mailbox_messages WHERE mailbox_id = ? AND uid = ?")
+            .bind(mailbox.0)
+            .bind(entry.uid.0 as i64)
+            .execute(&mut *conn)
+            .await?;
+        sqlx::query("INSERT OR REPLACE INTO expunged (mailbox_id, uid, modseq) VALUES (?, ?, ?)")
+            .bind(mailbox.0)
+            .bind(entry.uid.0 as i64)
+            .bind(modseq.0 as i64)
+            .execute(&mut *conn)
+            .await?;
+        freed += entry.size;
+        changes.push(Change {
+            account,
+            mailbox,
+            kind: ChangeKind::Expunged {
+                uid: entry.uid,
+                modseq,
+            },
+        });
+    }
+    sqlx::query("UPDATE accounts SET used_bytes = MAX(0, used_bytes - ?) WHERE id = ?")
+        .bind(freed)
+        .bind(account.0)
+        .execute(&mut *conn)
+        .await?;
+    Ok((entries.iter().map(|e| e.uid).collect(), changes))
+}
+
+/// Copies (or moves) `uids` of `source` into `target`; the message bytes are shared.
+pub(crate) async fn copy_in_tx(
+    conn: &mut SqliteConnection,
+    source: MailboxId,
+    uids: &[Uid],
+    target: MailboxId,
+    remove_from_source: bool,
+) -> Result<(Vec<(Uid, Uid)>, Vec<Change>)> {
+    let entries = source_entries(conn, source, uids).await?;
+    if entries.is_empty() {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    let (account, _, first_uid, modseq) = allocate(conn, target, entries.len() as u32).await?;
+    let total: i64 = entries.iter().map(|e| e.size).sum();
+    charge_quota(conn, account, total).await?;
+    let mut mapping = Vec::with_capacity(entries.len());
+    let mut changes = Vec::with_capacity(entries.len() * 2);
+    for (offset, entry) in entries.iter().enumerate() {
+        let uid = Uid(first_uid.0 + offset as u32);
+        sqlx::query(
+            "INSERT INTO mailbox_messages (mailbox_id, uid, message_id, modseq, flags, internal_date) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(target.0)
+        .bind(uid.0 as i64)
+        .bind(entry.message.0)
+        .bind(modseq.0 as i64)
+        .bind(&entry.flags)
+        .bind(entry.internal_date)
+        .execute(&mut *conn)
+        .await?;
+        mapping.push((entry.uid, uid));
+        changes.push(Change {
+            account,
+            mailbox: target,
+            kind: ChangeKind::Appended { uid, modseq },
+        });
+    }
+    if remove_from_source {
+        let moved: Vec<Uid> = entries.iter().map(|e| e.uid).collect();
+        let (_, expunge_changes) = expunge_in_tx(conn, source, &moved).await?;
+        changes.extend(expunge_changes);
+    }
+    Ok((mapping, changes))
+}
+
+impl Store {
+    /// Stores a message once and places it in every given mailbox and/or the outbound
+    /// queue, atomically. Returns after the commit is durable (fsynced).
+    pub async fn deliver(&self, delivery: Delivery) -> Result<Delivered> {
+        if delivery.mailboxes.is_empty() && delivery.outbound.is_none() {
+            return Err(StoreError::invalid(
+                "delivery",
+                "no mailbox and no recipient",
+            ));
+        }
+        let analysis = if delivery.raw.len() > 256 * 1024 {
+            let raw = delivery.raw.clone();
+            tokio::task::spawn_blocking(move || analyse(&raw))
+                .await
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?
+        } else {
+            analyse(&delivery.raw)
+        };
+        let meta = serde_json::to_string(&analysis.meta)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let body_text = analysis.body_text;
+        let sent_date = analysis.meta.sent_date;
+        self.writer
+            .run(move |conn| {
+                Box::pin(async move {
+                    let size = delivery.raw.len() as i64;
+                    let now = unix_now();
+                    let message: i64 = sqlx::query_scalar(
+                        "INSERT INTO messages (raw, size, meta, body_text, sent_date, created_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+                    )
+                    .bind(&delivery.raw)
+                    .bind(size)
+                    .bind(&meta)
+                    .bind(&body_text)
+                    .bind(sent_date)
+                    .bind(now)
+                    .fetch_one(&mut *conn)
+                    .await?;
+                    let internal_date = delivery.internal_date.unwrap_or(now);
+                    let flags = delivery.flags.to_stored();
+                    let mut placed = Vec::with_capacity(delivery.mailboxes.len());
+                    let mut changes = Vec::with_capacity(delivery.mailboxes.len());
+                    for &mailbox in &delivery.mailboxes {
+                        let (account, uid_validity, uid, modseq) = allocate(conn, mailbox, 1).await?;
+                        charge_quota(conn, account, size).await?;
+                        sqlx::query(
+                            "INSERT INTO mailbox_messages (mailbox_id, uid, message_id, modseq, flags, internal_date) VALUES (?, ?, ?, ?, ?, ?)",
+                        )
+                        .bind(mailbox.0)
+                        .bind(uid.0 as i64)
+                        .bind(message)
+                        .bind(modseq.0 as i64)
+                        .bind(&flags)
+                        .bind(internal_date)
+                        .execute(&mut *conn)
+                        .await?;
+                        placed.push((mailbox, uid_validity, uid));
+                        changes.push(Change {
+                            account,
+                            mailbox,
+                            kind: ChangeKind::Appended { uid, modseq },
+                        });
+                    }
+                    let queued = match &delivery.outbound {
+                        Some(outbound) => Some(insert_queue_item(conn, MessageId(message), outbound, now).await?),
+                        None => None,
+                    };
+                    let delivered = Delivered {
+                        message: MessageId(message),
+                        placed,
+                        queued,
+                    };
+                    Ok(JobOutput::new(delivered, changes))
+                })
+            })
+            .await
+    }
+
+    /// RFC 9051 §6.3.12 APPEND: returns the APPENDUID data (RFC 4315 §3).
+    pub async fn append(
+        &self,
+        mailbox: MailboxId,
+        raw: Vec<u8>,
+        flags: Flags,
+        internal_date: Option<i64>,
+    ) -> Result<(UidValidity, Uid)> {
+        let delivered = self
+            .deliver(Delivery {
+                raw,
+                mailboxes: vec![mailbox],
+                flags,
+                internal_date,
+                outbound: None,
+            })
+            .await?;
+        delivered
+            .placed
+            .first()
+            .map(|&(_, validity, uid)| (validity, uid))
+            .ok_or_else(|| StoreError::Corrupt("append placed nothing".into()))
+    }
+
+    /// RFC 9051 §6.4.7 COPY; returns (source UID, new UID) pairs for COPYUID.
+    pub async fn copy_messages(
+        &self,
+        source: MailboxId,
+        uids: Vec<Uid>,
+        target: MailboxId,
+    ) -> Result<Vec<(Uid, Uid)>> {
+        self.copy_or_move(source, uids, target, false).await
+    }
+
+    /// RFC 6851 MOVE: copy and expunge in one transaction.
+    pub async fn move_messages(
+        &self,
+        source: MailboxId,
+        uids: Vec<Uid>,
+        target: MailboxId,
+    ) -> Result<Vec<(Uid, Uid)>> {
+        self.copy_or_move(source, uids, target, true).await
+    }
+
+    async fn copy_or_move(
+        &self,
+        source: MailboxId,
+        uids: Vec<Uid>,
+        target: MailboxId,
+        remove: bool,
+    ) -> Result<Vec<(Uid, Uid)>> {
+        self.writer
+            .run(move |conn| {
+                Box::pin(async move {
+                    let (mapping, changes) =
+                        copy_in_tx(conn, source, &uids, target, remove).await?;
+                    Ok(JobOutput::new(mapping, changes))
+                })
+            })
+            .await
+    }
+
+    /// RFC 9051 §6.4.6 STORE, with RFC 7162 §3.1.3 UNCHANGEDSINCE.
+    pub async fn store_flags(
+        &self,
+        mailbox: MailboxId,
+        uids: Vec<Uid>,
+        operation: FlagOperation,
+        flags: Flags,
+        unchanged_since: Option<ModSeq>,
+    ) -> Result<StoreFlagsOutcome> {
+        self.writer
+            .run(move |conn| {
+                Box::pin(async move {
+                    let account = mailbox_in_tx(conn, mailbox).await?.account;
+                    let mut outcome = StoreFlagsOutcome::default();
+                    let mut updates = Vec::new();
+                    for chunk in uids.chunks(IN_LIST_CHUNK) {
+                        let sql = format!(
+                            "SELECT uid, flags, modseq FROM mailbox_messages WHERE mailbox_id = ? AND uid IN ({}) ORDER BY uid",
+                            placeholders(chunk.len())
+                        );
+                        let mut query = sqlx::query(&sql).bind(mailbox.0);
+                        for uid in chunk {
+                            query = query.bind(uid.0 as i64);
+                        }
+                        for row in query.fetch_all(&mut *conn).await? {
+                            let uid = Uid(row.try_get::<i64, _>(0)? as u32);
+                            let old = Flags::from_stored(&row.try_get::<String, _>(1)?);
+                            let modseq = ModSeq(row.try_get::<i64, _>(2)? as u64);
+                            if unchanged_since.is_some_and(|since| modseq > since) {
+                                outcome.modified.push(uid);
+                                continue;
+                            }
+                            let new = match operation {
+                                FlagOperation::Replace => flags.clone(),
+                                FlagOperation::Add => {
+                                    let mut new = old.clone();
+                                    flags.iter().for_each(|f| new.insert(f));
+                                    new
+                                }
+                                FlagOperation::Remove => {
+                                    let mut new = old.clone();
+                                    flags.iter().for_each(|f| new.remove(f));
+                                    new
+                                }
+                            };
+                            if new != old {
+                                updates.push((uid, new));
+                            }
+                        }
+                    }
+                    let mut changes = Vec::with_capacity(updates.len());
+                    if !updates.is_empty() {
+                        let modseq = bump_modseq(conn, mailbox).await?;
+                        for (uid, new) in updates {
+                            sqlx::query("UPDATE mailbox_messages SET flags = ?, modseq = ? WHERE mailbox_id = ? AND uid = ?")
+                                .bind(new.to_stored())
+                                .bind(modseq.0 as i64)
+                                .bind(mailbox.0)
+                                .bind(uid.0 as i64)
+                                .execute(&mut *conn)
+                                .await?;
+                            changes.push(Change {
+                                account,
+                                mailbox,
+                                kind: ChangeKind::FlagsChanged {
+                                    uid,
+                                    modseq,
+                                    flags: new.clone(),
+                                },
+                            });
+                            outcome.changed.push((uid, modseq, new));
+                        }
+                    }
+                    Ok(JobOutput::new(outcome, changes))
+                })
+            })
+            .await
+    }
+
+    /// Removes the given messages from a mailbox (RFC 9051 §6.4.3 EXPUNGE and UID
+    /// EXPUNGE); returns the UIDs actually removed.
+    pub async fn expunge(&self, mailbox: MailboxId, uids: Vec<Uid>) -> Result<Vec<Uid>> {
+        self.writer
+            .run(move |conn| {
+                Box::pin(async move {
+                    let (removed, changes) = expunge_in_tx(conn, mailbox, &uids).await?;
+                    Ok(JobOutput::new(removed, changes))
+                })
+            })
+            .await
+    }
+
+    /// Every message of a mailbox in UID order: what SELECT builds a session view from.
+    pub async fn mailbox_entries(&self, mailbox: MailboxId) -> Result<Vec<MessageEntry>> {
+        let rows = sqlx::query(
+            "SELECT mm.uid, mm.modseq, mm.flags, mm.internal_date, mm.message_id, m.size
+             FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id
+             WHERE mm.mailbox_id = ? ORDER BY mm.uid",
+        )
+        .bind(mailbox.0)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(entry_from_row).collect()
+    }
+
+    /// RFC 7162: messages changed and UIDs expunged after `since`.
+    pub async fn changes_since(&self, mailbox: MailboxId, since: ModSeq) -> Result<MailboxChanges> {
+        let rows = sqlx::query(
+            "SELECT mm.uid, mm.modseq, mm.flags, mm.internal_date, mm.message_id, m.size
+             FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id
+             WHERE mm.mailbox_id = ? AND mm.modseq > ? ORDER BY mm.uid",
+        )
+        .bind(mailbox.0)
+        .bind(since.0 as i64)
+        .fetch_all(&self.reader)
+        .await?;
+        let changed = rows.iter().map(entry_from_row).collect::<Result<_>>()?;
+        let expunged: Vec<i64> = sqlx::query_scalar(
+            "SELECT uid FROM expunged WHERE mailbox_id = ? AND modseq > ? ORDER BY uid",
+        )
+        .bind(mailbox.0)
+        .bind(since.0 as i64)
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(MailboxChanges {
+            changed,
+            expunged: expunged.into_iter().map(|u| Uid(u as u32)).collect(),
+        })
+    }
+
+    /// The meta computed at delivery for each message, in one query per chunk.
+    pub async fn message_meta(
+        &self,
+        messages: &[MessageId],
+    ) -> Result<HashMap<MessageId, Arc<MessageMeta>>> {
+        let mut metas = HashMap::with_capacity(messages.len());
+        for chunk in messages.chunks(IN_LIST_CHUNK) {
+            let sql = format!(
+                "SELECT id, meta FROM messages WHERE id IN ({})",
+                placeholders(chunk.len())
+            );
+            let mut query = sqlx::query(&sql);
+            for id in chunk {
+                query = query.bind(id.0);
+            }
+            for row in query.fetch_all(&self.reader).await? {
+                let id = MessageId(row.try_get(0)?);
+                let json: String = row.try_get(1)?;
+                let meta: MessageMeta =
+                    serde_json::from_str(&json).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                metas.insert(id, Arc::new(meta));
+            }
+        }
+        Ok(metas)
+    }
+
+    /// The decoded text of a message's text parts, for SEARCH BODY/TEXT.
+    pub async fn message_text(&self, message: MessageId) -> Result<String> {
+        sqlx::query_scalar("SELECT body_text FROM messages WHERE id = ?")
+            .bind(message.0)
+            .fetch_optional(&self.reader)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("message {message}")))
+    }
+
+    /// The message exactly as received.
+    pub async fn raw_message(&self, message: MessageId) -> Result<Vec<u8>> {
+        sqlx::query_scalar("SELECT raw FROM messages WHERE id = ?")
+            .bind(message.0)
+            .fetch_optional(&self.reader)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("message {message}")))
+    }
+
+    /// How many message rows hold raw bytes (a message in several mailboxes counts once).
+    pub async fn stored_message_count(&self) -> Result<i64> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM messages")
+            .fetch_one(&self.reader)
+            .await?)
+    }
+}
+
+fn entry_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<MessageEntry> {
+    Ok(MessageEntry {
+        uid: Uid(row.try_get::<i64, _>(0)? as u32),
+        modseq: ModSeq(row.try_get::<i64, _>(1)? as u64),
+        flags: Flags::from_stored(&row.try_get::<String, _>(2)?),
+        internal_date: row.try_get(3)?,
+        message: MessageId(row.try_get(4)?),
+        size: row.try_get::<i64, _>(5)? as u32,
+    })
+}

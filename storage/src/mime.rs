@@ -1,0 +1,560 @@
+//! What IMAP needs of a message, computed once at delivery (house rule 11): the MIME part
+//! tree with offsets into the raw bytes, the ENVELOPE fields, decoded headers and body
+//! text for SEARCH, and the keys SORT and THREAD use. FETCH serves from this and the raw
+//! bytes; nothing re-parses a message on read.
+
+use mail_parser::{
+    Address, HeaderValue, Message, MessageParser, MessagePart, MimeHeaders, PartType,
+};
+use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
+
+/// Everything computed at delivery, stored as JSON beside the raw message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MessageMeta {
+    pub envelope: Envelope,
+    pub root: BodyPart,
+    /// Top-level header fields in order: name as written, value decoded (RFC 2047).
+    pub headers: Vec<(String, String)>,
+    /// The Date: header as seconds since the epoch (RFC 5256 SORT DATE / SEARCH SENTxxx).
+    pub sent_date: Option<i64>,
+    /// RFC 5256 §2.1 base subject, for SORT SUBJECT and THREAD.
+    pub base_subject: String,
+    /// Message-ID and References/In-Reply-To ids, for THREAD=REFERENCES (RFC 5256 §3).
+    pub message_id: Option<String>,
+    pub references: Vec<String>,
+}
+
+/// RFC 9051 §7.5.2 ENVELOPE: header values as they appear in the message (unfolded).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Envelope {
+    pub date: Option<String>,
+    pub subject: Option<String>,
+    pub from: Vec<EnvelopeAddress>,
+    pub sender: Vec<EnvelopeAddress>,
+    pub reply_to: Vec<EnvelopeAddress>,
+    pub to: Vec<EnvelopeAddress>,
+    pub cc: Vec<EnvelopeAddress>,
+    pub bcc: Vec<EnvelopeAddress>,
+    pub in_reply_to: Option<String>,
+    pub message_id: Option<String>,
+}
+
+/// One element of an ENVELOPE address list. Groups are written as in RFC 9051 §7.5.2:
+/// a start marker with the group name in `mailbox` and no host, then the members, then
+/// an end marker with every field empty.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EnvelopeAddress {
+    /// Display name, decoded.
+    pub name: Option<String>,
+    pub mailbox: Option<String>,
+    pub host: Option<String>,
+}
+
+/// A MIME part (RFC 2045/2046) with its place in the raw message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BodyPart {
+    /// Lower-case media type and subtype, e.g. `text` / `plain`.
+    pub media_type: String,
+    pub media_subtype: String,
+    pub params: Vec<(String, String)>,
+    pub content_id: Option<String>,
+    pub description: Option<String>,
+    /// Content-Transfer-Encoding as written, upper-cased; `7BIT` when absent.
+    pub encoding: String,
+    pub md5: Option<String>,
+    pub disposition: Option<Disposition>,
+    pub language: Vec<String>,
+    pub location: Option<String>,
+    /// Offsets into the raw message: header starts, body starts (header ends), body ends.
+    pub header_start: u32,
+    pub body_start: u32,
+    pub body_end: u32,
+    /// Lines of the body, as BODYSTRUCTURE reports for text and message/rfc822 parts.
+    pub body_lines: u32,
+    pub content: PartContent,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Disposition {
+    pub kind: String,
+    pub params: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum PartContent {
+    /// A leaf part: text, image, application, ...
+    Single,
+    /// multipart/*: the children in order.
+    Multipart(Vec<BodyPart>),
+    /// message/rfc822 (or message/global): the nested message.
+    Message {
+        envelope: Box<Envelope>,
+        root: Box<BodyPart>,
+    },
+}
+
+impl BodyPart {
+    pub fn body_size(&self) -> u32 {
+        self.body_end.saturating_sub(self.body_start)
+    }
+}
+
+/// The result of analysing a message: its meta and its decoded text for SEARCH.
+pub struct Analysis {
+    pub meta: MessageMeta,
+    pub body_text: String,
+}
+
+/// Analyses a raw message. Never fails: a message that does not parse as MIME is a
+/// single text/plain part (RFC 2045 §5.2 default).
+pub fn analyse(raw: &[u8]) -> Analysis {
+    let parse_copy = unfold_content_headers(raw);
+    let parsed = MessageParser::default().parse(parse_copy.as_ref());
+    match parsed {
+        Some(message) if !message.parts.is_empty() => {
+            let mut body_text = String::new();
+            let root = body_part(&message, 0, raw, &mut body_text);
+            let meta = MessageMeta {
+                envelope: envelope(&message, raw),
+                root,
+                headers: decoded_headers(&message, raw),
+                sent_date: message.date().map(|date| date.to_timestamp()),
+                base_subject: base_subject(message.subject().unwrap_or("")),
+                message_id: message.message_id().map(str::to_owned),
+                references: message_ids(message.references())
+                    .into_iter()
+                    .chain(message_ids(message.in_reply_to()))
+                    .collect(),
+            };
+            Analysis { meta, body_text }
+        }
+        _ => Analysis {
+            meta: MessageMeta {
+                envelope: Envelope::default(),
+                root: plain_text_part(raw),
+                headers: Vec::new(),
+                sent_date: None,
+                base_subject: String::new(),
+                message_id: None,
+                references: Vec::new(),
+            },
+            body_text: String::from_utf8_lossy(raw).into_owned(),
+        },
+    }
+}
+
+/// mail-parser 0.11.9 loses a Content-Type or Content-Disposition parameter whose value
+/// is folded onto its own line (`boundary=\r\n "XX"`), and with it the whole multipart
+/// structure. We hand it a copy in which the folds of `Content-*` header fields are
+/// replaced by spaces: unfolding is meaning-preserving (RFC 5322 §2.2.3) and keeps every
+/// byte offset, so the offsets it reports still point into the original bytes.
+fn unfold_content_headers(raw: &[u8]) -> Cow<'_, [u8]> {
+    let mut copy: Option<Vec<u8>> = None;
+    let mut in_content_header = false;
+    let mut line_start = 0;
+    while line_start < raw.len() {
+        let line_end = raw[line_start..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(raw.len(), |at| line_start + at + 1);
+        let line = &raw[line_start..line_end];
+        let continues = matches!(raw.get(line_end), Some(b' ' | b'\t'));
+        if matches!(line.first(), Some(b' ' | b'\t')) {
+            // A continuation keeps the state of the field it continues.
+        } else {
+            in_content_header = line.len() >= 8 && line[..8].eq_ignore_ascii_case(b"content-");
+        }
+        if in_content_header && continues && line.ends_with(b"\n") {
+            let bytes = copy.get_or_insert_with(|| raw.to_vec());
+            bytes[line_end - 1] = b' ';
+            if line.ends_with(b"\r\n") {
+                bytes[line_end - 2] = b' ';
+            }
+        }
+        line_start = line_end;
+    }
+    match copy {
+        Some(bytes) => Cow::Owned(bytes),
+        None => Cow::Borrowed(raw),
+    }
+}
+
+fn plain_text_part(raw: &[u8]) -> BodyPart {
+    BodyPart {
+        media_type: "text".into(),
+        media_subtype: "plain".into(),
+        params: vec![("charset".into(), "us-ascii".into())],
+        content_id: None,
+        description: None,
+        encoding: "7BIT".into(),
+        md5: None,
+        disposition: None,
+        language: Vec::new(),
+        location: None,
+        header_start: 0,
+        body_start: 0,
+        body_end: raw.len() as u32,
+        body_lines: count_lines(raw),
+        content: PartContent::Single,
+    }
+}
+
+fn body_part(message: &Message<'_>, index: usize, raw: &[u8], text: &mut String) -> BodyPart {
+    let Some(part) = message.parts.get(index) else {
+        return plain_text_part(b"");
+    };
+    let (media_type, media_subtype, params) = match part.content_type() {
+        Some(ct) => (
+            ct.ctype().to_ascii_lowercase(),
+            ct.subtype().unwrap_or("").to_ascii_lowercase(),
+            attributes(ct.attributes()),
+        ),
+        // RFC 2046 §5.1.5: in multipart/digest the default is message/rfc822.
+        None if matches!(part.body, PartType::Message(_)) => {
+            ("message".into(), "rfc822".into(), Vec::new())
+        }
+        // RFC 2045 §5.2: the default is text/plain; charset=us-ascii.
+        None => (
+            "text".into(),
+            "plain".into(),
+            vec![("charset".into(), "us-ascii".into())],
+        ),
+    };
+    let body_start = part.offset_body.min(raw.len() as u32);
+    let body_end = part.offset_end.clamp(body_start, raw.len() as u32);
+    let body_bytes = &raw[body_start as usize..body_end as usize];
+    let content = match &part.body {
+        PartType::Multipart(children) => PartContent::Multipart(
+            children
+                .iter()
+                .map(|&child| body_part(message, child as usize, raw, text))
+                .collect(),
+        ),
+        PartType::Message(nested) if !nested.parts.is_empty() => PartContent::Message {
+            envelope: Box::new(envelope(nested, raw)),
+            root: Box::new(body_part(nested, 0, raw, text)),
+        },
+        PartType::Text(decoded) | PartType::Html(decoded) => {
+            text.push_str(decoded);
+            text.push('\n');
+            PartContent::Single
+        }
+        _ => PartContent::Single,
+    };
+    BodyPart {
+        media_type,
+        media_subtype,
+        params,
+        content_id: raw_header(part, raw, "Content-ID"),
+        description: raw_header(part, raw, "Content-Description"),
+        encoding: raw_header(part, raw, "Content-Transfer-Encoding")
+            .map(|e| e.to_ascii_uppercase())
+            .unwrap_or_else(|| "7BIT".into()),
+        md5: raw_header(part, raw, "Content-MD5"),
+        disposition: part.content_disposition().map(|d| Disposition {
+            kind: d.ctype().to_ascii_lowercase(),
+            params: attributes(d.attributes()),
+        }),
+        language: match part.content_language() {
+            HeaderValue::Text(lang) => vec![lang.to_string()],
+            HeaderValue::TextList(langs) => langs.iter().map(|l| l.to_string()).collect(),
+            _ => Vec::new(),
+        },
+        location: raw_header(part, raw, "Content-Location"),
+        header_start: part.offset_header.min(body_start),
+        body_start,
+        body_end,
+        body_lines: count_lines(body_bytes),
+        content,
+    }
+}
+
+fn attributes(attributes: Option<&[mail_parser::Attribute<'_>]>) -> Vec<(String, String)> {
+    attributes
+        .unwrap_or_default()
+        .iter()
+        .map(|a| (a.name.to_ascii_lowercase(), a.value.to_string()))
+        .collect()
+}
+
+/// Lines in a body: every LF ends one, and a last line without LF counts too.
+fn count_lines(body: &[u8]) -> u32 {
+    let newlines = body.iter().filter(|&&b| b == b'\n').count() as u32;
+    match body.last() {
+        Some(b'\n') | None => newlines,
+        Some(_) => newlines + 1,
+    }
+}
+
+/// The value of a header field of a part as written in the raw bytes, unfolded and trimmed.
+fn raw_header(part: &MessagePart<'_>, raw: &[u8], name: &str) -> Option<String> {
+    part.headers
+        .iter()
+        .find(|h| h.name.as_str().eq_ignore_ascii_case(name))
+        .map(|h| raw_value(raw, h.offset_start, h.offset_end))
+}
+
+fn raw_value(raw: &[u8], start: u32, end: u32) -> String {
+    let start = (start as usize).min(raw.len());
+    let end = (end as usize).clamp(start, raw.len());
+    let unfolded: Vec<u8> = raw[start..end]
+        .iter()
+        .copied()
+        .filter(|&b| b != b'\r' && b != b'\n')
+        .collect();
+    String::from_utf8_lossy(&unfolded).trim().to_owned()
+}
+
+fn envelope(message: &Message<'_>, raw: &[u8]) -> Envelope {
+    let root_headers = message
+        .parts
+        .first()
+        .map(|p| p.headers.as_slice())
+        .unwrap_or_default();
+    let raw_field = |name: &str| {
+        root_headers
+            .iter()
+            .find(|h| h.name.as_str().eq_ignore_ascii_case(name))
+            .map(|h| raw_value(raw, h.offset_start, h.offset_end))
+            .filter(|value| !value.is_empty())
+    };
+    let from = addresses(message.from());
+    // RFC 9051 §7.5.2: an absent or empty Sender or Reply-To takes the value of From.
+    let or_from = |list: Vec<EnvelopeAddress>| if list.is_empty() { from.clone() } else { list };
+    Envelope {
+        date: raw_field("Date"),
+        subject: raw_field("Subject"),
+        sender: or_from(addresses(message.sender())),
+        reply_to: or_from(addresses(message.reply_to())),
+        from,
+        to: addresses(message.to()),
+        cc: addresses(message.cc()),
+        bcc: addresses(message.bcc()),
+        in_reply_to: raw_field("In-Reply-To"),
+        message_id: raw_field("Message-ID"),
+    }
+}
+
+fn addresses(address: Option<&Address<'_>>) -> Vec<EnvelopeAddress> {
+    let mut list = Vec::new();
+    let push_addr = |list: &mut Vec<EnvelopeAddress>, addr: &mail_parser::Addr<'_>| {
+        let (mailbox, host) = match addr.address.as_deref() {
+            Some(address) => match address.rsplit_once('@') {
+                Some((local, domain)) => (Some(local.to_owned()), Some(domain.to_owned())),
+                None => (Some(address.to_owned()), None),
+            },
+            None => (None, None),
+        };
+        list.push(EnvelopeAddress {
+            name: addr.name.as_deref().map(str::to_owned),
+            mailbox,
+            host,
+        });
+    };
+    match address {
+        Some(Address::List(addrs)) => {
+            for addr in addrs {
+                push_addr(&mut list, addr);
+            }
+        }
+        Some(Address::Group(groups)) => {
+            for group in groups {
+                match &group.name {
+                    Some(name) => {
+                        list.push(EnvelopeAddress {
+                            name: None,
+                            mailbox: Some(name.to_string()),
+                            host: None,
+                        });
+                        for addr in &group.addresses {
+                            push_addr(&mut list, addr);
+                        }
+                        list.push(EnvelopeAddress::default());
+                    }
+                    None => {
+                        for addr in &group.addresses {
+                            push_addr(&mut list, addr);
+                        }
+                    }
+                }
+            }
+        }
+        None => {}
+    }
+    list
+}
+
+fn decoded_headers(message: &Message<'_>, raw: &[u8]) -> Vec<(String, String)> {
+    message
+        .headers()
+        .iter()
+        .map(|header| {
+            let value = match &header.value {
+                HeaderValue::Text(text) => text.to_string(),
+                HeaderValue::TextList(list) => list.join(", "),
+                HeaderValue::Address(address) => addresses_text(address),
+                _ => raw_value(raw, header.offset_start, header.offset_end),
+            };
+            (header.name.as_str().to_owned(), value)
+        })
+        .collect()
+}
+
+fn addresses_text(address: &Address<'_>) -> String {
+    let mut parts = Vec::new();
+    for addr in address.iter() {
+        match (&addr.name, &addr.address) {
+            (Some(name), Some(email)) => parts.push(format!("{name} <{email}>")),
+            (None, Some(email)) => parts.push(email.to_string()),
+            (Some(name), None) => parts.push(name.to_string()),
+            (None, None) => {}
+        }
+    }
+    parts.join(", ")
+}
+
+fn message_ids(value: &HeaderValue<'_>) -> Vec<String> {
+    match value {
+        HeaderValue::Text(id) => vec![id.to_string()],
+        HeaderValue::TextList(ids) => ids.iter().map(|id| id.to_string()).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// RFC 5256 §2.1: the base subject, lower-cased for comparison.
+pub fn base_subject(subject: &str) -> String {
+    let mut s: String = subject.split_whitespace().collect::<Vec<_>>().join(" ");
+    loop {
+        let before = s.clone();
+        // (2) remove trailing "(fwd)" and whitespace.
+        while let Some(stripped) = strip_suffix_ignore_case(s.trim_end(), "(fwd)") {
+            s = stripped.trim_end().to_owned();
+        }
+        // (3) remove leading "re:", "fw:", "fwd:" with an optional [blob], and [blob]s.
+        loop {
+            let trimmed = s.trim_start();
+            let mut rest = None;
+            for prefix in ["re", "fwd", "fw"] {
+                if let Some(after) = strip_prefix_ignore_case(trimmed, prefix) {
+                    let after = skip_blob(after.trim_start()).trim_start();
+                    if let Some(after) = after.strip_prefix(':') {
+                        rest = Some(after.to_owned());
+                        break;
+                    }
+                }
+            }
+            if rest.is_none() {
+                let after = skip_blob(trimmed);
+                if after.len() != trimmed.len() && !after.trim().is_empty() {
+                    rest = Some(after.to_owned());
+                }
+            }
+            match rest {
+                Some(r) => s = r,
+                None => break,
+            }
+        }
+        // (5) "[fwd:" ... "]"
+        let trimmed = s.trim();
+        if let Some(inner) = strip_prefix_ignore_case(trimmed, "[fwd:")
+            && let Some(inner) = inner.strip_suffix(']')
+        {
+            s = inner.to_owned();
+        }
+        s = s.trim().to_owned();
+        if s == before {
+            break;
+        }
+    }
+    s.to_lowercase()
+}
+
+fn skip_blob(s: &str) -> &str {
+    if let Some(rest) = s.strip_prefix('[')
+        && let Some(end) = rest.find(']')
+        && !rest[..end].contains('[')
+    {
+        return &rest[end + 1..];
+    }
+    s
+}
+
+fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = s.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &s[prefix.len()..])
+}
+
+fn strip_suffix_ignore_case<'a>(s: &'a str, suffix: &str) -> Option<&'a str> {
+    let cut = s.len().checked_sub(suffix.len())?;
+    let tail = s.get(cut..)?;
+    tail.eq_ignore_ascii_case(suffix).then(|| &s[..cut])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folded_boundary_parameter_still_splits_the_multipart() {
+        let raw = b"From: a@example.org\r\nContent-Type: multipart/mixed; boundary=\r\n \"XX\"\r\n\r\npreamble\r\n--XX\r\nContent-Type: text/plain\r\n\r\nhello\r\n--XX\r\nContent-Type: text/html\r\n\r\n<p>hi</p>\r\n--XX--\r\n";
+        let analysis = analyse(raw);
+        let root = &analysis.meta.root;
+        assert_eq!(
+            (root.media_type.as_str(), root.media_subtype.as_str()),
+            ("multipart", "mixed")
+        );
+        assert!(root.params.contains(&("boundary".into(), "XX".into())));
+        let PartContent::Multipart(children) = &root.content else {
+            panic!("not split into parts: {root:?}");
+        };
+        assert_eq!(children.len(), 2);
+        let first = &raw[children[0].body_start as usize..children[0].body_end as usize];
+        assert_eq!(first, b"hello");
+        assert_eq!(children[1].media_subtype, "html");
+        assert!(analysis.body_text.contains("hello"));
+    }
+
+    #[test]
+    fn nested_message_offsets_point_into_the_outer_bytes() {
+        let raw = b"Subject: outer\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: message/rfc822\r\n\r\nSubject: inner\r\nFrom: Inner Person <inner@example.net>\r\n\r\ninner body\r\n--b--\r\n";
+        let meta = analyse(raw).meta;
+        let PartContent::Multipart(children) = &meta.root.content else {
+            panic!("no parts")
+        };
+        let PartContent::Message { envelope, root } = &children[0].content else {
+            panic!("no nested message")
+        };
+        assert_eq!(envelope.subject.as_deref(), Some("inner"));
+        assert_eq!(envelope.from[0].host.as_deref(), Some("example.net"));
+        assert_eq!(
+            &raw[root.body_start as usize..root.body_end as usize],
+            b"inner body"
+        );
+    }
+
+    #[test]
+    fn envelope_keeps_raw_values_and_fills_sender_from_from() {
+        let raw = b"Date: Mon, 7 Feb 1994 21:52:25 -0800\r\nSubject: =?utf-8?q?h=C3=A9llo?=\r\n  world\r\nFrom: Fred <fred@example.com>\r\nTo: undisclosed:;\r\n\r\nbody\r\n";
+        let meta = analyse(raw).meta;
+        assert_eq!(
+            meta.envelope.subject.as_deref(),
+            Some("=?utf-8?q?h=C3=A9llo?=  world")
+        );
+        assert_eq!(meta.envelope.sender, meta.envelope.from);
+        assert_eq!(meta.envelope.from[0].mailbox.as_deref(), Some("fred"));
+        assert_eq!(meta.sent_date, Some(760_686_745));
+        assert_eq!(meta.root.body_lines, 1);
+    }
+
+    #[test]
+    fn base_subject_strips_reply_and_forward_markers() {
+        assert_eq!(
+            base_subject("Re: [list] Fwd: Hello  World (fwd)"),
+            "hello world"
+        );
+        assert_eq!(base_subject("[fwd: Re: test]"), "test");
+        assert_eq!(base_subject("RE:re: x"), "x");
+    }
+}

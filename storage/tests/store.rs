@@ -1,0 +1,616 @@
+//! The storage suite: the guarantees IMAP and SMTP build on, checked against a real
+//! SQLite store in a temporary directory.
+
+use std::collections::HashSet;
+use std::time::Duration;
+use storage::mime::PartContent;
+use storage::{
+    AccountId, ChangeKind, Delivery, FlagOperation, Flags, Mailbox, ModSeq, Secret, SpecialUse,
+    Store, StoreError, Uid,
+};
+use tempfile::TempDir;
+
+struct Fixture {
+    store: Store,
+    account: AccountId,
+    _dir: TempDir,
+}
+
+async fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path().join("mail.sqlite").to_str().expect("utf-8 path"))
+        .await
+        .expect("open store");
+    store.add_domain("example.org").await.expect("domain");
+    let account = store
+        .add_account("alice@example.org", &Secret::new("pw-alice"))
+        .await
+        .expect("account");
+    Fixture {
+        store,
+        account,
+        _dir: dir,
+    }
+}
+
+fn message(n: usize) -> Vec<u8> {
+    format!(
+        "From: bob@example.net\r\nTo: alice@example.org\r\nSubject: message {n}\r\n\r\nbody {n}\r\n"
+    )
+    .into_bytes()
+}
+
+async fn mailbox(store: &Store, account: AccountId, name: &str) -> Mailbox {
+    store
+        .mailbox_by_name(account, name)
+        .await
+        .expect("query")
+        .unwrap_or_else(|| panic!("no mailbox {name}"))
+}
+
+async fn deliver(
+    store: &Store,
+    mailboxes: Vec<storage::MailboxId>,
+    raw: Vec<u8>,
+) -> storage::Delivered {
+    store
+        .deliver(Delivery {
+            raw,
+            mailboxes,
+            ..Delivery::default()
+        })
+        .await
+        .expect("deliver")
+}
+
+#[tokio::test]
+async fn new_account_has_the_default_mailboxes_with_roles() {
+    let f = fixture().await;
+    let mailboxes = f.store.list_mailboxes(f.account).await.expect("list");
+    let names: Vec<&str> = mailboxes.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["Archive", "Drafts", "INBOX", "Junk", "Sent", "Trash"]
+    );
+    let sent = mailbox(&f.store, f.account, "Sent").await;
+    assert_eq!(sent.special_use, Some(SpecialUse::Sent));
+    assert!(sent.subscribed);
+    // INBOX is case-insensitive (RFC 9051 §5.1).
+    assert!(
+        f.store
+            .mailbox_by_name(f.account, "inbox")
+            .await
+            .expect("query")
+            .is_some()
+    );
+}
+
+#[tokio::test]
+async fn concurrent_deliveries_get_distinct_ascending_uids() {
+    let f = fixture().await;
+    let inbox = mailbox(&f.store, f.account, "INBOX").await;
+    let mut tasks = Vec::new();
+    for n in 0..64 {
+        let store = f.store.clone();
+        tasks.push(tokio::spawn(async move {
+            deliver(&store, vec![inbox.id], message(n)).await
+        }));
+    }
+    let mut uids = HashSet::new();
+    for task in tasks {
+        let delivered = task.await.expect("task");
+        assert!(uids.insert(delivered.placed[0].2), "UID given twice");
+    }
+    let entries = f.store.mailbox_entries(inbox.id).await.expect("entries");
+    assert_eq!(entries.len(), 64);
+    assert!(entries.windows(2).all(|w| w[0].uid < w[1].uid));
+    let listed: HashSet<Uid> = entries.iter().map(|e| e.uid).collect();
+    assert_eq!(listed, uids);
+    let mut bodies = HashSet::new();
+    for entry in &entries {
+        bodies.insert(f.store.raw_message(entry.message).await.expect("raw"));
+    }
+    for n in 0..64 {
+        assert!(bodies.contains(&message(n)), "message {n} missing");
+    }
+    let after = mailbox(&f.store, f.account, "INBOX").await;
+    assert_eq!(after.uid_next, Uid(65));
+}
+
+#[tokio::test]
+async fn a_message_delivered_to_three_mailboxes_is_stored_once() {
+    let f = fixture().await;
+    let targets = ["INBOX", "Archive", "Junk"];
+    let mut ids = Vec::new();
+    for name in targets {
+        ids.push(mailbox(&f.store, f.account, name).await.id);
+    }
+    let delivered = deliver(&f.store, ids.clone(), message(1)).await;
+    assert_eq!(delivered.placed.len(), 3);
+    assert_eq!(f.store.stored_message_count().await.expect("count"), 1);
+    for id in ids {
+        let entries = f.store.mailbox_entries(id).await.expect("entries");
+        assert_eq!(entries.len(), 1);
+        assert_eq!(entries[0].message, delivered.message);
+    }
+    // The bytes go when the last mailbox entry goes.
+    for name in targets {
+        let mailbox = mailbox(&f.store, f.account, name).await;
+        f.store
+            .expunge(mailbox.id, vec![Uid(1)])
+            .await
+            .expect("expunge");
+    }
+    assert_eq!(f.store.stored_message_count().await.expect("count"), 0);
+}
+
+#[tokio::test]
+async fn delivery_failing_halfway_leaves_nothing() {
+    let f = fixture().await;
+    let inbox = mailbox(&f.store, f.account, "INBOX").await;
+    let missing = storage::MailboxId(9_999);
+    let result = f
+        .store
+        .deliver(Delivery {
+            raw: message(1),
+            mailboxes: vec![inbox.id, missing],
+            ..Delivery::default()
+        })
+        .await;
+    assert!(matches!(result, Err(StoreError::NotFound(_))), "{result:?}");
+    assert!(
+        f.store
+            .mailbox_entries(inbox.id)
+            .await
+            .expect("entries")
+            .is_empty()
+    );
+    assert_eq!(f.store.stored_message_count().await.expect("count"), 0);
+    let after = mailbox(&f.store, f.account, "INBOX").await;
+    assert_eq!(
+        after.uid_next, inbox.uid_next,
+        "UIDNEXT moved for a failed delivery"
+    );
+    assert_eq!(after.highest_modseq, inbox.highest_modseq);
+}
+
+#[tokio::test]
+async fn copy_over_quota_copies_nothing_and_move_is_atomic() {
+    let f = fixture().await;
+    let inbox = mailbox(&f.store, f.account, "INBOX").await;
+    let archive = mailbox(&f.store, f.account, "Archive").await;
+    for n in 0..3 {
+        deliver(&f.store, vec![inbox.id], message(n)).await;
+    }
+    let used = f
+        .store
+        .account(f.account)
+        .await
+        .expect("account")
+        .used_bytes;
+    // Room for one more message, not three.
+    f.store
+        .set_quota("alice@example.org", Some(used + 70))
+        .await
+        .expect("quota");
+    let result = f
+        .store
+        .copy_messages(inbox.id, vec![Uid(1), Uid(2), Uid(3)], archive.id)
+        .await;
+    assert!(matches!(result, Err(StoreError::OverQuota)), "{result:?}");
+    assert!(
+        f.store
+            .mailbox_entries(archive.id)
+            .await
+            .expect("entries")
+            .is_empty()
+    );
+    let result = f
+        .store
+        .move_messages(inbox.id, vec![Uid(1), Uid(2), Uid(3)], archive.id)
+        .await;
+    assert!(matches!(result, Err(StoreError::OverQuota)), "{result:?}");
+    assert_eq!(
+        f.store
+            .mailbox_entries(inbox.id)
+            .await
+            .expect("entries")
+            .len(),
+        3,
+        "move removed messages it did not place"
+    );
+
+    f.store
+        .set_quota("alice@example.org", None)
+        .await
+        .expect("quota");
+    let moved = f
+        .store
+        .move_messages(inbox.id, vec![Uid(1), Uid(3)], archive.id)
+        .await
+        .expect("move");
+    assert_eq!(moved, vec![(Uid(1), Uid(1)), (Uid(3), Uid(2))]);
+    let left: Vec<Uid> = f
+        .store
+        .mailbox_entries(inbox.id)
+        .await
+        .expect("entries")
+        .iter()
+        .map(|e| e.uid)
+        .collect();
+    assert_eq!(left, vec![Uid(2)]);
+}
+
+#[tokio::test]
+async fn flag_store_with_unchangedsince_and_modseq_growth() {
+    let f = fixture().await;
+    let inbox = mailbox(&f.store, f.account, "INBOX").await;
+    deliver(&f.store, vec![inbox.id], message(1)).await;
+    deliver(&f.store, vec![inbox.id], message(2)).await;
+    let before = mailbox(&f.store, f.account, "INBOX").await.highest_modseq;
+
+    let outcome = f
+        .store
+        .store_flags(
+            inbox.id,
+            vec![Uid(1)],
+            FlagOperation::Add,
+            Flags::new(["\\Seen", "$Work"]),
+            None,
+        )
+        .await
+        .expect("store");
+    let (uid, modseq, flags) = &outcome.changed[0];
+    assert_eq!(*uid, Uid(1));
+    assert!(*modseq > before);
+    assert!(flags.contains("\\seen") && flags.contains("$Work"));
+
+    // RFC 7162 §3.1.3: a message changed after UNCHANGEDSINCE is left alone and reported.
+    let outcome = f
+        .store
+        .store_flags(
+            inbox.id,
+            vec![Uid(1), Uid(2)],
+            FlagOperation::Add,
+            Flags::new(["\\Flagged"]),
+            Some(before),
+        )
+        .await
+        .expect("store");
+    assert_eq!(outcome.modified, vec![Uid(1)]);
+    assert_eq!(outcome.changed.len(), 1);
+
+    // Storing what is already there changes nothing and does not bump the modseq.
+    let same = mailbox(&f.store, f.account, "INBOX").await.highest_modseq;
+    let outcome = f
+        .store
+        .store_flags(
+            inbox.id,
+            vec![Uid(2)],
+            FlagOperation::Add,
+            Flags::new(["\\Flagged"]),
+            None,
+        )
+        .await
+        .expect("store");
+    assert!(outcome.changed.is_empty());
+    assert_eq!(
+        mailbox(&f.store, f.account, "INBOX").await.highest_modseq,
+        same
+    );
+
+    let mut last = same;
+    f.store
+        .expunge(inbox.id, vec![Uid(2)])
+        .await
+        .expect("expunge");
+    let now = mailbox(&f.store, f.account, "INBOX").await.highest_modseq;
+    assert!(now > last);
+    last = now;
+    let changes = f
+        .store
+        .changes_since(inbox.id, ModSeq(before.0))
+        .await
+        .expect("changes");
+    assert_eq!(changes.expunged, vec![Uid(2)]);
+    assert_eq!(
+        changes.changed.iter().map(|e| e.uid).collect::<Vec<_>>(),
+        vec![Uid(1)]
+    );
+    assert!(last > before);
+}
+
+#[tokio::test]
+async fn subscribers_hear_every_kind_of_change() {
+    let f = fixture().await;
+    let inbox = mailbox(&f.store, f.account, "INBOX").await;
+    let trash = mailbox(&f.store, f.account, "Trash").await;
+    let mut changes = f.store.subscribe();
+    deliver(&f.store, vec![inbox.id], message(1)).await;
+    f.store
+        .store_flags(
+            inbox.id,
+            vec![Uid(1)],
+            FlagOperation::Add,
+            Flags::new(["\\Seen"]),
+            None,
+        )
+        .await
+        .expect("store");
+    f.store
+        .copy_messages(inbox.id, vec![Uid(1)], trash.id)
+        .await
+        .expect("copy");
+    f.store
+        .expunge(inbox.id, vec![Uid(1)])
+        .await
+        .expect("expunge");
+    f.store
+        .create_mailbox(f.account, "Projects", None)
+        .await
+        .expect("create");
+
+    let mut seen = Vec::new();
+    for _ in 0..5 {
+        let change = tokio::time::timeout(Duration::from_secs(5), changes.recv())
+            .await
+            .expect("notified in time")
+            .expect("channel open");
+        assert_eq!(change.account, f.account);
+        seen.push((change.mailbox, change.kind));
+    }
+    assert!(matches!(seen[0], (m, ChangeKind::Appended { uid: Uid(1), .. }) if m == inbox.id));
+    assert!(
+        matches!(&seen[1], (m, ChangeKind::FlagsChanged { uid: Uid(1), flags, .. }) if *m == inbox.id && flags.contains("\\Seen"))
+    );
+    assert!(matches!(seen[2], (m, ChangeKind::Appended { uid: Uid(1), .. }) if m == trash.id));
+    assert!(matches!(seen[3], (m, ChangeKind::Expunged { uid: Uid(1), .. }) if m == inbox.id));
+    assert!(matches!(seen[4], (_, ChangeKind::MailboxChanged)));
+}
+
+#[tokio::test]
+async fn rename_moves_children_and_inbox_rename_moves_messages() {
+    let f = fixture().await;
+    let work = f
+        .store
+        .create_mailbox(f.account, "Work/2026/Q1", None)
+        .await
+        .expect("create");
+    assert!(
+        f.store
+            .mailbox_by_name(f.account, "Work")
+            .await
+            .expect("q")
+            .is_some(),
+        "superior not created"
+    );
+    let parent = mailbox(&f.store, f.account, "Work").await;
+    f.store
+        .rename_mailbox(parent.id, "Jobs")
+        .await
+        .expect("rename");
+    let renamed = f.store.mailbox(work).await.expect("mailbox");
+    assert_eq!(renamed.name, "Jobs/2026/Q1");
+    assert!(
+        f.store
+            .mailbox_by_name(f.account, "Work/2026")
+            .await
+            .expect("q")
+            .is_none()
+    );
+
+    let inbox = mailbox(&f.store, f.account, "INBOX").await;
+    deliver(&f.store, vec![inbox.id], message(1)).await;
+    f.store
+        .rename_mailbox(inbox.id, "Old")
+        .await
+        .expect("rename INBOX");
+    let old = mailbox(&f.store, f.account, "Old").await;
+    assert_eq!(
+        f.store
+            .mailbox_entries(old.id)
+            .await
+            .expect("entries")
+            .len(),
+        1
+    );
+    assert!(
+        f.store
+            .mailbox_entries(inbox.id)
+            .await
+            .expect("entries")
+            .is_empty()
+    );
+
+    let taken = f.store.rename_mailbox(old.id, "Sent").await;
+    assert!(
+        matches!(taken, Err(StoreError::AlreadyExists(_))),
+        "{taken:?}"
+    );
+    let inbox_delete = f.store.delete_mailbox(inbox.id).await;
+    assert!(inbox_delete.is_err());
+}
+
+#[tokio::test]
+async fn recipients_resolve_through_aliases_plus_and_catch_all() {
+    let f = fixture().await;
+    f.store
+        .add_account("bob@example.org", &Secret::new("pw-bob"))
+        .await
+        .expect("bob");
+    f.store
+        .add_alias("sales@example.org", "alice@example.org")
+        .await
+        .expect("alias");
+    let alice = Some(f.account);
+    assert_eq!(
+        f.store
+            .resolve_recipient("alice@example.org")
+            .await
+            .expect("r"),
+        alice
+    );
+    assert_eq!(
+        f.store
+            .resolve_recipient("ALICE@Example.ORG")
+            .await
+            .expect("r"),
+        alice
+    );
+    assert_eq!(
+        f.store
+            .resolve_recipient("alice+news@example.org")
+            .await
+            .expect("r"),
+        alice
+    );
+    assert_eq!(
+        f.store
+            .resolve_recipient("sales@example.org")
+            .await
+            .expect("r"),
+        alice
+    );
+    assert_eq!(
+        f.store
+            .resolve_recipient("sales+x@example.org")
+            .await
+            .expect("r"),
+        alice
+    );
+    assert_eq!(
+        f.store
+            .resolve_recipient("nobody@example.org")
+            .await
+            .expect("r"),
+        None
+    );
+    assert_eq!(
+        f.store
+            .resolve_recipient("alice@example.net")
+            .await
+            .expect("r"),
+        None
+    );
+
+    f.store
+        .add_alias("@example.org", "bob@example.org")
+        .await
+        .expect("catch-all");
+    let bob = f
+        .store
+        .resolve_recipient("nobody@example.org")
+        .await
+        .expect("r");
+    assert!(bob.is_some() && bob != alice);
+    // A catch-all receives, but does not make every address the owner's to send from.
+    assert!(
+        !f.store
+            .account_owns_address(bob.expect("bob"), "nobody@example.org")
+            .await
+            .expect("owns")
+    );
+    assert!(
+        f.store
+            .account_owns_address(f.account, "sales@example.org")
+            .await
+            .expect("owns")
+    );
+}
+
+#[tokio::test]
+async fn login_checks_the_argon2id_hash() {
+    let f = fixture().await;
+    let ok = f
+        .store
+        .authenticate("alice@example.org", &Secret::new("pw-alice"))
+        .await
+        .expect("auth");
+    assert_eq!(ok.map(|a| a.id), Some(f.account));
+    assert!(
+        f.store
+            .authenticate("alice@example.org", &Secret::new("wrong"))
+            .await
+            .expect("auth")
+            .is_none()
+    );
+    assert!(
+        f.store
+            .authenticate("eve@example.org", &Secret::new("pw-alice"))
+            .await
+            .expect("auth")
+            .is_none()
+    );
+    f.store
+        .set_password("alice@example.org", &Secret::new("new"))
+        .await
+        .expect("passwd");
+    assert!(
+        f.store
+            .authenticate("alice@example.org", &Secret::new("new"))
+            .await
+            .expect("auth")
+            .is_some()
+    );
+}
+
+#[tokio::test]
+async fn folded_boundary_multipart_is_stored_with_its_parts() {
+    let f = fixture().await;
+    let inbox = mailbox(&f.store, f.account, "INBOX").await;
+    let raw = b"From: a@example.net\r\nSubject: folded\r\nContent-Type: multipart/alternative; boundary=\r\n \"XX\"\r\n\r\n--XX\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\ncaf=C3=A9\r\n--XX\r\nContent-Type: text/html\r\n\r\n<b>x</b>\r\n--XX--\r\n".to_vec();
+    let delivered = deliver(&f.store, vec![inbox.id], raw.clone()).await;
+    let metas = f
+        .store
+        .message_meta(&[delivered.message])
+        .await
+        .expect("meta");
+    let meta = &metas[&delivered.message];
+    let PartContent::Multipart(parts) = &meta.root.content else {
+        panic!("stored as a single part: {:?}", meta.root);
+    };
+    assert_eq!(parts.len(), 2);
+    assert_eq!(parts[0].encoding, "QUOTED-PRINTABLE");
+    assert_eq!(
+        &raw[parts[0].body_start as usize..parts[0].body_end as usize],
+        b"caf=C3=A9"
+    );
+    // SEARCH reads decoded text, stored at delivery.
+    assert!(
+        f.store
+            .message_text(delivered.message)
+            .await
+            .expect("text")
+            .contains("café")
+    );
+    assert_eq!(
+        f.store.raw_message(delivered.message).await.expect("raw"),
+        raw,
+        "raw bytes changed"
+    );
+}
+
+#[tokio::test]
+async fn delivered_mail_survives_reopening_the_store() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("mail.sqlite");
+    let path = path.to_str().expect("utf-8");
+    {
+        let store = Store::open(path).await.expect("open");
+        store.add_domain("example.org").await.expect("domain");
+        let account = store
+            .add_account("a@example.org", &Secret::new("x"))
+            .await
+            .expect("account");
+        let inbox = store.inbox(account).await.expect("inbox");
+        deliver(&store, vec![inbox.id], message(7)).await;
+    }
+    let store = Store::open(path).await.expect("reopen");
+    let account = store.list_accounts().await.expect("accounts")[0].id;
+    let inbox = store.inbox(account).await.expect("inbox");
+    let entries = store.mailbox_entries(inbox.id).await.expect("entries");
+    assert_eq!(
+        store.raw_message(entries[0].message).await.expect("raw"),
+        message(7)
+    );
+}

@@ -1,0 +1,226 @@
+//! Test harness: runs the real `letterbox` binary on 127.0.0.1 with ports it picks
+//! itself (port 0), reads the addresses it prints, and talks to it with real clients.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// How long a server may take to print `ready` (a debug build on a busy 2-core machine).
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
+
+pub struct TestServer {
+    child: Option<Child>,
+    pub dir: PathBuf,
+    _tempdir: Option<tempfile::TempDir>,
+    pub config: PathBuf,
+    pub addresses: HashMap<String, SocketAddr>,
+    /// The first account, made and printed on first start.
+    pub email: String,
+    pub password: String,
+}
+
+pub fn letterbox_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_letterbox")
+}
+
+impl TestServer {
+    /// A new installation in a fresh temporary directory.
+    pub fn start() -> TestServer {
+        Self::start_with("")
+    }
+
+    /// A new installation with extra config lines (e.g. a `[limits]` table).
+    pub fn start_with(extra_config: &str) -> TestServer {
+        let tempdir = tempfile::tempdir().expect("tempdir");
+        let dir = tempdir.path().to_owned();
+        let config = dir.join("letterbox.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "hostname = \"localhost\"\ndata_dir = \"{}\"\n\n[listen]\nsmtp = [\"127.0.0.1:0\"]\nsubmission = [\"127.0.0.1:0\"]\nsubmissions = [\"127.0.0.1:0\"]\nimap = [\"127.0.0.1:0\"]\nimaps = [\"127.0.0.1:0\"]\n{extra_config}\n",
+                dir.join("data").display()
+            ),
+        )
+        .expect("write config");
+        let mut server = TestServer {
+            child: None,
+            dir,
+            _tempdir: Some(tempdir),
+            config,
+            addresses: HashMap::new(),
+            email: String::new(),
+            password: String::new(),
+        };
+        server.launch();
+        assert!(
+            !server.password.is_empty(),
+            "first start printed no account"
+        );
+        server
+    }
+
+    /// Starts the server process (again) on the same data; ports are new.
+    pub fn launch(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("server.log"))
+            .expect("log file");
+        let mut child = Command::new(letterbox_bin())
+            .arg("--config")
+            .arg(&self.config)
+            .arg("serve")
+            .env("LETTERBOX_LOG", "debug")
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .expect("start letterbox");
+        let stdout = child.stdout.take().expect("stdout");
+        let (lines, received) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if lines.send(line).is_err() {
+                    // Keep draining so the server never blocks on a full pipe.
+                    continue;
+                }
+            }
+        });
+        self.addresses.clear();
+        loop {
+            let line = match received.recv_timeout(STARTUP_TIMEOUT) {
+                Ok(line) => line,
+                Err(_) => panic!("server did not get ready; log: {}", self.log()),
+            };
+            if line == "ready" {
+                break;
+            }
+            if let Some(rest) = line.strip_prefix("listening ") {
+                let (name, address) = rest.split_once(' ').expect("listening line");
+                self.addresses
+                    .insert(name.to_owned(), address.parse().expect("address"));
+            }
+            if let Some(email) = line.trim().strip_prefix("Email address:") {
+                self.email = email.trim().to_owned();
+            }
+            if let Some(password) = line.trim().strip_prefix("Password:") {
+                self.password = password.trim().to_owned();
+            }
+        }
+        self.child = Some(child);
+    }
+
+    pub fn addr(&self, listener: &str) -> SocketAddr {
+        *self
+            .addresses
+            .get(listener)
+            .unwrap_or_else(|| panic!("no {listener} listener"))
+    }
+
+    pub fn port(&self, listener: &str) -> u16 {
+        self.addr(listener).port()
+    }
+
+    /// Runs an admin command against the same config.
+    pub fn admin(&self, args: &[&str]) -> Output {
+        Command::new(letterbox_bin())
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .output()
+            .expect("run admin command")
+    }
+
+    /// Runs an admin command that must succeed; returns its stdout.
+    pub fn admin_ok(&self, args: &[&str]) -> String {
+        let output = self.admin(args);
+        assert!(
+            output.status.success(),
+            "letterbox {args:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    /// Adds an account with a known password.
+    pub fn add_user(&self, email: &str, password: &str) {
+        let mut child = Command::new(letterbox_bin())
+            .arg("--config")
+            .arg(&self.config)
+            .args(["user", "add", email, "--password-stdin"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("user add");
+        use std::io::Write;
+        writeln!(child.stdin.take().expect("stdin"), "{password}").expect("write password");
+        let output = child.wait_with_output().expect("wait");
+        assert!(
+            output.status.success(),
+            "user add: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    /// SIGKILL: no chance to clean up.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM and wait; returns whether it exited successfully.
+    pub fn terminate(&mut self) -> bool {
+        let Some(mut child) = self.child.take() else {
+            return false;
+        };
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
+        child.wait().map(|s| s.success()).unwrap_or(false)
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Runs a Python 3 script (stdlib clients such as smtplib and imaplib) and returns its
+/// stdout; fails the test with its stderr when it exits non-zero.
+pub fn python(script: &str, args: &[&str]) -> String {
+    let output = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("run python3");
+    assert!(
+        output.status.success(),
+        "python failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+pub fn path_str(path: &Path) -> &str {
+    path.to_str().expect("utf-8 path")
+}

@@ -1,0 +1,91 @@
+//! The first minute: `letterbox serve` on a new installation, the admin CLI beside a
+//! running server, config errors, graceful shutdown.
+
+mod common;
+
+use common::{TestServer, letterbox_bin};
+use std::process::Command;
+
+#[test]
+fn first_start_prints_an_account_and_every_listener() {
+    let server = TestServer::start();
+    assert_eq!(server.email, "you@localhost");
+    assert_eq!(server.password.len(), 20);
+    for listener in ["smtp", "submission", "submissions", "imap", "imaps"] {
+        assert_ne!(server.port(listener), 0, "{listener} not bound");
+    }
+    let users = server.admin_ok(&["user", "list"]);
+    assert!(users.contains("you@localhost"), "{users}");
+    assert!(server.data_dir().join("tls-selfsigned-cert.pem").exists());
+}
+
+#[test]
+fn admin_commands_work_while_the_server_runs() {
+    let server = TestServer::start();
+    server.admin_ok(&["domain", "add", "example.org"]);
+    server.add_user("carol@example.org", "secret-carol");
+    server.admin_ok(&["alias", "add", "info@example.org", "carol@example.org"]);
+    let aliases = server.admin_ok(&["alias", "list"]);
+    assert!(
+        aliases.contains("info@example.org -> carol@example.org"),
+        "{aliases}"
+    );
+    let domains = server.admin_ok(&["domain", "list"]);
+    assert_eq!(domains, "example.org\nlocalhost\n");
+    let generated = server.admin_ok(&["user", "add", "dave@example.org"]);
+    assert!(generated.contains("password: "), "{generated}");
+    let refused = server.admin(&["user", "add", "eve@unknown.org"]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("domain unknown.org not found"));
+    server.admin_ok(&["user", "remove", "dave@example.org"]);
+    assert!(!server.admin_ok(&["user", "list"]).contains("dave@"));
+}
+
+#[test]
+fn a_restart_keeps_the_account_and_prints_no_new_password() {
+    let mut server = TestServer::start();
+    assert!(server.terminate(), "SIGTERM did not end the server cleanly");
+    let first_password = server.password.clone();
+    server.password.clear();
+    server.launch();
+    assert!(
+        server.password.is_empty(),
+        "a second start made another account"
+    );
+    assert!(server.admin_ok(&["user", "list"]).contains("you@localhost"));
+    assert!(!first_password.is_empty());
+}
+
+#[test]
+fn a_bad_config_names_the_file_and_the_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("bad.toml");
+    std::fs::write(
+        &path,
+        "hostname = \"mx.example.org\"\n[limits]\nmax_mesage_size = 1000\n",
+    )
+    .expect("write");
+    let output = Command::new(letterbox_bin())
+        .arg("--config")
+        .arg(&path)
+        .arg("check-config")
+        .output()
+        .expect("run");
+    assert!(!output.status.success());
+    let error = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        error.contains("bad.toml") && error.contains("max_mesage_size"),
+        "{error}"
+    );
+
+    std::fs::write(&path, "[limits]\nmax_recipients = \"many\"\n").expect("write");
+    let output = Command::new(letterbox_bin())
+        .arg("--config")
+        .arg(&path)
+        .arg("serve")
+        .output()
+        .expect("run");
+    assert!(!output.status.success());
+    let error = String::from_utf8_lossy(&output.stderr);
+    assert!(error.contains("max_recipients"), "{error}");
+}

@@ -224,3 +224,87 @@ pub fn python(script: &str, args: &[&str]) -> String {
 pub fn path_str(path: &Path) -> &str {
     path.to_str().expect("utf-8 path")
 }
+
+/// Every message in `email`'s INBOX, in UID order, read straight from storage.
+pub async fn inbox_messages(server: &TestServer, email: &str) -> Vec<Vec<u8>> {
+    let url = format!(
+        "sqlite://{}",
+        server.data_dir().join("letterbox.sqlite").display()
+    );
+    let store = storage::Store::open(&url).await.expect("open store");
+    let account = store
+        .list_accounts()
+        .await
+        .expect("accounts")
+        .into_iter()
+        .find(|a| a.email == email)
+        .unwrap_or_else(|| panic!("no account {email}"));
+    let inbox = store.inbox(account.id).await.expect("inbox");
+    let mut messages = Vec::new();
+    for entry in store.mailbox_entries(inbox.id).await.expect("entries") {
+        messages.push(store.raw_message(entry.message).await.expect("raw"));
+    }
+    messages
+}
+
+/// The part of a stored message after the headers letterbox prepends on delivery
+/// (`Return-Path:` and `Received:`), checked to be there.
+pub fn strip_trace_headers(stored: &[u8]) -> &[u8] {
+    assert!(
+        stored.starts_with(b"Return-Path: <"),
+        "no Return-Path first: {}",
+        String::from_utf8_lossy(stored)
+    );
+    let mut rest = stored;
+    let mut saw_received = false;
+    loop {
+        let line_end = rest
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .expect("header line")
+            + 2;
+        let is_trace = rest.starts_with(b"Return-Path:") || rest.starts_with(b"Received:");
+        let is_continuation = rest.starts_with(b" ") || rest.starts_with(b"\t");
+        if rest.starts_with(b"Received:") {
+            saw_received = true;
+        }
+        if !(is_trace || (is_continuation && saw_received)) {
+            break;
+        }
+        rest = &rest[line_end..];
+    }
+    assert!(saw_received, "no Received header");
+    rest
+}
+
+/// INBOX entries of `email` as (flags, raw bytes), in UID order, read from storage.
+pub async fn inbox_with_flags(server: &TestServer, email: &str) -> Vec<(Vec<String>, Vec<u8>)> {
+    let url = format!(
+        "sqlite://{}",
+        server.data_dir().join("letterbox.sqlite").display()
+    );
+    let store = storage::Store::open(&url).await.expect("open store");
+    let account = store
+        .list_accounts()
+        .await
+        .expect("accounts")
+        .into_iter()
+        .find(|a| a.email == email)
+        .unwrap_or_else(|| panic!("no account {email}"));
+    let inbox = store.inbox(account.id).await.expect("inbox");
+    let mut messages = Vec::new();
+    for entry in store.mailbox_entries(inbox.id).await.expect("entries") {
+        let flags = entry.flags.iter().map(str::to_owned).collect();
+        messages.push((flags, store.raw_message(entry.message).await.expect("raw")));
+    }
+    messages
+}
+
+/// Runs a future to completion from a synchronous test.
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(future)
+}

@@ -1,12 +1,47 @@
 //! SMTP front end: inbound MX (port 25) and authenticated submission (587 STARTTLS,
 //! 465 implicit TLS).
+//!
+//! Layout: [`proto`] is the sans-I/O core (framing, parsing, dot-stuffing, replies);
+//! [`session`] holds the session state and the one gate that decides which command is
+//! legal when; one file per command family (`ehlo`, `auth`, `mail`, `rcpt`, `data`,
+//! `starttls`, `basic`); [`connection`] is the thin I/O driver that owns the socket.
+//!
+//! Invariants:
+//! - Nothing is held across a network write that could block storage: handlers take
+//!   what they need, call the (async) store, and only then is the reply written.
+//! - A `250` for a message is sent only after `Store::deliver` returned, which is after
+//!   the commit is durable.
+//! - Nothing the client sends can panic a session: no `unwrap`, `expect` or unchecked
+//!   indexing on network data.
 #![forbid(unsafe_code)]
 
-use netutil::{AuthThrottle, ConnectionLimiter, Shutdown, TlsAcceptor};
+mod auth;
+mod basic;
+mod connection;
+mod data;
+mod ehlo;
+mod error;
+mod mail;
+pub mod proto;
+mod rcpt;
+mod session;
+mod starttls;
+mod trace;
+
+#[cfg(test)]
+mod tests;
+
+pub use error::SessionError;
+
+use netutil::{AuthThrottle, ConnectionLimiter, MaybeTlsStream, Shutdown, TlsAcceptor};
+use session::{Session, SessionId};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use storage::Store;
-use tokio::net::TcpListener;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tracing::Instrument;
 
 /// Which port a listener serves, and so which rules apply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,6 +67,13 @@ pub struct SmtpConfig {
     pub command_timeout: Duration,
     /// RFC 5321 §4.5.3.2.5: 3 minutes waiting for each DATA block.
     pub data_timeout: Duration,
+    /// RFC 5321 §4.5.3.1.4: a command line is at most 512 octets including CRLF.
+    pub max_line_length: usize,
+    /// RFC 4954 §4: AUTH command and SASL response lines may be up to 12288 octets.
+    pub max_auth_line_length: usize,
+    /// Failed commands in a row before we hang up: a client that gets 20 errors running
+    /// is broken or probing (address harvesting, fuzzing), not sending mail.
+    pub max_bad_commands: u32,
 }
 
 impl SmtpConfig {
@@ -42,6 +84,9 @@ impl SmtpConfig {
             max_recipients: 100,
             command_timeout: Duration::from_secs(300),
             data_timeout: Duration::from_secs(180),
+            max_line_length: 512,
+            max_auth_line_length: 12288,
+            max_bad_commands: 20,
         }
     }
 }
@@ -57,10 +102,94 @@ pub struct SmtpServer {
     pub shutdown: Shutdown,
 }
 
+/// After a failed `accept` (out of file descriptors, say), wait this long before the next
+/// one instead of spinning on the error.
+const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(100);
+/// Time to write the refusal to a client over the connection limit; it must not hold
+/// anything for longer.
+const REFUSAL_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+
 impl SmtpServer {
     /// Accepts connections on `listener` until shutdown; each session runs as a task
     /// tracked by `shutdown.tracker`.
     pub async fn serve(&self, listener: TcpListener, role: ListenerRole) {
-        let _ = (listener, role);
+        let address = listener.local_addr().ok();
+        tracing::info!(?role, ?address, "SMTP listener started");
+        loop {
+            let accepted = tokio::select! {
+                biased;
+                _ = self.shutdown.token.cancelled() => break,
+                accepted = listener.accept() => accepted,
+            };
+            let (tcp, peer) = match accepted {
+                Ok(pair) => pair,
+                Err(error) => {
+                    tracing::warn!(%error, "accept failed");
+                    tokio::select! {
+                        _ = self.shutdown.token.cancelled() => break,
+                        _ = tokio::time::sleep(ACCEPT_ERROR_BACKOFF) => continue,
+                    }
+                }
+            };
+            let Some(permit) = self.connections.try_acquire(peer.ip()) else {
+                tracing::info!(%peer, "connection refused: too many connections");
+                self.shutdown.tracker.spawn(refuse(tcp));
+                continue;
+            };
+            let id = SessionId::new();
+            let span = tracing::info_span!("smtp", session = %id, peer = %peer, ?role);
+            let server = self.clone();
+            self.shutdown.tracker.spawn(
+                async move {
+                    server.handle(tcp, peer, role, id).await;
+                    drop(permit);
+                }
+                .instrument(span),
+            );
+        }
+        tracing::info!(?role, ?address, "SMTP listener stopped");
     }
+
+    async fn handle(&self, tcp: TcpStream, peer: SocketAddr, role: ListenerRole, id: SessionId) {
+        tracing::debug!("connected");
+        // Replies are written whole and flushed on purpose; do not wait to coalesce.
+        let _ = tcp.set_nodelay(true);
+        let mut stream = MaybeTlsStream::Plain(tcp);
+        if role == ListenerRole::Submissions {
+            // RFC 8314 §3: implicit TLS, the handshake comes before the greeting.
+            let Some(acceptor) = &self.tls else {
+                tracing::error!("port 465 needs a TLS certificate; closing");
+                return;
+            };
+            stream = match connection::handshake(stream, acceptor).await {
+                Ok(stream) => stream,
+                Err(error) => {
+                    tracing::debug!(%error, "TLS handshake failed");
+                    return;
+                }
+            };
+        }
+        let session = Session::new(self, role, peer, id, stream.is_tls());
+        match connection::run(
+            stream,
+            session,
+            self.tls.clone(),
+            self.shutdown.token.clone(),
+        )
+        .await
+        {
+            Ok(()) => tracing::debug!("closed"),
+            Err(error) => tracing::debug!(%error, "closed on error"),
+        }
+    }
+}
+
+/// RFC 5321 §3.1: a server that cannot take the connection may answer 421 at once.
+async fn refuse(mut tcp: TcpStream) {
+    let reply = proto::Reply::new(proto::reply::POLICY_CLOSE, "Too many connections");
+    let _ = tokio::time::timeout(REFUSAL_WRITE_TIMEOUT, async {
+        tcp.write_all(&reply.to_bytes()).await?;
+        tcp.shutdown().await
+    })
+    .await;
 }

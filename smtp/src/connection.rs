@@ -1,0 +1,335 @@
+//! The I/O driver: owns the socket, reads lines and content for the session, writes its
+//! replies, and applies timeouts and shutdown. All protocol decisions are the session's.
+//!
+//! Writes are buffered and flushed whenever we are about to wait for the client, which
+//! is exactly what RFC 2920 §3.1 asks for PIPELINING: replies to a pipelined group go out
+//! together, and never later than the moment the server would block.
+
+use crate::error::SessionError;
+use crate::proto::reply::{SHUTTING_DOWN, TIMEOUT};
+use crate::proto::{BodyBuffer, DotDecoder, InputBuffer, Line, Reply};
+use crate::session::{Action, Session};
+use netutil::{CancellationToken, MaybeTlsStream, TlsAcceptor};
+use std::future::Future;
+use std::io;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::time::Instant;
+
+/// Bytes asked of the socket per read.
+const READ_CHUNK: usize = 16 * 1024;
+/// Replies buffered before we flush even though more pipelined commands wait: a client
+/// that pipelines without reading must not grow our memory.
+const OUTPUT_HIGH_WATER: usize = 64 * 1024;
+/// A handshake takes a few round trips; a client that stalls longer holds a connection
+/// slot for nothing.
+pub(crate) const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A stream the session can run over: TCP that may turn into TLS, or (in tests) an
+/// in-memory pipe.
+pub(crate) trait Transport: AsyncRead + AsyncWrite + Unpin + Send + Sized + 'static {
+    fn start_tls(self, acceptor: &TlsAcceptor) -> impl Future<Output = io::Result<Self>> + Send;
+}
+
+impl Transport for MaybeTlsStream {
+    async fn start_tls(self, acceptor: &TlsAcceptor) -> io::Result<Self> {
+        self.upgrade(acceptor).await
+    }
+}
+
+/// The TLS handshake, bounded in time.
+pub(crate) async fn handshake<S: Transport>(
+    stream: S,
+    acceptor: &TlsAcceptor,
+) -> Result<S, SessionError> {
+    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, stream.start_tls(acceptor)).await {
+        Ok(Ok(stream)) => Ok(stream),
+        Ok(Err(error)) => Err(SessionError::TlsHandshake(error)),
+        Err(_) => Err(SessionError::TlsHandshakeTimeout),
+    }
+}
+
+/// Why reading stopped before we got what we wanted.
+#[derive(Debug)]
+pub(crate) enum Stop {
+    /// The client closed the connection.
+    Eof,
+    /// Command or data timeout: answer 421 4.4.2 and close.
+    TimedOut,
+    /// Shutdown: answer 421 4.3.2 and close.
+    ShuttingDown,
+    Failed(SessionError),
+}
+
+impl From<SessionError> for Stop {
+    fn from(error: SessionError) -> Stop {
+        Stop::Failed(error)
+    }
+}
+
+pub(crate) struct Connection<S> {
+    stream: S,
+    input: InputBuffer,
+    output: Vec<u8>,
+    scratch: Vec<u8>,
+    shutdown: CancellationToken,
+    write_timeout: Duration,
+}
+
+impl<S: Transport> Connection<S> {
+    pub(crate) fn new(stream: S, shutdown: CancellationToken, write_timeout: Duration) -> Self {
+        Connection {
+            stream,
+            input: InputBuffer::new(),
+            output: Vec::new(),
+            scratch: vec![0; READ_CHUNK],
+            shutdown,
+            write_timeout,
+        }
+    }
+
+    pub(crate) fn queue(&mut self, reply: &Reply) {
+        reply.write_to(&mut self.output);
+    }
+
+    pub(crate) async fn flush(&mut self) -> Result<(), Stop> {
+        if self.output.is_empty() {
+            return Ok(());
+        }
+        let write = async {
+            self.stream.write_all(&self.output).await?;
+            self.stream.flush().await
+        };
+        match tokio::time::timeout(self.write_timeout, write).await {
+            Ok(Ok(())) => {
+                self.output.clear();
+                Ok(())
+            }
+            Ok(Err(error)) => Err(SessionError::Io(error).into()),
+            Err(_) => Err(SessionError::WriteTimeout.into()),
+        }
+    }
+
+    /// Flushes, then reads once from the socket (until `deadline`).
+    async fn fill(&mut self, deadline: Instant) -> Result<(), Stop> {
+        self.flush().await?;
+        let read = tokio::select! {
+            biased;
+            _ = self.shutdown.cancelled() => return Err(Stop::ShuttingDown),
+            read = tokio::time::timeout_at(deadline, self.stream.read(&mut self.scratch)) => read,
+        };
+        match read {
+            Err(_) => Err(Stop::TimedOut),
+            Ok(Err(error)) => Err(SessionError::Io(error).into()),
+            Ok(Ok(0)) => Err(Stop::Eof),
+            Ok(Ok(count)) => {
+                self.input
+                    .extend(self.scratch.get(..count).unwrap_or_default());
+                Ok(())
+            }
+        }
+    }
+
+    /// The next line of at most `limit` octets; the whole line must arrive within
+    /// `timeout` (a client trickling one byte at a time does not reset the clock).
+    pub(crate) async fn read_line(
+        &mut self,
+        limit: usize,
+        timeout: Duration,
+    ) -> Result<Line, Stop> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(line) = self.input.next_line(limit) {
+                return Ok(line);
+            }
+            self.fill(deadline).await?;
+        }
+    }
+
+    /// DATA content up to `<CRLF>.<CRLF>`; each read must come within `timeout`
+    /// (RFC 5321 §4.5.3.2.5).
+    pub(crate) async fn read_data(
+        &mut self,
+        decoder: &mut DotDecoder,
+        timeout: Duration,
+    ) -> Result<(), Stop> {
+        loop {
+            if !self.input.bytes().is_empty() {
+                let (used, done) = decoder.feed(self.input.bytes());
+                self.input.consume(used);
+                if done {
+                    return Ok(());
+                }
+            }
+            self.fill(Instant::now() + timeout).await?;
+        }
+    }
+
+    /// Exactly `size` octets of a BDAT chunk into `sink`, or dropped when `sink` is None.
+    pub(crate) async fn read_chunk(
+        &mut self,
+        size: usize,
+        mut sink: Option<&mut BodyBuffer>,
+        timeout: Duration,
+    ) -> Result<(), Stop> {
+        let mut remaining = size;
+        loop {
+            let available = self.input.bytes();
+            let take = remaining.min(available.len());
+            if let Some(sink) = sink.as_deref_mut() {
+                sink.push(available.get(..take).unwrap_or_default());
+            }
+            self.input.consume(take);
+            remaining -= take;
+            if remaining == 0 {
+                return Ok(());
+            }
+            self.fill(Instant::now() + timeout).await?;
+        }
+    }
+
+    /// RFC 3207 §4.2: the plaintext the client sent after STARTTLS is thrown away
+    /// (CVE-2011-0411), then the handshake.
+    pub(crate) async fn start_tls(self, acceptor: &TlsAcceptor) -> Result<Self, Stop> {
+        let Connection {
+            stream,
+            mut input,
+            output,
+            scratch,
+            shutdown,
+            write_timeout,
+        } = self;
+        if !input.is_empty() {
+            tracing::info!("dropping input pipelined after STARTTLS");
+        }
+        input.clear();
+        let stream = handshake(stream, acceptor).await?;
+        Ok(Connection {
+            stream,
+            input,
+            output,
+            scratch,
+            shutdown,
+            write_timeout,
+        })
+    }
+
+    /// Sends a last reply and closes.
+    pub(crate) async fn close_with(&mut self, reply: Reply) -> Result<(), SessionError> {
+        self.queue(&reply);
+        let _ = self.flush().await;
+        let _ = tokio::time::timeout(self.write_timeout, self.stream.shutdown()).await;
+        Ok(())
+    }
+
+    /// Ends the session the way `stop` calls for.
+    pub(crate) async fn stop(&mut self, stop: Stop) -> Result<(), SessionError> {
+        match stop {
+            Stop::Eof => Ok(()),
+            Stop::TimedOut => {
+                tracing::info!("timeout; closing");
+                self.close_with(Reply::new(TIMEOUT, "Timeout, closing connection"))
+                    .await
+            }
+            Stop::ShuttingDown => self.close_with(shutting_down()).await,
+            Stop::Failed(error) => Err(error),
+        }
+    }
+}
+
+fn shutting_down() -> Reply {
+    Reply::new(SHUTTING_DOWN, "Shutting down")
+}
+
+/// Runs a session to its end.
+pub(crate) async fn run<S: Transport>(
+    stream: S,
+    mut session: Session,
+    tls: Option<TlsAcceptor>,
+    shutdown: CancellationToken,
+) -> Result<(), SessionError> {
+    let config = session.config.clone();
+    let mut conn = Connection::new(stream, shutdown.clone(), config.command_timeout);
+    conn.queue(&session.greeting());
+    loop {
+        // A session between commands answers shutdown at once (RFC 5321 §3.8); one in
+        // the middle of a delivery gets here only after the store has committed.
+        if shutdown.is_cancelled() {
+            return conn.close_with(shutting_down()).await;
+        }
+        // AUTH lines may be longer than other commands (RFC 4954 §4); the session
+        // applies the 512-octet limit to everything else.
+        let line = match conn
+            .read_line(config.max_auth_line_length, config.command_timeout)
+            .await
+        {
+            Ok(line) => line,
+            Err(stop) => return conn.stop(stop).await,
+        };
+        let mut action = session.command(line).await;
+        loop {
+            match action {
+                Action::Reply(reply) => {
+                    conn.queue(&reply);
+                    break;
+                }
+                Action::Close(reply) => return conn.close_with(reply).await,
+                Action::ReadData { reply, limit } => {
+                    conn.queue(&reply);
+                    let mut decoder = DotDecoder::new(limit);
+                    if let Err(stop) = conn.read_data(&mut decoder, config.data_timeout).await {
+                        return conn.stop(stop).await;
+                    }
+                    action = session.data_received(decoder.finish()).await;
+                }
+                Action::ReadChunk { size, last } => {
+                    let sink = session.chunk_buffer();
+                    if let Err(stop) = conn.read_chunk(size, sink, config.data_timeout).await {
+                        return conn.stop(stop).await;
+                    }
+                    action = session.chunk_received(size, last).await;
+                }
+                Action::DiscardChunk { size, reply } => {
+                    if let Err(stop) = conn.read_chunk(size, None, config.data_timeout).await {
+                        return conn.stop(stop).await;
+                    }
+                    conn.queue(&reply);
+                    break;
+                }
+                Action::Challenge { reply, step } => {
+                    conn.queue(&reply);
+                    let line = match conn
+                        .read_line(config.max_auth_line_length, config.command_timeout)
+                        .await
+                    {
+                        Ok(line) => line,
+                        Err(stop) => return conn.stop(stop).await,
+                    };
+                    action = session.sasl(step, line).await;
+                }
+                Action::StartTls(reply) => {
+                    let Some(acceptor) = &tls else {
+                        // The gate offers STARTTLS only with an acceptor.
+                        return Ok(());
+                    };
+                    conn.queue(&reply);
+                    if let Err(stop) = conn.flush().await {
+                        return conn.stop(stop).await;
+                    }
+                    conn = match conn.start_tls(acceptor).await {
+                        Ok(conn) => conn,
+                        Err(Stop::Failed(error)) => return Err(error),
+                        Err(_) => return Ok(()),
+                    };
+                    session.tls_started();
+                    break;
+                }
+            }
+        }
+        if conn.output.len() > OUTPUT_HIGH_WATER
+            && let Err(stop) = conn.flush().await
+        {
+            return conn.stop(stop).await;
+        }
+    }
+}

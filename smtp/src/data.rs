@@ -1,0 +1,197 @@
+//! DATA (RFC 5321 §4.1.1.4), BDAT (RFC 3030) and delivery of the message to storage.
+//!
+//! The gate has checked that an envelope with at least one recipient is open (or, for
+//! BDAT, that chunking is under way). Content arrives through the driver: DATA through
+//! [`crate::proto::DotDecoder`], BDAT chunks counted exactly into the transaction's
+//! [`crate::proto::BodyBuffer`]. Either way the size limit is enforced while reading and
+//! reading goes on to the end, so the stream keeps its framing when we refuse.
+
+use crate::ListenerRole;
+use crate::proto::Reply;
+use crate::proto::address::xtext_encode;
+use crate::proto::reply::{
+    BAD_SEQUENCE, LOCAL_ERROR, MAILBOX_FULL, MESSAGE_TOO_BIG, OK, START_MAIL_INPUT,
+};
+use crate::session::{Action, Session, State, Transaction};
+use crate::trace::{ReceivedInfo, protocol, received, return_path, submission_fields};
+use storage::{Delivery, Flags, Outbound, StoreError};
+use time::OffsetDateTime;
+
+impl Session {
+    pub(crate) fn data(&mut self) -> Action {
+        Action::ReadData {
+            reply: Reply::new(START_MAIL_INPUT, "End data with <CR><LF>.<CR><LF>"),
+            limit: self.config.max_message_size,
+        }
+    }
+
+    /// DATA content has been read to `<CRLF>.<CRLF>`: `Err(size)` when it was too big.
+    pub(crate) async fn data_received(&mut self, content: Result<Vec<u8>, usize>) -> Action {
+        let reply = match std::mem::replace(&mut self.state, State::Ready) {
+            State::Envelope(transaction) => match content {
+                Ok(content) => self.deliver(transaction, content).await,
+                Err(size) => too_big(size),
+            },
+            other => {
+                self.state = other;
+                Reply::new(BAD_SEQUENCE, "No mail transaction")
+            }
+        };
+        self.count_errors(reply.into())
+    }
+
+    /// BDAT: the first chunk turns the envelope into a chunked transfer.
+    pub(crate) fn bdat(&mut self, size: usize, last: bool) -> Action {
+        if let State::Envelope(_) = self.state
+            && let State::Envelope(transaction) = std::mem::replace(&mut self.state, State::Ready)
+        {
+            self.state = State::Chunking(transaction);
+        }
+        Action::ReadChunk { size, last }
+    }
+
+    /// A BDAT chunk of `size` octets has been read into [`Session::chunk_buffer`].
+    pub(crate) async fn chunk_received(&mut self, size: usize, last: bool) -> Action {
+        let over_limit = matches!(&self.state, State::Chunking(t) if t.body.is_over_limit());
+        let reply = if over_limit {
+            // RFC 3030 §2: after an error reply the client sends no more chunks; the
+            // transaction is over.
+            let received = match std::mem::replace(&mut self.state, State::Ready) {
+                State::Chunking(transaction) => transaction.body.received(),
+                _ => size,
+            };
+            too_big(received)
+        } else if !last {
+            Reply::new(OK, format!("{size} octets received"))
+        } else {
+            match std::mem::replace(&mut self.state, State::Ready) {
+                State::Chunking(mut transaction) => {
+                    let body =
+                        std::mem::replace(&mut transaction.body, crate::proto::BodyBuffer::new(0));
+                    match body.finish() {
+                        Ok(content) => self.deliver(transaction, content).await,
+                        Err(received) => too_big(received),
+                    }
+                }
+                other => {
+                    self.state = other;
+                    Reply::new(BAD_SEQUENCE, "No mail transaction")
+                }
+            }
+        };
+        self.count_errors(reply.into())
+    }
+
+    /// Stores the message once, for every local recipient's INBOX and for the outbound
+    /// queue, and answers `250` only once the store says it is durable.
+    async fn deliver(&mut self, transaction: Transaction, content: Vec<u8>) -> Reply {
+        self.messages = self.messages.saturating_add(1);
+        let id = format!("{}.{}", self.id, self.messages);
+        let size = content.len();
+        let raw = self.compose(&transaction, &id, content);
+
+        // Several recipients of one account get one copy (RFC 5321 §3.7.2 leaves this to
+        // us; one copy per mailbox is what users expect).
+        let mut accounts = transaction.local.clone();
+        accounts.sort();
+        accounts.dedup();
+        let mut mailboxes = Vec::with_capacity(accounts.len());
+        for account in accounts {
+            match self.store.inbox(account).await {
+                Ok(inbox) => mailboxes.push(inbox.id),
+                Err(error) => return self.delivery_failed(error),
+            }
+        }
+        let outbound = (!transaction.remote.is_empty()).then(|| Outbound {
+            mail_from: transaction.mail_from.clone(),
+            recipients: transaction.remote.clone(),
+            ret: transaction.ret.map(|ret| ret.as_str().to_owned()),
+            // Stored as given on the wire (xtext), like ORCPT.
+            envid: transaction.envid.as_deref().map(xtext_encode),
+        });
+        let delivery = Delivery {
+            raw,
+            mailboxes,
+            flags: Flags::default(),
+            internal_date: None,
+            outbound,
+        };
+        match self.store.deliver(delivery).await {
+            Ok(delivered) => {
+                tracing::info!(
+                    id = %id,
+                    message = %delivered.message,
+                    size,
+                    sender = %transaction.mail_from,
+                    recipients = transaction.recipients.len(),
+                    queued = delivered.queued.is_some(),
+                    "message accepted"
+                );
+                Reply::new(OK, format!("Message accepted as {id}"))
+            }
+            Err(error) => self.delivery_failed(error),
+        }
+    }
+
+    fn delivery_failed(&self, error: StoreError) -> Reply {
+        match error {
+            StoreError::OverQuota => {
+                tracing::info!("delivery refused: over quota");
+                Reply::new(MAILBOX_FULL, "Mailbox full")
+            }
+            error => {
+                tracing::warn!(%error, "delivery failed");
+                Reply::new(LOCAL_ERROR, "Local error in processing, try again later")
+            }
+        }
+    }
+
+    /// The stored form: trace fields, submission fixes, then the content unchanged.
+    fn compose(&self, transaction: &Transaction, id: &str, content: Vec<u8>) -> Vec<u8> {
+        let now = OffsetDateTime::now_utc();
+        let mut head = String::new();
+        // RFC 5321 §4.4: Return-Path is added by final delivery only; a message that
+        // only goes out does not carry one (the outbound sender must also strip it from
+        // a copy that does, see the crate report).
+        if !transaction.local.is_empty() {
+            head.push_str(&return_path(&transaction.mail_from));
+        }
+        let (helo, extended) = self
+            .helo
+            .as_ref()
+            .map(|helo| (helo.name.as_str(), helo.extended))
+            .unwrap_or(("unknown", false));
+        head.push_str(&received(&ReceivedInfo {
+            helo,
+            peer: self.peer_ip(),
+            hostname: &self.config.hostname,
+            protocol: protocol(
+                extended,
+                self.tls,
+                self.auth.is_some(),
+                transaction.smtputf8,
+            ),
+            id,
+            for_recipient: match transaction.recipients.as_slice() {
+                [only] => Some(only.as_str()),
+                _ => None,
+            },
+            date: now,
+        }));
+        if self.role != ListenerRole::Inbound {
+            head.push_str(&submission_fields(&content, &self.config.hostname, now));
+        }
+        let mut raw = Vec::with_capacity(head.len() + content.len());
+        raw.extend_from_slice(head.as_bytes());
+        raw.extend_from_slice(&content);
+        raw
+    }
+}
+
+fn too_big(received: usize) -> Reply {
+    tracing::info!(received, "message refused: too big");
+    Reply::new(
+        MESSAGE_TOO_BIG,
+        "Message size exceeds fixed maximum message size",
+    )
+}

@@ -1,0 +1,313 @@
+//! Message content: DATA with its dot-stuffing (RFC 5321 §4.1.1.4, §4.5.2) and the size
+//! limit shared with BDAT chunks (RFC 3030, RFC 1870).
+//!
+//! Policy for line endings inside DATA (SMTP smuggling, CVE-2023-51766): the content ends
+//! only at `<CRLF>.<CRLF>`. A bare LF or a bare CR never starts or ends a line here, so
+//! `\n.\n`, `\n.\r\n` and `\r.\r` are ordinary content. Bare LFs and CRs are kept exactly
+//! as received (no conversion to CRLF): what we store is what the client sent, and any
+//! later relay of it must do its own canonicalisation. 8-bit octets are kept byte for
+//! byte. The 1000-octet text line limit of RFC 5321 §4.5.3.1.6 is not enforced (it is a
+//! minimum we must accept, and real mail exceeds it); only the message size is.
+//!
+//! We do not use `smtp_proto::request::receiver::DataReceiver`: it starts as if it were
+//! in the middle of a line, so a message whose first line begins with `.` is not
+//! unstuffed and an empty message (`.` right after `354`) never ends.
+
+/// The received content, up to a limit: beyond it octets are counted and dropped, so
+/// that reading can go on to the end of the data without holding it in memory.
+#[derive(Debug)]
+pub struct BodyBuffer {
+    limit: usize,
+    body: Vec<u8>,
+    /// Octets received in total, kept or not.
+    received: usize,
+}
+
+impl BodyBuffer {
+    pub fn new(limit: usize) -> BodyBuffer {
+        BodyBuffer {
+            limit,
+            body: Vec::new(),
+            received: 0,
+        }
+    }
+
+    pub fn push(&mut self, bytes: &[u8]) {
+        self.received = self.received.saturating_add(bytes.len());
+        if self.received > self.limit {
+            // Free what we held: the message will be refused anyway.
+            if !self.body.is_empty() {
+                self.body = Vec::new();
+            }
+        } else {
+            self.body.extend_from_slice(bytes);
+        }
+    }
+
+    pub fn is_over_limit(&self) -> bool {
+        self.received > self.limit
+    }
+
+    pub fn received(&self) -> usize {
+        self.received
+    }
+
+    /// The content, or `Err(received)` when it went over the limit.
+    pub fn finish(self) -> Result<Vec<u8>, usize> {
+        if self.is_over_limit() {
+            Err(self.received)
+        } else {
+            Ok(self.body)
+        }
+    }
+}
+
+/// Where we are relative to the `<CRLF>.<CRLF>` terminator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DotState {
+    /// Just after a CRLF (or at the very start, right after the DATA command's CRLF).
+    LineStart,
+    /// Inside a line.
+    Text,
+    /// After a CR inside a line.
+    Cr,
+    /// A line began with `.`; the dot is held back.
+    Dot,
+    /// A line began with `.` then CR; both held back.
+    DotCr,
+}
+
+/// Undoes dot-stuffing and finds the end of DATA content; sans-I/O.
+#[derive(Debug)]
+pub struct DotDecoder {
+    state: DotState,
+    body: BodyBuffer,
+    done: bool,
+}
+
+impl DotDecoder {
+    pub fn new(limit: usize) -> DotDecoder {
+        DotDecoder {
+            state: DotState::LineStart,
+            body: BodyBuffer::new(limit),
+            done: false,
+        }
+    }
+
+    /// Takes bytes from `input`; returns how many it used and whether the terminator was
+    /// seen. Bytes after the terminator are not used (they are the next commands).
+    pub fn feed(&mut self, input: &[u8]) -> (usize, bool) {
+        if self.done {
+            return (0, true);
+        }
+        let mut at = 0;
+        // Runs of plain text are copied in one go.
+        let mut run_start = 0;
+        while let Some(&byte) = input.get(at) {
+            match self.state {
+                DotState::Text => {
+                    if byte == b'\r' {
+                        self.state = DotState::Cr;
+                    }
+                    at += 1;
+                    continue;
+                }
+                DotState::Cr => {
+                    self.state = match byte {
+                        b'\n' => DotState::LineStart,
+                        b'\r' => DotState::Cr,
+                        _ => DotState::Text,
+                    };
+                    at += 1;
+                    continue;
+                }
+                DotState::LineStart => {
+                    if byte == b'.' {
+                        self.flush_run(input, run_start, at);
+                        self.state = DotState::Dot;
+                        at += 1;
+                        run_start = at;
+                    } else {
+                        self.state = if byte == b'\r' {
+                            DotState::Cr
+                        } else {
+                            DotState::Text
+                        };
+                        at += 1;
+                    }
+                }
+                DotState::Dot => {
+                    if byte == b'\r' {
+                        self.state = DotState::DotCr;
+                        at += 1;
+                        run_start = at;
+                    } else {
+                        // RFC 5321 §4.5.2: a line starting with a period and holding
+                        // more characters loses the first period. The byte itself is
+                        // content (a bare LF here is content too, not a line end).
+                        self.state = DotState::Text;
+                        run_start = at;
+                        at += 1;
+                    }
+                }
+                DotState::DotCr => {
+                    if byte == b'\n' {
+                        // `<CRLF>.<CRLF>`: the CRLF before the dot belongs to the content.
+                        self.done = true;
+                        return (at + 1, true);
+                    }
+                    // `.` CR and more on the line: drop the dot, keep the CR, and read
+                    // this byte as one following a CR.
+                    self.body.push(b"\r");
+                    self.state = match byte {
+                        b'\r' => DotState::Cr,
+                        _ => DotState::Text,
+                    };
+                    run_start = at;
+                    at += 1;
+                }
+            }
+        }
+        self.flush_run(input, run_start, at);
+        (at, false)
+    }
+
+    fn flush_run(&mut self, input: &[u8], start: usize, end: usize) {
+        if let Some(run) = input.get(start..end) {
+            self.body.push(run);
+        }
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.done
+    }
+
+    pub fn finish(self) -> Result<Vec<u8>, usize> {
+        self.body.finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The content (or its size when too big) and the bytes left after the terminator.
+    type Decoded = (Result<Vec<u8>, usize>, Vec<u8>);
+
+    /// Feeds `chunks` one by one; returns the content and what was left unused.
+    fn decode(chunks: &[&[u8]], limit: usize) -> Option<Decoded> {
+        let mut decoder = DotDecoder::new(limit);
+        for (index, chunk) in chunks.iter().enumerate() {
+            let (used, done) = decoder.feed(chunk);
+            if done {
+                let mut rest = chunk.get(used..).unwrap_or_default().to_vec();
+                for later in chunks.iter().skip(index + 1) {
+                    rest.extend_from_slice(later);
+                }
+                return Some((decoder.finish(), rest));
+            }
+            assert_eq!(used, chunk.len(), "all bytes used until the end");
+        }
+        None
+    }
+
+    fn body(chunks: &[&[u8]]) -> Vec<u8> {
+        let (body, _) = decode(chunks, usize::MAX).expect("data ends");
+        body.expect("within limit")
+    }
+
+    #[test]
+    fn ends_at_crlf_dot_crlf_and_keeps_the_last_crlf() {
+        assert_eq!(
+            body(&[b"Subject: x\r\n\r\nhi\r\n.\r\n"]),
+            b"Subject: x\r\n\r\nhi\r\n"
+        );
+    }
+
+    #[test]
+    fn empty_message_ends_immediately() {
+        assert_eq!(body(&[b".\r\n"]), b"");
+    }
+
+    #[test]
+    fn unstuffs_first_and_later_lines() {
+        assert_eq!(
+            body(&[b"..a\r\n..\r\nb\r\n...\r\n.\r\n"]),
+            b".a\r\n.\r\nb\r\n..\r\n"
+        );
+    }
+
+    #[test]
+    fn terminator_split_across_reads() {
+        let chunks: [&[u8]; 5] = [b"a\r", b"\n", b".", b"\r", b"\nrest"];
+        let (content, rest) = decode(&chunks, usize::MAX).expect("ends");
+        assert_eq!(content, Ok(b"a\r\n".to_vec()));
+        assert_eq!(rest, b"rest");
+    }
+
+    #[test]
+    fn every_split_point_gives_the_same_result() {
+        let input: &[u8] = b"..x\r\nline\n.\nbare\r\n.\rz\r\n\xff\xfe\r\n.\r\nNEXT";
+        let whole = decode(&[input], usize::MAX).expect("ends");
+        for split in 0..input.len() {
+            let (a, b) = input.split_at(split);
+            assert_eq!(
+                decode(&[a, b], usize::MAX).expect("ends"),
+                whole,
+                "split {split}"
+            );
+        }
+        assert_eq!(
+            whole.0,
+            Ok(b".x\r\nline\n.\nbare\r\n\rz\r\n\xff\xfe\r\n".to_vec())
+        );
+        assert_eq!(whole.1, b"NEXT");
+    }
+
+    #[test]
+    fn smuggling_attempts_do_not_end_data() {
+        // CVE-2023-51766 class: bare LF or CR around the dot.
+        for attack in [
+            &b"a\n.\nMAIL FROM:<x@y>\r\n"[..],
+            b"a\n.\r\nMAIL FROM:<x@y>\r\n",
+            b"a\r.\r\nMAIL FROM:<x@y>\r\n",
+            b"a\r\n.\nMAIL FROM:<x@y>\r\n",
+            b"a\r\n.\r.\r\n",
+        ] {
+            assert!(decode(&[attack], usize::MAX).is_none(), "{attack:?}");
+            let mut whole = attack.to_vec();
+            whole.extend_from_slice(b"\r\n.\r\n");
+            assert!(decode(&[&whole], usize::MAX).is_some());
+        }
+        // The smuggled text stays in the message, unchanged.
+        assert_eq!(
+            body(&[b"a\n.\nMAIL FROM:<x@y>\r\n.\r\n"]),
+            b"a\n.\nMAIL FROM:<x@y>\r\n"
+        );
+    }
+
+    #[test]
+    fn over_limit_reads_on_to_the_end() {
+        let (content, rest) = decode(&[b"0123456789\r\n", b"more\r\n.\r\nQUIT\r\n"], 8)
+            .expect("ends even when too big");
+        assert_eq!(content, Err(18));
+        assert_eq!(rest, b"QUIT\r\n");
+    }
+
+    #[test]
+    fn limit_counts_unstuffed_octets() {
+        let (content, _) = decode(&[b"..\r\n.\r\n"], 3).expect("ends");
+        assert_eq!(content, Ok(b".\r\n".to_vec()));
+    }
+
+    #[test]
+    fn body_buffer_limit() {
+        let mut body = BodyBuffer::new(4);
+        body.push(b"abcd");
+        assert!(!body.is_over_limit());
+        body.push(b"e");
+        assert!(body.is_over_limit());
+        assert_eq!(body.received(), 5);
+        assert_eq!(body.finish(), Err(5));
+    }
+}

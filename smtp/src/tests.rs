@@ -1,0 +1,768 @@
+//! Session-level tests: a real [`Store`] in a temporary directory, sessions driven over
+//! an in-memory pipe (any peer address we like) or over TCP through [`SmtpServer::serve`],
+//! asserting exact reply codes.
+
+use crate::connection::{self, Transport};
+use crate::session::{Session, SessionId};
+use crate::{ListenerRole, SmtpConfig, SmtpServer};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use netutil::{AuthThrottle, ConnectionLimiter, Shutdown, TlsAcceptor, tls_acceptor};
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+use storage::{Secret, Store};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, DuplexStream};
+use tokio::net::{TcpListener, TcpStream};
+
+const ALICE: &str = "alice@example.com";
+const ALICE_PASSWORD: &str = "alice-password";
+const BOB: &str = "bob@example.com";
+const BOB_PASSWORD: &str = "bob-password";
+/// Far from anything a test needs; a reply that takes this long means a hang.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(60);
+const MAX_MESSAGE_SIZE: usize = 10_000;
+const MAX_RECIPIENTS: usize = 3;
+const REMOTE_PEER: &str = "192.0.2.10:40000";
+const LOOPBACK_PEER: &str = "127.0.0.1:40000";
+
+impl Transport for DuplexStream {
+    async fn start_tls(self, _: &TlsAcceptor) -> io::Result<Self> {
+        Err(io::Error::other("no TLS over an in-memory pipe"))
+    }
+}
+
+struct Harness {
+    server: SmtpServer,
+    _dir: tempfile::TempDir,
+}
+
+impl Harness {
+    async fn new() -> Harness {
+        Harness::with(|_| {}, false).await
+    }
+
+    /// A store with the domain `example.com`, the account alice (and bob when asked;
+    /// argon2 is slow in debug builds), and the alias `postmaster@example.com` → alice.
+    async fn with(configure: impl FnOnce(&mut SmtpConfig), bob: bool) -> Harness {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("db.sqlite").to_string_lossy())
+            .await
+            .expect("open store");
+        store.add_domain("example.com").await.expect("domain");
+        store
+            .add_account(ALICE, &Secret::new(ALICE_PASSWORD))
+            .await
+            .expect("alice");
+        if bob {
+            store
+                .add_account(BOB, &Secret::new(BOB_PASSWORD))
+                .await
+                .expect("bob");
+        }
+        store
+            .add_alias("postmaster@example.com", ALICE)
+            .await
+            .expect("alias");
+        let mut config = SmtpConfig::new("mx.test");
+        config.max_message_size = MAX_MESSAGE_SIZE;
+        config.max_recipients = MAX_RECIPIENTS;
+        configure(&mut config);
+        let server = SmtpServer {
+            config: Arc::new(config),
+            store,
+            tls: None,
+            connections: ConnectionLimiter::new(100, 100),
+            auth_throttle: AuthThrottle::new(3, Duration::from_secs(600), Duration::ZERO),
+            shutdown: Shutdown::new(),
+        };
+        Harness { server, _dir: dir }
+    }
+
+    fn store(&self) -> &Store {
+        &self.server.store
+    }
+
+    /// A session over an in-memory pipe from `peer`; the greeting is already read.
+    async fn connect(&self, role: ListenerRole, peer: &str) -> Client<DuplexStream> {
+        let (client, server) = tokio::io::duplex(64 * 1024);
+        let session = Session::new(
+            &self.server,
+            role,
+            peer.parse().expect("peer"),
+            SessionId::new(),
+            false,
+        );
+        let token = self.server.shutdown.token.clone();
+        self.server.shutdown.tracker.spawn(async move {
+            let _ = connection::run(server, session, None, token).await;
+        });
+        let mut client = Client::new(client);
+        client.expect("220 mx.test ESMTP").await;
+        client
+    }
+
+    async fn inbox_messages(&self, email: &str) -> Vec<Vec<u8>> {
+        let account = self
+            .store()
+            .resolve_recipient(email)
+            .await
+            .expect("resolve")
+            .expect("account");
+        let inbox = self.store().inbox(account).await.expect("inbox");
+        let mut messages = Vec::new();
+        for entry in self
+            .store()
+            .mailbox_entries(inbox.id)
+            .await
+            .expect("entries")
+        {
+            messages.push(self.store().raw_message(entry.message).await.expect("raw"));
+        }
+        messages
+    }
+}
+
+struct Client<S> {
+    stream: BufReader<S>,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
+    fn new(stream: S) -> Self {
+        Client {
+            stream: BufReader::new(stream),
+        }
+    }
+
+    async fn send(&mut self, bytes: impl AsRef<[u8]>) {
+        let stream = self.stream.get_mut();
+        stream.write_all(bytes.as_ref()).await.expect("send");
+        stream.flush().await.expect("flush");
+    }
+
+    /// One whole reply (all lines of a multi-line reply), as text.
+    async fn reply(&mut self) -> String {
+        let mut reply = String::new();
+        loop {
+            let mut line = String::new();
+            let read = tokio::time::timeout(REPLY_TIMEOUT, self.stream.read_line(&mut line))
+                .await
+                .expect("reply in time")
+                .expect("read");
+            assert!(read > 0, "connection closed; reply so far: {reply:?}");
+            assert!(line.ends_with("\r\n"), "reply line ends in CRLF: {line:?}");
+            reply.push_str(&line);
+            if line.as_bytes().get(3) == Some(&b' ') {
+                return reply;
+            }
+        }
+    }
+
+    /// Reads a reply and checks that it starts with `prefix` (e.g. `"250 2.1.5"`).
+    async fn expect(&mut self, prefix: &str) -> String {
+        let reply = self.reply().await;
+        let last = reply.lines().last().unwrap_or_default();
+        assert!(
+            reply.starts_with(prefix) || last.starts_with(prefix),
+            "expected {prefix:?}, got {reply:?}"
+        );
+        reply
+    }
+
+    async fn command(&mut self, line: &str, prefix: &str) -> String {
+        self.send(format!("{line}\r\n")).await;
+        self.expect(prefix).await
+    }
+
+    /// After the server closed: reading gives end of stream.
+    async fn expect_closed(&mut self) {
+        let mut rest = String::new();
+        let read = tokio::time::timeout(REPLY_TIMEOUT, self.stream.read_line(&mut rest))
+            .await
+            .expect("close in time");
+        assert!(
+            matches!(read, Ok(0) | Err(_)),
+            "expected close, got {rest:?}"
+        );
+    }
+
+    async fn login(&mut self, user: &str, password: &str) {
+        let token = STANDARD.encode(format!("\0{user}\0{password}"));
+        self.command(&format!("AUTH PLAIN {token}"), "235 2.7.0")
+            .await;
+    }
+}
+
+/// The content a client sends for `body`, dot-stuffed and terminated.
+fn dot_stuff(body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut line_start = true;
+    let mut previous = 0u8;
+    for &byte in body {
+        if line_start && byte == b'.' {
+            out.push(b'.');
+        }
+        out.push(byte);
+        line_start = previous == b'\r' && byte == b'\n';
+        previous = byte;
+    }
+    out.extend_from_slice(b".\r\n");
+    out
+}
+
+/// The stored message minus our trace prefix: everything after the first `Received:`
+/// field and any fields we added before the client's content.
+fn after_prefix<'a>(stored: &'a [u8], body: &[u8]) -> &'a [u8] {
+    assert!(
+        stored.ends_with(body),
+        "stored message ends with the body as sent:\n{}",
+        String::from_utf8_lossy(stored)
+    );
+    stored.get(stored.len() - body.len()..).unwrap_or_default()
+}
+
+// ---- EHLO and simple commands ----
+
+#[tokio::test]
+async fn ehlo_lists_the_extensions() {
+    let h = Harness::new().await;
+    let mut c = h.connect(ListenerRole::Inbound, REMOTE_PEER).await;
+    let reply = c.command("EHLO client.example", "250").await;
+    assert_eq!(
+        reply,
+        "250-mx.test\r\n250-PIPELINING\r\n250-SIZE 10000\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n\
+         250-ENHANCEDSTATUSCODES\r\n250-CHUNKING\r\n250 DSN\r\n",
+        "no STARTTLS without a certificate, no AUTH on port 25"
+    );
+
+    let mut s = h.connect(ListenerRole::Submission, LOOPBACK_PEER).await;
+    let reply = s.command("EHLO client.example", "250").await;
+    assert!(reply.ends_with("250 AUTH PLAIN LOGIN\r\n"), "{reply}");
+
+    let mut far = h.connect(ListenerRole::Submission, REMOTE_PEER).await;
+    let reply = far.command("EHLO client.example", "250").await;
+    assert!(
+        !reply.contains("AUTH"),
+        "no AUTH over plaintext from afar: {reply}"
+    );
+}
+
+#[tokio::test]
+async fn simple_commands_and_order() {
+    let h = Harness::new().await;
+    let mut c = h.connect(ListenerRole::Inbound, REMOTE_PEER).await;
+    c.command("MAIL FROM:<a@remote.example>", "503 5.5.1").await;
+    c.command("NOOP", "250 2.0.0").await;
+    c.command("HELO client.example", "250 mx.test").await;
+    c.command("RCPT TO:<alice@example.com>", "503 5.5.1").await;
+    c.command("DATA", "503 5.5.1").await;
+    c.command("VRFY alice", "252 2.5.0").await;
+    c.command("EXPN list", "502 5.5.1").await;
+    c.command("HELP", "214").await;
+    c.command("RSET", "250 2.0.0").await;
+    c.command("BOGUS", "500 5.5.2").await;
+    c.command("MAIL FROM:bad", "501 5.5.4").await;
+    c.command("MAIL FROM:<a@remote.example> FOO=1", "555 5.5.4")
+        .await;
+    c.command("MAIL FROM:<a@remote.example>", "250 2.1.0").await;
+    c.command("MAIL FROM:<a@remote.example>", "503 5.5.1").await;
+    c.command("DATA", "503 5.5.1").await;
+    c.command("AUTH PLAIN", "503 5.5.1").await;
+    c.command("QUIT", "221 2.0.0").await;
+    c.expect_closed().await;
+}
+
+// ---- inbound ----
+
+#[tokio::test]
+async fn pipelined_transaction_is_stored_byte_for_byte() {
+    let h = Harness::new().await;
+    let mut c = h.connect(ListenerRole::Inbound, REMOTE_PEER).await;
+    let body: &[u8] = b"From: <s@remote.example>\r\nSubject: hi\r\n\r\n.leading dot\r\n..two dots\r\n\
+                        bare\nline feed and bare\rcarriage return\r\n8-bit: \xc3\xa9\xff\r\n.\r\nlast\r\n";
+    // RFC 2920: the whole envelope in one write, replies in order.
+    c.send(
+        "EHLO client.example\r\nMAIL FROM:<s@remote.example> BODY=8BITMIME\r\n\
+         RCPT TO:<alice@example.com>\r\nRCPT TO:<nobody@example.com>\r\nDATA\r\n",
+    )
+    .await;
+    c.expect("250-mx.test").await;
+    c.expect("250 2.1.0").await;
+    c.expect("250 2.1.5").await;
+    c.expect("550 5.1.1").await;
+    c.expect("354").await;
+    let mut content = dot_stuff(body);
+    content.extend_from_slice(b"QUIT\r\n");
+    c.send(&content).await;
+    c.expect("250 2.0.0").await;
+    c.expect("221 2.0.0").await;
+
+    let messages = h.inbox_messages(ALICE).await;
+    assert_eq!(messages.len(), 1);
+    let stored = messages.first().expect("one message");
+    assert_eq!(after_prefix(stored, body), body);
+    let text = String::from_utf8_lossy(stored);
+    assert!(text.starts_with("Return-Path: <s@remote.example>\r\nReceived: from client.example ([192.0.2.10])\r\n\tby mx.test with ESMTP id "), "{text}");
+    assert!(text.contains("\tfor <alice@example.com>;\r\n"), "{text}");
+    assert_eq!(
+        stored.len(),
+        text.find("From: <s@").expect("body start") + body.len(),
+        "nothing but Return-Path and Received before the body"
+    );
+}
+
+#[tokio::test]
+async fn recipients_are_checked() {
+    let h = Harness::new().await;
+    let mut c = h.connect(ListenerRole::Inbound, REMOTE_PEER).await;
+    c.command("EHLO client.example", "250").await;
+    c.command("MAIL FROM:<>", "250 2.1.0").await;
+    c.command("RCPT TO:<nobody@example.com>", "550 5.1.1").await;
+    c.command(
+        "RCPT TO:<someone@elsewhere.example>",
+        "554 5.7.1 Relay access denied",
+    )
+    .await;
+    c.command("RCPT TO:<>", "501 5.1.3").await;
+    c.command("RCPT TO:<ALICE@EXAMPLE.COM>", "250 2.1.5").await;
+    c.command("RCPT TO:<alice+tag@example.com>", "250 2.1.5")
+        .await;
+    c.command("RCPT TO:<Postmaster>", "250 2.1.5").await;
+    c.command("RCPT TO:<bob@example.com>", "452 4.5.3 Too many recipients")
+        .await;
+    c.command("DATA", "354").await;
+    c.send(dot_stuff(b"Subject: three ways to alice\r\n\r\nx\r\n"))
+        .await;
+    c.expect("250 2.0.0").await;
+    // Three recipients, one account: one copy, stored once.
+    assert_eq!(h.inbox_messages(ALICE).await.len(), 1);
+    assert_eq!(h.store().stored_message_count().await.expect("count"), 1);
+}
+
+#[tokio::test]
+async fn non_ascii_address_needs_smtputf8() {
+    let h = Harness::new().await;
+    let mut c = h.connect(ListenerRole::Inbound, REMOTE_PEER).await;
+    c.command("EHLO client.example", "250").await;
+    c.command("MAIL FROM:<usér@remote.example>", "553 5.6.7")
+        .await;
+    c.command("MAIL FROM:<usér@remote.example> SMTPUTF8", "250 2.1.0")
+        .await;
+    c.command("RCPT TO:<alice@example.com>", "250 2.1.5").await;
+}
+
+#[tokio::test]
+async fn smuggling_does_not_end_data() {
+    let h = Harness::new().await;
+    let mut c = h.connect(ListenerRole::Inbound, REMOTE_PEER).await;
+    c.command("EHLO client.example", "250").await;
+    c.command("MAIL FROM:<s@remote.example>", "250 2.1.0").await;
+    c.command("RCPT TO:<alice@example.com>", "250 2.1.5").await;
+    c.command("DATA", "354").await;
+    // CVE-2023-51766: `\n.\n` and `\n.\r\n` are not the end of data.
+    let attack: &[u8] = b"Subject: real\r\n\r\nreal\n.\nMAIL FROM:<ceo@example.com>\r\n\
+        RCPT TO:<alice@example.com>\r\nDATA\r\nSubject: forged\r\n\r\nforged\n.\r\nmore\r\n";
+    c.send(attack).await;
+    c.send(b".\r\nNOOP\r\n").await;
+    // One message, then the NOOP: nothing inside was read as a command.
+    c.expect("250 2.0.0").await;
+    c.expect("250 2.0.0 OK").await;
+    let messages = h.inbox_messages(ALICE).await;
+    assert_eq!(messages.len(), 1);
+    let stored = messages.first().expect("one");
+    assert_eq!(after_prefix(stored, attack), attack);
+}
+
+#[tokio::test]
+async fn oversized_messages_are_refused_and_framing_survives() {
+    let h = Harness::new().await;
+    let mut c = h.connect(ListenerRole::Inbound, REMOTE_PEER).await;
+    c.command("EHLO client.example", "250").await;
+    // RFC 1870: declared too big at MAIL time.
+    c.command("MAIL FROM:<s@remote.example> SIZE=10001", "552 5.3.4")
+        .await;
+    c.command(
+        "MAIL FROM:<s@remote.example> SIZE=99999999999999999999999",
+        "501 5.5.4",
+    )
+    .await;
+    // Not declared: found out while reading; read to the end, then refuse.
+    c.command("MAIL FROM:<s@remote.example>", "250 2.1.0").await;
+    c.command("RCPT TO:<alice@example.com>", "250 2.1.5").await;
+    c.command("DATA", "354").await;
+    let line = format!("{}\r\n", "x".repeat(98));
+    let mut big = String::from("Subject: big\r\n\r\n");
+    while big.len() <= MAX_MESSAGE_SIZE {
+        big.push_str(&line);
+    }
+    c.send(dot_stuff(big.as_bytes())).await;
+    c.expect("552 5.3.4").await;
+    // The transaction is over; the stream is still in step.
+    c.command("NOOP", "250 2.0.0").await;
+    c.command("RCPT TO:<alice@example.com>", "503 5.5.1").await;
+    assert!(h.inbox_messages(ALICE).await.is_empty());
+
+    // The same over BDAT.
+    c.command("MAIL FROM:<s@remote.example>", "250 2.1.0").await;
+    c.command("RCPT TO:<alice@example.com>", "250 2.1.5").await;
+    c.send(format!("BDAT {}\r\n{big}", big.len())).await;
+    c.expect("552 5.3.4").await;
+    c.command("NOOP", "250 2.0.0").await;
+    assert!(h.inbox_messages(ALICE).await.is_empty());
+}
+
+#[tokio::test]
+async fn line_too_long() {
+    let h = Harness::new().await;
+    let mut c = h.connect(ListenerRole::Inbound, REMOTE_PEER).await;
+    c.command("EHLO client.example", "250").await;
+    // RFC 5321 §4.5.3.1.4: 512 octets including CRLF.
+    c.command(&format!("NOOP {}", "x".repeat(505)), "250 2.0.0")
+        .await;
+    c.command(
+        &format!("NOOP {}", "x".repeat(506)),
+        "500 5.5.2 Line too long",
+    )
+    .await;
+    c.command(
+        &format!("NOOP {}", "x".repeat(100_000)),
+        "500 5.5.2 Line too long",
+    )
+    .await;
+    c.command("NOOP", "250 2.0.0").await;
+}
+
+#[tokio::test]
+async fn bdat_chunks_are_read_by_count() {
+    let h = Harness::new().await;
+    let mut c = h.connect(ListenerRole::Inbound, REMOTE_PEER).await;
+    c.command("EHLO client.example", "250").await;
+    // Refused BDAT: its chunk is still read and dropped.
+    c.send("BDAT 12\r\nNOOP\r\nNOOP\r\n").await;
+    c.expect("503 5.5.1").await;
+    c.command("NOOP", "250 2.0.0 OK").await;
+
+    let first: &[u8] = b"Subject: chunks\r\n\r\n.no stuffing\r\n";
+    let second: &[u8] = b"\r\n.\r\nBDAT carries CRLF.CRLF as data\r\n\xff\r\n";
+    c.send("MAIL FROM:<s@remote.example>\r\nRCPT TO:<alice@example.com>\r\n")
+        .await;
+    c.expect("250 2.1.0").await;
+    c.expect("250 2.1.5").await;
+    let mut pipelined = format!("BDAT {}\r\n", first.len()).into_bytes();
+    pipelined.extend_from_slice(first);
+    pipelined.extend_from_slice(format!("BDAT {} LAST\r\n", second.len()).as_bytes());
+    pipelined.extend_from_slice(second);
+    c.send(&pipelined).await;
+    c.expect(&format!("250 2.0.0 {} octets received", first.len()))
+        .await;
+    c.expect("250 2.0.0 Message accepted").await;
+    // DATA during chunking is out of order; BDAT 0 LAST is a valid empty end.
+    c.command("MAIL FROM:<s@remote.example>", "250 2.1.0").await;
+    c.command("RCPT TO:<alice@example.com>", "250 2.1.5").await;
+    c.send("BDAT 3\r\nabc").await;
+    c.expect("250 2.0.0").await;
+    c.command("DATA", "503 5.5.1").await;
+    c.command("BDAT 0 LAST", "250 2.0.0 Message accepted").await;
+
+    let messages = h.inbox_messages(ALICE).await;
+    assert_eq!(messages.len(), 2);
+    let body = [first, second].concat();
+    assert_eq!(after_prefix(messages.first().expect("first"), &body), body);
+    assert!(messages.get(1).expect("second").ends_with(b"abc"));
+}
+
+#[tokio::test]
+async fn over_quota_is_552() {
+    let h = Harness::new().await;
+    h.store().set_quota(ALICE, Some(10)).await.expect("quota");
+    let mut c = h.connect(ListenerRole::Inbound, REMOTE_PEER).await;
+    c.command("EHLO client.example", "250").await;
+    c.command("MAIL FROM:<s@remote.example>", "250 2.1.0").await;
+    c.command("RCPT TO:<alice@example.com>", "250 2.1.5").await;
+    c.command("DATA", "354").await;
+    c.send(dot_stuff(
+        b"Subject: too much for the quota\r\n\r\nbody\r\n",
+    ))
+    .await;
+    c.expect("552 5.2.2").await;
+}
+
+#[tokio::test]
+async fn too_many_errors_close_the_connection() {
+    let h = Harness::new().await;
+    let mut c = h.connect(ListenerRole::Inbound, REMOTE_PEER).await;
+    for _ in 1..h.server.config.max_bad_commands {
+        c.command("BOGUS", "500 5.5.2").await;
+    }
+    c.command("BOGUS", "421 4.7.0").await;
+    c.expect_closed().await;
+}
+
+// ---- submission ----
+
+#[tokio::test]
+async fn submission_requires_auth() {
+    let h = Harness::new().await;
+    let mut c = h.connect(ListenerRole::Submission, LOOPBACK_PEER).await;
+    c.command("EHLO client.example", "250").await;
+    c.command(
+        "MAIL FROM:<alice@example.com>",
+        "530 5.7.0 Authentication required",
+    )
+    .await;
+
+    let mut far = h.connect(ListenerRole::Submission, REMOTE_PEER).await;
+    far.command("EHLO client.example", "250").await;
+    far.command("AUTH PLAIN", "530 5.7.0").await;
+}
+
+#[tokio::test]
+async fn auth_plain_and_login() {
+    let h = Harness::new().await;
+    let mut c = h.connect(ListenerRole::Submission, LOOPBACK_PEER).await;
+    c.command("EHLO client.example", "250").await;
+    let wrong = STANDARD.encode(format!("\0{ALICE}\0wrong"));
+    c.command(&format!("AUTH PLAIN {wrong}"), "535 5.7.8").await;
+    c.command("AUTH CRAM-MD5", "504 5.5.4").await;
+    // No initial response: empty challenge, then the response; `*` cancels.
+    c.command("AUTH PLAIN", "334 \r\n").await;
+    c.command("*", "501 5.7.0").await;
+    c.command("AUTH PLAIN", "334 ").await;
+    c.command("not base64!", "501 5.5.2").await;
+    // LOGIN: user then password.
+    c.command("AUTH LOGIN", "334 VXNlcm5hbWU6").await;
+    c.command(&STANDARD.encode(ALICE), "334 UGFzc3dvcmQ6").await;
+    c.command(&STANDARD.encode(ALICE_PASSWORD), "235 2.7.0")
+        .await;
+    c.command("AUTH PLAIN", "503 5.5.1").await;
+    c.command("MAIL FROM:<alice@example.com>", "250 2.1.0")
+        .await;
+}
+
+#[tokio::test]
+async fn auth_is_throttled_then_refused() {
+    let h = Harness::new().await;
+    let mut c = h.connect(ListenerRole::Submission, LOOPBACK_PEER).await;
+    c.command("EHLO client.example", "250").await;
+    let wrong = STANDARD.encode(format!("\0{ALICE}\0wrong"));
+    for _ in 0..3 {
+        c.command(&format!("AUTH PLAIN {wrong}"), "535 5.7.8").await;
+    }
+    c.command(&format!("AUTH PLAIN {wrong}"), "421 4.7.0").await;
+    c.expect_closed().await;
+}
+
+#[tokio::test]
+async fn spoofed_sender_is_refused() {
+    let h = Harness::with(|_| {}, true).await;
+    let mut c = h.connect(ListenerRole::Submission, LOOPBACK_PEER).await;
+    c.command("EHLO client.example", "250").await;
+    c.login(ALICE, ALICE_PASSWORD).await;
+    c.command("MAIL FROM:<bob@example.com>", "553 5.7.1").await;
+    c.command("MAIL FROM:<>", "553 5.7.1").await;
+    c.command("MAIL FROM:<alice+lists@example.com>", "250 2.1.0")
+        .await;
+}
+
+#[tokio::test]
+async fn submission_delivers_locally_and_queues_remote() {
+    let h = Harness::with(|c| c.max_recipients = 10, true).await;
+    let mut c = h.connect(ListenerRole::Submissions, LOOPBACK_PEER).await;
+    c.command("EHLO client.example", "250").await;
+    c.login(ALICE, ALICE_PASSWORD).await;
+    c.command(
+        "MAIL FROM:<alice@example.com> RET=HDRS ENVID=QQ+2B1",
+        "250 2.1.0",
+    )
+    .await;
+    c.command("RCPT TO:<bob@example.com>", "250 2.1.5").await;
+    c.command(
+        "RCPT TO:<friend@remote.example> NOTIFY=FAILURE,DELAY ORCPT=rfc822;friend@remote.example",
+        "250 2.1.5",
+    )
+    .await;
+    c.command("RCPT TO:<friend@remote.example>", "250 2.1.5")
+        .await;
+    c.command("RCPT TO:<nobody@example.com>", "550 5.1.1").await;
+    c.command("DATA", "354").await;
+    let body: &[u8] = b"From: alice@example.com\r\nSubject: hello\r\n\r\nHi!\r\n";
+    c.send(dot_stuff(body)).await;
+    c.expect("250 2.0.0").await;
+
+    let messages = h.inbox_messages(BOB).await;
+    let stored = messages.first().expect("bob got it");
+    let text = String::from_utf8_lossy(stored);
+    assert!(stored.ends_with(body));
+    assert!(text.contains("with ESMTPA id"), "{text}");
+    assert!(
+        text.contains("\r\nDate: "),
+        "RFC 6409 §8.3 Date added: {text}"
+    );
+    assert!(
+        text.contains("\r\nMessage-ID: <"),
+        "RFC 6409 §8.3 Message-ID added: {text}"
+    );
+
+    let queue = h.store().queue_items().await.expect("queue");
+    assert_eq!(queue.len(), 1);
+    let item = queue.first().expect("one item");
+    assert_eq!(item.mail_from, ALICE);
+    assert_eq!(item.ret.as_deref(), Some("HDRS"));
+    assert_eq!(item.envid.as_deref(), Some("QQ+2B1"));
+    assert_eq!(item.recipients.len(), 1, "duplicates queued once");
+    let recipient = item.recipients.first().expect("recipient");
+    assert_eq!(recipient.address, "friend@remote.example");
+    assert_eq!(recipient.notify, ["FAILURE", "DELAY"]);
+    assert_eq!(
+        recipient.orcpt.as_deref(),
+        Some("rfc822;friend@remote.example")
+    );
+    assert_eq!(
+        h.store().stored_message_count().await.expect("count"),
+        1,
+        "one stored copy"
+    );
+}
+
+// ---- timeouts and shutdown ----
+
+#[tokio::test]
+async fn command_timeout_closes_with_421() {
+    let h = Harness::with(|c| c.command_timeout = Duration::from_secs(5), false).await;
+    let mut c = h.connect(ListenerRole::Inbound, REMOTE_PEER).await;
+    c.command("EHLO client.example", "250").await;
+    // Nothing more. Paused time jumps to the next timer when every task is idle; the
+    // store is not used from here on (its pool has timers of its own).
+    tokio::time::pause();
+    c.expect("421 4.4.2").await;
+    c.expect_closed().await;
+}
+
+#[tokio::test]
+async fn data_timeout_closes_with_421() {
+    let h = Harness::with(|c| c.data_timeout = Duration::from_secs(5), false).await;
+    let mut c = h.connect(ListenerRole::Inbound, REMOTE_PEER).await;
+    c.command("EHLO client.example", "250").await;
+    c.command("MAIL FROM:<s@remote.example>", "250 2.1.0").await;
+    c.command("RCPT TO:<alice@example.com>", "250 2.1.5").await;
+    tokio::time::pause();
+    c.command("DATA", "354").await;
+    c.send("Subject: unfinished\r\n").await;
+    c.expect("421 4.4.2").await;
+    tokio::time::resume();
+    assert!(h.inbox_messages(ALICE).await.is_empty());
+}
+
+#[tokio::test]
+async fn shutdown_says_421_to_idle_sessions() {
+    let h = Harness::new().await;
+    let mut c = h.connect(ListenerRole::Inbound, REMOTE_PEER).await;
+    c.command("EHLO client.example", "250").await;
+    let shutdown = h.server.shutdown.clone();
+    let waiter = tokio::spawn(async move { shutdown.shutdown_and_wait().await });
+    c.expect("421 4.3.2 Shutting down").await;
+    c.expect_closed().await;
+    tokio::time::timeout(REPLY_TIMEOUT, waiter)
+        .await
+        .expect("shutdown finishes")
+        .expect("join");
+}
+
+// ---- over TCP, through `serve` ----
+
+async fn serve(h: &Harness, role: ListenerRole) -> std::net::SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let address = listener.local_addr().expect("address");
+    let server = h.server.clone();
+    h.server
+        .shutdown
+        .tracker
+        .spawn(async move { server.serve(listener, role).await });
+    address
+}
+
+#[tokio::test]
+async fn serve_accepts_and_limits_connections() {
+    let mut h = Harness::new().await;
+    h.server.connections = ConnectionLimiter::new(10, 1);
+    let address = serve(&h, ListenerRole::Inbound).await;
+    let mut first = Client::new(TcpStream::connect(address).await.expect("connect"));
+    first.expect("220 mx.test").await;
+    first.command("EHLO client.example", "250-mx.test").await;
+    let mut second = Client::new(TcpStream::connect(address).await.expect("connect"));
+    second.expect("421 4.7.0 Too many connections").await;
+    second.expect_closed().await;
+    first.command("QUIT", "221").await;
+    first.expect_closed().await;
+    // The slot is free again once the first session is gone.
+    let mut third = loop {
+        let mut client = Client::new(TcpStream::connect(address).await.expect("connect"));
+        if client.reply().await.starts_with("220") {
+            break client;
+        }
+        tokio::task::yield_now().await;
+    };
+    third.command("NOOP", "250").await;
+    h.server.shutdown.shutdown_and_wait().await;
+}
+
+fn test_tls() -> (TlsAcceptor, rustls::ClientConfig) {
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+    let certified =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("certificate");
+    let cert: CertificateDer<'static> = certified.cert.der().clone();
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(certified.key_pair.serialize_der()));
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let server = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.clone()], key)
+        .expect("server config");
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert).expect("root");
+    let client = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    (tls_acceptor(server), client)
+}
+
+#[tokio::test]
+async fn starttls_drops_pipelined_plaintext_and_resets() {
+    let mut h = Harness::new().await;
+    let (acceptor, client_config) = test_tls();
+    h.server.tls = Some(acceptor);
+    let address = serve(&h, ListenerRole::Submission).await;
+    let mut c = Client::new(TcpStream::connect(address).await.expect("connect"));
+    c.expect("220 mx.test").await;
+    let reply = c.command("EHLO client.example", "250").await;
+    assert!(reply.contains("250-STARTTLS\r\n"), "{reply}");
+    // CVE-2011-0411: a command injected after STARTTLS in the same packet.
+    c.send("STARTTLS\r\nRSET\r\n").await;
+    c.expect("220 2.0.0").await;
+    let tcp = c.stream.into_inner();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(client_config));
+    let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+    let tls = connector.connect(name, tcp).await.expect("handshake");
+    let mut c = Client::new(tls);
+    // Had RSET been kept, its 250 would come first. State is back to before EHLO.
+    c.command("MAIL FROM:<alice@example.com>", "503 5.5.1")
+        .await;
+    let reply = c.command("EHLO client.example", "250").await;
+    assert!(!reply.contains("STARTTLS"), "{reply}");
+    assert!(reply.contains("AUTH PLAIN LOGIN"), "{reply}");
+    c.command("STARTTLS", "503 5.5.1").await;
+    c.login(ALICE, ALICE_PASSWORD).await;
+    c.command("MAIL FROM:<alice@example.com>", "250 2.1.0")
+        .await;
+    c.command("RCPT TO:<alice@example.com>", "250 2.1.5").await;
+    c.command("DATA", "354").await;
+    c.send(dot_stuff(b"Subject: over TLS\r\n\r\nhi\r\n")).await;
+    c.expect("250 2.0.0").await;
+    let stored = h.inbox_messages(ALICE).await;
+    let text = String::from_utf8_lossy(stored.first().expect("stored"));
+    assert!(text.contains("with ESMTPSA id"), "{text}");
+    h.server.shutdown.token.cancel();
+}

@@ -6,7 +6,8 @@
 
 use crate::proto::address::{domain_of, xtext_encode};
 use crate::proto::reply::{
-    LOCAL_ERROR, NON_ASCII_ADDRESS, RECIPIENT_OK, RELAY_DENIED, TOO_MANY_RECIPIENTS, USER_UNKNOWN,
+    LOCAL_ERROR, MAILBOX_FULL_TEMPORARY, NON_ASCII_ADDRESS, RECIPIENT_OK, RELAY_DENIED,
+    TOO_MANY_RECIPIENTS, USER_UNKNOWN,
 };
 use crate::proto::{ForwardPath, RcptTo, Reply};
 use crate::session::{Session, State};
@@ -87,7 +88,18 @@ impl Session {
             .map_err(storage_error)?;
         if local {
             return match self.store.resolve_recipient(address).await {
-                Ok(Some(account)) => Ok((address.clone(), Destination::Local(account))),
+                Ok(Some(account)) => {
+                    // Refuse per recipient while the envelope is open: after DATA one
+                    // reply covers every recipient, and a full mailbox would fail them all.
+                    let owner = self.store.account(account).await.map_err(storage_error)?;
+                    if owner
+                        .quota_bytes
+                        .is_some_and(|quota| owner.used_bytes >= quota)
+                    {
+                        return Err(Reply::new(MAILBOX_FULL_TEMPORARY, "Mailbox full"));
+                    }
+                    Ok((address.clone(), Destination::Local(account)))
+                }
                 Ok(None) => Err(Reply::new(USER_UNKNOWN, "No such user here")),
                 Err(error) => Err(storage_error(error)),
             };

@@ -488,6 +488,22 @@ async fn over_quota_is_552() {
 }
 
 #[tokio::test]
+async fn a_full_mailbox_is_refused_at_rcpt_and_others_still_get_the_message() {
+    let h = Harness::with(|_| {}, true).await;
+    h.store().set_quota(ALICE, Some(0)).await.expect("quota");
+    let mut c = h.connect(ListenerRole::Inbound, REMOTE_PEER).await;
+    c.command("EHLO client.example", "250").await;
+    c.command("MAIL FROM:<s@remote.example>", "250 2.1.0").await;
+    c.command("RCPT TO:<alice@example.com>", "452 4.2.2").await;
+    c.command("RCPT TO:<bob@example.com>", "250 2.1.5").await;
+    c.command("DATA", "354").await;
+    c.send(dot_stuff(b"Subject: for bob\r\n\r\nbody\r\n")).await;
+    c.expect("250 2.0.0").await;
+    assert_eq!(h.inbox_messages(BOB).await.len(), 1);
+    assert!(h.inbox_messages(ALICE).await.is_empty());
+}
+
+#[tokio::test]
 async fn too_many_errors_close_the_connection() {
     let h = Harness::new().await;
     let mut c = h.connect(ListenerRole::Inbound, REMOTE_PEER).await;

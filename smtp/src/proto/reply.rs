@@ -82,6 +82,9 @@ pub const AUTH_CHALLENGE: ReplyCode = ReplyCode::plain(334);
 pub const START_MAIL_INPUT: ReplyCode = ReplyCode::plain(354);
 
 // ---- 4xx: transient negative ----
+/// RFC 3463 §3.3 X.2.2 mailbox full, temporary so the sender retries once the
+/// owner has made room (RFC 5321 §4.2.2 code 452).
+pub const MAILBOX_FULL_TEMPORARY: ReplyCode = ReplyCode::new(452, 4, 2, 2);
 
 /// `421 4.3.2` RFC 3463 §3.4 system not accepting messages: shutting down.
 pub const SHUTTING_DOWN: ReplyCode = ReplyCode::new(421, 4, 3, 2);

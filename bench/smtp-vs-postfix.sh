@@ -1,0 +1,350 @@
+#!/usr/bin/env bash
+# SMTP throughput, letterbox against Postfix, on this machine, in one run.
+#
+# SESSIONS concurrent persistent SMTP sessions (benches/smtp_load.rs) send MESSAGES messages
+# of 5 KB each, first to letterbox, then to Postfix, each on a fresh instance listening on a
+# free 127.0.0.1 port with its data in one new temporary directory. Every reply must be 250
+# (354 for DATA). Printed per server: messages per second accepted, and messages per second
+# delivered durably into the mailbox; then the ratios letterbox/Postfix.
+#
+# What "durable" means on each side:
+#   letterbox: the 250 after DATA is sent only after the message is committed to its SQLite
+#              store and the WAL is fsynced (synchronous=FULL); the message is then in the
+#              INBOX. So delivered = accepted, and both figures are the same. (Concurrent
+#              deliveries share one commit and one fsync: group commit.)
+#   Postfix:   the 250 is sent after cleanup has fsynced the queue file; delivery into the
+#              Maildir (virtual(8): write, fsync, rename into new/) happens later, so the
+#              script also waits until every message is a file in new/ and reports
+#              delivered/s = MESSAGES / (newest file's mtime - start of the load).
+#              Postfix keeps its default fsync behaviour; nothing is tuned for speed.
+# Both clocks start once every session is connected and has said EHLO.
+#
+# Run as root (Postfix needs it), from anywhere:
+#   bench/smtp-vs-postfix.sh
+#   SESSIONS=32 MESSAGES=20000 bench/smtp-vs-postfix.sh
+# Environment:
+#   SESSIONS (16), MESSAGES (5000)   the load
+#   TARGETS ("letterbox postfix")    run only one side, e.g. TARGETS=postfix
+#   BENCH_TMPDIR (/var/tmp)          where the data of both servers lives: the same disk for
+#                                    both; on a tmpfs fsync costs nothing and the test is moot
+#   DELIVERY_TIMEOUT (600)           seconds to wait for Postfix to fill the Maildir
+#   KEEP=1                           keep the temporary directory (logs, Maildir, SQLite)
+#
+# Postfix runs as a private instance (`postfix -c DIR`, as root it needs no
+# /etc/postfix/main.cf nor alternate_config_directories): chroot off in master.cf, its log
+# in DIR/maillog through the postlog service (maillog_file, Postfix >= 3.4), which must
+# match maillog_file_prefixes (default "/var, /dev/stdout": anything else is fatal), the
+# queue directory made before `postfix check`, which creates its subdirectories. Postfix
+# reports errors only to syslog (absent here), that log, or a terminal: on failure the
+# script prints the log's tail.
+set -euo pipefail
+
+SESSIONS=${SESSIONS:-16}
+MESSAGES=${MESSAGES:-5000}
+TARGETS=${TARGETS:-"letterbox postfix"}
+BENCH_TMPDIR=${BENCH_TMPDIR:-/var/tmp}
+DELIVERY_TIMEOUT=${DELIVERY_TIMEOUT:-600}
+KEEP=${KEEP:-0}
+MESSAGE_SIZE=5120
+# How long a server may take to start listening.
+STARTUP_TIMEOUT=60
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+log() { printf '== %s\n' "$*" >&2; }
+die() { printf 'smtp-vs-postfix: %s\n' "$*" >&2; exit 1; }
+
+wants() { [[ " $TARGETS " == *" $1 "* ]]; }
+
+[[ $SESSIONS =~ ^[1-9][0-9]*$ ]] || die "SESSIONS must be a positive integer"
+[[ $MESSAGES =~ ^[1-9][0-9]*$ ]] || die "MESSAGES must be a positive integer"
+wants letterbox || wants postfix || die "TARGETS names neither letterbox nor postfix"
+[[ $(id -u) == 0 ]] || die "run as root: Postfix's master and delivery agents need it"
+
+# --- Postfix from Debian -------------------------------------------------------------------
+if wants postfix && [[ ! -x /usr/sbin/postfix ]]; then
+    log "installing postfix"
+    echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+    install_postfix() {
+        DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends postfix
+    }
+    install_postfix || { apt-get update && install_postfix; }
+fi
+
+# --- Build ---------------------------------------------------------------------------------
+WORK=$(mktemp -d "$BENCH_TMPDIR/letterbox-bench.XXXXXX")
+# The postfix user and the Maildir owner must be able to walk into it.
+chmod 755 "$WORK"
+LETTERBOX_PID=
+POSTFIX_CONF=
+
+cleanup() {
+    local status=$?
+    if [[ -n $LETTERBOX_PID ]] && kill -0 "$LETTERBOX_PID" 2>/dev/null; then
+        kill -TERM "$LETTERBOX_PID" 2>/dev/null || true
+        wait "$LETTERBOX_PID" 2>/dev/null || true
+    fi
+    if [[ -n $POSTFIX_CONF ]]; then
+        stop_postfix || true
+    fi
+    if [[ $KEEP == 1 || $status != 0 ]]; then
+        log "kept $WORK"
+    else
+        rm -rf "$WORK"
+    fi
+}
+trap cleanup EXIT
+
+cd "$ROOT"
+mkdir "$WORK/bin"
+if wants letterbox; then
+    log "building letterbox (release)"
+    cargo build --release --bin letterbox
+    # Copied now: the bench build below uplifts its own letterbox binary to the same path.
+    cp target/release/letterbox "$WORK/bin/letterbox"
+fi
+log "building the load generator (cargo bench --no-run --bench smtp_load)"
+LOAD=$(cargo bench --no-run --bench smtp_load --message-format=json |
+    grep -o '"executable":"[^"]*smtp_load-[^"]*"' | tail -n 1 | cut -d'"' -f4)
+[[ -x $LOAD ]] || die "cannot find the smtp_load executable"
+
+# --- Helpers -------------------------------------------------------------------------------
+
+# A 127.0.0.1 port nobody accepts on.
+free_port() {
+    local port _
+    for _ in $(seq 1 200); do
+        port=$((20000 + RANDOM % 30000))
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            echo "$port"
+            return 0
+        fi
+    done
+    return 1
+}
+
+# field KEY FILE: the value of KEY=value in the load generator's report line.
+field() {
+    sed -n "s/^messages=.* $1=\([^ ]*\).*/\1/p; s/^$1=\([^ ]*\).*/\1/p" "$2" | head -n 1
+}
+
+# run_load NAME ADDRESS RECIPIENT: drives the load, keeps its report in $WORK/NAME.load.
+run_load() {
+    log "$1: $SESSIONS sessions, $MESSAGES messages of $MESSAGE_SIZE bytes to $3 at $2"
+    "$LOAD" --addr "$2" --to "$3" --from "bench@example.org" \
+        --sessions "$SESSIONS" --messages "$MESSAGES" --message-size "$MESSAGE_SIZE" |
+        tee "$WORK/$1.load"
+    [[ $(field messages "$WORK/$1.load") == "$MESSAGES" ]] ||
+        die "$1: the load generator did not report $MESSAGES messages"
+}
+
+# running PID: the process exists and is not a zombie (a daemon whose parent is gone may
+# wait unreaped here).
+running() {
+    local state
+    state=$(sed -E 's/^.*\) (.).*$/\1/' "/proc/$1/stat" 2>/dev/null) || return 1
+    [[ -n $state && $state != Z ]]
+}
+
+# divide A B: A/B with one decimal.
+divide() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", a / b }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+
+# --- letterbox -----------------------------------------------------------------------------
+run_letterbox() {
+    local dir=$WORK/letterbox address stored
+    mkdir "$dir"
+    cat >"$dir/letterbox.toml" <<EOF
+hostname = "localhost"
+data_dir = "$dir/data"
+
+[listen]
+smtp = ["127.0.0.1:0"]
+submission = []
+submissions = []
+imap = []
+imaps = []
+
+[limits]
+max_connections = $((SESSIONS > 1000 ? SESSIONS : 1000))
+max_connections_per_ip = $((SESSIONS > 1000 ? SESSIONS : 1000))
+EOF
+    log "starting letterbox"
+    "$WORK/bin/letterbox" --config "$dir/letterbox.toml" serve >"$dir/stdout" 2>"$dir/letterbox.log" &
+    LETTERBOX_PID=$!
+    local waited=0
+    until grep -qx ready "$dir/stdout"; do
+        kill -0 "$LETTERBOX_PID" 2>/dev/null || {
+            tail -n 20 "$dir/letterbox.log" >&2
+            die "letterbox exited before it was ready"
+        }
+        ((waited++ < STARTUP_TIMEOUT * 10)) || die "letterbox not ready after ${STARTUP_TIMEOUT}s"
+        sleep 0.1
+    done
+    address=$(sed -n 's/^listening smtp //p' "$dir/stdout" | head -n 1)
+    [[ -n $address ]] || die "letterbox printed no 'listening smtp' line"
+
+    run_load letterbox "$address" you@localhost
+
+    kill -TERM "$LETTERBOX_PID"
+    wait "$LETTERBOX_PID" || die "letterbox exited with status $? on SIGTERM (see $dir/letterbox.log)"
+    LETTERBOX_PID=
+
+    # A check, not a measurement: every accepted message is in the store.
+    local query="SELECT count(*) FROM mailbox_messages"
+    local db=$dir/data/letterbox.sqlite
+    if command -v sqlite3 >/dev/null; then
+        stored=$(sqlite3 "$db" "$query" 2>/dev/null || true)
+    else
+        stored=$(python3 -c 'import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute(sys.argv[2]).fetchone()[0])' \
+            "$db" "$query" 2>/dev/null || true)
+    fi
+    if [[ -z $stored ]]; then
+        log "letterbox: could not count the stored messages ($query)"
+    elif ((stored < MESSAGES)); then
+        die "letterbox: accepted $MESSAGES messages but its store holds $stored"
+    else
+        log "letterbox: its store holds $stored messages"
+    fi
+
+    LETTERBOX_ACCEPTED=$(field messages_per_second "$WORK/letterbox.load")
+    # Durable at 250: delivered is accepted.
+    LETTERBOX_DELIVERED=$LETTERBOX_ACCEPTED
+}
+
+# --- Postfix -------------------------------------------------------------------------------
+stop_postfix() {
+    local conf=$POSTFIX_CONF pidfile pid _
+    POSTFIX_CONF=
+    pidfile=$(postconf -c "$conf" -h queue_directory)/pid/master.pid
+    pid=$(tr -d ' \n' <"$pidfile" 2>/dev/null || true)
+    postfix -c "$conf" stop >/dev/null 2>&1 || true
+    # The master's children are gone when it is: wait for it before removing its files.
+    for _ in $(seq 1 100); do
+        [[ -n $pid ]] && running "$pid" || return 0
+        sleep 0.1
+    done
+    log "postfix master $pid still running after stop"
+}
+
+run_postfix() {
+    local dir=$WORK/postfix port
+    local maildir=$dir/mail/bench
+    local uid gid
+    uid=$(id -u nobody)
+    gid=$(id -g nobody)
+    port=$(free_port) || die "no free port on 127.0.0.1"
+    mkdir -p "$dir/conf" "$dir/queue" "$dir/data" "$maildir/new" "$maildir/cur" "$maildir/tmp"
+    chown postfix "$dir/data"
+    chown -R "$uid:$gid" "$dir/mail"
+
+    cat >"$dir/conf/main.cf" <<EOF
+compatibility_level = 3.6
+queue_directory = $dir/queue
+data_directory = $dir/data
+mail_owner = postfix
+setgid_group = postdrop
+maillog_file = $dir/maillog
+maillog_file_prefixes = $dir
+inet_interfaces = loopback-only
+inet_protocols = ipv4
+myhostname = bench.localdomain
+mydomain = localdomain
+mydestination =
+relay_domains =
+mynetworks = 127.0.0.0/8
+alias_maps =
+alias_database =
+biff = no
+smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
+# Every recipient of bench.test goes to the one Maildir $maildir/.
+virtual_mailbox_domains = bench.test
+virtual_mailbox_base = $dir/mail
+virtual_mailbox_maps = static:bench/
+virtual_uid_maps = static:$uid
+virtual_gid_maps = static:$gid
+# One smtpd per session (the default limit is 100 processes per service).
+default_process_limit = $((SESSIONS + 10 > 100 ? SESSIONS + 10 : 100))
+EOF
+
+    # Debian's master.cf without chroot, without its public smtpd, with ours on 127.0.0.1.
+    local template=/usr/share/postfix/master.cf.dist
+    [[ -f $template ]] || template=/etc/postfix/master.cf
+    [[ -f $template ]] || die "no master.cf template (/usr/share/postfix/master.cf.dist)"
+    awk -v listen="127.0.0.1:$port" '
+        /^#/ || /^[[:space:]]*$/ { print; next }
+        /^[[:space:]]/ { if (!dropped) print; next }   # continuation of the line above
+        $2 == "inet" { dropped = 1; next }
+        { dropped = 0; $5 = "n"; if ($1 == "postlog") postlog = 1; print }
+        END {
+            if (!postlog) print "postlog unix-dgram n - n - 1 postlogd"
+            print listen " inet n - n - - smtpd"
+        }' "$template" >"$dir/conf/master.cf"
+
+    POSTFIX_CONF=$dir/conf
+    log "starting postfix on 127.0.0.1:$port"
+    postfix -c "$dir/conf" check || {
+        tail -n 20 "$dir/maillog" >&2 2>/dev/null || true
+        die "postfix check failed"
+    }
+    postfix -c "$dir/conf" start || {
+        tail -n 20 "$dir/maillog" >&2 2>/dev/null || true
+        die "postfix start failed"
+    }
+    local waited=0
+    until (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
+        ((waited++ < STARTUP_TIMEOUT * 10)) || {
+            tail -n 20 "$dir/maillog" >&2 2>/dev/null || true
+            die "postfix is not listening on 127.0.0.1:$port after ${STARTUP_TIMEOUT}s"
+        }
+        sleep 0.1
+    done
+
+    run_load postfix "127.0.0.1:$port" bench@bench.test
+
+    log "postfix: waiting for $MESSAGES messages in $maildir/new"
+    local delivered=0 deadline=$((SECONDS + DELIVERY_TIMEOUT))
+    while :; do
+        delivered=$(find "$maildir/new" -maxdepth 1 -type f | wc -l)
+        ((delivered < MESSAGES)) || break
+        ((SECONDS < deadline)) || {
+            tail -n 20 "$dir/maillog" >&2
+            die "postfix: only $delivered of $MESSAGES messages delivered after ${DELIVERY_TIMEOUT}s"
+        }
+        sleep 0.2
+    done
+    ((delivered == MESSAGES)) || die "postfix: $delivered messages in the Maildir, expected $MESSAGES"
+    # virtual(8) writes and fsyncs each file in tmp/ and then renames it into new/, so the
+    # newest mtime is when the last message was complete.
+    local last started
+    last=$(find "$maildir/new" -maxdepth 1 -type f -printf '%T@\n' | sort -n | tail -n 1)
+    started=$(field started_unix "$WORK/postfix.load")
+    POSTFIX_DELIVERY_SECONDS=$(awk -v a="$last" -v b="$started" 'BEGIN { printf "%.3f", a - b }')
+    stop_postfix
+
+    POSTFIX_ACCEPTED=$(field messages_per_second "$WORK/postfix.load")
+    POSTFIX_DELIVERED=$(divide "$MESSAGES" "$POSTFIX_DELIVERY_SECONDS")
+}
+
+# --- Run -----------------------------------------------------------------------------------
+# Other work on this machine skews both figures: the load average is printed with them.
+LOADAVG_BEFORE=$(cut -d' ' -f1 /proc/loadavg)
+if wants letterbox; then run_letterbox; fi
+if wants postfix; then run_postfix; fi
+
+filesystem=$(df -T "$WORK" | awk 'NR == 2 { print $2 }')
+echo
+echo "SESSIONS=$SESSIONS MESSAGES=$MESSAGES message_bytes=$MESSAGE_SIZE cores=$(nproc)" \
+    "data on $filesystem ($BENCH_TMPDIR) loadavg_1min before=$LOADAVG_BEFORE after=$(cut -d' ' -f1 /proc/loadavg)"
+if wants letterbox; then
+    echo "letterbox: accepted_per_second=$LETTERBOX_ACCEPTED delivered_per_second=$LETTERBOX_DELIVERED" \
+        "(250 after the SQLite WAL fsync: delivered at acceptance; $(field seconds "$WORK/letterbox.load")s)"
+fi
+if wants postfix; then
+    echo "postfix:   accepted_per_second=$POSTFIX_ACCEPTED delivered_per_second=$POSTFIX_DELIVERED" \
+        "(250 after the queue file fsync: $(field seconds "$WORK/postfix.load")s; all in the Maildir after ${POSTFIX_DELIVERY_SECONDS}s)"
+fi
+if wants letterbox && wants postfix; then
+    echo "ratio letterbox/postfix: delivered=$(ratio "$LETTERBOX_DELIVERED" "$POSTFIX_DELIVERED")" \
+        "accepted=$(ratio "$LETTERBOX_ACCEPTED" "$POSTFIX_ACCEPTED")"
+fi

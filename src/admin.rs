@@ -5,7 +5,7 @@ use crate::config::Config;
 use anyhow::{Context, Result};
 use clap::Subcommand;
 use std::io::BufRead;
-use storage::{Secret, Store, generate_password};
+use storage::{QueueId, Secret, Store, generate_password};
 
 #[derive(Subcommand)]
 pub enum DomainCommand {
@@ -62,6 +62,12 @@ pub enum AliasCommand {
 pub enum QueueCommand {
     /// Messages waiting for remote delivery.
     List,
+    /// One queued message: envelope, recipients with their DSN requests, last error.
+    Show { id: i64 },
+    /// Try ID again now (the running server picks it up within its poll interval).
+    Retry { id: i64 },
+    /// Remove ID from the queue without delivering or bouncing it.
+    Drop { id: i64 },
 }
 
 pub async fn open_store(config: &Config) -> Result<Store> {
@@ -184,19 +190,74 @@ pub async fn queue(config: &Config, command: QueueCommand) -> Result<()> {
             if items.is_empty() {
                 println!("queue is empty");
             }
+            let now = unix_now();
             for item in items {
                 let recipients: Vec<&str> =
                     item.recipients.iter().map(|r| r.address.as_str()).collect();
                 println!(
-                    "{}\tfrom <{}>\tto {}\t{} bytes\tattempts {}",
+                    "{}\tfrom <{}>\tto {}\t{} bytes\tattempts {}\tnext in {}s",
                     item.id,
                     item.mail_from,
                     recipients.join(","),
                     item.size,
-                    item.attempts
+                    item.attempts,
+                    (item.next_attempt_at - now).max(0)
                 );
             }
         }
+        QueueCommand::Show { id } => {
+            let item = store
+                .queue_item(QueueId(id))
+                .await?
+                .with_context(|| format!("no queue item {id}"))?;
+            let now = unix_now();
+            println!("id:           {}", item.id);
+            println!("message:      {} ({} bytes)", item.message, item.size);
+            println!("from:         <{}>", item.mail_from);
+            if let Some(ret) = &item.ret {
+                println!("ret:          {ret}");
+            }
+            if let Some(envid) = &item.envid {
+                println!("envid:        {envid}");
+            }
+            println!("queued:       {}s ago", (now - item.created_at).max(0));
+            println!("attempts:     {}", item.attempts);
+            println!("next attempt: in {}s", (item.next_attempt_at - now).max(0));
+            if let Some(error) = &item.last_error {
+                println!("last error:   {error}");
+            }
+            for recipient in &item.recipients {
+                let mut line = format!("to:           <{}>", recipient.address);
+                if !recipient.notify.is_empty() {
+                    line.push_str(&format!(" NOTIFY={}", recipient.notify.join(",")));
+                }
+                if let Some(orcpt) = &recipient.orcpt {
+                    line.push_str(&format!(" ORCPT={orcpt}"));
+                }
+                println!("{line}");
+            }
+        }
+        QueueCommand::Retry { id } => {
+            anyhow::ensure!(
+                store.retry_queue_item(QueueId(id), unix_now()).await?,
+                "no queue item {id}"
+            );
+            println!("queue item {id} will be retried now");
+        }
+        QueueCommand::Drop { id } => {
+            anyhow::ensure!(
+                store.delete_queue_item(QueueId(id)).await?,
+                "no queue item {id}"
+            );
+            println!("dropped queue item {id}");
+        }
     }
     Ok(())
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }

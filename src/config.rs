@@ -19,6 +19,8 @@ pub struct Config {
     pub listen: Listen,
     pub tls: Tls,
     pub limits: Limits,
+    #[serde(default)]
+    pub outbound: smtp::outbound::OutboundConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -65,6 +67,7 @@ impl Default for Config {
             listen: Listen::default(),
             tls: Tls::default(),
             limits: Limits::default(),
+            outbound: smtp::outbound::OutboundConfig::default(),
         }
     }
 }
@@ -135,6 +138,7 @@ impl Config {
         if self.tls.cert.is_some() != self.tls.key.is_some() {
             bail!("keys `tls.cert` and `tls.key`: give both or neither");
         }
+        self.outbound.validate().map_err(|e| anyhow::anyhow!(e))?;
         if let Some(url) = &self.storage
             && !url.starts_with("sqlite:")
         {

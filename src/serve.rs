@@ -60,6 +60,15 @@ pub async fn run(config: Config) -> Result<()> {
         shutdown: shutdown.clone(),
     };
 
+    // The outbound queue: delivers what submission queued, retries, bounces.
+    let queue_worker = smtp::queue::QueueWorker::new(
+        store.clone(),
+        config.hostname.clone(),
+        config.outbound.clone(),
+        shutdown.clone(),
+    );
+    shutdown.tracker.spawn(queue_worker.run());
+
     let mut bound: Vec<(&str, SocketAddr)> = Vec::new();
     let smtp_roles = [
         ("smtp", &config.listen.smtp, smtp::ListenerRole::Inbound),
@@ -99,6 +108,8 @@ pub async fn run(config: Config) -> Result<()> {
         }
     }
 
+    // Handlers first, then `ready`: a SIGTERM right after `ready` must be a clean stop.
+    let signals = ShutdownSignals::install()?;
     print_welcome(&config, &bound, first_account.as_ref());
     // One machine-readable line per listener, for scripts and tests that bind port 0.
     for (name, address) in &bound {
@@ -106,7 +117,7 @@ pub async fn run(config: Config) -> Result<()> {
     }
     println!("ready");
 
-    wait_for_signal().await?;
+    signals.wait().await?;
     tracing::info!("shutting down; waiting for sessions and deliveries in flight");
     if tokio::time::timeout(SHUTDOWN_GRACE, shutdown.shutdown_and_wait())
         .await
@@ -140,13 +151,28 @@ async fn first_run(store: &Store, config: &Config) -> Result<Option<(String, Str
     Ok(Some((email, password.expose().to_owned())))
 }
 
-async fn wait_for_signal() -> Result<()> {
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        result = tokio::signal::ctrl_c() => result?,
-        _ = terminate.recv() => {}
+/// SIGTERM and Ctrl-C (SIGINT), listened for from the moment they are installed.
+struct ShutdownSignals {
+    terminate: tokio::signal::unix::Signal,
+    interrupt: tokio::signal::unix::Signal,
+}
+
+impl ShutdownSignals {
+    fn install() -> Result<ShutdownSignals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(ShutdownSignals {
+            terminate: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+            interrupt: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
+        })
     }
-    Ok(())
+
+    async fn wait(mut self) -> Result<()> {
+        tokio::select! {
+            _ = self.terminate.recv() => {}
+            _ = self.interrupt.recv() => {}
+        }
+        Ok(())
+    }
 }
 
 fn print_welcome(

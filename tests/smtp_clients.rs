@@ -177,7 +177,10 @@ s.quit()
 
 #[test]
 fn smtplib_submission_needs_auth_and_an_owned_sender_and_queues_remote_mail() {
-    let server = TestServer::start();
+    // remote.example routes to a closed port: delivery fails temporarily and the
+    // message stays in the queue where `queue list` shows it.
+    let server =
+        TestServer::start_with("[outbound.static_routes]\n\"remote.example\" = \"127.0.0.1:9\"\n");
     let out = python(
         SMTPLIB_SUBMISSION,
         &[

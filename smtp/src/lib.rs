@@ -22,7 +22,9 @@ mod data;
 mod ehlo;
 mod error;
 mod mail;
+pub mod outbound;
 pub mod proto;
+pub mod queue;
 mod rcpt;
 mod session;
 mod starttls;
@@ -151,7 +153,7 @@ impl SmtpServer {
     }
 
     async fn handle(&self, tcp: TcpStream, peer: SocketAddr, role: ListenerRole, id: SessionId) {
-        tracing::debug!("connected");
+        tracing::info!("connection opened");
         // Replies are written whole and flushed on purpose; do not wait to coalesce.
         let _ = tcp.set_nodelay(true);
         let mut stream = MaybeTlsStream::Plain(tcp);

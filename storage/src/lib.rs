@@ -29,7 +29,7 @@ pub use messages::{
 pub use mime::MessageMeta;
 pub use notify::{CHANGE_CHANNEL_CAPACITY, Change, ChangeKind};
 pub use password::generate_password;
-pub use queue::{QueueItem, QueuedRecipient};
+pub use queue::{QueueAttempt, QueueItem, QueueItemState, QueuedRecipient};
 pub use types::*;
 
 use sqlx::sqlite::{

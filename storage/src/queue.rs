@@ -5,6 +5,7 @@ use crate::Store;
 use crate::error::{Result, StoreError};
 use crate::messages::Outbound;
 use crate::types::{MessageId, QueueId};
+use crate::writer::JobOutput;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::sqlite::SqliteConnection;
@@ -69,35 +70,231 @@ pub(crate) async fn insert_queue_item(
     Ok(QueueId(id))
 }
 
+/// What one delivery attempt of a queue item settled, recorded in one writer job.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueueAttempt {
+    /// Recipients that are done with: delivered, or failed for good (and bounced).
+    pub finished: Vec<String>,
+    /// When recipients remain: the next attempt (seconds since the epoch) and why this
+    /// one failed.
+    pub retry_at: Option<i64>,
+    pub error: Option<String>,
+}
+
+/// What became of a queue item after [`Store::record_queue_attempt`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueItemState {
+    /// Every recipient is done: the item (and, when nothing else holds it, the message) is gone.
+    Finished,
+    /// Recipients remain; the item waits until `next_attempt_at`.
+    Waiting { next_attempt_at: i64 },
+    /// The item was not there (dropped by the admin meanwhile).
+    Missing,
+}
+
+const QUEUE_COLUMNS: &str =
+    "q.id, q.message_id, q.mail_from, q.recipients, q.dsn, q.attempts, q.next_attempt_at,
+                    q.last_error, q.created_at, m.size";
+
+fn item_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<QueueItem> {
+    let recipients: String = row.try_get("recipients")?;
+    let dsn: String = row.try_get("dsn")?;
+    let dsn: DsnEnvelope = serde_json::from_str(&dsn).unwrap_or_default();
+    Ok(QueueItem {
+        id: QueueId(row.try_get("id")?),
+        message: MessageId(row.try_get("message_id")?),
+        mail_from: row.try_get("mail_from")?,
+        recipients: serde_json::from_str(&recipients)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        ret: dsn.ret,
+        envid: dsn.envid,
+        attempts: row.try_get("attempts")?,
+        next_attempt_at: row.try_get("next_attempt_at")?,
+        last_error: row.try_get("last_error")?,
+        created_at: row.try_get("created_at")?,
+        size: row.try_get("size")?,
+    })
+}
+
 impl Store {
     pub async fn queue_items(&self) -> Result<Vec<QueueItem>> {
-        let rows = sqlx::query(
-            "SELECT q.id, q.message_id, q.mail_from, q.recipients, q.dsn, q.attempts, q.next_attempt_at,
-                    q.last_error, q.created_at, m.size
-             FROM queue q JOIN messages m ON m.id = q.message_id ORDER BY q.id",
+        let sql = format!(
+            "SELECT {QUEUE_COLUMNS} FROM queue q JOIN messages m ON m.id = q.message_id ORDER BY q.id"
+        );
+        let rows = sqlx::query(&sql).fetch_all(&self.reader).await?;
+        rows.iter().map(item_from_row).collect()
+    }
+
+    /// One queue item, or `None` when there is no such item.
+    pub async fn queue_item(&self, id: QueueId) -> Result<Option<QueueItem>> {
+        let sql = format!(
+            "SELECT {QUEUE_COLUMNS} FROM queue q JOIN messages m ON m.id = q.message_id WHERE q.id = ?"
+        );
+        let row = sqlx::query(&sql)
+            .bind(id.0)
+            .fetch_optional(&self.reader)
+            .await?;
+        row.as_ref().map(item_from_row).transpose()
+    }
+
+    /// The earliest `next_attempt_at` of an item nobody holds, for the worker's sleep.
+    pub async fn next_queue_due(&self) -> Result<Option<i64>> {
+        Ok(sqlx::query_scalar(
+            "SELECT MIN(MAX(next_attempt_at, COALESCE(lease_until, 0))) FROM queue",
         )
-        .fetch_all(&self.reader)
-        .await?;
-        rows.iter()
-            .map(|row| {
-                let recipients: String = row.try_get("recipients")?;
-                let dsn: String = row.try_get("dsn")?;
-                let dsn: DsnEnvelope = serde_json::from_str(&dsn).unwrap_or_default();
-                Ok(QueueItem {
-                    id: QueueId(row.try_get("id")?),
-                    message: MessageId(row.try_get("message_id")?),
-                    mail_from: row.try_get("mail_from")?,
-                    recipients: serde_json::from_str(&recipients)
-                        .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                    ret: dsn.ret,
-                    envid: dsn.envid,
-                    attempts: row.try_get("attempts")?,
-                    next_attempt_at: row.try_get("next_attempt_at")?,
-                    last_error: row.try_get("last_error")?,
-                    created_at: row.try_get("created_at")?,
-                    size: row.try_get("size")?,
+        .fetch_one(&self.reader)
+        .await?)
+    }
+
+    /// Takes up to `limit` items due at `now` and leases them until `lease_until`, in one
+    /// writer job: an item leased here is not handed out again before the lease runs
+    /// out, so a second worker (another node) claiming at the same time gets others.
+    pub async fn claim_queue_items(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: usize,
+    ) -> Result<Vec<QueueItem>> {
+        self.writer
+            .run(move |conn| {
+                Box::pin(async move {
+                    let ids: Vec<i64> = sqlx::query_scalar(
+                        "UPDATE queue SET lease_until = ?1
+                         WHERE id IN (SELECT id FROM queue
+                                      WHERE next_attempt_at <= ?2
+                                        AND (lease_until IS NULL OR lease_until <= ?2)
+                                      ORDER BY next_attempt_at, id LIMIT ?3)
+                         RETURNING id",
+                    )
+                    .bind(lease_until)
+                    .bind(now)
+                    .bind(limit as i64)
+                    .fetch_all(&mut *conn)
+                    .await?;
+                    let mut items = Vec::with_capacity(ids.len());
+                    let sql = format!(
+                        "SELECT {QUEUE_COLUMNS} FROM queue q JOIN messages m ON m.id = q.message_id WHERE q.id = ?"
+                    );
+                    for id in ids {
+                        let row = sqlx::query(&sql).bind(id).fetch_one(&mut *conn).await?;
+                        items.push(item_from_row(&row)?);
+                    }
+                    items.sort_by_key(|item| (item.next_attempt_at, item.id));
+                    Ok(JobOutput::new(items, Vec::new()))
                 })
             })
-            .collect()
+            .await
     }
+
+    /// Clears every lease. Single node: at start-up no attempt is in flight, so a lease
+    /// left by a killed process must not hold its items back until it runs out.
+    pub async fn release_queue_leases(&self) -> Result<u64> {
+        self.writer
+            .run(move |conn| {
+                Box::pin(async move {
+                    let done = sqlx::query(
+                        "UPDATE queue SET lease_until = NULL WHERE lease_until IS NOT NULL",
+                    )
+                    .execute(&mut *conn)
+                    .await?;
+                    Ok(JobOutput::new(done.rows_affected(), Vec::new()))
+                })
+            })
+            .await
+    }
+
+    /// Records one attempt, in one writer job: removes the finished recipients, and then
+    /// either deletes the item (none left) or reschedules it with attempts + 1, the error
+    /// and the lease released.
+    pub async fn record_queue_attempt(
+        &self,
+        id: QueueId,
+        attempt: QueueAttempt,
+    ) -> Result<QueueItemState> {
+        self.writer
+            .run(move |conn| {
+                Box::pin(async move {
+                    let state = record_attempt_in_tx(conn, id, &attempt).await?;
+                    Ok(JobOutput::new(state, Vec::new()))
+                })
+            })
+            .await
+    }
+
+    /// Removes an item whatever its state; false when there was none.
+    pub async fn delete_queue_item(&self, id: QueueId) -> Result<bool> {
+        self.writer
+            .run(move |conn| {
+                Box::pin(async move {
+                    let done = sqlx::query("DELETE FROM queue WHERE id = ?")
+                        .bind(id.0)
+                        .execute(&mut *conn)
+                        .await?;
+                    Ok(JobOutput::new(done.rows_affected() > 0, Vec::new()))
+                })
+            })
+            .await
+    }
+
+    /// Makes an item due at `now` (the admin's `queue retry`); false when there was none.
+    /// A lease in force is left alone: that attempt is running and will reschedule.
+    pub async fn retry_queue_item(&self, id: QueueId, now: i64) -> Result<bool> {
+        self.writer
+            .run(move |conn| {
+                Box::pin(async move {
+                    let done = sqlx::query("UPDATE queue SET next_attempt_at = ? WHERE id = ?")
+                        .bind(now)
+                        .bind(id.0)
+                        .execute(&mut *conn)
+                        .await?;
+                    Ok(JobOutput::new(done.rows_affected() > 0, Vec::new()))
+                })
+            })
+            .await
+    }
+}
+
+async fn record_attempt_in_tx(
+    conn: &mut SqliteConnection,
+    id: QueueId,
+    attempt: &QueueAttempt,
+) -> Result<QueueItemState> {
+    let Some(recipients) =
+        sqlx::query_scalar::<_, String>("SELECT recipients FROM queue WHERE id = ?")
+            .bind(id.0)
+            .fetch_optional(&mut *conn)
+            .await?
+    else {
+        return Ok(QueueItemState::Missing);
+    };
+    let mut recipients: Vec<QueuedRecipient> =
+        serde_json::from_str(&recipients).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    recipients.retain(|r| !attempt.finished.contains(&r.address));
+    if recipients.is_empty() {
+        sqlx::query("DELETE FROM queue WHERE id = ?")
+            .bind(id.0)
+            .execute(&mut *conn)
+            .await?;
+        return Ok(QueueItemState::Finished);
+    }
+    let Some(next_attempt_at) = attempt.retry_at else {
+        return Err(StoreError::invalid(
+            "queue attempt",
+            "recipients remain but no retry time was given",
+        ));
+    };
+    let recipients =
+        serde_json::to_string(&recipients).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    sqlx::query(
+        "UPDATE queue SET recipients = ?, attempts = attempts + 1, next_attempt_at = ?,
+                          last_error = ?, lease_until = NULL
+         WHERE id = ?",
+    )
+    .bind(recipients)
+    .bind(next_attempt_at)
+    .bind(&attempt.error)
+    .bind(id.0)
+    .execute(&mut *conn)
+    .await?;
+    Ok(QueueItemState::Waiting { next_attempt_at })
 }

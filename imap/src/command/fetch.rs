@@ -1,0 +1,340 @@
+//! FETCH and UID FETCH (RFC 9051 §6.4.5, RFC 3516 BINARY): served from the meta
+//! computed at delivery and the raw bytes, never by re-parsing.
+
+use super::resolve;
+use crate::error::CommandError;
+use crate::message;
+use crate::proto::Sequence;
+use crate::proto::command::{FetchItem, Rfc822Part, Section, SectionText};
+use crate::proto::datetime::format_date_time;
+use crate::proto::response::{Code, literal, literal8, string_text};
+use crate::proto::tag::is_astring_char;
+use crate::session::{CommandResult, Completion, Session, State};
+use crate::view::flags_text;
+use std::borrow::Cow;
+use std::collections::HashSet;
+use std::sync::Arc;
+use storage::{FlagOperation, Flags, MessageMeta, StoreError};
+
+/// Messages whose meta is loaded at once: one query per chunk, bounded memory.
+const FETCH_CHUNK: usize = 256;
+
+impl Session {
+    pub(crate) async fn fetch(
+        &mut self,
+        uid: bool,
+        set: &Sequence,
+        mut items: Vec<FetchItem>,
+    ) -> CommandResult {
+        let utf8 = self.utf8();
+        let store = self.server.store.clone();
+        let Session { state, conn, .. } = self;
+        let State::Selected { view, .. } = state else {
+            return Err(CommandError::bad("No mailbox selected"));
+        };
+        let indexes = resolve(view, set, uid)?;
+        // RFC 9051 §6.4.9: UID FETCH always returns the UID.
+        if uid && !items.contains(&FetchItem::Uid) {
+            items.insert(0, FetchItem::Uid);
+        }
+        let needs_meta = items.iter().any(|item| {
+            matches!(
+                item,
+                FetchItem::Envelope
+                    | FetchItem::BodyStructure { .. }
+                    | FetchItem::BodySection { .. }
+                    | FetchItem::Binary { .. }
+                    | FetchItem::BinarySize { .. }
+                    | FetchItem::Rfc822(Rfc822Part::Header | Rfc822Part::Text)
+            )
+        });
+        let needs_raw = items.iter().any(|item| {
+            matches!(
+                item,
+                FetchItem::BodySection { .. }
+                    | FetchItem::Binary { .. }
+                    | FetchItem::BinarySize { .. }
+                    | FetchItem::Rfc822(_)
+            )
+        });
+        // RFC 9051 §6.4.5: BODY[...], BINARY[...], RFC822 and RFC822.TEXT set \Seen.
+        let sets_seen = !view.read_only
+            && items.iter().any(|item| {
+                matches!(
+                    item,
+                    FetchItem::BodySection { peek: false, .. }
+                        | FetchItem::Binary { peek: false, .. }
+                        | FetchItem::Rfc822(Rfc822Part::Full | Rfc822Part::Text)
+                )
+            });
+        let mut newly_seen = HashSet::new();
+        if sets_seen {
+            let unseen: Vec<storage::Uid> = indexes
+                .iter()
+                .filter_map(|&i| view.entries.get(i))
+                .filter(|e| !e.flags.contains("\\Seen") && !view.is_expunged(e.uid))
+                .map(|e| e.uid)
+                .collect();
+            if !unseen.is_empty() {
+                let outcome = store
+                    .store_flags(
+                        view.mailbox,
+                        unseen,
+                        FlagOperation::Add,
+                        Flags::new(["\\Seen"]),
+                        None,
+                    )
+                    .await?;
+                for (uid, modseq, flags) in outcome.changed {
+                    view.set_flags(uid, modseq, flags);
+                    newly_seen.insert(uid);
+                }
+            }
+        }
+        let asks_flags = items.contains(&FetchItem::Flags);
+        let mut failure = None;
+        for chunk in indexes.chunks(FETCH_CHUNK) {
+            let metas = if needs_meta {
+                let ids: Vec<storage::MessageId> = chunk
+                    .iter()
+                    .filter_map(|&i| view.entries.get(i))
+                    .map(|e| e.message)
+                    .collect();
+                store.message_meta(&ids).await?
+            } else {
+                Default::default()
+            };
+            for &index in chunk {
+                let Some(entry) = view.entries.get(index) else {
+                    continue;
+                };
+                let raw = if needs_raw {
+                    match store.raw_message(entry.message).await {
+                        Ok(raw) => raw,
+                        Err(StoreError::NotFound(_)) => Vec::new(),
+                        Err(error) => return Err(error.into()),
+                    }
+                } else {
+                    Vec::new()
+                };
+                let meta = match metas.get(&entry.message) {
+                    Some(meta) => Arc::clone(meta),
+                    None if needs_meta => {
+                        tracing::warn!(message = %entry.message, "message has no stored meta; analysing it");
+                        Arc::new(storage::mime::analyse(&raw).meta)
+                    }
+                    None => Arc::new(storage::mime::analyse(b"").meta),
+                };
+                let out = &mut conn.out;
+                out.extend_from_slice(format!("* {} FETCH (", index + 1).as_bytes());
+                let mut first = true;
+                let mut separator = |out: &mut Vec<u8>| {
+                    if !std::mem::take(&mut first) {
+                        out.push(b' ');
+                    }
+                };
+                if newly_seen.contains(&entry.uid) && !asks_flags {
+                    separator(out);
+                    out.extend_from_slice(
+                        format!("FLAGS ({})", flags_text(&entry.flags)).as_bytes(),
+                    );
+                }
+                for item in &items {
+                    separator(out);
+                    match item {
+                        FetchItem::Flags => {
+                            out.extend_from_slice(
+                                format!("FLAGS ({})", flags_text(&entry.flags)).as_bytes(),
+                            );
+                        }
+                        FetchItem::Uid => {
+                            out.extend_from_slice(format!("UID {}", entry.uid).as_bytes())
+                        }
+                        FetchItem::InternalDate => out.extend_from_slice(
+                            format!("INTERNALDATE \"{}\"", format_date_time(entry.internal_date))
+                                .as_bytes(),
+                        ),
+                        FetchItem::Rfc822Size => {
+                            out.extend_from_slice(format!("RFC822.SIZE {}", entry.size).as_bytes());
+                        }
+                        FetchItem::Envelope => {
+                            out.extend_from_slice(b"ENVELOPE ");
+                            message::envelope(out, &meta.envelope, utf8);
+                        }
+                        FetchItem::BodyStructure { extensible } => {
+                            out.extend_from_slice(if *extensible {
+                                b"BODYSTRUCTURE "
+                            } else {
+                                b"BODY "
+                            });
+                            message::body_structure(out, &meta.root, *extensible, utf8);
+                        }
+                        FetchItem::Rfc822(part) => {
+                            let (name, data) = rfc822(&raw, &meta, *part);
+                            out.extend_from_slice(name.as_bytes());
+                            literal(out, data);
+                        }
+                        FetchItem::BodySection {
+                            section, partial, ..
+                        } => {
+                            let data = message::section(&raw, &meta, section)
+                                .unwrap_or(Cow::Borrowed(b""));
+                            out.extend_from_slice(
+                                format!("BODY[{}]", section_spec(section)).as_bytes(),
+                            );
+                            let data = apply_partial(&data, *partial, out);
+                            out.push(b' ');
+                            literal(out, data);
+                        }
+                        FetchItem::Binary { part, partial, .. } => {
+                            out.extend_from_slice(
+                                format!("BINARY[{}]", part_spec(part)).as_bytes(),
+                            );
+                            match message::binary(&raw, &meta, part) {
+                                Ok(data) => {
+                                    let data = data.unwrap_or(Cow::Borrowed(b""));
+                                    let data = apply_partial(&data, *partial, out);
+                                    out.push(b' ');
+                                    if data.contains(&0) {
+                                        literal8(out, data);
+                                    } else {
+                                        literal(out, data);
+                                    }
+                                }
+                                Err(message::UnknownEncoding) => {
+                                    out.extend_from_slice(b" NIL");
+                                    failure = Some(CommandError::no(
+                                        Some(Code::UnknownCte),
+                                        "Cannot decode the content-transfer-encoding",
+                                    ));
+                                }
+                            }
+                        }
+                        FetchItem::BinarySize { part } => {
+                            out.extend_from_slice(
+                                format!("BINARY.SIZE[{}] ", part_spec(part)).as_bytes(),
+                            );
+                            match message::binary(&raw, &meta, part) {
+                                Ok(data) => out.extend_from_slice(
+                                    data.map_or(0, |d| d.len()).to_string().as_bytes(),
+                                ),
+                                Err(message::UnknownEncoding) => {
+                                    out.extend_from_slice(b"0");
+                                    failure = Some(CommandError::no(
+                                        Some(Code::UnknownCte),
+                                        "Cannot decode the content-transfer-encoding",
+                                    ));
+                                }
+                            }
+                        }
+                    }
+                }
+                out.extend_from_slice(b")\r\n");
+                conn.flush_if_full().await?;
+            }
+        }
+        match failure {
+            Some(error) => Err(error),
+            None => Ok(Completion::ok(if uid {
+                "UID FETCH completed"
+            } else {
+                "FETCH completed"
+            })),
+        }
+    }
+}
+
+/// RFC 3501 §6.4.5: RFC822 is BODY[], RFC822.HEADER is BODY.PEEK[HEADER], RFC822.TEXT
+/// is BODY[TEXT].
+fn rfc822<'a>(raw: &'a [u8], meta: &MessageMeta, part: Rfc822Part) -> (&'static str, &'a [u8]) {
+    let split = (meta.root.body_start as usize).min(raw.len());
+    let (header, text) = raw.split_at(split);
+    match part {
+        Rfc822Part::Full => ("RFC822 ", raw),
+        Rfc822Part::Header => ("RFC822.HEADER ", header),
+        Rfc822Part::Text => ("RFC822.TEXT ", text),
+    }
+}
+
+/// `partial`: the response names only the origin (`BODY[]<0>`); an origin past the end
+/// gives an empty string (RFC 9051 §6.4.5).
+fn apply_partial<'a>(data: &'a [u8], partial: Option<(u64, u64)>, out: &mut Vec<u8>) -> &'a [u8] {
+    let Some((origin, count)) = partial else {
+        return data;
+    };
+    out.extend_from_slice(format!("<{origin}>").as_bytes());
+    let start = usize::try_from(origin)
+        .unwrap_or(usize::MAX)
+        .min(data.len());
+    let end = start
+        .saturating_add(usize::try_from(count).unwrap_or(usize::MAX))
+        .min(data.len());
+    data.get(start..end).unwrap_or_default()
+}
+
+fn part_spec(part: &[u32]) -> String {
+    part.iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+/// The section as the response names it: `section-spec` in canonical upper case.
+fn section_spec(section: &Section) -> String {
+    let mut spec = part_spec(&section.part);
+    if let Some(text) = &section.text {
+        if !spec.is_empty() {
+            spec.push('.');
+        }
+        match text {
+            SectionText::Header => spec.push_str("HEADER"),
+            SectionText::Text => spec.push_str("TEXT"),
+            SectionText::Mime => spec.push_str("MIME"),
+            SectionText::HeaderFields { not, fields } => {
+                spec.push_str(if *not {
+                    "HEADER.FIELDS.NOT ("
+                } else {
+                    "HEADER.FIELDS ("
+                });
+                let names: Vec<String> = fields
+                    .iter()
+                    .map(|field| {
+                        if !field.is_empty() && field.bytes().all(is_astring_char) {
+                            field.to_ascii_uppercase()
+                        } else {
+                            string_text(field, false)
+                        }
+                    })
+                    .collect();
+                spec.push_str(&names.join(" "));
+                spec.push(')');
+            }
+        }
+    }
+    spec
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_sections_canonically() {
+        let section = Section {
+            part: vec![1, 2],
+            text: Some(SectionText::HeaderFields {
+                not: true,
+                fields: vec!["From".into(), "x y".into()],
+            }),
+        };
+        assert_eq!(
+            section_spec(&section),
+            "1.2.HEADER.FIELDS.NOT (FROM \"x y\")"
+        );
+        assert_eq!(section_spec(&Section::default()), "");
+        let mut out = Vec::new();
+        assert_eq!(apply_partial(b"0123456789", Some((2, 3)), &mut out), b"234");
+        assert_eq!(out, b"<2>");
+        assert_eq!(apply_partial(b"0123", Some((10, 3)), &mut Vec::new()), b"");
+    }
+}

@@ -1,0 +1,393 @@
+//! Mailbox commands (RFC 9051 §6.3): CREATE (with RFC 6154 USE), DELETE, RENAME,
+//! SUBSCRIBE, UNSUBSCRIBE, LIST (with RFC 5258 LIST-EXTENDED, RFC 5819 LIST-STATUS,
+//! RFC 6154 SPECIAL-USE, RFC 3348 CHILDREN), LSUB (RFC 3501), STATUS.
+
+use crate::error::CommandError;
+use crate::proto::command::{ListCommand, StatusItem};
+use crate::proto::response::{self, Code};
+use crate::session::{CommandResult, Completion, Session};
+use std::collections::BTreeMap;
+use storage::{MAILBOX_DELIMITER, Mailbox, MailboxStatus, SpecialUse};
+
+/// One row of a LIST answer: a mailbox, or a superior level that does not exist.
+struct Listed<'a> {
+    name: String,
+    mailbox: Option<&'a Mailbox>,
+}
+
+impl Session {
+    /// RFC 9051 §6.3.4 CREATE; RFC 6154 §3 `USE (...)`.
+    pub(crate) async fn create(&mut self, mailbox: &str, special_use: &[String]) -> CommandResult {
+        let account = self.account()?;
+        let name = self.decode_mailbox(mailbox)?;
+        // RFC 9051 §6.3.4: a trailing delimiter declares the intent to create inferiors.
+        let name = name.strip_suffix(MAILBOX_DELIMITER).unwrap_or(&name);
+        if name.eq_ignore_ascii_case("INBOX") {
+            return Err(CommandError::no(
+                Some(Code::AlreadyExists),
+                "INBOX always exists",
+            ));
+        }
+        let mut role = None;
+        for attribute in special_use {
+            match SpecialUse::from_attribute(attribute) {
+                Some(found) if role.is_none() => role = Some(found),
+                Some(_) => {
+                    return Err(CommandError::no(
+                        Some(Code::UseAttr),
+                        "One special use per mailbox",
+                    ));
+                }
+                None => {
+                    return Err(CommandError::no(
+                        Some(Code::UseAttr),
+                        "Unsupported special-use attribute",
+                    ));
+                }
+            }
+        }
+        self.server
+            .store
+            .create_mailbox(account, name, role)
+            .await?;
+        Ok(Completion::ok("CREATE completed"))
+    }
+
+    async fn existing(&self, mailbox: &str) -> Result<Mailbox, CommandError> {
+        let account = self.account()?;
+        let name = self.decode_mailbox(mailbox)?;
+        self.server
+            .store
+            .mailbox_by_name(account, &name)
+            .await?
+            .ok_or_else(|| CommandError::no(Some(Code::NonExistent), "No such mailbox"))
+    }
+
+    /// RFC 9051 §6.3.5 DELETE: inferiors stay; INBOX cannot go.
+    pub(crate) async fn delete(&mut self, mailbox: &str) -> CommandResult {
+        let target = self.existing(mailbox).await?;
+        if target.name == "INBOX" {
+            return Err(CommandError::no(
+                Some(Code::Cannot),
+                "INBOX cannot be deleted",
+            ));
+        }
+        self.server.store.delete_mailbox(target.id).await?;
+        Ok(Completion::ok("DELETE completed"))
+    }
+
+    /// RFC 9051 §6.3.6 RENAME.
+    pub(crate) async fn rename(&mut self, from: &str, to: &str) -> CommandResult {
+        let source = self.existing(from).await?;
+        let to = self.decode_mailbox(to)?;
+        let to = to.strip_suffix(MAILBOX_DELIMITER).unwrap_or(&to);
+        self.server.store.rename_mailbox(source.id, to).await?;
+        Ok(Completion::ok("RENAME completed"))
+    }
+
+    /// RFC 9051 §6.3.7 / §6.3.8.
+    pub(crate) async fn subscribe(&mut self, mailbox: &str, subscribe: bool) -> CommandResult {
+        let target = self.existing(mailbox).await?;
+        self.server
+            .store
+            .set_subscribed(target.id, subscribe)
+            .await?;
+        Ok(Completion::ok(if subscribe {
+            "SUBSCRIBE completed"
+        } else {
+            "UNSUBSCRIBE completed"
+        }))
+    }
+
+    /// RFC 9051 §6.3.9 LIST with RFC 5258 selection and return options.
+    pub(crate) async fn list(&mut self, list: ListCommand) -> CommandResult {
+        let account = self.account()?;
+        let delimiter = MAILBOX_DELIMITER;
+        // RFC 9051 §6.3.9: an empty pattern asks for the delimiter and root.
+        if !list.extended && list.patterns.iter().all(String::is_empty) {
+            response::untagged(
+                &mut self.conn.out,
+                &format!("LIST (\\Noselect) \"{delimiter}\" \"\""),
+            );
+            return Ok(Completion::ok("LIST completed"));
+        }
+        let reference = self.decode_mailbox(&list.reference)?;
+        let mut patterns = Vec::new();
+        for pattern in list.patterns.iter().filter(|p| !p.is_empty()) {
+            let pattern = self.decode_mailbox(pattern)?;
+            patterns.push(join_reference(&reference, &pattern));
+        }
+        let mailboxes = self.server.store.list_mailboxes(account).await?;
+        let rows = rows_with_superiors(&mailboxes);
+        let selecting = list.select_subscribed || list.select_special_use;
+        let passes = |mailbox: Option<&Mailbox>| -> bool {
+            mailbox.is_some_and(|m| {
+                (!list.select_subscribed || m.subscribed)
+                    && (!list.select_special_use || m.special_use.is_some())
+            })
+        };
+        let mut lines = Vec::new();
+        let mut status_for = Vec::new();
+        for (index, row) in rows.iter().enumerate() {
+            if !patterns.iter().any(|p| matches_pattern(p, &row.name)) {
+                continue;
+            }
+            let prefix = format!("{}{delimiter}", row.name);
+            let descendants = rows
+                .iter()
+                .skip(index + 1)
+                .take_while(|r| r.name.starts_with(&prefix));
+            let mut has_children = false;
+            let mut child_passes = false;
+            for child in descendants {
+                has_children = true;
+                child_passes |= passes(child.mailbox);
+            }
+            let selected = passes(row.mailbox);
+            let child_info = list.recursive_match && child_passes;
+            if selecting && !selected && !child_info {
+                continue;
+            }
+            // Superior levels that do not exist are listed only by plain LIST.
+            if row.mailbox.is_none() && selecting && !child_info {
+                continue;
+            }
+            let mut attributes: Vec<&str> = Vec::new();
+            match row.mailbox {
+                None if self.enabled.rev2 => attributes.push("\\NonExistent"),
+                None => attributes.push("\\Noselect"),
+                Some(_) => {}
+            }
+            attributes.push(if has_children {
+                "\\HasChildren"
+            } else {
+                "\\HasNoChildren"
+            });
+            if let Some(mailbox) = row.mailbox {
+                if mailbox.subscribed && (list.select_subscribed || list.return_subscribed) {
+                    attributes.push("\\Subscribed");
+                }
+                if let Some(role) = mailbox.special_use {
+                    attributes.push(role.attribute());
+                }
+            }
+            let mut line = format!(
+                "LIST ({}) \"{delimiter}\" {}",
+                attributes.join(" "),
+                self.encode_mailbox(&row.name)
+            );
+            if child_info {
+                line.push_str(" (\"CHILDINFO\" (\"SUBSCRIBED\"))");
+            }
+            lines.push(line);
+            status_for.push(
+                row.mailbox
+                    .filter(|_| list.return_status.is_some())
+                    .map(|m| (m.id, m.name.clone())),
+            );
+        }
+        for (line, status) in lines.iter().zip(status_for) {
+            response::untagged(&mut self.conn.out, line);
+            // RFC 5819 §2: a STATUS response for each selectable mailbox listed.
+            if let (Some((id, name)), Some(items)) = (status, &list.return_status) {
+                match self.server.store.mailbox_status(id).await {
+                    Ok(status) => {
+                        let line = self.status_line(&name, &status, items);
+                        response::untagged(&mut self.conn.out, &line);
+                    }
+                    Err(error) => tracing::debug!(%error, "LIST-STATUS skipped a mailbox"),
+                }
+            }
+        }
+        Ok(Completion::ok("LIST completed"))
+    }
+
+    /// RFC 3501 §6.3.9 LSUB (deprecated by RFC 9051, still used by IMAP4rev1 clients).
+    pub(crate) async fn lsub(&mut self, reference: &str, pattern: &str) -> CommandResult {
+        let account = self.account()?;
+        let reference = self.decode_mailbox(reference)?;
+        let pattern = join_reference(&reference, &self.decode_mailbox(pattern)?);
+        let mailboxes = self.server.store.list_mailboxes(account).await?;
+        for mailbox in mailboxes.iter().filter(|m| m.subscribed) {
+            if matches_pattern(&pattern, &mailbox.name) {
+                let line = format!(
+                    "LSUB () \"{MAILBOX_DELIMITER}\" {}",
+                    self.encode_mailbox(&mailbox.name)
+                );
+                response::untagged(&mut self.conn.out, &line);
+            }
+        }
+        Ok(Completion::ok("LSUB completed"))
+    }
+
+    /// RFC 9051 §6.3.11 STATUS (with RFC 8438 SIZE, RFC 7889 APPENDLIMIT).
+    pub(crate) async fn status(&mut self, mailbox: &str, items: &[StatusItem]) -> CommandResult {
+        let target = self.existing(mailbox).await?;
+        let status = self.server.store.mailbox_status(target.id).await?;
+        let line = self.status_line(&target.name, &status, items);
+        response::untagged(&mut self.conn.out, &line);
+        Ok(Completion::ok("STATUS completed"))
+    }
+
+    /// `mailbox-data =/ "STATUS" SP mailbox SP "(" [status-att-list] ")"`
+    pub(crate) fn status_line(
+        &self,
+        name: &str,
+        status: &MailboxStatus,
+        items: &[StatusItem],
+    ) -> String {
+        let values: Vec<String> = items
+            .iter()
+            .map(|item| match item {
+                StatusItem::Messages => format!("MESSAGES {}", status.messages),
+                StatusItem::UidNext => format!("UIDNEXT {}", status.uid_next),
+                StatusItem::UidValidity => format!("UIDVALIDITY {}", status.uid_validity),
+                StatusItem::Unseen => format!("UNSEEN {}", status.unseen),
+                StatusItem::Deleted => format!("DELETED {}", status.deleted),
+                StatusItem::Size => format!("SIZE {}", status.size),
+                // We keep no \Recent (RFC 9051 removed it): always zero.
+                StatusItem::Recent => "RECENT 0".to_owned(),
+                StatusItem::HighestModSeq => format!("HIGHESTMODSEQ {}", status.highest_modseq),
+                StatusItem::AppendLimit => {
+                    format!("APPENDLIMIT {}", self.server.config.max_message_size)
+                }
+            })
+            .collect();
+        format!(
+            "STATUS {} ({})",
+            self.encode_mailbox(name),
+            values.join(" ")
+        )
+    }
+}
+
+/// RFC 9051 §6.3.9: the reference and the pattern are joined left to right; a pattern
+/// that starts with the delimiter is taken as absolute.
+fn join_reference(reference: &str, pattern: &str) -> String {
+    if pattern.starts_with(MAILBOX_DELIMITER) {
+        return pattern.trim_start_matches(MAILBOX_DELIMITER).to_owned();
+    }
+    format!("{reference}{pattern}")
+}
+
+/// Every mailbox plus the superior levels that do not exist (after a DELETE of a
+/// parent), in name order, so that descendants follow their superior.
+fn rows_with_superiors(mailboxes: &[Mailbox]) -> Vec<Listed<'_>> {
+    let mut rows: BTreeMap<String, Option<&Mailbox>> = BTreeMap::new();
+    for mailbox in mailboxes {
+        rows.insert(mailbox.name.clone(), Some(mailbox));
+    }
+    for mailbox in mailboxes {
+        let mut superior = mailbox.name.as_str();
+        while let Some((parent, _)) = superior.rsplit_once(MAILBOX_DELIMITER) {
+            rows.entry(parent.to_owned()).or_insert(None);
+            superior = parent;
+        }
+    }
+    // Name order with the delimiter sorting first, so "a/b" comes right after "a"
+    // and before "a b".
+    let mut rows: Vec<Listed<'_>> = rows
+        .into_iter()
+        .map(|(name, mailbox)| Listed { name, mailbox })
+        .collect();
+    rows.sort_by(|a, b| {
+        let key = |name: &str| name.replace(MAILBOX_DELIMITER, "\u{0}");
+        key(&a.name).cmp(&key(&b.name))
+    });
+    // INBOX first, as clients expect.
+    if let Some(at) = rows.iter().position(|r| r.name == "INBOX") {
+        let inbox_and_children: Vec<Listed<'_>> = {
+            let end = rows
+                .iter()
+                .skip(at + 1)
+                .position(|r| !r.name.starts_with("INBOX/"))
+                .map_or(rows.len(), |p| at + 1 + p);
+            rows.drain(at..end).collect()
+        };
+        rows.splice(0..0, inbox_and_children);
+    }
+    rows
+}
+
+/// RFC 9051 §6.3.9: `*` matches anything, `%` anything but the delimiter. The name
+/// INBOX is case-insensitive (RFC 9051 §5.1), so its first five characters are matched
+/// without regard to case.
+pub(crate) fn matches_pattern(pattern: &str, name: &str) -> bool {
+    let pattern: Vec<char> = pattern.chars().collect();
+    let name: Vec<char> = name.chars().collect();
+    let inbox_rooted = name.len() >= 5
+        && name.iter().take(5).collect::<String>() == "INBOX"
+        && name.get(5).is_none_or(|&c| c == MAILBOX_DELIMITER);
+    // Iterative matching with backtracking over the last wildcard of each kind; the
+    // memo keeps it linear in pattern × name.
+    let mut memo = vec![None; (pattern.len() + 1) * (name.len() + 1)];
+    fn go(
+        p: usize,
+        n: usize,
+        pattern: &[char],
+        name: &[char],
+        inbox: bool,
+        memo: &mut Vec<Option<bool>>,
+    ) -> bool {
+        let key = p * (name.len() + 1) + n;
+        if let Some(Some(done)) = memo.get(key) {
+            return *done;
+        }
+        let result = match pattern.get(p) {
+            None => n == name.len(),
+            Some('*') => (n..=name.len()).any(|k| go(p + 1, k, pattern, name, inbox, memo)),
+            Some('%') => {
+                let mut k = n;
+                loop {
+                    if go(p + 1, k, pattern, name, inbox, memo) {
+                        break true;
+                    }
+                    match name.get(k) {
+                        Some(&c) if c != MAILBOX_DELIMITER => k += 1,
+                        _ => break false,
+                    }
+                }
+            }
+            Some(&pc) => match name.get(n) {
+                Some(&nc) if pc == nc || (inbox && n < 5 && pc.eq_ignore_ascii_case(&nc)) => {
+                    go(p + 1, n + 1, pattern, name, inbox, memo)
+                }
+                _ => false,
+            },
+        };
+        if let Some(slot) = memo.get_mut(key) {
+            *slot = Some(result);
+        }
+        result
+    }
+    go(0, 0, &pattern, &name, inbox_rooted, &mut memo)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns_match_like_rfc_9051() {
+        assert!(matches_pattern("*", "a/b/c"));
+        assert!(matches_pattern("%", "Sent"));
+        assert!(!matches_pattern("%", "a/b"));
+        assert!(matches_pattern("a/%", "a/b"));
+        assert!(!matches_pattern("a/%", "a/b/c"));
+        assert!(matches_pattern("a/*", "a/b/c"));
+        assert!(matches_pattern("inbox", "INBOX"));
+        assert!(matches_pattern("Inbox/%", "INBOX/x"));
+        assert!(!matches_pattern("inboxes", "INBOXes"));
+        assert!(!matches_pattern("sent", "Sent"));
+        assert!(matches_pattern("S%t", "Sent"));
+        assert!(matches_pattern("*%*%*", "a"));
+        assert!(!matches_pattern(&"*a".repeat(200), &"a".repeat(100)));
+    }
+
+    #[test]
+    fn references_join_with_the_delimiter() {
+        assert_eq!(join_reference("", "%"), "%");
+        assert_eq!(join_reference("a", "%"), "a%");
+        assert_eq!(join_reference("a/", "%"), "a/%");
+    }
+}

@@ -1,0 +1,133 @@
+//! Selecting a mailbox (RFC 9051 §6.3.2, §6.3.3) and leaving it: SELECT, EXAMINE,
+//! CLOSE (§6.4.1) and UNSELECT (RFC 3691).
+
+use crate::error::CommandError;
+use crate::proto::response::{self, Code, Status};
+use crate::session::{CommandResult, Completion, Session, State};
+use crate::view::View;
+use storage::{MAILBOX_DELIMITER, SYSTEM_FLAGS};
+
+impl Session {
+    pub(crate) async fn select(&mut self, mailbox: &str, read_only: bool) -> CommandResult {
+        let account = self.account()?;
+        // RFC 9051 §6.3.2: selecting deselects first, even when the new one fails; the
+        // client learns with [CLOSED] that the old mailbox is gone.
+        if matches!(self.state, State::Selected { .. }) {
+            self.state = State::Authenticated { account };
+            response::untagged_status(
+                &mut self.conn.out,
+                Status::Ok,
+                Some(&Code::Closed),
+                "Previous mailbox closed",
+            );
+        }
+        let name = self.decode_mailbox(mailbox)?;
+        let Some(target) = self.server.store.mailbox_by_name(account, &name).await? else {
+            return Err(CommandError::no(Some(Code::NonExistent), "No such mailbox"));
+        };
+        let view = View::open(&self.server.store, target.id, read_only).await?;
+        let out = &mut self.conn.out;
+        let system = SYSTEM_FLAGS.join(" ");
+        response::untagged(out, &format!("FLAGS ({system})"));
+        let permanent = if read_only {
+            String::new()
+        } else {
+            format!("{system} \\*")
+        };
+        response::untagged_status(
+            out,
+            Status::Ok,
+            Some(&Code::PermanentFlags(permanent)),
+            "Flags permitted",
+        );
+        response::untagged(out, &format!("{} EXISTS", view.exists()));
+        if !self.enabled.rev2 {
+            // RFC 3501 §6.3.1: RECENT is required of IMAP4rev1; we keep no \Recent.
+            response::untagged(out, "0 RECENT");
+            // RFC 3501 §6.3.1: the first unseen message.
+            if let Some(first) = view
+                .entries
+                .iter()
+                .position(|e| !e.flags.contains("\\Seen"))
+            {
+                let seq = u32::try_from(first + 1).unwrap_or(u32::MAX);
+                response::untagged_status(
+                    out,
+                    Status::Ok,
+                    Some(&Code::Unseen(seq)),
+                    "First unseen",
+                );
+            }
+        }
+        let status = self.server.store.mailbox(target.id).await?;
+        let out = &mut self.conn.out;
+        response::untagged_status(
+            out,
+            Status::Ok,
+            Some(&Code::UidValidity(view.uid_validity.0)),
+            "UIDs valid",
+        );
+        response::untagged_status(
+            out,
+            Status::Ok,
+            Some(&Code::UidNext(status.uid_next.0)),
+            "Predicted next UID",
+        );
+        if self.enabled.rev2 {
+            // RFC 9051 §6.3.2: a LIST response with the mailbox name.
+            let line = format!(
+                "LIST () \"{MAILBOX_DELIMITER}\" {}",
+                self.encode_mailbox(&view.name)
+            );
+            response::untagged(&mut self.conn.out, &line);
+        }
+        self.state = State::Selected {
+            account,
+            view: Box::new(view),
+        };
+        let (code, text) = if read_only {
+            (Code::ReadOnly, "EXAMINE completed")
+        } else {
+            (Code::ReadWrite, "SELECT completed")
+        };
+        Ok(Completion::ok_with(code, text))
+    }
+
+    /// CLOSE (`expunge` true: RFC 9051 §6.4.1, silently removes \Deleted messages when
+    /// read-write) and UNSELECT (RFC 3691: leaves without expunging).
+    pub(crate) async fn close(&mut self, expunge: bool) -> CommandResult {
+        let account = self.account()?;
+        let State::Selected { view, .. } = &mut self.state else {
+            return Err(CommandError::bad("No mailbox selected"));
+        };
+        // Flags set elsewhere count: refresh them, but CLOSE reports nothing.
+        let mut unreported = Vec::new();
+        view.sync(
+            &self.server.store,
+            crate::view::SyncPoint::NoExpunge,
+            &mut unreported,
+        )
+        .await?;
+        let doomed: Vec<storage::Uid> = if expunge && !view.read_only {
+            view.entries
+                .iter()
+                .filter(|e| e.flags.contains("\\Deleted"))
+                .map(|e| e.uid)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let mailbox = view.mailbox;
+        self.state = State::Authenticated { account };
+        if !doomed.is_empty() {
+            // Storage removes only what is really \Deleted now; a message undeleted
+            // meanwhile elsewhere may still go, as with any racing EXPUNGE.
+            self.server.store.expunge(mailbox, doomed).await?;
+        }
+        Ok(Completion::ok(if expunge {
+            "CLOSE completed"
+        } else {
+            "UNSELECT completed"
+        }))
+    }
+}

@@ -1,0 +1,80 @@
+//! Errors of the IMAP front end. A command ends in exactly one of: a tagged OK/NO/BAD and
+//! the session goes on ([`CommandError`] other than `Fatal`), or the connection closes
+//! ([`SessionError`]).
+
+use crate::proto::Code;
+use std::borrow::Cow;
+use std::io;
+use storage::StoreError;
+use thiserror::Error;
+
+/// Why a session ended abnormally (logged; the client may not hear about it).
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum SessionError {
+    #[error("i/o error: {0}")]
+    Io(#[from] io::Error),
+    #[error("TLS handshake failed: {0}")]
+    TlsHandshake(io::Error),
+    #[error("TLS handshake timed out")]
+    TlsHandshakeTimeout,
+    #[error("the client did not read our output in time")]
+    WriteTimeout,
+    #[error("the connection is gone")]
+    Closed,
+}
+
+/// How a command failed, before it is turned into a tagged response.
+#[derive(Debug, Error)]
+pub enum CommandError {
+    /// RFC 9051 §7.1.5: BAD, a protocol-level error in the command.
+    #[error("BAD {0}")]
+    Bad(Cow<'static, str>),
+    /// RFC 9051 §7.1.2: NO, an operational error.
+    #[error("NO {text}")]
+    No {
+        code: Option<Code>,
+        text: Cow<'static, str>,
+    },
+    /// A storage failure, mapped to NO with a response code.
+    #[error("storage: {0}")]
+    Store(#[from] StoreError),
+    /// The connection cannot go on.
+    #[error(transparent)]
+    Fatal(#[from] SessionError),
+}
+
+impl CommandError {
+    pub fn bad(text: impl Into<Cow<'static, str>>) -> Self {
+        CommandError::Bad(text.into())
+    }
+
+    pub fn no(code: Option<Code>, text: impl Into<Cow<'static, str>>) -> Self {
+        CommandError::No {
+            code,
+            text: text.into(),
+        }
+    }
+}
+
+/// RFC 5530 response codes for storage failures.
+pub fn store_error_response(error: &StoreError) -> (Option<Code>, Cow<'static, str>) {
+    match error {
+        StoreError::NotFound(what) => (Some(Code::NonExistent), format!("No such {what}").into()),
+        StoreError::AlreadyExists(what) => (
+            Some(Code::AlreadyExists),
+            format!("{what} already exists").into(),
+        ),
+        StoreError::OverQuota => (Some(Code::OverQuota), "Quota exceeded".into()),
+        StoreError::Invalid { what, reason } => (
+            Some(Code::Cannot),
+            format!("Invalid {what}: {reason}").into(),
+        ),
+        StoreError::Modified => (Some(Code::Cannot), "The mailbox changed".into()),
+        error if error.is_temporary() => (
+            Some(Code::Unavailable),
+            "Temporary server failure, try again later".into(),
+        ),
+        _ => (Some(Code::ServerBug), "Internal server error".into()),
+    }
+}

@@ -1,0 +1,17 @@
+//! The sans-I/O protocol core: framing, command parsing, response writing, and the
+//! encodings IMAP needs. Nothing here touches a socket (house rule 2).
+
+pub mod base64;
+pub mod command;
+pub mod datetime;
+pub mod framer;
+pub mod mutf7;
+pub mod response;
+pub mod sequence;
+pub mod tag;
+
+pub use command::{Command, CommandBody, ParseError, parse_command};
+pub use framer::{Frame, Framer, FramerLimits, RejectReason, Rejection};
+pub use response::{Code, Status};
+pub use sequence::{Sequence, SequenceSet};
+pub use tag::Tag;

@@ -1,0 +1,789 @@
+//! Session-level tests: a real server on 127.0.0.1:0 over a real store, driven with raw
+//! IMAP, asserting the exact lines the server sends.
+
+use crate::{ImapConfig, ImapServer, ListenerRole};
+use netutil::{AuthThrottle, ConnectionLimiter, Shutdown};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use storage::{Delivery, Flags, MailboxId, Secret, Store};
+use tempfile::TempDir;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+
+const EMAIL: &str = "alice@example.org";
+const PASSWORD: &str = "correct horse";
+/// A fixed INTERNALDATE: 2024-03-01 12:00:00 UTC.
+const INTERNAL_DATE: i64 = 1_709_294_400;
+/// No test waits longer than this for a line.
+const READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+struct Harness {
+    _dir: TempDir,
+    store: Store,
+    addr: SocketAddr,
+    shutdown: Shutdown,
+    inbox: MailboxId,
+}
+
+impl Harness {
+    async fn start() -> Harness {
+        Self::start_with(ImapConfig::default()).await
+    }
+
+    async fn start_with(config: ImapConfig) -> Harness {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("db.sqlite");
+        let store = Store::open(path.to_str().expect("utf-8 path"))
+            .await
+            .expect("open store");
+        store.add_domain("example.org").await.expect("domain");
+        let account = store
+            .add_account(EMAIL, &Secret::new(PASSWORD))
+            .await
+            .expect("account");
+        let inbox = store.inbox(account).await.expect("inbox").id;
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let shutdown = Shutdown::new();
+        let server = ImapServer {
+            config: Arc::new(config),
+            store: store.clone(),
+            tls: None,
+            connections: ConnectionLimiter::new(100, 50),
+            auth_throttle: AuthThrottle::new(10, Duration::from_secs(60), Duration::ZERO),
+            shutdown: shutdown.clone(),
+        };
+        tokio::spawn(async move { server.serve(listener, ListenerRole::Imap).await });
+        Harness {
+            _dir: dir,
+            store,
+            addr,
+            shutdown,
+            inbox,
+        }
+    }
+
+    async fn deliver(&self, subject: &str) {
+        let raw = format!(
+            "From: Bob <bob@example.net>\r\nTo: alice@example.org\r\nSubject: {subject}\r\nDate: Fri, 1 Mar 2024 10:00:00 +0000\r\nMessage-ID: <{subject}@example.net>\r\n\r\nHello {subject}\r\n"
+        );
+        self.store
+            .deliver(Delivery {
+                raw: raw.into_bytes(),
+                mailboxes: vec![self.inbox],
+                flags: Flags::default(),
+                internal_date: Some(INTERNAL_DATE),
+                outbound: None,
+            })
+            .await
+            .expect("deliver");
+    }
+
+    async fn uid_validity(&self) -> u32 {
+        self.store
+            .mailbox(self.inbox)
+            .await
+            .expect("mailbox")
+            .uid_validity
+            .0
+    }
+
+    async fn connect(&self) -> Client {
+        let stream = tokio::net::TcpStream::connect(self.addr)
+            .await
+            .expect("connect");
+        let (read, write) = stream.into_split();
+        let mut client = Client {
+            reader: BufReader::new(read),
+            writer: write,
+        };
+        let greeting = client.line().await;
+        assert!(
+            greeting.starts_with("* OK [CAPABILITY IMAP4rev1 IMAP4rev2 AUTH=PLAIN "),
+            "{greeting}"
+        );
+        client
+    }
+
+    async fn logged_in(&self) -> Client {
+        let mut client = self.connect().await;
+        let lines = client
+            .run("l", &format!("LOGIN {EMAIL} \"{PASSWORD}\""))
+            .await;
+        assert!(
+            lines
+                .last()
+                .is_some_and(|l| l.starts_with("l OK [CAPABILITY IMAP4rev1 IMAP4rev2 SASL-IR")),
+            "{lines:?}"
+        );
+        client
+    }
+}
+
+struct Client {
+    reader: BufReader<OwnedReadHalf>,
+    writer: OwnedWriteHalf,
+}
+
+impl Client {
+    async fn send(&mut self, text: &str) {
+        self.writer.write_all(text.as_bytes()).await.expect("write");
+    }
+
+    /// One line without its CRLF.
+    async fn line(&mut self) -> String {
+        let mut line = String::new();
+        let read = tokio::time::timeout(READ_TIMEOUT, self.reader.read_line(&mut line))
+            .await
+            .expect("server answered in time")
+            .expect("read");
+        assert!(read > 0, "connection closed");
+        line.trim_end_matches("\r\n").to_owned()
+    }
+
+    /// Lines up to and including the tagged completion.
+    async fn until_tagged(&mut self, tag: &str) -> Vec<String> {
+        let mut lines = Vec::new();
+        loop {
+            let line = self.line().await;
+            let done = line.starts_with(&format!("{tag} "));
+            lines.push(line);
+            if done {
+                return lines;
+            }
+        }
+    }
+
+    async fn run(&mut self, tag: &str, command: &str) -> Vec<String> {
+        self.send(&format!("{tag} {command}\r\n")).await;
+        self.until_tagged(tag).await
+    }
+
+    async fn closed(&mut self) -> bool {
+        let mut rest = Vec::new();
+        matches!(
+            tokio::time::timeout(READ_TIMEOUT, self.reader.read_to_end(&mut rest)).await,
+            Ok(Ok(_))
+        )
+    }
+}
+
+fn lines(expected: &[&str]) -> Vec<String> {
+    expected.iter().map(|l| (*l).to_owned()).collect()
+}
+
+#[tokio::test]
+async fn capability_login_and_logout() {
+    let h = Harness::start().await;
+    let mut c = h.connect().await;
+    let caps = c.run("a", "CAPABILITY").await;
+    assert_eq!(caps.len(), 2);
+    assert!(
+        caps[0].starts_with("* CAPABILITY IMAP4rev1 IMAP4rev2 AUTH=PLAIN SASL-IR LITERAL+ "),
+        "{caps:?}"
+    );
+    assert!(
+        caps[0].contains(" IDLE ")
+            && caps[0].contains(" UIDPLUS ")
+            && caps[0].ends_with("APPENDLIMIT=52428800")
+    );
+    assert!(!caps[0].contains("STARTTLS"), "no TLS configured");
+    assert_eq!(caps[1], "a OK CAPABILITY completed");
+    assert_eq!(
+        c.run("b", "SELECT INBOX").await,
+        lines(&["b BAD Log in first"])
+    );
+    assert_eq!(
+        c.run("c", "LOGIN alice@example.org wrong").await,
+        lines(&["c NO [AUTHENTICATIONFAILED] Invalid credentials"])
+    );
+    // A synchronising literal gets a continuation.
+    c.send("d LOGIN {17}\r\n").await;
+    assert_eq!(c.line().await, "+ Ready for literal data");
+    c.send(&format!("{EMAIL} \"{PASSWORD}\"\r\n")).await;
+    let login = c.until_tagged("d").await;
+    assert!(
+        login[0].starts_with("d OK [CAPABILITY IMAP4rev1 IMAP4rev2 SASL-IR LITERAL+ ENABLE IDLE"),
+        "{login:?}"
+    );
+    assert!(!login[0].contains("AUTH=PLAIN"));
+    assert_eq!(
+        c.run("e", "LOGIN a b").await,
+        lines(&["e BAD Already authenticated"])
+    );
+    assert_eq!(
+        c.run("f", "LOGOUT").await,
+        lines(&["* BYE Logging out", "f OK LOGOUT completed"])
+    );
+    assert!(c.closed().await);
+}
+
+#[tokio::test]
+async fn authenticate_plain_with_and_without_initial_response() {
+    let h = Harness::start().await;
+    let plain = crate::proto::base64::encode(format!("\0{EMAIL}\0{PASSWORD}").as_bytes());
+    let mut c = h.connect().await;
+    let ok = c.run("a", &format!("AUTHENTICATE PLAIN {plain}")).await;
+    assert!(ok[0].starts_with("a OK [CAPABILITY "), "{ok:?}");
+    let mut c = h.connect().await;
+    c.send("b AUTHENTICATE PLAIN\r\n").await;
+    assert_eq!(c.line().await, "+ ");
+    c.send(&format!("{plain}\r\n")).await;
+    assert!(c.until_tagged("b").await[0].starts_with("b OK [CAPABILITY "));
+    let mut c = h.connect().await;
+    c.send("c AUTHENTICATE PLAIN\r\n").await;
+    assert_eq!(c.line().await, "+ ");
+    c.send("*\r\n").await;
+    assert_eq!(
+        c.until_tagged("c").await,
+        lines(&["c BAD Authentication cancelled"])
+    );
+    let wrong = crate::proto::base64::encode(format!("\0{EMAIL}\0nope").as_bytes());
+    assert_eq!(
+        c.run("d", &format!("AUTHENTICATE PLAIN {wrong}")).await,
+        lines(&["d NO [AUTHENTICATIONFAILED] Invalid credentials"])
+    );
+}
+
+#[tokio::test]
+async fn three_failed_logins_close_the_connection() {
+    let h = Harness::start().await;
+    let mut c = h.connect().await;
+    for tag in ["a", "b"] {
+        c.run(tag, "LOGIN alice@example.org wrong").await;
+    }
+    assert_eq!(
+        c.run("c", "LOGIN alice@example.org wrong").await,
+        lines(&["c NO [AUTHENTICATIONFAILED] Invalid credentials"])
+    );
+    assert_eq!(c.line().await, "* BYE Too many authentication failures");
+    assert!(c.closed().await);
+}
+
+#[tokio::test]
+async fn list_and_mailbox_management() {
+    let h = Harness::start().await;
+    let mut c = h.logged_in().await;
+    assert_eq!(
+        c.run("a", "LIST \"\" \"*\"").await,
+        lines(&[
+            "* LIST (\\HasNoChildren) \"/\" \"INBOX\"",
+            "* LIST (\\HasNoChildren \\Archive) \"/\" \"Archive\"",
+            "* LIST (\\HasNoChildren \\Drafts) \"/\" \"Drafts\"",
+            "* LIST (\\HasNoChildren \\Junk) \"/\" \"Junk\"",
+            "* LIST (\\HasNoChildren \\Sent) \"/\" \"Sent\"",
+            "* LIST (\\HasNoChildren \\Trash) \"/\" \"Trash\"",
+            "a OK LIST completed",
+        ])
+    );
+    assert_eq!(
+        c.run("b", "LIST \"\" \"\"").await,
+        lines(&["* LIST (\\Noselect) \"/\" \"\"", "b OK LIST completed"])
+    );
+    assert_eq!(
+        c.run("c", "CREATE Projekte/Entw&APw-rfe").await,
+        lines(&["c OK CREATE completed"])
+    );
+    assert_eq!(
+        c.run("d", "CREATE projekte/x").await,
+        lines(&["d OK CREATE completed"]),
+        "names other than INBOX are case-sensitive"
+    );
+    assert_eq!(
+        c.run("e", "LIST \"\" Projekte/%").await,
+        lines(&[
+            "* LIST (\\HasNoChildren) \"/\" \"Projekte/Entw&APw-rfe\"",
+            "e OK LIST completed"
+        ])
+    );
+    assert_eq!(
+        c.run("f", "LIST \"\" %").await.first().map(String::as_str),
+        Some("* LIST (\\HasNoChildren) \"/\" \"INBOX\"")
+    );
+    assert_eq!(
+        c.run("g", "CREATE INBOX").await,
+        lines(&["g NO [ALREADYEXISTS] INBOX always exists"])
+    );
+    assert_eq!(
+        c.run("h", "CREATE Sent").await,
+        lines(&["h NO [ALREADYEXISTS] mailbox Sent already exists"])
+    );
+    assert_eq!(
+        c.run("i", "DELETE Nope").await,
+        lines(&["i NO [NONEXISTENT] No such mailbox"])
+    );
+    assert_eq!(
+        c.run("j", "RENAME Projekte Work").await,
+        lines(&["j OK RENAME completed"])
+    );
+    assert_eq!(
+        c.run(
+            "k",
+            "LIST (SUBSCRIBED) \"\" \"*\" RETURN (CHILDREN STATUS (MESSAGES UIDNEXT))"
+        )
+        .await
+        .len(),
+        13,
+        "the six subscribed default mailboxes, each with its STATUS"
+    );
+    assert_eq!(
+        c.run("l", "SUBSCRIBE Work/Entw&APw-rfe").await,
+        lines(&["l OK SUBSCRIBE completed"])
+    );
+    assert_eq!(
+        c.run("m", "LSUB \"\" Work/*").await,
+        lines(&[
+            "* LSUB () \"/\" \"Work/Entw&APw-rfe\"",
+            "m OK LSUB completed"
+        ])
+    );
+    assert_eq!(
+        c.run("n", "DELETE Work").await,
+        lines(&["n OK DELETE completed"])
+    );
+    assert_eq!(
+        c.run("o", "LIST \"\" Work*").await,
+        lines(&[
+            "* LIST (\\Noselect \\HasChildren) \"/\" \"Work\"",
+            "* LIST (\\HasNoChildren) \"/\" \"Work/Entw&APw-rfe\"",
+            "o OK LIST completed"
+        ])
+    );
+    assert_eq!(
+        c.run("p", "ENABLE UTF8=ACCEPT").await,
+        lines(&["* ENABLED UTF8=ACCEPT", "p OK ENABLE completed"])
+    );
+    assert_eq!(
+        c.run("q", "LIST \"\" Work/%").await,
+        lines(&[
+            "* LIST (\\HasNoChildren) \"/\" \"Work/Entwürfe\"",
+            "q OK LIST completed"
+        ])
+    );
+    assert_eq!(
+        c.run("r", "CREATE Archiv2 (USE (\\Archive))").await,
+        lines(&["r OK CREATE completed"])
+    );
+    assert_eq!(
+        c.run("s", "LIST (SPECIAL-USE) \"\" Archiv*").await,
+        lines(&[
+            "* LIST (\\HasNoChildren \\Archive) \"/\" \"Archiv2\"",
+            "* LIST (\\HasNoChildren \\Archive) \"/\" \"Archive\"",
+            "s OK LIST completed"
+        ])
+    );
+    assert_eq!(
+        c.run("t", "STATUS INBOX (MESSAGES UIDNEXT UNSEEN DELETED SIZE)")
+            .await,
+        lines(&[
+            "* STATUS \"INBOX\" (MESSAGES 0 UIDNEXT 1 UNSEEN 0 DELETED 0 SIZE 0)",
+            "t OK STATUS completed"
+        ])
+    );
+    assert_eq!(
+        c.run("u", "NAMESPACE").await,
+        lines(&[
+            "* NAMESPACE ((\"\" \"/\")) NIL NIL",
+            "u OK NAMESPACE completed"
+        ])
+    );
+}
+
+#[tokio::test]
+async fn select_fetch_store_and_expunge() {
+    let h = Harness::start().await;
+    for n in 1..=4 {
+        h.deliver(&format!("m{n}")).await;
+    }
+    let validity = h.uid_validity().await;
+    let mut c = h.logged_in().await;
+    assert_eq!(
+        c.run("a", "SELECT INBOX").await,
+        vec![
+            "* FLAGS (\\Answered \\Deleted \\Draft \\Flagged \\Seen)".to_owned(),
+            "* OK [PERMANENTFLAGS (\\Answered \\Deleted \\Draft \\Flagged \\Seen \\*)] Flags permitted".to_owned(),
+            "* 4 EXISTS".to_owned(),
+            "* 0 RECENT".to_owned(),
+            "* OK [UNSEEN 1] First unseen".to_owned(),
+            format!("* OK [UIDVALIDITY {validity}] UIDs valid"),
+            "* OK [UIDNEXT 5] Predicted next UID".to_owned(),
+            "a OK [READ-WRITE] SELECT completed".to_owned(),
+        ]
+    );
+    let size = 145;
+    assert_eq!(
+        c.run("b", "FETCH 1 (FLAGS INTERNALDATE RFC822.SIZE ENVELOPE UID)")
+            .await,
+        vec![
+            format!(
+                "* 1 FETCH (FLAGS () INTERNALDATE \" 1-Mar-2024 12:00:00 +0000\" RFC822.SIZE {size} ENVELOPE (\"Fri, 1 Mar 2024 10:00:00 +0000\" \"m1\" ((\"Bob\" NIL \"bob\" \"example.net\")) ((\"Bob\" NIL \"bob\" \"example.net\")) ((\"Bob\" NIL \"bob\" \"example.net\")) ((NIL NIL \"alice\" \"example.org\")) NIL NIL NIL \"<m1@example.net>\") UID 1)"
+            ),
+            "b OK FETCH completed".to_owned(),
+        ]
+    );
+    assert_eq!(
+        c.run(
+            "c",
+            "FETCH 2 (BODY.PEEK[HEADER.FIELDS (Subject)] BODY.PEEK[TEXT]<0.5> BODYSTRUCTURE)"
+        )
+        .await,
+        lines(&[
+            "* 2 FETCH (BODY[HEADER.FIELDS (SUBJECT)] {15}",
+            "Subject: m2",
+            "",
+            " BODY[TEXT]<0> {5}",
+            "Hello BODYSTRUCTURE (\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7BIT\" 10 1 NIL NIL NIL NIL))",
+            "c OK FETCH completed",
+        ])
+    );
+    // Non-PEEK sets \Seen and reports it.
+    assert_eq!(
+        c.run("d", "UID FETCH 3 BODY[TEXT]").await,
+        lines(&[
+            "* 3 FETCH (FLAGS (\\Seen) UID 3 BODY[TEXT] {10}",
+            "Hello m3",
+            ")",
+            "d OK UID FETCH completed"
+        ])
+    );
+    assert_eq!(
+        c.run("e", "STORE 1:2 +FLAGS (\\Deleted $Label)").await,
+        lines(&[
+            "* 1 FETCH (FLAGS ($Label \\Deleted))",
+            "* 2 FETCH (FLAGS ($Label \\Deleted))",
+            "e OK STORE completed"
+        ])
+    );
+    assert_eq!(
+        c.run("f", "UID STORE 2 -FLAGS.SILENT ($Label)").await,
+        lines(&["f OK UID STORE completed"])
+    );
+    assert_eq!(c.run("g", "STORE 4 +FLAGS (\\Deleted)").await.len(), 2);
+    assert_eq!(
+        c.run("h", "FETCH 9 FLAGS").await,
+        lines(&["h BAD Invalid message sequence number"])
+    );
+    // Expunge 1, 2 and 4 out of 1..4: highest first, each number valid when written.
+    assert_eq!(
+        c.run("i", "EXPUNGE").await,
+        lines(&[
+            "* 4 EXPUNGE",
+            "* 2 EXPUNGE",
+            "* 1 EXPUNGE",
+            "i OK EXPUNGE completed"
+        ])
+    );
+    assert_eq!(
+        c.run("j", "FETCH 1:* (UID FLAGS)").await,
+        lines(&["* 1 FETCH (UID 3 FLAGS (\\Seen))", "j OK FETCH completed"])
+    );
+    assert_eq!(
+        c.run("k", "SEARCH ALL").await,
+        lines(&["* SEARCH 1", "k OK SEARCH completed"])
+    );
+    assert_eq!(
+        c.run("l", "UNSELECT").await,
+        lines(&["l OK UNSELECT completed"])
+    );
+    assert_eq!(
+        c.run("m", "FETCH 1 FLAGS").await,
+        lines(&["m BAD No mailbox selected"])
+    );
+}
+
+#[tokio::test]
+async fn append_copy_move_and_search() {
+    let h = Harness::start().await;
+    let mut c = h.logged_in().await;
+    let validity = h.uid_validity().await;
+    c.send("a APPEND INBOX (\\Seen) \" 7-Feb-1994 21:52:25 -0800\" {27+}\r\nSubject: appended\r\n\r\nbody\r\n\r\n").await;
+    assert_eq!(
+        c.until_tagged("a").await,
+        vec![format!("a OK [APPENDUID {validity} 1] APPEND completed")]
+    );
+    assert_eq!(
+        c.run("b", "APPEND Nowhere {1+}\r\nx").await,
+        lines(&["b NO [TRYCREATE] No such mailbox"])
+    );
+    h.deliver("second").await;
+    c.run("c", "SELECT INBOX").await;
+    assert_eq!(
+        c.run("d", "FETCH 1 INTERNALDATE").await,
+        lines(&[
+            "* 1 FETCH (INTERNALDATE \" 8-Feb-1994 05:52:25 +0000\")",
+            "d OK FETCH completed"
+        ])
+    );
+    assert_eq!(
+        c.run("e", "SEARCH UNSEEN").await,
+        lines(&["* SEARCH 2", "e OK SEARCH completed"])
+    );
+    assert_eq!(
+        c.run("f", "UID SEARCH SUBJECT SECOND").await,
+        lines(&["* SEARCH 2", "f OK UID SEARCH completed"])
+    );
+    assert_eq!(
+        c.run("g", "SEARCH BODY \"hello second\"").await,
+        lines(&["* SEARCH 2", "g OK SEARCH completed"])
+    );
+    assert_eq!(
+        c.run("h", "SEARCH OR FROM bob (SEEN) NOT LARGER 10000")
+            .await,
+        lines(&["* SEARCH 1 2", "h OK SEARCH completed"])
+    );
+    assert_eq!(
+        c.run(
+            "i",
+            "SEARCH RETURN (MIN MAX COUNT ALL) SENTSINCE 1-Mar-2024"
+        )
+        .await,
+        lines(&[
+            "* ESEARCH (TAG \"i\") MIN 2 MAX 2 COUNT 1 ALL 2",
+            "i OK SEARCH completed"
+        ])
+    );
+    assert_eq!(
+        c.run("j", "SEARCH CHARSET KOI8-R ALL").await,
+        lines(&["j NO [BADCHARSET (US-ASCII UTF-8)] Unsupported charset"])
+    );
+    let sent = h
+        .store
+        .mailbox_by_name(storage::AccountId(1), "Sent")
+        .await
+        .ok()
+        .flatten();
+    let sent_validity = sent.map(|m| m.uid_validity.0).unwrap_or_default();
+    assert_eq!(
+        c.run("k", "COPY 1:2 Sent").await,
+        vec![format!(
+            "k OK [COPYUID {sent_validity} 1:2 1:2] COPY completed"
+        )]
+    );
+    assert_eq!(
+        c.run("l", "COPY 1 Nowhere").await,
+        lines(&["l NO [TRYCREATE] No such mailbox"])
+    );
+    assert_eq!(
+        c.run("m", "UID MOVE 1 Trash").await[1..],
+        lines(&["* 1 EXPUNGE", "m OK UID MOVE completed"])[..]
+    );
+    assert_eq!(
+        c.run("n", "SEARCH RETURN (SAVE) ALL").await,
+        lines(&["n OK SEARCH completed"])
+    );
+    assert_eq!(
+        c.run("o", "FETCH $ UID").await,
+        lines(&["* 1 FETCH (UID 2)", "o OK FETCH completed"])
+    );
+    assert_eq!(
+        c.run("p", "STATUS Sent (MESSAGES UNSEEN)").await,
+        lines(&[
+            "* STATUS \"Sent\" (MESSAGES 2 UNSEEN 1)",
+            "p OK STATUS completed"
+        ])
+    );
+}
+
+#[tokio::test]
+async fn imap4rev2_uses_esearch_and_no_recent() {
+    let h = Harness::start().await;
+    h.deliver("one").await;
+    let mut c = h.logged_in().await;
+    assert_eq!(
+        c.run("a", "ENABLE IMAP4rev2").await,
+        lines(&["* ENABLED IMAP4rev2", "a OK ENABLE completed"])
+    );
+    let select = c.run("b", "SELECT INBOX").await;
+    assert!(
+        !select
+            .iter()
+            .any(|l| l.contains("RECENT") || l.contains("UNSEEN")),
+        "{select:?}"
+    );
+    assert!(
+        select.contains(&"* LIST () \"/\" \"INBOX\"".to_owned()),
+        "{select:?}"
+    );
+    assert_eq!(
+        c.run("c", "UID SEARCH ALL").await,
+        lines(&[
+            "* ESEARCH (TAG \"c\") UID ALL 1",
+            "c OK UID SEARCH completed"
+        ])
+    );
+    assert_eq!(
+        c.run("d", "SEARCH DELETED").await,
+        lines(&["* ESEARCH (TAG \"d\")", "d OK SEARCH completed"])
+    );
+}
+
+#[tokio::test]
+async fn a_second_session_sees_changes_at_noop_and_during_idle() {
+    let h = Harness::start().await;
+    h.deliver("first").await;
+    let mut watcher = h.logged_in().await;
+    watcher.run("a", "SELECT INBOX").await;
+    let mut actor = h.logged_in().await;
+    actor.run("a", "SELECT INBOX").await;
+
+    h.deliver("second").await;
+    // FETCH by sequence number may report EXISTS, but not EXPUNGE.
+    assert_eq!(
+        watcher.run("b", "NOOP").await,
+        lines(&["* 2 EXISTS", "b OK Done"])
+    );
+    assert_eq!(
+        actor
+            .run("b", "STORE 1 +FLAGS.SILENT (\\Deleted)")
+            .await
+            .last()
+            .map(String::as_str),
+        Some("b OK STORE completed")
+    );
+    let expunge = actor.run("c", "EXPUNGE").await;
+    assert_eq!(expunge, lines(&["* 1 EXPUNGE", "c OK EXPUNGE completed"]));
+    // Not during FETCH by sequence number: the message keeps its number...
+    assert_eq!(
+        watcher.run("c", "FETCH 1:* UID").await,
+        lines(&[
+            "* 1 FETCH (FLAGS (\\Deleted) UID 1)",
+            "* 1 FETCH (UID 1)",
+            "* 2 FETCH (UID 2)",
+            "c OK FETCH completed"
+        ])
+        .into_iter()
+        .skip(1)
+        .collect::<Vec<_>>()
+    );
+    // ...but NOOP reports it.
+    assert_eq!(
+        watcher.run("d", "NOOP").await,
+        lines(&["* 1 EXPUNGE", "d OK Done"])
+    );
+
+    // IDLE: a delivery arrives as EXISTS at once.
+    watcher.send("e IDLE\r\n").await;
+    assert_eq!(watcher.line().await, "+ idling");
+    h.deliver("third").await;
+    assert_eq!(watcher.line().await, "* 2 EXISTS");
+    assert_eq!(
+        actor.run("d", "NOOP").await,
+        lines(&["* 2 EXISTS", "d OK Done"])
+    );
+    actor.run("e", "STORE 2 +FLAGS.SILENT (\\Flagged)").await;
+    assert_eq!(watcher.line().await, "* 2 FETCH (UID 3 FLAGS (\\Flagged))");
+    watcher.send("DONE\r\n").await;
+    assert_eq!(
+        watcher.until_tagged("e").await,
+        lines(&["e OK IDLE terminated"])
+    );
+}
+
+#[tokio::test]
+async fn idle_keepalive_and_shutdown_bye() {
+    let config = ImapConfig {
+        idle_keepalive: Duration::from_millis(100),
+        ..ImapConfig::default()
+    };
+    let h = Harness::start_with(config).await;
+    let mut c = h.logged_in().await;
+    c.send("a IDLE\r\n").await;
+    assert_eq!(c.line().await, "+ idling");
+    assert_eq!(c.line().await, "* OK Still here");
+    h.shutdown.token.cancel();
+    assert_eq!(c.line().await, "* BYE Server shutting down");
+    assert!(c.closed().await);
+    let mut other = tokio::net::TcpStream::connect(h.addr).await;
+    // The listener has stopped: either refused, or accepted by the OS and closed.
+    if let Ok(stream) = other.as_mut() {
+        let mut buf = [0u8; 64];
+        let read = tokio::time::timeout(Duration::from_secs(2), stream.read(&mut buf)).await;
+        assert!(!matches!(read, Ok(Ok(n)) if n > 0));
+    }
+}
+
+#[tokio::test]
+async fn oversized_literals_and_garbage_keep_the_session_going() {
+    let h = Harness::start().await;
+    let mut c = h.connect().await;
+    assert_eq!(
+        c.run("a", "LOGIN {999999999}").await,
+        lines(&["a BAD [TOOBIG] Literal too large"])
+    );
+    c.send("b LOGIN {70000+}\r\n").await;
+    c.send(&"x".repeat(70_000)).await;
+    c.send(" y\r\n").await;
+    assert_eq!(
+        c.until_tagged("b").await,
+        lines(&["b BAD [TOOBIG] Literal too large"])
+    );
+    assert_eq!(
+        c.run("c", "FROBNICATE").await,
+        lines(&["c BAD Unknown command"])
+    );
+    c.send("\u{1}\u{2} \r\n").await;
+    assert_eq!(c.line().await, "* BAD Missing or invalid tag");
+    assert_eq!(c.run("d", "NOOP").await, lines(&["d OK Done"]));
+    let mut c = h.logged_in().await;
+    c.send("e APPEND INBOX {99999999999}\r\n").await;
+    assert_eq!(
+        c.until_tagged("e").await,
+        lines(&["e NO [TOOBIG] Message too large"])
+    );
+    assert_eq!(c.run("f", "NOOP").await, lines(&["f OK Done"]));
+}
+
+#[tokio::test]
+async fn plaintext_login_from_afar_is_disabled() {
+    let h = Harness::start().await;
+    // A session as if the peer were remote, on a plain link without TLS.
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let server = ImapServer {
+        config: Arc::new(ImapConfig::default()),
+        store: h.store.clone(),
+        tls: None,
+        connections: ConnectionLimiter::new(10, 10),
+        auth_throttle: AuthThrottle::new(10, Duration::from_secs(60), Duration::ZERO),
+        shutdown: Shutdown::new(),
+    };
+    tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.expect("accept");
+        let remote: SocketAddr = "192.0.2.7:40000".parse().expect("addr");
+        crate::session::Session::new(
+            server,
+            netutil::MaybeTlsStream::Plain(tcp),
+            remote,
+            ListenerRole::Imap,
+            crate::session::SessionId::next(),
+        )
+        .run()
+        .await;
+    });
+    let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let (read, write) = stream.into_split();
+    let mut c = Client {
+        reader: BufReader::new(read),
+        writer: write,
+    };
+    let greeting = c.line().await;
+    assert!(
+        greeting.starts_with("* OK [CAPABILITY IMAP4rev1 IMAP4rev2 LOGINDISABLED SASL-IR "),
+        "{greeting}"
+    );
+    assert!(!greeting.contains("AUTH=PLAIN"));
+    assert_eq!(
+        c.run("a", &format!("LOGIN {EMAIL} \"{PASSWORD}\"")).await,
+        lines(&["a NO [PRIVACYREQUIRED] Use STARTTLS before logging in"])
+    );
+    assert_eq!(
+        c.run("b", "AUTHENTICATE PLAIN =").await,
+        lines(&["b NO [PRIVACYREQUIRED] Use STARTTLS before logging in"])
+    );
+    assert_eq!(
+        c.run("c", "STARTTLS").await,
+        lines(&["c BAD STARTTLS is not available"])
+    );
+}

@@ -1,0 +1,217 @@
+//! A selected session's view of its mailbox: the sequence number ↔ UID map as this
+//! client knows it, kept in step with storage.
+//!
+//! Invariants:
+//! - `entries` is sorted by UID; the sequence number of `entries[i]` is `i + 1`.
+//! - Storage change notifications only mark the view dirty; the changes themselves are
+//!   read with `changes_since` at a point where the client may hear about them, so a
+//!   lagging subscriber (`RecvError::Lagged`) loses nothing.
+//! - A message expunged elsewhere stays in `entries` (and keeps its number) until an
+//!   EXPUNGE response may be sent (RFC 9051 §7.5.1: never during FETCH, STORE or SEARCH).
+
+use crate::proto::response;
+use std::collections::BTreeSet;
+use storage::{Change, Flags, MailboxId, MessageEntry, ModSeq, Store, Uid, UidValidity};
+use tokio::sync::broadcast::{self, error::TryRecvError};
+
+pub(crate) struct View {
+    pub(crate) mailbox: MailboxId,
+    pub(crate) name: String,
+    pub(crate) uid_validity: UidValidity,
+    pub(crate) read_only: bool,
+    pub(crate) entries: Vec<MessageEntry>,
+    /// UIDs of `entries`, for binary search and UID set resolution.
+    uids: Vec<u32>,
+    /// Everything up to this modseq is reflected in `entries` (or in `deferred`).
+    synced: ModSeq,
+    dirty: bool,
+    /// Expunged in storage, not yet reported to the client.
+    deferred: BTreeSet<Uid>,
+    /// The EXISTS count the client last heard.
+    reported_exists: usize,
+    /// RFC 5182: the result saved by `SEARCH RETURN (SAVE)`, as UIDs.
+    pub(crate) saved: Vec<Uid>,
+    changes: broadcast::Receiver<Change>,
+}
+
+/// What a sync point may report (RFC 9051 §7.5.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SyncPoint {
+    /// NOOP, CHECK, IDLE, UID commands and every command without sequence numbers.
+    Full,
+    /// FETCH, STORE, SEARCH, COPY, MOVE by sequence number: no EXPUNGE.
+    NoExpunge,
+}
+
+pub(crate) fn flags_text(flags: &Flags) -> String {
+    flags.iter().collect::<Vec<_>>().join(" ")
+}
+
+impl View {
+    /// Builds the view: subscribe first, then read, so no change falls between.
+    pub(crate) async fn open(
+        store: &Store,
+        mailbox: MailboxId,
+        read_only: bool,
+    ) -> storage::Result<View> {
+        let changes = store.subscribe();
+        let info = store.mailbox(mailbox).await?;
+        let entries = store.mailbox_entries(mailbox).await?;
+        let uids = entries.iter().map(|e| e.uid.0).collect();
+        Ok(View {
+            mailbox,
+            name: info.name,
+            uid_validity: info.uid_validity,
+            read_only,
+            reported_exists: entries.len(),
+            entries,
+            uids,
+            synced: info.highest_modseq,
+            dirty: false,
+            deferred: BTreeSet::new(),
+            saved: Vec::new(),
+            changes,
+        })
+    }
+
+    pub(crate) fn uids(&self) -> &[u32] {
+        &self.uids
+    }
+
+    pub(crate) fn index_of(&self, uid: Uid) -> Option<usize> {
+        self.uids.binary_search(&uid.0).ok()
+    }
+
+    pub(crate) fn exists(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Marks the view dirty when a change for this mailbox (or an unknown number of
+    /// changes, after a lag) arrived. Never waits.
+    fn poll(&mut self) {
+        loop {
+            match self.changes.try_recv() {
+                Ok(change) if change.mailbox == self.mailbox => self.dirty = true,
+                Ok(_) => {}
+                Err(TryRecvError::Lagged(_)) => self.dirty = true,
+                Err(TryRecvError::Empty | TryRecvError::Closed) => return,
+            }
+        }
+    }
+
+    /// Waits until something may have changed in this mailbox (IDLE). Cancel-safe.
+    pub(crate) async fn changed(&mut self) {
+        loop {
+            match self.changes.recv().await {
+                Ok(change) if change.mailbox == self.mailbox => {
+                    self.dirty = true;
+                    return;
+                }
+                Ok(_) => {}
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    self.dirty = true;
+                    return;
+                }
+                // The store is gone: nothing will change any more.
+                Err(broadcast::error::RecvError::Closed) => std::future::pending::<()>().await,
+            }
+        }
+    }
+
+    /// Brings the view up to date and writes what the client may hear at this point:
+    /// EXPUNGE (at full sync points), EXISTS, and FETCH for flags changed elsewhere.
+    pub(crate) async fn sync(
+        &mut self,
+        store: &Store,
+        point: SyncPoint,
+        out: &mut Vec<u8>,
+    ) -> storage::Result<()> {
+        self.poll();
+        if self.dirty {
+            self.dirty = false;
+            let highest = store.mailbox(self.mailbox).await?.highest_modseq;
+            let changes = store.changes_since(self.mailbox, self.synced).await?;
+            self.synced = highest.max(self.synced);
+            for uid in changes.expunged {
+                if self.index_of(uid).is_some() {
+                    self.deferred.insert(uid);
+                }
+            }
+            let mut appended = Vec::new();
+            let last = self.uids.last().copied().unwrap_or(0);
+            for entry in changes.changed {
+                match self.index_of(entry.uid) {
+                    Some(index) => {
+                        let Some(known) = self.entries.get_mut(index) else {
+                            continue;
+                        };
+                        known.modseq = known.modseq.max(entry.modseq);
+                        if known.flags != entry.flags {
+                            known.flags = entry.flags;
+                            response::untagged(
+                                out,
+                                &format!(
+                                    "{} FETCH (UID {} FLAGS ({}))",
+                                    index + 1,
+                                    known.uid,
+                                    flags_text(&known.flags)
+                                ),
+                            );
+                        }
+                    }
+                    // UIDs only grow (RFC 9051 §2.3.1.1): a new one is past the last.
+                    None if entry.uid.0 > last => appended.push(entry),
+                    None => {}
+                }
+            }
+            appended.sort_by_key(|e| e.uid);
+            for entry in appended {
+                self.uids.push(entry.uid.0);
+                self.entries.push(entry);
+            }
+        }
+        if point == SyncPoint::Full && !self.deferred.is_empty() {
+            let gone: Vec<Uid> = std::mem::take(&mut self.deferred).into_iter().collect();
+            self.remove(&gone, out);
+        }
+        if self.entries.len() != self.reported_exists {
+            self.reported_exists = self.entries.len();
+            response::untagged(out, &format!("{} EXISTS", self.entries.len()));
+        }
+        Ok(())
+    }
+
+    /// Removes messages and writes their EXPUNGE responses. Highest first, so each
+    /// number written is the message's number before any of these removals and the
+    /// numbers of the ones still to come are unchanged (RFC 9051 §7.5.1).
+    pub(crate) fn remove(&mut self, uids: &[Uid], out: &mut Vec<u8>) {
+        let mut indexes: Vec<usize> = uids.iter().filter_map(|&uid| self.index_of(uid)).collect();
+        indexes.sort_unstable();
+        indexes.dedup();
+        for &index in indexes.iter().rev() {
+            self.entries.remove(index);
+            self.uids.remove(index);
+            response::untagged(out, &format!("{} EXPUNGE", index + 1));
+        }
+        for uid in uids {
+            self.deferred.remove(uid);
+        }
+        self.reported_exists = self.entries.len();
+        self.dirty = true;
+    }
+
+    /// Records flags this session set itself, so its own change is not reported back.
+    pub(crate) fn set_flags(&mut self, uid: Uid, modseq: ModSeq, flags: Flags) {
+        if let Some(index) = self.index_of(uid)
+            && let Some(entry) = self.entries.get_mut(index)
+        {
+            entry.flags = flags;
+            entry.modseq = entry.modseq.max(modseq);
+        }
+    }
+
+    /// True when the message was expunged elsewhere and the client has not heard yet.
+    pub(crate) fn is_expunged(&self, uid: Uid) -> bool {
+        self.deferred.contains(&uid)
+    }
+}

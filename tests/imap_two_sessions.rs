@@ -1,0 +1,147 @@
+//! Two IMAP sessions (async-imap, a Rust client nobody here wrote) on one mailbox: a
+//! delivery or a change in one reaches the other at NOOP and during IDLE, and sequence
+//! numbers are renumbered correctly after an expunge.
+
+mod common;
+
+use async_imap::extensions::idle::IdleResponse;
+use async_imap::types::UnsolicitedResponse;
+use common::TestServer;
+use futures::TryStreamExt;
+use lettre::transport::smtp::client::Tls;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use std::time::Duration;
+use tokio::net::TcpStream;
+
+type Session = async_imap::Session<TcpStream>;
+
+async fn login(server: &TestServer) -> Session {
+    // Plain IMAP on loopback: LOGIN is allowed without TLS only from the same machine.
+    let stream = TcpStream::connect(server.addr("imap"))
+        .await
+        .expect("connect");
+    let mut client = async_imap::Client::new(stream);
+    client
+        .read_response()
+        .await
+        .expect("greeting")
+        .expect("greeting io");
+    client
+        .login(&server.email, &server.password)
+        .await
+        .map_err(|(e, _)| e)
+        .expect("login")
+}
+
+async fn deliver(server: &TestServer, subject: &str) {
+    let transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous("127.0.0.1")
+        .port(server.port("smtp"))
+        .tls(Tls::None)
+        .build();
+    let message = Message::builder()
+        .from("sender@example.net".parse().expect("from"))
+        .to(server.email.parse().expect("to"))
+        .subject(subject)
+        .body(format!("{subject}\r\n"))
+        .expect("message");
+    transport.send(message).await.expect("deliver");
+}
+
+fn drain(session: &mut Session) -> Vec<UnsolicitedResponse> {
+    let mut responses = Vec::new();
+    while let Ok(response) = session.unsolicited_responses.try_recv() {
+        responses.push(response);
+    }
+    responses
+}
+
+async fn uids(session: &mut Session, set: &str) -> Vec<(u32, u32)> {
+    let fetches: Vec<_> = session
+        .fetch(set, "UID")
+        .await
+        .expect("fetch")
+        .try_collect()
+        .await
+        .expect("fetch stream");
+    fetches
+        .iter()
+        .map(|f| (f.message, f.uid.expect("uid")))
+        .collect()
+}
+
+#[tokio::test]
+async fn idle_sees_a_delivery_and_noop_sees_flags_and_expunges() {
+    let server = TestServer::start();
+    let mut watcher = login(&server).await;
+    let mailbox = watcher.select("INBOX").await.expect("select");
+    assert_eq!(mailbox.exists, 0);
+
+    // IDLE: the delivery arrives as EXISTS without the client asking.
+    let mut idle = watcher.idle();
+    idle.init().await.expect("idle");
+    let (wait, _stop) = idle.wait_with_timeout(Duration::from_secs(20));
+    let (outcome, ()) = tokio::join!(wait, deliver(&server, "during idle"));
+    let seen = match outcome.expect("idle result") {
+        IdleResponse::NewData(data) => format!("{:?}", data.parsed()),
+        other => format!("{other:?}"),
+    };
+    assert!(seen.contains("Exists(1)"), "IDLE got {seen}");
+    let mut watcher = idle.done().await.expect("done");
+
+    let mut actor = login(&server).await;
+    actor.select("INBOX").await.expect("select");
+    for n in 2..=4 {
+        deliver(&server, &format!("message {n}")).await;
+    }
+    let _: Vec<_> = actor
+        .store("1", "+FLAGS (\\Flagged)")
+        .await
+        .expect("store")
+        .try_collect()
+        .await
+        .expect("store stream");
+
+    watcher.noop().await.expect("noop");
+    let responses = drain(&mut watcher);
+    assert!(
+        responses
+            .iter()
+            .any(|r| matches!(r, UnsolicitedResponse::Exists(4))),
+        "no EXISTS 4 at NOOP: {responses:?}"
+    );
+    assert!(
+        format!("{responses:?}").contains("Flagged"),
+        "the other session's flag change was not reported: {responses:?}"
+    );
+
+    // The actor expunges message 2; the watcher hears EXPUNGE 2 and renumbers.
+    let _: Vec<_> = actor
+        .store("2", "+FLAGS (\\Deleted)")
+        .await
+        .expect("store")
+        .try_collect()
+        .await
+        .expect("store stream");
+    let expunged: Vec<_> = actor
+        .expunge()
+        .await
+        .expect("expunge")
+        .try_collect()
+        .await
+        .expect("expunge stream");
+    assert_eq!(expunged, vec![2]);
+    watcher.noop().await.expect("noop");
+    let responses = drain(&mut watcher);
+    assert!(
+        responses
+            .iter()
+            .any(|r| matches!(r, UnsolicitedResponse::Expunge(2))),
+        "no EXPUNGE 2 at NOOP: {responses:?}"
+    );
+    assert_eq!(
+        uids(&mut watcher, "1:*").await,
+        vec![(1, 1), (2, 3), (3, 4)]
+    );
+    watcher.logout().await.expect("logout");
+    actor.logout().await.expect("logout");
+}

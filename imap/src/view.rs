@@ -129,9 +129,8 @@ impl View {
         self.poll();
         if self.dirty {
             self.dirty = false;
-            let highest = store.mailbox(self.mailbox).await?.highest_modseq;
             let changes = store.changes_since(self.mailbox, self.synced).await?;
-            self.synced = highest.max(self.synced);
+            self.synced = changes.highest_modseq.max(self.synced);
             for uid in changes.expunged {
                 if self.index_of(uid).is_some() {
                     self.deferred.insert(uid);

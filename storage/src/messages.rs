@@ -68,10 +68,12 @@ pub struct StoreFlagsOutcome {
 }
 
 /// What changed in a mailbox after a modseq (RFC 7162 CHANGEDSINCE / QRESYNC).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MailboxChanges {
     pub changed: Vec<MessageEntry>,
     pub expunged: Vec<Uid>,
+    /// The mailbox's HIGHESTMODSEQ in the same snapshot as the changes.
+    pub highest_modseq: ModSeq,
 }
 
 /// Takes `count` UIDs and one new modseq in `mailbox`.
@@ -509,8 +511,17 @@ impl Store {
         rows.iter().map(entry_from_row).collect()
     }
 
-    /// RFC 7162: messages changed and UIDs expunged after `since`.
+    /// RFC 7162: messages changed and UIDs expunged after `since`, with the mailbox's
+    /// HIGHESTMODSEQ, all read in one snapshot.
     pub async fn changes_since(&self, mailbox: MailboxId, since: ModSeq) -> Result<MailboxChanges> {
+        // One read transaction: WAL gives it a single snapshot, so nothing committed
+        // between the three queries can be half seen.
+        let mut snapshot = self.reader.begin().await?;
+        let highest: i64 = sqlx::query_scalar("SELECT highestmodseq FROM mailboxes WHERE id = ?")
+            .bind(mailbox.0)
+            .fetch_optional(&mut *snapshot)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("mailbox {mailbox}")))?;
         let rows = sqlx::query(
             "SELECT mm.uid, mm.modseq, mm.flags, mm.internal_date, mm.message_id, m.size
              FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id
@@ -518,7 +529,7 @@ impl Store {
         )
         .bind(mailbox.0)
         .bind(since.0 as i64)
-        .fetch_all(&self.reader)
+        .fetch_all(&mut *snapshot)
         .await?;
         let changed = rows.iter().map(entry_from_row).collect::<Result<_>>()?;
         let expunged: Vec<i64> = sqlx::query_scalar(
@@ -526,12 +537,46 @@ impl Store {
         )
         .bind(mailbox.0)
         .bind(since.0 as i64)
-        .fetch_all(&self.reader)
+        .fetch_all(&mut *snapshot)
         .await?;
+        snapshot.rollback().await?;
         Ok(MailboxChanges {
             changed,
             expunged: expunged.into_iter().map(|u| Uid(u as u32)).collect(),
+            highest_modseq: ModSeq(highest as u64),
         })
+    }
+
+    /// RFC 9051 §6.4.3 EXPUNGE / RFC 4315 UID EXPUNGE: removes the messages that carry
+    /// `\Deleted` at the moment of the commit (among `within`, when given), so a flag
+    /// removed by another session just before is respected.
+    pub async fn expunge_deleted(
+        &self,
+        mailbox: MailboxId,
+        within: Option<Vec<Uid>>,
+    ) -> Result<Vec<Uid>> {
+        self.writer
+            .run(move |conn| {
+                Box::pin(async move {
+                    let rows: Vec<(i64, String)> = sqlx::query_as(
+                        "SELECT uid, flags FROM mailbox_messages WHERE mailbox_id = ? ORDER BY uid",
+                    )
+                    .bind(mailbox.0)
+                    .fetch_all(&mut *conn)
+                    .await?;
+                    let mut doomed: Vec<Uid> = rows
+                        .into_iter()
+                        .filter(|(_, flags)| Flags::from_stored(flags).contains("\\Deleted"))
+                        .map(|(uid, _)| Uid(uid as u32))
+                        .collect();
+                    if let Some(within) = &within {
+                        doomed.retain(|uid| within.binary_search(uid).is_ok());
+                    }
+                    let (removed, changes) = expunge_in_tx(conn, mailbox, &doomed).await?;
+                    Ok(JobOutput::new(removed, changes))
+                })
+            })
+            .await
     }
 
     /// The meta computed at delivery for each message, in one query per chunk.
@@ -569,6 +614,14 @@ impl Store {
             .ok_or_else(|| StoreError::NotFound(format!("message {message}")))
     }
 
+    /// The decoded texts of many messages, in one query per chunk.
+    pub async fn message_texts(
+        &self,
+        messages: &[MessageId],
+    ) -> Result<HashMap<MessageId, String>> {
+        self.column_by_id(messages, "body_text").await
+    }
+
     /// The message exactly as received.
     pub async fn raw_message(&self, message: MessageId) -> Result<Vec<u8>> {
         sqlx::query_scalar("SELECT raw FROM messages WHERE id = ?")
@@ -576,6 +629,39 @@ impl Store {
             .fetch_optional(&self.reader)
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("message {message}")))
+    }
+
+    /// Many messages exactly as received, in one query per chunk.
+    pub async fn raw_messages(
+        &self,
+        messages: &[MessageId],
+    ) -> Result<HashMap<MessageId, Vec<u8>>> {
+        self.column_by_id(messages, "raw").await
+    }
+
+    async fn column_by_id<T>(
+        &self,
+        messages: &[MessageId],
+        column: &'static str,
+    ) -> Result<HashMap<MessageId, T>>
+    where
+        T: for<'r> sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite> + Send + Unpin,
+    {
+        let mut found = HashMap::with_capacity(messages.len());
+        for chunk in messages.chunks(IN_LIST_CHUNK) {
+            let sql = format!(
+                "SELECT id, {column} FROM messages WHERE id IN ({})",
+                placeholders(chunk.len())
+            );
+            let mut query = sqlx::query(&sql);
+            for id in chunk {
+                query = query.bind(id.0);
+            }
+            for row in query.fetch_all(&self.reader).await? {
+                found.insert(MessageId(row.try_get(0)?), row.try_get(1)?);
+            }
+        }
+        Ok(found)
     }
 
     /// How many message rows hold raw bytes (a message in several mailboxes counts once).

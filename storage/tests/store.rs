@@ -614,3 +614,67 @@ async fn delivered_mail_survives_reopening_the_store() {
         message(7)
     );
 }
+
+#[tokio::test]
+async fn expunge_removes_only_what_is_deleted_at_commit_and_batch_reads_match() {
+    let f = fixture().await;
+    let inbox = mailbox(&f.store, f.account, "INBOX").await;
+    let mut ids = Vec::new();
+    for n in 0..4 {
+        ids.push(deliver(&f.store, vec![inbox.id], message(n)).await.message);
+    }
+    f.store
+        .store_flags(
+            inbox.id,
+            vec![Uid(1), Uid(2), Uid(3)],
+            FlagOperation::Add,
+            Flags::new(["\\Deleted"]),
+            None,
+        )
+        .await
+        .expect("store");
+    // Another session takes \Deleted off message 2 before the expunge commits.
+    f.store
+        .store_flags(
+            inbox.id,
+            vec![Uid(2)],
+            FlagOperation::Remove,
+            Flags::new(["\\Deleted"]),
+            None,
+        )
+        .await
+        .expect("store");
+    let removed = f
+        .store
+        .expunge_deleted(inbox.id, Some(vec![Uid(1), Uid(2)]))
+        .await
+        .expect("expunge");
+    assert_eq!(
+        removed,
+        vec![Uid(1)],
+        "UID EXPUNGE went outside its set or ignored the flag"
+    );
+    let removed = f
+        .store
+        .expunge_deleted(inbox.id, None)
+        .await
+        .expect("expunge");
+    assert_eq!(removed, vec![Uid(3)]);
+
+    let changes = f
+        .store
+        .changes_since(inbox.id, ModSeq(0))
+        .await
+        .expect("changes");
+    assert_eq!(changes.expunged, vec![Uid(1), Uid(3)]);
+    assert_eq!(
+        changes.highest_modseq,
+        mailbox(&f.store, f.account, "INBOX").await.highest_modseq
+    );
+
+    let raws = f.store.raw_messages(&ids).await.expect("raws");
+    assert_eq!(raws.len(), 2, "expunged messages still readable");
+    assert_eq!(raws[&ids[1]], message(1));
+    let texts = f.store.message_texts(&ids[1..2]).await.expect("texts");
+    assert!(texts[&ids[1]].contains("body 1"));
+}

@@ -23,20 +23,17 @@ impl Session {
             Some(set) => Some(resolve(view, set, true)?),
             None => None,
         };
-        let doomed: Vec<storage::Uid> = view
-            .entries
-            .iter()
-            .enumerate()
-            .filter(|(index, _)| {
-                allowed
-                    .as_ref()
-                    .is_none_or(|a| a.binary_search(index).is_ok())
-            })
-            .filter(|(_, e)| e.flags.contains("\\Deleted"))
-            .map(|(_, e)| e.uid)
-            .collect();
-        if !doomed.is_empty() {
-            let removed = store.expunge(view.mailbox, doomed).await?;
+        // Storage decides what is \Deleted at the moment of the commit, so a flag that
+        // another session removed just now is respected.
+        let within: Option<Vec<storage::Uid>> = allowed.map(|indexes| {
+            indexes
+                .iter()
+                .filter_map(|&index| view.entries.get(index))
+                .map(|e| e.uid)
+                .collect()
+        });
+        let removed = store.expunge_deleted(view.mailbox, within).await?;
+        if !removed.is_empty() {
             view.remove(&removed, &mut conn.out);
         }
         Ok(Completion::ok(if uids.is_some() {

@@ -14,7 +14,7 @@ use crate::view::flags_text;
 use std::borrow::Cow;
 use std::collections::HashSet;
 use std::sync::Arc;
-use storage::{FlagOperation, Flags, MessageMeta, StoreError};
+use storage::{FlagOperation, Flags, MessageMeta};
 
 /// Messages whose meta is loaded at once: one query per chunk, bounded memory.
 const FETCH_CHUNK: usize = 256;
@@ -104,24 +104,30 @@ impl Session {
             } else {
                 Default::default()
             };
+            let raws = if needs_raw {
+                let ids: Vec<storage::MessageId> = chunk
+                    .iter()
+                    .filter_map(|&i| view.entries.get(i))
+                    .map(|e| e.message)
+                    .collect();
+                store.raw_messages(&ids).await?
+            } else {
+                Default::default()
+            };
             for &index in chunk {
                 let Some(entry) = view.entries.get(index) else {
                     continue;
                 };
-                let raw = if needs_raw {
-                    match store.raw_message(entry.message).await {
-                        Ok(raw) => raw,
-                        Err(StoreError::NotFound(_)) => Vec::new(),
-                        Err(error) => return Err(error.into()),
-                    }
-                } else {
-                    Vec::new()
-                };
+                // A message removed meanwhile reads as empty; its entry goes at the next sync.
+                let raw: &[u8] = raws
+                    .get(&entry.message)
+                    .map(Vec::as_slice)
+                    .unwrap_or_default();
                 let meta = match metas.get(&entry.message) {
                     Some(meta) => Arc::clone(meta),
                     None if needs_meta => {
                         tracing::warn!(message = %entry.message, "message has no stored meta; analysing it");
-                        Arc::new(storage::mime::analyse(&raw).meta)
+                        Arc::new(storage::mime::analyse(raw).meta)
                     }
                     None => Arc::new(storage::mime::analyse(b"").meta),
                 };
@@ -170,15 +176,15 @@ impl Session {
                             message::body_structure(out, &meta.root, *extensible, utf8);
                         }
                         FetchItem::Rfc822(part) => {
-                            let (name, data) = rfc822(&raw, &meta, *part);
+                            let (name, data) = rfc822(raw, &meta, *part);
                             out.extend_from_slice(name.as_bytes());
                             literal(out, data);
                         }
                         FetchItem::BodySection {
                             section, partial, ..
                         } => {
-                            let data = message::section(&raw, &meta, section)
-                                .unwrap_or(Cow::Borrowed(b""));
+                            let data =
+                                message::section(raw, &meta, section).unwrap_or(Cow::Borrowed(b""));
                             out.extend_from_slice(
                                 format!("BODY[{}]", section_spec(section)).as_bytes(),
                             );
@@ -190,7 +196,7 @@ impl Session {
                             out.extend_from_slice(
                                 format!("BINARY[{}]", part_spec(part)).as_bytes(),
                             );
-                            match message::binary(&raw, &meta, part) {
+                            match message::binary(raw, &meta, part) {
                                 Ok(data) => {
                                     let data = data.unwrap_or(Cow::Borrowed(b""));
                                     let data = apply_partial(&data, *partial, out);
@@ -214,7 +220,7 @@ impl Session {
                             out.extend_from_slice(
                                 format!("BINARY.SIZE[{}] ", part_spec(part)).as_bytes(),
                             );
-                            match message::binary(&raw, &meta, part) {
+                            match message::binary(raw, &meta, part) {
                                 Ok(data) => out.extend_from_slice(
                                     data.map_or(0, |d| d.len()).to_string().as_bytes(),
                                 ),

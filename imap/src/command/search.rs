@@ -145,20 +145,26 @@ impl Session {
             } else {
                 HashMap::new()
             };
+            let texts: HashMap<MessageId, String> = if need_text {
+                store.message_texts(&ids).await?
+            } else {
+                HashMap::new()
+            };
             for &index in chunk {
                 let Some(entry) = view.entries.get(index) else {
                     continue;
                 };
-                let text = if need_text {
-                    Some(store.message_text(entry.message).await.unwrap_or_default())
-                } else {
-                    None
-                };
+                let text = need_text.then(|| {
+                    texts
+                        .get(&entry.message)
+                        .map(String::as_str)
+                        .unwrap_or_default()
+                });
                 let candidate = Candidate {
                     seq: u32::try_from(index + 1).unwrap_or(u32::MAX),
                     entry,
                     meta: metas.get(&entry.message).map(Arc::as_ref),
-                    text: text.as_deref(),
+                    text,
                 };
                 if matches(&command.key, &candidate, view) {
                     found.push((candidate.seq, entry.uid));

@@ -100,29 +100,13 @@ impl Session {
         let State::Selected { view, .. } = &mut self.state else {
             return Err(CommandError::bad("No mailbox selected"));
         };
-        // Flags set elsewhere count: refresh them, but CLOSE reports nothing.
-        let mut unreported = Vec::new();
-        view.sync(
-            &self.server.store,
-            crate::view::SyncPoint::NoExpunge,
-            &mut unreported,
-        )
-        .await?;
-        let doomed: Vec<storage::Uid> = if expunge && !view.read_only {
-            view.entries
-                .iter()
-                .filter(|e| e.flags.contains("\\Deleted"))
-                .map(|e| e.uid)
-                .collect()
-        } else {
-            Vec::new()
-        };
+        let expunge_now = expunge && !view.read_only;
         let mailbox = view.mailbox;
         self.state = State::Authenticated { account };
-        if !doomed.is_empty() {
-            // Storage removes only what is really \Deleted now; a message undeleted
-            // meanwhile elsewhere may still go, as with any racing EXPUNGE.
-            self.server.store.expunge(mailbox, doomed).await?;
+        if expunge_now {
+            // RFC 9051 §6.4.1: CLOSE removes what is \Deleted, silently; storage checks the
+            // flag at the moment of the commit, so flags set elsewhere count too.
+            self.server.store.expunge_deleted(mailbox, None).await?;
         }
         Ok(Completion::ok(if expunge {
             "CLOSE completed"

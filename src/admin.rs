@@ -4,7 +4,9 @@
 use crate::config::Config;
 use anyhow::{Context, Result};
 use clap::Subcommand;
+use smtp::mailauth::keys::{self, Algorithm};
 use std::io::BufRead;
+use std::net::{IpAddr, SocketAddr};
 use storage::{QueueId, Secret, Store, generate_password};
 
 #[derive(Subcommand)]
@@ -68,6 +70,23 @@ pub enum QueueCommand {
     Retry { id: i64 },
     /// Remove ID from the queue without delivering or bouncing it.
     Drop { id: i64 },
+}
+
+#[derive(Subcommand)]
+pub enum DkimCommand {
+    /// Make a signing key for DOMAIN and print the TXT record to publish. The running
+    /// server signs with it from the next message on.
+    Generate {
+        domain: String,
+        /// rsa (2048 bits, accepted everywhere) or ed25519 (RFC 8463).
+        #[arg(long, default_value = "rsa")]
+        algorithm: Algorithm,
+        /// Default: `lb` and today's date (`lb20300102`; `e` appended for ed25519).
+        #[arg(long)]
+        selector: Option<String>,
+    },
+    /// Every key, with its DNS record.
+    List,
 }
 
 pub async fn open_store(config: &Config) -> Result<Store> {
@@ -253,6 +272,210 @@ pub async fn queue(config: &Config, command: QueueCommand) -> Result<()> {
         }
     }
     Ok(())
+}
+
+pub fn dkim(config: &Config, command: DkimCommand) -> Result<()> {
+    let dir = keys::key_dir(&config.data_dir);
+    match command {
+        DkimCommand::Generate {
+            domain,
+            algorithm,
+            selector,
+        } => {
+            let selector = selector.unwrap_or_else(|| keys::default_selector(algorithm));
+            let key = keys::generate(&dir, &domain, &selector, algorithm).with_context(|| {
+                format!("making a DKIM key for {domain} (another selector: --selector NAME)")
+            })?;
+            println!(
+                "; wrote {} ({}, selector {})",
+                key.path.display(),
+                algorithm.tag(),
+                key.selector
+            );
+            println!(
+                "; publish this TXT record; mail from {} is signed with it from now on",
+                key.domain
+            );
+            println!("{}", dkim_line(&key));
+        }
+        DkimCommand::List => {
+            let (keys, errors) = keys::load_dir(&dir);
+            for error in errors {
+                eprintln!("letterbox: {error}");
+            }
+            if keys.is_empty() {
+                println!("; no DKIM keys in {}", dir.display());
+            }
+            for key in keys {
+                println!("; {} ({})", key.path.display(), key.algorithm.tag());
+                println!("{}", dkim_line(&key));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// TTL of the records `letterbox dns` prints: an hour, so a mistake is soon undone.
+const RECORD_TTL: u32 = 3600;
+
+/// One zone-file line.
+fn record(name: &str, kind: &str, data: &str) -> String {
+    format!("{name}.\t{RECORD_TTL}\tIN\t{kind}\t{data}")
+}
+
+/// TXT data as zone-file character-strings: RFC 1035 §3.3.14 limits each to 255 octets
+/// (a 2048-bit key's record is longer; resolvers join the strings, RFC 7208 §3.3,
+/// RFC 6376 §3.6.2.2).
+fn txt_data(text: &str) -> String {
+    text.as_bytes()
+        .chunks(255)
+        .map(|chunk| format!("\"{}\"", String::from_utf8_lossy(chunk)))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn dkim_line(key: &keys::Key) -> String {
+    record(&key.record_name(), "TXT", &txt_data(&key.record()))
+}
+
+/// `letterbox dns DOMAIN`: the records a domain needs, in zone-file syntax.
+pub async fn dns(config: &Config, domain: &str) -> Result<()> {
+    let domain = keys::check_domain(domain).map_err(|e| anyhow::anyhow!(e))?;
+    let host = config.hostname.trim_end_matches('.');
+    println!("; DNS records for {domain}, served by {host}. Add them at your DNS provider.");
+    if !host.contains('.') {
+        println!(
+            "; note: hostname {host:?} is not a public name; set `hostname` to this server's DNS name"
+        );
+    }
+    let store = open_store(config).await?;
+    if !store.is_local_domain(&domain).await? {
+        println!("; note: {domain} is not a local domain yet (letterbox domain add {domain})");
+    }
+
+    println!();
+    println!("; Mail for {domain} goes to this server (RFC 5321 §5.1).");
+    println!("{}", record(&domain, "MX", &format!("10 {host}.")));
+
+    println!();
+    println!("; SPF (RFC 7208): only this server sends mail for {domain}.");
+    println!(
+        "{}",
+        record(
+            &domain,
+            "TXT",
+            &txt_data(&spf_record(&config.public_addresses))
+        )
+    );
+    if config.public_addresses.is_empty() {
+        println!("; (set `public_addresses` to list this server's addresses in it)");
+    }
+
+    println!();
+    println!("; DKIM (RFC 6376): the keys outgoing mail is signed with.");
+    let (keys, errors) = keys::load_dir(&keys::key_dir(&config.data_dir));
+    for error in errors {
+        eprintln!("letterbox: {error}");
+    }
+    let mut any = false;
+    for key in keys.iter().filter(|k| k.domain == domain) {
+        println!("{}", dkim_line(key));
+        any = true;
+    }
+    if !any {
+        println!("; none yet: run `letterbox dkim generate {domain}`");
+    }
+
+    println!();
+    println!("; DMARC (RFC 7489): what receivers do with mail that fails SPF and DKIM.");
+    println!(
+        "{}",
+        record(
+            &format!("_dmarc.{domain}"),
+            "TXT",
+            &txt_data(&format!(
+                "v=DMARC1; p=quarantine; rua=mailto:postmaster@{domain}"
+            ))
+        )
+    );
+
+    println!();
+    println!("; Mail client autoconfiguration (RFC 6186; implicit TLS preferred, RFC 8314 §5.1).");
+    let defaults = crate::config::Listen::default();
+    let mut quickstart = false;
+    for (service, addresses, default, standard, priority) in [
+        (
+            "_submissions",
+            &config.listen.submissions,
+            &defaults.submissions,
+            465,
+            0,
+        ),
+        (
+            "_submission",
+            &config.listen.submission,
+            &defaults.submission,
+            587,
+            10,
+        ),
+        ("_imaps", &config.listen.imaps, &defaults.imaps, 993, 0),
+        ("_imap", &config.listen.imap, &defaults.imap, 143, 10),
+    ] {
+        let data = match srv_port(addresses, default, standard) {
+            Some((port, was_default)) => {
+                quickstart |= was_default;
+                format!("{priority} 1 {port} {host}.")
+            }
+            // RFC 6186 §4: target "." says the service is not offered.
+            None => "0 0 0 .".to_owned(),
+        };
+        println!(
+            "{}",
+            record(&format!("{service}._tcp.{domain}"), "SRV", &data)
+        );
+    }
+    if quickstart {
+        println!("; note: the config listens on quickstart ports; the standard ports are printed.");
+        println!(";       Forward them (465, 587, 993, 143 and 25) to letterbox or set `listen`.");
+    }
+    println!(
+        "{}",
+        record(
+            &format!("autoconfig.{domain}"),
+            "CNAME",
+            &format!("{host}.")
+        )
+    );
+    Ok(())
+}
+
+/// RFC 7208 §5: the listed addresses (ip4/ip6), the MX hosts, and nothing else (`-all`).
+fn spf_record(addresses: &[IpAddr]) -> String {
+    let mut record = String::from("v=spf1");
+    for address in addresses {
+        match address.to_canonical() {
+            IpAddr::V4(v4) => record.push_str(&format!(" ip4:{v4}")),
+            IpAddr::V6(v6) => record.push_str(&format!(" ip6:{v6}")),
+        }
+    }
+    record.push_str(" mx -all");
+    record
+}
+
+/// The port to publish for a listener: its first address's port, or the standard port
+/// when that is a quickstart default or picked by the system (0). `None`: not listening.
+fn srv_port(
+    addresses: &[SocketAddr],
+    default: &[SocketAddr],
+    standard: u16,
+) -> Option<(u16, bool)> {
+    let port = addresses.first()?.port();
+    let is_default = port == 0 || default.first().is_some_and(|d| d.port() == port);
+    Some(if is_default {
+        (standard, true)
+    } else {
+        (port, false)
+    })
 }
 
 fn unix_now() -> i64 {

@@ -4,7 +4,7 @@
 
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, Deserialize)]
@@ -19,8 +19,15 @@ pub struct Config {
     pub listen: Listen,
     pub tls: Tls,
     pub limits: Limits,
+    /// The public addresses this server sends mail from: `letterbox dns` puts them in
+    /// the SPF record it prints.
+    pub public_addresses: Vec<IpAddr>,
     #[serde(default)]
     pub outbound: smtp::outbound::OutboundConfig,
+    /// Checks on mail arriving on port 25.
+    pub inbound: smtp::mailauth::InboundConfig,
+    /// DNS for those checks: offline mode and TXT overrides.
+    pub dns: smtp::mailauth::DnsConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -67,7 +74,10 @@ impl Default for Config {
             listen: Listen::default(),
             tls: Tls::default(),
             limits: Limits::default(),
+            public_addresses: Vec::new(),
             outbound: smtp::outbound::OutboundConfig::default(),
+            inbound: smtp::mailauth::InboundConfig::default(),
+            dns: smtp::mailauth::DnsConfig::default(),
         }
     }
 }
@@ -139,6 +149,8 @@ impl Config {
             bail!("keys `tls.cert` and `tls.key`: give both or neither");
         }
         self.outbound.validate().map_err(|e| anyhow::anyhow!(e))?;
+        self.inbound.validate().map_err(|e| anyhow::anyhow!(e))?;
+        self.dns.validate().map_err(|e| anyhow::anyhow!(e))?;
         if let Some(url) = &self.storage
             && !url.starts_with("sqlite:")
         {
@@ -177,6 +189,27 @@ mod tests {
             .expect_err("bad address accepted")
             .to_string();
         assert!(error.contains("smtp"), "{error}");
+    }
+
+    #[test]
+    fn dns_overrides_are_checked() {
+        let config = Config::parse(
+            "public_addresses = [\"192.0.2.1\"]\n[inbound]\ndmarc_enforce = true\n[dns]\noffline = true\n[dns.txt]\n\"example.org\" = [\"v=spf1 ip4:192.0.2.1 -all\"]\n",
+        )
+        .expect("valid");
+        assert!(config.inbound.dmarc_enforce && config.dns.offline);
+        let error = Config::parse("[dns.txt]\n\"_dmarc.example.org\" = [\"v=DMARC2\"]\n")
+            .expect_err("bad DMARC record accepted")
+            .to_string();
+        assert!(error.contains("dns.txt.\"_dmarc.example.org\""), "{error}");
+        let error = Config::parse("[dns]\nofline = true\n")
+            .expect_err("unknown key accepted")
+            .to_string();
+        assert!(error.contains("ofline"), "{error}");
+        let error = Config::parse("[inbound]\nauth_checks = false\ndmarc_enforce = true\n")
+            .expect_err("enforcing without checks")
+            .to_string();
+        assert!(error.contains("inbound.dmarc_enforce"), "{error}");
     }
 
     #[test]

@@ -42,6 +42,11 @@ enum Command {
     /// Inspect the outbound queue.
     #[command(subcommand)]
     Queue(admin::QueueCommand),
+    /// Manage the DKIM keys outgoing mail is signed with.
+    #[command(subcommand)]
+    Dkim(admin::DkimCommand),
+    /// Print every DNS record DOMAIN needs: MX, SPF, DKIM, DMARC, SRV, autoconfig.
+    Dns { domain: String },
 }
 
 fn main() -> std::process::ExitCode {
@@ -81,6 +86,8 @@ fn run(cli: Cli) -> Result<()> {
             Command::User(command) => admin::user(&config, command).await,
             Command::Alias(command) => admin::alias(&config, command).await,
             Command::Queue(command) => admin::queue(&config, command).await,
+            Command::Dkim(command) => admin::dkim(&config, command),
+            Command::Dns { domain } => admin::dns(&config, &domain).await,
         }
     })
 }

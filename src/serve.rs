@@ -37,6 +37,11 @@ pub async fn run(config: Config) -> Result<()> {
         AUTH_FAILURE_STEP,
     );
 
+    let mail_auth = smtp::mailauth::InboundAuth {
+        config: config.inbound.clone(),
+        resolver: smtp::mailauth::AuthResolver::new(&config.dns)
+            .map_err(|e| anyhow::anyhow!("key `dns`: {e}"))?,
+    };
     let mut smtp_config = smtp::SmtpConfig::new(config.hostname.clone());
     smtp_config.max_message_size = config.limits.max_message_size;
     smtp_config.max_recipients = config.limits.max_recipients;
@@ -47,6 +52,7 @@ pub async fn run(config: Config) -> Result<()> {
         connections: connections.clone(),
         auth_throttle: auth_throttle.clone(),
         shutdown: shutdown.clone(),
+        mail_auth: Some(Arc::new(mail_auth)),
     };
     let imap_server = imap::ImapServer {
         config: Arc::new(imap::ImapConfig {
@@ -65,6 +71,7 @@ pub async fn run(config: Config) -> Result<()> {
         store.clone(),
         config.hostname.clone(),
         config.outbound.clone(),
+        smtp::mailauth::KeyRing::from_dir(smtp::mailauth::keys::key_dir(&config.data_dir)),
         shutdown.clone(),
     );
     shutdown.tracker.spawn(queue_worker.run());

@@ -290,7 +290,9 @@ fn raw_protocol_pipelining_8bit_dots_smuggling_bdat_and_errors() {
     );
     assert_eq!(
         strip_trace_headers(&stored[0]),
-        b"Subject: raw\r\n\r\ncaf\xc3\xa9 \xff\r\n.starts with a dot\r\nbefore\n.\nMAIL FROM:<evil@example.net>\r\nafter\r\n"
+        // Bare LFs are stored as CRLF (RFC 5322 §2.3): the smuggled lines stay text of
+        // this message, and a relay of it dot-stuffs the lone dot.
+        b"Subject: raw\r\n\r\ncaf\xc3\xa9 \xff\r\n.starts with a dot\r\nbefore\r\n.\r\nMAIL FROM:<evil@example.net>\r\nafter\r\n"
     );
     assert_eq!(
         strip_trace_headers(&stored[1]),

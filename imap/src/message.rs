@@ -399,9 +399,9 @@ mod tests {
         body_structure(&mut out, &meta.root, true, false);
         assert_eq!(
             text(&out),
-            "((\"text\" \"plain\" (\"charset\" \"utf-8\") NIL NIL \"QUOTED-PRINTABLE\" 10 1 NIL NIL NIL NIL)\
+            "((\"text\" \"plain\" (\"charset\" \"utf-8\") NIL NIL \"QUOTED-PRINTABLE\" 10 0 NIL NIL NIL NIL)\
 (\"message\" \"rfc822\" NIL NIL NIL \"7BIT\" 49 (NIL \"inner\" ((NIL NIL \"x\" \"example.net\")) ((NIL NIL \"x\" \"example.net\")) ((NIL NIL \"x\" \"example.net\")) NIL NIL NIL NIL NIL) \
-(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7BIT\" 10 1 NIL NIL NIL NIL) 4 NIL NIL NIL NIL)\
+(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7BIT\" 10 0 NIL NIL NIL NIL) 3 NIL NIL NIL NIL)\
 (\"application\" \"octet-stream\" NIL NIL NIL \"BASE64\" 4 NIL (\"attachment\" (\"filename\" \"a.bin\")) NIL NIL) \
 \"mixed\" (\"boundary\" \"XX\") NIL NIL NIL)"
         );

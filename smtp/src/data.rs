@@ -7,10 +7,11 @@
 //! reading goes on to the end, so the stream keeps its framing when we refuse.
 
 use crate::ListenerRole;
+use crate::mailauth::check::{Envelope, remove_own_results};
 use crate::proto::Reply;
 use crate::proto::address::xtext_encode;
 use crate::proto::reply::{
-    BAD_SEQUENCE, LOCAL_ERROR, MAILBOX_FULL, MESSAGE_TOO_BIG, OK, START_MAIL_INPUT,
+    BAD_SEQUENCE, DMARC_REJECTED, LOCAL_ERROR, MAILBOX_FULL, MESSAGE_TOO_BIG, OK, START_MAIL_INPUT,
 };
 use crate::session::{Action, Session, State, Transaction};
 use crate::trace::{ReceivedInfo, protocol, received, return_path, submission_fields};
@@ -88,7 +89,11 @@ impl Session {
         self.messages = self.messages.saturating_add(1);
         let id = format!("{}.{}", self.id, self.messages);
         let size = content.len();
-        let raw = self.compose(&transaction, &id, content);
+        let (content, auth_results) = match self.authenticate(&transaction, content).await {
+            Ok(checked) => checked,
+            Err(reply) => return reply,
+        };
+        let raw = self.compose(&transaction, &id, content, auth_results.as_deref());
 
         // Several recipients of one account get one copy (RFC 5321 §3.7.2 leaves this to
         // us; one copy per mailbox is what users expect).
@@ -133,6 +138,46 @@ impl Session {
         }
     }
 
+    /// Inbound mail from an unauthenticated client: SPF, DKIM, ARC and DMARC, giving the
+    /// `Authentication-Results:` field to store with it, or the refusal when the sender's
+    /// domain asks to reject what fails DMARC and we are told to enforce that.
+    /// Submission (and an authenticated client on port 25) is not checked.
+    async fn authenticate(
+        &self,
+        transaction: &Transaction,
+        content: Vec<u8>,
+    ) -> Result<(Vec<u8>, Option<String>), Reply> {
+        let Some(auth) = &self.mail_auth else {
+            return Ok((content, None));
+        };
+        if self.role != ListenerRole::Inbound || self.auth.is_some() || !auth.config.auth_checks {
+            return Ok((content, None));
+        }
+        let envelope = Envelope {
+            peer: self.peer_ip(),
+            helo: self.helo.as_ref().map_or("", |helo| helo.name.as_str()),
+            mail_from: &transaction.mail_from,
+        };
+        let verdict = auth.check(&self.config.hostname, &envelope, &content).await;
+        tracing::info!(
+            results = %verdict.header.trim_end().replace("\r\n\t", " "),
+            "mail authentication"
+        );
+        if verdict.dmarc_reject && auth.config.dmarc_enforce {
+            tracing::info!(domain = %verdict.from_domain, "message refused: DMARC policy reject");
+            return Err(Reply::new(
+                DMARC_REJECTED,
+                format!(
+                    "Message fails DMARC and {} asks to reject it",
+                    verdict.from_domain
+                ),
+            ));
+        }
+        // RFC 8601 §5: results in the message that claim to be ours are not trusted.
+        let content = remove_own_results(content, &self.config.hostname);
+        Ok((content, Some(verdict.header)))
+    }
+
     fn delivery_failed(&self, error: StoreError) -> Reply {
         match error {
             StoreError::OverQuota => {
@@ -147,7 +192,13 @@ impl Session {
     }
 
     /// The stored form: trace fields, submission fixes, then the content unchanged.
-    fn compose(&self, transaction: &Transaction, id: &str, content: Vec<u8>) -> Vec<u8> {
+    fn compose(
+        &self,
+        transaction: &Transaction,
+        id: &str,
+        content: Vec<u8>,
+        auth_results: Option<&str>,
+    ) -> Vec<u8> {
         let now = OffsetDateTime::now_utc();
         let mut head = String::new();
         // RFC 5321 §4.4: Return-Path is added by final delivery only; a message that
@@ -155,6 +206,10 @@ impl Session {
         // a copy that does, see the crate report).
         if !transaction.local.is_empty() {
             head.push_str(&return_path(&transaction.mail_from));
+        }
+        // RFC 8601 §4: above the fields it covers, so below Return-Path only.
+        if let Some(results) = auth_results {
+            head.push_str(results);
         }
         let (helo, extended) = self
             .helo

@@ -22,6 +22,7 @@ mod data;
 mod ehlo;
 mod error;
 mod mail;
+pub mod mailauth;
 pub mod outbound;
 pub mod proto;
 pub mod queue;
@@ -102,6 +103,8 @@ pub struct SmtpServer {
     pub connections: ConnectionLimiter,
     pub auth_throttle: AuthThrottle,
     pub shutdown: Shutdown,
+    /// SPF/DKIM/DMARC/ARC checks on the inbound listener; `None` turns them off.
+    pub mail_auth: Option<Arc<mailauth::InboundAuth>>,
 }
 
 /// After a failed `accept` (out of file descriptors, say), wait this long before the next

@@ -135,6 +135,7 @@ pub(crate) struct Session {
     pub(crate) bad_commands: u32,
     /// Messages accepted in this session, for their ids.
     pub(crate) messages: u32,
+    pub(crate) mail_auth: Option<Arc<crate::mailauth::InboundAuth>>,
 }
 
 impl Session {
@@ -159,6 +160,7 @@ impl Session {
             auth: None,
             bad_commands: 0,
             messages: 0,
+            mail_auth: server.mail_auth.clone(),
         }
     }
 
@@ -391,6 +393,7 @@ mod tests {
             connections: ConnectionLimiter::new(10, 10),
             auth_throttle: AuthThrottle::new(5, Duration::from_secs(60), Duration::ZERO),
             shutdown: Shutdown::new(),
+            mail_auth: None,
         };
         let peer = peer.parse().expect("peer");
         (

@@ -75,6 +75,7 @@ impl Harness {
             connections: ConnectionLimiter::new(100, 100),
             auth_throttle: AuthThrottle::new(3, Duration::from_secs(600), Duration::ZERO),
             shutdown: Shutdown::new(),
+            mail_auth: None,
         };
         Harness { server, _dir: dir }
     }
@@ -194,6 +195,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
 }
 
 /// The content a client sends for `body`, dot-stuffed and terminated.
+/// What storage keeps of a body: every bare LF as CRLF, nothing else changed.
+fn crlf_line_ends(body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(body.len());
+    for &byte in body {
+        if byte == b'\n' && out.last() != Some(&b'\r') {
+            out.push(b'\r');
+        }
+        out.push(byte);
+    }
+    out
+}
+
 fn dot_stuff(body: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     let mut line_start = true;
@@ -300,6 +313,9 @@ async fn pipelined_transaction_is_stored_byte_for_byte() {
     let messages = h.inbox_messages(ALICE).await;
     assert_eq!(messages.len(), 1);
     let stored = messages.first().expect("one message");
+    // Byte for byte, but for the bare LF that storage writes as CRLF (RFC 5322 §2.3).
+    let body = crlf_line_ends(body);
+    let body = body.as_slice();
     assert_eq!(after_prefix(stored, body), body);
     let text = String::from_utf8_lossy(stored);
     assert!(text.starts_with("Return-Path: <s@remote.example>\r\nReceived: from client.example ([192.0.2.10])\r\n\tby mx.test with ESMTP id "), "{text}");
@@ -370,7 +386,9 @@ async fn smuggling_does_not_end_data() {
     let messages = h.inbox_messages(ALICE).await;
     assert_eq!(messages.len(), 1);
     let stored = messages.first().expect("one");
-    assert_eq!(after_prefix(stored, attack), attack);
+    // Stored with bare LFs made CRLF (RFC 5322 §2.3), the forged lines as plain text.
+    let canonical = crlf_line_ends(attack);
+    assert_eq!(after_prefix(stored, &canonical), canonical.as_slice());
 }
 
 #[tokio::test]
@@ -781,4 +799,187 @@ async fn starttls_drops_pipelined_plaintext_and_resets() {
     let text = String::from_utf8_lossy(stored.first().expect("stored"));
     assert!(text.contains("with ESMTPSA id"), "{text}");
     h.server.shutdown.token.cancel();
+}
+
+// ---- Mail authentication on the inbound listener ----
+
+/// `example.org` publishes SPF for the test peer (192.0.2.10), its DKIM key and DMARC
+/// `p=reject`; the resolver is offline, so nothing else exists.
+struct Signed {
+    auth: Arc<crate::mailauth::InboundAuth>,
+    keys: crate::mailauth::KeyRing,
+    _dir: tempfile::TempDir,
+}
+
+fn signed_example_org(spf: &str, enforce: bool) -> Signed {
+    use crate::mailauth::keys::{Algorithm, generate};
+    use crate::mailauth::{AuthResolver, DnsConfig, InboundAuth, InboundConfig, KeyRing};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = generate(dir.path(), "example.org", "lb1", Algorithm::Rsa).expect("key");
+    let mut dns = DnsConfig {
+        offline: true,
+        ..DnsConfig::default()
+    };
+    for (name, record) in [
+        ("example.org".to_owned(), spf.to_owned()),
+        (key.record_name(), key.record()),
+        (
+            "_dmarc.example.org".to_owned(),
+            "v=DMARC1; p=reject".to_owned(),
+        ),
+    ] {
+        dns.txt.insert(name, vec![record]);
+    }
+    dns.validate().expect("valid overrides");
+    let auth = InboundAuth {
+        config: InboundConfig {
+            auth_checks: true,
+            dmarc_enforce: enforce,
+        },
+        resolver: AuthResolver::new(&dns).expect("resolver"),
+    };
+    Signed {
+        auth: Arc::new(auth),
+        keys: KeyRing::from_dir(dir.path().to_owned()),
+        _dir: dir,
+    }
+}
+
+const EXAMPLE_ORG_MESSAGE: &str = "From: Boss <boss@example.org>\r\nTo: alice@example.com\r\nSubject: quarterly numbers\r\nMessage-ID: <1@example.org>\r\n\r\nThe numbers are in.\r\n";
+
+/// Sends `body` over port 25 from the test peer; returns the reply to the end of DATA.
+async fn send_inbound(h: &Harness, mail_from: &str, body: &[u8]) -> String {
+    let mut c = h.connect(ListenerRole::Inbound, REMOTE_PEER).await;
+    c.command("EHLO mail.example.org", "250").await;
+    c.command(&format!("MAIL FROM:<{mail_from}>"), "250 2.1.0")
+        .await;
+    c.command("RCPT TO:<alice@example.com>", "250 2.1.5").await;
+    c.command("DATA", "354").await;
+    c.send(dot_stuff(body)).await;
+    c.reply().await
+}
+
+#[tokio::test]
+async fn signed_mail_from_an_spf_host_passes_everything() {
+    let signed = signed_example_org("v=spf1 ip4:192.0.2.10 -all", true);
+    let mut h = Harness::new().await;
+    h.server.mail_auth = Some(signed.auth.clone());
+    let mut body = signed
+        .keys
+        .sign("example.org", EXAMPLE_ORG_MESSAGE.as_bytes())
+        .into_bytes();
+    // A forged verdict in our name must not survive (RFC 8601 §5); another host's stays.
+    body.splice(
+        0..0,
+        b"Authentication-Results: mx.test; dkim=pass; spf=pass\r\nAuthentication-Results: relay.example; spf=none\r\n"
+            .iter()
+            .copied(),
+    );
+    body.extend_from_slice(EXAMPLE_ORG_MESSAGE.as_bytes());
+    let reply = send_inbound(&h, "boss@example.org", &body).await;
+    assert!(reply.starts_with("250 2.0.0"), "{reply}");
+
+    let messages = h.inbox_messages(ALICE).await;
+    let stored = String::from_utf8_lossy(messages.first().expect("delivered"));
+    assert!(
+        stored.starts_with("Return-Path: <boss@example.org>\r\nAuthentication-Results: mx.test;"),
+        "{stored}"
+    );
+    let results = stored
+        .split("\r\nReceived:")
+        .next()
+        .expect("header")
+        .to_owned();
+    for expected in [
+        "dkim=pass header.d=example.org header.s=lb1",
+        "spf=pass",
+        "smtp.mailfrom=boss@example.org",
+        "dmarc=pass header.from=example.org policy.dmarc=reject",
+        "arc=none",
+    ] {
+        assert!(results.contains(expected), "{expected:?} in {results}");
+    }
+    assert_eq!(
+        stored.matches("Authentication-Results: mx.test").count(),
+        1,
+        "{stored}"
+    );
+    assert!(
+        stored.contains("Authentication-Results: relay.example; spf=none"),
+        "{stored}"
+    );
+}
+
+#[tokio::test]
+async fn a_broken_signature_is_dkim_fail() {
+    let signed = signed_example_org("v=spf1 ip4:192.0.2.10 -all", false);
+    let mut h = Harness::new().await;
+    h.server.mail_auth = Some(signed.auth.clone());
+    let signature = signed
+        .keys
+        .sign("example.org", EXAMPLE_ORG_MESSAGE.as_bytes());
+    // Changed in transit after signing: the body (body hash), then a signed header
+    // field (the signature itself).
+    for (changed, reason) in [
+        ("are in.", "body hash did not verify"),
+        ("quarterly", "verification failed"),
+    ] {
+        let mut body = signature.clone().into_bytes();
+        body.extend_from_slice(EXAMPLE_ORG_MESSAGE.replace(changed, "forged").as_bytes());
+        let reply = send_inbound(&h, "boss@example.org", &body).await;
+        assert!(reply.starts_with("250 2.0.0"), "{reply}");
+        let messages = h.inbox_messages(ALICE).await;
+        let stored = String::from_utf8_lossy(messages.last().expect("delivered"));
+        assert!(
+            stored.contains(&format!("dkim=fail ({reason}) header.d=example.org")),
+            "{stored}"
+        );
+        assert!(!stored.contains("dkim=pass"), "{stored}");
+        // SPF still passes and aligns, so DMARC passes.
+        assert!(stored.contains("dmarc=pass"), "{stored}");
+    }
+}
+
+#[tokio::test]
+async fn dmarc_reject_is_enforced_only_when_configured() {
+    // The peer is not in example.org's SPF record and the message is not signed.
+    let forged = "From: ceo@example.org\r\nSubject: wire transfer\r\n\r\nPay now.\r\n";
+    let signed = signed_example_org("v=spf1 ip4:203.0.113.1 -all", true);
+    let mut h = Harness::new().await;
+    h.server.mail_auth = Some(signed.auth.clone());
+    let reply = send_inbound(&h, "ceo@example.org", forged.as_bytes()).await;
+    assert!(reply.starts_with("550 5.7.1"), "{reply}");
+    assert!(h.inbox_messages(ALICE).await.is_empty());
+
+    let annotating = signed_example_org("v=spf1 ip4:203.0.113.1 -all", false);
+    h.server.mail_auth = Some(annotating.auth.clone());
+    let reply = send_inbound(&h, "ceo@example.org", forged.as_bytes()).await;
+    assert!(reply.starts_with("250 2.0.0"), "{reply}");
+    let messages = h.inbox_messages(ALICE).await;
+    let stored = String::from_utf8_lossy(messages.first().expect("delivered"));
+    assert!(stored.contains("spf=fail"), "{stored}");
+    assert!(stored.contains("dkim=none"), "{stored}");
+    assert!(stored.contains("dmarc=fail"), "{stored}");
+}
+
+#[tokio::test]
+async fn submission_is_not_checked() {
+    let signed = signed_example_org("v=spf1 -all", true);
+    let mut h = Harness::new().await;
+    h.server.mail_auth = Some(signed.auth.clone());
+    let mut c = h.connect(ListenerRole::Submission, LOOPBACK_PEER).await;
+    c.command("EHLO client.example", "250").await;
+    c.login(ALICE, ALICE_PASSWORD).await;
+    c.command("MAIL FROM:<alice@example.com>", "250 2.1.0")
+        .await;
+    c.command("RCPT TO:<alice@example.com>", "250 2.1.5").await;
+    c.command("DATA", "354").await;
+    c.send(dot_stuff(
+        b"From: alice@example.com\r\nSubject: note\r\n\r\nhi\r\n",
+    ))
+    .await;
+    c.expect("250 2.0.0").await;
+    let messages = h.inbox_messages(ALICE).await;
+    let stored = String::from_utf8_lossy(messages.first().expect("delivered"));
+    assert!(!stored.contains("Authentication-Results"), "{stored}");
 }

@@ -17,6 +17,7 @@ pub mod mime;
 mod notify;
 mod password;
 mod queue;
+mod rfc5322;
 mod types;
 mod writer;
 

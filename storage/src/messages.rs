@@ -276,6 +276,8 @@ impl Store {
                 "no mailbox and no recipient",
             ));
         }
+        let mut delivery = delivery;
+        delivery.raw = crlf_line_ends(std::mem::take(&mut delivery.raw));
         let analysis = if delivery.raw.len() > 256 * 1024 {
             let raw = delivery.raw.clone();
             tokio::task::spawn_blocking(move || analyse(&raw))
@@ -670,6 +672,31 @@ impl Store {
             .fetch_one(&self.reader)
             .await?)
     }
+}
+
+/// RFC 5322 §2.3: CR and LF occur only together. A bare LF is stored as CRLF, so that
+/// IMAP serves text with CRLF line ends (RFC 9051 §7.5.2: BINARY sections MUST use
+/// CRLF) and sizes, offsets and line counts agree with what is sent. Nothing else in the
+/// message changes; 8-bit octets are kept.
+pub(crate) fn crlf_line_ends(raw: Vec<u8>) -> Vec<u8> {
+    let bare = raw
+        .iter()
+        .enumerate()
+        .filter(|&(at, &b)| b == b'\n' && (at == 0 || raw[at - 1] != b'\r'))
+        .count();
+    if bare == 0 {
+        return raw;
+    }
+    let mut out = Vec::with_capacity(raw.len() + bare);
+    let mut previous = 0u8;
+    for &byte in &raw {
+        if byte == b'\n' && previous != b'\r' {
+            out.push(b'\r');
+        }
+        out.push(byte);
+        previous = byte;
+    }
+    out
 }
 
 fn entry_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<MessageEntry> {

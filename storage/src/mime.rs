@@ -3,6 +3,7 @@
 //! text for SEARCH, and the keys SORT and THREAD use. FETCH serves from this and the raw
 //! bytes; nothing re-parses a message on read.
 
+use crate::rfc5322;
 use mail_parser::{
     Address, HeaderValue, Message, MessageParser, MessagePart, MimeHeaders, PartType,
 };
@@ -208,7 +209,9 @@ fn body_part(message: &Message<'_>, index: usize, raw: &[u8], text: &mut String)
         Some(ct) => (
             ct.ctype().to_ascii_lowercase(),
             ct.subtype().unwrap_or("").to_ascii_lowercase(),
-            attributes(ct.attributes()),
+            raw_header(part, raw, "Content-Type")
+                .map(|value| rfc5322::parameters(&value))
+                .unwrap_or_default(),
         ),
         // RFC 2046 §5.1.5: in multipart/digest the default is message/rfc822.
         None if matches!(part.body, PartType::Message(_)) => {
@@ -254,7 +257,9 @@ fn body_part(message: &Message<'_>, index: usize, raw: &[u8], text: &mut String)
         md5: raw_header(part, raw, "Content-MD5"),
         disposition: part.content_disposition().map(|d| Disposition {
             kind: d.ctype().to_ascii_lowercase(),
-            params: attributes(d.attributes()),
+            params: raw_header(part, raw, "Content-Disposition")
+                .map(|value| rfc5322::parameters(&value))
+                .unwrap_or_default(),
         }),
         language: match part.content_language() {
             HeaderValue::Text(lang) => vec![lang.to_string()],
@@ -270,21 +275,10 @@ fn body_part(message: &Message<'_>, index: usize, raw: &[u8], text: &mut String)
     }
 }
 
-fn attributes(attributes: Option<&[mail_parser::Attribute<'_>]>) -> Vec<(String, String)> {
-    attributes
-        .unwrap_or_default()
-        .iter()
-        .map(|a| (a.name.to_ascii_lowercase(), a.value.to_string()))
-        .collect()
-}
-
-/// Lines in a body: every LF ends one, and a last line without LF counts too.
+/// Lines in a body: the number of line ends, as Dovecot counts; a last line without
+/// one is not counted (RFC 9051 §7.5.2 leaves the partial line open).
 fn count_lines(body: &[u8]) -> u32 {
-    let newlines = body.iter().filter(|&&b| b == b'\n').count() as u32;
-    match body.last() {
-        Some(b'\n') | None => newlines,
-        Some(_) => newlines + 1,
-    }
+    body.iter().filter(|&&b| b == b'\n').count() as u32
 }
 
 /// The value of a header field of a part as written in the raw bytes, unfolded and trimmed.
@@ -312,77 +306,34 @@ fn envelope(message: &Message<'_>, raw: &[u8]) -> Envelope {
         .first()
         .map(|p| p.headers.as_slice())
         .unwrap_or_default();
+    // RFC 9051 §7.5.2: values as in the header; a field present but empty is "", an
+    // absent one NIL.
     let raw_field = |name: &str| {
         root_headers
             .iter()
             .find(|h| h.name.as_str().eq_ignore_ascii_case(name))
             .map(|h| raw_value(raw, h.offset_start, h.offset_end))
-            .filter(|value| !value.is_empty())
     };
-    let from = addresses(message.from());
+    let addresses = |name: &str| {
+        raw_field(name)
+            .map(|value| rfc5322::address_list(&value))
+            .unwrap_or_default()
+    };
+    let from = addresses("From");
     // RFC 9051 §7.5.2: an absent or empty Sender or Reply-To takes the value of From.
     let or_from = |list: Vec<EnvelopeAddress>| if list.is_empty() { from.clone() } else { list };
     Envelope {
         date: raw_field("Date"),
         subject: raw_field("Subject"),
-        sender: or_from(addresses(message.sender())),
-        reply_to: or_from(addresses(message.reply_to())),
+        sender: or_from(addresses("Sender")),
+        reply_to: or_from(addresses("Reply-To")),
         from,
-        to: addresses(message.to()),
-        cc: addresses(message.cc()),
-        bcc: addresses(message.bcc()),
+        to: addresses("To"),
+        cc: addresses("Cc"),
+        bcc: addresses("Bcc"),
         in_reply_to: raw_field("In-Reply-To"),
         message_id: raw_field("Message-ID"),
     }
-}
-
-fn addresses(address: Option<&Address<'_>>) -> Vec<EnvelopeAddress> {
-    let mut list = Vec::new();
-    let push_addr = |list: &mut Vec<EnvelopeAddress>, addr: &mail_parser::Addr<'_>| {
-        let (mailbox, host) = match addr.address.as_deref() {
-            Some(address) => match address.rsplit_once('@') {
-                Some((local, domain)) => (Some(local.to_owned()), Some(domain.to_owned())),
-                None => (Some(address.to_owned()), None),
-            },
-            None => (None, None),
-        };
-        list.push(EnvelopeAddress {
-            name: addr.name.as_deref().map(str::to_owned),
-            mailbox,
-            host,
-        });
-    };
-    match address {
-        Some(Address::List(addrs)) => {
-            for addr in addrs {
-                push_addr(&mut list, addr);
-            }
-        }
-        Some(Address::Group(groups)) => {
-            for group in groups {
-                match &group.name {
-                    Some(name) => {
-                        list.push(EnvelopeAddress {
-                            name: None,
-                            mailbox: Some(name.to_string()),
-                            host: None,
-                        });
-                        for addr in &group.addresses {
-                            push_addr(&mut list, addr);
-                        }
-                        list.push(EnvelopeAddress::default());
-                    }
-                    None => {
-                        for addr in &group.addresses {
-                            push_addr(&mut list, addr);
-                        }
-                    }
-                }
-            }
-        }
-        None => {}
-    }
-    list
 }
 
 fn decoded_headers(message: &Message<'_>, raw: &[u8]) -> Vec<(String, String)> {

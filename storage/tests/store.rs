@@ -678,3 +678,15 @@ async fn expunge_removes_only_what_is_deleted_at_commit_and_batch_reads_match() 
     let texts = f.store.message_texts(&ids[1..2]).await.expect("texts");
     assert!(texts[&ids[1]].contains("body 1"));
 }
+
+#[tokio::test]
+async fn bare_lf_is_stored_as_crlf_and_nothing_else_changes() {
+    let f = fixture().await;
+    let inbox = mailbox(&f.store, f.account, "INBOX").await;
+    let raw = b"Subject: lf\n\nline one\nline two\r\n8-bit \xff\rstays\r\n".to_vec();
+    let delivered = deliver(&f.store, vec![inbox.id], raw).await;
+    assert_eq!(
+        f.store.raw_message(delivered.message).await.expect("raw"),
+        b"Subject: lf\r\n\r\nline one\r\nline two\r\n8-bit \xff\rstays\r\n"
+    );
+}

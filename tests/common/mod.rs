@@ -248,7 +248,8 @@ pub async fn inbox_messages(server: &TestServer, email: &str) -> Vec<Vec<u8>> {
 }
 
 /// The part of a stored message after the headers letterbox prepends on delivery
-/// (`Return-Path:` and `Received:`), checked to be there.
+/// (`Return-Path:`, `Authentication-Results:` on port 25, and `Received:`), checked to be
+/// there.
 pub fn strip_trace_headers(stored: &[u8]) -> &[u8] {
     assert!(
         stored.starts_with(b"Return-Path: <"),
@@ -263,12 +264,15 @@ pub fn strip_trace_headers(stored: &[u8]) -> &[u8] {
             .position(|w| w == b"\r\n")
             .expect("header line")
             + 2;
-        let is_trace = rest.starts_with(b"Return-Path:") || rest.starts_with(b"Received:");
+        let is_trace = rest.starts_with(b"Return-Path:")
+            || rest.starts_with(b"Authentication-Results:")
+            || rest.starts_with(b"Received:");
+        // Return-Path comes first, so a continuation line here continues a field we added.
         let is_continuation = rest.starts_with(b" ") || rest.starts_with(b"\t");
         if rest.starts_with(b"Received:") {
             saw_received = true;
         }
-        if !(is_trace || (is_continuation && saw_received)) {
+        if !(is_trace || is_continuation) {
             break;
         }
         rest = &rest[line_end..];

@@ -128,6 +128,9 @@ pub const AUTH_REQUIRED: ReplyCode = ReplyCode::new(530, 5, 7, 0);
 pub const AUTH_INVALID: ReplyCode = ReplyCode::new(535, 5, 7, 8);
 /// `550 5.1.1` RFC 3463 §3.2 bad destination mailbox address: no such user.
 pub const USER_UNKNOWN: ReplyCode = ReplyCode::new(550, 5, 1, 1);
+/// `550 5.7.1` RFC 7489 §6.6.2 / §10.3: the message fails DMARC and its domain asks for
+/// rejection (RFC 3463 §3.8: delivery not authorized, message refused).
+pub const DMARC_REJECTED: ReplyCode = ReplyCode::new(550, 5, 7, 1);
 /// `552 5.2.2` RFC 3463 §3.3 mailbox full.
 pub const MAILBOX_FULL: ReplyCode = ReplyCode::new(552, 5, 2, 2);
 /// `552 5.3.4` RFC 1870 §6 message size exceeds fixed maximum.

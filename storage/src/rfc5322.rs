@@ -1,0 +1,387 @@
+//! Raw header values as IMAP's ENVELOPE and BODYSTRUCTURE need them: address lists with
+//! display names exactly as written (encoded words intact, RFC 9051 §7.5.2) and MIME
+//! parameters with their names as written (RFC 2231 `name*`, RFC 9051 §7.5.2).
+//!
+//! Written by hand because mail-parser hands out decoded values only: it decodes
+//! encoded words in names and parameters and merges RFC 2231 continuations, and IMAP
+//! clients expect the header's own text and do the decoding themselves.
+
+use crate::mime::EnvelopeAddress;
+
+/// Host given to an address that has none: a NIL host means group syntax in an
+/// ENVELOPE (RFC 9051 §7.5.2), so a bare `root` must not have one. Dovecot uses the same.
+pub const MISSING_DOMAIN: &str = "MISSING_DOMAIN";
+
+#[derive(Debug, PartialEq)]
+enum Token {
+    /// An atom or a dot-atom piece, as written.
+    Word(String),
+    /// A quoted string, unquoted (backslash escapes removed).
+    Quoted(String),
+    /// A comment, without its parentheses.
+    Comment(String),
+    /// The inside of `<...>`.
+    Angle(String),
+    Special(char),
+}
+
+fn tokenize(value: &str) -> Vec<Token> {
+    let mut tokens = Vec::new();
+    let mut chars = value.chars().peekable();
+    while let Some(&c) = chars.peek() {
+        match c {
+            c if c.is_whitespace() => {
+                chars.next();
+            }
+            '"' => {
+                chars.next();
+                let mut text = String::new();
+                while let Some(c) = chars.next() {
+                    match c {
+                        '"' => break,
+                        '\\' => text.extend(chars.next()),
+                        c => text.push(c),
+                    }
+                }
+                tokens.push(Token::Quoted(text));
+            }
+            '(' => {
+                chars.next();
+                let mut depth = 1;
+                let mut text = String::new();
+                while let Some(c) = chars.next() {
+                    match c {
+                        '(' => depth += 1,
+                        ')' => {
+                            depth -= 1;
+                            if depth == 0 {
+                                break;
+                            }
+                        }
+                        '\\' => {
+                            text.extend(chars.next());
+                            continue;
+                        }
+                        _ => {}
+                    }
+                    text.push(c);
+                }
+                tokens.push(Token::Comment(text));
+            }
+            '<' => {
+                chars.next();
+                // The addr-spec inside: whitespace dropped, a quoted local part unquoted
+                // (RFC 5322 §3.2.4: the quotes are not part of the string).
+                let mut text = String::new();
+                let mut quoted = false;
+                while let Some(c) = chars.next() {
+                    match c {
+                        '"' => quoted = !quoted,
+                        '\\' if quoted => text.extend(chars.next()),
+                        '>' if !quoted => break,
+                        c if c.is_whitespace() && !quoted => {}
+                        c => text.push(c),
+                    }
+                }
+                tokens.push(Token::Angle(text));
+            }
+            ',' | ':' | ';' => {
+                chars.next();
+                tokens.push(Token::Special(c));
+            }
+            _ => {
+                let mut text = String::new();
+                while let Some(&c) = chars.peek() {
+                    if c.is_whitespace() || matches!(c, '"' | '(' | '<' | ',' | ':' | ';') {
+                        break;
+                    }
+                    text.push(c);
+                    chars.next();
+                }
+                tokens.push(Token::Word(text));
+            }
+        }
+    }
+    tokens
+}
+
+/// Splits `local@domain` (the last `@`), dropping an obsolete source route (`@a,@b:`).
+fn split_addr_spec(spec: &str) -> (Option<String>, Option<String>) {
+    let spec = match spec.rsplit_once(':') {
+        Some((route, rest)) if route.starts_with('@') => rest,
+        _ => spec,
+    };
+    match spec.rsplit_once('@') {
+        Some((local, domain)) => (Some(local.to_owned()), Some(domain.to_owned())),
+        None => (Some(spec.to_owned()), Some(MISSING_DOMAIN.to_owned())),
+    }
+}
+
+#[derive(Default)]
+struct Pending {
+    /// Words before `<`, unquoted: the display name.
+    phrase: Vec<String>,
+    /// The same words as written, joined without spaces: the addr-spec when no `<>`.
+    spec: String,
+    angle: Option<String>,
+    comment: Option<String>,
+}
+
+impl Pending {
+    fn is_empty(&self) -> bool {
+        self.phrase.is_empty() && self.spec.is_empty() && self.angle.is_none()
+    }
+
+    fn finish(self, list: &mut Vec<EnvelopeAddress>) {
+        if self.is_empty() {
+            return;
+        }
+        let (name, spec) = match self.angle {
+            Some(angle) => (Some(self.phrase.join(" ")), angle),
+            // No angle brackets: the words are the addr-spec; a comment after it is the
+            // old `addr (Name)` form of a display name.
+            None => (self.comment, self.spec),
+        };
+        let (mailbox, host) = split_addr_spec(&spec);
+        list.push(EnvelopeAddress {
+            name: name.filter(|n| !n.is_empty()),
+            mailbox,
+            host,
+        });
+    }
+}
+
+/// Parses an address-list header value (RFC 5322 §3.4) into ENVELOPE addresses, groups
+/// as start and end markers (RFC 9051 §7.5.2).
+pub fn address_list(value: &str) -> Vec<EnvelopeAddress> {
+    let mut list = Vec::new();
+    let mut pending = Pending::default();
+    for token in tokenize(value) {
+        match token {
+            Token::Word(word) => {
+                if pending.angle.is_none() {
+                    pending.spec.push_str(&word);
+                    pending.phrase.push(word);
+                }
+            }
+            Token::Quoted(text) => {
+                if pending.angle.is_none() {
+                    pending.spec.push_str(&text);
+                    pending.phrase.push(text);
+                }
+            }
+            Token::Comment(text) => {
+                if pending.comment.is_none() {
+                    pending.comment = Some(text.trim().to_owned());
+                }
+            }
+            Token::Angle(text) => pending.angle = Some(text),
+            Token::Special(':') => {
+                let name = pending.phrase.join(" ");
+                list.push(EnvelopeAddress {
+                    name: None,
+                    mailbox: Some(name),
+                    host: None,
+                });
+                pending = Pending::default();
+            }
+            Token::Special(';') => {
+                std::mem::take(&mut pending).finish(&mut list);
+                list.push(EnvelopeAddress::default());
+            }
+            Token::Special(_) => std::mem::take(&mut pending).finish(&mut list),
+        }
+    }
+    pending.finish(&mut list);
+    list
+}
+
+/// `type/subtype; name=value; ...` → parameters with names lower-cased as written.
+/// RFC 2231 continuations (`name*0`, `name*1*`) are joined; a parameter with any
+/// extended segment is named `name*` and keeps its `charset'language'%XX` value
+/// (RFC 9051 §7.5.2 passes parameters as they are; clients decode RFC 2231).
+pub fn parameters(value: &str) -> Vec<(String, String)> {
+    let mut raw: Vec<(String, String)> = Vec::new();
+    let mut rest = match value.split_once(';') {
+        Some((_, params)) => params,
+        None => return Vec::new(),
+    };
+    loop {
+        rest = rest.trim_start_matches(|c: char| c.is_whitespace() || c == ';');
+        if rest.is_empty() {
+            break;
+        }
+        let Some(eq) = rest.find('=') else { break };
+        let name = rest[..eq].trim().to_ascii_lowercase();
+        rest = rest[eq + 1..].trim_start();
+        let value;
+        if let Some(quoted) = rest.strip_prefix('"') {
+            let mut text = String::new();
+            let mut chars = quoted.char_indices();
+            let mut end = quoted.len();
+            while let Some((at, c)) = chars.next() {
+                match c {
+                    '"' => {
+                        end = at + 1;
+                        break;
+                    }
+                    '\\' => text.extend(chars.next().map(|(_, c)| c)),
+                    c => text.push(c),
+                }
+            }
+            value = text;
+            rest = &quoted[end.min(quoted.len())..];
+        } else {
+            let end = rest.find(';').unwrap_or(rest.len());
+            value = rest[..end].trim().to_owned();
+            rest = &rest[end..];
+        }
+        if !name.is_empty() {
+            raw.push((name, value));
+        }
+    }
+    join_continuations(raw)
+}
+
+/// One RFC 2231 segment of a parameter: its index, whether it is extended, its value.
+type Segment = (u32, bool, String);
+
+fn join_continuations(raw: Vec<(String, String)>) -> Vec<(String, String)> {
+    // base name -> (any segment extended?, segments)
+    let mut order: Vec<String> = Vec::new();
+    let mut joined: std::collections::HashMap<String, (bool, Vec<Segment>)> = Default::default();
+    for (name, value) in raw {
+        let (base, index, extended) = match name.split_once('*') {
+            None => (name.clone(), 0, false),
+            Some((base, "")) => (base.to_owned(), 0, true),
+            Some((base, suffix)) => {
+                let (number, extended) = match suffix.strip_suffix('*') {
+                    Some(number) => (number, true),
+                    None => (suffix, false),
+                };
+                match number.parse::<u32>() {
+                    Ok(n) => (base.to_owned(), n, extended),
+                    Err(_) => (name.clone(), 0, false),
+                }
+            }
+        };
+        let entry = joined.entry(base.clone()).or_insert_with(|| {
+            order.push(base.clone());
+            (false, Vec::new())
+        });
+        entry.0 |= extended;
+        entry.1.push((index, extended, value));
+    }
+    order
+        .into_iter()
+        .filter_map(|base| {
+            let (extended, mut segments) = joined.remove(&base)?;
+            segments.sort_by_key(|s| s.0);
+            let value: String = segments
+                .into_iter()
+                .map(|(_, segment_extended, value)| {
+                    if extended && !segment_extended {
+                        percent_encode(&value)
+                    } else {
+                        value
+                    }
+                })
+                .collect();
+            let name = if extended { format!("{base}*") } else { base };
+            Some((name, value))
+        })
+        .collect()
+}
+
+fn percent_encode(value: &str) -> String {
+    let mut out = String::new();
+    for byte in value.bytes() {
+        if byte.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&byte) {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(name: Option<&str>, mailbox: Option<&str>, host: Option<&str>) -> EnvelopeAddress {
+        EnvelopeAddress {
+            name: name.map(str::to_owned),
+            mailbox: mailbox.map(str::to_owned),
+            host: host.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn display_names_stay_as_written_and_comments_are_not_names() {
+        let list = address_list(
+            "=?utf-8?Q?J=C3=B6rg?= <joerg@example.de>, Alice (home) <a@example.net>, \"Quoted, Name\" (c) <\"q r\"@x.org>",
+        );
+        assert_eq!(
+            list,
+            vec![
+                addr(
+                    Some("=?utf-8?Q?J=C3=B6rg?="),
+                    Some("joerg"),
+                    Some("example.de")
+                ),
+                addr(Some("Alice"), Some("a"), Some("example.net")),
+                addr(Some("Quoted, Name"), Some("q r"), Some("x.org")),
+            ]
+        );
+    }
+
+    #[test]
+    fn groups_bare_addresses_and_missing_domains() {
+        let list = address_list(
+            "Project Team: ann@x.org, bob@x.org;, undisclosed-recipients:;, root, eve@x.org (Eve)",
+        );
+        assert_eq!(
+            list,
+            vec![
+                addr(None, Some("Project Team"), None),
+                addr(None, Some("ann"), Some("x.org")),
+                addr(None, Some("bob"), Some("x.org")),
+                addr(None, None, None),
+                addr(None, Some("undisclosed-recipients"), None),
+                addr(None, None, None),
+                addr(None, Some("root"), Some(MISSING_DOMAIN)),
+                addr(Some("Eve"), Some("eve"), Some("x.org")),
+            ]
+        );
+    }
+
+    #[test]
+    fn rfc2231_parameters_keep_their_star_and_continuations_join() {
+        let params =
+            parameters("application/pdf; name*=utf-8''%E2%82%AC%20rates.pdf; x=\"=?utf-8?Q?a?=\"");
+        assert_eq!(
+            params,
+            vec![
+                (
+                    "name*".to_owned(),
+                    "utf-8''%E2%82%AC%20rates.pdf".to_owned()
+                ),
+                ("x".to_owned(), "=?utf-8?Q?a?=".to_owned()),
+            ]
+        );
+        let params = parameters(
+            "attachment; filename*0*=utf-8'de'Gro%C3%9Fe; filename*1=\" Datei\"; title*0=\"a \"; title*1=b",
+        );
+        assert_eq!(
+            params,
+            vec![
+                (
+                    "filename*".to_owned(),
+                    "utf-8'de'Gro%C3%9Fe%20Datei".to_owned()
+                ),
+                ("title".to_owned(), "a b".to_owned()),
+            ]
+        );
+    }
+}

@@ -149,8 +149,11 @@ pub fn body_structure(out: &mut Vec<u8>, part: &BodyPart, extensible: bool, utf8
         out.push(b')');
         return;
     }
+    // RFC 3501 §9 `media-message` is message/rfc822 only; RFC 9051 §9 adds message/global.
+    // An IMAP4rev1 client that has not enabled UTF-8 (RFC 9755) gets message/global as
+    // `body-type-basic`: its envelope would carry raw UTF-8 it did not ask for.
     let is_message = part.media_type == "message"
-        && (part.media_subtype == "rfc822" || part.media_subtype == "global");
+        && (part.media_subtype == "rfc822" || (utf8 && part.media_subtype == "global"));
     // `body-fields = body-fld-param SP body-fld-id SP body-fld-desc SP body-fld-enc SP body-fld-octets`
     string(out, part.media_type.as_bytes(), utf8);
     out.push(b' ');
@@ -169,7 +172,7 @@ pub fn body_structure(out: &mut Vec<u8>, part: &BodyPart, extensible: bool, utf8
         PartContent::Message {
             envelope: env,
             root,
-        } => {
+        } if is_message => {
             out.push(b' ');
             envelope(out, env, utf8);
             out.push(b' ');
@@ -223,6 +226,27 @@ pub fn find_part<'a>(root: &'a BodyPart, path: &[u32]) -> Option<&'a BodyPart> {
     Some(current)
 }
 
+/// Where the part's octets end. RFC 2046 §5.1.1: the line break before a boundary
+/// delimiter belongs to the delimiter. For a part with no blank line after its header
+/// (or no header at all) the stored offsets count that line break into the part, so its
+/// `body_end` sits on the `--` of the delimiter itself; this gives the line break back.
+fn part_end(raw: &[u8], part: &BodyPart) -> usize {
+    let end = (part.body_end as usize).min(raw.len());
+    if part.body_start < part.body_end
+        || !raw.get(end..).is_some_and(|rest| rest.starts_with(b"--"))
+    {
+        return end;
+    }
+    let before = raw.get(..end).unwrap_or_default();
+    if before.ends_with(b"\r\n") {
+        end - 2
+    } else if before.ends_with(b"\n") {
+        end - 1
+    } else {
+        end
+    }
+}
+
 fn slice(raw: &[u8], start: u32, end: usize) -> &[u8] {
     let start = (start as usize).min(raw.len());
     raw.get(start..end.clamp(start, raw.len()))
@@ -246,25 +270,30 @@ pub fn section<'a>(raw: &'a [u8], meta: &MessageMeta, section: &Section) -> Opti
         });
     }
     let part = find_part(root, &section.part)?;
-    let body = slice(raw, part.body_start, part.body_end as usize);
+    let end = part_end(raw, part);
+    let body = slice(raw, part.body_start, end);
     match &section.text {
         None => Some(Cow::Borrowed(body)),
+        // RFC 9051 §6.4.5: the part's MIME header exactly as it is, with its blank line
+        // only if it has one.
         Some(SectionText::Mime) => Some(Cow::Borrowed(slice(
             raw,
             part.header_start,
-            part.body_start as usize,
+            (part.body_start as usize).min(end),
         ))),
         Some(text) => {
             // HEADER, HEADER.FIELDS and TEXT of a part apply to a message/rfc822 part.
             let PartContent::Message { root: inner, .. } = &part.content else {
                 return None;
             };
-            let header = slice(raw, part.body_start, inner.body_start as usize);
+            let header = slice(
+                raw,
+                part.body_start,
+                (inner.body_start as usize).min(part_end(raw, inner)),
+            );
             Some(match text {
                 SectionText::Header => Cow::Borrowed(header),
-                SectionText::Text => {
-                    Cow::Borrowed(slice(raw, inner.body_start, part.body_end as usize))
-                }
+                SectionText::Text => Cow::Borrowed(slice(raw, inner.body_start, end)),
                 SectionText::HeaderFields { not, fields } => {
                     Cow::Owned(header_fields(header, fields, *not))
                 }
@@ -275,12 +304,16 @@ pub fn section<'a>(raw: &'a [u8], meta: &MessageMeta, section: &Section) -> Opti
 }
 
 /// RFC 9051 §6.4.5 HEADER.FIELDS / HEADER.FIELDS.NOT: the matching header fields, each
-/// with its continuation lines, followed by the blank line that ends a header.
+/// with its continuation lines, followed by the blank line that ends the header. RFC 9051
+/// §7.5.2: the blank line is there "except in the case of a message that has no body and
+/// no blank line", as BODY[HEADER] has it.
 pub fn header_fields(header: &[u8], fields: &[String], not: bool) -> Vec<u8> {
     let mut out = Vec::new();
     let mut keep = false;
+    let mut blank_line = false;
     for line in header.split_inclusive(|&b| b == b'\n') {
         if line == b"\r\n" || line == b"\n" {
+            blank_line = true;
             break;
         }
         if !matches!(line.first(), Some(b' ' | b'\t')) {
@@ -301,7 +334,72 @@ pub fn header_fields(header: &[u8], fields: &[String], not: bool) -> Vec<u8> {
             }
         }
     }
-    out.extend_from_slice(b"\r\n");
+    if blank_line {
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+/// The fields of a header section as written, unfolded (RFC 5322 §2.2.3: a line break
+/// followed by white space is removed): the name, and the value (what comes after the
+/// colon) without surrounding white space. Lines that are not fields are skipped.
+pub fn unfolded_fields(header: &[u8]) -> Vec<(String, String)> {
+    let mut fields: Vec<(String, String)> = Vec::new();
+    let mut in_field = false;
+    for line in header.split_inclusive(|&b| b == b'\n') {
+        let content = line
+            .strip_suffix(b"\r\n")
+            .or_else(|| line.strip_suffix(b"\n"))
+            .unwrap_or(line);
+        if content.is_empty() {
+            break;
+        }
+        if matches!(content.first(), Some(b' ' | b'\t')) {
+            if in_field && let Some((_, value)) = fields.last_mut() {
+                value.push_str(&String::from_utf8_lossy(content));
+            }
+            continue;
+        }
+        let Some(colon) = content.iter().position(|&b| b == b':') else {
+            in_field = false;
+            continue;
+        };
+        let (name, value) = content.split_at(colon);
+        let value = value.get(1..).unwrap_or_default();
+        fields.push((
+            String::from_utf8_lossy(name).trim_end().to_owned(),
+            String::from_utf8_lossy(value).into_owned(),
+        ));
+        in_field = true;
+    }
+    for (_, value) in &mut fields {
+        let trimmed = value.trim();
+        if trimmed.len() != value.len() {
+            *value = trimmed.to_owned();
+        }
+    }
+    fields
+}
+
+/// The header section of the message and of every part in it (MIME headers, and the
+/// headers of attached messages), as written.
+pub fn header_sections<'a>(raw: &'a [u8], root: &BodyPart) -> Vec<&'a [u8]> {
+    fn walk<'a>(raw: &'a [u8], part: &BodyPart, out: &mut Vec<&'a [u8]>) {
+        out.push(slice(
+            raw,
+            part.header_start,
+            (part.body_start as usize).min(part_end(raw, part)),
+        ));
+        match &part.content {
+            PartContent::Multipart(children) => {
+                children.iter().for_each(|child| walk(raw, child, out));
+            }
+            PartContent::Message { root, .. } => walk(raw, root, out),
+            PartContent::Single => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(raw, root, &mut out);
     out
 }
 
@@ -322,7 +420,7 @@ pub fn binary<'a>(
     let Some(part) = find_part(&meta.root, path) else {
         return Ok(None);
     };
-    let body = slice(raw, part.body_start, part.body_end as usize);
+    let body = slice(raw, part.body_start, part_end(raw, part));
     if !matches!(part.content, PartContent::Single) {
         return Ok(Some(Cow::Borrowed(body)));
     }
@@ -489,5 +587,142 @@ mod tests {
             Some(&[0u8, 1, 2][..])
         );
         assert_eq!(decode_quoted_printable(b"a=\r\nb =3D \r\nc"), b"ab =\r\nc");
+    }
+
+    #[test]
+    fn header_fields_add_no_blank_line_the_header_does_not_have() {
+        let raw = b"From: a@example.com\r\nTo: b@example.org\r\nSubject: s\r\n";
+        let meta = analyse(raw).meta;
+        let get = |not: bool, fields: &[&str]| {
+            let fields = fields.iter().map(|f| f.to_string()).collect();
+            let text = Some(SectionText::HeaderFields { not, fields });
+            section(raw, &meta, &Section { part: vec![], text }).map(|b| self::text(&b))
+        };
+        assert_eq!(
+            get(true, &["From", "Subject"]).as_deref(),
+            Some("To: b@example.org\r\n")
+        );
+        assert_eq!(
+            get(false, &["To"]).as_deref(),
+            Some("To: b@example.org\r\n")
+        );
+        let header = section(
+            raw,
+            &meta,
+            &Section {
+                part: vec![],
+                text: Some(SectionText::Header),
+            },
+        );
+        assert_eq!(header.as_deref(), Some(&raw[..]));
+        // With the blank line, it stays whatever the subset.
+        assert_eq!(
+            header_fields(b"To: b@example.org\r\nX: y\r\n\r\n", &["x".into()], true),
+            b"To: b@example.org\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn mime_header_is_the_part_header_as_written() {
+        let raw = b"Content-Type: multipart/alternative; boundary=ep\r\n\r\n--ep\r\nContent-Type: text/plain\r\n\r\n--ep\r\n\r\n--ep\r\nContent-Type: text/html\r\n\r\n\r\n--ep\r\nContent-Type: text/plain\r\n\r\nbody\r\n--ep--\r\n";
+        let meta = analyse(raw).meta;
+        let get = |part: u32, text: Option<SectionText>| {
+            section(
+                raw,
+                &meta,
+                &Section {
+                    part: vec![part],
+                    text,
+                },
+            )
+            .map(|b| self::text(&b))
+        };
+        // No blank line after the header: the line break before `--ep` is the delimiter's.
+        assert_eq!(
+            get(1, Some(SectionText::Mime)).as_deref(),
+            Some("Content-Type: text/plain\r\n")
+        );
+        assert_eq!(get(1, None).as_deref(), Some(""));
+        // No header at all.
+        assert_eq!(get(2, Some(SectionText::Mime)).as_deref(), Some(""));
+        assert_eq!(get(2, None).as_deref(), Some(""));
+        // A blank line and an empty body.
+        assert_eq!(
+            get(3, Some(SectionText::Mime)).as_deref(),
+            Some("Content-Type: text/html\r\n\r\n")
+        );
+        assert_eq!(get(3, None).as_deref(), Some(""));
+        assert_eq!(
+            get(4, Some(SectionText::Mime)).as_deref(),
+            Some("Content-Type: text/plain\r\n\r\n")
+        );
+        assert_eq!(get(4, None).as_deref(), Some("body"));
+    }
+
+    #[test]
+    fn attached_message_without_blank_line_has_header_only() {
+        let raw = b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: message/rfc822\r\n\r\nSubject: inner\r\nFrom: x@example.net\r\n\r\n--b--\r\n";
+        let meta = analyse(raw).meta;
+        let get = |text: SectionText| {
+            section(
+                raw,
+                &meta,
+                &Section {
+                    part: vec![1],
+                    text: Some(text),
+                },
+            )
+            .map(|b| self::text(&b))
+        };
+        assert_eq!(
+            get(SectionText::Header).as_deref(),
+            Some("Subject: inner\r\nFrom: x@example.net\r\n")
+        );
+        let fields = SectionText::HeaderFields {
+            not: false,
+            fields: vec!["subject".into()],
+        };
+        assert_eq!(get(fields).as_deref(), Some("Subject: inner\r\n"));
+        assert_eq!(get(SectionText::Text).as_deref(), Some(""));
+    }
+
+    #[test]
+    fn message_global_is_basic_for_imap4rev1() {
+        let raw = "Content-Type: multipart/mixed; boundary=g\r\n\r\n--g\r\nContent-Type: message/global\r\nContent-Transfer-Encoding: 8bit\r\n\r\nFrom: J\u{f6}rg <j@example.com>\r\nSubject: Gr\u{fc}\u{df}e\r\n\r\nInhalt\r\n--g--\r\n";
+        let meta = analyse(raw.as_bytes()).meta;
+        let mut rev1 = Vec::new();
+        body_structure(&mut rev1, &meta.root, true, false);
+        assert_eq!(
+            text(&rev1),
+            "((\"message\" \"global\" NIL NIL NIL \"8BIT\" 55 NIL NIL NIL NIL) \"mixed\" (\"boundary\" \"g\") NIL NIL NIL)"
+        );
+        let mut rev1 = Vec::new();
+        body_structure(&mut rev1, &meta.root, false, false);
+        assert_eq!(
+            text(&rev1),
+            "((\"message\" \"global\" NIL NIL NIL \"8BIT\" 55) \"mixed\")"
+        );
+        let mut rev2 = Vec::new();
+        body_structure(&mut rev2, &meta.root, false, true);
+        assert!(
+            text(&rev2).starts_with(
+                "((\"message\" \"global\" NIL NIL NIL \"8BIT\" 55 (NIL \"Gr\u{fc}\u{df}e\""
+            ),
+            "{}",
+            text(&rev2)
+        );
+    }
+
+    #[test]
+    fn unfolds_header_fields_as_written() {
+        let header = b"Message-ID: <a@b>\r\nTo: Team: a@b.example;\r\nX-Long:\r\n one\r\n\ttwo \r\nnot a field\r\n\r\nBody: no\r\n";
+        assert_eq!(
+            unfolded_fields(header),
+            vec![
+                ("Message-ID".to_owned(), "<a@b>".to_owned()),
+                ("To".to_owned(), "Team: a@b.example;".to_owned()),
+                ("X-Long".to_owned(), "one\ttwo".to_owned()),
+            ]
+        );
     }
 }

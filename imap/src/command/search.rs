@@ -1,9 +1,12 @@
 //! SEARCH and UID SEARCH (RFC 9051 §6.4.4) with ESEARCH results (RFC 4731; always for
 //! IMAP4rev2 clients, RFC 9051 §7.3.4) and SEARCHRES (RFC 5182 `RETURN (SAVE)` and `$`).
-//! Header keys use the decoded headers stored at delivery; BODY and TEXT the decoded
-//! text stored at delivery (house rule 11).
+//! Header keys match the header as written (unfolded) and the decoded headers stored at
+//! delivery; BODY and TEXT the decoded text stored at delivery (house rule 11). The raw
+//! message is loaded only for keys that look at the header as written (HEADER, FROM, TO,
+//! CC, BCC, SUBJECT, TEXT).
 
 use crate::error::CommandError;
+use crate::message::{header_sections, unfolded_fields};
 use crate::proto::Sequence;
 use crate::proto::command::{SearchCommand, SearchKey, SearchReturn};
 use crate::proto::datetime::date_of;
@@ -11,6 +14,7 @@ use crate::proto::response::{self, Code};
 use crate::proto::sequence::SequenceSet;
 use crate::session::{CommandResult, Completion, Session, State};
 use crate::view::View;
+use std::cell::OnceCell;
 use std::collections::HashMap;
 use std::sync::Arc;
 use storage::{MessageEntry, MessageId, MessageMeta, Uid};
@@ -19,26 +23,43 @@ use storage::{MessageEntry, MessageId, MessageMeta, Uid};
 const SEARCH_CHUNK: usize = 512;
 
 /// What a key needs besides the entry itself.
-fn needs(key: &SearchKey, meta: &mut bool, text: &mut bool) {
-    match key {
-        SearchKey::And(keys) => keys.iter().for_each(|k| needs(k, meta, text)),
-        SearchKey::Or(a, b) => {
-            needs(a, meta, text);
-            needs(b, meta, text);
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Needs {
+    meta: bool,
+    text: bool,
+    raw: bool,
+}
+
+impl Needs {
+    fn of(key: &SearchKey) -> Self {
+        let mut needs = Self::default();
+        needs.add(key);
+        needs
+    }
+
+    fn add(&mut self, key: &SearchKey) {
+        match key {
+            SearchKey::And(keys) => keys.iter().for_each(|k| self.add(k)),
+            SearchKey::Or(a, b) => {
+                self.add(a);
+                self.add(b);
+            }
+            SearchKey::Not(k) => self.add(k),
+            SearchKey::SentBefore(_) | SearchKey::SentOn(_) | SearchKey::SentSince(_) => {
+                self.meta = true;
+            }
+            SearchKey::Header(..) => {
+                self.meta = true;
+                self.raw = true;
+            }
+            SearchKey::Body(_) => self.text = true,
+            SearchKey::Text(_) => {
+                self.meta = true;
+                self.text = true;
+                self.raw = true;
+            }
+            _ => {}
         }
-        SearchKey::Not(k) => needs(k, meta, text),
-        SearchKey::Header(..)
-        | SearchKey::SentBefore(_)
-        | SearchKey::SentOn(_)
-        | SearchKey::SentSince(_) => {
-            *meta = true;
-        }
-        SearchKey::Body(_) => *text = true,
-        SearchKey::Text(_) => {
-            *meta = true;
-            *text = true;
-        }
-        _ => {}
     }
 }
 
@@ -56,16 +77,62 @@ struct Candidate<'a> {
     entry: &'a MessageEntry,
     meta: Option<&'a MessageMeta>,
     text: Option<&'a str>,
+    raw: Option<&'a [u8]>,
+    /// The top-level header fields as written, unfolded; parsed at the first key that asks.
+    fields: OnceCell<Vec<(String, String)>>,
+}
+
+impl Candidate<'_> {
+    fn raw_fields(&self) -> &[(String, String)] {
+        self.fields.get_or_init(|| match (self.raw, self.meta) {
+            (Some(raw), Some(meta)) => {
+                let end = (meta.root.body_start as usize).min(raw.len());
+                unfolded_fields(raw.get(..end).unwrap_or_default())
+            }
+            _ => Vec::new(),
+        })
+    }
+
+    /// RFC 9051 §6.4.4 HEADER (and FROM, TO, ...): "Messages that have a header with the
+    /// specified field-name [...] and that contains the specified string in the text of
+    /// the header (what comes after the colon)". The text as written (so `<id@host>` and
+    /// group names are found) or as decoded (so RFC 2047 words are found); an empty string
+    /// matches every message that has the field.
+    fn header(&self, name: &str, value: &str) -> bool {
+        self.raw_fields()
+            .iter()
+            .any(|(n, v)| n.eq_ignore_ascii_case(name) && contains_ci(v, value))
+            || self.meta.is_some_and(|m| {
+                m.headers
+                    .iter()
+                    .any(|(n, v)| n.eq_ignore_ascii_case(name) && contains_ci(v, value))
+            })
+    }
+
+    /// RFC 9051 §6.4.4 TEXT: "Messages that contain the specified string in the header
+    /// (including MIME header fields) or body". Header sections are searched as written
+    /// and unfolded (field names included), the top-level header also decoded, the body
+    /// as decoded at delivery.
+    fn text(&self, value: &str) -> bool {
+        if self.text.is_some_and(|t| contains_ci(t, value))
+            || self
+                .meta
+                .is_some_and(|m| m.headers.iter().any(|(_, v)| contains_ci(v, value)))
+        {
+            return true;
+        }
+        let (Some(raw), Some(meta)) = (self.raw, self.meta) else {
+            return false;
+        };
+        header_sections(raw, &meta.root).into_iter().any(|header| {
+            unfolded_fields(header)
+                .iter()
+                .any(|(n, v)| contains_ci(&format!("{n}: {v}"), value))
+        })
+    }
 }
 
 fn matches(key: &SearchKey, c: &Candidate<'_>, view: &View) -> bool {
-    let header = |name: &str, value: &str| {
-        c.meta.is_some_and(|m| {
-            m.headers
-                .iter()
-                .any(|(n, v)| n.eq_ignore_ascii_case(name) && contains_ci(v, value))
-        })
-    };
     let sent = || c.meta.and_then(|m| m.sent_date).map(date_of);
     let internal = || date_of(c.entry.internal_date);
     match key {
@@ -78,13 +145,9 @@ fn matches(key: &SearchKey, c: &Candidate<'_>, view: &View) -> bool {
         // We keep no \Recent (RFC 9051 removed it): nothing is new or recent.
         SearchKey::New | SearchKey::Recent => false,
         SearchKey::Old => true,
-        SearchKey::Header(name, value) => header(name, value),
+        SearchKey::Header(name, value) => c.header(name, value),
         SearchKey::Body(value) => c.text.is_some_and(|t| contains_ci(t, value)),
-        SearchKey::Text(value) => {
-            c.text.is_some_and(|t| contains_ci(t, value))
-                || c.meta
-                    .is_some_and(|m| m.headers.iter().any(|(_, v)| contains_ci(v, value)))
-        }
+        SearchKey::Text(value) => c.text(value),
         SearchKey::Larger(n) => u64::from(c.entry.size) > *n,
         SearchKey::Smaller(n) => u64::from(c.entry.size) < *n,
         SearchKey::Before(date) => internal() < *date,
@@ -124,8 +187,7 @@ impl Session {
         let State::Selected { view, .. } = state else {
             return Err(CommandError::bad("No mailbox selected"));
         };
-        let (mut need_meta, mut need_text) = (false, false);
-        needs(&command.key, &mut need_meta, &mut need_text);
+        let needs = Needs::of(&command.key);
         let mut found: Vec<(u32, Uid)> = Vec::new();
         let live: Vec<usize> = (0..view.exists())
             .filter(|&i| {
@@ -140,13 +202,18 @@ impl Session {
                 .filter_map(|&i| view.entries.get(i))
                 .map(|e| e.message)
                 .collect();
-            let metas: HashMap<MessageId, Arc<MessageMeta>> = if need_meta {
+            let metas: HashMap<MessageId, Arc<MessageMeta>> = if needs.meta {
                 store.message_meta(&ids).await?
             } else {
                 HashMap::new()
             };
-            let texts: HashMap<MessageId, String> = if need_text {
+            let texts: HashMap<MessageId, String> = if needs.text {
                 store.message_texts(&ids).await?
+            } else {
+                HashMap::new()
+            };
+            let raws: HashMap<MessageId, Vec<u8>> = if needs.raw {
+                store.raw_messages(&ids).await?
             } else {
                 HashMap::new()
             };
@@ -154,7 +221,7 @@ impl Session {
                 let Some(entry) = view.entries.get(index) else {
                     continue;
                 };
-                let text = need_text.then(|| {
+                let text = needs.text.then(|| {
                     texts
                         .get(&entry.message)
                         .map(String::as_str)
@@ -165,6 +232,8 @@ impl Session {
                     entry,
                     meta: metas.get(&entry.message).map(Arc::as_ref),
                     text,
+                    raw: raws.get(&entry.message).map(Vec::as_slice),
+                    fields: OnceCell::new(),
                 };
                 if matches(&command.key, &candidate, view) {
                     found.push((candidate.seq, entry.uid));
@@ -244,5 +313,105 @@ impl Session {
         }
         response::untagged(&mut conn.out, &line);
         Ok(Completion::ok(done))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use storage::{Flags, ModSeq};
+
+    const GROUPS: &[u8] = b"From: Coordinator <coord@example.com>\r\nTo: Project Team: alice@example.com, \"Bob B.\" <bob@example.org>;, carol@example.org\r\nCc: Empty Group:;, Friends: \"Dave\" <dave@example.org>;\r\nBcc: undisclosed-recipients:;\r\nSubject: =?utf-8?q?Gr=C3=BC=C3=9Fe?=\r\nMessage-ID: <qp@example.com>\r\nX-Long-Unfolded: first\r\n second\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\nContent-Description: the inner words\r\n\r\nhello body\r\n--b--\r\n";
+
+    fn entry() -> MessageEntry {
+        MessageEntry {
+            uid: Uid(1),
+            modseq: ModSeq(1),
+            flags: Flags::default(),
+            internal_date: 0,
+            size: 0,
+            message: MessageId(1),
+        }
+    }
+
+    /// Evaluates a header or text key against `raw` the way SEARCH loads it.
+    fn finds(raw: &[u8], key: &SearchKey) -> bool {
+        let analysis = storage::mime::analyse(raw);
+        let entry = entry();
+        let candidate = Candidate {
+            seq: 1,
+            entry: &entry,
+            meta: Some(&analysis.meta),
+            text: Some(&analysis.body_text),
+            raw: Some(raw),
+            fields: OnceCell::new(),
+        };
+        match key {
+            SearchKey::Header(name, value) => candidate.header(name, value),
+            SearchKey::Text(value) => candidate.text(value),
+            _ => unreachable!("only header and text keys here"),
+        }
+    }
+
+    fn header(name: &str, value: &str) -> SearchKey {
+        SearchKey::Header(name.into(), value.into())
+    }
+
+    #[test]
+    fn header_matches_the_value_as_written() {
+        assert!(finds(GROUPS, &header("Message-ID", "<qp@example.com>")));
+        assert!(finds(GROUPS, &header("message-id", "qp@EXAMPLE.com")));
+        assert!(!finds(GROUPS, &header("Message-ID", "<other@example.com>")));
+        // Folded values are unfolded.
+        assert!(finds(GROUPS, &header("X-Long-Unfolded", "first second")));
+        // The decoded form still counts.
+        assert!(finds(GROUPS, &header("Subject", "grüße")));
+        // An empty string matches every message with the field, and only those.
+        assert!(finds(GROUPS, &header("X-Long-Unfolded", "")));
+        assert!(!finds(GROUPS, &header("X-Absent", "")));
+        // Only the top-level header: a part's field is not the message's.
+        assert!(!finds(GROUPS, &header("Content-Description", "inner")));
+    }
+
+    #[test]
+    fn address_keys_find_group_names() {
+        assert!(finds(GROUPS, &header("To", "Project Team")));
+        assert!(finds(GROUPS, &header("To", "bob@example.org")));
+        assert!(finds(GROUPS, &header("Cc", "Friends")));
+        assert!(finds(GROUPS, &header("Bcc", "undisclosed")));
+        assert!(!finds(GROUPS, &header("To", "Friends")));
+    }
+
+    #[test]
+    fn text_looks_in_every_header() {
+        let text = |value: &str| SearchKey::Text(value.into());
+        assert!(finds(GROUPS, &text("X-Long-Unfolded")));
+        assert!(finds(GROUPS, &text("undisclosed")));
+        assert!(finds(GROUPS, &text("inner words")));
+        assert!(finds(GROUPS, &text("hello body")));
+        assert!(finds(GROUPS, &text("grüße")));
+        assert!(!finds(GROUPS, &text("nowhere")));
+    }
+
+    #[test]
+    fn loads_the_raw_message_only_for_header_and_text_keys() {
+        let body = SearchKey::Body("x".into());
+        assert_eq!(
+            Needs::of(&body),
+            Needs {
+                meta: false,
+                text: true,
+                raw: false
+            }
+        );
+        assert!(!Needs::of(&SearchKey::Larger(10)).raw);
+        assert!(Needs::of(&SearchKey::Not(Box::new(header("To", "x")))).raw);
+        assert!(
+            Needs::of(&SearchKey::Or(
+                Box::new(body),
+                Box::new(SearchKey::Text("x".into()))
+            ))
+            .raw
+        );
     }
 }

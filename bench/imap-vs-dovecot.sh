@@ -1,0 +1,364 @@
+#!/usr/bin/env bash
+# IMAP throughput, letterbox against Dovecot, on this machine, in one run.
+#
+# CLIENTS concurrent IMAP clients (benches/imap_load.rs, built on async-imap) run the same
+# fixed command mix, first against letterbox, then against Dovecot, each a fresh instance
+# listening on a free 127.0.0.1 port with its data in one new temporary directory: LOGIN
+# (a new connection every 10 iterations), SELECT INBOX, FETCH 1:* of flags, UID, envelope and
+# three header fields, UID FETCH of three full bodies, SEARCH by subject, by sender and
+# UNSEEN, UID STORE +FLAGS and -FLAGS (\Seen), APPEND, UID STORE +FLAGS (\Deleted) and UID
+# EXPUNGE of the appended message, LOGOUT. Before the clock, MESSAGES messages of about 5 KB
+# are APPENDed to the INBOX. Every command must end in OK with the expected result. Printed
+# per server: IMAP commands per second; then the ratio letterbox/Dovecot.
+#
+# Same password scheme on both: argon2id with the same cost. Letterbox stores argon2id PHC
+# strings (the argon2 crate's default cost, m=19456 KiB, t=2, p=1); Dovecot's passwd-file
+# gets an {ARGON2ID} hash of the same password with the cost read from letterbox's store
+# (that default when letterbox is not run), made with the argon2 reference CLI (Debian
+# package argon2) and checked with `doveadm pw -t`. `doveadm pw -s ARGON2ID` itself cannot
+# make it: Debian's Dovecot 2.3 takes its cost from libsodium's presets, at least m=65536 KiB
+# and t=3, about four times letterbox's work per LOGIN; DOVECOT_HASH=doveadm uses that hash
+# instead. Neither server caches authentication (Dovecot's auth_cache_size is 0 by default),
+# so every LOGIN verifies the hash. Plain LOGIN without TLS on loopback on both.
+#
+# Dovecot keeps its defaults apart from what a private instance needs (paths, port, users,
+# ssl = no, plaintext auth) and process and per-user connection limits raised above CLIENTS:
+# its mail_fsync stays `optimized`, Maildir under the temporary directory.
+#
+# Run as root (Dovecot's master needs it), from anywhere:
+#   bench/imap-vs-dovecot.sh
+#   CLIENTS=16 DURATION=60 bench/imap-vs-dovecot.sh
+# Environment:
+#   CLIENTS (8)                      concurrent IMAP clients
+#   DURATION (30) or OPS             seconds of load per server, or IMAP commands per server
+#   MESSAGES (200)                   messages in the INBOX
+#   TARGETS ("letterbox dovecot")    run only one side, e.g. TARGETS=dovecot
+#   BENCH_TMPDIR (/var/tmp)          where the data of both servers lives: the same disk for
+#                                    both; on a tmpfs fsync costs nothing and the test is moot
+#   DOVECOT_HASH (same)              `doveadm`: Dovecot's own ARGON2ID cost instead (see above)
+#   IMAP_LOAD                        a prebuilt imap_load binary instead of building one
+#   KEEP=1                           keep the temporary directory (logs, Maildir, SQLite)
+set -euo pipefail
+
+CLIENTS=${CLIENTS:-8}
+DURATION=${DURATION:-30}
+OPS=${OPS:-}
+MESSAGES=${MESSAGES:-200}
+TARGETS=${TARGETS:-"letterbox dovecot"}
+BENCH_TMPDIR=${BENCH_TMPDIR:-/var/tmp}
+DOVECOT_HASH=${DOVECOT_HASH:-same}
+IMAP_LOAD=${IMAP_LOAD:-}
+KEEP=${KEEP:-0}
+IMAP_USER=you@localhost
+# The argon2 crate's default cost, which letterbox uses (storage/src/password.rs).
+ARGON2_COST="m=19456,t=2,p=1"
+# How long a server may take to start listening.
+STARTUP_TIMEOUT=60
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+log() { printf '== %s\n' "$*" >&2; }
+die() { printf 'imap-vs-dovecot: %s\n' "$*" >&2; exit 1; }
+
+wants() { [[ " $TARGETS " == *" $1 "* ]]; }
+
+[[ $CLIENTS =~ ^[1-9][0-9]*$ ]] || die "CLIENTS must be a positive integer"
+[[ $MESSAGES =~ ^[1-9][0-9]*$ ]] || die "MESSAGES must be a positive integer"
+if [[ -n $OPS ]]; then
+    [[ $OPS =~ ^[1-9][0-9]*$ ]] || die "OPS must be a positive integer"
+else
+    [[ $DURATION =~ ^[1-9][0-9]*$ ]] || die "DURATION must be a positive integer"
+fi
+[[ $DOVECOT_HASH == same || $DOVECOT_HASH == doveadm ]] || die "DOVECOT_HASH must be same or doveadm"
+wants letterbox || wants dovecot || die "TARGETS names neither letterbox nor dovecot"
+[[ $(id -u) == 0 ]] || die "run as root: Dovecot's master needs it"
+
+# --- Dovecot and the argon2 CLI from Debian ------------------------------------------------
+missing=()
+if wants dovecot; then
+    [[ -x /usr/sbin/dovecot && -x /usr/lib/dovecot/imap ]] || missing+=(dovecot-imapd)
+    [[ $DOVECOT_HASH == doveadm ]] || command -v argon2 >/dev/null || missing+=(argon2)
+fi
+if ((${#missing[@]})); then
+    log "installing ${missing[*]}"
+    install_packages() {
+        DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
+    }
+    install_packages || { apt-get update && install_packages; }
+fi
+
+# --- Build ---------------------------------------------------------------------------------
+WORK=$(mktemp -d "$BENCH_TMPDIR/letterbox-imap-bench.XXXXXX")
+# Dovecot's unprivileged processes must be able to walk into it.
+chmod 755 "$WORK"
+LETTERBOX_PID=
+DOVECOT_PID=
+
+cleanup() {
+    local status=$?
+    if [[ -n $LETTERBOX_PID ]] && kill -0 "$LETTERBOX_PID" 2>/dev/null; then
+        kill -TERM "$LETTERBOX_PID" 2>/dev/null || true
+        wait "$LETTERBOX_PID" 2>/dev/null || true
+    fi
+    if [[ -n $DOVECOT_PID ]]; then
+        stop_dovecot || true
+    fi
+    if [[ $KEEP == 1 || $status != 0 ]]; then
+        log "kept $WORK"
+    else
+        rm -rf "$WORK"
+    fi
+}
+trap cleanup EXIT
+
+cd "$ROOT"
+mkdir "$WORK/bin"
+if wants letterbox; then
+    log "building letterbox (release)"
+    cargo build --release --bin letterbox
+    # Copied now: the bench build below uplifts its own letterbox binary to the same path.
+    cp target/release/letterbox "$WORK/bin/letterbox"
+fi
+if [[ -n $IMAP_LOAD ]]; then
+    LOAD=$IMAP_LOAD
+else
+    log "building the load generator (cargo bench --no-run --bench imap_load)"
+    LOAD=$(cargo bench --no-run --bench imap_load --message-format=json |
+        grep -o '"executable":"[^"]*imap_load-[^"]*"' | tail -n 1 | cut -d'"' -f4)
+fi
+[[ -x $LOAD ]] || die "cannot find the imap_load executable"
+
+# --- Helpers -------------------------------------------------------------------------------
+
+# A 127.0.0.1 port nobody accepts on.
+free_port() {
+    local port _
+    for _ in $(seq 1 200); do
+        port=$((20000 + RANDOM % 30000))
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            echo "$port"
+            return 0
+        fi
+    done
+    return 1
+}
+
+# field KEY FILE: the value of KEY=value in the load generator's report line.
+field() {
+    sed -n "/^clients=/ { s/^.* $1=\([^ ]*\).*/\1/p; s/^$1=\([^ ]*\).*/\1/p }" "$2" | head -n 1
+}
+
+loadavg() { cut -d' ' -f1 /proc/loadavg; }
+
+# A password like letterbox's generated ones, for a run without letterbox.
+random_password() { head -c 18 /dev/urandom | base64 | tr -d '/+='; }
+
+# run_load NAME ADDRESS: drives the load, keeps its report in $WORK/NAME.load.
+run_load() {
+    local stop=(--duration "$DURATION") what="${DURATION}s"
+    if [[ -n $OPS ]]; then
+        stop=(--ops "$OPS")
+        what="$OPS commands"
+    fi
+    log "$1: $CLIENTS clients, $what, $MESSAGES messages in the INBOX, at $2 (loadavg_1min $(loadavg))"
+    IMAP_PASSWORD=$PASSWORD "$LOAD" --addr "$2" --user "$IMAP_USER" --clients "$CLIENTS" \
+        --messages "$MESSAGES" "${stop[@]}" | tee "$WORK/$1.load"
+    [[ -n $(field ops_per_second "$WORK/$1.load") ]] ||
+        die "$1: the load generator printed no report"
+}
+
+# running PID: the process exists and is not a zombie.
+running() {
+    local state
+    state=$(sed -E 's/^.*\) (.).*$/\1/' "/proc/$1/stat" 2>/dev/null) || return 1
+    [[ -n $state && $state != Z ]]
+}
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+
+# --- letterbox -----------------------------------------------------------------------------
+run_letterbox() {
+    local dir=$WORK/letterbox address stored_hash
+    mkdir "$dir"
+    cat >"$dir/letterbox.toml" <<EOF
+hostname = "localhost"
+data_dir = "$dir/data"
+
+[listen]
+smtp = []
+submission = []
+submissions = []
+imap = ["127.0.0.1:0"]
+imaps = []
+
+[limits]
+max_connections = $((CLIENTS + 10 > 1000 ? CLIENTS + 10 : 1000))
+max_connections_per_ip = $((CLIENTS + 10 > 1000 ? CLIENTS + 10 : 1000))
+EOF
+    log "starting letterbox"
+    "$WORK/bin/letterbox" --config "$dir/letterbox.toml" serve >"$dir/stdout" 2>"$dir/letterbox.log" &
+    LETTERBOX_PID=$!
+    local waited=0
+    until grep -qx ready "$dir/stdout"; do
+        kill -0 "$LETTERBOX_PID" 2>/dev/null || {
+            tail -n 20 "$dir/letterbox.log" >&2
+            die "letterbox exited before it was ready"
+        }
+        ((waited++ < STARTUP_TIMEOUT * 10)) || die "letterbox not ready after ${STARTUP_TIMEOUT}s"
+        sleep 0.1
+    done
+    address=$(sed -n 's/^listening imap //p' "$dir/stdout" | head -n 1)
+    [[ -n $address ]] || die "letterbox printed no 'listening imap' line"
+    PASSWORD=$(sed -n 's/^  Password: *//p' "$dir/stdout" | head -n 1)
+    [[ -n $PASSWORD ]] || die "letterbox printed no password for the first account"
+
+    # The cost of its argon2id hash, for Dovecot's. A PHC string: $argon2id$v=19$m=..,t=..,p=..$salt$hash
+    stored_hash=$(sqlite3 "$dir/data/letterbox.sqlite" \
+        "SELECT password_hash FROM accounts WHERE email = '$IMAP_USER'" 2>/dev/null || true)
+    if [[ $stored_hash == \$argon2id\$v=19\$* ]]; then
+        ARGON2_COST=$(cut -d'$' -f4 <<<"$stored_hash")
+    else
+        log "letterbox: could not read its password hash; assuming argon2id $ARGON2_COST"
+    fi
+    LETTERBOX_SCHEME="argon2id $ARGON2_COST"
+
+    run_load letterbox "$address"
+
+    kill -TERM "$LETTERBOX_PID"
+    wait "$LETTERBOX_PID" || die "letterbox exited with status $? on SIGTERM (see $dir/letterbox.log)"
+    LETTERBOX_PID=
+    LETTERBOX_RATE=$(field ops_per_second "$WORK/letterbox.load")
+}
+
+# --- Dovecot -------------------------------------------------------------------------------
+stop_dovecot() {
+    local pid=$DOVECOT_PID _
+    DOVECOT_PID=
+    kill -TERM "$pid" 2>/dev/null || true
+    # The master stops its children before it exits: wait for it before removing its files.
+    for _ in $(seq 1 100); do
+        running "$pid" || { wait "$pid" 2>/dev/null || true; return 0; }
+        sleep 0.1
+    done
+    log "dovecot master $pid still running after SIGTERM"
+}
+
+# An existing unprivileged user for Dovecot's internal and login processes: Debian's
+# dovecot and dovenull when the package made them, else nobody.
+system_user() { if getent passwd "$1" >/dev/null; then echo "$1"; else echo nobody; fi; }
+
+run_dovecot() {
+    local dir=$WORK/dovecot port hash
+    local internal_user login_user uid gid
+    internal_user=$(system_user dovecot)
+    login_user=$(system_user dovenull)
+    uid=$(id -u nobody)
+    gid=$(id -g nobody)
+    port=$(free_port) || die "no free port on 127.0.0.1"
+    mkdir -p "$dir/run" "$dir/state" "$dir/mail"
+    chown "$uid:$gid" "$dir/mail"
+    [[ -n ${PASSWORD:-} ]] || PASSWORD=$(random_password)
+
+    if [[ $DOVECOT_HASH == doveadm ]]; then
+        hash=$(doveadm pw -s ARGON2ID -p "$PASSWORD")
+    else
+        local m t p salt
+        m=$(sed -n 's/.*m=\([0-9]*\).*/\1/p' <<<"$ARGON2_COST")
+        t=$(sed -n 's/.*t=\([0-9]*\).*/\1/p' <<<"$ARGON2_COST")
+        p=$(sed -n 's/.*p=\([0-9]*\).*/\1/p' <<<"$ARGON2_COST")
+        salt=$(head -c 12 /dev/urandom | base64)
+        # A 32-byte hash, as the argon2 crate makes; the salt is the 16 characters as bytes.
+        hash="{ARGON2ID}$(printf '%s' "$PASSWORD" | argon2 "$salt" -id -t "$t" -k "$m" -p "$p" -l 32 -e)"
+    fi
+    doveadm pw -t "$hash" -p "$PASSWORD" >/dev/null || die "doveadm does not verify the hash $hash"
+    # shellcheck disable=SC2016 # the $ are the PHC string's, not the shell's
+    DOVECOT_SCHEME=$(sed -E 's/^\{([A-Z0-9-]+)\}\$([a-z0-9]+)\$v=[0-9]+\$([^$]*)\$.*/\2 \3/' <<<"$hash")
+    printf '%s:%s\n' "$IMAP_USER" "$hash" >"$dir/passwd"
+    chown "$internal_user" "$dir/passwd"
+    chmod 600 "$dir/passwd"
+
+    cat >"$dir/dovecot.conf" <<EOF
+# A private instance for bench/imap-vs-dovecot.sh; everything else at Dovecot's defaults.
+base_dir = $dir/run
+state_dir = $dir/state
+log_path = $dir/dovecot.log
+protocols = imap
+listen = 127.0.0.1
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+default_internal_user = $internal_user
+default_login_user = $login_user
+# Room for every client and its reconnections (defaults 100 processes and 10 connections).
+default_process_limit = $((CLIENTS + 10 > 100 ? CLIENTS + 10 : 100))
+mail_location = maildir:$dir/mail/%u
+passdb {
+  driver = passwd-file
+  args = username_format=%u $dir/passwd
+}
+userdb {
+  driver = static
+  args = uid=$uid gid=$gid home=$dir/mail/%u
+}
+service imap-login {
+  inet_listener imap {
+    address = 127.0.0.1
+    port = $port
+  }
+  inet_listener imaps {
+    port = 0
+  }
+}
+protocol imap {
+  mail_max_userip_connections = $((CLIENTS + 10))
+}
+EOF
+    log "starting dovecot $(dovecot --version | cut -d' ' -f1) on 127.0.0.1:$port"
+    dovecot -F -c "$dir/dovecot.conf" >"$dir/stdout" 2>&1 &
+    DOVECOT_PID=$!
+    local waited=0
+    until (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
+        running "$DOVECOT_PID" || {
+            cat "$dir/stdout" >&2
+            tail -n 20 "$dir/dovecot.log" >&2 2>/dev/null || true
+            die "dovecot exited before it listened"
+        }
+        ((waited++ < STARTUP_TIMEOUT * 10)) || {
+            tail -n 20 "$dir/dovecot.log" >&2 2>/dev/null || true
+            die "dovecot is not listening on 127.0.0.1:$port after ${STARTUP_TIMEOUT}s"
+        }
+        sleep 0.1
+    done
+
+    run_load dovecot "127.0.0.1:$port"
+
+    # A check, not a measurement: the Maildir holds the setup messages and nothing else.
+    local files
+    files=$(find "$dir/mail/$IMAP_USER/cur" "$dir/mail/$IMAP_USER/new" -maxdepth 1 -type f | wc -l)
+    ((files == MESSAGES)) || die "dovecot: $files files in the Maildir, expected $MESSAGES"
+    stop_dovecot
+    DOVECOT_RATE=$(field ops_per_second "$WORK/dovecot.load")
+}
+
+# --- Run -----------------------------------------------------------------------------------
+# Other work on this machine skews both figures: the load average is printed with them.
+LOADAVG_BEFORE=$(loadavg)
+if wants letterbox; then run_letterbox; fi
+if wants dovecot; then run_dovecot; fi
+
+summary() {
+    printf '%s ops_per_second=%s (%s ops in %ss, client CPU %ss, LOGIN %s)\n' "$1" \
+        "$(field ops_per_second "$WORK/$2.load")" "$(field ops "$WORK/$2.load")" \
+        "$(field seconds "$WORK/$2.load")" "$(field client_cpu_seconds "$WORK/$2.load")" "$3"
+}
+filesystem=$(df -T "$WORK" | awk 'NR == 2 { print $2 }')
+echo
+limit="DURATION=$DURATION"
+[[ -z $OPS ]] || limit="OPS=$OPS"
+echo "CLIENTS=$CLIENTS $limit MESSAGES=$MESSAGES cores=$(nproc)" \
+    "data on $filesystem ($BENCH_TMPDIR) loadavg_1min before=$LOADAVG_BEFORE after=$(loadavg)"
+if wants letterbox; then summary "letterbox:" letterbox "$LETTERBOX_SCHEME"; fi
+if wants dovecot; then summary "dovecot:  " dovecot "$DOVECOT_SCHEME"; fi
+if wants letterbox && wants dovecot; then
+    echo "ratio letterbox/dovecot: $(ratio "$LETTERBOX_RATE" "$DOVECOT_RATE") (target: at least 1.5)"
+fi

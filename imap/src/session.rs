@@ -19,7 +19,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use storage::AccountId;
+use storage::{AccountId, ModSeq};
 
 /// RFC 9051 §6.2.3 lets a server close after failed logins; three per connection is what
 /// a person mistyping needs, more is guessing.
@@ -58,6 +58,10 @@ pub(crate) struct Enabled {
     pub(crate) rev2: bool,
     /// RFC 6855: UTF-8 in quoted strings and mailbox names.
     pub(crate) utf8: bool,
+    /// RFC 7162 §3.1: MODSEQ in FETCH responses, HIGHESTMODSEQ on SELECT.
+    pub(crate) condstore: bool,
+    /// RFC 7162 §3.2.3: VANISHED instead of EXPUNGE, SELECT (QRESYNC ...).
+    pub(crate) qresync: bool,
 }
 
 /// How a command ended when it did not fail.
@@ -355,7 +359,12 @@ impl Session {
             C::StartTls => self.starttls().await,
             C::Login { user, password } => self.login(&user, &password).await,
             C::Authenticate { mechanism, initial } => self.authenticate(&mechanism, initial).await,
-            C::Select { mailbox, read_only } => self.select(&mailbox, read_only).await,
+            C::Select {
+                mailbox,
+                read_only,
+                condstore,
+                qresync,
+            } => self.select(&mailbox, read_only, condstore, qresync).await,
             C::Create {
                 mailbox,
                 special_use,
@@ -373,7 +382,16 @@ impl Session {
             C::Unselect => self.close(false).await,
             C::Expunge { uids } => self.expunge(uids.as_ref()).await,
             C::Search(search) => self.search(search).await,
-            C::Fetch { uid, set, items } => self.fetch(uid, &set, items).await,
+            C::Fetch {
+                uid,
+                set,
+                items,
+                changed_since,
+                vanished,
+            } => {
+                self.fetch(uid, &set, items, changed_since.map(ModSeq), vanished)
+                    .await
+            }
             C::Store(store) => self.store(store).await,
             C::Copy {
                 uid,
@@ -402,6 +420,15 @@ impl Session {
     /// UTF-8 mailbox names and quoted strings (RFC 9051 §5.1, RFC 6855 §3).
     pub(crate) fn utf8(&self) -> bool {
         self.enabled.rev2 || self.enabled.utf8
+    }
+
+    /// RFC 7162 §3.1: a "CONDSTORE enabling command" turns CONDSTORE on for the rest
+    /// of the session, also for the mailbox selected now.
+    pub(crate) fn enable_condstore(&mut self) {
+        self.enabled.condstore = true;
+        if let State::Selected { view, .. } = &mut self.state {
+            view.condstore = true;
+        }
     }
 
     pub(crate) fn account(&self) -> Result<AccountId, CommandError> {

@@ -10,6 +10,7 @@
 //!   EXPUNGE response may be sent (RFC 9051 §7.5.1: never during FETCH, STORE or SEARCH).
 
 use crate::proto::response;
+use crate::proto::sequence::SequenceSet;
 use std::collections::BTreeSet;
 use storage::{Change, Flags, MailboxId, MessageEntry, ModSeq, Store, Uid, UidValidity};
 use tokio::sync::broadcast::{self, error::TryRecvError};
@@ -31,6 +32,10 @@ pub(crate) struct View {
     reported_exists: usize,
     /// RFC 5182: the result saved by `SEARCH RETURN (SAVE)`, as UIDs.
     pub(crate) saved: Vec<Uid>,
+    /// RFC 7162 §3.1.4.1: flag changes are reported with their MODSEQ.
+    pub(crate) condstore: bool,
+    /// RFC 7162 §3.2.10: expunges are reported as VANISHED.
+    pub(crate) qresync: bool,
     changes: broadcast::Receiver<Change>,
 }
 
@@ -70,8 +75,15 @@ impl View {
             dirty: false,
             deferred: BTreeSet::new(),
             saved: Vec::new(),
+            condstore: false,
+            qresync: false,
             changes,
         })
+    }
+
+    /// The HIGHESTMODSEQ this view reflects (RFC 7162 §3.1.2.1).
+    pub(crate) fn highest_modseq(&self) -> ModSeq {
+        self.synced
     }
 
     pub(crate) fn uids(&self) -> &[u32] {
@@ -147,10 +159,15 @@ impl View {
                         known.modseq = known.modseq.max(entry.modseq);
                         if known.flags != entry.flags {
                             known.flags = entry.flags;
+                            let modseq = if self.condstore {
+                                format!(" MODSEQ ({})", known.modseq)
+                            } else {
+                                String::new()
+                            };
                             response::untagged(
                                 out,
                                 &format!(
-                                    "{} FETCH (UID {} FLAGS ({}))",
+                                    "{} FETCH (UID {} FLAGS ({}){modseq})",
                                     index + 1,
                                     known.uid,
                                     flags_text(&known.flags)
@@ -182,15 +199,24 @@ impl View {
 
     /// Removes messages and writes their EXPUNGE responses. Highest first, so each
     /// number written is the message's number before any of these removals and the
-    /// numbers of the ones still to come are unchanged (RFC 9051 §7.5.1).
+    /// numbers of the ones still to come are unchanged (RFC 9051 §7.5.1). Under QRESYNC
+    /// one `VANISHED uid-set` instead (RFC 7162 §3.2.10).
     pub(crate) fn remove(&mut self, uids: &[Uid], out: &mut Vec<u8>) {
         let mut indexes: Vec<usize> = uids.iter().filter_map(|&uid| self.index_of(uid)).collect();
         indexes.sort_unstable();
         indexes.dedup();
+        let mut vanished = Vec::with_capacity(indexes.len());
         for &index in indexes.iter().rev() {
             self.entries.remove(index);
-            self.uids.remove(index);
-            response::untagged(out, &format!("{} EXPUNGE", index + 1));
+            let uid = self.uids.remove(index);
+            if self.qresync {
+                vanished.push(uid);
+            } else {
+                response::untagged(out, &format!("{} EXPUNGE", index + 1));
+            }
+        }
+        if let Some(set) = SequenceSet::from_numbers(&vanished) {
+            response::untagged(out, &format!("VANISHED {set}"));
         }
         for uid in uids {
             self.deferred.remove(uid);

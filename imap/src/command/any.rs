@@ -42,6 +42,9 @@ impl Session {
                 "BINARY",
                 "STATUS=SIZE",
                 "UTF8=ACCEPT",
+                "CONDSTORE",
+                "QRESYNC",
+                "WITHIN",
             ]
             .map(String::from),
         );
@@ -96,6 +99,14 @@ impl Session {
             } else if capability.eq_ignore_ascii_case("UTF8=ACCEPT") && !self.enabled.utf8 {
                 self.enabled.utf8 = true;
                 enabled.push("UTF8=ACCEPT");
+            } else if capability.eq_ignore_ascii_case("CONDSTORE") && !self.enabled.condstore {
+                self.enabled.condstore = true;
+                enabled.push("CONDSTORE");
+            } else if capability.eq_ignore_ascii_case("QRESYNC") && !self.enabled.qresync {
+                // RFC 7162 §3.2.3: QRESYNC implies CONDSTORE.
+                self.enabled.qresync = true;
+                self.enabled.condstore = true;
+                enabled.push("QRESYNC");
             }
         }
         let mut line = String::from("ENABLED");

@@ -7,14 +7,16 @@ use crate::message;
 use crate::proto::Sequence;
 use crate::proto::command::{FetchItem, Rfc822Part, Section, SectionText};
 use crate::proto::datetime::format_date_time;
+use crate::proto::response;
 use crate::proto::response::{Code, literal, literal8, string_text};
+use crate::proto::sequence::SequenceSet;
 use crate::proto::tag::is_astring_char;
 use crate::session::{CommandResult, Completion, Session, State};
 use crate::view::flags_text;
 use std::borrow::Cow;
 use std::collections::HashSet;
 use std::sync::Arc;
-use storage::{FlagOperation, Flags, MessageMeta};
+use storage::{FlagOperation, Flags, MessageMeta, ModSeq};
 
 /// Messages whose meta is loaded at once: one query per chunk, bounded memory.
 const FETCH_CHUNK: usize = 256;
@@ -25,17 +27,51 @@ impl Session {
         uid: bool,
         set: &Sequence,
         mut items: Vec<FetchItem>,
+        changed_since: Option<ModSeq>,
+        vanished: bool,
     ) -> CommandResult {
+        // RFC 7162 §3.2.6: VANISHED needs ENABLE QRESYNC.
+        if vanished && !self.enabled.qresync {
+            return Err(CommandError::bad("ENABLE QRESYNC first"));
+        }
+        // RFC 7162 §3.1: MODSEQ and CHANGEDSINCE are CONDSTORE enabling.
+        if changed_since.is_some() || items.contains(&FetchItem::ModSeq) {
+            self.enable_condstore();
+        }
         let utf8 = self.utf8();
         let store = self.server.store.clone();
         let Session { state, conn, .. } = self;
         let State::Selected { view, .. } = state else {
             return Err(CommandError::bad("No mailbox selected"));
         };
-        let indexes = resolve(view, set, uid)?;
+        let mut indexes = resolve(view, set, uid)?;
         // RFC 9051 §6.4.9: UID FETCH always returns the UID.
         if uid && !items.contains(&FetchItem::Uid) {
             items.insert(0, FetchItem::Uid);
+        }
+        if let Some(since) = changed_since {
+            // RFC 7162 §3.1.4.1: only messages changed after `since`, with their MODSEQ.
+            indexes.retain(|&i| view.entries.get(i).is_some_and(|e| e.modseq > since));
+            if !items.contains(&FetchItem::ModSeq) {
+                items.push(FetchItem::ModSeq);
+            }
+            if vanished && let Sequence::Set(set) = set {
+                // RFC 7162 §3.2.6: first the UIDs of the set expunged after `since`.
+                let expunged = store.changes_since(view.mailbox, since).await?.expunged;
+                let largest = view.uids().last().copied().unwrap_or(0);
+                let gone: Vec<u32> = expunged
+                    .into_iter()
+                    .map(|uid| uid.0)
+                    .filter(|&uid| view.index_of(storage::Uid(uid)).is_none())
+                    .filter(|&uid| {
+                        set.ranges(largest.max(uid))
+                            .any(|(low, high)| (low..=high).contains(&uid))
+                    })
+                    .collect();
+                if let Some(gone) = SequenceSet::from_numbers(&gone) {
+                    response::untagged(&mut conn.out, &format!("VANISHED (EARLIER) {gone}"));
+                }
+            }
         }
         let needs_meta = items.iter().any(|item| {
             matches!(
@@ -155,6 +191,10 @@ impl Session {
                         }
                         FetchItem::Uid => {
                             out.extend_from_slice(format!("UID {}", entry.uid).as_bytes())
+                        }
+                        // RFC 7162 §3.1.4.1: `"MODSEQ" SP "(" permsg-modsequence ")"`.
+                        FetchItem::ModSeq => {
+                            out.extend_from_slice(format!("MODSEQ ({})", entry.modseq).as_bytes())
                         }
                         FetchItem::InternalDate => out.extend_from_slice(
                             format!("INTERNALDATE \"{}\"", format_date_time(entry.internal_date))

@@ -222,6 +222,10 @@ impl Session {
 
     /// RFC 9051 §6.3.11 STATUS (with RFC 8438 SIZE, RFC 7889 APPENDLIMIT).
     pub(crate) async fn status(&mut self, mailbox: &str, items: &[StatusItem]) -> CommandResult {
+        // RFC 7162 §3.1: STATUS (HIGHESTMODSEQ) is CONDSTORE enabling.
+        if items.contains(&StatusItem::HighestModSeq) {
+            self.enable_condstore();
+        }
         let target = self.existing(mailbox).await?;
         let status = self.server.store.mailbox_status(target.id).await?;
         let line = self.status_line(&target.name, &status, items);

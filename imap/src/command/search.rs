@@ -132,14 +132,32 @@ impl Candidate<'_> {
     }
 }
 
-fn matches(key: &SearchKey, c: &Candidate<'_>, view: &View) -> bool {
+/// True when the key uses MODSEQ anywhere (RFC 7162 §3.1.5: then results carry MODSEQ).
+fn uses_modseq(key: &SearchKey) -> bool {
+    match key {
+        SearchKey::ModSeq(_) => true,
+        SearchKey::And(keys) => keys.iter().any(uses_modseq),
+        SearchKey::Or(a, b) => uses_modseq(a) || uses_modseq(b),
+        SearchKey::Not(k) => uses_modseq(k),
+        _ => false,
+    }
+}
+
+fn matches(key: &SearchKey, c: &Candidate<'_>, view: &View, now: i64) -> bool {
     let sent = || c.meta.and_then(|m| m.sent_date).map(date_of);
     let internal = || date_of(c.entry.internal_date);
     match key {
         SearchKey::All => true,
-        SearchKey::And(keys) => keys.iter().all(|k| matches(k, c, view)),
-        SearchKey::Or(a, b) => matches(a, c, view) || matches(b, c, view),
-        SearchKey::Not(k) => !matches(k, c, view),
+        SearchKey::And(keys) => keys.iter().all(|k| matches(k, c, view, now)),
+        SearchKey::Or(a, b) => matches(a, c, view, now) || matches(b, c, view, now),
+        SearchKey::Not(k) => !matches(k, c, view, now),
+        // RFC 7162 §3.1.5: "messages that have modification values that are equal to or
+        // greater than <mod-sequence-valzer>".
+        SearchKey::ModSeq(modseq) => c.entry.modseq.0 >= *modseq,
+        // RFC 5032 §3: OLDER, "internal date [...] is older than the specified
+        // interval"; YOUNGER, "within the specified interval" (seconds before now).
+        SearchKey::Older(seconds) => now - c.entry.internal_date > i64::from(*seconds),
+        SearchKey::Younger(seconds) => now - c.entry.internal_date <= i64::from(*seconds),
         SearchKey::Flag(flag, set) => c.entry.flags.contains(flag) == *set,
         SearchKey::Keyword(keyword, set) => c.entry.flags.contains(keyword) == *set,
         // We keep no \Recent (RFC 9051 removed it): nothing is new or recent.
@@ -180,6 +198,12 @@ impl Session {
                 "Unsupported charset",
             ));
         }
+        let with_modseq = uses_modseq(&command.key);
+        // RFC 7162 §3.1: SEARCH MODSEQ is CONDSTORE enabling.
+        if with_modseq {
+            self.enable_condstore();
+        }
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
         let rev2 = self.enabled.rev2;
         let tag = self.tag.clone();
         let store = self.server.store.clone();
@@ -189,6 +213,7 @@ impl Session {
         };
         let needs = Needs::of(&command.key);
         let mut found: Vec<(u32, Uid)> = Vec::new();
+        let mut highest_modseq = 0u64;
         let live: Vec<usize> = (0..view.exists())
             .filter(|&i| {
                 view.entries
@@ -235,8 +260,9 @@ impl Session {
                     raw: raws.get(&entry.message).map(Vec::as_slice),
                     fields: OnceCell::new(),
                 };
-                if matches(&command.key, &candidate, view) {
+                if matches(&command.key, &candidate, view, now) {
                     found.push((candidate.seq, entry.uid));
+                    highest_modseq = highest_modseq.max(entry.modseq.0);
                 }
             }
         }
@@ -255,6 +281,10 @@ impl Session {
             for n in &numbers {
                 line.push(' ');
                 line.push_str(&n.to_string());
+            }
+            // RFC 7162 §3.1.5: `(MODSEQ n)`, the highest of the messages found.
+            if with_modseq && !numbers.is_empty() {
+                line.push_str(&format!(" (MODSEQ {highest_modseq})"));
             }
             response::untagged(&mut conn.out, &line);
             return Ok(Completion::ok(done));
@@ -310,6 +340,10 @@ impl Session {
             && let Some(set) = SequenceSet::from_numbers(&numbers)
         {
             line.push_str(&format!(" ALL {set}"));
+        }
+        // RFC 7162 §3.1.5 / RFC 4731: `MODSEQ n` after the other return data.
+        if with_modseq && !found.is_empty() {
+            line.push_str(&format!(" MODSEQ {highest_modseq}"));
         }
         response::untagged(&mut conn.out, &line);
         Ok(Completion::ok(done))

@@ -2,14 +2,29 @@
 //! CLOSE (§6.4.1) and UNSELECT (RFC 3691).
 
 use crate::error::CommandError;
+use crate::proto::command::QresyncParams;
 use crate::proto::response::{self, Code, Status};
+use crate::proto::sequence::SequenceSet;
 use crate::session::{CommandResult, Completion, Session, State};
-use crate::view::View;
-use storage::{MAILBOX_DELIMITER, SYSTEM_FLAGS};
+use crate::view::{View, flags_text};
+use storage::{MAILBOX_DELIMITER, ModSeq, SYSTEM_FLAGS};
 
 impl Session {
-    pub(crate) async fn select(&mut self, mailbox: &str, read_only: bool) -> CommandResult {
+    pub(crate) async fn select(
+        &mut self,
+        mailbox: &str,
+        read_only: bool,
+        condstore: bool,
+        qresync: Option<QresyncParams>,
+    ) -> CommandResult {
         let account = self.account()?;
+        // RFC 7162 §3.2.5: QRESYNC parameters without ENABLE QRESYNC are a BAD.
+        if qresync.is_some() && !self.enabled.qresync {
+            return Err(CommandError::bad("ENABLE QRESYNC first"));
+        }
+        if condstore {
+            self.enabled.condstore = true;
+        }
         // RFC 9051 §6.3.2: selecting deselects first, even when the new one fails; the
         // client learns with [CLOSED] that the old mailbox is gone.
         if matches!(self.state, State::Selected { .. }) {
@@ -25,7 +40,9 @@ impl Session {
         let Some(target) = self.server.store.mailbox_by_name(account, &name).await? else {
             return Err(CommandError::no(Some(Code::NonExistent), "No such mailbox"));
         };
-        let view = View::open(&self.server.store, target.id, read_only).await?;
+        let mut view = View::open(&self.server.store, target.id, read_only).await?;
+        view.condstore = self.enabled.condstore;
+        view.qresync = self.enabled.qresync;
         let out = &mut self.conn.out;
         let system = SYSTEM_FLAGS.join(" ");
         response::untagged(out, &format!("FLAGS ({system})"));
@@ -73,6 +90,20 @@ impl Session {
             Some(&Code::UidNext(status.uid_next.0)),
             "Predicted next UID",
         );
+        if self.enabled.condstore {
+            // RFC 7162 §3.1.2.1: HIGHESTMODSEQ on every SELECT/EXAMINE once enabled.
+            response::untagged_status(
+                &mut self.conn.out,
+                Status::Ok,
+                Some(&Code::HighestModSeq(view.highest_modseq().0)),
+                "Highest",
+            );
+        }
+        if let Some(qresync) = qresync
+            && qresync.uid_validity == view.uid_validity.0
+        {
+            self.resynchronise(&view, &qresync).await?;
+        }
         if self.enabled.rev2 {
             // RFC 9051 §6.3.2: a LIST response with the mailbox name.
             let line = format!(
@@ -91,6 +122,54 @@ impl Session {
             (Code::ReadWrite, "SELECT completed")
         };
         Ok(Completion::ok_with(code, text))
+    }
+
+    /// RFC 7162 §3.2.5: after the SELECT responses, what the client missed since its
+    /// modseq: `VANISHED (EARLIER)` with the expunged UIDs it may know, then FETCH with
+    /// the flags of every message changed since. The sequence match data is a hint we
+    /// need not use: the expunge history is kept whole.
+    async fn resynchronise(
+        &mut self,
+        view: &View,
+        qresync: &QresyncParams,
+    ) -> Result<(), CommandError> {
+        let since = ModSeq(qresync.modseq);
+        let changes = self.server.store.changes_since(view.mailbox, since).await?;
+        let largest = view.uids().last().copied().unwrap_or(0);
+        let vanished: Vec<u32> = changes
+            .expunged
+            .iter()
+            .map(|uid| uid.0)
+            // A UID the view still holds was expunged after it was read: the next sync
+            // point reports it.
+            .filter(|&uid| view.index_of(storage::Uid(uid)).is_none())
+            .filter(|&uid| {
+                qresync.known_uids.as_ref().is_none_or(|known| {
+                    known
+                        .ranges(largest.max(uid))
+                        .any(|(low, high)| (low..=high).contains(&uid))
+                })
+            })
+            .collect();
+        let out = &mut self.conn.out;
+        if let Some(set) = SequenceSet::from_numbers(&vanished) {
+            response::untagged(out, &format!("VANISHED (EARLIER) {set}"));
+        }
+        for (index, entry) in view.entries.iter().enumerate() {
+            if entry.modseq > since {
+                response::untagged(
+                    out,
+                    &format!(
+                        "{} FETCH (UID {} FLAGS ({}) MODSEQ ({}))",
+                        index + 1,
+                        entry.uid,
+                        flags_text(&entry.flags),
+                        entry.modseq
+                    ),
+                );
+            }
+        }
+        Ok(())
     }
 
     /// CLOSE (`expunge` true: RFC 9051 §6.4.1, silently removes \Deleted messages when

@@ -4,10 +4,12 @@
 use super::resolve;
 use crate::error::CommandError;
 use crate::proto::command::StoreCommand;
-use crate::proto::response;
+use crate::proto::response::{self, Code};
+use crate::proto::sequence::SequenceSet;
 use crate::session::{CommandResult, Completion, Session, State};
 use crate::view::flags_text;
-use storage::{Flags, SYSTEM_FLAGS};
+use std::collections::HashSet;
+use storage::{Flags, ModSeq, SYSTEM_FLAGS};
 
 /// Keywords a message may carry; beyond this a client is abusing flags as storage.
 const MAX_FLAGS_PER_STORE: usize = 64;
@@ -38,6 +40,10 @@ pub(crate) fn validate_flags(flags: &[String]) -> Result<Flags, CommandError> {
 
 impl Session {
     pub(crate) async fn store(&mut self, command: StoreCommand) -> CommandResult {
+        // RFC 7162 §3.1: UNCHANGEDSINCE is CONDSTORE enabling.
+        if command.unchanged_since.is_some() {
+            self.enable_condstore();
+        }
         let store = self.server.store.clone();
         let Session { state, conn, .. } = self;
         let State::Selected { view, .. } = state else {
@@ -54,37 +60,80 @@ impl Session {
             .filter(|e| !view.is_expunged(e.uid))
             .map(|e| e.uid)
             .collect();
+        let mut changed = HashSet::new();
+        let mut modified = Vec::new();
         if !uids.is_empty() {
             let outcome = store
-                .store_flags(view.mailbox, uids, command.operation, flags, None)
+                .store_flags(
+                    view.mailbox,
+                    uids,
+                    command.operation,
+                    flags,
+                    command.unchanged_since.map(ModSeq),
+                )
                 .await?;
             for (uid, modseq, flags) in outcome.changed {
                 view.set_flags(uid, modseq, flags);
+                changed.insert(uid);
             }
+            modified = outcome.modified;
         }
-        if !command.silent {
-            for &index in &indexes {
-                let Some(entry) = view.entries.get(index) else {
-                    continue;
-                };
-                let line = if command.uid {
-                    format!(
-                        "{} FETCH (UID {} FLAGS ({}))",
-                        index + 1,
-                        entry.uid,
-                        flags_text(&entry.flags)
-                    )
+        for &index in &indexes {
+            let Some(entry) = view.entries.get(index) else {
+                continue;
+            };
+            if modified.contains(&entry.uid) {
+                continue;
+            }
+            let uid = if command.uid {
+                format!("UID {} ", entry.uid)
+            } else {
+                String::new()
+            };
+            let line = if !command.silent {
+                // RFC 7162 §3.1.4.1: with CONDSTORE on, FETCH responses carry MODSEQ.
+                let modseq = if view.condstore {
+                    format!(" MODSEQ ({})", entry.modseq)
                 } else {
-                    format!("{} FETCH (FLAGS ({}))", index + 1, flags_text(&entry.flags))
+                    String::new()
                 };
-                response::untagged(&mut conn.out, &line);
-            }
+                format!(
+                    "{} FETCH ({uid}FLAGS ({}){modseq})",
+                    index + 1,
+                    flags_text(&entry.flags)
+                )
+            } else if view.condstore && changed.contains(&entry.uid) {
+                // RFC 7162 §3.1.3: .SILENT still tells a CONDSTORE client the new MODSEQ.
+                format!("{} FETCH ({uid}MODSEQ ({}))", index + 1, entry.modseq)
+            } else {
+                continue;
+            };
+            response::untagged(&mut conn.out, &line);
         }
-        Ok(Completion::ok(if command.uid {
+        let done = if command.uid {
             "UID STORE completed"
         } else {
             "STORE completed"
-        }))
+        };
+        // RFC 7162 §3.1.3: `OK [MODIFIED set]` names what UNCHANGEDSINCE protected, as
+        // UIDs for UID STORE and sequence numbers for STORE.
+        let modified: Vec<u32> = modified
+            .iter()
+            .filter_map(|&uid| {
+                if command.uid {
+                    Some(uid.0)
+                } else {
+                    view.index_of(uid).and_then(|i| u32::try_from(i + 1).ok())
+                }
+            })
+            .collect();
+        match SequenceSet::from_numbers(&modified) {
+            Some(set) => Ok(Completion::ok_with(
+                Code::Modified(set.to_string()),
+                "Conditional STORE failed for some messages",
+            )),
+            None => Ok(Completion::ok(done)),
+        }
     }
 }
 

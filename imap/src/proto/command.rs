@@ -42,6 +42,10 @@ pub enum CommandBody {
     Select {
         mailbox: String,
         read_only: bool,
+        /// RFC 7162 §3.1.8 `SELECT mailbox (CONDSTORE)`.
+        condstore: bool,
+        /// RFC 7162 §3.2.5 `SELECT mailbox (QRESYNC (...))`.
+        qresync: Option<QresyncParams>,
     },
     Create {
         mailbox: String,
@@ -82,6 +86,10 @@ pub enum CommandBody {
         uid: bool,
         set: Sequence,
         items: Vec<FetchItem>,
+        /// RFC 7162 §3.1.4 `(CHANGEDSINCE modseq)`.
+        changed_since: Option<u64>,
+        /// RFC 7162 §3.2.6 `(... VANISHED)` of UID FETCH.
+        vanished: bool,
     },
     Store(StoreCommand),
     Copy {
@@ -141,6 +149,16 @@ impl std::fmt::Debug for SaslResponse {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("SaslResponse(***)")
     }
+}
+
+/// RFC 7162 §3.2.5: `"QRESYNC" SP "(" uidvalidity SP mod-sequence-value [SP known-uids]
+/// [SP seq-match-data] ")"`; `seq-match-data = "(" known-sequence-set SP known-uid-set ")"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QresyncParams {
+    pub uid_validity: u32,
+    pub modseq: u64,
+    pub known_uids: Option<SequenceSet>,
+    pub seq_match: Option<(SequenceSet, SequenceSet)>,
 }
 
 #[derive(Debug, Default)]
@@ -223,6 +241,12 @@ pub enum SearchKey {
     SentSince(Date),
     Uid(Sequence),
     Seq(Sequence),
+    /// RFC 7162 §3.1.5 `MODSEQ [entry-name entry-type] mod-sequence-valzer`: messages
+    /// whose modseq is at least this.
+    ModSeq(u64),
+    /// RFC 5032 `OLDER n` / `YOUNGER n`: internal date more / at most n seconds ago.
+    Older(u32),
+    Younger(u32),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -236,6 +260,8 @@ pub enum FetchItem {
         extensible: bool,
     },
     Uid,
+    /// RFC 7162 §3.1.4.1 `MODSEQ`.
+    ModSeq,
     /// `RFC822`, `RFC822.HEADER`, `RFC822.TEXT` (RFC 3501 §6.4.5).
     Rfc822(Rfc822Part),
     BodySection {
@@ -282,6 +308,8 @@ pub struct StoreCommand {
     pub operation: FlagOperation,
     pub silent: bool,
     pub flags: Vec<String>,
+    /// RFC 7162 §3.1.3 `(UNCHANGEDSINCE modseq)`.
+    pub unchanged_since: Option<u64>,
 }
 
 /// Why a command did not parse; answered with BAD (tagged when the tag was readable).
@@ -570,6 +598,106 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// RFC 7162 §7: `mod-sequence-value = 1*DIGIT` (1 to 2^63-1);
+    /// `mod-sequence-valzer = "0" / mod-sequence-value`.
+    fn mod_sequence(&mut self, zero_allowed: bool) -> PResult<u64> {
+        match self.number64()? {
+            0 if !zero_allowed => err("A modseq of 0 is not allowed here"),
+            n if n > i64::MAX as u64 => err("Modseq out of range"),
+            n => Ok(n),
+        }
+    }
+
+    /// RFC 7162 §3.1.4 / §3.2.6: `fetch-modifiers = SP "(" fetch-modifier *(SP fetch-modifier) ")"`;
+    /// `fetch-modifier =/ chgsince-fetch-mod / "VANISHED"`;
+    /// `chgsince-fetch-mod = "CHANGEDSINCE" SP mod-sequence-value`.
+    fn fetch_modifiers(&mut self) -> PResult<(Option<u64>, bool)> {
+        let mut changed_since = None;
+        let mut vanished = false;
+        if !self.eat(b' ') {
+            return Ok((None, false));
+        }
+        self.require(b'(', "Expected FETCH modifiers")?;
+        loop {
+            if self.keyword("CHANGEDSINCE") {
+                self.sp()?;
+                changed_since = Some(self.mod_sequence(false)?);
+            } else if self.keyword("VANISHED") {
+                vanished = true;
+            } else {
+                return err("Unknown FETCH modifier");
+            }
+            if self.eat(b')') {
+                break;
+            }
+            self.sp()?;
+        }
+        // RFC 7162 §3.2.6: VANISHED without CHANGEDSINCE is a BAD.
+        if vanished && changed_since.is_none() {
+            return err("VANISHED needs CHANGEDSINCE");
+        }
+        Ok((changed_since, vanished))
+    }
+
+    /// `select-params = SP "(" select-param *(SP select-param) ")"` (RFC 4466 §2.1),
+    /// with RFC 7162's `"CONDSTORE"` and `"QRESYNC" SP "(" ... ")"`.
+    fn select_params(&mut self) -> PResult<(bool, Option<QresyncParams>)> {
+        let mut condstore = false;
+        let mut qresync = None;
+        if !self.eat(b' ') {
+            return Ok((false, None));
+        }
+        self.require(b'(', "Expected SELECT parameters")?;
+        if self.eat(b')') {
+            return Ok((false, None));
+        }
+        loop {
+            if self.keyword("CONDSTORE") {
+                condstore = true;
+            } else if self.keyword("QRESYNC") {
+                self.sp()?;
+                self.require(b'(', "Expected QRESYNC parameters")?;
+                let uid_validity = self.nz_number()?;
+                self.sp()?;
+                let modseq = self.mod_sequence(false)?;
+                let mut known_uids = None;
+                let mut seq_match = None;
+                if self.eat(b' ') {
+                    if self.eat(b'(') {
+                        let sequences = self.sequence_set()?;
+                        self.sp()?;
+                        let uids = self.sequence_set()?;
+                        self.require(b')', "Expected ) after sequence match data")?;
+                        seq_match = Some((sequences, uids));
+                    } else {
+                        known_uids = Some(self.sequence_set()?);
+                        if self.eat(b' ') {
+                            self.require(b'(', "Expected sequence match data")?;
+                            let sequences = self.sequence_set()?;
+                            self.sp()?;
+                            let uids = self.sequence_set()?;
+                            self.require(b')', "Expected ) after sequence match data")?;
+                            seq_match = Some((sequences, uids));
+                        }
+                    }
+                }
+                self.require(b')', "Expected ) after QRESYNC parameters")?;
+                qresync = Some(QresyncParams {
+                    uid_validity,
+                    modseq,
+                    known_uids,
+                    seq_match,
+                });
+            } else {
+                return err("Unsupported SELECT parameter");
+            }
+            if self.eat(b')') {
+                return Ok((condstore, qresync));
+            }
+            self.sp()?;
+        }
+    }
+
     /// `date = date-text / DQUOTE date-text DQUOTE`
     fn date(&mut self) -> PResult<Date> {
         let text = if self.peek() == Some(b'"') {
@@ -712,6 +840,7 @@ impl<'a> Parser<'a> {
             b"ENVELOPE" => FetchItem::Envelope,
             b"BODYSTRUCTURE" => FetchItem::BodyStructure { extensible: true },
             b"UID" => FetchItem::Uid,
+            b"MODSEQ" => FetchItem::ModSeq,
             b"RFC822" => FetchItem::Rfc822(Rfc822Part::Full),
             b"RFC822.HEADER" => FetchItem::Rfc822(Rfc822Part::Header),
             b"RFC822.TEXT" => FetchItem::Rfc822(Rfc822Part::Text),
@@ -869,6 +998,31 @@ impl<'a> Parser<'a> {
                 self.sp()?;
                 Ok(SearchKey::Uid(self.sequence()?))
             }
+            // RFC 7162 §3.1.5: `"MODSEQ" [search-modseq-ext] SP mod-sequence-valzer`;
+            // `search-modseq-ext = SP entry-name SP entry-type-req`. We keep one modseq
+            // per message, which §3.1.5 says then stands for every entry.
+            "MODSEQ" => {
+                self.sp()?;
+                if self.peek() == Some(b'"') {
+                    self.quoted()?;
+                    self.sp()?;
+                    let entry_type = self.atom()?.to_ascii_lowercase();
+                    if !matches!(entry_type.as_str(), "priv" | "shared" | "all") {
+                        return err("Expected priv, shared or all");
+                    }
+                    self.sp()?;
+                }
+                Ok(SearchKey::ModSeq(self.mod_sequence(true)?))
+            }
+            // RFC 5032 §3: `"OLDER" SP nz-number` / `"YOUNGER" SP nz-number` (seconds).
+            "OLDER" => {
+                self.sp()?;
+                Ok(SearchKey::Older(self.nz_number()?))
+            }
+            "YOUNGER" => {
+                self.sp()?;
+                Ok(SearchKey::Younger(self.nz_number()?))
+            }
             "NOT" => {
                 self.sp()?;
                 Ok(SearchKey::Not(Box::new(self.search_key(depth + 1)?)))
@@ -940,6 +1094,24 @@ impl<'a> Parser<'a> {
         self.sp()?;
         let set = self.sequence()?;
         self.sp()?;
+        // RFC 7162 §3.1.3: `store-modifiers = SP "(" store-modifier *(SP store-modifier) ")"`;
+        // `store-modifier =/ "UNCHANGEDSINCE" SP mod-sequence-valzer`.
+        let mut unchanged_since = None;
+        if self.eat(b'(') {
+            loop {
+                if self.keyword("UNCHANGEDSINCE") {
+                    self.sp()?;
+                    unchanged_since = Some(self.mod_sequence(true)?);
+                } else {
+                    return err("Unknown STORE modifier");
+                }
+                if self.eat(b')') {
+                    break;
+                }
+                self.sp()?;
+            }
+            self.sp()?;
+        }
         let operation = if self.eat(b'+') {
             FlagOperation::Add
         } else if self.eat(b'-') {
@@ -969,6 +1141,7 @@ impl<'a> Parser<'a> {
             operation,
             silent,
             flags,
+            unchanged_since,
         })
     }
 
@@ -1182,13 +1355,12 @@ impl<'a> Parser<'a> {
             "SELECT" | "EXAMINE" => {
                 self.sp()?;
                 let mailbox = self.mailbox()?;
-                if self.eat(b' ') {
-                    self.require(b'(', "Expected SELECT parameters")?;
-                    self.require(b')', "Unsupported SELECT parameter")?;
-                }
+                let (condstore, qresync) = self.select_params()?;
                 CommandBody::Select {
                     mailbox,
                     read_only: name == "EXAMINE",
+                    condstore,
+                    qresync,
                 }
             }
             "CREATE" => self.create()?,
@@ -1235,10 +1407,17 @@ impl<'a> Parser<'a> {
                 let set = self.sequence()?;
                 self.sp()?;
                 let items = self.fetch_items()?;
+                let (changed_since, vanished) = self.fetch_modifiers()?;
+                // RFC 7162 §3.2.6: VANISHED only with UID FETCH.
+                if vanished {
+                    return err("VANISHED only with UID FETCH");
+                }
                 CommandBody::Fetch {
                     uid: false,
                     set,
                     items,
+                    changed_since,
+                    vanished,
                 }
             }
             "STORE" => CommandBody::Store(self.store(false)?),
@@ -1266,10 +1445,13 @@ impl<'a> Parser<'a> {
                         let set = self.sequence()?;
                         self.sp()?;
                         let items = self.fetch_items()?;
+                        let (changed_since, vanished) = self.fetch_modifiers()?;
                         CommandBody::Fetch {
                             uid: true,
                             set,
                             items,
+                            changed_since,
+                            vanished,
                         }
                     }
                     "STORE" => CommandBody::Store(self.store(true)?),
@@ -1388,9 +1570,12 @@ mod tests {
 
     #[test]
     fn parses_fetch_items() {
-        let CommandBody::Fetch { uid, set, items } = parse(
+        let CommandBody::Fetch {
+            uid, set, items, ..
+        } = parse(
             "a UID FETCH 1:*,5 (FLAGS BODY.PEEK[1.2.HEADER.FIELDS (From \"To\")]<0.100> BODY[] BINARY.PEEK[1] BODY RFC822.SIZE)\r\n",
-        ) else {
+        )
+        else {
             panic!()
         };
         assert!(uid);
@@ -1511,6 +1696,72 @@ mod tests {
             parse("a ID (\"name\" \"mutt\" \"version\" NIL)\r\n"),
             CommandBody::Id(p) if p.len() == 2
         ));
+    }
+
+    #[test]
+    fn parses_condstore_and_qresync_syntax() {
+        // RFC 7162 §3.1.3 example.
+        let CommandBody::Store(store) =
+            parse("d105 STORE 7,5,9 (UNCHANGEDSINCE 320162338) +FLAGS.SILENT (\\Deleted)\r\n")
+        else {
+            panic!()
+        };
+        assert_eq!(store.unchanged_since, Some(320162338));
+        assert!(store.silent);
+        // RFC 7162 §3.1.4.2 example.
+        let CommandBody::Fetch {
+            items,
+            changed_since,
+            vanished,
+            ..
+        } = parse("s100 UID FETCH 1:* (FLAGS) (CHANGEDSINCE 12345 VANISHED)\r\n")
+        else {
+            panic!()
+        };
+        assert_eq!(items, vec![FetchItem::Flags]);
+        assert_eq!(changed_since, Some(12345));
+        assert!(vanished);
+        assert!(matches!(
+            parse("a FETCH 1 (MODSEQ FLAGS)\r\n"),
+            CommandBody::Fetch { items, .. } if items == vec![FetchItem::ModSeq, FetchItem::Flags]
+        ));
+        fails("a FETCH 1:* FLAGS (CHANGEDSINCE 1 VANISHED)\r\n");
+        fails("a UID FETCH 1:* FLAGS (VANISHED)\r\n");
+        fails("a UID FETCH 1:* FLAGS (CHANGEDSINCE 0)\r\n");
+        // RFC 7162 §3.2.5.1 example.
+        let CommandBody::Select { qresync, .. } = parse(
+            "A03 SELECT INBOX (QRESYNC (67890007 20050715194045000 41,43:211,214:541 (1:5,7 41,43:45,47)))\r\n",
+        ) else {
+            panic!()
+        };
+        let qresync = qresync.unwrap_or_else(|| panic!("no QRESYNC"));
+        assert_eq!(qresync.uid_validity, 67890007);
+        assert_eq!(qresync.modseq, 20050715194045000);
+        assert!(qresync.known_uids.is_some() && qresync.seq_match.is_some());
+        assert!(matches!(
+            parse("a EXAMINE INBOX (CONDSTORE)\r\n"),
+            CommandBody::Select {
+                condstore: true,
+                read_only: true,
+                ..
+            }
+        ));
+        fails("a SELECT INBOX (FROB)\r\n");
+        // RFC 7162 §3.1.5 and RFC 5032 search keys.
+        let CommandBody::Search(search) =
+            parse("a SEARCH MODSEQ \"/flags/\\\\draft\" all 620162338 OLDER 3600 YOUNGER 60\r\n")
+        else {
+            panic!()
+        };
+        assert_eq!(
+            search.key,
+            SearchKey::And(vec![
+                SearchKey::ModSeq(620162338),
+                SearchKey::Older(3600),
+                SearchKey::Younger(60)
+            ])
+        );
+        fails("a SEARCH YOUNGER 0\r\n");
     }
 
     #[test]

@@ -46,7 +46,11 @@ pub enum Code {
         destination: String,
     },
     ExpungeIssued,
+    /// RFC 7162 §3.1.2.1: the mailbox's HIGHESTMODSEQ, on SELECT/EXAMINE.
+    HighestModSeq(u64),
     Limit,
+    /// RFC 7162 §3.1.3: messages a conditional STORE left alone.
+    Modified(String),
     NonExistent,
     NoPerm,
     OverQuota,
@@ -87,7 +91,9 @@ impl fmt::Display for Code {
                 destination,
             } => write!(f, "COPYUID {validity} {source} {destination}"),
             Code::ExpungeIssued => f.write_str("EXPUNGEISSUED"),
+            Code::HighestModSeq(modseq) => write!(f, "HIGHESTMODSEQ {modseq}"),
             Code::Limit => f.write_str("LIMIT"),
+            Code::Modified(set) => write!(f, "MODIFIED {set}"),
             Code::NonExistent => f.write_str("NONEXISTENT"),
             Code::NoPerm => f.write_str("NOPERM"),
             Code::OverQuota => f.write_str("OVERQUOTA"),

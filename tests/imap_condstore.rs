@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{TestServer, python};
+use common::{TestServer, labelled_line, python_client};
 
 const SESSION: &str = r#"
 import imaplib, re, smtplib, ssl, sys
@@ -99,21 +99,8 @@ phone.logout()
 #[test]
 fn imaplib_resynchronises_with_condstore_and_qresync() {
     let server = TestServer::start();
-    let out = python(
-        SESSION,
-        &[
-            &server.port("imaps").to_string(),
-            &server.port("smtp").to_string(),
-            &server.email,
-            &server.password,
-        ],
-    );
-    let line = |prefix: &str| {
-        out.lines()
-            .find(|l| l.starts_with(&format!("{prefix} ")))
-            .unwrap_or_else(|| panic!("no {prefix} in {out}"))
-            .to_owned()
-    };
+    let out = python_client(&server, SESSION);
+    let line = |label: &str| labelled_line(&out, label);
     assert!(line("enable").contains("ENABLED QRESYNC"), "{out}");
     assert!(line("select").contains("HIGHESTMODSEQ"), "{out}");
     let fetch = line("fetch-modseq");

@@ -795,6 +795,14 @@ SEARCHES = [
     ["SENTBEFORE", "20-Jan-2025"], ["SENTON", "23-Jan-2025"], ["SENTSINCE", "1-Feb-2025"],
 ]
 
+# SORT criteria and THREAD algorithms (RFC 5256), over the whole corpus: the order (and
+# the tree) must be the same, ties broken by mailbox order.
+SORTS = [
+    ["SUBJECT"], ["REVERSE", "SUBJECT"], ["DATE"], ["REVERSE", "DATE"], ["FROM"], ["TO"],
+    ["CC"], ["SIZE"], ["ARRIVAL"], ["SUBJECT", "REVERSE", "SIZE"],
+]
+THREADS = ["ORDEREDSUBJECT", "REFERENCES"]
+
 def quoted(text):
     return b'"' + text.replace("\\", "\\\\").replace('"', '\\"').encode() + b'"'
 
@@ -875,6 +883,35 @@ def main():
 
         for i in range(len(conns)):
             ask(i, "search\t" + query, search)
+    for criteria in SORTS:
+        query = "SORT (%s) UTF-8 ALL" % " ".join(criteria)
+
+        def sort(conn):
+            status, untagged = conn.command(b"SORT", ("(%s)" % " ".join(criteria)).encode(), b"UTF-8", b"ALL")
+            found = []
+            for resp in untagged:
+                data = parse(resp)
+                if len(data) >= 2 and data[1] == "SORT":
+                    found += [names[n - 1] if 0 < n <= len(names) else "#%d" % n for n in data[2:]]
+            return "%s %s" % (status, " ".join(found))
+
+        for i in range(len(conns)):
+            ask(i, "search\t" + query, sort)
+    for algorithm in THREADS:
+        query = "THREAD %s UTF-8 ALL" % algorithm
+
+        def thread(conn):
+            status, untagged = conn.command(b"THREAD", algorithm.encode(), b"UTF-8", b"ALL")
+            trees = []
+            for resp in untagged:
+                text = resp[0][1].decode("utf-8", "replace").strip()
+                if text.upper().startswith("* THREAD"):
+                    trees.append(re.sub(r"\d+", lambda m: names[int(m.group()) - 1][:2]
+                        if 0 < int(m.group()) <= len(names) else "#" + m.group(), text[8:].strip()))
+            return "%s %s" % (status, " ".join(trees))
+
+        for i in range(len(conns)):
+            ask(i, "search\t" + query, thread)
     for conn in conns:
         if conn is not None:
             conn.command(b"LOGOUT")

@@ -315,6 +315,8 @@ impl Session {
             | C::Unselect
             | C::Expunge { .. }
             | C::Search(_)
+            | C::Sort(_)
+            | C::Thread(_)
             | C::Fetch { .. }
             | C::Store(_)
             | C::Copy { .. } => selected,
@@ -382,6 +384,8 @@ impl Session {
             C::Unselect => self.close(false).await,
             C::Expunge { uids } => self.expunge(uids.as_ref()).await,
             C::Search(search) => self.search(search).await,
+            C::Sort(sort) => self.sort(sort).await,
+            C::Thread(thread) => self.thread(thread).await,
             C::Fetch {
                 uid,
                 set,
@@ -484,6 +488,8 @@ fn sync_point(body: &CommandBody) -> Option<SyncPoint> {
         C::Fetch { uid: false, .. }
         | C::Store(crate::proto::command::StoreCommand { uid: false, .. })
         | C::Search(crate::proto::command::SearchCommand { uid: false, .. })
+        | C::Sort(crate::proto::command::SortCommand { uid: false, .. })
+        | C::Thread(crate::proto::command::ThreadCommand { uid: false, .. })
         | C::Copy { uid: false, .. } => Some(SyncPoint::NoExpunge),
         _ => Some(SyncPoint::Full),
     }

@@ -312,3 +312,25 @@ pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
         .expect("runtime")
         .block_on(future)
 }
+
+/// Runs a Python client script against `server` with argv: IMAPS port, SMTP port, the
+/// first account's address and password; returns its stdout.
+pub fn python_client(server: &TestServer, script: &str) -> String {
+    python(
+        script,
+        &[
+            &server.port("imaps").to_string(),
+            &server.port("smtp").to_string(),
+            &server.email,
+            &server.password,
+        ],
+    )
+}
+
+/// The first line of a client's output that starts with `label` and a space.
+pub fn labelled_line(out: &str, label: &str) -> String {
+    out.lines()
+        .find(|l| l.starts_with(&format!("{label} ")))
+        .unwrap_or_else(|| panic!("no {label} in {out}"))
+        .to_owned()
+}

@@ -45,6 +45,9 @@ impl Session {
                 "CONDSTORE",
                 "QRESYNC",
                 "WITHIN",
+                "SORT",
+                "THREAD=ORDEREDSUBJECT",
+                "THREAD=REFERENCES",
             ]
             .map(String::from),
         );

@@ -11,6 +11,7 @@ mod idle;
 mod mailbox;
 mod search;
 mod select;
+mod sort;
 mod store;
 
 use crate::error::CommandError;

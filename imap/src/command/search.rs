@@ -17,7 +17,7 @@ use crate::view::View;
 use std::cell::OnceCell;
 use std::collections::HashMap;
 use std::sync::Arc;
-use storage::{MessageEntry, MessageId, MessageMeta, Uid};
+use storage::{MessageEntry, MessageId, MessageMeta, ModSeq, Store, Uid};
 
 /// Messages whose meta is loaded at once.
 const SEARCH_CHUNK: usize = 512;
@@ -186,17 +186,100 @@ fn matches(key: &SearchKey, c: &Candidate<'_>, view: &View, now: i64) -> bool {
     }
 }
 
+/// RFC 9051 §6.4.4: US-ASCII and UTF-8 are the charsets we must (and do) know; anything
+/// else is `NO [BADCHARSET]` (also for SORT and THREAD, RFC 5256 §3).
+pub(crate) fn known_charset(charset: &str) -> Result<(), CommandError> {
+    if charset.eq_ignore_ascii_case("UTF-8") || charset.eq_ignore_ascii_case("US-ASCII") {
+        Ok(())
+    } else {
+        Err(CommandError::no(
+            Some(Code::BadCharset),
+            "Unsupported charset",
+        ))
+    }
+}
+
+/// A message that matched: its sequence number, UID, modseq and stored message.
+pub(crate) struct Found {
+    pub(crate) seq: u32,
+    pub(crate) uid: Uid,
+    pub(crate) modseq: ModSeq,
+    pub(crate) message: MessageId,
+}
+
+/// The messages of the view that match `key`, in mailbox order (SEARCH, SORT, THREAD).
+/// Messages expunged elsewhere and not yet reported never match.
+pub(crate) async fn find(
+    view: &View,
+    store: &Store,
+    key: &SearchKey,
+    now: i64,
+) -> Result<Vec<Found>, CommandError> {
+    let needs = Needs::of(key);
+    let mut found = Vec::new();
+    let live: Vec<usize> = (0..view.exists())
+        .filter(|&i| {
+            view.entries
+                .get(i)
+                .is_some_and(|e| !view.is_expunged(e.uid))
+        })
+        .collect();
+    for chunk in live.chunks(SEARCH_CHUNK) {
+        let ids: Vec<MessageId> = chunk
+            .iter()
+            .filter_map(|&i| view.entries.get(i))
+            .map(|e| e.message)
+            .collect();
+        let metas: HashMap<MessageId, Arc<MessageMeta>> = if needs.meta {
+            store.message_meta(&ids).await?
+        } else {
+            HashMap::new()
+        };
+        let texts: HashMap<MessageId, String> = if needs.text {
+            store.message_texts(&ids).await?
+        } else {
+            HashMap::new()
+        };
+        let raws: HashMap<MessageId, Vec<u8>> = if needs.raw {
+            store.raw_messages(&ids).await?
+        } else {
+            HashMap::new()
+        };
+        for &index in chunk {
+            let Some(entry) = view.entries.get(index) else {
+                continue;
+            };
+            let text = needs.text.then(|| {
+                texts
+                    .get(&entry.message)
+                    .map(String::as_str)
+                    .unwrap_or_default()
+            });
+            let candidate = Candidate {
+                seq: u32::try_from(index + 1).unwrap_or(u32::MAX),
+                entry,
+                meta: metas.get(&entry.message).map(Arc::as_ref),
+                text,
+                raw: raws.get(&entry.message).map(Vec::as_slice),
+                fields: OnceCell::new(),
+            };
+            if matches(key, &candidate, view, now) {
+                found.push(Found {
+                    seq: candidate.seq,
+                    uid: entry.uid,
+                    modseq: entry.modseq,
+                    message: entry.message,
+                });
+            }
+        }
+    }
+    Ok(found)
+}
+
 impl Session {
     pub(crate) async fn search(&mut self, command: SearchCommand) -> CommandResult {
-        // RFC 9051 §6.4.4: US-ASCII and UTF-8 are the charsets we must (and do) know.
-        if let Some(charset) = &command.charset
-            && !charset.eq_ignore_ascii_case("UTF-8")
-            && !charset.eq_ignore_ascii_case("US-ASCII")
-        {
-            return Err(CommandError::no(
-                Some(Code::BadCharset),
-                "Unsupported charset",
-            ));
+        if let Some(charset) = &command.charset {
+            known_charset(charset)?;
         }
         let with_modseq = uses_modseq(&command.key);
         // RFC 7162 §3.1: SEARCH MODSEQ is CONDSTORE enabling.
@@ -211,61 +294,9 @@ impl Session {
         let State::Selected { view, .. } = state else {
             return Err(CommandError::bad("No mailbox selected"));
         };
-        let needs = Needs::of(&command.key);
-        let mut found: Vec<(u32, Uid)> = Vec::new();
-        let mut highest_modseq = 0u64;
-        let live: Vec<usize> = (0..view.exists())
-            .filter(|&i| {
-                view.entries
-                    .get(i)
-                    .is_some_and(|e| !view.is_expunged(e.uid))
-            })
-            .collect();
-        for chunk in live.chunks(SEARCH_CHUNK) {
-            let ids: Vec<MessageId> = chunk
-                .iter()
-                .filter_map(|&i| view.entries.get(i))
-                .map(|e| e.message)
-                .collect();
-            let metas: HashMap<MessageId, Arc<MessageMeta>> = if needs.meta {
-                store.message_meta(&ids).await?
-            } else {
-                HashMap::new()
-            };
-            let texts: HashMap<MessageId, String> = if needs.text {
-                store.message_texts(&ids).await?
-            } else {
-                HashMap::new()
-            };
-            let raws: HashMap<MessageId, Vec<u8>> = if needs.raw {
-                store.raw_messages(&ids).await?
-            } else {
-                HashMap::new()
-            };
-            for &index in chunk {
-                let Some(entry) = view.entries.get(index) else {
-                    continue;
-                };
-                let text = needs.text.then(|| {
-                    texts
-                        .get(&entry.message)
-                        .map(String::as_str)
-                        .unwrap_or_default()
-                });
-                let candidate = Candidate {
-                    seq: u32::try_from(index + 1).unwrap_or(u32::MAX),
-                    entry,
-                    meta: metas.get(&entry.message).map(Arc::as_ref),
-                    text,
-                    raw: raws.get(&entry.message).map(Vec::as_slice),
-                    fields: OnceCell::new(),
-                };
-                if matches(&command.key, &candidate, view, now) {
-                    found.push((candidate.seq, entry.uid));
-                    highest_modseq = highest_modseq.max(entry.modseq.0);
-                }
-            }
-        }
+        let found = find(view, &store, &command.key, now).await?;
+        let highest_modseq = found.iter().map(|f| f.modseq.0).max().unwrap_or(0);
+        let found: Vec<(u32, Uid)> = found.iter().map(|f| (f.seq, f.uid)).collect();
         let numbers: Vec<u32> = found
             .iter()
             .map(|&(seq, uid)| if command.uid { uid.0 } else { seq })

@@ -82,6 +82,10 @@ pub enum CommandBody {
         uids: Option<Sequence>,
     },
     Search(SearchCommand),
+    /// RFC 5256 SORT and UID SORT.
+    Sort(SortCommand),
+    /// RFC 5256 THREAD and UID THREAD.
+    Thread(ThreadCommand),
     Fetch {
         uid: bool,
         set: Sequence,
@@ -134,6 +138,8 @@ impl CommandBody {
             CommandBody::Unselect => "UNSELECT",
             CommandBody::Expunge { .. } => "EXPUNGE",
             CommandBody::Search(_) => "SEARCH",
+            CommandBody::Sort(_) => "SORT",
+            CommandBody::Thread(_) => "THREAD",
             CommandBody::Fetch { .. } => "FETCH",
             CommandBody::Store(_) => "STORE",
             CommandBody::Copy { remove: false, .. } => "COPY",
@@ -205,6 +211,48 @@ pub struct SearchCommand {
     /// `RETURN (...)` of ESEARCH (RFC 4731); `Some(empty)` is `RETURN ()`.
     pub returns: Option<Vec<SearchReturn>>,
     pub charset: Option<String>,
+    pub key: SearchKey,
+}
+
+/// RFC 5256 §3: `sort-key = "ARRIVAL" / "CC" / "DATE" / "FROM" / "SIZE" / "SUBJECT" / "TO"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortKey {
+    Arrival,
+    Cc,
+    Date,
+    From,
+    Size,
+    Subject,
+    To,
+}
+
+/// `sort-criterion = ["REVERSE" SP] sort-key`
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SortCriterion {
+    pub key: SortKey,
+    pub reverse: bool,
+}
+
+#[derive(Debug)]
+pub struct SortCommand {
+    pub uid: bool,
+    pub criteria: Vec<SortCriterion>,
+    pub charset: String,
+    pub key: SearchKey,
+}
+
+/// RFC 5256 §3: `thread-alg = "ORDEREDSUBJECT" / "REFERENCES" / thread-alg-ext`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThreadAlgorithm {
+    OrderedSubject,
+    References,
+}
+
+#[derive(Debug)]
+pub struct ThreadCommand {
+    pub uid: bool,
+    pub algorithm: ThreadAlgorithm,
+    pub charset: String,
     pub key: SearchKey,
 }
 
@@ -1071,18 +1119,83 @@ impl<'a> Parser<'a> {
             charset = Some(self.astring_utf8()?);
             self.sp()?;
         }
+        let key = self.search_keys()?;
+        Ok(SearchCommand {
+            uid,
+            returns,
+            charset,
+            key,
+        })
+    }
+
+    /// `search-key *(SP search-key)`, as one key.
+    fn search_keys(&mut self) -> PResult<SearchKey> {
         let mut keys = vec![self.search_key(0)?];
         while self.eat(b' ') {
             keys.push(self.search_key(0)?);
         }
-        let key = if keys.len() == 1 {
+        Ok(if keys.len() == 1 {
             keys.pop().unwrap_or(SearchKey::All)
         } else {
             SearchKey::And(keys)
-        };
-        Ok(SearchCommand {
+        })
+    }
+
+    /// RFC 5256 §5: `sort = ["UID" SP] "SORT" SP sort-criteria SP search-criteria`;
+    /// `sort-criteria = "(" sort-criterion *(SP sort-criterion) ")"`;
+    /// `search-criteria = charset 1*(SP search-key)`.
+    fn sort(&mut self, uid: bool) -> PResult<SortCommand> {
+        self.sp()?;
+        self.require(b'(', "Expected sort criteria")?;
+        let mut criteria = Vec::new();
+        loop {
+            let reverse = self.keyword("REVERSE");
+            if reverse {
+                self.sp()?;
+            }
+            let key = match self.atom()?.to_ascii_uppercase().as_str() {
+                "ARRIVAL" => SortKey::Arrival,
+                "CC" => SortKey::Cc,
+                "DATE" => SortKey::Date,
+                "FROM" => SortKey::From,
+                "SIZE" => SortKey::Size,
+                "SUBJECT" => SortKey::Subject,
+                "TO" => SortKey::To,
+                _ => return err("Unknown sort criterion"),
+            };
+            criteria.push(SortCriterion { key, reverse });
+            if self.eat(b')') {
+                break;
+            }
+            self.sp()?;
+        }
+        self.sp()?;
+        let charset = self.astring_utf8()?;
+        self.sp()?;
+        let key = self.search_keys()?;
+        Ok(SortCommand {
             uid,
-            returns,
+            criteria,
+            charset,
+            key,
+        })
+    }
+
+    /// RFC 5256 §5: `thread = ["UID" SP] "THREAD" SP thread-alg SP search-criteria`.
+    fn thread(&mut self, uid: bool) -> PResult<ThreadCommand> {
+        self.sp()?;
+        let algorithm = match self.atom()?.to_ascii_uppercase().as_str() {
+            "ORDEREDSUBJECT" => ThreadAlgorithm::OrderedSubject,
+            "REFERENCES" => ThreadAlgorithm::References,
+            _ => return err("Unknown threading algorithm"),
+        };
+        self.sp()?;
+        let charset = self.astring_utf8()?;
+        self.sp()?;
+        let key = self.search_keys()?;
+        Ok(ThreadCommand {
+            uid,
+            algorithm,
             charset,
             key,
         })
@@ -1402,6 +1515,8 @@ impl<'a> Parser<'a> {
             // `expunge = "EXPUNGE"`
             "EXPUNGE" => CommandBody::Expunge { uids: None },
             "SEARCH" => CommandBody::Search(self.search(false)?),
+            "SORT" => CommandBody::Sort(self.sort(false)?),
+            "THREAD" => CommandBody::Thread(self.thread(false)?),
             "FETCH" => {
                 self.sp()?;
                 let set = self.sequence()?;
@@ -1456,6 +1571,8 @@ impl<'a> Parser<'a> {
                     }
                     "STORE" => CommandBody::Store(self.store(true)?),
                     "SEARCH" => CommandBody::Search(self.search(true)?),
+                    "SORT" => CommandBody::Sort(self.sort(true)?),
+                    "THREAD" => CommandBody::Thread(self.thread(true)?),
                     "COPY" | "MOVE" => {
                         self.sp()?;
                         let set = self.sequence()?;
@@ -1762,6 +1879,56 @@ mod tests {
             ])
         );
         fails("a SEARCH YOUNGER 0\r\n");
+    }
+
+    #[test]
+    fn parses_sort_and_thread() {
+        // RFC 5256 §4 examples.
+        let CommandBody::Sort(sort) = parse("A282 SORT (SUBJECT) UTF-8 SINCE 1-Feb-1994\r\n")
+        else {
+            panic!()
+        };
+        assert_eq!(
+            sort.criteria,
+            vec![SortCriterion {
+                key: SortKey::Subject,
+                reverse: false
+            }]
+        );
+        assert_eq!(sort.charset, "UTF-8");
+        let CommandBody::Sort(sort) =
+            parse("A284 UID SORT (REVERSE DATE SIZE) US-ASCII SUBJECT \"afternoon\" ALL\r\n")
+        else {
+            panic!()
+        };
+        assert!(sort.uid);
+        assert_eq!(
+            sort.criteria,
+            vec![
+                SortCriterion {
+                    key: SortKey::Date,
+                    reverse: true
+                },
+                SortCriterion {
+                    key: SortKey::Size,
+                    reverse: false
+                }
+            ]
+        );
+        assert!(matches!(sort.key, SearchKey::And(ref keys) if keys.len() == 2));
+        let CommandBody::Thread(thread) =
+            parse("A283 THREAD REFERENCES UTF-8 SINCE 5-MAR-2000\r\n")
+        else {
+            panic!()
+        };
+        assert_eq!(thread.algorithm, ThreadAlgorithm::References);
+        assert!(matches!(
+            parse("a UID THREAD ORDEREDSUBJECT UTF-8 ALL\r\n"),
+            CommandBody::Thread(ThreadCommand { uid: true, .. })
+        ));
+        fails("a SORT () UTF-8 ALL\r\n");
+        fails("a SORT (SUBJECT) ALL\r\n");
+        fails("a THREAD FROB UTF-8 ALL\r\n");
     }
 
     #[test]

@@ -40,6 +40,13 @@ pub enum UserCommand {
         #[arg(long)]
         password_stdin: bool,
     },
+    /// Set (in bytes) or lift (`none`) an account's quota; IMAP clients see it with
+    /// GETQUOTAROOT (RFC 9208), and mail over it is refused.
+    Quota {
+        email: String,
+        /// Bytes, or `none` for no limit.
+        limit: String,
+    },
     List,
     /// Remove an account with all its mail.
     Remove {
@@ -160,6 +167,28 @@ pub async fn user(config: &Config, command: UserCommand) -> Result<()> {
             println!("password changed for {email}");
             if generated {
                 println!("password: {}", password.expose());
+            }
+        }
+        UserCommand::Quota { email, limit } => {
+            let quota = if limit.eq_ignore_ascii_case("none") {
+                None
+            } else {
+                Some(
+                    limit
+                        .parse::<i64>()
+                        .ok()
+                        .filter(|q| *q >= 0)
+                        .ok_or_else(|| {
+                            anyhow::anyhow!(
+                                "quota must be a number of bytes or `none`, not {limit:?}"
+                            )
+                        })?,
+                )
+            };
+            store.set_quota(&email, quota).await?;
+            match quota {
+                Some(bytes) => println!("quota of {email} set to {bytes} bytes"),
+                None => println!("quota of {email} lifted"),
             }
         }
         UserCommand::List => {

@@ -99,7 +99,7 @@ phone.logout()
 #[test]
 fn imaplib_resynchronises_with_condstore_and_qresync() {
     let server = TestServer::start();
-    let out = python_client(&server, SESSION);
+    let out = python_client(&server, SESSION, &[]);
     let line = |label: &str| labelled_line(&out, label);
     assert!(line("enable").contains("ENABLED QRESYNC"), "{out}");
     assert!(line("select").contains("HIGHESTMODSEQ"), "{out}");

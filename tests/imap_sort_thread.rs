@@ -44,7 +44,7 @@ m.logout()
 #[test]
 fn imaplib_sorts_and_threads() {
     let server = TestServer::start();
-    let out = python_client(&server, SESSION);
+    let out = python_client(&server, SESSION, &[]);
     let line = |label: &str| labelled_line(&out, label);
     // Messages: 1 Budget (Feb 3 09:00, largest), 2 Re: Budget (Feb 3 10:00),
     // 3 Lunch (Feb 2), 4 Re: Re: Budget (Feb 4).

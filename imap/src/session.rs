@@ -308,6 +308,9 @@ impl Session {
             | C::Lsub { .. }
             | C::Status { .. }
             | C::Append(_)
+            | C::GetQuota { .. }
+            | C::GetQuotaRoot { .. }
+            | C::SetQuota { .. }
             | C::Idle => authenticated || selected,
             // RFC 9051 §6.4: selected state.
             C::Check
@@ -379,6 +382,9 @@ impl Session {
             C::Lsub { reference, pattern } => self.lsub(&reference, &pattern).await,
             C::Status { mailbox, items } => self.status(&mailbox, &items).await,
             C::Append(append) => self.append(append).await,
+            C::GetQuota { root } => self.get_quota(&root).await,
+            C::GetQuotaRoot { mailbox } => self.get_quota_root(&mailbox).await,
+            C::SetQuota { root, limits } => self.set_quota(&root, &limits),
             C::Idle => self.idle().await,
             C::Close => self.close(true).await,
             C::Unselect => self.close(false).await,

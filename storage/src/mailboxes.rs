@@ -31,6 +31,8 @@ pub struct MailboxStatus {
     pub unseen: u32,
     pub deleted: u32,
     pub size: u64,
+    /// Octets of the messages flagged \Deleted (RFC 9208 §4.2 DELETED-STORAGE).
+    pub deleted_size: u64,
     pub uid_next: Uid,
     pub uid_validity: UidValidity,
     pub highest_modseq: ModSeq,
@@ -181,7 +183,8 @@ impl Store {
             "SELECT COUNT(*) AS messages,
                     COALESCE(SUM(CASE WHEN (' ' || mm.flags || ' ') LIKE '% \\Seen %' THEN 0 ELSE 1 END), 0) AS unseen,
                     COALESCE(SUM(CASE WHEN (' ' || mm.flags || ' ') LIKE '% \\Deleted %' THEN 1 ELSE 0 END), 0) AS deleted,
-                    COALESCE(SUM(m.size), 0) AS size
+                    COALESCE(SUM(m.size), 0) AS size,
+                    COALESCE(SUM(CASE WHEN (' ' || mm.flags || ' ') LIKE '% \\Deleted %' THEN m.size ELSE 0 END), 0) AS deleted_size
              FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id
              WHERE mm.mailbox_id = ?",
         )
@@ -193,6 +196,7 @@ impl Store {
             unseen: row.try_get::<i64, _>("unseen")? as u32,
             deleted: row.try_get::<i64, _>("deleted")? as u32,
             size: row.try_get::<i64, _>("size")? as u64,
+            deleted_size: row.try_get::<i64, _>("deleted_size")? as u64,
             uid_next: mailbox.uid_next,
             uid_validity: mailbox.uid_validity,
             highest_modseq: mailbox.highest_modseq,

@@ -314,17 +314,18 @@ pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
 }
 
 /// Runs a Python client script against `server` with argv: IMAPS port, SMTP port, the
-/// first account's address and password; returns its stdout.
-pub fn python_client(server: &TestServer, script: &str) -> String {
-    python(
-        script,
-        &[
-            &server.port("imaps").to_string(),
-            &server.port("smtp").to_string(),
-            &server.email,
-            &server.password,
-        ],
-    )
+/// first account's address and password, then `extra`; returns its stdout.
+pub fn python_client(server: &TestServer, script: &str, extra: &[&str]) -> String {
+    let imaps = server.port("imaps").to_string();
+    let smtp = server.port("smtp").to_string();
+    let mut args = vec![
+        imaps.as_str(),
+        smtp.as_str(),
+        &server.email,
+        &server.password,
+    ];
+    args.extend_from_slice(extra);
+    python(script, &args)
 }
 
 /// The first line of a client's output that starts with `label` and a space.

@@ -48,6 +48,8 @@ impl Session {
                 "SORT",
                 "THREAD=ORDEREDSUBJECT",
                 "THREAD=REFERENCES",
+                "QUOTA",
+                "QUOTA=RES-STORAGE",
             ]
             .map(String::from),
         );

@@ -53,7 +53,7 @@ impl Session {
         Ok(Completion::ok("CREATE completed"))
     }
 
-    async fn existing(&self, mailbox: &str) -> Result<Mailbox, CommandError> {
+    pub(crate) async fn existing(&self, mailbox: &str) -> Result<Mailbox, CommandError> {
         let account = self.account()?;
         let name = self.decode_mailbox(mailbox)?;
         self.server
@@ -254,6 +254,9 @@ impl Session {
                 StatusItem::HighestModSeq => format!("HIGHESTMODSEQ {}", status.highest_modseq),
                 StatusItem::AppendLimit => {
                     format!("APPENDLIMIT {}", self.server.config.max_message_size)
+                }
+                StatusItem::DeletedStorage => {
+                    format!("DELETED-STORAGE {}", status.deleted_size.div_ceil(1024))
                 }
             })
             .collect();

@@ -9,6 +9,7 @@ mod expunge;
 mod fetch;
 mod idle;
 mod mailbox;
+mod quota;
 mod search;
 mod select;
 mod sort;

@@ -102,6 +102,17 @@ pub enum CommandBody {
         mailbox: String,
         remove: bool,
     },
+    /// RFC 9208 §4.2.
+    GetQuota {
+        root: String,
+    },
+    GetQuotaRoot {
+        mailbox: String,
+    },
+    SetQuota {
+        root: String,
+        limits: Vec<(String, u64)>,
+    },
 }
 
 impl CommandBody {
@@ -144,6 +155,9 @@ impl CommandBody {
             CommandBody::Store(_) => "STORE",
             CommandBody::Copy { remove: false, .. } => "COPY",
             CommandBody::Copy { remove: true, .. } => "MOVE",
+            CommandBody::GetQuota { .. } => "GETQUOTA",
+            CommandBody::GetQuotaRoot { .. } => "GETQUOTAROOT",
+            CommandBody::SetQuota { .. } => "SETQUOTA",
         }
     }
 }
@@ -195,6 +209,8 @@ pub enum StatusItem {
     Recent,
     HighestModSeq,
     AppendLimit,
+    /// RFC 9208 §4.2: octets (in units of 1024) an EXPUNGE would free.
+    DeletedStorage,
 }
 
 #[derive(Debug)]
@@ -786,6 +802,7 @@ impl<'a> Parser<'a> {
                 "RECENT" => StatusItem::Recent,
                 "HIGHESTMODSEQ" => StatusItem::HighestModSeq,
                 "APPENDLIMIT" => StatusItem::AppendLimit,
+                "DELETED-STORAGE" => StatusItem::DeletedStorage,
                 _ => return err("Unknown status item"),
             });
             if self.eat(b')') {
@@ -1512,6 +1529,39 @@ impl<'a> Parser<'a> {
                 CommandBody::Status { mailbox, items }
             }
             "APPEND" => CommandBody::Append(self.append()?),
+            // RFC 9208 §7: `getquota = "GETQUOTA" SP quota-root-name`;
+            // `getquotaroot = "GETQUOTAROOT" SP mailbox`;
+            // `setquota = "SETQUOTA" SP quota-root-name SP setquota-list`;
+            // `setquota-list = "(" [setquota-resource *(SP setquota-resource)] ")"`;
+            // `setquota-resource = resource-name SP resource-limit`.
+            "GETQUOTA" => {
+                self.sp()?;
+                CommandBody::GetQuota {
+                    root: self.astring_utf8()?,
+                }
+            }
+            "GETQUOTAROOT" => {
+                self.sp()?;
+                CommandBody::GetQuotaRoot {
+                    mailbox: self.mailbox()?,
+                }
+            }
+            "SETQUOTA" => {
+                self.sp()?;
+                let root = self.astring_utf8()?;
+                self.sp()?;
+                self.require(b'(', "Expected a list of quota limits")?;
+                let mut limits = Vec::new();
+                while !self.eat(b')') {
+                    if !limits.is_empty() {
+                        self.sp()?;
+                    }
+                    let resource = self.atom()?.to_ascii_uppercase();
+                    self.sp()?;
+                    limits.push((resource, self.number64()?));
+                }
+                CommandBody::SetQuota { root, limits }
+            }
             // `expunge = "EXPUNGE"`
             "EXPUNGE" => CommandBody::Expunge { uids: None },
             "SEARCH" => CommandBody::Search(self.search(false)?),

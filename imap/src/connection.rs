@@ -7,6 +7,7 @@
 
 use crate::error::SessionError;
 use crate::proto::{Frame, Framer, FramerLimits};
+use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress};
 use netutil::{CancellationToken, MaybeTlsStream, TlsAcceptor};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -18,6 +19,10 @@ pub(crate) const OUTPUT_HIGH_WATER: usize = 256 * 1024;
 /// A client that does not read what we send holds a session and its memory; after this
 /// long with a write pending we give up on it.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(120);
+/// RFC 4978: inflated octets fed to the framer per read at most, so that a small
+/// compressed input cannot make one read hold a huge buffer (a decompression bomb is
+/// then cut into lines and refused by the framer's own limits).
+const INFLATE_PER_READ: usize = 256 * 1024;
 /// A handshake takes a few round trips; a client that stalls longer holds a slot for nothing.
 pub(crate) const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -35,6 +40,72 @@ pub(crate) struct Connection {
     framer: Framer,
     pub(crate) out: Vec<u8>,
     scratch: Vec<u8>,
+    /// RFC 4978 COMPRESS=DEFLATE, once the client turned it on.
+    deflate: Option<Box<Deflate>>,
+}
+
+/// Both directions of an RFC 4978 session: raw deflate (RFC 1951, no zlib header).
+struct Deflate {
+    compress: Compress,
+    decompress: Decompress,
+    /// Compressed input not inflated yet.
+    pending: Vec<u8>,
+    /// Compressed output being written.
+    wire: Vec<u8>,
+    inflated: Vec<u8>,
+}
+
+impl Deflate {
+    fn new(pending: Vec<u8>) -> Self {
+        Deflate {
+            compress: Compress::new(Compression::default(), false),
+            decompress: Decompress::new(false),
+            pending,
+            wire: Vec::new(),
+            inflated: vec![0; READ_CHUNK],
+        }
+    }
+
+    /// Compresses `input` into `wire`, ending with a sync flush (RFC 4978 §4: the
+    /// client must be able to read each response as soon as it is sent).
+    fn deflate(&mut self, mut input: &[u8]) -> Result<(), SessionError> {
+        self.wire.clear();
+        loop {
+            self.wire.reserve(input.len() / 2 + 64);
+            let before = self.compress.total_in();
+            self.compress
+                .compress_vec(input, &mut self.wire, FlushCompress::Sync)
+                .map_err(|e| SessionError::Compression(e.to_string()))?;
+            let consumed = usize::try_from(self.compress.total_in() - before).unwrap_or(0);
+            input = input.get(consumed..).unwrap_or_default();
+            // The flush is complete once the output had room to spare.
+            if input.is_empty() && self.wire.len() < self.wire.capacity() {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Inflates pending input into the framer, at most [`INFLATE_PER_READ`] octets;
+    /// returns how many it fed.
+    fn inflate(&mut self, framer: &mut Framer) -> Result<usize, SessionError> {
+        let mut fed = 0;
+        while !self.pending.is_empty() && fed < INFLATE_PER_READ {
+            let (before_in, before_out) = (self.decompress.total_in(), self.decompress.total_out());
+            let status = self
+                .decompress
+                .decompress(&self.pending, &mut self.inflated, FlushDecompress::None)
+                .map_err(|e| SessionError::Compression(e.to_string()))?;
+            let consumed = usize::try_from(self.decompress.total_in() - before_in).unwrap_or(0);
+            let produced = usize::try_from(self.decompress.total_out() - before_out).unwrap_or(0);
+            self.pending.drain(..consumed.min(self.pending.len()));
+            framer.feed(self.inflated.get(..produced).unwrap_or_default());
+            fed += produced;
+            if (consumed == 0 && produced == 0) || status == flate2::Status::StreamEnd {
+                break;
+            }
+        }
+        Ok(fed)
+    }
 }
 
 impl Connection {
@@ -44,7 +115,21 @@ impl Connection {
             framer: Framer::new(limits),
             out: Vec::new(),
             scratch: vec![0; READ_CHUNK],
+            deflate: None,
         }
+    }
+
+    pub(crate) fn is_compressed(&self) -> bool {
+        self.deflate.is_some()
+    }
+
+    /// RFC 4978 §3: after the tagged OK (already flushed), every octet in both
+    /// directions is compressed, including what the client pipelined after COMPRESS.
+    pub(crate) async fn start_compression(&mut self) -> Result<(), SessionError> {
+        self.flush().await?;
+        let pending = self.framer.take_unframed();
+        self.deflate = Some(Box::new(Deflate::new(pending)));
+        Ok(())
     }
 
     pub(crate) fn is_tls(&self) -> bool {
@@ -59,10 +144,22 @@ impl Connection {
         if self.out.is_empty() {
             return Ok(());
         }
-        let Connection { stream, out, .. } = self;
+        let Connection {
+            stream,
+            out,
+            deflate,
+            ..
+        } = self;
         let stream = stream.as_mut().ok_or(SessionError::Closed)?;
+        let wire: &[u8] = match deflate {
+            Some(deflate) => {
+                deflate.deflate(out)?;
+                &deflate.wire
+            }
+            None => out,
+        };
         let write = async {
-            stream.write_all(out).await?;
+            stream.write_all(wire).await?;
             stream.flush().await
         };
         match tokio::time::timeout(WRITE_TIMEOUT, write).await {
@@ -97,12 +194,29 @@ impl Connection {
             stream,
             framer,
             scratch,
+            deflate,
             ..
         } = self;
         let stream = stream.as_mut().ok_or(SessionError::Closed)?;
-        let count = stream.read(scratch).await?;
-        framer.feed(scratch.get(..count).unwrap_or_default());
-        Ok(count)
+        let Some(deflate) = deflate else {
+            let count = stream.read(scratch).await?;
+            framer.feed(scratch.get(..count).unwrap_or_default());
+            return Ok(count);
+        };
+        // Compressed input already here first; the socket only when it gave nothing.
+        loop {
+            let fed = deflate.inflate(framer)?;
+            if fed > 0 {
+                return Ok(fed);
+            }
+            let count = stream.read(scratch).await?;
+            if count == 0 {
+                return Ok(0);
+            }
+            deflate
+                .pending
+                .extend_from_slice(scratch.get(..count).unwrap_or_default());
+        }
     }
 
     /// Flushes, then waits for input for at most `timeout`, or until shutdown.
@@ -146,5 +260,54 @@ impl Connection {
         if let Ok(stream) = self.stream() {
             let _ = tokio::time::timeout(Duration::from_secs(5), stream.shutdown()).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deflate_round_trip_and_inflation_is_bounded_per_read() {
+        // What the server sends, inflated by an independent raw inflater.
+        let mut server = Deflate::new(Vec::new());
+        let response = b"* 1 FETCH (FLAGS (\\Seen))\r\n".repeat(100);
+        server.deflate(&response).expect("deflate");
+        let mut client = Decompress::new(false);
+        let mut plain = vec![0; response.len() + 64];
+        client
+            .decompress(&server.wire, &mut plain, FlushDecompress::Sync)
+            .expect("inflate");
+        assert_eq!(
+            plain.get(..client.total_out() as usize),
+            Some(&response[..])
+        );
+
+        // A bomb: 8 MiB of one byte compress to a few KiB; each read feeds at most
+        // INFLATE_PER_READ (plus one inflate chunk) to the framer.
+        let mut bomb = Vec::new();
+        let mut compressor = Compress::new(Compression::best(), false);
+        let mut input = vec![b'a'; 8 << 20];
+        bomb.reserve(64 * 1024);
+        loop {
+            let before = compressor.total_in();
+            compressor
+                .compress_vec(&input, &mut bomb, FlushCompress::Finish)
+                .expect("compress");
+            let consumed = (compressor.total_in() - before) as usize;
+            input.drain(..consumed);
+            if input.is_empty() && bomb.len() < bomb.capacity() {
+                break;
+            }
+            bomb.reserve(64 * 1024);
+        }
+        let mut framer = Framer::new(FramerLimits::new(1024));
+        let mut reader = Deflate::new(bomb);
+        let fed = reader.inflate(&mut framer).expect("inflate");
+        assert!(
+            (INFLATE_PER_READ..=INFLATE_PER_READ + READ_CHUNK).contains(&fed),
+            "{fed}"
+        );
+        assert!(!reader.pending.is_empty());
     }
 }

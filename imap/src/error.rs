@@ -22,6 +22,9 @@ pub enum SessionError {
     WriteTimeout,
     #[error("the connection is gone")]
     Closed,
+    /// RFC 4978: the client's deflate stream is corrupt.
+    #[error("bad compressed input: {0}")]
+    Compression(String),
 }
 
 /// How a command failed, before it is turned into a tagged response.

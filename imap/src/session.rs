@@ -308,6 +308,7 @@ impl Session {
             | C::Lsub { .. }
             | C::Status { .. }
             | C::Append(_)
+            | C::Compress { .. }
             | C::GetQuota { .. }
             | C::GetQuotaRoot { .. }
             | C::SetQuota { .. }
@@ -382,6 +383,7 @@ impl Session {
             C::Lsub { reference, pattern } => self.lsub(&reference, &pattern).await,
             C::Status { mailbox, items } => self.status(&mailbox, &items).await,
             C::Append(append) => self.append(append).await,
+            C::Compress { algorithm } => self.compress(&algorithm).await,
             C::GetQuota { root } => self.get_quota(&root).await,
             C::GetQuotaRoot { mailbox } => self.get_quota_root(&mailbox).await,
             C::SetQuota { root, limits } => self.set_quota(&root, &limits),

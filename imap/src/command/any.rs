@@ -1,7 +1,8 @@
 //! Commands valid in any state (RFC 9051 §6.1) and the session-wide settings:
 //! CAPABILITY, LOGOUT, ID (RFC 2971), ENABLE (RFC 5161), NAMESPACE (RFC 2342).
 
-use crate::proto::response::{self, string_text};
+use crate::error::CommandError;
+use crate::proto::response::{self, Code, Status, string_text};
 use crate::session::{CommandResult, Completion, Session, State};
 
 /// RFC 2971 §3.3 allows a server to say as much or as little as it likes; we say what we are.
@@ -50,6 +51,7 @@ impl Session {
                 "THREAD=REFERENCES",
                 "QUOTA",
                 "QUOTA=RES-STORAGE",
+                "COMPRESS=DEFLATE",
             ]
             .map(String::from),
         );
@@ -121,6 +123,24 @@ impl Session {
         }
         response::untagged(&mut self.conn.out, &line);
         Ok(Completion::ok("ENABLE completed"))
+    }
+
+    /// RFC 4978 §3: `COMPRESS DEFLATE`; the tagged OK is the last uncompressed octet
+    /// each way.
+    pub(crate) async fn compress(&mut self, algorithm: &str) -> CommandResult {
+        if algorithm != "DEFLATE" {
+            return Err(CommandError::bad("Unknown compression algorithm"));
+        }
+        if self.conn.is_compressed() {
+            return Err(CommandError::no(
+                Some(Code::CompressionActive),
+                "Compression is already on",
+            ));
+        }
+        let tag = std::mem::take(&mut self.tag);
+        response::tagged(&mut self.conn.out, &tag, Status::Ok, None, "DEFLATE active");
+        self.conn.start_compression().await?;
+        Ok(Completion::Sent)
     }
 
     /// RFC 2342 §5: one personal namespace, no shared or other users' namespaces.

@@ -102,6 +102,10 @@ pub enum CommandBody {
         mailbox: String,
         remove: bool,
     },
+    /// RFC 4978 `COMPRESS SP algorithm`.
+    Compress {
+        algorithm: String,
+    },
     /// RFC 9208 §4.2.
     GetQuota {
         root: String,
@@ -155,6 +159,7 @@ impl CommandBody {
             CommandBody::Store(_) => "STORE",
             CommandBody::Copy { remove: false, .. } => "COPY",
             CommandBody::Copy { remove: true, .. } => "MOVE",
+            CommandBody::Compress { .. } => "COMPRESS",
             CommandBody::GetQuota { .. } => "GETQUOTA",
             CommandBody::GetQuotaRoot { .. } => "GETQUOTAROOT",
             CommandBody::SetQuota { .. } => "SETQUOTA",
@@ -1481,6 +1486,13 @@ impl<'a> Parser<'a> {
                 CommandBody::Enable(capabilities)
             }
             "ID" => CommandBody::Id(self.id()?),
+            // RFC 4978 §4: `compress = "COMPRESS" SP algorithm`; `algorithm = "DEFLATE"`.
+            "COMPRESS" => {
+                self.sp()?;
+                CommandBody::Compress {
+                    algorithm: self.atom()?.to_ascii_uppercase(),
+                }
+            }
             // `select = "SELECT" SP mailbox [select-params]`; `examine` likewise.
             "SELECT" | "EXAMINE" => {
                 self.sp()?;

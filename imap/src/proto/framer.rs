@@ -161,6 +161,15 @@ impl Framer {
         self.input.extend_from_slice(bytes);
     }
 
+    /// RFC 4978 §3: what the client sent after the command that turned compression on
+    /// is compressed; the session takes it back to inflate it and feed it again.
+    pub fn take_unframed(&mut self) -> Vec<u8> {
+        let rest = self.rest().to_vec();
+        self.input.clear();
+        self.pos = 0;
+        rest
+    }
+
     /// Octets received but not yet framed.
     pub fn buffered(&self) -> usize {
         self.input.len() - self.pos

@@ -39,6 +39,8 @@ pub enum Code {
     ClientBug,
     /// RFC 9051 §7.1: the previously selected mailbox is now closed.
     Closed,
+    /// RFC 4978 §3: compression is already on.
+    CompressionActive,
     /// RFC 4315 §3: `COPYUID uidvalidity source-uids dest-uids`
     CopyUid {
         validity: u32,
@@ -85,6 +87,7 @@ impl fmt::Display for Code {
             Code::Capability(list) => write!(f, "CAPABILITY {list}"),
             Code::ClientBug => f.write_str("CLIENTBUG"),
             Code::Closed => f.write_str("CLOSED"),
+            Code::CompressionActive => f.write_str("COMPRESSIONACTIVE"),
             Code::CopyUid {
                 validity,
                 source,

@@ -266,10 +266,16 @@ pub(crate) async fn copy_in_tx(
     Ok((mapping, changes))
 }
 
-impl Store {
-    /// Stores a message once and places it in every given mailbox and/or the outbound
-    /// queue, atomically. Returns after the commit is durable (fsynced).
-    pub async fn deliver(&self, delivery: Delivery) -> Result<Delivered> {
+/// A delivery with what IMAP needs computed (house rule 11), ready for the writer.
+struct PreparedDelivery {
+    delivery: Delivery,
+    meta: String,
+    body_text: String,
+    sent_date: Option<i64>,
+}
+
+impl PreparedDelivery {
+    async fn new(delivery: Delivery) -> Result<Self> {
         if delivery.mailboxes.is_empty() && delivery.outbound.is_none() {
             return Err(StoreError::invalid(
                 "delivery",
@@ -288,58 +294,103 @@ impl Store {
         };
         let meta = serde_json::to_string(&analysis.meta)
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let body_text = analysis.body_text;
-        let sent_date = analysis.meta.sent_date;
+        Ok(PreparedDelivery {
+            sent_date: analysis.meta.sent_date,
+            body_text: analysis.body_text,
+            meta,
+            delivery,
+        })
+    }
+}
+
+/// Stores one prepared message and places it, inside the writer's transaction.
+async fn deliver_in_tx(
+    conn: &mut SqliteConnection,
+    prepared: &PreparedDelivery,
+) -> Result<(Delivered, Vec<Change>)> {
+    let delivery = &prepared.delivery;
+    let size = delivery.raw.len() as i64;
+    let now = unix_now();
+    let message: i64 = sqlx::query_scalar(
+        "INSERT INTO messages (raw, size, meta, body_text, sent_date, created_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+    )
+    .bind(&delivery.raw)
+    .bind(size)
+    .bind(&prepared.meta)
+    .bind(&prepared.body_text)
+    .bind(prepared.sent_date)
+    .bind(now)
+    .fetch_one(&mut *conn)
+    .await?;
+    let internal_date = delivery.internal_date.unwrap_or(now);
+    let flags = delivery.flags.to_stored();
+    let mut placed = Vec::with_capacity(delivery.mailboxes.len());
+    let mut changes = Vec::with_capacity(delivery.mailboxes.len());
+    for &mailbox in &delivery.mailboxes {
+        let (account, uid_validity, uid, modseq) = allocate(conn, mailbox, 1).await?;
+        charge_quota(conn, account, size).await?;
+        sqlx::query(
+            "INSERT INTO mailbox_messages (mailbox_id, uid, message_id, modseq, flags, internal_date) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(mailbox.0)
+        .bind(uid.0 as i64)
+        .bind(message)
+        .bind(modseq.0 as i64)
+        .bind(&flags)
+        .bind(internal_date)
+        .execute(&mut *conn)
+        .await?;
+        placed.push((mailbox, uid_validity, uid));
+        changes.push(Change {
+            account,
+            mailbox,
+            kind: ChangeKind::Appended { uid, modseq },
+        });
+    }
+    let queued = match &delivery.outbound {
+        Some(outbound) => Some(insert_queue_item(conn, MessageId(message), outbound, now).await?),
+        None => None,
+    };
+    let delivered = Delivered {
+        message: MessageId(message),
+        placed,
+        queued,
+    };
+    Ok((delivered, changes))
+}
+
+impl Store {
+    /// Stores a message once and places it in every given mailbox and/or the outbound
+    /// queue, atomically. Returns after the commit is durable (fsynced).
+    pub async fn deliver(&self, delivery: Delivery) -> Result<Delivered> {
+        let prepared = PreparedDelivery::new(delivery).await?;
         self.writer
             .run(move |conn| {
                 Box::pin(async move {
-                    let size = delivery.raw.len() as i64;
-                    let now = unix_now();
-                    let message: i64 = sqlx::query_scalar(
-                        "INSERT INTO messages (raw, size, meta, body_text, sent_date, created_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
-                    )
-                    .bind(&delivery.raw)
-                    .bind(size)
-                    .bind(&meta)
-                    .bind(&body_text)
-                    .bind(sent_date)
-                    .bind(now)
-                    .fetch_one(&mut *conn)
-                    .await?;
-                    let internal_date = delivery.internal_date.unwrap_or(now);
-                    let flags = delivery.flags.to_stored();
-                    let mut placed = Vec::with_capacity(delivery.mailboxes.len());
-                    let mut changes = Vec::with_capacity(delivery.mailboxes.len());
-                    for &mailbox in &delivery.mailboxes {
-                        let (account, uid_validity, uid, modseq) = allocate(conn, mailbox, 1).await?;
-                        charge_quota(conn, account, size).await?;
-                        sqlx::query(
-                            "INSERT INTO mailbox_messages (mailbox_id, uid, message_id, modseq, flags, internal_date) VALUES (?, ?, ?, ?, ?, ?)",
-                        )
-                        .bind(mailbox.0)
-                        .bind(uid.0 as i64)
-                        .bind(message)
-                        .bind(modseq.0 as i64)
-                        .bind(&flags)
-                        .bind(internal_date)
-                        .execute(&mut *conn)
-                        .await?;
-                        placed.push((mailbox, uid_validity, uid));
-                        changes.push(Change {
-                            account,
-                            mailbox,
-                            kind: ChangeKind::Appended { uid, modseq },
-                        });
+                    let (delivered, changes) = deliver_in_tx(conn, &prepared).await?;
+                    Ok(JobOutput::new(delivered, changes))
+                })
+            })
+            .await
+    }
+
+    /// Several deliveries in one transaction: all are stored or none (RFC 3502
+    /// MULTIAPPEND). Returns after the commit is durable.
+    pub async fn deliver_all(&self, deliveries: Vec<Delivery>) -> Result<Vec<Delivered>> {
+        let mut prepared = Vec::with_capacity(deliveries.len());
+        for delivery in deliveries {
+            prepared.push(PreparedDelivery::new(delivery).await?);
+        }
+        self.writer
+            .run(move |conn| {
+                Box::pin(async move {
+                    let mut delivered = Vec::with_capacity(prepared.len());
+                    let mut changes = Vec::new();
+                    for one in &prepared {
+                        let (placed, more) = deliver_in_tx(conn, one).await?;
+                        delivered.push(placed);
+                        changes.extend(more);
                     }
-                    let queued = match &delivery.outbound {
-                        Some(outbound) => Some(insert_queue_item(conn, MessageId(message), outbound, now).await?),
-                        None => None,
-                    };
-                    let delivered = Delivered {
-                        message: MessageId(message),
-                        placed,
-                        queued,
-                    };
                     Ok(JobOutput::new(delivered, changes))
                 })
             })

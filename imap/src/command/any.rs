@@ -52,6 +52,7 @@ impl Session {
                 "QUOTA",
                 "QUOTA=RES-STORAGE",
                 "COMPRESS=DEFLATE",
+                "MULTIAPPEND",
             ]
             .map(String::from),
         );

@@ -218,9 +218,15 @@ pub enum StatusItem {
     DeletedStorage,
 }
 
+/// APPEND with one message or, RFC 3502 MULTIAPPEND, several.
 #[derive(Debug)]
 pub struct AppendCommand {
     pub mailbox: String,
+    pub messages: Vec<AppendMessage>,
+}
+
+#[derive(Debug)]
+pub struct AppendMessage {
     pub flags: Vec<String>,
     pub date: Option<i64>,
     pub message: Vec<u8>,
@@ -1280,12 +1286,24 @@ impl<'a> Parser<'a> {
         })
     }
 
-    /// `append = "APPEND" SP mailbox [SP flag-list] [SP date-time] SP literal`, and
-    /// RFC 6855 §4: `append-data =/ "UTF8" SP "(" literal8 ")"`.
+    /// RFC 3502 §6: `append = "APPEND" SP mailbox 1*append-message`;
+    /// `append-message = append-opts SP append-data`;
+    /// `append-opts = [SP flag-list] [SP date-time]`; RFC 6855 §4:
+    /// `append-data =/ "UTF8" SP "(" literal8 ")"`.
     fn append(&mut self) -> PResult<AppendCommand> {
         self.sp()?;
         let mailbox = self.mailbox()?;
-        self.sp()?;
+        let mut messages = Vec::new();
+        while self.eat(b' ') {
+            messages.push(self.append_message()?);
+        }
+        if messages.is_empty() {
+            return err("Expected a message");
+        }
+        Ok(AppendCommand { mailbox, messages })
+    }
+
+    fn append_message(&mut self) -> PResult<AppendMessage> {
         let mut flags = Vec::new();
         if self.peek() == Some(b'(') {
             flags = self.flag_list()?;
@@ -1305,8 +1323,7 @@ impl<'a> Parser<'a> {
         } else {
             self.literal(true)?
         };
-        Ok(AppendCommand {
-            mailbox,
+        Ok(AppendMessage {
             flags,
             date,
             message,
@@ -1840,13 +1857,23 @@ mod tests {
         else {
             panic!()
         };
-        assert_eq!(append.message, b"hello");
-        assert_eq!(append.flags, vec!["\\Seen"]);
-        assert!(append.date.is_some());
+        assert_eq!(append.messages[0].message, b"hello");
+        assert_eq!(append.messages[0].flags, vec!["\\Seen"]);
+        assert!(append.messages[0].date.is_some());
         let CommandBody::Append(append) = parse("a APPEND INBOX UTF8 (~{3}\r\na\0b)\r\n") else {
             panic!()
         };
-        assert_eq!(append.message, b"a\0b");
+        assert_eq!(append.messages[0].message, b"a\0b");
+        // RFC 3502 §6 example shape: two messages, the second with flags only.
+        let CommandBody::Append(append) =
+            parse("a APPEND Drafts {3+}\r\none (\\Draft) {3+}\r\ntwo\r\n")
+        else {
+            panic!()
+        };
+        assert_eq!(append.messages.len(), 2);
+        assert_eq!(append.messages[1].message, b"two");
+        assert_eq!(append.messages[1].flags, vec!["\\Draft"]);
+        fails("a APPEND INBOX\r\n");
         let CommandBody::List(list) = parse(
             "a LIST (SUBSCRIBED) \"\" (\"*\" %) RETURN (CHILDREN STATUS (MESSAGES UNSEEN))\r\n",
         ) else {

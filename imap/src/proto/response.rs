@@ -27,10 +27,10 @@ impl Status {
 pub enum Code {
     Alert,
     AlreadyExists,
-    /// RFC 4315 §3: `APPENDUID uidvalidity uid`
+    /// RFC 4315 §3: `APPENDUID uidvalidity append-uid`, a UID set after MULTIAPPEND.
     AppendUid {
         validity: u32,
-        uid: u32,
+        uids: String,
     },
     AuthenticationFailed,
     BadCharset,
@@ -80,7 +80,7 @@ impl fmt::Display for Code {
         match self {
             Code::Alert => f.write_str("ALERT"),
             Code::AlreadyExists => f.write_str("ALREADYEXISTS"),
-            Code::AppendUid { validity, uid } => write!(f, "APPENDUID {validity} {uid}"),
+            Code::AppendUid { validity, uids } => write!(f, "APPENDUID {validity} {uids}"),
             Code::AuthenticationFailed => f.write_str("AUTHENTICATIONFAILED"),
             Code::BadCharset => f.write_str("BADCHARSET (US-ASCII UTF-8)"),
             Code::Cannot => f.write_str("CANNOT"),
@@ -229,7 +229,7 @@ mod tests {
             Status::Ok,
             Some(&Code::AppendUid {
                 validity: 7,
-                uid: 3,
+                uids: "3".into(),
             }),
             "APPEND completed",
         );

@@ -379,6 +379,76 @@ async fn permanent_failure_bounces_to_the_sender_as_a_report() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_delay_warns_the_sender_once_then_delivers() {
+    let mut receiver = Receiver::start(Script {
+        data: VecDeque::from(vec!["451 4.3.0 try again later".to_owned(); 3]),
+        ..Script::default()
+    })
+    .await;
+    // Warn after 1 second instead of 4 hours.
+    let config = outbound_config(receiver.port, "[1]").replacen(
+        "[outbound]\n",
+        "[outbound]\ndelay_warning_secs = 1\n",
+        1,
+    );
+    let server = start_server(&config);
+    submit(
+        &server,
+        &["erin@example.net"],
+        &message(&server, "erin@example.net", "slow"),
+    )
+    .await;
+    for _ in 0..3 {
+        assert!(receiver.next().await.reply.starts_with("451"));
+    }
+    let delivered = receiver.next().await;
+    assert!(delivered.reply.starts_with("250"), "{delivered:?}");
+    receiver.expect_quiet(Duration::from_secs(3)).await;
+
+    let notices: Vec<Vec<u8>> = inbox_messages(&server, &server.email)
+        .await
+        .into_iter()
+        .filter(|m| String::from_utf8_lossy(m).contains("multipart/report"))
+        .collect();
+    assert_eq!(notices.len(), 1, "one delay notice, not one per attempt");
+    let notice = String::from_utf8_lossy(&notices[0]).into_owned();
+    assert!(notice.starts_with("Return-Path: <>\r\n"), "{notice}");
+    assert!(
+        notice.contains("Subject: Delayed Mail (still being retried)"),
+        "{notice}"
+    );
+    let parsed = mail_parser::MessageParser::default()
+        .parse(notices[0].as_slice())
+        .expect("notice parses");
+    let status = parsed
+        .parts
+        .iter()
+        .find(|part| {
+            part.content_type().is_some_and(|ct| {
+                ct.ctype() == "message" && ct.subtype() == Some("delivery-status")
+            })
+        })
+        .expect("a message/delivery-status part");
+    let status = String::from_utf8_lossy(status.contents());
+    assert!(
+        status.contains("Final-Recipient: rfc822;erin@example.net"),
+        "{status}"
+    );
+    assert!(status.contains("Action: delayed"), "{status}");
+    assert!(status.contains("Status: 4.3.0"), "{status}");
+    assert!(status.contains("Will-Retry-Until: "), "{status}");
+    // Only the header comes back with a delay notice: the message is still on its way.
+    assert!(
+        parsed.parts.iter().any(|part| part
+            .content_type()
+            .is_some_and(|ct| ct.ctype() == "text" && ct.subtype() == Some("rfc822-headers"))),
+        "{notice}"
+    );
+    let list = server.admin_ok(&["queue", "list"]);
+    assert!(list.contains("queue is empty"), "{list}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recipients_of_one_domain_share_one_transaction() {
     let mut receiver = Receiver::start(Script::default()).await;
     let server = start_server(&outbound_config(receiver.port, "[1]"));

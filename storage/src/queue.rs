@@ -41,6 +41,8 @@ pub struct QueueItem {
     pub last_error: Option<String>,
     pub created_at: i64,
     pub size: i64,
+    /// The sender was sent a delay notice already (RFC 3464 `Action: delayed`).
+    pub delay_warned: bool,
 }
 
 pub(crate) async fn insert_queue_item(
@@ -79,6 +81,8 @@ pub struct QueueAttempt {
     /// one failed.
     pub retry_at: Option<i64>,
     pub error: Option<String>,
+    /// A delay notice went to the sender during this attempt.
+    pub delay_warned: bool,
 }
 
 /// What became of a queue item after [`Store::record_queue_attempt`].
@@ -94,7 +98,7 @@ pub enum QueueItemState {
 
 const QUEUE_COLUMNS: &str =
     "q.id, q.message_id, q.mail_from, q.recipients, q.dsn, q.attempts, q.next_attempt_at,
-                    q.last_error, q.created_at, m.size";
+                    q.last_error, q.created_at, m.size, q.delay_warned";
 
 fn item_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<QueueItem> {
     let recipients: String = row.try_get("recipients")?;
@@ -113,6 +117,7 @@ fn item_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<QueueItem> {
         last_error: row.try_get("last_error")?,
         created_at: row.try_get("created_at")?,
         size: row.try_get("size")?,
+        delay_warned: row.try_get::<i64, _>("delay_warned")? != 0,
     })
 }
 
@@ -287,12 +292,14 @@ async fn record_attempt_in_tx(
         serde_json::to_string(&recipients).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     sqlx::query(
         "UPDATE queue SET recipients = ?, attempts = attempts + 1, next_attempt_at = ?,
-                          last_error = ?, lease_until = NULL
+                          last_error = ?, lease_until = NULL,
+                          delay_warned = MAX(delay_warned, ?)
          WHERE id = ?",
     )
     .bind(recipients)
     .bind(next_attempt_at)
     .bind(&attempt.error)
+    .bind(i64::from(attempt.delay_warned))
     .bind(id.0)
     .execute(&mut *conn)
     .await?;

@@ -25,6 +25,9 @@ use std::time::Duration;
 const DEFAULT_RETRY_DELAYS_SECS: [u64; 7] = [60, 300, 900, 1800, 3600, 7200, 4 * 3600];
 /// RFC 5321 §4.5.4.1: "at least 4-5 days".
 const DEFAULT_MAX_AGE_SECS: u64 = 5 * 24 * 3600;
+/// RFC 3461 §4.1 DELAY: how long a message waits before its sender hears it is delayed
+/// (the common practice of Postfix and Exim: 4 hours).
+const DEFAULT_DELAY_WARNING_SECS: u64 = 4 * 3600;
 /// How often the worker looks for due items when nothing told it sooner.
 const DEFAULT_POLL_INTERVAL_SECS: u64 = 5;
 /// Queue items delivered at the same time; each holds at most one connection.
@@ -48,6 +51,8 @@ pub struct OutboundConfig {
     /// Delay before each retry; the last one repeats.
     pub retry_delays_secs: Vec<u64>,
     pub max_age_secs: u64,
+    /// After this long in the queue the sender gets one delay notice; 0 sends none.
+    pub delay_warning_secs: u64,
     pub poll_interval_secs: u64,
     pub concurrency: usize,
     pub connect_timeout_secs: u64,
@@ -64,6 +69,7 @@ impl Default for OutboundConfig {
             static_routes: BTreeMap::new(),
             retry_delays_secs: DEFAULT_RETRY_DELAYS_SECS.to_vec(),
             max_age_secs: DEFAULT_MAX_AGE_SECS,
+            delay_warning_secs: DEFAULT_DELAY_WARNING_SECS,
             poll_interval_secs: DEFAULT_POLL_INTERVAL_SECS,
             concurrency: DEFAULT_CONCURRENCY,
             connect_timeout_secs: DEFAULT_CONNECT_TIMEOUT_SECS,

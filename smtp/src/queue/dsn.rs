@@ -1,6 +1,6 @@
 //! Delivery status notifications (RFC 3464): the `multipart/report` sent back to the
-//! envelope sender when recipients fail for good, honouring the sender's RFC 3461
-//! requests (NOTIFY, RET, ENVID, ORCPT).
+//! envelope sender when recipients fail for good, or once when they are still waiting
+//! after a while, honouring the sender's RFC 3461 requests (NOTIFY, RET, ENVID, ORCPT).
 
 use crate::outbound::client::Failure;
 use mail_builder::MessageBuilder;
@@ -21,8 +21,29 @@ pub fn wants_failure_notice(recipient: &QueuedRecipient) -> bool {
             .any(|n| n.eq_ignore_ascii_case("FAILURE"))
 }
 
+/// RFC 3461 §4.1: a delay notice when NOTIFY lists DELAY, or when there is no NOTIFY
+/// (the MTA's default, which here includes DELAY as Postfix and Exim do).
+pub fn wants_delay_notice(recipient: &QueuedRecipient) -> bool {
+    recipient.notify.is_empty()
+        || recipient
+            .notify
+            .iter()
+            .any(|n| n.eq_ignore_ascii_case("DELAY"))
+}
+
+/// RFC 3464 §2.3.3: what the report says happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Given up on: `Action: failed`.
+    Failed,
+    /// Still being retried, until the given time: `Action: delayed` (§2.3.3) with
+    /// `Will-Retry-Until` (§2.3.8).
+    Delayed { retry_until: i64 },
+}
+
 /// What goes into one report.
 pub struct Report<'a> {
+    pub action: Action,
     /// Our host name: Reporting-MTA and the From address's domain.
     pub reporting_mta: &'a str,
     /// The envelope sender, to whom the report goes.
@@ -42,12 +63,21 @@ pub struct Report<'a> {
 /// Builds the report message, ready to store or send.
 pub fn build(report: &Report<'_>) -> std::io::Result<Vec<u8>> {
     let host = report.reporting_mta;
-    let headers_only = report.ret.is_some_and(|r| r.eq_ignore_ascii_case("HDRS"));
+    let delayed = matches!(report.action, Action::Delayed { .. });
+    // A delay notice returns the header only: the message is still on its way.
+    let headers_only = delayed || report.ret.is_some_and(|r| r.eq_ignore_ascii_case("HDRS"));
 
     let mut human = String::new();
-    human.push_str(&format!(
-        "This is the mail system at {host}.\r\n\r\nYour message could not be delivered to the following recipients:\r\n\r\n"
-    ));
+    match report.action {
+        Action::Failed => human.push_str(&format!(
+            "This is the mail system at {host}.\r\n\r\nYour message could not be delivered to the following recipients:\r\n\r\n"
+        )),
+        Action::Delayed { retry_until } => human.push_str(&format!(
+            "This is the mail system at {host}.\r\n\r\nYour message has not been delivered yet to the following recipients. \
+             This is only a warning: nothing needs doing, and delivery will be tried until {}.\r\n\r\n",
+            rfc5322(retry_until)
+        )),
+    }
     for (recipient, failure) in report.failures {
         let _ = write!(
             human,
@@ -86,8 +116,16 @@ pub fn build(report: &Report<'_>) -> std::io::Result<Vec<u8>> {
             );
         }
         let _ = write!(status, "Final-Recipient: rfc822;{}\r\n", recipient.address);
-        status.push_str("Action: failed\r\n");
-        let _ = write!(status, "Status: {}\r\n", permanent_status(&failure.status));
+        match report.action {
+            Action::Failed => {
+                status.push_str("Action: failed\r\n");
+                let _ = write!(status, "Status: {}\r\n", permanent_status(&failure.status));
+            }
+            Action::Delayed { .. } => {
+                status.push_str("Action: delayed\r\n");
+                let _ = write!(status, "Status: {}\r\n", failure.status);
+            }
+        }
         if let Some(mta) = &failure.remote_mta {
             let _ = write!(status, "Remote-MTA: dns; {mta}\r\n");
         }
@@ -108,6 +146,9 @@ pub fn build(report: &Report<'_>) -> std::io::Result<Vec<u8>> {
             }
         }
         let _ = write!(status, "Last-Attempt-Date: {}\r\n", rfc5322(report.now));
+        if let Action::Delayed { retry_until } = report.action {
+            let _ = write!(status, "Will-Retry-Until: {}\r\n", rfc5322(retry_until));
+        }
     }
 
     let original = if headers_only {
@@ -147,7 +188,11 @@ pub fn build(report: &Report<'_>) -> std::io::Result<Vec<u8>> {
     MessageBuilder::new()
         .from(("Mail Delivery System", from.as_str()))
         .to(report.to)
-        .subject("Undelivered Mail Returned to Sender")
+        .subject(if delayed {
+            "Delayed Mail (still being retried)"
+        } else {
+            "Undelivered Mail Returned to Sender"
+        })
         .message_id(format!("dsn.{:016x}@{host}", rand::random::<u64>()))
         .date(report.now)
         // RFC 3834 §5: automatic responses say so, so nobody answers them automatically.
@@ -202,6 +247,20 @@ pub fn xtext_decode(value: &str) -> String {
 mod tests {
     use super::*;
 
+    #[test]
+    fn delay_notices_follow_notify() {
+        let with = |notify: &[&str]| QueuedRecipient {
+            address: "a@example.net".into(),
+            notify: notify.iter().map(|n| n.to_string()).collect(),
+            orcpt: None,
+        };
+        assert!(wants_delay_notice(&with(&[])));
+        assert!(wants_delay_notice(&with(&["FAILURE", "DELAY"])));
+        assert!(!wants_delay_notice(&with(&["FAILURE"])));
+        assert!(!wants_delay_notice(&with(&["NEVER"])));
+        assert!(!wants_failure_notice(&with(&["DELAY"])));
+    }
+
     fn recipient(address: &str, notify: &[&str], orcpt: Option<&str>) -> QueuedRecipient {
         QueuedRecipient {
             address: address.into(),
@@ -237,6 +296,7 @@ mod tests {
         let original = b"Subject: hi\r\nFrom: me@example.org\r\n\r\nsecret body\r\n";
         let build_with = |ret| {
             let raw = build(&Report {
+                action: Action::Failed,
                 reporting_mta: "mx.example.org",
                 to: "me@example.org",
                 envid: Some("id+2B1"),

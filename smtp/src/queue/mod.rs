@@ -321,6 +321,7 @@ impl QueueWorker {
         let expired = now.saturating_sub(item.created_at) >= this.config.max_age_secs as i64;
         let mut finished = Vec::new();
         let mut failed = Vec::new();
+        let mut waiting = Vec::new();
         let mut errors = Vec::new();
         for (recipient, result) in results {
             match result {
@@ -344,12 +345,16 @@ impl QueueWorker {
                 }
                 RecipientResult::Failed(failure) => {
                     tracing::info!(recipient = %recipient.address, reason = %failure.reason, "will retry");
-                    errors.push(failure.reason);
+                    errors.push(failure.reason.clone());
+                    waiting.push((recipient, failure));
                 }
             }
         }
         if !failed.is_empty() {
-            match self.bounce(item, message, &failed).await {
+            match self
+                .notify(item, message, &failed, dsn::Action::Failed)
+                .await
+            {
                 Ok(()) => finished.extend(failed.iter().map(|(r, _)| r.address.clone())),
                 Err(error) => {
                     // Keep them queued: the next attempt fails them again and bounces then.
@@ -358,11 +363,39 @@ impl QueueWorker {
                 }
             }
         }
+        // RFC 3464 §2.3.3 `Action: delayed`: once per message, after it has waited
+        // `delay_warning_secs`, to the senders who asked for (or did not refuse) it.
+        let warn_after = this.config.delay_warning_secs as i64;
+        let mut delay_warned = false;
+        if !waiting.is_empty()
+            && !item.delay_warned
+            && warn_after > 0
+            && now.saturating_sub(item.created_at) >= warn_after
+        {
+            let action = dsn::Action::Delayed {
+                retry_until: item.created_at + this.config.max_age_secs as i64,
+            };
+            match self.notify(item, message, &waiting, action).await {
+                Ok(()) => delay_warned = true,
+                // Not recorded as sent: the next attempt tries again.
+                Err(error) => tracing::warn!(%error, "storing the delay notice failed"),
+            }
+        }
         let error = (!errors.is_empty()).then(|| errors.join("; "));
-        self.record(item, finished, error).await;
+        self.record_with(item, finished, error, delay_warned).await;
     }
 
     async fn record(&self, item: &QueueItem, finished: Vec<String>, error: Option<String>) {
+        self.record_with(item, finished, error, false).await;
+    }
+
+    async fn record_with(
+        &self,
+        item: &QueueItem,
+        finished: Vec<String>,
+        error: Option<String>,
+        delay_warned: bool,
+    ) {
         let this = &self.inner;
         let attempts = u32::try_from(item.attempts).unwrap_or(u32::MAX);
         let delay = this.config.retry_delay(attempts);
@@ -370,6 +403,7 @@ impl QueueWorker {
             finished,
             retry_at: Some(unix_now() + delay.as_secs() as i64),
             error,
+            delay_warned,
         };
         match this.store.record_queue_attempt(item.id, attempt).await {
             Ok(state) => tracing::debug!(?state, "attempt recorded"),
@@ -377,13 +411,14 @@ impl QueueWorker {
         }
     }
 
-    /// Sends a DSN for `failed` to the envelope sender: into its INBOX when the sender
-    /// is local, else through the queue with a null sender.
-    async fn bounce(
+    /// Sends a DSN about `recipients` to the envelope sender: into its INBOX when the
+    /// sender is local, else through the queue with a null sender.
+    async fn notify(
         &self,
         item: &QueueItem,
         message: &[u8],
-        failed: &[(QueuedRecipient, Failure)],
+        recipients: &[(QueuedRecipient, Failure)],
+        action: dsn::Action,
     ) -> Result<(), StoreError> {
         let this = &self.inner;
         // RFC 5321 §4.5.5, RFC 3461 §6.2: never a notice to the null sender (that is
@@ -391,15 +426,20 @@ impl QueueWorker {
         if item.mail_from.is_empty() {
             return Ok(());
         }
-        let notified: Vec<(QueuedRecipient, Failure)> = failed
+        let wanted = match action {
+            dsn::Action::Failed => dsn::wants_failure_notice,
+            dsn::Action::Delayed { .. } => dsn::wants_delay_notice,
+        };
+        let notified: Vec<(QueuedRecipient, Failure)> = recipients
             .iter()
-            .filter(|(recipient, _)| dsn::wants_failure_notice(recipient))
+            .filter(|(recipient, _)| wanted(recipient))
             .cloned()
             .collect();
         if notified.is_empty() {
             return Ok(());
         }
         let report = dsn::build(&dsn::Report {
+            action,
             reporting_mta: &this.hostname,
             to: &item.mail_from,
             envid: item.envid.as_deref(),
@@ -422,12 +462,12 @@ impl QueueWorker {
                     ..Delivery::default()
                 })
                 .await?;
-            tracing::info!(to = %item.mail_from, "bounce delivered locally");
+            tracing::info!(to = %item.mail_from, "delivery status notice delivered locally");
             return Ok(());
         }
         let sender_domain = domain_of(&item.mail_from).unwrap_or_default();
         if this.store.is_local_domain(sender_domain).await? {
-            tracing::warn!(to = %item.mail_from, "bounce dropped: local sender without an account");
+            tracing::warn!(to = %item.mail_from, "delivery status notice dropped: local sender without an account");
             return Ok(());
         }
         this.store
@@ -445,7 +485,7 @@ impl QueueWorker {
                 ..Delivery::default()
             })
             .await?;
-        tracing::info!(to = %item.mail_from, "bounce queued");
+        tracing::info!(to = %item.mail_from, "delivery status notice queued");
         Ok(())
     }
 }

@@ -178,6 +178,20 @@ fn between_angles(line: &str) -> String {
     line[start..end].to_owned()
 }
 
+/// The `message/delivery-status` part of a DSN (RFC 3464 §2), as text.
+fn delivery_status(report: &mail_parser::Message<'_>) -> String {
+    let part = report
+        .parts
+        .iter()
+        .find(|part| {
+            part.content_type().is_some_and(|ct| {
+                ct.ctype() == "message" && ct.subtype() == Some("delivery-status")
+            })
+        })
+        .expect("a message/delivery-status part");
+    String::from_utf8_lossy(part.contents()).into_owned()
+}
+
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
@@ -349,16 +363,7 @@ async fn permanent_failure_bounces_to_the_sender_as_a_report() {
         content_type.attribute("report-type"),
         Some("delivery-status")
     );
-    let status = parsed
-        .parts
-        .iter()
-        .find(|part| {
-            part.content_type().is_some_and(|ct| {
-                ct.ctype() == "message" && ct.subtype() == Some("delivery-status")
-            })
-        })
-        .expect("a message/delivery-status part");
-    let status = String::from_utf8_lossy(status.contents());
+    let status = delivery_status(&parsed);
     assert!(
         status.contains("Final-Recipient: rfc822;nobody@example.net"),
         "{status}"
@@ -420,16 +425,7 @@ async fn long_delay_warns_the_sender_once_then_delivers() {
     let parsed = mail_parser::MessageParser::default()
         .parse(notices[0].as_slice())
         .expect("notice parses");
-    let status = parsed
-        .parts
-        .iter()
-        .find(|part| {
-            part.content_type().is_some_and(|ct| {
-                ct.ctype() == "message" && ct.subtype() == Some("delivery-status")
-            })
-        })
-        .expect("a message/delivery-status part");
-    let status = String::from_utf8_lossy(status.contents());
+    let status = delivery_status(&parsed);
     assert!(
         status.contains("Final-Recipient: rfc822;erin@example.net"),
         "{status}"

@@ -7,27 +7,8 @@
 mod common;
 
 use async_imap::types::{Fetch, Flag, NameAttribute};
-use common::TestServer;
+use common::{TestServer, async_imap_login};
 use futures::TryStreamExt;
-use tokio::net::TcpStream;
-
-async fn login(server: &TestServer) -> async_imap::Session<TcpStream> {
-    // Plain IMAP on loopback: LOGIN is allowed without TLS only from the same machine.
-    let stream = TcpStream::connect(server.addr("imap"))
-        .await
-        .expect("connect");
-    let mut client = async_imap::Client::new(stream);
-    client
-        .read_response()
-        .await
-        .expect("greeting")
-        .expect("greeting io");
-    client
-        .login(&server.email, &server.password)
-        .await
-        .map_err(|(e, _)| e)
-        .expect("login")
-}
 
 fn message(subject: &str, body: &str) -> Vec<u8> {
     format!("From: sender@example.net\r\nTo: you@localhost\r\nSubject: {subject}\r\n\r\n{body}\r\n")
@@ -44,7 +25,7 @@ async fn async_imap_drives_every_everyday_command() {
     tokio::task::block_in_place(|| {
         server.admin_ok(&["user", "quota", &server.email, "1048576"]);
     });
-    let mut session = login(&server).await;
+    let mut session = async_imap_login(&server).await;
 
     let capabilities = session.capabilities().await.expect("CAPABILITY");
     for name in [

@@ -6,7 +6,7 @@ mod common;
 
 use async_imap::extensions::idle::IdleResponse;
 use async_imap::types::UnsolicitedResponse;
-use common::TestServer;
+use common::{TestServer, async_imap_login};
 use futures::TryStreamExt;
 use lettre::transport::smtp::client::Tls;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
@@ -14,24 +14,6 @@ use std::time::Duration;
 use tokio::net::TcpStream;
 
 type Session = async_imap::Session<TcpStream>;
-
-async fn login(server: &TestServer) -> Session {
-    // Plain IMAP on loopback: LOGIN is allowed without TLS only from the same machine.
-    let stream = TcpStream::connect(server.addr("imap"))
-        .await
-        .expect("connect");
-    let mut client = async_imap::Client::new(stream);
-    client
-        .read_response()
-        .await
-        .expect("greeting")
-        .expect("greeting io");
-    client
-        .login(&server.email, &server.password)
-        .await
-        .map_err(|(e, _)| e)
-        .expect("login")
-}
 
 async fn deliver(server: &TestServer, subject: &str) {
     let transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous("127.0.0.1")
@@ -72,7 +54,7 @@ async fn uids(session: &mut Session, set: &str) -> Vec<(u32, u32)> {
 #[tokio::test]
 async fn idle_sees_a_delivery_and_noop_sees_flags_and_expunges() {
     let server = TestServer::start();
-    let mut watcher = login(&server).await;
+    let mut watcher = async_imap_login(&server).await;
     let mailbox = watcher.select("INBOX").await.expect("select");
     assert_eq!(mailbox.exists, 0);
 
@@ -88,7 +70,7 @@ async fn idle_sees_a_delivery_and_noop_sees_flags_and_expunges() {
     assert!(seen.contains("Exists(1)"), "IDLE got {seen}");
     let mut watcher = idle.done().await.expect("done");
 
-    let mut actor = login(&server).await;
+    let mut actor = async_imap_login(&server).await;
     actor.select("INBOX").await.expect("select");
     for n in 2..=4 {
         deliver(&server, &format!("message {n}")).await;

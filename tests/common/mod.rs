@@ -335,3 +335,22 @@ pub fn labelled_line(out: &str, label: &str) -> String {
         .unwrap_or_else(|| panic!("no {label} in {out}"))
         .to_owned()
 }
+
+/// An async-imap session logged in as the first account, over plain IMAP on loopback
+/// (LOGIN without TLS is allowed only from the same machine).
+pub async fn async_imap_login(server: &TestServer) -> async_imap::Session<tokio::net::TcpStream> {
+    let stream = tokio::net::TcpStream::connect(server.addr("imap"))
+        .await
+        .expect("connect");
+    let mut client = async_imap::Client::new(stream);
+    client
+        .read_response()
+        .await
+        .expect("greeting")
+        .expect("greeting io");
+    client
+        .login(&server.email, &server.password)
+        .await
+        .map_err(|(e, _)| e)
+        .expect("login")
+}

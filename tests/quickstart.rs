@@ -17,6 +17,10 @@ fn first_start_prints_an_account_and_every_listener() {
     let users = server.admin_ok(&["user", "list"]);
     assert!(users.contains("you@localhost"), "{users}");
     assert!(server.data_dir().join("tls-selfsigned-cert.pem").exists());
+    // The log goes to a file here, not a terminal: plain text, no colour codes.
+    let log = server.log();
+    assert!(log.contains("listener started"), "{log}");
+    assert!(!log.contains('\x1b'), "colour codes in a log file: {log}");
 }
 
 #[test]

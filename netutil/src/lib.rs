@@ -1,11 +1,14 @@
 //! Plumbing both front ends need, written once: streams that upgrade to TLS, connection
-//! limits, failed-login throttling, and the shutdown signal.
+//! limits, failed-login throttling (with their metrics), and the shutdown signal.
 #![forbid(unsafe_code)]
 
 mod limits;
 mod stream;
 
-pub use limits::{AuthThrottle, ConnectionLimiter, ConnectionPermit};
+pub use limits::{
+    AUTH_FAILURES, AuthThrottle, CONNECTIONS_OPEN, CONNECTIONS_REFUSED, CONNECTIONS_TOTAL,
+    ConnectionLimiter, ConnectionPermit,
+};
 pub use stream::{MaybeTlsStream, tls_acceptor};
 pub use tokio_rustls::TlsAcceptor;
 pub use tokio_util::sync::CancellationToken;

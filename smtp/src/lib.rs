@@ -46,6 +46,10 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tracing::Instrument;
 
+/// Counter: commands answered, labels `command` (the verb) and `outcome` (the final
+/// reply's class, `2xx`..`5xx`).
+pub const SMTP_COMMANDS: &str = "letterbox_smtp_commands_total";
+
 /// Which port a listener serves, and so which rules apply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ListenerRole {

@@ -276,6 +276,7 @@ impl Store {
                 "no mailbox and no recipient",
             ));
         }
+        let started = std::time::Instant::now();
         let mut delivery = delivery;
         delivery.raw = crlf_line_ends(std::mem::take(&mut delivery.raw));
         let analysis = if delivery.raw.len() > 256 * 1024 {
@@ -290,7 +291,8 @@ impl Store {
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let body_text = analysis.body_text;
         let sent_date = analysis.meta.sent_date;
-        self.writer
+        let delivered = self
+            .writer
             .run(move |conn| {
                 Box::pin(async move {
                     let size = delivery.raw.len() as i64;
@@ -343,7 +345,10 @@ impl Store {
                     Ok(JobOutput::new(delivered, changes))
                 })
             })
-            .await
+            .await?;
+        metrics::histogram!(crate::DELIVER_SECONDS).record(started.elapsed().as_secs_f64());
+        metrics::counter!(crate::MESSAGES_DELIVERED).increment(delivered.placed.len() as u64);
+        Ok(delivered)
     }
 
     /// RFC 9051 §6.3.12 APPEND: returns the APPENDUID data (RFC 4315 §3).

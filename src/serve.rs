@@ -132,12 +132,14 @@ pub async fn run(config: Config) -> Result<()> {
         services: crate::services::offered_at(&bound).into(),
         metrics,
     });
+    let http_connections = connections.for_listener("http");
     for address in &config.listen.http {
         let listener = bind("http", *address).await?;
         bound.push(("http", listener.local_addr()?));
         shutdown.tracker.spawn(crate::http::serve(
             listener,
             http_router.clone(),
+            http_connections.clone(),
             shutdown.clone(),
         ));
     }

@@ -412,6 +412,33 @@ fn healthz_answers_ok() {
     assert_eq!(body.trim(), "ok");
     let (status, _) = fetch(&url(&server, "/no-such-page"), None, None);
     assert!(status.starts_with("404"), "{status}");
+
+    // A client that never finishes its request head is cut off (slowloris), and its
+    // connection was counted.
+    use std::io::{Read, Write};
+    let started = std::time::Instant::now();
+    let mut slow = std::net::TcpStream::connect(server.addr("http")).expect("connect");
+    slow.set_read_timeout(Some(std::time::Duration::from_secs(60)))
+        .expect("timeout");
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n")
+        .expect("write");
+    let mut rest = Vec::new();
+    let _ = slow.read_to_end(&mut rest);
+    let waited = started.elapsed();
+    assert!(
+        waited < std::time::Duration::from_secs(40),
+        "still open after {waited:?}"
+    );
+    assert!(
+        rest.is_empty() || rest.starts_with(b"HTTP/1.1 408"),
+        "{}",
+        String::from_utf8_lossy(&rest)
+    );
+    let metrics = scrape(&server);
+    assert!(
+        metrics[r#"letterbox_connections_total{listener="http"}"#] >= 3.0,
+        "{metrics:?}"
+    );
 }
 
 /// Every sample of `/metrics`, keyed `name{labels}`.

@@ -18,8 +18,10 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use netutil::Shutdown;
+use netutil::{ConnectionLimiter, Shutdown};
 use std::sync::Arc;
 use std::time::Duration;
 use storage::Store;
@@ -41,6 +43,12 @@ const METRICS_UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
 /// The largest autodiscover request body: Outlook's POX request is a few hundred
 /// octets; anything much larger is not one.
 const MAX_REQUEST_BODY: usize = 16 * 1024;
+/// A client must send a whole request head within this time (slowloris); a mail
+/// client or a Prometheus scrape sends it at once.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest a connection stays open, kept-alive or not: autoconfiguration is one or
+/// two requests, a scraper reconnects; nobody holds a slot for long.
+const MAX_CONNECTION_TIME: Duration = Duration::from_secs(60);
 /// How long a health check waits for storage before calling it unhealthy.
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -130,16 +138,49 @@ pub fn router(state: HttpState) -> Router {
         .with_state(state)
 }
 
-/// Serves `router` on `listener` until shutdown; requests in flight finish.
-pub async fn serve(listener: TcpListener, router: Router, shutdown: Shutdown) {
+/// Serves `router` on `listener` until shutdown. Each connection holds a slot of the
+/// server-wide connection limit, must send its request head within
+/// [`HEADER_READ_TIMEOUT`] and lives at most [`MAX_CONNECTION_TIME`]; on shutdown (or
+/// at that age) it finishes the request in flight and closes.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    connections: ConnectionLimiter,
+    shutdown: Shutdown,
+) {
     let address = listener.local_addr().ok();
     tracing::info!(?address, "HTTP listener started");
-    let stop = shutdown.token.clone();
-    if let Err(error) = axum::serve(listener, router)
-        .with_graceful_shutdown(async move { stop.cancelled().await })
-        .await
-    {
-        tracing::error!(%error, "HTTP listener failed");
+    let service = TowerToHyperService::new(router);
+    while let Some((tcp, peer)) = netutil::accept(&listener, &shutdown).await {
+        let Some(permit) = connections.try_acquire(peer.ip()) else {
+            tracing::info!(%peer, "HTTP connection refused: too many connections");
+            continue;
+        };
+        let service = service.clone();
+        let token = shutdown.token.clone();
+        shutdown.tracker.spawn(async move {
+            let _permit = permit;
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT);
+            let connection = builder.serve_connection(TokioIo::new(tcp), service);
+            tokio::pin!(connection);
+            let result = tokio::select! {
+                result = connection.as_mut() => result,
+                _ = token.cancelled() => {
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+                _ = tokio::time::sleep(MAX_CONNECTION_TIME) => {
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
+            if let Err(error) = result {
+                tracing::debug!(%error, %peer, "HTTP connection ended with an error");
+            }
+        });
     }
     tracing::info!(?address, "HTTP listener stopped");
 }

@@ -190,6 +190,7 @@ submission = []
 submissions = []
 imap = ["127.0.0.1:0"]
 imaps = []
+http = []
 
 [limits]
 max_connections = $((CLIENTS + 10 > 1000 ? CLIENTS + 10 : 1000))

@@ -164,6 +164,7 @@ submission = []
 submissions = []
 imap = []
 imaps = []
+http = []
 
 [limits]
 max_connections = $((SESSIONS > 1000 ? SESSIONS : 1000))

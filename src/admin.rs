@@ -2,6 +2,7 @@
 //! (SQLite WAL: the server's writer and this process take turns on the write lock).
 
 use crate::config::Config;
+use crate::services::CLIENT_SERVICES;
 use anyhow::{Context, Result};
 use clap::Subcommand;
 use smtp::mailauth::keys::{self, Algorithm};
@@ -432,49 +433,46 @@ pub async fn dns(config: &Config, domain: &str) -> Result<()> {
     println!("; Mail client autoconfiguration (RFC 6186; implicit TLS preferred, RFC 8314 §5.1).");
     let defaults = crate::config::Listen::default();
     let mut quickstart = false;
-    for (service, addresses, default, standard, priority) in [
-        (
-            "_submissions",
-            &config.listen.submissions,
-            &defaults.submissions,
-            465,
-            0,
-        ),
-        (
-            "_submission",
-            &config.listen.submission,
-            &defaults.submission,
-            587,
-            10,
-        ),
-        ("_imaps", &config.listen.imaps, &defaults.imaps, 993, 0),
-        ("_imap", &config.listen.imap, &defaults.imap, 143, 10),
-    ] {
-        let data = match srv_port(addresses, default, standard) {
-            Some((port, was_default)) => {
-                quickstart |= was_default;
-                format!("{priority} 1 {port} {host}.")
-            }
+    let offered = crate::services::offered(|listener| {
+        let (port, was_default) = srv_port(
+            config.listen.addresses(listener),
+            defaults.addresses(listener),
+            standard_port(listener),
+        )?;
+        quickstart |= was_default;
+        Some(port)
+    });
+    for service in &CLIENT_SERVICES {
+        let data = match offered
+            .iter()
+            .find(|o| o.service.listener == service.listener)
+        {
+            Some(o) => format!("{} 1 {} {host}.", service.srv_priority, o.port),
             // RFC 6186 §4: target "." says the service is not offered.
             None => "0 0 0 .".to_owned(),
         };
         println!(
             "{}",
-            record(&format!("{service}._tcp.{domain}"), "SRV", &data)
+            record(&format!("{}._tcp.{domain}", service.srv), "SRV", &data)
         );
     }
     if quickstart {
         println!("; note: the config listens on quickstart ports; the standard ports are printed.");
         println!(";       Forward them (465, 587, 993, 143 and 25) to letterbox or set `listen`.");
     }
+
+    println!();
+    println!("; Thunderbird looks up https://autoconfig.{domain}/mail/config-v1.1.xml, Outlook");
     println!(
-        "{}",
-        record(
-            &format!("autoconfig.{domain}"),
-            "CNAME",
-            &format!("{host}.")
-        )
+        "; https://autodiscover.{domain}/autodiscover/autodiscover.xml: letterbox answers both"
     );
+    println!("; on its `listen.http` port (put a TLS proxy for these names in front of it).");
+    for name in ["autoconfig", "autodiscover"] {
+        println!(
+            "{}",
+            record(&format!("{name}.{domain}"), "CNAME", &format!("{host}."))
+        );
+    }
     Ok(())
 }
 
@@ -507,7 +505,15 @@ fn srv_port(
     })
 }
 
-fn unix_now() -> i64 {
+/// The IANA port of a client-facing listener (0 for any other).
+fn standard_port(listener: &str) -> u16 {
+    CLIENT_SERVICES
+        .iter()
+        .find(|s| s.listener == listener)
+        .map_or(0, |s| s.standard_port)
+}
+
+pub(crate) fn unix_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)

@@ -38,6 +38,9 @@ pub struct Listen {
     pub submissions: Vec<SocketAddr>,
     pub imap: Vec<SocketAddr>,
     pub imaps: Vec<SocketAddr>,
+    /// Plain HTTP: client autoconfiguration, `/healthz`, `/metrics`. Put a TLS proxy in
+    /// front of it for the internet (clients look up `https://autoconfig.DOMAIN/...`).
+    pub http: Vec<SocketAddr>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -92,6 +95,7 @@ impl Default for Listen {
             submissions: local(2465),
             imap: local(2143),
             imaps: local(2993),
+            http: local(2080),
         }
     }
 }
@@ -222,6 +226,10 @@ mod tests {
         assert_eq!(
             config.listen.imaps,
             vec![SocketAddr::from(([127, 0, 0, 1], 2993))]
+        );
+        assert_eq!(
+            config.listen.http,
+            vec![SocketAddr::from(([127, 0, 0, 1], 2080))]
         );
         assert_eq!(
             config.storage_url(),

@@ -3,7 +3,9 @@
 
 mod admin;
 mod config;
+mod http;
 mod serve;
+mod services;
 mod tls;
 
 use anyhow::Result;
@@ -45,7 +47,8 @@ enum Command {
     /// Manage the DKIM keys outgoing mail is signed with.
     #[command(subcommand)]
     Dkim(admin::DkimCommand),
-    /// Print every DNS record DOMAIN needs: MX, SPF, DKIM, DMARC, SRV, autoconfig.
+    /// Print every DNS record DOMAIN needs: MX, SPF, DKIM, DMARC, SRV, autoconfig and
+    /// autodiscover.
     Dns { domain: String },
 }
 

@@ -17,6 +17,9 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 const AUTH_FAILURE_STEP: Duration = Duration::from_millis(500);
 
 pub async fn run(config: Config) -> Result<()> {
+    let shutdown = Shutdown::new();
+    // First, so that nothing recorded from here on is lost.
+    let metrics = crate::http::install_metrics(&shutdown)?;
     let store = open_store(&config).await?;
     let first_account = first_run(&store, &config).await?;
 
@@ -26,7 +29,6 @@ pub async fn run(config: Config) -> Result<()> {
         &config.hostname,
         &config.data_dir,
     )?);
-    let shutdown = Shutdown::new();
     let connections = ConnectionLimiter::new(
         config.limits.max_connections,
         config.limits.max_connections_per_ip,
@@ -50,7 +52,7 @@ pub async fn run(config: Config) -> Result<()> {
         store: store.clone(),
         tls: Some(tls.clone()),
         connections: connections.clone(),
-        auth_throttle: auth_throttle.clone(),
+        auth_throttle: auth_throttle.for_protocol("smtp"),
         shutdown: shutdown.clone(),
         mail_auth: Some(Arc::new(mail_auth)),
     };
@@ -61,8 +63,8 @@ pub async fn run(config: Config) -> Result<()> {
         }),
         store: store.clone(),
         tls: Some(tls),
-        connections,
-        auth_throttle,
+        connections: connections.clone(),
+        auth_throttle: auth_throttle.for_protocol("imap"),
         shutdown: shutdown.clone(),
     };
 
@@ -91,6 +93,10 @@ pub async fn run(config: Config) -> Result<()> {
         ),
     ];
     for (name, addresses, role) in smtp_roles {
+        let smtp_server = smtp::SmtpServer {
+            connections: connections.for_listener(name),
+            ..smtp_server.clone()
+        };
         for address in addresses {
             let listener = bind(name, *address).await?;
             bound.push((name, listener.local_addr()?));
@@ -105,6 +111,10 @@ pub async fn run(config: Config) -> Result<()> {
         ("imaps", &config.listen.imaps, imap::ListenerRole::Imaps),
     ];
     for (name, addresses, role) in imap_roles {
+        let imap_server = imap::ImapServer {
+            connections: connections.for_listener(name),
+            ..imap_server.clone()
+        };
         for address in addresses {
             let listener = bind(name, *address).await?;
             bound.push((name, listener.local_addr()?));
@@ -113,6 +123,25 @@ pub async fn run(config: Config) -> Result<()> {
                 .tracker
                 .spawn(async move { server.serve(listener, role).await });
         }
+    }
+
+    // HTTP last: its documents name the ports the mail listeners got.
+    let http_router = crate::http::router(crate::http::HttpState {
+        store: store.clone(),
+        hostname: config.hostname.as_str().into(),
+        services: crate::services::offered_at(&bound).into(),
+        metrics,
+    });
+    let http_connections = connections.for_listener("http");
+    for address in &config.listen.http {
+        let listener = bind("http", *address).await?;
+        bound.push(("http", listener.local_addr()?));
+        shutdown.tracker.spawn(crate::http::serve(
+            listener,
+            http_router.clone(),
+            http_connections.clone(),
+            shutdown.clone(),
+        ));
     }
 
     // Handlers first, then `ready`: a SIGTERM right after `ready` must be a clean stop.
@@ -221,6 +250,13 @@ fn print_welcome(
     }
     if let Some(p) = port("smtp") {
         println!("  Inbound MX:      {host} port {p} (mail from other servers)");
+    }
+    if let Some(p) = port("http") {
+        let example =
+            first_account.map_or_else(|| format!("you@{host}"), |(email, _)| email.clone());
+        println!(
+            "  Autoconfig:      http://{host}:{p}/.well-known/autoconfig/mail/config-v1.1.xml?emailaddress={example}"
+        );
     }
     if config.tls.cert.is_none() {
         println!("  The TLS certificate is self-signed: accept it once in your client.");

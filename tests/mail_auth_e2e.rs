@@ -27,7 +27,7 @@ const BOB_PASSWORD: &str = "bob-password-1";
 /// A full configuration (the harness's own has `hostname = "localhost"`).
 fn config(server: &TestServer, hostname: &str, extra: &str) -> String {
     format!(
-        "hostname = \"{hostname}\"\ndata_dir = \"{}\"\npublic_addresses = [\"127.0.0.1\"]\n\n[listen]\nsmtp = [\"127.0.0.1:0\"]\nsubmission = [\"127.0.0.1:0\"]\nsubmissions = [\"127.0.0.1:0\"]\nimap = [\"127.0.0.1:0\"]\nimaps = [\"127.0.0.1:0\"]\n\n{extra}\n",
+        "hostname = \"{hostname}\"\ndata_dir = \"{}\"\npublic_addresses = [\"127.0.0.1\"]\n\n[listen]\nsmtp = [\"127.0.0.1:0\"]\nsubmission = [\"127.0.0.1:0\"]\nsubmissions = [\"127.0.0.1:0\"]\nimap = [\"127.0.0.1:0\"]\nimaps = [\"127.0.0.1:0\"]\nhttp = [\"127.0.0.1:0\"]\n\n{extra}\n",
         path_str(&server.data_dir())
     )
 }
@@ -147,6 +147,7 @@ async fn dkim_spf_and_dmarc_pass_between_two_instances() {
         "_imaps._tcp.a.test.\t3600\tIN\tSRV\t0 1 993 mx.a.test.",
         "_imap._tcp.a.test.\t3600\tIN\tSRV\t10 1 143 mx.a.test.",
         "autoconfig.a.test.\t3600\tIN\tCNAME\tmx.a.test.",
+        "autodiscover.a.test.\t3600\tIN\tCNAME\tmx.a.test.",
     ] {
         assert!(
             zone.contains(expected),

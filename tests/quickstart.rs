@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{TestServer, letterbox_bin};
+use common::{TestServer, letterbox_bin, python};
 use std::process::Command;
 
 #[test]
@@ -11,9 +11,31 @@ fn first_start_prints_an_account_and_every_listener() {
     let server = TestServer::start();
     assert_eq!(server.email, "you@localhost");
     assert_eq!(server.password.len(), 20);
-    for listener in ["smtp", "submission", "submissions", "imap", "imaps"] {
+    for listener in ["smtp", "submission", "submissions", "imap", "imaps", "http"] {
         assert_ne!(server.port(listener), 0, "{listener} not bound");
     }
+    // The autoconfig URL beside the manual settings, and it answers.
+    let autoconfig = format!(
+        "http://localhost:{}/.well-known/autoconfig/mail/config-v1.1.xml?emailaddress=you@localhost",
+        server.port("http")
+    );
+    assert!(
+        server
+            .output
+            .iter()
+            .any(|line| line.trim() == format!("Autoconfig:      {autoconfig}")),
+        "{:#?}",
+        server.output
+    );
+    let document = python(
+        "import sys, urllib.request
+print(urllib.request.urlopen(sys.argv[1], timeout=30).read().decode())",
+        &[&autoconfig.replace("localhost:", "127.0.0.1:")],
+    );
+    assert!(
+        document.contains(&format!("<port>{}</port>", server.port("imaps"))),
+        "{document}"
+    );
     let users = server.admin_ok(&["user", "list"]);
     assert!(users.contains("you@localhost"), "{users}");
     assert!(server.data_dir().join("tls-selfsigned-cert.pem").exists());
@@ -69,12 +91,7 @@ fn a_bad_config_names_the_file_and_the_key() {
         "hostname = \"mx.example.org\"\n[limits]\nmax_mesage_size = 1000\n",
     )
     .expect("write");
-    let output = Command::new(letterbox_bin())
-        .arg("--config")
-        .arg(&path)
-        .arg("check-config")
-        .output()
-        .expect("run");
+    let output = letterbox_with(&path, "check-config");
     assert!(!output.status.success());
     let error = String::from_utf8_lossy(&output.stderr);
     assert!(
@@ -83,13 +100,29 @@ fn a_bad_config_names_the_file_and_the_key() {
     );
 
     std::fs::write(&path, "[limits]\nmax_recipients = \"many\"\n").expect("write");
-    let output = Command::new(letterbox_bin())
-        .arg("--config")
-        .arg(&path)
-        .arg("serve")
-        .output()
-        .expect("run");
+    let output = letterbox_with(&path, "serve");
     assert!(!output.status.success());
     let error = String::from_utf8_lossy(&output.stderr);
     assert!(error.contains("max_recipients"), "{error}");
+}
+
+#[test]
+fn check_config_shows_the_http_listener() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("letterbox.toml");
+    std::fs::write(&path, "[listen]\nhttp = [\"127.0.0.1:8080\"]\n").expect("write");
+    let output = letterbox_with(&path, "check-config");
+    assert!(output.status.success());
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.contains("http: [127.0.0.1:8080]"), "{text}");
+}
+
+/// Runs `letterbox --config PATH COMMAND` to its end.
+fn letterbox_with(path: &std::path::Path, command: &str) -> std::process::Output {
+    Command::new(letterbox_bin())
+        .arg("--config")
+        .arg(path)
+        .arg(command)
+        .output()
+        .expect("run letterbox")
 }

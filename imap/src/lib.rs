@@ -12,6 +12,8 @@ mod session;
 mod tests;
 mod view;
 
+pub use session::IMAP_COMMANDS;
+
 use netutil::{AuthThrottle, ConnectionLimiter, MaybeTlsStream, Shutdown, TlsAcceptor};
 use session::{Session, SessionId};
 use std::sync::Arc;

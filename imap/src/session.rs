@@ -93,6 +93,30 @@ impl Completion {
     }
 }
 
+impl Completion {
+    /// The tagged status; a handler that sent its own response sent OK.
+    fn status(&self) -> Status {
+        match self {
+            Completion::Tagged { status, .. } => *status,
+            Completion::Sent => Status::Ok,
+        }
+    }
+}
+
+/// Counter: commands answered, labels `command` and `outcome` (`ok`, `no`, `bad`).
+pub const IMAP_COMMANDS: &str = "letterbox_imap_commands_total";
+/// The `command` label of a line that did not parse as a command.
+const UNPARSED_COMMAND: &str = "invalid";
+
+fn count_command(command: &'static str, status: Status) {
+    let outcome = match status {
+        Status::Ok => "ok",
+        Status::No => "no",
+        Status::Bad => "bad",
+    };
+    metrics::counter!(IMAP_COMMANDS, "command" => command, "outcome" => outcome).increment(1);
+}
+
 pub(crate) type CommandResult = Result<Completion, CommandError>;
 
 pub(crate) struct Session {
@@ -225,6 +249,7 @@ impl Session {
                         &error.message,
                     ),
                 }
+                count_command(UNPARSED_COMMAND, Status::Bad);
                 return Ok(());
             }
         };
@@ -263,6 +288,7 @@ impl Session {
                 }
             }
         };
+        count_command(name, completion.status());
         if let (Some(point), State::Selected { view, .. }) = (point, &mut self.state)
             && let Err(error) = view
                 .sync(&self.server.store, point, &mut self.conn.out)

@@ -1,14 +1,34 @@
 //! Connection limits and failed-login throttling per client IP.
+//!
+//! Both also keep the metrics that belong to them: open and accepted connections per
+//! listener (`letterbox_connections_*`), failed logins per protocol
+//! (`letterbox_auth_failures_total`). Each listener or protocol gets a labelled handle on
+//! the one shared state ([`ConnectionLimiter::for_listener`], [`AuthThrottle::for_protocol`]),
+//! so the limits stay server-wide while the counts are told apart.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// Gauge: connections open now, label `listener`.
+pub const CONNECTIONS_OPEN: &str = "letterbox_connections_open";
+/// Counter: connections accepted, label `listener`.
+pub const CONNECTIONS_TOTAL: &str = "letterbox_connections_total";
+/// Counter: connections refused at the limit, label `listener`.
+pub const CONNECTIONS_REFUSED: &str = "letterbox_connections_refused_total";
+/// Counter: failed logins, label `protocol`.
+pub const AUTH_FAILURES: &str = "letterbox_auth_failures_total";
+
+/// The label of a handle that was not given one.
+const UNLABELLED: &str = "other";
+
 /// Limits open connections in total and per client address.
 #[derive(Clone)]
 pub struct ConnectionLimiter {
     inner: Arc<LimiterInner>,
+    /// The `listener` label of this handle's metrics.
+    listener: &'static str,
 }
 
 struct LimiterInner {
@@ -21,6 +41,7 @@ struct LimiterInner {
 pub struct ConnectionPermit {
     inner: Arc<LimiterInner>,
     ip: IpAddr,
+    listener: &'static str,
 }
 
 impl ConnectionLimiter {
@@ -31,6 +52,18 @@ impl ConnectionLimiter {
                 max_per_ip,
                 open: Mutex::new((0, HashMap::new())),
             }),
+            listener: UNLABELLED,
+        }
+    }
+
+    /// The same limits (shared with `self`), counting this handle's connections in the
+    /// metrics under `listener`.
+    pub fn for_listener(&self, listener: &'static str) -> Self {
+        metrics::gauge!(CONNECTIONS_OPEN, "listener" => listener).increment(0.0);
+        metrics::counter!(CONNECTIONS_TOTAL, "listener" => listener).increment(0);
+        ConnectionLimiter {
+            inner: self.inner.clone(),
+            listener,
         }
     }
 
@@ -41,19 +74,24 @@ impl ConnectionLimiter {
         let mut open = self.inner.open.lock().unwrap_or_else(|e| e.into_inner());
         let per_ip = open.1.get(&ip).copied().unwrap_or(0);
         if open.0 >= self.inner.max_total || per_ip >= self.inner.max_per_ip {
+            metrics::counter!(CONNECTIONS_REFUSED, "listener" => self.listener).increment(1);
             return None;
         }
         open.0 += 1;
         open.1.insert(ip, per_ip + 1);
+        metrics::counter!(CONNECTIONS_TOTAL, "listener" => self.listener).increment(1);
+        metrics::gauge!(CONNECTIONS_OPEN, "listener" => self.listener).increment(1.0);
         Some(ConnectionPermit {
             inner: self.inner.clone(),
             ip,
+            listener: self.listener,
         })
     }
 }
 
 impl Drop for ConnectionPermit {
     fn drop(&mut self) {
+        metrics::gauge!(CONNECTIONS_OPEN, "listener" => self.listener).decrement(1.0);
         let mut open = self.inner.open.lock().unwrap_or_else(|e| e.into_inner());
         open.0 = open.0.saturating_sub(1);
         if let Some(count) = open.1.get_mut(&self.ip) {
@@ -71,6 +109,8 @@ impl Drop for ConnectionPermit {
 #[derive(Clone)]
 pub struct AuthThrottle {
     inner: Arc<ThrottleInner>,
+    /// The `protocol` label of this handle's failure count.
+    protocol: &'static str,
 }
 
 struct ThrottleInner {
@@ -89,6 +129,17 @@ impl AuthThrottle {
                 step,
                 failures: Mutex::new(HashMap::new()),
             }),
+            protocol: UNLABELLED,
+        }
+    }
+
+    /// The same throttle (failures from an address count across protocols), counting
+    /// this handle's failures in the metrics under `protocol`.
+    pub fn for_protocol(&self, protocol: &'static str) -> Self {
+        metrics::counter!(AUTH_FAILURES, "protocol" => protocol).increment(0);
+        AuthThrottle {
+            inner: self.inner.clone(),
+            protocol,
         }
     }
 
@@ -119,6 +170,7 @@ impl AuthThrottle {
     }
 
     pub fn record_failure(&self, ip: IpAddr) {
+        metrics::counter!(AUTH_FAILURES, "protocol" => self.protocol).increment(1);
         let mut failures = self
             .inner
             .failures

@@ -270,10 +270,14 @@ pub(crate) async fn run<S: Transport>(
         loop {
             match action {
                 Action::Reply(reply) => {
+                    session.count_reply(&reply);
                     conn.queue(&reply);
                     break;
                 }
-                Action::Close(reply) => return conn.close_with(reply).await,
+                Action::Close(reply) => {
+                    session.count_reply(&reply);
+                    return conn.close_with(reply).await;
+                }
                 Action::ReadData { reply, limit } => {
                     conn.queue(&reply);
                     let mut decoder = DotDecoder::new(limit);
@@ -293,6 +297,7 @@ pub(crate) async fn run<S: Transport>(
                     if let Err(stop) = conn.read_chunk(size, None, config.data_timeout).await {
                         return conn.stop(stop).await;
                     }
+                    session.count_reply(&reply);
                     conn.queue(&reply);
                     break;
                 }
@@ -312,6 +317,7 @@ pub(crate) async fn run<S: Transport>(
                         // The gate offers STARTTLS only with an acceptor.
                         return Ok(());
                     };
+                    session.count_reply(&reply);
                     conn.queue(&reply);
                     if let Err(stop) = conn.flush().await {
                         return conn.stop(stop).await;

@@ -46,6 +46,10 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tracing::Instrument;
 
+/// Counter: commands answered, labels `command` (the verb) and `outcome` (the final
+/// reply's class, `2xx`..`5xx`).
+pub const SMTP_COMMANDS: &str = "letterbox_smtp_commands_total";
+
 /// Which port a listener serves, and so which rules apply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ListenerRole {
@@ -107,9 +111,6 @@ pub struct SmtpServer {
     pub mail_auth: Option<Arc<mailauth::InboundAuth>>,
 }
 
-/// After a failed `accept` (out of file descriptors, say), wait this long before the next
-/// one instead of spinning on the error.
-const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(100);
 /// Time to write the refusal to a client over the connection limit; it must not hold
 /// anything for longer.
 const REFUSAL_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -120,22 +121,7 @@ impl SmtpServer {
     pub async fn serve(&self, listener: TcpListener, role: ListenerRole) {
         let address = listener.local_addr().ok();
         tracing::info!(?role, ?address, "SMTP listener started");
-        loop {
-            let accepted = tokio::select! {
-                biased;
-                _ = self.shutdown.token.cancelled() => break,
-                accepted = listener.accept() => accepted,
-            };
-            let (tcp, peer) = match accepted {
-                Ok(pair) => pair,
-                Err(error) => {
-                    tracing::warn!(%error, "accept failed");
-                    tokio::select! {
-                        _ = self.shutdown.token.cancelled() => break,
-                        _ = tokio::time::sleep(ACCEPT_ERROR_BACKOFF) => continue,
-                    }
-                }
-            };
+        while let Some((tcp, peer)) = netutil::accept(&listener, &self.shutdown).await {
             let Some(permit) = self.connections.try_acquire(peer.ip()) else {
                 tracing::info!(%peer, "connection refused: too many connections");
                 self.shutdown.tracker.spawn(refuse(tcp));

@@ -20,6 +20,10 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use storage::{AccountId, QueuedRecipient, Store};
 
+/// The `command` label of a line that did not parse as a command (too long, unknown
+/// verb, bad syntax).
+const UNPARSED_VERB: &str = "invalid";
+
 /// Random id of a session, in logs and in the `Received:` ids of its messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct SessionId(u64);
@@ -136,6 +140,8 @@ pub(crate) struct Session {
     /// Messages accepted in this session, for their ids.
     pub(crate) messages: u32,
     pub(crate) mail_auth: Option<Arc<crate::mailauth::InboundAuth>>,
+    /// The verb of the command being answered, for the command metrics.
+    pub(crate) verb: &'static str,
 }
 
 impl Session {
@@ -161,6 +167,7 @@ impl Session {
             bad_commands: 0,
             messages: 0,
             mail_auth: server.mail_auth.clone(),
+            verb: UNPARSED_VERB,
         }
     }
 
@@ -184,6 +191,7 @@ impl Session {
     }
 
     async fn dispatch(&mut self, line: Line) -> Action {
+        self.verb = UNPARSED_VERB;
         let Line::Complete(line) = line else {
             // RFC 5321 §4.5.3.1.4; the line was discarded to its end.
             return Reply::new(UNRECOGNIZED, "Line too long").into();
@@ -201,6 +209,7 @@ impl Session {
             }
         };
         tracing::trace!(command = command.name());
+        self.verb = command.name();
         if let Err(reply) = self.gate(&command) {
             tracing::debug!(
                 command = command.name(),
@@ -363,6 +372,19 @@ impl Session {
             self.bad_commands = 0;
         }
         action
+    }
+
+    /// Counts the final reply to the current command in the metrics, by verb and reply
+    /// class (RFC 5321 §4.2.1: the first digit says success, transient or permanent).
+    pub(crate) fn count_reply(&self, reply: &Reply) {
+        let outcome = match reply.basic() / 100 {
+            2 => "2xx",
+            3 => "3xx",
+            4 => "4xx",
+            _ => "5xx",
+        };
+        metrics::counter!(crate::SMTP_COMMANDS, "command" => self.verb, "outcome" => outcome)
+            .increment(1);
     }
 
     /// The buffer a BDAT chunk goes into, while chunking.

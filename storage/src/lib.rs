@@ -30,7 +30,7 @@ pub use messages::{
 pub use mime::MessageMeta;
 pub use notify::{CHANGE_CHANNEL_CAPACITY, Change, ChangeKind};
 pub use password::generate_password;
-pub use queue::{QueueAttempt, QueueItem, QueueItemState, QueuedRecipient};
+pub use queue::{QueueAttempt, QueueItem, QueueItemState, QueueStats, QueuedRecipient};
 pub use types::*;
 
 use sqlx::sqlite::{
@@ -50,6 +50,13 @@ static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Readers: enough for IMAP sessions to read in parallel on a small machine.
 const SQLITE_READ_CONNECTIONS: u32 = 8;
+
+/// Counter: messages placed in a mailbox by [`Store::deliver`] (one per mailbox).
+pub const MESSAGES_DELIVERED: &str = "letterbox_messages_delivered_total";
+/// Histogram: seconds from [`Store::deliver`] being called to its commit being durable.
+pub const DELIVER_SECONDS: &str = "letterbox_storage_deliver_seconds";
+/// Histogram: seconds one group commit of the writer takes (every job in it waits that).
+pub const COMMIT_SECONDS: &str = "letterbox_storage_commit_seconds";
 
 /// Handle to the mail store. Cheap to clone; every clone shares the writer and readers.
 #[derive(Clone)]
@@ -77,6 +84,14 @@ impl Store {
             writer,
             changes,
         })
+    }
+
+    /// A trivial read, for health checks: `Ok` when the database answers.
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query_scalar::<_, i64>("SELECT 1")
+            .fetch_one(&self.reader)
+            .await?;
+        Ok(())
     }
 
     /// Subscribes to every change committed from now on, in commit order.

@@ -363,15 +363,20 @@ impl Store {
     /// Stores a message once and places it in every given mailbox and/or the outbound
     /// queue, atomically. Returns after the commit is durable (fsynced).
     pub async fn deliver(&self, delivery: Delivery) -> Result<Delivered> {
+        let started = std::time::Instant::now();
         let prepared = PreparedDelivery::new(delivery).await?;
-        self.writer
+        let delivered = self
+            .writer
             .run(move |conn| {
                 Box::pin(async move {
                     let (delivered, changes) = deliver_in_tx(conn, &prepared).await?;
                     Ok(JobOutput::new(delivered, changes))
                 })
             })
-            .await
+            .await?;
+        metrics::histogram!(crate::DELIVER_SECONDS).record(started.elapsed().as_secs_f64());
+        metrics::counter!(crate::MESSAGES_DELIVERED).increment(delivered.placed.len() as u64);
+        Ok(delivered)
     }
 
     /// Several deliveries in one transaction: all are stored or none (RFC 3502

@@ -121,6 +121,14 @@ fn item_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<QueueItem> {
     })
 }
 
+/// The size of the outbound queue ([`Store::queue_stats`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueStats {
+    pub items: u64,
+    /// `created_at` of the oldest item; `None` when the queue is empty.
+    pub oldest_created_at: Option<i64>,
+}
+
 impl Store {
     pub async fn queue_items(&self) -> Result<Vec<QueueItem>> {
         let sql = format!(
@@ -128,6 +136,19 @@ impl Store {
         );
         let rows = sqlx::query(&sql).fetch_all(&self.reader).await?;
         rows.iter().map(item_from_row).collect()
+    }
+
+    /// How many items wait in the queue, and when the oldest was queued (unix seconds),
+    /// in one query: what the queue gauges show.
+    pub async fn queue_stats(&self) -> Result<QueueStats> {
+        let (items, oldest): (i64, Option<i64>) =
+            sqlx::query_as("SELECT COUNT(*), MIN(created_at) FROM queue")
+                .fetch_one(&self.reader)
+                .await?;
+        Ok(QueueStats {
+            items: items.max(0) as u64,
+            oldest_created_at: oldest,
+        })
     }
 
     /// One queue item, or `None` when there is no such item.

@@ -129,7 +129,9 @@ async fn run_writer(
                 Err(_) => break,
             }
         }
+        let started = std::time::Instant::now();
         let (committed, published) = commit_batch(&mut conn, &mut batch).await;
+        metrics::histogram!(crate::COMMIT_SECONDS).record(started.elapsed().as_secs_f64());
         if committed.is_ok() {
             for change in published {
                 // No subscriber is fine: nobody is watching.

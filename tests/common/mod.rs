@@ -22,6 +22,8 @@ pub struct TestServer {
     /// The first account, made and printed on first start.
     pub email: String,
     pub password: String,
+    /// Every line the last launch printed before `ready` (the welcome text).
+    pub output: Vec<String>,
 }
 
 pub fn letterbox_bin() -> &'static str {
@@ -42,7 +44,7 @@ impl TestServer {
         std::fs::write(
             &config,
             format!(
-                "hostname = \"localhost\"\ndata_dir = \"{}\"\n\n[listen]\nsmtp = [\"127.0.0.1:0\"]\nsubmission = [\"127.0.0.1:0\"]\nsubmissions = [\"127.0.0.1:0\"]\nimap = [\"127.0.0.1:0\"]\nimaps = [\"127.0.0.1:0\"]\n{extra_config}\n",
+                "hostname = \"localhost\"\ndata_dir = \"{}\"\n\n[listen]\nsmtp = [\"127.0.0.1:0\"]\nsubmission = [\"127.0.0.1:0\"]\nsubmissions = [\"127.0.0.1:0\"]\nimap = [\"127.0.0.1:0\"]\nimaps = [\"127.0.0.1:0\"]\nhttp = [\"127.0.0.1:0\"]\n{extra_config}\n",
                 dir.join("data").display()
             ),
         )
@@ -55,6 +57,7 @@ impl TestServer {
             addresses: HashMap::new(),
             email: String::new(),
             password: String::new(),
+            output: Vec::new(),
         };
         server.launch();
         assert!(
@@ -92,6 +95,7 @@ impl TestServer {
             }
         });
         self.addresses.clear();
+        self.output.clear();
         loop {
             let line = match received.recv_timeout(STARTUP_TIMEOUT) {
                 Ok(line) => line,
@@ -100,6 +104,7 @@ impl TestServer {
             if line == "ready" {
                 break;
             }
+            self.output.push(line.clone());
             if let Some(rest) = line.strip_prefix("listening ") {
                 let (name, address) = rest.split_once(' ').expect("listening line");
                 self.addresses

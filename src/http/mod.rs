@@ -1,0 +1,230 @@
+//! The HTTP listener (`listen.http`): mail client autoconfiguration ([`autoconfig`]),
+//! `/healthz` and `/metrics`.
+//!
+//! Plain HTTP/1.1 only: on the internet it sits behind a TLS proxy for
+//! `autoconfig.DOMAIN` and `autodiscover.DOMAIN`; the quickstart serves it on loopback.
+//!
+//! Invariants:
+//! - Documents are given for hosted domains only (404 otherwise), and never depend on
+//!   whether the address exists: any local part of a hosted domain gets the same answer.
+//! - Everything echoed into XML is escaped; request bodies are bounded.
+
+mod autoconfig;
+mod xml;
+
+use crate::services::Offered;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use netutil::{ConnectionLimiter, Shutdown};
+use std::sync::Arc;
+use std::time::Duration;
+use storage::Store;
+use tokio::net::TcpListener;
+
+/// Gauge: items waiting in the outbound queue, read from storage at each scrape.
+const QUEUE_ITEMS: &str = "letterbox_queue_items";
+/// Gauge: seconds since the oldest queue item was queued (0 when the queue is empty).
+const QUEUE_OLDEST_AGE: &str = "letterbox_queue_oldest_age_seconds";
+
+/// Histogram buckets for storage latency, in seconds: an fsynced commit takes from well
+/// under a millisecond (fast SSD, no fsync wait) to seconds (a busy disk, a large message).
+const LATENCY_BUCKETS: [f64; 12] = [
+    0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+];
+/// How often histogram samples are folded into their buckets between scrapes, so
+/// memory stays bounded when nobody scrapes.
+const METRICS_UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
+/// The largest autodiscover request body: Outlook's POX request is a few hundred
+/// octets; anything much larger is not one.
+const MAX_REQUEST_BODY: usize = 16 * 1024;
+/// A client must send a whole request head within this time (slowloris); a mail
+/// client or a Prometheus scrape sends it at once.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest a connection stays open, kept-alive or not: autoconfiguration is one or
+/// two requests, a scraper reconnects; nobody holds a slot for long.
+const MAX_CONNECTION_TIME: Duration = Duration::from_secs(60);
+/// How long a health check waits for storage before calling it unhealthy.
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What every handler needs.
+#[derive(Clone)]
+pub struct HttpState {
+    pub store: Store,
+    /// Our host name: the server name in every document.
+    pub hostname: Arc<str>,
+    /// The mail services and their ports, implicit TLS first.
+    pub services: Arc<[Offered]>,
+    pub metrics: PrometheusHandle,
+}
+
+/// Installs the process-wide Prometheus recorder (before any metric is recorded, so
+/// none is lost) and describes our metrics. Call once.
+pub fn install_metrics(shutdown: &Shutdown) -> anyhow::Result<PrometheusHandle> {
+    let handle = PrometheusBuilder::new()
+        .set_buckets(&LATENCY_BUCKETS)?
+        .install_recorder()?;
+    describe_metrics();
+    let upkeep = handle.clone();
+    let token = shutdown.token.clone();
+    shutdown.tracker.spawn(async move {
+        let mut interval = tokio::time::interval(METRICS_UPKEEP_INTERVAL);
+        loop {
+            tokio::select! {
+                _ = token.cancelled() => break,
+                _ = interval.tick() => upkeep.run_upkeep(),
+            }
+        }
+    });
+    Ok(handle)
+}
+
+fn describe_metrics() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_gauge!(
+        netutil::CONNECTIONS_OPEN,
+        "Connections open now, by listener."
+    );
+    describe_counter!(
+        netutil::CONNECTIONS_TOTAL,
+        "Connections accepted, by listener."
+    );
+    describe_counter!(
+        netutil::CONNECTIONS_REFUSED,
+        "Connections refused at the connection limit, by listener."
+    );
+    describe_counter!(netutil::AUTH_FAILURES, "Failed logins, by protocol.");
+    describe_counter!(
+        smtp::SMTP_COMMANDS,
+        "SMTP commands answered, by verb and reply class."
+    );
+    describe_counter!(
+        imap::IMAP_COMMANDS,
+        "IMAP commands answered, by command and status."
+    );
+    describe_counter!(
+        storage::MESSAGES_DELIVERED,
+        "Messages placed in a mailbox by delivery (one per mailbox)."
+    );
+    describe_histogram!(
+        storage::DELIVER_SECONDS,
+        Unit::Seconds,
+        "Time from a delivery's start to its durable commit."
+    );
+    describe_histogram!(
+        storage::COMMIT_SECONDS,
+        Unit::Seconds,
+        "Time of one group commit of the storage writer."
+    );
+    describe_gauge!(QUEUE_ITEMS, "Messages waiting in the outbound queue.");
+    describe_gauge!(
+        QUEUE_OLDEST_AGE,
+        Unit::Seconds,
+        "Age of the oldest message in the outbound queue."
+    );
+}
+
+pub fn router(state: HttpState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .merge(autoconfig::routes())
+        .layer(DefaultBodyLimit::max(MAX_REQUEST_BODY))
+        .with_state(state)
+}
+
+/// Serves `router` on `listener` until shutdown. Each connection holds a slot of the
+/// server-wide connection limit, must send its request head within
+/// [`HEADER_READ_TIMEOUT`] and lives at most [`MAX_CONNECTION_TIME`]; on shutdown (or
+/// at that age) it finishes the request in flight and closes.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    connections: ConnectionLimiter,
+    shutdown: Shutdown,
+) {
+    let address = listener.local_addr().ok();
+    tracing::info!(?address, "HTTP listener started");
+    let service = TowerToHyperService::new(router);
+    while let Some((tcp, peer)) = netutil::accept(&listener, &shutdown).await {
+        let Some(permit) = connections.try_acquire(peer.ip()) else {
+            tracing::info!(%peer, "HTTP connection refused: too many connections");
+            continue;
+        };
+        let service = service.clone();
+        let token = shutdown.token.clone();
+        shutdown.tracker.spawn(async move {
+            let _permit = permit;
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT);
+            let connection = builder.serve_connection(TokioIo::new(tcp), service);
+            tokio::pin!(connection);
+            let result = tokio::select! {
+                result = connection.as_mut() => result,
+                _ = token.cancelled() => {
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+                _ = tokio::time::sleep(MAX_CONNECTION_TIME) => {
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
+            if let Err(error) = result {
+                tracing::debug!(%error, %peer, "HTTP connection ended with an error");
+            }
+        });
+    }
+    tracing::info!(?address, "HTTP listener stopped");
+}
+
+/// 200 `ok` when storage answers a trivial query in time, 503 otherwise.
+async fn healthz(State(state): State<HttpState>) -> Response {
+    match tokio::time::timeout(HEALTH_TIMEOUT, state.store.ping()).await {
+        Ok(Ok(())) => (StatusCode::OK, "ok\n").into_response(),
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "health check: storage failed");
+            (StatusCode::SERVICE_UNAVAILABLE, "storage unavailable\n").into_response()
+        }
+        Err(_) => {
+            tracing::warn!("health check: storage timed out");
+            (StatusCode::SERVICE_UNAVAILABLE, "storage timed out\n").into_response()
+        }
+    }
+}
+
+/// The Prometheus text exposition format (version 0.0.4).
+async fn metrics(State(state): State<HttpState>) -> Response {
+    match state.store.queue_stats().await {
+        Ok(stats) => {
+            metrics::gauge!(QUEUE_ITEMS).set(stats.items as f64);
+            let age = stats
+                .oldest_created_at
+                .map_or(0, |created| (crate::admin::unix_now() - created).max(0));
+            metrics::gauge!(QUEUE_OLDEST_AGE).set(age as f64);
+        }
+        // The rest of the metrics are still worth having; the queue gauges keep their
+        // last values.
+        Err(error) => tracing::warn!(%error, "metrics: cannot read the queue size"),
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+/// An answer with no document: the status and a one-line reason.
+fn plain_error(status: StatusCode, reason: &str) -> Response {
+    (status, format!("{reason}\n")).into_response()
+}

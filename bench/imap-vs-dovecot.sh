@@ -117,7 +117,7 @@ if wants letterbox; then
     log "building letterbox (release)"
     cargo build --release --bin letterbox
     # Copied now: the bench build below uplifts its own letterbox binary to the same path.
-    cp target/release/letterbox "$WORK/bin/letterbox"
+    cp "${CARGO_TARGET_DIR:-target}/release/letterbox" "$WORK/bin/letterbox"
 fi
 if [[ -n $IMAP_LOAD ]]; then
     LOAD=$IMAP_LOAD

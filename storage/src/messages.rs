@@ -1,9 +1,10 @@
 //! Messages in mailboxes: delivery, APPEND, COPY, MOVE, flag changes, EXPUNGE, and the
 //! reads FETCH and SEARCH need. Each write is one writer job: all or nothing.
 
+use crate::cache::CachedMessage;
 use crate::error::{Result, StoreError};
 use crate::mailboxes::mailbox_in_tx;
-use crate::mime::{MessageMeta, analyse};
+use crate::mime::{MessageMeta, analyse, top_header, unfolded_fields};
 use crate::notify::{Change, ChangeKind};
 use crate::queue::{QueuedRecipient, insert_queue_item};
 use crate::types::{
@@ -11,8 +12,8 @@ use crate::types::{
 };
 use crate::writer::JobOutput;
 use crate::{Store, unix_now};
-use sqlx::Row;
 use sqlx::sqlite::SqliteConnection;
+use sqlx::{Connection, Row};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -136,6 +137,59 @@ async fn charge_quota(conn: &mut SqliteConnection, account: AccountId, bytes: i6
 
 fn placeholders(count: usize) -> String {
     vec!["?"; count].join(",")
+}
+
+/// A message id never used before (see migration 0003 and `cache`): one more than both
+/// the last one handed out and the largest in the table, so a row written without the
+/// sequence cannot collide either.
+async fn next_message_id(conn: &mut SqliteConnection) -> Result<MessageId> {
+    let id: i64 = sqlx::query_scalar(
+        "UPDATE id_sequences
+         SET last_id = MAX(last_id, (SELECT COALESCE(MAX(id), 0) FROM messages)) + 1
+         WHERE name = 'messages' RETURNING last_id",
+    )
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or_else(|| StoreError::Corrupt("no id sequence for messages".into()))?;
+    Ok(MessageId(id))
+}
+
+/// Meta rows per transaction when filling in `unfolded_headers`.
+const BACKFILL_CHUNK: i64 = 500;
+
+/// Fills in `MessageMeta::unfolded_headers` of messages stored before it existed, from
+/// their stored header: once, when the store is opened, so that reads never parse.
+pub(crate) async fn backfill_unfolded_headers(conn: &mut SqliteConnection) -> Result<()> {
+    let mut after = 0i64;
+    loop {
+        let mut tx = conn.begin().await?;
+        let rows: Vec<(i64, String, Vec<u8>)> = sqlx::query_as(
+            "SELECT id, meta, header FROM messages
+             WHERE id > ? AND json_type(meta, '$.unfolded_headers') IS NULL
+             ORDER BY id LIMIT ?",
+        )
+        .bind(after)
+        .bind(BACKFILL_CHUNK)
+        .fetch_all(&mut *tx)
+        .await?;
+        let Some(&(last, _, _)) = rows.last() else {
+            return Ok(());
+        };
+        for (id, json, header) in rows {
+            let mut meta: MessageMeta =
+                serde_json::from_str(&json).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            meta.unfolded_headers = unfolded_fields(&header);
+            let json =
+                serde_json::to_string(&meta).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            sqlx::query("UPDATE messages SET meta = ? WHERE id = ?")
+                .bind(json)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        after = last;
+    }
 }
 
 struct SourceEntry {
@@ -288,23 +342,32 @@ impl Store {
         };
         let meta = serde_json::to_string(&analysis.meta)
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let header: Arc<[u8]> = Arc::from(top_header(&delivery.raw, &analysis.meta.root));
+        let cached = CachedMessage {
+            meta: Arc::new(analysis.meta),
+            header: Arc::clone(&header),
+        };
         let body_text = analysis.body_text;
-        let sent_date = analysis.meta.sent_date;
-        self.writer
+        let sent_date = cached.meta.sent_date;
+        let delivered = self
+            .writer
             .run(move |conn| {
                 Box::pin(async move {
                     let size = delivery.raw.len() as i64;
                     let now = unix_now();
-                    let message: i64 = sqlx::query_scalar(
-                        "INSERT INTO messages (raw, size, meta, body_text, sent_date, created_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+                    let MessageId(message) = next_message_id(conn).await?;
+                    sqlx::query(
+                        "INSERT INTO messages (id, raw, header, size, meta, body_text, sent_date, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     )
+                    .bind(message)
                     .bind(&delivery.raw)
+                    .bind(&header[..])
                     .bind(size)
                     .bind(&meta)
                     .bind(&body_text)
                     .bind(sent_date)
                     .bind(now)
-                    .fetch_one(&mut *conn)
+                    .execute(&mut *conn)
                     .await?;
                     let internal_date = delivery.internal_date.unwrap_or(now);
                     let flags = delivery.flags.to_stored();
@@ -343,7 +406,10 @@ impl Store {
                     Ok(JobOutput::new(delivered, changes))
                 })
             })
-            .await
+            .await?;
+        // Committed: the first FETCH of a new message needs no query.
+        self.cache.insert(delivered.message, cached);
+        Ok(delivered)
     }
 
     /// RFC 9051 §6.3.12 APPEND: returns the APPENDUID data (RFC 4315 §3).
@@ -581,15 +647,45 @@ impl Store {
             .await
     }
 
-    /// The meta computed at delivery for each message, in one query per chunk.
+    /// The meta computed at delivery for each message: from the cache, else in one query
+    /// per chunk. A message that is gone is left out unless it is still cached.
     pub async fn message_meta(
         &self,
         messages: &[MessageId],
     ) -> Result<HashMap<MessageId, Arc<MessageMeta>>> {
-        let mut metas = HashMap::with_capacity(messages.len());
-        for chunk in messages.chunks(IN_LIST_CHUNK) {
+        Ok(self
+            .cached_messages(messages)
+            .await?
+            .into_iter()
+            .map(|(id, cached)| (id, cached.meta))
+            .collect())
+    }
+
+    /// The top-level header section of each message exactly as stored (the raw bytes
+    /// before the body, with the blank line that ends the header when there is one), for
+    /// FETCH of header sections without the whole message. A message that is gone is left
+    /// out unless it is still cached.
+    pub async fn message_headers(
+        &self,
+        messages: &[MessageId],
+    ) -> Result<HashMap<MessageId, Arc<[u8]>>> {
+        Ok(self
+            .cached_messages(messages)
+            .await?
+            .into_iter()
+            .map(|(id, cached)| (id, cached.header))
+            .collect())
+    }
+
+    async fn cached_messages(
+        &self,
+        messages: &[MessageId],
+    ) -> Result<HashMap<MessageId, CachedMessage>> {
+        let mut missing = Vec::new();
+        let mut found = self.cache.lookup(messages, &mut missing);
+        for chunk in missing.chunks(IN_LIST_CHUNK) {
             let sql = format!(
-                "SELECT id, meta FROM messages WHERE id IN ({})",
+                "SELECT id, meta, header FROM messages WHERE id IN ({})",
                 placeholders(chunk.len())
             );
             let mut query = sqlx::query(&sql);
@@ -598,13 +694,19 @@ impl Store {
             }
             for row in query.fetch_all(&self.reader).await? {
                 let id = MessageId(row.try_get(0)?);
-                let json: String = row.try_get(1)?;
+                let json: &str = row.try_get(1)?;
                 let meta: MessageMeta =
-                    serde_json::from_str(&json).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                metas.insert(id, Arc::new(meta));
+                    serde_json::from_str(json).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                let header: &[u8] = row.try_get(2)?;
+                let cached = CachedMessage {
+                    meta: Arc::new(meta),
+                    header: Arc::from(header),
+                };
+                self.cache.insert(id, cached.clone());
+                found.insert(id, cached);
             }
         }
-        Ok(metas)
+        Ok(found)
     }
 
     /// The decoded text of a message's text parts, for SEARCH BODY/TEXT.

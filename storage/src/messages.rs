@@ -209,7 +209,7 @@ async fn source_entries(
     for chunk in uids.chunks(IN_LIST_CHUNK) {
         let sql = format!(
             "SELECT mm.uid, mm.message_id, mm.flags, mm.internal_date, m.size FROM mailbox_messages mm
-             JOIN messages m ON m.id = mm.message_id
+             JOIN messages m INDEXED BY messages_size ON m.id = mm.message_id
              WHERE mm.mailbox_id = ? AND mm.uid IN ({}) ORDER BY mm.uid",
             placeholders(chunk.len())
         );
@@ -570,7 +570,7 @@ impl Store {
     pub async fn mailbox_entries(&self, mailbox: MailboxId) -> Result<Vec<MessageEntry>> {
         let rows = sqlx::query(
             "SELECT mm.uid, mm.modseq, mm.flags, mm.internal_date, mm.message_id, m.size
-             FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id
+             FROM mailbox_messages mm JOIN messages m INDEXED BY messages_size ON m.id = mm.message_id
              WHERE mm.mailbox_id = ? ORDER BY mm.uid",
         )
         .bind(mailbox.0)
@@ -592,7 +592,7 @@ impl Store {
             .ok_or_else(|| StoreError::NotFound(format!("mailbox {mailbox}")))?;
         let rows = sqlx::query(
             "SELECT mm.uid, mm.modseq, mm.flags, mm.internal_date, mm.message_id, m.size
-             FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id
+             FROM mailbox_messages mm JOIN messages m INDEXED BY messages_size ON m.id = mm.message_id
              WHERE mm.mailbox_id = ? AND mm.modseq > ? ORDER BY mm.uid",
         )
         .bind(mailbox.0)

@@ -582,37 +582,52 @@ impl Store {
     /// RFC 7162: messages changed and UIDs expunged after `since`, with the mailbox's
     /// HIGHESTMODSEQ, all read in one snapshot.
     pub async fn changes_since(&self, mailbox: MailboxId, since: ModSeq) -> Result<MailboxChanges> {
-        // One read transaction: WAL gives it a single snapshot, so nothing committed
-        // between the three queries can be half seen.
-        let mut snapshot = self.reader.begin().await?;
-        let highest: i64 = sqlx::query_scalar("SELECT highestmodseq FROM mailboxes WHERE id = ?")
-            .bind(mailbox.0)
-            .fetch_optional(&mut *snapshot)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("mailbox {mailbox}")))?;
+        // One statement: SQLite reads it in one snapshot, so nothing committed meanwhile
+        // can be half seen, and a session catching up costs one round trip to a reader.
+        // `kind` 0: a changed entry, 1: an expunged UID, 2: the mailbox's HIGHESTMODSEQ.
         let rows = sqlx::query(
-            "SELECT mm.uid, mm.modseq, mm.flags, mm.internal_date, mm.message_id, m.size
+            "SELECT 0 AS kind, mm.uid, mm.modseq, mm.flags, mm.internal_date, mm.message_id, m.size
              FROM mailbox_messages mm JOIN messages m INDEXED BY messages_size ON m.id = mm.message_id
-             WHERE mm.mailbox_id = ? AND mm.modseq > ? ORDER BY mm.uid",
+             WHERE mm.mailbox_id = ?1 AND mm.modseq > ?2
+             UNION ALL
+             SELECT 1, uid, modseq, '', 0, 0, 0 FROM expunged WHERE mailbox_id = ?1 AND modseq > ?2
+             UNION ALL
+             SELECT 2, 0, highestmodseq, '', 0, 0, 0 FROM mailboxes WHERE id = ?1
+             ORDER BY 1, 2",
         )
         .bind(mailbox.0)
         .bind(since.0 as i64)
-        .fetch_all(&mut *snapshot)
+        .fetch_all(&self.reader)
         .await?;
-        let changed = rows.iter().map(entry_from_row).collect::<Result<_>>()?;
-        let expunged: Vec<i64> = sqlx::query_scalar(
-            "SELECT uid FROM expunged WHERE mailbox_id = ? AND modseq > ? ORDER BY uid",
-        )
-        .bind(mailbox.0)
-        .bind(since.0 as i64)
-        .fetch_all(&mut *snapshot)
-        .await?;
-        snapshot.rollback().await?;
-        Ok(MailboxChanges {
-            changed,
-            expunged: expunged.into_iter().map(|u| Uid(u as u32)).collect(),
-            highest_modseq: ModSeq(highest as u64),
-        })
+        let mut changes = MailboxChanges {
+            changed: Vec::new(),
+            expunged: Vec::new(),
+            highest_modseq: ModSeq(0),
+        };
+        let mut found = false;
+        for row in &rows {
+            let uid = Uid(row.try_get::<i64, _>(1)? as u32);
+            let modseq = ModSeq(row.try_get::<i64, _>(2)? as u64);
+            match row.try_get::<i64, _>(0)? {
+                0 => changes.changed.push(MessageEntry {
+                    uid,
+                    modseq,
+                    flags: Flags::from_stored(row.try_get(3)?),
+                    internal_date: row.try_get(4)?,
+                    message: MessageId(row.try_get(5)?),
+                    size: row.try_get::<i64, _>(6)? as u32,
+                }),
+                1 => changes.expunged.push(uid),
+                _ => {
+                    changes.highest_modseq = modseq;
+                    found = true;
+                }
+            }
+        }
+        if !found {
+            return Err(StoreError::NotFound(format!("mailbox {mailbox}")));
+        }
+        Ok(changes)
     }
 
     /// RFC 9051 §6.4.3 EXPUNGE / RFC 4315 UID EXPUNGE: removes the messages that carry

@@ -673,6 +673,12 @@ async fn expunge_removes_only_what_is_deleted_at_commit_and_batch_reads_match() 
         .await
         .expect("changes");
     assert_eq!(changes.expunged, vec![Uid(1), Uid(3)]);
+    assert!(matches!(
+        f.store
+            .changes_since(storage::MailboxId(i64::MAX), ModSeq(0))
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
     assert_eq!(
         changes.highest_modseq,
         mailbox(&f.store, f.account, "INBOX").await.highest_modseq

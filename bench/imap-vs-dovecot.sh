@@ -38,6 +38,7 @@
 #   DOVECOT_HASH (same)              `doveadm`: Dovecot's own ARGON2ID cost instead (see above)
 #   IMAP_LOAD                        a prebuilt imap_load binary instead of building one
 #   KEEP=1                           keep the temporary directory (logs, Maildir, SQLite)
+#   CARGO_TARGET_DIR                 where cargo builds (as cargo itself reads it)
 set -euo pipefail
 
 CLIENTS=${CLIENTS:-8}
@@ -55,12 +56,9 @@ ARGON2_COST="m=19456,t=2,p=1"
 # How long a server may take to start listening.
 STARTUP_TIMEOUT=60
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-
-log() { printf '== %s\n' "$*" >&2; }
-die() { printf 'imap-vs-dovecot: %s\n' "$*" >&2; exit 1; }
-
-wants() { [[ " $TARGETS " == *" $1 "* ]]; }
+BENCH_NAME=imap-vs-dovecot
+# shellcheck source=bench/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 [[ $CLIENTS =~ ^[1-9][0-9]*$ ]] || die "CLIENTS must be a positive integer"
 [[ $MESSAGES =~ ^[1-9][0-9]*$ ]] || die "MESSAGES must be a positive integer"
@@ -80,68 +78,29 @@ if wants dovecot; then
     [[ $DOVECOT_HASH == doveadm ]] || command -v argon2 >/dev/null || missing+=(argon2)
 fi
 if ((${#missing[@]})); then
-    log "installing ${missing[*]}"
-    install_packages() {
-        DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
-    }
-    install_packages || { apt-get update && install_packages; }
+    apt_install "${missing[@]}"
 fi
 
 # --- Build ---------------------------------------------------------------------------------
-WORK=$(mktemp -d "$BENCH_TMPDIR/letterbox-imap-bench.XXXXXX")
-# Dovecot's unprivileged processes must be able to walk into it.
-chmod 755 "$WORK"
-LETTERBOX_PID=
 DOVECOT_PID=
-
-cleanup() {
-    local status=$?
-    if [[ -n $LETTERBOX_PID ]] && kill -0 "$LETTERBOX_PID" 2>/dev/null; then
-        kill -TERM "$LETTERBOX_PID" 2>/dev/null || true
-        wait "$LETTERBOX_PID" 2>/dev/null || true
-    fi
+stop_servers() {
     if [[ -n $DOVECOT_PID ]]; then
-        stop_dovecot || true
-    fi
-    if [[ $KEEP == 1 || $status != 0 ]]; then
-        log "kept $WORK"
-    else
-        rm -rf "$WORK"
+        stop_dovecot
     fi
 }
-trap cleanup EXIT
-
-cd "$ROOT"
-mkdir "$WORK/bin"
+# Dovecot's unprivileged processes must be able to walk into it.
+make_workdir letterbox-imap-bench
 if wants letterbox; then
-    log "building letterbox (release)"
-    cargo build --release --bin letterbox
-    # Copied now: the bench build below uplifts its own letterbox binary to the same path.
-    cp target/release/letterbox "$WORK/bin/letterbox"
+    build_letterbox
 fi
 if [[ -n $IMAP_LOAD ]]; then
     LOAD=$IMAP_LOAD
 else
-    log "building the load generator (cargo bench --no-run --bench imap_load)"
-    LOAD=$(cargo bench --no-run --bench imap_load --message-format=json |
-        grep -o '"executable":"[^"]*imap_load-[^"]*"' | tail -n 1 | cut -d'"' -f4)
+    LOAD=$(build_load imap_load)
 fi
 [[ -x $LOAD ]] || die "cannot find the imap_load executable"
 
 # --- Helpers -------------------------------------------------------------------------------
-
-# A 127.0.0.1 port nobody accepts on.
-free_port() {
-    local port _
-    for _ in $(seq 1 200); do
-        port=$((20000 + RANDOM % 30000))
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-            echo "$port"
-            return 0
-        fi
-    done
-    return 1
-}
 
 # field KEY FILE: the value of KEY=value in the load generator's report line.
 field() {
@@ -167,15 +126,6 @@ run_load() {
         die "$1: the load generator printed no report"
 }
 
-# running PID: the process exists and is not a zombie.
-running() {
-    local state
-    state=$(sed -E 's/^.*\) (.).*$/\1/' "/proc/$1/stat" 2>/dev/null) || return 1
-    [[ -n $state && $state != Z ]]
-}
-
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
-
 # --- letterbox -----------------------------------------------------------------------------
 run_letterbox() {
     local dir=$WORK/letterbox address stored_hash
@@ -196,18 +146,7 @@ http = []
 max_connections = $((CLIENTS + 10 > 1000 ? CLIENTS + 10 : 1000))
 max_connections_per_ip = $((CLIENTS + 10 > 1000 ? CLIENTS + 10 : 1000))
 EOF
-    log "starting letterbox"
-    "$WORK/bin/letterbox" --config "$dir/letterbox.toml" serve >"$dir/stdout" 2>"$dir/letterbox.log" &
-    LETTERBOX_PID=$!
-    local waited=0
-    until grep -qx ready "$dir/stdout"; do
-        kill -0 "$LETTERBOX_PID" 2>/dev/null || {
-            tail -n 20 "$dir/letterbox.log" >&2
-            die "letterbox exited before it was ready"
-        }
-        ((waited++ < STARTUP_TIMEOUT * 10)) || die "letterbox not ready after ${STARTUP_TIMEOUT}s"
-        sleep 0.1
-    done
+    start_letterbox "$dir"
     address=$(sed -n 's/^listening imap //p' "$dir/stdout" | head -n 1)
     [[ -n $address ]] || die "letterbox printed no 'listening imap' line"
     PASSWORD=$(sed -n 's/^  Password: *//p' "$dir/stdout" | head -n 1)
@@ -224,10 +163,7 @@ EOF
     LETTERBOX_SCHEME="argon2id $ARGON2_COST"
 
     run_load letterbox "$address"
-
-    kill -TERM "$LETTERBOX_PID"
-    wait "$LETTERBOX_PID" || die "letterbox exited with status $? on SIGTERM (see $dir/letterbox.log)"
-    LETTERBOX_PID=
+    stop_letterbox "$dir"
     LETTERBOX_RATE=$(field ops_per_second "$WORK/letterbox.load")
 }
 

@@ -29,6 +29,7 @@
 #                                    both; on a tmpfs fsync costs nothing and the test is moot
 #   DELIVERY_TIMEOUT (600)           seconds to wait for Postfix to fill the Maildir
 #   KEEP=1                           keep the temporary directory (logs, Maildir, SQLite)
+#   CARGO_TARGET_DIR                 where cargo builds (as cargo itself reads it)
 #
 # Postfix runs as a private instance (`postfix -c DIR`, as root it needs no
 # /etc/postfix/main.cf nor alternate_config_directories): chroot off in master.cf, its log
@@ -49,12 +50,9 @@ MESSAGE_SIZE=5120
 # How long a server may take to start listening.
 STARTUP_TIMEOUT=60
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-
-log() { printf '== %s\n' "$*" >&2; }
-die() { printf 'smtp-vs-postfix: %s\n' "$*" >&2; exit 1; }
-
-wants() { [[ " $TARGETS " == *" $1 "* ]]; }
+BENCH_NAME=smtp-vs-postfix
+# shellcheck source=bench/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 [[ $SESSIONS =~ ^[1-9][0-9]*$ ]] || die "SESSIONS must be a positive integer"
 [[ $MESSAGES =~ ^[1-9][0-9]*$ ]] || die "MESSAGES must be a positive integer"
@@ -63,65 +61,25 @@ wants letterbox || wants postfix || die "TARGETS names neither letterbox nor pos
 
 # --- Postfix from Debian -------------------------------------------------------------------
 if wants postfix && [[ ! -x /usr/sbin/postfix ]]; then
-    log "installing postfix"
     echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
-    install_postfix() {
-        DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends postfix
-    }
-    install_postfix || { apt-get update && install_postfix; }
+    apt_install postfix
 fi
 
 # --- Build ---------------------------------------------------------------------------------
-WORK=$(mktemp -d "$BENCH_TMPDIR/letterbox-bench.XXXXXX")
-# The postfix user and the Maildir owner must be able to walk into it.
-chmod 755 "$WORK"
-LETTERBOX_PID=
 POSTFIX_CONF=
-
-cleanup() {
-    local status=$?
-    if [[ -n $LETTERBOX_PID ]] && kill -0 "$LETTERBOX_PID" 2>/dev/null; then
-        kill -TERM "$LETTERBOX_PID" 2>/dev/null || true
-        wait "$LETTERBOX_PID" 2>/dev/null || true
-    fi
+stop_servers() {
     if [[ -n $POSTFIX_CONF ]]; then
-        stop_postfix || true
-    fi
-    if [[ $KEEP == 1 || $status != 0 ]]; then
-        log "kept $WORK"
-    else
-        rm -rf "$WORK"
+        stop_postfix
     fi
 }
-trap cleanup EXIT
-
-cd "$ROOT"
-mkdir "$WORK/bin"
+# The postfix user and the Maildir owner must be able to walk into it.
+make_workdir letterbox-bench
 if wants letterbox; then
-    log "building letterbox (release)"
-    cargo build --release --bin letterbox
-    # Copied now: the bench build below uplifts its own letterbox binary to the same path.
-    cp target/release/letterbox "$WORK/bin/letterbox"
+    build_letterbox
 fi
-log "building the load generator (cargo bench --no-run --bench smtp_load)"
-LOAD=$(cargo bench --no-run --bench smtp_load --message-format=json |
-    grep -o '"executable":"[^"]*smtp_load-[^"]*"' | tail -n 1 | cut -d'"' -f4)
-[[ -x $LOAD ]] || die "cannot find the smtp_load executable"
+LOAD=$(build_load smtp_load)
 
 # --- Helpers -------------------------------------------------------------------------------
-
-# A 127.0.0.1 port nobody accepts on.
-free_port() {
-    local port _
-    for _ in $(seq 1 200); do
-        port=$((20000 + RANDOM % 30000))
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-            echo "$port"
-            return 0
-        fi
-    done
-    return 1
-}
 
 # field KEY FILE: the value of KEY=value in the load generator's report line.
 field() {
@@ -138,17 +96,8 @@ run_load() {
         die "$1: the load generator did not report $MESSAGES messages"
 }
 
-# running PID: the process exists and is not a zombie (a daemon whose parent is gone may
-# wait unreaped here).
-running() {
-    local state
-    state=$(sed -E 's/^.*\) (.).*$/\1/' "/proc/$1/stat" 2>/dev/null) || return 1
-    [[ -n $state && $state != Z ]]
-}
-
 # divide A B: A/B with one decimal.
 divide() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", a / b }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 
 # --- letterbox -----------------------------------------------------------------------------
 run_letterbox() {
@@ -170,26 +119,12 @@ http = []
 max_connections = $((SESSIONS > 1000 ? SESSIONS : 1000))
 max_connections_per_ip = $((SESSIONS > 1000 ? SESSIONS : 1000))
 EOF
-    log "starting letterbox"
-    "$WORK/bin/letterbox" --config "$dir/letterbox.toml" serve >"$dir/stdout" 2>"$dir/letterbox.log" &
-    LETTERBOX_PID=$!
-    local waited=0
-    until grep -qx ready "$dir/stdout"; do
-        kill -0 "$LETTERBOX_PID" 2>/dev/null || {
-            tail -n 20 "$dir/letterbox.log" >&2
-            die "letterbox exited before it was ready"
-        }
-        ((waited++ < STARTUP_TIMEOUT * 10)) || die "letterbox not ready after ${STARTUP_TIMEOUT}s"
-        sleep 0.1
-    done
+    start_letterbox "$dir"
     address=$(sed -n 's/^listening smtp //p' "$dir/stdout" | head -n 1)
     [[ -n $address ]] || die "letterbox printed no 'listening smtp' line"
 
     run_load letterbox "$address" you@localhost
-
-    kill -TERM "$LETTERBOX_PID"
-    wait "$LETTERBOX_PID" || die "letterbox exited with status $? on SIGTERM (see $dir/letterbox.log)"
-    LETTERBOX_PID=
+    stop_letterbox "$dir"
 
     # A check, not a measurement: every accepted message is in the store.
     local query="SELECT count(*) FROM mailbox_messages"

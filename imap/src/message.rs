@@ -340,47 +340,6 @@ pub fn header_fields(header: &[u8], fields: &[String], not: bool) -> Vec<u8> {
     out
 }
 
-/// The fields of a header section as written, unfolded (RFC 5322 §2.2.3: a line break
-/// followed by white space is removed): the name, and the value (what comes after the
-/// colon) without surrounding white space. Lines that are not fields are skipped.
-pub fn unfolded_fields(header: &[u8]) -> Vec<(String, String)> {
-    let mut fields: Vec<(String, String)> = Vec::new();
-    let mut in_field = false;
-    for line in header.split_inclusive(|&b| b == b'\n') {
-        let content = line
-            .strip_suffix(b"\r\n")
-            .or_else(|| line.strip_suffix(b"\n"))
-            .unwrap_or(line);
-        if content.is_empty() {
-            break;
-        }
-        if matches!(content.first(), Some(b' ' | b'\t')) {
-            if in_field && let Some((_, value)) = fields.last_mut() {
-                value.push_str(&String::from_utf8_lossy(content));
-            }
-            continue;
-        }
-        let Some(colon) = content.iter().position(|&b| b == b':') else {
-            in_field = false;
-            continue;
-        };
-        let (name, value) = content.split_at(colon);
-        let value = value.get(1..).unwrap_or_default();
-        fields.push((
-            String::from_utf8_lossy(name).trim_end().to_owned(),
-            String::from_utf8_lossy(value).into_owned(),
-        ));
-        in_field = true;
-    }
-    for (_, value) in &mut fields {
-        let trimmed = value.trim();
-        if trimmed.len() != value.len() {
-            *value = trimmed.to_owned();
-        }
-    }
-    fields
-}
-
 /// The header section of the message and of every part in it (MIME headers, and the
 /// headers of attached messages), as written.
 pub fn header_sections<'a>(raw: &'a [u8], root: &BodyPart) -> Vec<&'a [u8]> {
@@ -710,19 +669,6 @@ mod tests {
             ),
             "{}",
             text(&rev2)
-        );
-    }
-
-    #[test]
-    fn unfolds_header_fields_as_written() {
-        let header = b"Message-ID: <a@b>\r\nTo: Team: a@b.example;\r\nX-Long:\r\n one\r\n\ttwo \r\nnot a field\r\n\r\nBody: no\r\n";
-        assert_eq!(
-            unfolded_fields(header),
-            vec![
-                ("Message-ID".to_owned(), "<a@b>".to_owned()),
-                ("To".to_owned(), "Team: a@b.example;".to_owned()),
-                ("X-Long".to_owned(), "one\ttwo".to_owned()),
-            ]
         );
     }
 }

@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 mod accounts;
+mod cache;
 mod error;
 mod mailboxes;
 mod messages;
@@ -40,6 +41,7 @@ use sqlx::sqlite::{
 use sqlx::{ConnectOptions, Connection};
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::broadcast;
 use writer::Writer;
@@ -64,6 +66,8 @@ pub struct Store {
     reader: SqlitePool,
     writer: Writer,
     changes: broadcast::Sender<Change>,
+    /// Meta and header bytes of messages read recently (see `cache` for why it is sound).
+    cache: Arc<cache::MessageCache>,
 }
 
 impl Store {
@@ -73,6 +77,7 @@ impl Store {
         let options = sqlite_options(url)?;
         let mut write_conn = SqliteConnection::connect_with(&options).await?;
         SQLITE_MIGRATIONS.run(&mut write_conn).await?;
+        messages::backfill_unfolded_headers(&mut write_conn).await?;
         let reader = SqlitePoolOptions::new()
             .max_connections(SQLITE_READ_CONNECTIONS)
             .connect_with(options)
@@ -83,6 +88,7 @@ impl Store {
             reader,
             writer,
             changes,
+            cache: Arc::default(),
         })
     }
 

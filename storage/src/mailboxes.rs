@@ -185,7 +185,7 @@ impl Store {
                     COALESCE(SUM(CASE WHEN (' ' || mm.flags || ' ') LIKE '% \\Deleted %' THEN 1 ELSE 0 END), 0) AS deleted,
                     COALESCE(SUM(m.size), 0) AS size,
                     COALESCE(SUM(CASE WHEN (' ' || mm.flags || ' ') LIKE '% \\Deleted %' THEN m.size ELSE 0 END), 0) AS deleted_size
-             FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id
+             FROM mailbox_messages mm JOIN messages m INDEXED BY messages_size ON m.id = mm.message_id
              WHERE mm.mailbox_id = ?",
         )
         .bind(id.0)
@@ -251,7 +251,7 @@ impl Store {
                     sqlx::query(
                         "UPDATE accounts SET used_bytes = used_bytes - (
                              SELECT COALESCE(SUM(m.size), 0) FROM mailbox_messages mm
-                             JOIN messages m ON m.id = mm.message_id WHERE mm.mailbox_id = ?1)
+                             JOIN messages m INDEXED BY messages_size ON m.id = mm.message_id WHERE mm.mailbox_id = ?1)
                          WHERE id = ?2",
                     )
                     .bind(id.0)

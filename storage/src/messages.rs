@@ -1,9 +1,10 @@
 //! Messages in mailboxes: delivery, APPEND, COPY, MOVE, flag changes, EXPUNGE, and the
 //! reads FETCH and SEARCH need. Each write is one writer job: all or nothing.
 
+use crate::cache::CachedMessage;
 use crate::error::{Result, StoreError};
 use crate::mailboxes::mailbox_in_tx;
-use crate::mime::{MessageMeta, analyse};
+use crate::mime::{MessageMeta, analyse, top_header, unfolded_fields};
 use crate::notify::{Change, ChangeKind};
 use crate::queue::{QueuedRecipient, insert_queue_item};
 use crate::types::{
@@ -11,8 +12,8 @@ use crate::types::{
 };
 use crate::writer::JobOutput;
 use crate::{Store, unix_now};
-use sqlx::Row;
 use sqlx::sqlite::SqliteConnection;
+use sqlx::{Connection, Row};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -138,6 +139,59 @@ fn placeholders(count: usize) -> String {
     vec!["?"; count].join(",")
 }
 
+/// A message id never used before (see migration 0003 and `cache`): one more than both
+/// the last one handed out and the largest in the table, so a row written without the
+/// sequence cannot collide either.
+async fn next_message_id(conn: &mut SqliteConnection) -> Result<MessageId> {
+    let id: i64 = sqlx::query_scalar(
+        "UPDATE id_sequences
+         SET last_id = MAX(last_id, (SELECT COALESCE(MAX(id), 0) FROM messages)) + 1
+         WHERE name = 'messages' RETURNING last_id",
+    )
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or_else(|| StoreError::Corrupt("no id sequence for messages".into()))?;
+    Ok(MessageId(id))
+}
+
+/// Meta rows per transaction when filling in `unfolded_headers`.
+const BACKFILL_CHUNK: i64 = 500;
+
+/// Fills in `MessageMeta::unfolded_headers` of messages stored before it existed, from
+/// their stored header: once, when the store is opened, so that reads never parse.
+pub(crate) async fn backfill_unfolded_headers(conn: &mut SqliteConnection) -> Result<()> {
+    let mut after = 0i64;
+    loop {
+        let mut tx = conn.begin().await?;
+        let rows: Vec<(i64, String, Vec<u8>)> = sqlx::query_as(
+            "SELECT id, meta, header FROM messages
+             WHERE id > ? AND json_type(meta, '$.unfolded_headers') IS NULL
+             ORDER BY id LIMIT ?",
+        )
+        .bind(after)
+        .bind(BACKFILL_CHUNK)
+        .fetch_all(&mut *tx)
+        .await?;
+        let Some(&(last, _, _)) = rows.last() else {
+            return Ok(());
+        };
+        for (id, json, header) in rows {
+            let mut meta: MessageMeta =
+                serde_json::from_str(&json).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            meta.unfolded_headers = unfolded_fields(&header);
+            let json =
+                serde_json::to_string(&meta).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            sqlx::query("UPDATE messages SET meta = ? WHERE id = ?")
+                .bind(json)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        after = last;
+    }
+}
+
 struct SourceEntry {
     uid: Uid,
     message: MessageId,
@@ -155,7 +209,7 @@ async fn source_entries(
     for chunk in uids.chunks(IN_LIST_CHUNK) {
         let sql = format!(
             "SELECT mm.uid, mm.message_id, mm.flags, mm.internal_date, m.size FROM mailbox_messages mm
-             JOIN messages m ON m.id = mm.message_id
+             JOIN messages m INDEXED BY messages_size ON m.id = mm.message_id
              WHERE mm.mailbox_id = ? AND mm.uid IN ({}) ORDER BY mm.uid",
             placeholders(chunk.len())
         );
@@ -270,6 +324,10 @@ pub(crate) async fn copy_in_tx(
 struct PreparedDelivery {
     delivery: Delivery,
     meta: String,
+    /// The top-level header bytes, stored beside the raw message for header FETCHes.
+    header: Arc<[u8]>,
+    /// What the cache keeps of it once committed.
+    cached: CachedMessage,
     body_text: String,
     sent_date: Option<i64>,
 }
@@ -294,8 +352,14 @@ impl PreparedDelivery {
         };
         let meta = serde_json::to_string(&analysis.meta)
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let header: Arc<[u8]> = Arc::from(top_header(&delivery.raw, &analysis.meta.root));
         Ok(PreparedDelivery {
             sent_date: analysis.meta.sent_date,
+            cached: CachedMessage {
+                meta: Arc::new(analysis.meta),
+                header: Arc::clone(&header),
+            },
+            header,
             body_text: analysis.body_text,
             meta,
             delivery,
@@ -311,16 +375,19 @@ async fn deliver_in_tx(
     let delivery = &prepared.delivery;
     let size = delivery.raw.len() as i64;
     let now = unix_now();
-    let message: i64 = sqlx::query_scalar(
-        "INSERT INTO messages (raw, size, meta, body_text, sent_date, created_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+    let MessageId(message) = next_message_id(conn).await?;
+    sqlx::query(
+        "INSERT INTO messages (id, raw, header, size, meta, body_text, sent_date, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     )
+    .bind(message)
     .bind(&delivery.raw)
+    .bind(&prepared.header[..])
     .bind(size)
     .bind(&prepared.meta)
     .bind(&prepared.body_text)
     .bind(prepared.sent_date)
     .bind(now)
-    .fetch_one(&mut *conn)
+    .execute(&mut *conn)
     .await?;
     let internal_date = delivery.internal_date.unwrap_or(now);
     let flags = delivery.flags.to_stored();
@@ -364,16 +431,20 @@ impl Store {
     /// queue, atomically. Returns after the commit is durable (fsynced).
     pub async fn deliver(&self, delivery: Delivery) -> Result<Delivered> {
         let started = std::time::Instant::now();
-        let prepared = PreparedDelivery::new(delivery).await?;
+        let prepared = Arc::new(PreparedDelivery::new(delivery).await?);
+        let in_writer = Arc::clone(&prepared);
         let delivered = self
             .writer
             .run(move |conn| {
                 Box::pin(async move {
-                    let (delivered, changes) = deliver_in_tx(conn, &prepared).await?;
+                    let (delivered, changes) = deliver_in_tx(conn, &in_writer).await?;
                     Ok(JobOutput::new(delivered, changes))
                 })
             })
             .await?;
+        // Committed: the first FETCH of a new message needs no query.
+        self.cache
+            .insert(delivered.message, prepared.cached.clone());
         metrics::histogram!(crate::DELIVER_SECONDS).record(started.elapsed().as_secs_f64());
         metrics::counter!(crate::MESSAGES_DELIVERED).increment(delivered.placed.len() as u64);
         Ok(delivered)
@@ -386,12 +457,15 @@ impl Store {
         for delivery in deliveries {
             prepared.push(PreparedDelivery::new(delivery).await?);
         }
-        self.writer
+        let prepared = Arc::new(prepared);
+        let in_writer = Arc::clone(&prepared);
+        let delivered: Vec<Delivered> = self
+            .writer
             .run(move |conn| {
                 Box::pin(async move {
-                    let mut delivered = Vec::with_capacity(prepared.len());
+                    let mut delivered = Vec::with_capacity(in_writer.len());
                     let mut changes = Vec::new();
-                    for one in &prepared {
+                    for one in in_writer.iter() {
                         let (placed, more) = deliver_in_tx(conn, one).await?;
                         delivered.push(placed);
                         changes.extend(more);
@@ -399,7 +473,11 @@ impl Store {
                     Ok(JobOutput::new(delivered, changes))
                 })
             })
-            .await
+            .await?;
+        for (one, stored) in prepared.iter().zip(&delivered) {
+            self.cache.insert(stored.message, one.cached.clone());
+        }
+        Ok(delivered)
     }
 
     /// RFC 9051 §6.3.12 APPEND: returns the APPENDUID data (RFC 4315 §3).
@@ -560,7 +638,7 @@ impl Store {
     pub async fn mailbox_entries(&self, mailbox: MailboxId) -> Result<Vec<MessageEntry>> {
         let rows = sqlx::query(
             "SELECT mm.uid, mm.modseq, mm.flags, mm.internal_date, mm.message_id, m.size
-             FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id
+             FROM mailbox_messages mm JOIN messages m INDEXED BY messages_size ON m.id = mm.message_id
              WHERE mm.mailbox_id = ? ORDER BY mm.uid",
         )
         .bind(mailbox.0)
@@ -572,37 +650,52 @@ impl Store {
     /// RFC 7162: messages changed and UIDs expunged after `since`, with the mailbox's
     /// HIGHESTMODSEQ, all read in one snapshot.
     pub async fn changes_since(&self, mailbox: MailboxId, since: ModSeq) -> Result<MailboxChanges> {
-        // One read transaction: WAL gives it a single snapshot, so nothing committed
-        // between the three queries can be half seen.
-        let mut snapshot = self.reader.begin().await?;
-        let highest: i64 = sqlx::query_scalar("SELECT highestmodseq FROM mailboxes WHERE id = ?")
-            .bind(mailbox.0)
-            .fetch_optional(&mut *snapshot)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("mailbox {mailbox}")))?;
+        // One statement: SQLite reads it in one snapshot, so nothing committed meanwhile
+        // can be half seen, and a session catching up costs one round trip to a reader.
+        // `kind` 0: a changed entry, 1: an expunged UID, 2: the mailbox's HIGHESTMODSEQ.
         let rows = sqlx::query(
-            "SELECT mm.uid, mm.modseq, mm.flags, mm.internal_date, mm.message_id, m.size
-             FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id
-             WHERE mm.mailbox_id = ? AND mm.modseq > ? ORDER BY mm.uid",
+            "SELECT 0 AS kind, mm.uid, mm.modseq, mm.flags, mm.internal_date, mm.message_id, m.size
+             FROM mailbox_messages mm JOIN messages m INDEXED BY messages_size ON m.id = mm.message_id
+             WHERE mm.mailbox_id = ?1 AND mm.modseq > ?2
+             UNION ALL
+             SELECT 1, uid, modseq, '', 0, 0, 0 FROM expunged WHERE mailbox_id = ?1 AND modseq > ?2
+             UNION ALL
+             SELECT 2, 0, highestmodseq, '', 0, 0, 0 FROM mailboxes WHERE id = ?1
+             ORDER BY 1, 2",
         )
         .bind(mailbox.0)
         .bind(since.0 as i64)
-        .fetch_all(&mut *snapshot)
+        .fetch_all(&self.reader)
         .await?;
-        let changed = rows.iter().map(entry_from_row).collect::<Result<_>>()?;
-        let expunged: Vec<i64> = sqlx::query_scalar(
-            "SELECT uid FROM expunged WHERE mailbox_id = ? AND modseq > ? ORDER BY uid",
-        )
-        .bind(mailbox.0)
-        .bind(since.0 as i64)
-        .fetch_all(&mut *snapshot)
-        .await?;
-        snapshot.rollback().await?;
-        Ok(MailboxChanges {
-            changed,
-            expunged: expunged.into_iter().map(|u| Uid(u as u32)).collect(),
-            highest_modseq: ModSeq(highest as u64),
-        })
+        let mut changes = MailboxChanges {
+            changed: Vec::new(),
+            expunged: Vec::new(),
+            highest_modseq: ModSeq(0),
+        };
+        let mut found = false;
+        for row in &rows {
+            let uid = Uid(row.try_get::<i64, _>(1)? as u32);
+            let modseq = ModSeq(row.try_get::<i64, _>(2)? as u64);
+            match row.try_get::<i64, _>(0)? {
+                0 => changes.changed.push(MessageEntry {
+                    uid,
+                    modseq,
+                    flags: Flags::from_stored(row.try_get(3)?),
+                    internal_date: row.try_get(4)?,
+                    message: MessageId(row.try_get(5)?),
+                    size: row.try_get::<i64, _>(6)? as u32,
+                }),
+                1 => changes.expunged.push(uid),
+                _ => {
+                    changes.highest_modseq = modseq;
+                    found = true;
+                }
+            }
+        }
+        if !found {
+            return Err(StoreError::NotFound(format!("mailbox {mailbox}")));
+        }
+        Ok(changes)
     }
 
     /// RFC 9051 §6.4.3 EXPUNGE / RFC 4315 UID EXPUNGE: removes the messages that carry
@@ -637,15 +730,45 @@ impl Store {
             .await
     }
 
-    /// The meta computed at delivery for each message, in one query per chunk.
+    /// The meta computed at delivery for each message: from the cache, else in one query
+    /// per chunk. A message that is gone is left out unless it is still cached.
     pub async fn message_meta(
         &self,
         messages: &[MessageId],
     ) -> Result<HashMap<MessageId, Arc<MessageMeta>>> {
-        let mut metas = HashMap::with_capacity(messages.len());
-        for chunk in messages.chunks(IN_LIST_CHUNK) {
+        Ok(self
+            .cached_messages(messages)
+            .await?
+            .into_iter()
+            .map(|(id, cached)| (id, cached.meta))
+            .collect())
+    }
+
+    /// The top-level header section of each message exactly as stored (the raw bytes
+    /// before the body, with the blank line that ends the header when there is one), for
+    /// FETCH of header sections without the whole message. A message that is gone is left
+    /// out unless it is still cached.
+    pub async fn message_headers(
+        &self,
+        messages: &[MessageId],
+    ) -> Result<HashMap<MessageId, Arc<[u8]>>> {
+        Ok(self
+            .cached_messages(messages)
+            .await?
+            .into_iter()
+            .map(|(id, cached)| (id, cached.header))
+            .collect())
+    }
+
+    async fn cached_messages(
+        &self,
+        messages: &[MessageId],
+    ) -> Result<HashMap<MessageId, CachedMessage>> {
+        let mut missing = Vec::new();
+        let mut found = self.cache.lookup(messages, &mut missing);
+        for chunk in missing.chunks(IN_LIST_CHUNK) {
             let sql = format!(
-                "SELECT id, meta FROM messages WHERE id IN ({})",
+                "SELECT id, meta, header FROM messages WHERE id IN ({})",
                 placeholders(chunk.len())
             );
             let mut query = sqlx::query(&sql);
@@ -654,13 +777,19 @@ impl Store {
             }
             for row in query.fetch_all(&self.reader).await? {
                 let id = MessageId(row.try_get(0)?);
-                let json: String = row.try_get(1)?;
+                let json: &str = row.try_get(1)?;
                 let meta: MessageMeta =
-                    serde_json::from_str(&json).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                metas.insert(id, Arc::new(meta));
+                    serde_json::from_str(json).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                let header: &[u8] = row.try_get(2)?;
+                let cached = CachedMessage {
+                    meta: Arc::new(meta),
+                    header: Arc::from(header),
+                };
+                self.cache.insert(id, cached.clone());
+                found.insert(id, cached);
             }
         }
-        Ok(metas)
+        Ok(found)
     }
 
     /// The decoded text of a message's text parts, for SEARCH BODY/TEXT.

@@ -4,6 +4,7 @@
 //! bytes; nothing re-parses a message on read.
 
 use crate::rfc5322;
+pub use crate::rfc5322::unfolded_fields;
 use mail_parser::{
     Address, HeaderValue, Message, MessageParser, MessagePart, MimeHeaders, PartType,
 };
@@ -17,6 +18,11 @@ pub struct MessageMeta {
     pub root: BodyPart,
     /// Top-level header fields in order: name as written, value decoded (RFC 2047).
     pub headers: Vec<(String, String)>,
+    /// Top-level header fields in order as written, unfolded (see
+    /// [`unfolded_fields`]): what SEARCH HEADER, FROM, SUBJECT, ... match besides
+    /// the decoded values. Missing in meta stored before it existed; `Store::open` fills it in.
+    #[serde(default)]
+    pub unfolded_headers: Vec<(String, String)>,
     /// The Date: header as seconds since the epoch (RFC 5256 SORT DATE / SEARCH SENTxxx).
     pub sent_date: Option<i64>,
     /// RFC 5256 §2.1 base subject, for SORT SUBJECT and THREAD.
@@ -118,6 +124,7 @@ pub fn analyse(raw: &[u8]) -> Analysis {
             let root = body_part(&message, 0, raw, &mut body_text);
             let meta = MessageMeta {
                 envelope: envelope(&message, raw),
+                unfolded_headers: rfc5322::unfolded_fields(top_header(raw, &root)),
                 root,
                 headers: decoded_headers(&message, raw),
                 sent_date: message.date().map(|date| date.to_timestamp()),
@@ -135,6 +142,7 @@ pub fn analyse(raw: &[u8]) -> Analysis {
                 envelope: Envelope::default(),
                 root: plain_text_part(raw),
                 headers: Vec::new(),
+                unfolded_headers: Vec::new(),
                 sent_date: None,
                 base_subject: String::new(),
                 message_id: None,
@@ -143,6 +151,13 @@ pub fn analyse(raw: &[u8]) -> Analysis {
             body_text: String::from_utf8_lossy(raw).into_owned(),
         },
     }
+}
+
+/// The top-level header section as stored: the raw bytes before the root's body, with
+/// the blank line that ends the header when there is one.
+pub fn top_header<'a>(raw: &'a [u8], root: &BodyPart) -> &'a [u8] {
+    raw.get(..(root.body_start as usize).min(raw.len()))
+        .unwrap_or_default()
 }
 
 /// mail-parser 0.11.9 loses a Content-Type or Content-Disposition parameter whose value

@@ -1,6 +1,7 @@
 //! The storage suite: the guarantees IMAP and SMTP build on, checked against a real
 //! SQLite store in a temporary directory.
 
+use sqlx::Connection;
 use std::collections::HashSet;
 use std::time::Duration;
 use storage::mime::PartContent;
@@ -46,6 +47,16 @@ async fn mailbox(store: &Store, account: AccountId, name: &str) -> Mailbox {
         .await
         .expect("query")
         .unwrap_or_else(|| panic!("no mailbox {name}"))
+}
+
+/// The INBOX of a first account, a@example.org, made in an empty store.
+async fn first_inbox(store: &Store) -> storage::MailboxId {
+    store.add_domain("example.org").await.expect("domain");
+    let account = store
+        .add_account("a@example.org", &Secret::new("x"))
+        .await
+        .expect("account");
+    store.inbox(account).await.expect("inbox").id
 }
 
 async fn deliver(
@@ -597,13 +608,8 @@ async fn delivered_mail_survives_reopening_the_store() {
     let path = path.to_str().expect("utf-8");
     {
         let store = Store::open(path).await.expect("open");
-        store.add_domain("example.org").await.expect("domain");
-        let account = store
-            .add_account("a@example.org", &Secret::new("x"))
-            .await
-            .expect("account");
-        let inbox = store.inbox(account).await.expect("inbox");
-        deliver(&store, vec![inbox.id], message(7)).await;
+        let inbox = first_inbox(&store).await;
+        deliver(&store, vec![inbox], message(7)).await;
     }
     let store = Store::open(path).await.expect("reopen");
     let account = store.list_accounts().await.expect("accounts")[0].id;
@@ -667,6 +673,12 @@ async fn expunge_removes_only_what_is_deleted_at_commit_and_batch_reads_match() 
         .await
         .expect("changes");
     assert_eq!(changes.expunged, vec![Uid(1), Uid(3)]);
+    assert!(matches!(
+        f.store
+            .changes_since(storage::MailboxId(i64::MAX), ModSeq(0))
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
     assert_eq!(
         changes.highest_modseq,
         mailbox(&f.store, f.account, "INBOX").await.highest_modseq
@@ -689,4 +701,154 @@ async fn bare_lf_is_stored_as_crlf_and_nothing_else_changes() {
         f.store.raw_message(delivered.message).await.expect("raw"),
         b"Subject: lf\r\n\r\nline one\r\nline two\r\n8-bit \xff\rstays\r\n"
     );
+}
+
+const FOLDED: &[u8] =
+    b"From: Bob <bob@example.net>\r\nSubject: folded\r\n subject\r\nX-Empty:\r\n\r\nbody\r\n";
+
+#[tokio::test]
+async fn header_bytes_are_the_raw_prefix_and_unfolded_fields_are_stored() {
+    let f = fixture().await;
+    let inbox = mailbox(&f.store, f.account, "INBOX").await;
+    let headerless = b"no header at all".to_vec();
+    let ids = [
+        deliver(&f.store, vec![inbox.id], FOLDED.to_vec())
+            .await
+            .message,
+        deliver(&f.store, vec![inbox.id], headerless.clone())
+            .await
+            .message,
+    ];
+    // A fresh handle: nothing cached, everything read back from the database.
+    let store = Store::open(f._dir.path().join("mail.sqlite").to_str().expect("utf-8"))
+        .await
+        .expect("reopen");
+    for store in [&f.store, &store] {
+        let headers = store.message_headers(&ids).await.expect("headers");
+        let metas = store.message_meta(&ids).await.expect("metas");
+        let raw = store.raw_message(ids[0]).await.expect("raw");
+        let split = metas[&ids[0]].root.body_start as usize;
+        assert_eq!(&headers[&ids[0]][..], &raw[..split]);
+        assert!(headers[&ids[0]].ends_with(b"X-Empty:\r\n\r\n"));
+        assert_eq!(
+            metas[&ids[0]].unfolded_headers,
+            [
+                ("From".to_owned(), "Bob <bob@example.net>".to_owned()),
+                ("Subject".to_owned(), "folded subject".to_owned()),
+                ("X-Empty".to_owned(), String::new()),
+            ]
+        );
+        // Whatever the analysis took as header, the stored header is that prefix.
+        let split = metas[&ids[1]].root.body_start as usize;
+        assert_eq!(&headers[&ids[1]][..], &headerless[..split]);
+    }
+}
+
+#[tokio::test]
+async fn message_ids_are_never_reused_after_the_newest_is_deleted() {
+    let f = fixture().await;
+    let inbox = mailbox(&f.store, f.account, "INBOX").await;
+    let first = deliver(&f.store, vec![inbox.id], message(1)).await.message;
+    let newest = deliver(&f.store, vec![inbox.id], message(2)).await.message;
+    // Read (and so cache) the newest, then remove it: its row goes with its last entry.
+    let metas = f.store.message_meta(&[newest]).await.expect("meta");
+    assert_eq!(
+        metas[&newest].envelope.subject.as_deref(),
+        Some("message 2")
+    );
+    f.store
+        .expunge(inbox.id, vec![Uid(2)])
+        .await
+        .expect("expunge");
+    assert_eq!(f.store.stored_message_count().await.expect("count"), 1);
+    let next = deliver(&f.store, vec![inbox.id], message(3)).await.message;
+    assert!(next > newest, "id {next} after deleting {newest}");
+
+    // The admin CLI is another process: its deletes bypass this store (and its cache).
+    let mut other = sqlx::SqliteConnection::connect(&format!(
+        "sqlite:{}",
+        f._dir.path().join("mail.sqlite").display()
+    ))
+    .await
+    .expect("second connection");
+    sqlx::query("DELETE FROM mailbox_messages WHERE message_id = ?")
+        .bind(next.0)
+        .execute(&mut other)
+        .await
+        .expect("delete elsewhere");
+    let last = deliver(&f.store, vec![inbox.id], message(4)).await.message;
+    assert!(last > next, "id {last} after deleting {next}");
+    let metas = f.store.message_meta(&[first, last]).await.expect("meta");
+    assert_eq!(metas[&first].envelope.subject.as_deref(), Some("message 1"));
+    assert_eq!(metas[&last].envelope.subject.as_deref(), Some("message 4"));
+}
+
+#[tokio::test]
+async fn migration_0003_backfills_messages_stored_before_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("mail.sqlite");
+    // The schema as it was before migration 0003, from the migrations themselves.
+    let before = dir.path().join("migrations");
+    std::fs::create_dir(&before).expect("mkdir");
+    let all = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite");
+    for entry in std::fs::read_dir(&all).expect("migrations") {
+        let entry = entry.expect("entry");
+        let name = entry.file_name();
+        if name.to_string_lossy().as_ref() < "0003" {
+            std::fs::copy(entry.path(), before.join(&name)).expect("copy");
+        }
+    }
+    let options = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(&path)
+        .create_if_missing(true);
+    let mut conn = sqlx::SqliteConnection::connect_with(&options)
+        .await
+        .expect("connect");
+    sqlx::migrate::Migrator::new(before.as_path())
+        .await
+        .expect("migrator")
+        .run(&mut conn)
+        .await
+        .expect("old migrations");
+    // Two rows as the code before 0003 wrote them: meta without `unfolded_headers`.
+    let raws = [FOLDED.to_vec(), message(9)];
+    let mut old_ids = Vec::new();
+    for raw in &raws {
+        let mut meta = serde_json::to_value(storage::mime::analyse(raw).meta).expect("json");
+        meta.as_object_mut()
+            .expect("object")
+            .remove("unfolded_headers");
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO messages (raw, size, meta, body_text, sent_date, created_at)
+             VALUES (?, ?, ?, '', NULL, 0) RETURNING id",
+        )
+        .bind(raw)
+        .bind(raw.len() as i64)
+        .bind(meta.to_string())
+        .fetch_one(&mut conn)
+        .await
+        .expect("old insert");
+        old_ids.push(storage::MessageId(id));
+    }
+    conn.close().await.expect("close");
+
+    let store = Store::open(path.to_str().expect("utf-8"))
+        .await
+        .expect("open");
+    let headers = store.message_headers(&old_ids).await.expect("headers");
+    let metas = store.message_meta(&old_ids).await.expect("metas");
+    for (id, raw) in old_ids.iter().zip(&raws) {
+        let split = metas[id].root.body_start as usize;
+        assert!(split > 0);
+        assert_eq!(&headers[id][..], &raw[..split]);
+        assert_eq!(
+            metas[id].unfolded_headers,
+            storage::mime::unfolded_fields(&raw[..split])
+        );
+    }
+    assert_eq!(metas[&old_ids[0]].unfolded_headers[1].1, "folded subject");
+    // New ids continue after the old ones.
+    let inbox = first_inbox(&store).await;
+    let new = deliver(&store, vec![inbox], message(10)).await.message;
+    assert!(new > old_ids[1]);
 }

@@ -1,5 +1,6 @@
 //! FETCH and UID FETCH (RFC 9051 §6.4.5, RFC 3516 BINARY): served from the meta
-//! computed at delivery and the raw bytes, never by re-parsing.
+//! computed at delivery and the raw bytes, never by re-parsing. Sections of the top-level
+//! header alone are served from the header bytes stored at delivery, without the body.
 
 use super::resolve;
 use crate::error::CommandError;
@@ -12,7 +13,6 @@ use crate::proto::response::{Code, literal, literal8, string_text};
 use crate::proto::sequence::SequenceSet;
 use crate::proto::tag::is_astring_char;
 use crate::session::{CommandResult, Completion, Session, State};
-use crate::view::flags_text;
 use std::borrow::Cow;
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -84,14 +84,16 @@ impl Session {
                     | FetchItem::Rfc822(Rfc822Part::Header | Rfc822Part::Text)
             )
         });
+        let needs_header = items.iter().any(only_top_header);
         let needs_raw = items.iter().any(|item| {
-            matches!(
-                item,
-                FetchItem::BodySection { .. }
-                    | FetchItem::Binary { .. }
-                    | FetchItem::BinarySize { .. }
-                    | FetchItem::Rfc822(_)
-            )
+            !only_top_header(item)
+                && matches!(
+                    item,
+                    FetchItem::BodySection { .. }
+                        | FetchItem::Binary { .. }
+                        | FetchItem::BinarySize { .. }
+                        | FetchItem::Rfc822(_)
+                )
         });
         // RFC 9051 §6.4.5: BODY[...], BINARY[...], RFC822 and RFC822.TEXT set \Seen.
         let sets_seen = !view.read_only
@@ -129,24 +131,30 @@ impl Session {
         }
         let asks_flags = items.contains(&FetchItem::Flags);
         let mut failure = None;
+        // What an item that needs no meta is given (never looked at).
+        let no_meta = Arc::new(storage::mime::analyse(b"").meta);
         for chunk in indexes.chunks(FETCH_CHUNK) {
-            let metas = if needs_meta {
-                let ids: Vec<storage::MessageId> = chunk
+            let ids: Vec<storage::MessageId> = if needs_meta || needs_raw || needs_header {
+                chunk
                     .iter()
                     .filter_map(|&i| view.entries.get(i))
                     .map(|e| e.message)
-                    .collect();
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            let metas = if needs_meta {
                 store.message_meta(&ids).await?
             } else {
                 Default::default()
             };
             let raws = if needs_raw {
-                let ids: Vec<storage::MessageId> = chunk
-                    .iter()
-                    .filter_map(|&i| view.entries.get(i))
-                    .map(|e| e.message)
-                    .collect();
                 store.raw_messages(&ids).await?
+            } else {
+                Default::default()
+            };
+            let headers = if needs_header && !needs_raw {
+                store.message_headers(&ids).await?
             } else {
                 Default::default()
             };
@@ -154,21 +162,25 @@ impl Session {
                 let Some(entry) = view.entries.get(index) else {
                     continue;
                 };
-                // A message removed meanwhile reads as empty; its entry goes at the next sync.
-                let raw: &[u8] = raws
-                    .get(&entry.message)
-                    .map(Vec::as_slice)
-                    .unwrap_or_default();
+                // The message, or only its header when nothing asked for more: every
+                // offset into the header is the same in both. A message removed meanwhile
+                // reads as empty; its entry goes at the next sync.
+                let raw: &[u8] = match raws.get(&entry.message) {
+                    Some(raw) => raw,
+                    None => headers.get(&entry.message).map_or(&[], |h| &h[..]),
+                };
                 let meta = match metas.get(&entry.message) {
                     Some(meta) => Arc::clone(meta),
                     None if needs_meta => {
                         tracing::warn!(message = %entry.message, "message has no stored meta; analysing it");
                         Arc::new(storage::mime::analyse(raw).meta)
                     }
-                    None => Arc::new(storage::mime::analyse(b"").meta),
+                    None => Arc::clone(&no_meta),
                 };
                 let out = &mut conn.out;
-                out.extend_from_slice(format!("* {} FETCH (", index + 1).as_bytes());
+                out.extend_from_slice(b"* ");
+                push_number(out, index + 1);
+                out.extend_from_slice(b" FETCH (");
                 let mut first = true;
                 let mut separator = |out: &mut Vec<u8>| {
                     if !std::mem::take(&mut first) {
@@ -177,20 +189,15 @@ impl Session {
                 };
                 if newly_seen.contains(&entry.uid) && !asks_flags {
                     separator(out);
-                    out.extend_from_slice(
-                        format!("FLAGS ({})", flags_text(&entry.flags)).as_bytes(),
-                    );
+                    push_flags(out, &entry.flags);
                 }
                 for item in &items {
                     separator(out);
                     match item {
-                        FetchItem::Flags => {
-                            out.extend_from_slice(
-                                format!("FLAGS ({})", flags_text(&entry.flags)).as_bytes(),
-                            );
-                        }
+                        FetchItem::Flags => push_flags(out, &entry.flags),
                         FetchItem::Uid => {
-                            out.extend_from_slice(format!("UID {}", entry.uid).as_bytes())
+                            out.extend_from_slice(b"UID ");
+                            push_number(out, entry.uid.0 as usize);
                         }
                         // RFC 7162 §3.1.4.1: `"MODSEQ" SP "(" permsg-modsequence ")"`.
                         FetchItem::ModSeq => {
@@ -290,6 +297,52 @@ impl Session {
     }
 }
 
+/// True for an item that reads nothing but the top-level header section: BODY[HEADER],
+/// BODY[HEADER.FIELDS (...)], BODY[HEADER.FIELDS.NOT (...)] (peeking or not, any partial)
+/// and RFC822.HEADER.
+fn only_top_header(item: &FetchItem) -> bool {
+    match item {
+        FetchItem::Rfc822(Rfc822Part::Header) => true,
+        FetchItem::BodySection { section, .. } => {
+            section.part.is_empty()
+                && matches!(
+                    section.text,
+                    Some(SectionText::Header | SectionText::HeaderFields { .. })
+                )
+        }
+        _ => false,
+    }
+}
+
+/// `FLAGS (...)`, written in place.
+fn push_flags(out: &mut Vec<u8>, flags: &Flags) {
+    out.extend_from_slice(b"FLAGS (");
+    for (n, flag) in flags.iter().enumerate() {
+        if n > 0 {
+            out.push(b' ');
+        }
+        out.extend_from_slice(flag.as_bytes());
+    }
+    out.push(b')');
+}
+
+/// A number in decimal, written in place.
+fn push_number(out: &mut Vec<u8>, number: usize) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut rest = number;
+    loop {
+        at -= 1;
+        // `rest % 10` is a single digit, so the cast cannot truncate.
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
+}
+
 /// RFC 3501 §6.4.5: RFC822 is BODY[], RFC822.HEADER is BODY.PEEK[HEADER], RFC822.TEXT
 /// is BODY[TEXT].
 fn rfc822<'a>(raw: &'a [u8], meta: &MessageMeta, part: Rfc822Part) -> (&'static str, &'a [u8]) {
@@ -382,5 +435,41 @@ mod tests {
         assert_eq!(apply_partial(b"0123456789", Some((2, 3)), &mut out), b"234");
         assert_eq!(out, b"<2>");
         assert_eq!(apply_partial(b"0123", Some((10, 3)), &mut Vec::new()), b"");
+    }
+
+    #[test]
+    fn writes_numbers_and_flags_in_place() {
+        let mut out = Vec::new();
+        for n in [0, 7, 10, 4_294_967_295, usize::MAX] {
+            out.clear();
+            push_number(&mut out, n);
+            assert_eq!(out, n.to_string().as_bytes());
+        }
+        out.clear();
+        push_flags(&mut out, &Flags::new(["\\Seen", "$Label"]));
+        assert_eq!(out, b"FLAGS ($Label \\Seen)");
+        out.clear();
+        push_flags(&mut out, &Flags::default());
+        assert_eq!(out, b"FLAGS ()");
+    }
+
+    #[test]
+    fn only_top_level_header_sections_are_served_from_the_header() {
+        let section = |part: Vec<u32>, text: Option<SectionText>| FetchItem::BodySection {
+            section: Section { part, text },
+            partial: None,
+            peek: true,
+        };
+        let fields = SectionText::HeaderFields {
+            not: false,
+            fields: vec!["From".into()],
+        };
+        assert!(only_top_header(&section(vec![], Some(fields.clone()))));
+        assert!(only_top_header(&section(vec![], Some(SectionText::Header))));
+        assert!(only_top_header(&FetchItem::Rfc822(Rfc822Part::Header)));
+        assert!(!only_top_header(&section(vec![1], Some(fields))));
+        assert!(!only_top_header(&section(vec![], None)));
+        assert!(!only_top_header(&section(vec![], Some(SectionText::Text))));
+        assert!(!only_top_header(&FetchItem::Rfc822(Rfc822Part::Full)));
     }
 }

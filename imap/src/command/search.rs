@@ -1,12 +1,11 @@
 //! SEARCH and UID SEARCH (RFC 9051 §6.4.4) with ESEARCH results (RFC 4731; always for
 //! IMAP4rev2 clients, RFC 9051 §7.3.4) and SEARCHRES (RFC 5182 `RETURN (SAVE)` and `$`).
-//! Header keys match the header as written (unfolded) and the decoded headers stored at
-//! delivery; BODY and TEXT the decoded text stored at delivery (house rule 11). The raw
-//! message is loaded only for keys that look at the header as written (HEADER, FROM, TO,
-//! CC, BCC, SUBJECT, TEXT).
+//! Header keys match the header as written (unfolded) and the decoded headers, both stored
+//! at delivery in the meta; BODY and TEXT the decoded text stored at delivery (house rule
+//! 11). The raw message is loaded only for TEXT, which looks at every MIME header as well.
 
 use crate::error::CommandError;
-use crate::message::{header_sections, unfolded_fields};
+use crate::message::header_sections;
 use crate::proto::Sequence;
 use crate::proto::command::{SearchCommand, SearchKey, SearchReturn};
 use crate::proto::datetime::date_of;
@@ -14,9 +13,9 @@ use crate::proto::response::{self, Code};
 use crate::proto::sequence::SequenceSet;
 use crate::session::{CommandResult, Completion, Session, State};
 use crate::view::View;
-use std::cell::OnceCell;
 use std::collections::HashMap;
 use std::sync::Arc;
+use storage::mime::unfolded_fields;
 use storage::{MessageEntry, MessageId, MessageMeta, ModSeq, Store, Uid};
 
 /// Messages whose meta is loaded at once.
@@ -48,10 +47,7 @@ impl Needs {
             SearchKey::SentBefore(_) | SearchKey::SentOn(_) | SearchKey::SentSince(_) => {
                 self.meta = true;
             }
-            SearchKey::Header(..) => {
-                self.meta = true;
-                self.raw = true;
-            }
+            SearchKey::Header(..) => self.meta = true,
             SearchKey::Body(_) => self.text = true,
             SearchKey::Text(_) => {
                 self.meta = true;
@@ -63,8 +59,29 @@ impl Needs {
     }
 }
 
+/// Case-insensitive substring search (RFC 9051 §6.4.4: "case-insensitive substring
+/// matches"). ASCII text, nearly every header, is compared in place; anything else is
+/// lower-cased by Unicode rules first, since non-ASCII characters can lower-case to ASCII
+/// ones (U+212A KELVIN SIGN to `k`).
 fn contains_ci(haystack: &str, needle: &str) -> bool {
-    needle.is_empty() || haystack.to_lowercase().contains(&needle.to_lowercase())
+    if needle.is_empty() {
+        return true;
+    }
+    if haystack.is_ascii() && needle.is_ascii() {
+        let (haystack, needle) = (haystack.as_bytes(), needle.as_bytes());
+        let Some((&first, rest)) = needle.split_first() else {
+            return true;
+        };
+        return haystack.windows(needle.len()).any(|window| {
+            window
+                .first()
+                .is_some_and(|b| b.eq_ignore_ascii_case(&first))
+                && window
+                    .get(1..)
+                    .is_some_and(|w| w.eq_ignore_ascii_case(rest))
+        });
+    }
+    haystack.to_lowercase().contains(&needle.to_lowercase())
 }
 
 fn in_set(set: &SequenceSet, number: u32, largest: u32) -> bool {
@@ -78,35 +95,24 @@ struct Candidate<'a> {
     meta: Option<&'a MessageMeta>,
     text: Option<&'a str>,
     raw: Option<&'a [u8]>,
-    /// The top-level header fields as written, unfolded; parsed at the first key that asks.
-    fields: OnceCell<Vec<(String, String)>>,
 }
 
 impl Candidate<'_> {
-    fn raw_fields(&self) -> &[(String, String)] {
-        self.fields.get_or_init(|| match (self.raw, self.meta) {
-            (Some(raw), Some(meta)) => {
-                let end = (meta.root.body_start as usize).min(raw.len());
-                unfolded_fields(raw.get(..end).unwrap_or_default())
-            }
-            _ => Vec::new(),
-        })
-    }
-
     /// RFC 9051 §6.4.4 HEADER (and FROM, TO, ...): "Messages that have a header with the
     /// specified field-name [...] and that contains the specified string in the text of
     /// the header (what comes after the colon)". The text as written (so `<id@host>` and
     /// group names are found) or as decoded (so RFC 2047 words are found); an empty string
     /// matches every message that has the field.
     fn header(&self, name: &str, value: &str) -> bool {
-        self.raw_fields()
-            .iter()
-            .any(|(n, v)| n.eq_ignore_ascii_case(name) && contains_ci(v, value))
-            || self.meta.is_some_and(|m| {
-                m.headers
-                    .iter()
-                    .any(|(n, v)| n.eq_ignore_ascii_case(name) && contains_ci(v, value))
-            })
+        let Some(meta) = self.meta else {
+            return false;
+        };
+        let found = |fields: &[(String, String)]| {
+            fields
+                .iter()
+                .any(|(n, v)| n.eq_ignore_ascii_case(name) && contains_ci(v, value))
+        };
+        found(&meta.unfolded_headers) || found(&meta.headers)
     }
 
     /// RFC 9051 §6.4.4 TEXT: "Messages that contain the specified string in the header
@@ -261,7 +267,6 @@ pub(crate) async fn find(
                 meta: metas.get(&entry.message).map(Arc::as_ref),
                 text,
                 raw: raws.get(&entry.message).map(Vec::as_slice),
-                fields: OnceCell::new(),
             };
             if matches(key, &candidate, view, now) {
                 found.push(Found {
@@ -399,7 +404,8 @@ mod tests {
         }
     }
 
-    /// Evaluates a header or text key against `raw` the way SEARCH loads it.
+    /// Evaluates a header or text key against `raw` the way SEARCH loads it (header keys
+    /// see no raw bytes).
     fn finds(raw: &[u8], key: &SearchKey) -> bool {
         let analysis = storage::mime::analyse(raw);
         let entry = entry();
@@ -408,8 +414,7 @@ mod tests {
             entry: &entry,
             meta: Some(&analysis.meta),
             text: Some(&analysis.body_text),
-            raw: Some(raw),
-            fields: OnceCell::new(),
+            raw: Needs::of(key).raw.then_some(raw),
         };
         match key {
             SearchKey::Header(name, value) => candidate.header(name, value),
@@ -439,6 +444,18 @@ mod tests {
     }
 
     #[test]
+    fn contains_ci_folds_ascii_in_place_and_unicode_by_its_rules() {
+        assert!(contains_ci("Re: Quarterly REPORT", "report"));
+        assert!(contains_ci("abc", ""));
+        assert!(!contains_ci("ab", "abc"));
+        assert!(!contains_ci("Report", "reporx"));
+        assert!(contains_ci("GRÜSSE aus Köln", "köln"));
+        assert!(contains_ci("Grüße", "GRÜßE"));
+        // U+212A KELVIN SIGN lower-cases to an ASCII `k`.
+        assert!(contains_ci("300 \u{212A}", "300 k"));
+    }
+
+    #[test]
     fn address_keys_find_group_names() {
         assert!(finds(GROUPS, &header("To", "Project Team")));
         assert!(finds(GROUPS, &header("To", "bob@example.org")));
@@ -459,7 +476,7 @@ mod tests {
     }
 
     #[test]
-    fn loads_the_raw_message_only_for_header_and_text_keys() {
+    fn loads_the_raw_message_only_for_text_keys() {
         let body = SearchKey::Body("x".into());
         assert_eq!(
             Needs::of(&body),
@@ -470,7 +487,14 @@ mod tests {
             }
         );
         assert!(!Needs::of(&SearchKey::Larger(10)).raw);
-        assert!(Needs::of(&SearchKey::Not(Box::new(header("To", "x")))).raw);
+        assert_eq!(
+            Needs::of(&SearchKey::Not(Box::new(header("To", "x")))),
+            Needs {
+                meta: true,
+                text: false,
+                raw: false
+            }
+        );
         assert!(
             Needs::of(&SearchKey::Or(
                 Box::new(body),

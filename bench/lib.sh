@@ -1,0 +1,120 @@
+# Shared by the bench scripts (bench/imap-vs-dovecot.sh, bench/smtp-vs-postfix.sh): sourced,
+# not run. The script sets BENCH_NAME (for messages), TARGETS, KEEP and STARTUP_TIMEOUT first,
+# and defines stop_servers, which the exit trap calls to stop what it started besides
+# letterbox.
+# shellcheck shell=bash
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+log() { printf '== %s\n' "$*" >&2; }
+die() { printf '%s: %s\n' "$BENCH_NAME" "$*" >&2; exit 1; }
+
+# wants NAME: NAME is one of TARGETS.
+wants() { [[ " $TARGETS " == *" $1 "* ]]; }
+
+# apt_install PACKAGE...: from Debian, running `apt-get update` first only when the
+# package lists are too old to have them.
+apt_install() {
+    log "installing $*"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@" || {
+        apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@"
+    }
+}
+
+# make_workdir PREFIX: WORK, a new directory under BENCH_TMPDIR that the servers'
+# unprivileged users can walk into; removed at exit unless KEEP=1 or the run failed.
+LETTERBOX_PID=
+make_workdir() {
+    WORK=$(mktemp -d "$BENCH_TMPDIR/$1.XXXXXX")
+    chmod 755 "$WORK"
+    mkdir "$WORK/bin"
+    trap bench_cleanup EXIT
+}
+
+bench_cleanup() {
+    local status=$?
+    if [[ -n $LETTERBOX_PID ]] && kill -0 "$LETTERBOX_PID" 2>/dev/null; then
+        kill -TERM "$LETTERBOX_PID" 2>/dev/null || true
+        wait "$LETTERBOX_PID" 2>/dev/null || true
+    fi
+    stop_servers || true
+    if [[ $KEEP == 1 || $status != 0 ]]; then
+        log "kept $WORK"
+    else
+        rm -rf "$WORK"
+    fi
+}
+
+# Cargo's target directory: CARGO_TARGET_DIR, a target-dir in a cargo config, or target/.
+target_dir() {
+    cargo metadata --format-version 1 --no-deps |
+        grep -o '"target_directory":"[^"]*"' | cut -d'"' -f4
+}
+
+# build_letterbox: a release letterbox in $WORK/bin. Copied at once: a later
+# `cargo bench` build puts its own letterbox binary at the same path.
+build_letterbox() {
+    local target
+    log "building letterbox (release)"
+    (cd "$ROOT" && cargo build --release --bin letterbox)
+    target=$(cd "$ROOT" && target_dir) || die "cargo metadata failed"
+    cp "$target/release/letterbox" "$WORK/bin/letterbox"
+}
+
+# build_load NAME: builds the load generator benches/NAME.rs and prints its executable.
+build_load() {
+    local load
+    log "building the load generator (cargo bench --no-run --bench $1)"
+    load=$(cd "$ROOT" && cargo bench --no-run --bench "$1" --message-format=json |
+        grep -o "\"executable\":\"[^\"]*$1-[^\"]*\"" | tail -n 1 | cut -d'"' -f4)
+    [[ -x $load ]] || die "cannot find the $1 executable"
+    echo "$load"
+}
+
+# A 127.0.0.1 port nobody accepts on.
+free_port() {
+    local port _
+    for _ in $(seq 1 200); do
+        port=$((20000 + RANDOM % 30000))
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            echo "$port"
+            return 0
+        fi
+    done
+    return 1
+}
+
+# running PID: the process exists and is not a zombie (a daemon whose parent is gone may
+# wait unreaped here).
+running() {
+    local state
+    state=$(sed -E 's/^.*\) (.).*$/\1/' "/proc/$1/stat" 2>/dev/null) || return 1
+    [[ -n $state && $state != Z ]]
+}
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+
+# start_letterbox DIR: runs $WORK/bin/letterbox with DIR/letterbox.toml until it says
+# `ready`; its stdout (listening addresses, the first account's password) in DIR/stdout.
+start_letterbox() {
+    local dir=$1 waited=0
+    log "starting letterbox"
+    "$WORK/bin/letterbox" --config "$dir/letterbox.toml" serve >"$dir/stdout" 2>"$dir/letterbox.log" &
+    LETTERBOX_PID=$!
+    # The shell may not have made DIR/stdout yet on the first look.
+    until grep -qx ready "$dir/stdout" 2>/dev/null; do
+        kill -0 "$LETTERBOX_PID" 2>/dev/null || {
+            tail -n 20 "$dir/letterbox.log" >&2
+            die "letterbox exited before it was ready"
+        }
+        ((waited++ < STARTUP_TIMEOUT * 10)) || die "letterbox not ready after ${STARTUP_TIMEOUT}s"
+        sleep 0.1
+    done
+}
+
+# stop_letterbox DIR: SIGTERM, and a clean exit is required.
+stop_letterbox() {
+    kill -TERM "$LETTERBOX_PID"
+    wait "$LETTERBOX_PID" || die "letterbox exited with status $? on SIGTERM (see $1/letterbox.log)"
+    LETTERBOX_PID=
+}

@@ -227,24 +227,18 @@ pub fn find_part<'a>(root: &'a BodyPart, path: &[u32]) -> Option<&'a BodyPart> {
 }
 
 /// Where the part's octets end. RFC 2046 §5.1.1: the line break before a boundary
-/// delimiter belongs to the delimiter. For a part with no blank line after its header
-/// (or no header at all) the stored offsets count that line break into the part, so its
-/// `body_end` sits on the `--` of the delimiter itself; this gives the line break back.
+/// delimiter belongs to the delimiter. Messages stored before storage corrected this
+/// (`delimiter_line_break_excluded` in storage/src/mime.rs) have, for a part with no
+/// blank line after its header (or no header at all), offsets that count that line break
+/// into the part, so its `body_end` sits on the `--` of the delimiter itself; this gives
+/// the line break back. For offsets stored since, it changes nothing.
 fn part_end(raw: &[u8], part: &BodyPart) -> usize {
     let end = (part.body_end as usize).min(raw.len());
-    if part.body_start < part.body_end
-        || !raw.get(end..).is_some_and(|rest| rest.starts_with(b"--"))
-    {
+    if part.body_start < part.body_end {
         return end;
     }
-    let before = raw.get(..end).unwrap_or_default();
-    if before.ends_with(b"\r\n") {
-        end - 2
-    } else if before.ends_with(b"\n") {
-        end - 1
-    } else {
-        end
-    }
+    let end = u32::try_from(end).unwrap_or(u32::MAX);
+    storage::mime::delimiter_line_break_excluded(raw, end, part.header_start) as usize
 }
 
 fn slice(raw: &[u8], start: u32, end: usize) -> &[u8] {

@@ -239,8 +239,14 @@ fn body_part(message: &Message<'_>, index: usize, raw: &[u8], text: &mut String)
             vec![("charset".into(), "us-ascii".into())],
         ),
     };
-    let body_start = part.offset_body.min(raw.len() as u32);
-    let body_end = part.offset_end.clamp(body_start, raw.len() as u32);
+    let parsed_body_start = part.offset_body.min(raw.len() as u32);
+    let body_end = delimiter_line_break_excluded(
+        raw,
+        part.offset_end.clamp(parsed_body_start, raw.len() as u32),
+        part.offset_header.min(parsed_body_start),
+    );
+    // A part whose "blank line" was the delimiter's line break has no body at all.
+    let body_start = parsed_body_start.min(body_end);
     let body_bytes = &raw[body_start as usize..body_end as usize];
     let content = match &part.body {
         PartType::Multipart(children) => PartContent::Multipart(
@@ -436,6 +442,25 @@ pub fn base_subject(subject: &str) -> String {
     s.to_lowercase()
 }
 
+/// RFC 2046 §5.1.1: "the CRLF preceding the boundary delimiter line is conceptually
+/// attached to the boundary". mail-parser 0.11 counts that line break into a part that
+/// has no blank line after its header (or no header at all), so the part's end sits on
+/// the `--` of the delimiter; this gives the line break back to the delimiter.
+pub fn delimiter_line_break_excluded(raw: &[u8], end: u32, start: u32) -> u32 {
+    let at = end as usize;
+    if !raw.get(at..).is_some_and(|rest| rest.starts_with(b"--")) {
+        return end;
+    }
+    let before = raw.get(start as usize..at).unwrap_or_default();
+    if before.ends_with(b"\r\n") {
+        end - 2
+    } else if before.ends_with(b"\n") {
+        end - 1
+    } else {
+        end
+    }
+}
+
 fn skip_blob(s: &str) -> &str {
     if let Some(rest) = s.strip_prefix('[')
         && let Some(end) = rest.find(']')
@@ -512,6 +537,30 @@ mod tests {
         assert_eq!(meta.envelope.from[0].mailbox.as_deref(), Some("fred"));
         assert_eq!(meta.sent_date, Some(760_686_745));
         assert_eq!(meta.root.body_lines, 1);
+    }
+
+    #[test]
+    fn the_line_break_before_a_delimiter_belongs_to_the_delimiter() {
+        // RFC 2046 §5.1.1, with parts that have no blank line after their header or no
+        // header at all (tests/corpus/37-part-without-headers-and-empty-parts.eml).
+        let raw = b"Content-Type: multipart/alternative; boundary=\"ep\"\r\n\r\n--ep\r\nContent-Type: text/plain\r\n\r\n--ep\r\n\r\n--ep--\r\n";
+        let root = analyse(raw).meta.root;
+        let PartContent::Multipart(children) = &root.content else {
+            panic!("not a multipart: {root:?}")
+        };
+        let text = |start: u32, end: u32| {
+            String::from_utf8_lossy(&raw[start as usize..end as usize]).into_owned()
+        };
+        let first = &children[0];
+        assert_eq!(
+            text(first.header_start, first.body_start),
+            "Content-Type: text/plain\r\n"
+        );
+        assert_eq!(first.body_start, first.body_end);
+        assert!(raw[first.body_end as usize..].starts_with(b"\r\n--ep\r\n"));
+        let second = &children[1];
+        assert_eq!(second.header_start, second.body_end, "{second:?}");
+        assert!(raw[second.body_end as usize..].starts_with(b"\r\n--ep--"));
     }
 
     #[test]

@@ -52,6 +52,31 @@ pub(crate) fn flags_text(flags: &Flags) -> String {
     flags.iter().collect::<Vec<_>>().join(" ")
 }
 
+/// A flag update for the client: `seq FETCH ([UID uid ]FLAGS (...)[ MODSEQ (n)])`, with
+/// the MODSEQ once CONDSTORE is on (RFC 7162 §3.1.4.1).
+pub(crate) fn flags_fetch_line(
+    index: usize,
+    entry: &MessageEntry,
+    uid: bool,
+    modseq: bool,
+) -> String {
+    let uid = if uid {
+        format!("UID {} ", entry.uid)
+    } else {
+        String::new()
+    };
+    let modseq = if modseq {
+        format!(" MODSEQ ({})", entry.modseq)
+    } else {
+        String::new()
+    };
+    format!(
+        "{} FETCH ({uid}FLAGS ({}){modseq})",
+        index + 1,
+        flags_text(&entry.flags)
+    )
+}
+
 impl View {
     /// Builds the view: subscribe first, then read, so no change falls between.
     pub(crate) async fn open(
@@ -159,20 +184,8 @@ impl View {
                         known.modseq = known.modseq.max(entry.modseq);
                         if known.flags != entry.flags {
                             known.flags = entry.flags;
-                            let modseq = if self.condstore {
-                                format!(" MODSEQ ({})", known.modseq)
-                            } else {
-                                String::new()
-                            };
-                            response::untagged(
-                                out,
-                                &format!(
-                                    "{} FETCH (UID {} FLAGS ({}){modseq})",
-                                    index + 1,
-                                    known.uid,
-                                    flags_text(&known.flags)
-                                ),
-                            );
+                            let line = flags_fetch_line(index, known, true, self.condstore);
+                            response::untagged(out, &line);
                         }
                     }
                     // UIDs only grow (RFC 9051 §2.3.1.1): a new one is past the last.
@@ -233,6 +246,30 @@ impl View {
             entry.flags = flags;
             entry.modseq = entry.modseq.max(modseq);
         }
+    }
+
+    /// RFC 7162 §3.2.5 / §3.2.6: `VANISHED (EARLIER)` with the UIDs expunged after
+    /// `since` (within `known`, when given) that this view no longer holds; a UID it
+    /// still holds was expunged after the view was read and goes out at the next sync.
+    pub(crate) async fn write_vanished_earlier(
+        &self,
+        store: &Store,
+        since: ModSeq,
+        known: Option<&SequenceSet>,
+        out: &mut Vec<u8>,
+    ) -> storage::Result<()> {
+        let expunged = store.changes_since(self.mailbox, since).await?.expunged;
+        let largest = self.uids.last().copied().unwrap_or(0);
+        let vanished: Vec<u32> = expunged
+            .into_iter()
+            .filter(|&uid| self.index_of(uid).is_none())
+            .map(|uid| uid.0)
+            .filter(|&uid| known.is_none_or(|set| set.contains(uid, largest.max(uid))))
+            .collect();
+        if let Some(set) = SequenceSet::from_numbers(&vanished) {
+            response::untagged(out, &format!("VANISHED (EARLIER) {set}"));
+        }
+        Ok(())
     }
 
     /// True when the message was expunged elsewhere and the client has not heard yet.

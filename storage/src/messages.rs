@@ -480,30 +480,6 @@ impl Store {
         Ok(delivered)
     }
 
-    /// RFC 9051 §6.3.12 APPEND: returns the APPENDUID data (RFC 4315 §3).
-    pub async fn append(
-        &self,
-        mailbox: MailboxId,
-        raw: Vec<u8>,
-        flags: Flags,
-        internal_date: Option<i64>,
-    ) -> Result<(UidValidity, Uid)> {
-        let delivered = self
-            .deliver(Delivery {
-                raw,
-                mailboxes: vec![mailbox],
-                flags,
-                internal_date,
-                outbound: None,
-            })
-            .await?;
-        delivered
-            .placed
-            .first()
-            .map(|&(_, validity, uid)| (validity, uid))
-            .ok_or_else(|| StoreError::Corrupt("append placed nothing".into()))
-    }
-
     /// RFC 9051 §6.4.7 COPY; returns (source UID, new UID) pairs for COPYUID.
     pub async fn copy_messages(
         &self,

@@ -8,9 +8,7 @@ use crate::message;
 use crate::proto::Sequence;
 use crate::proto::command::{FetchItem, Rfc822Part, Section, SectionText};
 use crate::proto::datetime::format_date_time;
-use crate::proto::response;
 use crate::proto::response::{Code, literal, literal8, string_text};
-use crate::proto::sequence::SequenceSet;
 use crate::proto::tag::is_astring_char;
 use crate::session::{CommandResult, Completion, Session, State};
 use std::borrow::Cow;
@@ -57,20 +55,8 @@ impl Session {
             }
             if vanished && let Sequence::Set(set) = set {
                 // RFC 7162 §3.2.6: first the UIDs of the set expunged after `since`.
-                let expunged = store.changes_since(view.mailbox, since).await?.expunged;
-                let largest = view.uids().last().copied().unwrap_or(0);
-                let gone: Vec<u32> = expunged
-                    .into_iter()
-                    .map(|uid| uid.0)
-                    .filter(|&uid| view.index_of(storage::Uid(uid)).is_none())
-                    .filter(|&uid| {
-                        set.ranges(largest.max(uid))
-                            .any(|(low, high)| (low..=high).contains(&uid))
-                    })
-                    .collect();
-                if let Some(gone) = SequenceSet::from_numbers(&gone) {
-                    response::untagged(&mut conn.out, &format!("VANISHED (EARLIER) {gone}"));
-                }
+                view.write_vanished_earlier(&store, since, Some(set), &mut conn.out)
+                    .await?;
             }
         }
         let needs_meta = items.iter().any(|item| {

@@ -84,11 +84,6 @@ fn contains_ci(haystack: &str, needle: &str) -> bool {
     haystack.to_lowercase().contains(&needle.to_lowercase())
 }
 
-fn in_set(set: &SequenceSet, number: u32, largest: u32) -> bool {
-    set.ranges(largest)
-        .any(|(low, high)| (low..=high).contains(&number))
-}
-
 struct Candidate<'a> {
     seq: u32,
     entry: &'a MessageEntry,
@@ -181,10 +176,10 @@ fn matches(key: &SearchKey, c: &Candidate<'_>, view: &View, now: i64) -> bool {
         SearchKey::SentOn(date) => sent().is_some_and(|d| d == *date),
         SearchKey::SentSince(date) => sent().is_some_and(|d| d >= *date),
         SearchKey::Uid(Sequence::Set(set)) => {
-            in_set(set, c.entry.uid.0, view.uids().last().copied().unwrap_or(0))
+            set.contains(c.entry.uid.0, view.uids().last().copied().unwrap_or(0))
         }
         SearchKey::Seq(Sequence::Set(set)) => {
-            in_set(set, c.seq, u32::try_from(view.exists()).unwrap_or(u32::MAX))
+            set.contains(c.seq, u32::try_from(view.exists()).unwrap_or(u32::MAX))
         }
         SearchKey::Uid(Sequence::Saved) | SearchKey::Seq(Sequence::Saved) => {
             view.saved.contains(&c.entry.uid)

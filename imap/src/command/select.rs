@@ -4,9 +4,8 @@
 use crate::error::CommandError;
 use crate::proto::command::QresyncParams;
 use crate::proto::response::{self, Code, Status};
-use crate::proto::sequence::SequenceSet;
 use crate::session::{CommandResult, Completion, Session, State};
-use crate::view::{View, flags_text};
+use crate::view::{View, flags_fetch_line};
 use storage::{MAILBOX_DELIMITER, ModSeq, SYSTEM_FLAGS};
 
 impl Session {
@@ -134,39 +133,12 @@ impl Session {
         qresync: &QresyncParams,
     ) -> Result<(), CommandError> {
         let since = ModSeq(qresync.modseq);
-        let changes = self.server.store.changes_since(view.mailbox, since).await?;
-        let largest = view.uids().last().copied().unwrap_or(0);
-        let vanished: Vec<u32> = changes
-            .expunged
-            .iter()
-            .map(|uid| uid.0)
-            // A UID the view still holds was expunged after it was read: the next sync
-            // point reports it.
-            .filter(|&uid| view.index_of(storage::Uid(uid)).is_none())
-            .filter(|&uid| {
-                qresync.known_uids.as_ref().is_none_or(|known| {
-                    known
-                        .ranges(largest.max(uid))
-                        .any(|(low, high)| (low..=high).contains(&uid))
-                })
-            })
-            .collect();
         let out = &mut self.conn.out;
-        if let Some(set) = SequenceSet::from_numbers(&vanished) {
-            response::untagged(out, &format!("VANISHED (EARLIER) {set}"));
-        }
+        view.write_vanished_earlier(&self.server.store, since, qresync.known_uids.as_ref(), out)
+            .await?;
         for (index, entry) in view.entries.iter().enumerate() {
             if entry.modseq > since {
-                response::untagged(
-                    out,
-                    &format!(
-                        "{} FETCH (UID {} FLAGS ({}) MODSEQ ({}))",
-                        index + 1,
-                        entry.uid,
-                        flags_text(&entry.flags),
-                        entry.modseq
-                    ),
-                );
+                response::untagged(out, &flags_fetch_line(index, entry, true, true));
             }
         }
         Ok(())

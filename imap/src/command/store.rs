@@ -7,7 +7,7 @@ use crate::proto::command::StoreCommand;
 use crate::proto::response::{self, Code};
 use crate::proto::sequence::SequenceSet;
 use crate::session::{CommandResult, Completion, Session, State};
-use crate::view::flags_text;
+use crate::view::flags_fetch_line;
 use std::collections::HashSet;
 use storage::{Flags, ModSeq, SYSTEM_FLAGS};
 
@@ -85,25 +85,16 @@ impl Session {
             if modified.contains(&entry.uid) {
                 continue;
             }
-            let uid = if command.uid {
-                format!("UID {} ", entry.uid)
-            } else {
-                String::new()
-            };
             let line = if !command.silent {
                 // RFC 7162 §3.1.4.1: with CONDSTORE on, FETCH responses carry MODSEQ.
-                let modseq = if view.condstore {
-                    format!(" MODSEQ ({})", entry.modseq)
+                flags_fetch_line(index, entry, command.uid, view.condstore)
+            } else if view.condstore && changed.contains(&entry.uid) {
+                // RFC 7162 §3.1.3: .SILENT still tells a CONDSTORE client the new MODSEQ.
+                let uid = if command.uid {
+                    format!("UID {} ", entry.uid)
                 } else {
                     String::new()
                 };
-                format!(
-                    "{} FETCH ({uid}FLAGS ({}){modseq})",
-                    index + 1,
-                    flags_text(&entry.flags)
-                )
-            } else if view.condstore && changed.contains(&entry.uid) {
-                // RFC 7162 §3.1.3: .SILENT still tells a CONDSTORE client the new MODSEQ.
                 format!("{} FETCH ({uid}MODSEQ ({}))", index + 1, entry.modseq)
             } else {
                 continue;

@@ -48,6 +48,12 @@ impl SequenceSet {
         })
     }
 
+    /// True when `number` is in the set, `*` standing for `largest`.
+    pub fn contains(&self, number: u32, largest: u32) -> bool {
+        self.ranges(largest)
+            .any(|(low, high)| (low..=high).contains(&number))
+    }
+
     /// True when any number (not `*`) exceeds `largest`: RFC 9051 §6.4.? "The server SHOULD
     /// respond with a tagged BAD response to a command that uses a message sequence number
     /// greater than the number of messages in the selected mailbox."

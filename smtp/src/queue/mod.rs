@@ -177,7 +177,7 @@ impl QueueWorker {
             Ok(raw) => raw,
             Err(error) => {
                 tracing::warn!(%error, "reading the queued message failed");
-                self.record(&item, Vec::new(), Some(error.to_string()))
+                self.record(&item, Vec::new(), Some(error.to_string()), false)
                     .await;
                 return;
             }
@@ -190,8 +190,13 @@ impl QueueWorker {
                 Ok(results) => results,
                 Err(_) => {
                     tracing::warn!("attempt timed out");
-                    self.record(&item, Vec::new(), Some("delivery attempt timed out".into()))
-                        .await;
+                    self.record(
+                        &item,
+                        Vec::new(),
+                        Some("delivery attempt timed out".into()),
+                        false,
+                    )
+                    .await;
                     return;
                 }
             };
@@ -382,14 +387,11 @@ impl QueueWorker {
             }
         }
         let error = (!errors.is_empty()).then(|| errors.join("; "));
-        self.record_with(item, finished, error, delay_warned).await;
+        self.record(item, finished, error, delay_warned).await;
     }
 
-    async fn record(&self, item: &QueueItem, finished: Vec<String>, error: Option<String>) {
-        self.record_with(item, finished, error, false).await;
-    }
-
-    async fn record_with(
+    /// Records the attempt: who is done, the error, and whether a delay notice went out.
+    async fn record(
         &self,
         item: &QueueItem,
         finished: Vec<String>,

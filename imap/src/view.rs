@@ -128,7 +128,7 @@ impl View {
     fn poll(&mut self) {
         loop {
             match self.changes.try_recv() {
-                Ok(change) if change.mailbox == self.mailbox => self.dirty = true,
+                Ok(change) if change.concerns(self.mailbox) => self.dirty = true,
                 Ok(_) => {}
                 Err(TryRecvError::Lagged(_)) => self.dirty = true,
                 Err(TryRecvError::Empty | TryRecvError::Closed) => return,
@@ -140,7 +140,7 @@ impl View {
     pub(crate) async fn changed(&mut self) {
         loop {
             match self.changes.recv().await {
-                Ok(change) if change.mailbox == self.mailbox => {
+                Ok(change) if change.concerns(self.mailbox) => {
                     self.dirty = true;
                     return;
                 }

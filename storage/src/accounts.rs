@@ -72,7 +72,7 @@ impl Store {
             .run(move |conn| {
                 Box::pin(async move {
                     let inserted =
-                        sqlx::query("INSERT INTO domains (name) VALUES (?) ON CONFLICT DO NOTHING")
+                        sqlx::query("INSERT INTO domains (name) VALUES ($1) ON CONFLICT DO NOTHING")
                             .bind(&name)
                             .execute(&mut *conn)
                             .await?;
@@ -97,11 +97,12 @@ impl Store {
         self.writer
             .run(move |conn| {
                 Box::pin(async move {
-                    sqlx::query("DELETE FROM aliases WHERE address LIKE ? ESCAPE '\\'")
+                    // lower(): LIKE ignores ASCII case on SQLite only.
+                    sqlx::query("DELETE FROM aliases WHERE lower(address) LIKE $1 ESCAPE '\\'")
                         .bind(format!("%@{}", like_escape(&name)))
                         .execute(&mut *conn)
                         .await?;
-                    let removed = sqlx::query("DELETE FROM domains WHERE name = ?")
+                    let removed = sqlx::query("DELETE FROM domains WHERE name = $1")
                         .bind(&name)
                         .execute(&mut *conn)
                         .await?;
@@ -117,7 +118,7 @@ impl Store {
     pub async fn is_local_domain(&self, domain: &str) -> Result<bool> {
         let domain = domain.trim_end_matches('.').to_ascii_lowercase();
         Ok(
-            sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM domains WHERE name = ?")
+            sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM domains WHERE name = $1")
                 .bind(domain)
                 .fetch_one(&self.reader)
                 .await?
@@ -135,13 +136,13 @@ impl Store {
         self.writer
             .run(move |conn| {
                 Box::pin(async move {
-                    let domain_id: Option<i64> = sqlx::query_scalar("SELECT id FROM domains WHERE name = ?")
+                    let domain_id: Option<i64> = sqlx::query_scalar("SELECT id FROM domains WHERE name = $1")
                         .bind(&domain)
                         .fetch_optional(&mut *conn)
                         .await?;
                     let domain_id = domain_id.ok_or_else(|| StoreError::NotFound(format!("domain {domain}")))?;
                     let taken: i64 = sqlx::query_scalar(
-                        "SELECT (SELECT COUNT(*) FROM accounts WHERE email = ?1) + (SELECT COUNT(*) FROM aliases WHERE address = ?1)",
+                        "SELECT (SELECT COUNT(*) FROM accounts WHERE lower(email) = lower($1)) + (SELECT COUNT(*) FROM aliases WHERE lower(address) = lower($1))",
                     )
                     .bind(&email)
                     .fetch_one(&mut *conn)
@@ -150,7 +151,7 @@ impl Store {
                         return Err(StoreError::AlreadyExists(format!("address {email}")));
                     }
                     let id: i64 = sqlx::query_scalar(
-                        "INSERT INTO accounts (email, domain_id, password_hash, created_at) VALUES (?, ?, ?, ?) RETURNING id",
+                        "INSERT INTO accounts (email, domain_id, password_hash, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
                     )
                     .bind(&email)
                     .bind(domain_id)
@@ -175,7 +176,7 @@ impl Store {
             .run(move |conn| {
                 Box::pin(async move {
                     let updated =
-                        sqlx::query("UPDATE accounts SET password_hash = ? WHERE email = ?")
+                        sqlx::query("UPDATE accounts SET password_hash = $1 WHERE lower(email) = lower($2)")
                             .bind(&hash)
                             .bind(&email)
                             .execute(&mut *conn)
@@ -195,7 +196,7 @@ impl Store {
             .run(move |conn| {
                 Box::pin(async move {
                     let updated =
-                        sqlx::query("UPDATE accounts SET quota_bytes = ? WHERE email = ?")
+                        sqlx::query("UPDATE accounts SET quota_bytes = $1 WHERE lower(email) = lower($2)")
                             .bind(quota_bytes)
                             .bind(&email)
                             .execute(&mut *conn)
@@ -219,7 +220,7 @@ impl Store {
 
     pub async fn account(&self, id: AccountId) -> Result<Account> {
         let row =
-            sqlx::query("SELECT id, email, quota_bytes, used_bytes FROM accounts WHERE id = ?")
+            sqlx::query("SELECT id, email, quota_bytes, used_bytes FROM accounts WHERE id = $1")
                 .bind(id.0)
                 .fetch_optional(&self.reader)
                 .await?
@@ -233,7 +234,7 @@ impl Store {
         self.writer
             .run(move |conn| {
                 Box::pin(async move {
-                    let removed = sqlx::query("DELETE FROM accounts WHERE email = ?")
+                    let removed = sqlx::query("DELETE FROM accounts WHERE lower(email) = lower($1)")
                         .bind(&email)
                         .execute(&mut *conn)
                         .await?;
@@ -249,7 +250,7 @@ impl Store {
     /// Checks a login. Returns the account when the password matches; `None` for an
     /// unknown account or a wrong password alike, taking the same time for both.
     pub async fn authenticate(&self, email: &str, password: &Secret) -> Result<Option<Account>> {
-        let row = sqlx::query("SELECT id, email, quota_bytes, used_bytes, password_hash FROM accounts WHERE email = ?")
+        let row = sqlx::query("SELECT id, email, quota_bytes, used_bytes, password_hash FROM accounts WHERE lower(email) = lower($1)")
             .bind(email.trim())
             .fetch_optional(&self.reader)
             .await?;
@@ -278,20 +279,20 @@ impl Store {
         self.writer
             .run(move |conn| {
                 Box::pin(async move {
-                    let domain_known: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM domains WHERE name = ?")
+                    let domain_known: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM domains WHERE name = $1")
                         .bind(&domain)
                         .fetch_one(&mut *conn)
                         .await?;
                     if domain_known == 0 {
                         return Err(StoreError::NotFound(format!("domain {domain}")));
                     }
-                    let account: Option<i64> = sqlx::query_scalar("SELECT id FROM accounts WHERE email = ?")
+                    let account: Option<i64> = sqlx::query_scalar("SELECT id FROM accounts WHERE lower(email) = lower($1)")
                         .bind(&target)
                         .fetch_optional(&mut *conn)
                         .await?;
                     let account = account.ok_or_else(|| StoreError::NotFound(format!("account {target}")))?;
                     let taken: i64 = sqlx::query_scalar(
-                        "SELECT (SELECT COUNT(*) FROM accounts WHERE email = ?1) + (SELECT COUNT(*) FROM aliases WHERE address = ?1)",
+                        "SELECT (SELECT COUNT(*) FROM accounts WHERE lower(email) = lower($1)) + (SELECT COUNT(*) FROM aliases WHERE lower(address) = lower($1))",
                     )
                     .bind(&address)
                     .fetch_one(&mut *conn)
@@ -299,7 +300,7 @@ impl Store {
                     if taken > 0 {
                         return Err(StoreError::AlreadyExists(format!("address {address}")));
                     }
-                    sqlx::query("INSERT INTO aliases (address, account_id) VALUES (?, ?)")
+                    sqlx::query("INSERT INTO aliases (address, account_id) VALUES ($1, $2)")
                         .bind(&address)
                         .bind(account)
                         .execute(&mut *conn)
@@ -331,7 +332,7 @@ impl Store {
         self.writer
             .run(move |conn| {
                 Box::pin(async move {
-                    let removed = sqlx::query("DELETE FROM aliases WHERE address = ?")
+                    let removed = sqlx::query("DELETE FROM aliases WHERE lower(address) = lower($1)")
                         .bind(&address)
                         .execute(&mut *conn)
                         .await?;
@@ -354,7 +355,7 @@ impl Store {
             return Ok(Some(account));
         }
         let catch_all: Option<i64> =
-            sqlx::query_scalar("SELECT account_id FROM aliases WHERE address = ?")
+            sqlx::query_scalar("SELECT account_id FROM aliases WHERE lower(address) = lower($1)")
                 .bind(format!("@{domain}"))
                 .fetch_optional(&self.reader)
                 .await?;
@@ -380,7 +381,7 @@ impl Store {
         }
         for candidate in candidates {
             let found: Option<i64> = sqlx::query_scalar(
-                "SELECT id FROM accounts WHERE email = ?1 UNION ALL SELECT account_id FROM aliases WHERE address = ?1 LIMIT 1",
+                "SELECT id FROM accounts WHERE lower(email) = lower($1) UNION ALL SELECT account_id FROM aliases WHERE lower(address) = lower($1) LIMIT 1",
             )
             .bind(&candidate)
             .fetch_optional(&self.reader)
@@ -404,7 +405,7 @@ async fn hash_in_background(password: Secret) -> Result<String> {
         .map_err(|e| StoreError::PasswordHash(e.to_string()))?
 }
 
-fn account_from_row(row: &sqlx::sqlite::SqliteRow) -> Account {
+fn account_from_row(row: &sqlx::any::AnyRow) -> Account {
     Account {
         id: AccountId(row.get("id")),
         email: row.get("email"),

@@ -5,8 +5,11 @@
 //! see every committed change (SQLite WAL). The front ends (SMTP, IMAP) use this crate's
 //! public API only.
 //!
-//! Backends: SQLite today (the embedded default); the API is shaped so that PostgreSQL
-//! can stand behind it with its own migrations.
+//! Backends: SQLite (the embedded default) and PostgreSQL (several nodes may share one),
+//! both through sqlx's `Any` driver with one set of statements (placeholders `$N`, which
+//! both accept) and migrations per backend. On PostgreSQL every write transaction of
+//! every node takes one advisory lock (see [`writer`]), so UIDs and MODSEQs are handed
+//! out and committed in one order across nodes, as on SQLite.
 #![forbid(unsafe_code)]
 
 mod accounts;
@@ -33,13 +36,12 @@ pub use notify::{CHANGE_CHANNEL_CAPACITY, Change, ChangeKind};
 pub use password::generate_password;
 pub use queue::{QueueAttempt, QueueItem, QueueItemState, QueueStats, QueuedRecipient};
 pub use types::*;
+pub use notify::CHANGES_CHANNEL;
 
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
-    SqliteSynchronous,
-};
-use sqlx::{ConnectOptions, Connection};
-use std::path::Path;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyConnection, AnyPool};
+use sqlx::{ConnectOptions, Connection, Executor};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,11 +49,15 @@ use tokio::sync::broadcast;
 use writer::Writer;
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// How long a write waits for another process (the admin CLI) holding the database lock.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Readers: enough for IMAP sessions to read in parallel on a small machine.
 const SQLITE_READ_CONNECTIONS: u32 = 8;
+/// Readers per node on PostgreSQL: each is a server process there, so several nodes
+/// together stay well under its default `max_connections` of 100.
+const POSTGRES_READ_CONNECTIONS: u32 = 16;
 
 /// Counter: messages placed in a mailbox by [`Store::deliver`] (one per mailbox).
 pub const MESSAGES_DELIVERED: &str = "letterbox_messages_delivered_total";
@@ -60,66 +66,166 @@ pub const DELIVER_SECONDS: &str = "letterbox_storage_deliver_seconds";
 /// Histogram: seconds one group commit of the writer takes (every job in it waits that).
 pub const COMMIT_SECONDS: &str = "letterbox_storage_commit_seconds";
 
+/// The database behind a [`Store`]: the SQL both run is the same except where a method
+/// of this type says otherwise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// One file, one node: the embedded default.
+    Sqlite,
+    /// A PostgreSQL server that several letterbox nodes may share.
+    Postgres,
+}
+
+impl Backend {
+    /// The backend a storage URL names: `postgres://` or `postgresql://` is PostgreSQL,
+    /// everything else (`sqlite:PATH`, a plain path) SQLite.
+    pub fn of_url(url: &str) -> Backend {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else {
+            Backend::Sqlite
+        }
+    }
+
+    /// The backend of a connection (writer jobs get only their connection).
+    pub(crate) fn of_connection(conn: &AnyConnection) -> Backend {
+        if conn.backend_name() == <sqlx::Postgres as sqlx::Database>::NAME {
+            Backend::Postgres
+        } else {
+            Backend::Sqlite
+        }
+    }
+
+    /// `sql` for this backend. The statements are written for both; the one SQLite-only
+    /// clause is `INDEXED BY messages_size` (see migration 0004), a hint that
+    /// PostgreSQL's planner does not need and its grammar does not have.
+    pub(crate) fn sql(self, sql: &'static str) -> std::borrow::Cow<'static, str> {
+        match self {
+            Backend::Sqlite => sql.into(),
+            Backend::Postgres => sql.replace(" INDEXED BY messages_size", "").into(),
+        }
+    }
+}
+
 /// Handle to the mail store. Cheap to clone; every clone shares the writer and readers.
 #[derive(Clone)]
 pub struct Store {
-    reader: SqlitePool,
+    reader: AnyPool,
     writer: Writer,
     changes: broadcast::Sender<Change>,
     /// Meta and header bytes of messages read recently (see `cache` for why it is sound).
     cache: Arc<cache::MessageCache>,
+    backend: Backend,
 }
 
 impl Store {
-    /// Opens (creating when missing) the store at `url`: `sqlite:PATH`, `sqlite://PATH`,
-    /// or a plain file path. Runs migrations.
+    /// Opens (creating when missing) the store at `url`: `postgres://...` for
+    /// PostgreSQL, otherwise SQLite at `sqlite:PATH`, `sqlite://PATH` or a plain file
+    /// path. Runs migrations.
     pub async fn open(url: &str) -> Result<Store> {
-        let options = sqlite_options(url)?;
-        let mut write_conn = SqliteConnection::connect_with(&options).await?;
-        SQLITE_MIGRATIONS.run(&mut write_conn).await?;
-        messages::backfill_unfolded_headers(&mut write_conn).await?;
-        let reader = SqlitePoolOptions::new()
-            .max_connections(SQLITE_READ_CONNECTIONS)
-            .connect_with(options)
-            .await?;
+        sqlx::any::install_default_drivers();
+        let backend = Backend::of_url(url);
         let (changes, _) = broadcast::channel(CHANGE_CHANNEL_CAPACITY);
-        let writer = Writer::start(write_conn, changes.clone());
+        // Tells this node's NOTIFY payloads from other nodes' (PostgreSQL).
+        let node: u64 = rand::random();
+        let (reader, writer) = match backend {
+            Backend::Sqlite => {
+                let options = AnyConnectOptions::from_str(&sqlite_url(url))?
+                    .disable_statement_logging();
+                let mut write_conn = AnyConnection::connect_with(&options).await?;
+                // Durability: a commit returns only after the WAL is fsynced.
+                write_conn
+                    .execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL")
+                    .await?;
+                set_sqlite_connection_options(&mut write_conn).await?;
+                SQLITE_MIGRATIONS.run(&mut write_conn).await?;
+                messages::backfill_unfolded_headers(&mut write_conn).await?;
+                let reader = AnyPoolOptions::new()
+                    .max_connections(SQLITE_READ_CONNECTIONS)
+                    .after_connect(|conn, _| {
+                        Box::pin(async move { set_sqlite_connection_options(conn).await })
+                    })
+                    .connect_with(options.clone())
+                    .await?;
+                let writer = Writer::start(write_conn, options, backend, node, changes.clone());
+                (reader, writer)
+            }
+            Backend::Postgres => {
+                let options = AnyConnectOptions::from_str(url)?.disable_statement_logging();
+                let mut write_conn = AnyConnection::connect_with(&options).await?;
+                // sqlx holds an advisory lock while migrating: nodes starting together
+                // migrate once.
+                POSTGRES_MIGRATIONS.run(&mut write_conn).await?;
+                let reader = AnyPoolOptions::new()
+                    .max_connections(POSTGRES_READ_CONNECTIONS)
+                    .connect_with(options.clone())
+                    .await?;
+                notify::listen_to_other_nodes(url, node, changes.clone()).await?;
+                let writer = Writer::start(write_conn, options, backend, node, changes.clone());
+                (reader, writer)
+            }
+        };
         Ok(Store {
             reader,
             writer,
             changes,
             cache: Arc::default(),
+            backend,
         })
+    }
+
+    /// The database this store runs on.
+    pub fn backend(&self) -> Backend {
+        self.backend
     }
 
     /// A trivial read, for health checks: `Ok` when the database answers.
     pub async fn ping(&self) -> Result<()> {
-        sqlx::query_scalar::<_, i64>("SELECT 1")
+        sqlx::query_scalar::<_, i64>("SELECT CAST(1 AS BIGINT)")
             .fetch_one(&self.reader)
             .await?;
         Ok(())
     }
 
-    /// Subscribes to every change committed from now on, in commit order.
+    /// Subscribes to every change committed from now on, in commit order (on PostgreSQL
+    /// also those committed by other nodes; see [`notify`]).
     pub fn subscribe(&self) -> broadcast::Receiver<Change> {
         self.changes.subscribe()
     }
 }
 
-fn sqlite_options(url: &str) -> Result<SqliteConnectOptions> {
-    let options = if url.starts_with("sqlite:") {
-        SqliteConnectOptions::from_str(url)?
-    } else {
-        SqliteConnectOptions::new().filename(Path::new(url))
-    };
-    Ok(options
-        .create_if_missing(true)
-        // Durability: a commit returns only after the WAL is fsynced.
-        .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(SqliteSynchronous::Full)
-        .foreign_keys(true)
-        .busy_timeout(SQLITE_BUSY_TIMEOUT)
-        .disable_statement_logging())
+/// The sqlx URL of a SQLite store: `sqlite:` URLs as they are, a plain path made into one
+/// that creates the file when missing.
+fn sqlite_url(url: &str) -> String {
+    if url.starts_with("sqlite:") {
+        return url.to_owned();
+    }
+    // The path is percent-decoded by sqlx: encode what a URL would otherwise read as
+    // its own syntax.
+    let mut path = String::with_capacity(url.len());
+    for c in url.chars() {
+        match c {
+            '%' => path.push_str("%25"),
+            '?' => path.push_str("%3F"),
+            '#' => path.push_str("%23"),
+            c => path.push(c),
+        }
+    }
+    format!("sqlite://{path}?mode=rwc")
+}
+
+/// Per-connection settings of SQLite (the Any driver takes only a URL, so they are
+/// PRAGMAs run after connecting).
+async fn set_sqlite_connection_options(conn: &mut AnyConnection) -> sqlx::Result<()> {
+    conn.execute(
+        format!(
+            "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = {}",
+            SQLITE_BUSY_TIMEOUT.as_millis()
+        )
+        .as_str(),
+    )
+    .await?;
+    Ok(())
 }
 
 pub(crate) fn unix_now() -> i64 {

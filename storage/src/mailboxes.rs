@@ -5,9 +5,10 @@ use crate::error::{Result, StoreError};
 use crate::notify::{Change, ChangeKind};
 use crate::types::{AccountId, MAILBOX_DELIMITER, MailboxId, ModSeq, SpecialUse, Uid, UidValidity};
 use crate::writer::JobOutput;
-use crate::{Store, unix_now};
+use crate::{Backend, Store, unix_now};
 use sqlx::Row;
-use sqlx::sqlite::{SqliteConnection, SqliteRow};
+use sqlx::AnyConnection;
+use sqlx::any::AnyRow;
 
 /// Longest mailbox name we accept, in bytes; deep hierarchies beyond this are abuse.
 pub const MAX_MAILBOX_NAME_BYTES: usize = 1024;
@@ -41,7 +42,7 @@ pub struct MailboxStatus {
 const MAILBOX_COLUMNS: &str =
     "id, account_id, name, uidvalidity, uidnext, highestmodseq, subscribed, special_use";
 
-fn mailbox_from_row(row: &SqliteRow) -> Result<Mailbox> {
+fn mailbox_from_row(row: &AnyRow) -> Result<Mailbox> {
     let special_use: Option<String> = row.try_get("special_use")?;
     Ok(Mailbox {
         id: MailboxId(row.try_get("id")?),
@@ -60,8 +61,12 @@ fn mailbox_from_row(row: &SqliteRow) -> Result<Mailbox> {
 pub fn normalise_mailbox_name(name: &str) -> Result<String> {
     let name = if name.eq_ignore_ascii_case("INBOX") {
         "INBOX".to_owned()
-    } else if name.len() > 6 && name[..6].eq_ignore_ascii_case("INBOX/") {
-        format!("INBOX{}", &name[5..])
+    } else if let Some(rest) = name
+        .get(..6)
+        .filter(|prefix| prefix.eq_ignore_ascii_case("INBOX/"))
+        .and_then(|_| name.get(5..))
+    {
+        format!("INBOX{rest}")
     } else {
         name.to_owned()
     };
@@ -77,7 +82,7 @@ pub fn normalise_mailbox_name(name: &str) -> Result<String> {
 
 /// A UIDVALIDITY never used before in this store: the current time in seconds, or one
 /// more than the largest ever given out when the clock is behind (RFC 9051 §2.3.1.1).
-async fn next_uid_validity(conn: &mut SqliteConnection) -> Result<u32> {
+async fn next_uid_validity(conn: &mut AnyConnection) -> Result<u32> {
     let largest: Option<i64> = sqlx::query_scalar("SELECT MAX(uidvalidity) FROM mailboxes")
         .fetch_one(&mut *conn)
         .await?;
@@ -87,14 +92,14 @@ async fn next_uid_validity(conn: &mut SqliteConnection) -> Result<u32> {
 }
 
 pub(crate) async fn insert_mailbox(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     account: AccountId,
     name: &str,
     special_use: Option<SpecialUse>,
     subscribed: bool,
 ) -> Result<MailboxId> {
     let exists: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM mailboxes WHERE account_id = ? AND name = ?")
+        sqlx::query_scalar("SELECT COUNT(*) FROM mailboxes WHERE account_id = $1 AND name = $2")
             .bind(account.0)
             .bind(name)
             .fetch_one(&mut *conn)
@@ -104,7 +109,7 @@ pub(crate) async fn insert_mailbox(
     }
     let uid_validity = next_uid_validity(conn).await?;
     let id: i64 = sqlx::query_scalar(
-        "INSERT INTO mailboxes (account_id, name, uidvalidity, subscribed, special_use) VALUES (?, ?, ?, ?, ?) RETURNING id",
+        "INSERT INTO mailboxes (account_id, name, uidvalidity, subscribed, special_use) VALUES ($1, $2, $3, $4, $5) RETURNING id",
     )
     .bind(account.0)
     .bind(name)
@@ -116,9 +121,9 @@ pub(crate) async fn insert_mailbox(
     Ok(MailboxId(id))
 }
 
-pub(crate) async fn mailbox_in_tx(conn: &mut SqliteConnection, id: MailboxId) -> Result<Mailbox> {
+pub(crate) async fn mailbox_in_tx(conn: &mut AnyConnection, id: MailboxId) -> Result<Mailbox> {
     let row = sqlx::query(&format!(
-        "SELECT {MAILBOX_COLUMNS} FROM mailboxes WHERE id = ?"
+        "SELECT {MAILBOX_COLUMNS} FROM mailboxes WHERE id = $1"
     ))
     .bind(id.0)
     .fetch_optional(&mut *conn)
@@ -138,7 +143,7 @@ fn mailbox_changed(account: AccountId, mailbox: MailboxId) -> Change {
 impl Store {
     pub async fn list_mailboxes(&self, account: AccountId) -> Result<Vec<Mailbox>> {
         let rows = sqlx::query(&format!(
-            "SELECT {MAILBOX_COLUMNS} FROM mailboxes WHERE account_id = ? ORDER BY name"
+            "SELECT {MAILBOX_COLUMNS} FROM mailboxes WHERE account_id = $1 ORDER BY name"
         ))
         .bind(account.0)
         .fetch_all(&self.reader)
@@ -148,7 +153,7 @@ impl Store {
 
     pub async fn mailbox(&self, id: MailboxId) -> Result<Mailbox> {
         let row = sqlx::query(&format!(
-            "SELECT {MAILBOX_COLUMNS} FROM mailboxes WHERE id = ?"
+            "SELECT {MAILBOX_COLUMNS} FROM mailboxes WHERE id = $1"
         ))
         .bind(id.0)
         .fetch_optional(&self.reader)
@@ -162,7 +167,7 @@ impl Store {
             return Ok(None);
         };
         let row = sqlx::query(&format!(
-            "SELECT {MAILBOX_COLUMNS} FROM mailboxes WHERE account_id = ? AND name = ?"
+            "SELECT {MAILBOX_COLUMNS} FROM mailboxes WHERE account_id = $1 AND name = $2"
         ))
         .bind(account.0)
         .bind(name)
@@ -179,15 +184,17 @@ impl Store {
 
     pub async fn mailbox_status(&self, id: MailboxId) -> Result<MailboxStatus> {
         let mailbox = self.mailbox(id).await?;
-        let row = sqlx::query(
+        // ESCAPE '!': the backslash of a system flag is literal (PostgreSQL's LIKE
+        // would read it as its default escape). CAST: PostgreSQL sums BIGINT to NUMERIC.
+        let row = sqlx::query(&self.backend.sql(
             "SELECT COUNT(*) AS messages,
-                    COALESCE(SUM(CASE WHEN (' ' || mm.flags || ' ') LIKE '% \\Seen %' THEN 0 ELSE 1 END), 0) AS unseen,
-                    COALESCE(SUM(CASE WHEN (' ' || mm.flags || ' ') LIKE '% \\Deleted %' THEN 1 ELSE 0 END), 0) AS deleted,
-                    COALESCE(SUM(m.size), 0) AS size,
-                    COALESCE(SUM(CASE WHEN (' ' || mm.flags || ' ') LIKE '% \\Deleted %' THEN m.size ELSE 0 END), 0) AS deleted_size
+                    CAST(COALESCE(SUM(CASE WHEN (' ' || mm.flags || ' ') LIKE '% \\Seen %' ESCAPE '!' THEN 0 ELSE 1 END), 0) AS BIGINT) AS unseen,
+                    CAST(COALESCE(SUM(CASE WHEN (' ' || mm.flags || ' ') LIKE '% \\Deleted %' ESCAPE '!' THEN 1 ELSE 0 END), 0) AS BIGINT) AS deleted,
+                    CAST(COALESCE(SUM(m.size), 0) AS BIGINT) AS size,
+                    CAST(COALESCE(SUM(CASE WHEN (' ' || mm.flags || ' ') LIKE '% \\Deleted %' ESCAPE '!' THEN m.size ELSE 0 END), 0) AS BIGINT) AS deleted_size
              FROM mailbox_messages mm JOIN messages m INDEXED BY messages_size ON m.id = mm.message_id
-             WHERE mm.mailbox_id = ?",
-        )
+             WHERE mm.mailbox_id = $1",
+        ))
         .bind(id.0)
         .fetch_one(&self.reader)
         .await?;
@@ -219,7 +226,7 @@ impl Store {
                     for depth in 1..levels.len() {
                         let superior = levels[..depth].join("/");
                         let exists: i64 = sqlx::query_scalar(
-                            "SELECT COUNT(*) FROM mailboxes WHERE account_id = ? AND name = ?",
+                            "SELECT COUNT(*) FROM mailboxes WHERE account_id = $1 AND name = $2",
                         )
                         .bind(account.0)
                         .bind(&superior)
@@ -248,21 +255,21 @@ impl Store {
                     if mailbox.name == "INBOX" {
                         return Err(StoreError::invalid("mailbox", "INBOX cannot be deleted"));
                     }
-                    sqlx::query(
+                    sqlx::query(&Backend::of_connection(conn).sql(
                         "UPDATE accounts SET used_bytes = used_bytes - (
-                             SELECT COALESCE(SUM(m.size), 0) FROM mailbox_messages mm
-                             JOIN messages m INDEXED BY messages_size ON m.id = mm.message_id WHERE mm.mailbox_id = ?1)
-                         WHERE id = ?2",
-                    )
+                             SELECT CAST(COALESCE(SUM(m.size), 0) AS BIGINT) FROM mailbox_messages mm
+                             JOIN messages m INDEXED BY messages_size ON m.id = mm.message_id WHERE mm.mailbox_id = $1)
+                         WHERE id = $2",
+                    ))
                     .bind(id.0)
                     .bind(mailbox.account.0)
                     .execute(&mut *conn)
                     .await?;
-                    sqlx::query("DELETE FROM mailbox_messages WHERE mailbox_id = ?")
+                    sqlx::query("DELETE FROM mailbox_messages WHERE mailbox_id = $1")
                         .bind(id.0)
                         .execute(&mut *conn)
                         .await?;
-                    sqlx::query("DELETE FROM mailboxes WHERE id = ?")
+                    sqlx::query("DELETE FROM mailboxes WHERE id = $1")
                         .bind(id.0)
                         .execute(&mut *conn)
                         .await?;
@@ -287,7 +294,7 @@ impl Store {
                     if new_name == "INBOX" || new_name.starts_with("INBOX/") && mailbox.name == "INBOX" {
                         return Err(StoreError::AlreadyExists(format!("mailbox {new_name}")));
                     }
-                    let taken: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM mailboxes WHERE account_id = ? AND name = ?")
+                    let taken: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM mailboxes WHERE account_id = $1 AND name = $2")
                         .bind(account.0)
                         .bind(&new_name)
                         .fetch_one(&mut *conn)
@@ -298,7 +305,7 @@ impl Store {
                     let mut changes = Vec::new();
                     if mailbox.name == "INBOX" {
                         let target = insert_mailbox(conn, account, &new_name, None, false).await?;
-                        let uids: Vec<i64> = sqlx::query_scalar("SELECT uid FROM mailbox_messages WHERE mailbox_id = ? ORDER BY uid")
+                        let uids: Vec<i64> = sqlx::query_scalar("SELECT uid FROM mailbox_messages WHERE mailbox_id = $1 ORDER BY uid")
                             .bind(id.0)
                             .fetch_all(&mut *conn)
                             .await?;
@@ -309,14 +316,15 @@ impl Store {
                     } else {
                         let old_prefix = format!("{}/", mailbox.name);
                         let children: Vec<(i64, String)> = sqlx::query_as(
-                            "SELECT id, name FROM mailboxes WHERE account_id = ? AND substr(name, 1, ?) = ?",
+                            "SELECT id, name FROM mailboxes WHERE account_id = $1 AND substr(name, 1, CAST($2 AS INTEGER)) = $3",
                         )
                         .bind(account.0)
-                        .bind(old_prefix.len() as i64)
+                        // substr counts characters on both backends.
+                        .bind(old_prefix.chars().count() as i64)
                         .bind(&old_prefix)
                         .fetch_all(&mut *conn)
                         .await?;
-                        sqlx::query("UPDATE mailboxes SET name = ? WHERE id = ?")
+                        sqlx::query("UPDATE mailboxes SET name = $1 WHERE id = $2")
                             .bind(&new_name)
                             .bind(id.0)
                             .execute(&mut *conn)
@@ -324,7 +332,7 @@ impl Store {
                         changes.push(mailbox_changed(account, id));
                         for (child_id, child_name) in children {
                             let renamed = format!("{new_name}/{}", &child_name[old_prefix.len()..]);
-                            sqlx::query("UPDATE mailboxes SET name = ? WHERE id = ?")
+                            sqlx::query("UPDATE mailboxes SET name = $1 WHERE id = $2")
                                 .bind(&renamed)
                                 .bind(child_id)
                                 .execute(&mut *conn)
@@ -335,7 +343,7 @@ impl Store {
                         let levels: Vec<&str> = new_name.split(MAILBOX_DELIMITER).collect();
                         for depth in 1..levels.len() {
                             let superior = levels[..depth].join("/");
-                            let exists: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM mailboxes WHERE account_id = ? AND name = ?")
+                            let exists: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM mailboxes WHERE account_id = $1 AND name = $2")
                                 .bind(account.0)
                                 .bind(&superior)
                                 .fetch_one(&mut *conn)
@@ -358,7 +366,7 @@ impl Store {
             .run(move |conn| {
                 Box::pin(async move {
                     let mailbox = mailbox_in_tx(conn, id).await?;
-                    sqlx::query("UPDATE mailboxes SET subscribed = ? WHERE id = ?")
+                    sqlx::query("UPDATE mailboxes SET subscribed = $1 WHERE id = $2")
                         .bind(subscribed as i64)
                         .bind(id.0)
                         .execute(&mut *conn)

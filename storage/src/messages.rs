@@ -11,8 +11,8 @@ use crate::types::{
     AccountId, FlagOperation, Flags, MailboxId, MessageId, ModSeq, QueueId, Uid, UidValidity,
 };
 use crate::writer::JobOutput;
-use crate::{Store, unix_now};
-use sqlx::sqlite::SqliteConnection;
+use crate::{Backend, Store, unix_now};
+use sqlx::AnyConnection;
 use sqlx::{Connection, Row};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -79,13 +79,13 @@ pub struct MailboxChanges {
 
 /// Takes `count` UIDs and one new modseq in `mailbox`.
 async fn allocate(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     mailbox: MailboxId,
     count: u32,
 ) -> Result<(AccountId, UidValidity, Uid, ModSeq)> {
     let row = sqlx::query(
-        "UPDATE mailboxes SET uidnext = uidnext + ?1, highestmodseq = highestmodseq + 1 WHERE id = ?2
-         RETURNING account_id, uidvalidity, uidnext - ?1 AS first_uid, highestmodseq",
+        "UPDATE mailboxes SET uidnext = uidnext + $1, highestmodseq = highestmodseq + 1 WHERE id = $2
+         RETURNING account_id, uidvalidity, uidnext - $1 AS first_uid, highestmodseq",
     )
     .bind(count as i64)
     .bind(mailbox.0)
@@ -105,9 +105,9 @@ async fn allocate(
     ))
 }
 
-async fn bump_modseq(conn: &mut SqliteConnection, mailbox: MailboxId) -> Result<ModSeq> {
+async fn bump_modseq(conn: &mut AnyConnection, mailbox: MailboxId) -> Result<ModSeq> {
     let modseq: i64 = sqlx::query_scalar(
-        "UPDATE mailboxes SET highestmodseq = highestmodseq + 1 WHERE id = ? RETURNING highestmodseq",
+        "UPDATE mailboxes SET highestmodseq = highestmodseq + 1 WHERE id = $1 RETURNING highestmodseq",
     )
     .bind(mailbox.0)
     .fetch_optional(&mut *conn)
@@ -117,8 +117,8 @@ async fn bump_modseq(conn: &mut SqliteConnection, mailbox: MailboxId) -> Result<
 }
 
 /// Adds `bytes` to an account's usage, refusing when it would pass the quota.
-async fn charge_quota(conn: &mut SqliteConnection, account: AccountId, bytes: i64) -> Result<()> {
-    let row = sqlx::query("SELECT quota_bytes, used_bytes FROM accounts WHERE id = ?")
+async fn charge_quota(conn: &mut AnyConnection, account: AccountId, bytes: i64) -> Result<()> {
+    let row = sqlx::query("SELECT quota_bytes, used_bytes FROM accounts WHERE id = $1")
         .bind(account.0)
         .fetch_one(&mut *conn)
         .await?;
@@ -127,7 +127,7 @@ async fn charge_quota(conn: &mut SqliteConnection, account: AccountId, bytes: i6
     if quota.is_some_and(|quota| used + bytes > quota) {
         return Err(StoreError::OverQuota);
     }
-    sqlx::query("UPDATE accounts SET used_bytes = used_bytes + ? WHERE id = ?")
+    sqlx::query("UPDATE accounts SET used_bytes = used_bytes + $1 WHERE id = $2")
         .bind(bytes)
         .bind(account.0)
         .execute(&mut *conn)
@@ -135,17 +135,22 @@ async fn charge_quota(conn: &mut SqliteConnection, account: AccountId, bytes: i6
     Ok(())
 }
 
-fn placeholders(count: usize) -> String {
-    vec!["?"; count].join(",")
+/// `$first, $first+1, ...`: `count` numbered parameters (both backends take `$N`).
+fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count)
+        .map(|n| format!("${n}"))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// A message id never used before (see migration 0003 and `cache`): one more than both
 /// the last one handed out and the largest in the table, so a row written without the
 /// sequence cannot collide either.
-async fn next_message_id(conn: &mut SqliteConnection) -> Result<MessageId> {
+async fn next_message_id(conn: &mut AnyConnection) -> Result<MessageId> {
     let id: i64 = sqlx::query_scalar(
         "UPDATE id_sequences
-         SET last_id = MAX(last_id, (SELECT COALESCE(MAX(id), 0) FROM messages)) + 1
+         SET last_id = (SELECT CASE WHEN COALESCE(MAX(id), 0) > last_id THEN MAX(id) ELSE last_id END
+                        FROM messages) + 1
          WHERE name = 'messages' RETURNING last_id",
     )
     .fetch_optional(&mut *conn)
@@ -159,14 +164,14 @@ const BACKFILL_CHUNK: i64 = 500;
 
 /// Fills in `MessageMeta::unfolded_headers` of messages stored before it existed, from
 /// their stored header: once, when the store is opened, so that reads never parse.
-pub(crate) async fn backfill_unfolded_headers(conn: &mut SqliteConnection) -> Result<()> {
+pub(crate) async fn backfill_unfolded_headers(conn: &mut AnyConnection) -> Result<()> {
     let mut after = 0i64;
     loop {
         let mut tx = conn.begin().await?;
         let rows: Vec<(i64, String, Vec<u8>)> = sqlx::query_as(
             "SELECT id, meta, header FROM messages
-             WHERE id > ? AND json_type(meta, '$.unfolded_headers') IS NULL
-             ORDER BY id LIMIT ?",
+             WHERE id > $1 AND json_type(meta, '$.unfolded_headers') IS NULL
+             ORDER BY id LIMIT $2",
         )
         .bind(after)
         .bind(BACKFILL_CHUNK)
@@ -181,7 +186,7 @@ pub(crate) async fn backfill_unfolded_headers(conn: &mut SqliteConnection) -> Re
             meta.unfolded_headers = unfolded_fields(&header);
             let json =
                 serde_json::to_string(&meta).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            sqlx::query("UPDATE messages SET meta = ? WHERE id = ?")
+            sqlx::query("UPDATE messages SET meta = $1 WHERE id = $2")
                 .bind(json)
                 .bind(id)
                 .execute(&mut *tx)
@@ -201,7 +206,7 @@ struct SourceEntry {
 }
 
 async fn source_entries(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     mailbox: MailboxId,
     uids: &[Uid],
 ) -> Result<Vec<SourceEntry>> {
@@ -209,9 +214,10 @@ async fn source_entries(
     for chunk in uids.chunks(IN_LIST_CHUNK) {
         let sql = format!(
             "SELECT mm.uid, mm.message_id, mm.flags, mm.internal_date, m.size FROM mailbox_messages mm
-             JOIN messages m INDEXED BY messages_size ON m.id = mm.message_id
-             WHERE mm.mailbox_id = ? AND mm.uid IN ({}) ORDER BY mm.uid",
-            placeholders(chunk.len())
+             JOIN messages m{} ON m.id = mm.message_id
+             WHERE mm.mailbox_id = $1 AND mm.uid IN ({}) ORDER BY mm.uid",
+            Backend::of_connection(conn).sql(" INDEXED BY messages_size"),
+            placeholders(2, chunk.len())
         );
         let mut query = sqlx::query(&sql).bind(mailbox.0);
         for uid in chunk {
@@ -233,7 +239,7 @@ async fn source_entries(
 
 /// Removes `uids` from `mailbox`, recording them for VANISHED; returns what went.
 async fn expunge_in_tx(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     mailbox: MailboxId,
     uids: &[Uid],
 ) -> Result<(Vec<Uid>, Vec<Change>)> {
@@ -246,12 +252,13 @@ async fn expunge_in_tx(
     let mut freed = 0;
     let mut changes = Vec::with_capacity(entries.len());
     for entry in &entries {
-        sqlx::query("DELETE FROM mailbox_messages WHERE mailbox_id = ? AND uid = ?")
+        sqlx::query("DELETE FROM mailbox_messages WHERE mailbox_id = $1 AND uid = $2")
             .bind(mailbox.0)
             .bind(entry.uid.0 as i64)
             .execute(&mut *conn)
             .await?;
-        sqlx::query("INSERT OR REPLACE INTO expunged (mailbox_id, uid, modseq) VALUES (?, ?, ?)")
+        sqlx::query("INSERT INTO expunged (mailbox_id, uid, modseq) VALUES ($1, $2, $3)
+                     ON CONFLICT (mailbox_id, uid) DO UPDATE SET modseq = excluded.modseq")
             .bind(mailbox.0)
             .bind(entry.uid.0 as i64)
             .bind(modseq.0 as i64)
@@ -267,7 +274,7 @@ async fn expunge_in_tx(
             },
         });
     }
-    sqlx::query("UPDATE accounts SET used_bytes = MAX(0, used_bytes - ?) WHERE id = ?")
+    sqlx::query("UPDATE accounts SET used_bytes = CASE WHEN used_bytes > $1 THEN used_bytes - $1 ELSE 0 END WHERE id = $2")
         .bind(freed)
         .bind(account.0)
         .execute(&mut *conn)
@@ -277,7 +284,7 @@ async fn expunge_in_tx(
 
 /// Copies (or moves) `uids` of `source` into `target`; the message bytes are shared.
 pub(crate) async fn copy_in_tx(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     source: MailboxId,
     uids: &[Uid],
     target: MailboxId,
@@ -295,7 +302,7 @@ pub(crate) async fn copy_in_tx(
     for (offset, entry) in entries.iter().enumerate() {
         let uid = Uid(first_uid.0 + offset as u32);
         sqlx::query(
-            "INSERT INTO mailbox_messages (mailbox_id, uid, message_id, modseq, flags, internal_date) VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO mailbox_messages (mailbox_id, uid, message_id, modseq, flags, internal_date) VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(target.0)
         .bind(uid.0 as i64)
@@ -360,7 +367,13 @@ impl PreparedDelivery {
                 header: Arc::clone(&header),
             },
             header,
-            body_text: analysis.body_text,
+            // PostgreSQL's TEXT cannot hold NUL; SEARCH never matches one (RFC 9051 §6.4.4
+            // searches strings, and a NUL is not a character of any).
+            body_text: if analysis.body_text.contains('\0') {
+                analysis.body_text.replace('\0', "")
+            } else {
+                analysis.body_text
+            },
             meta,
             delivery,
         })
@@ -369,7 +382,7 @@ impl PreparedDelivery {
 
 /// Stores one prepared message and places it, inside the writer's transaction.
 async fn deliver_in_tx(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     prepared: &PreparedDelivery,
 ) -> Result<(Delivered, Vec<Change>)> {
     let delivery = &prepared.delivery;
@@ -377,7 +390,7 @@ async fn deliver_in_tx(
     let now = unix_now();
     let MessageId(message) = next_message_id(conn).await?;
     sqlx::query(
-        "INSERT INTO messages (id, raw, header, size, meta, body_text, sent_date, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO messages (id, raw, header, size, meta, body_text, sent_date, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(message)
     .bind(&delivery.raw)
@@ -397,7 +410,7 @@ async fn deliver_in_tx(
         let (account, uid_validity, uid, modseq) = allocate(conn, mailbox, 1).await?;
         charge_quota(conn, account, size).await?;
         sqlx::query(
-            "INSERT INTO mailbox_messages (mailbox_id, uid, message_id, modseq, flags, internal_date) VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO mailbox_messages (mailbox_id, uid, message_id, modseq, flags, internal_date) VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(mailbox.0)
         .bind(uid.0 as i64)
@@ -535,8 +548,8 @@ impl Store {
                     let mut updates = Vec::new();
                     for chunk in uids.chunks(IN_LIST_CHUNK) {
                         let sql = format!(
-                            "SELECT uid, flags, modseq FROM mailbox_messages WHERE mailbox_id = ? AND uid IN ({}) ORDER BY uid",
-                            placeholders(chunk.len())
+                            "SELECT uid, flags, modseq FROM mailbox_messages WHERE mailbox_id = $1 AND uid IN ({}) ORDER BY uid",
+                            placeholders(2, chunk.len())
                         );
                         let mut query = sqlx::query(&sql).bind(mailbox.0);
                         for uid in chunk {
@@ -572,7 +585,7 @@ impl Store {
                     if !updates.is_empty() {
                         let modseq = bump_modseq(conn, mailbox).await?;
                         for (uid, new) in updates {
-                            sqlx::query("UPDATE mailbox_messages SET flags = ?, modseq = ? WHERE mailbox_id = ? AND uid = ?")
+                            sqlx::query("UPDATE mailbox_messages SET flags = $1, modseq = $2 WHERE mailbox_id = $3 AND uid = $4")
                                 .bind(new.to_stored())
                                 .bind(modseq.0 as i64)
                                 .bind(mailbox.0)
@@ -612,11 +625,11 @@ impl Store {
 
     /// Every message of a mailbox in UID order: what SELECT builds a session view from.
     pub async fn mailbox_entries(&self, mailbox: MailboxId) -> Result<Vec<MessageEntry>> {
-        let rows = sqlx::query(
+        let rows = sqlx::query(&self.backend.sql(
             "SELECT mm.uid, mm.modseq, mm.flags, mm.internal_date, mm.message_id, m.size
              FROM mailbox_messages mm JOIN messages m INDEXED BY messages_size ON m.id = mm.message_id
-             WHERE mm.mailbox_id = ? ORDER BY mm.uid",
-        )
+             WHERE mm.mailbox_id = $1 ORDER BY mm.uid",
+        ))
         .bind(mailbox.0)
         .fetch_all(&self.reader)
         .await?;
@@ -629,16 +642,16 @@ impl Store {
         // One statement: SQLite reads it in one snapshot, so nothing committed meanwhile
         // can be half seen, and a session catching up costs one round trip to a reader.
         // `kind` 0: a changed entry, 1: an expunged UID, 2: the mailbox's HIGHESTMODSEQ.
-        let rows = sqlx::query(
+        let rows = sqlx::query(&self.backend.sql(
             "SELECT 0 AS kind, mm.uid, mm.modseq, mm.flags, mm.internal_date, mm.message_id, m.size
              FROM mailbox_messages mm JOIN messages m INDEXED BY messages_size ON m.id = mm.message_id
-             WHERE mm.mailbox_id = ?1 AND mm.modseq > ?2
+             WHERE mm.mailbox_id = $1 AND mm.modseq > $2
              UNION ALL
-             SELECT 1, uid, modseq, '', 0, 0, 0 FROM expunged WHERE mailbox_id = ?1 AND modseq > ?2
+             SELECT 1, uid, modseq, '', 0, 0, 0 FROM expunged WHERE mailbox_id = $1 AND modseq > $2
              UNION ALL
-             SELECT 2, 0, highestmodseq, '', 0, 0, 0 FROM mailboxes WHERE id = ?1
+             SELECT 2, 0, highestmodseq, '', 0, 0, 0 FROM mailboxes WHERE id = $1
              ORDER BY 1, 2",
-        )
+        ))
         .bind(mailbox.0)
         .bind(since.0 as i64)
         .fetch_all(&self.reader)
@@ -686,7 +699,7 @@ impl Store {
             .run(move |conn| {
                 Box::pin(async move {
                     let rows: Vec<(i64, String)> = sqlx::query_as(
-                        "SELECT uid, flags FROM mailbox_messages WHERE mailbox_id = ? ORDER BY uid",
+                        "SELECT uid, flags FROM mailbox_messages WHERE mailbox_id = $1 ORDER BY uid",
                     )
                     .bind(mailbox.0)
                     .fetch_all(&mut *conn)
@@ -745,7 +758,7 @@ impl Store {
         for chunk in missing.chunks(IN_LIST_CHUNK) {
             let sql = format!(
                 "SELECT id, meta, header FROM messages WHERE id IN ({})",
-                placeholders(chunk.len())
+                placeholders(1, chunk.len())
             );
             let mut query = sqlx::query(&sql);
             for id in chunk {
@@ -770,7 +783,7 @@ impl Store {
 
     /// The decoded text of a message's text parts, for SEARCH BODY/TEXT.
     pub async fn message_text(&self, message: MessageId) -> Result<String> {
-        sqlx::query_scalar("SELECT body_text FROM messages WHERE id = ?")
+        sqlx::query_scalar("SELECT body_text FROM messages WHERE id = $1")
             .bind(message.0)
             .fetch_optional(&self.reader)
             .await?
@@ -787,7 +800,7 @@ impl Store {
 
     /// The message exactly as received.
     pub async fn raw_message(&self, message: MessageId) -> Result<Vec<u8>> {
-        sqlx::query_scalar("SELECT raw FROM messages WHERE id = ?")
+        sqlx::query_scalar("SELECT raw FROM messages WHERE id = $1")
             .bind(message.0)
             .fetch_optional(&self.reader)
             .await?
@@ -808,13 +821,13 @@ impl Store {
         column: &'static str,
     ) -> Result<HashMap<MessageId, T>>
     where
-        T: for<'r> sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite> + Send + Unpin,
+        T: for<'r> sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any> + Send + Unpin,
     {
         let mut found = HashMap::with_capacity(messages.len());
         for chunk in messages.chunks(IN_LIST_CHUNK) {
             let sql = format!(
                 "SELECT id, {column} FROM messages WHERE id IN ({})",
-                placeholders(chunk.len())
+                placeholders(1, chunk.len())
             );
             let mut query = sqlx::query(&sql);
             for id in chunk {
@@ -860,7 +873,7 @@ pub(crate) fn crlf_line_ends(raw: Vec<u8>) -> Vec<u8> {
     out
 }
 
-fn entry_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<MessageEntry> {
+fn entry_from_row(row: &sqlx::any::AnyRow) -> Result<MessageEntry> {
     Ok(MessageEntry {
         uid: Uid(row.try_get::<i64, _>(0)? as u32),
         modseq: ModSeq(row.try_get::<i64, _>(1)? as u64),

@@ -1,14 +1,14 @@
 //! The outbound queue as stored: messages with remote recipients wait here, durably,
 //! until the outbound sender delivers them.
 
-use crate::Store;
+use crate::{Backend, Store};
 use crate::error::{Result, StoreError};
 use crate::messages::Outbound;
 use crate::types::{MessageId, QueueId};
 use crate::writer::JobOutput;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
-use sqlx::sqlite::SqliteConnection;
+use sqlx::AnyConnection;
 
 /// One remote recipient with its RFC 3461 parameters.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,7 +46,7 @@ pub struct QueueItem {
 }
 
 pub(crate) async fn insert_queue_item(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     message: MessageId,
     outbound: &Outbound,
     now: i64,
@@ -59,7 +59,7 @@ pub(crate) async fn insert_queue_item(
     })
     .map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let id: i64 = sqlx::query_scalar(
-        "INSERT INTO queue (message_id, mail_from, recipients, dsn, next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+        "INSERT INTO queue (message_id, mail_from, recipients, dsn, next_attempt_at, created_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
     )
     .bind(message.0)
     .bind(&outbound.mail_from)
@@ -100,7 +100,7 @@ const QUEUE_COLUMNS: &str =
     "q.id, q.message_id, q.mail_from, q.recipients, q.dsn, q.attempts, q.next_attempt_at,
                     q.last_error, q.created_at, m.size, q.delay_warned";
 
-fn item_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<QueueItem> {
+fn item_from_row(row: &sqlx::any::AnyRow) -> Result<QueueItem> {
     let recipients: String = row.try_get("recipients")?;
     let dsn: String = row.try_get("dsn")?;
     let dsn: DsnEnvelope = serde_json::from_str(&dsn).unwrap_or_default();
@@ -154,7 +154,7 @@ impl Store {
     /// One queue item, or `None` when there is no such item.
     pub async fn queue_item(&self, id: QueueId) -> Result<Option<QueueItem>> {
         let sql = format!(
-            "SELECT {QUEUE_COLUMNS} FROM queue q JOIN messages m ON m.id = q.message_id WHERE q.id = ?"
+            "SELECT {QUEUE_COLUMNS} FROM queue q JOIN messages m ON m.id = q.message_id WHERE q.id = $1"
         );
         let row = sqlx::query(&sql)
             .bind(id.0)
@@ -166,7 +166,8 @@ impl Store {
     /// The earliest `next_attempt_at` of an item nobody holds, for the worker's sleep.
     pub async fn next_queue_due(&self) -> Result<Option<i64>> {
         Ok(sqlx::query_scalar(
-            "SELECT MIN(MAX(next_attempt_at, COALESCE(lease_until, 0))) FROM queue",
+            "SELECT MIN(CASE WHEN lease_until > next_attempt_at THEN lease_until ELSE next_attempt_at END)
+             FROM queue",
         )
         .fetch_one(&self.reader)
         .await?)
@@ -184,14 +185,22 @@ impl Store {
         self.writer
             .run(move |conn| {
                 Box::pin(async move {
-                    let ids: Vec<i64> = sqlx::query_scalar(
-                        "UPDATE queue SET lease_until = ?1
+                    // PostgreSQL: rows another transaction has locked are passed over, not
+                    // waited for (the writer lock already orders claims; this keeps a claim
+                    // made outside it, by an older node, from blocking).
+                    let lock = match Backend::of_connection(conn) {
+                        Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+                        Backend::Sqlite => "",
+                    };
+                    let sql = format!(
+                        "UPDATE queue SET lease_until = $1
                          WHERE id IN (SELECT id FROM queue
-                                      WHERE next_attempt_at <= ?2
-                                        AND (lease_until IS NULL OR lease_until <= ?2)
-                                      ORDER BY next_attempt_at, id LIMIT ?3)
-                         RETURNING id",
-                    )
+                                      WHERE next_attempt_at <= $2
+                                        AND (lease_until IS NULL OR lease_until <= $2)
+                                      ORDER BY next_attempt_at, id LIMIT $3{lock})
+                         RETURNING id"
+                    );
+                    let ids: Vec<i64> = sqlx::query_scalar(&sql)
                     .bind(lease_until)
                     .bind(now)
                     .bind(limit as i64)
@@ -199,7 +208,7 @@ impl Store {
                     .await?;
                     let mut items = Vec::with_capacity(ids.len());
                     let sql = format!(
-                        "SELECT {QUEUE_COLUMNS} FROM queue q JOIN messages m ON m.id = q.message_id WHERE q.id = ?"
+                        "SELECT {QUEUE_COLUMNS} FROM queue q JOIN messages m ON m.id = q.message_id WHERE q.id = $1"
                     );
                     for id in ids {
                         let row = sqlx::query(&sql).bind(id).fetch_one(&mut *conn).await?;
@@ -252,7 +261,7 @@ impl Store {
         self.writer
             .run(move |conn| {
                 Box::pin(async move {
-                    let done = sqlx::query("DELETE FROM queue WHERE id = ?")
+                    let done = sqlx::query("DELETE FROM queue WHERE id = $1")
                         .bind(id.0)
                         .execute(&mut *conn)
                         .await?;
@@ -268,7 +277,7 @@ impl Store {
         self.writer
             .run(move |conn| {
                 Box::pin(async move {
-                    let done = sqlx::query("UPDATE queue SET next_attempt_at = ? WHERE id = ?")
+                    let done = sqlx::query("UPDATE queue SET next_attempt_at = $1 WHERE id = $2")
                         .bind(now)
                         .bind(id.0)
                         .execute(&mut *conn)
@@ -281,12 +290,12 @@ impl Store {
 }
 
 async fn record_attempt_in_tx(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     id: QueueId,
     attempt: &QueueAttempt,
 ) -> Result<QueueItemState> {
     let Some(recipients) =
-        sqlx::query_scalar::<_, String>("SELECT recipients FROM queue WHERE id = ?")
+        sqlx::query_scalar::<_, String>("SELECT recipients FROM queue WHERE id = $1")
             .bind(id.0)
             .fetch_optional(&mut *conn)
             .await?
@@ -297,7 +306,7 @@ async fn record_attempt_in_tx(
         serde_json::from_str(&recipients).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     recipients.retain(|r| !attempt.finished.contains(&r.address));
     if recipients.is_empty() {
-        sqlx::query("DELETE FROM queue WHERE id = ?")
+        sqlx::query("DELETE FROM queue WHERE id = $1")
             .bind(id.0)
             .execute(&mut *conn)
             .await?;
@@ -312,10 +321,10 @@ async fn record_attempt_in_tx(
     let recipients =
         serde_json::to_string(&recipients).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     sqlx::query(
-        "UPDATE queue SET recipients = ?, attempts = attempts + 1, next_attempt_at = ?,
-                          last_error = ?, lease_until = NULL,
-                          delay_warned = MAX(delay_warned, ?)
-         WHERE id = ?",
+        "UPDATE queue SET recipients = $1, attempts = attempts + 1, next_attempt_at = $2,
+                          last_error = $3, lease_until = NULL,
+                          delay_warned = CASE WHEN delay_warned > $4 THEN delay_warned ELSE $4 END
+         WHERE id = $5",
     )
     .bind(recipients)
     .bind(next_attempt_at)

@@ -8,10 +8,21 @@
 //!
 //! Invariants: a caller is answered only after its job is durable; changes are published
 //! in commit order; nothing here touches a network socket.
+//!
+//! PostgreSQL (several nodes): each batch's transaction first takes one advisory lock
+//! that every node's writer takes ([`POSTGRES_WRITE_LOCK`]), so write transactions of all
+//! nodes run one after another. That keeps what SQLite gives for free: UIDs and MODSEQs
+//! are handed out in commit order (a session that has read up to MODSEQ n never later
+//! finds a commit below n), read-then-write inside a job sees the latest commit, and two
+//! batches can never deadlock on rows they lock in different orders. Group commit keeps
+//! the cost of that order to one lock per batch, not per message.
 
 use crate::error::{Result, StoreError};
 use crate::notify::Change;
-use sqlx::sqlite::SqliteConnection;
+use crate::Backend;
+use crate::notify::{CHANGES_CHANNEL, notify_payloads};
+use sqlx::AnyConnection;
+use sqlx::any::AnyConnectOptions;
 use sqlx::{Connection, Executor};
 use std::future::Future;
 use std::pin::Pin;
@@ -21,6 +32,10 @@ pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// The most jobs committed in one transaction; bounds the time a caller waits behind others.
 const MAX_JOBS_PER_COMMIT: usize = 512;
+
+/// The advisory lock key every node's writer takes for its transaction (PostgreSQL):
+/// "letterbx" in ASCII, so that it does not collide with another application's lock.
+const POSTGRES_WRITE_LOCK: i64 = 0x6c65_7474_6572_6278;
 
 /// What a job gives back: its result and the changes to publish once committed.
 pub(crate) struct JobOutput<T> {
@@ -36,13 +51,13 @@ impl<T> JobOutput<T> {
 
 trait ErasedJob: Send {
     /// Runs the job; returns the changes on success (the result is kept inside).
-    fn run<'c>(&'c mut self, conn: &'c mut SqliteConnection) -> BoxFuture<'c, Option<Vec<Change>>>;
+    fn run<'c>(&'c mut self, conn: &'c mut AnyConnection) -> BoxFuture<'c, Option<Vec<Change>>>;
     /// Answers the caller: `Ok` when the batch committed.
     fn finish(self: Box<Self>, committed: Result<(), String>);
 }
 
 type JobFn<T> =
-    Box<dyn for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<JobOutput<T>>> + Send>;
+    Box<dyn for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, Result<JobOutput<T>>> + Send>;
 
 struct TypedJob<T> {
     work: Option<JobFn<T>>,
@@ -51,7 +66,7 @@ struct TypedJob<T> {
 }
 
 impl<T: Send + 'static> ErasedJob for TypedJob<T> {
-    fn run<'c>(&'c mut self, conn: &'c mut SqliteConnection) -> BoxFuture<'c, Option<Vec<Change>>> {
+    fn run<'c>(&'c mut self, conn: &'c mut AnyConnection) -> BoxFuture<'c, Option<Vec<Change>>> {
         Box::pin(async move {
             let work = self.work.take()?;
             match work(conn).await {
@@ -86,9 +101,21 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    pub fn start(conn: SqliteConnection, changes: broadcast::Sender<Change>) -> Writer {
+    pub fn start(
+        conn: AnyConnection,
+        connect: AnyConnectOptions,
+        backend: Backend,
+        node: u64,
+        changes: broadcast::Sender<Change>,
+    ) -> Writer {
         let (jobs, receiver) = mpsc::unbounded_channel();
-        tokio::spawn(run_writer(conn, receiver, changes));
+        let database = Database {
+            conn,
+            connect,
+            backend,
+            node,
+        };
+        tokio::spawn(run_writer(database, receiver, changes));
         Writer { jobs }
     }
 
@@ -96,7 +123,7 @@ impl Writer {
     pub async fn run<T, F>(&self, work: F) -> Result<T>
     where
         T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<JobOutput<T>>>
+        F: for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, Result<JobOutput<T>>>
             + Send
             + 'static,
     {
@@ -113,8 +140,35 @@ impl Writer {
     }
 }
 
+/// The writer's connection and what it needs to make a new one.
+struct Database {
+    conn: AnyConnection,
+    connect: AnyConnectOptions,
+    backend: Backend,
+    /// This node's id in NOTIFY payloads (PostgreSQL).
+    node: u64,
+}
+
+impl Database {
+    /// After a failed batch: a connection that no longer answers (the server restarted,
+    /// the network broke) is replaced, so the next batch can succeed.
+    async fn reconnect_when_broken(&mut self) {
+        if self.conn.ping().await.is_ok() {
+            return;
+        }
+        match AnyConnection::connect_with(&self.connect).await {
+            Ok(conn) => {
+                tracing::info!("storage writer reconnected");
+                let broken = std::mem::replace(&mut self.conn, conn);
+                let _ = broken.close_hard().await;
+            }
+            Err(error) => tracing::error!(%error, "storage writer cannot reconnect"),
+        }
+    }
+}
+
 async fn run_writer(
-    mut conn: SqliteConnection,
+    mut database: Database,
     mut receiver: mpsc::UnboundedReceiver<Box<dyn ErasedJob>>,
     changes: broadcast::Sender<Change>,
 ) {
@@ -130,7 +184,7 @@ async fn run_writer(
             }
         }
         let started = std::time::Instant::now();
-        let (committed, published) = commit_batch(&mut conn, &mut batch).await;
+        let (committed, published) = commit_batch(&mut database, &mut batch).await;
         metrics::histogram!(crate::COMMIT_SECONDS).record(started.elapsed().as_secs_f64());
         if committed.is_ok() {
             for change in published {
@@ -139,22 +193,23 @@ async fn run_writer(
             }
         } else if let Err(reason) = &committed {
             tracing::error!(%reason, jobs = batch.len(), "storage commit failed");
+            database.reconnect_when_broken().await;
         }
         for job in batch.drain(..) {
             job.finish(committed.clone());
         }
     }
-    let _ = conn.close().await;
+    let _ = database.conn.close().await;
 }
 
 async fn commit_batch(
-    conn: &mut SqliteConnection,
+    database: &mut Database,
     batch: &mut [Box<dyn ErasedJob>],
 ) -> (Result<(), String>, Vec<Change>) {
     let mut published = Vec::new();
-    // BEGIN IMMEDIATE takes the write lock now, so another process (the admin CLI)
-    // waits on busy_timeout instead of failing halfway.
-    if let Err(error) = conn.execute("BEGIN IMMEDIATE").await {
+    let conn = &mut database.conn;
+    if let Err(error) = begin(conn, database.backend).await {
+        let _ = conn.execute("ROLLBACK").await;
         return (Err(error.to_string()), published);
     }
     for job in batch.iter_mut() {
@@ -178,11 +233,43 @@ async fn commit_batch(
             return (Err(error.to_string()), Vec::new());
         }
     }
+    if database.backend == Backend::Postgres {
+        for payload in notify_payloads(database.node, &published) {
+            // Delivered to the other nodes at COMMIT, and only if it commits.
+            let sent = sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(CHANGES_CHANNEL)
+                .bind(payload)
+                .execute(&mut *conn)
+                .await;
+            if let Err(error) = sent {
+                let _ = conn.execute("ROLLBACK").await;
+                return (Err(error.to_string()), Vec::new());
+            }
+        }
+    }
     match conn.execute("COMMIT").await {
         Ok(_) => (Ok(()), published),
         Err(error) => {
             let _ = conn.execute("ROLLBACK").await;
             (Err(error.to_string()), Vec::new())
+        }
+    }
+}
+
+/// Opens the batch's transaction, holding the write lock from its first statement.
+async fn begin(conn: &mut AnyConnection, backend: Backend) -> sqlx::Result<()> {
+    match backend {
+        // BEGIN IMMEDIATE takes the write lock now, so another process (the admin CLI)
+        // waits on busy_timeout instead of failing halfway.
+        Backend::Sqlite => conn.execute("BEGIN IMMEDIATE").await.map(drop),
+        // Held until COMMIT or ROLLBACK (see the module's comment).
+        Backend::Postgres => {
+            conn.execute("BEGIN").await?;
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(POSTGRES_WRITE_LOCK)
+                .execute(&mut *conn)
+                .await
+                .map(drop)
         }
     }
 }

@@ -1,5 +1,6 @@
-//! The storage suite: the guarantees IMAP and SMTP build on, checked against a real
-//! SQLite store in a temporary directory.
+//! The storage suite: the guarantees IMAP and SMTP build on, each checked against both
+//! backends: a SQLite store in a temporary directory and a PostgreSQL database of its own
+//! (see tests/common/postgres.rs; `on_both_backends!` at the end makes the two tests).
 
 use sqlx::Connection;
 use std::collections::HashSet;
@@ -11,17 +12,59 @@ use storage::{
 };
 use tempfile::TempDir;
 
+#[path = "../../tests/common/postgres.rs"]
+mod postgres;
+
+#[derive(Debug, Clone, Copy)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Where one test's store lives; removed when the test ends.
+struct Place {
+    url: String,
+    _dir: Option<TempDir>,
+    _database: Option<postgres::PostgresDatabase>,
+}
+
+impl Place {
+    async fn new(backend: Backend) -> Place {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("tempdir");
+                let path = dir.path().join("mail.sqlite");
+                Place {
+                    url: path.to_str().expect("utf-8 path").to_owned(),
+                    _dir: Some(dir),
+                    _database: None,
+                }
+            }
+            Backend::Postgres => {
+                let database = postgres::PostgresDatabase::create().await;
+                Place {
+                    url: database.url.clone(),
+                    _dir: None,
+                    _database: Some(database),
+                }
+            }
+        }
+    }
+
+    async fn open(&self) -> Store {
+        Store::open(&self.url).await.expect("open store")
+    }
+}
+
 struct Fixture {
     store: Store,
     account: AccountId,
-    _dir: TempDir,
+    place: Place,
 }
 
-async fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::open(dir.path().join("mail.sqlite").to_str().expect("utf-8 path"))
-        .await
-        .expect("open store");
+async fn fixture(backend: Backend) -> Fixture {
+    let place = Place::new(backend).await;
+    let store = place.open().await;
     store.add_domain("example.org").await.expect("domain");
     let account = store
         .add_account("alice@example.org", &Secret::new("pw-alice"))
@@ -30,7 +73,7 @@ async fn fixture() -> Fixture {
     Fixture {
         store,
         account,
-        _dir: dir,
+        place,
     }
 }
 
@@ -74,9 +117,8 @@ async fn deliver(
         .expect("deliver")
 }
 
-#[tokio::test]
-async fn new_account_has_the_default_mailboxes_with_roles() {
-    let f = fixture().await;
+async fn new_account_has_the_default_mailboxes_with_roles(backend: Backend) {
+    let f = fixture(backend).await;
     let mailboxes = f.store.list_mailboxes(f.account).await.expect("list");
     let names: Vec<&str> = mailboxes.iter().map(|m| m.name.as_str()).collect();
     assert_eq!(
@@ -96,9 +138,8 @@ async fn new_account_has_the_default_mailboxes_with_roles() {
     );
 }
 
-#[tokio::test]
-async fn concurrent_deliveries_get_distinct_ascending_uids() {
-    let f = fixture().await;
+async fn concurrent_deliveries_get_distinct_ascending_uids(backend: Backend) {
+    let f = fixture(backend).await;
     let inbox = mailbox(&f.store, f.account, "INBOX").await;
     let mut tasks = Vec::new();
     for n in 0..64 {
@@ -128,9 +169,8 @@ async fn concurrent_deliveries_get_distinct_ascending_uids() {
     assert_eq!(after.uid_next, Uid(65));
 }
 
-#[tokio::test]
-async fn a_message_delivered_to_three_mailboxes_is_stored_once() {
-    let f = fixture().await;
+async fn a_message_delivered_to_three_mailboxes_is_stored_once(backend: Backend) {
+    let f = fixture(backend).await;
     let targets = ["INBOX", "Archive", "Junk"];
     let mut ids = Vec::new();
     for name in targets {
@@ -155,9 +195,8 @@ async fn a_message_delivered_to_three_mailboxes_is_stored_once() {
     assert_eq!(f.store.stored_message_count().await.expect("count"), 0);
 }
 
-#[tokio::test]
-async fn delivery_failing_halfway_leaves_nothing() {
-    let f = fixture().await;
+async fn delivery_failing_halfway_leaves_nothing(backend: Backend) {
+    let f = fixture(backend).await;
     let inbox = mailbox(&f.store, f.account, "INBOX").await;
     let missing = storage::MailboxId(9_999);
     let result = f
@@ -185,9 +224,8 @@ async fn delivery_failing_halfway_leaves_nothing() {
     assert_eq!(after.highest_modseq, inbox.highest_modseq);
 }
 
-#[tokio::test]
-async fn copy_over_quota_copies_nothing_and_move_is_atomic() {
-    let f = fixture().await;
+async fn copy_over_quota_copies_nothing_and_move_is_atomic(backend: Backend) {
+    let f = fixture(backend).await;
     let inbox = mailbox(&f.store, f.account, "INBOX").await;
     let archive = mailbox(&f.store, f.account, "Archive").await;
     for n in 0..3 {
@@ -252,9 +290,8 @@ async fn copy_over_quota_copies_nothing_and_move_is_atomic() {
     assert_eq!(left, vec![Uid(2)]);
 }
 
-#[tokio::test]
-async fn flag_store_with_unchangedsince_and_modseq_growth() {
-    let f = fixture().await;
+async fn flag_store_with_unchangedsince_and_modseq_growth(backend: Backend) {
+    let f = fixture(backend).await;
     let inbox = mailbox(&f.store, f.account, "INBOX").await;
     deliver(&f.store, vec![inbox.id], message(1)).await;
     deliver(&f.store, vec![inbox.id], message(2)).await;
@@ -331,9 +368,8 @@ async fn flag_store_with_unchangedsince_and_modseq_growth() {
     assert!(last > before);
 }
 
-#[tokio::test]
-async fn subscribers_hear_every_kind_of_change() {
-    let f = fixture().await;
+async fn subscribers_hear_every_kind_of_change(backend: Backend) {
+    let f = fixture(backend).await;
     let inbox = mailbox(&f.store, f.account, "INBOX").await;
     let trash = mailbox(&f.store, f.account, "Trash").await;
     let mut changes = f.store.subscribe();
@@ -379,9 +415,8 @@ async fn subscribers_hear_every_kind_of_change() {
     assert!(matches!(seen[4], (_, ChangeKind::MailboxChanged)));
 }
 
-#[tokio::test]
-async fn rename_moves_children_and_inbox_rename_moves_messages() {
-    let f = fixture().await;
+async fn rename_moves_children_and_inbox_rename_moves_messages(backend: Backend) {
+    let f = fixture(backend).await;
     let work = f
         .store
         .create_mailbox(f.account, "Work/2026/Q1", None)
@@ -442,9 +477,8 @@ async fn rename_moves_children_and_inbox_rename_moves_messages() {
     assert!(inbox_delete.is_err());
 }
 
-#[tokio::test]
-async fn recipients_resolve_through_aliases_plus_and_catch_all() {
-    let f = fixture().await;
+async fn recipients_resolve_through_aliases_plus_and_catch_all(backend: Backend) {
+    let f = fixture(backend).await;
     f.store
         .add_account("bob@example.org", &Secret::new("pw-bob"))
         .await
@@ -529,9 +563,8 @@ async fn recipients_resolve_through_aliases_plus_and_catch_all() {
     );
 }
 
-#[tokio::test]
-async fn login_checks_the_argon2id_hash() {
-    let f = fixture().await;
+async fn login_checks_the_argon2id_hash(backend: Backend) {
+    let f = fixture(backend).await;
     let ok = f
         .store
         .authenticate("alice@example.org", &Secret::new("pw-alice"))
@@ -565,9 +598,8 @@ async fn login_checks_the_argon2id_hash() {
     );
 }
 
-#[tokio::test]
-async fn folded_boundary_multipart_is_stored_with_its_parts() {
-    let f = fixture().await;
+async fn folded_boundary_multipart_is_stored_with_its_parts(backend: Backend) {
+    let f = fixture(backend).await;
     let inbox = mailbox(&f.store, f.account, "INBOX").await;
     let raw = b"From: a@example.net\r\nSubject: folded\r\nContent-Type: multipart/alternative; boundary=\r\n \"XX\"\r\n\r\n--XX\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\ncaf=C3=A9\r\n--XX\r\nContent-Type: text/html\r\n\r\n<b>x</b>\r\n--XX--\r\n".to_vec();
     let delivered = deliver(&f.store, vec![inbox.id], raw.clone()).await;
@@ -601,17 +633,14 @@ async fn folded_boundary_multipart_is_stored_with_its_parts() {
     );
 }
 
-#[tokio::test]
-async fn delivered_mail_survives_reopening_the_store() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("mail.sqlite");
-    let path = path.to_str().expect("utf-8");
+async fn delivered_mail_survives_reopening_the_store(backend: Backend) {
+    let place = Place::new(backend).await;
     {
-        let store = Store::open(path).await.expect("open");
+        let store = place.open().await;
         let inbox = first_inbox(&store).await;
         deliver(&store, vec![inbox], message(7)).await;
     }
-    let store = Store::open(path).await.expect("reopen");
+    let store = place.open().await;
     let account = store.list_accounts().await.expect("accounts")[0].id;
     let inbox = store.inbox(account).await.expect("inbox");
     let entries = store.mailbox_entries(inbox.id).await.expect("entries");
@@ -621,9 +650,8 @@ async fn delivered_mail_survives_reopening_the_store() {
     );
 }
 
-#[tokio::test]
-async fn expunge_removes_only_what_is_deleted_at_commit_and_batch_reads_match() {
-    let f = fixture().await;
+async fn expunge_removes_only_what_is_deleted_at_commit_and_batch_reads_match(backend: Backend) {
+    let f = fixture(backend).await;
     let inbox = mailbox(&f.store, f.account, "INBOX").await;
     let mut ids = Vec::new();
     for n in 0..4 {
@@ -691,9 +719,8 @@ async fn expunge_removes_only_what_is_deleted_at_commit_and_batch_reads_match() 
     assert!(texts[&ids[1]].contains("body 1"));
 }
 
-#[tokio::test]
-async fn bare_lf_is_stored_as_crlf_and_nothing_else_changes() {
-    let f = fixture().await;
+async fn bare_lf_is_stored_as_crlf_and_nothing_else_changes(backend: Backend) {
+    let f = fixture(backend).await;
     let inbox = mailbox(&f.store, f.account, "INBOX").await;
     let raw = b"Subject: lf\n\nline one\nline two\r\n8-bit \xff\rstays\r\n".to_vec();
     let delivered = deliver(&f.store, vec![inbox.id], raw).await;
@@ -706,9 +733,8 @@ async fn bare_lf_is_stored_as_crlf_and_nothing_else_changes() {
 const FOLDED: &[u8] =
     b"From: Bob <bob@example.net>\r\nSubject: folded\r\n subject\r\nX-Empty:\r\n\r\nbody\r\n";
 
-#[tokio::test]
-async fn header_bytes_are_the_raw_prefix_and_unfolded_fields_are_stored() {
-    let f = fixture().await;
+async fn header_bytes_are_the_raw_prefix_and_unfolded_fields_are_stored(backend: Backend) {
+    let f = fixture(backend).await;
     let inbox = mailbox(&f.store, f.account, "INBOX").await;
     let headerless = b"no header at all".to_vec();
     let ids = [
@@ -720,9 +746,7 @@ async fn header_bytes_are_the_raw_prefix_and_unfolded_fields_are_stored() {
             .message,
     ];
     // A fresh handle: nothing cached, everything read back from the database.
-    let store = Store::open(f._dir.path().join("mail.sqlite").to_str().expect("utf-8"))
-        .await
-        .expect("reopen");
+    let store = f.place.open().await;
     for store in [&f.store, &store] {
         let headers = store.message_headers(&ids).await.expect("headers");
         let metas = store.message_meta(&ids).await.expect("metas");
@@ -744,9 +768,8 @@ async fn header_bytes_are_the_raw_prefix_and_unfolded_fields_are_stored() {
     }
 }
 
-#[tokio::test]
-async fn message_ids_are_never_reused_after_the_newest_is_deleted() {
-    let f = fixture().await;
+async fn message_ids_are_never_reused_after_the_newest_is_deleted(backend: Backend) {
+    let f = fixture(backend).await;
     let inbox = mailbox(&f.store, f.account, "INBOX").await;
     let first = deliver(&f.store, vec![inbox.id], message(1)).await.message;
     let newest = deliver(&f.store, vec![inbox.id], message(2)).await.message;
@@ -765,13 +788,14 @@ async fn message_ids_are_never_reused_after_the_newest_is_deleted() {
     assert!(next > newest, "id {next} after deleting {newest}");
 
     // The admin CLI is another process: its deletes bypass this store (and its cache).
-    let mut other = sqlx::SqliteConnection::connect(&format!(
-        "sqlite:{}",
-        f._dir.path().join("mail.sqlite").display()
-    ))
-    .await
-    .expect("second connection");
-    sqlx::query("DELETE FROM mailbox_messages WHERE message_id = ?")
+    let url = match backend {
+        Backend::Sqlite => format!("sqlite:{}", f.place.url),
+        Backend::Postgres => f.place.url.clone(),
+    };
+    let mut other = sqlx::AnyConnection::connect(&url)
+        .await
+        .expect("second connection");
+    sqlx::query("DELETE FROM mailbox_messages WHERE message_id = $1")
         .bind(next.0)
         .execute(&mut other)
         .await
@@ -852,3 +876,44 @@ async fn migration_0003_backfills_messages_stored_before_it() {
     let new = deliver(&store, vec![inbox], message(10)).await.message;
     assert!(new > old_ids[1]);
 }
+
+/// Each test above, once per backend: `sqlite::NAME` and `postgres_backend::NAME`.
+macro_rules! on_both_backends {
+    ($($test:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    super::$test(super::Backend::Sqlite).await
+                }
+            )*
+        }
+        mod postgres_backend {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    super::$test(super::Backend::Postgres).await
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    new_account_has_the_default_mailboxes_with_roles,
+    concurrent_deliveries_get_distinct_ascending_uids,
+    a_message_delivered_to_three_mailboxes_is_stored_once,
+    delivery_failing_halfway_leaves_nothing,
+    copy_over_quota_copies_nothing_and_move_is_atomic,
+    flag_store_with_unchangedsince_and_modseq_growth,
+    subscribers_hear_every_kind_of_change,
+    rename_moves_children_and_inbox_rename_moves_messages,
+    recipients_resolve_through_aliases_plus_and_catch_all,
+    login_checks_the_argon2id_hash,
+    folded_boundary_multipart_is_stored_with_its_parts,
+    delivered_mail_survives_reopening_the_store,
+    expunge_removes_only_what_is_deleted_at_commit_and_batch_reads_match,
+    bare_lf_is_stored_as_crlf_and_nothing_else_changes,
+    header_bytes_are_the_raw_prefix_and_unfolded_fields_are_stored,
+    message_ids_are_never_reused_after_the_newest_is_deleted,
+);

@@ -14,7 +14,8 @@ pub struct Config {
     /// and the first domain on a new installation.
     pub hostname: String,
     pub data_dir: PathBuf,
-    /// Storage URL; default `sqlite://<data_dir>/letterbox.sqlite`.
+    /// Storage URL; default `sqlite://<data_dir>/letterbox.sqlite`. A `postgres://` URL
+    /// puts everything in PostgreSQL, which several letterbox nodes may share.
     pub storage: Option<String>,
     pub listen: Listen,
     pub tls: Tls,
@@ -156,9 +157,14 @@ impl Config {
         self.inbound.validate().map_err(|e| anyhow::anyhow!(e))?;
         self.dns.validate().map_err(|e| anyhow::anyhow!(e))?;
         if let Some(url) = &self.storage
-            && !url.starts_with("sqlite:")
+            && !["sqlite:", "postgres://", "postgresql://"]
+                .iter()
+                .any(|scheme| url.starts_with(scheme))
         {
-            bail!("key `storage`: {url:?} is not supported yet (use a sqlite: URL)");
+            bail!(
+                "key `storage`: {url:?} is neither a sqlite: nor a postgres:// URL \
+                 (sqlite:///var/lib/letterbox/letterbox.sqlite, postgres://user@host/database)"
+            );
         }
         Ok(())
     }

@@ -182,7 +182,12 @@ async fn first_run(store: &Store, config: &Config) -> Result<Option<(String, Str
     }
     let email = format!("you@{}", config.hostname);
     let password = generate_password();
-    store.add_account(&email, &password).await?;
+    match store.add_account(&email, &password).await {
+        Ok(_) => {}
+        // Another node sharing this PostgreSQL made it at the same moment.
+        Err(storage::StoreError::AlreadyExists(_)) => return Ok(None),
+        Err(error) => return Err(error.into()),
+    }
     tracing::info!(%email, "created the first account");
     Ok(Some((email, password.expose().to_owned())))
 }

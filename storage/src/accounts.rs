@@ -71,11 +71,12 @@ impl Store {
         self.writer
             .run(move |conn| {
                 Box::pin(async move {
-                    let inserted =
-                        sqlx::query("INSERT INTO domains (name) VALUES ($1) ON CONFLICT DO NOTHING")
-                            .bind(&name)
-                            .execute(&mut *conn)
-                            .await?;
+                    let inserted = sqlx::query(
+                        "INSERT INTO domains (name) VALUES ($1) ON CONFLICT DO NOTHING",
+                    )
+                    .bind(&name)
+                    .execute(&mut *conn)
+                    .await?;
                     if inserted.rows_affected() == 0 {
                         return Err(StoreError::AlreadyExists(format!("domain {name}")));
                     }
@@ -175,12 +176,13 @@ impl Store {
         self.writer
             .run(move |conn| {
                 Box::pin(async move {
-                    let updated =
-                        sqlx::query("UPDATE accounts SET password_hash = $1 WHERE lower(email) = lower($2)")
-                            .bind(&hash)
-                            .bind(&email)
-                            .execute(&mut *conn)
-                            .await?;
+                    let updated = sqlx::query(
+                        "UPDATE accounts SET password_hash = $1 WHERE lower(email) = lower($2)",
+                    )
+                    .bind(&hash)
+                    .bind(&email)
+                    .execute(&mut *conn)
+                    .await?;
                     if updated.rows_affected() == 0 {
                         return Err(StoreError::NotFound(format!("account {email}")));
                     }
@@ -195,12 +197,13 @@ impl Store {
         self.writer
             .run(move |conn| {
                 Box::pin(async move {
-                    let updated =
-                        sqlx::query("UPDATE accounts SET quota_bytes = $1 WHERE lower(email) = lower($2)")
-                            .bind(quota_bytes)
-                            .bind(&email)
-                            .execute(&mut *conn)
-                            .await?;
+                    let updated = sqlx::query(
+                        "UPDATE accounts SET quota_bytes = $1 WHERE lower(email) = lower($2)",
+                    )
+                    .bind(quota_bytes)
+                    .bind(&email)
+                    .execute(&mut *conn)
+                    .await?;
                     if updated.rows_affected() == 0 {
                         return Err(StoreError::NotFound(format!("account {email}")));
                     }
@@ -234,10 +237,11 @@ impl Store {
         self.writer
             .run(move |conn| {
                 Box::pin(async move {
-                    let removed = sqlx::query("DELETE FROM accounts WHERE lower(email) = lower($1)")
-                        .bind(&email)
-                        .execute(&mut *conn)
-                        .await?;
+                    let removed =
+                        sqlx::query("DELETE FROM accounts WHERE lower(email) = lower($1)")
+                            .bind(&email)
+                            .execute(&mut *conn)
+                            .await?;
                     if removed.rows_affected() == 0 {
                         return Err(StoreError::NotFound(format!("account {email}")));
                     }
@@ -332,10 +336,11 @@ impl Store {
         self.writer
             .run(move |conn| {
                 Box::pin(async move {
-                    let removed = sqlx::query("DELETE FROM aliases WHERE lower(address) = lower($1)")
-                        .bind(&address)
-                        .execute(&mut *conn)
-                        .await?;
+                    let removed =
+                        sqlx::query("DELETE FROM aliases WHERE lower(address) = lower($1)")
+                            .bind(&address)
+                            .execute(&mut *conn)
+                            .await?;
                     if removed.rows_affected() == 0 {
                         return Err(StoreError::NotFound(format!("alias {address}")));
                     }

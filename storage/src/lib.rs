@@ -32,12 +32,11 @@ pub use messages::{
     Delivered, Delivery, MailboxChanges, MessageEntry, Outbound, StoreFlagsOutcome,
 };
 pub use mime::MessageMeta;
+pub use notify::CHANGES_CHANNEL;
 pub use notify::{CHANGE_CHANNEL_CAPACITY, Change, ChangeKind};
 pub use password::generate_password;
 pub use queue::{QueueAttempt, QueueItem, QueueItemState, QueueStats, QueuedRecipient};
 pub use types::*;
-pub use notify::CHANGES_CHANNEL;
-
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyConnection, AnyPool};
@@ -130,8 +129,8 @@ impl Store {
         let node: u64 = rand::random();
         let (reader, writer) = match backend {
             Backend::Sqlite => {
-                let options = AnyConnectOptions::from_str(&sqlite_url(url))?
-                    .disable_statement_logging();
+                let options =
+                    AnyConnectOptions::from_str(&sqlite_url(url))?.disable_statement_logging();
                 let mut write_conn = AnyConnection::connect_with(&options).await?;
                 // Durability: a commit returns only after the WAL is fsynced.
                 write_conn
@@ -194,11 +193,17 @@ impl Store {
     }
 }
 
-/// The sqlx URL of a SQLite store: `sqlite:` URLs as they are, a plain path made into one
-/// that creates the file when missing.
+/// The sqlx URL of a SQLite store, one that creates the file when missing (unless the URL
+/// sets its own `mode`): a plain path is made into a `sqlite://` URL.
 fn sqlite_url(url: &str) -> String {
     if url.starts_with("sqlite:") {
-        return url.to_owned();
+        return match url.split_once('?') {
+            Some((_, query)) if query.split('&').any(|pair| pair.starts_with("mode=")) => {
+                url.to_owned()
+            }
+            Some(_) => format!("{url}&mode=rwc"),
+            None => format!("{url}?mode=rwc"),
+        };
     }
     // The path is percent-decoded by sqlx: encode what a URL would otherwise read as
     // its own syntax.

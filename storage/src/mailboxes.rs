@@ -6,8 +6,8 @@ use crate::notify::{Change, ChangeKind};
 use crate::types::{AccountId, MAILBOX_DELIMITER, MailboxId, ModSeq, SpecialUse, Uid, UidValidity};
 use crate::writer::JobOutput;
 use crate::{Backend, Store, unix_now};
-use sqlx::Row;
 use sqlx::AnyConnection;
+use sqlx::Row;
 use sqlx::any::AnyRow;
 
 /// Longest mailbox name we accept, in bytes; deep hierarchies beyond this are abuse.

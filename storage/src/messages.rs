@@ -257,13 +257,15 @@ async fn expunge_in_tx(
             .bind(entry.uid.0 as i64)
             .execute(&mut *conn)
             .await?;
-        sqlx::query("INSERT INTO expunged (mailbox_id, uid, modseq) VALUES ($1, $2, $3)
-                     ON CONFLICT (mailbox_id, uid) DO UPDATE SET modseq = excluded.modseq")
-            .bind(mailbox.0)
-            .bind(entry.uid.0 as i64)
-            .bind(modseq.0 as i64)
-            .execute(&mut *conn)
-            .await?;
+        sqlx::query(
+            "INSERT INTO expunged (mailbox_id, uid, modseq) VALUES ($1, $2, $3)
+                     ON CONFLICT (mailbox_id, uid) DO UPDATE SET modseq = excluded.modseq",
+        )
+        .bind(mailbox.0)
+        .bind(entry.uid.0 as i64)
+        .bind(modseq.0 as i64)
+        .execute(&mut *conn)
+        .await?;
         freed += entry.size;
         changes.push(Change {
             account,

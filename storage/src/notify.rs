@@ -71,10 +71,8 @@ impl Change {
 /// The NOTIFY payloads for a committed batch: `NODE ACCOUNT:MAILBOX ...`, each mailbox
 /// once, split to stay under PostgreSQL's payload limit.
 pub(crate) fn notify_payloads(node: u64, changes: &[Change]) -> Vec<String> {
-    let mailboxes: BTreeSet<(i64, i64)> = changes
-        .iter()
-        .map(|c| (c.account.0, c.mailbox.0))
-        .collect();
+    let mailboxes: BTreeSet<(i64, i64)> =
+        changes.iter().map(|c| (c.account.0, c.mailbox.0)).collect();
     let mut payloads = Vec::new();
     let mut current = String::new();
     for (account, mailbox) in mailboxes {
@@ -180,7 +178,11 @@ mod tests {
         for payload in &payloads {
             assert!(payload.len() < 8000);
             assert!(payload.starts_with("42 "));
-            seen.extend(changes_from_other_node(payload, 1).into_iter().map(|c| c.mailbox.0));
+            seen.extend(
+                changes_from_other_node(payload, 1)
+                    .into_iter()
+                    .map(|c| c.mailbox.0),
+            );
         }
         assert_eq!(seen, (0..1500).collect::<Vec<_>>());
     }

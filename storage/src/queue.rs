@@ -1,14 +1,14 @@
 //! The outbound queue as stored: messages with remote recipients wait here, durably,
 //! until the outbound sender delivers them.
 
-use crate::{Backend, Store};
 use crate::error::{Result, StoreError};
 use crate::messages::Outbound;
 use crate::types::{MessageId, QueueId};
 use crate::writer::JobOutput;
+use crate::{Backend, Store};
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
 use sqlx::AnyConnection;
+use sqlx::Row;
 
 /// One remote recipient with its RFC 3461 parameters.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -216,6 +216,25 @@ impl Store {
                     }
                     items.sort_by_key(|item| (item.next_attempt_at, item.id));
                     Ok(JobOutput::new(items, Vec::new()))
+                })
+            })
+            .await
+    }
+
+    /// Extends the lease of an item being worked on to `until`; false when the item is
+    /// gone or no longer leased (its attempt was recorded meanwhile: nothing to extend).
+    pub async fn renew_queue_lease(&self, id: QueueId, until: i64) -> Result<bool> {
+        self.writer
+            .run(move |conn| {
+                Box::pin(async move {
+                    let done = sqlx::query(
+                        "UPDATE queue SET lease_until = $1 WHERE id = $2 AND lease_until IS NOT NULL",
+                    )
+                    .bind(until)
+                    .bind(id.0)
+                    .execute(&mut *conn)
+                    .await?;
+                    Ok(JobOutput::new(done.rows_affected() > 0, Vec::new()))
                 })
             })
             .await

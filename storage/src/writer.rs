@@ -17,9 +17,9 @@
 //! batches can never deadlock on rows they lock in different orders. Group commit keeps
 //! the cost of that order to one lock per batch, not per message.
 
+use crate::Backend;
 use crate::error::{Result, StoreError};
 use crate::notify::Change;
-use crate::Backend;
 use crate::notify::{CHANGES_CHANNEL, notify_payloads};
 use sqlx::AnyConnection;
 use sqlx::any::AnyConnectOptions;

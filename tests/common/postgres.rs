@@ -48,9 +48,11 @@ impl PostgresDatabase {
             NEXT_DATABASE.fetch_add(1, Ordering::Relaxed)
         );
         let server = server_url();
-        let mut admin = PgConnection::connect(&server).await.unwrap_or_else(|error| {
-            panic!("PostgreSQL at {server} (set LETTERBOX_TEST_POSTGRES): {error}")
-        });
+        let mut admin = PgConnection::connect(&server)
+            .await
+            .unwrap_or_else(|error| {
+                panic!("PostgreSQL at {server} (set LETTERBOX_TEST_POSTGRES): {error}")
+            });
         admin
             .execute(format!("CREATE DATABASE {name}").as_str())
             .await

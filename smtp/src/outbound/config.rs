@@ -8,6 +8,7 @@
 //! relay_password = "secret"
 //! retry_delays_secs = [60, 300, 900, 1800, 3600, 7200, 14400]  # the last one repeats
 //! max_age_secs = 432000                 # give up (and bounce) after 5 days
+//! lease_secs = 300                      # several nodes: a dead node's items move on after this
 //!
 //! [outbound.static_routes]              # bypass DNS for these domains
 //! "example.net" = "127.0.0.1:2526"
@@ -28,6 +29,12 @@ const DEFAULT_MAX_AGE_SECS: u64 = 5 * 24 * 3600;
 /// RFC 3461 §4.1 DELAY: how long a message waits before its sender hears it is delayed
 /// (the common practice of Postfix and Exim: 4 hours).
 const DEFAULT_DELAY_WARNING_SECS: u64 = 4 * 3600;
+/// How long a claimed item stays leased to the worker that claimed it; the worker renews
+/// the lease every third of this while its attempt runs. When a node dies, another
+/// node takes its items over once their leases run out.
+const DEFAULT_LEASE_SECS: u64 = 300;
+/// The shortest lease: renewing it takes a storage commit, every third of it.
+const MIN_LEASE_SECS: u64 = 3;
 /// How often the worker looks for due items when nothing told it sooner.
 const DEFAULT_POLL_INTERVAL_SECS: u64 = 5;
 /// Queue items delivered at the same time; each holds at most one connection.
@@ -54,6 +61,8 @@ pub struct OutboundConfig {
     /// After this long in the queue the sender gets one delay notice; 0 sends none.
     pub delay_warning_secs: u64,
     pub poll_interval_secs: u64,
+    /// See [`DEFAULT_LEASE_SECS`].
+    pub lease_secs: u64,
     pub concurrency: usize,
     pub connect_timeout_secs: u64,
     pub command_timeout_secs: u64,
@@ -71,6 +80,7 @@ impl Default for OutboundConfig {
             max_age_secs: DEFAULT_MAX_AGE_SECS,
             delay_warning_secs: DEFAULT_DELAY_WARNING_SECS,
             poll_interval_secs: DEFAULT_POLL_INTERVAL_SECS,
+            lease_secs: DEFAULT_LEASE_SECS,
             concurrency: DEFAULT_CONCURRENCY,
             connect_timeout_secs: DEFAULT_CONNECT_TIMEOUT_SECS,
             command_timeout_secs: DEFAULT_COMMAND_TIMEOUT_SECS,
@@ -89,6 +99,11 @@ impl OutboundConfig {
         }
         if self.poll_interval_secs == 0 {
             return Err("key `outbound.poll_interval_secs`: must be at least 1".into());
+        }
+        if self.lease_secs < MIN_LEASE_SECS {
+            return Err(format!(
+                "key `outbound.lease_secs`: must be at least {MIN_LEASE_SECS}"
+            ));
         }
         if self.relay_username.is_some() != self.relay_password.is_some() {
             return Err(

@@ -5,7 +5,9 @@
 //! Invariants:
 //! - Storage is only written between network conversations, never during one: an attempt
 //!   talks to the remote hosts first, then records everything it learnt in one job.
-//! - An item is leased while its attempt runs, so it is not handed out twice.
+//! - An item is leased while its attempt runs, so it is not handed out twice; the lease
+//!   is renewed while the attempt runs, so it runs out soon after its node dies and
+//!   another node (PostgreSQL) takes the item over.
 //! - A bounce is stored before the failed recipients are removed from the item: a crash
 //!   in between sends the bounce twice rather than never.
 //! - Shutdown stops new attempts; attempts in flight finish and are recorded.
@@ -20,13 +22,13 @@ use crate::proto::address::domain_of;
 use netutil::Shutdown;
 use std::sync::Arc;
 use std::time::Duration;
-use storage::{Delivery, Outbound, QueueAttempt, QueueItem, QueuedRecipient, Store, StoreError};
+use storage::{
+    Backend, Delivery, Outbound, QueueAttempt, QueueId, QueueItem, QueuedRecipient, Store,
+    StoreError,
+};
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
-/// How long a claimed item stays leased. Longer than any attempt can take (see
-/// [`ATTEMPT_TIMEOUT`]), so no second worker picks it up while it is being sent.
-const LEASE: Duration = Duration::from_secs(3600);
 /// An attempt that takes longer is abandoned and retried later (a host that trickles
 /// replies just under every per-command timeout would otherwise hold the item forever).
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(50 * 60);
@@ -102,13 +104,17 @@ impl QueueWorker {
     /// the attempts in flight.
     pub async fn run(self) {
         let this = &self.inner;
-        // Single node: nothing is in flight before we start, so leases left by a killed
-        // process are stale.
-        match this.store.release_queue_leases().await {
-            Ok(0) => {}
-            Ok(released) => tracing::info!(released, "released stale queue leases"),
-            Err(error) => tracing::warn!(%error, "releasing queue leases failed"),
+        // Single node (SQLite): nothing is in flight before we start, so leases left by a
+        // killed process are stale. Several nodes (PostgreSQL): a lease may be another
+        // live node's; a dead node's run out by themselves.
+        if this.store.backend() == Backend::Sqlite {
+            match this.store.release_queue_leases().await {
+                Ok(0) => {}
+                Ok(released) => tracing::info!(released, "released stale queue leases"),
+                Err(error) => tracing::warn!(%error, "releasing queue leases failed"),
+            }
         }
+        let lease = Duration::from_secs(this.config.lease_secs);
         tracing::info!("outbound queue started");
         let poll = Duration::from_secs(this.config.poll_interval_secs);
         let mut in_flight = JoinSet::new();
@@ -123,7 +129,7 @@ impl QueueWorker {
                 let now = unix_now();
                 match this
                     .store
-                    .claim_queue_items(now, now + LEASE.as_secs() as i64, free)
+                    .claim_queue_items(now, now + lease.as_secs() as i64, free)
                     .await
                 {
                     Ok(items) => {
@@ -170,8 +176,30 @@ impl QueueWorker {
         tracing::info!("outbound queue stopped");
     }
 
-    /// One attempt at one item: every domain, then one record of the results.
+    /// One attempt at one item, its lease renewed until the attempt is recorded.
     async fn attempt(&self, item: QueueItem) {
+        let id = item.id;
+        tokio::select! {
+            _ = self.attempt_leased(item) => {}
+            _ = self.renew_lease(id) => {}
+        }
+    }
+
+    /// Extends the item's lease every third of its length; never returns.
+    async fn renew_lease(&self, id: QueueId) {
+        let this = &self.inner;
+        let lease = Duration::from_secs(this.config.lease_secs);
+        loop {
+            tokio::time::sleep(lease / 3).await;
+            let until = unix_now() + lease.as_secs() as i64;
+            if let Err(error) = this.store.renew_queue_lease(id, until).await {
+                tracing::warn!(%error, "renewing the queue lease failed");
+            }
+        }
+    }
+
+    /// Every domain, then one record of the results.
+    async fn attempt_leased(&self, item: QueueItem) {
         let this = &self.inner;
         let raw = match this.store.raw_message(item.message).await {
             Ok(raw) => raw,

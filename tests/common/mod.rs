@@ -2,6 +2,8 @@
 //! itself (port 0), reads the addresses it prints, and talks to it with real clients.
 #![allow(dead_code)]
 
+pub mod postgres;
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -24,6 +26,8 @@ pub struct TestServer {
     pub password: String,
     /// Every line the last launch printed before `ready` (the welcome text).
     pub output: Vec<String>,
+    /// The `storage` URL when not the default SQLite file in the data directory.
+    pub storage: Option<String>,
 }
 
 pub fn letterbox_bin() -> &'static str {
@@ -38,13 +42,39 @@ impl TestServer {
 
     /// A new installation with extra config lines (e.g. a `[limits]` table).
     pub fn start_with(extra_config: &str) -> TestServer {
+        let server = Self::start_on(None, extra_config);
+        assert!(
+            !server.password.is_empty(),
+            "first start printed no account"
+        );
+        server
+    }
+
+    /// A node on the shared storage at `storage` (a `postgres://` URL), with a data
+    /// directory of its own (certificates, logs). The first node on a new database prints
+    /// the first account; later ones print none (copy it with [`TestServer::same_account`]).
+    pub fn start_node(storage: &str, extra_config: &str) -> TestServer {
+        Self::start_on(Some(storage), extra_config)
+    }
+
+    /// Takes the first account's address and password from the node that printed them.
+    pub fn same_account(mut self, first: &TestServer) -> TestServer {
+        self.email = first.email.clone();
+        self.password = first.password.clone();
+        self
+    }
+
+    fn start_on(storage: Option<&str>, extra_config: &str) -> TestServer {
         let tempdir = tempfile::tempdir().expect("tempdir");
         let dir = tempdir.path().to_owned();
         let config = dir.join("letterbox.toml");
+        let storage_line = storage
+            .map(|url| format!("storage = \"{url}\"\n"))
+            .unwrap_or_default();
         std::fs::write(
             &config,
             format!(
-                "hostname = \"localhost\"\ndata_dir = \"{}\"\n\n[listen]\nsmtp = [\"127.0.0.1:0\"]\nsubmission = [\"127.0.0.1:0\"]\nsubmissions = [\"127.0.0.1:0\"]\nimap = [\"127.0.0.1:0\"]\nimaps = [\"127.0.0.1:0\"]\nhttp = [\"127.0.0.1:0\"]\n{extra_config}\n",
+                "hostname = \"localhost\"\ndata_dir = \"{}\"\n{storage_line}\n[listen]\nsmtp = [\"127.0.0.1:0\"]\nsubmission = [\"127.0.0.1:0\"]\nsubmissions = [\"127.0.0.1:0\"]\nimap = [\"127.0.0.1:0\"]\nimaps = [\"127.0.0.1:0\"]\nhttp = [\"127.0.0.1:0\"]\n{extra_config}\n",
                 dir.join("data").display()
             ),
         )
@@ -58,13 +88,25 @@ impl TestServer {
             email: String::new(),
             password: String::new(),
             output: Vec::new(),
+            storage: storage.map(str::to_owned),
         };
         server.launch();
-        assert!(
-            !server.password.is_empty(),
-            "first start printed no account"
-        );
         server
+    }
+
+    /// The storage URL this server runs on.
+    pub fn storage_url(&self) -> String {
+        self.storage.clone().unwrap_or_else(|| {
+            format!(
+                "sqlite://{}",
+                self.data_dir().join("letterbox.sqlite").display()
+            )
+        })
+    }
+
+    /// The server process's id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// Starts the server process (again) on the same data; ports are new.
@@ -232,11 +274,9 @@ pub fn path_str(path: &Path) -> &str {
 
 /// Every message in `email`'s INBOX, in UID order, read straight from storage.
 pub async fn inbox_messages(server: &TestServer, email: &str) -> Vec<Vec<u8>> {
-    let url = format!(
-        "sqlite://{}",
-        server.data_dir().join("letterbox.sqlite").display()
-    );
-    let store = storage::Store::open(&url).await.expect("open store");
+    let store = storage::Store::open(&server.storage_url())
+        .await
+        .expect("open store");
     let account = store
         .list_accounts()
         .await
@@ -288,11 +328,9 @@ pub fn strip_trace_headers(stored: &[u8]) -> &[u8] {
 
 /// INBOX entries of `email` as (flags, raw bytes), in UID order, read from storage.
 pub async fn inbox_with_flags(server: &TestServer, email: &str) -> Vec<(Vec<String>, Vec<u8>)> {
-    let url = format!(
-        "sqlite://{}",
-        server.data_dir().join("letterbox.sqlite").display()
-    );
-    let store = storage::Store::open(&url).await.expect("open store");
+    let store = storage::Store::open(&server.storage_url())
+        .await
+        .expect("open store");
     let account = store
         .list_accounts()
         .await

@@ -28,6 +28,15 @@ pub struct TestServer {
     pub output: Vec<String>,
     /// The `storage` URL when not the default SQLite file in the data directory.
     pub storage: Option<String>,
+    /// The PostgreSQL database made for this server (`LETTERBOX_TEST_BACKEND=postgres`).
+    _database: Option<postgres::PostgresDatabase>,
+}
+
+/// `LETTERBOX_TEST_BACKEND=postgres` runs every new installation of the integration tests
+/// on a PostgreSQL database of its own instead of SQLite (`.ci/run` does so for a part of
+/// the suite).
+fn postgres_requested() -> bool {
+    std::env::var("LETTERBOX_TEST_BACKEND").is_ok_and(|backend| backend == "postgres")
 }
 
 pub fn letterbox_bin() -> &'static str {
@@ -65,6 +74,13 @@ impl TestServer {
     }
 
     fn start_on(storage: Option<&str>, extra_config: &str) -> TestServer {
+        let database = (storage.is_none() && postgres_requested()).then(|| {
+            // A thread of its own: this may run inside a test's tokio runtime.
+            std::thread::spawn(|| block_on(postgres::PostgresDatabase::create()))
+                .join()
+                .expect("create test database")
+        });
+        let storage = storage.or(database.as_ref().map(|d| d.url.as_str()));
         let tempdir = tempfile::tempdir().expect("tempdir");
         let dir = tempdir.path().to_owned();
         let config = dir.join("letterbox.toml");
@@ -89,7 +105,9 @@ impl TestServer {
             password: String::new(),
             output: Vec::new(),
             storage: storage.map(str::to_owned),
+            _database: None,
         };
+        server._database = database;
         server.launch();
         server
     }

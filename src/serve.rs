@@ -71,6 +71,7 @@ pub async fn run(config: Config) -> Result<()> {
     // The outbound queue: delivers what submission queued, retries, bounces.
     let queue_worker = smtp::queue::QueueWorker::new(
         store.clone(),
+        node_name(&config.data_dir)?,
         config.hostname.clone(),
         config.outbound.clone(),
         smtp::mailauth::KeyRing::from_dir(smtp::mailauth::keys::key_dir(&config.data_dir)),
@@ -190,6 +191,23 @@ async fn first_run(store: &Store, config: &Config) -> Result<Option<(String, Str
     }
     tracing::info!(%email, "created the first account");
     Ok(Some((email, password.expose().to_owned())))
+}
+
+/// This node's name: made once at random and kept in the data directory, so that it
+/// stays the same across restarts (it holds the node's outbound queue leases; see
+/// smtp::queue) and differs between nodes sharing one PostgreSQL.
+fn node_name(data_dir: &std::path::Path) -> Result<String> {
+    let path = data_dir.join("node-id");
+    match std::fs::read_to_string(&path) {
+        Ok(name) if !name.trim().is_empty() => return Ok(name.trim().to_owned()),
+        Ok(_) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+        Err(error) => return Err(error).with_context(|| format!("reading {}", path.display())),
+    }
+    let name = format!("{:016x}", rand::random::<u64>());
+    std::fs::write(&path, format!("{name}\n"))
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(name)
 }
 
 /// SIGTERM and Ctrl-C (SIGINT), listened for from the moment they are installed.

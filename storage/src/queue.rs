@@ -173,15 +173,18 @@ impl Store {
         .await?)
     }
 
-    /// Takes up to `limit` items due at `now` and leases them until `lease_until`, in one
-    /// writer job: an item leased here is not handed out again before the lease runs
-    /// out, so a second worker (another node) claiming at the same time gets others.
+    /// Takes up to `limit` items due at `now` and leases them to `holder` (a node's name)
+    /// until `lease_until`, in one writer job: an item leased here is not handed out again
+    /// before the lease runs out, so a second worker (another node) claiming at the same
+    /// time gets others.
     pub async fn claim_queue_items(
         &self,
         now: i64,
         lease_until: i64,
         limit: usize,
+        holder: &str,
     ) -> Result<Vec<QueueItem>> {
+        let holder = holder.to_owned();
         self.writer
             .run(move |conn| {
                 Box::pin(async move {
@@ -193,7 +196,7 @@ impl Store {
                         Backend::Sqlite => "",
                     };
                     let sql = format!(
-                        "UPDATE queue SET lease_until = $1
+                        "UPDATE queue SET lease_until = $1, lease_holder = $4
                          WHERE id IN (SELECT id FROM queue
                                       WHERE next_attempt_at <= $2
                                         AND (lease_until IS NULL OR lease_until <= $2)
@@ -204,6 +207,7 @@ impl Store {
                     .bind(lease_until)
                     .bind(now)
                     .bind(limit as i64)
+                    .bind(&holder)
                     .fetch_all(&mut *conn)
                     .await?;
                     let mut items = Vec::with_capacity(ids.len());
@@ -221,17 +225,21 @@ impl Store {
             .await
     }
 
-    /// Extends the lease of an item being worked on to `until`; false when the item is
-    /// gone or no longer leased (its attempt was recorded meanwhile: nothing to extend).
-    pub async fn renew_queue_lease(&self, id: QueueId, until: i64) -> Result<bool> {
+    /// Extends `holder`'s lease of an item being worked on to `until`; false when the
+    /// item is gone or `holder` no longer holds it (its attempt was recorded meanwhile, or
+    /// the lease ran out and another node took it: not ours to extend).
+    pub async fn renew_queue_lease(&self, id: QueueId, until: i64, holder: &str) -> Result<bool> {
+        let holder = holder.to_owned();
         self.writer
             .run(move |conn| {
                 Box::pin(async move {
                     let done = sqlx::query(
-                        "UPDATE queue SET lease_until = $1 WHERE id = $2 AND lease_until IS NOT NULL",
+                        "UPDATE queue SET lease_until = $1
+                         WHERE id = $2 AND lease_until IS NOT NULL AND lease_holder = $3",
                     )
                     .bind(until)
                     .bind(id.0)
+                    .bind(&holder)
                     .execute(&mut *conn)
                     .await?;
                     Ok(JobOutput::new(done.rows_affected() > 0, Vec::new()))
@@ -240,15 +248,20 @@ impl Store {
             .await
     }
 
-    /// Clears every lease. Single node: at start-up no attempt is in flight, so a lease
-    /// left by a killed process must not hold its items back until it runs out.
-    pub async fn release_queue_leases(&self) -> Result<u64> {
+    /// Clears the leases `holder` holds, or every lease when `holder` is `None`. At a
+    /// node's start-up none of its attempts is in flight, so a lease it left when it was
+    /// killed must not hold its items back until it runs out. One node alone (SQLite)
+    /// clears them all.
+    pub async fn release_queue_leases(&self, holder: Option<&str>) -> Result<u64> {
+        let holder = holder.map(str::to_owned);
         self.writer
             .run(move |conn| {
                 Box::pin(async move {
                     let done = sqlx::query(
-                        "UPDATE queue SET lease_until = NULL WHERE lease_until IS NOT NULL",
+                        "UPDATE queue SET lease_until = NULL, lease_holder = NULL
+                         WHERE lease_until IS NOT NULL AND ($1 IS NULL OR lease_holder = $1)",
                     )
+                    .bind(holder)
                     .execute(&mut *conn)
                     .await?;
                     Ok(JobOutput::new(done.rows_affected(), Vec::new()))
@@ -341,7 +354,7 @@ async fn record_attempt_in_tx(
         serde_json::to_string(&recipients).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     sqlx::query(
         "UPDATE queue SET recipients = $1, attempts = attempts + 1, next_attempt_at = $2,
-                          last_error = $3, lease_until = NULL,
+                          last_error = $3, lease_until = NULL, lease_holder = NULL,
                           delay_warned = CASE WHEN delay_warned > $4 THEN delay_warned ELSE $4 END
          WHERE id = $5",
     )

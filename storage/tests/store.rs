@@ -877,6 +877,104 @@ async fn migration_0003_backfills_messages_stored_before_it() {
     assert!(new > old_ids[1]);
 }
 
+/// Queue leases: a claimed item is not handed out again while leased, only its holder
+/// renews it, a holder's restart releases only its own leases, and an expired lease lets
+/// another node take the item.
+async fn queue_leases_belong_to_their_holder(backend: Backend) {
+    let f = fixture(backend).await;
+    let queued = f
+        .store
+        .deliver(Delivery {
+            raw: message(1),
+            outbound: Some(storage::Outbound {
+                mail_from: "alice@example.org".into(),
+                recipients: vec![storage::QueuedRecipient {
+                    address: "bob@example.net".into(),
+                    notify: Vec::new(),
+                    orcpt: None,
+                }],
+                ret: None,
+                envid: None,
+            }),
+            ..Delivery::default()
+        })
+        .await
+        .expect("queue")
+        .queued
+        .expect("queued");
+    let now = 1_000_000_000_000;
+    let claimed = f
+        .store
+        .claim_queue_items(now, now + 60, 10, "a")
+        .await
+        .expect("claim");
+    assert_eq!(claimed.iter().map(|i| i.id).collect::<Vec<_>>(), [queued]);
+    assert!(
+        f.store
+            .claim_queue_items(now, now + 60, 10, "b")
+            .await
+            .expect("claim")
+            .is_empty()
+    );
+    assert!(
+        !f.store
+            .renew_queue_lease(queued, now + 120, "b")
+            .await
+            .expect("renew")
+    );
+    assert!(
+        f.store
+            .renew_queue_lease(queued, now + 120, "a")
+            .await
+            .expect("renew")
+    );
+    // Still leased at now + 90 thanks to the renewal.
+    assert!(
+        f.store
+            .claim_queue_items(now + 90, now + 150, 10, "b")
+            .await
+            .expect("claim")
+            .is_empty()
+    );
+    assert_eq!(
+        f.store
+            .release_queue_leases(Some("b"))
+            .await
+            .expect("release"),
+        0
+    );
+    assert_eq!(
+        f.store
+            .release_queue_leases(Some("a"))
+            .await
+            .expect("release"),
+        1
+    );
+    let claimed = f
+        .store
+        .claim_queue_items(now, now + 60, 10, "b")
+        .await
+        .expect("claim");
+    assert_eq!(claimed.len(), 1);
+    // b's lease runs out unrenewed: a takes the item over, and b can no longer renew it.
+    let claimed = f
+        .store
+        .claim_queue_items(now + 61, now + 121, 10, "a")
+        .await
+        .expect("claim");
+    assert_eq!(claimed.len(), 1);
+    assert!(
+        !f.store
+            .renew_queue_lease(queued, now + 200, "b")
+            .await
+            .expect("renew")
+    );
+    assert_eq!(
+        f.store.release_queue_leases(None).await.expect("release"),
+        1
+    );
+}
+
 /// Each test above, once per backend: `sqlite::NAME` and `postgres_backend::NAME`.
 macro_rules! on_both_backends {
     ($($test:ident),* $(,)?) => {
@@ -900,6 +998,7 @@ macro_rules! on_both_backends {
 }
 
 on_both_backends!(
+    queue_leases_belong_to_their_holder,
     new_account_has_the_default_mailboxes_with_roles,
     concurrent_deliveries_get_distinct_ascending_uids,
     a_message_delivered_to_three_mailboxes_is_stored_once,

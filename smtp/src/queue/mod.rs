@@ -41,6 +41,8 @@ pub struct QueueWorker {
 
 struct Inner {
     store: Store,
+    /// This node's name, the holder of the leases it takes (stable across restarts).
+    node: String,
     hostname: String,
     config: Arc<OutboundConfig>,
     router: Router,
@@ -55,6 +57,7 @@ impl QueueWorker {
     /// runs: static routes and the relay work, MX lookups fail temporarily.
     pub fn new(
         store: Store,
+        node: String,
         hostname: String,
         config: OutboundConfig,
         dkim: KeyRing,
@@ -67,12 +70,13 @@ impl QueueWorker {
                 Arc::new(NoResolver(error))
             }
         };
-        Self::with_resolver(store, hostname, config, resolver, dkim, shutdown)
+        Self::with_resolver(store, node, hostname, config, resolver, dkim, shutdown)
     }
 
     /// A worker with the given resolver (tests, or a caching resolver shared elsewhere).
     pub fn with_resolver(
         store: Store,
+        node: String,
         hostname: String,
         config: OutboundConfig,
         resolver: Arc<dyn Resolver>,
@@ -87,6 +91,7 @@ impl QueueWorker {
         QueueWorker {
             inner: Arc::new(Inner {
                 store,
+                node,
                 hostname,
                 router: Router {
                     config: config.clone(),
@@ -104,15 +109,17 @@ impl QueueWorker {
     /// the attempts in flight.
     pub async fn run(self) {
         let this = &self.inner;
-        // Single node (SQLite): nothing is in flight before we start, so leases left by a
-        // killed process are stale. Several nodes (PostgreSQL): a lease may be another
-        // live node's; a dead node's run out by themselves.
-        if this.store.backend() == Backend::Sqlite {
-            match this.store.release_queue_leases().await {
-                Ok(0) => {}
-                Ok(released) => tracing::info!(released, "released stale queue leases"),
-                Err(error) => tracing::warn!(%error, "releasing queue leases failed"),
-            }
+        // Nothing of ours is in flight before we start, so leases this node left when it
+        // was killed are stale. Single node (SQLite): every lease is ours. Several nodes
+        // (PostgreSQL): another node's lease may be live; a dead node's runs out.
+        let holder = match this.store.backend() {
+            Backend::Sqlite => None,
+            Backend::Postgres => Some(this.node.as_str()),
+        };
+        match this.store.release_queue_leases(holder).await {
+            Ok(0) => {}
+            Ok(released) => tracing::info!(released, "released stale queue leases"),
+            Err(error) => tracing::warn!(%error, "releasing queue leases failed"),
         }
         let lease = Duration::from_secs(this.config.lease_secs);
         tracing::info!("outbound queue started");
@@ -129,7 +136,7 @@ impl QueueWorker {
                 let now = unix_now();
                 match this
                     .store
-                    .claim_queue_items(now, now + lease.as_secs() as i64, free)
+                    .claim_queue_items(now, now + lease.as_secs() as i64, free, &this.node)
                     .await
                 {
                     Ok(items) => {
@@ -192,7 +199,7 @@ impl QueueWorker {
         loop {
             tokio::time::sleep(lease / 3).await;
             let until = unix_now() + lease.as_secs() as i64;
-            if let Err(error) = this.store.renew_queue_lease(id, until).await {
+            if let Err(error) = this.store.renew_queue_lease(id, until, &this.node).await {
                 tracing::warn!(%error, "renewing the queue lease failed");
             }
         }

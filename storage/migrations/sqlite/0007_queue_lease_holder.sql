@@ -1,0 +1,4 @@
+-- Who holds a queue item's lease: the claiming node's name (its data directory's node id).
+-- Only the holder renews a lease, and a node starting up takes back at once the items it
+-- held when it died; other nodes' leases are left to run out.
+ALTER TABLE queue ADD COLUMN lease_holder TEXT;

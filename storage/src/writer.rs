@@ -207,11 +207,17 @@ async fn commit_batch(
     batch: &mut [Box<dyn ErasedJob>],
 ) -> (Result<(), String>, Vec<Change>) {
     let mut published = Vec::new();
-    let conn = &mut database.conn;
-    if let Err(error) = begin(conn, database.backend).await {
-        let _ = conn.execute("ROLLBACK").await;
-        return (Err(error.to_string()), published);
+    if begin(&mut database.conn, database.backend).await.is_err() {
+        // No job has run yet, so the batch can start over: on a connection that broke
+        // while the writer was idle (the database restarted), a new one.
+        let _ = database.conn.execute("ROLLBACK").await;
+        database.reconnect_when_broken().await;
+        if let Err(error) = begin(&mut database.conn, database.backend).await {
+            let _ = database.conn.execute("ROLLBACK").await;
+            return (Err(error.to_string()), published);
+        }
     }
+    let conn = &mut database.conn;
     for job in batch.iter_mut() {
         if let Err(error) = conn.execute("SAVEPOINT job").await {
             let _ = conn.execute("ROLLBACK").await;

@@ -975,6 +975,48 @@ async fn queue_leases_belong_to_their_holder(backend: Backend) {
     );
 }
 
+/// PostgreSQL: when the server drops every connection of a store (a restart, a failover),
+/// the next write succeeds on a new connection, readers reconnect, and subscribers are told
+/// to reread, since other nodes' notifications may have been missed meanwhile.
+#[tokio::test]
+async fn postgres_connections_dropped_by_the_server_come_back() {
+    let f = fixture(Backend::Postgres).await;
+    let inbox = mailbox(&f.store, f.account, "INBOX").await;
+    deliver(&f.store, vec![inbox.id], message(1)).await;
+    let mut changes = f.store.subscribe();
+    let mut admin = sqlx::AnyConnection::connect(&f.place.url)
+        .await
+        .expect("admin connection");
+    let dropped: i64 = sqlx::query_scalar(
+        "SELECT CAST(COUNT(pg_terminate_backend(pid)) AS BIGINT) FROM pg_stat_activity
+         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    .fetch_one(&mut admin)
+    .await
+    .expect("terminate");
+    assert!(dropped >= 3, "writer, reader and listener: {dropped}");
+    let second = deliver(&f.store, vec![inbox.id], message(2)).await;
+    assert_eq!(second.placed[0].2, Uid(2));
+    let entries = f
+        .store
+        .mailbox_entries(inbox.id)
+        .await
+        .expect("read after reconnect");
+    assert_eq!(entries.len(), 2);
+    let resync = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            match changes.recv().await {
+                Ok(change) if change.kind == ChangeKind::Resync => return change,
+                Ok(_) => {}
+                Err(error) => panic!("{error}"),
+            }
+        }
+    })
+    .await
+    .expect("no Resync after the listener's connection dropped");
+    assert!(resync.concerns(inbox.id));
+}
+
 /// Each test above, once per backend: `sqlite::NAME` and `postgres_backend::NAME`.
 macro_rules! on_both_backends {
     ($($test:ident),* $(,)?) => {

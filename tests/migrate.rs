@@ -119,10 +119,8 @@ fn a_sqlite_installation_moves_to_postgres_and_imap_clients_see_the_same_mailbox
     assert!(users.contains("quota 10000000 bytes"), "{users}");
     assert!(server.terminate(), "server did not stop cleanly");
 
-    let sqlite = format!(
-        "sqlite://{}",
-        server.data_dir().join("letterbox.sqlite").display()
-    );
+    // SQLite, or PostgreSQL too under LETTERBOX_TEST_BACKEND=postgres.
+    let source = server.storage_url();
     let migrate = |from: &str, to: &str| {
         Command::new(letterbox_bin())
             .args(["migrate", "--from", from, "--to", to])
@@ -131,7 +129,7 @@ fn a_sqlite_installation_moves_to_postgres_and_imap_clients_see_the_same_mailbox
             .output()
             .expect("run letterbox migrate")
     };
-    let copied = migrate(&sqlite, &database.url);
+    let copied = migrate(&source, &database.url);
     let stdout = String::from_utf8_lossy(&copied.stdout);
     assert!(
         copied.status.success(),
@@ -153,7 +151,7 @@ fn a_sqlite_installation_moves_to_postgres_and_imap_clients_see_the_same_mailbox
     assert_eq!(rows("expunged"), 1, "{stdout}");
 
     // Into a store that is no longer empty: refused, and nothing printed as copied.
-    let again = migrate(&sqlite, &database.url);
+    let again = migrate(&source, &database.url);
     assert!(!again.status.success());
     let error = String::from_utf8_lossy(&again.stderr);
     assert!(error.contains("not empty"), "{error}");

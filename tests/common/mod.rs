@@ -283,6 +283,7 @@ impl TestServer {
         // A top-level key goes before the first table.
         std::fs::write(&self.config, format!("storage = \"{url}\"\n{others}"))
             .expect("write config");
+        self.storage = Some(url.to_owned());
     }
 }
 

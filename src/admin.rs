@@ -304,6 +304,88 @@ pub async fn queue(config: &Config, command: QueueCommand) -> Result<()> {
     Ok(())
 }
 
+/// `letterbox migrate --from URL --to URL`: every row of one store copied into another,
+/// empty one, ids, UIDs and UIDVALIDITY as they are (see `storage`'s `migrate` module);
+/// prints the rows copied per table. URLs are printed without their password.
+pub async fn migrate(from: &str, to: &str) -> Result<()> {
+    // Opening a SQLite store creates its file: a mistyped --from would copy nothing.
+    if let Some(file) = storage::sqlite_file(from) {
+        anyhow::ensure!(
+            file.is_file(),
+            "--from: there is no SQLite store at {}",
+            file.display()
+        );
+    }
+    if let Some(parent) = storage::sqlite_file(to)
+        .as_deref()
+        .and_then(std::path::Path::parent)
+        .filter(|parent| !parent.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating directory {}", parent.display()))?;
+    }
+    let source = Store::open(from)
+        .await
+        .with_context(|| format!("opening --from {}", without_password(from)))?;
+    let target = Store::open(to)
+        .await
+        .with_context(|| format!("opening --to {}", without_password(to)))?;
+    let report = target
+        .copy_installation_from(&source)
+        .await
+        .with_context(|| {
+            format!(
+                "copying {} into {}",
+                without_password(from),
+                without_password(to)
+            )
+        })?;
+    println!(
+        "copied {} into {}",
+        without_password(from),
+        without_password(to)
+    );
+    for (table, rows) in &report.tables {
+        println!("{table:<18}{rows:>10}");
+    }
+    Ok(())
+}
+
+/// A storage URL fit to print: the password of `scheme://user:password@host` and a
+/// `password=` parameter replaced by `***`.
+fn without_password(url: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let mut printed = match base.split_once("://") {
+        Some((scheme, rest)) => {
+            let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+            let authority = match authority.rsplit_once('@') {
+                Some((userinfo, host)) => match userinfo.split_once(':') {
+                    Some((user, _)) => format!("{user}:***@{host}"),
+                    None => authority.to_owned(),
+                },
+                None => authority.to_owned(),
+            };
+            format!("{scheme}://{authority}{path}")
+        }
+        None => base.to_owned(),
+    };
+    if let Some(query) = query {
+        let pairs: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((key, _)) if key.eq_ignore_ascii_case("password") => format!("{key}=***"),
+                _ => pair.to_owned(),
+            })
+            .collect();
+        printed.push('?');
+        printed.push_str(&pairs.join("&"));
+    }
+    printed
+}
+
 pub fn dkim(config: &Config, command: DkimCommand) -> Result<()> {
     let dir = keys::key_dir(&config.data_dir);
     match command {
@@ -518,4 +600,26 @@ pub(crate) fn unix_now() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn printed_urls_hide_the_password() {
+        assert_eq!(
+            without_password("postgres://mail:s3cret@db.example:5432/letterbox"),
+            "postgres://mail:***@db.example:5432/letterbox"
+        );
+        assert_eq!(
+            without_password("postgres://mail@db/letterbox?sslmode=require&password=s3cret"),
+            "postgres://mail@db/letterbox?sslmode=require&password=***"
+        );
+        assert_eq!(
+            without_password("sqlite:///var/lib/letterbox/letterbox.sqlite"),
+            "sqlite:///var/lib/letterbox/letterbox.sqlite"
+        );
+        assert_eq!(without_password("data/mail.sqlite"), "data/mail.sqlite");
+    }
 }

@@ -50,6 +50,18 @@ enum Command {
     /// Print every DNS record DOMAIN needs: MX, SPF, DKIM, DMARC, SRV, autoconfig and
     /// autodiscover.
     Dns { domain: String },
+    /// Copy a whole installation into a new, empty store (e.g. SQLite to PostgreSQL),
+    /// keeping UIDs and UIDVALIDITY so IMAP clients need not download mail again. Stop
+    /// the server first; the configuration file is not read.
+    Migrate {
+        /// Storage URL to copy from: `sqlite://PATH` (the file must exist) or
+        /// `postgres://...`.
+        #[arg(long)]
+        from: String,
+        /// Storage URL to copy into: a new database, or one with no mail or accounts.
+        #[arg(long)]
+        to: String,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -73,10 +85,14 @@ fn run(cli: Cli) -> Result<()> {
         // Colour codes only for a person at a terminal, not in log files and journald.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let config = config::Config::load(cli.config.as_deref())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    // Both stores are given on the command line: no configuration to read.
+    if let Command::Migrate { from, to } = &cli.command {
+        return runtime.block_on(admin::migrate(from, to));
+    }
+    let config = config::Config::load(cli.config.as_deref())?;
     runtime.block_on(async move {
         match cli.command {
             Command::Serve => serve::run(config).await,
@@ -93,6 +109,8 @@ fn run(cli: Cli) -> Result<()> {
             Command::Queue(command) => admin::queue(&config, command).await,
             Command::Dkim(command) => admin::dkim(&config, command),
             Command::Dns { domain } => admin::dns(&config, &domain).await,
+            // Run above, before the configuration is read.
+            Command::Migrate { from, to } => admin::migrate(&from, &to).await,
         }
     })
 }

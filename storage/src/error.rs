@@ -27,6 +27,9 @@ pub enum StoreError {
     PasswordHash(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// [`crate::Store::copy_installation_from`] copies into an empty store only.
+    #[error("the target store is not empty (it has {table}): copy into a new, empty database")]
+    TargetNotEmpty { table: &'static str },
 }
 
 impl StoreError {

@@ -17,6 +17,7 @@ mod cache;
 mod error;
 mod mailboxes;
 mod messages;
+mod migrate;
 pub mod mime;
 mod notify;
 mod password;
@@ -31,6 +32,7 @@ pub use mailboxes::{Mailbox, MailboxStatus};
 pub use messages::{
     Delivered, Delivery, MailboxChanges, MessageEntry, Outbound, StoreFlagsOutcome,
 };
+pub use migrate::CopyReport;
 pub use mime::MessageMeta;
 pub use notify::CHANGES_CHANNEL;
 pub use notify::{CHANGE_CHANNEL_CAPACITY, Change, ChangeKind};
@@ -219,6 +221,56 @@ fn sqlite_url(url: &str) -> String {
     format!("sqlite://{path}?mode=rwc")
 }
 
+/// The file a SQLite storage URL names, as [`Store::open`] reads it: `sqlite://PATH` and
+/// `sqlite:PATH` are URLs (the query cut off, percent-escapes decoded), anything else a
+/// plain path. `None` for PostgreSQL and for an in-memory database.
+pub fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    if Backend::of_url(url) != Backend::Sqlite {
+        return None;
+    }
+    let Some(rest) = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+    else {
+        return Some(url.into());
+    };
+    let path = rest.split_once('?').map_or(rest, |(path, _)| path);
+    if path == ":memory:" {
+        return None;
+    }
+    Some(
+        String::from_utf8_lossy(&percent_decode(path))
+            .into_owned()
+            .into(),
+    )
+}
+
+/// `%XX` escapes of a URL path as bytes (RFC 3986 §2.1); a `%` not followed by two hex
+/// digits stays as it is.
+fn percent_decode(text: &str) -> Vec<u8> {
+    let bytes = text.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = bytes
+            .get(i + 1..i + 3)
+            .filter(|_| bytes[i] == b'%')
+            .and_then(|hex| std::str::from_utf8(hex).ok())
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match escaped {
+            Some(byte) => {
+                decoded.push(byte);
+                i += 3;
+            }
+            None => {
+                decoded.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    decoded
+}
+
 /// Per-connection settings of SQLite (the Any driver takes only a URL, so they are
 /// PRAGMAs run after connecting).
 async fn set_sqlite_connection_options(conn: &mut AnyConnection) -> sqlx::Result<()> {
@@ -238,4 +290,40 @@ pub(crate) fn unix_now() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    #[test]
+    fn sqlite_file_reads_urls_as_sqlx_does() {
+        let file = |url| sqlite_file(url).map(|p| p.to_string_lossy().into_owned());
+        assert_eq!(
+            file("/var/lib/mail.sqlite").as_deref(),
+            Some("/var/lib/mail.sqlite")
+        );
+        assert_eq!(
+            file("sqlite:///var/lib/mail.sqlite?mode=rwc").as_deref(),
+            Some("/var/lib/mail.sqlite")
+        );
+        assert_eq!(file("sqlite:mail.sqlite").as_deref(), Some("mail.sqlite"));
+        assert_eq!(
+            file("sqlite://data/a%3Fb%25.sqlite").as_deref(),
+            Some("data/a?b%.sqlite")
+        );
+        // A plain path is not a URL: nothing in it is an escape.
+        assert_eq!(
+            file("data/a%3F.sqlite").as_deref(),
+            Some("data/a%3F.sqlite")
+        );
+        assert_eq!(file("sqlite://100%.sqlite").as_deref(), Some("100%.sqlite"));
+        assert_eq!(file("sqlite::memory:"), None);
+        assert_eq!(file("postgres://u@localhost/mail"), None);
+        // What `sqlite_url` makes of a plain path names the same file.
+        let odd = "/tmp/a%b?c#d.sqlite";
+        let url = sqlite_url(odd);
+        assert_eq!(sqlite_file(&url), Some(PathBuf::from(odd)));
+    }
 }

@@ -136,7 +136,7 @@ async fn charge_quota(conn: &mut AnyConnection, account: AccountId, bytes: i64) 
 }
 
 /// `$first, $first+1, ...`: `count` numbered parameters (both backends take `$N`).
-fn placeholders(first: usize, count: usize) -> String {
+pub(crate) fn placeholders(first: usize, count: usize) -> String {
     (first..first + count)
         .map(|n| format!("${n}"))
         .collect::<Vec<_>>()

@@ -877,6 +877,333 @@ async fn migration_0003_backfills_messages_stored_before_it() {
     assert!(new > old_ids[1]);
 }
 
+/// Everything the public API shows of a store, to compare two stores with.
+#[derive(Debug, PartialEq)]
+struct Contents {
+    domains: Vec<String>,
+    accounts: Vec<storage::Account>,
+    aliases: Vec<storage::Alias>,
+    mailboxes: Vec<Mailbox>,
+    /// Per mailbox: status, entries, and everything changed since MODSEQ 0 (with the
+    /// expunged UIDs that QRESYNC reports as VANISHED).
+    statuses: Vec<storage::MailboxStatus>,
+    entries: Vec<Vec<storage::MessageEntry>>,
+    changes: Vec<storage::MailboxChanges>,
+    /// Per message id: raw bytes, stored header, and the text SEARCH reads.
+    raw: std::collections::BTreeMap<storage::MessageId, Vec<u8>>,
+    headers: std::collections::BTreeMap<storage::MessageId, Vec<u8>>,
+    texts: std::collections::BTreeMap<storage::MessageId, String>,
+    queue: Vec<storage::QueueItem>,
+    stored_messages: i64,
+}
+
+async fn contents(store: &Store) -> Contents {
+    let accounts = store.list_accounts().await.expect("accounts");
+    let mut mailboxes = Vec::new();
+    for account in &accounts {
+        mailboxes.extend(store.list_mailboxes(account.id).await.expect("mailboxes"));
+    }
+    let mut contents = Contents {
+        domains: store.list_domains().await.expect("domains"),
+        aliases: store.list_aliases().await.expect("aliases"),
+        accounts,
+        statuses: Vec::new(),
+        entries: Vec::new(),
+        changes: Vec::new(),
+        raw: Default::default(),
+        headers: Default::default(),
+        texts: Default::default(),
+        queue: store.queue_items().await.expect("queue"),
+        stored_messages: store.stored_message_count().await.expect("count"),
+        mailboxes,
+    };
+    let mut ids: Vec<storage::MessageId> = contents.queue.iter().map(|q| q.message).collect();
+    for mailbox in &contents.mailboxes {
+        contents
+            .statuses
+            .push(store.mailbox_status(mailbox.id).await.expect("status"));
+        let entries = store.mailbox_entries(mailbox.id).await.expect("entries");
+        ids.extend(entries.iter().map(|e| e.message));
+        contents.entries.push(entries);
+        contents.changes.push(
+            store
+                .changes_since(mailbox.id, ModSeq(0))
+                .await
+                .expect("changes"),
+        );
+    }
+    let headers = store.message_headers(&ids).await.expect("headers");
+    for id in ids {
+        contents
+            .raw
+            .insert(id, store.raw_message(id).await.expect("raw"));
+        contents.headers.insert(id, headers[&id].to_vec());
+        contents
+            .texts
+            .insert(id, store.message_text(id).await.expect("text"));
+    }
+    contents
+}
+
+/// `letterbox migrate`: an installation on SQLite copied into a new PostgreSQL database
+/// (and from there into a new SQLite file) reads the same through the public API, keeps
+/// UIDVALIDITY and UIDs, logins and aliases, and new rows continue after the copied ids.
+#[tokio::test]
+async fn an_installation_copied_from_sqlite_to_postgres_and_back_reads_the_same() {
+    let sqlite = Place::new(Backend::Sqlite).await;
+    let source = sqlite.open().await;
+    source.add_domain("example.org").await.expect("domain");
+    source.add_domain("example.net").await.expect("domain");
+    let alice = source
+        .add_account("alice@example.org", &Secret::new("pw-alice"))
+        .await
+        .expect("alice");
+    let bob = source
+        .add_account("bob@example.net", &Secret::new("pw-bob"))
+        .await
+        .expect("bob");
+    source
+        .set_quota("alice@example.org", Some(1_000_000))
+        .await
+        .expect("quota");
+    source
+        .add_alias("postmaster@example.org", "alice@example.org")
+        .await
+        .expect("alias");
+    source
+        .add_alias("@example.net", "bob@example.net")
+        .await
+        .expect("catch-all");
+    let projects = source
+        .create_mailbox(alice, "Projects/2026", None)
+        .await
+        .expect("create");
+    source
+        .set_subscribed(projects, true)
+        .await
+        .expect("subscribe");
+    let inbox = source.inbox(alice).await.expect("inbox").id;
+    let mut delivered = Vec::new();
+    for n in 1..=4 {
+        delivered.push(deliver(&source, vec![inbox], message(n)).await);
+    }
+    // One message in two mailboxes, stored once.
+    deliver(&source, vec![inbox, projects], message(5)).await;
+    // Enough for several chunks of messages and of mailbox entries, whose last chunk
+    // ends in another mailbox than it starts in.
+    let bulk = (100..400)
+        .map(|n| Delivery {
+            raw: message(n),
+            mailboxes: vec![inbox, projects],
+            ..Delivery::default()
+        })
+        .collect();
+    source.deliver_all(bulk).await.expect("bulk");
+    deliver(
+        &source,
+        vec![source.inbox(bob).await.expect("inbox").id],
+        message(6),
+    )
+    .await;
+    source
+        .store_flags(
+            inbox,
+            vec![Uid(1), Uid(2)],
+            FlagOperation::Add,
+            Flags::new(["\\Seen", "$Work"]),
+            None,
+        )
+        .await
+        .expect("flags");
+    source
+        .store_flags(
+            inbox,
+            vec![Uid(2)],
+            FlagOperation::Add,
+            Flags::new(["\\Flagged"]),
+            None,
+        )
+        .await
+        .expect("flags");
+    source.expunge(inbox, vec![Uid(3)]).await.expect("expunge");
+    let queued = source
+        .deliver(Delivery {
+            raw: message(7),
+            outbound: Some(storage::Outbound {
+                mail_from: "alice@example.org".into(),
+                recipients: vec![storage::QueuedRecipient {
+                    address: "carol@example.com".into(),
+                    notify: vec!["FAILURE".into()],
+                    orcpt: None,
+                }],
+                ret: Some("HDRS".into()),
+                envid: Some("env-1".into()),
+            }),
+            ..Delivery::default()
+        })
+        .await
+        .expect("queue");
+    // A message stored before delivery dropped NULs from the text SEARCH reads:
+    // PostgreSQL's TEXT cannot hold one.
+    let with_nul = delivered[3].message;
+    let mut other = sqlx::AnyConnection::connect(&format!("sqlite:{}", sqlite.url))
+        .await
+        .expect("second connection");
+    sqlx::query("UPDATE messages SET body_text = body_text || char(0) || 'tail' WHERE id = $1")
+        .bind(with_nul.0)
+        .execute(&mut other)
+        .await
+        .expect("old-style text");
+    other.close().await.expect("close");
+
+    let before = contents(&source).await;
+    assert_eq!(
+        before.changes[2].expunged,
+        [Uid(3)],
+        "{:?}",
+        before.mailboxes
+    );
+    assert!(before.texts[&with_nul].contains('\0'));
+    assert_eq!(before.queue.len(), 1);
+    assert!(before.accounts[0].used_bytes > 0);
+
+    let postgres = Place::new(Backend::Postgres).await;
+    let target = postgres.open().await;
+    let report = target.copy_installation_from(&source).await.expect("copy");
+    assert_eq!(report.rows("domains"), Some(2));
+    assert_eq!(report.rows("accounts"), Some(2));
+    assert_eq!(report.rows("aliases"), Some(2));
+    assert_eq!(report.rows("mailboxes"), Some(14));
+    assert_eq!(report.rows("messages"), Some(306));
+    assert_eq!(report.rows("mailbox_messages"), Some(606));
+    assert_eq!(report.rows("expunged"), Some(1));
+    assert_eq!(report.rows("queue"), Some(1));
+    assert_eq!(report.rows("id_sequences"), Some(1));
+
+    let mut expected = before;
+    let text = expected.texts.get_mut(&with_nul).expect("text");
+    *text = text.replace('\0', "");
+    assert!(text.ends_with("tail"));
+    let copied = contents(&target).await;
+    assert_eq!(copied, expected);
+
+    // Logins and address resolution.
+    for (email, password) in [
+        ("alice@example.org", "pw-alice"),
+        ("bob@example.net", "pw-bob"),
+    ] {
+        let account = target
+            .authenticate(email, &Secret::new(password))
+            .await
+            .expect("auth");
+        assert_eq!(account.map(|a| a.email).as_deref(), Some(email));
+        assert!(
+            target
+                .authenticate(email, &Secret::new("wrong"))
+                .await
+                .expect("auth")
+                .is_none()
+        );
+    }
+    let resolve = |address: &'static str| {
+        let target = target.clone();
+        async move { target.resolve_recipient(address).await.expect("resolve") }
+    };
+    assert_eq!(resolve("postmaster@example.org").await, Some(alice));
+    assert_eq!(resolve("anyone@example.net").await, Some(bob));
+    assert_eq!(resolve("alice+tag@example.org").await, Some(alice));
+
+    // Every id goes on after the copied ones (PostgreSQL's identity sequences moved).
+    let status = target.mailbox_status(inbox).await.expect("status");
+    let next = deliver(&target, vec![inbox], message(8)).await;
+    assert_eq!(next.placed, [(inbox, status.uid_validity, status.uid_next)]);
+    assert_eq!(status.uid_next, Uid(306));
+    let largest = expected.raw.keys().max().copied().expect("messages");
+    assert!(next.message > largest, "{} after {largest}", next.message);
+    let changes = target
+        .changes_since(inbox, status.highest_modseq)
+        .await
+        .expect("changes");
+    assert_eq!(changes.changed.len(), 1);
+    assert!(changes.highest_modseq > status.highest_modseq);
+    let largest_mailbox = expected
+        .mailboxes
+        .iter()
+        .map(|m| m.id)
+        .max()
+        .expect("mailboxes");
+    let new_mailbox = target
+        .create_mailbox(alice, "Later", None)
+        .await
+        .expect("create after copy");
+    assert!(new_mailbox > largest_mailbox);
+    assert!(
+        target
+            .mailbox(new_mailbox)
+            .await
+            .expect("mailbox")
+            .uid_validity
+            > expected
+                .mailboxes
+                .iter()
+                .map(|m| m.uid_validity)
+                .max()
+                .expect("max")
+    );
+    target
+        .add_domain("example.com")
+        .await
+        .expect("domain after copy");
+    let carol = target
+        .add_account("carol@example.com", &Secret::new("pw-carol"))
+        .await
+        .expect("account after copy");
+    assert!(carol > bob);
+    target
+        .add_alias("info@example.com", "carol@example.com")
+        .await
+        .expect("alias after copy");
+    let queued_again = target
+        .deliver(Delivery {
+            raw: message(9),
+            outbound: Some(storage::Outbound {
+                mail_from: "carol@example.com".into(),
+                recipients: vec![storage::QueuedRecipient {
+                    address: "dave@example.com".into(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            ..Delivery::default()
+        })
+        .await
+        .expect("queue after copy");
+    assert!(queued_again.queued > queued.queued);
+
+    // Not into a store that holds anything.
+    let refused = target.copy_installation_from(&source).await;
+    assert!(
+        matches!(
+            refused,
+            Err(StoreError::TargetNotEmpty { table: "domains" })
+        ),
+        "{refused:?}"
+    );
+
+    // And back, PostgreSQL to SQLite: the same again.
+    let back = Place::new(Backend::Sqlite).await;
+    let back_store = back.open().await;
+    let grown = contents(&target).await;
+    back_store
+        .copy_installation_from(&target)
+        .await
+        .expect("copy back");
+    assert_eq!(contents(&back_store).await, grown);
+    let again = deliver(&back_store, vec![inbox], message(10)).await;
+    assert_eq!(again.placed[0].2, Uid(307));
+    assert!(again.message > next.message);
+}
+
 /// Queue leases: a claimed item is not handed out again while leased, only its holder
 /// renews it, a holder's restart releases only its own leases, and an expired lease lets
 /// another node take the item.

@@ -268,6 +268,25 @@ impl Drop for TestServer {
     }
 }
 
+/// Moving a server to other storage (`letterbox migrate`, tests/migrate.rs).
+impl TestServer {
+    /// Points the configuration at the storage `url` (the top-level `storage` key) from
+    /// the next [`TestServer::launch`] on; the data directory (certificate, DKIM keys,
+    /// log) stays the same.
+    pub fn set_storage(&mut self, url: &str) {
+        let config = std::fs::read_to_string(&self.config).expect("read config");
+        let others: String = config
+            .lines()
+            .filter(|line| !line.starts_with("storage = "))
+            .map(|line| format!("{line}\n"))
+            .collect();
+        // A top-level key goes before the first table.
+        std::fs::write(&self.config, format!("storage = \"{url}\"\n{others}"))
+            .expect("write config");
+        self.storage = Some(url.to_owned());
+    }
+}
+
 /// Runs a Python 3 script (stdlib clients such as smtplib and imaplib) and returns its
 /// stdout; fails the test with its stderr when it exits non-zero.
 pub fn python(script: &str, args: &[&str]) -> String {

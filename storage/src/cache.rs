@@ -8,8 +8,8 @@
 //!   delivery), and
 //! - a message id is never given to another message: ids come from `id_sequences`
 //!   (migration 0003), which only grows, even when the newest message is deleted by this
-//!   process or by another one (the admin CLI). A PostgreSQL backend gets the same from a
-//!   sequence.
+//!   process or by another one (the admin CLI, another node on PostgreSQL, whose schema
+//!   has the same table).
 //!
 //! So an entry may outlive its row, but it can never describe another message. The lock
 //! is held only to look up or insert, never across an await.

@@ -1,7 +1,7 @@
-# Shared by the bench scripts (bench/imap-vs-dovecot.sh, bench/smtp-vs-postfix.sh): sourced,
-# not run. The script sets BENCH_NAME (for messages), TARGETS, KEEP and STARTUP_TIMEOUT first,
-# and defines stop_servers, which the exit trap calls to stop what it started besides
-# letterbox.
+# Shared by the bench scripts (bench/imap-vs-dovecot.sh, bench/smtp-vs-postfix.sh,
+# bench/smtp-nodes.sh): sourced, not run. The script sets BENCH_NAME (for messages),
+# TARGETS, KEEP and STARTUP_TIMEOUT first, and defines stop_servers, which the exit trap
+# calls to stop what it started besides letterbox.
 # shellcheck shell=bash
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

@@ -9,6 +9,12 @@
 //! built binary; `bench/smtp-vs-postfix.sh` runs it against letterbox and against Postfix.
 //! Performance is measured here, never by timed assertions in tests.
 //!
+//! Several servers (nodes sharing one store): `--addr A --addr B` (or `LOAD_ADDR=A,B`)
+//! connects session i to address i mod n, all under one clock; the sessions still share
+//! one message counter, so a faster server takes more messages. With more than one address
+//! a line per address follows the report: `addr=A sessions=.. messages=..`.
+//! `bench/smtp-nodes.sh` runs it against one and two letterbox nodes on PostgreSQL.
+//!
 //! Each session is a lettre `AsyncSmtpConnection`, the connection type that lettre's
 //! `AsyncSmtpTransport` uses underneath: our lettre dev-dependency is built without lettre's
 //! `pool` feature, so the transport would open and drop a connection per message.
@@ -38,9 +44,15 @@ const REPLY_CLOSING: u16 = 221;
 #[derive(Parser)]
 #[command(about = "Drive concurrent SMTP sessions and print messages accepted per second")]
 struct Args {
-    /// The SMTP server to load.
-    #[arg(long, env = "LOAD_ADDR")]
-    addr: SocketAddr,
+    /// The SMTP server to load; repeat it (or separate with commas) to spread the sessions
+    /// over several servers, round-robin.
+    #[arg(
+        long = "addr",
+        env = "LOAD_ADDR",
+        value_delimiter = ',',
+        required = true
+    )]
+    addrs: Vec<SocketAddr>,
     /// Envelope recipient of every message.
     #[arg(long, env = "LOAD_TO", default_value = "you@localhost")]
     to: Address,
@@ -98,9 +110,15 @@ async fn main() -> Result<()> {
     });
 
     let mut connecting = JoinSet::new();
-    for _ in 0..args.sessions {
+    for session in 0..args.sessions {
         let load = load.clone();
-        connecting.spawn(async move { connect(args.addr, load.timeout).await });
+        // Round-robin: with n addresses, each gets sessions/n of them (rounded).
+        let index = session % args.addrs.len();
+        let addr = args.addrs[index];
+        connecting.spawn(async move {
+            let connection = connect(addr, load.timeout).await?;
+            Ok::<_, anyhow::Error>((index, connection))
+        });
     }
     let mut connections = Vec::with_capacity(args.sessions);
     while let Some(joined) = connecting.join_next().await {
@@ -110,17 +128,24 @@ async fn main() -> Result<()> {
     let started_unix = unix_time();
     let started = Instant::now();
     let mut sessions = JoinSet::new();
-    for connection in connections {
+    for (index, connection) in connections {
         let load = load.clone();
-        sessions.spawn(async move { run_session(connection, &load).await });
+        sessions.spawn(async move {
+            let (connection, count) = run_session(connection, &load).await?;
+            Ok::<_, anyhow::Error>((index, connection, count))
+        });
     }
     let mut finished = Vec::with_capacity(args.sessions);
     let mut sent = 0;
+    // Per address, indexed as `args.addrs`: (sessions, messages).
+    let mut per_addr = vec![(0usize, 0usize); args.addrs.len()];
     while let Some(joined) = sessions.join_next().await {
         match joined.context("session task panicked")? {
-            Ok((connection, count)) => {
+            Ok((index, connection, count)) => {
                 sent += count;
                 finished.push(connection);
+                per_addr[index].0 += 1;
+                per_addr[index].1 += count;
             }
             Err(error) => {
                 sessions.abort_all();
@@ -150,6 +175,11 @@ async fn main() -> Result<()> {
         started_unix.as_secs_f64(),
         finished_unix.as_secs_f64(),
     );
+    if args.addrs.len() > 1 {
+        for (addr, (sessions, messages)) in args.addrs.iter().zip(per_addr) {
+            println!("addr={addr} sessions={sessions} messages={messages}");
+        }
+    }
     Ok(())
 }
 

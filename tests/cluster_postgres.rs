@@ -5,7 +5,7 @@
 //! - a delivery through node A reaches an IDLE session on node B, and a flag set through
 //!   node B reaches an IDLE session on node A (NOTIFY between nodes);
 //! - 2 × 500 concurrent deliveries through both nodes into one mailbox get 1000 distinct
-//!   UIDs;
+//!   UIDs, and MODSEQs that grow with them;
 //! - `kill -9` of node A in the middle of deliveries loses no message it acknowledged;
 //! - node B finishes outbound work node A had claimed, once A's lease runs out.
 
@@ -173,8 +173,15 @@ found = subjects(on_a)
 uids = sorted(found)
 print('uids', len(uids), 'distinct', len(set(uids)), 'first', uids[0], 'last', uids[-1])
 print('subjects', len(set(found.values())))
+typ, data = on_a.uid('FETCH', '1:*', '(MODSEQ)')
+assert typ == 'OK', (typ, data)
+modseqs = [(int(line.split(b'UID ')[1].split()[0]), int(line.split(b'MODSEQ (')[1].split(b')')[0]))
+           for line in data]
+modseqs.sort()
+ascending = all(a[1] < b[1] for a, b in zip(modseqs, modseqs[1:]))
+print('modseqs', len(modseqs), 'ascending_with_uid', ascending)
 on_b = login(b_imaps, user, password)
-typ, data = on_b.status('INBOX', '(MESSAGES UIDNEXT)')
+typ, data = on_b.status('INBOX', '(MESSAGES UIDNEXT HIGHESTMODSEQ)')
 print('b_status', data[0].decode())
 "#
     );
@@ -200,7 +207,13 @@ print('b_status', data[0].decode())
     assert_eq!(line("failures"), "[]");
     assert_eq!(line("uids"), "1000 distinct 1000 first 1 last 1000");
     assert_eq!(line("subjects"), "1000");
-    assert_eq!(line("b_status"), "\"INBOX\" (MESSAGES 1000 UIDNEXT 1001)");
+    // RFC 7162 §3.1: every delivery took the next MODSEQ of the mailbox, in UID order
+    // whichever node made it (the mailbox starts at 1).
+    assert_eq!(line("modseqs"), "1000 ascending_with_uid True");
+    assert_eq!(
+        line("b_status"),
+        "\"INBOX\" (MESSAGES 1000 UIDNEXT 1001 HIGHESTMODSEQ 1001)"
+    );
 }
 
 #[test]

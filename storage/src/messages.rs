@@ -116,23 +116,21 @@ async fn bump_modseq(conn: &mut AnyConnection, mailbox: MailboxId) -> Result<Mod
     Ok(ModSeq(modseq as u64))
 }
 
-/// Adds `bytes` to an account's usage, refusing when it would pass the quota.
+/// Adds `bytes` to an account's usage, refusing when it would pass the quota: one
+/// statement, so one round trip to PostgreSQL per delivery. The account exists (its
+/// mailbox points at it), so no row updated means over quota.
 async fn charge_quota(conn: &mut AnyConnection, account: AccountId, bytes: i64) -> Result<()> {
-    let row = sqlx::query("SELECT quota_bytes, used_bytes FROM accounts WHERE id = $1")
-        .bind(account.0)
-        .fetch_one(&mut *conn)
-        .await?;
-    let quota: Option<i64> = row.try_get("quota_bytes")?;
-    let used: i64 = row.try_get("used_bytes")?;
-    if quota.is_some_and(|quota| used + bytes > quota) {
-        return Err(StoreError::OverQuota);
-    }
-    sqlx::query("UPDATE accounts SET used_bytes = used_bytes + $1 WHERE id = $2")
-        .bind(bytes)
-        .bind(account.0)
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
+    sqlx::query_scalar::<_, i64>(
+        "UPDATE accounts SET used_bytes = used_bytes + $1
+         WHERE id = $2 AND (quota_bytes IS NULL OR used_bytes + $1 <= quota_bytes)
+         RETURNING id",
+    )
+    .bind(bytes)
+    .bind(account.0)
+    .fetch_optional(&mut *conn)
+    .await?
+    .map(drop)
+    .ok_or(StoreError::OverQuota)
 }
 
 /// `$first, $first+1, ...`: `count` numbered parameters (both backends take `$N`).

@@ -218,6 +218,21 @@ async fn commit_batch(
         }
     }
     let conn = &mut database.conn;
+    // A job alone needs no savepoint: if it fails, the whole transaction is its own and
+    // is rolled back (two statements fewer for a lone job, on PostgreSQL two round trips).
+    if let [job] = batch {
+        return match job.run(conn).await {
+            Some(changes) => {
+                published.extend(changes);
+                notify_and_commit(database, published).await
+            }
+            None => {
+                let _ = database.conn.execute("ROLLBACK").await;
+                // Nothing to commit; the job's own error is its answer (TypedJob::finish).
+                (Ok(()), Vec::new())
+            }
+        };
+    }
     for job in batch.iter_mut() {
         if let Err(error) = conn.execute("SAVEPOINT job").await {
             let _ = conn.execute("ROLLBACK").await;
@@ -239,6 +254,15 @@ async fn commit_batch(
             return (Err(error.to_string()), Vec::new());
         }
     }
+    notify_and_commit(database, published).await
+}
+
+/// Notifies other nodes (PostgreSQL) and commits the batch's transaction.
+async fn notify_and_commit(
+    database: &mut Database,
+    published: Vec<Change>,
+) -> (Result<(), String>, Vec<Change>) {
+    let conn = &mut database.conn;
     if database.backend == Backend::Postgres {
         for payload in notify_payloads(database.node, &published) {
             // Delivered to the other nodes at COMMIT, and only if it commits.

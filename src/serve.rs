@@ -179,7 +179,11 @@ async fn first_run(store: &Store, config: &Config) -> Result<Option<(String, Str
         return Ok(None);
     }
     if !store.is_local_domain(&config.hostname).await? {
-        store.add_domain(&config.hostname).await?;
+        match store.add_domain(&config.hostname).await {
+            // Another node sharing this PostgreSQL made it at the same moment.
+            Ok(()) | Err(storage::StoreError::AlreadyExists(_)) => {}
+            Err(error) => return Err(error.into()),
+        }
     }
     let email = format!("you@{}", config.hostname);
     let password = generate_password();
@@ -193,21 +197,19 @@ async fn first_run(store: &Store, config: &Config) -> Result<Option<(String, Str
     Ok(Some((email, password.expose().to_owned())))
 }
 
-/// This node's name: made once at random and kept in the data directory, so that it
-/// stays the same across restarts (it holds the node's outbound queue leases; see
-/// smtp::queue) and differs between nodes sharing one PostgreSQL.
+/// This node's name, the holder of its outbound queue leases (see smtp::queue): the
+/// machine's host name and the absolute data directory. It stays the same across restarts,
+/// so a node taking up again takes back at once the leases it left when it died, and it
+/// differs between nodes sharing one PostgreSQL even when their data directories were
+/// copied from one another (a name kept in a file there would be copied with them).
 fn node_name(data_dir: &std::path::Path) -> Result<String> {
-    let path = data_dir.join("node-id");
-    match std::fs::read_to_string(&path) {
-        Ok(name) if !name.trim().is_empty() => return Ok(name.trim().to_owned()),
-        Ok(_) => {}
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
-        Err(error) => return Err(error).with_context(|| format!("reading {}", path.display())),
-    }
-    let name = format!("{:016x}", rand::random::<u64>());
-    std::fs::write(&path, format!("{name}\n"))
-        .with_context(|| format!("writing {}", path.display()))?;
-    Ok(name)
+    // Linux; elsewhere the data directory alone tells the nodes of one host apart.
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|name| name.trim().to_owned())
+        .unwrap_or_default();
+    let data_dir = std::fs::canonicalize(data_dir)
+        .with_context(|| format!("resolving {}", data_dir.display()))?;
+    Ok(format!("{host}:{}", data_dir.display()))
 }
 
 /// SIGTERM and Ctrl-C (SIGINT), listened for from the moment they are installed.

@@ -157,6 +157,7 @@ impl Store {
                 // sqlx holds an advisory lock while migrating: nodes starting together
                 // migrate once.
                 POSTGRES_MIGRATIONS.run(&mut write_conn).await?;
+                writer::configure_writer_connection(&mut write_conn, backend).await?;
                 let reader = AnyPoolOptions::new()
                     .max_connections(POSTGRES_READ_CONNECTIONS)
                     .connect_with(options.clone())

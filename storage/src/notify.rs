@@ -62,6 +62,15 @@ pub enum ChangeKind {
 }
 
 impl Change {
+    /// Every session rereads its mailbox (see [`ChangeKind::Resync`]).
+    pub(crate) fn resync() -> Change {
+        Change {
+            account: AccountId(0),
+            mailbox: MailboxId(0),
+            kind: ChangeKind::Resync,
+        }
+    }
+
     /// True when a session showing `mailbox` must reread it.
     pub fn concerns(&self, mailbox: MailboxId) -> bool {
         self.mailbox == mailbox || self.kind == ChangeKind::Resync
@@ -110,6 +119,13 @@ fn changes_from_other_node(payload: &str, this_node: u64) -> Vec<Change> {
         .collect()
 }
 
+/// A connection listening on [`CHANGES_CHANNEL`].
+async fn listener(url: &str) -> sqlx::Result<PgListener> {
+    let mut listener = PgListener::connect(url).await?;
+    listener.listen(CHANGES_CHANNEL).await?;
+    Ok(listener)
+}
+
 /// Starts this node's listener for other nodes' changes (PostgreSQL). Returns once it
 /// listens, so that nothing committed after `Store::open` returns is missed.
 pub(crate) async fn listen_to_other_nodes(
@@ -117,14 +133,15 @@ pub(crate) async fn listen_to_other_nodes(
     this_node: u64,
     changes: broadcast::Sender<Change>,
 ) -> Result<()> {
-    let mut listener = PgListener::connect(url).await?;
-    listener.listen(CHANGES_CHANNEL).await?;
+    let mut listening = listener(url).await?;
     // The task ends once the store is gone (no sender left but this weak one).
-    let changes = changes.downgrade();
+    let weak_changes = changes.downgrade();
+    drop(changes);
+    let url = url.to_owned();
     tokio::spawn(async move {
         loop {
-            let received = listener.try_recv().await;
-            let Some(changes) = changes.upgrade() else {
+            let received = listening.try_recv().await;
+            let Some(changes) = weak_changes.upgrade() else {
                 return;
             };
             match received {
@@ -134,19 +151,29 @@ pub(crate) async fn listen_to_other_nodes(
                         let _ = changes.send(change);
                     }
                 }
-                // The connection was lost; the next try_recv reconnects and listens again.
+                // The connection was lost and sqlx made a new one at once, listening
+                // again; what other nodes committed in between went unheard.
                 Ok(None) => {
                     tracing::warn!("lost the connection listening for other nodes' changes");
-                    let _ = changes.send(Change {
-                        account: AccountId(0),
-                        mailbox: MailboxId(0),
-                        kind: ChangeKind::Resync,
-                    });
+                    let _ = changes.send(Change::resync());
                 }
+                // The connection failed and could not be made again at once (the server
+                // restarts): listen anew, and once listening, have every session reread.
                 Err(error) => {
                     tracing::warn!(%error, "listening for other nodes' changes failed");
                     drop(changes);
-                    tokio::time::sleep(LISTENER_RECONNECT_DELAY).await;
+                    listening = loop {
+                        tokio::time::sleep(LISTENER_RECONNECT_DELAY).await;
+                        match listener(&url).await {
+                            Ok(new) => break new,
+                            Err(error) => tracing::warn!(%error, "listening again failed"),
+                        }
+                    };
+                    tracing::info!("listening for other nodes' changes again");
+                    let Some(changes) = weak_changes.upgrade() else {
+                        return;
+                    };
+                    let _ = changes.send(Change::resync());
                 }
             }
         }

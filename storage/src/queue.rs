@@ -92,7 +92,8 @@ pub enum QueueItemState {
     Finished,
     /// Recipients remain; the item waits until `next_attempt_at`.
     Waiting { next_attempt_at: i64 },
-    /// The item was not there (dropped by the admin meanwhile).
+    /// The item was not there (dropped by the admin meanwhile), or its lease is no longer
+    /// the recorder's (it ran out and another node took the item): nothing was changed.
     Missing,
 }
 
@@ -277,11 +278,13 @@ impl Store {
         &self,
         id: QueueId,
         attempt: QueueAttempt,
+        holder: &str,
     ) -> Result<QueueItemState> {
+        let holder = holder.to_owned();
         self.writer
             .run(move |conn| {
                 Box::pin(async move {
-                    let state = record_attempt_in_tx(conn, id, &attempt).await?;
+                    let state = record_attempt_in_tx(conn, id, &attempt, &holder).await?;
                     Ok(JobOutput::new(state, Vec::new()))
                 })
             })
@@ -325,12 +328,18 @@ async fn record_attempt_in_tx(
     conn: &mut AnyConnection,
     id: QueueId,
     attempt: &QueueAttempt,
+    holder: &str,
 ) -> Result<QueueItemState> {
-    let Some(recipients) =
-        sqlx::query_scalar::<_, String>("SELECT recipients FROM queue WHERE id = $1")
-            .bind(id.0)
-            .fetch_optional(&mut *conn)
-            .await?
+    // Only the lease's holder records: an attempt that outlived its lease (its node lost
+    // the database for longer than the lease) must not undo the claim of the node that
+    // took the item over.
+    let Some(recipients) = sqlx::query_scalar::<_, String>(
+        "SELECT recipients FROM queue WHERE id = $1 AND lease_holder = $2",
+    )
+    .bind(id.0)
+    .bind(holder)
+    .fetch_optional(&mut *conn)
+    .await?
     else {
         return Ok(QueueItemState::Missing);
     };

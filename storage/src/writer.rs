@@ -37,6 +37,28 @@ const MAX_JOBS_PER_COMMIT: usize = 512;
 /// "letterbx" in ASCII, so that it does not collide with another application's lock.
 const POSTGRES_WRITE_LOCK: i64 = 0x6c65_7474_6572_6278;
 
+/// PostgreSQL ends a writer transaction that waits this long on its node (the node froze
+/// or lost the network mid-batch), so that the write lock it holds does not stop every
+/// other node's writes until TCP gives up on it (hours).
+const POSTGRES_IDLE_IN_TRANSACTION_TIMEOUT: &str = "60s";
+
+/// Session settings of a writer connection; run on every (re)connect.
+pub(crate) async fn configure_writer_connection(
+    conn: &mut AnyConnection,
+    backend: Backend,
+) -> sqlx::Result<()> {
+    if backend == Backend::Postgres {
+        conn.execute(
+            format!(
+                "SET idle_in_transaction_session_timeout = '{POSTGRES_IDLE_IN_TRANSACTION_TIMEOUT}'"
+            )
+            .as_str(),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
 /// What a job gives back: its result and the changes to publish once committed.
 pub(crate) struct JobOutput<T> {
     pub value: T,
@@ -156,7 +178,13 @@ impl Database {
         if self.conn.ping().await.is_ok() {
             return;
         }
-        match AnyConnection::connect_with(&self.connect).await {
+        let connected = match AnyConnection::connect_with(&self.connect).await {
+            Ok(mut conn) => configure_writer_connection(&mut conn, self.backend)
+                .await
+                .map(|()| conn),
+            Err(error) => Err(error),
+        };
+        match connected {
             Ok(conn) => {
                 tracing::info!("storage writer reconnected");
                 let broken = std::mem::replace(&mut self.conn, conn);
@@ -193,6 +221,9 @@ async fn run_writer(
             }
         } else if let Err(reason) = &committed {
             tracing::error!(%reason, jobs = batch.len(), "storage commit failed");
+            // A COMMIT whose answer was lost may have committed after all (other nodes
+            // then hear of it): sessions here reread their mailboxes to be sure.
+            let _ = changes.send(Change::resync());
             database.reconnect_when_broken().await;
         }
         for job in batch.drain(..) {

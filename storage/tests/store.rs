@@ -1296,6 +1296,21 @@ async fn queue_leases_belong_to_their_holder(backend: Backend) {
             .await
             .expect("renew")
     );
+    // b's attempt outlived its lease: its record must not undo a's claim.
+    let late = storage::QueueAttempt {
+        finished: vec!["bob@example.net".into()],
+        retry_at: None,
+        error: None,
+        delay_warned: false,
+    };
+    assert_eq!(
+        f.store
+            .record_queue_attempt(queued, late, "b")
+            .await
+            .expect("record"),
+        storage::QueueItemState::Missing
+    );
+    assert_eq!(f.store.queue_items().await.expect("items").len(), 1);
     assert_eq!(
         f.store.release_queue_leases(None).await.expect("release"),
         1

@@ -192,15 +192,23 @@ impl QueueWorker {
         }
     }
 
-    /// Extends the item's lease every third of its length; never returns.
+    /// Extends the item's lease every third of its length. Returns when the lease is no
+    /// longer this node's (it ran out while the database could not be reached, and
+    /// another node may have taken the item): the attempt is then abandoned, so that the
+    /// message does not go out from two nodes.
     async fn renew_lease(&self, id: QueueId) {
         let this = &self.inner;
         let lease = Duration::from_secs(this.config.lease_secs);
         loop {
             tokio::time::sleep(lease / 3).await;
             let until = unix_now() + lease.as_secs() as i64;
-            if let Err(error) = this.store.renew_queue_lease(id, until, &this.node).await {
-                tracing::warn!(%error, "renewing the queue lease failed");
+            match this.store.renew_queue_lease(id, until, &this.node).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::warn!("lost the queue lease; abandoning the attempt");
+                    return;
+                }
+                Err(error) => tracing::warn!(%error, "renewing the queue lease failed"),
             }
         }
     }
@@ -442,7 +450,11 @@ impl QueueWorker {
             error,
             delay_warned,
         };
-        match this.store.record_queue_attempt(item.id, attempt).await {
+        match this
+            .store
+            .record_queue_attempt(item.id, attempt, &this.node)
+            .await
+        {
             Ok(state) => tracing::debug!(?state, "attempt recorded"),
             Err(error) => tracing::error!(%error, "recording the attempt failed"),
         }

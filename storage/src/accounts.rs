@@ -35,6 +35,14 @@ pub(crate) fn split_address(address: &str) -> Result<(String, String)> {
             format!("{address:?} has no valid domain"),
         ));
     }
+    // Control characters (a NUL in a quoted local part, RFC 5321 §4.1.2 qtextSMTP excludes
+    // them) name nobody here, and PostgreSQL's TEXT cannot even hold a NUL.
+    if local.contains(char::is_control) {
+        return Err(StoreError::invalid(
+            "address",
+            format!("{address:?} has control characters"),
+        ));
+    }
     if local.contains(char::is_whitespace) {
         return Err(StoreError::invalid(
             "address",
@@ -254,10 +262,15 @@ impl Store {
     /// Checks a login. Returns the account when the password matches; `None` for an
     /// unknown account or a wrong password alike, taking the same time for both.
     pub async fn authenticate(&self, email: &str, password: &Secret) -> Result<Option<Account>> {
-        let row = sqlx::query("SELECT id, email, quota_bytes, used_bytes, password_hash FROM accounts WHERE lower(email) = lower($1)")
-            .bind(email.trim())
-            .fetch_optional(&self.reader)
-            .await?;
+        // A name with a control character is no account (and PostgreSQL refuses a NUL).
+        let row = if email.contains(char::is_control) {
+            None
+        } else {
+            sqlx::query("SELECT id, email, quota_bytes, used_bytes, password_hash FROM accounts WHERE lower(email) = lower($1)")
+                .bind(email.trim())
+                .fetch_optional(&self.reader)
+                .await?
+        };
         let (account, hash) = match &row {
             Some(row) => (
                 Some(account_from_row(row)),

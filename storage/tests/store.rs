@@ -479,6 +479,21 @@ async fn rename_moves_children_and_inbox_rename_moves_messages(backend: Backend)
 
 async fn recipients_resolve_through_aliases_plus_and_catch_all(backend: Backend) {
     let f = fixture(backend).await;
+    // A NUL (from a quoted SMTP local part) names nobody, on both backends alike.
+    assert_eq!(
+        f.store
+            .resolve_recipient("al\0ice@example.org")
+            .await
+            .expect("resolve"),
+        None
+    );
+    assert!(
+        f.store
+            .authenticate("al\0ice@example.org", &Secret::new("pw-alice"))
+            .await
+            .expect("login")
+            .is_none()
+    );
     f.store
         .add_account("bob@example.org", &Secret::new("pw-bob"))
         .await

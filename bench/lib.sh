@@ -94,6 +94,41 @@ running() {
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 
+# write_smtp_config DIR STORAGE: DIR/letterbox.toml for the SMTP benchmarks (only an SMTP
+# listener, connection limits above the sessions, DNS offline), on STORAGE (a storage URL,
+# or empty for SQLite in DIR/data).
+write_smtp_config() {
+    local dir=$1 storage=$2
+    mkdir -p "$dir"
+    {
+        echo 'hostname = "localhost"'
+        echo "data_dir = \"$dir/data\""
+        if [[ -n $storage ]]; then
+            echo "storage = \"$storage\""
+        fi
+        cat <<EOF
+
+[listen]
+smtp = ["127.0.0.1:0"]
+submission = []
+submissions = []
+imap = []
+imaps = []
+http = []
+
+[limits]
+max_connections = $((SESSIONS > 1000 ? SESSIONS : 1000))
+max_connections_per_ip = $((SESSIONS > 1000 ? SESSIONS : 1000))
+
+# SPF, DKIM, DMARC and ARC still run on every message (Postfix, as set up by
+# smtp-vs-postfix.sh, checks none), but answer from the machine: no lookup waits on a
+# network this sandbox may lack.
+[dns]
+offline = true
+EOF
+    } >"$dir/letterbox.toml"
+}
+
 # start_letterbox DIR: runs $WORK/bin/letterbox with DIR/letterbox.toml until it says
 # `ready`; its stdout (listening addresses, the first account's password) in DIR/stdout.
 start_letterbox() {

@@ -126,39 +126,6 @@ make_workdir letterbox-nodes
 build_letterbox
 LOAD=$(build_load smtp_load)
 
-# write_config DIR STORAGE: DIR/letterbox.toml, the same as bench/smtp-vs-postfix.sh's, on
-# STORAGE (a storage URL, or empty for SQLite in DIR/data).
-write_config() {
-    local dir=$1 storage=$2
-    mkdir -p "$dir"
-    {
-        echo 'hostname = "localhost"'
-        echo "data_dir = \"$dir/data\""
-        if [[ -n $storage ]]; then
-            echo "storage = \"$storage\""
-        fi
-        cat <<EOF
-
-[listen]
-smtp = ["127.0.0.1:0"]
-submission = []
-submissions = []
-imap = []
-imaps = []
-http = []
-
-[limits]
-max_connections = $((SESSIONS > 1000 ? SESSIONS : 1000))
-max_connections_per_ip = $((SESSIONS > 1000 ? SESSIONS : 1000))
-
-# SPF, DKIM, DMARC and ARC still run on every message, but answer from the machine: no
-# lookup waits on a network this sandbox may lack.
-[dns]
-offline = true
-EOF
-    } >"$dir/letterbox.toml"
-}
-
 # start_node DIR: starts letterbox on DIR/letterbox.toml until `ready`; its SMTP address in
 # NODE_ADDRESS. Nodes start one after another: the first makes the first account, the
 # next ones find it.
@@ -232,7 +199,7 @@ record() {
 
 run_sqlite() {
     local name=sqlite-1-node dir=$WORK/sqlite-1-node/node1 db stored query
-    write_config "$dir" ""
+    write_smtp_config "$dir" ""
     start_node "$dir"
     run_load "$name" "$NODE_ADDRESS"
     stop_nodes
@@ -254,7 +221,7 @@ run_postgres() {
     local addresses=()
     create_database "$db"
     for i in $(seq 1 "$nodes"); do
-        write_config "$WORK/$name/node$i" "$POSTGRES/$db"
+        write_smtp_config "$WORK/$name/node$i" "$POSTGRES/$db"
         start_node "$WORK/$name/node$i"
         addresses+=("$NODE_ADDRESS")
     done

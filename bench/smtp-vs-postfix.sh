@@ -104,28 +104,7 @@ divide() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", a / b }'; }
 # --- letterbox -----------------------------------------------------------------------------
 run_letterbox() {
     local dir=$WORK/letterbox address stored
-    mkdir "$dir"
-    cat >"$dir/letterbox.toml" <<EOF
-hostname = "localhost"
-data_dir = "$dir/data"
-
-[listen]
-smtp = ["127.0.0.1:0"]
-submission = []
-submissions = []
-imap = []
-imaps = []
-http = []
-
-[limits]
-max_connections = $((SESSIONS > 1000 ? SESSIONS : 1000))
-max_connections_per_ip = $((SESSIONS > 1000 ? SESSIONS : 1000))
-
-# SPF, DKIM, DMARC and ARC still run on every message (Postfix, as set up here, checks
-# none), but answer from the machine: no lookup waits on a network this sandbox may lack.
-[dns]
-offline = true
-EOF
+    write_smtp_config "$dir" ""
     start_letterbox "$dir"
     address=$(sed -n 's/^listening smtp //p' "$dir/stdout" | head -n 1)
     [[ -n $address ]] || die "letterbox printed no 'listening smtp' line"

@@ -225,7 +225,7 @@ fn kill_9_of_a_node_loses_no_acknowledged_message() {
         r#"
 a_smtp, a_pid, b_imaps, user, password = sys.argv[1:6]
 KILL_AFTER = 40
-acknowledged, lock = [], threading.Lock()
+acknowledged, acked = [], threading.Condition()
 
 def send(session):
     n = 0
@@ -234,19 +234,17 @@ def send(session):
             while True:
                 subject = 'k%d-%d' % (session, n)
                 client.sendmail('sender@example.net', [user], 'Subject: %s\r\n\r\nbody\r\n' % subject)
-                with lock:
+                with acked:
                     acknowledged.append(subject)
+                    acked.notify_all()
                 n += 1
     except Exception:
         pass  # the node died under us
 
 threads = [threading.Thread(target=send, args=(s,)) for s in range(4)]
 for thread in threads: thread.start()
-while True:
-    with lock:
-        if len(acknowledged) >= KILL_AFTER:
-            break
-    time.sleep(0.005)
+with acked:
+    assert acked.wait_for(lambda: len(acknowledged) >= KILL_AFTER, timeout=60), len(acknowledged)
 os.kill(int(a_pid), signal.SIGKILL)
 for thread in threads: thread.join()
 

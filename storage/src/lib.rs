@@ -34,7 +34,6 @@ pub use messages::{
 };
 pub use migrate::CopyReport;
 pub use mime::MessageMeta;
-pub use notify::CHANGES_CHANNEL;
 pub use notify::{CHANGE_CHANNEL_CAPACITY, Change, ChangeKind};
 pub use password::generate_password;
 pub use queue::{QueueAttempt, QueueItem, QueueItemState, QueueStats, QueuedRecipient};
@@ -229,47 +228,18 @@ pub fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
     if Backend::of_url(url) != Backend::Sqlite {
         return None;
     }
-    let Some(rest) = url
-        .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))
-    else {
-        return Some(url.into());
-    };
-    let path = rest.split_once('?').map_or(rest, |(path, _)| path);
-    if path == ":memory:" {
+    let url = sqlite_url(url);
+    let database = url
+        .trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:")
+        .split('?')
+        .next()?;
+    if database == ":memory:" {
         return None;
     }
-    Some(
-        String::from_utf8_lossy(&percent_decode(path))
-            .into_owned()
-            .into(),
-    )
-}
-
-/// `%XX` escapes of a URL path as bytes (RFC 3986 §2.1); a `%` not followed by two hex
-/// digits stays as it is.
-fn percent_decode(text: &str) -> Vec<u8> {
-    let bytes = text.as_bytes();
-    let mut decoded = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let escaped = bytes
-            .get(i + 1..i + 3)
-            .filter(|_| bytes[i] == b'%')
-            .and_then(|hex| std::str::from_utf8(hex).ok())
-            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
-        match escaped {
-            Some(byte) => {
-                decoded.push(byte);
-                i += 3;
-            }
-            None => {
-                decoded.push(bytes[i]);
-                i += 1;
-            }
-        }
-    }
-    decoded
+    // sqlx's own reading of the URL, the one the store is opened with.
+    let options = sqlx::sqlite::SqliteConnectOptions::from_str(&url).ok()?;
+    Some(options.get_filename().to_owned())
 }
 
 /// Per-connection settings of SQLite (the Any driver takes only a URL, so they are

@@ -23,7 +23,7 @@ use tokio::sync::broadcast;
 pub const CHANGE_CHANNEL_CAPACITY: usize = 16_384;
 
 /// The PostgreSQL notification channel the nodes of one database share.
-pub const CHANGES_CHANNEL: &str = "letterbox_changes";
+pub(crate) const CHANGES_CHANNEL: &str = "letterbox_changes";
 
 /// PostgreSQL refuses a NOTIFY payload of 8000 bytes or more; a batch naming more
 /// mailboxes is sent as several notifications.

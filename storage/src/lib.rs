@@ -22,13 +22,13 @@ pub mod mime;
 mod notify;
 mod password;
 mod queue;
-mod rfc5322;
+pub mod rfc5322;
 mod types;
 mod writer;
 
 pub use accounts::{Account, Alias};
 pub use error::{Result, StoreError};
-pub use mailboxes::{Mailbox, MailboxStatus};
+pub use mailboxes::{MAX_MAILBOX_NAME_BYTES, Mailbox, MailboxStatus};
 pub use messages::{
     Delivered, Delivery, MailboxChanges, MessageEntry, Outbound, StoreFlagsOutcome,
 };

@@ -157,6 +157,18 @@ async fn next_message_id(conn: &mut AnyConnection) -> Result<MessageId> {
     Ok(MessageId(id))
 }
 
+/// A message up to this size is analysed on the async worker that has it: cheaper than
+/// handing it to the blocking pool, and done in well under a millisecond.
+const ANALYSE_INLINE_MAX: usize = 256 * 1024;
+
+/// Analyses a message on the blocking pool, so that a large or hostile message never
+/// holds an async worker (and with it other clients' sessions).
+async fn analyse_off_workers(raw: Vec<u8>) -> Result<crate::mime::Analysis> {
+    tokio::task::spawn_blocking(move || analyse(&raw))
+        .await
+        .map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
 /// Meta rows per transaction when filling in `unfolded_headers`.
 const BACKFILL_CHUNK: i64 = 500;
 
@@ -166,9 +178,14 @@ pub(crate) async fn backfill_unfolded_headers(conn: &mut AnyConnection) -> Resul
     let mut after = 0i64;
     loop {
         let mut tx = conn.begin().await?;
+        // json_type fails the whole statement on a row SQLite cannot read as JSON (nested
+        // deeper than its limit, or damaged): such rows are picked by json_valid first
+        // (CASE evaluates lazily) and analysed again from their raw bytes below.
         let rows: Vec<(i64, String, Vec<u8>)> = sqlx::query_as(
             "SELECT id, meta, header FROM messages
-             WHERE id > $1 AND json_type(meta, '$.unfolded_headers') IS NULL
+             WHERE id > $1
+               AND CASE WHEN json_valid(meta) THEN json_type(meta, '$.unfolded_headers') IS NULL
+                        ELSE 1 END
              ORDER BY id LIMIT $2",
         )
         .bind(after)
@@ -179,9 +196,20 @@ pub(crate) async fn backfill_unfolded_headers(conn: &mut AnyConnection) -> Resul
             return Ok(());
         };
         for (id, json, header) in rows {
-            let mut meta: MessageMeta =
-                serde_json::from_str(&json).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            meta.unfolded_headers = unfolded_fields(&header);
+            let meta = match serde_json::from_str::<MessageMeta>(&json) {
+                Ok(mut meta) => {
+                    meta.unfolded_headers = unfolded_fields(&header);
+                    meta
+                }
+                Err(error) => {
+                    tracing::warn!(message_id = id, %error, "stored meta unreadable; analysing the message again");
+                    let raw: Vec<u8> = sqlx::query_scalar("SELECT raw FROM messages WHERE id = $1")
+                        .bind(id)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                    analyse_off_workers(raw).await?.meta
+                }
+            };
             let json =
                 serde_json::to_string(&meta).map_err(|e| StoreError::Corrupt(e.to_string()))?;
             sqlx::query("UPDATE messages SET meta = $1 WHERE id = $2")
@@ -349,11 +377,8 @@ impl PreparedDelivery {
         }
         let mut delivery = delivery;
         delivery.raw = crlf_line_ends(std::mem::take(&mut delivery.raw));
-        let analysis = if delivery.raw.len() > 256 * 1024 {
-            let raw = delivery.raw.clone();
-            tokio::task::spawn_blocking(move || analyse(&raw))
-                .await
-                .map_err(|e| StoreError::Corrupt(e.to_string()))?
+        let analysis = if delivery.raw.len() > ANALYSE_INLINE_MAX {
+            analyse_off_workers(delivery.raw.clone()).await?
         } else {
             analyse(&delivery.raw)
         };
@@ -767,9 +792,17 @@ impl Store {
             for row in query.fetch_all(&self.reader).await? {
                 let id = MessageId(row.try_get(0)?);
                 let json: &str = row.try_get(1)?;
-                let meta: MessageMeta =
-                    serde_json::from_str(json).map_err(|e| StoreError::Corrupt(e.to_string()))?;
                 let header: &[u8] = row.try_get(2)?;
+                let meta = match serde_json::from_str::<MessageMeta>(json) {
+                    Ok(meta) => meta,
+                    // One stored row that does not decode (written by an older version,
+                    // or damaged) affects only its own message: analysed again from its
+                    // raw bytes, never failing the batch it was read in.
+                    Err(error) => {
+                        tracing::warn!(message_id = %id, %error, "stored meta unreadable; analysing the message again");
+                        self.reanalysed_meta(id).await?
+                    }
+                };
                 let cached = CachedMessage {
                     meta: Arc::new(meta),
                     header: Arc::from(header),
@@ -779,6 +812,12 @@ impl Store {
             }
         }
         Ok(found)
+    }
+
+    /// The meta of a stored message computed anew from its raw bytes.
+    async fn reanalysed_meta(&self, message: MessageId) -> Result<MessageMeta> {
+        let raw = self.raw_message(message).await?;
+        Ok(analyse_off_workers(raw).await?.meta)
     }
 
     /// The decoded text of a message's text parts, for SEARCH BODY/TEXT.

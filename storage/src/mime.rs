@@ -216,9 +216,114 @@ fn plain_text_part(raw: &[u8]) -> BodyPart {
     }
 }
 
+/// MIME levels analysed below the top-level part; a part deeper than this is an opaque
+/// leaf (its bytes are still served by BODY[n], its structure is not listed). Real mail
+/// nests a handful of levels (a forward of a forward of a digest); the limit keeps what is
+/// stored readable: every level adds three levels of JSON (`{"Multipart":[{...}]}`), and
+/// serde_json refuses input nested deeper than 128, so 32 levels (at most 5 + 3 x 32 =
+/// 101 levels of JSON) always read back, in serde and in SQLite's and PostgreSQL's JSON
+/// functions alike.
+pub const MAX_MIME_DEPTH: usize = 32;
+
+/// What is left to visit below a part while its tree is built.
+enum Children<'m> {
+    /// A leaf, or a part at [`MAX_MIME_DEPTH`].
+    None,
+    /// multipart/*: the indexes of the children not yet visited, into `message.parts`.
+    Parts {
+        message: &'m Message<'m>,
+        pending: &'m [u32],
+    },
+    /// message/rfc822: the nested message's root, until visited.
+    Nested {
+        message: &'m Message<'m>,
+        envelope: Box<Envelope>,
+        visited: bool,
+    },
+}
+
+/// A part whose children are being built.
+struct OpenPart<'m> {
+    part: BodyPart,
+    children: Children<'m>,
+    built: Vec<BodyPart>,
+}
+
+impl<'m> OpenPart<'m> {
+    /// The next child to visit: the message that holds it and its index there.
+    fn next_child(&mut self) -> Option<(&'m Message<'m>, usize)> {
+        match &mut self.children {
+            Children::None => None,
+            Children::Parts { message, pending } => {
+                let (&first, rest) = pending.split_first()?;
+                *pending = rest;
+                Some((*message, first as usize))
+            }
+            Children::Nested {
+                message, visited, ..
+            } => (!std::mem::replace(visited, true)).then_some((*message, 0)),
+        }
+    }
+
+    fn close(self) -> BodyPart {
+        let OpenPart {
+            mut part,
+            children,
+            mut built,
+        } = self;
+        part.content = match children {
+            Children::None => PartContent::Single,
+            Children::Parts { .. } => PartContent::Multipart(built),
+            Children::Nested { envelope, .. } => match built.pop() {
+                Some(root) => PartContent::Message {
+                    envelope,
+                    root: Box::new(root),
+                },
+                None => PartContent::Single,
+            },
+        };
+        part
+    }
+}
+
+/// The part tree below `message.parts[index]`, built without recursion (house rule 12:
+/// the depth comes from [`MAX_MIME_DEPTH`], never from the input); the decoded text of
+/// its text parts is appended to `text` in order.
 fn body_part(message: &Message<'_>, index: usize, raw: &[u8], text: &mut String) -> BodyPart {
+    let mut open = vec![open_part(message, index, raw, text, 0)];
+    loop {
+        let depth = open.len();
+        let next = open.last_mut().and_then(OpenPart::next_child);
+        if let Some((holder, child)) = next {
+            open.push(open_part(holder, child, raw, text, depth));
+            continue;
+        }
+        // Invariant: `open` is not empty here; it holds the root until the root closes.
+        let Some(done) = open.pop().map(OpenPart::close) else {
+            return plain_text_part(b"");
+        };
+        match open.last_mut() {
+            Some(parent) => parent.built.push(done),
+            None => return done,
+        }
+    }
+}
+
+/// A part's own fields, and what is left to visit below it. A part at `depth`
+/// [`MAX_MIME_DEPTH`] gets no children: its structure is not looked into.
+fn open_part<'m>(
+    message: &'m Message<'m>,
+    index: usize,
+    raw: &[u8],
+    text: &mut String,
+    depth: usize,
+) -> OpenPart<'m> {
     let Some(part) = message.parts.get(index) else {
-        return plain_text_part(b"");
+        return OpenPart {
+            part: plain_text_part(b""),
+            children: Children::None,
+            built: Vec::new(),
+        };
     };
     let (media_type, media_subtype, params) = match part.content_type() {
         Some(ct) => (
@@ -248,25 +353,28 @@ fn body_part(message: &Message<'_>, index: usize, raw: &[u8], text: &mut String)
     // A part whose "blank line" was the delimiter's line break has no body at all.
     let body_start = parsed_body_start.min(body_end);
     let body_bytes = &raw[body_start as usize..body_end as usize];
-    let content = match &part.body {
-        PartType::Multipart(children) => PartContent::Multipart(
-            children
-                .iter()
-                .map(|&child| body_part(message, child as usize, raw, text))
-                .collect(),
-        ),
-        PartType::Message(nested) if !nested.parts.is_empty() => PartContent::Message {
-            envelope: Box::new(envelope(nested, raw)),
-            root: Box::new(body_part(nested, 0, raw, text)),
-        },
-        PartType::Text(decoded) | PartType::Html(decoded) => {
-            text.push_str(decoded);
-            text.push('\n');
-            PartContent::Single
+    let children = match &part.body {
+        _ if depth >= MAX_MIME_DEPTH => {
+            // Opaque for FETCH, still searchable: the text of the parts below.
+            text_below(message, index, text);
+            Children::None
         }
-        _ => PartContent::Single,
+        PartType::Multipart(children) => Children::Parts {
+            message,
+            pending: children.as_slice(),
+        },
+        PartType::Message(nested) if !nested.parts.is_empty() => Children::Nested {
+            message: nested,
+            envelope: Box::new(envelope(nested, raw)),
+            visited: false,
+        },
+        _ => Children::None,
     };
-    BodyPart {
+    if let PartType::Text(decoded) | PartType::Html(decoded) = &part.body {
+        text.push_str(decoded);
+        text.push('\n');
+    }
+    let part = BodyPart {
         media_type,
         media_subtype,
         params,
@@ -292,7 +400,42 @@ fn body_part(message: &Message<'_>, index: usize, raw: &[u8], text: &mut String)
         body_start,
         body_end,
         body_lines: count_lines(body_bytes),
-        content,
+        // Filled in when the part closes (OpenPart::close).
+        content: PartContent::Single,
+    };
+    OpenPart {
+        part,
+        children,
+        built: Vec::new(),
+    }
+}
+
+/// Appends the decoded text of every text part below `message.parts[index]` (not of the
+/// part itself), walking with a stack.
+fn text_below<'m>(message: &'m Message<'m>, index: usize, text: &mut String) {
+    fn below<'m>(
+        message: &'m Message<'m>,
+        index: usize,
+        pending: &mut Vec<(&'m Message<'m>, usize)>,
+    ) {
+        match message.parts.get(index).map(|part| &part.body) {
+            Some(PartType::Multipart(children)) => {
+                pending.extend(children.iter().rev().map(|&c| (message, c as usize)))
+            }
+            Some(PartType::Message(nested)) => pending.push((nested, 0)),
+            _ => {}
+        }
+    }
+    let mut pending = Vec::new();
+    below(message, index, &mut pending);
+    while let Some((message, index)) = pending.pop() {
+        if let Some(PartType::Text(decoded) | PartType::Html(decoded)) =
+            message.parts.get(index).map(|part| &part.body)
+        {
+            text.push_str(decoded);
+            text.push('\n');
+        }
+        below(message, index, &mut pending);
     }
 }
 
@@ -561,6 +704,74 @@ mod tests {
         let second = &children[1];
         assert_eq!(second.header_start, second.body_end, "{second:?}");
         assert!(raw[second.body_end as usize..].starts_with(b"\r\n--ep--"));
+    }
+
+    /// Levels of parts below `part` (0 for a leaf), walked with a stack.
+    fn depth(part: &BodyPart) -> usize {
+        let mut deepest = 0;
+        let mut stack = vec![(part, 0)];
+        while let Some((part, level)) = stack.pop() {
+            deepest = deepest.max(level);
+            match &part.content {
+                PartContent::Single => {}
+                PartContent::Multipart(children) => {
+                    stack.extend(children.iter().map(|child| (child, level + 1)))
+                }
+                PartContent::Message { root, .. } => stack.push((root, level + 1)),
+            }
+        }
+        deepest
+    }
+
+    fn nested_multiparts(levels: usize) -> Vec<u8> {
+        let mut raw = Vec::new();
+        for level in 0..levels {
+            raw.extend_from_slice(
+                format!(
+                    "Content-Type: multipart/mixed; boundary=\"b{level}\"\r\n\r\n--b{level}\r\n"
+                )
+                .as_bytes(),
+            );
+        }
+        raw.extend_from_slice(b"Content-Type: text/plain\r\n\r\ndeepest words\r\n");
+        for level in (0..levels).rev() {
+            raw.extend_from_slice(format!("--b{level}--\r\n").as_bytes());
+        }
+        raw
+    }
+
+    #[test]
+    fn thousands_of_nested_multiparts_stop_at_the_depth_limit_and_read_back() {
+        let raw = nested_multiparts(3000);
+        let analysis = analyse(&raw);
+        assert_eq!(depth(&analysis.meta.root), MAX_MIME_DEPTH);
+        // The text below the limit is still there for SEARCH.
+        assert!(analysis.body_text.contains("deepest words"));
+        // What is stored reads back with serde_json's default recursion limit.
+        let json = serde_json::to_string(&analysis.meta).expect("serialises");
+        let back: MessageMeta = serde_json::from_str(&json).expect("reads back");
+        assert_eq!(back, analysis.meta);
+        // A level within the limit is analysed as before.
+        let shallow = analyse(&nested_multiparts(3)).meta.root;
+        assert_eq!(depth(&shallow), 3);
+    }
+
+    #[test]
+    fn thousands_of_nested_messages_stop_at_the_depth_limit_and_read_back() {
+        let mut raw = Vec::new();
+        for level in 0..3000 {
+            raw.extend_from_slice(
+                format!("Subject: level {level}\r\nContent-Type: message/rfc822\r\n\r\n")
+                    .as_bytes(),
+            );
+        }
+        raw.extend_from_slice(b"Subject: innermost\r\n\r\nhello\r\n");
+        let analysis = analyse(&raw);
+        assert_eq!(depth(&analysis.meta.root), MAX_MIME_DEPTH);
+        assert_eq!(analysis.meta.envelope.subject.as_deref(), Some("level 0"));
+        let json = serde_json::to_string(&analysis.meta).expect("serialises");
+        let back: MessageMeta = serde_json::from_str(&json).expect("reads back");
+        assert_eq!(back, analysis.meta);
     }
 
     #[test]

@@ -115,7 +115,7 @@ impl Session {
         let mut patterns = Vec::new();
         for pattern in list.patterns.iter().filter(|p| !p.is_empty()) {
             let pattern = self.decode_mailbox(pattern)?;
-            patterns.push(join_reference(&reference, &pattern));
+            patterns.push(MailboxPattern::new(&join_reference(&reference, &pattern))?);
         }
         let mailboxes = self.server.store.list_mailboxes(account).await?;
         let rows = rows_with_superiors(&mailboxes);
@@ -129,7 +129,7 @@ impl Session {
         let mut lines = Vec::new();
         let mut status_for = Vec::new();
         for (index, row) in rows.iter().enumerate() {
-            if !patterns.iter().any(|p| matches_pattern(p, &row.name)) {
+            if !patterns.iter().any(|p| p.matches(&row.name)) {
                 continue;
             }
             let prefix = format!("{}{delimiter}", row.name);
@@ -206,10 +206,11 @@ impl Session {
     pub(crate) async fn lsub(&mut self, reference: &str, pattern: &str) -> CommandResult {
         let account = self.account()?;
         let reference = self.decode_mailbox(reference)?;
-        let pattern = join_reference(&reference, &self.decode_mailbox(pattern)?);
+        let pattern =
+            MailboxPattern::new(&join_reference(&reference, &self.decode_mailbox(pattern)?))?;
         let mailboxes = self.server.store.list_mailboxes(account).await?;
         for mailbox in mailboxes.iter().filter(|m| m.subscribed) {
-            if matches_pattern(&pattern, &mailbox.name) {
+            if pattern.matches(&mailbox.name) {
                 let line = format!(
                     "LSUB () \"{MAILBOX_DELIMITER}\" {}",
                     self.encode_mailbox(&mailbox.name)
@@ -316,63 +317,109 @@ fn rows_with_superiors(mailboxes: &[Mailbox]) -> Vec<Listed<'_>> {
     rows
 }
 
-/// RFC 9051 §6.3.9: `*` matches anything, `%` anything but the delimiter. The name
-/// INBOX is case-insensitive (RFC 9051 §5.1), so its first five characters are matched
-/// without regard to case.
-pub(crate) fn matches_pattern(pattern: &str, name: &str) -> bool {
-    let pattern: Vec<char> = pattern.chars().collect();
-    let name: Vec<char> = name.chars().collect();
-    let inbox_rooted = name.len() >= 5
-        && name.iter().take(5).collect::<String>() == "INBOX"
-        && name.get(5).is_none_or(|&c| c == MAILBOX_DELIMITER);
-    // Iterative matching with backtracking over the last wildcard of each kind; the
-    // memo keeps it linear in pattern × name.
-    let mut memo = vec![None; (pattern.len() + 1) * (name.len() + 1)];
-    fn go(
-        p: usize,
-        n: usize,
-        pattern: &[char],
-        name: &[char],
-        inbox: bool,
-        memo: &mut Vec<Option<bool>>,
-    ) -> bool {
-        let key = p * (name.len() + 1) + n;
-        if let Some(Some(done)) = memo.get(key) {
-            return *done;
+/// A LIST or LSUB pattern after wildcards are collapsed: longer ones can match no name
+/// (a name holds at most [`storage::MAX_MAILBOX_NAME_BYTES`] bytes, and after collapsing
+/// at least every other character of a pattern is a literal), and each character costs
+/// a pass over every mailbox name.
+pub(crate) const MAX_PATTERN_CHARS: usize = 2 * storage::MAX_MAILBOX_NAME_BYTES + 1;
+
+/// One character of a mailbox pattern.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PatternChar {
+    /// `*`: any characters, the hierarchy delimiter included.
+    Any,
+    /// `%`: any characters but the hierarchy delimiter.
+    AnyInLevel,
+    Literal(char),
+}
+
+/// RFC 9051 §6.3.9: a LIST pattern, where `*` matches anything and `%` anything but the
+/// delimiter. Checked and simplified once per command: a run of wildcards is one
+/// wildcard (`*` if the run has one, else `%`), so `LIST "" ****...` costs what `*` does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct MailboxPattern(Vec<PatternChar>);
+
+impl MailboxPattern {
+    pub(crate) fn new(pattern: &str) -> Result<Self, CommandError> {
+        let mut chars: Vec<PatternChar> = Vec::new();
+        for c in pattern.chars() {
+            let next = match c {
+                '*' => PatternChar::Any,
+                '%' => PatternChar::AnyInLevel,
+                c => PatternChar::Literal(c),
+            };
+            let wildcard =
+                |c: &PatternChar| matches!(c, PatternChar::Any | PatternChar::AnyInLevel);
+            match (chars.last_mut(), next) {
+                // `%*`, `*%`, `**`, `%%`: `*` when the run has one, else `%`.
+                (Some(last), PatternChar::Any) if wildcard(last) => *last = PatternChar::Any,
+                (Some(last), PatternChar::AnyInLevel) if wildcard(last) => {}
+                _ => chars.push(next),
+            }
+            if chars.len() > MAX_PATTERN_CHARS {
+                return Err(CommandError::bad("Mailbox pattern too long"));
+            }
         }
-        let result = match pattern.get(p) {
-            None => n == name.len(),
-            Some('*') => (n..=name.len()).any(|k| go(p + 1, k, pattern, name, inbox, memo)),
-            Some('%') => {
-                let mut k = n;
-                loop {
-                    if go(p + 1, k, pattern, name, inbox, memo) {
-                        break true;
-                    }
-                    match name.get(k) {
-                        Some(&c) if c != MAILBOX_DELIMITER => k += 1,
-                        _ => break false,
+        Ok(MailboxPattern(chars))
+    }
+
+    /// True when `name` matches. The name INBOX is case-insensitive (RFC 9051 §5.1), so
+    /// its first five characters are matched without regard to case. Runs the pattern as
+    /// an automaton over the name, one pass per name character: no recursion, time
+    /// pattern × name, memory pattern.
+    pub(crate) fn matches(&self, name: &str) -> bool {
+        let pattern = &self.0;
+        let inbox_rooted = name.get(..5) == Some("INBOX")
+            && name
+                .get(5..)
+                .and_then(|rest| rest.chars().next())
+                .is_none_or(|c| c == MAILBOX_DELIMITER);
+        // states[i]: the first i pattern characters match what has been read.
+        let mut states = vec![false; pattern.len() + 1];
+        let mut next = vec![false; pattern.len() + 1];
+        states[0] = true;
+        let take_empty_wildcards = |states: &mut [bool]| {
+            for (i, c) in pattern.iter().enumerate() {
+                if states[i] && matches!(c, PatternChar::Any | PatternChar::AnyInLevel) {
+                    states[i + 1] = true;
+                }
+            }
+        };
+        take_empty_wildcards(&mut states);
+        for (position, c) in name.chars().enumerate() {
+            next.fill(false);
+            for (i, pc) in pattern.iter().enumerate() {
+                if !states[i] {
+                    continue;
+                }
+                match *pc {
+                    PatternChar::Any => next[i] = true,
+                    PatternChar::AnyInLevel => next[i] |= c != MAILBOX_DELIMITER,
+                    PatternChar::Literal(pc) => {
+                        next[i + 1] |= pc == c
+                            || (inbox_rooted && position < 5 && pc.eq_ignore_ascii_case(&c));
                     }
                 }
             }
-            Some(&pc) => match name.get(n) {
-                Some(&nc) if pc == nc || (inbox && n < 5 && pc.eq_ignore_ascii_case(&nc)) => {
-                    go(p + 1, n + 1, pattern, name, inbox, memo)
-                }
-                _ => false,
-            },
-        };
-        if let Some(slot) = memo.get_mut(key) {
-            *slot = Some(result);
+            take_empty_wildcards(&mut next);
+            std::mem::swap(&mut states, &mut next);
+            if !states.contains(&true) {
+                return false;
+            }
         }
-        result
+        states[pattern.len()]
     }
-    go(0, 0, &pattern, &name, inbox_rooted, &mut memo)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn matches_pattern(pattern: &str, name: &str) -> bool {
+        MailboxPattern::new(pattern)
+            .expect("a pattern within the limit")
+            .matches(name)
+    }
 
     #[test]
     fn patterns_match_like_rfc_9051() {
@@ -389,6 +436,28 @@ mod tests {
         assert!(matches_pattern("S%t", "Sent"));
         assert!(matches_pattern("*%*%*", "a"));
         assert!(!matches_pattern(&"*a".repeat(200), &"a".repeat(100)));
+        assert!(matches_pattern("a%*b", "a/x/b"));
+        assert!(!matches_pattern("a%%b", "a/b"));
+        assert!(matches_pattern("%%%", "Sent"));
+    }
+
+    #[test]
+    fn runs_of_wildcards_collapse_and_long_patterns_are_refused() {
+        // LIST "" followed by 24,000 `*`: one wildcard, matched without recursion.
+        let stars = "*".repeat(24_000);
+        assert_eq!(
+            MailboxPattern::new(&stars).expect("collapses"),
+            MailboxPattern::new("*").expect("valid")
+        );
+        assert!(matches_pattern(&stars, "a/b/c"));
+        assert_eq!(
+            MailboxPattern::new("%%*%").expect("collapses"),
+            MailboxPattern::new("*").expect("valid")
+        );
+        assert!(MailboxPattern::new(&"a%".repeat(MAX_PATTERN_CHARS)).is_err());
+        // The longest pattern allowed against the longest name, and no stack to overflow.
+        let pattern = "%a".repeat(MAX_PATTERN_CHARS / 2);
+        assert!(!matches_pattern(&pattern, &"a".repeat(1000)));
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use super::search::{Found, find, known_charset};
 use crate::error::CommandError;
 use crate::proto::command::{SortCommand, SortCriterion, SortKey, ThreadAlgorithm, ThreadCommand};
-use crate::proto::response;
+use crate::proto::response::{self, Code};
 use crate::session::{CommandResult, Completion, Session, State};
 use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};
@@ -158,19 +158,23 @@ impl Session {
         let items = self
             .sort_items(command.uid, &command.charset, &command.key)
             .await?;
-        let roots = match command.algorithm {
+        // Threading is CPU work proportional to the mailbox: on the blocking pool, so
+        // that the async workers keep serving other clients meanwhile.
+        let algorithm = command.algorithm;
+        let forest = tokio::task::spawn_blocking(move || match algorithm {
             ThreadAlgorithm::OrderedSubject => ordered_subject(items),
             ThreadAlgorithm::References => references(items),
-        };
+        })
+        .await
+        .map_err(|error| {
+            tracing::error!(%error, "threading failed");
+            CommandError::no(Some(Code::ServerBug), "Threading failed")
+        })?;
         let mut line = String::from("THREAD");
-        if !roots.is_empty() {
+        if !forest.roots.is_empty() {
             line.push(' ');
         }
-        for root in &roots {
-            line.push('(');
-            write_members(root, &mut line, true);
-            line.push(')');
-        }
+        forest.write(&mut line);
         response::untagged(&mut self.conn.out, &line);
         Ok(Completion::ok(if command.uid {
             "UID THREAD completed"
@@ -180,56 +184,180 @@ impl Session {
     }
 }
 
-/// A thread node: a message, or a dummy (no message) holding its children together.
-#[derive(Debug, Clone, Default)]
-struct Node {
+/// The threads THREAD answers with, as an arena: nodes refer to their children by
+/// index, so building, pruning, sorting, writing and dropping never recurse, however
+/// deep a thread is (house rule 12: a chain of replies can be as long as the mailbox).
+#[derive(Debug, Default)]
+struct Forest {
+    nodes: Vec<ThreadNode>,
+    roots: Vec<usize>,
+}
+
+/// A message, or a dummy (no message) holding its children together.
+#[derive(Debug, Default)]
+struct ThreadNode {
     item: Option<Item>,
-    children: Vec<Node>,
+    children: Vec<usize>,
 }
 
-impl Node {
-    /// RFC 5256 §3 REFERENCES step 4: a dummy sorts by its first child's date.
-    fn sort_date(&self) -> (i64, u32) {
-        match &self.item {
-            Some(item) => (item.sent_date, item.seq),
-            None => self
-                .children
-                .first()
-                .map(Node::sort_date)
-                .unwrap_or((i64::MAX, u32::MAX)),
-        }
+impl Forest {
+    fn add(&mut self, item: Option<Item>, children: Vec<usize>) -> usize {
+        self.nodes.push(ThreadNode { item, children });
+        self.nodes.len() - 1
     }
 
-    fn subject_item(&self) -> Option<&Item> {
-        self.item
-            .as_ref()
-            .or_else(|| self.children.first().and_then(Node::subject_item))
+    fn item(&self, node: usize) -> Option<&Item> {
+        self.nodes.get(node).and_then(|n| n.item.as_ref())
     }
-}
 
-/// `thread-members = nz-number *(SP nz-number) [SP thread-nested]`;
-/// `thread-nested = 2*thread-list`: a chain of single children is written flat, two or
-/// more children each in parentheses.
-fn write_members(node: &Node, out: &mut String, first: bool) {
-    let mut wrote = false;
-    if let Some(item) = &node.item {
-        if !first {
-            out.push(' ');
-        }
-        out.push_str(&item.number.to_string());
-        wrote = true;
+    fn children(&self, node: usize) -> &[usize] {
+        self.nodes.get(node).map_or(&[], |n| n.children.as_slice())
     }
-    match node.children.as_slice() {
-        [] => {}
-        [only] => write_members(only, out, first && !wrote),
-        children => {
-            if wrote || !first {
-                out.push(' ');
+
+    /// Every node below `roots` (and the roots), children before their parent.
+    fn post_order(&self, roots: &[usize]) -> Vec<usize> {
+        let mut order = Vec::with_capacity(self.nodes.len());
+        let mut stack: Vec<(usize, bool)> = roots.iter().map(|&r| (r, false)).collect();
+        while let Some((node, children_done)) = stack.pop() {
+            if children_done {
+                order.push(node);
+            } else {
+                stack.push((node, true));
+                stack.extend(self.children(node).iter().map(|&c| (c, false)));
             }
-            for child in children {
-                out.push('(');
-                write_members(child, out, true);
-                out.push(')');
+        }
+        order
+    }
+
+    /// The message a node stands for when subjects are compared: its own, or for a dummy
+    /// its first child's (RFC 5256 §3 REFERENCES step 5B).
+    fn subject_item(&self, mut node: usize) -> Option<&Item> {
+        // Bounded by the arena: each step goes one level down a tree.
+        for _ in 0..=self.nodes.len() {
+            if let Some(item) = self.item(node) {
+                return Some(item);
+            }
+            node = *self.children(node).first()?;
+        }
+        None
+    }
+
+    /// RFC 5256 §3 REFERENCES step 4 (and ORDEREDSUBJECT's ordering): every set of
+    /// siblings, and the roots, in sent-date order; a dummy sorts by its first child
+    /// (after its children are sorted).
+    fn sort_by_sent_date(&mut self) {
+        let mut key = vec![(i64::MAX, u32::MAX); self.nodes.len()];
+        let roots = std::mem::take(&mut self.roots);
+        for node in self.post_order(&roots) {
+            let mut children = std::mem::take(&mut self.nodes[node].children);
+            children.sort_by_key(|&c| key[c]);
+            key[node] = match &self.nodes[node].item {
+                Some(item) => (item.sent_date, item.seq),
+                None => children.first().map_or((i64::MAX, u32::MAX), |&c| key[c]),
+            };
+            self.nodes[node].children = children;
+        }
+        let mut roots = roots;
+        roots.sort_by_key(|&r| key[r]);
+        self.roots = roots;
+    }
+
+    /// RFC 5256 §3 REFERENCES step 4: a dummy without children goes; a dummy's children
+    /// take its place, except for a root dummy with several children, which stays.
+    fn prune(&mut self) {
+        #[derive(Clone, Copy)]
+        enum Fate {
+            Keep,
+            Drop,
+            /// Replaced by its (already pruned) children.
+            Promote,
+        }
+        let roots = std::mem::take(&mut self.roots);
+        let mut fate = vec![Fate::Keep; self.nodes.len()];
+        let replace = |nodes: &[ThreadNode], fate: &[Fate], list: &[usize]| {
+            let mut out = Vec::with_capacity(list.len());
+            for &child in list {
+                match fate[child] {
+                    Fate::Keep => out.push(child),
+                    Fate::Drop => {}
+                    Fate::Promote => out.extend_from_slice(&nodes[child].children),
+                }
+            }
+            out
+        };
+        for node in self.post_order(&roots) {
+            let children = replace(&self.nodes, &fate, &self.nodes[node].children);
+            fate[node] = if self.nodes[node].item.is_some() {
+                Fate::Keep
+            } else if children.is_empty() {
+                Fate::Drop
+            } else {
+                Fate::Promote
+            };
+            self.nodes[node].children = children;
+        }
+        // At the root a dummy with several children stays (step 4B).
+        for &root in &roots {
+            if matches!(fate[root], Fate::Promote) && self.nodes[root].children.len() > 1 {
+                fate[root] = Fate::Keep;
+            }
+        }
+        self.roots = replace(&self.nodes, &fate, &roots);
+    }
+
+    /// `thread-data = "THREAD" [SP 1*thread-list]` (RFC 5256 §4), the roots only.
+    fn write(&self, out: &mut String) {
+        for &root in &self.roots {
+            out.push('(');
+            self.write_members(root, out);
+            out.push(')');
+        }
+    }
+
+    /// `thread-members = nz-number *(SP nz-number) [SP thread-nested]`;
+    /// `thread-nested = 2*thread-list`: a chain of single children is written flat, two or
+    /// more children each in parentheses. Written with a stack of what is left to write.
+    fn write_members(&self, node: usize, out: &mut String) {
+        enum Next {
+            Members { node: usize, first: bool },
+            Text(char),
+        }
+        let mut stack = vec![Next::Members { node, first: true }];
+        while let Some(next) = stack.pop() {
+            let (node, first) = match next {
+                Next::Text(c) => {
+                    out.push(c);
+                    continue;
+                }
+                Next::Members { node, first } => (node, first),
+            };
+            let mut wrote = false;
+            if let Some(item) = self.item(node) {
+                if !first {
+                    out.push(' ');
+                }
+                out.push_str(&item.number.to_string());
+                wrote = true;
+            }
+            match self.children(node) {
+                [] => {}
+                [only] => stack.push(Next::Members {
+                    node: *only,
+                    first: first && !wrote,
+                }),
+                children => {
+                    if wrote || !first {
+                        out.push(' ');
+                    }
+                    for &child in children.iter().rev() {
+                        stack.push(Next::Text(')'));
+                        stack.push(Next::Members {
+                            node: child,
+                            first: true,
+                        });
+                        stack.push(Next::Text('('));
+                    }
+                }
             }
         }
     }
@@ -238,39 +366,43 @@ fn write_members(node: &Node, out: &mut String, first: bool) {
 /// RFC 5256 §3 ORDEREDSUBJECT: messages grouped by base subject; in each group the
 /// earliest is the parent and the others its children by sent date; the threads ordered
 /// by the sent date of their first message.
-fn ordered_subject(mut items: Vec<Item>) -> Vec<Node> {
+fn ordered_subject(mut items: Vec<Item>) -> Forest {
     items.sort_by(|a, b| {
         a.base_subject
             .cmp(&b.base_subject)
             .then(a.sent_date.cmp(&b.sent_date))
             .then(a.seq.cmp(&b.seq))
     });
-    let mut roots: Vec<Node> = Vec::new();
-    let mut current_subject: Option<String> = None;
+    let mut forest = Forest::default();
+    let mut current: Option<(String, usize)> = None;
     for item in items {
-        if current_subject.as_deref() == Some(item.base_subject.as_str())
-            && let Some(root) = roots.last_mut()
+        if let Some((subject, root)) = &current
+            && *subject == item.base_subject
         {
-            root.children.push(Node {
-                item: Some(item),
-                children: Vec::new(),
-            });
+            let root = *root;
+            let child = forest.add(Some(item), Vec::new());
+            forest.nodes[root].children.push(child);
             continue;
         }
-        current_subject = Some(item.base_subject.clone());
-        roots.push(Node {
-            item: Some(item),
-            children: Vec::new(),
-        });
+        let subject = item.base_subject.clone();
+        let root = forest.add(Some(item), Vec::new());
+        forest.roots.push(root);
+        current = Some((subject, root));
     }
-    roots.sort_by_key(Node::sort_date);
-    roots
+    forest.sort_by_sent_date();
+    forest
 }
+
+/// References of one message that THREAD follows: the last ones, nearest the message.
+/// RFC 5322 §3.6.4 lets a writer trim References to its last ids; a mailbox's threads
+/// come out the same, and a hostile message with thousands of ids costs no more than a
+/// normal one.
+const MAX_THREAD_REFERENCES: usize = 100;
 
 /// RFC 5256 §3 REFERENCES (after Jamie Zawinski's algorithm): messages linked into
 /// trees by Message-ID and References/In-Reply-To, dummies pruned, roots with the same
 /// base subject gathered, siblings sorted by sent date.
-fn references(items: Vec<Item>) -> Vec<Node> {
+fn references(items: Vec<Item>) -> Forest {
     // Step 1: one container per message ID, in an arena.
     #[derive(Default)]
     struct Container {
@@ -294,7 +426,11 @@ fn references(items: Vec<Item>) -> Vec<Node> {
         true
     };
     let link = |containers: &mut Vec<Container>, parent: usize, child: usize| {
-        if parent == child || is_ancestor(containers, child, parent) {
+        // A container without children is nobody's ancestor: the usual case (a message
+        // seen for the first time) costs no walk up the tree.
+        if parent == child
+            || (!containers[child].children.is_empty() && is_ancestor(containers, child, parent))
+        {
             return;
         }
         if let Some(old) = containers[child].parent.take() {
@@ -319,8 +455,8 @@ fn references(items: Vec<Item>) -> Vec<Node> {
         // 1B: link the references in order, each the parent of the next, where neither
         // link exists yet; duplicates (In-Reply-To repeating References) count once.
         let mut seen = HashSet::new();
-        let chain: Vec<usize> = item
-            .references
+        let followed = item.references.len().saturating_sub(MAX_THREAD_REFERENCES);
+        let chain: Vec<usize> = item.references[followed..]
             .iter()
             .filter(|id| seen.insert(id.as_str()) && item.message_id.as_deref() != Some(id))
             .map(|id| {
@@ -348,121 +484,101 @@ fn references(items: Vec<Item>) -> Vec<Node> {
         }
         containers[own].item = Some(item);
     }
-    // Steps 2-3: the roots, as trees of nodes.
-    fn build(containers: &mut [Container], index: usize) -> Node {
-        let children = std::mem::take(&mut containers[index].children);
-        Node {
-            item: containers[index].item.take(),
-            children: children.into_iter().map(|c| build(containers, c)).collect(),
-        }
-    }
-    let root_indexes: Vec<usize> = (0..containers.len())
+    // Steps 2-3: the roots; the containers become the forest's nodes, index for index.
+    let roots: Vec<usize> = (0..containers.len())
         .filter(|&i| containers[i].parent.is_none())
         .collect();
-    let roots: Vec<Node> = root_indexes
-        .into_iter()
-        .map(|i| build(&mut containers, i))
-        .collect();
+    let mut forest = Forest {
+        nodes: containers
+            .into_iter()
+            .map(|c| ThreadNode {
+                item: c.item,
+                children: c.children,
+            })
+            .collect(),
+        roots,
+    };
     // Step 4: prune dummies; sort.
-    let mut roots = prune(roots, true);
-    sort_siblings(&mut roots);
+    forest.prune();
+    forest.sort_by_sent_date();
     // Step 5: gather roots with the same base subject.
+    let roots = std::mem::take(&mut forest.roots);
+    let subject_of = |forest: &Forest, node: usize| {
+        forest
+            .subject_item(node)
+            .map(|i| i.base_subject.clone())
+            .filter(|s| !s.is_empty())
+    };
+    let is_reply = |forest: &Forest, node: usize| forest.item(node).is_some_and(|i| i.is_reply);
+    let is_dummy = |forest: &Forest, node: usize| forest.item(node).is_none();
     let mut table: HashMap<String, usize> = HashMap::new();
-    for (index, root) in roots.iter().enumerate() {
-        let Some(item) = root.subject_item() else {
+    for (index, &root) in roots.iter().enumerate() {
+        let Some(subject) = subject_of(&forest, root) else {
             continue;
         };
-        if item.base_subject.is_empty() {
-            continue;
-        }
-        match table.get(&item.base_subject) {
+        match table.get(&subject) {
             None => {
-                table.insert(item.base_subject.clone(), index);
+                table.insert(subject, index);
             }
             Some(&other) => {
-                let other_root = &roots[other];
-                let other_reply = other_root.item.as_ref().is_some_and(|i| i.is_reply);
-                let replace = (root.item.is_none() && other_root.item.is_some())
-                    || (other_reply && root.item.as_ref().is_some_and(|i| !i.is_reply));
+                let other_root = roots[other];
+                let replace = (is_dummy(&forest, root) && !is_dummy(&forest, other_root))
+                    || (is_reply(&forest, other_root)
+                        && !is_dummy(&forest, root)
+                        && !is_reply(&forest, root));
                 if replace {
-                    table.insert(item.base_subject.clone(), index);
+                    table.insert(subject, index);
                 }
             }
         }
     }
-    let mut merged: Vec<Option<Node>> = roots.into_iter().map(Some).collect();
+    let mut merged: Vec<Option<usize>> = roots.into_iter().map(Some).collect();
     for index in 0..merged.len() {
-        let Some(subject) = merged[index]
-            .as_ref()
-            .and_then(Node::subject_item)
-            .map(|i| i.base_subject.clone())
-        else {
+        let Some(this) = merged[index] else {
+            continue;
+        };
+        let Some(subject) = subject_of(&forest, this) else {
             continue;
         };
         let Some(&target) = table.get(&subject) else {
             continue;
         };
-        if target == index || merged[target].is_none() {
+        if target == index {
             continue;
         }
-        let Some(this) = merged[index].take() else {
+        let Some(kept) = merged[target] else {
             continue;
         };
-        let Some(mut kept) = merged[target].take() else {
-            continue;
-        };
-        match (kept.item.is_none(), this.item.is_none()) {
+        merged[index] = None;
+        let kept = match (is_dummy(&forest, kept), is_dummy(&forest, this)) {
             // Both dummies: one dummy holds all the children.
-            (true, true) => kept.children.extend(this.children),
+            (true, true) => {
+                let children = std::mem::take(&mut forest.nodes[this].children);
+                forest.nodes[kept].children.extend(children);
+                kept
+            }
             // A dummy in the table: this thread becomes one of its children.
-            (true, false) => kept.children.push(this),
-            (false, _) => {
-                let kept_reply = kept.item.as_ref().is_some_and(|i| i.is_reply);
-                let this_reply = this.item.as_ref().is_some_and(|i| i.is_reply);
-                if this.item.is_some() && this_reply && !kept_reply {
+            (true, false) => {
+                forest.nodes[kept].children.push(this);
+                kept
+            }
+            (false, this_dummy) => {
+                if !this_dummy && is_reply(&forest, this) && !is_reply(&forest, kept) {
                     // A reply to the thread in the table goes under it.
-                    kept.children.push(this);
+                    forest.nodes[kept].children.push(this);
+                    kept
                 } else {
                     // Otherwise both go under a new dummy.
-                    kept = Node {
-                        item: None,
-                        children: vec![kept, this],
-                    };
+                    forest.add(None, vec![kept, this])
                 }
             }
-        }
+        };
         merged[target] = Some(kept);
     }
-    let mut roots: Vec<Node> = merged.into_iter().flatten().collect();
+    forest.roots = merged.into_iter().flatten().collect();
     // Step 6: every level in sent-date order.
-    sort_siblings(&mut roots);
-    roots
-}
-
-/// RFC 5256 §3 REFERENCES step 4: a dummy without children goes; a dummy's children
-/// take its place, except for a root dummy with several children, which stays.
-fn prune(nodes: Vec<Node>, at_root: bool) -> Vec<Node> {
-    let mut kept = Vec::new();
-    for mut node in nodes {
-        node.children = prune(std::mem::take(&mut node.children), false);
-        if node.item.is_some() {
-            kept.push(node);
-        } else if node.children.is_empty() {
-            continue;
-        } else if at_root && node.children.len() > 1 {
-            kept.push(node);
-        } else {
-            kept.extend(node.children);
-        }
-    }
-    kept
-}
-
-fn sort_siblings(nodes: &mut [Node]) {
-    for node in nodes.iter_mut() {
-        sort_siblings(&mut node.children);
-    }
-    nodes.sort_by_key(Node::sort_date);
+    forest.sort_by_sent_date();
+    forest
 }
 
 #[cfg(test)]
@@ -483,13 +599,9 @@ mod tests {
         }
     }
 
-    fn render(roots: &[Node]) -> String {
+    fn render(forest: &Forest) -> String {
         let mut line = String::new();
-        for root in roots {
-            line.push('(');
-            write_members(root, &mut line, true);
-            line.push(')');
-        }
+        forest.write(&mut line);
         line
     }
 
@@ -562,5 +674,33 @@ mod tests {
         for n in ["1", "2", "3"] {
             assert!(rendered.contains(n), "{rendered}");
         }
+    }
+
+    #[test]
+    fn a_chain_of_thousands_of_replies_threads_without_recursion() {
+        // Each message answers the one before: one thread 20,000 levels deep, more than
+        // a recursive walk survives on a worker thread's stack.
+        let count = 20_000u32;
+        let items: Vec<Item> = (1..=count)
+            .map(|n| {
+                let parent = format!("m{}@x", n - 1);
+                let refs: Vec<&str> = if n > 1 { vec![parent.as_str()] } else { vec![] };
+                item(n, i64::from(n), "chain", &format!("m{n}@x"), &refs)
+            })
+            .collect();
+        let rendered = render(&references(items));
+        let expected: Vec<String> = (1..=count).map(|n| n.to_string()).collect();
+        assert_eq!(rendered, format!("({})", expected.join(" ")));
+    }
+
+    #[test]
+    fn references_follows_only_the_last_ids_of_a_huge_references_field() {
+        let ids: Vec<String> = (0..5000).map(|n| format!("r{n}@x")).collect();
+        let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let items = vec![
+            item(1, 10, "first", "r4999@x", &[]),
+            item(2, 20, "Re: first", "b@x", &refs),
+        ];
+        assert_eq!(render(&references(items)), "(1 2)");
     }
 }

@@ -141,7 +141,7 @@ impl Store {
     pub async fn add_account(&self, email: &str, password: &Secret) -> Result<AccountId> {
         let (local, domain) = split_address(email)?;
         let email = format!("{local}@{domain}");
-        let hash = hash_in_background(password.clone()).await?;
+        let hash = hash_password(password.clone()).await?;
         self.writer
             .run(move |conn| {
                 Box::pin(async move {
@@ -180,7 +180,7 @@ impl Store {
 
     pub async fn set_password(&self, email: &str, password: &Secret) -> Result<()> {
         let email = email.trim().to_owned();
-        let hash = hash_in_background(password.clone()).await?;
+        let hash = hash_password(password.clone()).await?;
         self.writer
             .run(move |conn| {
                 Box::pin(async move {
@@ -278,10 +278,7 @@ impl Store {
             ),
             None => (None, DUMMY_HASH.to_owned()),
         };
-        let password = password.clone();
-        let matches = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
-            .await
-            .unwrap_or(false);
+        let matches = verify_password(password.clone(), hash).await?;
         Ok(account.filter(|_| matches))
     }
 
@@ -416,12 +413,6 @@ impl Store {
 /// not exist so that a failed login takes as long either way.
 const DUMMY_HASH: &str =
     "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$H6LJzUgrPlxvCaSgPcCgc6+cHBEC5nxVPL4aVdErtj8";
-
-async fn hash_in_background(password: Secret) -> Result<String> {
-    tokio::task::spawn_blocking(move || hash_password(&password))
-        .await
-        .map_err(|e| StoreError::PasswordHash(e.to_string()))?
-}
 
 fn account_from_row(row: &sqlx::any::AnyRow) -> Account {
     Account {

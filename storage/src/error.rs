@@ -23,6 +23,10 @@ pub enum StoreError {
     WriterStopped,
     #[error("commit failed: {0}")]
     CommitFailed(String),
+    /// Too much of one kind of work waiting (e.g. password checks in a login burst):
+    /// try again shortly.
+    #[error("busy with {0}; try again shortly")]
+    Busy(&'static str),
     #[error("password hashing failed: {0}")]
     PasswordHash(String),
     #[error("stored data is corrupt: {0}")]
@@ -44,7 +48,10 @@ impl StoreError {
     pub fn is_temporary(&self) -> bool {
         matches!(
             self,
-            StoreError::Database(_) | StoreError::WriterStopped | StoreError::CommitFailed(_)
+            StoreError::Database(_)
+                | StoreError::WriterStopped
+                | StoreError::CommitFailed(_)
+                | StoreError::Busy(_)
         )
     }
 }

@@ -49,6 +49,10 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// The longest a connection stays open, kept-alive or not: autoconfiguration is one or
 /// two requests, a scraper reconnects; nobody holds a slot for long.
 const MAX_CONNECTION_TIME: Duration = Duration::from_secs(60);
+/// After [`MAX_CONNECTION_TIME`] or on shutdown, how long a request in flight may take
+/// to finish before the connection is dropped: a body sent a byte at a time holds no
+/// slot for longer than this.
+const FINISH_GRACE: Duration = Duration::from_secs(5);
 /// How long a health check waits for storage before calling it unhealthy.
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -141,7 +145,7 @@ pub fn router(state: HttpState) -> Router {
 /// Serves `router` on `listener` until shutdown. Each connection holds a slot of the
 /// server-wide connection limit, must send its request head within
 /// [`HEADER_READ_TIMEOUT`] and lives at most [`MAX_CONNECTION_TIME`]; on shutdown (or
-/// at that age) it finishes the request in flight and closes.
+/// at that age) it may finish the request in flight within [`FINISH_GRACE`], then closes.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
@@ -166,15 +170,24 @@ pub async fn serve(
                 .header_read_timeout(HEADER_READ_TIMEOUT);
             let connection = builder.serve_connection(TokioIo::new(tcp), service);
             tokio::pin!(connection);
-            let result = tokio::select! {
-                result = connection.as_mut() => result,
-                _ = token.cancelled() => {
+            let ended = tokio::select! {
+                result = connection.as_mut() => Some(result),
+                _ = token.cancelled() => None,
+                _ = tokio::time::sleep(MAX_CONNECTION_TIME) => None,
+            };
+            let result = match ended {
+                Some(result) => result,
+                // Shutdown or the age limit: the request in flight may finish within
+                // FINISH_GRACE; then the connection is dropped, body or not.
+                None => {
                     connection.as_mut().graceful_shutdown();
-                    connection.await
-                }
-                _ = tokio::time::sleep(MAX_CONNECTION_TIME) => {
-                    connection.as_mut().graceful_shutdown();
-                    connection.await
+                    match tokio::time::timeout(FINISH_GRACE, connection).await {
+                        Ok(result) => result,
+                        Err(_) => {
+                            tracing::debug!(%peer, "HTTP connection closed: request unfinished at its deadline");
+                            Ok(())
+                        }
+                    }
                 }
             };
             if let Err(error) = result {
@@ -227,4 +240,62 @@ async fn metrics(State(state): State<HttpState>) -> Response {
 /// An answer with no document: the status and a one-line reason.
 fn plain_error(status: StatusCode, reason: &str) -> Response {
     (status, format!("{reason}\n")).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::routing::post;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A request body sent a byte at a time cannot hold a connection past its deadline:
+    /// at MAX_CONNECTION_TIME plus FINISH_GRACE the server closes it.
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_request_body_is_cut_off_at_the_deadline() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let address = listener.local_addr().expect("address");
+        let router = Router::new().route("/upload", post(|body: String| async move { body }));
+        let shutdown = Shutdown::new();
+        let server = tokio::spawn(serve(
+            listener,
+            router,
+            ConnectionLimiter::new(10, 10),
+            shutdown.clone(),
+        ));
+        let mut client = tokio::net::TcpStream::connect(address)
+            .await
+            .expect("connect");
+        client
+            .write_all(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n")
+            .await
+            .expect("head");
+        let started = tokio::time::Instant::now();
+        let mut answer = Vec::new();
+        let closed = loop {
+            // One byte of body every 10 s, far slower than a client sends.
+            if client.write_all(b"x").await.is_err() {
+                break true;
+            }
+            let mut buffer = [0u8; 1024];
+            match tokio::time::timeout(Duration::from_secs(10), client.read(&mut buffer)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => break true,
+                Ok(Ok(n)) => answer.extend_from_slice(&buffer[..n]),
+                Err(_) => {}
+            }
+            if started.elapsed() > MAX_CONNECTION_TIME * 10 {
+                break false;
+            }
+        };
+        assert!(
+            closed,
+            "the connection is still open after ten times its limit"
+        );
+        assert!(
+            started.elapsed() <= MAX_CONNECTION_TIME + FINISH_GRACE + Duration::from_secs(10),
+            "closed only after {:?}",
+            started.elapsed()
+        );
+        shutdown.shutdown_and_wait().await;
+        server.await.expect("listener task");
+    }
 }

@@ -139,12 +139,12 @@ impl Session {
         id: SessionId,
     ) -> Session {
         tracing::trace!(session = %id, "new session");
-        let limits = FramerLimits::new(server.config.max_message_size);
         Session {
             peer,
             role,
             server,
-            conn: Connection::new(stream, limits),
+            // Until a login succeeds: small literals, no APPEND (see `auth.rs`).
+            conn: Connection::new(stream, FramerLimits::pre_auth()),
             state: State::NotAuthenticated { auth_failures: 0 },
             enabled: Enabled::default(),
             tag: String::new(),
@@ -199,6 +199,9 @@ impl Session {
                         RejectReason::LiteralTooBig { append: false } => {
                             (Status::Bad, Some(Code::TooBig), "Literal too large")
                         }
+                        // RFC 9051 §6.3.12: APPEND is for the authenticated state; the
+                        // same answer as the gate gives, before any octet is sent.
+                        RejectReason::AppendNotAllowed => (Status::Bad, None, "Log in first"),
                     };
                     match rejection.tag {
                         Some(tag) => response::tagged(

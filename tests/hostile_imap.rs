@@ -1,0 +1,76 @@
+//! IMAP under hostile input (issue 13): what an anonymous peer or a logged-in client can
+//! make the server hold or spend. Each test sends the attack over a real socket, checks
+//! the protocol answer, and then checks that another client is still served.
+
+mod common;
+
+use common::{TestServer, python_client};
+
+/// Before login: an APPEND announcing a 50 MB literal gets no continuation but a tagged
+/// BAD at once; a non-synchronising one is answered and its octets skipped, so the next
+/// command is read where the client put it; a password sent as a literal still logs in,
+/// and after that APPEND works. Another client (imaplib) logs in meanwhile.
+const APPEND_BEFORE_LOGIN: &str = r#"
+import imaplib, socket, sys
+user, password, port = sys.argv[3], sys.argv[4], int(sys.argv[5])
+
+s = socket.create_connection(("127.0.0.1", port), timeout=60)
+f = s.makefile("rb")
+assert f.readline().startswith(b"* OK"), "greeting"
+
+def line():
+    return f.readline().decode().rstrip("\r\n")
+
+s.sendall(b"a APPEND INBOX {52428800}\r\n")
+print("append-sync", line())
+s.sendall(b"b APPEND INBOX {20+}\r\n" + b"x" * 20 + b"\r\nc NOOP\r\n")
+print("append-nonsync", line())
+print("after-nonsync", line())
+
+# Another client is served while this one holds its connection.
+m = imaplib.IMAP4("127.0.0.1", port)
+typ, _ = m.login(user, password)
+print("other-login", typ)
+typ, data = m.select("INBOX")
+print("other-select", typ, data)
+
+# LOGIN with the password as a synchronising literal (RFC 9051 §6.2.3).
+pw = password.encode()
+s.sendall(b'd LOGIN "' + user.encode() + b'" {' + str(len(pw)).encode() + b"}\r\n")
+print("login-continuation", line()[:1])
+s.sendall(pw + b"\r\n")
+print("login", line().split(" ")[1])
+message = b"Subject: after login\r\n\r\nhello\r\n"
+s.sendall(b"e APPEND INBOX {" + str(len(message)).encode() + b"}\r\n")
+print("append-continuation", line()[:1])
+s.sendall(message + b"\r\n")
+print("append", line().split(" ")[1])
+s.sendall(b"f LOGOUT\r\n")
+typ, data = m.select("INBOX")
+print("other-exists", data[0].decode())
+m.logout()
+"#;
+
+#[test]
+fn append_before_login_gets_no_continuation() {
+    let server = TestServer::start();
+    let imap = server.port("imap").to_string();
+    let out = python_client(&server, APPEND_BEFORE_LOGIN, &[&imap]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "append-sync a BAD Log in first",
+            "append-nonsync b BAD Log in first",
+            "after-nonsync c OK Done",
+            "other-login OK",
+            "other-select OK [b'0']",
+            "login-continuation +",
+            "login OK",
+            "append-continuation +",
+            "append OK",
+            "other-exists 1",
+        ],
+        "{out}"
+    );
+}

@@ -263,6 +263,33 @@ async fn three_failed_logins_close_the_connection() {
 }
 
 #[tokio::test]
+async fn no_login_in_time_closes_with_bye_and_logged_in_sessions_stay() {
+    let h = Harness::start().await;
+    let mut logged_in = h.logged_in().await;
+    // Paused time jumps to the next timer when every task is idle; the store is not used
+    // from here on (its pool has timers of its own).
+    tokio::time::pause();
+    let start = tokio::time::Instant::now();
+    let mut anonymous = h.connect().await;
+    // Commands before login do not move the deadline.
+    assert_eq!(anonymous.run("a", "NOOP").await, lines(&["a OK Done"]));
+    let mut rest = String::new();
+    anonymous
+        .reader
+        .read_to_string(&mut rest)
+        .await
+        .expect("read to the end");
+    assert_eq!(rest, "* BYE Autologout; no login in time\r\n");
+    // Closed at the deadline, not at the 30-minute idle timeout (virtual time).
+    let waited = start.elapsed();
+    assert!(
+        (crate::session::LOGIN_TIMEOUT..crate::session::LOGIN_TIMEOUT * 2).contains(&waited),
+        "{waited:?}"
+    );
+    assert_eq!(logged_in.run("b", "NOOP").await, lines(&["b OK Done"]));
+}
+
+#[tokio::test]
 async fn list_and_mailbox_management() {
     let h = Harness::start().await;
     let mut c = h.logged_in().await;

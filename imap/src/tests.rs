@@ -290,6 +290,38 @@ async fn no_login_in_time_closes_with_bye_and_logged_in_sessions_stay() {
 }
 
 #[tokio::test]
+async fn sets_of_thousands_of_ranges_are_merged() {
+    let h = Harness::start().await;
+    for subject in ["one", "two", "three"] {
+        h.deliver(subject).await;
+    }
+    let mut c = h.logged_in().await;
+    c.run("a", "SELECT INBOX").await;
+    // Issue 13: 16,000 times the whole mailbox, in a line under the 64 KiB limit.
+    let all = vec!["1:*"; 16_000].join(",");
+    assert_eq!(
+        c.run("b", &format!("FETCH {all} (UID)")).await,
+        lines(&[
+            "* 1 FETCH (UID 1)",
+            "* 2 FETCH (UID 2)",
+            "* 3 FETCH (UID 3)",
+            "b OK FETCH completed"
+        ])
+    );
+    let half = vec!["1:*"; 7_000].join(",");
+    let threes = vec!["3:3"; 7_000].join(",");
+    assert_eq!(
+        c.run("c", &format!("SEARCH {half} UID {threes}")).await,
+        lines(&["* SEARCH 3", "c OK SEARCH completed"])
+    );
+    let twos = vec!["2"; 30_000].join(",");
+    assert_eq!(
+        c.run("d", &format!("UID SEARCH NOT UID {twos}")).await,
+        lines(&["* SEARCH 1 3", "d OK UID SEARCH completed"])
+    );
+}
+
+#[tokio::test]
 async fn list_and_mailbox_management() {
     let h = Harness::start().await;
     let mut c = h.logged_in().await;

@@ -6,11 +6,11 @@
 
 use crate::error::CommandError;
 use crate::message::header_sections;
-use crate::proto::Sequence;
 use crate::proto::command::{SearchCommand, SearchKey, SearchReturn};
 use crate::proto::datetime::date_of;
 use crate::proto::response::{self, Code};
 use crate::proto::sequence::SequenceSet;
+use crate::proto::{RangeSet, Sequence};
 use crate::session::{CommandResult, Completion, Session, State};
 use crate::view::View;
 use std::collections::HashMap;
@@ -144,14 +144,68 @@ fn uses_modseq(key: &SearchKey) -> bool {
     }
 }
 
-fn matches(key: &SearchKey, c: &Candidate<'_>, view: &View, now: i64) -> bool {
+/// A search key ready to be asked about many messages: sequence sets and `$` resolved
+/// against the view once into merged ranges (a binary search per message, not a walk
+/// over every range as written), everything else as parsed. Owns what it holds, so it
+/// can be evaluated away from the view.
+enum Key {
+    And(Vec<Key>),
+    Or(Box<Key>, Box<Key>),
+    Not(Box<Key>),
+    /// UIDs (`UID set`, and `$` in either form: RFC 5182 saves UIDs).
+    Uids(RangeSet),
+    /// Message sequence numbers.
+    Seqs(RangeSet),
+    Leaf(SearchKey),
+}
+
+impl Key {
+    /// Nesting is that of the parsed key, bounded by the parser (`MAX_SEARCH_DEPTH`).
+    fn compile(key: &SearchKey, view: &View) -> Key {
+        match key {
+            SearchKey::And(keys) => Key::And(keys.iter().map(|k| Key::compile(k, view)).collect()),
+            SearchKey::Or(a, b) => Key::Or(
+                Box::new(Key::compile(a, view)),
+                Box::new(Key::compile(b, view)),
+            ),
+            SearchKey::Not(k) => Key::Not(Box::new(Key::compile(k, view))),
+            SearchKey::Uid(Sequence::Set(set)) => {
+                Key::Uids(set.resolve(view.uids().last().copied().unwrap_or(0)))
+            }
+            SearchKey::Seq(Sequence::Set(set)) => {
+                Key::Seqs(set.resolve(u32::try_from(view.exists()).unwrap_or(u32::MAX)))
+            }
+            SearchKey::Uid(Sequence::Saved) | SearchKey::Seq(Sequence::Saved) => {
+                Key::Uids(RangeSet::from_numbers(view.saved.iter().map(|uid| uid.0)))
+            }
+            other => Key::Leaf(other.clone()),
+        }
+    }
+}
+
+fn matches(key: &Key, c: &Candidate<'_>, now: i64) -> bool {
+    match key {
+        Key::And(keys) => keys.iter().all(|k| matches(k, c, now)),
+        Key::Or(a, b) => matches(a, c, now) || matches(b, c, now),
+        Key::Not(k) => !matches(k, c, now),
+        Key::Uids(set) => set.contains(c.entry.uid.0),
+        Key::Seqs(set) => set.contains(c.seq),
+        Key::Leaf(key) => matches_leaf(key, c, now),
+    }
+}
+
+/// A key that looks at one message alone.
+fn matches_leaf(key: &SearchKey, c: &Candidate<'_>, now: i64) -> bool {
     let sent = || c.meta.and_then(|m| m.sent_date).map(date_of);
     let internal = || date_of(c.entry.internal_date);
     match key {
         SearchKey::All => true,
-        SearchKey::And(keys) => keys.iter().all(|k| matches(k, c, view, now)),
-        SearchKey::Or(a, b) => matches(a, c, view, now) || matches(b, c, view, now),
-        SearchKey::Not(k) => !matches(k, c, view, now),
+        // `Key::compile` turns these into `Key`'s own variants; they are never leaves.
+        SearchKey::And(_)
+        | SearchKey::Or(..)
+        | SearchKey::Not(_)
+        | SearchKey::Uid(_)
+        | SearchKey::Seq(_) => false,
         // RFC 7162 §3.1.5: "messages that have modification values that are equal to or
         // greater than <mod-sequence-valzer>".
         SearchKey::ModSeq(modseq) => c.entry.modseq.0 >= *modseq,
@@ -175,15 +229,6 @@ fn matches(key: &SearchKey, c: &Candidate<'_>, view: &View, now: i64) -> bool {
         SearchKey::SentBefore(date) => sent().is_some_and(|d| d < *date),
         SearchKey::SentOn(date) => sent().is_some_and(|d| d == *date),
         SearchKey::SentSince(date) => sent().is_some_and(|d| d >= *date),
-        SearchKey::Uid(Sequence::Set(set)) => {
-            set.contains(c.entry.uid.0, view.uids().last().copied().unwrap_or(0))
-        }
-        SearchKey::Seq(Sequence::Set(set)) => {
-            set.contains(c.seq, u32::try_from(view.exists()).unwrap_or(u32::MAX))
-        }
-        SearchKey::Uid(Sequence::Saved) | SearchKey::Seq(Sequence::Saved) => {
-            view.saved.contains(&c.entry.uid)
-        }
     }
 }
 
@@ -217,6 +262,7 @@ pub(crate) async fn find(
     now: i64,
 ) -> Result<Vec<Found>, CommandError> {
     let needs = Needs::of(key);
+    let key = Key::compile(key, view);
     let mut found = Vec::new();
     let live: Vec<usize> = (0..view.exists())
         .filter(|&i| {
@@ -263,7 +309,7 @@ pub(crate) async fn find(
                 text,
                 raw: raws.get(&entry.message).map(Vec::as_slice),
             };
-            if matches(key, &candidate, view, now) {
+            if matches(&key, &candidate, now) {
                 found.push(Found {
                     seq: candidate.seq,
                     uid: entry.uid,

@@ -74,3 +74,81 @@ fn append_before_login_gets_no_continuation() {
         "{out}"
     );
 }
+
+/// Reads one IMAP response from a raw socket up to the tagged line, counting literals
+/// and their sizes without keeping their octets (the answer can be hundreds of MB).
+const READ_LITERALS: &str = r#"
+import imaplib, re, socket, sys
+user, password, port = sys.argv[3], sys.argv[4], int(sys.argv[5])
+
+def read_response(f, tag):
+    sizes = []
+    while True:
+        line = f.readline()
+        assert line, "connection closed"
+        while True:
+            marker = re.search(rb"\{(\d+)\}\r\n$", line)
+            if not marker:
+                break
+            left = int(marker.group(1))
+            sizes.append(left)
+            while left:
+                chunk = f.read(min(left, 1 << 20))
+                assert chunk, "connection closed in a literal"
+                left -= len(chunk)
+            line = f.readline()
+        if line.startswith(tag + b" "):
+            return line.decode().rstrip("\r\n"), sizes
+"#;
+
+/// FETCH of one 1 MB message with BODY.PEEK[] 400 times: every literal arrives whole
+/// (the response is written item by item, with backpressure, not built first), and
+/// another client is served afterwards.
+const FETCH_400_BODIES: &str = r#"
+m = imaplib.IMAP4("127.0.0.1", port)
+m.login(user, password)
+line = b"x" * 76 + b"\r\n"
+message = b"Subject: big\r\n\r\n" + line * (1_000_000 // len(line))
+typ, _ = m.append("INBOX", None, None, message)
+print("append", typ)
+
+s = socket.create_connection(("127.0.0.1", port), timeout=300)
+f = s.makefile("rb")
+f.readline()
+s.sendall(b'a LOGIN "' + user.encode() + b'" "' + password.encode() + b'"\r\n')
+print("login", read_response(f, b"a")[0].split(" ")[1])
+s.sendall(b"b SELECT INBOX\r\n")
+read_response(f, b"b")
+s.sendall(b"c FETCH 1 (" + b" ".join([b"BODY.PEEK[]"] * 400) + b")\r\n")
+done, sizes = read_response(f, b"c")
+print("fetch", done)
+print("literals", len(sizes), "all-whole", all(size == len(message) for size in sizes))
+s.close()
+
+typ, data = m.select("INBOX")
+print("other-select", typ, data[0].decode())
+typ, data = m.fetch("1", "(RFC822.SIZE)")
+print("other-size", typ, data[0].decode())
+m.logout()
+"#;
+
+#[test]
+fn fetch_of_400_bodies_is_answered_whole_and_others_are_served() {
+    let server = TestServer::start();
+    let imap = server.port("imap").to_string();
+    let script = format!("{READ_LITERALS}{FETCH_400_BODIES}");
+    let out = python_client(&server, &script, &[&imap]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "append OK",
+            "login OK",
+            "fetch c OK FETCH completed",
+            "literals 400 all-whole True",
+            "other-select OK 1",
+            "other-size OK 1 (RFC822.SIZE 999976)",
+        ],
+        "{out}"
+    );
+}

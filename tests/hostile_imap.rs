@@ -6,6 +6,16 @@ mod common;
 
 use common::{TestServer, python_client};
 
+/// Runs a Python `script` against a new server (its argv: IMAPS port, SMTP port, user,
+/// password, plain IMAP port) and checks the lines it prints.
+fn script_prints(script: &str, expected: &[&str]) {
+    let server = TestServer::start();
+    let imap = server.port("imap").to_string();
+    let out = python_client(&server, script, &[&imap]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines, expected, "{out}");
+}
+
 /// Before login: an APPEND announcing a 50 MB literal gets no continuation but a tagged
 /// BAD at once; a non-synchronising one is answered and its octets skipped, so the next
 /// command is read where the client put it; a password sent as a literal still logs in,
@@ -53,13 +63,9 @@ m.logout()
 
 #[test]
 fn append_before_login_gets_no_continuation() {
-    let server = TestServer::start();
-    let imap = server.port("imap").to_string();
-    let out = python_client(&server, APPEND_BEFORE_LOGIN, &[&imap]);
-    let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(
-        lines,
-        [
+    script_prints(
+        APPEND_BEFORE_LOGIN,
+        &[
             "append-sync a BAD Log in first",
             "append-nonsync b BAD Log in first",
             "after-nonsync c OK Done",
@@ -71,7 +77,6 @@ fn append_before_login_gets_no_continuation() {
             "append OK",
             "other-exists 1",
         ],
-        "{out}"
     );
 }
 
@@ -134,14 +139,9 @@ m.logout()
 
 #[test]
 fn fetch_of_400_bodies_is_answered_whole_and_others_are_served() {
-    let server = TestServer::start();
-    let imap = server.port("imap").to_string();
-    let script = format!("{READ_LITERALS}{FETCH_400_BODIES}");
-    let out = python_client(&server, &script, &[&imap]);
-    let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(
-        lines,
-        [
+    script_prints(
+        &format!("{READ_LITERALS}{FETCH_400_BODIES}"),
+        &[
             "append OK",
             "login OK",
             "fetch c OK FETCH completed",
@@ -149,6 +149,47 @@ fn fetch_of_400_bodies_is_answered_whole_and_others_are_served() {
             "other-select OK 1",
             "other-size OK 1 (RFC822.SIZE 999976)",
         ],
-        "{out}"
+    );
+}
+
+/// SEARCH BODY with a needle of the largest size over a 10 MB body on one line is
+/// answered (a linear-time search, off the async workers); one octet more is a BAD; the
+/// SEARCH suites of imaplib still pass (tests/imap_imaplib.rs).
+const SEARCH_LONG_NEEDLE: &str = r#"
+import imaplib, sys
+user, password, port = sys.argv[3], sys.argv[4], int(sys.argv[5])
+m = imaplib.IMAP4("127.0.0.1", port)
+m.login(user, password)
+body = b"a" * (10 * 1024 * 1024)
+typ, _ = m.append("INBOX", None, None, b"Subject: one line\r\n\r\n" + body + b"B\r\n")
+print("append", typ)
+m.select("INBOX")
+needle = "A" * 1023 + "b"
+typ, data = m.search(None, "BODY", '"' + needle + '"')
+print("found", typ, data)
+typ, data = m.search(None, "BODY", '"' + needle[1:] + 'x"')
+print("not-found", typ, data)
+try:
+    m.search(None, "BODY", '"' + needle + 'b"')
+    print("too-long accepted")
+except imaplib.IMAP4.error as e:
+    print("too-long", e)
+other = imaplib.IMAP4("127.0.0.1", port)
+print("other-login", other.login(user, password)[0])
+other.logout()
+m.logout()
+"#;
+
+#[test]
+fn search_with_the_longest_needle_over_a_long_line() {
+    script_prints(
+        SEARCH_LONG_NEEDLE,
+        &[
+            "append OK",
+            "found OK [b'1']",
+            "not-found OK [b'']",
+            "too-long SEARCH command error: BAD [b'Search string too long']",
+            "other-login OK",
+        ],
     );
 }

@@ -20,12 +20,15 @@
 #   CONNECTIONS=16 bench/hostile-imap-rss.sh
 # Environment:
 #   CONNECTIONS (8)           unauthenticated connections of part 1
+#   LETTERBOX_BIN             a prebuilt letterbox instead of building one (to compare
+#                             with an older build)
 #   BENCH_TMPDIR (/var/tmp)   where letterbox keeps its data
 #   KEEP=1                    keep the temporary directory (log, SQLite)
 #   CARGO_TARGET_DIR          where cargo builds (as cargo itself reads it)
 set -euo pipefail
 
 CONNECTIONS=${CONNECTIONS:-8}
+LETTERBOX_BIN=${LETTERBOX_BIN:-}
 BENCH_TMPDIR=${BENCH_TMPDIR:-/var/tmp}
 KEEP=${KEEP:-0}
 TARGETS=letterbox
@@ -39,7 +42,11 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 command -v python3 >/dev/null || die "python3 is needed"
 stop_servers() { :; }
 make_workdir letterbox-hostile-imap
-build_letterbox
+if [[ -n $LETTERBOX_BIN ]]; then
+    cp "$LETTERBOX_BIN" "$WORK/bin/letterbox"
+else
+    build_letterbox
+fi
 
 dir=$WORK/letterbox
 write_imap_config "$dir" $((CONNECTIONS + 10))

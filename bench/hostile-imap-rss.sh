@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Memory one hostile IMAP peer can make letterbox hold (issue 13), on this machine.
+# What one hostile IMAP peer can make letterbox spend (issue 13), on this machine: memory,
+# and the SMTP greeting delay while SEARCH runs.
 #
 # Starts a release letterbox (target/release/letterbox, built first) on a free 127.0.0.1
 # port with its data in a new temporary directory, and prints the growth of its resident
@@ -13,6 +14,10 @@
 #      (`FETCH 1 (BODY[] BODY[] ...)`), reading the answer as it comes. Goal: under
 #      128 MiB. The login and the APPEND come before the first sample, so the password
 #      hash (argon2id) is not counted.
+# and then how long an SMTP greeting on port 25 takes (connect to `220`, every 50 ms)
+# while two logged-in clients each run SEARCH BODY with a needle of the largest size
+# (1023 `A` and a `b`) over a 10 MB body on one line of `a`, ROUNDS (3) times in a row:
+#   3. Goal: the slowest greeting under 100 ms (the search runs off the async workers).
 # These are figures to read, not a test: nothing here fails on a number.
 #
 # Run from anywhere:
@@ -20,6 +25,7 @@
 #   CONNECTIONS=16 bench/hostile-imap-rss.sh
 # Environment:
 #   CONNECTIONS (8)           unauthenticated connections of part 1
+#   ROUNDS (3)                SEARCHes each client of part 3 runs
 #   LETTERBOX_BIN             a prebuilt letterbox instead of building one (to compare
 #                             with an older build)
 #   BENCH_TMPDIR (/var/tmp)   where letterbox keeps its data
@@ -28,6 +34,7 @@
 set -euo pipefail
 
 CONNECTIONS=${CONNECTIONS:-8}
+ROUNDS=${ROUNDS:-3}
 LETTERBOX_BIN=${LETTERBOX_BIN:-}
 BENCH_TMPDIR=${BENCH_TMPDIR:-/var/tmp}
 KEEP=${KEEP:-0}
@@ -50,17 +57,24 @@ fi
 
 dir=$WORK/letterbox
 write_imap_config "$dir" $((CONNECTIONS + 10))
+# Part 3 also needs port 25, answering from the machine: no lookup waits on a network.
+sed -i 's/^smtp = \[\]$/smtp = ["127.0.0.1:0"]/' "$dir/letterbox.toml"
+printf '\n[dns]\noffline = true\n' >>"$dir/letterbox.toml"
 start_letterbox "$dir"
 address=$(sed -n 's/^listening imap //p' "$dir/stdout" | head -n 1)
 [[ -n $address ]] || die "letterbox printed no 'listening imap' line"
+smtp_address=$(sed -n 's/^listening smtp //p' "$dir/stdout" | head -n 1)
+[[ -n $smtp_address ]] || die "letterbox printed no 'listening smtp' line"
 user=$(sed -n 's/^  Email address: *//p' "$dir/stdout" | head -n 1)
 password=$(sed -n 's/^  Password: *//p' "$dir/stdout" | head -n 1)
 [[ -n $user && -n $password ]] || die "letterbox printed no first account"
 
-python3 - "$LETTERBOX_PID" "${address##*:}" "$user" "$password" "$CONNECTIONS" <<'EOF'
+python3 - "$LETTERBOX_PID" "${address##*:}" "$user" "$password" "$CONNECTIONS" \
+    "${smtp_address##*:}" "$ROUNDS" <<'EOF'
 import socket, sys, threading, time
 
 pid, port, user, password, connections = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], int(sys.argv[5])
+smtp_port, rounds = int(sys.argv[6]), int(sys.argv[7])
 LITERAL = 52428800
 MiB = 1024 * 1024
 
@@ -156,6 +170,48 @@ with Sampler() as sampler:
     done, literals = response(f, b"d")
 assert done.startswith(b"d OK") and literals == 400, (done, literals)
 sampler.report("FETCH of 400 x BODY[] of a 1 MB message", 128)
+
+line = b"a" * (10 * MiB)
+message = b"Subject: one line\r\n\r\n" + line + b"\r\n"
+s.sendall(f"e APPEND INBOX {{{len(message)}+}}\r\n".encode() + message + b"\r\n")
+assert response(f, b"e")[0].startswith(b"e OK"), "append"
 s.close()
+
+def logged_in():
+    c, cf = connect()
+    c.sendall(f'a LOGIN "{user}" "{password}"\r\nb SELECT INBOX\r\n'.encode())
+    assert response(cf, b"a")[0].startswith(b"a OK"), "login"
+    response(cf, b"b")
+    return c, cf
+
+needle = b"A" * 1023 + b"b"
+def search(c, cf, took):
+    start = time.monotonic()
+    for n in range(rounds):
+        c.sendall(f"s{n} SEARCH BODY ".encode() + needle + b"\r\n")
+        done = response(cf, f"s{n}".encode())[0]
+        assert done.startswith(f"s{n} OK".encode()), done
+    took.append((time.monotonic() - start) / rounds)
+    c.close()
+
+clients = [logged_in() for _ in range(2)]
+took = []
+searches = [threading.Thread(target=search, args=(c, cf, took)) for c, cf in clients]
+for t in searches:
+    t.start()
+greetings = []
+while any(t.is_alive() for t in searches):
+    start = time.monotonic()
+    with socket.create_connection(("127.0.0.1", smtp_port), timeout=600) as g:
+        assert g.makefile("rb").readline().startswith(b"220"), "greeting"
+        greetings.append(time.monotonic() - start)
+        g.sendall(b"QUIT\r\n")
+    time.sleep(0.05)
+for t in searches:
+    t.join()
+print(f"SMTP greeting while 2 clients SEARCH BODY (1 KiB needle, 10 MB one-line body): "
+      f"{len(greetings)} greetings, slowest {max(greetings) * 1000:.1f} ms, median "
+      f"{sorted(greetings)[len(greetings) // 2] * 1000:.1f} ms (goal: under 100 ms); one SEARCH took "
+      f"{max(took):.2f} s", flush=True)
 EOF
 stop_letterbox "$dir"

@@ -129,23 +129,7 @@ run_load() {
 # --- letterbox -----------------------------------------------------------------------------
 run_letterbox() {
     local dir=$WORK/letterbox address stored_hash
-    mkdir "$dir"
-    cat >"$dir/letterbox.toml" <<EOF
-hostname = "localhost"
-data_dir = "$dir/data"
-
-[listen]
-smtp = []
-submission = []
-submissions = []
-imap = ["127.0.0.1:0"]
-imaps = []
-http = []
-
-[limits]
-max_connections = $((CLIENTS + 10 > 1000 ? CLIENTS + 10 : 1000))
-max_connections_per_ip = $((CLIENTS + 10 > 1000 ? CLIENTS + 10 : 1000))
-EOF
+    write_imap_config "$dir" $((CLIENTS + 10))
     start_letterbox "$dir"
     address=$(sed -n 's/^listening imap //p' "$dir/stdout" | head -n 1)
     [[ -n $address ]] || die "letterbox printed no 'listening imap' line"

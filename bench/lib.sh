@@ -129,6 +129,29 @@ EOF
     } >"$dir/letterbox.toml"
 }
 
+# write_imap_config DIR CONNECTIONS: DIR/letterbox.toml for the IMAP benchmarks (only an
+# IMAP listener, connection limits of at least CONNECTIONS), SQLite in DIR/data.
+write_imap_config() {
+    local dir=$1 limit=$(($2 > 1000 ? $2 : 1000))
+    mkdir -p "$dir"
+    cat >"$dir/letterbox.toml" <<EOF
+hostname = "localhost"
+data_dir = "$dir/data"
+
+[listen]
+smtp = []
+submission = []
+submissions = []
+imap = ["127.0.0.1:0"]
+imaps = []
+http = []
+
+[limits]
+max_connections = $limit
+max_connections_per_ip = $limit
+EOF
+}
+
 # start_letterbox DIR: runs $WORK/bin/letterbox with DIR/letterbox.toml until it says
 # `ready`; its stdout (listening addresses, the first account's password) in DIR/stdout.
 start_letterbox() {

@@ -180,6 +180,11 @@ impl Connection {
         Ok(())
     }
 
+    /// Limits for the commands framed from now on (after a successful login).
+    pub(crate) fn set_limits(&mut self, limits: FramerLimits) {
+        self.framer.set_limits(limits);
+    }
+
     pub(crate) fn next_frame(&mut self) -> Option<Frame> {
         self.framer.next_frame()
     }

@@ -19,11 +19,20 @@ use std::borrow::Cow;
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 use storage::{AccountId, ModSeq};
+use tokio::time::Instant;
 
 /// RFC 9051 §6.2.3 lets a server close after failed logins; three per connection is what
 /// a person mistyping needs, more is guessing.
 pub(crate) const MAX_AUTH_FAILURES_PER_SESSION: u32 = 3;
+
+/// A peer that has not logged in this long after its greeting is closed (`* BYE`
+/// first). RFC 9051 §5.4 asks for at least 30 minutes of inactivity only "for sessions
+/// after authentication"; a client needs a few round trips (CAPABILITY, STARTTLS,
+/// LOGIN), and a person at a terminal well under a minute. Anything longer lets anonymous
+/// peers hold connection slots, of which each address has only a few.
+pub(crate) const LOGIN_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Id of a session in logs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,6 +137,8 @@ pub(crate) struct Session {
     pub(crate) enabled: Enabled,
     /// The tag of the command being executed (IDLE and STARTTLS answer it themselves).
     pub(crate) tag: String,
+    /// When the session is closed if it has not logged in by then ([`LOGIN_TIMEOUT`]).
+    login_deadline: Instant,
 }
 
 impl Session {
@@ -139,16 +150,30 @@ impl Session {
         id: SessionId,
     ) -> Session {
         tracing::trace!(session = %id, "new session");
-        let limits = FramerLimits::new(server.config.max_message_size);
         Session {
             peer,
             role,
             server,
-            conn: Connection::new(stream, limits),
+            // Until a login succeeds: small literals, no APPEND (see `auth.rs`).
+            conn: Connection::new(stream, FramerLimits::pre_auth()),
             state: State::NotAuthenticated { auth_failures: 0 },
             enabled: Enabled::default(),
             tag: String::new(),
+            login_deadline: Instant::now() + LOGIN_TIMEOUT,
         }
+    }
+
+    /// How long to wait for the client's next octets: the idle timeout, and before login
+    /// no later than the login deadline. `None` when the deadline has passed.
+    fn read_timeout(&self) -> Option<Duration> {
+        let idle_timeout = self.server.config.idle_timeout;
+        if !matches!(self.state, State::NotAuthenticated { .. }) {
+            return Some(idle_timeout);
+        }
+        let left = self
+            .login_deadline
+            .saturating_duration_since(Instant::now());
+        (!left.is_zero()).then(|| left.min(idle_timeout))
     }
 
     /// Runs the session to its end: greeting, commands, and BYE.
@@ -164,6 +189,9 @@ impl Session {
         let end = self.serve_commands().await;
         match end {
             Ok(()) | Err(Stop::Eof) => {}
+            Err(Stop::TimedOut) if matches!(self.state, State::NotAuthenticated { .. }) => {
+                response::bye(&mut self.conn.out, "Autologout; no login in time");
+            }
             Err(Stop::TimedOut) => {
                 response::bye(&mut self.conn.out, "Autologout; idle for too long");
             }
@@ -175,12 +203,16 @@ impl Session {
     }
 
     async fn serve_commands(&mut self) -> Result<(), Stop> {
-        let idle_timeout = self.server.config.idle_timeout;
         loop {
             if matches!(self.state, State::Logout) {
                 self.conn.flush().await.map_err(Stop::Failed)?;
                 return Ok(());
             }
+            // Checked before every command, so that pipelined commands cannot keep an
+            // anonymous session past its deadline either.
+            let Some(timeout) = self.read_timeout() else {
+                return Err(Stop::TimedOut);
+            };
             match self.conn.next_frame() {
                 Some(Frame::Command(bytes)) => self.execute(&bytes).await.map_err(Stop::Failed)?,
                 Some(Frame::Continue) => {
@@ -199,6 +231,9 @@ impl Session {
                         RejectReason::LiteralTooBig { append: false } => {
                             (Status::Bad, Some(Code::TooBig), "Literal too large")
                         }
+                        // RFC 9051 §6.3.12: APPEND is for the authenticated state; the
+                        // same answer as the gate gives, before any octet is sent.
+                        RejectReason::AppendNotAllowed => (Status::Bad, None, "Log in first"),
                     };
                     match rejection.tag {
                         Some(tag) => response::tagged(
@@ -220,9 +255,7 @@ impl Session {
                     if self.server.shutdown.is_shutting_down() {
                         return Err(Stop::ShuttingDown);
                     }
-                    self.conn
-                        .fill(idle_timeout, &self.server.shutdown.token)
-                        .await?;
+                    self.conn.fill(timeout, &self.server.shutdown.token).await?;
                 }
             }
         }
@@ -500,7 +533,10 @@ impl Session {
                 Some(Ok(line)) => return Ok(line),
                 Some(Err(())) => return Err(CommandError::bad("Line too long")),
                 None => {
-                    let timeout = self.server.config.idle_timeout;
+                    // A SASL exchange before login ends at the login deadline too.
+                    let Some(timeout) = self.read_timeout() else {
+                        return Err(CommandError::Fatal(SessionError::Closed));
+                    };
                     if let Err(stop) = self.conn.fill(timeout, &self.server.shutdown.token).await {
                         return Err(CommandError::Fatal(match stop {
                             Stop::Failed(error) => error,

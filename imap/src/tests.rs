@@ -263,6 +263,65 @@ async fn three_failed_logins_close_the_connection() {
 }
 
 #[tokio::test]
+async fn no_login_in_time_closes_with_bye_and_logged_in_sessions_stay() {
+    let h = Harness::start().await;
+    let mut logged_in = h.logged_in().await;
+    // Paused time jumps to the next timer when every task is idle; the store is not used
+    // from here on (its pool has timers of its own).
+    tokio::time::pause();
+    let start = tokio::time::Instant::now();
+    let mut anonymous = h.connect().await;
+    // Commands before login do not move the deadline.
+    assert_eq!(anonymous.run("a", "NOOP").await, lines(&["a OK Done"]));
+    let mut rest = String::new();
+    anonymous
+        .reader
+        .read_to_string(&mut rest)
+        .await
+        .expect("read to the end");
+    assert_eq!(rest, "* BYE Autologout; no login in time\r\n");
+    // Closed at the deadline, not at the 30-minute idle timeout (virtual time).
+    let waited = start.elapsed();
+    assert!(
+        (crate::session::LOGIN_TIMEOUT..crate::session::LOGIN_TIMEOUT * 2).contains(&waited),
+        "{waited:?}"
+    );
+    assert_eq!(logged_in.run("b", "NOOP").await, lines(&["b OK Done"]));
+}
+
+#[tokio::test]
+async fn sets_of_thousands_of_ranges_are_merged() {
+    let h = Harness::start().await;
+    for subject in ["one", "two", "three"] {
+        h.deliver(subject).await;
+    }
+    let mut c = h.logged_in().await;
+    c.run("a", "SELECT INBOX").await;
+    // Issue 13: 16,000 times the whole mailbox, in a line under the 64 KiB limit.
+    let all = vec!["1:*"; 16_000].join(",");
+    assert_eq!(
+        c.run("b", &format!("FETCH {all} (UID)")).await,
+        lines(&[
+            "* 1 FETCH (UID 1)",
+            "* 2 FETCH (UID 2)",
+            "* 3 FETCH (UID 3)",
+            "b OK FETCH completed"
+        ])
+    );
+    let half = vec!["1:*"; 7_000].join(",");
+    let threes = vec!["3:3"; 7_000].join(",");
+    assert_eq!(
+        c.run("c", &format!("SEARCH {half} UID {threes}")).await,
+        lines(&["* SEARCH 3", "c OK SEARCH completed"])
+    );
+    let twos = vec!["2"; 30_000].join(",");
+    assert_eq!(
+        c.run("d", &format!("UID SEARCH NOT UID {twos}")).await,
+        lines(&["* SEARCH 1 3", "d OK UID SEARCH completed"])
+    );
+}
+
+#[tokio::test]
 async fn list_and_mailbox_management() {
     let h = Harness::start().await;
     let mut c = h.logged_in().await;

@@ -3,9 +3,9 @@
 //! throttle's delay, and recorded in it.
 
 use crate::error::CommandError;
-use crate::proto::base64;
 use crate::proto::command::SaslResponse;
 use crate::proto::response::{self, Code, Status};
+use crate::proto::{FramerLimits, base64};
 use crate::session::{CommandResult, Completion, Session, State};
 use storage::Secret;
 
@@ -102,6 +102,10 @@ impl Session {
                 self.state = State::Authenticated {
                     account: account.id,
                 };
+                // From the next command on, the limits of a known user: APPEND up to
+                // APPENDLIMIT, larger literals (RFC 7889).
+                self.conn
+                    .set_limits(FramerLimits::new(self.server.config.max_message_size));
                 Ok(Completion::ok_with(
                     Code::Capability(self.capabilities()),
                     "Logged in",

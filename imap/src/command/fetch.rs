@@ -2,7 +2,7 @@
 //! computed at delivery and the raw bytes, never by re-parsing. Sections of the top-level
 //! header alone are served from the header bytes stored at delivery, without the body.
 
-use super::resolve;
+use super::{MAX_BATCH_BYTES, batches, resolve};
 use crate::error::CommandError;
 use crate::message;
 use crate::proto::Sequence;
@@ -16,7 +16,8 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use storage::{FlagOperation, Flags, MessageMeta, ModSeq};
 
-/// Messages whose meta is loaded at once: one query per chunk, bounded memory.
+/// Messages whose meta is loaded at once: one query per chunk, bounded memory. Raw
+/// messages are further bounded by [`MAX_BATCH_BYTES`].
 const FETCH_CHUNK: usize = 256;
 
 impl Session {
@@ -119,7 +120,11 @@ impl Session {
         let mut failure = None;
         // What an item that needs no meta is given (never looked at).
         let no_meta = Arc::new(storage::mime::analyse(b"").meta);
-        for chunk in indexes.chunks(FETCH_CHUNK) {
+        // Raw messages by their size in the view; meta and headers are small.
+        let max_bytes = if needs_raw { MAX_BATCH_BYTES } else { u64::MAX };
+        let entries = &view.entries;
+        let size = |i: usize| entries.get(i).map_or(0, |e| u64::from(e.size));
+        for chunk in batches(&indexes, FETCH_CHUNK, max_bytes, size) {
             let ids: Vec<storage::MessageId> = if needs_meta || needs_raw || needs_header {
                 chunk
                     .iter()
@@ -178,6 +183,7 @@ impl Session {
                     push_flags(out, &entry.flags);
                 }
                 for item in &items {
+                    let out = &mut conn.out;
                     separator(out);
                     match item {
                         FetchItem::Flags => push_flags(out, &entry.flags),
@@ -267,8 +273,11 @@ impl Session {
                             }
                         }
                     }
+                    // Written as produced: 400 times BODY[] of a large message is
+                    // flushed item by item, not built in memory first (issue 13).
+                    conn.flush_if_full().await?;
                 }
-                out.extend_from_slice(b")\r\n");
+                conn.out.extend_from_slice(b")\r\n");
                 conn.flush_if_full().await?;
             }
         }

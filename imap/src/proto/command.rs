@@ -13,6 +13,12 @@ use time::Date;
 /// Nesting of SEARCH keys (`NOT`, `OR`, parentheses): the evaluator and the parser
 /// recurse, so a client must not be able to nest without bound.
 pub const MAX_SEARCH_DEPTH: usize = 32;
+/// Octets of a SEARCH string (BODY, TEXT, HEADER, FROM, ...; also in SORT and THREAD).
+/// What clients search for is what a person typed, an address or a Message-ID, and
+/// RFC 5322 §2.1.1 keeps each of those within a 998-character line; 1 KiB is above all of
+/// them. A needle is compared against every candidate message (case-folded once, found
+/// with a linear-time search), so this bounds the per-message work a client can ask for.
+pub const MAX_SEARCH_STRING: usize = 1024;
 /// RFC 2971 §3.3: at most 30 field-value pairs in ID.
 pub const MAX_ID_PAIRS: usize = 30;
 
@@ -581,6 +587,15 @@ impl<'a> Parser<'a> {
         String::from_utf8(self.astring()?).map_err(|_| Cow::Borrowed("Invalid UTF-8"))
     }
 
+    /// A SEARCH string (`astring`), at most [`MAX_SEARCH_STRING`] octets.
+    fn search_string(&mut self) -> PResult<String> {
+        let value = self.astring_utf8()?;
+        if value.len() > MAX_SEARCH_STRING {
+            return err("Search string too long");
+        }
+        Ok(value)
+    }
+
     /// `nstring = string / nil`
     fn nstring(&mut self) -> PResult<Option<Vec<u8>>> {
         if self.keyword("NIL") {
@@ -1025,7 +1040,7 @@ impl<'a> Parser<'a> {
             }
             "BCC" | "CC" | "FROM" | "SUBJECT" | "TO" => {
                 self.sp()?;
-                let value = self.astring_utf8()?;
+                let value = self.search_string()?;
                 let field = match name.as_str() {
                     "BCC" => "Bcc",
                     "CC" => "Cc",
@@ -1037,18 +1052,18 @@ impl<'a> Parser<'a> {
             }
             "HEADER" => {
                 self.sp()?;
-                let field = self.astring_utf8()?;
+                let field = self.search_string()?;
                 self.sp()?;
-                let value = self.astring_utf8()?;
+                let value = self.search_string()?;
                 Ok(SearchKey::Header(field, value))
             }
             "BODY" => {
                 self.sp()?;
-                Ok(SearchKey::Body(self.astring_utf8()?))
+                Ok(SearchKey::Body(self.search_string()?))
             }
             "TEXT" => {
                 self.sp()?;
-                Ok(SearchKey::Text(self.astring_utf8()?))
+                Ok(SearchKey::Text(self.search_string()?))
             }
             "LARGER" => {
                 self.sp()?;
@@ -1842,6 +1857,30 @@ mod tests {
         );
         let deep = format!("a SEARCH {}ALL\r\n", "NOT ".repeat(MAX_SEARCH_DEPTH + 2));
         fails(&deep);
+    }
+
+    #[test]
+    fn search_strings_have_a_length_limit() {
+        let longest = "n".repeat(MAX_SEARCH_STRING);
+        for key in ["BODY", "TEXT", "FROM", "SUBJECT", "HEADER X-Id"] {
+            let CommandBody::Search(search) = parse(&format!("a SEARCH {key} {longest}\r\n"))
+            else {
+                panic!("{key}")
+            };
+            assert_ne!(search.key, SearchKey::All);
+            // One octet more, as an atom or as a literal: BAD with the tag.
+            let over = format!("{longest}n");
+            let error = fails(&format!("b SEARCH {key} {over}\r\n"));
+            assert_eq!(error.message, "Search string too long");
+            assert_eq!(error.tag.as_ref().map(Tag::as_str), Some("b"));
+            let error = fails(&format!(
+                "c SEARCH NOT {key} {{{}}}\r\n{over}\r\n",
+                over.len()
+            ));
+            assert_eq!(error.message, "Search string too long");
+        }
+        let error = fails(&format!("d SORT (DATE) UTF-8 BODY {longest}n\r\n"));
+        assert_eq!(error.message, "Search string too long");
     }
 
     #[test]

@@ -16,6 +16,14 @@ pub const MAX_LITERAL_SIZE: usize = 64 * 1024;
 /// All lines and literals of one command other than APPEND's message: bounds the memory
 /// one command can take.
 pub const MAX_COMMAND_SIZE: usize = 1024 * 1024;
+/// Before login a literal holds a user name or a password (LOGIN, RFC 9051 §6.2.3); 8 KiB
+/// is far beyond both, like the SASL response limit, and keeps what an anonymous peer can
+/// make us hold small.
+pub const PRE_AUTH_MAX_LITERAL_SIZE: usize = 8 * 1024;
+/// Before login the largest legitimate command is ID at its RFC 2971 §3.3 limits: 30
+/// pairs of 30-octet fields and 1024-octet values, quoted, about 32 KiB. LOGIN and
+/// AUTHENTICATE with SASL-IR need far less. Also the longest line before login.
+pub const PRE_AUTH_MAX_COMMAND_SIZE: usize = 32 * 1024;
 /// Literal marker octets kept while an over-long line is dropped: `{4294967295+}` fits.
 const LITERAL_MARKER_TAIL: usize = 32;
 
@@ -23,18 +31,32 @@ const LITERAL_MARKER_TAIL: usize = 32;
 pub struct FramerLimits {
     pub max_line: usize,
     pub max_literal: usize,
-    /// APPEND's message literal (APPENDLIMIT, RFC 7889).
-    pub max_append_literal: usize,
+    /// APPEND's message literal (APPENDLIMIT, RFC 7889); `None` when APPEND is not
+    /// allowed at all (before login): its literal is refused without a continuation.
+    pub max_append_literal: Option<usize>,
     pub max_command: usize,
 }
 
 impl FramerLimits {
+    /// After login: APPEND takes messages up to `max_append_literal` octets.
     pub fn new(max_append_literal: usize) -> Self {
         FramerLimits {
             max_line: MAX_LINE_LENGTH,
             max_literal: MAX_LITERAL_SIZE,
-            max_append_literal,
+            max_append_literal: Some(max_append_literal),
             max_command: MAX_COMMAND_SIZE,
+        }
+    }
+
+    /// Before login (RFC 9051 §3.1, not authenticated state): a peer nobody knows yet
+    /// gets a few KiB per command, and no APPEND literal at all, since APPEND is only
+    /// valid once authenticated (RFC 9051 §6.3.12).
+    pub fn pre_auth() -> Self {
+        FramerLimits {
+            max_line: PRE_AUTH_MAX_COMMAND_SIZE,
+            max_literal: PRE_AUTH_MAX_LITERAL_SIZE,
+            max_append_literal: None,
+            max_command: PRE_AUTH_MAX_COMMAND_SIZE,
         }
     }
 }
@@ -64,6 +86,9 @@ pub enum RejectReason {
         append: bool,
     },
     CommandTooLong,
+    /// An APPEND literal where APPEND is not allowed (before login): refused before the
+    /// client sends a single octet of the message.
+    AppendNotAllowed,
 }
 
 #[derive(Debug)]
@@ -173,6 +198,12 @@ impl Framer {
     /// Octets received but not yet framed.
     pub fn buffered(&self) -> usize {
         self.input.len() - self.pos
+    }
+
+    /// New limits from the next command on (the session logged in). The command being
+    /// framed, if any, was framed under the old ones.
+    pub fn set_limits(&mut self, limits: FramerLimits) {
+        self.limits = limits;
     }
 
     /// RFC 9051 §6.2.1: after STARTTLS, whatever the client sent in plaintext is dropped.
@@ -327,10 +358,11 @@ impl Framer {
         self.command.extend_from_slice(line);
         self.command.extend_from_slice(b"\r\n");
         let append = is_append(&self.command);
-        let command_limit = if append {
-            self.limits.max_command + self.limits.max_append_literal
-        } else {
-            self.limits.max_command
+        let command_limit = match self.limits.max_append_literal {
+            Some(max_append_literal) if append => {
+                self.limits.max_command.saturating_add(max_append_literal)
+            }
+            _ => self.limits.max_command,
         };
         let Some(marker) = marker else {
             if self.command.len() > command_limit {
@@ -342,14 +374,17 @@ impl Framer {
         let literal_limit = if append {
             self.limits.max_append_literal
         } else {
-            self.limits.max_literal
+            Some(self.limits.max_literal)
         };
-        let reason = if marker.size > literal_limit as u64 {
-            Some(RejectReason::LiteralTooBig { append })
-        } else if self.command.len() as u64 + marker.size > command_limit as u64 {
-            Some(RejectReason::CommandTooLong)
-        } else {
-            None
+        let reason = match literal_limit {
+            None => Some(RejectReason::AppendNotAllowed),
+            Some(limit) if marker.size > limit as u64 => {
+                Some(RejectReason::LiteralTooBig { append })
+            }
+            Some(_) if self.command.len() as u64 + marker.size > command_limit as u64 => {
+                Some(RejectReason::CommandTooLong)
+            }
+            Some(_) => None,
         };
         if let Some(reason) = reason {
             let frame = self.reject(reason);
@@ -377,7 +412,7 @@ mod tests {
         Framer::new(FramerLimits {
             max_line: 100,
             max_literal: 20,
-            max_append_literal: 1000,
+            max_append_literal: Some(1000),
             max_command: 500,
         })
     }
@@ -459,6 +494,119 @@ mod tests {
         // APPEND has its own limit.
         let out = frames(&mut f, b"e APPEND INBOX {900}\r\n");
         assert_eq!(out, vec![Frame::Continue]);
+    }
+
+    fn rejected(tag: &str, reason: RejectReason) -> Frame {
+        Frame::Rejected(Rejection {
+            tag: Tag::parse(tag.as_bytes()),
+            reason,
+        })
+    }
+
+    #[test]
+    fn before_login_append_is_refused_without_continuation() {
+        let mut f = Framer::new(FramerLimits::pre_auth());
+        // Synchronising: no `+`, at once; the client never sends the octets.
+        assert_eq!(
+            frames(&mut f, b"a APPEND INBOX {52428800}\r\nb NOOP\r\n"),
+            vec![
+                rejected("a", RejectReason::AppendNotAllowed),
+                command("b NOOP\r\n")
+            ]
+        );
+        // Even an empty message, and a literal8 (RFC 3516).
+        assert_eq!(
+            frames(&mut f, b"c APPEND INBOX (\\Seen) {0}\r\n"),
+            vec![rejected("c", RejectReason::AppendNotAllowed)]
+        );
+        assert_eq!(
+            frames(&mut f, b"d APPEND INBOX ~{5}\r\n"),
+            vec![rejected("d", RejectReason::AppendNotAllowed)]
+        );
+        // Non-synchronising (RFC 7888): the octets are counted off, framing kept.
+        assert_eq!(
+            frames(
+                &mut f,
+                b"e APPEND INBOX {12+}\r\nf NOOP\r\nxxxx\r\ng NOOP\r\n"
+            ),
+            vec![
+                rejected("e", RejectReason::AppendNotAllowed),
+                command("g NOOP\r\n")
+            ]
+        );
+    }
+
+    #[test]
+    fn before_login_literals_and_commands_are_small() {
+        let mut f = Framer::new(FramerLimits::pre_auth());
+        // A password as a literal of the largest size allowed still logs in.
+        let login =
+            format!("a LOGIN {{4}}\r\nuser {{{PRE_AUTH_MAX_LITERAL_SIZE}}}\r\n").into_bytes();
+        assert_eq!(
+            frames(&mut f, &login),
+            vec![Frame::Continue, Frame::Continue]
+        );
+        let password = vec![b'p'; PRE_AUTH_MAX_LITERAL_SIZE];
+        let mut out = frames(&mut f, &password);
+        out.extend(frames(&mut f, b"\r\n"));
+        let mut whole = login;
+        whole.extend_from_slice(&password);
+        whole.extend_from_slice(b"\r\n");
+        assert_eq!(out, vec![Frame::Command(whole)]);
+        // One octet more is refused, before the client sends it.
+        let over = format!("b LOGIN user {{{}}}\r\n", PRE_AUTH_MAX_LITERAL_SIZE + 1);
+        assert_eq!(
+            frames(&mut f, over.as_bytes()),
+            vec![rejected("b", RejectReason::LiteralTooBig { append: false })]
+        );
+        // Literals that are each small enough but together too much.
+        let mut many = b"c ID (".to_vec();
+        let chunk = 4 * 1024;
+        let pairs = PRE_AUTH_MAX_COMMAND_SIZE / chunk + 1;
+        let mut out = Vec::new();
+        for n in 0..pairs {
+            many.extend_from_slice(format!("\"f{n}\" {{{chunk}+}}\r\n").as_bytes());
+            out.extend(frames(&mut f, &many));
+            many.clear();
+            many.resize(chunk, b'v');
+        }
+        many.extend_from_slice(b")\r\nd NOOP\r\n");
+        out.extend(frames(&mut f, &many));
+        assert_eq!(
+            out,
+            vec![
+                rejected("c", RejectReason::CommandTooLong),
+                command("d NOOP\r\n")
+            ]
+        );
+        // A line longer than the pre-login command limit is refused too.
+        let mut long = b"e ID (\"name\" \"".to_vec();
+        long.resize(PRE_AUTH_MAX_COMMAND_SIZE + 10, b'x');
+        assert_eq!(
+            frames(&mut f, &long),
+            vec![rejected("e", RejectReason::LineTooLong)]
+        );
+        assert_eq!(
+            frames(&mut f, b"\")\r\nf NOOP\r\n"),
+            vec![command("f NOOP\r\n")]
+        );
+    }
+
+    #[test]
+    fn limits_switch_for_the_next_command() {
+        let mut f = Framer::new(FramerLimits::pre_auth());
+        // A client that pipelines APPEND right after LOGIN: the session switches the
+        // limits while it runs LOGIN, before APPEND is framed.
+        f.feed(b"a LOGIN user pass\r\nb APPEND INBOX {100000+}\r\n");
+        assert_eq!(f.next_frame(), Some(command("a LOGIN user pass\r\n")));
+        f.set_limits(FramerLimits::new(1_000_000));
+        assert_eq!(f.next_frame(), None);
+        let message = vec![b'm'; 100_000];
+        let mut out = frames(&mut f, &message);
+        out.extend(frames(&mut f, b"\r\n"));
+        assert!(
+            matches!(&out[..], [Frame::Command(c)] if c.len() > 100_000 && c.starts_with(b"b APPEND"))
+        );
     }
 
     #[test]

@@ -13,5 +13,5 @@ pub mod tag;
 pub use command::{Command, CommandBody, ParseError, parse_command};
 pub use framer::{Frame, Framer, FramerLimits, RejectReason, Rejection};
 pub use response::{Code, Status};
-pub use sequence::{Sequence, SequenceSet};
+pub use sequence::{RangeSet, Sequence, SequenceSet};
 pub use tag::Tag;

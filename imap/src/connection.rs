@@ -12,8 +12,15 @@ use netutil::{CancellationToken, MaybeTlsStream, TlsAcceptor};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// Bytes asked of the socket per read.
+/// Bytes asked of the socket per read at most, once a client sends much (APPEND).
 const READ_CHUNK: usize = 16 * 1024;
+/// Bytes asked of the socket per read while a client sends little: a command line, or
+/// DONE in IDLE. Every session waiting for its client holds its read buffer, so with
+/// thousands of IDLE sessions this is most of what a session costs.
+const READ_CHUNK_SMALL: usize = 1024;
+/// Output buffer capacity kept while waiting for the client; a larger one (after a long
+/// FETCH) is given back.
+const OUTPUT_KEPT: usize = 4 * 1024;
 /// Output buffered before a long response is flushed part-way.
 pub(crate) const OUTPUT_HIGH_WATER: usize = 256 * 1024;
 /// A client that does not read what we send holds a session and its memory; after this
@@ -114,7 +121,7 @@ impl Connection {
             stream: Some(stream),
             framer: Framer::new(limits),
             out: Vec::new(),
-            scratch: vec![0; READ_CHUNK],
+            scratch: vec![0; READ_CHUNK_SMALL],
             deflate: None,
         }
     }
@@ -206,6 +213,7 @@ impl Connection {
         let Some(deflate) = deflate else {
             let count = stream.read(scratch).await?;
             framer.feed(scratch.get(..count).unwrap_or_default());
+            fit_read_buffer(scratch, count);
             return Ok(count);
         };
         // Compressed input already here first; the socket only when it gave nothing.
@@ -221,7 +229,15 @@ impl Connection {
             deflate
                 .pending
                 .extend_from_slice(scratch.get(..count).unwrap_or_default());
+            fit_read_buffer(scratch, count);
         }
+    }
+
+    /// Gives back buffer memory a waiting session does not need (called with nothing
+    /// left to write).
+    pub(crate) fn release_memory(&mut self) {
+        self.out.shrink_to(OUTPUT_KEPT);
+        self.framer.release_memory();
     }
 
     /// Flushes, then waits for input for at most `timeout`, or until shutdown.
@@ -231,6 +247,7 @@ impl Connection {
         shutdown: &CancellationToken,
     ) -> Result<(), Stop> {
         self.flush().await.map_err(Stop::Failed)?;
+        self.release_memory();
         let read = tokio::select! {
             biased;
             _ = shutdown.cancelled() => return Err(Stop::ShuttingDown),
@@ -268,9 +285,40 @@ impl Connection {
     }
 }
 
+/// Sizes the read buffer for the next read by this one: a read that filled it means a
+/// client sending much (the next read asks for [`READ_CHUNK`]); a small one means a
+/// client sending commands, and the buffer goes back to [`READ_CHUNK_SMALL`].
+fn fit_read_buffer(buffer: &mut Vec<u8>, last_read: usize) {
+    if last_read == buffer.len() && buffer.len() < READ_CHUNK {
+        buffer.resize(READ_CHUNK, 0);
+    } else if last_read < READ_CHUNK_SMALL && buffer.len() > READ_CHUNK_SMALL {
+        buffer.truncate(READ_CHUNK_SMALL);
+        buffer.shrink_to_fit();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_read_buffer_grows_for_a_stream_and_shrinks_for_commands() {
+        let mut buffer = vec![0; READ_CHUNK_SMALL];
+        fit_read_buffer(&mut buffer, 20);
+        assert_eq!(buffer.len(), READ_CHUNK_SMALL);
+        // A full read: the client sends much, ask for more next time.
+        fit_read_buffer(&mut buffer, READ_CHUNK_SMALL);
+        assert_eq!(buffer.len(), READ_CHUNK);
+        fit_read_buffer(&mut buffer, READ_CHUNK);
+        assert_eq!(buffer.len(), READ_CHUNK);
+        // A medium read keeps it (a literal arriving in pieces).
+        fit_read_buffer(&mut buffer, 3000);
+        assert_eq!(buffer.len(), READ_CHUNK);
+        // A command line (or DONE): back to small, memory given back.
+        fit_read_buffer(&mut buffer, 6);
+        assert_eq!(buffer.len(), READ_CHUNK_SMALL);
+        assert!(buffer.capacity() < READ_CHUNK);
+    }
 
     #[test]
     fn deflate_round_trip_and_inflation_is_bounded_per_read() {

@@ -28,6 +28,8 @@ impl Session {
                 .await?;
         }
         self.conn.flush().await?;
+        // An IDLE session may wait for hours: it keeps only small buffers meanwhile.
+        self.conn.release_memory();
         let keepalive = self.server.config.idle_keepalive;
         let deadline = Instant::now() + self.server.config.idle_timeout;
         let mut ticker = interval_at(Instant::now() + keepalive, keepalive);

@@ -177,6 +177,19 @@ impl Framer {
         }
     }
 
+    /// Gives back the buffers' memory when nothing is in them (between commands): a
+    /// session that once read a long command or literal does not keep its capacity
+    /// while it waits.
+    pub fn release_memory(&mut self) {
+        if self.pos >= self.input.len() {
+            self.input = Vec::new();
+            self.pos = 0;
+        }
+        if self.command.is_empty() {
+            self.command = Vec::new();
+        }
+    }
+
     /// Adds octets read from the client.
     pub fn feed(&mut self, bytes: &[u8]) {
         if self.pos > 0 {

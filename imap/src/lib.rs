@@ -5,6 +5,8 @@
 mod command;
 mod connection;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod message;
 pub mod proto;
 mod session;

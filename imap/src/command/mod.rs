@@ -10,9 +10,9 @@ mod fetch;
 mod idle;
 mod mailbox;
 mod quota;
-mod search;
+pub(crate) mod search;
 mod select;
-mod sort;
+pub(crate) mod sort;
 mod store;
 
 use crate::error::CommandError;

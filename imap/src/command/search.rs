@@ -7,7 +7,7 @@
 use super::{MAX_BATCH_BYTES, batches};
 use crate::error::CommandError;
 use crate::message::header_sections;
-use crate::proto::command::{SearchCommand, SearchKey, SearchReturn};
+use crate::proto::command::{CommandBody, SearchCommand, SearchKey, SearchReturn};
 use crate::proto::datetime::date_of;
 use crate::proto::response::{self, Code};
 use crate::proto::sequence::SequenceSet;
@@ -205,24 +205,42 @@ enum Key {
     Leaf(SearchKey),
 }
 
+/// What sets in a search key are resolved against: the mailbox as the session sees it.
+struct SetBounds<'a> {
+    /// The largest UID (`*` in a UID set).
+    largest_uid: u32,
+    /// The number of messages (`*` in a sequence set).
+    exists: u32,
+    /// RFC 5182 `$`.
+    saved: &'a [Uid],
+}
+
+impl SetBounds<'_> {
+    fn of(view: &View) -> SetBounds<'_> {
+        SetBounds {
+            largest_uid: view.uids().last().copied().unwrap_or(0),
+            exists: u32::try_from(view.exists()).unwrap_or(u32::MAX),
+            saved: &view.saved,
+        }
+    }
+}
+
 impl Key {
     /// Nesting is that of the parsed key, bounded by the parser (`MAX_SEARCH_DEPTH`).
-    fn compile(key: &SearchKey, view: &View) -> Key {
+    fn compile(key: &SearchKey, bounds: &SetBounds<'_>) -> Key {
         match key {
-            SearchKey::And(keys) => Key::And(keys.iter().map(|k| Key::compile(k, view)).collect()),
+            SearchKey::And(keys) => {
+                Key::And(keys.iter().map(|k| Key::compile(k, bounds)).collect())
+            }
             SearchKey::Or(a, b) => Key::Or(
-                Box::new(Key::compile(a, view)),
-                Box::new(Key::compile(b, view)),
+                Box::new(Key::compile(a, bounds)),
+                Box::new(Key::compile(b, bounds)),
             ),
-            SearchKey::Not(k) => Key::Not(Box::new(Key::compile(k, view))),
-            SearchKey::Uid(Sequence::Set(set)) => {
-                Key::Uids(set.resolve(view.uids().last().copied().unwrap_or(0)))
-            }
-            SearchKey::Seq(Sequence::Set(set)) => {
-                Key::Seqs(set.resolve(u32::try_from(view.exists()).unwrap_or(u32::MAX)))
-            }
+            SearchKey::Not(k) => Key::Not(Box::new(Key::compile(k, bounds))),
+            SearchKey::Uid(Sequence::Set(set)) => Key::Uids(set.resolve(bounds.largest_uid)),
+            SearchKey::Seq(Sequence::Set(set)) => Key::Seqs(set.resolve(bounds.exists)),
             SearchKey::Uid(Sequence::Saved) | SearchKey::Seq(Sequence::Saved) => {
-                Key::Uids(RangeSet::from_numbers(view.saved.iter().map(|uid| uid.0)))
+                Key::Uids(RangeSet::from_numbers(bounds.saved.iter().map(|uid| uid.0)))
             }
             SearchKey::Header(name, value) => Key::Header(name.clone(), Needle::new(value)),
             SearchKey::Body(value) => Key::Body(Needle::new(value)),
@@ -314,7 +332,7 @@ pub(crate) async fn find(
     now: i64,
 ) -> Result<Vec<Found>, CommandError> {
     let needs = Needs::of(key);
-    let key = Arc::new(Key::compile(key, view));
+    let key = Arc::new(Key::compile(key, &SetBounds::of(view)));
     let live: Vec<usize> = (0..view.exists())
         .filter(|&i| {
             view.entries
@@ -523,6 +541,49 @@ impl Session {
         response::untagged(&mut conn.out, &line);
         Ok(Completion::ok(done))
     }
+}
+
+/// SEARCH over messages given as raw bytes, for the fuzz target: `criteria` is what
+/// follows `SEARCH ` on the command line; message n has sequence number and UID n, no
+/// flags, and its meta and text as analysed at delivery. The matching numbers, or `None`
+/// when the command does not parse.
+pub(crate) fn search_messages(criteria: &[u8], messages: &[&[u8]], now: i64) -> Option<Vec<u32>> {
+    let line = [b"a SEARCH ".as_slice(), criteria, b"\r\n"].concat();
+    let CommandBody::Search(command) = crate::proto::parse_command(&line).ok()?.body else {
+        return None;
+    };
+    let count = u32::try_from(messages.len()).ok()?;
+    let key = Key::compile(
+        &command.key,
+        &SetBounds {
+            largest_uid: count,
+            exists: count,
+            saved: &[],
+        },
+    );
+    let mut batch = Batch {
+        entries: Vec::new(),
+        metas: HashMap::new(),
+        texts: HashMap::new(),
+        raws: HashMap::new(),
+        needs_text: true,
+    };
+    for (n, raw) in (1..=count).zip(messages) {
+        let analysis = storage::mime::analyse(raw);
+        let entry = MessageEntry {
+            uid: Uid(n),
+            modseq: ModSeq(u64::from(n)),
+            flags: storage::Flags::default(),
+            internal_date: now,
+            size: u32::try_from(raw.len()).unwrap_or(u32::MAX),
+            message: MessageId(i64::from(n)),
+        };
+        batch.metas.insert(entry.message, Arc::new(analysis.meta));
+        batch.texts.insert(entry.message, analysis.body_text);
+        batch.raws.insert(entry.message, raw.to_vec());
+        batch.entries.push((n, entry));
+    }
+    Some(batch.matching(&key, now).iter().map(|f| f.seq).collect())
 }
 
 #[cfg(test)]

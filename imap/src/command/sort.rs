@@ -139,7 +139,18 @@ impl Session {
         let mut items = self
             .sort_items(command.uid, &command.charset, &command.key)
             .await?;
-        items.sort_by(|a, b| compare(&command.criteria, a, b));
+        // Sorting is CPU work proportional to the mailbox: on the blocking pool, like
+        // THREAD and the search before it.
+        let criteria = command.criteria.clone();
+        let items = tokio::task::spawn_blocking(move || {
+            items.sort_by(|a, b| compare(&criteria, a, b));
+            items
+        })
+        .await
+        .map_err(|error| {
+            tracing::error!(%error, "sorting failed");
+            CommandError::no(Some(Code::ServerBug), "Sorting failed")
+        })?;
         let mut line = String::from("SORT");
         for item in &items {
             line.push(' ');
@@ -579,6 +590,38 @@ fn references(items: Vec<Item>) -> Forest {
     // Step 6: every level in sent-date order.
     forest.sort_by_sent_date();
     forest
+}
+
+/// THREAD over messages described by the fuzzer: each line of `input` is
+/// `message-id SP subject SP sent-date *(SP reference)`. Returns the THREAD response's
+/// data for both algorithms.
+pub(crate) fn thread_lines(input: &str) -> (String, String) {
+    let items: Vec<Item> = input
+        .lines()
+        .enumerate()
+        .map(|(n, line)| {
+            let mut fields = line.split(' ');
+            let number = u32::try_from(n + 1).unwrap_or(u32::MAX);
+            let message_id = fields.next().filter(|id| !id.is_empty()).map(str::to_owned);
+            let subject = fields.next().unwrap_or("");
+            let base = storage::mime::base_subject(subject);
+            Item {
+                number,
+                seq: number,
+                sent_date: fields.next().and_then(|d| d.parse().ok()).unwrap_or(0),
+                is_reply: base != subject.to_lowercase(),
+                base_subject: base.to_ascii_uppercase(),
+                message_id,
+                references: fields.map(str::to_owned).collect(),
+                ..Item::default()
+            }
+        })
+        .collect();
+    let mut by_references = String::new();
+    references(items.clone()).write(&mut by_references);
+    let mut by_subject = String::new();
+    ordered_subject(items).write(&mut by_subject);
+    (by_references, by_subject)
 }
 
 #[cfg(test)]

@@ -74,6 +74,8 @@ try:
     print("list-long", typ)
 except imaplib.IMAP4.error as e:
     print("list-long", "BAD", e)
+typ, data = m.fetch(",".join(["1:*"] * 12000), "(UID)")
+print("fetch-ranges", typ, sum(1 for d in data if d))
 typ, data = m.noop()
 print("alive", typ)
 m.logout()
@@ -104,6 +106,8 @@ fn check_mailbox(server: &TestServer) {
     assert_eq!(value(&out, "thread-subject"), "OK", "{out}");
     assert!(value(&out, "list-stars").starts_with("OK True"), "{out}");
     assert!(value(&out, "list-long").starts_with("BAD"), "{out}");
+    // 12,000 ranges naming every message: each answered once.
+    assert_eq!(value(&out, "fetch-ranges"), "OK 6", "{out}");
     assert_eq!(value(&out, "alive"), "OK", "{out}");
 }
 

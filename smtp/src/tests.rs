@@ -195,14 +195,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
 }
 
 /// The content a client sends for `body`, dot-stuffed and terminated.
-/// What storage keeps of a body: every bare LF as CRLF, nothing else changed.
+/// What storage keeps of a body: every bare LF and bare CR as CRLF, nothing else changed.
 fn crlf_line_ends(body: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(body.len());
-    for &byte in body {
-        if byte == b'\n' && out.last() != Some(&b'\r') {
-            out.push(b'\r');
+    let mut bytes = body.iter().peekable();
+    while let Some(&byte) = bytes.next() {
+        match byte {
+            b'\n' if out.last() != Some(&b'\r') => out.extend_from_slice(b"\r\n"),
+            b'\r' if bytes.peek() != Some(&&b'\n') => out.extend_from_slice(b"\r\n"),
+            _ => out.push(byte),
         }
-        out.push(byte);
     }
     out
 }
@@ -389,6 +391,31 @@ async fn smuggling_does_not_end_data() {
     // Stored with bare LFs made CRLF (RFC 5322 §2.3), the forged lines as plain text.
     let canonical = crlf_line_ends(attack);
     assert_eq!(after_prefix(stored, &canonical), canonical.as_slice());
+}
+
+#[tokio::test]
+async fn bare_cr_does_not_end_data_and_is_stored_as_crlf() {
+    let h = Harness::new().await;
+    let mut c = h.connect(ListenerRole::Inbound, REMOTE_PEER).await;
+    c.command("EHLO client.example", "250").await;
+    c.command("MAIL FROM:<s@remote.example>", "250 2.1.0").await;
+    c.command("RCPT TO:<alice@example.com>", "250 2.1.5").await;
+    c.command("DATA", "354").await;
+    // `\r.\r` ends DATA for a receiver that takes a bare CR for a line end.
+    c.send(b"Subject: real\r\n\r\nreal\r.\rMAIL FROM:<ceo@example.com>\r\n")
+        .await;
+    c.send(b".\r\nNOOP\r\n").await;
+    c.expect("250 2.0.0").await;
+    c.expect("250 2.0.0 OK").await;
+    let messages = h.inbox_messages(ALICE).await;
+    assert_eq!(messages.len(), 1);
+    let stored = messages.first().expect("one");
+    let canonical: &[u8] = b"Subject: real\r\n\r\nreal\r\n.\r\nMAIL FROM:<ceo@example.com>\r\n";
+    assert_eq!(after_prefix(stored, canonical), canonical);
+    assert!(
+        !stored.windows(3).any(|w| w == b"\r.\r"),
+        "a bare CR was stored"
+    );
 }
 
 #[tokio::test]

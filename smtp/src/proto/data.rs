@@ -4,9 +4,9 @@
 //! Policy for line endings inside DATA (SMTP smuggling, CVE-2023-51766): the content ends
 //! only at `<CRLF>.<CRLF>`. A bare LF or a bare CR never starts or ends a line here, so
 //! `\n.\n`, `\n.\r\n` and `\r.\r` are ordinary content. This decoder passes bare LFs and
-//! CRs through; storage then writes each bare LF as CRLF (RFC 5322 §2.3, see
-//! `storage::Store::deliver`), so the smuggled lines end up as plain text inside the one
-//! message, and a later relay dot-stuffs them. 8-bit octets are kept byte for
+//! CRs through; storage then writes each bare LF and each bare CR as CRLF (RFC 5322 §2.3,
+//! see `storage::Store::deliver`), for DATA and BDAT alike, so the smuggled lines end up
+//! as plain text inside the one message, and a later relay dot-stuffs them. 8-bit octets are kept byte for
 //! byte. The 1000-octet text line limit of RFC 5321 §4.5.3.1.6 is not enforced (it is a
 //! minimum we must accept, and real mail exceeds it); only the message size is.
 //!

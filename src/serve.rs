@@ -47,6 +47,8 @@ pub async fn run(config: Config) -> Result<()> {
     let mut smtp_config = smtp::SmtpConfig::new(config.hostname.clone());
     smtp_config.max_message_size = config.limits.max_message_size;
     smtp_config.max_recipients = config.limits.max_recipients;
+    // One budget for the content of every SMTP listener (see smtp::budget).
+    let data_budget = smtp::budget::DataBudget::new(config.limits.smtp_data_in_flight());
     let smtp_server = smtp::SmtpServer {
         config: Arc::new(smtp_config),
         store: store.clone(),
@@ -55,6 +57,7 @@ pub async fn run(config: Config) -> Result<()> {
         auth_throttle: auth_throttle.for_protocol("smtp"),
         shutdown: shutdown.clone(),
         mail_auth: Some(Arc::new(mail_auth)),
+        data_budget,
     };
     let imap_server = imap::ImapServer {
         config: Arc::new(imap::ImapConfig {

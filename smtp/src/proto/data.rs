@@ -14,6 +14,15 @@
 //! in the middle of a line, so a message whose first line begins with `.` is not
 //! unstuffed and an empty message (`.` right after `354`) never ends.
 
+/// Why received content is not handed over: the stream was read to its end all the same.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyError {
+    /// Over the size limit; the octets received in all.
+    TooBig(usize),
+    /// The content was given up for lack of memory (the driver's byte budget).
+    Abandoned,
+}
+
 /// The received content, up to a limit: beyond it octets are counted and dropped, so
 /// that reading can go on to the end of the data without holding it in memory.
 #[derive(Debug)]
@@ -22,6 +31,8 @@ pub struct BodyBuffer {
     body: Vec<u8>,
     /// Octets received in total, kept or not.
     received: usize,
+    /// Given up: nothing more is kept (see [`BodyBuffer::abandon`]).
+    abandoned: bool,
 }
 
 impl BodyBuffer {
@@ -30,12 +41,13 @@ impl BodyBuffer {
             limit,
             body: Vec::new(),
             received: 0,
+            abandoned: false,
         }
     }
 
     pub fn push(&mut self, bytes: &[u8]) {
         self.received = self.received.saturating_add(bytes.len());
-        if self.received > self.limit {
+        if self.is_discarding() {
             // Free what we held: the message will be refused anyway.
             if !self.body.is_empty() {
                 self.body = Vec::new();
@@ -45,18 +57,35 @@ impl BodyBuffer {
         }
     }
 
+    /// Drops what was kept and keeps nothing more; octets are still counted.
+    pub fn abandon(&mut self) {
+        self.abandoned = true;
+        self.body = Vec::new();
+    }
+
     pub fn is_over_limit(&self) -> bool {
         self.received > self.limit
+    }
+
+    pub fn is_abandoned(&self) -> bool {
+        self.abandoned
+    }
+
+    /// True when what arrives from now on is counted but not kept.
+    pub fn is_discarding(&self) -> bool {
+        self.abandoned || self.is_over_limit()
     }
 
     pub fn received(&self) -> usize {
         self.received
     }
 
-    /// The content, or `Err(received)` when it went over the limit.
-    pub fn finish(self) -> Result<Vec<u8>, usize> {
+    /// The content, or why there is none.
+    pub fn finish(self) -> Result<Vec<u8>, BodyError> {
         if self.is_over_limit() {
-            Err(self.received)
+            Err(BodyError::TooBig(self.received))
+        } else if self.abandoned {
+            Err(BodyError::Abandoned)
         } else {
             Ok(self.body)
         }
@@ -183,7 +212,17 @@ impl DotDecoder {
         self.done
     }
 
-    pub fn finish(self) -> Result<Vec<u8>, usize> {
+    /// See [`BodyBuffer::is_discarding`].
+    pub fn is_discarding(&self) -> bool {
+        self.body.is_discarding()
+    }
+
+    /// See [`BodyBuffer::abandon`].
+    pub fn abandon(&mut self) {
+        self.body.abandon();
+    }
+
+    pub fn finish(self) -> Result<Vec<u8>, BodyError> {
         self.body.finish()
     }
 }
@@ -193,7 +232,7 @@ mod tests {
     use super::*;
 
     /// The content (or its size when too big) and the bytes left after the terminator.
-    type Decoded = (Result<Vec<u8>, usize>, Vec<u8>);
+    type Decoded = (Result<Vec<u8>, BodyError>, Vec<u8>);
 
     /// Feeds `chunks` one by one; returns the content and what was left unused.
     fn decode(chunks: &[&[u8]], limit: usize) -> Option<Decoded> {
@@ -291,7 +330,7 @@ mod tests {
     fn over_limit_reads_on_to_the_end() {
         let (content, rest) = decode(&[b"0123456789\r\n", b"more\r\n.\r\nQUIT\r\n"], 8)
             .expect("ends even when too big");
-        assert_eq!(content, Err(18));
+        assert_eq!(content, Err(BodyError::TooBig(18)));
         assert_eq!(rest, b"QUIT\r\n");
     }
 
@@ -302,6 +341,17 @@ mod tests {
     }
 
     #[test]
+    fn abandoned_content_is_read_to_the_end_and_not_kept() {
+        let mut decoder = DotDecoder::new(usize::MAX);
+        assert_eq!(decoder.feed(b"kept until\r\n"), (12, false));
+        decoder.abandon();
+        assert!(decoder.is_discarding());
+        let (used, done) = decoder.feed(b"dropped\r\n.\r\nNOOP\r\n");
+        assert_eq!((used, done), (12, true));
+        assert_eq!(decoder.finish(), Err(BodyError::Abandoned));
+    }
+
+    #[test]
     fn body_buffer_limit() {
         let mut body = BodyBuffer::new(4);
         body.push(b"abcd");
@@ -309,6 +359,6 @@ mod tests {
         body.push(b"e");
         assert!(body.is_over_limit());
         assert_eq!(body.received(), 5);
-        assert_eq!(body.finish(), Err(5));
+        assert_eq!(body.finish(), Err(BodyError::TooBig(5)));
     }
 }

@@ -67,7 +67,8 @@ pub struct Limits {
     pub smtp_data_in_flight: Option<usize>,
     /// Open connections across all listeners.
     pub max_connections: usize,
-    /// Open connections from one client address.
+    /// Open connections from one client (an IPv4 address, or an IPv6 /64), counted apart
+    /// for port 25 and for all the other listeners together.
     pub max_connections_per_ip: usize,
     /// Failed logins from one address before it is refused for `auth_failure_window_secs`.
     pub max_auth_failures: u32,

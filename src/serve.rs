@@ -82,6 +82,11 @@ pub async fn run(config: Config) -> Result<()> {
     );
     shutdown.tracker.spawn(queue_worker.run());
 
+    // Port 25 counts each address's connections apart from the other listeners: an
+    // address holding all its IMAP (or submission, or HTTP) slots can still hand us mail,
+    // and mail senders cannot use up the slots of a user's clients either. The total
+    // (`limits.max_connections`) stays one for all.
+    let inbound_connections = connections.with_own_address_counts();
     let mut bound: Vec<(&str, SocketAddr)> = Vec::new();
     let smtp_roles = [
         ("smtp", &config.listen.smtp, smtp::ListenerRole::Inbound),
@@ -97,8 +102,12 @@ pub async fn run(config: Config) -> Result<()> {
         ),
     ];
     for (name, addresses, role) in smtp_roles {
+        let pool = match role {
+            smtp::ListenerRole::Inbound => &inbound_connections,
+            smtp::ListenerRole::Submission | smtp::ListenerRole::Submissions => &connections,
+        };
         let smtp_server = smtp::SmtpServer {
-            connections: connections.for_listener(name),
+            connections: pool.for_listener(name),
             ..smtp_server.clone()
         };
         for address in addresses {

@@ -192,3 +192,51 @@ fn unfinished_data_transfers_share_one_budget_and_others_are_still_served() {
         "the other client's message is stored"
     );
 }
+
+/// Holds the per-address maximum of IMAP connections (each greeted by imaplib), then
+/// tries one more IMAP connection, the submission port and port 25 from the same address.
+const HOLD_IMAP_SLOTS: &str = r#"
+import imaplib, smtplib, socket, sys
+imap_port, submission_port, smtp_port, slots = (int(a) for a in sys.argv[1:5])
+held = [imaplib.IMAP4("127.0.0.1", imap_port, timeout=60) for _ in range(slots)]
+print("held", len(held), held[0].welcome.decode())
+extra = socket.create_connection(("127.0.0.1", imap_port), timeout=60)
+print("imap-extra", extra.makefile("rb").readline().decode().strip())
+def greeting(port):
+    s = smtplib.SMTP(timeout=60)
+    try:
+        code, text = s.connect("127.0.0.1", port)
+    except smtplib.SMTPConnectError as e:
+        code, text = e.smtp_code, e.smtp_error
+    return "%d %s" % (code, text.decode())
+print("submission", greeting(submission_port))
+print("mx", greeting(smtp_port))
+s = smtplib.SMTP("127.0.0.1", smtp_port, timeout=60)
+print("mx-send", s.sendmail("friend@example.net", ["you@localhost"], b"Subject: via 25\r\n\r\nhi\r\n"))
+s.quit()
+"#;
+
+#[test]
+fn imap_connections_cannot_take_port_25s_slots() {
+    const SLOTS: usize = 3;
+    let server = TestServer::start_with(&format!("[limits]\nmax_connections_per_ip = {SLOTS}\n"));
+    let out = python(
+        HOLD_IMAP_SLOTS,
+        &[
+            &server.port("imap").to_string(),
+            &server.port("submission").to_string(),
+            &server.port("smtp").to_string(),
+            &SLOTS.to_string(),
+        ],
+    );
+    let line = |label: &str| common::labelled_line(&out, label);
+    assert!(line("held").starts_with("held 3 * OK"), "{out}");
+    // The address is at its limit for IMAP and the listeners that share its count...
+    assert_eq!(line("imap-extra"), "imap-extra * BYE Too many connections");
+    assert!(line("submission").starts_with("submission 421 "), "{out}");
+    // ...but port 25 keeps slots of its own.
+    assert!(line("mx").starts_with("mx 220 "), "{out}");
+    assert_eq!(line("mx-send"), "mx-send {}", "{out}");
+    let stored = common::block_on(common::inbox_messages(&server, &server.email));
+    assert_eq!(stored.len(), 1);
+}

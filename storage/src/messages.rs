@@ -855,7 +855,7 @@ impl Store {
 /// reach a receiver that ends lines at CR when we relay it; as CRLF it is an ordinary
 /// line that the relay dot-stuffs. Nothing else in the message changes; 8-bit octets
 /// are kept.
-pub(crate) fn crlf_line_ends(raw: Vec<u8>) -> Vec<u8> {
+pub fn crlf_line_ends(raw: Vec<u8>) -> Vec<u8> {
     let is_bare = |at: usize, byte: u8| match byte {
         b'\n' => at.checked_sub(1).and_then(|before| raw.get(before)) != Some(&b'\r'),
         b'\r' => raw.get(at + 1) != Some(&b'\n'),

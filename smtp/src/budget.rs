@@ -14,8 +14,9 @@
 //! them waits up to [`BUDGET_WAIT`] (the bytes of deliveries in flight come back within
 //! that), then gives up its whole reservation, reads the rest of the content to keep the
 //! stream's framing without keeping it, and answers `452 4.3.1` (RFC 3463 §3.4: mail
-//! system full). The budget counts octets received; a `Vec` may hold up to twice that
-//! in capacity while it grows.
+//! system full). The budget counts octets kept; `crate::proto::BodyBuffer` keeps them in
+//! pieces so that the memory they take follows them (one more piece at the most, and a
+//! copy of the whole content while it is delivered).
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -23,12 +23,24 @@ pub enum BodyError {
     Abandoned,
 }
 
+/// The largest piece received content is kept in. Content is kept in pieces, each at
+/// most as large as all before it (from [`FIRST_PIECE`]) and never above this, so the
+/// memory held follows the octets received: one `Vec` that doubles as it grows holds up
+/// to twice its octets and copies them all at each step (a 45 MB message briefly held
+/// 32 + 64 MiB), which the byte budget (`crate::budget`) does not see.
+const MAX_PIECE: usize = 1024 * 1024;
+/// The first piece: most messages fit in one.
+const FIRST_PIECE: usize = 16 * 1024;
+
 /// The received content, up to a limit: beyond it octets are counted and dropped, so
 /// that reading can go on to the end of the data without holding it in memory.
 #[derive(Debug)]
 pub struct BodyBuffer {
     limit: usize,
-    body: Vec<u8>,
+    /// The content kept so far, in pieces of at most [`MAX_PIECE`] octets.
+    pieces: Vec<Vec<u8>>,
+    /// Octets kept in `pieces`.
+    kept: usize,
     /// Octets received in total, kept or not.
     received: usize,
     /// Given up: nothing more is kept (see [`BodyBuffer::abandon`]).
@@ -39,7 +51,8 @@ impl BodyBuffer {
     pub fn new(limit: usize) -> BodyBuffer {
         BodyBuffer {
             limit,
-            body: Vec::new(),
+            pieces: Vec::new(),
+            kept: 0,
             received: 0,
             abandoned: false,
         }
@@ -49,18 +62,40 @@ impl BodyBuffer {
         self.received = self.received.saturating_add(bytes.len());
         if self.is_discarding() {
             // Free what we held: the message will be refused anyway.
-            if !self.body.is_empty() {
-                self.body = Vec::new();
+            self.drop_kept();
+            return;
+        }
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            let room = self
+                .pieces
+                .last()
+                .map_or(0, |piece| piece.capacity() - piece.len());
+            if room == 0 {
+                let size = self.kept.clamp(FIRST_PIECE, MAX_PIECE);
+                self.pieces.push(Vec::with_capacity(size));
+                continue;
             }
-        } else {
-            self.body.extend_from_slice(bytes);
+            let (now, later) = rest.split_at(room.min(rest.len()));
+            if let Some(piece) = self.pieces.last_mut() {
+                piece.extend_from_slice(now);
+            }
+            self.kept += now.len();
+            rest = later;
+        }
+    }
+
+    fn drop_kept(&mut self) {
+        if !self.pieces.is_empty() {
+            self.pieces = Vec::new();
+            self.kept = 0;
         }
     }
 
     /// Drops what was kept and keeps nothing more; octets are still counted.
     pub fn abandon(&mut self) {
         self.abandoned = true;
-        self.body = Vec::new();
+        self.drop_kept();
     }
 
     pub fn is_over_limit(&self) -> bool {
@@ -81,13 +116,20 @@ impl BodyBuffer {
     }
 
     /// The content, or why there is none.
-    pub fn finish(self) -> Result<Vec<u8>, BodyError> {
+    pub fn finish(mut self) -> Result<Vec<u8>, BodyError> {
         if self.is_over_limit() {
             Err(BodyError::TooBig(self.received))
         } else if self.abandoned {
             Err(BodyError::Abandoned)
+        } else if self.pieces.len() == 1 {
+            Ok(self.pieces.pop().unwrap_or_default())
         } else {
-            Ok(self.body)
+            // Each piece is freed once copied: at most one piece more than the content.
+            let mut body = Vec::with_capacity(self.kept);
+            for piece in self.pieces {
+                body.extend_from_slice(&piece);
+            }
+            Ok(body)
         }
     }
 }
@@ -349,6 +391,33 @@ mod tests {
         let (used, done) = decoder.feed(b"dropped\r\n.\r\nNOOP\r\n");
         assert_eq!((used, done), (12, true));
         assert_eq!(decoder.finish(), Err(BodyError::Abandoned));
+    }
+
+    #[test]
+    fn body_buffer_keeps_content_in_bounded_pieces() {
+        let mut body = BodyBuffer::new(usize::MAX);
+        let mut expected = Vec::new();
+        for round in 0..400u32 {
+            let bytes: Vec<u8> = (0..(round * 97) % 20_000)
+                .map(|i| (i + round) as u8)
+                .collect();
+            body.push(&bytes);
+            expected.extend_from_slice(&bytes);
+        }
+        assert!(
+            body.pieces
+                .iter()
+                .all(|piece| piece.capacity() <= MAX_PIECE)
+        );
+        let held: usize = body.pieces.iter().map(Vec::capacity).sum();
+        // What is held follows what was kept: the last piece is not full yet.
+        assert!(
+            held <= expected.len() + MAX_PIECE,
+            "{held} for {}",
+            expected.len()
+        );
+        assert_eq!(body.finish(), Ok(expected));
+        assert_eq!(BodyBuffer::new(10).finish(), Ok(Vec::new()));
     }
 
     #[test]

@@ -65,7 +65,7 @@ pub struct Limits {
     /// At least `max_message_size`, or the largest message could never be accepted;
     /// by default 64 MiB or `max_message_size` when that is larger.
     pub smtp_data_in_flight: Option<usize>,
-    /// Open connections across all listeners.
+    /// Open connections across all listeners; a tenth of them only port 25 may use.
     pub max_connections: usize,
     /// Open connections from one client (an IPv4 address, or an IPv6 /64), counted apart
     /// for port 25 and for all the other listeners together.

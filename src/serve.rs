@@ -13,6 +13,10 @@ use tokio::net::TcpListener;
 
 /// How long shutdown waits for sessions and deliveries in flight.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+/// Port 25 keeps 1/10 of `limits.max_connections` that other listeners cannot take: mail
+/// from the internet must keep arriving while clients (or someone posing as many) hold
+/// the rest, and a tenth is far more than the MTAs sending to one server at once.
+const INBOUND_RESERVED_SHARE: usize = 10;
 /// Delay added per recent failed login from one address.
 const AUTH_FAILURE_STEP: Duration = Duration::from_millis(500);
 
@@ -84,9 +88,10 @@ pub async fn run(config: Config) -> Result<()> {
 
     // Port 25 counts each address's connections apart from the other listeners: an
     // address holding all its IMAP (or submission, or HTTP) slots can still hand us mail,
-    // and mail senders cannot use up the slots of a user's clients either. The total
-    // (`limits.max_connections`) stays one for all.
-    let inbound_connections = connections.with_own_address_counts();
+    // and mail senders cannot use up the slots of a user's clients either. Of the total
+    // (`limits.max_connections`), a share is port 25's alone.
+    let inbound_connections =
+        connections.with_own_pool(config.limits.max_connections / INBOUND_RESERVED_SHARE);
     let mut bound: Vec<(&str, SocketAddr)> = Vec::new();
     let smtp_roles = [
         ("smtp", &config.listen.smtp, smtp::ListenerRole::Inbound),

@@ -193,11 +193,13 @@ fn unfinished_data_transfers_share_one_budget_and_others_are_still_served() {
     );
 }
 
-/// Holds the per-address maximum of IMAP connections (each greeted by imaplib), then
-/// tries one more IMAP connection, the submission port and port 25 from the same address.
+/// Holds `slots` IMAP connections (each greeted by imaplib), then tries one more IMAP
+/// connection, the submission port and port 25 from the same address; with `send` a
+/// message over port 25 too.
 const HOLD_IMAP_SLOTS: &str = r#"
 import imaplib, smtplib, socket, sys
 imap_port, submission_port, smtp_port, slots = (int(a) for a in sys.argv[1:5])
+send = sys.argv[5] == "send"
 held = [imaplib.IMAP4("127.0.0.1", imap_port, timeout=60) for _ in range(slots)]
 print("held", len(held), held[0].welcome.decode())
 extra = socket.create_connection(("127.0.0.1", imap_port), timeout=60)
@@ -211,24 +213,31 @@ def greeting(port):
     return "%d %s" % (code, text.decode())
 print("submission", greeting(submission_port))
 print("mx", greeting(smtp_port))
-s = smtplib.SMTP("127.0.0.1", smtp_port, timeout=60)
-print("mx-send", s.sendmail("friend@example.net", ["you@localhost"], b"Subject: via 25\r\n\r\nhi\r\n"))
-s.quit()
+if send:
+    s = smtplib.SMTP("127.0.0.1", smtp_port, timeout=60)
+    print("mx-send", s.sendmail("friend@example.net", ["you@localhost"], b"Subject: via 25\r\n\r\nhi\r\n"))
+    s.quit()
 "#;
 
-#[test]
-fn imap_connections_cannot_take_port_25s_slots() {
-    const SLOTS: usize = 3;
-    let server = TestServer::start_with(&format!("[limits]\nmax_connections_per_ip = {SLOTS}\n"));
-    let out = python(
+/// Runs [`HOLD_IMAP_SLOTS`] holding `slots` IMAP connections.
+fn hold_imap_slots(server: &TestServer, slots: usize, send: bool) -> String {
+    python(
         HOLD_IMAP_SLOTS,
         &[
             &server.port("imap").to_string(),
             &server.port("submission").to_string(),
             &server.port("smtp").to_string(),
-            &SLOTS.to_string(),
+            &slots.to_string(),
+            if send { "send" } else { "greet" },
         ],
-    );
+    )
+}
+
+#[test]
+fn imap_connections_cannot_take_port_25s_slots() {
+    const SLOTS: usize = 3;
+    let server = TestServer::start_with(&format!("[limits]\nmax_connections_per_ip = {SLOTS}\n"));
+    let out = hold_imap_slots(&server, SLOTS, true);
     let line = |label: &str| common::labelled_line(&out, label);
     assert!(line("held").starts_with("held 3 * OK"), "{out}");
     // The address is at its limit for IMAP and the listeners that share its count...
@@ -239,4 +248,16 @@ fn imap_connections_cannot_take_port_25s_slots() {
     assert_eq!(line("mx-send"), "mx-send {}", "{out}");
     let stored = common::block_on(common::inbox_messages(&server, &server.email));
     assert_eq!(stored.len(), 1);
+}
+
+#[test]
+fn port_25_keeps_a_share_of_all_connections() {
+    // 10 in all, of which 1 is port 25's alone; 9 IMAP connections take the rest.
+    let server = TestServer::start_with("[limits]\nmax_connections = 10\n");
+    let out = hold_imap_slots(&server, 9, false);
+    let line = |label: &str| common::labelled_line(&out, label);
+    assert!(line("held").starts_with("held 9 * OK"), "{out}");
+    assert_eq!(line("imap-extra"), "imap-extra * BYE Too many connections");
+    assert!(line("submission").starts_with("submission 421 "), "{out}");
+    assert!(line("mx").starts_with("mx 220 "), "{out}");
 }

@@ -70,9 +70,9 @@ impl fmt::Display for ClientKey {
 /// Limits open connections in total and per client address.
 ///
 /// Per-address counts are kept per pool: handles made with
-/// [`ConnectionLimiter::with_own_address_counts`] count an address's connections apart
-/// from the others, so that (say) an address holding all its IMAP slots can still reach
-/// port 25. The total is shared by every pool.
+/// [`ConnectionLimiter::with_own_pool`] count an address's connections apart from the
+/// others, so that (say) an address holding all its IMAP slots can still reach port 25.
+/// The total is shared by every pool, less the slots a pool reserves for itself.
 #[derive(Clone)]
 pub struct ConnectionLimiter {
     inner: Arc<LimiterInner>,
@@ -94,6 +94,20 @@ struct LimiterInner {
 struct OpenConnections {
     total: usize,
     per_address: HashMap<(u32, ClientKey), usize>,
+    /// Pools with reserved slots: (open, reserved) of each.
+    reserving: HashMap<u32, (usize, usize)>,
+}
+
+impl OpenConnections {
+    /// Slots of the total that `pool` may not take: what other pools reserved and do
+    /// not use.
+    fn held_back_from(&self, pool: u32) -> usize {
+        self.reserving
+            .iter()
+            .filter(|(other, _)| **other != pool)
+            .map(|(_, (open, reserved))| reserved.saturating_sub(*open))
+            .sum()
+    }
 }
 
 /// Held for the life of a connection; frees its slot when dropped.
@@ -128,16 +142,22 @@ impl ConnectionLimiter {
         }
     }
 
-    /// The same total and per-address maximum, but per-address counts of its own: the
-    /// connections of this handle (and its [`ConnectionLimiter::for_listener`] handles)
-    /// and those of every other pool do not take each other's slots.
-    pub fn with_own_address_counts(&self) -> Self {
+    /// The same total and per-address maximum, but a pool of its own: its per-address
+    /// counts are apart from every other pool's (the connections of this handle and its
+    /// [`ConnectionLimiter::for_listener`] handles and those of other pools do not take
+    /// each other's slots), and `reserved` slots of the total are its alone.
+    pub fn with_own_pool(&self, reserved: usize) -> Self {
+        let pool = self
+            .inner
+            .pools
+            .fetch_add(1, Ordering::Relaxed)
+            .wrapping_add(1);
+        if reserved > 0 {
+            let mut open = self.inner.open.lock().unwrap_or_else(|e| e.into_inner());
+            open.reserving.insert(pool, (0, reserved));
+        }
         ConnectionLimiter {
-            pool: self
-                .inner
-                .pools
-                .fetch_add(1, Ordering::Relaxed)
-                .wrapping_add(1),
+            pool,
             ..self.clone()
         }
     }
@@ -150,12 +170,19 @@ impl ConnectionLimiter {
         // recover the data anyway rather than propagate a panic.
         let mut open = self.inner.open.lock().unwrap_or_else(|e| e.into_inner());
         let per_address = open.per_address.get(&slot).copied().unwrap_or(0);
-        if open.total >= self.inner.max_total || per_address >= self.inner.max_per_ip {
+        let usable = self
+            .inner
+            .max_total
+            .saturating_sub(open.held_back_from(self.pool));
+        if open.total >= usable || per_address >= self.inner.max_per_ip {
             metrics::counter!(CONNECTIONS_REFUSED, "listener" => self.listener).increment(1);
             return None;
         }
         open.total += 1;
         open.per_address.insert(slot, per_address + 1);
+        if let Some((pool_open, _)) = open.reserving.get_mut(&self.pool) {
+            *pool_open += 1;
+        }
         metrics::counter!(CONNECTIONS_TOTAL, "listener" => self.listener).increment(1);
         metrics::gauge!(CONNECTIONS_OPEN, "listener" => self.listener).increment(1.0);
         Some(ConnectionPermit {
@@ -171,6 +198,9 @@ impl Drop for ConnectionPermit {
         metrics::gauge!(CONNECTIONS_OPEN, "listener" => self.listener).decrement(1.0);
         let mut open = self.inner.open.lock().unwrap_or_else(|e| e.into_inner());
         open.total = open.total.saturating_sub(1);
+        if let Some((pool_open, _)) = open.reserving.get_mut(&self.slot.0) {
+            *pool_open = pool_open.saturating_sub(1);
+        }
         if let Some(count) = open.per_address.get_mut(&self.slot) {
             *count = count.saturating_sub(1);
             if *count == 0 {
@@ -345,7 +375,7 @@ mod tests {
     fn own_address_counts_do_not_take_each_others_slots() {
         let shared = ConnectionLimiter::new(5, 2);
         let imap = shared.for_listener("imap");
-        let smtp = shared.with_own_address_counts().for_listener("smtp");
+        let smtp = shared.with_own_pool(0).for_listener("smtp");
         let ip: IpAddr = [192, 0, 2, 1].into();
         let held = [imap.try_acquire(ip), imap.try_acquire(ip)];
         assert!(held.iter().all(Option::is_some));
@@ -360,6 +390,28 @@ mod tests {
         let fifth = imap.try_acquire([192, 0, 2, 2].into());
         assert!(fifth.is_some());
         assert!(smtp.try_acquire([192, 0, 2, 3].into()).is_none());
+    }
+
+    #[test]
+    fn reserved_slots_are_left_to_their_pool() {
+        let shared = ConnectionLimiter::new(10, 100);
+        let mx = shared.with_own_pool(3);
+        let ip = |n: u8| IpAddr::from([192, 0, 2, n]);
+        let clients: Vec<_> = (0..7).map(|n| shared.try_acquire(ip(n))).collect();
+        assert!(clients.iter().all(Option::is_some));
+        assert!(shared.try_acquire(ip(7)).is_none(), "3 of 10 are port 25's");
+        let mail: Vec<_> = (0..3).map(|n| mx.try_acquire(ip(n))).collect();
+        assert!(mail.iter().all(Option::is_some));
+        assert!(mx.try_acquire(ip(9)).is_none(), "the total is 10");
+        // Port 25 may also take free slots of the rest; once its own are free again,
+        // they are held back from the others once more.
+        drop(clients);
+        let more: Vec<_> = (0..2).map(|n| mx.try_acquire(ip(n))).collect();
+        assert!(more.iter().all(Option::is_some));
+        drop(mail);
+        drop(more);
+        let again: Vec<_> = (0..8).map(|n| shared.try_acquire(ip(n))).collect();
+        assert_eq!(again.iter().filter(|p| p.is_some()).count(), 7);
     }
 
     #[test]

@@ -60,9 +60,15 @@ pub struct Limits {
     pub max_message_size: usize,
     /// Recipients per SMTP transaction (RFC 5321 §4.5.3.1.8: at least 100).
     pub max_recipients: usize,
-    /// Open connections across all listeners.
+    /// Bytes of message content (DATA, BDAT) all SMTP sessions together hold in memory;
+    /// a session that finds none free for a while gets `452 4.3.1` (see smtp::budget).
+    /// At least `max_message_size`, or the largest message could never be accepted;
+    /// by default 64 MiB or `max_message_size` when that is larger.
+    pub smtp_data_in_flight: Option<usize>,
+    /// Open connections across all listeners; a tenth of them only port 25 may use.
     pub max_connections: usize,
-    /// Open connections from one client address.
+    /// Open connections from one client (an IPv4 address, or an IPv6 /64), counted apart
+    /// for port 25 and for all the other listeners together.
     pub max_connections_per_ip: usize,
     /// Failed logins from one address before it is refused for `auth_failure_window_secs`.
     pub max_auth_failures: u32,
@@ -106,11 +112,20 @@ impl Default for Limits {
         Limits {
             max_message_size: 50 * 1024 * 1024,
             max_recipients: 100,
+            smtp_data_in_flight: None,
             max_connections: 1000,
             max_connections_per_ip: 50,
             max_auth_failures: 10,
             auth_failure_window_secs: 15 * 60,
         }
+    }
+}
+
+impl Limits {
+    /// The byte budget of SMTP content, the default filled in.
+    pub fn smtp_data_in_flight(&self) -> usize {
+        self.smtp_data_in_flight
+            .unwrap_or_else(|| smtp::budget::DEFAULT_DATA_BUDGET.max(self.max_message_size))
     }
 }
 
@@ -141,6 +156,13 @@ impl Config {
         }
         if self.limits.max_message_size < 1024 {
             bail!("key `limits.max_message_size`: must be at least 1024");
+        }
+        if self.limits.smtp_data_in_flight() < self.limits.max_message_size {
+            bail!(
+                "key `limits.smtp_data_in_flight`: must be at least `limits.max_message_size` ({}), \
+                 or a message of that size could never be accepted",
+                self.limits.max_message_size
+            );
         }
         if self.limits.max_recipients < 1 {
             bail!("key `limits.max_recipients`: must be at least 1");
@@ -220,6 +242,21 @@ mod tests {
             .expect_err("enforcing without checks")
             .to_string();
         assert!(error.contains("inbound.dmarc_enforce"), "{error}");
+    }
+
+    #[test]
+    fn smtp_data_budget_holds_the_largest_message() {
+        let config = Config::parse("[limits]\nmax_message_size = 104857600\n").expect("valid");
+        assert_eq!(config.limits.smtp_data_in_flight(), 104857600);
+        let config = Config::parse("").expect("defaults");
+        assert_eq!(
+            config.limits.smtp_data_in_flight(),
+            smtp::budget::DEFAULT_DATA_BUDGET
+        );
+        let error = Config::parse("[limits]\nsmtp_data_in_flight = 1048576\n")
+            .expect_err("a budget below the message size accepted")
+            .to_string();
+        assert!(error.contains("limits.smtp_data_in_flight"), "{error}");
     }
 
     #[test]

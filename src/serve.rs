@@ -13,6 +13,10 @@ use tokio::net::TcpListener;
 
 /// How long shutdown waits for sessions and deliveries in flight.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+/// Port 25 keeps 1/10 of `limits.max_connections` that other listeners cannot take: mail
+/// from the internet must keep arriving while clients (or someone posing as many) hold
+/// the rest, and a tenth is far more than the MTAs sending to one server at once.
+const INBOUND_RESERVED_SHARE: usize = 10;
 /// Delay added per recent failed login from one address.
 const AUTH_FAILURE_STEP: Duration = Duration::from_millis(500);
 
@@ -47,6 +51,8 @@ pub async fn run(config: Config) -> Result<()> {
     let mut smtp_config = smtp::SmtpConfig::new(config.hostname.clone());
     smtp_config.max_message_size = config.limits.max_message_size;
     smtp_config.max_recipients = config.limits.max_recipients;
+    // One budget for the content of every SMTP listener (see smtp::budget).
+    let data_budget = smtp::budget::DataBudget::new(config.limits.smtp_data_in_flight());
     let smtp_server = smtp::SmtpServer {
         config: Arc::new(smtp_config),
         store: store.clone(),
@@ -55,6 +61,7 @@ pub async fn run(config: Config) -> Result<()> {
         auth_throttle: auth_throttle.for_protocol("smtp"),
         shutdown: shutdown.clone(),
         mail_auth: Some(Arc::new(mail_auth)),
+        data_budget,
     };
     let imap_server = imap::ImapServer {
         config: Arc::new(imap::ImapConfig {
@@ -79,6 +86,12 @@ pub async fn run(config: Config) -> Result<()> {
     );
     shutdown.tracker.spawn(queue_worker.run());
 
+    // Port 25 counts each address's connections apart from the other listeners: an
+    // address holding all its IMAP (or submission, or HTTP) slots can still hand us mail,
+    // and mail senders cannot use up the slots of a user's clients either. Of the total
+    // (`limits.max_connections`), a share is port 25's alone.
+    let inbound_connections =
+        connections.with_own_pool(config.limits.max_connections / INBOUND_RESERVED_SHARE);
     let mut bound: Vec<(&str, SocketAddr)> = Vec::new();
     let smtp_roles = [
         ("smtp", &config.listen.smtp, smtp::ListenerRole::Inbound),
@@ -94,8 +107,12 @@ pub async fn run(config: Config) -> Result<()> {
         ),
     ];
     for (name, addresses, role) in smtp_roles {
+        let pool = match role {
+            smtp::ListenerRole::Inbound => &inbound_connections,
+            smtp::ListenerRole::Submission | smtp::ListenerRole::Submissions => &connections,
+        };
         let smtp_server = smtp::SmtpServer {
-            connections: connections.for_listener(name),
+            connections: pool.for_listener(name),
             ..smtp_server.clone()
         };
         for address in addresses {

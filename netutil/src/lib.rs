@@ -7,7 +7,7 @@ mod stream;
 
 pub use limits::{
     AUTH_FAILURES, AuthThrottle, CONNECTIONS_OPEN, CONNECTIONS_REFUSED, CONNECTIONS_TOTAL,
-    ConnectionLimiter, ConnectionPermit,
+    ClientKey, ConnectionLimiter, ConnectionPermit,
 };
 pub use stream::{MaybeTlsStream, tls_acceptor};
 pub use tokio_rustls::TlsAcceptor;

@@ -5,6 +5,7 @@
 //! is exactly what RFC 2920 §3.1 asks for PIPELINING: replies to a pipelined group go out
 //! together, and never later than the moment the server would block.
 
+use crate::budget::Reservation;
 use crate::error::SessionError;
 use crate::proto::reply::{SHUTTING_DOWN, TIMEOUT};
 use crate::proto::{BodyBuffer, DotDecoder, InputBuffer, Line, Reply};
@@ -146,15 +147,53 @@ impl<S: Transport> Connection<S> {
         }
     }
 
+    /// Reserves `bytes` of the byte budget before they are kept, waiting at most
+    /// `wait`; `false` when none came (the caller then gives the content up).
+    async fn reserve(
+        &mut self,
+        reservation: &mut Reservation,
+        bytes: usize,
+        wait: Duration,
+    ) -> Result<bool, Stop> {
+        tokio::select! {
+            biased;
+            _ = self.shutdown.cancelled() => Err(Stop::ShuttingDown),
+            reserved = reservation.grow(bytes, wait) => match reserved {
+                Ok(()) => Ok(true),
+                Err(_) => {
+                    tracing::info!(
+                        held = reservation.held(),
+                        "no memory for message content; refusing it"
+                    );
+                    reservation.release();
+                    Ok(false)
+                }
+            },
+        }
+    }
+
     /// DATA content up to `<CRLF>.<CRLF>`; each read must come within `timeout`
-    /// (RFC 5321 §4.5.3.2.5).
+    /// (RFC 5321 §4.5.3.2.5). Bytes are reserved in `reservation` before the decoder
+    /// keeps them; without budget the decoder gives the content up and reads on.
     pub(crate) async fn read_data(
         &mut self,
         decoder: &mut DotDecoder,
+        reservation: &mut Reservation,
         timeout: Duration,
+        budget_wait: Duration,
     ) -> Result<(), Stop> {
         loop {
-            if !self.input.bytes().is_empty() {
+            let available = self.input.bytes().len();
+            if available > 0 {
+                // Unstuffing only removes octets, so `available` covers what is kept.
+                if !decoder.is_discarding()
+                    && !self.reserve(reservation, available, budget_wait).await?
+                {
+                    decoder.abandon();
+                }
+                if decoder.is_discarding() {
+                    reservation.release();
+                }
                 let (used, done) = decoder.feed(self.input.bytes());
                 self.input.consume(used);
                 if done {
@@ -166,18 +205,28 @@ impl<S: Transport> Connection<S> {
     }
 
     /// Exactly `size` octets of a BDAT chunk into `sink`, or dropped when `sink` is None.
+    /// Bytes are reserved in the sink's reservation before they are kept; without budget
+    /// the body is given up and the chunk read on.
     pub(crate) async fn read_chunk(
         &mut self,
         size: usize,
-        mut sink: Option<&mut BodyBuffer>,
+        mut sink: Option<(&mut BodyBuffer, &mut Reservation)>,
         timeout: Duration,
+        budget_wait: Duration,
     ) -> Result<(), Stop> {
         let mut remaining = size;
         loop {
-            let available = self.input.bytes();
-            let take = remaining.min(available.len());
-            if let Some(sink) = sink.as_deref_mut() {
-                sink.push(available.get(..take).unwrap_or_default());
+            let take = remaining.min(self.input.bytes().len());
+            if let Some((body, reservation)) = sink.as_mut()
+                && take > 0
+            {
+                if !body.is_discarding() && !self.reserve(reservation, take, budget_wait).await? {
+                    body.abandon();
+                }
+                if body.is_discarding() {
+                    reservation.release();
+                }
+                body.push(self.input.bytes().get(..take).unwrap_or_default());
             }
             self.input.consume(take);
             remaining -= take;
@@ -257,6 +306,7 @@ pub(crate) async fn run<S: Transport>(
         if shutdown.is_cancelled() {
             return conn.close_with(shutting_down()).await;
         }
+        session.settle_reservation();
         // AUTH lines may be longer than other commands (RFC 4954 §4); the session
         // applies the 512-octet limit to everything else.
         let line = match conn
@@ -281,20 +331,34 @@ pub(crate) async fn run<S: Transport>(
                 Action::ReadData { reply, limit } => {
                     conn.queue(&reply);
                     let mut decoder = DotDecoder::new(limit);
-                    if let Err(stop) = conn.read_data(&mut decoder, config.data_timeout).await {
+                    if let Err(stop) = conn
+                        .read_data(
+                            &mut decoder,
+                            &mut session.reservation,
+                            config.data_timeout,
+                            config.data_budget_wait,
+                        )
+                        .await
+                    {
                         return conn.stop(stop).await;
                     }
                     action = session.data_received(decoder.finish()).await;
                 }
                 Action::ReadChunk { size, last } => {
                     let sink = session.chunk_buffer();
-                    if let Err(stop) = conn.read_chunk(size, sink, config.data_timeout).await {
+                    if let Err(stop) = conn
+                        .read_chunk(size, sink, config.data_timeout, config.data_budget_wait)
+                        .await
+                    {
                         return conn.stop(stop).await;
                     }
                     action = session.chunk_received(size, last).await;
                 }
                 Action::DiscardChunk { size, reply } => {
-                    if let Err(stop) = conn.read_chunk(size, None, config.data_timeout).await {
+                    if let Err(stop) = conn
+                        .read_chunk(size, None, config.data_timeout, config.data_budget_wait)
+                        .await
+                    {
                         return conn.stop(stop).await;
                     }
                     session.count_reply(&reply);

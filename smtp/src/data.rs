@@ -4,15 +4,19 @@
 //! BDAT, that chunking is under way). Content arrives through the driver: DATA through
 //! [`crate::proto::DotDecoder`], BDAT chunks counted exactly into the transaction's
 //! [`crate::proto::BodyBuffer`]. Either way the size limit is enforced while reading and
-//! reading goes on to the end, so the stream keeps its framing when we refuse.
+//! reading goes on to the end, so the stream keeps its framing when we refuse. The
+//! driver reserves every kept byte in the server's byte budget ([`crate::budget`]); content
+//! it had to give up for lack of budget is refused with `452 4.3.1` and the transaction
+//! ends, as it does for a message that is too big.
 
 use crate::ListenerRole;
 use crate::mailauth::check::{Envelope, remove_own_results};
-use crate::proto::Reply;
 use crate::proto::address::xtext_encode;
 use crate::proto::reply::{
-    BAD_SEQUENCE, DMARC_REJECTED, LOCAL_ERROR, MAILBOX_FULL, MESSAGE_TOO_BIG, OK, START_MAIL_INPUT,
+    BAD_SEQUENCE, DMARC_REJECTED, INSUFFICIENT_STORAGE, LOCAL_ERROR, MAILBOX_FULL, MESSAGE_TOO_BIG,
+    OK, START_MAIL_INPUT,
 };
+use crate::proto::{BodyError, Reply};
 use crate::session::{Action, Session, State, Transaction};
 use crate::trace::{ReceivedInfo, protocol, received, return_path, submission_fields};
 use storage::{Delivery, Flags, Outbound, StoreError};
@@ -26,12 +30,12 @@ impl Session {
         }
     }
 
-    /// DATA content has been read to `<CRLF>.<CRLF>`: `Err(size)` when it was too big.
-    pub(crate) async fn data_received(&mut self, content: Result<Vec<u8>, usize>) -> Action {
+    /// DATA content has been read to `<CRLF>.<CRLF>`, or refused on the way.
+    pub(crate) async fn data_received(&mut self, content: Result<Vec<u8>, BodyError>) -> Action {
         let reply = match std::mem::replace(&mut self.state, State::Ready) {
             State::Envelope(transaction) => match content {
                 Ok(content) => self.deliver(transaction, content).await,
-                Err(size) => too_big(size),
+                Err(error) => refused(error),
             },
             other => {
                 self.state = other;
@@ -53,15 +57,17 @@ impl Session {
 
     /// A BDAT chunk of `size` octets has been read into [`Session::chunk_buffer`].
     pub(crate) async fn chunk_received(&mut self, size: usize, last: bool) -> Action {
-        let over_limit = matches!(&self.state, State::Chunking(t) if t.body.is_over_limit());
-        let reply = if over_limit {
+        let refused_body = matches!(&self.state, State::Chunking(t) if t.body.is_discarding());
+        let reply = if refused_body {
             // RFC 3030 §2: after an error reply the client sends no more chunks; the
             // transaction is over.
-            let received = match std::mem::replace(&mut self.state, State::Ready) {
-                State::Chunking(transaction) => transaction.body.received(),
-                _ => size,
-            };
-            too_big(received)
+            match std::mem::replace(&mut self.state, State::Ready) {
+                State::Chunking(transaction) => match transaction.body.finish() {
+                    Err(error) => refused(error),
+                    Ok(_) => too_big(size),
+                },
+                _ => too_big(size),
+            }
         } else if !last {
             Reply::new(OK, format!("{size} octets received"))
         } else {
@@ -71,7 +77,7 @@ impl Session {
                         std::mem::replace(&mut transaction.body, crate::proto::BodyBuffer::new(0));
                     match body.finish() {
                         Ok(content) => self.deliver(transaction, content).await,
-                        Err(received) => too_big(received),
+                        Err(error) => refused(error),
                     }
                 }
                 other => {
@@ -240,6 +246,20 @@ impl Session {
         raw.extend_from_slice(head.as_bytes());
         raw.extend_from_slice(&content);
         raw
+    }
+}
+
+/// The reply to content that was read to its end but not kept.
+fn refused(error: BodyError) -> Reply {
+    match error {
+        BodyError::TooBig(received) => too_big(received),
+        BodyError::Abandoned => {
+            tracing::info!("message refused: no memory for its content");
+            Reply::new(
+                INSUFFICIENT_STORAGE,
+                "Insufficient system storage, try again later",
+            )
+        }
     }
 }
 

@@ -17,6 +17,7 @@
 
 mod auth;
 mod basic;
+pub mod budget;
 mod connection;
 mod data;
 mod ehlo;
@@ -81,6 +82,9 @@ pub struct SmtpConfig {
     /// Failed commands in a row before we hang up: a client that gets 20 errors running
     /// is broken or probing (address harvesting, fuzzing), not sending mail.
     pub max_bad_commands: u32,
+    /// How long a session waits for the byte budget before `452 4.3.1`
+    /// ([`budget::BUDGET_WAIT`] has the reason).
+    pub data_budget_wait: Duration,
 }
 
 impl SmtpConfig {
@@ -94,6 +98,7 @@ impl SmtpConfig {
             max_line_length: 512,
             max_auth_line_length: 12288,
             max_bad_commands: 20,
+            data_budget_wait: budget::BUDGET_WAIT,
         }
     }
 }
@@ -109,6 +114,8 @@ pub struct SmtpServer {
     pub shutdown: Shutdown,
     /// SPF/DKIM/DMARC/ARC checks on the inbound listener; `None` turns them off.
     pub mail_auth: Option<Arc<mailauth::InboundAuth>>,
+    /// The bytes of message content all sessions may hold at once (see [`budget`]).
+    pub data_budget: budget::DataBudget,
 }
 
 /// Time to write the refusal to a client over the connection limit; it must not hold

@@ -6,6 +6,7 @@
 //! reply to send and what to read next. The driver (`connection.rs`) does the I/O.
 
 use crate::auth::SaslStep;
+use crate::budget::Reservation;
 use crate::proto::command::is_auth_line;
 use crate::proto::command::parse_command;
 use crate::proto::reply::{
@@ -142,6 +143,9 @@ pub(crate) struct Session {
     pub(crate) mail_auth: Option<Arc<crate::mailauth::InboundAuth>>,
     /// The verb of the command being answered, for the command metrics.
     pub(crate) verb: &'static str,
+    /// This session's share of the server's byte budget: the content being received or
+    /// delivered (see [`crate::budget`]).
+    pub(crate) reservation: Reservation,
 }
 
 impl Session {
@@ -168,6 +172,7 @@ impl Session {
             messages: 0,
             mail_auth: server.mail_auth.clone(),
             verb: UNPARSED_VERB,
+            reservation: server.data_budget.reservation(),
         }
     }
 
@@ -387,11 +392,20 @@ impl Session {
             .increment(1);
     }
 
-    /// The buffer a BDAT chunk goes into, while chunking.
-    pub(crate) fn chunk_buffer(&mut self) -> Option<&mut BodyBuffer> {
+    /// The buffer a BDAT chunk goes into while chunking, with the reservation its bytes
+    /// are counted in.
+    pub(crate) fn chunk_buffer(&mut self) -> Option<(&mut BodyBuffer, &mut Reservation)> {
         match &mut self.state {
-            State::Chunking(transaction) => Some(&mut transaction.body),
+            State::Chunking(transaction) => Some((&mut transaction.body, &mut self.reservation)),
             _ => None,
+        }
+    }
+
+    /// Between commands only a chunked transfer holds content; whatever else was
+    /// reserved (a delivered or refused message) goes back to the budget.
+    pub(crate) fn settle_reservation(&mut self) {
+        if !matches!(self.state, State::Chunking(_)) {
+            self.reservation.release();
         }
     }
 }
@@ -416,6 +430,7 @@ mod tests {
             auth_throttle: AuthThrottle::new(5, Duration::from_secs(60), Duration::ZERO),
             shutdown: Shutdown::new(),
             mail_auth: None,
+            data_budget: crate::budget::DataBudget::default(),
         };
         let peer = peer.parse().expect("peer");
         (

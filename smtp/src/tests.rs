@@ -2,6 +2,7 @@
 //! an in-memory pipe (any peer address we like) or over TCP through [`SmtpServer::serve`],
 //! asserting exact reply codes.
 
+use crate::budget::DataBudget;
 use crate::connection::{self, Transport};
 use crate::session::{Session, SessionId};
 use crate::{ListenerRole, SmtpConfig, SmtpServer};
@@ -42,9 +43,18 @@ impl Harness {
         Harness::with(|_| {}, false).await
     }
 
-    /// A store with the domain `example.com`, the account alice (and bob when asked;
-    /// argon2 is slow in debug builds), and the alias `postmaster@example.com` → alice.
     async fn with(configure: impl FnOnce(&mut SmtpConfig), bob: bool) -> Harness {
+        Harness::with_budget(configure, bob, crate::budget::DEFAULT_DATA_BUDGET).await
+    }
+
+    /// A store with the domain `example.com`, the account alice (and bob when asked;
+    /// argon2 is slow in debug builds), and the alias `postmaster@example.com` → alice;
+    /// sessions share a byte budget of `budget` for message content.
+    async fn with_budget(
+        configure: impl FnOnce(&mut SmtpConfig),
+        bob: bool,
+        budget: usize,
+    ) -> Harness {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(&dir.path().join("db.sqlite").to_string_lossy())
             .await
@@ -76,6 +86,7 @@ impl Harness {
             auth_throttle: AuthThrottle::new(3, Duration::from_secs(600), Duration::ZERO),
             shutdown: Shutdown::new(),
             mail_auth: None,
+            data_budget: DataBudget::new(budget),
         };
         Harness { server, _dir: dir }
     }
@@ -195,14 +206,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
 }
 
 /// The content a client sends for `body`, dot-stuffed and terminated.
-/// What storage keeps of a body: every bare LF as CRLF, nothing else changed.
+/// What storage keeps of a body: every bare LF and bare CR as CRLF, nothing else changed.
 fn crlf_line_ends(body: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(body.len());
-    for &byte in body {
-        if byte == b'\n' && out.last() != Some(&b'\r') {
-            out.push(b'\r');
+    let mut bytes = body.iter().peekable();
+    while let Some(&byte) = bytes.next() {
+        match byte {
+            b'\n' if out.last() != Some(&b'\r') => out.extend_from_slice(b"\r\n"),
+            b'\r' if bytes.peek() != Some(&&b'\n') => out.extend_from_slice(b"\r\n"),
+            _ => out.push(byte),
         }
-        out.push(byte);
     }
     out
 }
@@ -389,6 +402,133 @@ async fn smuggling_does_not_end_data() {
     // Stored with bare LFs made CRLF (RFC 5322 §2.3), the forged lines as plain text.
     let canonical = crlf_line_ends(attack);
     assert_eq!(after_prefix(stored, &canonical), canonical.as_slice());
+}
+
+#[tokio::test]
+async fn bare_cr_does_not_end_data_and_is_stored_as_crlf() {
+    let h = Harness::new().await;
+    let mut c = h.connect(ListenerRole::Inbound, REMOTE_PEER).await;
+    c.command("EHLO client.example", "250").await;
+    c.command("MAIL FROM:<s@remote.example>", "250 2.1.0").await;
+    c.command("RCPT TO:<alice@example.com>", "250 2.1.5").await;
+    c.command("DATA", "354").await;
+    // `\r.\r` ends DATA for a receiver that takes a bare CR for a line end.
+    c.send(b"Subject: real\r\n\r\nreal\r.\rMAIL FROM:<ceo@example.com>\r\n")
+        .await;
+    c.send(b".\r\nNOOP\r\n").await;
+    c.expect("250 2.0.0").await;
+    c.expect("250 2.0.0 OK").await;
+    let messages = h.inbox_messages(ALICE).await;
+    assert_eq!(messages.len(), 1);
+    let stored = messages.first().expect("one");
+    let canonical: &[u8] = b"Subject: real\r\n\r\nreal\r\n.\r\nMAIL FROM:<ceo@example.com>\r\n";
+    assert_eq!(after_prefix(stored, canonical), canonical);
+    assert!(
+        !stored.windows(3).any(|w| w == b"\r.\r"),
+        "a bare CR was stored"
+    );
+}
+
+/// Lets the sessions run until the byte budget holds at least `bytes`.
+async fn budget_reaches(h: &Harness, bytes: usize) {
+    tokio::time::timeout(REPLY_TIMEOUT, async {
+        while h.server.data_budget.in_use() < bytes {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("content reserved in time");
+}
+
+/// A harness whose sessions share a budget of one largest message, with a short wait for
+/// it (the tests wait on replies, never on the clock).
+async fn small_budget() -> Harness {
+    Harness::with_budget(
+        |config| config.data_budget_wait = Duration::from_millis(50),
+        false,
+        MAX_MESSAGE_SIZE,
+    )
+    .await
+}
+
+/// `size` octets of text ending in CRLF.
+fn line_of(size: usize) -> Vec<u8> {
+    let mut line = vec![b'b'; size.saturating_sub(2)];
+    line.extend_from_slice(b"\r\n");
+    line
+}
+
+async fn open_envelope(c: &mut Client<DuplexStream>) {
+    c.command("EHLO client.example", "250").await;
+    c.command("MAIL FROM:<s@remote.example>", "250 2.1.0").await;
+    c.command("RCPT TO:<alice@example.com>", "250 2.1.5").await;
+}
+
+#[tokio::test]
+async fn data_past_the_byte_budget_gets_452_and_the_session_goes_on() {
+    let h = small_budget().await;
+    let mut holder = h.connect(ListenerRole::Inbound, REMOTE_PEER).await;
+    open_envelope(&mut holder).await;
+    holder.command("DATA", "354").await;
+    // An unfinished transfer holds 8000 of the 10000 octets.
+    holder.send(vec![b'a'; 8000]).await;
+    budget_reaches(&h, 8000).await;
+
+    let mut other = h.connect(ListenerRole::Inbound, REMOTE_PEER).await;
+    open_envelope(&mut other).await;
+    other.command("DATA", "354").await;
+    other.send(dot_stuff(&line_of(4000))).await;
+    // RFC 3463 §3.4: mail system full; read to the end, then the transaction is over.
+    other.expect("452 4.3.1").await;
+    other
+        .command("RCPT TO:<alice@example.com>", "503 5.5.1")
+        .await;
+    assert_eq!(
+        h.server.data_budget.in_use(),
+        8000,
+        "the refused bytes came back"
+    );
+
+    // The holder finishes; once it is delivered its bytes come back too.
+    holder.send(b"\r\n.\r\n").await;
+    holder.expect("250 2.0.0").await;
+    assert_eq!(h.server.data_budget.in_use(), 0);
+    other
+        .command("MAIL FROM:<s@remote.example>", "250 2.1.0")
+        .await;
+    other
+        .command("RCPT TO:<alice@example.com>", "250 2.1.5")
+        .await;
+    other.command("DATA", "354").await;
+    other.send(dot_stuff(&line_of(4000))).await;
+    other.expect("250 2.0.0").await;
+    assert_eq!(h.inbox_messages(ALICE).await.len(), 2);
+}
+
+#[tokio::test]
+async fn bdat_past_the_byte_budget_gets_452_and_rset_frees_a_held_chunk() {
+    let h = small_budget().await;
+    let mut holder = h.connect(ListenerRole::Inbound, REMOTE_PEER).await;
+    open_envelope(&mut holder).await;
+    let chunk = "a".repeat(8000);
+    holder.send(format!("BDAT 8000\r\n{chunk}")).await;
+    holder.expect("250 2.0.0 8000 octets").await;
+    assert_eq!(h.server.data_budget.in_use(), 8000);
+
+    let mut other = h.connect(ListenerRole::Inbound, REMOTE_PEER).await;
+    open_envelope(&mut other).await;
+    let chunk = "b".repeat(4000);
+    other
+        .send(format!("BDAT 4000 LAST\r\n{chunk}NOOP\r\n"))
+        .await;
+    other.expect("452 4.3.1").await;
+    // The chunk was read whole: the NOOP after it is a command.
+    other.expect("250 2.0.0 OK").await;
+    other.command("BDAT 1 LAST\r\nx", "503 5.5.1").await;
+
+    // A chunked transfer given up with RSET gives its bytes back.
+    holder.command("RSET", "250").await;
+    assert_eq!(h.server.data_budget.in_use(), 0);
 }
 
 #[tokio::test]

@@ -127,6 +127,11 @@ fn describe_metrics() {
     );
     describe_gauge!(QUEUE_ITEMS, "Messages waiting in the outbound queue.");
     describe_gauge!(
+        smtp::budget::SMTP_DATA_IN_FLIGHT,
+        Unit::Bytes,
+        "Bytes of message content SMTP sessions hold in memory now (DATA and BDAT)."
+    );
+    describe_gauge!(
         QUEUE_OLDEST_AGE,
         Unit::Seconds,
         "Age of the oldest message in the outbound queue."

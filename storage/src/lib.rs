@@ -30,7 +30,7 @@ pub use accounts::{Account, Alias};
 pub use error::{Result, StoreError};
 pub use mailboxes::{MAX_MAILBOX_NAME_BYTES, Mailbox, MailboxStatus};
 pub use messages::{
-    Delivered, Delivery, MailboxChanges, MessageEntry, Outbound, StoreFlagsOutcome,
+    Delivered, Delivery, MailboxChanges, MessageEntry, Outbound, StoreFlagsOutcome, crlf_line_ends,
 };
 pub use migrate::CopyReport;
 pub use mime::MessageMeta;

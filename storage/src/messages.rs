@@ -887,27 +887,34 @@ impl Store {
     }
 }
 
-/// RFC 5322 §2.3: CR and LF occur only together. A bare LF is stored as CRLF, so that
-/// IMAP serves text with CRLF line ends (RFC 9051 §7.5.2: BINARY sections MUST use
-/// CRLF) and sizes, offsets and line counts agree with what is sent. Nothing else in the
-/// message changes; 8-bit octets are kept.
-pub(crate) fn crlf_line_ends(raw: Vec<u8>) -> Vec<u8> {
+/// RFC 5322 §2.3: CR and LF occur only together. A bare LF and a bare CR are each stored
+/// as CRLF, so that IMAP serves text with CRLF line ends (RFC 9051 §7.5.2: BINARY
+/// sections MUST use CRLF) and sizes, offsets and line counts agree with what is sent.
+/// The bare CR matters for SMTP smuggling: a `\r.\r` that DATA kept as content must not
+/// reach a receiver that ends lines at CR when we relay it; as CRLF it is an ordinary
+/// line that the relay dot-stuffs. Nothing else in the message changes; 8-bit octets
+/// are kept.
+pub fn crlf_line_ends(raw: Vec<u8>) -> Vec<u8> {
+    let is_bare = |at: usize, byte: u8| match byte {
+        b'\n' => at.checked_sub(1).and_then(|before| raw.get(before)) != Some(&b'\r'),
+        b'\r' => raw.get(at + 1) != Some(&b'\n'),
+        _ => false,
+    };
     let bare = raw
         .iter()
         .enumerate()
-        .filter(|&(at, &b)| b == b'\n' && (at == 0 || raw[at - 1] != b'\r'))
+        .filter(|&(at, &byte)| is_bare(at, byte))
         .count();
     if bare == 0 {
         return raw;
     }
     let mut out = Vec::with_capacity(raw.len() + bare);
-    let mut previous = 0u8;
-    for &byte in &raw {
-        if byte == b'\n' && previous != b'\r' {
-            out.push(b'\r');
+    for (at, &byte) in raw.iter().enumerate() {
+        if is_bare(at, byte) {
+            out.extend_from_slice(b"\r\n");
+        } else {
+            out.push(byte);
         }
-        out.push(byte);
-        previous = byte;
     }
     out
 }
@@ -921,4 +928,27 @@ fn entry_from_row(row: &sqlx::any::AnyRow) -> Result<MessageEntry> {
         message: MessageId(row.try_get(4)?),
         size: row.try_get::<i64, _>(5)? as u32,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::crlf_line_ends;
+
+    #[test]
+    fn bare_cr_and_bare_lf_become_crlf() {
+        for (raw, stored) in [
+            (&b""[..], &b""[..]),
+            (b"a\r\nb\r\n", b"a\r\nb\r\n"),
+            (b"a\nb", b"a\r\nb"),
+            (b"\n", b"\r\n"),
+            (b"\r", b"\r\n"),
+            // The smuggling shape: `\r.\r` becomes a line holding a dot.
+            (b"a\r.\rMAIL", b"a\r\n.\r\nMAIL"),
+            (b"a\r\r\nb", b"a\r\n\r\nb"),
+            (b"a\n\rb", b"a\r\n\r\nb"),
+            (b"\xff\r\xfe", b"\xff\r\n\xfe"),
+        ] {
+            assert_eq!(crlf_line_ends(raw.to_vec()), stored, "{raw:?}");
+        }
+    }
 }

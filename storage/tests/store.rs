@@ -734,14 +734,14 @@ async fn expunge_removes_only_what_is_deleted_at_commit_and_batch_reads_match(ba
     assert!(texts[&ids[1]].contains("body 1"));
 }
 
-async fn bare_lf_is_stored_as_crlf_and_nothing_else_changes(backend: Backend) {
+async fn bare_lf_and_cr_are_stored_as_crlf_and_nothing_else_changes(backend: Backend) {
     let f = fixture(backend).await;
     let inbox = mailbox(&f.store, f.account, "INBOX").await;
-    let raw = b"Subject: lf\n\nline one\nline two\r\n8-bit \xff\rstays\r\n".to_vec();
+    let raw = b"Subject: lf\n\nline one\nline two\r\n8-bit \xff\rcr\r.\r\r\nend\r".to_vec();
     let delivered = deliver(&f.store, vec![inbox.id], raw).await;
     assert_eq!(
         f.store.raw_message(delivered.message).await.expect("raw"),
-        b"Subject: lf\r\n\r\nline one\r\nline two\r\n8-bit \xff\rstays\r\n"
+        b"Subject: lf\r\n\r\nline one\r\nline two\r\n8-bit \xff\r\ncr\r\n.\r\n\r\nend\r\n"
     );
 }
 
@@ -1411,7 +1411,7 @@ on_both_backends!(
     folded_boundary_multipart_is_stored_with_its_parts,
     delivered_mail_survives_reopening_the_store,
     expunge_removes_only_what_is_deleted_at_commit_and_batch_reads_match,
-    bare_lf_is_stored_as_crlf_and_nothing_else_changes,
+    bare_lf_and_cr_are_stored_as_crlf_and_nothing_else_changes,
     header_bytes_are_the_raw_prefix_and_unfolded_fields_are_stored,
     message_ids_are_never_reused_after_the_newest_is_deleted,
 );

@@ -4,9 +4,9 @@
 //! Policy for line endings inside DATA (SMTP smuggling, CVE-2023-51766): the content ends
 //! only at `<CRLF>.<CRLF>`. A bare LF or a bare CR never starts or ends a line here, so
 //! `\n.\n`, `\n.\r\n` and `\r.\r` are ordinary content. This decoder passes bare LFs and
-//! CRs through; storage then writes each bare LF as CRLF (RFC 5322 §2.3, see
-//! `storage::Store::deliver`), so the smuggled lines end up as plain text inside the one
-//! message, and a later relay dot-stuffs them. 8-bit octets are kept byte for
+//! CRs through; storage then writes each bare LF and each bare CR as CRLF (RFC 5322 §2.3,
+//! see `storage::Store::deliver`), for DATA and BDAT alike, so the smuggled lines end up
+//! as plain text inside the one message, and a later relay dot-stuffs them. 8-bit octets are kept byte for
 //! byte. The 1000-octet text line limit of RFC 5321 §4.5.3.1.6 is not enforced (it is a
 //! minimum we must accept, and real mail exceeds it); only the message size is.
 //!
@@ -14,51 +14,122 @@
 //! in the middle of a line, so a message whose first line begins with `.` is not
 //! unstuffed and an empty message (`.` right after `354`) never ends.
 
+/// Why received content is not handed over: the stream was read to its end all the same.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyError {
+    /// Over the size limit; the octets received in all.
+    TooBig(usize),
+    /// The content was given up for lack of memory (the driver's byte budget).
+    Abandoned,
+}
+
+/// The largest piece received content is kept in. Content is kept in pieces, each at
+/// most as large as all before it (from [`FIRST_PIECE`]) and never above this, so the
+/// memory held follows the octets received: one `Vec` that doubles as it grows holds up
+/// to twice its octets and copies them all at each step (a 45 MB message briefly held
+/// 32 + 64 MiB), which the byte budget (`crate::budget`) does not see.
+const MAX_PIECE: usize = 1024 * 1024;
+/// The first piece: most messages fit in one.
+const FIRST_PIECE: usize = 16 * 1024;
+
 /// The received content, up to a limit: beyond it octets are counted and dropped, so
 /// that reading can go on to the end of the data without holding it in memory.
 #[derive(Debug)]
 pub struct BodyBuffer {
     limit: usize,
-    body: Vec<u8>,
+    /// The content kept so far, in pieces of at most [`MAX_PIECE`] octets.
+    pieces: Vec<Vec<u8>>,
+    /// Octets kept in `pieces`.
+    kept: usize,
     /// Octets received in total, kept or not.
     received: usize,
+    /// Given up: nothing more is kept (see [`BodyBuffer::abandon`]).
+    abandoned: bool,
 }
 
 impl BodyBuffer {
     pub fn new(limit: usize) -> BodyBuffer {
         BodyBuffer {
             limit,
-            body: Vec::new(),
+            pieces: Vec::new(),
+            kept: 0,
             received: 0,
+            abandoned: false,
         }
     }
 
     pub fn push(&mut self, bytes: &[u8]) {
         self.received = self.received.saturating_add(bytes.len());
-        if self.received > self.limit {
+        if self.is_discarding() {
             // Free what we held: the message will be refused anyway.
-            if !self.body.is_empty() {
-                self.body = Vec::new();
-            }
-        } else {
-            self.body.extend_from_slice(bytes);
+            self.drop_kept();
+            return;
         }
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            let room = self
+                .pieces
+                .last()
+                .map_or(0, |piece| piece.capacity() - piece.len());
+            if room == 0 {
+                let size = self.kept.clamp(FIRST_PIECE, MAX_PIECE);
+                self.pieces.push(Vec::with_capacity(size));
+                continue;
+            }
+            let (now, later) = rest.split_at(room.min(rest.len()));
+            if let Some(piece) = self.pieces.last_mut() {
+                piece.extend_from_slice(now);
+            }
+            self.kept += now.len();
+            rest = later;
+        }
+    }
+
+    fn drop_kept(&mut self) {
+        if !self.pieces.is_empty() {
+            self.pieces = Vec::new();
+            self.kept = 0;
+        }
+    }
+
+    /// Drops what was kept and keeps nothing more; octets are still counted.
+    pub fn abandon(&mut self) {
+        self.abandoned = true;
+        self.drop_kept();
     }
 
     pub fn is_over_limit(&self) -> bool {
         self.received > self.limit
     }
 
+    pub fn is_abandoned(&self) -> bool {
+        self.abandoned
+    }
+
+    /// True when what arrives from now on is counted but not kept.
+    pub fn is_discarding(&self) -> bool {
+        self.abandoned || self.is_over_limit()
+    }
+
     pub fn received(&self) -> usize {
         self.received
     }
 
-    /// The content, or `Err(received)` when it went over the limit.
-    pub fn finish(self) -> Result<Vec<u8>, usize> {
+    /// The content, or why there is none.
+    pub fn finish(mut self) -> Result<Vec<u8>, BodyError> {
         if self.is_over_limit() {
-            Err(self.received)
+            Err(BodyError::TooBig(self.received))
+        } else if self.abandoned {
+            Err(BodyError::Abandoned)
+        } else if self.pieces.len() == 1 {
+            Ok(self.pieces.pop().unwrap_or_default())
         } else {
-            Ok(self.body)
+            // Each piece is freed once copied: at most one piece more than the content.
+            let mut body = Vec::with_capacity(self.kept);
+            for piece in self.pieces {
+                body.extend_from_slice(&piece);
+            }
+            Ok(body)
         }
     }
 }
@@ -183,7 +254,17 @@ impl DotDecoder {
         self.done
     }
 
-    pub fn finish(self) -> Result<Vec<u8>, usize> {
+    /// See [`BodyBuffer::is_discarding`].
+    pub fn is_discarding(&self) -> bool {
+        self.body.is_discarding()
+    }
+
+    /// See [`BodyBuffer::abandon`].
+    pub fn abandon(&mut self) {
+        self.body.abandon();
+    }
+
+    pub fn finish(self) -> Result<Vec<u8>, BodyError> {
         self.body.finish()
     }
 }
@@ -193,7 +274,7 @@ mod tests {
     use super::*;
 
     /// The content (or its size when too big) and the bytes left after the terminator.
-    type Decoded = (Result<Vec<u8>, usize>, Vec<u8>);
+    type Decoded = (Result<Vec<u8>, BodyError>, Vec<u8>);
 
     /// Feeds `chunks` one by one; returns the content and what was left unused.
     fn decode(chunks: &[&[u8]], limit: usize) -> Option<Decoded> {
@@ -291,7 +372,7 @@ mod tests {
     fn over_limit_reads_on_to_the_end() {
         let (content, rest) = decode(&[b"0123456789\r\n", b"more\r\n.\r\nQUIT\r\n"], 8)
             .expect("ends even when too big");
-        assert_eq!(content, Err(18));
+        assert_eq!(content, Err(BodyError::TooBig(18)));
         assert_eq!(rest, b"QUIT\r\n");
     }
 
@@ -302,6 +383,44 @@ mod tests {
     }
 
     #[test]
+    fn abandoned_content_is_read_to_the_end_and_not_kept() {
+        let mut decoder = DotDecoder::new(usize::MAX);
+        assert_eq!(decoder.feed(b"kept until\r\n"), (12, false));
+        decoder.abandon();
+        assert!(decoder.is_discarding());
+        let (used, done) = decoder.feed(b"dropped\r\n.\r\nNOOP\r\n");
+        assert_eq!((used, done), (12, true));
+        assert_eq!(decoder.finish(), Err(BodyError::Abandoned));
+    }
+
+    #[test]
+    fn body_buffer_keeps_content_in_bounded_pieces() {
+        let mut body = BodyBuffer::new(usize::MAX);
+        let mut expected = Vec::new();
+        for round in 0..400u32 {
+            let bytes: Vec<u8> = (0..(round * 97) % 20_000)
+                .map(|i| (i + round) as u8)
+                .collect();
+            body.push(&bytes);
+            expected.extend_from_slice(&bytes);
+        }
+        assert!(
+            body.pieces
+                .iter()
+                .all(|piece| piece.capacity() <= MAX_PIECE)
+        );
+        let held: usize = body.pieces.iter().map(Vec::capacity).sum();
+        // What is held follows what was kept: the last piece is not full yet.
+        assert!(
+            held <= expected.len() + MAX_PIECE,
+            "{held} for {}",
+            expected.len()
+        );
+        assert_eq!(body.finish(), Ok(expected));
+        assert_eq!(BodyBuffer::new(10).finish(), Ok(Vec::new()));
+    }
+
+    #[test]
     fn body_buffer_limit() {
         let mut body = BodyBuffer::new(4);
         body.push(b"abcd");
@@ -309,6 +428,6 @@ mod tests {
         body.push(b"e");
         assert!(body.is_over_limit());
         assert_eq!(body.received(), 5);
-        assert_eq!(body.finish(), Err(5));
+        assert_eq!(body.finish(), Err(BodyError::TooBig(5)));
     }
 }

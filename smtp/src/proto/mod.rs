@@ -9,6 +9,6 @@ pub mod line;
 pub mod reply;
 
 pub use command::{Command, CommandError, ForwardPath, MailFrom, Mechanism, RcptTo, Ret};
-pub use data::{BodyBuffer, DotDecoder};
+pub use data::{BodyBuffer, BodyError, DotDecoder};
 pub use line::{InputBuffer, Line};
 pub use reply::{Reply, ReplyCode};

@@ -94,6 +94,9 @@ pub const TIMEOUT: ReplyCode = ReplyCode::new(421, 4, 4, 2);
 pub const POLICY_CLOSE: ReplyCode = ReplyCode::new(421, 4, 7, 0);
 /// `451 4.3.0` RFC 5321 §4.2.3 local error in processing (storage failed).
 pub const LOCAL_ERROR: ReplyCode = ReplyCode::new(451, 4, 3, 0);
+/// `452 4.3.1` RFC 5321 §4.2.2 insufficient system storage; RFC 3463 §3.4 X.3.1 mail
+/// system full: the content did not fit in the server's byte budget for DATA and BDAT.
+pub const INSUFFICIENT_STORAGE: ReplyCode = ReplyCode::new(452, 4, 3, 1);
 /// `452 4.5.3` RFC 5321 §4.5.3.1.10 too many recipients.
 pub const TOO_MANY_RECIPIENTS: ReplyCode = ReplyCode::new(452, 4, 5, 3);
 /// `454 4.7.0` RFC 4954 §6 temporary authentication failure; RFC 3207 §4 TLS not

@@ -30,7 +30,8 @@ imaps = []
 http = []
 
 [limits]
-max_connections = $((SESSIONS + 100))
+# port 25 keeps a tenth of max_connections for itself
+max_connections = $((SESSIONS * 2 + 100))
 max_connections_per_ip = $((SESSIONS + 100))
 
 [dns]

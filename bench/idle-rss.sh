@@ -7,7 +7,11 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 SESSIONS=${1:-4000}
 CONCURRENT=${2:-16}
-ulimit -n $((SESSIONS * 2 + 1024))
+# Each side (server, client) holds SESSIONS sockets.
+wanted=$((SESSIONS + 1024))
+hard=$(ulimit -Hn)
+[[ $hard != unlimited && $hard -lt $wanted ]] && wanted=$hard
+ulimit -n "$wanted"
 
 (cd "$ROOT" && cargo build --release --bin letterbox)
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/idle-rss.XXXXXX")

@@ -793,6 +793,7 @@ SEARCHES = [
     ["NOT", "OR", "SUBJECT", "chain", "SUBJECT", "post"],
     ["(", "SUBJECT", "group", "FROM", "coord", ")"], ["OR", "LARGER", "3000", "SMALLER", "300"],
     ["SENTBEFORE", "20-Jan-2025"], ["SENTON", "23-Jan-2025"], ["SENTSINCE", "1-Feb-2025"],
+    ["SENTON", "22-Jan-2025"], ["SENTBEFORE", "23-Jan-2025"],
 ]
 
 # SORT criteria and THREAD algorithms (RFC 5256), over the whole corpus: the order (and

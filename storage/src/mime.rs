@@ -23,8 +23,14 @@ pub struct MessageMeta {
     /// the decoded values. Missing in meta stored before it existed; `Store::open` fills it in.
     #[serde(default)]
     pub unfolded_headers: Vec<(String, String)>,
-    /// The Date: header as seconds since the epoch (RFC 5256 SORT DATE / SEARCH SENTxxx).
+    /// The Date: header as seconds since the epoch (RFC 5256 SORT DATE).
     pub sent_date: Option<i64>,
+    /// The Date: header's calendar date as written, in its own zone (year, month, day):
+    /// what SENTBEFORE, SENTON and SENTSINCE compare, "disregarding time and timezone"
+    /// (RFC 9051 §6.4.4). Missing in meta stored before it existed (SEARCH then takes
+    /// the UTC date of `sent_date`).
+    #[serde(default)]
+    pub sent_day: Option<(u16, u8, u8)>,
     /// RFC 5256 §2.1 base subject, for SORT SUBJECT and THREAD.
     pub base_subject: String,
     /// Message-ID and References/In-Reply-To ids, for THREAD=REFERENCES (RFC 5256 §3).
@@ -137,6 +143,7 @@ fn unparsed(raw: &[u8]) -> Analysis {
             headers: Vec::new(),
             unfolded_headers: Vec::new(),
             sent_date: None,
+            sent_day: None,
             base_subject: String::new(),
             message_id: None,
             references: Vec::new(),
@@ -158,6 +165,7 @@ fn analyse_parsed(raw: &[u8]) -> Analysis {
                 root,
                 headers: decoded_headers(&message, raw),
                 sent_date: message.date().map(|date| date.to_timestamp()),
+                sent_day: message.date().map(|date| (date.year, date.month, date.day)),
                 base_subject: base_subject(message.subject().unwrap_or("")),
                 message_id: message.message_id().map(str::to_owned),
                 references: message_ids(message.references())

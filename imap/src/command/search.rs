@@ -266,7 +266,7 @@ fn matches(key: &Key, c: &Candidate<'_>, now: i64) -> bool {
 
 /// A key that looks at one message alone.
 fn matches_leaf(key: &SearchKey, c: &Candidate<'_>, now: i64) -> bool {
-    let sent = || c.meta.and_then(|m| m.sent_date).map(date_of);
+    let sent = || c.meta.and_then(sent_date_of);
     let internal = || date_of(c.entry.internal_date);
     match key {
         SearchKey::All => true,
@@ -299,6 +299,18 @@ fn matches_leaf(key: &SearchKey, c: &Candidate<'_>, now: i64) -> bool {
         SearchKey::SentBefore(date) => sent().is_some_and(|d| d < *date),
         SearchKey::SentOn(date) => sent().is_some_and(|d| d == *date),
         SearchKey::SentSince(date) => sent().is_some_and(|d| d >= *date),
+    }
+}
+
+/// RFC 9051 §6.4.4 SENTBEFORE/SENTON/SENTSINCE: the Date: header's date "disregarding
+/// time and timezone", that is the day as written in the sender's own zone (as Dovecot
+/// compares); for meta stored before that was kept, the UTC date of the moment.
+fn sent_date_of(meta: &MessageMeta) -> Option<time::Date> {
+    match meta.sent_day {
+        Some((year, month, day)) => time::Month::try_from(month)
+            .ok()
+            .and_then(|month| time::Date::from_calendar_date(i32::from(year), month, day).ok()),
+        None => meta.sent_date.map(date_of),
     }
 }
 
@@ -604,13 +616,13 @@ mod tests {
         }
     }
 
-    /// Evaluates a header or text key against `raw` the way SEARCH loads it (header keys
-    /// see no raw bytes).
     /// Case-insensitive substring search as SEARCH does it.
     fn contains_ci(haystack: &str, needle: &str) -> bool {
         Needle::new(needle).found_in(haystack)
     }
 
+    /// Evaluates a key on one message the way SEARCH loads it (only TEXT sees the raw
+    /// bytes; flags, dates and sizes as in `entry()`).
     fn finds(raw: &[u8], key: &SearchKey) -> bool {
         let analysis = storage::mime::analyse(raw);
         let entry = entry();
@@ -624,12 +636,29 @@ mod tests {
         match key {
             SearchKey::Header(name, value) => candidate.header(name, &Needle::new(value)),
             SearchKey::Text(value) => candidate.text(&Needle::new(value)),
-            _ => panic!("only header and text keys here"),
+            other => matches_leaf(other, &candidate, 0),
         }
     }
 
     fn header(name: &str, value: &str) -> SearchKey {
         SearchKey::Header(name.into(), value.into())
+    }
+
+    #[test]
+    fn sent_dates_are_the_days_written_in_the_senders_zone() {
+        let on = |raw: &[u8], key: SearchKey| finds(raw, &key);
+        let day =
+            |d: u8| time::Date::from_calendar_date(2025, time::Month::January, d).expect("a date");
+        // 23:30 on the 22nd in New York is the 23rd in UTC: the 22nd is what was written.
+        let evening = b"Date: Wed, 22 Jan 2025 23:30:00 -0500\r\n\r\nx\r\n";
+        assert!(on(evening, SearchKey::SentOn(day(22))));
+        assert!(!on(evening, SearchKey::SentOn(day(23))));
+        assert!(on(evening, SearchKey::SentBefore(day(23))));
+        // 01:00 on the 24th in Tokyo is the 23rd in UTC.
+        let morning = b"Date: Fri, 24 Jan 2025 01:00:00 +0900\r\n\r\nx\r\n";
+        assert!(on(morning, SearchKey::SentOn(day(24))));
+        assert!(on(morning, SearchKey::SentSince(day(24))));
+        assert!(!on(morning, SearchKey::SentBefore(day(24))));
     }
 
     #[test]

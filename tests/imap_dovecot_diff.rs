@@ -575,7 +575,7 @@ def canon(value):
 def lower(value):
     return value.lower() if isinstance(value, bytes) else value
 
-def normalise_params(params, is_text=False):
+def normalise_params(params):
     """A body parameter list as a comparable value.
 
     Names in lower case: RFC 9051 §7.5.2 gives the list "as defined in [MIME-IMB]", and
@@ -585,12 +585,7 @@ def normalise_params(params, is_text=False):
     §7.5.2 says "Servers SHOULD decode parameter-value continuations and parameter-value
     character sets as described in [RFC2231]" and "the server should decode them per
     [RFC2231], convert to UTF-8, concatenate, and return the resulting value as a parameter
-    "foo*"" - a SHOULD, so the undecoded value is allowed too; the name keeps its "*".
-
-    A text part without a charset parameter as charset us-ascii: RFC 9051 §7.5.2 computes
-    BODYSTRUCTURE "by parsing the [MIME-IMB] header fields, defaulting various fields as
-    necessary", and RFC 2046 §4.1.2 says "The default character set, which must be
-    assumed in the absence of a charset parameter, is US-ASCII." Both mean the same."""
+    "foo*"" - a SHOULD, so the undecoded value is allowed too; the name keeps its "*"."""
     pairs = []
     if isinstance(params, list):
         for k in range(0, len(params) - 1, 2):
@@ -598,8 +593,6 @@ def normalise_params(params, is_text=False):
             if isinstance(name, bytes) and name.endswith(b"*") and isinstance(value, bytes):
                 value = decode_2231(value)
             pairs += [name, value]
-    if is_text and b"charset" not in pairs[0::2]:
-        pairs += [b"charset", b"us-ascii"]
     return pairs if pairs else NIL
 
 def decode_2231(value):
@@ -643,7 +636,7 @@ def normalise_body(body):
     out = list(body)
     if len(out) >= 7:
         out[0], out[1], out[5] = lower(out[0]), lower(out[1]), lower(out[5])
-        out[2] = normalise_params(out[2], is_text=out[0] == b"text")
+        out[2] = normalise_params(out[2])
         ext = 7
         if is_message(out):
             out[7] = normalise_envelope(out[7])

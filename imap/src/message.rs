@@ -159,7 +159,19 @@ pub fn body_structure(out: &mut Vec<u8>, part: &BodyPart, extensible: bool, utf8
     out.push(b' ');
     string(out, part.media_subtype.as_bytes(), utf8);
     out.push(b' ');
-    params(out, &part.params, utf8);
+    // RFC 2046 §4.1.2: "The default character set, which must be assumed in the absence
+    // of a charset parameter, is US-ASCII"; written out last, as Dovecot and Cyrus do.
+    let has_charset = part
+        .params
+        .iter()
+        .any(|(name, _)| name.eq_ignore_ascii_case("charset"));
+    if part.media_type == "text" && !has_charset {
+        let mut with_charset = part.params.clone();
+        with_charset.push(("charset".to_owned(), "us-ascii".to_owned()));
+        params(out, &with_charset, utf8);
+    } else {
+        params(out, &part.params, utf8);
+    }
     out.push(b' ');
     nstring(out, part.content_id.as_deref().map(str::as_bytes), utf8);
     out.push(b' ');

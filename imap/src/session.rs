@@ -514,7 +514,15 @@ impl Session {
         if self.utf8() {
             return Ok(name.to_owned());
         }
-        mutf7::decode(name).ok_or_else(|| CommandError::bad("Invalid modified UTF-7 mailbox name"))
+        // A name that is not valid modified UTF-7 (RFC 3501 §5.1.3) names no mailbox we
+        // could have: NO [CANNOT] (RFC 5530), as for any other name we cannot serve; the
+        // command itself is well formed, so not BAD.
+        mutf7::decode(name).ok_or_else(|| {
+            CommandError::no(
+                Some(Code::Cannot),
+                "Mailbox name is not valid modified UTF-7",
+            )
+        })
     }
 
     /// A mailbox name for the wire, as a quoted string or literal.

@@ -322,6 +322,25 @@ async fn sets_of_thousands_of_ranges_are_merged() {
 }
 
 #[tokio::test]
+async fn names_that_are_not_modified_utf7_get_no() {
+    let h = Harness::start().await;
+    let mut c = h.logged_in().await;
+    let refused = |tag: &str| format!("{tag} NO [CANNOT] Mailbox name is not valid modified UTF-7");
+    assert_eq!(c.run("a", "CREATE \"&Jjo\"").await, vec![refused("a")]);
+    assert_eq!(c.run("b", "SELECT \"&ZZZ\"").await, vec![refused("b")]);
+    assert_eq!(c.run("c", "LIST \"\" \"&&&-\"").await, vec![refused("c")]);
+    assert_eq!(
+        c.run("d", "STATUS \"&\" (MESSAGES)").await,
+        vec![refused("d")]
+    );
+    // The session goes on.
+    assert_eq!(
+        c.run("e", "NOOP").await.last().map(String::as_str),
+        Some("e OK Done")
+    );
+}
+
+#[tokio::test]
 async fn list_and_mailbox_management() {
     let h = Harness::start().await;
     let mut c = h.logged_in().await;

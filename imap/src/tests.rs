@@ -341,6 +341,34 @@ async fn names_that_are_not_modified_utf7_get_no() {
 }
 
 #[tokio::test]
+async fn move_into_the_selected_mailbox_itself_renumbers_the_messages() {
+    let h = Harness::start().await;
+    for subject in ["one", "two"] {
+        h.deliver(subject).await;
+    }
+    let validity = h.uid_validity().await;
+    let mut c = h.logged_in().await;
+    c.run("a", "SELECT INBOX").await;
+    assert_eq!(
+        c.run("b", "MOVE 1 INBOX").await,
+        lines(&[
+            &format!("* OK [COPYUID {validity} 1 3] Moved UIDs"),
+            "* 1 EXPUNGE",
+            "* 2 EXISTS",
+            "b OK MOVE completed",
+        ])
+    );
+    assert_eq!(
+        c.run("c", "FETCH 1:* (UID)").await,
+        lines(&[
+            "* 1 FETCH (UID 2)",
+            "* 2 FETCH (UID 3)",
+            "c OK FETCH completed"
+        ])
+    );
+}
+
+#[tokio::test]
 async fn list_and_mailbox_management() {
     let h = Harness::start().await;
     let mut c = h.logged_in().await;

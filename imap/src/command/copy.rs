@@ -45,12 +45,9 @@ impl Session {
         if uids.is_empty() {
             return Ok(Completion::ok(verb));
         }
-        if remove && target.id == view.mailbox {
-            return Err(CommandError::no(
-                Some(Code::Cannot),
-                "Source and destination are the same",
-            ));
-        }
+        // MOVE (and COPY) into the selected mailbox itself is carried out: the messages get
+        // new UIDs at the end and, for MOVE, the old ones are expunged. RFC 6851 does not
+        // forbid it; Dovecot and Cyrus do the same.
         let mapping = if remove {
             store.move_messages(view.mailbox, uids, target.id).await?
         } else {

@@ -369,6 +369,59 @@ async fn move_into_the_selected_mailbox_itself_renumbers_the_messages() {
 }
 
 #[tokio::test]
+async fn esearch_min_max_report_the_modseq_of_the_messages_they_return() {
+    let h = Harness::start().await;
+    for subject in ["one", "two", "three"] {
+        h.deliver(subject).await;
+    }
+    let mut c = h.logged_in().await;
+    c.run("a", "SELECT INBOX").await;
+    // Message 2 gets the highest mod-sequence; 1 and 3 keep theirs.
+    c.run("b", "STORE 2 +FLAGS.SILENT (\\Flagged)").await;
+    let fetched = c.run("c", "FETCH 1:3 (MODSEQ)").await;
+    let modseq = |n: usize| -> u64 {
+        let line = &fetched[n - 1];
+        let digits: String = line
+            .rsplit("MODSEQ (")
+            .next()
+            .unwrap_or_default()
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        digits
+            .parse()
+            .unwrap_or_else(|_| panic!("no MODSEQ in {line}"))
+    };
+    let (first, second, third) = (modseq(1), modseq(2), modseq(3));
+    assert!(second > first.max(third), "{fetched:?}");
+    // RFC 7162 §3.1.5: the highest mod-sequence of the messages returned.
+    assert_eq!(
+        c.run("d", "SEARCH RETURN (MIN) MODSEQ 1").await,
+        lines(&[
+            &format!("* ESEARCH (TAG \"d\") MIN 1 MODSEQ {first}"),
+            "d OK SEARCH completed",
+        ])
+    );
+    assert_eq!(
+        c.run("e", "SEARCH RETURN (MIN MAX) MODSEQ 1").await,
+        lines(&[
+            &format!(
+                "* ESEARCH (TAG \"e\") MIN 1 MAX 3 MODSEQ {}",
+                first.max(third)
+            ),
+            "e OK SEARCH completed",
+        ])
+    );
+    assert_eq!(
+        c.run("f", "SEARCH RETURN (MAX COUNT) MODSEQ 1").await,
+        lines(&[
+            &format!("* ESEARCH (TAG \"f\") MAX 3 COUNT 3 MODSEQ {second}"),
+            "f OK SEARCH completed",
+        ])
+    );
+}
+
+#[tokio::test]
 async fn list_and_mailbox_management() {
     let h = Harness::start().await;
     let mut c = h.logged_in().await;

@@ -470,6 +470,10 @@ impl Session {
         };
         let found = find(view, &store, &command.key, now).await?;
         let highest_modseq = found.iter().map(|f| f.modseq.0).max().unwrap_or(0);
+        let modseq_of_ends = (
+            found.first().map_or(0, |f| f.modseq.0),
+            found.last().map_or(0, |f| f.modseq.0),
+        );
         let found: Vec<(u32, Uid)> = found.iter().map(|f| (f.seq, f.uid)).collect();
         let numbers: Vec<u32> = found
             .iter()
@@ -546,9 +550,28 @@ impl Session {
         {
             line.push_str(&format!(" ALL {set}"));
         }
-        // RFC 7162 §3.1.5 / RFC 4731: `MODSEQ n` after the other return data.
+        // RFC 7162 §3.1.5 / RFC 4731: `MODSEQ n` after the other return data, the highest
+        // mod-sequence of the messages returned: with MIN and/or MAX alone (no ALL, no
+        // COUNT) those are only the lowest and highest message.
         if with_modseq && !found.is_empty() {
-            line.push_str(&format!(" MODSEQ {highest_modseq}"));
+            let returned =
+                if returns.contains(&SearchReturn::All) || returns.contains(&SearchReturn::Count) {
+                    highest_modseq
+                } else {
+                    let (first, last) = modseq_of_ends;
+                    let min = if returns.contains(&SearchReturn::Min) {
+                        first
+                    } else {
+                        0
+                    };
+                    let max = if returns.contains(&SearchReturn::Max) {
+                        last
+                    } else {
+                        0
+                    };
+                    min.max(max)
+                };
+            line.push_str(&format!(" MODSEQ {returned}"));
         }
         response::untagged(&mut conn.out, &line);
         Ok(Completion::ok(done))

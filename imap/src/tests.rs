@@ -422,6 +422,39 @@ async fn esearch_min_max_report_the_modseq_of_the_messages_they_return() {
 }
 
 #[tokio::test]
+async fn new_keywords_are_announced_to_every_session_before_a_fetch_shows_them() {
+    let h = Harness::start().await;
+    h.deliver("one").await;
+    let mut a = h.logged_in().await;
+    let mut b = h.logged_in().await;
+    a.run("a1", "SELECT INBOX").await;
+    b.run("b1", "SELECT INBOX").await;
+    a.run("a2", "STORE 1 +FLAGS.SILENT ($Important)").await;
+    let system = "\\Answered \\Deleted \\Draft \\Flagged \\Seen";
+    // RFC 9051 §7.3.5: FLAGS and PERMANENTFLAGS first, then the FETCH with the keyword.
+    assert_eq!(
+        b.run("b2", "NOOP").await,
+        lines(&[
+            &format!("* FLAGS ({system} $Important)"),
+            &format!("* OK [PERMANENTFLAGS ({system} $Important \\*)] Flags permitted"),
+            "* 1 FETCH (UID 1 FLAGS ($Important))",
+            "b2 OK Done",
+        ])
+    );
+    // A keyword already announced is not announced again.
+    a.run("a3", "STORE 1 -FLAGS.SILENT ($Important)").await;
+    a.run("a4", "STORE 1 +FLAGS.SILENT ($important)").await;
+    let again = b.run("b3", "NOOP").await;
+    assert!(!again.iter().any(|l| l.starts_with("* FLAGS")), "{again:?}");
+    // A new SELECT lists the keywords in the mailbox.
+    let selected = b.run("b4", "EXAMINE INBOX").await;
+    assert!(
+        selected.contains(&format!("* FLAGS ({system} $important)")),
+        "{selected:?}"
+    );
+}
+
+#[tokio::test]
 async fn list_and_mailbox_management() {
     let h = Harness::start().await;
     let mut c = h.logged_in().await;
@@ -607,9 +640,13 @@ async fn select_fetch_store_and_expunge() {
             "d OK UID FETCH completed"
         ])
     );
+    // RFC 9051 §7.3.5: a new keyword is announced in FLAGS and PERMANENTFLAGS before
+    // the first FETCH that shows it.
     assert_eq!(
         c.run("e", "STORE 1:2 +FLAGS (\\Deleted $Label)").await,
         lines(&[
+            "* FLAGS (\\Answered \\Deleted \\Draft \\Flagged \\Seen $Label)",
+            "* OK [PERMANENTFLAGS (\\Answered \\Deleted \\Draft \\Flagged \\Seen $Label \\*)] Flags permitted",
             "* 1 FETCH (FLAGS ($Label \\Deleted))",
             "* 2 FETCH (FLAGS ($Label \\Deleted))",
             "e OK STORE completed"

@@ -12,7 +12,9 @@
 use crate::proto::response;
 use crate::proto::sequence::SequenceSet;
 use std::collections::BTreeSet;
-use storage::{Change, Flags, MailboxId, MessageEntry, ModSeq, Store, Uid, UidValidity};
+use storage::{
+    Change, Flags, MailboxId, MessageEntry, ModSeq, SYSTEM_FLAGS, Store, Uid, UidValidity,
+};
 use tokio::sync::broadcast::{self, error::TryRecvError};
 
 pub(crate) struct View {
@@ -36,6 +38,9 @@ pub(crate) struct View {
     pub(crate) condstore: bool,
     /// RFC 7162 §3.2.10: expunges are reported as VANISHED.
     pub(crate) qresync: bool,
+    /// The keywords the client was told of in FLAGS, in the order they were announced:
+    /// those in the mailbox at SELECT, then each new one as it first appears.
+    keywords: Vec<String>,
     changes: broadcast::Receiver<Change>,
 }
 
@@ -46,6 +51,21 @@ pub(crate) enum SyncPoint {
     Full,
     /// FETCH, STORE, SEARCH, COPY, MOVE by sequence number: no EXPUNGE.
     NoExpunge,
+}
+
+/// Appends to `known` the keywords of `flags` it lacks (keywords compare without regard
+/// to case, RFC 9051 §2.3.2); true when there were any.
+fn add_new_keywords<'a>(
+    known: &mut Vec<String>,
+    flags: impl IntoIterator<Item = &'a Flags>,
+) -> bool {
+    let before = known.len();
+    for flag in flags.into_iter().flat_map(Flags::iter) {
+        if !flag.starts_with('\\') && !known.iter().any(|k| k.eq_ignore_ascii_case(flag)) {
+            known.push(flag.to_owned());
+        }
+    }
+    known.len() > before
 }
 
 pub(crate) fn flags_text(flags: &Flags) -> String {
@@ -88,6 +108,8 @@ impl View {
         let info = store.mailbox(mailbox).await?;
         let entries = store.mailbox_entries(mailbox).await?;
         let uids = entries.iter().map(|e| e.uid.0).collect();
+        let mut keywords = Vec::new();
+        add_new_keywords(&mut keywords, entries.iter().map(|e| &e.flags));
         Ok(View {
             mailbox,
             name: info.name,
@@ -102,8 +124,42 @@ impl View {
             saved: Vec::new(),
             condstore: false,
             qresync: false,
+            keywords,
             changes,
         })
+    }
+
+    /// `FLAGS (...)` and `OK [PERMANENTFLAGS (...)]`: the system flags and the keywords
+    /// of the mailbox; a read-only mailbox permits none (RFC 9051 §7.3.5, §7.1).
+    pub(crate) fn write_flags(&self, out: &mut Vec<u8>) {
+        let mut flags: Vec<&str> = SYSTEM_FLAGS.to_vec();
+        flags.extend(self.keywords.iter().map(String::as_str));
+        let listed = flags.join(" ");
+        response::untagged(out, &format!("FLAGS ({listed})"));
+        let permanent = if self.read_only {
+            String::new()
+        } else {
+            format!("{listed} \\*")
+        };
+        response::untagged_status(
+            out,
+            response::Status::Ok,
+            Some(&response::Code::PermanentFlags(permanent)),
+            "Flags permitted",
+        );
+    }
+
+    /// RFC 9051 §7.3.5 (RFC 3501 §7.2.6): a keyword the client has not been told of is
+    /// announced with FLAGS and PERMANENTFLAGS before any FETCH that shows it. Call before
+    /// writing FETCH responses with `flags`.
+    pub(crate) fn announce_keywords<'a>(
+        &mut self,
+        flags: impl IntoIterator<Item = &'a Flags>,
+        out: &mut Vec<u8>,
+    ) {
+        if add_new_keywords(&mut self.keywords, flags) {
+            self.write_flags(out);
+        }
     }
 
     /// The HIGHESTMODSEQ this view reflects (RFC 7162 §3.1.2.1).
@@ -173,6 +229,9 @@ impl View {
                     self.deferred.insert(uid);
                 }
             }
+            let changed_flags: Vec<Flags> =
+                changes.changed.iter().map(|e| e.flags.clone()).collect();
+            self.announce_keywords(&changed_flags, out);
             let mut appended = Vec::new();
             let last = self.uids.last().copied().unwrap_or(0);
             for entry in changes.changed {

@@ -6,7 +6,7 @@ use crate::proto::command::QresyncParams;
 use crate::proto::response::{self, Code, Status};
 use crate::session::{CommandResult, Completion, Session, State};
 use crate::view::{View, flags_fetch_line};
-use storage::{MAILBOX_DELIMITER, ModSeq, SYSTEM_FLAGS};
+use storage::{MAILBOX_DELIMITER, ModSeq};
 
 impl Session {
     pub(crate) async fn select(
@@ -43,19 +43,7 @@ impl Session {
         view.condstore = self.enabled.condstore;
         view.qresync = self.enabled.qresync;
         let out = &mut self.conn.out;
-        let system = SYSTEM_FLAGS.join(" ");
-        response::untagged(out, &format!("FLAGS ({system})"));
-        let permanent = if read_only {
-            String::new()
-        } else {
-            format!("{system} \\*")
-        };
-        response::untagged_status(
-            out,
-            Status::Ok,
-            Some(&Code::PermanentFlags(permanent)),
-            "Flags permitted",
-        );
+        view.write_flags(out);
         response::untagged(out, &format!("{} EXISTS", view.exists()));
         if !self.enabled.rev2 {
             // RFC 3501 §6.3.1: RECENT is required of IMAP4rev1; we keep no \Recent.

@@ -187,32 +187,59 @@ pub fn top_header<'a>(raw: &'a [u8], root: &BodyPart) -> &'a [u8] {
 }
 
 /// mail-parser 0.11.9 loses a Content-Type or Content-Disposition parameter whose value
-/// is folded onto its own line (`boundary=\r\n "XX"`), and with it the whole multipart
-/// structure. We hand it a copy in which the folds of `Content-*` header fields are
-/// replaced by spaces: unfolding is meaning-preserving (RFC 5322 §2.2.3) and keeps every
-/// byte offset, so the offsets it reports still point into the original bytes.
+/// is folded onto its own line (`boundary=\r\n "XX"`), and keeps the line break of a fold
+/// inside a quoted value (`boundary="foo\r\n bar"` is the boundary `foo bar`), losing the
+/// whole multipart structure either way. We hand it a copy in which every folded
+/// `Content-*` header field is unfolded (RFC 5322 §2.2.3: the CRLF before the WSP goes,
+/// the WSP stays) and padded with spaces at its end to its length as written: every field
+/// starts and ends where it did, so the offsets mail-parser reports still point into the
+/// original bytes.
 fn unfold_content_headers(raw: &[u8]) -> Cow<'_, [u8]> {
     let mut copy: Option<Vec<u8>> = None;
-    let mut in_content_header = false;
+    // The Content-* field being read: where it starts, and whether it was folded.
+    let mut field: Option<(usize, bool)> = None;
     let mut line_start = 0;
     while line_start < raw.len() {
-        let line_end = raw[line_start..]
-            .iter()
-            .position(|&b| b == b'\n')
+        let line_end = raw
+            .get(line_start..)
+            .and_then(|rest| rest.iter().position(|&b| b == b'\n'))
             .map_or(raw.len(), |at| line_start + at + 1);
-        let line = &raw[line_start..line_end];
-        let continues = matches!(raw.get(line_end), Some(b' ' | b'\t'));
+        let line = raw.get(line_start..line_end).unwrap_or_default();
         if matches!(line.first(), Some(b' ' | b'\t')) {
-            // A continuation keeps the state of the field it continues.
-        } else {
-            in_content_header = line.len() >= 8 && line[..8].eq_ignore_ascii_case(b"content-");
-        }
-        if in_content_header && continues && line.ends_with(b"\n") {
-            let bytes = copy.get_or_insert_with(|| raw.to_vec());
-            bytes[line_end - 1] = b' ';
-            if line.ends_with(b"\r\n") {
-                bytes[line_end - 2] = b' ';
+            if let Some((_, folded)) = &mut field {
+                *folded = true;
             }
+        } else {
+            let content = line
+                .get(..8)
+                .is_some_and(|name| name.eq_ignore_ascii_case(b"content-"));
+            field = content.then_some((line_start, false));
+        }
+        let continues = matches!(raw.get(line_end), Some(b' ' | b'\t'));
+        if let Some((start, true)) = field
+            && !continues
+        {
+            // The field ends with this line: its text, without the line break that ends it.
+            let break_length = if line.ends_with(b"\r\n") {
+                2
+            } else {
+                usize::from(line.ends_with(b"\n"))
+            };
+            let text_end = line_end - break_length;
+            let unfolded: Vec<u8> = raw
+                .get(start..text_end)
+                .unwrap_or_default()
+                .iter()
+                .copied()
+                .filter(|&b| b != b'\r' && b != b'\n')
+                .collect();
+            let bytes = copy.get_or_insert_with(|| raw.to_vec());
+            if let Some(text) = bytes.get_mut(start..text_end) {
+                let (value, padding) = text.split_at_mut(unfolded.len().min(text.len()));
+                value.copy_from_slice(&unfolded[..value.len()]);
+                padding.fill(b' ');
+            }
+            field = None;
         }
         line_start = line_end;
     }
@@ -674,6 +701,23 @@ mod tests {
         assert_eq!(first, b"hello");
         assert_eq!(children[1].media_subtype, "html");
         assert!(analysis.body_text.contains("hello"));
+    }
+
+    #[test]
+    fn a_fold_inside_a_quoted_boundary_is_unfolded() {
+        // RFC 5322 §2.2.3: the boundary is `foo bar`, the fold's CRLF removed.
+        let raw = b"Subject: folded\r\nContent-Type: multipart/mixed; boundary=\"foo\r\n bar\"; x=1\r\n\r\n--foo bar\r\nContent-Type: text/plain\r\n\r\none\r\n--foo bar\r\nContent-Type: text/html\r\n\r\n<p>two</p>\r\n--foo bar--\r\n";
+        let analysis = analyse(raw);
+        let root = &analysis.meta.root;
+        let PartContent::Multipart(children) = &root.content else {
+            panic!("not split into parts: {root:?}");
+        };
+        assert_eq!(children.len(), 2);
+        let first = &raw[children[0].body_start as usize..children[0].body_end as usize];
+        assert_eq!(first, b"one");
+        assert_eq!(children[1].media_subtype, "html");
+        // The header as stored and served is the original, fold and all.
+        assert!(top_header(raw, root).ends_with(b"\"foo\r\n bar\"; x=1\r\n\r\n"));
     }
 
     #[test]

@@ -531,6 +531,16 @@ async fn list_and_mailbox_management() {
             "m OK LSUB completed"
         ])
     );
+    // RFC 3501 §6.3.9: the unsubscribed superior of a subscribed name, with \Noselect.
+    let top_level = c.run("m2", "LSUB \"\" %").await;
+    assert!(
+        top_level.contains(&"* LSUB (\\Noselect) \"/\" \"Work\"".to_owned()),
+        "{top_level:?}"
+    );
+    assert!(
+        !top_level.iter().any(|l| l.contains("Entw")),
+        "{top_level:?}"
+    );
     assert_eq!(
         c.run("n", "DELETE Work").await,
         lines(&["n OK DELETE completed"])

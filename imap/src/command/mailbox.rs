@@ -6,7 +6,7 @@ use crate::error::CommandError;
 use crate::proto::command::{ListCommand, StatusItem};
 use crate::proto::response::{self, Code};
 use crate::session::{CommandResult, Completion, Session};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use storage::{MAILBOX_DELIMITER, Mailbox, MailboxStatus, SpecialUse};
 
 /// One row of a LIST answer: a mailbox, or a superior level that does not exist.
@@ -209,14 +209,40 @@ impl Session {
         let pattern =
             MailboxPattern::new(&join_reference(&reference, &self.decode_mailbox(pattern)?))?;
         let mailboxes = self.server.store.list_mailboxes(account).await?;
+        let subscribed: HashSet<&str> = mailboxes
+            .iter()
+            .filter(|m| m.subscribed)
+            .map(|m| m.name.as_str())
+            .collect();
+        let mut listed: HashSet<&str> = HashSet::new();
+        let mut lines = Vec::new();
         for mailbox in mailboxes.iter().filter(|m| m.subscribed) {
             if pattern.matches(&mailbox.name) {
-                let line = format!(
-                    "LSUB () \"{MAILBOX_DELIMITER}\" {}",
-                    self.encode_mailbox(&mailbox.name)
-                );
-                response::untagged(&mut self.conn.out, &line);
+                lines.push(("", mailbox.name.as_str()));
+                continue;
             }
+            // RFC 3501 §6.3.9: "if "foo/bar" is subscribed and LSUB "" "%" is issued,
+            // "foo" should be returned with \Noselect" - a superior that matches where
+            // the subscribed name does not, and is not subscribed itself.
+            let superiors = mailbox
+                .name
+                .match_indices(MAILBOX_DELIMITER)
+                .filter_map(|(at, _)| mailbox.name.get(..at));
+            for superior in superiors {
+                if !subscribed.contains(superior)
+                    && pattern.matches(superior)
+                    && listed.insert(superior)
+                {
+                    lines.push(("\\Noselect", superior));
+                }
+            }
+        }
+        for (attributes, name) in lines {
+            let line = format!(
+                "LSUB ({attributes}) \"{MAILBOX_DELIMITER}\" {}",
+                self.encode_mailbox(name)
+            );
+            response::untagged(&mut self.conn.out, &line);
         }
         Ok(Completion::ok("LSUB completed"))
     }

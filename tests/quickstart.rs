@@ -126,3 +126,36 @@ fn letterbox_with(path: &std::path::Path, command: &str) -> std::process::Output
         .output()
         .expect("run letterbox")
 }
+
+/// Mail and password hashes are the owner's alone, whatever the umask: the data
+/// directory is 0700 and the SQLite database 0600, also when an earlier start left
+/// them readable by others.
+#[test]
+fn the_data_directory_and_database_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut server = TestServer::start();
+    let mode = |path: &std::path::Path| {
+        std::fs::metadata(path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    let data = server.data_dir();
+    let database = data.join("letterbox.sqlite");
+    if server.storage.is_some() {
+        // PostgreSQL: only the directory is ours.
+        assert_eq!(mode(&data), 0o700);
+        return;
+    }
+    assert_eq!(mode(&data), 0o700);
+    assert_eq!(mode(&database), 0o600);
+    // Opened up by hand (or by an older version): the next start narrows them again.
+    assert!(server.terminate(), "server did not stop cleanly");
+    for path in [&data, &database] {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    server.launch();
+    assert_eq!(mode(&data), 0o700);
+    assert_eq!(mode(&database), 0o600);
+}

@@ -147,6 +147,37 @@ fn smtplib_inbound_refuses_unknown_users_and_relaying() {
     );
 }
 
+const SMTPLIB_POSTMASTER: &str = r#"
+import smtplib, sys
+s = smtplib.SMTP("127.0.0.1", int(sys.argv[1]))
+s.ehlo("mx.example.net")
+s.mail("reporter@example.net")
+print("bare", *s.rcpt("<Postmaster>"))
+print("domain", *s.rcpt("<POSTMASTER@localhost>"))
+print("data", *s.data(b"Subject: for the postmaster\r\n\r\nabuse report\r\n"))
+s.quit()
+"#;
+
+/// RFC 5321 §4.5.1: `<Postmaster>` and the postmaster of every local domain are
+/// accepted, without an account or alias of that name (issue 15): they reach the
+/// domain's first account, here the quickstart's.
+#[test]
+fn smtplib_reaches_the_postmaster_without_an_account_named_so() {
+    let server = TestServer::start();
+    let out = python(SMTPLIB_POSTMASTER, &[&server.port("smtp").to_string()]);
+    for label in ["bare", "domain", "data"] {
+        let line = common::labelled_line(&out, label);
+        assert!(line.starts_with(&format!("{label} 250 ")), "{out}");
+    }
+    let stored = block_on(inbox_messages(&server, "you@localhost"));
+    // Two recipients, one account: one stored copy.
+    assert_eq!(stored.len(), 1, "{out}");
+    assert_eq!(
+        strip_trace_headers(&stored[0]),
+        b"Subject: for the postmaster\r\n\r\nabuse report\r\n"
+    );
+}
+
 const SMTPLIB_SUBMISSION: &str = r#"
 import smtplib, ssl, sys
 port, user, password = int(sys.argv[1]), sys.argv[2], sys.argv[3]

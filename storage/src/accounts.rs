@@ -374,7 +374,27 @@ impl Store {
                 .bind(format!("@{domain}"))
                 .fetch_optional(&self.reader)
                 .await?;
-        Ok(catch_all.map(AccountId))
+        if let Some(account) = catch_all {
+            return Ok(Some(AccountId(account)));
+        }
+        // RFC 5321 §4.5.1: every domain must accept mail for its postmaster (the local
+        // part compared without regard to case). Without an account or alias of that
+        // name it goes to the domain's first account (for the quickstart, the account
+        // made at the first start), else to the installation's first account.
+        if local.eq_ignore_ascii_case("postmaster") && self.is_local_domain(&domain).await? {
+            let accounts = self.list_accounts().await?;
+            let at_domain = format!("@{domain}");
+            let first_of_domain = accounts.iter().filter(|a| {
+                a.email
+                    .to_ascii_lowercase()
+                    .ends_with(&at_domain.to_ascii_lowercase())
+            });
+            return Ok(first_of_domain
+                .min_by_key(|a| a.id.0)
+                .or_else(|| accounts.iter().min_by_key(|a| a.id.0))
+                .map(|a| a.id));
+        }
+        Ok(None)
     }
 
     /// True when `account` may use `address` as its sender: its own address, one of its

@@ -552,6 +552,39 @@ async fn recipients_resolve_through_aliases_plus_and_catch_all(backend: Backend)
             .expect("r"),
         None
     );
+    // RFC 5321 §4.5.1: the postmaster of every local domain receives, without an account
+    // or alias of that name: the domain's first account. Not a sender identity, and not
+    // for a domain we do not host.
+    for postmaster in ["postmaster@example.org", "PostMaster@Example.org"] {
+        assert_eq!(
+            f.store.resolve_recipient(postmaster).await.expect("r"),
+            alice,
+            "{postmaster}"
+        );
+    }
+    assert!(
+        !f.store
+            .account_owns_address(f.account, "postmaster@example.org")
+            .await
+            .expect("owns")
+    );
+    assert_eq!(
+        f.store
+            .resolve_recipient("postmaster@example.net")
+            .await
+            .expect("r"),
+        None
+    );
+    f.store
+        .add_alias("postmaster@example.org", "bob@example.org")
+        .await
+        .expect("postmaster alias");
+    let to_bob = f
+        .store
+        .resolve_recipient("postmaster@example.org")
+        .await
+        .expect("r");
+    assert!(to_bob.is_some() && to_bob != alice);
 
     f.store
         .add_alias("@example.org", "bob@example.org")

@@ -229,9 +229,7 @@ impl View {
                     self.deferred.insert(uid);
                 }
             }
-            let changed_flags: Vec<Flags> =
-                changes.changed.iter().map(|e| e.flags.clone()).collect();
-            self.announce_keywords(&changed_flags, out);
+            self.announce_keywords(changes.changed.iter().map(|e| &e.flags), out);
             let mut appended = Vec::new();
             let last = self.uids.last().copied().unwrap_or(0);
             for entry in changes.changed {

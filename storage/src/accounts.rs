@@ -382,17 +382,25 @@ impl Store {
         // name it goes to the domain's first account (for the quickstart, the account
         // made at the first start), else to the installation's first account.
         if local.eq_ignore_ascii_case("postmaster") && self.is_local_domain(&domain).await? {
-            let accounts = self.list_accounts().await?;
-            let at_domain = format!("@{domain}");
-            let first_of_domain = accounts.iter().filter(|a| {
-                a.email
-                    .to_ascii_lowercase()
-                    .ends_with(&at_domain.to_ascii_lowercase())
-            });
-            return Ok(first_of_domain
-                .min_by_key(|a| a.id.0)
-                .or_else(|| accounts.iter().min_by_key(|a| a.id.0))
-                .map(|a| a.id));
+            // One statement, whatever the number of accounts: a sender may name the
+            // postmaster in every RCPT. `!` escapes LIKE's wildcards in the domain.
+            let escaped: String = domain
+                .to_lowercase()
+                .chars()
+                .flat_map(|c| match c {
+                    '!' | '%' | '_' => vec!['!', c],
+                    c => vec![c],
+                })
+                .collect();
+            let first: Option<i64> = sqlx::query_scalar(
+                "SELECT id FROM accounts
+                 ORDER BY CASE WHEN lower(email) LIKE $1 ESCAPE '!' THEN 0 ELSE 1 END, id
+                 LIMIT 1",
+            )
+            .bind(format!("%@{escaped}"))
+            .fetch_optional(&self.reader)
+            .await?;
+            return Ok(first.map(AccountId));
         }
         Ok(None)
     }

@@ -72,7 +72,7 @@ impl Needs {
 /// SIGN to `k`); an ASCII haystack, nearly every header, is folded a block at a time
 /// instead of copied whole.
 struct Needle {
-    folded: String,
+    /// Finds the needle, case-folded.
     finder: memmem::Finder<'static>,
 }
 
@@ -83,11 +83,11 @@ impl Needle {
     fn new(text: &str) -> Needle {
         let folded = text.to_lowercase();
         let finder = memmem::Finder::new(folded.as_bytes()).into_owned();
-        Needle { folded, finder }
+        Needle { finder }
     }
 
     fn found_in(&self, haystack: &str) -> bool {
-        let needle_len = self.folded.len();
+        let needle_len = self.finder.needle().len();
         if needle_len == 0 {
             return true;
         }

@@ -72,8 +72,7 @@ impl Session {
                     command.unchanged_since.map(ModSeq),
                 )
                 .await?;
-            let new_flags: Vec<Flags> = outcome.changed.iter().map(|(_, _, f)| f.clone()).collect();
-            view.announce_keywords(&new_flags, &mut conn.out);
+            view.announce_keywords(outcome.changed.iter().map(|(_, _, f)| f), &mut conn.out);
             for (uid, modseq, flags) in outcome.changed {
                 view.set_flags(uid, modseq, flags);
                 changed.insert(uid);

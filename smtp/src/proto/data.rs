@@ -102,10 +102,6 @@ impl BodyBuffer {
         self.received > self.limit
     }
 
-    pub fn is_abandoned(&self) -> bool {
-        self.abandoned
-    }
-
     /// True when what arrives from now on is counted but not kept.
     pub fn is_discarding(&self) -> bool {
         self.abandoned || self.is_over_limit()

@@ -56,10 +56,8 @@ else
 fi
 
 dir=$WORK/letterbox
-write_imap_config "$dir" $((CONNECTIONS + 10))
-# Part 3 also needs port 25, answering from the machine: no lookup waits on a network.
-sed -i 's/^smtp = \[\]$/smtp = ["127.0.0.1:0"]/' "$dir/letterbox.toml"
-printf '\n[dns]\noffline = true\n' >>"$dir/letterbox.toml"
+# Part 3 also needs port 25.
+write_imap_config "$dir" $((CONNECTIONS + 10)) smtp
 start_letterbox "$dir"
 address=$(sed -n 's/^listening imap //p' "$dir/stdout" | head -n 1)
 [[ -n $address ]] || die "letterbox printed no 'listening imap' line"

@@ -129,17 +129,25 @@ EOF
     } >"$dir/letterbox.toml"
 }
 
-# write_imap_config DIR CONNECTIONS: DIR/letterbox.toml for the IMAP benchmarks (only an
-# IMAP listener, connection limits of at least CONNECTIONS), SQLite in DIR/data.
+# write_imap_config DIR CONNECTIONS [smtp]: DIR/letterbox.toml for the IMAP benchmarks
+# (an IMAP listener, connection limits of at least CONNECTIONS), SQLite in DIR/data. With
+# `smtp`, port 25 too (for deliveries during the run), answering from the machine (DNS
+# offline: no lookup waits on a network), and a total limit twice as high, so that the
+# tenth port 25 keeps for itself takes nothing from IMAP.
 write_imap_config() {
-    local dir=$1 limit=$(($2 > 1000 ? $2 : 1000))
+    local dir=$1 limit=$(($2 > 1000 ? $2 : 1000)) with_smtp=${3:-}
+    local smtp="" total=$limit
+    if [[ $with_smtp == smtp ]]; then
+        smtp='"127.0.0.1:0"'
+        total=$((limit * 2))
+    fi
     mkdir -p "$dir"
     cat >"$dir/letterbox.toml" <<EOF
 hostname = "localhost"
 data_dir = "$dir/data"
 
 [listen]
-smtp = []
+smtp = [$smtp]
 submission = []
 submissions = []
 imap = ["127.0.0.1:0"]
@@ -147,9 +155,12 @@ imaps = []
 http = []
 
 [limits]
-max_connections = $limit
+max_connections = $total
 max_connections_per_ip = $limit
 EOF
+    if [[ $with_smtp == smtp ]]; then
+        printf '\n[dns]\noffline = true\n' >>"$dir/letterbox.toml"
+    fi
 }
 
 # start_letterbox DIR: runs $WORK/bin/letterbox with DIR/letterbox.toml until it says

@@ -27,6 +27,8 @@ pub struct Config {
     pub outbound: smtp::outbound::OutboundConfig,
     /// Checks on mail arriving on port 25.
     pub inbound: smtp::mailauth::InboundConfig,
+    /// Whom a user may name in From: and Sender: on the submission ports.
+    pub submission: smtp::submission::SubmissionConfig,
     /// DNS for those checks: offline mode and TXT overrides.
     pub dns: smtp::mailauth::DnsConfig,
 }
@@ -87,6 +89,7 @@ impl Default for Config {
             public_addresses: Vec::new(),
             outbound: smtp::outbound::OutboundConfig::default(),
             inbound: smtp::mailauth::InboundConfig::default(),
+            submission: smtp::submission::SubmissionConfig::default(),
             dns: smtp::mailauth::DnsConfig::default(),
         }
     }
@@ -242,6 +245,18 @@ mod tests {
             .expect_err("enforcing without checks")
             .to_string();
         assert!(error.contains("inbound.dmarc_enforce"), "{error}");
+    }
+
+    #[test]
+    fn submission_from_check_is_strict_unless_widened() {
+        let config = Config::parse("").expect("defaults");
+        assert!(!config.submission.from_own_domains);
+        let config = Config::parse("[submission]\nfrom_own_domains = true\n").expect("valid");
+        assert!(config.submission.from_own_domains);
+        let error = Config::parse("[submission]\nfrom_any = true\n")
+            .expect_err("unknown key accepted")
+            .to_string();
+        assert!(error.contains("from_any"), "{error}");
     }
 
     #[test]

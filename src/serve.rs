@@ -51,6 +51,7 @@ pub async fn run(config: Config) -> Result<()> {
     let mut smtp_config = smtp::SmtpConfig::new(config.hostname.clone());
     smtp_config.max_message_size = config.limits.max_message_size;
     smtp_config.max_recipients = config.limits.max_recipients;
+    smtp_config.submission = config.submission.clone();
     // One budget for the content of every SMTP listener (see smtp::budget).
     let data_budget = smtp::budget::DataBudget::new(config.limits.smtp_data_in_flight());
     let smtp_server = smtp::SmtpServer {

@@ -575,7 +575,8 @@ fn metrics_count_mail_sent_and_read() {
 import smtplib, sys
 with smtplib.SMTP("127.0.0.1", int(sys.argv[1]), timeout=30) as s:
     s.login(sys.argv[2], sys.argv[3])
-    s.sendmail(sys.argv[2], ["someone@remote.example"], b"Subject: queued\r\n\r\nhi\r\n")
+    s.sendmail(sys.argv[2], ["someone@remote.example"],
+        b"From: " + sys.argv[2].encode() + b"\r\nSubject: queued\r\n\r\nhi\r\n")
 "#,
         &[
             &server.port("submission").to_string(),

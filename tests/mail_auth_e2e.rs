@@ -6,10 +6,13 @@
 //! A user of a.test submits over 587 (STARTTLS) and 465 (implicit TLS) to a user of
 //! b.test, who finds the message with `dkim=pass`, `spf=pass` and `dmarc=pass` in
 //! b.test's Authentication-Results.
+//!
+//! Issue 15: on submission, From: and Sender: must be the account's own addresses (or,
+//! widened, of its domains), and the DKIM key is that of the account's domain only.
 
 mod common;
 
-use common::{TestServer, inbox_messages, path_str};
+use common::{TestServer, inbox_messages, labelled_line, path_str, python};
 use lettre::address::Envelope;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
@@ -219,4 +222,195 @@ async fn dkim_spf_and_dmarc_pass_between_two_instances() {
     }
     assert!(a.terminate(), "a.test stops cleanly");
     assert!(b.terminate(), "b.test stops cleanly");
+}
+
+const MALLORY: &str = "mallory@a.test";
+const MALLORY_PASSWORD: &str = "mallory-password-1";
+const REMOTE: &str = "rcpt@remote.test";
+
+/// Submits as mallory over 587 on loopback (AUTH without TLS is allowed there), one
+/// message per `label|envelope sender|From: value` argument (no From: field when the value
+/// is empty), to a remote recipient and to alice@a.test; prints `label code text`.
+const SMTPLIB_SEND_AS: &str = r#"
+import smtplib, sys
+port, user, password = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+s = smtplib.SMTP("127.0.0.1", port)
+s.login(user, password)
+for case in sys.argv[4:]:
+    label, mail_from, from_value = case.split("|")
+    head = ("From: %s\r\n" % from_value) if from_value else ""
+    message = head + "To: rcpt@remote.test\r\nSubject: %s\r\n\r\nbody\r\n" % label
+    try:
+        s.sendmail(mail_from, ["rcpt@remote.test", "alice@a.test"], message.encode())
+        print(label, 250)
+    except smtplib.SMTPDataError as e:
+        print(label, e.smtp_code, e.smtp_error.decode())
+s.quit()
+"#;
+
+fn send_as(server: &TestServer, cases: &[&str]) -> String {
+    let port = server.port("submission").to_string();
+    let mut args = vec![port.as_str(), MALLORY, MALLORY_PASSWORD];
+    args.extend_from_slice(cases);
+    tokio::task::block_in_place(|| python(SMTPLIB_SEND_AS, &args))
+}
+
+/// Checks that `stored` (as received at remote.test) is signed with d=a.test and that
+/// the signature verifies there.
+fn assert_signed_for_a_test(label: &str, stored: &str) {
+    let (signature, results) = dkim_of(stored);
+    assert!(signature.contains(" d=a.test;"), "{label}: {signature}");
+    assert!(
+        results.contains("dkim=pass header.d=a.test"),
+        "{label}: {results}"
+    );
+}
+
+/// The `DKIM-Signature:` and `Authentication-Results:` of a message as received,
+/// unfolded.
+fn dkim_of(stored: &str) -> (String, String) {
+    let unfolded = stored.replace("\r\n\t", " ").replace("\r\n ", " ");
+    let field = |name: &str| {
+        unfolded
+            .lines()
+            .filter(|line| line.starts_with(name))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    (
+        field("DKIM-Signature:"),
+        field("Authentication-Results: mx.remote.test;"),
+    )
+}
+
+/// Issue 15: mallory@a.test, on a server that also hosts b.test (with DKIM keys for
+/// both), cannot put ceo@b.test or alice@a.test in From: (550 5.7.1, nothing queued or
+/// delivered), nor leave From: out (550 5.6.0); her own address, her alias and the null
+/// reverse-path go out signed with d=a.test. Widened to her domains, any a.test address
+/// goes, b.test still not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn submission_sends_only_as_the_account_and_signs_for_its_domain() {
+    let (mut a, mut r) = tokio::task::block_in_place(|| {
+        (
+            installation("a.test", MALLORY, MALLORY_PASSWORD),
+            installation("remote.test", REMOTE, "rcpt-password-1"),
+        )
+    });
+    a.admin_ok(&["domain", "add", "b.test"]);
+    a.add_user("ceo@b.test", "ceo-password-1");
+    a.add_user("alice@a.test", "alice-password-1");
+    a.admin_ok(&["alias", "add", "sales@a.test", MALLORY]);
+    let mut overrides = String::new();
+    for domain in ["a.test", "b.test"] {
+        a.admin_ok(&["dkim", "generate", domain]);
+        for (name, text) in txt_records(&a.admin_ok(&["dns", domain])) {
+            overrides.push_str(&format!("\"{name}\" = [\"{text}\"]\n"));
+        }
+    }
+    std::fs::write(
+        &r.config,
+        config(
+            &r,
+            "mx.remote.test",
+            &format!("[dns]\noffline = true\n\n[dns.txt]\n{overrides}"),
+        ),
+    )
+    .expect("remote config");
+    tokio::task::block_in_place(|| r.launch());
+    let route = format!(
+        "[outbound]\npoll_interval_secs = 1\nretry_delays_secs = [1]\n\n[outbound.static_routes]\n\"remote.test\" = \"127.0.0.1:{}\"\n",
+        r.port("smtp")
+    );
+    std::fs::write(&a.config, config(&a, "mx.a.test", &route)).expect("a config");
+    tokio::task::block_in_place(|| a.launch());
+
+    let out = send_as(
+        &a,
+        &[
+            "other-domain|mallory@a.test|CEO <ceo@b.test>",
+            "same-domain|mallory@a.test|Alice <alice@a.test>",
+            "null-sender-foreign|| ceo@b.test",
+            "no-from|mallory@a.test|",
+        ],
+    );
+    for label in ["other-domain", "same-domain", "null-sender-foreign"] {
+        let line = labelled_line(&out, label);
+        assert!(line.starts_with(&format!("{label} 550 5.7.1 ")), "{out}");
+    }
+    assert!(
+        labelled_line(&out, "other-domain")
+            .contains("ceo@b.test is not an address of mallory@a.test"),
+        "{out}"
+    );
+    assert!(
+        labelled_line(&out, "no-from").starts_with("no-from 550 5.6.0 "),
+        "{out}"
+    );
+    let queue = a.admin_ok(&["queue", "list"]);
+    assert!(queue.contains("queue is empty"), "{queue}");
+    assert!(inbox_messages(&a, "alice@a.test").await.is_empty());
+    assert!(inbox_messages(&a, "ceo@b.test").await.is_empty());
+
+    let out = send_as(
+        &a,
+        &[
+            "own-address|mallory@a.test|Mallory <mallory@a.test>",
+            "alias|mallory@a.test|Sales <sales@a.test>",
+            "null-sender||mallory@a.test",
+        ],
+    );
+    for label in ["own-address", "alias", "null-sender"] {
+        assert!(
+            labelled_line(&out, label).starts_with(&format!("{label} 250")),
+            "{out}"
+        );
+        let stored = wait_for(&r, REMOTE, &format!("Subject: {label}")).await;
+        assert_signed_for_a_test(label, &stored);
+    }
+    assert_eq!(inbox_messages(&a, "alice@a.test").await.len(), 3);
+    // The refused ones never went anywhere.
+    for stored in inbox_messages(&r, REMOTE).await {
+        let text = String::from_utf8_lossy(&stored);
+        for refused in [
+            "other-domain",
+            "same-domain",
+            "null-sender-foreign",
+            "no-from",
+        ] {
+            assert!(!text.contains(&format!("Subject: {refused}\r\n")), "{text}");
+        }
+        assert!(!text.contains("d=b.test"), "{text}");
+    }
+
+    // Widened: any address of a.test, still nothing of b.test.
+    assert!(a.terminate(), "clean stop");
+    let widened = format!("[submission]\nfrom_own_domains = true\n\n{route}");
+    std::fs::write(&a.config, config(&a, "mx.a.test", &widened)).expect("a config");
+    tokio::task::block_in_place(|| a.launch());
+    let out = send_as(
+        &a,
+        &[
+            "widened-foreign|mallory@a.test|CEO <ceo@b.test>",
+            "widened-same-domain|mallory@a.test|Boss <boss@a.test>",
+        ],
+    );
+    assert!(
+        labelled_line(&out, "widened-foreign").starts_with("widened-foreign 550 5.7.1 "),
+        "{out}"
+    );
+    assert!(
+        labelled_line(&out, "widened-same-domain").starts_with("widened-same-domain 250"),
+        "{out}"
+    );
+    let stored = wait_for(&r, REMOTE, "Subject: widened-same-domain").await;
+    assert_signed_for_a_test("widened-same-domain", &stored);
+    assert!(
+        !inbox_messages(&r, REMOTE)
+            .await
+            .iter()
+            .any(|m| String::from_utf8_lossy(m).contains("widened-foreign")),
+        "the foreign From: went out"
+    );
+    assert!(a.terminate(), "a.test stops cleanly");
+    assert!(r.terminate(), "remote.test stops cleanly");
 }

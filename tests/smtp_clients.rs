@@ -201,7 +201,8 @@ s.login(user, password)
 code, msg = s.mail("ceo@localhost")
 print("spoofed", code, msg.decode())
 s.rset()
-refused = s.sendmail(user, ["you@localhost", "someone@remote.example"], b"Subject: mixed\r\n\r\nlocal and remote\r\n")
+refused = s.sendmail(user, ["you@localhost", "someone@remote.example"],
+    b"From: " + user.encode() + b"\r\nSubject: mixed\r\n\r\nlocal and remote\r\n")
 print("sent", refused)
 s.quit()
 "#;

@@ -95,6 +95,11 @@ impl Session {
         self.messages = self.messages.saturating_add(1);
         let id = format!("{}.{}", self.id, self.messages);
         let size = content.len();
+        // Submission: From:/Sender: must be the account's, and they decide the DKIM key.
+        let (content, dkim_domain) = match self.check_submission(content).await {
+            Ok(checked) => checked,
+            Err(reply) => return reply,
+        };
         let (content, auth_results) = match self.authenticate(&transaction, content).await {
             Ok(checked) => checked,
             Err(reply) => return reply,
@@ -119,6 +124,7 @@ impl Session {
             ret: transaction.ret.map(|ret| ret.as_str().to_owned()),
             // Stored as given on the wire (xtext), like ORCPT.
             envid: transaction.envid.as_deref().map(xtext_encode),
+            dkim_domain,
         });
         let delivery = Delivery {
             raw,

@@ -4,7 +4,8 @@
 //! Layout: [`proto`] is the sans-I/O core (framing, parsing, dot-stuffing, replies);
 //! [`session`] holds the session state and the one gate that decides which command is
 //! legal when; one file per command family (`ehlo`, `auth`, `mail`, `rcpt`, `data`,
-//! `starttls`, `basic`); [`connection`] is the thin I/O driver that owns the socket.
+//! `starttls`, `basic`); [`submission`] checks who an authenticated client sends as;
+//! [`connection`] is the thin I/O driver that owns the socket.
 //!
 //! Invariants:
 //! - Nothing is held across a network write that could block storage: handlers take
@@ -30,6 +31,7 @@ pub mod queue;
 mod rcpt;
 mod session;
 mod starttls;
+pub mod submission;
 mod trace;
 
 #[cfg(test)]
@@ -85,6 +87,8 @@ pub struct SmtpConfig {
     /// How long a session waits for the byte budget before `452 4.3.1`
     /// ([`budget::BUDGET_WAIT`] has the reason).
     pub data_budget_wait: Duration,
+    /// Whom an authenticated client may name in `From:` and `Sender:` ([`submission`]).
+    pub submission: submission::SubmissionConfig,
 }
 
 impl SmtpConfig {
@@ -99,6 +103,7 @@ impl SmtpConfig {
             max_auth_line_length: 12288,
             max_bad_commands: 20,
             data_budget_wait: budget::BUDGET_WAIT,
+            submission: submission::SubmissionConfig::default(),
         }
     }
 }

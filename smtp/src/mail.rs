@@ -30,8 +30,13 @@ impl Session {
             );
         }
         // An authenticated client may send only as itself (one of its addresses or
-        // aliases); otherwise anyone with an account could forge anyone.
-        if let Some(auth) = &self.auth {
+        // aliases); otherwise anyone with an account could forge anyone. The null
+        // reverse-path is accepted (RFC 6409 §3.2: "permitted and MUST be accepted", for
+        // read receipts and other notices); the From: check after DATA still applies
+        // (`submission.rs`).
+        if let Some(auth) = &self.auth
+            && !from.address.is_empty()
+        {
             match self
                 .store
                 .account_owns_address(auth.account, &from.address)

@@ -733,9 +733,137 @@ async fn spoofed_sender_is_refused() {
     c.command("EHLO client.example", "250").await;
     c.login(ALICE, ALICE_PASSWORD).await;
     c.command("MAIL FROM:<bob@example.com>", "553 5.7.1").await;
-    c.command("MAIL FROM:<>", "553 5.7.1").await;
+    // RFC 6409 §3.2: the null reverse-path is accepted (read receipts); the From:
+    // field is what is checked then.
+    c.command("MAIL FROM:<>", "250 2.1.0").await;
+    c.command("RSET", "250").await;
     c.command("MAIL FROM:<alice+lists@example.com>", "250 2.1.0")
         .await;
+}
+
+/// Sends `body` with DATA in a transaction from `mail_from` to bob and a remote
+/// recipient; returns the reply to the end of the data.
+async fn submit_as_alice<S: AsyncRead + AsyncWrite + Unpin>(
+    c: &mut Client<S>,
+    mail_from: &str,
+    body: &[u8],
+) -> String {
+    c.command(&format!("MAIL FROM:<{mail_from}>"), "250 2.1.0")
+        .await;
+    c.command("RCPT TO:<bob@example.com>", "250 2.1.5").await;
+    c.command("RCPT TO:<friend@remote.example>", "250 2.1.5")
+        .await;
+    c.command("DATA", "354").await;
+    c.send(dot_stuff(body)).await;
+    c.reply().await
+}
+
+/// Issue 15: From: and Sender: of a submitted message must be the account's own
+/// addresses or aliases; a refused message is neither delivered nor queued.
+#[tokio::test]
+async fn submitted_from_and_sender_must_be_the_accounts_own() {
+    let h = Harness::with(|c| c.max_recipients = 10, true).await;
+    h.store().add_domain("example.net").await.expect("domain");
+    h.store()
+        .add_account("carol@example.net", &Secret::new("pw"))
+        .await
+        .expect("carol");
+    let mut c = h.connect(ListenerRole::Submission, LOOPBACK_PEER).await;
+    c.command("EHLO client.example", "250").await;
+    c.login(ALICE, ALICE_PASSWORD).await;
+    for (body, expected) in [
+        // Another account of the same domain, another hosted domain, a co-author.
+        (
+            &b"From: Bob <bob@example.com>\r\nSubject: 1\r\n\r\nx\r\n"[..],
+            "550 5.7.1 From: bob@example.com is not an address of alice@example.com",
+        ),
+        (
+            b"From: CEO <carol@example.net>\r\nSubject: 2\r\n\r\nx\r\n",
+            "550 5.7.1",
+        ),
+        (
+            b"From: alice@example.com, bob@example.com\r\nSubject: 3\r\n\r\nx\r\n",
+            "550 5.7.1",
+        ),
+        (
+            b"From: alice@example.com\r\nSender: bob@example.com\r\nSubject: 4\r\n\r\nx\r\n",
+            "550 5.7.1 Sender: bob@example.com",
+        ),
+        // RFC 5322 §3.6: exactly one From: field, readable.
+        (
+            b"Subject: 5\r\n\r\nFrom: alice@example.com\r\n",
+            "550 5.6.0",
+        ),
+        (
+            b"From: alice@example.com\r\nFrom: bob@example.com\r\n\r\nx\r\n",
+            "550 5.6.0",
+        ),
+        (
+            b"From: <bob@example.com> <alice@example.com>\r\n\r\nx\r\n",
+            "550 5.6.0",
+        ),
+        (
+            b"From: alice@example.com\rFrom: bob@example.com\r\n\r\nx\r\n",
+            "550 5.6.0",
+        ),
+    ] {
+        let reply = submit_as_alice(&mut c, ALICE, body).await;
+        assert!(reply.starts_with(expected), "{expected:?}: {reply:?}");
+    }
+    // BDAT is checked the same way.
+    c.command("MAIL FROM:<alice@example.com>", "250 2.1.0")
+        .await;
+    c.command("RCPT TO:<bob@example.com>", "250 2.1.5").await;
+    let chunk = b"From: bob@example.com\r\n\r\nx\r\n";
+    c.send(format!("BDAT {} LAST\r\n", chunk.len())).await;
+    c.send(chunk).await;
+    c.expect("550 5.7.1").await;
+    assert!(h.inbox_messages(BOB).await.is_empty(), "nothing delivered");
+    assert!(
+        h.store().queue_items().await.expect("queue").is_empty(),
+        "nothing queued"
+    );
+    assert_eq!(h.store().stored_message_count().await.expect("count"), 0);
+
+    // Her own address (with a +tag), her alias, and the null reverse-path.
+    for (mail_from, from) in [
+        (ALICE, "Alice <alice+news@example.com>"),
+        (ALICE, "postmaster@example.com"),
+        ("", "alice@example.com"),
+    ] {
+        let body = format!("From: {from}\r\nSender: alice@example.com\r\n\r\nx\r\n");
+        let reply = submit_as_alice(&mut c, mail_from, body.as_bytes()).await;
+        assert!(reply.starts_with("250 2.0.0"), "{from}: {reply:?}");
+    }
+    assert_eq!(h.inbox_messages(BOB).await.len(), 3);
+    let queue = h.store().queue_items().await.expect("queue");
+    assert_eq!(queue.len(), 3);
+    for item in queue {
+        assert_eq!(item.dkim_domain.as_deref(), Some("example.com"));
+    }
+}
+
+/// `submission.from_own_domains`: any address of the account's domains, still none
+/// of another domain; the DKIM domain stays the account's.
+#[tokio::test]
+async fn widened_from_check_takes_the_accounts_domains_only() {
+    let h = Harness::with(|c| c.submission.from_own_domains = true, true).await;
+    h.store().add_domain("example.net").await.expect("domain");
+    let mut c = h.connect(ListenerRole::Submission, LOOPBACK_PEER).await;
+    c.command("EHLO client.example", "250").await;
+    c.login(ALICE, ALICE_PASSWORD).await;
+    let reply = submit_as_alice(
+        &mut c,
+        ALICE,
+        b"From: Sales <sales@example.com>\r\n\r\nx\r\n",
+    )
+    .await;
+    assert!(reply.starts_with("250 2.0.0"), "{reply:?}");
+    let reply = submit_as_alice(&mut c, ALICE, b"From: boss@example.net\r\n\r\nx\r\n").await;
+    assert!(reply.starts_with("550 5.7.1"), "{reply:?}");
+    let queue = h.store().queue_items().await.expect("queue");
+    assert_eq!(queue.len(), 1);
+    assert_eq!(queue[0].dkim_domain.as_deref(), Some("example.com"));
 }
 
 #[tokio::test]
@@ -933,7 +1061,10 @@ async fn starttls_drops_pipelined_plaintext_and_resets() {
         .await;
     c.command("RCPT TO:<alice@example.com>", "250 2.1.5").await;
     c.command("DATA", "354").await;
-    c.send(dot_stuff(b"Subject: over TLS\r\n\r\nhi\r\n")).await;
+    c.send(dot_stuff(
+        b"From: alice@example.com\r\nSubject: over TLS\r\n\r\nhi\r\n",
+    ))
+    .await;
     c.expect("250 2.0.0").await;
     let stored = h.inbox_messages(ALICE).await;
     let text = String::from_utf8_lossy(stored.first().expect("stored"));

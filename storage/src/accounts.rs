@@ -414,6 +414,26 @@ impl Store {
         Ok(self.resolve_owned(&local, &domain).await? == Some(account))
     }
 
+    /// The domains `account` has an address in: that of its own address and those of its
+    /// aliases (a catch-all `@domain` included), lower-case, sorted, each once.
+    pub async fn account_domains(&self, account: AccountId) -> Result<Vec<String>> {
+        let addresses: Vec<String> = sqlx::query_scalar(
+            "SELECT email FROM accounts WHERE id = $1 UNION ALL SELECT address FROM aliases WHERE account_id = $1",
+        )
+        .bind(account.0)
+        .fetch_all(&self.reader)
+        .await?;
+        let mut domains: Vec<String> = addresses
+            .iter()
+            .filter_map(|address| address.rsplit_once('@'))
+            .map(|(_, domain)| domain.to_ascii_lowercase())
+            .filter(|domain| !domain.is_empty())
+            .collect();
+        domains.sort();
+        domains.dedup();
+        Ok(domains)
+    }
+
     async fn resolve_owned(&self, local: &str, domain: &str) -> Result<Option<AccountId>> {
         let mut candidates = vec![format!("{local}@{domain}")];
         // Plus-addressing: user+tag@domain delivers to user@domain.

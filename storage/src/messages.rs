@@ -39,6 +39,9 @@ pub struct Outbound {
     /// RFC 3461 RET and ENVID, as given on MAIL FROM.
     pub ret: Option<String>,
     pub envid: Option<String>,
+    /// The domain whose DKIM keys sign the message when it leaves; `None`: unsigned.
+    /// Decided by whoever queues the message, which knows who may sign for what.
+    pub dkim_domain: Option<String>,
 }
 
 /// Where a delivered message landed.

@@ -216,6 +216,7 @@ const TABLES: &[Table] = &[
             ("last_error", Kind::Text),
             ("created_at", Kind::Int),
             ("delay_warned", Kind::Int),
+            ("dkim_domain", Kind::Text),
         ],
         key: 1,
         rows_per_chunk: ROWS_PER_CHUNK,

@@ -43,6 +43,8 @@ pub struct QueueItem {
     pub size: i64,
     /// The sender was sent a delay notice already (RFC 3464 `Action: delayed`).
     pub delay_warned: bool,
+    /// See [`Outbound::dkim_domain`].
+    pub dkim_domain: Option<String>,
 }
 
 pub(crate) async fn insert_queue_item(
@@ -59,7 +61,7 @@ pub(crate) async fn insert_queue_item(
     })
     .map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let id: i64 = sqlx::query_scalar(
-        "INSERT INTO queue (message_id, mail_from, recipients, dsn, next_attempt_at, created_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+        "INSERT INTO queue (message_id, mail_from, recipients, dsn, next_attempt_at, created_at, dkim_domain) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
     )
     .bind(message.0)
     .bind(&outbound.mail_from)
@@ -67,6 +69,7 @@ pub(crate) async fn insert_queue_item(
     .bind(dsn)
     .bind(now)
     .bind(now)
+    .bind(outbound.dkim_domain.as_deref())
     .fetch_one(&mut *conn)
     .await?;
     Ok(QueueId(id))
@@ -99,7 +102,7 @@ pub enum QueueItemState {
 
 const QUEUE_COLUMNS: &str =
     "q.id, q.message_id, q.mail_from, q.recipients, q.dsn, q.attempts, q.next_attempt_at,
-                    q.last_error, q.created_at, m.size, q.delay_warned";
+                    q.last_error, q.created_at, m.size, q.delay_warned, q.dkim_domain";
 
 fn item_from_row(row: &sqlx::any::AnyRow) -> Result<QueueItem> {
     let recipients: String = row.try_get("recipients")?;
@@ -119,6 +122,7 @@ fn item_from_row(row: &sqlx::any::AnyRow) -> Result<QueueItem> {
         created_at: row.try_get("created_at")?,
         size: row.try_get("size")?,
         delay_warned: row.try_get::<i64, _>("delay_warned")? != 0,
+        dkim_domain: row.try_get("dkim_domain")?,
     })
 }
 

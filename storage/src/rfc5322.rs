@@ -196,6 +196,63 @@ pub fn address_list(value: &str) -> Vec<EnvelopeAddress> {
     list
 }
 
+/// A `mailbox-list` (RFC 5322 §3.4) read strictly, as `local@domain` strings, for checks
+/// that must see what every receiver sees. Each mailbox is `[display-name] <addr-spec>`
+/// or a bare `addr-spec` (one word, or a quoted local part and `@domain`); comments may
+/// come anywhere and empty elements are skipped (§4.4 `obs-mbox-list`). `None` for
+/// anything else: group syntax, a second `<...>` or words after it, words around a bare
+/// address, a source route, a missing `@`, local part or domain, or no mailbox at all.
+/// [`address_list`] reads the same text leniently, for display.
+pub fn mailbox_list(value: &str) -> Option<Vec<String>> {
+    let mut list = Vec::new();
+    let mut mailbox: Vec<Token> = Vec::new();
+    let tokens = tokenize(value)
+        .into_iter()
+        .filter(|token| !matches!(token, Token::Comment(_)));
+    for token in tokens.chain(std::iter::once(Token::Special(','))) {
+        match token {
+            Token::Special(',') => {
+                if !mailbox.is_empty() {
+                    list.push(strict_mailbox(&std::mem::take(&mut mailbox))?);
+                }
+            }
+            // `:` and `;` are group syntax (or garbage): not a mailbox-list.
+            Token::Special(_) => return None,
+            token => mailbox.push(token),
+        }
+    }
+    (!list.is_empty()).then_some(list)
+}
+
+/// One mailbox of [`mailbox_list`], its comments removed.
+fn strict_mailbox(tokens: &[Token]) -> Option<String> {
+    let spec = match tokens {
+        // name-addr: a display name of words, then the one angle-addr, last.
+        [name @ .., Token::Angle(spec)]
+            if name
+                .iter()
+                .all(|t| matches!(t, Token::Word(_) | Token::Quoted(_))) =>
+        {
+            spec.clone()
+        }
+        [Token::Word(spec)] => spec.clone(),
+        [Token::Quoted(local), Token::Word(domain)] if domain.starts_with('@') => {
+            format!("{local}{domain}")
+        }
+        _ => return None,
+    };
+    let (local, domain) = spec.rsplit_once('@')?;
+    let domain_ok = !domain.is_empty()
+        && domain
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '.' | '-' | '_'));
+    // A bare word with a second `@` is not one address (`a@b@c`): only a quoted local
+    // part may hold one, and inside `<...>` the quotes are gone already.
+    let bare_word = matches!(tokens, [Token::Word(_)]);
+    let local_bad = local.is_empty() || local.starts_with('@') || bare_word && local.contains('@');
+    (domain_ok && !local_bad).then_some(spec)
+}
+
 /// `type/subtype; name=value; ...` → parameters with names lower-cased as written.
 /// RFC 2231 continuations (`name*0`, `name*1*`) are joined; a parameter with any
 /// extended segment is named `name*` and keeps its `charset'language'%XX` value
@@ -408,6 +465,39 @@ mod tests {
                 addr(Some("Eve"), Some("eve"), Some("x.org")),
             ]
         );
+    }
+
+    #[test]
+    fn mailbox_lists_are_read_strictly() {
+        let ok = |value: &str| mailbox_list(value).unwrap_or_else(|| panic!("{value:?}"));
+        assert_eq!(
+            ok("=?utf-8?Q?J=C3=B6rg?= <joerg@example.de>, Alice (home) <a@example.net>"),
+            ["joerg@example.de", "a@example.net"]
+        );
+        assert_eq!(ok("eve@x.org (Eve)"), ["eve@x.org"]);
+        assert_eq!(ok("\"Quoted, Name\" <\"q r\"@x.org>,"), ["q r@x.org"]);
+        assert_eq!(ok("\"j d\"@x.org"), ["j d@x.org"]);
+        assert_eq!(ok("(c) a@x.org ,, b@y.org"), ["a@x.org", "b@y.org"]);
+        assert_eq!(ok("ceo@b.test <m@a.test>"), ["m@a.test"]);
+        for refused in [
+            "",
+            "(only a comment)",
+            "root",
+            "<>",
+            "Team: a@x.org;",
+            "<ceo@b.test> <m@a.test>",
+            "<ceo@b.test> m@a.test",
+            "<m@a.test> ceo@b.test",
+            "ceo@b.test m@a.test",
+            "ceo@b.test@a.test",
+            "<@relay.example:m@a.test>",
+            "@a.test",
+            "m@",
+            "m@[192.0.2.1]",
+            "=?utf-8?q?m=40a.test?=",
+        ] {
+            assert_eq!(mailbox_list(refused), None, "{refused:?}");
+        }
     }
 
     #[test]

@@ -609,6 +609,25 @@ async fn recipients_resolve_through_aliases_plus_and_catch_all(backend: Backend)
             .await
             .expect("owns")
     );
+
+    // The domains an account has an address in (what a wider From: check and DKIM
+    // signing allow): its own, its aliases' and its catch-all's, each once.
+    f.store.add_domain("example.com").await.expect("domain");
+    f.store
+        .add_alias("Sales@Example.COM", "alice@example.org")
+        .await
+        .expect("alias in another domain");
+    assert_eq!(
+        f.store.account_domains(f.account).await.expect("domains"),
+        ["example.com", "example.org"]
+    );
+    assert_eq!(
+        f.store
+            .account_domains(bob.expect("bob"))
+            .await
+            .expect("domains"),
+        ["example.org"]
+    );
 }
 
 async fn login_checks_the_argon2id_hash(backend: Backend) {
@@ -1086,6 +1105,7 @@ async fn an_installation_copied_from_sqlite_to_postgres_and_back_reads_the_same(
                 }],
                 ret: Some("HDRS".into()),
                 envid: Some("env-1".into()),
+                dkim_domain: Some("example.org".into()),
             }),
             ..Delivery::default()
         })
@@ -1270,6 +1290,7 @@ async fn queue_leases_belong_to_their_holder(backend: Backend) {
                 }],
                 ret: None,
                 envid: None,
+                dkim_domain: Some("example.org".into()),
             }),
             ..Delivery::default()
         })
@@ -1284,6 +1305,11 @@ async fn queue_leases_belong_to_their_holder(backend: Backend) {
         .await
         .expect("claim");
     assert_eq!(claimed.iter().map(|i| i.id).collect::<Vec<_>>(), [queued]);
+    assert_eq!(
+        claimed[0].dkim_domain.as_deref(),
+        Some("example.org"),
+        "the signing domain is kept with the item"
+    );
     assert!(
         f.store
             .claim_queue_items(now, now + 60, 10, "b")

@@ -134,6 +134,14 @@ pub const USER_UNKNOWN: ReplyCode = ReplyCode::new(550, 5, 1, 1);
 /// `550 5.7.1` RFC 7489 §6.6.2 / §10.3: the message fails DMARC and its domain asks for
 /// rejection (RFC 3463 §3.8: delivery not authorized, message refused).
 pub const DMARC_REJECTED: ReplyCode = ReplyCode::new(550, 5, 7, 1);
+/// `550 5.7.1` a submitted message whose `From:` or `Sender:` names an address the
+/// authenticated user may not send as (RFC 6409 §6.1 enforces submission rights; RFC 3463
+/// §3.8 X.7.1 delivery not authorized, message refused).
+pub const FROM_NOT_OWNED: ReplyCode = ReplyCode::new(550, 5, 7, 1);
+/// `550 5.6.0` a submitted message without exactly one readable `From:` field, or with a
+/// `Sender:` that is not one address (RFC 5322 §3.6, §3.6.2; RFC 3463 §3.7 X.6.0 other
+/// media error: the content itself is not acceptable).
+pub const MALFORMED_ORIGINATOR: ReplyCode = ReplyCode::new(550, 5, 6, 0);
 /// `552 5.2.2` RFC 3463 §3.3 mailbox full.
 pub const MAILBOX_FULL: ReplyCode = ReplyCode::new(552, 5, 2, 2);
 /// `552 5.3.4` RFC 1870 §6 message size exceeds fixed maximum.

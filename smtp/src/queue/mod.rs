@@ -246,23 +246,14 @@ impl QueueWorker {
         self.settle(&item, message, results).await;
     }
 
-    /// The message with `DKIM-Signature:` fields in front, when its sender's domain has
-    /// keys: the RFC 5322 From domain (what DMARC aligns with, RFC 7489 §3.1.1), else the
-    /// envelope sender's. Signed anew on every attempt, just before it leaves.
+    /// The message with `DKIM-Signature:` fields in front, when the item names a signing
+    /// domain that has keys. That domain was decided when the message was queued: for a
+    /// submission the From: domain, only when it is one of the sending account's domains
+    /// (`crate::submission`); for a notice of ours, our host name. Signed anew on every
+    /// attempt, just before it leaves.
     fn sign(&self, item: &QueueItem, message: &[u8]) -> Option<Vec<u8>> {
-        let from_domain = mail_auth::AuthenticatedMessage::parse(message).and_then(|parsed| {
-            parsed
-                .from()
-                .rsplit_once('@')
-                .map(|(_, domain)| domain.to_owned())
-        });
-        let domain = from_domain
-            .or_else(|| domain_of(&item.mail_from).map(str::to_owned))
-            .unwrap_or_default();
-        if domain.is_empty() {
-            return None;
-        }
-        let fields = self.inner.dkim.sign(&domain, message);
+        let domain = item.dkim_domain.as_deref().filter(|d| !d.is_empty())?;
+        let fields = self.inner.dkim.sign(domain, message);
         if fields.is_empty() {
             return None;
         }
@@ -530,6 +521,8 @@ impl QueueWorker {
                     }],
                     ret: None,
                     envid: None,
+                    // Our own notice, From: MAILER-DAEMON@ our host name (`dsn::build`).
+                    dkim_domain: Some(this.hostname.clone()),
                 }),
                 ..Delivery::default()
             })

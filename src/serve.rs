@@ -27,12 +27,21 @@ pub async fn run(config: Config) -> Result<()> {
     let store = open_store(&config).await?;
     let first_account = first_run(&store, &config).await?;
 
-    let tls = tls_acceptor(crate::tls::server_config(
+    let (tls_config, certificate) = crate::tls::server_config(
         config.tls.cert.as_deref(),
         config.tls.key.as_deref(),
         &config.hostname,
         &config.data_dir,
-    )?);
+    )?;
+    let tls = tls_acceptor(tls_config);
+    // From here on SIGHUP reads the certificate again instead of ending the process.
+    let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("installing the SIGHUP handler")?;
+    shutdown.tracker.spawn(crate::tls::watch(
+        certificate,
+        hangup,
+        shutdown.token.clone(),
+    ));
     let connections = ConnectionLimiter::new(
         config.limits.max_connections,
         config.limits.max_connections_per_ip,

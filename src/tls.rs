@@ -1,39 +1,173 @@
-//! TLS setup: the configured certificate, or a self-signed one made once into data_dir.
+//! TLS setup: the configured certificate, or a self-signed one made once into data_dir,
+//! served through [`ReloadingCert`] so that a renewed certificate (certbot, an ACME
+//! client) is picked up without a restart: on SIGHUP, and when the files change.
+//!
+//! Every listener's acceptor (SMTP 465 and STARTTLS, IMAP 993 and STARTTLS) shares one
+//! `ServerConfig` whose certificate resolver is a [`ReloadingCert`]; each handshake asks
+//! it for the certificate of the moment. A connection keeps the certificate it was made
+//! with. A new certificate that cannot be used (unreadable, not PEM, key not matching) is
+//! logged and the one in use stays.
 
 use anyhow::{Context, Result};
+use netutil::CancellationToken;
 use rustls::ServerConfig;
+use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime};
+use tokio::signal::unix::Signal;
 
-/// Builds the rustls server config. With no cert/key configured, makes (once) a
-/// self-signed certificate for `hostname` in `data_dir`.
+/// How often the certificate and key files are looked at for a change: a renewal is
+/// served within seconds, and two `stat` calls every few seconds cost nothing.
+pub const CERT_CHECK_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Builds the rustls server config and the certificate it serves. With no cert/key
+/// configured, makes (once) a self-signed certificate for `hostname` in `data_dir`.
 pub fn server_config(
     cert: Option<&Path>,
     key: Option<&Path>,
     hostname: &str,
     data_dir: &Path,
-) -> Result<ServerConfig> {
+) -> Result<(ServerConfig, Arc<ReloadingCert>)> {
     let (cert_path, key_path) = match (cert, key) {
         (Some(cert), Some(key)) => (cert.to_owned(), key.to_owned()),
         _ => self_signed(hostname, data_dir)?,
     };
-    let certs = read_certs(&cert_path)?;
-    let key = read_key(&key_path)?;
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let reloading = Arc::new(ReloadingCert::load(cert_path, key_path, provider.clone())?);
     let config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .context("TLS protocol versions")?
         .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .with_context(|| {
-            format!(
-                "TLS certificate {} does not match key {}",
-                cert_path.display(),
-                key_path.display()
-            )
-        })?;
-    Ok(config)
+        .with_cert_resolver(reloading.clone());
+    Ok((config, reloading))
+}
+
+/// The certificate chain and key every new handshake gets, read from two files and
+/// replaced whole when they are read again successfully.
+#[derive(Debug)]
+pub struct ReloadingCert {
+    cert_path: PathBuf,
+    key_path: PathBuf,
+    provider: Arc<CryptoProvider>,
+    current: RwLock<Arc<CertifiedKey>>,
+    /// The files as they were at the last attempt to read them, good or bad: a change
+    /// is tried once, not again at every check.
+    seen: Mutex<Option<FileStamps>>,
+}
+
+/// What tells a file changed: modification time, size and inode (a renewal that
+/// repoints a symbolic link to a new file changes the inode).
+type FileStamps = [(Option<SystemTime>, u64, u64); 2];
+
+impl ReloadingCert {
+    /// Reads the certificate and key; an error names the file.
+    pub fn load(
+        cert_path: PathBuf,
+        key_path: PathBuf,
+        provider: Arc<CryptoProvider>,
+    ) -> Result<ReloadingCert> {
+        let seen = stamps(&cert_path, &key_path);
+        let certified = certified_key(&cert_path, &key_path, &provider)?;
+        Ok(ReloadingCert {
+            cert_path,
+            key_path,
+            provider,
+            current: RwLock::new(Arc::new(certified)),
+            seen: Mutex::new(Some(seen)),
+        })
+    }
+
+    /// The certificate chain served now (the end-entity certificate first).
+    pub fn current(&self) -> Arc<CertifiedKey> {
+        // A poisoned lock only means a panic elsewhere while holding it: the value is
+        // replaced whole, so it is still a complete certificate.
+        self.current
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// Reads the files again (SIGHUP). On error the certificate in use stays.
+    pub fn reload(&self) -> Result<()> {
+        let stamps = stamps(&self.cert_path, &self.key_path);
+        *self.seen.lock().unwrap_or_else(|p| p.into_inner()) = Some(stamps);
+        let certified = certified_key(&self.cert_path, &self.key_path, &self.provider)?;
+        *self
+            .current
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(certified);
+        Ok(())
+    }
+
+    /// Reads the files again when they changed since the last attempt; `None` when they
+    /// did not.
+    pub fn reload_if_changed(&self) -> Option<Result<()>> {
+        let stamps = stamps(&self.cert_path, &self.key_path);
+        let changed = self.seen.lock().unwrap_or_else(|p| p.into_inner()).as_ref() != Some(&stamps);
+        changed.then(|| self.reload())
+    }
+}
+
+impl ResolvesServerCert for ReloadingCert {
+    fn resolve(&self, _client_hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.current())
+    }
+}
+
+/// Reloads `cert` on SIGHUP and when its files change ([`CERT_CHECK_INTERVAL`]) until
+/// shutdown, logging what happened. Reading two small files blocks for microseconds; it
+/// is done on this task.
+pub async fn watch(cert: Arc<ReloadingCert>, mut hangup: Signal, shutdown: CancellationToken) {
+    let mut check = tokio::time::interval(CERT_CHECK_INTERVAL);
+    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The first tick is now: the files were just read.
+    check.tick().await;
+    loop {
+        let outcome = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            Some(()) = hangup.recv() => {
+                tracing::info!("SIGHUP: reading the TLS certificate again");
+                Some(cert.reload())
+            }
+            _ = check.tick() => cert.reload_if_changed(),
+        };
+        match outcome {
+            None => {}
+            Some(Ok(())) => tracing::info!(
+                cert = %cert.cert_path.display(),
+                "TLS certificate reloaded; new connections get it"
+            ),
+            Some(Err(error)) => tracing::error!(
+                error = format!("{error:#}"),
+                "TLS certificate not reloaded; the one in use stays"
+            ),
+        }
+    }
+}
+
+fn stamps(cert: &Path, key: &Path) -> FileStamps {
+    use std::os::unix::fs::MetadataExt;
+    [cert, key].map(|path| match std::fs::metadata(path) {
+        Ok(meta) => (meta.modified().ok(), meta.len(), meta.ino()),
+        Err(_) => (None, 0, 0),
+    })
+}
+
+/// The chain and key from their files, the key checked to belong to the certificate.
+fn certified_key(cert: &Path, key: &Path, provider: &CryptoProvider) -> Result<CertifiedKey> {
+    let certs = read_certs(cert)?;
+    let private_key = read_key(key)?;
+    CertifiedKey::from_der(certs, private_key, provider).with_context(|| {
+        format!(
+            "TLS certificate {} does not match key {}",
+            cert.display(),
+            key.display()
+        )
+    })
 }
 
 fn self_signed(hostname: &str, data_dir: &Path) -> Result<(PathBuf, PathBuf)> {
@@ -83,4 +217,69 @@ fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>> {
     rustls_pemfile::private_key(&mut pem.as_slice())
         .with_context(|| format!("parsing TLS key {}", path.display()))?
         .with_context(|| format!("no private key in {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A new self-signed certificate and its key, as PEM.
+    fn pair() -> (String, String, CertificateDer<'static>) {
+        let made =
+            rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("certificate");
+        (
+            made.cert.pem(),
+            made.key_pair.serialize_pem(),
+            made.cert.der().clone(),
+        )
+    }
+
+    fn end_entity(cert: &ReloadingCert) -> CertificateDer<'static> {
+        cert.current()
+            .end_entity_cert()
+            .expect("end entity")
+            .clone()
+            .into_owned()
+    }
+
+    #[test]
+    fn reload_takes_a_new_pair_and_keeps_the_old_one_on_errors() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+        let (cert1, key1, der1) = pair();
+        std::fs::write(&cert_path, &cert1).expect("cert");
+        std::fs::write(&key_path, &key1).expect("key");
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let reloading =
+            ReloadingCert::load(cert_path.clone(), key_path.clone(), provider).expect("load");
+        assert_eq!(end_entity(&reloading), der1);
+        assert!(reloading.reload_if_changed().is_none(), "nothing changed");
+
+        // A renewal: both files replaced (by rename, as certbot's links do).
+        let (cert2, key2, der2) = pair();
+        std::fs::write(dir.path().join("new-cert"), &cert2).expect("cert");
+        std::fs::write(dir.path().join("new-key"), &key2).expect("key");
+        std::fs::rename(dir.path().join("new-cert"), &cert_path).expect("rename");
+        std::fs::rename(dir.path().join("new-key"), &key_path).expect("rename");
+        assert!(matches!(reloading.reload_if_changed(), Some(Ok(()))));
+        assert_eq!(end_entity(&reloading), der2);
+
+        // Not a certificate, then a certificate without its key: the old one stays.
+        std::fs::write(&cert_path, "not PEM").expect("cert");
+        let error = reloading.reload().expect_err("garbage accepted");
+        assert!(format!("{error:#}").contains("cert.pem"), "{error:#}");
+        assert_eq!(end_entity(&reloading), der2);
+        assert!(
+            reloading.reload_if_changed().is_none(),
+            "a bad file is tried once, not at every check"
+        );
+        let (cert3, _, _) = pair();
+        std::fs::write(&cert_path, &cert3).expect("cert");
+        let error = reloading
+            .reload_if_changed()
+            .expect("changed")
+            .expect_err("mismatched key accepted");
+        assert!(format!("{error:#}").contains("does not match"), "{error:#}");
+        assert_eq!(end_entity(&reloading), der2);
+    }
 }

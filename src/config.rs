@@ -70,8 +70,12 @@ pub struct Limits {
     /// Open connections from one client (an IPv4 address, or an IPv6 /64), counted apart
     /// for port 25 and for all the other listeners together.
     pub max_connections_per_ip: usize,
-    /// Failed logins from one address before it is refused for `auth_failure_window_secs`.
+    /// Failed logins from one client (an IPv4 address, or an IPv6 /64), against any
+    /// accounts, before all its logins are refused; a correct login clears only the
+    /// failures against its own account (see netutil's `AuthThrottle`).
     pub max_auth_failures: u32,
+    /// How long the failures of a client are kept, from its first: the lock lasts until
+    /// then.
     pub auth_failure_window_secs: u64,
 }
 

@@ -77,6 +77,10 @@ pub struct Limits {
     /// How long the failures of a client are kept, from its first: the lock lasts until
     /// then.
     pub auth_failure_window_secs: u64,
+    /// Logins from one client being checked at once; more are refused like throttled
+    /// ones. Every login in flight also counts as a failure until it succeeds, so
+    /// `max_auth_failures` bounds this too.
+    pub max_auth_in_flight_per_ip: u32,
 }
 
 impl Default for Config {
@@ -121,6 +125,7 @@ impl Default for Limits {
             max_connections_per_ip: 50,
             max_auth_failures: 10,
             auth_failure_window_secs: 15 * 60,
+            max_auth_in_flight_per_ip: netutil::DEFAULT_MAX_AUTH_IN_FLIGHT,
         }
     }
 }
@@ -174,6 +179,12 @@ impl Config {
         if self.limits.max_connections < 1 || self.limits.max_connections_per_ip < 1 {
             bail!(
                 "key `limits.max_connections`/`limits.max_connections_per_ip`: must be at least 1"
+            );
+        }
+        if self.limits.max_auth_failures < 1 || self.limits.max_auth_in_flight_per_ip < 1 {
+            bail!(
+                "key `limits.max_auth_failures`/`limits.max_auth_in_flight_per_ip`: must be at \
+                 least 1, or no one could log in"
             );
         }
         if self.tls.cert.is_some() != self.tls.key.is_some() {
@@ -261,6 +272,25 @@ mod tests {
             .expect_err("a budget below the message size accepted")
             .to_string();
         assert!(error.contains("limits.smtp_data_in_flight"), "{error}");
+    }
+
+    #[test]
+    fn login_limits_must_let_someone_in() {
+        let config = Config::parse("[limits]\nmax_auth_in_flight_per_ip = 20\n").expect("valid");
+        assert_eq!(config.limits.max_auth_in_flight_per_ip, 20);
+        assert_eq!(
+            Config::parse("")
+                .expect("defaults")
+                .limits
+                .max_auth_in_flight_per_ip,
+            netutil::DEFAULT_MAX_AUTH_IN_FLIGHT
+        );
+        for key in ["max_auth_failures", "max_auth_in_flight_per_ip"] {
+            let error = Config::parse(&format!("[limits]\n{key} = 0\n"))
+                .expect_err("a limit that refuses every login accepted")
+                .to_string();
+            assert!(error.contains(key), "{error}");
+        }
     }
 
     #[test]

@@ -215,10 +215,11 @@ impl Drop for ConnectionPermit {
     }
 }
 
-/// Logins one client may have in flight at once (being checked, or waiting out their
-/// delay). A person's mail clients log in a few at a time; more in parallel only
-/// serves guessing, and each one holds a password hash on the shared pool.
-pub const MAX_AUTH_IN_FLIGHT_PER_CLIENT: u32 = 4;
+/// Logins one client may have being checked at once, by default. A person's mail
+/// clients log in a few at a time; more in parallel only serves guessing, and each one
+/// holds a password hash on the shared pool. An address many users share (a company
+/// behind NAT) may need more.
+pub const DEFAULT_MAX_AUTH_IN_FLIGHT: u32 = 4;
 
 /// Clients whose failures are remembered before expired ones are forgotten, so a spray
 /// of addresses cannot grow the table without bound.
@@ -237,8 +238,8 @@ const MAX_TRACKED_CLIENTS: usize = 100_000;
 ///
 /// A login reserves its place with [`AuthThrottle::begin`] before the password is
 /// checked: until it is known to have succeeded it counts as a failure, so parallel
-/// attempts cannot all pass the check while the slow hash runs. At most
-/// [`MAX_AUTH_IN_FLIGHT_PER_CLIENT`] may be in flight at once. Each failure is answered
+/// attempts cannot all pass the check while the slow hash runs. At most `max_in_flight`
+/// (by default [`DEFAULT_MAX_AUTH_IN_FLIGHT`]) may be in flight at once. Each failure is answered
 /// after `step` times the client's earlier failures in the window.
 #[derive(Clone)]
 pub struct AuthThrottle {
@@ -249,6 +250,7 @@ pub struct AuthThrottle {
 
 struct ThrottleInner {
     max_failures: u32,
+    max_in_flight: u32,
     window: Duration,
     step: Duration,
     /// Hashes account names into [`AccountKey`]s, keyed at random per process.
@@ -299,10 +301,10 @@ impl ClientRecord {
 
     /// Whether another login may begin: failures and logins in flight (each may yet
     /// fail) together below the limit, and room for one more in flight.
-    fn admits(&self, max_failures: u32) -> Result<(), Throttled> {
-        if self.failures().saturating_add(self.in_flight) >= max_failures {
+    fn admits(&self, limits: &ThrottleInner) -> Result<(), Throttled> {
+        if self.failures().saturating_add(self.in_flight) >= limits.max_failures {
             Err(Throttled::TooManyFailures)
-        } else if self.in_flight >= MAX_AUTH_IN_FLIGHT_PER_CLIENT {
+        } else if self.in_flight >= limits.max_in_flight {
             Err(Throttled::TooManyInFlight)
         } else {
             Ok(())
@@ -317,7 +319,7 @@ pub enum Throttled {
     /// The client failed (or has in flight) `max_failures` logins within the window.
     #[error("too many failed logins from this address")]
     TooManyFailures,
-    /// The client has [`MAX_AUTH_IN_FLIGHT_PER_CLIENT`] logins being checked already.
+    /// The client has as many logins being checked as it may have at once.
     #[error("too many logins in progress from this address")]
     TooManyInFlight,
 }
@@ -343,10 +345,23 @@ enum Outcome {
 }
 
 impl AuthThrottle {
+    /// `max_failures` within `window`, answered `step` later per earlier failure, at most
+    /// [`DEFAULT_MAX_AUTH_IN_FLIGHT`] logins in flight per client.
     pub fn new(max_failures: u32, window: Duration, step: Duration) -> Self {
+        Self::with_max_in_flight(max_failures, window, step, DEFAULT_MAX_AUTH_IN_FLIGHT)
+    }
+
+    /// As [`AuthThrottle::new`], with at most `max_in_flight` logins in flight per client.
+    pub fn with_max_in_flight(
+        max_failures: u32,
+        window: Duration,
+        step: Duration,
+        max_in_flight: u32,
+    ) -> Self {
         AuthThrottle {
             inner: Arc::new(ThrottleInner {
                 max_failures,
+                max_in_flight,
                 window,
                 step,
                 account_hasher: RandomState::new(),
@@ -381,7 +396,7 @@ impl AuthThrottle {
             return Ok(());
         };
         record.expire(self.inner.window);
-        let admitted = record.admits(self.inner.max_failures);
+        let admitted = record.admits(&self.inner);
         if admitted.is_err() {
             metrics::counter!(AUTH_REFUSED, "protocol" => self.protocol).increment(1);
         }
@@ -407,7 +422,7 @@ impl AuthThrottle {
         }
         let record = clients.entry(client).or_default();
         record.expire(self.inner.window);
-        if let Err(throttled) = record.admits(self.inner.max_failures) {
+        if let Err(throttled) = record.admits(&self.inner) {
             metrics::counter!(AUTH_REFUSED, "protocol" => self.protocol).increment(1);
             return Err(throttled);
         }
@@ -670,12 +685,12 @@ mod tests {
 
     /// Attempts in flight count as failures until they succeed, so parallel attempts
     /// cannot all pass before the first failure is recorded; and no more than
-    /// MAX_AUTH_IN_FLIGHT_PER_CLIENT run at once.
+    /// DEFAULT_MAX_AUTH_IN_FLIGHT run at once.
     #[test]
     fn attempts_in_flight_hold_their_place() {
         let throttle = AuthThrottle::new(10, WINDOW, Duration::ZERO);
         let ip: IpAddr = [203, 0, 113, 1].into();
-        let in_flight: Vec<_> = (0..MAX_AUTH_IN_FLIGHT_PER_CLIENT)
+        let in_flight: Vec<_> = (0..DEFAULT_MAX_AUTH_IN_FLIGHT)
             .map(|_| throttle.begin(ip, "victim@x").expect("admitted"))
             .collect();
         assert_eq!(

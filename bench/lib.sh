@@ -157,6 +157,10 @@ http = []
 [limits]
 max_connections = $total
 max_connections_per_ip = $limit
+# Every client logs in from 127.0.0.1, many at once: each login in flight counts as a
+# failure until it succeeds, and only so many may be in flight per address.
+max_auth_failures = $limit
+max_auth_in_flight_per_ip = $limit
 EOF
     if [[ $with_smtp == smtp ]]; then
         printf '\n[dns]\noffline = true\n' >>"$dir/letterbox.toml"

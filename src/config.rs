@@ -72,9 +72,17 @@ pub struct Limits {
     /// Open connections from one client (an IPv4 address, or an IPv6 /64), counted apart
     /// for port 25 and for all the other listeners together.
     pub max_connections_per_ip: usize,
-    /// Failed logins from one address before it is refused for `auth_failure_window_secs`.
+    /// Failed logins from one client (an IPv4 address, or an IPv6 /64), against any
+    /// accounts, before all its logins are refused; a correct login clears only the
+    /// failures against its own account (see netutil's `AuthThrottle`).
     pub max_auth_failures: u32,
+    /// How long the failures of a client are kept, from its first: the lock lasts until
+    /// then.
     pub auth_failure_window_secs: u64,
+    /// Logins from one client being checked at once; more are refused like throttled
+    /// ones. Every login in flight also counts as a failure until it succeeds, so
+    /// `max_auth_failures` bounds this too.
+    pub max_auth_in_flight_per_ip: u32,
 }
 
 impl Default for Config {
@@ -120,6 +128,7 @@ impl Default for Limits {
             max_connections_per_ip: 50,
             max_auth_failures: 10,
             auth_failure_window_secs: 15 * 60,
+            max_auth_in_flight_per_ip: netutil::DEFAULT_MAX_AUTH_IN_FLIGHT,
         }
     }
 }
@@ -173,6 +182,12 @@ impl Config {
         if self.limits.max_connections < 1 || self.limits.max_connections_per_ip < 1 {
             bail!(
                 "key `limits.max_connections`/`limits.max_connections_per_ip`: must be at least 1"
+            );
+        }
+        if self.limits.max_auth_failures < 1 || self.limits.max_auth_in_flight_per_ip < 1 {
+            bail!(
+                "key `limits.max_auth_failures`/`limits.max_auth_in_flight_per_ip`: must be at \
+                 least 1, or no one could log in"
             );
         }
         if self.tls.cert.is_some() != self.tls.key.is_some() {
@@ -272,6 +287,25 @@ mod tests {
             .expect_err("a budget below the message size accepted")
             .to_string();
         assert!(error.contains("limits.smtp_data_in_flight"), "{error}");
+    }
+
+    #[test]
+    fn login_limits_must_let_someone_in() {
+        let config = Config::parse("[limits]\nmax_auth_in_flight_per_ip = 20\n").expect("valid");
+        assert_eq!(config.limits.max_auth_in_flight_per_ip, 20);
+        assert_eq!(
+            Config::parse("")
+                .expect("defaults")
+                .limits
+                .max_auth_in_flight_per_ip,
+            netutil::DEFAULT_MAX_AUTH_IN_FLIGHT
+        );
+        for key in ["max_auth_failures", "max_auth_in_flight_per_ip"] {
+            let error = Config::parse(&format!("[limits]\n{key} = 0\n"))
+                .expect_err("a limit that refuses every login accepted")
+                .to_string();
+            assert!(error.contains(key), "{error}");
+        }
     }
 
     #[test]

@@ -46,10 +46,11 @@ pub async fn run(config: Config) -> Result<()> {
         config.limits.max_connections,
         config.limits.max_connections_per_ip,
     );
-    let auth_throttle = AuthThrottle::new(
+    let auth_throttle = AuthThrottle::with_max_in_flight(
         config.limits.max_auth_failures,
         Duration::from_secs(config.limits.auth_failure_window_secs),
         AUTH_FAILURE_STEP,
+        config.limits.max_auth_in_flight_per_ip,
     );
 
     let mail_auth = smtp::mailauth::InboundAuth {

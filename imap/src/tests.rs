@@ -262,6 +262,37 @@ async fn three_failed_logins_close_the_connection() {
     assert!(c.closed().await);
 }
 
+/// Once the address has failed 10 times (the harness's limit), LOGIN and AUTHENTICATE are
+/// refused at once with UNAVAILABLE (RFC 5530 §3); AUTHENTICATE without an initial
+/// response is refused before its continuation asks for credentials.
+#[tokio::test]
+async fn a_throttled_address_is_refused_before_any_exchange() {
+    let h = Harness::start().await;
+    for round in 0..4 {
+        let mut c = h.connect().await;
+        let tries = if round < 3 { 3 } else { 1 };
+        for n in 0..tries {
+            let tag = format!("a{n}");
+            assert_eq!(
+                c.run(&tag, "LOGIN alice@example.org wrong").await,
+                lines(&[&format!(
+                    "{tag} NO [AUTHENTICATIONFAILED] Invalid credentials"
+                )])
+            );
+        }
+    }
+    let mut c = h.connect().await;
+    c.send("a AUTHENTICATE PLAIN\r\n").await;
+    assert_eq!(
+        c.line().await,
+        "a NO [UNAVAILABLE] Too many failed logins; try again later"
+    );
+    assert_eq!(
+        c.run("b", &format!("LOGIN {EMAIL} \"{PASSWORD}\"")).await,
+        lines(&["b NO [UNAVAILABLE] Too many failed logins; try again later"])
+    );
+}
+
 #[tokio::test]
 async fn no_login_in_time_closes_with_bye_and_logged_in_sessions_stay() {
     let h = Harness::start().await;

@@ -6,8 +6,9 @@ mod limits;
 mod stream;
 
 pub use limits::{
-    AUTH_FAILURES, AuthThrottle, CONNECTIONS_OPEN, CONNECTIONS_REFUSED, CONNECTIONS_TOTAL,
-    ClientKey, ConnectionLimiter, ConnectionPermit,
+    AUTH_FAILURES, AUTH_REFUSED, AuthAttempt, AuthThrottle, CONNECTIONS_OPEN, CONNECTIONS_REFUSED,
+    CONNECTIONS_TOTAL, ClientKey, ConnectionLimiter, ConnectionPermit, DEFAULT_MAX_AUTH_IN_FLIGHT,
+    Throttled,
 };
 pub use stream::{MaybeTlsStream, tls_acceptor};
 pub use tokio_rustls::TlsAcceptor;

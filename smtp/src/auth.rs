@@ -14,6 +14,7 @@ use crate::proto::{Line, Reply};
 use crate::session::{Action, Authenticated, Session};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use netutil::Throttled;
 use storage::Secret;
 
 /// `Username:` and `Password:` in base64: the LOGIN mechanism's customary prompts.
@@ -45,12 +46,9 @@ impl Session {
         mechanism: Mechanism,
         initial_response: Option<String>,
     ) -> Action {
-        if self.auth_throttle.is_blocked(self.peer_ip()) {
-            tracing::info!("AUTH refused: too many failures from this address");
-            return Action::Close(Reply::new(
-                POLICY_CLOSE,
-                "Too many failed authentications, try again later",
-            ));
+        // Refused before the exchange asks for credentials; `verify` checks again.
+        if let Err(throttled) = self.auth_throttle.check(self.peer_ip()) {
+            return refuse(throttled);
         }
         match (mechanism, initial_response) {
             (Mechanism::Plain, None) => Action::Challenge {
@@ -113,13 +111,17 @@ impl Session {
         }
     }
 
-    /// Checks the password; a failure is recorded against the address and answered
-    /// only after the throttle's delay, so guessing gets slower with every miss.
+    /// Checks the password, its place in the throttle taken first; a failure is counted
+    /// against the address and the account and answered only after the throttle's
+    /// delay, so guessing gets slower with every miss.
     async fn verify(&mut self, user: &str, password: Secret) -> Action {
-        let ip = self.peer_ip();
+        let attempt = match self.auth_throttle.begin(self.peer_ip(), user) {
+            Ok(attempt) => attempt,
+            Err(throttled) => return refuse(throttled),
+        };
         match self.store.authenticate(user, &password).await {
             Ok(Some(account)) => {
-                self.auth_throttle.record_success(ip);
+                attempt.succeeded();
                 tracing::info!(user = %account.email, "authenticated");
                 self.auth = Some(Authenticated {
                     account: account.id,
@@ -128,17 +130,28 @@ impl Session {
                 Reply::new(AUTH_SUCCEEDED, "Authentication successful").into()
             }
             Ok(None) => {
-                self.auth_throttle.record_failure(ip);
                 tracing::info!(user, "authentication failed");
-                tokio::time::sleep(self.auth_throttle.delay(ip)).await;
+                tokio::time::sleep(attempt.failed()).await;
                 Reply::new(AUTH_INVALID, "Authentication credentials invalid").into()
             }
             Err(error) => {
+                attempt.undecided();
                 tracing::warn!(%error, "authentication failed: storage error");
                 Reply::new(TEMPORARY_AUTH_FAILURE, "Temporary authentication failure").into()
             }
         }
     }
+}
+
+/// A login the throttle refused, before any password check: `421 4.7.0` and the
+/// connection closes (RFC 5321 §3.8), as for too many errors; a client that kept the
+/// session would only be refused again until the window has passed.
+fn refuse(throttled: Throttled) -> Action {
+    tracing::info!(%throttled, "AUTH refused");
+    Action::Close(Reply::new(
+        POLICY_CLOSE,
+        "Too many failed authentications, try again later",
+    ))
 }
 
 fn decode_failure(error: Decode) -> Action {

@@ -1,12 +1,14 @@
 //! Not-authenticated state (RFC 9051 §6.2): STARTTLS, LOGIN, AUTHENTICATE PLAIN with
-//! SASL-IR (RFC 4959). Failures are answered `NO [AUTHENTICATIONFAILED]` only after the
-//! throttle's delay, and recorded in it.
+//! SASL-IR (RFC 4959). Each login takes its place in the throttle before the password is
+//! checked; failures are answered `NO [AUTHENTICATIONFAILED]` only after the throttle's
+//! delay, refusals `NO [UNAVAILABLE]` at once.
 
 use crate::error::CommandError;
 use crate::proto::command::SaslResponse;
 use crate::proto::response::{self, Code, Status};
 use crate::proto::{FramerLimits, base64};
 use crate::session::{CommandResult, Completion, Session, State};
+use netutil::{AuthAttempt, Throttled};
 use storage::Secret;
 
 /// A SASL PLAIN response carries an identity and a password; 8 KiB is far beyond both.
@@ -50,6 +52,11 @@ impl Session {
         let encoded = match initial {
             Some(SaslResponse(initial)) => initial,
             None => {
+                // Refused before the exchange asks for credentials; `begin_login`
+                // checks again.
+                if let Err(throttled) = self.server.auth_throttle.check(self.peer.ip()) {
+                    return Err(self.refuse(throttled));
+                }
                 response::continuation(&mut self.conn.out, "");
                 self.conn.flush().await?;
                 self.read_line(MAX_SASL_RESPONSE).await?
@@ -80,49 +87,62 @@ impl Session {
         };
         // RFC 4616 §2: acting as someone else is not offered.
         if !authzid.is_empty() && authzid != authcid {
-            return self.auth_failed().await;
+            let attempt = self.begin_login(authcid)?;
+            return self.auth_failed(attempt).await;
         }
         self.check_password(authcid, &Secret::new(password)).await
     }
 
-    async fn check_password(&mut self, user: &str, password: &Secret) -> CommandResult {
-        let ip = self.peer.ip();
-        let throttle = &self.server.auth_throttle;
-        if throttle.is_blocked(ip) {
-            tracing::info!(%ip, "login refused: too many failures from this address");
-            return Err(CommandError::no(
-                Some(Code::Unavailable),
-                "Too many failed logins; try again later",
-            ));
-        }
-        match self.server.store.authenticate(user, password).await? {
-            Some(account) => {
-                throttle.record_success(ip);
-                tracing::info!(user = %account.email, "logged in");
-                self.state = State::Authenticated {
-                    account: account.id,
-                };
-                // From the next command on, the limits of a known user: APPEND up to
-                // APPENDLIMIT, larger literals (RFC 7889).
-                self.conn
-                    .set_limits(FramerLimits::new(self.server.config.max_message_size));
-                Ok(Completion::ok_with(
-                    Code::Capability(self.capabilities()),
-                    "Logged in",
-                ))
-            }
-            None => {
-                tracing::info!(user, "login failed");
-                self.auth_failed().await
-            }
-        }
+    /// Reserves the login's place in the throttle before anything is checked, or refuses
+    /// it.
+    fn begin_login(&self, user: &str) -> Result<AuthAttempt, CommandError> {
+        self.server
+            .auth_throttle
+            .begin(self.peer.ip(), user)
+            .map_err(|throttled| self.refuse(throttled))
     }
 
-    async fn auth_failed(&mut self) -> CommandResult {
-        let ip = self.peer.ip();
-        let delay = self.server.auth_throttle.delay(ip);
-        self.server.auth_throttle.record_failure(ip);
-        tokio::time::sleep(delay).await;
+    /// RFC 5530 §3: UNAVAILABLE, a temporary failure, so that clients do not take a
+    /// throttled login for a wrong password and ask the user for another.
+    fn refuse(&self, throttled: Throttled) -> CommandError {
+        tracing::info!(ip = %self.peer.ip(), %throttled, "login refused");
+        CommandError::no(
+            Some(Code::Unavailable),
+            "Too many failed logins; try again later",
+        )
+    }
+
+    async fn check_password(&mut self, user: &str, password: &Secret) -> CommandResult {
+        let attempt = self.begin_login(user)?;
+        let account = match self.server.store.authenticate(user, password).await {
+            Ok(Some(account)) => account,
+            Ok(None) => {
+                tracing::info!(user, "login failed");
+                return self.auth_failed(attempt).await;
+            }
+            Err(error) => {
+                attempt.undecided();
+                return Err(error.into());
+            }
+        };
+        attempt.succeeded();
+        tracing::info!(user = %account.email, "logged in");
+        self.state = State::Authenticated {
+            account: account.id,
+        };
+        // From the next command on, the limits of a known user: APPEND up to
+        // APPENDLIMIT, larger literals (RFC 7889).
+        self.conn
+            .set_limits(FramerLimits::new(self.server.config.max_message_size));
+        Ok(Completion::ok_with(
+            Code::Capability(self.capabilities()),
+            "Logged in",
+        ))
+    }
+
+    /// Counts the failure and answers it after the throttle's delay.
+    async fn auth_failed(&mut self, attempt: AuthAttempt) -> CommandResult {
+        tokio::time::sleep(attempt.failed()).await;
         if let State::NotAuthenticated { auth_failures } = &mut self.state {
             *auth_failures += 1;
         }

@@ -121,7 +121,8 @@ fn imaplib_resynchronises_with_condstore_and_qresync() {
         "{resync}"
     );
     assert!(
-        resync.contains("FETCH 3 (UID 4 FLAGS () MODSEQ ("),
+        // RFC 3501 §2.3.2: this session is the first to hear of UID 4.
+        resync.contains("FETCH 3 (UID 4 FLAGS (\\Recent) MODSEQ ("),
         "{resync}"
     );
     assert!(
@@ -136,7 +137,10 @@ fn imaplib_resynchronises_with_condstore_and_qresync() {
         changed.contains("UID 2 FLAGS (\\Flagged) MODSEQ ("),
         "{changed}"
     );
-    assert!(changed.contains("UID 4 FLAGS () MODSEQ ("), "{changed}");
+    assert!(
+        changed.contains("UID 4 FLAGS (\\Recent) MODSEQ ("),
+        "{changed}"
+    );
     assert!(!changed.contains("UID 1 "), "{changed}");
 
     let search = line("search-modseq");

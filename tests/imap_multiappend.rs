@@ -89,10 +89,11 @@ fn multiappend_stores_all_or_nothing() {
     assert!(line("plus").contains(" 1:2]"), "{out}");
     assert!(line("missing").contains("d NO [TRYCREATE]"), "{out}");
     let drafts = line("drafts");
+    // RFC 3501 §2.3.2: the session that selects Drafts first is told they are \Recent.
     for expected in [
-        "UID 1 FLAGS (\\\\Draft)",
-        "UID 2 FLAGS ()",
-        "UID 3 FLAGS ($Work \\\\Seen) INTERNALDATE \" 1-Jan-2026 10:00:00 +0000\"",
+        "UID 1 FLAGS (\\\\Draft \\\\Recent)",
+        "UID 2 FLAGS (\\\\Recent)",
+        "UID 3 FLAGS ($Work \\\\Seen \\\\Recent) INTERNALDATE \" 1-Jan-2026 10:00:00 +0000\"",
         "first",
         "second",
         "third",

@@ -638,7 +638,7 @@ async fn select_fetch_store_and_expunge() {
             "* FLAGS (\\Answered \\Deleted \\Draft \\Flagged \\Seen)".to_owned(),
             "* OK [PERMANENTFLAGS (\\Answered \\Deleted \\Draft \\Flagged \\Seen \\*)] Flags permitted".to_owned(),
             "* 4 EXISTS".to_owned(),
-            "* 0 RECENT".to_owned(),
+            "* 4 RECENT".to_owned(),
             "* OK [UNSEEN 1] First unseen".to_owned(),
             format!("* OK [UIDVALIDITY {validity}] UIDs valid"),
             "* OK [UIDNEXT 5] Predicted next UID".to_owned(),
@@ -651,7 +651,7 @@ async fn select_fetch_store_and_expunge() {
             .await,
         vec![
             format!(
-                "* 1 FETCH (FLAGS () INTERNALDATE \" 1-Mar-2024 12:00:00 +0000\" RFC822.SIZE {size} ENVELOPE (\"Fri, 1 Mar 2024 10:00:00 +0000\" \"m1\" ((\"Bob\" NIL \"bob\" \"example.net\")) ((\"Bob\" NIL \"bob\" \"example.net\")) ((\"Bob\" NIL \"bob\" \"example.net\")) ((NIL NIL \"alice\" \"example.org\")) NIL NIL NIL \"<m1@example.net>\") UID 1)"
+                "* 1 FETCH (FLAGS (\\Recent) INTERNALDATE \" 1-Mar-2024 12:00:00 +0000\" RFC822.SIZE {size} ENVELOPE (\"Fri, 1 Mar 2024 10:00:00 +0000\" \"m1\" ((\"Bob\" NIL \"bob\" \"example.net\")) ((\"Bob\" NIL \"bob\" \"example.net\")) ((\"Bob\" NIL \"bob\" \"example.net\")) ((NIL NIL \"alice\" \"example.org\")) NIL NIL NIL \"<m1@example.net>\") UID 1)"
             ),
             "b OK FETCH completed".to_owned(),
         ]
@@ -675,7 +675,7 @@ async fn select_fetch_store_and_expunge() {
     assert_eq!(
         c.run("d", "UID FETCH 3 BODY[TEXT]").await,
         lines(&[
-            "* 3 FETCH (FLAGS (\\Seen) UID 3 BODY[TEXT] {10}",
+            "* 3 FETCH (FLAGS (\\Seen \\Recent) UID 3 BODY[TEXT] {10}",
             "Hello m3",
             ")",
             "d OK UID FETCH completed"
@@ -688,8 +688,8 @@ async fn select_fetch_store_and_expunge() {
         lines(&[
             "* FLAGS (\\Answered \\Deleted \\Draft \\Flagged \\Seen $Label)",
             "* OK [PERMANENTFLAGS (\\Answered \\Deleted \\Draft \\Flagged \\Seen $Label \\*)] Flags permitted",
-            "* 1 FETCH (FLAGS ($Label \\Deleted))",
-            "* 2 FETCH (FLAGS ($Label \\Deleted))",
+            "* 1 FETCH (FLAGS ($Label \\Deleted \\Recent))",
+            "* 2 FETCH (FLAGS ($Label \\Deleted \\Recent))",
             "e OK STORE completed"
         ])
     );
@@ -709,12 +709,17 @@ async fn select_fetch_store_and_expunge() {
             "* 4 EXPUNGE",
             "* 2 EXPUNGE",
             "* 1 EXPUNGE",
+            // RFC 3501 §7.3.2: the number of \Recent messages changed.
+            "* 1 RECENT",
             "i OK EXPUNGE completed"
         ])
     );
     assert_eq!(
         c.run("j", "FETCH 1:* (UID FLAGS)").await,
-        lines(&["* 1 FETCH (UID 3 FLAGS (\\Seen))", "j OK FETCH completed"])
+        lines(&[
+            "* 1 FETCH (UID 3 FLAGS (\\Seen \\Recent))",
+            "j OK FETCH completed"
+        ])
     );
     assert_eq!(
         c.run("k", "SEARCH ALL").await,
@@ -804,7 +809,7 @@ async fn append_copy_move_and_search() {
     );
     assert_eq!(
         c.run("m", "UID MOVE 1 Trash").await[1..],
-        lines(&["* 1 EXPUNGE", "m OK UID MOVE completed"])[..]
+        lines(&["* 1 EXPUNGE", "* 1 RECENT", "m OK UID MOVE completed"])[..]
     );
     assert_eq!(
         c.run("n", "SEARCH RETURN (SAVE) ALL").await,
@@ -869,7 +874,8 @@ async fn a_second_session_sees_changes_at_noop_and_during_idle() {
     // FETCH by sequence number may report EXISTS, but not EXPUNGE.
     assert_eq!(
         watcher.run("b", "NOOP").await,
-        lines(&["* 2 EXISTS", "b OK Done"])
+        // RFC 3501 §2.3.2: the watcher is the first session to hear of the message.
+        lines(&["* 2 EXISTS", "* 2 RECENT", "b OK Done"])
     );
     assert_eq!(
         actor
@@ -897,7 +903,7 @@ async fn a_second_session_sees_changes_at_noop_and_during_idle() {
     // ...but NOOP reports it.
     assert_eq!(
         watcher.run("d", "NOOP").await,
-        lines(&["* 1 EXPUNGE", "d OK Done"])
+        lines(&["* 1 EXPUNGE", "* 1 RECENT", "d OK Done"])
     );
 
     // IDLE: a delivery arrives as EXISTS at once.
@@ -905,12 +911,16 @@ async fn a_second_session_sees_changes_at_noop_and_during_idle() {
     assert_eq!(watcher.line().await, "+ idling");
     h.deliver("third").await;
     assert_eq!(watcher.line().await, "* 2 EXISTS");
+    assert_eq!(watcher.line().await, "* 2 RECENT");
     assert_eq!(
         actor.run("d", "NOOP").await,
         lines(&["* 2 EXISTS", "d OK Done"])
     );
     actor.run("e", "STORE 2 +FLAGS.SILENT (\\Flagged)").await;
-    assert_eq!(watcher.line().await, "* 2 FETCH (UID 3 FLAGS (\\Flagged))");
+    assert_eq!(
+        watcher.line().await,
+        "* 2 FETCH (UID 3 FLAGS (\\Flagged \\Recent))"
+    );
     watcher.send("DONE\r\n").await;
     assert_eq!(
         watcher.until_tagged("e").await,

@@ -10,7 +10,7 @@
 //!   EXPUNGE response may be sent (RFC 9051 §7.5.1: never during FETCH, STORE or SEARCH).
 
 use crate::proto::response;
-use crate::proto::sequence::SequenceSet;
+use crate::proto::sequence::{RangeSet, SequenceSet};
 use std::collections::BTreeSet;
 use storage::{
     Change, Flags, MailboxId, MessageEntry, ModSeq, SYSTEM_FLAGS, Store, Uid, UidValidity,
@@ -38,6 +38,11 @@ pub(crate) struct View {
     pub(crate) condstore: bool,
     /// RFC 7162 §3.2.10: expunges are reported as VANISHED.
     pub(crate) qresync: bool,
+    /// RFC 3501 §2.3.2: the UIDs that are `\Recent` in this session; `None` in an
+    /// IMAP4rev2 session, which has no `\Recent` (RFC 9051 Appendix E).
+    recent: Option<RangeSet>,
+    /// The RECENT count the client last heard (RFC 3501 §7.3.2).
+    reported_recent: usize,
     /// The keywords the client was told of in FLAGS, in the order they were announced:
     /// those in the mailbox at SELECT, then each new one as it first appears.
     keywords: Vec<String>,
@@ -68,17 +73,27 @@ fn add_new_keywords<'a>(
     known.len() > before
 }
 
-pub(crate) fn flags_text(flags: &Flags) -> String {
-    flags.iter().collect::<Vec<_>>().join(" ")
+/// The flags of a message as a FETCH response lists them, with `\Recent` last when the
+/// message is recent in this session (RFC 3501 §2.3.2).
+pub(crate) fn flags_text(flags: &Flags, recent: bool) -> String {
+    let mut text = flags.iter().collect::<Vec<_>>().join(" ");
+    if recent {
+        if !text.is_empty() {
+            text.push(' ');
+        }
+        text.push_str("\\Recent");
+    }
+    text
 }
 
 /// A flag update for the client: `seq FETCH ([UID uid ]FLAGS (...)[ MODSEQ (n)])`, with
-/// the MODSEQ once CONDSTORE is on (RFC 7162 §3.1.4.1).
+/// the MODSEQ once CONDSTORE is on (RFC 7162 §3.1.4.1) and `\Recent` when `recent`.
 pub(crate) fn flags_fetch_line(
     index: usize,
     entry: &MessageEntry,
     uid: bool,
     modseq: bool,
+    recent: bool,
 ) -> String {
     let uid = if uid {
         format!("UID {} ", entry.uid)
@@ -93,23 +108,65 @@ pub(crate) fn flags_fetch_line(
     format!(
         "{} FETCH ({uid}FLAGS ({}){modseq})",
         index + 1,
-        flags_text(&entry.flags)
+        flags_text(&entry.flags, recent)
     )
 }
 
+/// RFC 3501 §2.3.2: claims `\Recent` for the messages of `uids` (ascending) past what
+/// `recent` already holds, and adds what this session got to `recent`. Writes only when
+/// there is something to claim.
+async fn claim_recent(
+    store: &Store,
+    mailbox: MailboxId,
+    uids: &[u32],
+    recent: &mut RangeSet,
+) -> storage::Result<()> {
+    let Some(&last) = uids.last() else {
+        return Ok(());
+    };
+    let claimed_through = recent.ranges().last().map_or(0, |&(_, high)| high);
+    if last <= claimed_through {
+        return Ok(());
+    }
+    if let Some(first) = store.claim_recent(mailbox, Uid(last)).await? {
+        recent.push_above(first.0.max(claimed_through + 1), last);
+    }
+    Ok(())
+}
+
 impl View {
-    /// Builds the view: subscribe first, then read, so no change falls between.
+    /// Builds the view: subscribe first, then read, so no change falls between. An
+    /// IMAP4rev1 session (`imap4rev1`) keeps `\Recent`: a read-write one claims the
+    /// messages no session has claimed yet, a read-only one sees them as recent without
+    /// claiming them (RFC 3501 §6.3.2: EXAMINE leaves `\Recent` as it is).
     pub(crate) async fn open(
         store: &Store,
         mailbox: MailboxId,
         read_only: bool,
+        imap4rev1: bool,
     ) -> storage::Result<View> {
         let changes = store.subscribe();
         let info = store.mailbox(mailbox).await?;
         let entries = store.mailbox_entries(mailbox).await?;
-        let uids = entries.iter().map(|e| e.uid.0).collect();
+        let uids: Vec<u32> = entries.iter().map(|e| e.uid.0).collect();
         let mut keywords = Vec::new();
         add_new_keywords(&mut keywords, entries.iter().map(|e| &e.flags));
+        let recent = if !imap4rev1 {
+            None
+        } else if read_only {
+            // RFC 3501 §2.3.2: "If it is not possible to determine whether or not this
+            // session is the first session to be notified about a message, then that
+            // message SHOULD be considered recent": every message not claimed at
+            // EXAMINE, and every one that arrives later.
+            let mut recent = RangeSet::default();
+            recent.push_above(info.first_recent_uid.0, u32::MAX);
+            Some(recent)
+        } else {
+            let mut recent = RangeSet::default();
+            claim_recent(store, mailbox, &uids, &mut recent).await?;
+            Some(recent)
+        };
+        let reported_recent = recent.as_ref().map_or(0, |r| r.count_in(&uids));
         Ok(View {
             mailbox,
             name: info.name,
@@ -124,9 +181,26 @@ impl View {
             saved: Vec::new(),
             condstore: false,
             qresync: false,
+            recent,
+            reported_recent,
             keywords,
             changes,
         })
+    }
+
+    /// RFC 3501 §2.3.2: true when the message is `\Recent` in this session.
+    pub(crate) fn is_recent(&self, uid: Uid) -> bool {
+        self.recent.as_ref().is_some_and(|r| r.contains(uid.0))
+    }
+
+    /// The UIDs that are `\Recent` in this session (empty in IMAP4rev2).
+    pub(crate) fn recent_uids(&self) -> RangeSet {
+        self.recent.clone().unwrap_or_default()
+    }
+
+    /// The number of `\Recent` messages, as `* n RECENT` says (RFC 3501 §7.3.2).
+    pub(crate) fn recent_count(&self) -> usize {
+        self.reported_recent
     }
 
     /// `FLAGS (...)` and `OK [PERMANENTFLAGS (...)]`: the system flags and the keywords
@@ -235,13 +309,17 @@ impl View {
             for entry in changes.changed {
                 match self.index_of(entry.uid) {
                     Some(index) => {
+                        let recent = self
+                            .recent
+                            .as_ref()
+                            .is_some_and(|r| r.contains(entry.uid.0));
                         let Some(known) = self.entries.get_mut(index) else {
                             continue;
                         };
                         known.modseq = known.modseq.max(entry.modseq);
                         if known.flags != entry.flags {
                             known.flags = entry.flags;
-                            let line = flags_fetch_line(index, known, true, self.condstore);
+                            let line = flags_fetch_line(index, known, true, self.condstore, recent);
                             response::untagged(out, &line);
                         }
                     }
@@ -251,9 +329,16 @@ impl View {
                 }
             }
             appended.sort_by_key(|e| e.uid);
+            let any_appended = !appended.is_empty();
             for entry in appended {
                 self.uids.push(entry.uid.0);
                 self.entries.push(entry);
+            }
+            if any_appended
+                && !self.read_only
+                && let Some(recent) = self.recent.as_mut()
+            {
+                claim_recent(store, self.mailbox, &self.uids, recent).await?;
             }
         }
         if point == SyncPoint::Full && !self.deferred.is_empty() {
@@ -264,7 +349,20 @@ impl View {
             self.reported_exists = self.entries.len();
             response::untagged(out, &format!("{} EXISTS", self.entries.len()));
         }
+        self.report_recent(out);
         Ok(())
+    }
+
+    /// RFC 3501 §7.3.2: `* n RECENT` whenever the number of `\Recent` messages changed
+    /// (after EXISTS, as Dovecot sends it).
+    fn report_recent(&mut self, out: &mut Vec<u8>) {
+        if let Some(recent) = &self.recent {
+            let count = recent.count_in(&self.uids);
+            if count != self.reported_recent {
+                self.reported_recent = count;
+                response::untagged(out, &format!("{count} RECENT"));
+            }
+        }
     }
 
     /// Removes messages and writes their EXPUNGE responses. Highest first, so each

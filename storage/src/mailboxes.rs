@@ -23,12 +23,17 @@ pub struct Mailbox {
     pub highest_modseq: ModSeq,
     pub subscribed: bool,
     pub special_use: Option<SpecialUse>,
+    /// RFC 3501 §2.3.2: the first UID no session has been told of as `\Recent` yet;
+    /// messages from here on are recent to the next read-write session that sees them.
+    pub first_recent_uid: Uid,
 }
 
 /// RFC 9051 §6.3.11 STATUS items (and RFC 8438 SIZE).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MailboxStatus {
     pub messages: u32,
+    /// Messages no session has been told of as `\Recent` yet (RFC 3501 §6.3.10 RECENT).
+    pub recent: u32,
     pub unseen: u32,
     pub deleted: u32,
     pub size: u64,
@@ -39,8 +44,7 @@ pub struct MailboxStatus {
     pub highest_modseq: ModSeq,
 }
 
-const MAILBOX_COLUMNS: &str =
-    "id, account_id, name, uidvalidity, uidnext, highestmodseq, subscribed, special_use";
+const MAILBOX_COLUMNS: &str = "id, account_id, name, uidvalidity, uidnext, highestmodseq, subscribed, special_use, first_recent_uid";
 
 fn mailbox_from_row(row: &AnyRow) -> Result<Mailbox> {
     let special_use: Option<String> = row.try_get("special_use")?;
@@ -53,6 +57,7 @@ fn mailbox_from_row(row: &AnyRow) -> Result<Mailbox> {
         highest_modseq: ModSeq(row.try_get::<i64, _>("highestmodseq")? as u64),
         subscribed: row.try_get::<i64, _>("subscribed")? != 0,
         special_use: special_use.as_deref().and_then(SpecialUse::from_attribute),
+        first_recent_uid: Uid(row.try_get::<i64, _>("first_recent_uid")? as u32),
     })
 }
 
@@ -189,6 +194,7 @@ impl Store {
         let row = sqlx::query(&self.backend.sql(
             "SELECT COUNT(*) AS messages,
                     CAST(COALESCE(SUM(CASE WHEN (' ' || mm.flags || ' ') LIKE '% \\Seen %' ESCAPE '!' THEN 0 ELSE 1 END), 0) AS BIGINT) AS unseen,
+                    CAST(COALESCE(SUM(CASE WHEN mm.uid >= $2 THEN 1 ELSE 0 END), 0) AS BIGINT) AS recent,
                     CAST(COALESCE(SUM(CASE WHEN (' ' || mm.flags || ' ') LIKE '% \\Deleted %' ESCAPE '!' THEN 1 ELSE 0 END), 0) AS BIGINT) AS deleted,
                     CAST(COALESCE(SUM(m.size), 0) AS BIGINT) AS size,
                     CAST(COALESCE(SUM(CASE WHEN (' ' || mm.flags || ' ') LIKE '% \\Deleted %' ESCAPE '!' THEN m.size ELSE 0 END), 0) AS BIGINT) AS deleted_size
@@ -196,10 +202,12 @@ impl Store {
              WHERE mm.mailbox_id = $1",
         ))
         .bind(id.0)
+        .bind(i64::from(mailbox.first_recent_uid.0))
         .fetch_one(&self.reader)
         .await?;
         Ok(MailboxStatus {
             messages: row.try_get::<i64, _>("messages")? as u32,
+            recent: row.try_get::<i64, _>("recent")? as u32,
             unseen: row.try_get::<i64, _>("unseen")? as u32,
             deleted: row.try_get::<i64, _>("deleted")? as u32,
             size: row.try_get::<i64, _>("size")? as u64,
@@ -375,6 +383,37 @@ impl Store {
                         (),
                         vec![mailbox_changed(mailbox.account, id)],
                     ))
+                })
+            })
+            .await
+    }
+
+    /// RFC 3501 §2.3.2: claims `\Recent` for the messages of `mailbox` up to and
+    /// including `through` that no session has claimed yet, and returns the first UID
+    /// of them (the claim is `first..=through`), or `None` when another session already
+    /// claimed them all. Each message is claimed by exactly one session: the claim is one
+    /// write transaction, and storage commits those one after another. Nothing is
+    /// published: `\Recent` belongs to the claiming session, no other session hears of it.
+    pub async fn claim_recent(&self, mailbox: MailboxId, through: Uid) -> Result<Option<Uid>> {
+        self.writer
+            .run(move |conn| {
+                Box::pin(async move {
+                    let first: Option<i64> =
+                        sqlx::query_scalar("SELECT first_recent_uid FROM mailboxes WHERE id = $1")
+                            .bind(mailbox.0)
+                            .fetch_optional(&mut *conn)
+                            .await?;
+                    let first =
+                        first.ok_or_else(|| StoreError::NotFound(format!("mailbox {mailbox}")))?;
+                    if first > i64::from(through.0) {
+                        return Ok(JobOutput::new(None, Vec::new()));
+                    }
+                    sqlx::query("UPDATE mailboxes SET first_recent_uid = $1 WHERE id = $2")
+                        .bind(i64::from(through.0) + 1)
+                        .bind(mailbox.0)
+                        .execute(&mut *conn)
+                        .await?;
+                    Ok(JobOutput::new(Some(Uid(first as u32)), Vec::new()))
                 })
             })
             .await

@@ -144,6 +144,7 @@ const TABLES: &[Table] = &[
             ("highestmodseq", Kind::Int),
             ("subscribed", Kind::Int),
             ("special_use", Kind::Text),
+            ("first_recent_uid", Kind::Int),
         ],
         key: 1,
         rows_per_chunk: ROWS_PER_CHUNK,

@@ -1433,6 +1433,54 @@ async fn postgres_connections_dropped_by_the_server_come_back() {
     assert!(resync.concerns(inbox.id));
 }
 
+async fn recent_is_claimed_by_exactly_one_session(backend: Backend) {
+    let f = fixture(backend).await;
+    let inbox = mailbox(&f.store, f.account, "INBOX").await;
+    assert_eq!(inbox.first_recent_uid, Uid(1));
+    for n in 0..3 {
+        deliver(&f.store, vec![inbox.id], message(n)).await;
+    }
+    let status = f.store.mailbox_status(inbox.id).await.expect("status");
+    assert_eq!(status.recent, 3, "no session has seen them");
+    // RFC 3501 §2.3.2: sessions claiming at once get disjoint claims that together are
+    // every message once.
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let store = f.store.clone();
+        tasks.push(tokio::spawn(async move {
+            store.claim_recent(inbox.id, Uid(3)).await.expect("claim")
+        }));
+    }
+    let mut claims = Vec::new();
+    for task in tasks {
+        claims.extend(task.await.expect("task"));
+    }
+    assert_eq!(
+        claims,
+        vec![Uid(1)],
+        "one session claims 1..=3, the others nothing"
+    );
+    let status = f.store.mailbox_status(inbox.id).await.expect("status");
+    assert_eq!(status.recent, 0);
+    deliver(&f.store, vec![inbox.id], message(3)).await;
+    assert_eq!(
+        f.store
+            .mailbox_status(inbox.id)
+            .await
+            .expect("status")
+            .recent,
+        1
+    );
+    assert_eq!(
+        f.store.claim_recent(inbox.id, Uid(4)).await.expect("claim"),
+        Some(Uid(4))
+    );
+    assert_eq!(
+        mailbox(&f.store, f.account, "INBOX").await.first_recent_uid,
+        Uid(5)
+    );
+}
+
 /// Each test above, once per backend: `sqlite::NAME` and `postgres_backend::NAME`.
 macro_rules! on_both_backends {
     ($($test:ident),* $(,)?) => {
@@ -1473,4 +1521,5 @@ on_both_backends!(
     bare_lf_and_cr_are_stored_as_crlf_and_nothing_else_changes,
     header_bytes_are_the_raw_prefix_and_unfolded_fields_are_stored,
     message_ids_are_never_reused_after_the_newest_is_deleted,
+    recent_is_claimed_by_exactly_one_session,
 );

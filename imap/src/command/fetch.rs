@@ -180,13 +180,15 @@ impl Session {
                 };
                 if newly_seen.contains(&entry.uid) && !asks_flags {
                     separator(out);
-                    push_flags(out, &entry.flags);
+                    push_flags(out, &entry.flags, view.is_recent(entry.uid));
                 }
                 for item in &items {
                     let out = &mut conn.out;
                     separator(out);
                     match item {
-                        FetchItem::Flags => push_flags(out, &entry.flags),
+                        FetchItem::Flags => {
+                            push_flags(out, &entry.flags, view.is_recent(entry.uid))
+                        }
                         FetchItem::Uid => {
                             out.extend_from_slice(b"UID ");
                             push_number(out, entry.uid.0 as usize);
@@ -309,10 +311,12 @@ fn only_top_header(item: &FetchItem) -> bool {
     }
 }
 
-/// `FLAGS (...)`, written in place.
-fn push_flags(out: &mut Vec<u8>, flags: &Flags) {
+/// `FLAGS (...)`, written in place, with `\Recent` last when the message is recent in
+/// this session (RFC 3501 §2.3.2).
+fn push_flags(out: &mut Vec<u8>, flags: &Flags, recent: bool) {
     out.extend_from_slice(b"FLAGS (");
-    for (n, flag) in flags.iter().enumerate() {
+    let recent = recent.then_some("\\Recent");
+    for (n, flag) in flags.iter().chain(recent).enumerate() {
         if n > 0 {
             out.push(b' ');
         }
@@ -441,10 +445,10 @@ mod tests {
             assert_eq!(out, n.to_string().as_bytes());
         }
         out.clear();
-        push_flags(&mut out, &Flags::new(["\\Seen", "$Label"]));
+        push_flags(&mut out, &Flags::new(["\\Seen", "$Label"]), false);
         assert_eq!(out, b"FLAGS ($Label \\Seen)");
         out.clear();
-        push_flags(&mut out, &Flags::default());
+        push_flags(&mut out, &Flags::default(), false);
         assert_eq!(out, b"FLAGS ()");
     }
 

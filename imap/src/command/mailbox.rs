@@ -276,8 +276,9 @@ impl Session {
                 StatusItem::Unseen => format!("UNSEEN {}", status.unseen),
                 StatusItem::Deleted => format!("DELETED {}", status.deleted),
                 StatusItem::Size => format!("SIZE {}", status.size),
-                // We keep no \Recent (RFC 9051 removed it): always zero.
-                StatusItem::Recent => "RECENT 0".to_owned(),
+                // RFC 3501 §6.3.10: "The number of messages with the \Recent flag set",
+                // those no session has claimed (Dovecot counts the same).
+                StatusItem::Recent => format!("RECENT {}", status.recent),
                 StatusItem::HighestModSeq => format!("HIGHESTMODSEQ {}", status.highest_modseq),
                 StatusItem::AppendLimit => {
                     format!("APPENDLIMIT {}", self.server.config.max_message_size)

@@ -213,6 +213,8 @@ struct SetBounds<'a> {
     exists: u32,
     /// RFC 5182 `$`.
     saved: &'a [Uid],
+    /// RFC 3501 §2.3.2: the UIDs that are `\Recent` in this session.
+    recent: RangeSet,
 }
 
 impl SetBounds<'_> {
@@ -221,6 +223,7 @@ impl SetBounds<'_> {
             largest_uid: view.uids().last().copied().unwrap_or(0),
             exists: u32::try_from(view.exists()).unwrap_or(u32::MAX),
             saved: &view.saved,
+            recent: view.recent_uids(),
         }
     }
 }
@@ -245,6 +248,14 @@ impl Key {
             SearchKey::Header(name, value) => Key::Header(name.clone(), Needle::new(value)),
             SearchKey::Body(value) => Key::Body(Needle::new(value)),
             SearchKey::Text(value) => Key::Text(Needle::new(value)),
+            // RFC 3501 §6.4.4: RECENT, "messages that have the \Recent flag set"; NEW,
+            // "equivalent to (RECENT UNSEEN)"; OLD, "equivalent to NOT RECENT".
+            SearchKey::Recent => Key::Uids(bounds.recent.clone()),
+            SearchKey::New => Key::And(vec![
+                Key::Uids(bounds.recent.clone()),
+                Key::Leaf(SearchKey::Flag("\\Seen", false)),
+            ]),
+            SearchKey::Old => Key::Not(Box::new(Key::Uids(bounds.recent.clone()))),
             other => Key::Leaf(other.clone()),
         }
     }
@@ -288,9 +299,8 @@ fn matches_leaf(key: &SearchKey, c: &Candidate<'_>, now: i64) -> bool {
         SearchKey::Younger(seconds) => now - c.entry.internal_date <= i64::from(*seconds),
         SearchKey::Flag(flag, set) => c.entry.flags.contains(flag) == *set,
         SearchKey::Keyword(keyword, set) => c.entry.flags.contains(keyword) == *set,
-        // We keep no \Recent (RFC 9051 removed it): nothing is new or recent.
-        SearchKey::New | SearchKey::Recent => false,
-        SearchKey::Old => true,
+        // `Key::compile` turns these into sets of this session's recent UIDs.
+        SearchKey::New | SearchKey::Recent | SearchKey::Old => false,
         SearchKey::Larger(n) => u64::from(c.entry.size) > *n,
         SearchKey::Smaller(n) => u64::from(c.entry.size) < *n,
         SearchKey::Before(date) => internal() < *date,
@@ -594,6 +604,7 @@ pub(crate) fn search_messages(criteria: &[u8], messages: &[&[u8]], now: i64) -> 
             largest_uid: count,
             exists: count,
             saved: &[],
+            recent: RangeSet::default(),
         },
     );
     let mut batch = Batch {

@@ -39,15 +39,16 @@ impl Session {
         let Some(target) = self.server.store.mailbox_by_name(account, &name).await? else {
             return Err(CommandError::no(Some(Code::NonExistent), "No such mailbox"));
         };
-        let mut view = View::open(&self.server.store, target.id, read_only).await?;
+        let mut view =
+            View::open(&self.server.store, target.id, read_only, !self.enabled.rev2).await?;
         view.condstore = self.enabled.condstore;
         view.qresync = self.enabled.qresync;
         let out = &mut self.conn.out;
         view.write_flags(out);
         response::untagged(out, &format!("{} EXISTS", view.exists()));
         if !self.enabled.rev2 {
-            // RFC 3501 §6.3.1: RECENT is required of IMAP4rev1; we keep no \Recent.
-            response::untagged(out, "0 RECENT");
+            // RFC 3501 §6.3.1: RECENT is required of IMAP4rev1.
+            response::untagged(out, &format!("{} RECENT", view.recent_count()));
             // RFC 3501 §6.3.1: the first unseen message.
             if let Some(first) = view
                 .entries
@@ -126,7 +127,10 @@ impl Session {
             .await?;
         for (index, entry) in view.entries.iter().enumerate() {
             if entry.modseq > since {
-                response::untagged(out, &flags_fetch_line(index, entry, true, true));
+                response::untagged(
+                    out,
+                    &flags_fetch_line(index, entry, true, true, view.is_recent(entry.uid)),
+                );
             }
         }
         Ok(())

@@ -88,7 +88,13 @@ impl Session {
             }
             let line = if !command.silent {
                 // RFC 7162 §3.1.4.1: with CONDSTORE on, FETCH responses carry MODSEQ.
-                flags_fetch_line(index, entry, command.uid, view.condstore)
+                flags_fetch_line(
+                    index,
+                    entry,
+                    command.uid,
+                    view.condstore,
+                    view.is_recent(entry.uid),
+                )
             } else if view.condstore && changed.contains(&entry.uid) {
                 // RFC 7162 §3.1.3: .SILENT still tells a CONDSTORE client the new MODSEQ.
                 let uid = if command.uid {

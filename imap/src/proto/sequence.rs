@@ -160,6 +160,26 @@ impl RangeSet {
     pub fn ranges(&self) -> &[(u32, u32)] {
         &self.0
     }
+
+    /// Adds `low..=high` (`low <= high`), which lies above every number in the set: the
+    /// set stays sorted, disjoint and not adjacent without a sort.
+    pub fn push_above(&mut self, low: u32, high: u32) {
+        match self.0.last_mut() {
+            Some((_, last)) if last.saturating_add(1) >= low => *last = (*last).max(high),
+            _ => self.0.push((low, high)),
+        }
+    }
+
+    /// How many of `sorted` (ascending, no duplicates) are in the set: two binary
+    /// searches per range.
+    pub fn count_in(&self, sorted: &[u32]) -> usize {
+        self.0
+            .iter()
+            .map(|&(low, high)| {
+                sorted.partition_point(|&n| n <= high) - sorted.partition_point(|&n| n < low)
+            })
+            .sum()
+    }
 }
 
 /// Compresses numbers in the given order into ranges of consecutive values. COPYUID
@@ -212,6 +232,18 @@ impl fmt::Display for SequenceSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ranges_pushed_above_merge_and_count() {
+        let mut set = RangeSet::default();
+        set.push_above(3, 5);
+        set.push_above(6, 6);
+        set.push_above(9, u32::MAX);
+        assert_eq!(set.ranges(), &[(3, 6), (9, u32::MAX)]);
+        assert_eq!(set.count_in(&[1, 2, 3, 6, 7, 8, 9, 40]), 4);
+        assert_eq!(set.count_in(&[]), 0);
+        assert!(set.contains(4) && !set.contains(7) && set.contains(u32::MAX));
+    }
     use crate::proto::command::parse_sequence_set;
 
     fn set(text: &str) -> SequenceSet {

@@ -168,10 +168,7 @@ fn analyse_parsed(raw: &[u8]) -> Analysis {
                 sent_day: message.date().map(|date| (date.year, date.month, date.day)),
                 base_subject: base_subject(message.subject().unwrap_or("")),
                 message_id: message.message_id().map(str::to_owned),
-                references: message_ids(message.references())
-                    .into_iter()
-                    .chain(message_ids(message.in_reply_to()))
-                    .collect(),
+                references: thread_references(&message),
             };
             Analysis { meta, body_text }
         }
@@ -582,6 +579,21 @@ fn addresses_text(address: &Address<'_>) -> String {
     parts.join(", ")
 }
 
+/// RFC 5256 §3 REFERENCES step 1A: the message ids of References; "If a message does
+/// not contain a References header line, or the References header line does not contain
+/// any valid message ids, then use the first (if any) valid message id of the
+/// In-Reply-To header line as the only valid message id in the References header line."
+fn thread_references(message: &mail_parser::Message<'_>) -> Vec<String> {
+    let references = message_ids(message.references());
+    if !references.is_empty() {
+        return references;
+    }
+    message_ids(message.in_reply_to())
+        .into_iter()
+        .take(1)
+        .collect()
+}
+
 fn message_ids(value: &HeaderValue<'_>) -> Vec<String> {
     match value {
         HeaderValue::Text(id) => vec![id.to_string()],
@@ -592,12 +604,22 @@ fn message_ids(value: &HeaderValue<'_>) -> Vec<String> {
 
 /// RFC 5256 §2.1: the base subject, lower-cased for comparison.
 pub fn base_subject(subject: &str) -> String {
+    base_subject_and_reply(subject).0
+}
+
+/// RFC 5256 §2.1: the base subject (lower-cased) and whether the message is a reply or
+/// forward: whether a `(fwd)` trailer, a `re:`/`fw:`/`fwd:` leader or a `[fwd: ...]`
+/// wrapper was taken off (step 5 of THREAD=REFERENCES asks this). A `[blob]` taken off
+/// alone does not make a reply: `[list] hello` is a first message.
+pub fn base_subject_and_reply(subject: &str) -> (String, bool) {
     let mut s: String = subject.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut reply = false;
     loop {
         let before = s.clone();
         // (2) remove trailing "(fwd)" and whitespace.
         while let Some(stripped) = strip_suffix_ignore_case(s.trim_end(), "(fwd)") {
             s = stripped.trim_end().to_owned();
+            reply = true;
         }
         // (3) remove leading "re:", "fw:", "fwd:" with an optional [blob], and [blob]s.
         loop {
@@ -608,6 +630,7 @@ pub fn base_subject(subject: &str) -> String {
                     let after = skip_blob(after.trim_start()).trim_start();
                     if let Some(after) = after.strip_prefix(':') {
                         rest = Some(after.to_owned());
+                        reply = true;
                         break;
                     }
                 }
@@ -629,13 +652,14 @@ pub fn base_subject(subject: &str) -> String {
             && let Some(inner) = inner.strip_suffix(']')
         {
             s = inner.to_owned();
+            reply = true;
         }
         s = s.trim().to_owned();
         if s == before {
             break;
         }
     }
-    s.to_lowercase()
+    (s.to_lowercase(), reply)
 }
 
 /// RFC 2046 §5.1.1: "the CRLF preceding the boundary delimiter line is conceptually
@@ -682,6 +706,43 @@ fn strip_suffix_ignore_case<'a>(s: &'a str, suffix: &str) -> Option<&'a str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_blob_alone_does_not_make_a_reply() {
+        // RFC 5256 §2.1 / THREAD=REFERENCES step 5: only re:, fw:, fwd:, (fwd) and
+        // [fwd: ...] make a reply or forward (Dovecot 2.3 answers the same).
+        assert_eq!(
+            base_subject_and_reply("[list] hello"),
+            ("hello".into(), false)
+        );
+        assert_eq!(
+            base_subject_and_reply("Re: [list] hello"),
+            ("hello".into(), true)
+        );
+        assert_eq!(
+            base_subject_and_reply("hello (fwd)"),
+            ("hello".into(), true)
+        );
+        assert_eq!(
+            base_subject_and_reply("[fwd: hello]"),
+            ("hello".into(), true)
+        );
+        assert_eq!(base_subject_and_reply("hello"), ("hello".into(), false));
+    }
+
+    #[test]
+    fn in_reply_to_counts_only_without_references() {
+        let ids = |raw: &str| analyse(raw.as_bytes()).meta.references;
+        // RFC 5256 §3 REFERENCES step 1A: References wins; In-Reply-To only alone.
+        assert_eq!(
+            ids("References: <a@x> <b@x>\r\nIn-Reply-To: <c@x>\r\nSubject: s\r\n\r\nbody\r\n"),
+            ["a@x", "b@x"]
+        );
+        assert_eq!(
+            ids("In-Reply-To: <c@x> <d@x>\r\nSubject: s\r\n\r\nbody\r\n"),
+            ["c@x"]
+        );
+    }
 
     #[test]
     fn folded_boundary_parameter_still_splits_the_multipart() {

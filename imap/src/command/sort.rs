@@ -43,12 +43,6 @@ impl Item {
             .find(|(name, _)| name.eq_ignore_ascii_case("Subject"))
             .map(|(_, value)| value.as_str())
             .unwrap_or("");
-        // base_subject is lower-cased: compare like with like.
-        let normalised = subject
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" ")
-            .to_lowercase();
         Item {
             number,
             seq: found.seq,
@@ -56,7 +50,8 @@ impl Item {
             size,
             sent_date: meta.sent_date.unwrap_or(internal_date),
             base_subject: meta.base_subject.to_ascii_uppercase(),
-            is_reply: !meta.base_subject.is_empty() && meta.base_subject != normalised,
+            is_reply: !meta.base_subject.is_empty()
+                && storage::mime::base_subject_and_reply(subject).1,
             from: first_mailbox(&meta.envelope.from),
             to: first_mailbox(&meta.envelope.to),
             cc: first_mailbox(&meta.envelope.cc),

@@ -413,3 +413,30 @@ fn new_uids_must_be_above_what_was_seen_before_the_command() {
         ]
     );
 }
+
+#[test]
+fn only_a_read_write_session_takes_recent() {
+    for (examine, claims) in [(true, 0), (false, 1)] {
+        let mut s = Session::new(MAILBOXES.iter().map(|m| (*m).to_owned()).collect(), true);
+        s.begin_select(0, examine);
+        let done = if examine {
+            "a OK [READ-ONLY] Examine completed."
+        } else {
+            "a OK [READ-WRITE] Select completed."
+        };
+        let mut c = cx();
+        let lines = [
+            "* FLAGS (\\Seen)",
+            "* 1 EXISTS",
+            "* 1 RECENT",
+            "* OK [UIDVALIDITY 7] x",
+            done,
+        ];
+        feed(&mut s, &mut c, &lines);
+        s.finish_select(true, &mut c);
+        assert_eq!(kinds(&c), Vec::<&str>::new());
+        let mut c = cx();
+        feed(&mut s, &mut c, &["* 1 FETCH (UID 3 FLAGS (\\Recent))"]);
+        assert_eq!(c.recent.len(), claims, "EXAMINE: {examine}");
+    }
+}

@@ -938,7 +938,10 @@ impl Session {
             slot.flags = Some(flags.clone());
             if let Some(uid) = slot.uid {
                 cx.fetched.push((uid, flags.clone()));
+                // RFC 3501 §2.3.2: \Recent goes to one session; a session opened with
+                // EXAMINE sees it without taking it (RFC 3501 §6.3.2).
                 if check_recent
+                    && !view.read_only
                     && flags.iter().any(|f| f == "\\recent")
                     && let Some(validity) = view.uidvalidity
                 {

@@ -82,22 +82,12 @@ if ((${#missing[@]})); then
 fi
 
 # --- Build ---------------------------------------------------------------------------------
-DOVECOT_PID=
-stop_servers() {
-    if [[ -n $DOVECOT_PID ]]; then
-        stop_dovecot
-    fi
-}
 # Dovecot's unprivileged processes must be able to walk into it.
 make_workdir letterbox-imap-bench
 if wants letterbox; then
     build_letterbox
 fi
-if [[ -n $IMAP_LOAD ]]; then
-    LOAD=$IMAP_LOAD
-else
-    LOAD=$(build_load imap_load)
-fi
+LOAD=${IMAP_LOAD:-$(build_load imap_load)}
 [[ -x $LOAD ]] || die "cannot find the imap_load executable"
 
 # --- Helpers -------------------------------------------------------------------------------
@@ -128,13 +118,9 @@ run_load() {
 
 # --- letterbox -----------------------------------------------------------------------------
 run_letterbox() {
-    local dir=$WORK/letterbox address stored_hash
-    write_imap_config "$dir" $((CLIENTS + 10))
-    start_letterbox "$dir"
-    address=$(sed -n 's/^listening imap //p' "$dir/stdout" | head -n 1)
-    [[ -n $address ]] || die "letterbox printed no 'listening imap' line"
-    PASSWORD=$(sed -n 's/^  Password: *//p' "$dir/stdout" | head -n 1)
-    [[ -n $PASSWORD ]] || die "letterbox printed no password for the first account"
+    local dir=$WORK/letterbox stored_hash
+    start_letterbox_imap "$dir" $((CLIENTS + 10))
+    PASSWORD=$LETTERBOX_PASSWORD
 
     # The cost of its argon2id hash, for Dovecot's. A PHC string: $argon2id$v=19$m=..,t=..,p=..$salt$hash
     stored_hash=$(sqlite3 "$dir/data/letterbox.sqlite" \
@@ -146,38 +132,14 @@ run_letterbox() {
     fi
     LETTERBOX_SCHEME="argon2id $ARGON2_COST"
 
-    run_load letterbox "$address"
+    run_load letterbox "$LETTERBOX_IMAP"
     stop_letterbox "$dir"
     LETTERBOX_RATE=$(field ops_per_second "$WORK/letterbox.load")
 }
 
 # --- Dovecot -------------------------------------------------------------------------------
-stop_dovecot() {
-    local pid=$DOVECOT_PID _
-    DOVECOT_PID=
-    kill -TERM "$pid" 2>/dev/null || true
-    # The master stops its children before it exits: wait for it before removing its files.
-    for _ in $(seq 1 100); do
-        running "$pid" || { wait "$pid" 2>/dev/null || true; return 0; }
-        sleep 0.1
-    done
-    log "dovecot master $pid still running after SIGTERM"
-}
-
-# An existing unprivileged user for Dovecot's internal and login processes: Debian's
-# dovecot and dovenull when the package made them, else nobody.
-system_user() { if getent passwd "$1" >/dev/null; then echo "$1"; else echo nobody; fi; }
-
 run_dovecot() {
-    local dir=$WORK/dovecot port hash
-    local internal_user login_user uid gid
-    internal_user=$(system_user dovecot)
-    login_user=$(system_user dovenull)
-    uid=$(id -u nobody)
-    gid=$(id -g nobody)
-    port=$(free_port) || die "no free port on 127.0.0.1"
-    mkdir -p "$dir/run" "$dir/state" "$dir/mail"
-    chown "$uid:$gid" "$dir/mail"
+    local dir=$WORK/dovecot hash
     [[ -n ${PASSWORD:-} ]] || PASSWORD=$(random_password)
 
     if [[ $DOVECOT_HASH == doveadm ]]; then
@@ -194,64 +156,9 @@ run_dovecot() {
     doveadm pw -t "$hash" -p "$PASSWORD" >/dev/null || die "doveadm does not verify the hash $hash"
     # shellcheck disable=SC2016 # the $ are the PHC string's, not the shell's
     DOVECOT_SCHEME=$(sed -E 's/^\{([A-Z0-9-]+)\}\$([a-z0-9]+)\$v=[0-9]+\$([^$]*)\$.*/\2 \3/' <<<"$hash")
-    printf '%s:%s\n' "$IMAP_USER" "$hash" >"$dir/passwd"
-    chown "$internal_user" "$dir/passwd"
-    chmod 600 "$dir/passwd"
+    start_dovecot "$dir" $((CLIENTS + 10)) "$IMAP_USER" "$hash"
 
-    cat >"$dir/dovecot.conf" <<EOF
-# A private instance for bench/imap-vs-dovecot.sh; everything else at Dovecot's defaults.
-base_dir = $dir/run
-state_dir = $dir/state
-log_path = $dir/dovecot.log
-protocols = imap
-listen = 127.0.0.1
-ssl = no
-disable_plaintext_auth = no
-auth_mechanisms = plain login
-default_internal_user = $internal_user
-default_login_user = $login_user
-# Room for every client and its reconnections (defaults 100 processes and 10 connections).
-default_process_limit = $((CLIENTS + 10 > 100 ? CLIENTS + 10 : 100))
-mail_location = maildir:$dir/mail/%u
-passdb {
-  driver = passwd-file
-  args = username_format=%u $dir/passwd
-}
-userdb {
-  driver = static
-  args = uid=$uid gid=$gid home=$dir/mail/%u
-}
-service imap-login {
-  inet_listener imap {
-    address = 127.0.0.1
-    port = $port
-  }
-  inet_listener imaps {
-    port = 0
-  }
-}
-protocol imap {
-  mail_max_userip_connections = $((CLIENTS + 10))
-}
-EOF
-    log "starting dovecot $(dovecot --version | cut -d' ' -f1) on 127.0.0.1:$port"
-    dovecot -F -c "$dir/dovecot.conf" >"$dir/stdout" 2>&1 &
-    DOVECOT_PID=$!
-    local waited=0
-    until (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
-        running "$DOVECOT_PID" || {
-            cat "$dir/stdout" >&2
-            tail -n 20 "$dir/dovecot.log" >&2 2>/dev/null || true
-            die "dovecot exited before it listened"
-        }
-        ((waited++ < STARTUP_TIMEOUT * 10)) || {
-            tail -n 20 "$dir/dovecot.log" >&2 2>/dev/null || true
-            die "dovecot is not listening on 127.0.0.1:$port after ${STARTUP_TIMEOUT}s"
-        }
-        sleep 0.1
-    done
-
-    run_load dovecot "127.0.0.1:$port"
+    run_load dovecot "127.0.0.1:$DOVECOT_PORT"
 
     # A check, not a measurement: the Maildir holds the setup messages and nothing else.
     local files

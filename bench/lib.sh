@@ -1,7 +1,8 @@
-# Shared by the bench scripts (bench/imap-vs-dovecot.sh, bench/smtp-vs-postfix.sh,
-# bench/smtp-nodes.sh): sourced, not run. The script sets BENCH_NAME (for messages),
-# TARGETS, KEEP and STARTUP_TIMEOUT first, and defines stop_servers, which the exit trap
-# calls to stop what it started besides letterbox.
+# Shared by the bench scripts (bench/imap-vs-dovecot.sh, bench/imap-stress.sh,
+# bench/smtp-vs-postfix.sh, bench/smtp-nodes.sh): sourced, not run. The script sets
+# BENCH_NAME (for messages), TARGETS, KEEP and STARTUP_TIMEOUT first, and may define
+# stop_servers, which the exit trap calls to stop what it started besides letterbox and
+# Dovecot (start_dovecot).
 # shellcheck shell=bash
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -24,6 +25,7 @@ apt_install() {
 # make_workdir PREFIX: WORK, a new directory under BENCH_TMPDIR that the servers'
 # unprivileged users can walk into; removed at exit unless KEEP=1 or the run failed.
 LETTERBOX_PID=
+DOVECOT_PID=
 make_workdir() {
     WORK=$(mktemp -d "$BENCH_TMPDIR/$1.XXXXXX")
     chmod 755 "$WORK"
@@ -37,7 +39,12 @@ bench_cleanup() {
         kill -TERM "$LETTERBOX_PID" 2>/dev/null || true
         wait "$LETTERBOX_PID" 2>/dev/null || true
     fi
-    stop_servers || true
+    if [[ -n $DOVECOT_PID ]]; then
+        stop_dovecot || true
+    fi
+    if declare -F stop_servers >/dev/null; then
+        stop_servers || true
+    fi
     if [[ $KEEP == 1 || $status != 0 ]]; then
         log "kept $WORK"
     else
@@ -185,9 +192,108 @@ start_letterbox() {
     done
 }
 
+# start_letterbox_imap DIR CONNECTIONS: letterbox with the IMAP benchmarks' config
+# (write_imap_config) in DIR, started; LETTERBOX_IMAP is its IMAP address and
+# LETTERBOX_PASSWORD the first account's password, as it printed them.
+start_letterbox_imap() {
+    write_imap_config "$1" "$2"
+    start_letterbox "$1"
+    LETTERBOX_IMAP=$(sed -n 's/^listening imap //p' "$1/stdout" | head -n 1)
+    [[ -n $LETTERBOX_IMAP ]] || die "letterbox printed no 'listening imap' line"
+    LETTERBOX_PASSWORD=$(sed -n 's/^  Password: *//p' "$1/stdout" | head -n 1)
+    [[ -n $LETTERBOX_PASSWORD ]] || die "letterbox printed no password for the first account"
+}
+
 # stop_letterbox DIR: SIGTERM, and a clean exit is required.
 stop_letterbox() {
     kill -TERM "$LETTERBOX_PID"
     wait "$LETTERBOX_PID" || die "letterbox exited with status $? on SIGTERM (see $1/letterbox.log)"
     LETTERBOX_PID=
+}
+
+# An existing unprivileged user for Dovecot's internal and login processes: Debian's
+# dovecot and dovenull when the package made them, else nobody.
+system_user() { if getent passwd "$1" >/dev/null; then echo "$1"; else echo nobody; fi; }
+
+# start_dovecot DIR CONNECTIONS USER HASH: a private Dovecot (its config, state, log and
+# Maildir under DIR) with the one account USER, whose passwd-file password is HASH
+# (`{SCHEME}...`), and room for CONNECTIONS sessions of it; everything else at Dovecot's
+# defaults. Listens on a free 127.0.0.1 port, DOVECOT_PORT; the master is DOVECOT_PID,
+# which stop_dovecot stops.
+start_dovecot() {
+    local dir=$1 connections=$2 user=$3 hash=$4
+    local internal_user login_user uid gid waited=0
+    internal_user=$(system_user dovecot)
+    login_user=$(system_user dovenull)
+    uid=$(id -u nobody)
+    gid=$(id -g nobody)
+    DOVECOT_PORT=$(free_port) || die "no free port on 127.0.0.1"
+    mkdir -p "$dir/run" "$dir/state" "$dir/mail"
+    chown "$uid:$gid" "$dir/mail"
+    printf '%s:%s\n' "$user" "$hash" >"$dir/passwd"
+    chown "$internal_user" "$dir/passwd"
+    chmod 600 "$dir/passwd"
+    cat >"$dir/dovecot.conf" <<EOF
+# A private instance for bench/$BENCH_NAME.sh; everything else at Dovecot's defaults.
+base_dir = $dir/run
+state_dir = $dir/state
+log_path = $dir/dovecot.log
+protocols = imap
+listen = 127.0.0.1
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+default_internal_user = $internal_user
+default_login_user = $login_user
+# Room for every client and its reconnections (defaults 100 processes and 10 connections).
+default_process_limit = $((connections > 100 ? connections : 100))
+mail_location = maildir:$dir/mail/%u
+passdb {
+  driver = passwd-file
+  args = username_format=%u $dir/passwd
+}
+userdb {
+  driver = static
+  args = uid=$uid gid=$gid home=$dir/mail/%u
+}
+service imap-login {
+  inet_listener imap {
+    address = 127.0.0.1
+    port = $DOVECOT_PORT
+  }
+  inet_listener imaps {
+    port = 0
+  }
+}
+protocol imap {
+  mail_max_userip_connections = $connections
+}
+EOF
+    log "starting dovecot $(dovecot --version | cut -d' ' -f1) on 127.0.0.1:$DOVECOT_PORT"
+    dovecot -F -c "$dir/dovecot.conf" >"$dir/stdout" 2>&1 &
+    DOVECOT_PID=$!
+    until (exec 3<>"/dev/tcp/127.0.0.1/$DOVECOT_PORT") 2>/dev/null; do
+        running "$DOVECOT_PID" || {
+            cat "$dir/stdout" >&2
+            tail -n 20 "$dir/dovecot.log" >&2 2>/dev/null || true
+            die "dovecot exited before it listened"
+        }
+        ((waited++ < STARTUP_TIMEOUT * 10)) || {
+            tail -n 20 "$dir/dovecot.log" >&2 2>/dev/null || true
+            die "dovecot is not listening on 127.0.0.1:$DOVECOT_PORT after ${STARTUP_TIMEOUT}s"
+        }
+        sleep 0.1
+    done
+}
+
+stop_dovecot() {
+    local pid=$DOVECOT_PID _
+    DOVECOT_PID=
+    kill -TERM "$pid" 2>/dev/null || true
+    # The master stops its children before it exits: wait for it before removing its files.
+    for _ in $(seq 1 100); do
+        running "$pid" || { wait "$pid" 2>/dev/null || true; return 0; }
+        sleep 0.1
+    done
+    log "dovecot master $pid still running after SIGTERM"
 }

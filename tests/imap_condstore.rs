@@ -81,6 +81,7 @@ phone.store("1", "+FLAGS", "($Phone)")
 show("conditional-store", run(laptop, "UID", "STORE", "1", "(UNCHANGEDSINCE %d)" % modseq_1, "+FLAGS", "(\\Seen)"))
 show("conditional-store-ok", run(laptop, "STORE", "2", "(UNCHANGEDSINCE 9223372036854775807)", "+FLAGS.SILENT", "($Laptop)"))
 show("flags-1", run(laptop, "UID", "FETCH", "1", "(FLAGS)"))
+show("store-by-number", run(laptop, "STORE", "3", "+FLAGS", "(\\Answered)"))
 
 # Under QRESYNC an expunge is reported as VANISHED.
 run(laptop, "STORE", "1", "+FLAGS.SILENT", "(\\Deleted)")
@@ -160,7 +161,8 @@ fn imaplib_resynchronises_with_condstore_and_qresync() {
     // .SILENT with CONDSTORE still reports the new MODSEQ, without FLAGS.
     let silent = line("conditional-store-ok");
     assert!(silent.starts_with("conditional-store-ok OK"), "{silent}");
-    assert!(silent.contains("FETCH 2 (MODSEQ ("), "{silent}");
+    // RFC 7162 §3.2.4: under QRESYNC a STORE by sequence number answers with the UID.
+    assert!(silent.contains("FETCH 2 (UID 2 MODSEQ ("), "{silent}");
     assert!(
         !silent
             .split(" ; ")
@@ -171,6 +173,12 @@ fn imaplib_resynchronises_with_condstore_and_qresync() {
     assert!(
         silent.contains("; FLAGS (\\Answered \\Deleted \\Draft \\Flagged \\Seen $Phone $Laptop)"),
         "{silent}"
+    );
+
+    let by_number = line("store-by-number");
+    assert!(
+        by_number.contains("FETCH 3 (UID 4 FLAGS (\\Answered \\Recent) MODSEQ ("),
+        "{by_number}"
     );
 
     let expunge = line("expunge");

@@ -97,21 +97,7 @@ async fn idle_sees_a_delivery_and_noop_sees_flags_and_expunges() {
     );
 
     // The actor expunges message 2; the watcher hears EXPUNGE 2 and renumbers.
-    let _: Vec<_> = actor
-        .store("2", "+FLAGS (\\Deleted)")
-        .await
-        .expect("store")
-        .try_collect()
-        .await
-        .expect("store stream");
-    let expunged: Vec<_> = actor
-        .expunge()
-        .await
-        .expect("expunge")
-        .try_collect()
-        .await
-        .expect("expunge stream");
-    assert_eq!(expunged, vec![2]);
+    assert_eq!(delete_and_expunge(&mut actor, "2").await, vec![2]);
     watcher.noop().await.expect("noop");
     let responses = drain(&mut watcher);
     assert!(
@@ -126,4 +112,55 @@ async fn idle_sees_a_delivery_and_noop_sees_flags_and_expunges() {
     );
     watcher.logout().await.expect("logout");
     actor.logout().await.expect("logout");
+}
+
+/// RFC 9051 §7.5.1 and §7.3.1: when an expunge elsewhere and a new message reach a
+/// session at the same NOOP, it hears the EXPUNGE and then an EXISTS that counts the new
+/// message; its count must not stay at the number before the arrival.
+#[tokio::test]
+async fn an_expunge_and_an_arrival_together_are_both_told() {
+    let server = TestServer::start();
+    for n in 1..=2 {
+        deliver(&server, &format!("message {n}")).await;
+    }
+    let mut watcher = async_imap_login(&server).await;
+    assert_eq!(watcher.select("INBOX").await.expect("select").exists, 2);
+    let mut actor = async_imap_login(&server).await;
+    actor.select("INBOX").await.expect("select");
+    assert_eq!(delete_and_expunge(&mut actor, "1").await, vec![1]);
+    deliver(&server, "message 3").await;
+
+    watcher.noop().await.expect("noop");
+    let responses = drain(&mut watcher);
+    let expunge = responses
+        .iter()
+        .position(|r| matches!(r, UnsolicitedResponse::Expunge(1)));
+    let exists = responses
+        .iter()
+        .position(|r| matches!(r, UnsolicitedResponse::Exists(2)));
+    assert!(
+        matches!((expunge, exists), (Some(e), Some(x)) if e < x),
+        "want EXPUNGE 1 then EXISTS 2: {responses:?}"
+    );
+    assert_eq!(uids(&mut watcher, "1:*").await, vec![(1, 2), (2, 3)]);
+    watcher.logout().await.expect("logout");
+    actor.logout().await.expect("logout");
+}
+
+/// Sets \Deleted on `set` and expunges; returns the sequence numbers the EXPUNGE told.
+async fn delete_and_expunge(session: &mut Session, set: &str) -> Vec<u32> {
+    let _: Vec<_> = session
+        .store(set, "+FLAGS.SILENT (\\Deleted)")
+        .await
+        .expect("store")
+        .try_collect()
+        .await
+        .expect("store stream");
+    session
+        .expunge()
+        .await
+        .expect("expunge")
+        .try_collect()
+        .await
+        .expect("expunge stream")
 }

@@ -389,7 +389,10 @@ impl View {
         for uid in uids {
             self.deferred.remove(uid);
         }
-        self.reported_exists = self.entries.len();
+        // RFC 9051 §7.5.1: each EXPUNGE (or VANISHED UID) takes one off the count the
+        // client holds. Messages that arrived in the same sync are not counted yet, so
+        // the EXISTS that follows still tells of them.
+        self.reported_exists = self.reported_exists.saturating_sub(indexes.len());
         self.dirty = true;
     }
 

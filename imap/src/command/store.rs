@@ -79,6 +79,9 @@ impl Session {
             }
             modified = outcome.modified;
         }
+        // RFC 7162 §3.2.4: once QRESYNC is enabled, every FETCH response a STORE causes
+        // carries the UID, so the client can apply it without a sequence number map.
+        let with_uid = command.uid || view.qresync;
         for &index in &indexes {
             let Some(entry) = view.entries.get(index) else {
                 continue;
@@ -91,13 +94,13 @@ impl Session {
                 flags_fetch_line(
                     index,
                     entry,
-                    command.uid,
+                    with_uid,
                     view.condstore,
                     view.is_recent(entry.uid),
                 )
             } else if view.condstore && changed.contains(&entry.uid) {
                 // RFC 7162 §3.1.3: .SILENT still tells a CONDSTORE client the new MODSEQ.
-                let uid = if command.uid {
+                let uid = if with_uid {
                     format!("UID {} ", entry.uid)
                 } else {
                     String::new()

@@ -21,7 +21,6 @@ pub struct Mailbox {
     pub uid_validity: UidValidity,
     pub uid_next: Uid,
     pub highest_modseq: ModSeq,
-    pub subscribed: bool,
     pub special_use: Option<SpecialUse>,
     /// RFC 3501 §2.3.2: the first UID no session has been told of as `\Recent` yet;
     /// messages from here on are recent to the next read-write session that sees them.
@@ -44,7 +43,8 @@ pub struct MailboxStatus {
     pub highest_modseq: ModSeq,
 }
 
-const MAILBOX_COLUMNS: &str = "id, account_id, name, uidvalidity, uidnext, highestmodseq, subscribed, special_use, first_recent_uid";
+const MAILBOX_COLUMNS: &str =
+    "id, account_id, name, uidvalidity, uidnext, highestmodseq, special_use, first_recent_uid";
 
 fn mailbox_from_row(row: &AnyRow) -> Result<Mailbox> {
     let special_use: Option<String> = row.try_get("special_use")?;
@@ -55,7 +55,6 @@ fn mailbox_from_row(row: &AnyRow) -> Result<Mailbox> {
         uid_validity: UidValidity(row.try_get::<i64, _>("uidvalidity")? as u32),
         uid_next: Uid(row.try_get::<i64, _>("uidnext")? as u32),
         highest_modseq: ModSeq(row.try_get::<i64, _>("highestmodseq")? as u64),
-        subscribed: row.try_get::<i64, _>("subscribed")? != 0,
         special_use: special_use.as_deref().and_then(SpecialUse::from_attribute),
         first_recent_uid: Uid(row.try_get::<i64, _>("first_recent_uid")? as u32),
     })
@@ -114,16 +113,39 @@ pub(crate) async fn insert_mailbox(
     }
     let uid_validity = next_uid_validity(conn).await?;
     let id: i64 = sqlx::query_scalar(
-        "INSERT INTO mailboxes (account_id, name, uidvalidity, subscribed, special_use) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        "INSERT INTO mailboxes (account_id, name, uidvalidity, special_use) VALUES ($1, $2, $3, $4) RETURNING id",
     )
     .bind(account.0)
     .bind(name)
     .bind(uid_validity as i64)
-    .bind(subscribed as i64)
     .bind(special_use.map(SpecialUse::attribute))
     .fetch_one(&mut *conn)
     .await?;
+    if subscribed {
+        subscribe_in_tx(conn, account, name, true).await?;
+    }
     Ok(MailboxId(id))
+}
+
+/// Adds `name` to the account's subscription list or takes it off; either is a no-op
+/// when the name is already (or not) there.
+async fn subscribe_in_tx(
+    conn: &mut AnyConnection,
+    account: AccountId,
+    name: &str,
+    subscribed: bool,
+) -> Result<()> {
+    let statement = if subscribed {
+        "INSERT INTO subscriptions (account_id, name) VALUES ($1, $2) ON CONFLICT DO NOTHING"
+    } else {
+        "DELETE FROM subscriptions WHERE account_id = $1 AND name = $2"
+    };
+    sqlx::query(statement)
+        .bind(account.0)
+        .bind(name)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
 }
 
 pub(crate) async fn mailbox_in_tx(conn: &mut AnyConnection, id: MailboxId) -> Result<Mailbox> {
@@ -368,24 +390,36 @@ impl Store {
             .await
     }
 
-    /// RFC 9051 §6.3.7/§6.3.8 SUBSCRIBE / UNSUBSCRIBE.
-    pub async fn set_subscribed(&self, id: MailboxId, subscribed: bool) -> Result<()> {
+    /// RFC 9051 §6.3.7/§6.3.8 SUBSCRIBE / UNSUBSCRIBE: the subscription list holds
+    /// names, whether or not a mailbox has the name (now or later). Nothing is
+    /// published: no selected mailbox changes.
+    pub async fn set_subscribed(
+        &self,
+        account: AccountId,
+        name: &str,
+        subscribed: bool,
+    ) -> Result<()> {
+        let name = normalise_mailbox_name(name)?;
         self.writer
             .run(move |conn| {
                 Box::pin(async move {
-                    let mailbox = mailbox_in_tx(conn, id).await?;
-                    sqlx::query("UPDATE mailboxes SET subscribed = $1 WHERE id = $2")
-                        .bind(subscribed as i64)
-                        .bind(id.0)
-                        .execute(&mut *conn)
-                        .await?;
-                    Ok(JobOutput::new(
-                        (),
-                        vec![mailbox_changed(mailbox.account, id)],
-                    ))
+                    subscribe_in_tx(conn, account, &name, subscribed).await?;
+                    Ok(JobOutput::new((), Vec::new()))
                 })
             })
             .await
+    }
+
+    /// The account's subscription list in name order (RFC 9051 §6.3.9: names stay on it
+    /// after their mailbox is deleted or renamed).
+    pub async fn subscriptions(&self, account: AccountId) -> Result<Vec<String>> {
+        let names = sqlx::query_scalar(
+            "SELECT name FROM subscriptions WHERE account_id = $1 ORDER BY name",
+        )
+        .bind(account.0)
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(names)
     }
 
     /// RFC 3501 §2.3.2: claims `\Recent` for the messages of `mailbox` up to and

@@ -142,7 +142,6 @@ const TABLES: &[Table] = &[
             ("uidvalidity", Kind::Int),
             ("uidnext", Kind::Int),
             ("highestmodseq", Kind::Int),
-            ("subscribed", Kind::Int),
             ("special_use", Kind::Text),
             ("first_recent_uid", Kind::Int),
         ],
@@ -150,6 +149,16 @@ const TABLES: &[Table] = &[
         rows_per_chunk: ROWS_PER_CHUNK,
         size_column: None,
         identity: true,
+        on_conflict: "",
+    },
+    // RFC 9051 §6.3.9: subscribed names, with or without a mailbox of that name.
+    Table {
+        name: "subscriptions",
+        columns: &[("account_id", Kind::Int), ("name", Kind::Text)],
+        key: 2,
+        rows_per_chunk: ROWS_PER_CHUNK,
+        size_column: None,
+        identity: false,
         on_conflict: "",
     },
     // Before mailbox_messages and queue, whose message_id refers to it.
@@ -515,6 +524,7 @@ mod tests {
             ("accounts", "domains"),
             ("aliases", "accounts"),
             ("mailboxes", "accounts"),
+            ("subscriptions", "accounts"),
             ("mailbox_messages", "mailboxes"),
             ("mailbox_messages", "messages"),
             ("expunged", "mailboxes"),

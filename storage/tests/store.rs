@@ -127,7 +127,15 @@ async fn new_account_has_the_default_mailboxes_with_roles(backend: Backend) {
     );
     let sent = mailbox(&f.store, f.account, "Sent").await;
     assert_eq!(sent.special_use, Some(SpecialUse::Sent));
-    assert!(sent.subscribed);
+    let subscribed = f
+        .store
+        .subscriptions(f.account)
+        .await
+        .expect("subscriptions");
+    assert!(
+        subscribed.iter().any(|name| name == "Sent"),
+        "{subscribed:?}"
+    );
     // INBOX is case-insensitive (RFC 9051 §5.1).
     assert!(
         f.store
@@ -951,6 +959,8 @@ struct Contents {
     accounts: Vec<storage::Account>,
     aliases: Vec<storage::Alias>,
     mailboxes: Vec<Mailbox>,
+    /// Per account: its subscription list.
+    subscriptions: Vec<Vec<String>>,
     /// Per mailbox: status, entries, and everything changed since MODSEQ 0 (with the
     /// expunged UIDs that QRESYNC reports as VANISHED).
     statuses: Vec<storage::MailboxStatus>,
@@ -967,8 +977,15 @@ struct Contents {
 async fn contents(store: &Store) -> Contents {
     let accounts = store.list_accounts().await.expect("accounts");
     let mut mailboxes = Vec::new();
+    let mut subscriptions = Vec::new();
     for account in &accounts {
         mailboxes.extend(store.list_mailboxes(account.id).await.expect("mailboxes"));
+        subscriptions.push(
+            store
+                .subscriptions(account.id)
+                .await
+                .expect("subscriptions"),
+        );
     }
     let mut contents = Contents {
         domains: store.list_domains().await.expect("domains"),
@@ -983,6 +1000,7 @@ async fn contents(store: &Store) -> Contents {
         queue: store.queue_items().await.expect("queue"),
         stored_messages: store.stored_message_count().await.expect("count"),
         mailboxes,
+        subscriptions,
     };
     let mut ids: Vec<storage::MessageId> = contents.queue.iter().map(|q| q.message).collect();
     for mailbox in &contents.mailboxes {
@@ -1046,7 +1064,12 @@ async fn an_installation_copied_from_sqlite_to_postgres_and_back_reads_the_same(
         .await
         .expect("create");
     source
-        .set_subscribed(projects, true)
+        .set_subscribed(alice, "Projects/2026", true)
+        .await
+        .expect("subscribe");
+    // A subscription outlives its mailbox (RFC 9051 §6.3.9) and is copied as it is.
+    source
+        .set_subscribed(alice, "Gone", true)
         .await
         .expect("subscribe");
     let inbox = source.inbox(alice).await.expect("inbox").id;
@@ -1142,6 +1165,8 @@ async fn an_installation_copied_from_sqlite_to_postgres_and_back_reads_the_same(
     assert_eq!(report.rows("accounts"), Some(2));
     assert_eq!(report.rows("aliases"), Some(2));
     assert_eq!(report.rows("mailboxes"), Some(14));
+    // Six default mailboxes of each account, Projects/2026 and Gone.
+    assert_eq!(report.rows("subscriptions"), Some(14));
     assert_eq!(report.rows("messages"), Some(306));
     assert_eq!(report.rows("mailbox_messages"), Some(606));
     assert_eq!(report.rows("expunged"), Some(1));

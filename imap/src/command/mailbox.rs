@@ -9,10 +9,12 @@ use crate::session::{CommandResult, Completion, Session};
 use std::collections::{BTreeMap, HashSet};
 use storage::{MAILBOX_DELIMITER, Mailbox, MailboxStatus, SpecialUse};
 
-/// One row of a LIST answer: a mailbox, or a superior level that does not exist.
+/// One row of a LIST answer: a mailbox, a name on the subscription list whose mailbox
+/// does not exist, or a superior level of either that does not exist.
 struct Listed<'a> {
     name: String,
     mailbox: Option<&'a Mailbox>,
+    subscribed: bool,
 }
 
 impl Session {
@@ -85,12 +87,19 @@ impl Session {
         Ok(Completion::ok("RENAME completed"))
     }
 
-    /// RFC 9051 §6.3.7 / §6.3.8.
+    /// RFC 9051 §6.3.7 / §6.3.8. SUBSCRIBE takes only a mailbox that exists ("A server
+    /// MAY validate the mailbox argument to SUBSCRIBE", as Dovecot does); UNSUBSCRIBE
+    /// takes any name, so a name whose mailbox was deleted can be taken off the list.
     pub(crate) async fn subscribe(&mut self, mailbox: &str, subscribe: bool) -> CommandResult {
-        let target = self.existing(mailbox).await?;
+        let account = self.account()?;
+        let name = if subscribe {
+            self.existing(mailbox).await?.name
+        } else {
+            self.decode_mailbox(mailbox)?
+        };
         self.server
             .store
-            .set_subscribed(target.id, subscribe)
+            .set_subscribed(account, &name, subscribe)
             .await?;
         Ok(Completion::ok(if subscribe {
             "SUBSCRIBE completed"
@@ -118,18 +127,27 @@ impl Session {
             patterns.push(MailboxPattern::new(&join_reference(&reference, &pattern))?);
         }
         let mailboxes = self.server.store.list_mailboxes(account).await?;
-        let rows = rows_with_superiors(&mailboxes);
-        let selecting = list.select_subscribed || list.select_special_use;
-        let passes = |mailbox: Option<&Mailbox>| -> bool {
-            mailbox.is_some_and(|m| {
-                (!list.select_subscribed || m.subscribed)
-                    && (!list.select_special_use || m.special_use.is_some())
-            })
+        let subscriptions = if list.select_subscribed || list.return_subscribed {
+            self.server.store.subscriptions(account).await?
+        } else {
+            Vec::new()
         };
+        // RFC 5258 §3.1: SUBSCRIBED selects the subscription list, names whose mailbox
+        // no longer exists included (shown `\NonExistent`); RETURN (SUBSCRIBED) alone
+        // only marks the mailboxes that exist.
+        let rows = rows_with_superiors(&mailboxes, &subscriptions, list.select_subscribed);
+        let selecting = list.select_subscribed || list.select_special_use;
+        let passes = |row: &Listed<'_>| -> bool {
+            (!list.select_subscribed || row.subscribed)
+                && (!list.select_special_use
+                    || row.mailbox.is_some_and(|m| m.special_use.is_some()))
+                && (row.mailbox.is_some() || row.subscribed)
+        };
+        let matched = |name: &str| patterns.iter().any(|p| p.matches(name));
         let mut lines = Vec::new();
         let mut status_for = Vec::new();
         for (index, row) in rows.iter().enumerate() {
-            if !patterns.iter().any(|p| p.matches(&row.name)) {
+            if !matched(&row.name) {
                 continue;
             }
             let prefix = format!("{}{delimiter}", row.name);
@@ -137,39 +155,47 @@ impl Session {
                 .iter()
                 .skip(index + 1)
                 .take_while(|r| r.name.starts_with(&prefix));
+            let selected = passes(row);
             let mut has_children = false;
-            let mut child_passes = false;
+            let mut child_info = false;
             for child in descendants {
-                has_children = true;
-                child_passes |= passes(child.mailbox);
+                has_children |= child.mailbox.is_some();
+                // RFC 5258 §3 RECURSIVEMATCH: a mailbox that does not meet the
+                // selection is returned for a descendant that does and that the
+                // pattern does not return itself; one that meets it says so of any
+                // such descendant (as Dovecot answers).
+                child_info |=
+                    list.recursive_match && passes(child) && (selected || !matched(&child.name));
             }
-            let selected = passes(row.mailbox);
-            let child_info = list.recursive_match && child_passes;
             if selecting && !selected && !child_info {
                 continue;
             }
-            // Superior levels that do not exist are listed only by plain LIST.
-            if row.mailbox.is_none() && selecting && !child_info {
-                continue;
-            }
+            // In Dovecot's order: \Subscribed, existence, children, special use.
             let mut attributes: Vec<&str> = Vec::new();
-            match row.mailbox {
-                None if self.enabled.rev2 => attributes.push("\\NonExistent"),
-                None => attributes.push("\\Noselect"),
-                Some(_) => {}
+            if row.subscribed && (list.select_subscribed || list.return_subscribed) {
+                attributes.push("\\Subscribed");
             }
+            if row.mailbox.is_none() {
+                // RFC 5258 §3.4 and RFC 9051 §7.3.1: `\NonExistent` (which implies
+                // `\Noselect`) in extended answers and to IMAP4rev2; RFC 3501 §7.2.2
+                // `\Noselect` in a basic IMAP4rev1 LIST.
+                attributes.push(if list.extended || self.enabled.rev2 {
+                    "\\NonExistent"
+                } else {
+                    "\\Noselect"
+                });
+            }
+            // RFC 5258 §4: the CHILDREN return option says the client wants child
+            // information, which a server may give without it (as RFC 3348 servers
+            // always did). Always given; Dovecot gives it to an extended LIST only when
+            // asked.
             attributes.push(if has_children {
                 "\\HasChildren"
             } else {
                 "\\HasNoChildren"
             });
-            if let Some(mailbox) = row.mailbox {
-                if mailbox.subscribed && (list.select_subscribed || list.return_subscribed) {
-                    attributes.push("\\Subscribed");
-                }
-                if let Some(role) = mailbox.special_use {
-                    attributes.push(role.attribute());
-                }
+            if let Some(role) = row.mailbox.and_then(|m| m.special_use) {
+                attributes.push(role.attribute());
             }
             let mut line = format!(
                 "LIST ({}) \"{delimiter}\" {}",
@@ -208,26 +234,23 @@ impl Session {
         let reference = self.decode_mailbox(reference)?;
         let pattern =
             MailboxPattern::new(&join_reference(&reference, &self.decode_mailbox(pattern)?))?;
-        let mailboxes = self.server.store.list_mailboxes(account).await?;
-        let subscribed: HashSet<&str> = mailboxes
-            .iter()
-            .filter(|m| m.subscribed)
-            .map(|m| m.name.as_str())
-            .collect();
+        // RFC 3501 §6.3.9: the subscription list as it is, names whose mailbox is gone
+        // included (Dovecot lists those without attributes too).
+        let names = self.server.store.subscriptions(account).await?;
+        let subscribed: HashSet<&str> = names.iter().map(String::as_str).collect();
         let mut listed: HashSet<&str> = HashSet::new();
         let mut lines = Vec::new();
-        for mailbox in mailboxes.iter().filter(|m| m.subscribed) {
-            if pattern.matches(&mailbox.name) {
-                lines.push(("", mailbox.name.as_str()));
+        for name in &names {
+            if pattern.matches(name) {
+                lines.push(("", name.as_str()));
                 continue;
             }
             // RFC 3501 §6.3.9: "if "foo/bar" is subscribed and LSUB "" "%" is issued,
             // "foo" should be returned with \Noselect" - a superior that matches where
             // the subscribed name does not, and is not subscribed itself.
-            let superiors = mailbox
-                .name
+            let superiors = name
                 .match_indices(MAILBOX_DELIMITER)
-                .filter_map(|(at, _)| mailbox.name.get(..at));
+                .filter_map(|(at, _)| name.get(..at));
             for superior in superiors {
                 if !subscribed.contains(superior)
                     && pattern.matches(superior)
@@ -305,15 +328,27 @@ fn join_reference(reference: &str, pattern: &str) -> String {
     format!("{reference}{pattern}")
 }
 
-/// Every mailbox plus the superior levels that do not exist (after a DELETE of a
-/// parent), in name order, so that descendants follow their superior.
-fn rows_with_superiors(mailboxes: &[Mailbox]) -> Vec<Listed<'_>> {
+/// Every mailbox, every subscribed name without a mailbox when `with_subscriptions`,
+/// and the superior levels of both that do not exist (after a DELETE of a parent), in
+/// name order, so that descendants follow their superior.
+fn rows_with_superiors<'a>(
+    mailboxes: &'a [Mailbox],
+    subscriptions: &[String],
+    with_subscriptions: bool,
+) -> Vec<Listed<'a>> {
+    let subscribed: HashSet<&str> = subscriptions.iter().map(String::as_str).collect();
     let mut rows: BTreeMap<String, Option<&Mailbox>> = BTreeMap::new();
     for mailbox in mailboxes {
         rows.insert(mailbox.name.clone(), Some(mailbox));
     }
-    for mailbox in mailboxes {
-        let mut superior = mailbox.name.as_str();
+    if with_subscriptions {
+        for name in subscriptions {
+            rows.entry(name.clone()).or_insert(None);
+        }
+    }
+    let names: Vec<String> = rows.keys().cloned().collect();
+    for name in &names {
+        let mut superior = name.as_str();
         while let Some((parent, _)) = superior.rsplit_once(MAILBOX_DELIMITER) {
             rows.entry(parent.to_owned()).or_insert(None);
             superior = parent;
@@ -323,7 +358,11 @@ fn rows_with_superiors(mailboxes: &[Mailbox]) -> Vec<Listed<'_>> {
     // and before "a b".
     let mut rows: Vec<Listed<'_>> = rows
         .into_iter()
-        .map(|(name, mailbox)| Listed { name, mailbox })
+        .map(|(name, mailbox)| Listed {
+            subscribed: subscribed.contains(name.as_str()),
+            name,
+            mailbox,
+        })
         .collect();
     rows.sort_by(|a, b| {
         let key = |name: &str| name.replace(MAILBOX_DELIMITER, "\u{0}");

@@ -52,7 +52,9 @@ fn addresses(out: &mut Vec<u8>, list: &[EnvelopeAddress], utf8: bool) {
         // RFC 2047 form for anything that is not ASCII.
         let name = address.name.as_deref().map(|name| encoded_word(name, utf8));
         nstring(out, name.as_deref().map(str::as_bytes), utf8);
-        out.extend_from_slice(b" NIL ");
+        out.push(b' ');
+        nstring(out, address.adl.as_deref().map(str::as_bytes), utf8);
+        out.push(b' ');
         nstring(out, address.mailbox.as_deref().map(str::as_bytes), utf8);
         out.push(b' ');
         nstring(out, address.host.as_deref().map(str::as_bytes), utf8);

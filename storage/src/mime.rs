@@ -60,6 +60,11 @@ pub struct Envelope {
 pub struct EnvelopeAddress {
     /// Display name, decoded.
     pub name: Option<String>,
+    /// RFC 9051 §7.5.2 addr-adl: the obsolete source route (`@a,@b`) of an angle address
+    /// (RFC 5322 §4.4 obs-route), as Dovecot and Cyrus give it. Metas stored before it
+    /// was kept have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adl: Option<String>,
     pub mailbox: Option<String>,
     pub host: Option<String>,
 }

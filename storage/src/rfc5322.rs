@@ -105,15 +105,29 @@ fn tokenize(value: &str) -> Vec<Token> {
     tokens
 }
 
-/// Splits `local@domain` (the last `@`), dropping an obsolete source route (`@a,@b:`).
-fn split_addr_spec(spec: &str) -> (Option<String>, Option<String>) {
-    let spec = match spec.rsplit_once(':') {
-        Some((route, rest)) if route.starts_with('@') => rest,
-        _ => spec,
+/// An addr-spec split for an ENVELOPE address.
+struct SplitSpec {
+    /// RFC 5322 §4.4 obs-route without its colon: `@a,@b`.
+    route: Option<String>,
+    local: String,
+    domain: String,
+}
+
+/// Splits `[@a,@b:]local@domain` at the last `@`, keeping the obsolete source route
+/// apart (RFC 5322 §4.4 `obs-angle-addr = [CFWS] "<" obs-route addr-spec ">" [CFWS]`).
+fn split_addr_spec(spec: &str) -> SplitSpec {
+    let (route, spec) = match spec.rsplit_once(':') {
+        Some((route, rest)) if route.starts_with('@') => (Some(route.to_owned()), rest),
+        _ => (None, spec),
     };
-    match spec.rsplit_once('@') {
-        Some((local, domain)) => (Some(local.to_owned()), Some(domain.to_owned())),
-        None => (Some(spec.to_owned()), Some(MISSING_DOMAIN.to_owned())),
+    let (local, domain) = match spec.rsplit_once('@') {
+        Some((local, domain)) => (local.to_owned(), domain.to_owned()),
+        None => (spec.to_owned(), MISSING_DOMAIN.to_owned()),
+    };
+    SplitSpec {
+        route,
+        local,
+        domain,
     }
 }
 
@@ -142,11 +156,12 @@ impl Pending {
             // old `addr (Name)` form of a display name.
             None => (self.comment, self.spec),
         };
-        let (mailbox, host) = split_addr_spec(&spec);
+        let split = split_addr_spec(&spec);
         list.push(EnvelopeAddress {
             name: name.filter(|n| !n.is_empty()),
-            mailbox,
-            host,
+            adl: split.route,
+            mailbox: Some(split.local),
+            host: Some(split.domain),
         });
     }
 }
@@ -179,9 +194,8 @@ pub fn address_list(value: &str) -> Vec<EnvelopeAddress> {
             Token::Special(':') => {
                 let name = pending.phrase.join(" ");
                 list.push(EnvelopeAddress {
-                    name: None,
                     mailbox: Some(name),
-                    host: None,
+                    ..EnvelopeAddress::default()
                 });
                 pending = Pending::default();
             }
@@ -423,9 +437,34 @@ mod tests {
     fn addr(name: Option<&str>, mailbox: Option<&str>, host: Option<&str>) -> EnvelopeAddress {
         EnvelopeAddress {
             name: name.map(str::to_owned),
+            adl: None,
             mailbox: mailbox.map(str::to_owned),
             host: host.map(str::to_owned),
         }
+    }
+
+    /// RFC 9051 §7.5.2 addr-adl, as Dovecot 2.3 answers for the same header (checked by
+    /// hand): the route of an angle address, whitespace dropped, in a group too.
+    #[test]
+    fn source_routes_are_kept_as_the_adl() {
+        let routed = |name: Option<&str>, adl: &str, mailbox: &str, host: &str| EnvelopeAddress {
+            adl: Some(adl.to_owned()),
+            ..addr(name, Some(mailbox), Some(host))
+        };
+        let list = address_list(
+            "Joe <@a.example,@b.example:joe@c.example>, plain@z.example, <@a.example, @b.example : spaced@c.example>, Grp: <@g.example:m@n.example>;",
+        );
+        assert_eq!(
+            list,
+            vec![
+                routed(Some("Joe"), "@a.example,@b.example", "joe", "c.example"),
+                addr(None, Some("plain"), Some("z.example")),
+                routed(None, "@a.example,@b.example", "spaced", "c.example"),
+                addr(None, Some("Grp"), None),
+                routed(None, "@g.example", "m", "n.example"),
+                addr(None, None, None),
+            ]
+        );
     }
 
     #[test]

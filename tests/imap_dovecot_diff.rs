@@ -460,7 +460,9 @@ class Conn:
         untagged = []
         for arg in args:
             if isinstance(arg, tuple):
-                self.sock.sendall(out + b" {%d}\r\n" % len(arg[1]))
+                # ("lit8", bytes) is RFC 3516's literal8, "~{n}", for binary APPEND.
+                prefix = b"~" if arg[0] == "lit8" else b""
+                self.sock.sendall(out + b" %s{%d}\r\n" % (prefix, len(arg[1])))
                 while True:
                     resp = self.read_response()
                     if resp[0][1].startswith(b"+"):
@@ -835,7 +837,9 @@ def main():
             for name in names:
                 with open(os.path.join(corpus, name), "rb") as f:
                     raw = f.read()
-                status, _ = conn.command(b"APPEND", b"INBOX", ("lit", raw))
+                # RFC 3516 §4.4: a message with binary parts goes in as a literal8.
+                kind = "lit8" if "binary-append" in name else "lit"
+                status, _ = conn.command(b"APPEND", b"INBOX", (kind, raw))
                 print("%d\tappend\t%s\t%s" % (i, name, status))
             status, _ = conn.command(b"SELECT", b"INBOX")
             if status != "OK":

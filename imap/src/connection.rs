@@ -30,8 +30,6 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(120);
 /// compressed input cannot make one read hold a huge buffer (a decompression bomb is
 /// then cut into lines and refused by the framer's own limits).
 const INFLATE_PER_READ: usize = 256 * 1024;
-/// A handshake takes a few round trips; a client that stalls longer holds a slot for nothing.
-pub(crate) const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Why waiting for input stopped.
 #[derive(Debug)]
@@ -267,13 +265,7 @@ impl Connection {
         self.flush().await?;
         self.framer.discard_input();
         let plain = self.stream.take().ok_or(SessionError::Closed)?;
-        let upgraded =
-            match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, plain.upgrade(acceptor)).await {
-                Ok(Ok(stream)) => stream,
-                Ok(Err(error)) => return Err(SessionError::TlsHandshake(error)),
-                Err(_) => return Err(SessionError::TlsHandshakeTimeout),
-            };
-        self.stream = Some(upgraded);
+        self.stream = Some(plain.upgrade(acceptor).await?);
         Ok(())
     }
 

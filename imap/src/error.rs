@@ -14,10 +14,8 @@ use thiserror::Error;
 pub enum SessionError {
     #[error("i/o error: {0}")]
     Io(#[from] io::Error),
-    #[error("TLS handshake failed: {0}")]
-    TlsHandshake(io::Error),
-    #[error("TLS handshake timed out")]
-    TlsHandshakeTimeout,
+    #[error(transparent)]
+    Tls(#[from] netutil::HandshakeError),
     #[error("the client did not read our output in time")]
     WriteTimeout,
     #[error("the connection is gone")]

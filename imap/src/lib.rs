@@ -16,14 +16,12 @@ mod view;
 
 pub use session::IMAP_COMMANDS;
 
-use netutil::{AuthThrottle, ConnectionLimiter, MaybeTlsStream, Shutdown, TlsAcceptor};
+use netutil::{AuthThrottle, ConnectionLimiter, Shutdown, TlsAcceptor};
 use session::{Session, SessionId};
 use std::sync::Arc;
 use std::time::Duration;
 use storage::Store;
-use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
-use tracing::Instrument;
 
 /// Which port a listener serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,67 +72,27 @@ impl ImapServer {
             tracing::error!("IMAPS listener without a TLS configuration; not serving");
             return;
         }
-        loop {
-            let accepted = tokio::select! {
-                _ = self.shutdown.token.cancelled() => break,
-                accepted = listener.accept() => accepted,
-            };
-            let (tcp, peer) = match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    // Out of file descriptors and the like: wait a little, then go on.
-                    tracing::warn!(%error, "accept failed");
-                    tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
-                    continue;
-                }
-            };
-            let Some(permit) = self.connections.try_acquire(peer.ip()) else {
-                tracing::info!(%peer, "connection refused: too many connections");
-                self.shutdown.tracker.spawn(async move {
-                    let mut tcp = tcp;
-                    let bye = tcp.write_all(b"* BYE Too many connections\r\n");
-                    let _ = tokio::time::timeout(REFUSAL_WRITE_TIMEOUT, bye).await;
-                });
-                continue;
-            };
-            let server = self.clone();
-            let id = SessionId::next();
-            let span = tracing::info_span!("imap", session = %id, %peer);
-            self.shutdown.tracker.spawn(
-                async move {
-                    let _permit = permit;
-                    let _ = tcp.set_nodelay(true);
-                    let stream = match role {
-                        ListenerRole::Imap => MaybeTlsStream::Plain(tcp),
-                        ListenerRole::Imaps => {
-                            let Some(acceptor) = server.tls.clone() else {
-                                return;
-                            };
-                            let handshake = MaybeTlsStream::Plain(tcp).upgrade(&acceptor);
-                            match tokio::time::timeout(connection::TLS_HANDSHAKE_TIMEOUT, handshake)
-                                .await
-                            {
-                                Ok(Ok(stream)) => stream,
-                                Ok(Err(error)) => {
-                                    tracing::debug!(%error, "TLS handshake failed");
-                                    return;
-                                }
-                                Err(_) => {
-                                    tracing::debug!("TLS handshake timed out");
-                                    return;
-                                }
-                            }
-                        }
-                    };
-                    Session::new(server, stream, peer, role, id).run().await;
-                }
-                .instrument(span),
-            );
-        }
+        let implicit_tls = match role {
+            ListenerRole::Imap => None,
+            ListenerRole::Imaps => self.tls.clone(),
+        };
+        tracing::info!(?role, address = ?listener.local_addr().ok(), "IMAP listener started");
+        netutil::serve_connections(
+            &listener,
+            &self.connections,
+            &self.shutdown,
+            implicit_tls,
+            b"* BYE Too many connections\r\n",
+            |peer| {
+                let id = SessionId::next();
+                let span = tracing::info_span!("imap", session = %id, %peer);
+                let server = self.clone();
+                (span, move |stream| {
+                    Session::new(server, stream, peer, role, id).run()
+                })
+            },
+        )
+        .await;
+        tracing::info!(?role, "IMAP listener stopped");
     }
 }
-
-/// After a failed accept (EMFILE), pause so the loop does not spin.
-const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
-/// The refusal of a connection over the limit is best effort and must not hold a task.
-const REFUSAL_WRITE_TIMEOUT: Duration = Duration::from_secs(5);

@@ -1,6 +1,7 @@
 //! A TCP stream that is plain or TLS, and can turn into TLS mid-session (STARTTLS:
 //! RFC 3207 for SMTP, RFC 9051 §6.2.1 for IMAP).
 
+use crate::listener::{HandshakeError, bounded_handshake};
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -20,14 +21,17 @@ impl MaybeTlsStream {
         matches!(self, MaybeTlsStream::Tls(_))
     }
 
-    /// Performs the TLS handshake on a plain stream. A stream that is already TLS is an
-    /// error: a second STARTTLS is refused before this is called.
-    pub async fn upgrade(self, acceptor: &TlsAcceptor) -> io::Result<MaybeTlsStream> {
+    /// Performs the TLS handshake on a plain stream, within [`TLS_HANDSHAKE_TIMEOUT`].
+    /// A stream that is already TLS is an error: a second STARTTLS is refused before
+    /// this is called.
+    ///
+    /// [`TLS_HANDSHAKE_TIMEOUT`]: crate::TLS_HANDSHAKE_TIMEOUT
+    pub async fn upgrade(self, acceptor: &TlsAcceptor) -> Result<MaybeTlsStream, HandshakeError> {
         match self {
-            MaybeTlsStream::Plain(tcp) => {
-                Ok(MaybeTlsStream::Tls(Box::new(acceptor.accept(tcp).await?)))
-            }
-            MaybeTlsStream::Tls(_) => Err(io::Error::other("already TLS")),
+            MaybeTlsStream::Plain(tcp) => bounded_handshake(acceptor.accept(tcp))
+                .await
+                .map(|tls| MaybeTlsStream::Tls(Box::new(tls))),
+            MaybeTlsStream::Tls(_) => Err(HandshakeError::Failed(io::Error::other("already TLS"))),
         }
     }
 }

@@ -12,9 +12,8 @@ use crate::proto::reply::{
 };
 use crate::proto::{Line, Reply};
 use crate::session::{Action, Authenticated, Session};
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use netutil::Throttled;
+use netutil::sasl::{self, SaslError};
 use storage::Secret;
 
 /// `Username:` and `Password:` in base64: the LOGIN mechanism's customary prompts.
@@ -30,14 +29,6 @@ pub(crate) enum SaslStep {
     LoginUser,
     /// LOGIN: waiting for the password of `user`.
     LoginPassword { user: String },
-}
-
-/// Why a SASL response cannot be used.
-enum Decode {
-    /// RFC 4954 §4: `*` cancels the exchange.
-    Cancelled,
-    /// Not base64, or not the shape the mechanism needs.
-    Invalid,
 }
 
 impl Session {
@@ -88,14 +79,36 @@ impl Session {
     }
 
     async fn plain(&mut self, response: &[u8]) -> Action {
-        match decode_plain(response) {
-            Ok((user, password)) => self.verify(&user, password).await,
+        match sasl::decode_plain(response) {
+            Ok(credentials) if credentials.acts_as_other() => {
+                // RFC 4616 §2: acting as someone else is not offered; the login fails
+                // (and counts) as a wrong password does, without a password check.
+                match self
+                    .auth_throttle
+                    .begin(self.peer_ip(), &credentials.authcid)
+                {
+                    Ok(attempt) => {
+                        tracing::info!(
+                            user = credentials.authcid,
+                            "authorization identity refused"
+                        );
+                        tokio::time::sleep(attempt.failed()).await;
+                        Reply::new(AUTH_INVALID, "Authentication credentials invalid").into()
+                    }
+                    Err(throttled) => refuse(throttled),
+                }
+            }
+            Ok(credentials) => {
+                let user = credentials.authcid.clone();
+                self.verify(&user, Secret::new(credentials.into_password()))
+                    .await
+            }
             Err(error) => decode_failure(error),
         }
     }
 
     fn login_user(&mut self, response: &[u8]) -> Action {
-        match decode_text(response) {
+        match sasl::decode_text(response) {
             Ok(user) => Action::Challenge {
                 reply: Reply::new(AUTH_CHALLENGE, LOGIN_PASSWORD_PROMPT),
                 step: SaslStep::LoginPassword { user },
@@ -105,7 +118,7 @@ impl Session {
     }
 
     async fn login_password(&mut self, user: String, response: &[u8]) -> Action {
-        match decode_text(response) {
+        match sasl::decode_text(response) {
             Ok(password) => self.verify(&user, Secret::new(password)).await,
             Err(error) => decode_failure(error),
         }
@@ -154,83 +167,11 @@ fn refuse(throttled: Throttled) -> Action {
     ))
 }
 
-fn decode_failure(error: Decode) -> Action {
+/// RFC 4954 §4: a cancelled exchange is answered 501 5.0.0, a response that cannot be
+/// decoded 501 5.5.2.
+fn decode_failure(error: SaslError) -> Action {
     match error {
-        Decode::Cancelled => Reply::new(AUTH_CANCELLED, "Authentication cancelled").into(),
-        Decode::Invalid => Reply::new(CANNOT_DECODE, "Cannot decode response").into(),
-    }
-}
-
-fn decode_base64(response: &[u8]) -> Result<Vec<u8>, Decode> {
-    let response = response.trim_ascii();
-    if response == b"*" {
-        return Err(Decode::Cancelled);
-    }
-    // RFC 4954 §4: `=` is an empty response.
-    if response == b"=" {
-        return Ok(Vec::new());
-    }
-    STANDARD.decode(response).map_err(|_| Decode::Invalid)
-}
-
-fn decode_text(response: &[u8]) -> Result<String, Decode> {
-    String::from_utf8(decode_base64(response)?).map_err(|_| Decode::Invalid)
-}
-
-/// RFC 4616 §2: `[authzid] NUL authcid NUL passwd`. We act only as the authenticated
-/// user: an authzid naming someone else is refused.
-fn decode_plain(response: &[u8]) -> Result<(String, Secret), Decode> {
-    let decoded = decode_base64(response)?;
-    let decoded = String::from_utf8(decoded).map_err(|_| Decode::Invalid)?;
-    let mut parts = decoded.split('\0');
-    let (Some(authzid), Some(authcid), Some(password), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(Decode::Invalid);
-    };
-    if authcid.is_empty() || (!authzid.is_empty() && authzid != authcid) {
-        return Err(Decode::Invalid);
-    }
-    Ok((authcid.to_owned(), Secret::new(password)))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn b64(s: &str) -> Vec<u8> {
-        STANDARD.encode(s).into_bytes()
-    }
-
-    #[test]
-    fn plain_forms() {
-        let (user, password) = decode_plain(&b64("\0me@x\0pw")).ok().expect("valid");
-        assert_eq!((user.as_str(), password.expose()), ("me@x", "pw"));
-        let (user, _) = decode_plain(&b64("me@x\0me@x\0pw"))
-            .ok()
-            .expect("same authzid");
-        assert_eq!(user, "me@x");
-        assert!(matches!(
-            decode_plain(&b64("other\0me@x\0pw")),
-            Err(Decode::Invalid)
-        ));
-        assert!(matches!(
-            decode_plain(&b64("me@x\0pw")),
-            Err(Decode::Invalid)
-        ));
-        assert!(matches!(decode_plain(&b64("\0\0pw")), Err(Decode::Invalid)));
-        assert!(matches!(decode_plain(b"!!notbase64"), Err(Decode::Invalid)));
-        assert!(matches!(decode_plain(b"*"), Err(Decode::Cancelled)));
-        assert!(matches!(decode_plain(b"="), Err(Decode::Invalid)));
-    }
-
-    #[test]
-    fn login_text() {
-        assert_eq!(decode_text(&b64("me@x")).ok().as_deref(), Some("me@x"));
-        assert_eq!(decode_text(b"=").ok().as_deref(), Some(""));
-        assert!(matches!(
-            decode_text(&STANDARD.encode([0xff]).into_bytes()),
-            Err(Decode::Invalid)
-        ));
+        SaslError::Cancelled => Reply::new(AUTH_CANCELLED, "Authentication cancelled").into(),
+        SaslError::Malformed => Reply::new(CANNOT_DECODE, "Cannot decode response").into(),
     }
 }

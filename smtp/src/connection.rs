@@ -10,9 +10,8 @@ use crate::error::SessionError;
 use crate::proto::reply::{SHUTTING_DOWN, TIMEOUT};
 use crate::proto::{BodyBuffer, DotDecoder, InputBuffer, Line, Reply};
 use crate::session::{Action, Session};
-use netutil::{CancellationToken, MaybeTlsStream, TlsAcceptor};
+use netutil::{CancellationToken, HandshakeError, MaybeTlsStream, TlsAcceptor};
 use std::future::Future;
-use std::io;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
@@ -22,31 +21,20 @@ const READ_CHUNK: usize = 16 * 1024;
 /// Replies buffered before we flush even though more pipelined commands wait: a client
 /// that pipelines without reading must not grow our memory.
 const OUTPUT_HIGH_WATER: usize = 64 * 1024;
-/// A handshake takes a few round trips; a client that stalls longer holds a connection
-/// slot for nothing.
-pub(crate) const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A stream the session can run over: TCP that may turn into TLS, or (in tests) an
 /// in-memory pipe.
 pub(crate) trait Transport: AsyncRead + AsyncWrite + Unpin + Send + Sized + 'static {
-    fn start_tls(self, acceptor: &TlsAcceptor) -> impl Future<Output = io::Result<Self>> + Send;
+    /// The TLS handshake, bounded in time ([`netutil::TLS_HANDSHAKE_TIMEOUT`]).
+    fn start_tls(
+        self,
+        acceptor: &TlsAcceptor,
+    ) -> impl Future<Output = Result<Self, HandshakeError>> + Send;
 }
 
 impl Transport for MaybeTlsStream {
-    async fn start_tls(self, acceptor: &TlsAcceptor) -> io::Result<Self> {
+    async fn start_tls(self, acceptor: &TlsAcceptor) -> Result<Self, HandshakeError> {
         self.upgrade(acceptor).await
-    }
-}
-
-/// The TLS handshake, bounded in time.
-pub(crate) async fn handshake<S: Transport>(
-    stream: S,
-    acceptor: &TlsAcceptor,
-) -> Result<S, SessionError> {
-    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, stream.start_tls(acceptor)).await {
-        Ok(Ok(stream)) => Ok(stream),
-        Ok(Err(error)) => Err(SessionError::TlsHandshake(error)),
-        Err(_) => Err(SessionError::TlsHandshakeTimeout),
     }
 }
 
@@ -252,7 +240,10 @@ impl<S: Transport> Connection<S> {
             tracing::info!("dropping input pipelined after STARTTLS");
         }
         input.clear();
-        let stream = handshake(stream, acceptor).await?;
+        let stream = stream
+            .start_tls(acceptor)
+            .await
+            .map_err(|error| Stop::Failed(error.into()))?;
         Ok(Connection {
             stream,
             input,

@@ -12,8 +12,6 @@ pub enum SessionError {
     Io(#[from] io::Error),
     #[error("timed out writing to the client")]
     WriteTimeout,
-    #[error("TLS handshake failed: {0}")]
-    TlsHandshake(io::Error),
-    #[error("TLS handshake timed out")]
-    TlsHandshakeTimeout,
+    #[error(transparent)]
+    Tls(#[from] netutil::HandshakeError),
 }

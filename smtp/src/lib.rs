@@ -45,9 +45,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use storage::Store;
-use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpStream};
-use tracing::Instrument;
+use tokio::net::TcpListener;
 
 /// Counter: commands answered, labels `command` (the verb) and `outcome` (the final
 /// reply's class, `2xx`..`5xx`).
@@ -123,55 +121,50 @@ pub struct SmtpServer {
     pub data_budget: budget::DataBudget,
 }
 
-/// Time to write the refusal to a client over the connection limit; it must not hold
-/// anything for longer.
-const REFUSAL_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
-
 impl SmtpServer {
     /// Accepts connections on `listener` until shutdown; each session runs as a task
     /// tracked by `shutdown.tracker`.
     pub async fn serve(&self, listener: TcpListener, role: ListenerRole) {
         let address = listener.local_addr().ok();
+        // RFC 8314 §3: on port 465 the TLS handshake comes before the greeting.
+        let implicit_tls = match (role, &self.tls) {
+            (ListenerRole::Submissions, Some(acceptor)) => Some(acceptor.clone()),
+            (ListenerRole::Submissions, None) => {
+                tracing::error!(?address, "port 465 needs a TLS certificate; not serving");
+                return;
+            }
+            _ => None,
+        };
         tracing::info!(?role, ?address, "SMTP listener started");
-        while let Some((tcp, peer)) = netutil::accept(&listener, &self.shutdown).await {
-            let Some(permit) = self.connections.try_acquire(peer.ip()) else {
-                tracing::info!(%peer, "connection refused: too many connections");
-                self.shutdown.tracker.spawn(refuse(tcp));
-                continue;
-            };
-            let id = SessionId::new();
-            let span = tracing::info_span!("smtp", session = %id, peer = %peer, ?role);
-            let server = self.clone();
-            self.shutdown.tracker.spawn(
-                async move {
-                    server.handle(tcp, peer, role, id).await;
-                    drop(permit);
-                }
-                .instrument(span),
-            );
-        }
+        // RFC 5321 §3.1: a server that cannot take the connection may answer 421 at once.
+        let refusal = proto::Reply::new(proto::reply::POLICY_CLOSE, "Too many connections");
+        netutil::serve_connections(
+            &listener,
+            &self.connections,
+            &self.shutdown,
+            implicit_tls,
+            &refusal.to_bytes(),
+            |peer| {
+                let id = SessionId::new();
+                let span = tracing::info_span!("smtp", session = %id, peer = %peer, ?role);
+                let server = self.clone();
+                (span, move |stream| async move {
+                    server.handle(stream, peer, role, id).await
+                })
+            },
+        )
+        .await;
         tracing::info!(?role, ?address, "SMTP listener stopped");
     }
 
-    async fn handle(&self, tcp: TcpStream, peer: SocketAddr, role: ListenerRole, id: SessionId) {
+    async fn handle(
+        &self,
+        stream: MaybeTlsStream,
+        peer: SocketAddr,
+        role: ListenerRole,
+        id: SessionId,
+    ) {
         tracing::info!("connection opened");
-        // Replies are written whole and flushed on purpose; do not wait to coalesce.
-        let _ = tcp.set_nodelay(true);
-        let mut stream = MaybeTlsStream::Plain(tcp);
-        if role == ListenerRole::Submissions {
-            // RFC 8314 §3: implicit TLS, the handshake comes before the greeting.
-            let Some(acceptor) = &self.tls else {
-                tracing::error!("port 465 needs a TLS certificate; closing");
-                return;
-            };
-            stream = match connection::handshake(stream, acceptor).await {
-                Ok(stream) => stream,
-                Err(error) => {
-                    tracing::debug!(%error, "TLS handshake failed");
-                    return;
-                }
-            };
-        }
         let session = Session::new(self, role, peer, id, stream.is_tls());
         match connection::run(
             stream,
@@ -185,14 +178,4 @@ impl SmtpServer {
             Err(error) => tracing::debug!(%error, "closed on error"),
         }
     }
-}
-
-/// RFC 5321 §3.1: a server that cannot take the connection may answer 421 at once.
-async fn refuse(mut tcp: TcpStream) {
-    let reply = proto::Reply::new(proto::reply::POLICY_CLOSE, "Too many connections");
-    let _ = tokio::time::timeout(REFUSAL_WRITE_TIMEOUT, async {
-        tcp.write_all(&reply.to_bytes()).await?;
-        tcp.shutdown().await
-    })
-    .await;
 }

@@ -28,8 +28,10 @@ const REMOTE_PEER: &str = "192.0.2.10:40000";
 const LOOPBACK_PEER: &str = "127.0.0.1:40000";
 
 impl Transport for DuplexStream {
-    async fn start_tls(self, _: &TlsAcceptor) -> io::Result<Self> {
-        Err(io::Error::other("no TLS over an in-memory pipe"))
+    async fn start_tls(self, _: &TlsAcceptor) -> Result<Self, netutil::HandshakeError> {
+        Err(netutil::HandshakeError::Failed(io::Error::other(
+            "no TLS over an in-memory pipe",
+        )))
     }
 }
 
@@ -697,6 +699,11 @@ async fn auth_plain_and_login() {
     c.command("EHLO client.example", "250").await;
     let wrong = STANDARD.encode(format!("\0{ALICE}\0wrong"));
     c.command(&format!("AUTH PLAIN {wrong}"), "535 5.7.8").await;
+    // RFC 4616 §2: asking to act as another user fails like a wrong password, even
+    // with the right one.
+    let as_bob = STANDARD.encode(format!("bob@example.com\0{ALICE}\0{ALICE_PASSWORD}"));
+    c.command(&format!("AUTH PLAIN {as_bob}"), "535 5.7.8")
+        .await;
     c.command("AUTH CRAM-MD5", "504 5.5.4").await;
     // No initial response: empty challenge, then the response; `*` cancels.
     c.command("AUTH PLAIN", "334 \r\n").await;

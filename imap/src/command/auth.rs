@@ -4,10 +4,11 @@
 //! delay, refusals `NO [UNAVAILABLE]` at once.
 
 use crate::error::CommandError;
+use crate::proto::FramerLimits;
 use crate::proto::command::SaslResponse;
 use crate::proto::response::{self, Code, Status};
-use crate::proto::{FramerLimits, base64};
 use crate::session::{CommandResult, Completion, Session, State};
+use netutil::sasl::{self, SaslError};
 use netutil::{AuthAttempt, Throttled};
 use storage::Secret;
 
@@ -62,35 +63,24 @@ impl Session {
                 self.read_line(MAX_SASL_RESPONSE).await?
             }
         };
-        // RFC 9051 §6.2.2: "*" cancels the exchange, answered with BAD.
-        if encoded == b"*" {
-            return Err(CommandError::bad("Authentication cancelled"));
-        }
-        // RFC 4959 §3: "=" is an empty initial response.
-        let decoded = if encoded == b"=" {
-            Vec::new()
-        } else {
-            base64::decode(&encoded).ok_or_else(|| CommandError::bad("Invalid base64"))?
-        };
-        let mut fields = decoded.split(|&b| b == 0);
-        let (Some(authzid), Some(authcid), Some(password), None) =
-            (fields.next(), fields.next(), fields.next(), fields.next())
-        else {
-            return Err(CommandError::bad("Malformed PLAIN response"));
-        };
-        let (Ok(authzid), Ok(authcid), Ok(password)) = (
-            std::str::from_utf8(authzid),
-            std::str::from_utf8(authcid),
-            std::str::from_utf8(password),
-        ) else {
-            return Err(CommandError::bad("Malformed PLAIN response"));
+        let credentials = match sasl::decode_plain(&encoded) {
+            Ok(credentials) => credentials,
+            // RFC 9051 §6.2.2: "*" cancels the exchange, answered with BAD.
+            Err(SaslError::Cancelled) => {
+                return Err(CommandError::bad("Authentication cancelled"));
+            }
+            Err(SaslError::Malformed) => {
+                return Err(CommandError::bad("Malformed PLAIN response"));
+            }
         };
         // RFC 4616 §2: acting as someone else is not offered.
-        if !authzid.is_empty() && authzid != authcid {
-            let attempt = self.begin_login(authcid)?;
+        if credentials.acts_as_other() {
+            let attempt = self.begin_login(&credentials.authcid)?;
             return self.auth_failed(attempt).await;
         }
-        self.check_password(authcid, &Secret::new(password)).await
+        let user = credentials.authcid.clone();
+        self.check_password(&user, &Secret::new(credentials.into_password()))
+            .await
     }
 
     /// Reserves the login's place in the throttle before anything is checked, or refuses

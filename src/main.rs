@@ -3,6 +3,7 @@
 
 mod admin;
 mod config;
+mod data_dir;
 mod http;
 mod serve;
 mod services;

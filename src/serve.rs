@@ -1,8 +1,8 @@
 //! `letterbox serve`: open storage, make the first account on a new installation, bind
 //! every listener, and run until SIGTERM or Ctrl-C, then let in-flight work finish.
 
-use crate::admin::open_store;
 use crate::config::Config;
+use crate::data_dir::open_store;
 use anyhow::{Context, Result};
 use netutil::{AuthThrottle, ConnectionLimiter, Shutdown, tls_acceptor};
 use std::net::SocketAddr;

@@ -30,13 +30,13 @@ pub use accounts::{Account, Alias};
 pub use error::{Result, StoreError};
 pub use mailboxes::{MAX_MAILBOX_NAME_BYTES, Mailbox, MailboxStatus};
 pub use messages::{
-    Delivered, Delivery, MailboxChanges, MessageEntry, Outbound, StoreFlagsOutcome, crlf_line_ends,
+    Delivered, Delivery, MailboxChanges, MessageEntry, StoreFlagsOutcome, crlf_line_ends,
 };
 pub use migrate::CopyReport;
 pub use mime::MessageMeta;
 pub use notify::{CHANGE_CHANNEL_CAPACITY, Change, ChangeKind};
 pub use password::generate_password;
-pub use queue::{QueueAttempt, QueueItem, QueueItemState, QueueStats, QueuedRecipient};
+pub use queue::{Outbound, QueueAttempt, QueueItem, QueueItemState, QueueStats, QueuedRecipient};
 pub use types::*;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};

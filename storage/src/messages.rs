@@ -3,10 +3,9 @@
 
 use crate::cache::CachedMessage;
 use crate::error::{Result, StoreError};
-use crate::mailboxes::mailbox_in_tx;
 use crate::mime::{MessageMeta, analyse, top_header, unfolded_fields};
 use crate::notify::{Change, ChangeKind};
-use crate::queue::{QueuedRecipient, insert_queue_item};
+use crate::queue::{Outbound, insert_queue_item};
 use crate::types::{
     AccountId, FlagOperation, Flags, MailboxId, MessageId, ModSeq, QueueId, Uid, UidValidity,
 };
@@ -30,18 +29,6 @@ pub struct Delivery {
     pub internal_date: Option<i64>,
     /// Envelope sender and remote recipients when the message also goes out.
     pub outbound: Option<Outbound>,
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct Outbound {
-    pub mail_from: String,
-    pub recipients: Vec<QueuedRecipient>,
-    /// RFC 3461 RET and ENVID, as given on MAIL FROM.
-    pub ret: Option<String>,
-    pub envid: Option<String>,
-    /// The domain whose DKIM keys sign the message when it leaves; `None`: unsigned.
-    /// Decided by whoever queues the message, which knows who may sign for what.
-    pub dkim_domain: Option<String>,
 }
 
 /// Where a delivered message landed.
@@ -137,6 +124,16 @@ async fn charge_quota(conn: &mut AnyConnection, account: AccountId, bytes: i64) 
 }
 
 /// `$first, $first+1, ...`: `count` numbered parameters (both backends take `$N`).
+/// The account a mailbox belongs to, inside a writer job.
+async fn mailbox_account_in_tx(conn: &mut AnyConnection, mailbox: MailboxId) -> Result<AccountId> {
+    let row = sqlx::query("SELECT account_id FROM mailboxes WHERE id = $1")
+        .bind(mailbox.0)
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("mailbox {mailbox}")))?;
+    Ok(AccountId(row.try_get(0)?))
+}
+
 pub(crate) fn placeholders(first: usize, count: usize) -> String {
     (first..first + count)
         .map(|n| format!("${n}"))
@@ -276,7 +273,7 @@ async fn expunge_in_tx(
     if entries.is_empty() {
         return Ok((Vec::new(), Vec::new()));
     }
-    let account = mailbox_in_tx(conn, mailbox).await?.account;
+    let account = mailbox_account_in_tx(conn, mailbox).await?;
     let modseq = bump_modseq(conn, mailbox).await?;
     let mut freed = 0;
     let mut changes = Vec::with_capacity(entries.len());
@@ -571,7 +568,7 @@ impl Store {
         self.writer
             .run(move |conn| {
                 Box::pin(async move {
-                    let account = mailbox_in_tx(conn, mailbox).await?.account;
+                    let account = mailbox_account_in_tx(conn, mailbox).await?;
                     let mut outcome = StoreFlagsOutcome::default();
                     let mut updates = Vec::new();
                     for chunk in uids.chunks(IN_LIST_CHUNK) {

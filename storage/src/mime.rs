@@ -4,7 +4,7 @@
 //! bytes; nothing re-parses a message on read.
 
 use crate::rfc5322;
-pub use crate::rfc5322::unfolded_fields;
+pub use crate::rfc5322::{EnvelopeAddress, unfolded_fields};
 use mail_parser::{
     Address, HeaderValue, Message, MessageParser, MessagePart, MimeHeaders, PartType,
 };
@@ -51,22 +51,6 @@ pub struct Envelope {
     pub bcc: Vec<EnvelopeAddress>,
     pub in_reply_to: Option<String>,
     pub message_id: Option<String>,
-}
-
-/// One element of an ENVELOPE address list. Groups are written as in RFC 9051 §7.5.2:
-/// a start marker with the group name in `mailbox` and no host, then the members, then
-/// an end marker with every field empty.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct EnvelopeAddress {
-    /// Display name, decoded.
-    pub name: Option<String>,
-    /// RFC 9051 §7.5.2 addr-adl: the obsolete source route (`@a,@b`) of an angle address
-    /// (RFC 5322 §4.4 obs-route), as Dovecot and Cyrus give it. Metas stored before it
-    /// was kept have none.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub adl: Option<String>,
-    pub mailbox: Option<String>,
-    pub host: Option<String>,
 }
 
 /// A MIME part (RFC 2045/2046) with its place in the raw message.

@@ -2,13 +2,25 @@
 //! until the outbound sender delivers them.
 
 use crate::error::{Result, StoreError};
-use crate::messages::Outbound;
 use crate::types::{MessageId, QueueId};
 use crate::writer::JobOutput;
 use crate::{Backend, Store};
 use serde::{Deserialize, Serialize};
 use sqlx::AnyConnection;
 use sqlx::Row;
+
+/// The envelope of a message that leaves: its sender and remote recipients.
+#[derive(Debug, Clone, Default)]
+pub struct Outbound {
+    pub mail_from: String,
+    pub recipients: Vec<QueuedRecipient>,
+    /// RFC 3461 RET and ENVID, as given on MAIL FROM.
+    pub ret: Option<String>,
+    pub envid: Option<String>,
+    /// The domain whose DKIM keys sign the message when it leaves; `None`: unsigned.
+    /// Decided by whoever queues the message, which knows who may sign for what.
+    pub dkim_domain: Option<String>,
+}
 
 /// One remote recipient with its RFC 3461 parameters.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

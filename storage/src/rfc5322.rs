@@ -6,7 +6,23 @@
 //! encoded words in names and parameters and merges RFC 2231 continuations, and IMAP
 //! clients expect the header's own text and do the decoding themselves.
 
-use crate::mime::EnvelopeAddress;
+use serde::{Deserialize, Serialize};
+
+/// One element of an ENVELOPE address list. Groups are written as in RFC 9051 §7.5.2:
+/// a start marker with the group name in `mailbox` and no host, then the members, then
+/// an end marker with every field empty.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EnvelopeAddress {
+    /// Display name, decoded.
+    pub name: Option<String>,
+    /// RFC 9051 §7.5.2 addr-adl: the obsolete source route (`@a,@b`) of an angle address
+    /// (RFC 5322 §4.4 obs-route), as Dovecot and Cyrus give it. Metas stored before it
+    /// was kept have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adl: Option<String>,
+    pub mailbox: Option<String>,
+    pub host: Option<String>,
+}
 
 /// Host given to an address that has none: a NIL host means group syntax in an
 /// ENVELOPE (RFC 9051 §7.5.2), so a bare `root` must not have one. Dovecot uses the same.

@@ -18,7 +18,7 @@
 //! its name says it is (`_dmarc.` → DMARC, `._domainkey.` → DKIM key, `v=spf1` → SPF),
 //! and an error names the key.
 
-use super::resolver::parse_txt;
+use super::txt::parse_txt;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 

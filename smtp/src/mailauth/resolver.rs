@@ -6,12 +6,9 @@
 //! until their TTL runs out.
 
 use super::config::DnsConfig;
-use mail_auth::common::parse::TxtRecordParser;
-use mail_auth::common::verify::DomainKey;
-use mail_auth::dmarc::Dmarc;
+use super::txt::parse_txt;
 use mail_auth::hickory_resolver::config::{ResolverConfig, ResolverOpts};
 use mail_auth::hickory_resolver::proto::op::ResponseCode;
-use mail_auth::spf::Spf;
 use mail_auth::{
     DnsError, DnssecStatus, Error, MX, MessageAuthenticator, Parameters, RecordSet, ResolverCache,
     Txt,
@@ -112,42 +109,6 @@ fn fqdn(name: &str) -> Box<str> {
         name.push('.');
     }
     name.into_boxed_str()
-}
-
-/// What a name's TXT strings mean to mail authentication, read by the kind its name
-/// says: `_dmarc.` → DMARC (RFC 7489 §6.1), `._domainkey.` → DKIM key (RFC 6376
-/// §3.6.2.1), otherwise SPF (RFC 7208 §4.5: the record starting `v=spf1`).
-pub fn parse_txt(name: &str, records: &[String]) -> Result<Txt, String> {
-    let name = name.to_ascii_lowercase();
-    fn first<T: TxtRecordParser>(records: &[String], what: &str) -> Result<Arc<T>, String> {
-        let mut last = String::from("no record");
-        for record in records {
-            match T::parse(record.as_bytes()) {
-                Ok(parsed) => return Ok(Arc::new(parsed)),
-                Err(error) => last = format!("{record:?} is not a {what} record ({error})"),
-            }
-        }
-        Err(last)
-    }
-    if name.starts_with("_dmarc.") {
-        return first::<Dmarc>(records, "DMARC").map(Txt::Dmarc);
-    }
-    if name.contains("._domainkey.") {
-        return first::<DomainKey>(records, "DKIM key").map(Txt::DomainKey);
-    }
-    let spf: Vec<String> = records
-        .iter()
-        .filter(|r| {
-            r.get(..6).is_some_and(|v| v.eq_ignore_ascii_case("v=spf1"))
-                && r.as_bytes().get(6).is_none_or(|b| *b == b' ')
-        })
-        .cloned()
-        .collect();
-    if spf.is_empty() {
-        // As DNS would answer: TXT records, none of them SPF.
-        return Ok(Txt::Error(Error::Dns(DnsError::InvalidRecordType)));
-    }
-    first::<Spf>(&spf, "SPF").map(Txt::Spf)
 }
 
 /// mail-auth's authenticator with our caches.
@@ -255,15 +216,5 @@ mod tests {
             cache.insert(fqdn(&format!("d{i}.example")), 1, later);
         }
         assert!(cache.learnt().len() <= MAX_CACHED);
-    }
-
-    #[test]
-    fn txt_kinds() {
-        let spf = parse_txt("Example.org", &["v=spf1 -all".into()]).expect("spf");
-        assert!(matches!(spf, Txt::Spf(_)));
-        let none = parse_txt("example.org", &["v=spf10 x".into()]).expect("other");
-        assert!(matches!(none, Txt::Error(_)));
-        let dmarc = parse_txt("_dmarc.example.org", &["v=DMARC1; p=none".into()]).expect("dmarc");
-        assert!(matches!(dmarc, Txt::Dmarc(_)));
     }
 }

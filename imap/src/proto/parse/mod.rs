@@ -1,0 +1,1718 @@
+//! The command parser. It works on one complete command as framed by
+//! [`super::framer`]: literals are inline after their `{n}` CRLF. Each parser carries its
+//! ABNF rule (RFC 9051 §9 unless noted). It never panics: every read goes through `get`,
+//! and recursion is bounded.
+
+use super::command::{
+    AppendCommand, AppendMessage, Command, CommandBody, FetchItem, ListCommand, MAX_ID_PAIRS,
+    MAX_SEARCH_DEPTH, MAX_SEARCH_STRING, ParseError, QresyncParams, Rfc822Part, SaslResponse,
+    SearchCommand, SearchKey, SearchReturn, Section, SectionText, SortCommand, SortCriterion,
+    SortKey, StatusItem, StoreCommand, ThreadAlgorithm, ThreadCommand,
+};
+use super::datetime::{parse_date, parse_date_time};
+use super::sequence::{SeqNumber, SeqRange, Sequence, SequenceSet};
+use super::tag::{Tag, is_astring_char, is_atom_char};
+use std::borrow::Cow;
+use storage::{FlagOperation, Secret};
+use time::Date;
+
+type PResult<T> = Result<T, Cow<'static, str>>;
+
+struct Parser<'a> {
+    input: &'a [u8],
+    pos: usize,
+}
+
+fn err<T>(message: &'static str) -> PResult<T> {
+    Err(Cow::Borrowed(message))
+}
+
+impl<'a> Parser<'a> {
+    fn peek(&self) -> Option<u8> {
+        self.input.get(self.pos).copied()
+    }
+
+    fn eat(&mut self, byte: u8) -> bool {
+        if self.peek() == Some(byte) {
+            self.pos += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn require(&mut self, byte: u8, message: &'static str) -> PResult<()> {
+        if self.eat(byte) { Ok(()) } else { err(message) }
+    }
+
+    fn sp(&mut self) -> PResult<()> {
+        self.require(b' ', "Expected a space")
+    }
+
+    /// True when the next bytes are `word` (case-insensitive) followed by a delimiter.
+    fn at_keyword(&self, word: &str) -> bool {
+        let end = self.pos + word.len();
+        let matches = self
+            .input
+            .get(self.pos..end)
+            .is_some_and(|s| s.eq_ignore_ascii_case(word.as_bytes()));
+        matches && !self.input.get(end).copied().is_some_and(is_atom_char)
+    }
+
+    fn keyword(&mut self, word: &str) -> bool {
+        if self.at_keyword(word) {
+            self.pos += word.len();
+            true
+        } else {
+            false
+        }
+    }
+
+    /// End of the command: CRLF and nothing after it.
+    fn end(&self) -> PResult<()> {
+        if self.input.get(self.pos..) == Some(b"\r\n") {
+            Ok(())
+        } else {
+            err("Unexpected characters at end of command")
+        }
+    }
+
+    fn take_while(&mut self, pred: impl Fn(u8) -> bool) -> &'a [u8] {
+        let start = self.pos;
+        while self.peek().is_some_and(&pred) {
+            self.pos += 1;
+        }
+        self.input.get(start..self.pos).unwrap_or_default()
+    }
+
+    /// `atom = 1*ATOM-CHAR`
+    fn atom(&mut self) -> PResult<&'a str> {
+        let bytes = self.take_while(is_atom_char);
+        if bytes.is_empty() {
+            return err("Expected an atom");
+        }
+        // ATOM-CHARs are ASCII.
+        std::str::from_utf8(bytes).map_err(|_| Cow::Borrowed("Invalid atom"))
+    }
+
+    /// `number = 1*DIGIT` (unsigned 32-bit); `number64` with `u64`.
+    fn number64(&mut self) -> PResult<u64> {
+        let digits = self.take_while(|b| b.is_ascii_digit());
+        if digits.is_empty() || digits.len() > 20 {
+            return err("Expected a number");
+        }
+        std::str::from_utf8(digits)
+            .ok()
+            .and_then(|d| d.parse().ok())
+            .ok_or(Cow::Borrowed("Number out of range"))
+    }
+
+    fn number(&mut self) -> PResult<u32> {
+        u32::try_from(self.number64()?).map_err(|_| Cow::Borrowed("Number out of range"))
+    }
+
+    /// `nz-number = digit-nz *DIGIT`
+    fn nz_number(&mut self) -> PResult<u32> {
+        match self.number()? {
+            0 => err("Zero is not allowed here"),
+            n => Ok(n),
+        }
+    }
+
+    /// `quoted = DQUOTE *QUOTED-CHAR DQUOTE`;
+    /// `QUOTED-CHAR = <any TEXT-CHAR except quoted-specials> / "\" quoted-specials / UTF8-2..4`
+    fn quoted(&mut self) -> PResult<Vec<u8>> {
+        self.require(b'"', "Expected a quoted string")?;
+        let mut out = Vec::new();
+        loop {
+            match self.peek() {
+                None | Some(b'\r' | b'\n' | 0) => return err("Unterminated quoted string"),
+                Some(b'"') => {
+                    self.pos += 1;
+                    return Ok(out);
+                }
+                Some(b'\\') => {
+                    self.pos += 1;
+                    match self.peek() {
+                        Some(c @ (b'"' | b'\\')) => {
+                            out.push(c);
+                            self.pos += 1;
+                        }
+                        _ => return err("Invalid escape in quoted string"),
+                    }
+                }
+                Some(c) => {
+                    out.push(c);
+                    self.pos += 1;
+                }
+            }
+        }
+    }
+
+    /// `literal = "{" number64 ["+"] "}" CRLF *CHAR8` (RFC 7888 adds the "+"); with
+    /// `binary`, also `literal8 = "~{" number64 "}" CRLF *OCTET` (RFC 3516).
+    fn literal(&mut self, binary: bool) -> PResult<Vec<u8>> {
+        let is_literal8 = binary && self.eat(b'~');
+        self.require(b'{', "Expected a literal")?;
+        let size = self.number64()?;
+        self.eat(b'+');
+        self.require(b'}', "Invalid literal")?;
+        self.require(b'\r', "Expected CRLF after literal")?;
+        self.require(b'\n', "Expected CRLF after literal")?;
+        let size = usize::try_from(size).map_err(|_| Cow::Borrowed("Literal too large"))?;
+        let end = self
+            .pos
+            .checked_add(size)
+            .ok_or(Cow::Borrowed("Literal too large"))?;
+        let bytes = self
+            .input
+            .get(self.pos..end)
+            .ok_or(Cow::Borrowed("Truncated literal"))?;
+        if !is_literal8 && bytes.contains(&0) {
+            return err("NUL in literal");
+        }
+        self.pos = end;
+        Ok(bytes.to_vec())
+    }
+
+    /// `string = quoted / literal`
+    fn string(&mut self) -> PResult<Vec<u8>> {
+        match self.peek() {
+            Some(b'"') => self.quoted(),
+            Some(b'{') => self.literal(false),
+            _ => err("Expected a string"),
+        }
+    }
+
+    /// `astring = 1*ASTRING-CHAR / string`
+    fn astring(&mut self) -> PResult<Vec<u8>> {
+        match self.peek() {
+            Some(b'"' | b'{') => self.string(),
+            _ => {
+                let bytes = self.take_while(is_astring_char);
+                if bytes.is_empty() {
+                    err("Expected a string")
+                } else {
+                    Ok(bytes.to_vec())
+                }
+            }
+        }
+    }
+
+    fn astring_utf8(&mut self) -> PResult<String> {
+        String::from_utf8(self.astring()?).map_err(|_| Cow::Borrowed("Invalid UTF-8"))
+    }
+
+    /// A SEARCH string (`astring`), at most [`MAX_SEARCH_STRING`] octets.
+    fn search_string(&mut self) -> PResult<String> {
+        let value = self.astring_utf8()?;
+        if value.len() > MAX_SEARCH_STRING {
+            return err("Search string too long");
+        }
+        Ok(value)
+    }
+
+    /// `nstring = string / nil`
+    fn nstring(&mut self) -> PResult<Option<Vec<u8>>> {
+        if self.keyword("NIL") {
+            Ok(None)
+        } else {
+            self.string().map(Some)
+        }
+    }
+
+    /// `mailbox = "INBOX" / astring` (INBOX case-insensitivity is storage's business).
+    fn mailbox(&mut self) -> PResult<String> {
+        self.astring_utf8()
+    }
+
+    /// `list-mailbox = 1*list-char / string`; `list-char = ATOM-CHAR / list-wildcards / resp-specials`
+    fn list_mailbox(&mut self) -> PResult<String> {
+        let bytes = match self.peek() {
+            Some(b'"' | b'{') => self.string()?,
+            _ => {
+                let bytes = self.take_while(|b| is_astring_char(b) || b == b'%' || b == b'*');
+                if bytes.is_empty() {
+                    return err("Expected a mailbox pattern");
+                }
+                bytes.to_vec()
+            }
+        };
+        String::from_utf8(bytes).map_err(|_| Cow::Borrowed("Invalid UTF-8"))
+    }
+
+    /// `flag = "\Answered" / "\Flagged" / "\Deleted" / "\Seen" / "\Draft" / flag-keyword / flag-extension`
+    fn flag(&mut self) -> PResult<String> {
+        let backslash = self.eat(b'\\');
+        let name = self.atom()?;
+        Ok(if backslash {
+            format!("\\{name}")
+        } else {
+            name.to_owned()
+        })
+    }
+
+    /// `flag-list = "(" [flag *(SP flag)] ")"`
+    fn flag_list(&mut self) -> PResult<Vec<String>> {
+        self.require(b'(', "Expected a flag list")?;
+        let mut flags = Vec::new();
+        if self.eat(b')') {
+            return Ok(flags);
+        }
+        loop {
+            flags.push(self.flag()?);
+            if self.eat(b')') {
+                return Ok(flags);
+            }
+            self.sp()?;
+        }
+    }
+
+    /// `seq-number = nz-number / "*"`
+    fn seq_number(&mut self) -> PResult<SeqNumber> {
+        if self.eat(b'*') {
+            Ok(SeqNumber::Star)
+        } else {
+            self.nz_number().map(SeqNumber::Value)
+        }
+    }
+
+    /// `sequence-set = (seq-number / seq-range) ["," sequence-set]`;
+    /// `seq-range = seq-number ":" seq-number`
+    fn sequence_set(&mut self) -> PResult<SequenceSet> {
+        let mut ranges = Vec::new();
+        loop {
+            let start = self.seq_number()?;
+            let end = if self.eat(b':') {
+                self.seq_number()?
+            } else {
+                start
+            };
+            ranges.push(SeqRange { start, end });
+            if !self.eat(b',') {
+                return Ok(SequenceSet(ranges));
+            }
+        }
+    }
+
+    /// `sequence-set / "$"` (RFC 5182 §2.1)
+    fn sequence(&mut self) -> PResult<Sequence> {
+        if self.eat(b'$') {
+            Ok(Sequence::Saved)
+        } else {
+            self.sequence_set().map(Sequence::Set)
+        }
+    }
+
+    /// RFC 7162 §7: `mod-sequence-value = 1*DIGIT` (1 to 2^63-1);
+    /// `mod-sequence-valzer = "0" / mod-sequence-value`.
+    fn mod_sequence(&mut self, zero_allowed: bool) -> PResult<u64> {
+        match self.number64()? {
+            0 if !zero_allowed => err("A modseq of 0 is not allowed here"),
+            n if n > i64::MAX as u64 => err("Modseq out of range"),
+            n => Ok(n),
+        }
+    }
+
+    /// RFC 7162 §3.1.4 / §3.2.6: `fetch-modifiers = SP "(" fetch-modifier *(SP fetch-modifier) ")"`;
+    /// `fetch-modifier =/ chgsince-fetch-mod / "VANISHED"`;
+    /// `chgsince-fetch-mod = "CHANGEDSINCE" SP mod-sequence-value`.
+    fn fetch_modifiers(&mut self) -> PResult<(Option<u64>, bool)> {
+        let mut changed_since = None;
+        let mut vanished = false;
+        if !self.eat(b' ') {
+            return Ok((None, false));
+        }
+        self.require(b'(', "Expected FETCH modifiers")?;
+        loop {
+            if self.keyword("CHANGEDSINCE") {
+                self.sp()?;
+                changed_since = Some(self.mod_sequence(false)?);
+            } else if self.keyword("VANISHED") {
+                vanished = true;
+            } else {
+                return err("Unknown FETCH modifier");
+            }
+            if self.eat(b')') {
+                break;
+            }
+            self.sp()?;
+        }
+        // RFC 7162 §3.2.6: VANISHED without CHANGEDSINCE is a BAD.
+        if vanished && changed_since.is_none() {
+            return err("VANISHED needs CHANGEDSINCE");
+        }
+        Ok((changed_since, vanished))
+    }
+
+    /// `select-params = SP "(" select-param *(SP select-param) ")"` (RFC 4466 §2.1),
+    /// with RFC 7162's `"CONDSTORE"` and `"QRESYNC" SP "(" ... ")"`.
+    fn select_params(&mut self) -> PResult<(bool, Option<QresyncParams>)> {
+        let mut condstore = false;
+        let mut qresync = None;
+        if !self.eat(b' ') {
+            return Ok((false, None));
+        }
+        self.require(b'(', "Expected SELECT parameters")?;
+        if self.eat(b')') {
+            return Ok((false, None));
+        }
+        loop {
+            if self.keyword("CONDSTORE") {
+                condstore = true;
+            } else if self.keyword("QRESYNC") {
+                self.sp()?;
+                self.require(b'(', "Expected QRESYNC parameters")?;
+                let uid_validity = self.nz_number()?;
+                self.sp()?;
+                let modseq = self.mod_sequence(false)?;
+                let mut known_uids = None;
+                let mut seq_match = None;
+                if self.eat(b' ') {
+                    if self.eat(b'(') {
+                        let sequences = self.sequence_set()?;
+                        self.sp()?;
+                        let uids = self.sequence_set()?;
+                        self.require(b')', "Expected ) after sequence match data")?;
+                        seq_match = Some((sequences, uids));
+                    } else {
+                        known_uids = Some(self.sequence_set()?);
+                        if self.eat(b' ') {
+                            self.require(b'(', "Expected sequence match data")?;
+                            let sequences = self.sequence_set()?;
+                            self.sp()?;
+                            let uids = self.sequence_set()?;
+                            self.require(b')', "Expected ) after sequence match data")?;
+                            seq_match = Some((sequences, uids));
+                        }
+                    }
+                }
+                self.require(b')', "Expected ) after QRESYNC parameters")?;
+                qresync = Some(QresyncParams {
+                    uid_validity,
+                    modseq,
+                    known_uids,
+                    seq_match,
+                });
+            } else {
+                return err("Unsupported SELECT parameter");
+            }
+            if self.eat(b')') {
+                return Ok((condstore, qresync));
+            }
+            self.sp()?;
+        }
+    }
+
+    /// `date = date-text / DQUOTE date-text DQUOTE`
+    fn date(&mut self) -> PResult<Date> {
+        let text = if self.peek() == Some(b'"') {
+            self.quoted()?
+        } else {
+            self.take_while(|b| b.is_ascii_alphanumeric() || b == b'-')
+                .to_vec()
+        };
+        std::str::from_utf8(&text)
+            .ok()
+            .and_then(parse_date)
+            .ok_or(Cow::Borrowed("Invalid date"))
+    }
+
+    /// `date-time = DQUOTE date-day-fixed "-" date-month "-" date-year SP time SP zone DQUOTE`
+    fn date_time(&mut self) -> PResult<i64> {
+        let text = self.quoted()?;
+        std::str::from_utf8(&text)
+            .ok()
+            .and_then(parse_date_time)
+            .ok_or(Cow::Borrowed("Invalid date-time"))
+    }
+
+    /// `status-att = "MESSAGES" / "UIDNEXT" / "UIDVALIDITY" / "UNSEEN" / "DELETED" / "SIZE"`
+    /// plus `RECENT` (RFC 3501), `HIGHESTMODSEQ` (RFC 7162) and `APPENDLIMIT` (RFC 7889).
+    fn status_items(&mut self) -> PResult<Vec<StatusItem>> {
+        self.require(b'(', "Expected status items")?;
+        let mut items = Vec::new();
+        loop {
+            let name = self.atom()?.to_ascii_uppercase();
+            items.push(match name.as_str() {
+                "MESSAGES" => StatusItem::Messages,
+                "UIDNEXT" => StatusItem::UidNext,
+                "UIDVALIDITY" => StatusItem::UidValidity,
+                "UNSEEN" => StatusItem::Unseen,
+                "DELETED" => StatusItem::Deleted,
+                "SIZE" => StatusItem::Size,
+                "RECENT" => StatusItem::Recent,
+                "HIGHESTMODSEQ" => StatusItem::HighestModSeq,
+                "APPENDLIMIT" => StatusItem::AppendLimit,
+                "DELETED-STORAGE" => StatusItem::DeletedStorage,
+                _ => return err("Unknown status item"),
+            });
+            if self.eat(b')') {
+                return Ok(items);
+            }
+            self.sp()?;
+        }
+    }
+
+    /// `section-part = nz-number *("." nz-number)`
+    fn section_part(&mut self) -> PResult<Vec<u32>> {
+        let mut part = Vec::new();
+        while self.peek().is_some_and(|b| b.is_ascii_digit()) {
+            part.push(self.nz_number()?);
+            // A dot followed by a letter starts the section text.
+            let next_is_digit = self.input.get(self.pos + 1).is_some_and(u8::is_ascii_digit);
+            if self.peek() == Some(b'.') && next_is_digit {
+                self.pos += 1;
+            } else {
+                break;
+            }
+        }
+        Ok(part)
+    }
+
+    /// `section = "[" [section-spec] "]"`;
+    /// `section-spec = section-msgtext / (section-part ["." section-text])`;
+    /// `section-msgtext = "HEADER" / "HEADER.FIELDS" [".NOT"] SP header-list / "TEXT"`;
+    /// `section-text = section-msgtext / "MIME"`
+    fn section(&mut self) -> PResult<Section> {
+        self.require(b'[', "Expected a section")?;
+        let part = self.section_part()?;
+        let text = if self.peek() == Some(b']') {
+            None
+        } else {
+            if !part.is_empty() {
+                self.require(b'.', "Invalid section")?;
+            }
+            let name = self
+                .take_while(|b| b.is_ascii_alphabetic() || b == b'.')
+                .to_ascii_uppercase();
+            Some(match name.as_slice() {
+                b"HEADER" => SectionText::Header,
+                b"TEXT" => SectionText::Text,
+                b"MIME" if !part.is_empty() => SectionText::Mime,
+                b"HEADER.FIELDS" | b"HEADER.FIELDS.NOT" => {
+                    self.sp()?;
+                    SectionText::HeaderFields {
+                        not: name.ends_with(b".NOT"),
+                        fields: self.header_list()?,
+                    }
+                }
+                _ => return err("Invalid section"),
+            })
+        };
+        self.require(b']', "Expected ] after section")?;
+        Ok(Section { part, text })
+    }
+
+    /// `header-list = "(" header-fld-name *(SP header-fld-name) ")"`; `header-fld-name = astring`
+    fn header_list(&mut self) -> PResult<Vec<String>> {
+        self.require(b'(', "Expected a header list")?;
+        let mut fields = Vec::new();
+        loop {
+            fields.push(self.astring_utf8()?);
+            if self.eat(b')') {
+                return Ok(fields);
+            }
+            self.sp()?;
+        }
+    }
+
+    /// `partial = "<" number64 "." nz-number64 ">"`
+    fn partial(&mut self) -> PResult<Option<(u64, u64)>> {
+        if !self.eat(b'<') {
+            return Ok(None);
+        }
+        let origin = self.number64()?;
+        self.require(b'.', "Invalid partial")?;
+        let count = self.number64()?;
+        if count == 0 {
+            return err("Invalid partial");
+        }
+        self.require(b'>', "Invalid partial")?;
+        Ok(Some((origin, count)))
+    }
+
+    /// `fetch-att = "ENVELOPE" / "FLAGS" / "INTERNALDATE" / "RFC822" [".HEADER" / ".TEXT"] /
+    ///  "RFC822.SIZE" / "BODY" ["STRUCTURE"] / "UID" / "BODY" section [partial] /
+    ///  "BODY.PEEK" section [partial] / "BINARY" [".PEEK"] section-binary [partial] /
+    ///  "BINARY.SIZE" section-binary`
+    fn fetch_item(&mut self) -> PResult<FetchItem> {
+        let name = self
+            .take_while(|b| b.is_ascii_alphanumeric() || b == b'.')
+            .to_ascii_uppercase();
+        Ok(match name.as_slice() {
+            b"FLAGS" => FetchItem::Flags,
+            b"INTERNALDATE" => FetchItem::InternalDate,
+            b"RFC822.SIZE" => FetchItem::Rfc822Size,
+            b"ENVELOPE" => FetchItem::Envelope,
+            b"BODYSTRUCTURE" => FetchItem::BodyStructure { extensible: true },
+            b"UID" => FetchItem::Uid,
+            b"MODSEQ" => FetchItem::ModSeq,
+            b"RFC822" => FetchItem::Rfc822(Rfc822Part::Full),
+            b"RFC822.HEADER" => FetchItem::Rfc822(Rfc822Part::Header),
+            b"RFC822.TEXT" => FetchItem::Rfc822(Rfc822Part::Text),
+            b"BODY" if self.peek() != Some(b'[') => FetchItem::BodyStructure { extensible: false },
+            b"BODY" | b"BODY.PEEK" => FetchItem::BodySection {
+                peek: name.len() > 4,
+                section: self.section()?,
+                partial: self.partial()?,
+            },
+            b"BINARY" | b"BINARY.PEEK" => {
+                self.require(b'[', "Expected a section")?;
+                let part = self.section_part()?;
+                self.require(b']', "Expected ] after section")?;
+                FetchItem::Binary {
+                    peek: name.len() > 6,
+                    part,
+                    partial: self.partial()?,
+                }
+            }
+            b"BINARY.SIZE" => {
+                self.require(b'[', "Expected a section")?;
+                let part = self.section_part()?;
+                self.require(b']', "Expected ] after section")?;
+                FetchItem::BinarySize { part }
+            }
+            _ => return err("Unknown fetch item"),
+        })
+    }
+
+    /// `fetch = "FETCH" SP sequence-set SP ("ALL" / "FULL" / "FAST" / fetch-att /
+    ///  "(" fetch-att *(SP fetch-att) ")")`
+    fn fetch_items(&mut self) -> PResult<Vec<FetchItem>> {
+        let fast = [
+            FetchItem::Flags,
+            FetchItem::InternalDate,
+            FetchItem::Rfc822Size,
+        ];
+        if self.keyword("ALL") {
+            return Ok([&fast[..], &[FetchItem::Envelope]].concat());
+        }
+        if self.keyword("FAST") {
+            return Ok(fast.to_vec());
+        }
+        if self.keyword("FULL") {
+            return Ok([
+                &fast[..],
+                &[
+                    FetchItem::Envelope,
+                    FetchItem::BodyStructure { extensible: false },
+                ],
+            ]
+            .concat());
+        }
+        if !self.eat(b'(') {
+            return Ok(vec![self.fetch_item()?]);
+        }
+        let mut items = Vec::new();
+        loop {
+            items.push(self.fetch_item()?);
+            if self.eat(b')') {
+                return Ok(items);
+            }
+            self.sp()?;
+        }
+    }
+
+    /// `search-key` (RFC 9051 §9, with RFC 3501's NEW, OLD, RECENT).
+    fn search_key(&mut self, depth: usize) -> PResult<SearchKey> {
+        if depth > MAX_SEARCH_DEPTH {
+            return err("Search nested too deeply");
+        }
+        if self.eat(b'(') {
+            let mut keys = Vec::new();
+            loop {
+                keys.push(self.search_key(depth + 1)?);
+                if self.eat(b')') {
+                    return Ok(SearchKey::And(keys));
+                }
+                self.sp()?;
+            }
+        }
+        if matches!(self.peek(), Some(b'0'..=b'9' | b'*' | b'$')) {
+            return self.sequence().map(SearchKey::Seq);
+        }
+        let name = self.atom()?.to_ascii_uppercase();
+        let flag = |flag: &'static str, set: bool| Ok(SearchKey::Flag(flag, set));
+        match name.as_str() {
+            "ALL" => Ok(SearchKey::All),
+            "ANSWERED" => flag("\\Answered", true),
+            "DELETED" => flag("\\Deleted", true),
+            "DRAFT" => flag("\\Draft", true),
+            "FLAGGED" => flag("\\Flagged", true),
+            "SEEN" => flag("\\Seen", true),
+            "UNANSWERED" => flag("\\Answered", false),
+            "UNDELETED" => flag("\\Deleted", false),
+            "UNDRAFT" => flag("\\Draft", false),
+            "UNFLAGGED" => flag("\\Flagged", false),
+            "UNSEEN" => flag("\\Seen", false),
+            "NEW" => Ok(SearchKey::New),
+            "OLD" => Ok(SearchKey::Old),
+            "RECENT" => Ok(SearchKey::Recent),
+            "KEYWORD" | "UNKEYWORD" => {
+                self.sp()?;
+                let keyword = self.atom()?.to_owned();
+                Ok(SearchKey::Keyword(keyword, name == "KEYWORD"))
+            }
+            "BCC" | "CC" | "FROM" | "SUBJECT" | "TO" => {
+                self.sp()?;
+                let value = self.search_string()?;
+                let field = match name.as_str() {
+                    "BCC" => "Bcc",
+                    "CC" => "Cc",
+                    "FROM" => "From",
+                    "SUBJECT" => "Subject",
+                    _ => "To",
+                };
+                Ok(SearchKey::Header(field.to_owned(), value))
+            }
+            "HEADER" => {
+                self.sp()?;
+                let field = self.search_string()?;
+                self.sp()?;
+                let value = self.search_string()?;
+                Ok(SearchKey::Header(field, value))
+            }
+            "BODY" => {
+                self.sp()?;
+                Ok(SearchKey::Body(self.search_string()?))
+            }
+            "TEXT" => {
+                self.sp()?;
+                Ok(SearchKey::Text(self.search_string()?))
+            }
+            "LARGER" => {
+                self.sp()?;
+                Ok(SearchKey::Larger(self.number64()?))
+            }
+            "SMALLER" => {
+                self.sp()?;
+                Ok(SearchKey::Smaller(self.number64()?))
+            }
+            "BEFORE" | "ON" | "SINCE" | "SENTBEFORE" | "SENTON" | "SENTSINCE" => {
+                self.sp()?;
+                let date = self.date()?;
+                Ok(match name.as_str() {
+                    "BEFORE" => SearchKey::Before(date),
+                    "ON" => SearchKey::On(date),
+                    "SINCE" => SearchKey::Since(date),
+                    "SENTBEFORE" => SearchKey::SentBefore(date),
+                    "SENTON" => SearchKey::SentOn(date),
+                    _ => SearchKey::SentSince(date),
+                })
+            }
+            "UID" => {
+                self.sp()?;
+                Ok(SearchKey::Uid(self.sequence()?))
+            }
+            // RFC 7162 §3.1.5: `"MODSEQ" [search-modseq-ext] SP mod-sequence-valzer`;
+            // `search-modseq-ext = SP entry-name SP entry-type-req`. We keep one modseq
+            // per message, which §3.1.5 says then stands for every entry.
+            "MODSEQ" => {
+                self.sp()?;
+                if self.peek() == Some(b'"') {
+                    self.quoted()?;
+                    self.sp()?;
+                    let entry_type = self.atom()?.to_ascii_lowercase();
+                    if !matches!(entry_type.as_str(), "priv" | "shared" | "all") {
+                        return err("Expected priv, shared or all");
+                    }
+                    self.sp()?;
+                }
+                Ok(SearchKey::ModSeq(self.mod_sequence(true)?))
+            }
+            // RFC 5032 §3: `"OLDER" SP nz-number` / `"YOUNGER" SP nz-number` (seconds).
+            "OLDER" => {
+                self.sp()?;
+                Ok(SearchKey::Older(self.nz_number()?))
+            }
+            "YOUNGER" => {
+                self.sp()?;
+                Ok(SearchKey::Younger(self.nz_number()?))
+            }
+            "NOT" => {
+                self.sp()?;
+                Ok(SearchKey::Not(Box::new(self.search_key(depth + 1)?)))
+            }
+            "OR" => {
+                self.sp()?;
+                let a = self.search_key(depth + 1)?;
+                self.sp()?;
+                let b = self.search_key(depth + 1)?;
+                Ok(SearchKey::Or(Box::new(a), Box::new(b)))
+            }
+            _ => err("Unknown search key"),
+        }
+    }
+
+    /// `search = "SEARCH" [search-return-opts] SP search-program`;
+    /// `search-return-opts = SP "RETURN" SP "(" [search-return-opt *(SP search-return-opt)] ")"`;
+    /// `search-program = ["CHARSET" SP charset SP] search-key *(SP search-key)`
+    fn search(&mut self, uid: bool) -> PResult<SearchCommand> {
+        self.sp()?;
+        let mut returns = None;
+        if self.keyword("RETURN") {
+            self.sp()?;
+            self.require(b'(', "Expected return options")?;
+            let mut options = Vec::new();
+            while !self.eat(b')') {
+                if !options.is_empty() {
+                    self.sp()?;
+                }
+                let option = self.atom()?.to_ascii_uppercase();
+                options.push(match option.as_str() {
+                    "MIN" => SearchReturn::Min,
+                    "MAX" => SearchReturn::Max,
+                    "ALL" => SearchReturn::All,
+                    "COUNT" => SearchReturn::Count,
+                    "SAVE" => SearchReturn::Save,
+                    _ => return err("Unknown search return option"),
+                });
+            }
+            returns = Some(options);
+            self.sp()?;
+        }
+        let mut charset = None;
+        if self.keyword("CHARSET") {
+            self.sp()?;
+            charset = Some(self.astring_utf8()?);
+            self.sp()?;
+        }
+        let key = self.search_keys()?;
+        Ok(SearchCommand {
+            uid,
+            returns,
+            charset,
+            key,
+        })
+    }
+
+    /// `search-key *(SP search-key)`, as one key.
+    fn search_keys(&mut self) -> PResult<SearchKey> {
+        let mut keys = vec![self.search_key(0)?];
+        while self.eat(b' ') {
+            keys.push(self.search_key(0)?);
+        }
+        Ok(if keys.len() == 1 {
+            keys.pop().unwrap_or(SearchKey::All)
+        } else {
+            SearchKey::And(keys)
+        })
+    }
+
+    /// RFC 5256 §5: `sort = ["UID" SP] "SORT" SP sort-criteria SP search-criteria`;
+    /// `sort-criteria = "(" sort-criterion *(SP sort-criterion) ")"`;
+    /// `search-criteria = charset 1*(SP search-key)`.
+    fn sort(&mut self, uid: bool) -> PResult<SortCommand> {
+        self.sp()?;
+        self.require(b'(', "Expected sort criteria")?;
+        let mut criteria = Vec::new();
+        loop {
+            let reverse = self.keyword("REVERSE");
+            if reverse {
+                self.sp()?;
+            }
+            let key = match self.atom()?.to_ascii_uppercase().as_str() {
+                "ARRIVAL" => SortKey::Arrival,
+                "CC" => SortKey::Cc,
+                "DATE" => SortKey::Date,
+                "FROM" => SortKey::From,
+                "SIZE" => SortKey::Size,
+                "SUBJECT" => SortKey::Subject,
+                "TO" => SortKey::To,
+                _ => return err("Unknown sort criterion"),
+            };
+            criteria.push(SortCriterion { key, reverse });
+            if self.eat(b')') {
+                break;
+            }
+            self.sp()?;
+        }
+        self.sp()?;
+        let charset = self.astring_utf8()?;
+        self.sp()?;
+        let key = self.search_keys()?;
+        Ok(SortCommand {
+            uid,
+            criteria,
+            charset,
+            key,
+        })
+    }
+
+    /// RFC 5256 §5: `thread = ["UID" SP] "THREAD" SP thread-alg SP search-criteria`.
+    fn thread(&mut self, uid: bool) -> PResult<ThreadCommand> {
+        self.sp()?;
+        let algorithm = match self.atom()?.to_ascii_uppercase().as_str() {
+            "ORDEREDSUBJECT" => ThreadAlgorithm::OrderedSubject,
+            "REFERENCES" => ThreadAlgorithm::References,
+            _ => return err("Unknown threading algorithm"),
+        };
+        self.sp()?;
+        let charset = self.astring_utf8()?;
+        self.sp()?;
+        let key = self.search_keys()?;
+        Ok(ThreadCommand {
+            uid,
+            algorithm,
+            charset,
+            key,
+        })
+    }
+
+    /// `store = "STORE" SP sequence-set SP store-att-flags`;
+    /// `store-att-flags = (["+" / "-"] "FLAGS" [".SILENT"]) SP (flag-list / (flag *(SP flag)))`
+    fn store(&mut self, uid: bool) -> PResult<StoreCommand> {
+        self.sp()?;
+        let set = self.sequence()?;
+        self.sp()?;
+        // RFC 7162 §3.1.3: `store-modifiers = SP "(" store-modifier *(SP store-modifier) ")"`;
+        // `store-modifier =/ "UNCHANGEDSINCE" SP mod-sequence-valzer`.
+        let mut unchanged_since = None;
+        if self.eat(b'(') {
+            loop {
+                if self.keyword("UNCHANGEDSINCE") {
+                    self.sp()?;
+                    unchanged_since = Some(self.mod_sequence(true)?);
+                } else {
+                    return err("Unknown STORE modifier");
+                }
+                if self.eat(b')') {
+                    break;
+                }
+                self.sp()?;
+            }
+            self.sp()?;
+        }
+        let operation = if self.eat(b'+') {
+            FlagOperation::Add
+        } else if self.eat(b'-') {
+            FlagOperation::Remove
+        } else {
+            FlagOperation::Replace
+        };
+        let name = self.atom()?.to_ascii_uppercase();
+        let silent = match name.as_str() {
+            "FLAGS" => false,
+            "FLAGS.SILENT" => true,
+            _ => return err("Expected FLAGS or FLAGS.SILENT"),
+        };
+        self.sp()?;
+        let flags = if self.peek() == Some(b'(') {
+            self.flag_list()?
+        } else {
+            let mut flags = vec![self.flag()?];
+            while self.eat(b' ') {
+                flags.push(self.flag()?);
+            }
+            flags
+        };
+        Ok(StoreCommand {
+            uid,
+            set,
+            operation,
+            silent,
+            flags,
+            unchanged_since,
+        })
+    }
+
+    /// RFC 3502 §6: `append = "APPEND" SP mailbox 1*append-message`;
+    /// `append-message = append-opts SP append-data`;
+    /// `append-opts = [SP flag-list] [SP date-time]`; RFC 6855 §4:
+    /// `append-data =/ "UTF8" SP "(" literal8 ")"`.
+    fn append(&mut self) -> PResult<AppendCommand> {
+        self.sp()?;
+        let mailbox = self.mailbox()?;
+        let mut messages = Vec::new();
+        while self.eat(b' ') {
+            messages.push(self.append_message()?);
+        }
+        if messages.is_empty() {
+            return err("Expected a message");
+        }
+        Ok(AppendCommand { mailbox, messages })
+    }
+
+    fn append_message(&mut self) -> PResult<AppendMessage> {
+        let mut flags = Vec::new();
+        if self.peek() == Some(b'(') {
+            flags = self.flag_list()?;
+            self.sp()?;
+        }
+        let mut date = None;
+        if self.peek() == Some(b'"') {
+            date = Some(self.date_time()?);
+            self.sp()?;
+        }
+        let message = if self.keyword("UTF8") {
+            self.sp()?;
+            self.require(b'(', "Expected ( after UTF8")?;
+            let message = self.literal(true)?;
+            self.require(b')', "Expected ) after UTF8 literal")?;
+            message
+        } else {
+            self.literal(true)?
+        };
+        Ok(AppendMessage {
+            flags,
+            date,
+            message,
+        })
+    }
+
+    /// `list = "LIST" [SP list-select-opts] SP mailbox SP mbox-or-pat [SP list-return-opts]`
+    /// (RFC 5258 §6); `mbox-or-pat = list-mailbox / patterns`;
+    /// `patterns = "(" list-mailbox *(SP list-mailbox) ")"`
+    fn list(&mut self) -> PResult<ListCommand> {
+        let mut list = ListCommand::default();
+        self.sp()?;
+        if self.eat(b'(') {
+            list.extended = true;
+            let mut first = true;
+            while !self.eat(b')') {
+                if !first {
+                    self.sp()?;
+                }
+                first = false;
+                let option = self.atom()?.to_ascii_uppercase();
+                match option.as_str() {
+                    "SUBSCRIBED" => list.select_subscribed = true,
+                    "SPECIAL-USE" => list.select_special_use = true,
+                    "RECURSIVEMATCH" => list.recursive_match = true,
+                    // RFC 5258 §3.1: no remote mailboxes here, so REMOTE changes nothing.
+                    "REMOTE" => {}
+                    _ => return err("Unknown LIST selection option"),
+                }
+            }
+            // RFC 5258 §3.1: RECURSIVEMATCH alone is a syntax error.
+            if list.recursive_match && !list.select_subscribed && !list.select_special_use {
+                return err("RECURSIVEMATCH needs another selection option");
+            }
+            self.sp()?;
+        }
+        list.reference = self.mailbox()?;
+        self.sp()?;
+        if self.eat(b'(') {
+            list.extended = true;
+            loop {
+                list.patterns.push(self.list_mailbox()?);
+                if self.eat(b')') {
+                    break;
+                }
+                self.sp()?;
+            }
+        } else {
+            list.patterns.push(self.list_mailbox()?);
+        }
+        if self.eat(b' ') {
+            if !self.keyword("RETURN") {
+                return err("Expected RETURN");
+            }
+            list.extended = true;
+            self.sp()?;
+            self.require(b'(', "Expected return options")?;
+            let mut first = true;
+            while !self.eat(b')') {
+                if !first {
+                    self.sp()?;
+                }
+                first = false;
+                let option = self.atom()?.to_ascii_uppercase();
+                match option.as_str() {
+                    "SUBSCRIBED" => list.return_subscribed = true,
+                    "CHILDREN" => list.return_children = true,
+                    "SPECIAL-USE" => list.return_special_use = true,
+                    "STATUS" => {
+                        self.sp()?;
+                        list.return_status = Some(self.status_items()?);
+                    }
+                    _ => return err("Unknown LIST return option"),
+                }
+            }
+        }
+        Ok(list)
+    }
+
+    /// `id = "ID" SP id-params-list`;
+    /// `id-params-list = "(" *(string SP nstring) ")" / nil` (RFC 2971 §4)
+    fn id(&mut self) -> PResult<Vec<(String, Option<String>)>> {
+        self.sp()?;
+        if self.keyword("NIL") {
+            return Ok(Vec::new());
+        }
+        self.require(b'(', "Expected ( or NIL")?;
+        let mut pairs = Vec::new();
+        while !self.eat(b')') {
+            if !pairs.is_empty() {
+                self.sp()?;
+            }
+            if pairs.len() >= MAX_ID_PAIRS {
+                return err("Too many ID fields");
+            }
+            let field = String::from_utf8_lossy(&self.string()?).into_owned();
+            self.sp()?;
+            let value = self
+                .nstring()?
+                .map(|v| String::from_utf8_lossy(&v).into_owned());
+            pairs.push((field, value));
+        }
+        Ok(pairs)
+    }
+
+    /// `create = "CREATE" SP mailbox [create-params]` with RFC 6154 §3:
+    /// `create-param =/ "USE" SP "(" [use-attr *(SP use-attr)] ")"`
+    fn create(&mut self) -> PResult<CommandBody> {
+        self.sp()?;
+        let mailbox = self.mailbox()?;
+        let mut special_use = Vec::new();
+        if self.eat(b' ') {
+            self.require(b'(', "Expected CREATE parameters")?;
+            if !self.keyword("USE") {
+                return err("Unknown CREATE parameter");
+            }
+            self.sp()?;
+            special_use = self.flag_list()?;
+            self.require(b')', "Expected ) after CREATE parameters")?;
+        }
+        Ok(CommandBody::Create {
+            mailbox,
+            special_use,
+        })
+    }
+
+    fn command_body(&mut self) -> PResult<CommandBody> {
+        let name = self.atom()?.to_ascii_uppercase();
+        let body = match name.as_str() {
+            "CAPABILITY" => CommandBody::Capability,
+            "NOOP" => CommandBody::Noop,
+            "LOGOUT" => CommandBody::Logout,
+            "STARTTLS" => CommandBody::StartTls,
+            "NAMESPACE" => CommandBody::Namespace,
+            "IDLE" => CommandBody::Idle,
+            "CHECK" => CommandBody::Check,
+            "CLOSE" => CommandBody::Close,
+            "UNSELECT" => CommandBody::Unselect,
+            // `login = "LOGIN" SP userid SP password`
+            "LOGIN" => {
+                self.sp()?;
+                let user = self.astring_utf8()?;
+                self.sp()?;
+                let password = self.astring_utf8()?;
+                CommandBody::Login {
+                    user,
+                    password: Secret::new(password),
+                }
+            }
+            // `authenticate = "AUTHENTICATE" SP auth-type [SP initial-resp]`;
+            // `initial-resp = (base64 / "=")` (RFC 4959)
+            "AUTHENTICATE" => {
+                self.sp()?;
+                let mechanism = self.atom()?.to_ascii_uppercase();
+                let initial = if self.eat(b' ') {
+                    let bytes = self.take_while(|b| {
+                        b.is_ascii_alphanumeric() || b == b'+' || b == b'/' || b == b'='
+                    });
+                    if bytes.is_empty() {
+                        return err("Expected an initial response");
+                    }
+                    Some(SaslResponse(bytes.to_vec()))
+                } else {
+                    None
+                };
+                CommandBody::Authenticate { mechanism, initial }
+            }
+            // `enable = "ENABLE" 1*(SP capability)` (RFC 5161)
+            "ENABLE" => {
+                let mut capabilities = Vec::new();
+                while self.eat(b' ') {
+                    capabilities.push(self.atom()?.to_owned());
+                }
+                if capabilities.is_empty() {
+                    return err("ENABLE needs a capability");
+                }
+                CommandBody::Enable(capabilities)
+            }
+            "ID" => CommandBody::Id(self.id()?),
+            // RFC 4978 §4: `compress = "COMPRESS" SP algorithm`; `algorithm = "DEFLATE"`.
+            "COMPRESS" => {
+                self.sp()?;
+                CommandBody::Compress {
+                    algorithm: self.atom()?.to_ascii_uppercase(),
+                }
+            }
+            // `select = "SELECT" SP mailbox [select-params]`; `examine` likewise.
+            "SELECT" | "EXAMINE" => {
+                self.sp()?;
+                let mailbox = self.mailbox()?;
+                let (condstore, qresync) = self.select_params()?;
+                CommandBody::Select {
+                    mailbox,
+                    read_only: name == "EXAMINE",
+                    condstore,
+                    qresync,
+                }
+            }
+            "CREATE" => self.create()?,
+            "DELETE" | "SUBSCRIBE" | "UNSUBSCRIBE" => {
+                self.sp()?;
+                let mailbox = self.mailbox()?;
+                match name.as_str() {
+                    "DELETE" => CommandBody::Delete { mailbox },
+                    "SUBSCRIBE" => CommandBody::Subscribe { mailbox },
+                    _ => CommandBody::Unsubscribe { mailbox },
+                }
+            }
+            // `rename = "RENAME" SP mailbox SP mailbox`
+            "RENAME" => {
+                self.sp()?;
+                let from = self.mailbox()?;
+                self.sp()?;
+                let to = self.mailbox()?;
+                CommandBody::Rename { from, to }
+            }
+            "LIST" => CommandBody::List(self.list()?),
+            // `lsub = "LSUB" SP mailbox SP list-mailbox` (RFC 3501)
+            "LSUB" => {
+                self.sp()?;
+                let reference = self.mailbox()?;
+                self.sp()?;
+                let pattern = self.list_mailbox()?;
+                CommandBody::Lsub { reference, pattern }
+            }
+            // `status = "STATUS" SP mailbox SP "(" status-att *(SP status-att) ")"`
+            "STATUS" => {
+                self.sp()?;
+                let mailbox = self.mailbox()?;
+                self.sp()?;
+                let items = self.status_items()?;
+                CommandBody::Status { mailbox, items }
+            }
+            "APPEND" => CommandBody::Append(self.append()?),
+            // RFC 9208 §7: `getquota = "GETQUOTA" SP quota-root-name`;
+            // `getquotaroot = "GETQUOTAROOT" SP mailbox`;
+            // `setquota = "SETQUOTA" SP quota-root-name SP setquota-list`;
+            // `setquota-list = "(" [setquota-resource *(SP setquota-resource)] ")"`;
+            // `setquota-resource = resource-name SP resource-limit`.
+            "GETQUOTA" => {
+                self.sp()?;
+                CommandBody::GetQuota {
+                    root: self.astring_utf8()?,
+                }
+            }
+            "GETQUOTAROOT" => {
+                self.sp()?;
+                CommandBody::GetQuotaRoot {
+                    mailbox: self.mailbox()?,
+                }
+            }
+            "SETQUOTA" => {
+                self.sp()?;
+                let root = self.astring_utf8()?;
+                self.sp()?;
+                self.require(b'(', "Expected a list of quota limits")?;
+                let mut limits = Vec::new();
+                while !self.eat(b')') {
+                    if !limits.is_empty() {
+                        self.sp()?;
+                    }
+                    let resource = self.atom()?.to_ascii_uppercase();
+                    self.sp()?;
+                    limits.push((resource, self.number64()?));
+                }
+                CommandBody::SetQuota { root, limits }
+            }
+            // `expunge = "EXPUNGE"`
+            "EXPUNGE" => CommandBody::Expunge { uids: None },
+            "SEARCH" => CommandBody::Search(self.search(false)?),
+            "SORT" => CommandBody::Sort(self.sort(false)?),
+            "THREAD" => CommandBody::Thread(self.thread(false)?),
+            "FETCH" => {
+                self.sp()?;
+                let set = self.sequence()?;
+                self.sp()?;
+                let items = self.fetch_items()?;
+                let (changed_since, vanished) = self.fetch_modifiers()?;
+                // RFC 7162 §3.2.6: VANISHED only with UID FETCH.
+                if vanished {
+                    return err("VANISHED only with UID FETCH");
+                }
+                CommandBody::Fetch {
+                    uid: false,
+                    set,
+                    items,
+                    changed_since,
+                    vanished,
+                }
+            }
+            "STORE" => CommandBody::Store(self.store(false)?),
+            // `copy = "COPY" SP sequence-set SP mailbox`; `move` likewise (RFC 6851 §3.1)
+            "COPY" | "MOVE" => {
+                self.sp()?;
+                let set = self.sequence()?;
+                self.sp()?;
+                let mailbox = self.mailbox()?;
+                CommandBody::Copy {
+                    uid: false,
+                    set,
+                    mailbox,
+                    remove: name == "MOVE",
+                }
+            }
+            // `uid = "UID" SP (copy / move / fetch / search / store / uid-expunge)`;
+            // `uid-expunge = "EXPUNGE" SP sequence-set` (RFC 4315 §2.1)
+            "UID" => {
+                self.sp()?;
+                let sub = self.atom()?.to_ascii_uppercase();
+                match sub.as_str() {
+                    "FETCH" => {
+                        self.sp()?;
+                        let set = self.sequence()?;
+                        self.sp()?;
+                        let items = self.fetch_items()?;
+                        let (changed_since, vanished) = self.fetch_modifiers()?;
+                        CommandBody::Fetch {
+                            uid: true,
+                            set,
+                            items,
+                            changed_since,
+                            vanished,
+                        }
+                    }
+                    "STORE" => CommandBody::Store(self.store(true)?),
+                    "SEARCH" => CommandBody::Search(self.search(true)?),
+                    "SORT" => CommandBody::Sort(self.sort(true)?),
+                    "THREAD" => CommandBody::Thread(self.thread(true)?),
+                    "COPY" | "MOVE" => {
+                        self.sp()?;
+                        let set = self.sequence()?;
+                        self.sp()?;
+                        let mailbox = self.mailbox()?;
+                        CommandBody::Copy {
+                            uid: true,
+                            set,
+                            mailbox,
+                            remove: sub == "MOVE",
+                        }
+                    }
+                    "EXPUNGE" => {
+                        self.sp()?;
+                        CommandBody::Expunge {
+                            uids: Some(self.sequence()?),
+                        }
+                    }
+                    _ => return err("Unknown UID command"),
+                }
+            }
+            _ => return err("Unknown command"),
+        };
+        self.end()?;
+        Ok(body)
+    }
+}
+
+/// `command = tag SP (command-any / command-auth / command-nonauth / command-select) CRLF`
+pub fn parse_command(input: &[u8]) -> Result<Command, ParseError> {
+    let tag = Tag::of_line(input);
+    let Some(tag) = tag else {
+        return Err(ParseError {
+            tag: None,
+            message: Cow::Borrowed("Missing or invalid tag"),
+        });
+    };
+    let mut parser = Parser {
+        input,
+        pos: tag.as_str().len(),
+    };
+    let body = parser.sp().and_then(|()| parser.command_body());
+    match body {
+        Ok(body) => Ok(Command { tag, body }),
+        Err(message) => Err(ParseError {
+            tag: Some(tag),
+            message,
+        }),
+    }
+}
+
+/// Parses a bare `sequence-set` (tests and tools).
+pub fn parse_sequence_set(input: &[u8]) -> Option<SequenceSet> {
+    let mut parser = Parser { input, pos: 0 };
+    let set = parser.sequence_set().ok()?;
+    (parser.pos == input.len()).then_some(set)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> CommandBody {
+        parse_command(text.as_bytes())
+            .unwrap_or_else(|e| panic!("{text:?}: {e:?}"))
+            .body
+    }
+
+    fn fails(text: &str) -> ParseError {
+        match parse_command(text.as_bytes()) {
+            Ok(c) => panic!("{text:?} parsed: {c:?}"),
+            Err(e) => e,
+        }
+    }
+
+    #[test]
+    fn parses_simple_commands() {
+        assert!(matches!(parse("a CAPABILITY\r\n"), CommandBody::Capability));
+        assert!(matches!(parse("a noop\r\n"), CommandBody::Noop));
+        assert!(matches!(
+            parse("a UID EXPUNGE 1:3\r\n"),
+            CommandBody::Expunge { uids: Some(_) }
+        ));
+        match parse("a LOGIN {4}\r\nuser \"p\\\"w\"\r\n") {
+            CommandBody::Login { user, password } => {
+                assert_eq!(user, "user");
+                assert_eq!(password.expose(), "p\"w");
+            }
+            other => panic!("{other:?}"),
+        }
+        match parse("a AUTHENTICATE plain AGEAYg==\r\n") {
+            CommandBody::Authenticate { mechanism, initial } => {
+                assert_eq!(mechanism, "PLAIN");
+                assert_eq!(initial.map(|i| i.0).as_deref(), Some(&b"AGEAYg=="[..]));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn rejects_bad_syntax_with_tag() {
+        let e = fails("a FROB\r\n");
+        assert_eq!(e.tag.map(|t| t.to_string()).as_deref(), Some("a"));
+        assert_eq!(fails("+ NOOP\r\n").tag, None);
+        fails("a NOOP extra\r\n");
+        fails("a LOGIN user\r\n");
+        fails("a FETCH 0 FLAGS\r\n");
+        fails("a FETCH 1 BODY[1.HEADER.FIELDS ()]\r\n");
+        fails("a LOGIN {10}\r\nuser\r\n");
+        fails("a SEARCH NOT\r\n");
+    }
+
+    #[test]
+    fn parses_fetch_items() {
+        let CommandBody::Fetch {
+            uid, set, items, ..
+        } = parse(
+            "a UID FETCH 1:*,5 (FLAGS BODY.PEEK[1.2.HEADER.FIELDS (From \"To\")]<0.100> BODY[] BINARY.PEEK[1] BODY RFC822.SIZE)\r\n",
+        )
+        else {
+            panic!()
+        };
+        assert!(uid);
+        assert_eq!(
+            set,
+            Sequence::Set(parse_sequence_set(b"1:*,5").unwrap_or_else(|| panic!()))
+        );
+        assert_eq!(
+            items,
+            vec![
+                FetchItem::Flags,
+                FetchItem::BodySection {
+                    peek: true,
+                    section: Section {
+                        part: vec![1, 2],
+                        text: Some(SectionText::HeaderFields {
+                            not: false,
+                            fields: vec!["From".into(), "To".into()]
+                        })
+                    },
+                    partial: Some((0, 100))
+                },
+                FetchItem::BodySection {
+                    peek: false,
+                    section: Section::default(),
+                    partial: None
+                },
+                FetchItem::Binary {
+                    peek: true,
+                    part: vec![1],
+                    partial: None
+                },
+                FetchItem::BodyStructure { extensible: false },
+                FetchItem::Rfc822Size,
+            ]
+        );
+        let CommandBody::Fetch { items, .. } = parse("a FETCH 2 full\r\n") else {
+            panic!()
+        };
+        assert_eq!(items.len(), 5);
+        let CommandBody::Fetch { items, .. } = parse("a FETCH 2 BODY[2.MIME]\r\n") else {
+            panic!()
+        };
+        assert!(
+            matches!(&items[0], FetchItem::BodySection { section, .. } if section.text == Some(SectionText::Mime))
+        );
+    }
+
+    #[test]
+    fn parses_search() {
+        let CommandBody::Search(search) = parse(
+            "a UID SEARCH RETURN (MIN COUNT) CHARSET UTF-8 OR FROM alice (SINCE 1-Feb-2020 NOT SEEN) 1:5 LARGER 10\r\n",
+        ) else {
+            panic!()
+        };
+        assert!(search.uid);
+        assert_eq!(
+            search.returns,
+            Some(vec![SearchReturn::Min, SearchReturn::Count])
+        );
+        assert_eq!(search.charset.as_deref(), Some("UTF-8"));
+        let SearchKey::And(keys) = search.key else {
+            panic!()
+        };
+        assert_eq!(keys.len(), 3);
+        assert!(
+            matches!(&keys[0], SearchKey::Or(a, _) if **a == SearchKey::Header("From".into(), "alice".into()))
+        );
+        let deep = format!("a SEARCH {}ALL\r\n", "NOT ".repeat(MAX_SEARCH_DEPTH + 2));
+        fails(&deep);
+    }
+
+    #[test]
+    fn search_strings_have_a_length_limit() {
+        let longest = "n".repeat(MAX_SEARCH_STRING);
+        for key in ["BODY", "TEXT", "FROM", "SUBJECT", "HEADER X-Id"] {
+            let CommandBody::Search(search) = parse(&format!("a SEARCH {key} {longest}\r\n"))
+            else {
+                panic!("{key}")
+            };
+            assert_ne!(search.key, SearchKey::All);
+            // One octet more, as an atom or as a literal: BAD with the tag.
+            let over = format!("{longest}n");
+            let error = fails(&format!("b SEARCH {key} {over}\r\n"));
+            assert_eq!(error.message, "Search string too long");
+            assert_eq!(error.tag.as_ref().map(Tag::as_str), Some("b"));
+            let error = fails(&format!(
+                "c SEARCH NOT {key} {{{}}}\r\n{over}\r\n",
+                over.len()
+            ));
+            assert_eq!(error.message, "Search string too long");
+        }
+        let error = fails(&format!("d SORT (DATE) UTF-8 BODY {longest}n\r\n"));
+        assert_eq!(error.message, "Search string too long");
+    }
+
+    #[test]
+    fn parses_store_append_list_status() {
+        let CommandBody::Store(store) = parse("a STORE 1 +FLAGS.SILENT (\\Seen $Label)\r\n") else {
+            panic!()
+        };
+        assert_eq!(store.operation, FlagOperation::Add);
+        assert!(store.silent);
+        assert_eq!(store.flags, vec!["\\Seen", "$Label"]);
+        let CommandBody::Append(append) =
+            parse("a APPEND INBOX (\\Seen) \" 7-Feb-1994 21:52:25 -0800\" {5+}\r\nhello\r\n")
+        else {
+            panic!()
+        };
+        assert_eq!(append.messages[0].message, b"hello");
+        assert_eq!(append.messages[0].flags, vec!["\\Seen"]);
+        assert!(append.messages[0].date.is_some());
+        let CommandBody::Append(append) = parse("a APPEND INBOX UTF8 (~{3}\r\na\0b)\r\n") else {
+            panic!()
+        };
+        assert_eq!(append.messages[0].message, b"a\0b");
+        // RFC 3502 §6 example shape: two messages, the second with flags only.
+        let CommandBody::Append(append) =
+            parse("a APPEND Drafts {3+}\r\none (\\Draft) {3+}\r\ntwo\r\n")
+        else {
+            panic!()
+        };
+        assert_eq!(append.messages.len(), 2);
+        assert_eq!(append.messages[1].message, b"two");
+        assert_eq!(append.messages[1].flags, vec!["\\Draft"]);
+        fails("a APPEND INBOX\r\n");
+        let CommandBody::List(list) = parse(
+            "a LIST (SUBSCRIBED) \"\" (\"*\" %) RETURN (CHILDREN STATUS (MESSAGES UNSEEN))\r\n",
+        ) else {
+            panic!()
+        };
+        assert!(list.select_subscribed && list.return_children && list.extended);
+        assert_eq!(list.patterns, vec!["*", "%"]);
+        assert_eq!(
+            list.return_status,
+            Some(vec![StatusItem::Messages, StatusItem::Unseen])
+        );
+        let CommandBody::List(list) = parse("a LIST \"\" INBOX/%\r\n") else {
+            panic!()
+        };
+        assert!(!list.extended);
+        assert!(matches!(
+            parse("a STATUS blurdybloop (UIDNEXT MESSAGES)\r\n"),
+            CommandBody::Status { items, .. } if items == vec![StatusItem::UidNext, StatusItem::Messages]
+        ));
+        assert!(matches!(
+            parse("a CREATE Sent (USE (\\Sent))\r\n"),
+            CommandBody::Create { special_use, .. } if special_use == vec!["\\Sent"]
+        ));
+        assert!(matches!(parse("a ID NIL\r\n"), CommandBody::Id(p) if p.is_empty()));
+        assert!(matches!(
+            parse("a ID (\"name\" \"mutt\" \"version\" NIL)\r\n"),
+            CommandBody::Id(p) if p.len() == 2
+        ));
+    }
+
+    #[test]
+    fn parses_condstore_and_qresync_syntax() {
+        // RFC 7162 §3.1.3 example.
+        let CommandBody::Store(store) =
+            parse("d105 STORE 7,5,9 (UNCHANGEDSINCE 320162338) +FLAGS.SILENT (\\Deleted)\r\n")
+        else {
+            panic!()
+        };
+        assert_eq!(store.unchanged_since, Some(320162338));
+        assert!(store.silent);
+        // RFC 7162 §3.1.4.2 example.
+        let CommandBody::Fetch {
+            items,
+            changed_since,
+            vanished,
+            ..
+        } = parse("s100 UID FETCH 1:* (FLAGS) (CHANGEDSINCE 12345 VANISHED)\r\n")
+        else {
+            panic!()
+        };
+        assert_eq!(items, vec![FetchItem::Flags]);
+        assert_eq!(changed_since, Some(12345));
+        assert!(vanished);
+        assert!(matches!(
+            parse("a FETCH 1 (MODSEQ FLAGS)\r\n"),
+            CommandBody::Fetch { items, .. } if items == vec![FetchItem::ModSeq, FetchItem::Flags]
+        ));
+        fails("a FETCH 1:* FLAGS (CHANGEDSINCE 1 VANISHED)\r\n");
+        fails("a UID FETCH 1:* FLAGS (VANISHED)\r\n");
+        fails("a UID FETCH 1:* FLAGS (CHANGEDSINCE 0)\r\n");
+        // RFC 7162 §3.2.5.1 example.
+        let CommandBody::Select { qresync, .. } = parse(
+            "A03 SELECT INBOX (QRESYNC (67890007 20050715194045000 41,43:211,214:541 (1:5,7 41,43:45,47)))\r\n",
+        ) else {
+            panic!()
+        };
+        let qresync = qresync.unwrap_or_else(|| panic!("no QRESYNC"));
+        assert_eq!(qresync.uid_validity, 67890007);
+        assert_eq!(qresync.modseq, 20050715194045000);
+        assert!(qresync.known_uids.is_some() && qresync.seq_match.is_some());
+        assert!(matches!(
+            parse("a EXAMINE INBOX (CONDSTORE)\r\n"),
+            CommandBody::Select {
+                condstore: true,
+                read_only: true,
+                ..
+            }
+        ));
+        fails("a SELECT INBOX (FROB)\r\n");
+        // RFC 7162 §3.1.5 and RFC 5032 search keys.
+        let CommandBody::Search(search) =
+            parse("a SEARCH MODSEQ \"/flags/\\\\draft\" all 620162338 OLDER 3600 YOUNGER 60\r\n")
+        else {
+            panic!()
+        };
+        assert_eq!(
+            search.key,
+            SearchKey::And(vec![
+                SearchKey::ModSeq(620162338),
+                SearchKey::Older(3600),
+                SearchKey::Younger(60)
+            ])
+        );
+        fails("a SEARCH YOUNGER 0\r\n");
+    }
+
+    #[test]
+    fn parses_sort_and_thread() {
+        // RFC 5256 §4 examples.
+        let CommandBody::Sort(sort) = parse("A282 SORT (SUBJECT) UTF-8 SINCE 1-Feb-1994\r\n")
+        else {
+            panic!()
+        };
+        assert_eq!(
+            sort.criteria,
+            vec![SortCriterion {
+                key: SortKey::Subject,
+                reverse: false
+            }]
+        );
+        assert_eq!(sort.charset, "UTF-8");
+        let CommandBody::Sort(sort) =
+            parse("A284 UID SORT (REVERSE DATE SIZE) US-ASCII SUBJECT \"afternoon\" ALL\r\n")
+        else {
+            panic!()
+        };
+        assert!(sort.uid);
+        assert_eq!(
+            sort.criteria,
+            vec![
+                SortCriterion {
+                    key: SortKey::Date,
+                    reverse: true
+                },
+                SortCriterion {
+                    key: SortKey::Size,
+                    reverse: false
+                }
+            ]
+        );
+        assert!(matches!(sort.key, SearchKey::And(ref keys) if keys.len() == 2));
+        let CommandBody::Thread(thread) =
+            parse("A283 THREAD REFERENCES UTF-8 SINCE 5-MAR-2000\r\n")
+        else {
+            panic!()
+        };
+        assert_eq!(thread.algorithm, ThreadAlgorithm::References);
+        assert!(matches!(
+            parse("a UID THREAD ORDEREDSUBJECT UTF-8 ALL\r\n"),
+            CommandBody::Thread(ThreadCommand { uid: true, .. })
+        ));
+        fails("a SORT () UTF-8 ALL\r\n");
+        fails("a SORT (SUBJECT) ALL\r\n");
+        fails("a THREAD FROB UTF-8 ALL\r\n");
+    }
+
+    #[test]
+    fn garbage_never_panics() {
+        let mut seed: u64 = 42;
+        let pieces: [&[u8]; 24] = [
+            b"a ",
+            b"UID ",
+            b"FETCH ",
+            b"SEARCH ",
+            b"STORE ",
+            b"(",
+            b")",
+            b"[",
+            b"]",
+            b"{3}\r\n",
+            b"\"",
+            b"\\",
+            b"1:*",
+            b"BODY",
+            b".PEEK",
+            b"<0.",
+            b">",
+            b"NOT ",
+            b"OR ",
+            b"APPEND ",
+            b"LIST ",
+            b"~{2}\r\n",
+            b"\r\n",
+            b"\xff",
+        ];
+        for _ in 0..20_000 {
+            let mut input = Vec::new();
+            for _ in 0..(seed % 12) {
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                input.extend_from_slice(pieces[(seed >> 33) as usize % pieces.len()]);
+            }
+            let _ = parse_command(&input);
+        }
+    }
+}

@@ -3,18 +3,18 @@
 //! ABNF rule (RFC 9051 §9 unless noted). It never panics: every read goes through `get`,
 //! and recursion is bounded.
 
+mod lexer;
+
 use super::command::{
     AppendCommand, AppendMessage, Command, CommandBody, FetchItem, ListCommand, MAX_ID_PAIRS,
     MAX_SEARCH_DEPTH, MAX_SEARCH_STRING, ParseError, QresyncParams, Rfc822Part, SaslResponse,
     SearchCommand, SearchKey, SearchReturn, Section, SectionText, SortCommand, SortCriterion,
     SortKey, StatusItem, StoreCommand, ThreadAlgorithm, ThreadCommand,
 };
-use super::datetime::{parse_date, parse_date_time};
-use super::sequence::{SeqNumber, SeqRange, Sequence, SequenceSet};
-use super::tag::{Tag, is_astring_char, is_atom_char};
+use super::sequence::SequenceSet;
+use super::tag::{Tag, is_astring_char};
 use std::borrow::Cow;
 use storage::{FlagOperation, Secret};
-use time::Date;
 
 type PResult<T> = Result<T, Cow<'static, str>>;
 
@@ -28,181 +28,6 @@ fn err<T>(message: &'static str) -> PResult<T> {
 }
 
 impl<'a> Parser<'a> {
-    fn peek(&self) -> Option<u8> {
-        self.input.get(self.pos).copied()
-    }
-
-    fn eat(&mut self, byte: u8) -> bool {
-        if self.peek() == Some(byte) {
-            self.pos += 1;
-            true
-        } else {
-            false
-        }
-    }
-
-    fn require(&mut self, byte: u8, message: &'static str) -> PResult<()> {
-        if self.eat(byte) { Ok(()) } else { err(message) }
-    }
-
-    fn sp(&mut self) -> PResult<()> {
-        self.require(b' ', "Expected a space")
-    }
-
-    /// True when the next bytes are `word` (case-insensitive) followed by a delimiter.
-    fn at_keyword(&self, word: &str) -> bool {
-        let end = self.pos + word.len();
-        let matches = self
-            .input
-            .get(self.pos..end)
-            .is_some_and(|s| s.eq_ignore_ascii_case(word.as_bytes()));
-        matches && !self.input.get(end).copied().is_some_and(is_atom_char)
-    }
-
-    fn keyword(&mut self, word: &str) -> bool {
-        if self.at_keyword(word) {
-            self.pos += word.len();
-            true
-        } else {
-            false
-        }
-    }
-
-    /// End of the command: CRLF and nothing after it.
-    fn end(&self) -> PResult<()> {
-        if self.input.get(self.pos..) == Some(b"\r\n") {
-            Ok(())
-        } else {
-            err("Unexpected characters at end of command")
-        }
-    }
-
-    fn take_while(&mut self, pred: impl Fn(u8) -> bool) -> &'a [u8] {
-        let start = self.pos;
-        while self.peek().is_some_and(&pred) {
-            self.pos += 1;
-        }
-        self.input.get(start..self.pos).unwrap_or_default()
-    }
-
-    /// `atom = 1*ATOM-CHAR`
-    fn atom(&mut self) -> PResult<&'a str> {
-        let bytes = self.take_while(is_atom_char);
-        if bytes.is_empty() {
-            return err("Expected an atom");
-        }
-        // ATOM-CHARs are ASCII.
-        std::str::from_utf8(bytes).map_err(|_| Cow::Borrowed("Invalid atom"))
-    }
-
-    /// `number = 1*DIGIT` (unsigned 32-bit); `number64` with `u64`.
-    fn number64(&mut self) -> PResult<u64> {
-        let digits = self.take_while(|b| b.is_ascii_digit());
-        if digits.is_empty() || digits.len() > 20 {
-            return err("Expected a number");
-        }
-        std::str::from_utf8(digits)
-            .ok()
-            .and_then(|d| d.parse().ok())
-            .ok_or(Cow::Borrowed("Number out of range"))
-    }
-
-    fn number(&mut self) -> PResult<u32> {
-        u32::try_from(self.number64()?).map_err(|_| Cow::Borrowed("Number out of range"))
-    }
-
-    /// `nz-number = digit-nz *DIGIT`
-    fn nz_number(&mut self) -> PResult<u32> {
-        match self.number()? {
-            0 => err("Zero is not allowed here"),
-            n => Ok(n),
-        }
-    }
-
-    /// `quoted = DQUOTE *QUOTED-CHAR DQUOTE`;
-    /// `QUOTED-CHAR = <any TEXT-CHAR except quoted-specials> / "\" quoted-specials / UTF8-2..4`
-    fn quoted(&mut self) -> PResult<Vec<u8>> {
-        self.require(b'"', "Expected a quoted string")?;
-        let mut out = Vec::new();
-        loop {
-            match self.peek() {
-                None | Some(b'\r' | b'\n' | 0) => return err("Unterminated quoted string"),
-                Some(b'"') => {
-                    self.pos += 1;
-                    return Ok(out);
-                }
-                Some(b'\\') => {
-                    self.pos += 1;
-                    match self.peek() {
-                        Some(c @ (b'"' | b'\\')) => {
-                            out.push(c);
-                            self.pos += 1;
-                        }
-                        _ => return err("Invalid escape in quoted string"),
-                    }
-                }
-                Some(c) => {
-                    out.push(c);
-                    self.pos += 1;
-                }
-            }
-        }
-    }
-
-    /// `literal = "{" number64 ["+"] "}" CRLF *CHAR8` (RFC 7888 adds the "+"); with
-    /// `binary`, also `literal8 = "~{" number64 "}" CRLF *OCTET` (RFC 3516).
-    fn literal(&mut self, binary: bool) -> PResult<Vec<u8>> {
-        let is_literal8 = binary && self.eat(b'~');
-        self.require(b'{', "Expected a literal")?;
-        let size = self.number64()?;
-        self.eat(b'+');
-        self.require(b'}', "Invalid literal")?;
-        self.require(b'\r', "Expected CRLF after literal")?;
-        self.require(b'\n', "Expected CRLF after literal")?;
-        let size = usize::try_from(size).map_err(|_| Cow::Borrowed("Literal too large"))?;
-        let end = self
-            .pos
-            .checked_add(size)
-            .ok_or(Cow::Borrowed("Literal too large"))?;
-        let bytes = self
-            .input
-            .get(self.pos..end)
-            .ok_or(Cow::Borrowed("Truncated literal"))?;
-        if !is_literal8 && bytes.contains(&0) {
-            return err("NUL in literal");
-        }
-        self.pos = end;
-        Ok(bytes.to_vec())
-    }
-
-    /// `string = quoted / literal`
-    fn string(&mut self) -> PResult<Vec<u8>> {
-        match self.peek() {
-            Some(b'"') => self.quoted(),
-            Some(b'{') => self.literal(false),
-            _ => err("Expected a string"),
-        }
-    }
-
-    /// `astring = 1*ASTRING-CHAR / string`
-    fn astring(&mut self) -> PResult<Vec<u8>> {
-        match self.peek() {
-            Some(b'"' | b'{') => self.string(),
-            _ => {
-                let bytes = self.take_while(is_astring_char);
-                if bytes.is_empty() {
-                    err("Expected a string")
-                } else {
-                    Ok(bytes.to_vec())
-                }
-            }
-        }
-    }
-
-    fn astring_utf8(&mut self) -> PResult<String> {
-        String::from_utf8(self.astring()?).map_err(|_| Cow::Borrowed("Invalid UTF-8"))
-    }
-
     /// A SEARCH string (`astring`), at most [`MAX_SEARCH_STRING`] octets.
     fn search_string(&mut self) -> PResult<String> {
         let value = self.astring_utf8()?;
@@ -210,20 +35,6 @@ impl<'a> Parser<'a> {
             return err("Search string too long");
         }
         Ok(value)
-    }
-
-    /// `nstring = string / nil`
-    fn nstring(&mut self) -> PResult<Option<Vec<u8>>> {
-        if self.keyword("NIL") {
-            Ok(None)
-        } else {
-            self.string().map(Some)
-        }
-    }
-
-    /// `mailbox = "INBOX" / astring` (INBOX case-insensitivity is storage's business).
-    fn mailbox(&mut self) -> PResult<String> {
-        self.astring_utf8()
     }
 
     /// `list-mailbox = 1*list-char / string`; `list-char = ATOM-CHAR / list-wildcards / resp-specials`
@@ -239,79 +50,6 @@ impl<'a> Parser<'a> {
             }
         };
         String::from_utf8(bytes).map_err(|_| Cow::Borrowed("Invalid UTF-8"))
-    }
-
-    /// `flag = "\Answered" / "\Flagged" / "\Deleted" / "\Seen" / "\Draft" / flag-keyword / flag-extension`
-    fn flag(&mut self) -> PResult<String> {
-        let backslash = self.eat(b'\\');
-        let name = self.atom()?;
-        Ok(if backslash {
-            format!("\\{name}")
-        } else {
-            name.to_owned()
-        })
-    }
-
-    /// `flag-list = "(" [flag *(SP flag)] ")"`
-    fn flag_list(&mut self) -> PResult<Vec<String>> {
-        self.require(b'(', "Expected a flag list")?;
-        let mut flags = Vec::new();
-        if self.eat(b')') {
-            return Ok(flags);
-        }
-        loop {
-            flags.push(self.flag()?);
-            if self.eat(b')') {
-                return Ok(flags);
-            }
-            self.sp()?;
-        }
-    }
-
-    /// `seq-number = nz-number / "*"`
-    fn seq_number(&mut self) -> PResult<SeqNumber> {
-        if self.eat(b'*') {
-            Ok(SeqNumber::Star)
-        } else {
-            self.nz_number().map(SeqNumber::Value)
-        }
-    }
-
-    /// `sequence-set = (seq-number / seq-range) ["," sequence-set]`;
-    /// `seq-range = seq-number ":" seq-number`
-    fn sequence_set(&mut self) -> PResult<SequenceSet> {
-        let mut ranges = Vec::new();
-        loop {
-            let start = self.seq_number()?;
-            let end = if self.eat(b':') {
-                self.seq_number()?
-            } else {
-                start
-            };
-            ranges.push(SeqRange { start, end });
-            if !self.eat(b',') {
-                return Ok(SequenceSet(ranges));
-            }
-        }
-    }
-
-    /// `sequence-set / "$"` (RFC 5182 §2.1)
-    fn sequence(&mut self) -> PResult<Sequence> {
-        if self.eat(b'$') {
-            Ok(Sequence::Saved)
-        } else {
-            self.sequence_set().map(Sequence::Set)
-        }
-    }
-
-    /// RFC 7162 §7: `mod-sequence-value = 1*DIGIT` (1 to 2^63-1);
-    /// `mod-sequence-valzer = "0" / mod-sequence-value`.
-    fn mod_sequence(&mut self, zero_allowed: bool) -> PResult<u64> {
-        match self.number64()? {
-            0 if !zero_allowed => err("A modseq of 0 is not allowed here"),
-            n if n > i64::MAX as u64 => err("Modseq out of range"),
-            n => Ok(n),
-        }
     }
 
     /// RFC 7162 §3.1.4 / §3.2.6: `fetch-modifiers = SP "(" fetch-modifier *(SP fetch-modifier) ")"`;
@@ -402,29 +140,6 @@ impl<'a> Parser<'a> {
             }
             self.sp()?;
         }
-    }
-
-    /// `date = date-text / DQUOTE date-text DQUOTE`
-    fn date(&mut self) -> PResult<Date> {
-        let text = if self.peek() == Some(b'"') {
-            self.quoted()?
-        } else {
-            self.take_while(|b| b.is_ascii_alphanumeric() || b == b'-')
-                .to_vec()
-        };
-        std::str::from_utf8(&text)
-            .ok()
-            .and_then(parse_date)
-            .ok_or(Cow::Borrowed("Invalid date"))
-    }
-
-    /// `date-time = DQUOTE date-day-fixed "-" date-month "-" date-year SP time SP zone DQUOTE`
-    fn date_time(&mut self) -> PResult<i64> {
-        let text = self.quoted()?;
-        std::str::from_utf8(&text)
-            .ok()
-            .and_then(parse_date_time)
-            .ok_or(Cow::Borrowed("Invalid date-time"))
     }
 
     /// `status-att = "MESSAGES" / "UIDNEXT" / "UIDVALIDITY" / "UNSEEN" / "DELETED" / "SIZE"`
@@ -1344,6 +1059,7 @@ pub fn parse_sequence_set(input: &[u8]) -> Option<SequenceSet> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proto::sequence::Sequence;
 
     fn parse(text: &str) -> CommandBody {
         parse_command(text.as_bytes())

@@ -3,18 +3,19 @@
 //! ABNF rule (RFC 9051 §9 unless noted). It never panics: every read goes through `get`,
 //! and recursion is bounded.
 
+mod auth;
 mod lexer;
 
 use super::command::{
     AppendCommand, AppendMessage, Command, CommandBody, FetchItem, ListCommand, MAX_ID_PAIRS,
-    MAX_SEARCH_DEPTH, MAX_SEARCH_STRING, ParseError, QresyncParams, Rfc822Part, SaslResponse,
-    SearchCommand, SearchKey, SearchReturn, Section, SectionText, SortCommand, SortCriterion,
-    SortKey, StatusItem, StoreCommand, ThreadAlgorithm, ThreadCommand,
+    MAX_SEARCH_DEPTH, MAX_SEARCH_STRING, ParseError, QresyncParams, Rfc822Part, SearchCommand,
+    SearchKey, SearchReturn, Section, SectionText, SortCommand, SortCriterion, SortKey, StatusItem,
+    StoreCommand, ThreadAlgorithm, ThreadCommand,
 };
 use super::sequence::SequenceSet;
 use super::tag::{Tag, is_astring_char};
 use std::borrow::Cow;
-use storage::{FlagOperation, Secret};
+use storage::FlagOperation;
 
 type PResult<T> = Result<T, Cow<'static, str>>;
 
@@ -808,35 +809,8 @@ impl<'a> Parser<'a> {
             "CHECK" => CommandBody::Check,
             "CLOSE" => CommandBody::Close,
             "UNSELECT" => CommandBody::Unselect,
-            // `login = "LOGIN" SP userid SP password`
-            "LOGIN" => {
-                self.sp()?;
-                let user = self.astring_utf8()?;
-                self.sp()?;
-                let password = self.astring_utf8()?;
-                CommandBody::Login {
-                    user,
-                    password: Secret::new(password),
-                }
-            }
-            // `authenticate = "AUTHENTICATE" SP auth-type [SP initial-resp]`;
-            // `initial-resp = (base64 / "=")` (RFC 4959)
-            "AUTHENTICATE" => {
-                self.sp()?;
-                let mechanism = self.atom()?.to_ascii_uppercase();
-                let initial = if self.eat(b' ') {
-                    let bytes = self.take_while(|b| {
-                        b.is_ascii_alphanumeric() || b == b'+' || b == b'/' || b == b'='
-                    });
-                    if bytes.is_empty() {
-                        return err("Expected an initial response");
-                    }
-                    Some(SaslResponse(bytes.to_vec()))
-                } else {
-                    None
-                };
-                CommandBody::Authenticate { mechanism, initial }
-            }
+            "LOGIN" => self.login()?,
+            "AUTHENTICATE" => self.authenticate()?,
             // `enable = "ENABLE" 1*(SP capability)` (RFC 5161)
             "ENABLE" => {
                 let mut capabilities = Vec::new();

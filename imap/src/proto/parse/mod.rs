@@ -3,13 +3,14 @@
 //! ABNF rule (RFC 9051 §9 unless noted). It never panics: every read goes through `get`,
 //! and recursion is bounded.
 
+mod any;
 mod auth;
 mod lexer;
 
 use super::command::{
-    AppendCommand, AppendMessage, Command, CommandBody, FetchItem, ListCommand, MAX_ID_PAIRS,
-    MAX_SEARCH_DEPTH, MAX_SEARCH_STRING, ParseError, QresyncParams, Rfc822Part, SearchCommand,
-    SearchKey, SearchReturn, Section, SectionText, SortCommand, SortCriterion, SortKey, StatusItem,
+    AppendCommand, AppendMessage, Command, CommandBody, FetchItem, ListCommand, MAX_SEARCH_DEPTH,
+    MAX_SEARCH_STRING, ParseError, QresyncParams, Rfc822Part, SearchCommand, SearchKey,
+    SearchReturn, Section, SectionText, SortCommand, SortCriterion, SortKey, StatusItem,
     StoreCommand, ThreadAlgorithm, ThreadCommand,
 };
 use super::sequence::SequenceSet;
@@ -750,32 +751,6 @@ impl<'a> Parser<'a> {
         Ok(list)
     }
 
-    /// `id = "ID" SP id-params-list`;
-    /// `id-params-list = "(" *(string SP nstring) ")" / nil` (RFC 2971 §4)
-    fn id(&mut self) -> PResult<Vec<(String, Option<String>)>> {
-        self.sp()?;
-        if self.keyword("NIL") {
-            return Ok(Vec::new());
-        }
-        self.require(b'(', "Expected ( or NIL")?;
-        let mut pairs = Vec::new();
-        while !self.eat(b')') {
-            if !pairs.is_empty() {
-                self.sp()?;
-            }
-            if pairs.len() >= MAX_ID_PAIRS {
-                return err("Too many ID fields");
-            }
-            let field = String::from_utf8_lossy(&self.string()?).into_owned();
-            self.sp()?;
-            let value = self
-                .nstring()?
-                .map(|v| String::from_utf8_lossy(&v).into_owned());
-            pairs.push((field, value));
-        }
-        Ok(pairs)
-    }
-
     /// `create = "CREATE" SP mailbox [create-params]` with RFC 6154 §3:
     /// `create-param =/ "USE" SP "(" [use-attr *(SP use-attr)] ")"`
     fn create(&mut self) -> PResult<CommandBody> {
@@ -811,25 +786,9 @@ impl<'a> Parser<'a> {
             "UNSELECT" => CommandBody::Unselect,
             "LOGIN" => self.login()?,
             "AUTHENTICATE" => self.authenticate()?,
-            // `enable = "ENABLE" 1*(SP capability)` (RFC 5161)
-            "ENABLE" => {
-                let mut capabilities = Vec::new();
-                while self.eat(b' ') {
-                    capabilities.push(self.atom()?.to_owned());
-                }
-                if capabilities.is_empty() {
-                    return err("ENABLE needs a capability");
-                }
-                CommandBody::Enable(capabilities)
-            }
+            "ENABLE" => self.enable()?,
             "ID" => CommandBody::Id(self.id()?),
-            // RFC 4978 §4: `compress = "COMPRESS" SP algorithm`; `algorithm = "DEFLATE"`.
-            "COMPRESS" => {
-                self.sp()?;
-                CommandBody::Compress {
-                    algorithm: self.atom()?.to_ascii_uppercase(),
-                }
-            }
+            "COMPRESS" => self.compress()?,
             // `select = "SELECT" SP mailbox [select-params]`; `examine` likewise.
             "SELECT" | "EXAMINE" => {
                 self.sp()?;

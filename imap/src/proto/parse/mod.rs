@@ -6,12 +6,13 @@
 mod any;
 mod auth;
 mod lexer;
+mod select;
 
 use super::command::{
     AppendCommand, AppendMessage, Command, CommandBody, FetchItem, ListCommand, MAX_SEARCH_DEPTH,
-    MAX_SEARCH_STRING, ParseError, QresyncParams, Rfc822Part, SearchCommand, SearchKey,
-    SearchReturn, Section, SectionText, SortCommand, SortCriterion, SortKey, StatusItem,
-    StoreCommand, ThreadAlgorithm, ThreadCommand,
+    MAX_SEARCH_STRING, ParseError, Rfc822Part, SearchCommand, SearchKey, SearchReturn, Section,
+    SectionText, SortCommand, SortCriterion, SortKey, StatusItem, StoreCommand, ThreadAlgorithm,
+    ThreadCommand,
 };
 use super::sequence::SequenceSet;
 use super::tag::{Tag, is_astring_char};
@@ -83,65 +84,6 @@ impl<'a> Parser<'a> {
             return err("VANISHED needs CHANGEDSINCE");
         }
         Ok((changed_since, vanished))
-    }
-
-    /// `select-params = SP "(" select-param *(SP select-param) ")"` (RFC 4466 §2.1),
-    /// with RFC 7162's `"CONDSTORE"` and `"QRESYNC" SP "(" ... ")"`.
-    fn select_params(&mut self) -> PResult<(bool, Option<QresyncParams>)> {
-        let mut condstore = false;
-        let mut qresync = None;
-        if !self.eat(b' ') {
-            return Ok((false, None));
-        }
-        self.require(b'(', "Expected SELECT parameters")?;
-        if self.eat(b')') {
-            return Ok((false, None));
-        }
-        loop {
-            if self.keyword("CONDSTORE") {
-                condstore = true;
-            } else if self.keyword("QRESYNC") {
-                self.sp()?;
-                self.require(b'(', "Expected QRESYNC parameters")?;
-                let uid_validity = self.nz_number()?;
-                self.sp()?;
-                let modseq = self.mod_sequence(false)?;
-                let mut known_uids = None;
-                let mut seq_match = None;
-                if self.eat(b' ') {
-                    if self.eat(b'(') {
-                        let sequences = self.sequence_set()?;
-                        self.sp()?;
-                        let uids = self.sequence_set()?;
-                        self.require(b')', "Expected ) after sequence match data")?;
-                        seq_match = Some((sequences, uids));
-                    } else {
-                        known_uids = Some(self.sequence_set()?);
-                        if self.eat(b' ') {
-                            self.require(b'(', "Expected sequence match data")?;
-                            let sequences = self.sequence_set()?;
-                            self.sp()?;
-                            let uids = self.sequence_set()?;
-                            self.require(b')', "Expected ) after sequence match data")?;
-                            seq_match = Some((sequences, uids));
-                        }
-                    }
-                }
-                self.require(b')', "Expected ) after QRESYNC parameters")?;
-                qresync = Some(QresyncParams {
-                    uid_validity,
-                    modseq,
-                    known_uids,
-                    seq_match,
-                });
-            } else {
-                return err("Unsupported SELECT parameter");
-            }
-            if self.eat(b')') {
-                return Ok((condstore, qresync));
-            }
-            self.sp()?;
-        }
     }
 
     /// `status-att = "MESSAGES" / "UIDNEXT" / "UIDVALIDITY" / "UNSEEN" / "DELETED" / "SIZE"`
@@ -789,18 +731,7 @@ impl<'a> Parser<'a> {
             "ENABLE" => self.enable()?,
             "ID" => CommandBody::Id(self.id()?),
             "COMPRESS" => self.compress()?,
-            // `select = "SELECT" SP mailbox [select-params]`; `examine` likewise.
-            "SELECT" | "EXAMINE" => {
-                self.sp()?;
-                let mailbox = self.mailbox()?;
-                let (condstore, qresync) = self.select_params()?;
-                CommandBody::Select {
-                    mailbox,
-                    read_only: name == "EXAMINE",
-                    condstore,
-                    qresync,
-                }
-            }
+            "SELECT" | "EXAMINE" => self.select(name == "EXAMINE")?,
             "CREATE" => self.create()?,
             "DELETE" | "SUBSCRIBE" | "UNSUBSCRIBE" => {
                 self.sp()?;

@@ -6,13 +6,13 @@
 mod any;
 mod auth;
 mod lexer;
+mod mailbox;
 mod select;
 
 use super::command::{
     AppendCommand, AppendMessage, Command, CommandBody, FetchItem, ListCommand, MAX_SEARCH_DEPTH,
     MAX_SEARCH_STRING, ParseError, Rfc822Part, SearchCommand, SearchKey, SearchReturn, Section,
-    SectionText, SortCommand, SortCriterion, SortKey, StatusItem, StoreCommand, ThreadAlgorithm,
-    ThreadCommand,
+    SectionText, SortCommand, SortCriterion, SortKey, StoreCommand, ThreadAlgorithm, ThreadCommand,
 };
 use super::sequence::SequenceSet;
 use super::tag::{Tag, is_astring_char};
@@ -84,33 +84,6 @@ impl<'a> Parser<'a> {
             return err("VANISHED needs CHANGEDSINCE");
         }
         Ok((changed_since, vanished))
-    }
-
-    /// `status-att = "MESSAGES" / "UIDNEXT" / "UIDVALIDITY" / "UNSEEN" / "DELETED" / "SIZE"`
-    /// plus `RECENT` (RFC 3501), `HIGHESTMODSEQ` (RFC 7162) and `APPENDLIMIT` (RFC 7889).
-    fn status_items(&mut self) -> PResult<Vec<StatusItem>> {
-        self.require(b'(', "Expected status items")?;
-        let mut items = Vec::new();
-        loop {
-            let name = self.atom()?.to_ascii_uppercase();
-            items.push(match name.as_str() {
-                "MESSAGES" => StatusItem::Messages,
-                "UIDNEXT" => StatusItem::UidNext,
-                "UIDVALIDITY" => StatusItem::UidValidity,
-                "UNSEEN" => StatusItem::Unseen,
-                "DELETED" => StatusItem::Deleted,
-                "SIZE" => StatusItem::Size,
-                "RECENT" => StatusItem::Recent,
-                "HIGHESTMODSEQ" => StatusItem::HighestModSeq,
-                "APPENDLIMIT" => StatusItem::AppendLimit,
-                "DELETED-STORAGE" => StatusItem::DeletedStorage,
-                _ => return err("Unknown status item"),
-            });
-            if self.eat(b')') {
-                return Ok(items);
-            }
-            self.sp()?;
-        }
     }
 
     /// `section-part = nz-number *("." nz-number)`
@@ -693,27 +666,6 @@ impl<'a> Parser<'a> {
         Ok(list)
     }
 
-    /// `create = "CREATE" SP mailbox [create-params]` with RFC 6154 §3:
-    /// `create-param =/ "USE" SP "(" [use-attr *(SP use-attr)] ")"`
-    fn create(&mut self) -> PResult<CommandBody> {
-        self.sp()?;
-        let mailbox = self.mailbox()?;
-        let mut special_use = Vec::new();
-        if self.eat(b' ') {
-            self.require(b'(', "Expected CREATE parameters")?;
-            if !self.keyword("USE") {
-                return err("Unknown CREATE parameter");
-            }
-            self.sp()?;
-            special_use = self.flag_list()?;
-            self.require(b')', "Expected ) after CREATE parameters")?;
-        }
-        Ok(CommandBody::Create {
-            mailbox,
-            special_use,
-        })
-    }
-
     fn command_body(&mut self) -> PResult<CommandBody> {
         let name = self.atom()?.to_ascii_uppercase();
         let body = match name.as_str() {
@@ -733,23 +685,8 @@ impl<'a> Parser<'a> {
             "COMPRESS" => self.compress()?,
             "SELECT" | "EXAMINE" => self.select(name == "EXAMINE")?,
             "CREATE" => self.create()?,
-            "DELETE" | "SUBSCRIBE" | "UNSUBSCRIBE" => {
-                self.sp()?;
-                let mailbox = self.mailbox()?;
-                match name.as_str() {
-                    "DELETE" => CommandBody::Delete { mailbox },
-                    "SUBSCRIBE" => CommandBody::Subscribe { mailbox },
-                    _ => CommandBody::Unsubscribe { mailbox },
-                }
-            }
-            // `rename = "RENAME" SP mailbox SP mailbox`
-            "RENAME" => {
-                self.sp()?;
-                let from = self.mailbox()?;
-                self.sp()?;
-                let to = self.mailbox()?;
-                CommandBody::Rename { from, to }
-            }
+            "DELETE" | "SUBSCRIBE" | "UNSUBSCRIBE" => self.delete_or_subscribe(&name)?,
+            "RENAME" => self.rename()?,
             "LIST" => CommandBody::List(self.list()?),
             // `lsub = "LSUB" SP mailbox SP list-mailbox` (RFC 3501)
             "LSUB" => {
@@ -759,14 +696,7 @@ impl<'a> Parser<'a> {
                 let pattern = self.list_mailbox()?;
                 CommandBody::Lsub { reference, pattern }
             }
-            // `status = "STATUS" SP mailbox SP "(" status-att *(SP status-att) ")"`
-            "STATUS" => {
-                self.sp()?;
-                let mailbox = self.mailbox()?;
-                self.sp()?;
-                let items = self.status_items()?;
-                CommandBody::Status { mailbox, items }
-            }
+            "STATUS" => self.status()?,
             "APPEND" => CommandBody::Append(self.append()?),
             // RFC 9208 §7: `getquota = "GETQUOTA" SP quota-root-name`;
             // `getquotaroot = "GETQUOTAROOT" SP mailbox`;
@@ -923,6 +853,7 @@ pub fn parse_sequence_set(input: &[u8]) -> Option<SequenceSet> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proto::command::*;
     use crate::proto::sequence::Sequence;
 
     fn parse(text: &str) -> CommandBody {

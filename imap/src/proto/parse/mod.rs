@@ -6,16 +6,17 @@
 mod any;
 mod auth;
 mod lexer;
+mod list;
 mod mailbox;
 mod select;
 
 use super::command::{
-    AppendCommand, AppendMessage, Command, CommandBody, FetchItem, ListCommand, MAX_SEARCH_DEPTH,
+    AppendCommand, AppendMessage, Command, CommandBody, FetchItem, MAX_SEARCH_DEPTH,
     MAX_SEARCH_STRING, ParseError, Rfc822Part, SearchCommand, SearchKey, SearchReturn, Section,
     SectionText, SortCommand, SortCriterion, SortKey, StoreCommand, ThreadAlgorithm, ThreadCommand,
 };
 use super::sequence::SequenceSet;
-use super::tag::{Tag, is_astring_char};
+use super::tag::Tag;
 use std::borrow::Cow;
 use storage::FlagOperation;
 
@@ -38,21 +39,6 @@ impl<'a> Parser<'a> {
             return err("Search string too long");
         }
         Ok(value)
-    }
-
-    /// `list-mailbox = 1*list-char / string`; `list-char = ATOM-CHAR / list-wildcards / resp-specials`
-    fn list_mailbox(&mut self) -> PResult<String> {
-        let bytes = match self.peek() {
-            Some(b'"' | b'{') => self.string()?,
-            _ => {
-                let bytes = self.take_while(|b| is_astring_char(b) || b == b'%' || b == b'*');
-                if bytes.is_empty() {
-                    return err("Expected a mailbox pattern");
-                }
-                bytes.to_vec()
-            }
-        };
-        String::from_utf8(bytes).map_err(|_| Cow::Borrowed("Invalid UTF-8"))
     }
 
     /// RFC 7162 §3.1.4 / §3.2.6: `fetch-modifiers = SP "(" fetch-modifier *(SP fetch-modifier) ")"`;
@@ -593,79 +579,6 @@ impl<'a> Parser<'a> {
         })
     }
 
-    /// `list = "LIST" [SP list-select-opts] SP mailbox SP mbox-or-pat [SP list-return-opts]`
-    /// (RFC 5258 §6); `mbox-or-pat = list-mailbox / patterns`;
-    /// `patterns = "(" list-mailbox *(SP list-mailbox) ")"`
-    fn list(&mut self) -> PResult<ListCommand> {
-        let mut list = ListCommand::default();
-        self.sp()?;
-        if self.eat(b'(') {
-            list.extended = true;
-            let mut first = true;
-            while !self.eat(b')') {
-                if !first {
-                    self.sp()?;
-                }
-                first = false;
-                let option = self.atom()?.to_ascii_uppercase();
-                match option.as_str() {
-                    "SUBSCRIBED" => list.select_subscribed = true,
-                    "SPECIAL-USE" => list.select_special_use = true,
-                    "RECURSIVEMATCH" => list.recursive_match = true,
-                    // RFC 5258 §3.1: no remote mailboxes here, so REMOTE changes nothing.
-                    "REMOTE" => {}
-                    _ => return err("Unknown LIST selection option"),
-                }
-            }
-            // RFC 5258 §3.1: RECURSIVEMATCH alone is a syntax error.
-            if list.recursive_match && !list.select_subscribed && !list.select_special_use {
-                return err("RECURSIVEMATCH needs another selection option");
-            }
-            self.sp()?;
-        }
-        list.reference = self.mailbox()?;
-        self.sp()?;
-        if self.eat(b'(') {
-            list.extended = true;
-            loop {
-                list.patterns.push(self.list_mailbox()?);
-                if self.eat(b')') {
-                    break;
-                }
-                self.sp()?;
-            }
-        } else {
-            list.patterns.push(self.list_mailbox()?);
-        }
-        if self.eat(b' ') {
-            if !self.keyword("RETURN") {
-                return err("Expected RETURN");
-            }
-            list.extended = true;
-            self.sp()?;
-            self.require(b'(', "Expected return options")?;
-            let mut first = true;
-            while !self.eat(b')') {
-                if !first {
-                    self.sp()?;
-                }
-                first = false;
-                let option = self.atom()?.to_ascii_uppercase();
-                match option.as_str() {
-                    "SUBSCRIBED" => list.return_subscribed = true,
-                    "CHILDREN" => list.return_children = true,
-                    "SPECIAL-USE" => list.return_special_use = true,
-                    "STATUS" => {
-                        self.sp()?;
-                        list.return_status = Some(self.status_items()?);
-                    }
-                    _ => return err("Unknown LIST return option"),
-                }
-            }
-        }
-        Ok(list)
-    }
-
     fn command_body(&mut self) -> PResult<CommandBody> {
         let name = self.atom()?.to_ascii_uppercase();
         let body = match name.as_str() {
@@ -688,14 +601,7 @@ impl<'a> Parser<'a> {
             "DELETE" | "SUBSCRIBE" | "UNSUBSCRIBE" => self.delete_or_subscribe(&name)?,
             "RENAME" => self.rename()?,
             "LIST" => CommandBody::List(self.list()?),
-            // `lsub = "LSUB" SP mailbox SP list-mailbox` (RFC 3501)
-            "LSUB" => {
-                self.sp()?;
-                let reference = self.mailbox()?;
-                self.sp()?;
-                let pattern = self.list_mailbox()?;
-                CommandBody::Lsub { reference, pattern }
-            }
+            "LSUB" => self.lsub()?,
             "STATUS" => self.status()?,
             "APPEND" => CommandBody::Append(self.append()?),
             // RFC 9208 §7: `getquota = "GETQUOTA" SP quota-root-name`;

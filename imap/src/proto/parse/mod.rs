@@ -4,6 +4,7 @@
 //! and recursion is bounded.
 
 mod any;
+mod append;
 mod auth;
 mod lexer;
 mod list;
@@ -11,9 +12,9 @@ mod mailbox;
 mod select;
 
 use super::command::{
-    AppendCommand, AppendMessage, Command, CommandBody, FetchItem, MAX_SEARCH_DEPTH,
-    MAX_SEARCH_STRING, ParseError, Rfc822Part, SearchCommand, SearchKey, SearchReturn, Section,
-    SectionText, SortCommand, SortCriterion, SortKey, StoreCommand, ThreadAlgorithm, ThreadCommand,
+    Command, CommandBody, FetchItem, MAX_SEARCH_DEPTH, MAX_SEARCH_STRING, ParseError, Rfc822Part,
+    SearchCommand, SearchKey, SearchReturn, Section, SectionText, SortCommand, SortCriterion,
+    SortKey, StoreCommand, ThreadAlgorithm, ThreadCommand,
 };
 use super::sequence::SequenceSet;
 use super::tag::Tag;
@@ -532,50 +533,6 @@ impl<'a> Parser<'a> {
             silent,
             flags,
             unchanged_since,
-        })
-    }
-
-    /// RFC 3502 §6: `append = "APPEND" SP mailbox 1*append-message`;
-    /// `append-message = append-opts SP append-data`;
-    /// `append-opts = [SP flag-list] [SP date-time]`; RFC 6855 §4:
-    /// `append-data =/ "UTF8" SP "(" literal8 ")"`.
-    fn append(&mut self) -> PResult<AppendCommand> {
-        self.sp()?;
-        let mailbox = self.mailbox()?;
-        let mut messages = Vec::new();
-        while self.eat(b' ') {
-            messages.push(self.append_message()?);
-        }
-        if messages.is_empty() {
-            return err("Expected a message");
-        }
-        Ok(AppendCommand { mailbox, messages })
-    }
-
-    fn append_message(&mut self) -> PResult<AppendMessage> {
-        let mut flags = Vec::new();
-        if self.peek() == Some(b'(') {
-            flags = self.flag_list()?;
-            self.sp()?;
-        }
-        let mut date = None;
-        if self.peek() == Some(b'"') {
-            date = Some(self.date_time()?);
-            self.sp()?;
-        }
-        let message = if self.keyword("UTF8") {
-            self.sp()?;
-            self.require(b'(', "Expected ( after UTF8")?;
-            let message = self.literal(true)?;
-            self.require(b')', "Expected ) after UTF8 literal")?;
-            message
-        } else {
-            self.literal(true)?
-        };
-        Ok(AppendMessage {
-            flags,
-            date,
-            message,
         })
     }
 

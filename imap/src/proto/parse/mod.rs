@@ -9,6 +9,7 @@ mod auth;
 mod lexer;
 mod list;
 mod mailbox;
+mod quota;
 mod select;
 
 use super::command::{
@@ -561,39 +562,9 @@ impl<'a> Parser<'a> {
             "LSUB" => self.lsub()?,
             "STATUS" => self.status()?,
             "APPEND" => CommandBody::Append(self.append()?),
-            // RFC 9208 §7: `getquota = "GETQUOTA" SP quota-root-name`;
-            // `getquotaroot = "GETQUOTAROOT" SP mailbox`;
-            // `setquota = "SETQUOTA" SP quota-root-name SP setquota-list`;
-            // `setquota-list = "(" [setquota-resource *(SP setquota-resource)] ")"`;
-            // `setquota-resource = resource-name SP resource-limit`.
-            "GETQUOTA" => {
-                self.sp()?;
-                CommandBody::GetQuota {
-                    root: self.astring_utf8()?,
-                }
-            }
-            "GETQUOTAROOT" => {
-                self.sp()?;
-                CommandBody::GetQuotaRoot {
-                    mailbox: self.mailbox()?,
-                }
-            }
-            "SETQUOTA" => {
-                self.sp()?;
-                let root = self.astring_utf8()?;
-                self.sp()?;
-                self.require(b'(', "Expected a list of quota limits")?;
-                let mut limits = Vec::new();
-                while !self.eat(b')') {
-                    if !limits.is_empty() {
-                        self.sp()?;
-                    }
-                    let resource = self.atom()?.to_ascii_uppercase();
-                    self.sp()?;
-                    limits.push((resource, self.number64()?));
-                }
-                CommandBody::SetQuota { root, limits }
-            }
+            "GETQUOTA" => self.getquota()?,
+            "GETQUOTAROOT" => self.getquotaroot()?,
+            "SETQUOTA" => self.setquota()?,
             // `expunge = "EXPUNGE"`
             "EXPUNGE" => CommandBody::Expunge { uids: None },
             "SEARCH" => CommandBody::Search(self.search(false)?),

@@ -12,10 +12,10 @@ mod mailbox;
 mod quota;
 mod search;
 mod select;
+mod sort_thread;
 
 use super::command::{
-    Command, CommandBody, FetchItem, ParseError, Rfc822Part, Section, SectionText, SortCommand,
-    SortCriterion, SortKey, StoreCommand, ThreadAlgorithm, ThreadCommand,
+    Command, CommandBody, FetchItem, ParseError, Rfc822Part, Section, SectionText, StoreCommand,
 };
 use super::sequence::SequenceSet;
 use super::tag::Tag;
@@ -223,66 +223,6 @@ impl<'a> Parser<'a> {
             }
             self.sp()?;
         }
-    }
-
-    /// RFC 5256 §5: `sort = ["UID" SP] "SORT" SP sort-criteria SP search-criteria`;
-    /// `sort-criteria = "(" sort-criterion *(SP sort-criterion) ")"`;
-    /// `search-criteria = charset 1*(SP search-key)`.
-    fn sort(&mut self, uid: bool) -> PResult<SortCommand> {
-        self.sp()?;
-        self.require(b'(', "Expected sort criteria")?;
-        let mut criteria = Vec::new();
-        loop {
-            let reverse = self.keyword("REVERSE");
-            if reverse {
-                self.sp()?;
-            }
-            let key = match self.atom()?.to_ascii_uppercase().as_str() {
-                "ARRIVAL" => SortKey::Arrival,
-                "CC" => SortKey::Cc,
-                "DATE" => SortKey::Date,
-                "FROM" => SortKey::From,
-                "SIZE" => SortKey::Size,
-                "SUBJECT" => SortKey::Subject,
-                "TO" => SortKey::To,
-                _ => return err("Unknown sort criterion"),
-            };
-            criteria.push(SortCriterion { key, reverse });
-            if self.eat(b')') {
-                break;
-            }
-            self.sp()?;
-        }
-        self.sp()?;
-        let charset = self.astring_utf8()?;
-        self.sp()?;
-        let key = self.search_keys()?;
-        Ok(SortCommand {
-            uid,
-            criteria,
-            charset,
-            key,
-        })
-    }
-
-    /// RFC 5256 §5: `thread = ["UID" SP] "THREAD" SP thread-alg SP search-criteria`.
-    fn thread(&mut self, uid: bool) -> PResult<ThreadCommand> {
-        self.sp()?;
-        let algorithm = match self.atom()?.to_ascii_uppercase().as_str() {
-            "ORDEREDSUBJECT" => ThreadAlgorithm::OrderedSubject,
-            "REFERENCES" => ThreadAlgorithm::References,
-            _ => return err("Unknown threading algorithm"),
-        };
-        self.sp()?;
-        let charset = self.astring_utf8()?;
-        self.sp()?;
-        let key = self.search_keys()?;
-        Ok(ThreadCommand {
-            uid,
-            algorithm,
-            charset,
-            key,
-        })
     }
 
     /// `store = "STORE" SP sequence-set SP store-att-flags`;

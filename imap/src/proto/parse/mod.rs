@@ -6,6 +6,7 @@
 mod any;
 mod append;
 mod auth;
+mod fetch;
 mod lexer;
 mod list;
 mod mailbox;
@@ -14,9 +15,7 @@ mod search;
 mod select;
 mod sort_thread;
 
-use super::command::{
-    Command, CommandBody, FetchItem, ParseError, Rfc822Part, Section, SectionText, StoreCommand,
-};
+use super::command::{Command, CommandBody, ParseError, StoreCommand};
 use super::sequence::SequenceSet;
 use super::tag::Tag;
 use std::borrow::Cow;
@@ -34,197 +33,6 @@ fn err<T>(message: &'static str) -> PResult<T> {
 }
 
 impl<'a> Parser<'a> {
-    /// RFC 7162 §3.1.4 / §3.2.6: `fetch-modifiers = SP "(" fetch-modifier *(SP fetch-modifier) ")"`;
-    /// `fetch-modifier =/ chgsince-fetch-mod / "VANISHED"`;
-    /// `chgsince-fetch-mod = "CHANGEDSINCE" SP mod-sequence-value`.
-    fn fetch_modifiers(&mut self) -> PResult<(Option<u64>, bool)> {
-        let mut changed_since = None;
-        let mut vanished = false;
-        if !self.eat(b' ') {
-            return Ok((None, false));
-        }
-        self.require(b'(', "Expected FETCH modifiers")?;
-        loop {
-            if self.keyword("CHANGEDSINCE") {
-                self.sp()?;
-                changed_since = Some(self.mod_sequence(false)?);
-            } else if self.keyword("VANISHED") {
-                vanished = true;
-            } else {
-                return err("Unknown FETCH modifier");
-            }
-            if self.eat(b')') {
-                break;
-            }
-            self.sp()?;
-        }
-        // RFC 7162 §3.2.6: VANISHED without CHANGEDSINCE is a BAD.
-        if vanished && changed_since.is_none() {
-            return err("VANISHED needs CHANGEDSINCE");
-        }
-        Ok((changed_since, vanished))
-    }
-
-    /// `section-part = nz-number *("." nz-number)`
-    fn section_part(&mut self) -> PResult<Vec<u32>> {
-        let mut part = Vec::new();
-        while self.peek().is_some_and(|b| b.is_ascii_digit()) {
-            part.push(self.nz_number()?);
-            // A dot followed by a letter starts the section text.
-            let next_is_digit = self.input.get(self.pos + 1).is_some_and(u8::is_ascii_digit);
-            if self.peek() == Some(b'.') && next_is_digit {
-                self.pos += 1;
-            } else {
-                break;
-            }
-        }
-        Ok(part)
-    }
-
-    /// `section = "[" [section-spec] "]"`;
-    /// `section-spec = section-msgtext / (section-part ["." section-text])`;
-    /// `section-msgtext = "HEADER" / "HEADER.FIELDS" [".NOT"] SP header-list / "TEXT"`;
-    /// `section-text = section-msgtext / "MIME"`
-    fn section(&mut self) -> PResult<Section> {
-        self.require(b'[', "Expected a section")?;
-        let part = self.section_part()?;
-        let text = if self.peek() == Some(b']') {
-            None
-        } else {
-            if !part.is_empty() {
-                self.require(b'.', "Invalid section")?;
-            }
-            let name = self
-                .take_while(|b| b.is_ascii_alphabetic() || b == b'.')
-                .to_ascii_uppercase();
-            Some(match name.as_slice() {
-                b"HEADER" => SectionText::Header,
-                b"TEXT" => SectionText::Text,
-                b"MIME" if !part.is_empty() => SectionText::Mime,
-                b"HEADER.FIELDS" | b"HEADER.FIELDS.NOT" => {
-                    self.sp()?;
-                    SectionText::HeaderFields {
-                        not: name.ends_with(b".NOT"),
-                        fields: self.header_list()?,
-                    }
-                }
-                _ => return err("Invalid section"),
-            })
-        };
-        self.require(b']', "Expected ] after section")?;
-        Ok(Section { part, text })
-    }
-
-    /// `header-list = "(" header-fld-name *(SP header-fld-name) ")"`; `header-fld-name = astring`
-    fn header_list(&mut self) -> PResult<Vec<String>> {
-        self.require(b'(', "Expected a header list")?;
-        let mut fields = Vec::new();
-        loop {
-            fields.push(self.astring_utf8()?);
-            if self.eat(b')') {
-                return Ok(fields);
-            }
-            self.sp()?;
-        }
-    }
-
-    /// `partial = "<" number64 "." nz-number64 ">"`
-    fn partial(&mut self) -> PResult<Option<(u64, u64)>> {
-        if !self.eat(b'<') {
-            return Ok(None);
-        }
-        let origin = self.number64()?;
-        self.require(b'.', "Invalid partial")?;
-        let count = self.number64()?;
-        if count == 0 {
-            return err("Invalid partial");
-        }
-        self.require(b'>', "Invalid partial")?;
-        Ok(Some((origin, count)))
-    }
-
-    /// `fetch-att = "ENVELOPE" / "FLAGS" / "INTERNALDATE" / "RFC822" [".HEADER" / ".TEXT"] /
-    ///  "RFC822.SIZE" / "BODY" ["STRUCTURE"] / "UID" / "BODY" section [partial] /
-    ///  "BODY.PEEK" section [partial] / "BINARY" [".PEEK"] section-binary [partial] /
-    ///  "BINARY.SIZE" section-binary`
-    fn fetch_item(&mut self) -> PResult<FetchItem> {
-        let name = self
-            .take_while(|b| b.is_ascii_alphanumeric() || b == b'.')
-            .to_ascii_uppercase();
-        Ok(match name.as_slice() {
-            b"FLAGS" => FetchItem::Flags,
-            b"INTERNALDATE" => FetchItem::InternalDate,
-            b"RFC822.SIZE" => FetchItem::Rfc822Size,
-            b"ENVELOPE" => FetchItem::Envelope,
-            b"BODYSTRUCTURE" => FetchItem::BodyStructure { extensible: true },
-            b"UID" => FetchItem::Uid,
-            b"MODSEQ" => FetchItem::ModSeq,
-            b"RFC822" => FetchItem::Rfc822(Rfc822Part::Full),
-            b"RFC822.HEADER" => FetchItem::Rfc822(Rfc822Part::Header),
-            b"RFC822.TEXT" => FetchItem::Rfc822(Rfc822Part::Text),
-            b"BODY" if self.peek() != Some(b'[') => FetchItem::BodyStructure { extensible: false },
-            b"BODY" | b"BODY.PEEK" => FetchItem::BodySection {
-                peek: name.len() > 4,
-                section: self.section()?,
-                partial: self.partial()?,
-            },
-            b"BINARY" | b"BINARY.PEEK" => {
-                self.require(b'[', "Expected a section")?;
-                let part = self.section_part()?;
-                self.require(b']', "Expected ] after section")?;
-                FetchItem::Binary {
-                    peek: name.len() > 6,
-                    part,
-                    partial: self.partial()?,
-                }
-            }
-            b"BINARY.SIZE" => {
-                self.require(b'[', "Expected a section")?;
-                let part = self.section_part()?;
-                self.require(b']', "Expected ] after section")?;
-                FetchItem::BinarySize { part }
-            }
-            _ => return err("Unknown fetch item"),
-        })
-    }
-
-    /// `fetch = "FETCH" SP sequence-set SP ("ALL" / "FULL" / "FAST" / fetch-att /
-    ///  "(" fetch-att *(SP fetch-att) ")")`
-    fn fetch_items(&mut self) -> PResult<Vec<FetchItem>> {
-        let fast = [
-            FetchItem::Flags,
-            FetchItem::InternalDate,
-            FetchItem::Rfc822Size,
-        ];
-        if self.keyword("ALL") {
-            return Ok([&fast[..], &[FetchItem::Envelope]].concat());
-        }
-        if self.keyword("FAST") {
-            return Ok(fast.to_vec());
-        }
-        if self.keyword("FULL") {
-            return Ok([
-                &fast[..],
-                &[
-                    FetchItem::Envelope,
-                    FetchItem::BodyStructure { extensible: false },
-                ],
-            ]
-            .concat());
-        }
-        if !self.eat(b'(') {
-            return Ok(vec![self.fetch_item()?]);
-        }
-        let mut items = Vec::new();
-        loop {
-            items.push(self.fetch_item()?);
-            if self.eat(b')') {
-                return Ok(items);
-            }
-            self.sp()?;
-        }
-    }
-
     /// `store = "STORE" SP sequence-set SP store-att-flags`;
     /// `store-att-flags = (["+" / "-"] "FLAGS" [".SILENT"]) SP (flag-list / (flag *(SP flag)))`
     fn store(&mut self, uid: bool) -> PResult<StoreCommand> {
@@ -315,24 +123,7 @@ impl<'a> Parser<'a> {
             "SEARCH" => CommandBody::Search(self.search(false)?),
             "SORT" => CommandBody::Sort(self.sort(false)?),
             "THREAD" => CommandBody::Thread(self.thread(false)?),
-            "FETCH" => {
-                self.sp()?;
-                let set = self.sequence()?;
-                self.sp()?;
-                let items = self.fetch_items()?;
-                let (changed_since, vanished) = self.fetch_modifiers()?;
-                // RFC 7162 §3.2.6: VANISHED only with UID FETCH.
-                if vanished {
-                    return err("VANISHED only with UID FETCH");
-                }
-                CommandBody::Fetch {
-                    uid: false,
-                    set,
-                    items,
-                    changed_since,
-                    vanished,
-                }
-            }
+            "FETCH" => self.fetch(false)?,
             "STORE" => CommandBody::Store(self.store(false)?),
             // `copy = "COPY" SP sequence-set SP mailbox`; `move` likewise (RFC 6851 §3.1)
             "COPY" | "MOVE" => {
@@ -353,20 +144,7 @@ impl<'a> Parser<'a> {
                 self.sp()?;
                 let sub = self.atom()?.to_ascii_uppercase();
                 match sub.as_str() {
-                    "FETCH" => {
-                        self.sp()?;
-                        let set = self.sequence()?;
-                        self.sp()?;
-                        let items = self.fetch_items()?;
-                        let (changed_since, vanished) = self.fetch_modifiers()?;
-                        CommandBody::Fetch {
-                            uid: true,
-                            set,
-                            items,
-                            changed_since,
-                            vanished,
-                        }
-                    }
+                    "FETCH" => self.fetch(true)?,
                     "STORE" => CommandBody::Store(self.store(true)?),
                     "SEARCH" => CommandBody::Search(self.search(true)?),
                     "SORT" => CommandBody::Sort(self.sort(true)?),

@@ -14,12 +14,12 @@ mod quota;
 mod search;
 mod select;
 mod sort_thread;
+mod store;
 
-use super::command::{Command, CommandBody, ParseError, StoreCommand};
+use super::command::{Command, CommandBody, ParseError};
 use super::sequence::SequenceSet;
 use super::tag::Tag;
 use std::borrow::Cow;
-use storage::FlagOperation;
 
 type PResult<T> = Result<T, Cow<'static, str>>;
 
@@ -33,63 +33,6 @@ fn err<T>(message: &'static str) -> PResult<T> {
 }
 
 impl<'a> Parser<'a> {
-    /// `store = "STORE" SP sequence-set SP store-att-flags`;
-    /// `store-att-flags = (["+" / "-"] "FLAGS" [".SILENT"]) SP (flag-list / (flag *(SP flag)))`
-    fn store(&mut self, uid: bool) -> PResult<StoreCommand> {
-        self.sp()?;
-        let set = self.sequence()?;
-        self.sp()?;
-        // RFC 7162 §3.1.3: `store-modifiers = SP "(" store-modifier *(SP store-modifier) ")"`;
-        // `store-modifier =/ "UNCHANGEDSINCE" SP mod-sequence-valzer`.
-        let mut unchanged_since = None;
-        if self.eat(b'(') {
-            loop {
-                if self.keyword("UNCHANGEDSINCE") {
-                    self.sp()?;
-                    unchanged_since = Some(self.mod_sequence(true)?);
-                } else {
-                    return err("Unknown STORE modifier");
-                }
-                if self.eat(b')') {
-                    break;
-                }
-                self.sp()?;
-            }
-            self.sp()?;
-        }
-        let operation = if self.eat(b'+') {
-            FlagOperation::Add
-        } else if self.eat(b'-') {
-            FlagOperation::Remove
-        } else {
-            FlagOperation::Replace
-        };
-        let name = self.atom()?.to_ascii_uppercase();
-        let silent = match name.as_str() {
-            "FLAGS" => false,
-            "FLAGS.SILENT" => true,
-            _ => return err("Expected FLAGS or FLAGS.SILENT"),
-        };
-        self.sp()?;
-        let flags = if self.peek() == Some(b'(') {
-            self.flag_list()?
-        } else {
-            let mut flags = vec![self.flag()?];
-            while self.eat(b' ') {
-                flags.push(self.flag()?);
-            }
-            flags
-        };
-        Ok(StoreCommand {
-            uid,
-            set,
-            operation,
-            silent,
-            flags,
-            unchanged_since,
-        })
-    }
-
     fn command_body(&mut self) -> PResult<CommandBody> {
         let name = self.atom()?.to_ascii_uppercase();
         let body = match name.as_str() {
@@ -212,6 +155,7 @@ mod tests {
     use super::*;
     use crate::proto::command::*;
     use crate::proto::sequence::Sequence;
+    use storage::FlagOperation;
 
     fn parse(text: &str) -> CommandBody {
         parse_command(text.as_bytes())

@@ -6,6 +6,7 @@
 mod any;
 mod append;
 mod auth;
+mod copy;
 mod fetch;
 mod lexer;
 mod list;
@@ -68,19 +69,7 @@ impl<'a> Parser<'a> {
             "THREAD" => CommandBody::Thread(self.thread(false)?),
             "FETCH" => self.fetch(false)?,
             "STORE" => CommandBody::Store(self.store(false)?),
-            // `copy = "COPY" SP sequence-set SP mailbox`; `move` likewise (RFC 6851 §3.1)
-            "COPY" | "MOVE" => {
-                self.sp()?;
-                let set = self.sequence()?;
-                self.sp()?;
-                let mailbox = self.mailbox()?;
-                CommandBody::Copy {
-                    uid: false,
-                    set,
-                    mailbox,
-                    remove: name == "MOVE",
-                }
-            }
+            "COPY" | "MOVE" => self.copy(false, name == "MOVE")?,
             // `uid = "UID" SP (copy / move / fetch / search / store / uid-expunge)`;
             // `uid-expunge = "EXPUNGE" SP sequence-set` (RFC 4315 §2.1)
             "UID" => {
@@ -92,18 +81,7 @@ impl<'a> Parser<'a> {
                     "SEARCH" => CommandBody::Search(self.search(true)?),
                     "SORT" => CommandBody::Sort(self.sort(true)?),
                     "THREAD" => CommandBody::Thread(self.thread(true)?),
-                    "COPY" | "MOVE" => {
-                        self.sp()?;
-                        let set = self.sequence()?;
-                        self.sp()?;
-                        let mailbox = self.mailbox()?;
-                        CommandBody::Copy {
-                            uid: true,
-                            set,
-                            mailbox,
-                            remove: sub == "MOVE",
-                        }
-                    }
+                    "COPY" | "MOVE" => self.copy(true, sub == "MOVE")?,
                     "EXPUNGE" => {
                         self.sp()?;
                         CommandBody::Expunge {

@@ -7,6 +7,7 @@ mod any;
 mod append;
 mod auth;
 mod copy;
+mod expunge;
 mod fetch;
 mod lexer;
 mod list;
@@ -70,8 +71,7 @@ impl<'a> Parser<'a> {
             "FETCH" => self.fetch(false)?,
             "STORE" => CommandBody::Store(self.store(false)?),
             "COPY" | "MOVE" => self.copy(false, name == "MOVE")?,
-            // `uid = "UID" SP (copy / move / fetch / search / store / uid-expunge)`;
-            // `uid-expunge = "EXPUNGE" SP sequence-set` (RFC 4315 §2.1)
+            // `uid = "UID" SP (copy / move / fetch / search / store / uid-expunge)`
             "UID" => {
                 self.sp()?;
                 let sub = self.atom()?.to_ascii_uppercase();
@@ -82,12 +82,7 @@ impl<'a> Parser<'a> {
                     "SORT" => CommandBody::Sort(self.sort(true)?),
                     "THREAD" => CommandBody::Thread(self.thread(true)?),
                     "COPY" | "MOVE" => self.copy(true, sub == "MOVE")?,
-                    "EXPUNGE" => {
-                        self.sp()?;
-                        CommandBody::Expunge {
-                            uids: Some(self.sequence()?),
-                        }
-                    }
+                    "EXPUNGE" => self.uid_expunge()?,
                     _ => return err("Unknown UID command"),
                 }
             }

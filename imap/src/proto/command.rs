@@ -1,5 +1,5 @@
-//! Commands (RFC 9051 §6 and the extensions we implement) as the parser in
-//! [`super::parse`] gives them to the session, and the limits the parser enforces.
+//! Commands (RFC 9051 §6 and the extensions we implement) as [`parse_command`] gives
+//! them to the session, and the limits the parser enforces.
 
 use super::sequence::{Sequence, SequenceSet};
 use super::tag::Tag;

@@ -2,6 +2,9 @@
 //! [`super::framer`]: literals are inline after their `{n}` CRLF. Each parser carries its
 //! ABNF rule (RFC 9051 §9 unless noted). It never panics: every read goes through `get`,
 //! and recursion is bounded.
+//!
+//! [`Parser::command_body`] is the dispatch table: one arm a command, calling into one
+//! module a command family. The lexical pieces they share are in [`lexer`].
 
 mod any;
 mod append;
@@ -23,18 +26,32 @@ use super::sequence::SequenceSet;
 use super::tag::Tag;
 use std::borrow::Cow;
 
+/// What each grammar function gives: its value, or the text of the BAD answer.
 type PResult<T> = Result<T, Cow<'static, str>>;
 
+/// A cursor over one framed command. Each command family adds its grammar functions
+/// to it in its own module.
 struct Parser<'a> {
     input: &'a [u8],
     pos: usize,
 }
 
+/// Fails with `message`.
 fn err<T>(message: &'static str) -> PResult<T> {
     Err(Cow::Borrowed(message))
 }
 
-impl<'a> Parser<'a> {
+impl Parser<'_> {
+    /// What follows `tag SP`, up to and including CRLF: `command-any / command-auth /
+    /// command-nonauth / command-select`, where
+    /// `command-any = "CAPABILITY" / "LOGOUT" / "NOOP" / x-command / id`;
+    /// `command-auth = append / create / delete / enable / examine / list / namespace-command /
+    ///  rename / select / status / subscribe / unsubscribe / idle`;
+    /// `command-nonauth = login / authenticate / "STARTTLS"`;
+    /// `command-select = "CLOSE" / "UNSELECT" / "EXPUNGE" / copy / move / fetch / store /
+    ///  search / uid`; with RFC 3501's CHECK and LSUB, COMPRESS (RFC 4978), the quota
+    /// commands (RFC 9208) and SORT and THREAD (RFC 5256). One arm a command, one function
+    /// a command family.
     fn command_body(&mut self) -> PResult<CommandBody> {
         let name = self.atom()?.to_ascii_uppercase();
         let body = match name.as_str() {
@@ -71,25 +88,28 @@ impl<'a> Parser<'a> {
             "FETCH" => self.fetch(false)?,
             "STORE" => CommandBody::Store(self.store(false)?),
             "COPY" | "MOVE" => self.copy(false, name == "MOVE")?,
-            // `uid = "UID" SP (copy / move / fetch / search / store / uid-expunge)`
-            "UID" => {
-                self.sp()?;
-                let sub = self.atom()?.to_ascii_uppercase();
-                match sub.as_str() {
-                    "FETCH" => self.fetch(true)?,
-                    "STORE" => CommandBody::Store(self.store(true)?),
-                    "SEARCH" => CommandBody::Search(self.search(true)?),
-                    "SORT" => CommandBody::Sort(self.sort(true)?),
-                    "THREAD" => CommandBody::Thread(self.thread(true)?),
-                    "COPY" | "MOVE" => self.copy(true, sub == "MOVE")?,
-                    "EXPUNGE" => self.uid_expunge()?,
-                    _ => return err("Unknown UID command"),
-                }
-            }
+            "UID" => self.uid()?,
             _ => return err("Unknown command"),
         };
         self.end()?;
         Ok(body)
+    }
+
+    /// `uid = "UID" SP (copy / move / fetch / search / store / uid-expunge)`, with RFC
+    /// 5256's SORT and THREAD.
+    fn uid(&mut self) -> PResult<CommandBody> {
+        self.sp()?;
+        let sub = self.atom()?.to_ascii_uppercase();
+        Ok(match sub.as_str() {
+            "FETCH" => self.fetch(true)?,
+            "STORE" => CommandBody::Store(self.store(true)?),
+            "SEARCH" => CommandBody::Search(self.search(true)?),
+            "SORT" => CommandBody::Sort(self.sort(true)?),
+            "THREAD" => CommandBody::Thread(self.thread(true)?),
+            "COPY" | "MOVE" => self.copy(true, sub == "MOVE")?,
+            "EXPUNGE" => self.uid_expunge()?,
+            _ => return err("Unknown UID command"),
+        })
     }
 }
 

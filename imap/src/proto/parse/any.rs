@@ -52,3 +52,18 @@ impl Parser<'_> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::proto::command::CommandBody;
+    use crate::proto::parse::tests::parse;
+
+    #[test]
+    fn parses_id() {
+        assert!(matches!(parse("a ID NIL\r\n"), CommandBody::Id(p) if p.is_empty()));
+        assert!(matches!(
+            parse("a ID (\"name\" \"mutt\" \"version\" NIL)\r\n"),
+            CommandBody::Id(p) if p.len() == 2
+        ));
+    }
+}

@@ -51,3 +51,35 @@ impl Parser<'_> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::proto::command::CommandBody;
+    use crate::proto::parse::tests::{fails, parse};
+
+    #[test]
+    fn parses_append() {
+        let CommandBody::Append(append) =
+            parse("a APPEND INBOX (\\Seen) \" 7-Feb-1994 21:52:25 -0800\" {5+}\r\nhello\r\n")
+        else {
+            panic!()
+        };
+        assert_eq!(append.messages[0].message, b"hello");
+        assert_eq!(append.messages[0].flags, vec!["\\Seen"]);
+        assert!(append.messages[0].date.is_some());
+        let CommandBody::Append(append) = parse("a APPEND INBOX UTF8 (~{3}\r\na\0b)\r\n") else {
+            panic!()
+        };
+        assert_eq!(append.messages[0].message, b"a\0b");
+        // RFC 3502 §6 example shape: two messages, the second with flags only.
+        let CommandBody::Append(append) =
+            parse("a APPEND Drafts {3+}\r\none (\\Draft) {3+}\r\ntwo\r\n")
+        else {
+            panic!()
+        };
+        assert_eq!(append.messages.len(), 2);
+        assert_eq!(append.messages[1].message, b"two");
+        assert_eq!(append.messages[1].flags, vec!["\\Draft"]);
+        fails("a APPEND INBOX\r\n");
+    }
+}

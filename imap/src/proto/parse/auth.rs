@@ -36,3 +36,27 @@ impl Parser<'_> {
         Ok(CommandBody::Authenticate { mechanism, initial })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::proto::command::CommandBody;
+    use crate::proto::parse::tests::parse;
+
+    #[test]
+    fn parses_login_and_authenticate() {
+        match parse("a LOGIN {4}\r\nuser \"p\\\"w\"\r\n") {
+            CommandBody::Login { user, password } => {
+                assert_eq!(user, "user");
+                assert_eq!(password.expose(), "p\"w");
+            }
+            other => panic!("{other:?}"),
+        }
+        match parse("a AUTHENTICATE plain AGEAYg==\r\n") {
+            CommandBody::Authenticate { mechanism, initial } => {
+                assert_eq!(mechanism, "PLAIN");
+                assert_eq!(initial.map(|i| i.0).as_deref(), Some(&b"AGEAYg=="[..]));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}

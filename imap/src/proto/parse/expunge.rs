@@ -13,3 +13,17 @@ impl Parser<'_> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::proto::command::CommandBody;
+    use crate::proto::parse::tests::parse;
+
+    #[test]
+    fn parses_uid_expunge() {
+        assert!(matches!(
+            parse("a UID EXPUNGE 1:3\r\n"),
+            CommandBody::Expunge { uids: Some(_) }
+        ));
+    }
+}

@@ -219,3 +219,91 @@ impl Parser<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::proto::command::{CommandBody, FetchItem, Section, SectionText};
+    use crate::proto::parse::parse_sequence_set;
+    use crate::proto::parse::tests::{fails, parse};
+    use crate::proto::sequence::Sequence;
+
+    #[test]
+    fn parses_fetch_items() {
+        let CommandBody::Fetch {
+            uid, set, items, ..
+        } = parse(
+            "a UID FETCH 1:*,5 (FLAGS BODY.PEEK[1.2.HEADER.FIELDS (From \"To\")]<0.100> BODY[] BINARY.PEEK[1] BODY RFC822.SIZE)\r\n",
+        )
+        else {
+            panic!()
+        };
+        assert!(uid);
+        assert_eq!(
+            set,
+            Sequence::Set(parse_sequence_set(b"1:*,5").unwrap_or_else(|| panic!()))
+        );
+        assert_eq!(
+            items,
+            vec![
+                FetchItem::Flags,
+                FetchItem::BodySection {
+                    peek: true,
+                    section: Section {
+                        part: vec![1, 2],
+                        text: Some(SectionText::HeaderFields {
+                            not: false,
+                            fields: vec!["From".into(), "To".into()]
+                        })
+                    },
+                    partial: Some((0, 100))
+                },
+                FetchItem::BodySection {
+                    peek: false,
+                    section: Section::default(),
+                    partial: None
+                },
+                FetchItem::Binary {
+                    peek: true,
+                    part: vec![1],
+                    partial: None
+                },
+                FetchItem::BodyStructure { extensible: false },
+                FetchItem::Rfc822Size,
+            ]
+        );
+        let CommandBody::Fetch { items, .. } = parse("a FETCH 2 full\r\n") else {
+            panic!()
+        };
+        assert_eq!(items.len(), 5);
+        let CommandBody::Fetch { items, .. } = parse("a FETCH 2 BODY[2.MIME]\r\n") else {
+            panic!()
+        };
+        assert!(
+            matches!(&items[0], FetchItem::BodySection { section, .. } if section.text == Some(SectionText::Mime))
+        );
+    }
+
+    #[test]
+    fn parses_changedsince_and_vanished() {
+        // RFC 7162 §3.1.4.2 example.
+        let CommandBody::Fetch {
+            items,
+            changed_since,
+            vanished,
+            ..
+        } = parse("s100 UID FETCH 1:* (FLAGS) (CHANGEDSINCE 12345 VANISHED)\r\n")
+        else {
+            panic!()
+        };
+        assert_eq!(items, vec![FetchItem::Flags]);
+        assert_eq!(changed_since, Some(12345));
+        assert!(vanished);
+        assert!(matches!(
+            parse("a FETCH 1 (MODSEQ FLAGS)\r\n"),
+            CommandBody::Fetch { items, .. } if items == vec![FetchItem::ModSeq, FetchItem::Flags]
+        ));
+        fails("a FETCH 1:* FLAGS (CHANGEDSINCE 1 VANISHED)\r\n");
+        fails("a UID FETCH 1:* FLAGS (VANISHED)\r\n");
+        fails("a UID FETCH 1:* FLAGS (CHANGEDSINCE 0)\r\n");
+    }
+}

@@ -104,3 +104,28 @@ impl Parser<'_> {
         Ok(CommandBody::Lsub { reference, pattern })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::proto::command::{CommandBody, StatusItem};
+    use crate::proto::parse::tests::parse;
+
+    #[test]
+    fn parses_list() {
+        let CommandBody::List(list) = parse(
+            "a LIST (SUBSCRIBED) \"\" (\"*\" %) RETURN (CHILDREN STATUS (MESSAGES UNSEEN))\r\n",
+        ) else {
+            panic!()
+        };
+        assert!(list.select_subscribed && list.return_children && list.extended);
+        assert_eq!(list.patterns, vec!["*", "%"]);
+        assert_eq!(
+            list.return_status,
+            Some(vec![StatusItem::Messages, StatusItem::Unseen])
+        );
+        let CommandBody::List(list) = parse("a LIST \"\" INBOX/%\r\n") else {
+            panic!()
+        };
+        assert!(!list.extended);
+    }
+}

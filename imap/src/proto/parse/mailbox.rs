@@ -84,3 +84,21 @@ impl Parser<'_> {
         Ok(CommandBody::Status { mailbox, items })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::proto::command::{CommandBody, StatusItem};
+    use crate::proto::parse::tests::parse;
+
+    #[test]
+    fn parses_status_and_create() {
+        assert!(matches!(
+            parse("a STATUS blurdybloop (UIDNEXT MESSAGES)\r\n"),
+            CommandBody::Status { items, .. } if items == vec![StatusItem::UidNext, StatusItem::Messages]
+        ));
+        assert!(matches!(
+            parse("a CREATE Sent (USE (\\Sent))\r\n"),
+            CommandBody::Create { special_use, .. } if special_use == vec!["\\Sent"]
+        ));
+    }
+}

@@ -212,3 +212,79 @@ impl Parser<'_> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::proto::command::{
+        CommandBody, MAX_SEARCH_DEPTH, MAX_SEARCH_STRING, SearchKey, SearchReturn,
+    };
+    use crate::proto::parse::tests::{fails, parse};
+    use crate::proto::tag::Tag;
+
+    #[test]
+    fn parses_search() {
+        let CommandBody::Search(search) = parse(
+            "a UID SEARCH RETURN (MIN COUNT) CHARSET UTF-8 OR FROM alice (SINCE 1-Feb-2020 NOT SEEN) 1:5 LARGER 10\r\n",
+        ) else {
+            panic!()
+        };
+        assert!(search.uid);
+        assert_eq!(
+            search.returns,
+            Some(vec![SearchReturn::Min, SearchReturn::Count])
+        );
+        assert_eq!(search.charset.as_deref(), Some("UTF-8"));
+        let SearchKey::And(keys) = search.key else {
+            panic!()
+        };
+        assert_eq!(keys.len(), 3);
+        assert!(
+            matches!(&keys[0], SearchKey::Or(a, _) if **a == SearchKey::Header("From".into(), "alice".into()))
+        );
+        let deep = format!("a SEARCH {}ALL\r\n", "NOT ".repeat(MAX_SEARCH_DEPTH + 2));
+        fails(&deep);
+    }
+
+    #[test]
+    fn search_strings_have_a_length_limit() {
+        let longest = "n".repeat(MAX_SEARCH_STRING);
+        for key in ["BODY", "TEXT", "FROM", "SUBJECT", "HEADER X-Id"] {
+            let CommandBody::Search(search) = parse(&format!("a SEARCH {key} {longest}\r\n"))
+            else {
+                panic!("{key}")
+            };
+            assert_ne!(search.key, SearchKey::All);
+            // One octet more, as an atom or as a literal: BAD with the tag.
+            let over = format!("{longest}n");
+            let error = fails(&format!("b SEARCH {key} {over}\r\n"));
+            assert_eq!(error.message, "Search string too long");
+            assert_eq!(error.tag.as_ref().map(Tag::as_str), Some("b"));
+            let error = fails(&format!(
+                "c SEARCH NOT {key} {{{}}}\r\n{over}\r\n",
+                over.len()
+            ));
+            assert_eq!(error.message, "Search string too long");
+        }
+        let error = fails(&format!("d SORT (DATE) UTF-8 BODY {longest}n\r\n"));
+        assert_eq!(error.message, "Search string too long");
+    }
+
+    #[test]
+    fn parses_modseq_older_and_younger() {
+        // RFC 7162 §3.1.5 and RFC 5032 search keys.
+        let CommandBody::Search(search) =
+            parse("a SEARCH MODSEQ \"/flags/\\\\draft\" all 620162338 OLDER 3600 YOUNGER 60\r\n")
+        else {
+            panic!()
+        };
+        assert_eq!(
+            search.key,
+            SearchKey::And(vec![
+                SearchKey::ModSeq(620162338),
+                SearchKey::Older(3600),
+                SearchKey::Younger(60)
+            ])
+        );
+        fails("a SEARCH YOUNGER 0\r\n");
+    }
+}

@@ -78,3 +78,32 @@ impl Parser<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::proto::command::CommandBody;
+    use crate::proto::parse::tests::{fails, parse};
+
+    #[test]
+    fn parses_condstore_and_qresync_parameters() {
+        // RFC 7162 §3.2.5.1 example.
+        let CommandBody::Select { qresync, .. } = parse(
+            "A03 SELECT INBOX (QRESYNC (67890007 20050715194045000 41,43:211,214:541 (1:5,7 41,43:45,47)))\r\n",
+        ) else {
+            panic!()
+        };
+        let qresync = qresync.unwrap_or_else(|| panic!("no QRESYNC"));
+        assert_eq!(qresync.uid_validity, 67890007);
+        assert_eq!(qresync.modseq, 20050715194045000);
+        assert!(qresync.known_uids.is_some() && qresync.seq_match.is_some());
+        assert!(matches!(
+            parse("a EXAMINE INBOX (CONDSTORE)\r\n"),
+            CommandBody::Select {
+                condstore: true,
+                read_only: true,
+                ..
+            }
+        ));
+        fails("a SELECT INBOX (FROB)\r\n");
+    }
+}

@@ -64,3 +64,61 @@ impl Parser<'_> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::proto::command::{
+        CommandBody, SearchKey, SortCriterion, SortKey, ThreadAlgorithm, ThreadCommand,
+    };
+    use crate::proto::parse::tests::{fails, parse};
+
+    #[test]
+    fn parses_sort_and_thread() {
+        // RFC 5256 §4 examples.
+        let CommandBody::Sort(sort) = parse("A282 SORT (SUBJECT) UTF-8 SINCE 1-Feb-1994\r\n")
+        else {
+            panic!()
+        };
+        assert_eq!(
+            sort.criteria,
+            vec![SortCriterion {
+                key: SortKey::Subject,
+                reverse: false
+            }]
+        );
+        assert_eq!(sort.charset, "UTF-8");
+        let CommandBody::Sort(sort) =
+            parse("A284 UID SORT (REVERSE DATE SIZE) US-ASCII SUBJECT \"afternoon\" ALL\r\n")
+        else {
+            panic!()
+        };
+        assert!(sort.uid);
+        assert_eq!(
+            sort.criteria,
+            vec![
+                SortCriterion {
+                    key: SortKey::Date,
+                    reverse: true
+                },
+                SortCriterion {
+                    key: SortKey::Size,
+                    reverse: false
+                }
+            ]
+        );
+        assert!(matches!(sort.key, SearchKey::And(ref keys) if keys.len() == 2));
+        let CommandBody::Thread(thread) =
+            parse("A283 THREAD REFERENCES UTF-8 SINCE 5-MAR-2000\r\n")
+        else {
+            panic!()
+        };
+        assert_eq!(thread.algorithm, ThreadAlgorithm::References);
+        assert!(matches!(
+            parse("a UID THREAD ORDEREDSUBJECT UTF-8 ALL\r\n"),
+            CommandBody::Thread(ThreadCommand { uid: true, .. })
+        ));
+        fails("a SORT () UTF-8 ALL\r\n");
+        fails("a SORT (SUBJECT) ALL\r\n");
+        fails("a THREAD FROB UTF-8 ALL\r\n");
+    }
+}

@@ -63,3 +63,32 @@ impl Parser<'_> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::proto::command::CommandBody;
+    use crate::proto::parse::tests::parse;
+    use storage::FlagOperation;
+
+    #[test]
+    fn parses_store() {
+        let CommandBody::Store(store) = parse("a STORE 1 +FLAGS.SILENT (\\Seen $Label)\r\n") else {
+            panic!()
+        };
+        assert_eq!(store.operation, FlagOperation::Add);
+        assert!(store.silent);
+        assert_eq!(store.flags, vec!["\\Seen", "$Label"]);
+    }
+
+    #[test]
+    fn parses_unchangedsince() {
+        // RFC 7162 §3.1.3 example.
+        let CommandBody::Store(store) =
+            parse("d105 STORE 7,5,9 (UNCHANGEDSINCE 320162338) +FLAGS.SILENT (\\Deleted)\r\n")
+        else {
+            panic!()
+        };
+        assert_eq!(store.unchanged_since, Some(320162338));
+        assert!(store.silent);
+    }
+}

@@ -6,12 +6,14 @@ pub mod command;
 pub mod datetime;
 pub mod framer;
 pub mod mutf7;
+mod parse;
 pub mod response;
 pub mod sequence;
 pub mod tag;
 
-pub use command::{Command, CommandBody, ParseError, parse_command};
+pub use command::{Command, CommandBody, ParseError};
 pub use framer::{Frame, Framer, FramerLimits, RejectReason, Rejection};
+pub use parse::parse_command;
 pub use response::{Code, Status};
 pub use sequence::{RangeSet, Sequence, SequenceSet};
 pub use tag::Tag;

@@ -1,0 +1,309 @@
+//! FETCH and UID FETCH (RFC 9051 §6.4.5, §6.4.9): the data items with sections and
+//! partials, BINARY (RFC 3516), and CONDSTORE/QRESYNC's CHANGEDSINCE and VANISHED
+//! modifiers (RFC 7162).
+
+use super::{PResult, Parser, err};
+use crate::proto::command::{CommandBody, FetchItem, Rfc822Part, Section, SectionText};
+
+impl Parser<'_> {
+    /// `fetch = "FETCH" SP sequence-set SP ("ALL" / "FULL" / "FAST" / fetch-att /
+    ///  "(" fetch-att *(SP fetch-att) ")") [fetch-modifiers]` (RFC 7162 §3.1.4 adds the
+    /// modifiers); `uid = "UID" SP fetch` likewise.
+    pub(super) fn fetch(&mut self, uid: bool) -> PResult<CommandBody> {
+        self.sp()?;
+        let set = self.sequence()?;
+        self.sp()?;
+        let items = self.fetch_items()?;
+        let (changed_since, vanished) = self.fetch_modifiers()?;
+        // RFC 7162 §3.2.6: VANISHED only with UID FETCH.
+        if vanished && !uid {
+            return err("VANISHED only with UID FETCH");
+        }
+        Ok(CommandBody::Fetch {
+            uid,
+            set,
+            items,
+            changed_since,
+            vanished,
+        })
+    }
+
+    /// RFC 7162 §3.1.4 / §3.2.6: `fetch-modifiers = SP "(" fetch-modifier *(SP fetch-modifier) ")"`;
+    /// `fetch-modifier =/ chgsince-fetch-mod / "VANISHED"`;
+    /// `chgsince-fetch-mod = "CHANGEDSINCE" SP mod-sequence-value`.
+    pub(super) fn fetch_modifiers(&mut self) -> PResult<(Option<u64>, bool)> {
+        let mut changed_since = None;
+        let mut vanished = false;
+        if !self.eat(b' ') {
+            return Ok((None, false));
+        }
+        self.require(b'(', "Expected FETCH modifiers")?;
+        loop {
+            if self.keyword("CHANGEDSINCE") {
+                self.sp()?;
+                changed_since = Some(self.mod_sequence(false)?);
+            } else if self.keyword("VANISHED") {
+                vanished = true;
+            } else {
+                return err("Unknown FETCH modifier");
+            }
+            if self.eat(b')') {
+                break;
+            }
+            self.sp()?;
+        }
+        // RFC 7162 §3.2.6: VANISHED without CHANGEDSINCE is a BAD.
+        if vanished && changed_since.is_none() {
+            return err("VANISHED needs CHANGEDSINCE");
+        }
+        Ok((changed_since, vanished))
+    }
+
+    /// `section-part = nz-number *("." nz-number)`
+    pub(super) fn section_part(&mut self) -> PResult<Vec<u32>> {
+        let mut part = Vec::new();
+        while self.peek().is_some_and(|b| b.is_ascii_digit()) {
+            part.push(self.nz_number()?);
+            // A dot followed by a letter starts the section text.
+            let next_is_digit = self.input.get(self.pos + 1).is_some_and(u8::is_ascii_digit);
+            if self.peek() == Some(b'.') && next_is_digit {
+                self.pos += 1;
+            } else {
+                break;
+            }
+        }
+        Ok(part)
+    }
+
+    /// `section = "[" [section-spec] "]"`;
+    /// `section-spec = section-msgtext / (section-part ["." section-text])`;
+    /// `section-msgtext = "HEADER" / "HEADER.FIELDS" [".NOT"] SP header-list / "TEXT"`;
+    /// `section-text = section-msgtext / "MIME"`
+    pub(super) fn section(&mut self) -> PResult<Section> {
+        self.require(b'[', "Expected a section")?;
+        let part = self.section_part()?;
+        let text = if self.peek() == Some(b']') {
+            None
+        } else {
+            if !part.is_empty() {
+                self.require(b'.', "Invalid section")?;
+            }
+            let name = self
+                .take_while(|b| b.is_ascii_alphabetic() || b == b'.')
+                .to_ascii_uppercase();
+            Some(match name.as_slice() {
+                b"HEADER" => SectionText::Header,
+                b"TEXT" => SectionText::Text,
+                b"MIME" if !part.is_empty() => SectionText::Mime,
+                b"HEADER.FIELDS" | b"HEADER.FIELDS.NOT" => {
+                    self.sp()?;
+                    SectionText::HeaderFields {
+                        not: name.ends_with(b".NOT"),
+                        fields: self.header_list()?,
+                    }
+                }
+                _ => return err("Invalid section"),
+            })
+        };
+        self.require(b']', "Expected ] after section")?;
+        Ok(Section { part, text })
+    }
+
+    /// `header-list = "(" header-fld-name *(SP header-fld-name) ")"`; `header-fld-name = astring`
+    pub(super) fn header_list(&mut self) -> PResult<Vec<String>> {
+        self.require(b'(', "Expected a header list")?;
+        let mut fields = Vec::new();
+        loop {
+            fields.push(self.astring_utf8()?);
+            if self.eat(b')') {
+                return Ok(fields);
+            }
+            self.sp()?;
+        }
+    }
+
+    /// `partial = "<" number64 "." nz-number64 ">"`
+    pub(super) fn partial(&mut self) -> PResult<Option<(u64, u64)>> {
+        if !self.eat(b'<') {
+            return Ok(None);
+        }
+        let origin = self.number64()?;
+        self.require(b'.', "Invalid partial")?;
+        let count = self.number64()?;
+        if count == 0 {
+            return err("Invalid partial");
+        }
+        self.require(b'>', "Invalid partial")?;
+        Ok(Some((origin, count)))
+    }
+
+    /// `fetch-att = "ENVELOPE" / "FLAGS" / "INTERNALDATE" / "RFC822" [".HEADER" / ".TEXT"] /
+    ///  "RFC822.SIZE" / "BODY" ["STRUCTURE"] / "UID" / "BODY" section [partial] /
+    ///  "BODY.PEEK" section [partial] / "BINARY" [".PEEK"] section-binary [partial] /
+    ///  "BINARY.SIZE" section-binary`
+    pub(super) fn fetch_item(&mut self) -> PResult<FetchItem> {
+        let name = self
+            .take_while(|b| b.is_ascii_alphanumeric() || b == b'.')
+            .to_ascii_uppercase();
+        Ok(match name.as_slice() {
+            b"FLAGS" => FetchItem::Flags,
+            b"INTERNALDATE" => FetchItem::InternalDate,
+            b"RFC822.SIZE" => FetchItem::Rfc822Size,
+            b"ENVELOPE" => FetchItem::Envelope,
+            b"BODYSTRUCTURE" => FetchItem::BodyStructure { extensible: true },
+            b"UID" => FetchItem::Uid,
+            b"MODSEQ" => FetchItem::ModSeq,
+            b"RFC822" => FetchItem::Rfc822(Rfc822Part::Full),
+            b"RFC822.HEADER" => FetchItem::Rfc822(Rfc822Part::Header),
+            b"RFC822.TEXT" => FetchItem::Rfc822(Rfc822Part::Text),
+            b"BODY" if self.peek() != Some(b'[') => FetchItem::BodyStructure { extensible: false },
+            b"BODY" | b"BODY.PEEK" => FetchItem::BodySection {
+                peek: name.len() > 4,
+                section: self.section()?,
+                partial: self.partial()?,
+            },
+            b"BINARY" | b"BINARY.PEEK" => {
+                self.require(b'[', "Expected a section")?;
+                let part = self.section_part()?;
+                self.require(b']', "Expected ] after section")?;
+                FetchItem::Binary {
+                    peek: name.len() > 6,
+                    part,
+                    partial: self.partial()?,
+                }
+            }
+            b"BINARY.SIZE" => {
+                self.require(b'[', "Expected a section")?;
+                let part = self.section_part()?;
+                self.require(b']', "Expected ] after section")?;
+                FetchItem::BinarySize { part }
+            }
+            _ => return err("Unknown fetch item"),
+        })
+    }
+
+    /// `fetch = "FETCH" SP sequence-set SP ("ALL" / "FULL" / "FAST" / fetch-att /
+    ///  "(" fetch-att *(SP fetch-att) ")")`
+    pub(super) fn fetch_items(&mut self) -> PResult<Vec<FetchItem>> {
+        let fast = [
+            FetchItem::Flags,
+            FetchItem::InternalDate,
+            FetchItem::Rfc822Size,
+        ];
+        if self.keyword("ALL") {
+            return Ok([&fast[..], &[FetchItem::Envelope]].concat());
+        }
+        if self.keyword("FAST") {
+            return Ok(fast.to_vec());
+        }
+        if self.keyword("FULL") {
+            return Ok([
+                &fast[..],
+                &[
+                    FetchItem::Envelope,
+                    FetchItem::BodyStructure { extensible: false },
+                ],
+            ]
+            .concat());
+        }
+        if !self.eat(b'(') {
+            return Ok(vec![self.fetch_item()?]);
+        }
+        let mut items = Vec::new();
+        loop {
+            items.push(self.fetch_item()?);
+            if self.eat(b')') {
+                return Ok(items);
+            }
+            self.sp()?;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::proto::command::{CommandBody, FetchItem, Section, SectionText};
+    use crate::proto::parse::parse_sequence_set;
+    use crate::proto::parse::tests::{fails, parse};
+    use crate::proto::sequence::Sequence;
+
+    #[test]
+    fn parses_fetch_items() {
+        let CommandBody::Fetch {
+            uid, set, items, ..
+        } = parse(
+            "a UID FETCH 1:*,5 (FLAGS BODY.PEEK[1.2.HEADER.FIELDS (From \"To\")]<0.100> BODY[] BINARY.PEEK[1] BODY RFC822.SIZE)\r\n",
+        )
+        else {
+            panic!()
+        };
+        assert!(uid);
+        assert_eq!(
+            set,
+            Sequence::Set(parse_sequence_set(b"1:*,5").unwrap_or_else(|| panic!()))
+        );
+        assert_eq!(
+            items,
+            vec![
+                FetchItem::Flags,
+                FetchItem::BodySection {
+                    peek: true,
+                    section: Section {
+                        part: vec![1, 2],
+                        text: Some(SectionText::HeaderFields {
+                            not: false,
+                            fields: vec!["From".into(), "To".into()]
+                        })
+                    },
+                    partial: Some((0, 100))
+                },
+                FetchItem::BodySection {
+                    peek: false,
+                    section: Section::default(),
+                    partial: None
+                },
+                FetchItem::Binary {
+                    peek: true,
+                    part: vec![1],
+                    partial: None
+                },
+                FetchItem::BodyStructure { extensible: false },
+                FetchItem::Rfc822Size,
+            ]
+        );
+        let CommandBody::Fetch { items, .. } = parse("a FETCH 2 full\r\n") else {
+            panic!()
+        };
+        assert_eq!(items.len(), 5);
+        let CommandBody::Fetch { items, .. } = parse("a FETCH 2 BODY[2.MIME]\r\n") else {
+            panic!()
+        };
+        assert!(
+            matches!(&items[0], FetchItem::BodySection { section, .. } if section.text == Some(SectionText::Mime))
+        );
+    }
+
+    #[test]
+    fn parses_changedsince_and_vanished() {
+        // RFC 7162 §3.1.4.2 example.
+        let CommandBody::Fetch {
+            items,
+            changed_since,
+            vanished,
+            ..
+        } = parse("s100 UID FETCH 1:* (FLAGS) (CHANGEDSINCE 12345 VANISHED)\r\n")
+        else {
+            panic!()
+        };
+        assert_eq!(items, vec![FetchItem::Flags]);
+        assert_eq!(changed_since, Some(12345));
+        assert!(vanished);
+        assert!(matches!(
+            parse("a FETCH 1 (MODSEQ FLAGS)\r\n"),
+            CommandBody::Fetch { items, .. } if items == vec![FetchItem::ModSeq, FetchItem::Flags]
+        ));
+        fails("a FETCH 1:* FLAGS (CHANGEDSINCE 1 VANISHED)\r\n");
+        fails("a UID FETCH 1:* FLAGS (VANISHED)\r\n");
+        fails("a UID FETCH 1:* FLAGS (CHANGEDSINCE 0)\r\n");
+    }
+}

@@ -1,0 +1,42 @@
+//! QUOTA (RFC 9208 §4): GETQUOTA, GETQUOTAROOT and SETQUOTA.
+
+use super::{PResult, Parser};
+use crate::proto::command::CommandBody;
+
+impl Parser<'_> {
+    /// RFC 9208 §7: `getquota = "GETQUOTA" SP quota-root-name`
+    pub(super) fn getquota(&mut self) -> PResult<CommandBody> {
+        self.sp()?;
+        Ok(CommandBody::GetQuota {
+            root: self.astring_utf8()?,
+        })
+    }
+
+    /// RFC 9208 §7: `getquotaroot = "GETQUOTAROOT" SP mailbox`
+    pub(super) fn getquotaroot(&mut self) -> PResult<CommandBody> {
+        self.sp()?;
+        Ok(CommandBody::GetQuotaRoot {
+            mailbox: self.mailbox()?,
+        })
+    }
+
+    /// RFC 9208 §7: `setquota = "SETQUOTA" SP quota-root-name SP setquota-list`;
+    /// `setquota-list = "(" [setquota-resource *(SP setquota-resource)] ")"`;
+    /// `setquota-resource = resource-name SP resource-limit`.
+    pub(super) fn setquota(&mut self) -> PResult<CommandBody> {
+        self.sp()?;
+        let root = self.astring_utf8()?;
+        self.sp()?;
+        self.require(b'(', "Expected a list of quota limits")?;
+        let mut limits = Vec::new();
+        while !self.eat(b')') {
+            if !limits.is_empty() {
+                self.sp()?;
+            }
+            let resource = self.atom()?.to_ascii_uppercase();
+            self.sp()?;
+            limits.push((resource, self.number64()?));
+        }
+        Ok(CommandBody::SetQuota { root, limits })
+    }
+}

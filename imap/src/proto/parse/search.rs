@@ -1,0 +1,290 @@
+//! SEARCH (RFC 9051 §6.4.4) with ESEARCH's RETURN options (RFC 4731), SEARCHRES's `$`
+//! (RFC 5182), CONDSTORE's MODSEQ (RFC 7162 §3.1.5) and WITHIN's OLDER and YOUNGER
+//! (RFC 5032); SORT and THREAD take their search criteria from here.
+
+use super::{PResult, Parser, err};
+use crate::proto::command::{
+    MAX_SEARCH_DEPTH, MAX_SEARCH_STRING, SearchCommand, SearchKey, SearchReturn,
+};
+
+impl Parser<'_> {
+    /// A SEARCH string (`astring`), at most [`MAX_SEARCH_STRING`] octets.
+    pub(super) fn search_string(&mut self) -> PResult<String> {
+        let value = self.astring_utf8()?;
+        if value.len() > MAX_SEARCH_STRING {
+            return err("Search string too long");
+        }
+        Ok(value)
+    }
+
+    /// `search-key = "ALL" / "ANSWERED" / "BCC" SP astring / "BEFORE" SP date /
+    ///  "BODY" SP astring / "CC" SP astring / "DELETED" / "FLAGGED" / "FROM" SP astring /
+    ///  "KEYWORD" SP flag-keyword / "ON" SP date / "SEEN" / "SINCE" SP date /
+    ///  "SUBJECT" SP astring / "TEXT" SP astring / "TO" SP astring / "UNANSWERED" /
+    ///  "UNDELETED" / "UNFLAGGED" / "UNKEYWORD" SP flag-keyword / "UNSEEN" / "DRAFT" /
+    ///  "HEADER" SP header-fld-name SP astring / "LARGER" SP number64 / "NOT" SP search-key /
+    ///  "OR" SP search-key SP search-key / "SENTBEFORE" SP date / "SENTON" SP date /
+    ///  "SENTSINCE" SP date / "SMALLER" SP number64 / "UID" SP sequence-set / "UNDRAFT" /
+    ///  sequence-set / "(" search-key *(SP search-key) ")"`
+    /// `search-key` (RFC 9051 §9, with RFC 3501's NEW, OLD, RECENT).
+    pub(super) fn search_key(&mut self, depth: usize) -> PResult<SearchKey> {
+        if depth > MAX_SEARCH_DEPTH {
+            return err("Search nested too deeply");
+        }
+        if self.eat(b'(') {
+            let mut keys = Vec::new();
+            loop {
+                keys.push(self.search_key(depth + 1)?);
+                if self.eat(b')') {
+                    return Ok(SearchKey::And(keys));
+                }
+                self.sp()?;
+            }
+        }
+        if matches!(self.peek(), Some(b'0'..=b'9' | b'*' | b'$')) {
+            return self.sequence().map(SearchKey::Seq);
+        }
+        let name = self.atom()?.to_ascii_uppercase();
+        let flag = |flag: &'static str, set: bool| Ok(SearchKey::Flag(flag, set));
+        match name.as_str() {
+            "ALL" => Ok(SearchKey::All),
+            "ANSWERED" => flag("\\Answered", true),
+            "DELETED" => flag("\\Deleted", true),
+            "DRAFT" => flag("\\Draft", true),
+            "FLAGGED" => flag("\\Flagged", true),
+            "SEEN" => flag("\\Seen", true),
+            "UNANSWERED" => flag("\\Answered", false),
+            "UNDELETED" => flag("\\Deleted", false),
+            "UNDRAFT" => flag("\\Draft", false),
+            "UNFLAGGED" => flag("\\Flagged", false),
+            "UNSEEN" => flag("\\Seen", false),
+            "NEW" => Ok(SearchKey::New),
+            "OLD" => Ok(SearchKey::Old),
+            "RECENT" => Ok(SearchKey::Recent),
+            "KEYWORD" | "UNKEYWORD" => {
+                self.sp()?;
+                let keyword = self.atom()?.to_owned();
+                Ok(SearchKey::Keyword(keyword, name == "KEYWORD"))
+            }
+            "BCC" | "CC" | "FROM" | "SUBJECT" | "TO" => {
+                self.sp()?;
+                let value = self.search_string()?;
+                let field = match name.as_str() {
+                    "BCC" => "Bcc",
+                    "CC" => "Cc",
+                    "FROM" => "From",
+                    "SUBJECT" => "Subject",
+                    _ => "To",
+                };
+                Ok(SearchKey::Header(field.to_owned(), value))
+            }
+            "HEADER" => {
+                self.sp()?;
+                let field = self.search_string()?;
+                self.sp()?;
+                let value = self.search_string()?;
+                Ok(SearchKey::Header(field, value))
+            }
+            "BODY" => {
+                self.sp()?;
+                Ok(SearchKey::Body(self.search_string()?))
+            }
+            "TEXT" => {
+                self.sp()?;
+                Ok(SearchKey::Text(self.search_string()?))
+            }
+            "LARGER" => {
+                self.sp()?;
+                Ok(SearchKey::Larger(self.number64()?))
+            }
+            "SMALLER" => {
+                self.sp()?;
+                Ok(SearchKey::Smaller(self.number64()?))
+            }
+            "BEFORE" | "ON" | "SINCE" | "SENTBEFORE" | "SENTON" | "SENTSINCE" => {
+                self.sp()?;
+                let date = self.date()?;
+                Ok(match name.as_str() {
+                    "BEFORE" => SearchKey::Before(date),
+                    "ON" => SearchKey::On(date),
+                    "SINCE" => SearchKey::Since(date),
+                    "SENTBEFORE" => SearchKey::SentBefore(date),
+                    "SENTON" => SearchKey::SentOn(date),
+                    _ => SearchKey::SentSince(date),
+                })
+            }
+            "UID" => {
+                self.sp()?;
+                Ok(SearchKey::Uid(self.sequence()?))
+            }
+            // RFC 7162 §3.1.5: `"MODSEQ" [search-modseq-ext] SP mod-sequence-valzer`;
+            // `search-modseq-ext = SP entry-name SP entry-type-req`. We keep one modseq
+            // per message, which §3.1.5 says then stands for every entry.
+            "MODSEQ" => {
+                self.sp()?;
+                if self.peek() == Some(b'"') {
+                    self.quoted()?;
+                    self.sp()?;
+                    let entry_type = self.atom()?.to_ascii_lowercase();
+                    if !matches!(entry_type.as_str(), "priv" | "shared" | "all") {
+                        return err("Expected priv, shared or all");
+                    }
+                    self.sp()?;
+                }
+                Ok(SearchKey::ModSeq(self.mod_sequence(true)?))
+            }
+            // RFC 5032 §3: `"OLDER" SP nz-number` / `"YOUNGER" SP nz-number` (seconds).
+            "OLDER" => {
+                self.sp()?;
+                Ok(SearchKey::Older(self.nz_number()?))
+            }
+            "YOUNGER" => {
+                self.sp()?;
+                Ok(SearchKey::Younger(self.nz_number()?))
+            }
+            "NOT" => {
+                self.sp()?;
+                Ok(SearchKey::Not(Box::new(self.search_key(depth + 1)?)))
+            }
+            "OR" => {
+                self.sp()?;
+                let a = self.search_key(depth + 1)?;
+                self.sp()?;
+                let b = self.search_key(depth + 1)?;
+                Ok(SearchKey::Or(Box::new(a), Box::new(b)))
+            }
+            _ => err("Unknown search key"),
+        }
+    }
+
+    /// `search = "SEARCH" [search-return-opts] SP search-program`;
+    /// `search-return-opts = SP "RETURN" SP "(" [search-return-opt *(SP search-return-opt)] ")"`;
+    /// `search-program = ["CHARSET" SP charset SP] search-key *(SP search-key)`
+    pub(super) fn search(&mut self, uid: bool) -> PResult<SearchCommand> {
+        self.sp()?;
+        let mut returns = None;
+        if self.keyword("RETURN") {
+            self.sp()?;
+            self.require(b'(', "Expected return options")?;
+            let mut options = Vec::new();
+            while !self.eat(b')') {
+                if !options.is_empty() {
+                    self.sp()?;
+                }
+                let option = self.atom()?.to_ascii_uppercase();
+                options.push(match option.as_str() {
+                    "MIN" => SearchReturn::Min,
+                    "MAX" => SearchReturn::Max,
+                    "ALL" => SearchReturn::All,
+                    "COUNT" => SearchReturn::Count,
+                    "SAVE" => SearchReturn::Save,
+                    _ => return err("Unknown search return option"),
+                });
+            }
+            returns = Some(options);
+            self.sp()?;
+        }
+        let mut charset = None;
+        if self.keyword("CHARSET") {
+            self.sp()?;
+            charset = Some(self.astring_utf8()?);
+            self.sp()?;
+        }
+        let key = self.search_keys()?;
+        Ok(SearchCommand {
+            uid,
+            returns,
+            charset,
+            key,
+        })
+    }
+
+    /// `search-key *(SP search-key)`, as one key.
+    pub(super) fn search_keys(&mut self) -> PResult<SearchKey> {
+        let mut keys = vec![self.search_key(0)?];
+        while self.eat(b' ') {
+            keys.push(self.search_key(0)?);
+        }
+        Ok(if keys.len() == 1 {
+            keys.pop().unwrap_or(SearchKey::All)
+        } else {
+            SearchKey::And(keys)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::proto::command::{
+        CommandBody, MAX_SEARCH_DEPTH, MAX_SEARCH_STRING, SearchKey, SearchReturn,
+    };
+    use crate::proto::parse::tests::{fails, parse};
+    use crate::proto::tag::Tag;
+
+    #[test]
+    fn parses_search() {
+        let CommandBody::Search(search) = parse(
+            "a UID SEARCH RETURN (MIN COUNT) CHARSET UTF-8 OR FROM alice (SINCE 1-Feb-2020 NOT SEEN) 1:5 LARGER 10\r\n",
+        ) else {
+            panic!()
+        };
+        assert!(search.uid);
+        assert_eq!(
+            search.returns,
+            Some(vec![SearchReturn::Min, SearchReturn::Count])
+        );
+        assert_eq!(search.charset.as_deref(), Some("UTF-8"));
+        let SearchKey::And(keys) = search.key else {
+            panic!()
+        };
+        assert_eq!(keys.len(), 3);
+        assert!(
+            matches!(&keys[0], SearchKey::Or(a, _) if **a == SearchKey::Header("From".into(), "alice".into()))
+        );
+        let deep = format!("a SEARCH {}ALL\r\n", "NOT ".repeat(MAX_SEARCH_DEPTH + 2));
+        fails(&deep);
+    }
+
+    #[test]
+    fn search_strings_have_a_length_limit() {
+        let longest = "n".repeat(MAX_SEARCH_STRING);
+        for key in ["BODY", "TEXT", "FROM", "SUBJECT", "HEADER X-Id"] {
+            let CommandBody::Search(search) = parse(&format!("a SEARCH {key} {longest}\r\n"))
+            else {
+                panic!("{key}")
+            };
+            assert_ne!(search.key, SearchKey::All);
+            // One octet more, as an atom or as a literal: BAD with the tag.
+            let over = format!("{longest}n");
+            let error = fails(&format!("b SEARCH {key} {over}\r\n"));
+            assert_eq!(error.message, "Search string too long");
+            assert_eq!(error.tag.as_ref().map(Tag::as_str), Some("b"));
+            let error = fails(&format!(
+                "c SEARCH NOT {key} {{{}}}\r\n{over}\r\n",
+                over.len()
+            ));
+            assert_eq!(error.message, "Search string too long");
+        }
+        let error = fails(&format!("d SORT (DATE) UTF-8 BODY {longest}n\r\n"));
+        assert_eq!(error.message, "Search string too long");
+    }
+
+    #[test]
+    fn parses_modseq_older_and_younger() {
+        // RFC 7162 §3.1.5 and RFC 5032 search keys.
+        let CommandBody::Search(search) =
+            parse("a SEARCH MODSEQ \"/flags/\\\\draft\" all 620162338 OLDER 3600 YOUNGER 60\r\n")
+        else {
+            panic!()
+        };
+        assert_eq!(
+            search.key,
+            SearchKey::And(vec![
+                SearchKey::ModSeq(620162338),
+                SearchKey::Older(3600),
+                SearchKey::Younger(60)
+            ])
+        );
+        fails("a SEARCH YOUNGER 0\r\n");
+    }
+}

@@ -1,0 +1,124 @@
+//! SORT and THREAD (RFC 5256), with the search criteria of [`super::search`].
+
+use super::{PResult, Parser, err};
+use crate::proto::command::{SortCommand, SortCriterion, SortKey, ThreadAlgorithm, ThreadCommand};
+
+impl Parser<'_> {
+    /// RFC 5256 §5: `sort = ["UID" SP] "SORT" SP sort-criteria SP search-criteria`;
+    /// `sort-criteria = "(" sort-criterion *(SP sort-criterion) ")"`;
+    /// `search-criteria = charset 1*(SP search-key)`.
+    pub(super) fn sort(&mut self, uid: bool) -> PResult<SortCommand> {
+        self.sp()?;
+        self.require(b'(', "Expected sort criteria")?;
+        let mut criteria = Vec::new();
+        loop {
+            let reverse = self.keyword("REVERSE");
+            if reverse {
+                self.sp()?;
+            }
+            let key = match self.atom()?.to_ascii_uppercase().as_str() {
+                "ARRIVAL" => SortKey::Arrival,
+                "CC" => SortKey::Cc,
+                "DATE" => SortKey::Date,
+                "FROM" => SortKey::From,
+                "SIZE" => SortKey::Size,
+                "SUBJECT" => SortKey::Subject,
+                "TO" => SortKey::To,
+                _ => return err("Unknown sort criterion"),
+            };
+            criteria.push(SortCriterion { key, reverse });
+            if self.eat(b')') {
+                break;
+            }
+            self.sp()?;
+        }
+        self.sp()?;
+        let charset = self.astring_utf8()?;
+        self.sp()?;
+        let key = self.search_keys()?;
+        Ok(SortCommand {
+            uid,
+            criteria,
+            charset,
+            key,
+        })
+    }
+
+    /// RFC 5256 §5: `thread = ["UID" SP] "THREAD" SP thread-alg SP search-criteria`.
+    pub(super) fn thread(&mut self, uid: bool) -> PResult<ThreadCommand> {
+        self.sp()?;
+        let algorithm = match self.atom()?.to_ascii_uppercase().as_str() {
+            "ORDEREDSUBJECT" => ThreadAlgorithm::OrderedSubject,
+            "REFERENCES" => ThreadAlgorithm::References,
+            _ => return err("Unknown threading algorithm"),
+        };
+        self.sp()?;
+        let charset = self.astring_utf8()?;
+        self.sp()?;
+        let key = self.search_keys()?;
+        Ok(ThreadCommand {
+            uid,
+            algorithm,
+            charset,
+            key,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::proto::command::{
+        CommandBody, SearchKey, SortCriterion, SortKey, ThreadAlgorithm, ThreadCommand,
+    };
+    use crate::proto::parse::tests::{fails, parse};
+
+    #[test]
+    fn parses_sort_and_thread() {
+        // RFC 5256 §4 examples.
+        let CommandBody::Sort(sort) = parse("A282 SORT (SUBJECT) UTF-8 SINCE 1-Feb-1994\r\n")
+        else {
+            panic!()
+        };
+        assert_eq!(
+            sort.criteria,
+            vec![SortCriterion {
+                key: SortKey::Subject,
+                reverse: false
+            }]
+        );
+        assert_eq!(sort.charset, "UTF-8");
+        let CommandBody::Sort(sort) =
+            parse("A284 UID SORT (REVERSE DATE SIZE) US-ASCII SUBJECT \"afternoon\" ALL\r\n")
+        else {
+            panic!()
+        };
+        assert!(sort.uid);
+        assert_eq!(
+            sort.criteria,
+            vec![
+                SortCriterion {
+                    key: SortKey::Date,
+                    reverse: true
+                },
+                SortCriterion {
+                    key: SortKey::Size,
+                    reverse: false
+                }
+            ]
+        );
+        assert!(matches!(sort.key, SearchKey::And(ref keys) if keys.len() == 2));
+        let CommandBody::Thread(thread) =
+            parse("A283 THREAD REFERENCES UTF-8 SINCE 5-MAR-2000\r\n")
+        else {
+            panic!()
+        };
+        assert_eq!(thread.algorithm, ThreadAlgorithm::References);
+        assert!(matches!(
+            parse("a UID THREAD ORDEREDSUBJECT UTF-8 ALL\r\n"),
+            CommandBody::Thread(ThreadCommand { uid: true, .. })
+        ));
+        fails("a SORT () UTF-8 ALL\r\n");
+        fails("a SORT (SUBJECT) ALL\r\n");
+        fails("a THREAD FROB UTF-8 ALL\r\n");
+    }
+}

@@ -2,6 +2,7 @@
 //! itself (port 0), reads the addresses it prints, and talks to it with real clients.
 #![allow(dead_code)]
 
+pub mod dovecot;
 pub mod postgres;
 
 use std::collections::HashMap;

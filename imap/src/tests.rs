@@ -409,7 +409,13 @@ async fn esearch_min_max_report_the_modseq_of_the_messages_they_return() {
     c.run("a", "SELECT INBOX").await;
     // Message 2 gets the highest mod-sequence; 1 and 3 keep theirs.
     c.run("b", "STORE 2 +FLAGS.SILENT (\\Flagged)").await;
-    let fetched = c.run("c", "FETCH 1:3 (MODSEQ)").await;
+    // The first CONDSTORE enabling command also says `* OK [HIGHESTMODSEQ n]`.
+    let fetched: Vec<String> = c
+        .run("c", "FETCH 1:3 (MODSEQ)")
+        .await
+        .into_iter()
+        .filter(|line| line.contains(" FETCH "))
+        .collect();
     let modseq = |n: usize| -> u64 {
         let line = &fetched[n - 1];
         let digits: String = line
@@ -450,6 +456,44 @@ async fn esearch_min_max_report_the_modseq_of_the_messages_they_return() {
             "f OK SEARCH completed",
         ])
     );
+}
+
+#[tokio::test]
+async fn the_first_condstore_enabling_command_in_a_selected_mailbox_tells_its_highestmodseq() {
+    let h = Harness::start().await;
+    h.deliver("one").await;
+    let highest = h
+        .store
+        .mailbox(h.inbox)
+        .await
+        .expect("mailbox")
+        .highest_modseq;
+    let mut c = h.logged_in().await;
+    c.run("a", "SELECT INBOX").await;
+    // RFC 7162 §3.1: FETCH MODSEQ is CONDSTORE enabling; the SELECT told no
+    // HIGHESTMODSEQ, so the client hears it now, before the FETCH (as from Dovecot 2.3).
+    assert_eq!(
+        c.run("b", "FETCH 1 (MODSEQ)").await,
+        lines(&[
+            &format!("* OK [HIGHESTMODSEQ {highest}] Highest"),
+            &format!("* 1 FETCH (MODSEQ ({highest}))"),
+            "b OK FETCH completed",
+        ])
+    );
+    // Once only: CONDSTORE stays on for the mailbox.
+    assert_eq!(
+        c.run("c", "SEARCH MODSEQ 1").await,
+        lines(&[
+            &format!("* SEARCH 1 (MODSEQ {highest})"),
+            "c OK SEARCH completed",
+        ])
+    );
+    // Another session enables it with STATUS (HIGHESTMODSEQ) of another mailbox.
+    let mut d = h.logged_in().await;
+    d.run("a", "SELECT INBOX").await;
+    let status = d.run("b", "STATUS Sent (HIGHESTMODSEQ)").await;
+    assert_eq!(status[0], format!("* OK [HIGHESTMODSEQ {highest}] Highest"));
+    assert!(status[1].starts_with("* STATUS "), "{status:?}");
 }
 
 #[tokio::test]

@@ -497,6 +497,47 @@ async fn the_first_condstore_enabling_command_in_a_selected_mailbox_tells_its_hi
 }
 
 #[tokio::test]
+async fn an_examine_session_sees_as_recent_only_what_no_read_write_session_was_told_of() {
+    let h = Harness::start().await;
+    h.deliver("one").await;
+    let mut examine = h.logged_in().await;
+    let mut select = h.logged_in().await;
+    let examined = examine.run("a", "EXAMINE INBOX").await;
+    assert!(examined.contains(&"* 1 RECENT".to_owned()), "{examined:?}");
+    let selected = select.run("a", "SELECT INBOX").await;
+    assert!(selected.contains(&"* 1 RECENT".to_owned()), "{selected:?}");
+    // The read-write session is told of message 2 first and takes its \Recent.
+    h.deliver("two").await;
+    assert_eq!(
+        select.run("b", "NOOP").await,
+        lines(&["* 2 EXISTS", "* 2 RECENT", "b OK Done"])
+    );
+    // RFC 3501 §2.3.2: "subsequent sessions will not see \Recent set for this message".
+    assert_eq!(
+        examine.run("b", "NOOP").await,
+        lines(&["* 2 EXISTS", "b OK Done"])
+    );
+    assert_eq!(
+        examine.run("c", "FETCH 1:2 (FLAGS)").await,
+        lines(&[
+            "* 1 FETCH (FLAGS (\\Recent))",
+            "* 2 FETCH (FLAGS ())",
+            "c OK FETCH completed",
+        ])
+    );
+    // Message 3 reaches the read-only session first: recent there, still unclaimed.
+    h.deliver("three").await;
+    assert_eq!(
+        examine.run("d", "NOOP").await,
+        lines(&["* 3 EXISTS", "* 2 RECENT", "d OK Done"])
+    );
+    assert_eq!(
+        select.run("c", "NOOP").await,
+        lines(&["* 3 EXISTS", "* 3 RECENT", "c OK Done"])
+    );
+}
+
+#[tokio::test]
 async fn new_keywords_are_announced_to_every_session_before_a_fetch_shows_them() {
     let h = Harness::start().await;
     h.deliver("one").await;

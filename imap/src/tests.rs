@@ -538,6 +538,29 @@ async fn an_examine_session_sees_as_recent_only_what_no_read_write_session_was_t
 }
 
 #[tokio::test]
+async fn status_recent_of_the_selected_mailbox_counts_the_sessions_recent_messages() {
+    let h = Harness::start().await;
+    h.deliver("one").await;
+    h.deliver("two").await;
+    let mut c = h.logged_in().await;
+    c.run("a", "SELECT INBOX").await;
+    // RFC 3501 §6.3.10 RECENT: the two messages FETCH FLAGS shows as \Recent here, not
+    // the none left unclaimed for other sessions.
+    assert_eq!(
+        c.run("b", "STATUS INBOX (MESSAGES RECENT)").await,
+        lines(&[
+            "* STATUS \"INBOX\" (MESSAGES 2 RECENT 2)",
+            "b OK STATUS completed",
+        ])
+    );
+    let mut other = h.logged_in().await;
+    assert_eq!(
+        other.run("a", "STATUS INBOX (RECENT)").await,
+        lines(&["* STATUS \"INBOX\" (RECENT 0)", "a OK STATUS completed"])
+    );
+}
+
+#[tokio::test]
 async fn new_keywords_are_announced_to_every_session_before_a_fetch_shows_them() {
     let h = Harness::start().await;
     h.deliver("one").await;

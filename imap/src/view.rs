@@ -210,6 +210,13 @@ impl View {
         self.recent.clone().unwrap_or_default()
     }
 
+    /// The number of messages `\Recent` in this session; None in IMAP4rev2.
+    pub(crate) fn recent_in_session(&self) -> Option<usize> {
+        self.recent
+            .as_ref()
+            .map(|recent| recent.count_in(&self.uids))
+    }
+
     /// The number of `\Recent` messages, as `* n RECENT` says (RFC 3501 §7.3.2).
     pub(crate) fn recent_count(&self) -> usize {
         self.reported_recent

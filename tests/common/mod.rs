@@ -4,6 +4,7 @@
 
 pub mod dovecot;
 pub mod postgres;
+pub mod raw_imap;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};

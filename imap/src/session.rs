@@ -494,11 +494,21 @@ impl Session {
     }
 
     /// RFC 7162 §3.1: a "CONDSTORE enabling command" turns CONDSTORE on for the rest
-    /// of the session, also for the mailbox selected now.
+    /// of the session, also for the mailbox selected now. The first one while a mailbox
+    /// is selected tells the client that mailbox's HIGHESTMODSEQ, which the SELECT did
+    /// not (RFC 7162 §3.1, §3.1.2.1), before the command's own answer, as Dovecot does.
     pub(crate) fn enable_condstore(&mut self) {
         self.enabled.condstore = true;
-        if let State::Selected { view, .. } = &mut self.state {
+        if let State::Selected { view, .. } = &mut self.state
+            && !view.condstore
+        {
             view.condstore = true;
+            response::untagged_status(
+                &mut self.conn.out,
+                Status::Ok,
+                Some(&Code::HighestModSeq(view.highest_modseq().0)),
+                "Highest",
+            );
         }
     }
 

@@ -409,7 +409,13 @@ async fn esearch_min_max_report_the_modseq_of_the_messages_they_return() {
     c.run("a", "SELECT INBOX").await;
     // Message 2 gets the highest mod-sequence; 1 and 3 keep theirs.
     c.run("b", "STORE 2 +FLAGS.SILENT (\\Flagged)").await;
-    let fetched = c.run("c", "FETCH 1:3 (MODSEQ)").await;
+    // The first CONDSTORE enabling command also says `* OK [HIGHESTMODSEQ n]`.
+    let fetched: Vec<String> = c
+        .run("c", "FETCH 1:3 (MODSEQ)")
+        .await
+        .into_iter()
+        .filter(|line| line.contains(" FETCH "))
+        .collect();
     let modseq = |n: usize| -> u64 {
         let line = &fetched[n - 1];
         let digits: String = line
@@ -449,6 +455,108 @@ async fn esearch_min_max_report_the_modseq_of_the_messages_they_return() {
             &format!("* ESEARCH (TAG \"f\") MAX 3 COUNT 3 MODSEQ {second}"),
             "f OK SEARCH completed",
         ])
+    );
+}
+
+#[tokio::test]
+async fn the_first_condstore_enabling_command_in_a_selected_mailbox_tells_its_highestmodseq() {
+    let h = Harness::start().await;
+    h.deliver("one").await;
+    let highest = h
+        .store
+        .mailbox(h.inbox)
+        .await
+        .expect("mailbox")
+        .highest_modseq;
+    let mut c = h.logged_in().await;
+    c.run("a", "SELECT INBOX").await;
+    // RFC 7162 §3.1: FETCH MODSEQ is CONDSTORE enabling; the SELECT told no
+    // HIGHESTMODSEQ, so the client hears it now, before the FETCH (as from Dovecot 2.3).
+    assert_eq!(
+        c.run("b", "FETCH 1 (MODSEQ)").await,
+        lines(&[
+            &format!("* OK [HIGHESTMODSEQ {highest}] Highest"),
+            &format!("* 1 FETCH (MODSEQ ({highest}))"),
+            "b OK FETCH completed",
+        ])
+    );
+    // Once only: CONDSTORE stays on for the mailbox.
+    assert_eq!(
+        c.run("c", "SEARCH MODSEQ 1").await,
+        lines(&[
+            &format!("* SEARCH 1 (MODSEQ {highest})"),
+            "c OK SEARCH completed",
+        ])
+    );
+    // Another session enables it with STATUS (HIGHESTMODSEQ) of another mailbox.
+    let mut d = h.logged_in().await;
+    d.run("a", "SELECT INBOX").await;
+    let status = d.run("b", "STATUS Sent (HIGHESTMODSEQ)").await;
+    assert_eq!(status[0], format!("* OK [HIGHESTMODSEQ {highest}] Highest"));
+    assert!(status[1].starts_with("* STATUS "), "{status:?}");
+}
+
+#[tokio::test]
+async fn an_examine_session_sees_as_recent_only_what_no_read_write_session_was_told_of() {
+    let h = Harness::start().await;
+    h.deliver("one").await;
+    let mut examine = h.logged_in().await;
+    let mut select = h.logged_in().await;
+    let examined = examine.run("a", "EXAMINE INBOX").await;
+    assert!(examined.contains(&"* 1 RECENT".to_owned()), "{examined:?}");
+    let selected = select.run("a", "SELECT INBOX").await;
+    assert!(selected.contains(&"* 1 RECENT".to_owned()), "{selected:?}");
+    // The read-write session is told of message 2 first and takes its \Recent.
+    h.deliver("two").await;
+    assert_eq!(
+        select.run("b", "NOOP").await,
+        lines(&["* 2 EXISTS", "* 2 RECENT", "b OK Done"])
+    );
+    // RFC 3501 §2.3.2: "subsequent sessions will not see \Recent set for this message".
+    assert_eq!(
+        examine.run("b", "NOOP").await,
+        lines(&["* 2 EXISTS", "b OK Done"])
+    );
+    assert_eq!(
+        examine.run("c", "FETCH 1:2 (FLAGS)").await,
+        lines(&[
+            "* 1 FETCH (FLAGS (\\Recent))",
+            "* 2 FETCH (FLAGS ())",
+            "c OK FETCH completed",
+        ])
+    );
+    // Message 3 reaches the read-only session first: recent there, still unclaimed.
+    h.deliver("three").await;
+    assert_eq!(
+        examine.run("d", "NOOP").await,
+        lines(&["* 3 EXISTS", "* 2 RECENT", "d OK Done"])
+    );
+    assert_eq!(
+        select.run("c", "NOOP").await,
+        lines(&["* 3 EXISTS", "* 3 RECENT", "c OK Done"])
+    );
+}
+
+#[tokio::test]
+async fn status_recent_of_the_selected_mailbox_counts_the_sessions_recent_messages() {
+    let h = Harness::start().await;
+    h.deliver("one").await;
+    h.deliver("two").await;
+    let mut c = h.logged_in().await;
+    c.run("a", "SELECT INBOX").await;
+    // RFC 3501 §6.3.10 RECENT: the two messages FETCH FLAGS shows as \Recent here, not
+    // the none left unclaimed for other sessions.
+    assert_eq!(
+        c.run("b", "STATUS INBOX (MESSAGES RECENT)").await,
+        lines(&[
+            "* STATUS \"INBOX\" (MESSAGES 2 RECENT 2)",
+            "b OK STATUS completed",
+        ])
+    );
+    let mut other = h.logged_in().await;
+    assert_eq!(
+        other.run("a", "STATUS INBOX (RECENT)").await,
+        lines(&["* STATUS \"INBOX\" (RECENT 0)", "a OK STATUS completed"])
     );
 }
 

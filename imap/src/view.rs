@@ -134,6 +134,19 @@ async fn claim_recent(
     Ok(())
 }
 
+/// RFC 3501 §2.3.2 for a read-only session: of `uids` (ascending) past `seen_through`,
+/// the ones from `first_recent` on are recent, since no read-write session has been told
+/// of them; one that was is not ("subsequent sessions will not see \Recent set for this
+/// message"). Nothing is claimed (§6.3.2: EXAMINE leaves `\Recent` as it is).
+fn see_recent(recent: &mut RangeSet, first_recent: Uid, seen_through: u32, uids: &[u32]) {
+    let low = first_recent.0.max(seen_through.saturating_add(1));
+    if let Some(&last) = uids.last()
+        && last >= low
+    {
+        recent.push_above(low, last);
+    }
+}
+
 impl View {
     /// Builds the view: subscribe first, then read, so no change falls between. An
     /// IMAP4rev1 session (`imap4rev1`) keeps `\Recent`: a read-write one claims the
@@ -154,12 +167,11 @@ impl View {
         let recent = if !imap4rev1 {
             None
         } else if read_only {
-            // RFC 3501 §2.3.2: "If it is not possible to determine whether or not this
-            // session is the first session to be notified about a message, then that
-            // message SHOULD be considered recent": every message not claimed at
-            // EXAMINE, and every one that arrives later.
+            // RFC 3501 §2.3.2: the messages no read-write session has been told of are
+            // recent here too, without being claimed (§6.3.2); later arrivals are
+            // looked at as they come (`see_recent`).
             let mut recent = RangeSet::default();
-            recent.push_above(info.first_recent_uid.0, u32::MAX);
+            see_recent(&mut recent, info.first_recent_uid, 0, &uids);
             Some(recent)
         } else {
             let mut recent = RangeSet::default();
@@ -196,6 +208,13 @@ impl View {
     /// The UIDs that are `\Recent` in this session (empty in IMAP4rev2).
     pub(crate) fn recent_uids(&self) -> RangeSet {
         self.recent.clone().unwrap_or_default()
+    }
+
+    /// The number of messages `\Recent` in this session; None in IMAP4rev2.
+    pub(crate) fn recent_in_session(&self) -> Option<usize> {
+        self.recent
+            .as_ref()
+            .map(|recent| recent.count_in(&self.uids))
     }
 
     /// The number of `\Recent` messages, as `* n RECENT` says (RFC 3501 §7.3.2).
@@ -334,11 +353,13 @@ impl View {
                 self.uids.push(entry.uid.0);
                 self.entries.push(entry);
             }
-            if any_appended
-                && !self.read_only
-                && let Some(recent) = self.recent.as_mut()
-            {
-                claim_recent(store, self.mailbox, &self.uids, recent).await?;
+            if any_appended && let Some(recent) = self.recent.as_mut() {
+                if self.read_only {
+                    let first_recent = store.mailbox(self.mailbox).await?.first_recent_uid;
+                    see_recent(recent, first_recent, last, &self.uids);
+                } else {
+                    claim_recent(store, self.mailbox, &self.uids, recent).await?;
+                }
             }
         }
         if point == SyncPoint::Full && !self.deferred.is_empty() {

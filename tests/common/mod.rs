@@ -2,7 +2,9 @@
 //! itself (port 0), reads the addresses it prints, and talks to it with real clients.
 #![allow(dead_code)]
 
+pub mod dovecot;
 pub mod postgres;
+pub mod raw_imap;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};

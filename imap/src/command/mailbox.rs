@@ -5,7 +5,7 @@
 use crate::error::CommandError;
 use crate::proto::command::{ListCommand, StatusItem};
 use crate::proto::response::{self, Code};
-use crate::session::{CommandResult, Completion, Session};
+use crate::session::{CommandResult, Completion, Session, State};
 use std::collections::{BTreeMap, HashSet};
 use storage::{MAILBOX_DELIMITER, Mailbox, MailboxStatus, SpecialUse};
 
@@ -299,9 +299,19 @@ impl Session {
                 StatusItem::Unseen => format!("UNSEEN {}", status.unseen),
                 StatusItem::Deleted => format!("DELETED {}", status.deleted),
                 StatusItem::Size => format!("SIZE {}", status.size),
-                // RFC 3501 §6.3.10: "The number of messages with the \Recent flag set",
-                // those no session has claimed (Dovecot counts the same).
-                StatusItem::Recent => format!("RECENT {}", status.recent),
+                // RFC 3501 §6.3.10: "The number of messages with the \Recent flag set":
+                // in the selected mailbox those `\Recent` in this session, as its FETCH
+                // FLAGS show them (§2.3.2: the flag is the session's); elsewhere those no
+                // session has claimed. Dovecot 2.3 counts the same.
+                StatusItem::Recent => {
+                    let in_session = match &self.state {
+                        State::Selected { view, .. } if view.name == name => {
+                            view.recent_in_session()
+                        }
+                        _ => None,
+                    };
+                    format!("RECENT {}", in_session.unwrap_or(status.recent as usize))
+                }
                 StatusItem::HighestModSeq => format!("HIGHESTMODSEQ {}", status.highest_modseq),
                 StatusItem::AppendLimit => {
                     format!("APPENDLIMIT {}", self.server.config.max_message_size)

@@ -1,0 +1,196 @@
+//! A private Dovecot for the differential tests (`tests/imap_dovecot_diff.rs`,
+//! `tests/imap_session_diff.rs`): its own config, state, log and Maildir in a temporary
+//! directory, one account, listening on 127.0.0.1 only.
+//!
+//! Needs Debian's `dovecot-imapd` (CI's `.ci/run` installs it; the tests install nothing
+//! and fail if it is missing).
+
+use super::path_str;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long Dovecot may take to greet on a busy 2-core machine.
+const DOVECOT_STARTUP: Duration = Duration::from_secs(30);
+pub const DOVECOT_USER: &str = "differ";
+pub const DOVECOT_PASSWORD: &str = "differ-secret";
+
+/// A running private Dovecot; SIGTERM and wait on drop.
+pub struct Dovecot {
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+    pub port: u16,
+}
+
+impl Dovecot {
+    /// Dovecot at its defaults (one Maildir++ namespace).
+    pub fn start() -> Dovecot {
+        Self::start_with("")
+    }
+
+    /// Dovecot with `extra_config` appended to its configuration (e.g. a `namespace`).
+    pub fn start_with(extra_config: &str) -> Dovecot {
+        let binary = ["/usr/sbin/dovecot", "/usr/local/sbin/dovecot"]
+            .into_iter()
+            .find(|path| Path::new(path).exists())
+            .unwrap_or_else(|| {
+                panic!("dovecot not found: install Debian's dovecot-imapd (CI's .ci/run does)")
+            });
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        // Dovecot's own processes (and the mail user below) must reach the files.
+        std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        for sub in ["base", "state", "mail"] {
+            std::fs::create_dir(root.join(sub)).expect("mkdir");
+        }
+        std::fs::set_permissions(root.join("mail"), std::fs::Permissions::from_mode(0o777))
+            .expect("chmod");
+        let passwd = root.join("passwd");
+        // user:password:uid:gid:gecos:home:shell: empty uid/gid take mail_uid/mail_gid.
+        std::fs::write(
+            &passwd,
+            format!("{DOVECOT_USER}:{{PLAIN}}{DOVECOT_PASSWORD}::::::\n"),
+        )
+        .expect("passwd");
+        // Dovecot refuses mail access as uid 0: as root, mail is owned by nobody and
+        // the helper processes run as the users the Debian package creates; as anyone
+        // else, everything runs as that user.
+        let uid = std::fs::metadata(&passwd).expect("stat").uid();
+        let (internal_user, login_user, mail_uid, mail_gid) = if uid == 0 {
+            ("dovecot".to_owned(), "dovenull".to_owned(), 65534, 65534)
+        } else {
+            let name = String::from_utf8(
+                Command::new("id")
+                    .arg("-un")
+                    .output()
+                    .expect("id -un")
+                    .stdout,
+            )
+            .expect("user name")
+            .trim()
+            .to_owned();
+            let gid = std::fs::metadata(&passwd).expect("stat").gid();
+            (name.clone(), name, uid, gid)
+        };
+        let port = free_port();
+        let path = |name: &str| root.join(name).display().to_string();
+        let config = format!(
+            "# Private test instance: nothing outside this directory, loopback only.
+base_dir = {base}
+state_dir = {state}
+log_path = {log}
+info_log_path = {log}
+protocols = imap
+listen = 127.0.0.1
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain
+default_internal_user = {internal_user}
+default_login_user = {login_user}
+mail_uid = {mail_uid}
+mail_gid = {mail_gid}
+first_valid_uid = 1
+mail_location = maildir:{mail}/%u
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u {passwd}
+}}
+userdb {{
+  driver = passwd-file
+  args = username_format=%u {passwd}
+}}
+service imap-login {{
+  inet_listener imap {{
+    address = 127.0.0.1
+    port = {port}
+  }}
+  inet_listener imaps {{
+    port = 0
+  }}
+}}
+{extra_config}
+",
+            base = path("base"),
+            state = path("state"),
+            log = path("dovecot.log"),
+            mail = path("mail"),
+            passwd = path_str(&passwd),
+        );
+        let conf = root.join("dovecot.conf");
+        std::fs::write(&conf, config).expect("dovecot.conf");
+        let child = Command::new(binary)
+            .arg("-F")
+            .arg("-c")
+            .arg(&conf)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start dovecot");
+        let mut dovecot = Dovecot {
+            child: Some(child),
+            dir,
+            port,
+        };
+        dovecot.wait_for_greeting();
+        dovecot
+    }
+
+    fn wait_for_greeting(&mut self) {
+        let deadline = Instant::now() + DOVECOT_STARTUP;
+        loop {
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                panic!("dovecot exited ({status}); log:\n{}", self.log());
+            }
+            if let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) {
+                stream
+                    .set_read_timeout(Some(Duration::from_secs(10)))
+                    .expect("timeout");
+                let mut greeting = [0u8; 64];
+                if let Ok(n) = stream.read(&mut greeting)
+                    && greeting[..n].starts_with(b"* OK")
+                {
+                    let _ = stream.write_all(b"a LOGOUT\r\n");
+                    return;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "dovecot did not greet on port {}; log:\n{}",
+                self.port,
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("dovecot.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Dovecot {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // SIGTERM lets the master stop its imap, auth and login processes.
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(child.id().to_string())
+                .status();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A port that was free a moment ago: bind 127.0.0.1:0, read it, release it.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("bind 127.0.0.1:0")
+        .port()
+}

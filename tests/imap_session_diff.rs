@@ -1,0 +1,1503 @@
+//! Whole IMAP sessions compared with Dovecot (issue 14).
+//!
+//! Each test plays one scenario, a list of steps "session n sends X", against a private
+//! Dovecot (`common::dovecot`, laid out as letterbox lays out an account: `/` as the
+//! hierarchy delimiter and the same special-use mailboxes, all subscribed) and against
+//! letterbox, over plain IMAP on loopback, with the raw client of `common::raw_imap`.
+//! Every response line of every session is compared: the greeting, tagged and untagged
+//! answers, continuation requests, and what the other open sessions are told at their
+//! next NOOP or while they IDLE. Sessions are IMAP4rev1 (nobody ENABLEs IMAP4rev2:
+//! Dovecot 2.3 has no IMAP4rev2).
+//!
+//! Both transcripts are normalised by the rules of [`ACCEPTED`], one table, each with
+//! the RFC sentence that allows the difference it takes away; any other difference
+//! fails the test with the scenario, the step, the session and the lines of both
+//! servers. Both transcripts and the differences are written to
+//! `$CARGO_TARGET_TMPDIR/imap_session_diff/<scenario>.txt`.
+
+mod common;
+
+use common::TestServer;
+use common::dovecot::{DOVECOT_PASSWORD, DOVECOT_USER, Dovecot};
+use common::raw_imap::{CLOSED, Piece, RawImap, TIMEOUT};
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Dovecot laid out as letterbox makes a new account (storage `DEFAULT_MAILBOXES`,
+/// `MAILBOX_DELIMITER`): `/` between levels, INBOX and five special-use mailboxes, all
+/// of them subscribed. A change is seen by an IDLE-ing session within a second.
+const DOVECOT_LAYOUT: &str = r"
+mailbox_idle_check_interval = 1 secs
+namespace inbox {
+  inbox = yes
+  separator = /
+  mailbox INBOX {
+    auto = subscribe
+  }
+  mailbox Sent {
+    auto = subscribe
+    special_use = \Sent
+  }
+  mailbox Drafts {
+    auto = subscribe
+    special_use = \Drafts
+  }
+  mailbox Trash {
+    auto = subscribe
+    special_use = \Trash
+  }
+  mailbox Junk {
+    auto = subscribe
+    special_use = \Junk
+  }
+  mailbox Archive {
+    auto = subscribe
+    special_use = \Archive
+  }
+}
+";
+
+/// How long an IDLE-ing session is given to hear of a change made by another session,
+/// and how long it must then stay quiet for its answer to be complete.
+const IDLE_FIRST_LINE: Duration = Duration::from_secs(10);
+const IDLE_QUIET: Duration = Duration::from_millis(700);
+
+/// One step: session `n` (from 1) sends the command. Sessions connect and LOGIN when
+/// first named and LOGOUT, in order, after the last step. In a command, `{msg:NAME}` is
+/// a literal holding the message NAME of [`MESSAGES`] (`~{msg:NAME}` a literal8),
+/// `{uidvalidity}` the last UIDVALIDITY this server announced and `{highestmodseq}` the
+/// last HIGHESTMODSEQ. Three steps are not commands: `IDLE` sends IDLE and reads up to
+/// the continuation request, `(idle)` takes what the IDLE-ing session is told unasked,
+/// and `DONE` ends the IDLE.
+type Step = (usize, &'static str);
+
+const IDLE: &str = "IDLE";
+const IDLE_WAIT: &str = "(idle)";
+const DONE: &str = "DONE";
+
+/// The messages APPENDed in the scenarios (CRLF, with a fixed Date).
+const MESSAGES: &[(&str, &[u8])] = &[
+    (
+        "a",
+        b"From: Alice <alice@example.com>\r\nTo: Bob <bob@example.org>\r\nSubject: first\r\nDate: Mon, 07 Dec 2026 10:00:00 +0000\r\nMessage-ID: <a@example.com>\r\n\r\nThe first message.\r\n",
+    ),
+    (
+        "b",
+        b"From: Carol <carol@example.net>\r\nTo: Bob <bob@example.org>\r\nSubject: second\r\nDate: Tue, 08 Dec 2026 11:00:00 +0000\r\nMessage-ID: <b@example.net>\r\n\r\nThe second message, about pangolins.\r\n",
+    ),
+    (
+        "c",
+        b"From: Alice <alice@example.com>\r\nTo: Dave <dave@example.org>\r\nSubject: third\r\nDate: Wed, 09 Dec 2026 12:00:00 +0000\r\nMessage-ID: <c@example.com>\r\n\r\nThe third message, about pangolins too.\r\n",
+    ),
+    ("binary", include_bytes!("corpus/55-binary-append.eml")),
+];
+
+// ---------------------------------------------------------------------------------------
+// The accepted differences.
+// ---------------------------------------------------------------------------------------
+
+/// One accepted difference: what differs, the RFC sentence that allows it, and the rule
+/// that rewrites both servers' answers to the form they are compared in.
+struct Accepted {
+    what: &'static str,
+    rfc: &'static str,
+    rule: Rule,
+}
+
+enum Rule {
+    /// Rewrites one response line; `Seen` is what this server said in the whole scenario.
+    Line(fn(&str, &Seen) -> String),
+    /// Rewrites the lines of one answer as a whole, knowing the step and its session.
+    Answer(fn(&Context, Vec<String>) -> Vec<String>),
+}
+
+/// Every difference between Dovecot's and letterbox's sessions that the test accepts,
+/// applied in this order to every answer of both servers. Nothing else is taken away.
+const ACCEPTED: &[Accepted] = &[
+    Accepted {
+        what: "capability lists (greeting, LOGIN's response code)",
+        rfc: "RFC 3501 §7.2.1: \"The capability listing contains a space-separated listing of \
+              capability names that the server supports.\" The servers implement different \
+              extensions; the scenarios use only what both list.",
+        rule: Rule::Line(capability_list),
+    },
+    Accepted {
+        what: "the human-readable text of status responses (greeting, tagged and untagged \
+               OK/NO/BAD, BYE); status and response code are compared",
+        rfc: "RFC 3501 §7.1.1: \"When tagged, it indicates successful completion of the \
+              associated command. The human-readable text MAY be presented to the user as an \
+              information message.\" §7.1: \"The response code contains additional \
+              information or status codes for client software beyond the OK/NO/BAD \
+              condition\": software reads the code, people read the text.",
+        rule: Rule::Line(status_text),
+    },
+    Accepted {
+        what: "the text of a continuation request",
+        rfc: "RFC 3501 §7.5: \"This form of response indicates that the server is ready to \
+              accept the continuation of a command from the client. The remainder of this \
+              response is a line of text.\"",
+        rule: Rule::Line(continuation_text),
+    },
+    Accepted {
+        what: "NO [NONEXISTENT] (letterbox) and NO (Dovecot) for SELECT and STATUS of a \
+               mailbox that does not exist",
+        rfc: "RFC 3501 §7.1: \"Status responses MAY include an OPTIONAL \"response code\".\" \
+              RFC 5530 §3: \"NONEXISTENT: The operation attempts to access a mailbox that \
+              doesn't exist.\"",
+        rule: Rule::Line(without_nonexistent),
+    },
+    Accepted {
+        what: "OK [CLIENTBUG] (Dovecot) and OK (letterbox) for STATUS of the selected mailbox",
+        rfc: "RFC 3501 §7.1: \"Status responses MAY include an OPTIONAL \"response code\".\" \
+              RFC 5530 §3: \"CLIENTBUG: The server has detected a client bug.\" (RFC 3501 \
+              §6.3.10: \"the STATUS command SHOULD NOT be used on the currently selected \
+              mailbox\").",
+        rule: Rule::Line(without_clientbug),
+    },
+    Accepted {
+        what: "a HIGHESTMODSEQ response code in the tagged OK of a command after which a \
+               QRESYNC session heard of EXISTS or VANISHED (Dovecot); the untagged \
+               OK [HIGHESTMODSEQ] of SELECT and of CONDSTORE enabling is compared",
+        rfc: "RFC 3501 §7.1: \"Status responses MAY include an OPTIONAL \"response code\".\" \
+              RFC 7162 asks for HIGHESTMODSEQ in the untagged OK of SELECT/EXAMINE \
+              (§3.1.2.1), not in the tagged OK of NOOP or IDLE.",
+        rule: Rule::Line(without_tagged_highestmodseq),
+    },
+    Accepted {
+        what: "the order of flags in FLAGS, PERMANENTFLAGS and FETCH FLAGS lists",
+        rfc: "RFC 3501 §7.2.6: \"The flag parenthesized list identifies the flags (at a \
+              minimum, the system-defined flags) that are applicable for this mailbox.\" \
+              §7.4.2 FLAGS: \"A parenthesized list of flags that are set for this message.\" \
+              The list names a set.",
+        rule: Rule::Line(flag_order),
+    },
+    Accepted {
+        what: "UIDVALIDITY values (SELECT/EXAMINE, STATUS, APPENDUID, COPYUID): compared by \
+               the order in which the server first announced each value",
+        rfc: "RFC 3501 §2.3.1.1: \"If unique identifiers from an earlier session fail to \
+              persist in this session, the unique identifier validity value MUST be greater \
+              than the one used in the earlier session.\" and \"One good value to use for the \
+              unique identifier validity value is a 32-bit representation of the creation \
+              date/time of the mailbox.\" The value is the server's to choose.",
+        rule: Rule::Line(uidvalidity_values),
+    },
+    Accepted {
+        what: "mod-sequence values (HIGHESTMODSEQ, FETCH MODSEQ, SEARCH/ESEARCH MODSEQ): \
+               their presence is compared, not their value (Dovecot gives messages APPENDed \
+               one after the other the same mod-sequence, letterbox one each); which \
+               messages CHANGEDSINCE, UNCHANGEDSINCE and SEARCH MODSEQ select is compared",
+        rfc: "RFC 7162 §3.1: \"An IMAP server that supports this extension MUST associate a \
+              positive unsigned 63-bit value called a modification sequence (mod-sequence) \
+              with every IMAP message. This is an opaque value updated by the server whenever \
+              a metadata item is modified.\"",
+        rule: Rule::Line(modseq_values),
+    },
+    Accepted {
+        what: "the case of a body's Content-Transfer-Encoding in BODYSTRUCTURE",
+        rfc: "RFC 2045 §6.1: \"These values are not case sensitive -- Base64 and BASE64 and \
+              bAsE64 are all equivalent.\" RFC 3501 §7.4.2 gives body-fld-enc as a string.",
+        rule: Rule::Line(encoding_case),
+    },
+    Accepted {
+        what: "a mailbox name (and a LIST extended item's tag) as an atom or as a quoted \
+               string in LIST, LSUB and STATUS",
+        rfc: "RFC 3501 §9: \"mailbox = \"INBOX\" / astring\" and \"astring = \
+              1*ASTRING-CHAR / string\"; RFC 5258 §6: \"mbox-list-extended-item-tag = \
+              astring\". Both spellings are the same astring.",
+        rule: Rule::Line(mailbox_astrings),
+    },
+    Accepted {
+        what: "special-use attributes in LIST and LSUB answers to commands that do not ask \
+               for them: Dovecot sends them in a LIST without options and in LSUB, letterbox \
+               in every LIST and never in LSUB; with the SPECIAL-USE selection or return \
+               option they are compared",
+        rfc: "RFC 6154 §2: \"An IMAP server that supports this extension MAY include any or \
+              all of the following attributes in responses to the non-extended IMAP LIST \
+              command.\" Unasked they are the server's choice; the SPECIAL-USE options \
+              are how a client asks for them.",
+        rule: Rule::Answer(special_use_unasked),
+    },
+    Accepted {
+        what: "\\HasChildren / \\HasNoChildren in a LIST the client did not ask CHILDREN of \
+               (letterbox always sends them, Dovecot for some selection options only); with \
+               RETURN (CHILDREN) they are compared",
+        rfc: "RFC 5258 §4: \"The CHILDREN return option is simply an indication that the \
+              client wants this information; a server MAY provide it even if the option is \
+              not specified.\"",
+        rule: Rule::Answer(children_unasked),
+    },
+    Accepted {
+        what: "UID in an unsolicited FETCH (flags changed elsewhere, in answers to commands \
+               that ask for no UID, before QRESYNC): letterbox sends it, Dovecot does not",
+        rfc: "RFC 9051 §7.5.2 UID: \"If the server chooses to send unsolicited FETCH \
+              responses, they MUST include UID FETCH item.\" RFC 3501 §7.4.2 neither asks \
+              for it nor forbids it; QRESYNC makes it a MUST for both (RFC 7162 §3.2.4), \
+              which is compared.",
+        rule: Rule::Answer(unsolicited_uid),
+    },
+    Accepted {
+        what: "the order of the data items in a FETCH response",
+        rfc: "RFC 3501 §7.4.2: \"The data are pairs of data item names and their values in \
+              parentheses.\" No order is given for the pairs.",
+        rule: Rule::Line(fetch_item_order),
+    },
+    Accepted {
+        what: "the order of the items in a STATUS response (Dovecot: its own; letterbox: \
+               the order they were asked in)",
+        rfc: "RFC 3501 §7.2.4: \"It returns the mailbox name that matches the STATUS \
+              specification and the requested mailbox status information.\" No order is \
+              given for the items.",
+        rule: Rule::Line(status_item_order),
+    },
+    Accepted {
+        what: "the order of consecutive FETCH responses (a change made elsewhere reported \
+               before or after the ones the command asked for) and of consecutive LIST or \
+               LSUB responses",
+        rfc: "RFC 3501 §7: \"Server data MAY be sent as a result of a client command, or MAY \
+              be sent unilaterally by the server. There is no syntactic difference between \
+              server data that resulted from a specific command and server data that were \
+              sent unilaterally.\" §7.2.2: \"There can be multiple LIST responses for a \
+              single LIST command.\" (no order among them).",
+        rule: Rule::Answer(response_order),
+    },
+    Accepted {
+        what: "STORE in a mailbox opened with EXAMINE: Dovecot answers OK and ignores it, \
+               letterbox answers NO; neither changes a flag (compared by the FETCH after)",
+        rfc: "RFC 3501 §6.3.2: \"No changes to the permanent state of the mailbox, including \
+              per-user state, are permitted\"; §6.4.6 lets STORE end in \"NO - store error: \
+              can't store that data\" and does not say which a read-only mailbox gets.",
+        rule: Rule::Answer(read_only_store),
+    },
+    Accepted {
+        what: "ENABLE while a mailbox is selected: Dovecot enables, letterbox answers BAD",
+        rfc: "RFC 5161 §3.1: \"The ENABLE command is only valid in the authenticated state \
+              (see [IMAP]), before any mailbox is selected. Clients MUST NOT issue ENABLE \
+              once they SELECT/EXAMINE a mailbox; however, server implementations don't have \
+              to check that no mailbox is selected or was previously selected during the \
+              duration of a connection.\"",
+        rule: Rule::Answer(enable_when_selected),
+    },
+];
+
+/// What one server announced in the whole scenario, for the rules that compare values
+/// by their order.
+#[derive(Default)]
+struct Seen {
+    /// UIDVALIDITY values in the order the server first announced them.
+    uidvalidities: Vec<u64>,
+}
+
+/// The step an answer belongs to and the state its session was in before it. The same
+/// on both sides: it follows from the steps and the tagged status of SELECT/EXAMINE.
+struct Context<'a> {
+    sent: &'a str,
+    /// `Some(read_only)` while a mailbox is selected.
+    selected: Option<bool>,
+    qresync: bool,
+}
+
+/// Where a UIDVALIDITY value follows.
+const UIDVALIDITY_KEYS: &[&str] = &["UIDVALIDITY ", "[APPENDUID ", "[COPYUID "];
+/// Where a mod-sequence value follows (`HIGHESTMODSEQ n`, `MODSEQ (n)`, `(MODSEQ n)`).
+const MODSEQ_KEYS: &[&str] = &["MODSEQ ", "MODSEQ ("];
+/// RFC 6154 §2 special-use attributes.
+const SPECIAL_USE: &[&str] = &[
+    "\\All",
+    "\\Archive",
+    "\\Drafts",
+    "\\Flagged",
+    "\\Junk",
+    "\\Sent",
+    "\\Trash",
+];
+/// RFC 2045 §6.1 mechanisms, as body-fld-enc strings.
+const ENCODINGS: &[&str] = &["7BIT", "8BIT", "BINARY", "BASE64", "QUOTED-PRINTABLE"];
+
+impl Seen {
+    fn of(answers: &[Answer]) -> Seen {
+        let mut seen = Seen::default();
+        for line in answers.iter().flat_map(|a| &a.lines) {
+            for value in numbers_after(line, UIDVALIDITY_KEYS) {
+                if !seen.uidvalidities.contains(&value) {
+                    seen.uidvalidities.push(value);
+                }
+            }
+        }
+        seen
+    }
+}
+
+/// Every number that follows one of `keys` in `line`.
+fn numbers_after(line: &str, keys: &[&str]) -> Vec<u64> {
+    let mut numbers = Vec::new();
+    rewrite_numbers_after(line, keys, |n| {
+        numbers.push(n);
+        n.to_string()
+    });
+    numbers
+}
+
+/// `line` with every number that follows one of `keys` replaced by `rewrite(number)`.
+fn rewrite_numbers_after(
+    line: &str,
+    keys: &[&str],
+    mut rewrite: impl FnMut(u64) -> String,
+) -> String {
+    let mut out = String::new();
+    let mut rest = line;
+    loop {
+        // The earliest key; of two at one place, the longer.
+        let next = keys
+            .iter()
+            .filter_map(|key| rest.find(key).map(|at| (at, at + key.len())))
+            .min_by_key(|&(at, end)| (at, std::cmp::Reverse(end)));
+        let Some((_, end)) = next else {
+            out.push_str(rest);
+            return out;
+        };
+        let digits = rest[end..]
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len() - end);
+        out.push_str(&rest[..end]);
+        match rest[end..end + digits].parse() {
+            Ok(number) => out.push_str(&rewrite(number)),
+            Err(_) => out.push_str(&rest[end..end + digits]),
+        }
+        rest = &rest[end + digits..];
+    }
+}
+
+fn capability_list(line: &str, _: &Seen) -> String {
+    match line.find("[CAPABILITY ") {
+        Some(at) => {
+            let end = line[at..].find(']').map_or(line.len(), |e| at + e);
+            format!("{}[CAPABILITY …{}", &line[..at], &line[end..])
+        }
+        None => line.to_owned(),
+    }
+}
+
+/// `tag|* OK|NO|BAD|BYE|PREAUTH [code] text` with the text as `…`.
+fn status_text(line: &str, _: &Seen) -> String {
+    let mut words = line.splitn(3, ' ');
+    let (Some(tag), Some(status)) = (words.next(), words.next()) else {
+        return line.to_owned();
+    };
+    let is_status = ["OK", "NO", "BAD", "BYE", "PREAUTH"]
+        .iter()
+        .any(|s| s.eq_ignore_ascii_case(status));
+    if !is_status {
+        return line.to_owned();
+    }
+    let rest = words.next().unwrap_or("");
+    let code = rest
+        .strip_prefix('[')
+        .and_then(|inner| inner.find(']').map(|end| format!(" [{}]", &inner[..end])))
+        .unwrap_or_default();
+    format!("{tag} {status}{code} …")
+}
+
+fn continuation_text(line: &str, _: &Seen) -> String {
+    if line.starts_with('+') {
+        "+ …".to_owned()
+    } else {
+        line.to_owned()
+    }
+}
+
+/// `line` without the response code `[code ...]` of a status response (`tagged`: only
+/// of a tagged one).
+fn without_code(line: &str, code: &str, tagged: bool) -> String {
+    if tagged && line.starts_with("* ") {
+        return line.to_owned();
+    }
+    match line.find(&format!(" [{code}")) {
+        Some(at) => match line[at..].find(']') {
+            Some(end) => format!("{}{}", &line[..at], &line[at + end + 1..]),
+            None => line.to_owned(),
+        },
+        None => line.to_owned(),
+    }
+}
+
+fn without_nonexistent(line: &str, _: &Seen) -> String {
+    without_code(line, "NONEXISTENT]", false)
+}
+
+fn without_clientbug(line: &str, _: &Seen) -> String {
+    without_code(line, "CLIENTBUG]", true)
+}
+
+fn without_tagged_highestmodseq(line: &str, _: &Seen) -> String {
+    without_code(line, "HIGHESTMODSEQ ", true)
+}
+
+/// Sorts the words of every `FLAGS (...)` list (PERMANENTFLAGS included).
+fn flag_order(line: &str, _: &Seen) -> String {
+    let mut out = String::new();
+    let mut rest = line;
+    while let Some(at) = rest.find("FLAGS (") {
+        let start = at + "FLAGS (".len();
+        let Some(len) = rest[start..].find(')') else {
+            break;
+        };
+        let mut flags: Vec<&str> = rest[start..start + len].split_whitespace().collect();
+        flags.sort_unstable_by_key(|flag| flag.to_ascii_lowercase());
+        out.push_str(&rest[..start]);
+        out.push_str(&flags.join(" "));
+        rest = &rest[start + len..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn uidvalidity_values(line: &str, seen: &Seen) -> String {
+    rewrite_numbers_after(line, UIDVALIDITY_KEYS, |value| {
+        let index = seen.uidvalidities.iter().position(|&v| v == value);
+        format!("<uidvalidity {}>", index.map_or(0, |i| i + 1))
+    })
+}
+
+fn modseq_values(line: &str, _: &Seen) -> String {
+    rewrite_numbers_after(line, MODSEQ_KEYS, |_| "<modseq>".to_owned())
+}
+
+fn encoding_case(line: &str, _: &Seen) -> String {
+    if !line.contains("BODYSTRUCTURE (") && !line.contains("BODY (") {
+        return line.to_owned();
+    }
+    let mut out = line.to_owned();
+    for encoding in ENCODINGS {
+        out = out.replace(
+            &format!("\"{encoding}\""),
+            &format!("\"{}\"", encoding.to_lowercase()),
+        );
+    }
+    out
+}
+
+/// In LIST, LSUB and STATUS, every quoted string that could be an atom (the LIST
+/// delimiter aside, which is always quoted) is written as the atom.
+fn mailbox_astrings(line: &str, _: &Seen) -> String {
+    let skip_delimiter = if line.starts_with("* LIST ") || line.starts_with("* LSUB ") {
+        true
+    } else if line.starts_with("* STATUS ") {
+        false
+    } else {
+        return line.to_owned();
+    };
+    let mut out = String::new();
+    let mut delimiter_seen = !skip_delimiter;
+    let bytes = line.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] != b'"' {
+            let next = line[i..].find('"').map_or(line.len(), |n| i + n);
+            out.push_str(&line[i..next]);
+            i = next;
+            continue;
+        }
+        let end = quoted_end(bytes, i);
+        let inner = &line[i + 1..end.saturating_sub(1).max(i + 1)];
+        let atom = !inner.is_empty() && inner.bytes().all(is_astring_char);
+        if atom && delimiter_seen {
+            out.push_str(inner);
+        } else {
+            out.push_str(&line[i..end]);
+        }
+        delimiter_seen = true;
+        i = end;
+    }
+    out
+}
+
+/// RFC 3501 §9: `ASTRING-CHAR = ATOM-CHAR / resp-specials`.
+fn is_astring_char(byte: u8) -> bool {
+    byte.is_ascii_graphic() && !b"(){%*\"\\".contains(&byte)
+}
+
+/// A LIST/LSUB line without the attributes of `drop`.
+fn without_attributes(line: &str, drop: &[&str]) -> String {
+    let Some(open) = line.find('(') else {
+        return line.to_owned();
+    };
+    let Some(close) = line[open..].find(')').map(|c| open + c) else {
+        return line.to_owned();
+    };
+    let kept: Vec<&str> = line[open + 1..close]
+        .split_whitespace()
+        .filter(|a| !drop.iter().any(|d| d.eq_ignore_ascii_case(a)))
+        .collect();
+    format!(
+        "{}({}){}",
+        &line[..open],
+        kept.join(" "),
+        &line[close + 1..]
+    )
+}
+
+fn special_use_unasked(context: &Context, lines: Vec<String>) -> Vec<String> {
+    let sent = context.sent.to_ascii_uppercase();
+    if !(sent.starts_with("LIST ") || sent.starts_with("LSUB ")) || sent.contains("SPECIAL-USE") {
+        return lines;
+    }
+    lines
+        .into_iter()
+        .map(|line| {
+            if line.starts_with("* LIST (") || line.starts_with("* LSUB (") {
+                without_attributes(&line, SPECIAL_USE)
+            } else {
+                line
+            }
+        })
+        .collect()
+}
+
+fn children_unasked(context: &Context, lines: Vec<String>) -> Vec<String> {
+    let sent = context.sent.to_ascii_uppercase();
+    if !sent.starts_with("LIST ") || sent.contains("CHILDREN") {
+        return lines;
+    }
+    lines
+        .into_iter()
+        .map(|line| {
+            if line.starts_with("* LIST (") {
+                without_attributes(&line, &["\\HasChildren", "\\HasNoChildren"])
+            } else {
+                line
+            }
+        })
+        .collect()
+}
+
+fn unsolicited_uid(context: &Context, lines: Vec<String>) -> Vec<String> {
+    let asks_uid = context
+        .sent
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .any(|word| word.eq_ignore_ascii_case("UID"));
+    if asks_uid || context.qresync {
+        return lines;
+    }
+    lines
+        .into_iter()
+        .map(|line| match fetch_items(&line) {
+            Some((head, items)) => {
+                let kept: Vec<_> = items
+                    .into_iter()
+                    .filter(|(name, _)| name != "UID")
+                    .collect();
+                fetch_line(head, &kept)
+            }
+            None => line,
+        })
+        .collect()
+}
+
+fn fetch_item_order(line: &str, _: &Seen) -> String {
+    match fetch_items(line) {
+        Some((head, mut items)) => {
+            items.sort();
+            fetch_line(head, &items)
+        }
+        None => line.to_owned(),
+    }
+}
+
+fn status_item_order(line: &str, _: &Seen) -> String {
+    let Some(open) = line.strip_prefix("* STATUS ").and(line.rfind(" (")) else {
+        return line.to_owned();
+    };
+    let Some(list) = line[open + 2..].strip_suffix(')') else {
+        return line.to_owned();
+    };
+    let words: Vec<&str> = list.split(' ').collect();
+    let mut pairs: Vec<String> = words.chunks(2).map(|pair| pair.join(" ")).collect();
+    pairs.sort();
+    format!("{} ({})", &line[..open], pairs.join(" "))
+}
+
+fn response_order(_: &Context, mut lines: Vec<String>) -> Vec<String> {
+    let kind = |line: &str| {
+        if fetch_items(line).is_some() {
+            1
+        } else if line.starts_with("* LIST ") || line.starts_with("* LSUB ") {
+            2
+        } else {
+            0
+        }
+    };
+    let mut start = 0;
+    while start < lines.len() {
+        let run = kind(&lines[start]);
+        let end = start + lines[start..].iter().take_while(|l| kind(l) == run).count();
+        if run != 0 {
+            lines[start..end].sort();
+        }
+        start = end;
+    }
+    lines
+}
+
+fn read_only_store(context: &Context, mut lines: Vec<String>) -> Vec<String> {
+    let sent = context.sent.to_ascii_uppercase();
+    let store = sent.starts_with("STORE ") || sent.starts_with("UID STORE ");
+    if context.selected == Some(true)
+        && store
+        && let Some(tagged) = lines.last_mut()
+    {
+        for status in [" OK", " NO"] {
+            if let Some(at) = tagged.find(status) {
+                tagged.replace_range(at..at + status.len(), " OK|NO");
+                break;
+            }
+        }
+    }
+    lines
+}
+
+fn enable_when_selected(context: &Context, lines: Vec<String>) -> Vec<String> {
+    if context.selected.is_some() && context.sent.to_ascii_uppercase().starts_with("ENABLE ") {
+        return vec!["(ENABLE in the selected state: the server's choice)".to_owned()];
+    }
+    lines
+}
+
+/// `* n FETCH (items)` as its head (`* n FETCH`) and its (name, value) pairs, names in
+/// upper case.
+fn fetch_items(line: &str) -> Option<(&str, Vec<(String, String)>)> {
+    let rest = line.strip_prefix("* ")?;
+    let number_end = rest.find(' ')?;
+    rest[..number_end].parse::<u32>().ok()?;
+    let after = rest[number_end..].strip_prefix(" FETCH (")?;
+    let head = &line[..2 + number_end + " FETCH".len()];
+    let body = after.strip_suffix(')')?;
+    let bytes = body.as_bytes();
+    let mut items = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        let name_end = name_end(bytes, i);
+        let value_start = (name_end + 1).min(bytes.len());
+        let value_end = value_end(bytes, value_start);
+        items.push((
+            body[i..name_end].to_ascii_uppercase(),
+            body[value_start..value_end].to_owned(),
+        ));
+        i = value_end + 1;
+    }
+    Some((head, items))
+}
+
+fn fetch_line(head: &str, items: &[(String, String)]) -> String {
+    let items: Vec<String> = items.iter().map(|(n, v)| format!("{n} {v}")).collect();
+    format!("{head} ({})", items.join(" "))
+}
+
+/// The end of a FETCH item name such as `BODY[HEADER.FIELDS (FROM)]<0>`.
+fn name_end(bytes: &[u8], mut i: usize) -> usize {
+    let mut depth = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'[' => depth += 1,
+            b']' => depth -= 1,
+            b' ' if depth == 0 => return i,
+            _ => {}
+        }
+        i += 1;
+    }
+    i
+}
+
+/// The end of the value at `i`: an atom or number, a quoted string, a literal as
+/// `common::raw_imap` writes it (`{n}` and n escaped octets), or a parenthesised list.
+fn value_end(bytes: &[u8], mut i: usize) -> usize {
+    let mut depth = 0usize;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'(' => {
+                depth += 1;
+                i += 1;
+                continue;
+            }
+            b')' => {
+                if depth == 0 {
+                    return i;
+                }
+                depth -= 1;
+                i += 1;
+            }
+            b' ' if depth == 0 => return i,
+            b' ' => {
+                i += 1;
+                continue;
+            }
+            b'"' => i = quoted_end(bytes, i),
+            b'{' => i = literal_end(bytes, i),
+            b'~' if bytes.get(i + 1) == Some(&b'{') => i = literal_end(bytes, i + 1),
+            _ => {
+                while i < bytes.len() && !b" ()\"".contains(&bytes[i]) {
+                    i += 1;
+                }
+            }
+        }
+        if depth == 0 {
+            return i;
+        }
+    }
+    i
+}
+
+/// The end (past the closing quote) of the quoted string at `i`.
+fn quoted_end(bytes: &[u8], mut i: usize) -> usize {
+    i += 1;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' => i += 2,
+            b'"' => return i + 1,
+            _ => i += 1,
+        }
+    }
+    bytes.len()
+}
+
+/// The end of the literal at `i` (`{n}` then n octets, escaped as `common::raw_imap`
+/// writes them: `\r`, `\n`, `\\` and `\xNN` are one octet each).
+fn literal_end(bytes: &[u8], i: usize) -> usize {
+    let Some(close) = bytes[i..].iter().position(|&b| b == b'}').map(|c| i + c) else {
+        return bytes.len();
+    };
+    let size: usize = std::str::from_utf8(&bytes[i + 1..close])
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    let mut at = close + 1;
+    for _ in 0..size {
+        at += match (bytes.get(at), bytes.get(at + 1)) {
+            (Some(b'\\'), Some(b'x')) => 4,
+            (Some(b'\\'), _) => 2,
+            _ => 1,
+        };
+    }
+    at.min(bytes.len())
+}
+
+// ---------------------------------------------------------------------------------------
+// Playing a scenario.
+// ---------------------------------------------------------------------------------------
+
+/// One server's answer to one step.
+struct Answer {
+    session: usize,
+    /// The step as written (`(connect)`, `LOGIN`, `LOGOUT` for the implicit ones).
+    sent: String,
+    lines: Vec<String>,
+}
+
+struct Session {
+    client: RawImap,
+    tag: char,
+    count: u32,
+    /// The tag of the IDLE command in progress.
+    idling: Option<String>,
+}
+
+impl Session {
+    fn next_tag(&mut self) -> String {
+        self.count += 1;
+        format!("{}{}", self.tag, self.count)
+    }
+}
+
+/// Plays `steps` against the server on `port` as `user`.
+fn play(port: u16, user: &str, password: &str, steps: &[Step]) -> Vec<Answer> {
+    let mut sessions: Vec<Option<Session>> = Vec::new();
+    let mut answers = Vec::new();
+    let mut uidvalidity = String::new();
+    let mut highestmodseq = String::new();
+    for &(n, step) in steps {
+        if sessions.len() < n {
+            sessions.resize_with(n, || None);
+        }
+        let session = sessions[n - 1].get_or_insert_with(|| {
+            let (client, greeting) = RawImap::connect(port);
+            answers.push(Answer {
+                session: n,
+                sent: "(connect)".into(),
+                lines: vec![greeting],
+            });
+            let mut session = Session {
+                client,
+                tag: (b'a' + (n - 1) as u8) as char,
+                count: 0,
+                idling: None,
+            };
+            let tag = session.next_tag();
+            let login = format!("LOGIN \"{user}\" \"{password}\"");
+            answers.push(Answer {
+                session: n,
+                sent: "LOGIN".into(),
+                lines: session.client.command(&tag, &[Piece::Text(&login)]),
+            });
+            session
+        });
+        let lines = match step {
+            IDLE => {
+                let tag = session.next_tag();
+                session.idling = Some(tag.clone());
+                session.client.start(&tag, "IDLE")
+            }
+            IDLE_WAIT => session.client.unsolicited(IDLE_FIRST_LINE, IDLE_QUIET),
+            DONE => {
+                let tag = session.idling.take().expect("DONE without IDLE");
+                session.client.send_line("DONE");
+                session.client.until_tagged(&tag)
+            }
+            command => {
+                let command = command
+                    .replace("{uidvalidity}", &uidvalidity)
+                    .replace("{highestmodseq}", &highestmodseq);
+                let tag = session.next_tag();
+                session.client.command(&tag, &pieces(&command))
+            }
+        };
+        for line in &lines {
+            if let Some(value) = numbers_after(line, &["UIDVALIDITY "]).last() {
+                uidvalidity = value.to_string();
+            }
+            if let Some(value) = numbers_after(line, &["HIGHESTMODSEQ "]).last() {
+                highestmodseq = value.to_string();
+            }
+        }
+        answers.push(Answer {
+            session: n,
+            sent: step.to_owned(),
+            lines,
+        });
+    }
+    for (index, session) in sessions.iter_mut().enumerate() {
+        if let Some(session) = session {
+            let tag = session.next_tag();
+            answers.push(Answer {
+                session: index + 1,
+                sent: "LOGOUT".into(),
+                lines: session.client.command(&tag, &[Piece::Text("LOGOUT")]),
+            });
+        }
+    }
+    answers
+}
+
+/// A command with its `{msg:NAME}` literals as pieces.
+fn pieces(command: &str) -> Vec<Piece<'_>> {
+    let mut pieces = Vec::new();
+    let mut rest = command;
+    while let Some(start) = rest.find("{msg:") {
+        let end = start + rest[start..].find('}').expect("closing brace");
+        let name = &rest[start + "{msg:".len()..end];
+        let message = MESSAGES
+            .iter()
+            .find(|(n, _)| *n == name)
+            .unwrap_or_else(|| panic!("no message {name}"))
+            .1;
+        match rest[..start].strip_suffix('~') {
+            Some(text) => {
+                pieces.push(Piece::Text(text));
+                pieces.push(Piece::Literal8(message));
+            }
+            None => {
+                pieces.push(Piece::Text(&rest[..start]));
+                pieces.push(Piece::Literal(message));
+            }
+        }
+        rest = &rest[end + 1..];
+    }
+    pieces.push(Piece::Text(rest));
+    pieces
+}
+
+// ---------------------------------------------------------------------------------------
+// Comparing.
+// ---------------------------------------------------------------------------------------
+
+/// The lines of every answer after the rules of [`ACCEPTED`], and for each answer the
+/// rules that changed it.
+fn normalise(answers: &[Answer]) -> Vec<(Vec<String>, Vec<&'static str>)> {
+    let seen = Seen::of(answers);
+    let mut sessions: Vec<(Option<bool>, bool)> = Vec::new();
+    answers
+        .iter()
+        .map(|answer| {
+            if sessions.len() < answer.session {
+                sessions.resize(answer.session, (None, false));
+            }
+            let (selected, qresync) = &mut sessions[answer.session - 1];
+            let context = Context {
+                sent: &answer.sent,
+                selected: *selected,
+                qresync: *qresync,
+            };
+            let mut lines = answer.lines.clone();
+            let mut changed_by = Vec::new();
+            for accepted in ACCEPTED {
+                let before = lines.clone();
+                lines = match accepted.rule {
+                    Rule::Line(rule) => lines.iter().map(|l| rule(l, &seen)).collect(),
+                    Rule::Answer(rule) => rule(&context, lines),
+                };
+                if lines != before {
+                    changed_by.push(accepted.what);
+                }
+            }
+            // What the step leaves behind for the next ones.
+            let sent = answer.sent.to_ascii_uppercase();
+            let ok = answer
+                .lines
+                .last()
+                .is_some_and(|l| l.split(' ').nth(1) == Some("OK"));
+            if sent.starts_with("SELECT ") || sent.starts_with("EXAMINE ") {
+                *selected = ok.then_some(sent.starts_with("EXAMINE "));
+            } else if sent == "CLOSE" || sent == "UNSELECT" {
+                *selected = None;
+            } else if sent.starts_with("ENABLE ") && sent.contains("QRESYNC") && ok {
+                *qresync = true;
+            }
+            (lines, changed_by)
+        })
+        .collect()
+}
+
+/// Plays `steps` against Dovecot and letterbox and fails on any difference the table
+/// does not accept, and on any answer that did not come.
+fn compare(scenario: &str, steps: &[Step]) {
+    let dovecot = Dovecot::start_with(DOVECOT_LAYOUT);
+    let server = TestServer::start();
+    let (theirs, ours) = std::thread::scope(|scope| {
+        let theirs = scope.spawn(|| play(dovecot.port, DOVECOT_USER, DOVECOT_PASSWORD, steps));
+        let ours = play(server.port("imap"), &server.email, &server.password, steps);
+        (theirs.join().expect("dovecot side"), ours)
+    });
+    assert_eq!(theirs.len(), ours.len(), "both played the same steps");
+    let (normal_theirs, normal_ours) = (normalise(&theirs), normalise(&ours));
+
+    let mut transcript = String::new();
+    let mut failures = String::new();
+    let mut accepted = String::new();
+    let mut accepted_count = 0;
+    let mut compared = 0;
+    for (index, (theirs, ours)) in theirs.iter().zip(&ours).enumerate() {
+        compared += theirs.lines.len().max(ours.lines.len());
+        let ((their_lines, their_rules), (our_lines, our_rules)) =
+            (&normal_theirs[index], &normal_ours[index]);
+        let head = format!(
+            "step {index}, session {} sent `{}`",
+            theirs.session, theirs.sent
+        );
+        let _ = writeln!(transcript, "{head}");
+        for line in &theirs.lines {
+            let _ = writeln!(transcript, "  dovecot:   {line}");
+        }
+        for line in &ours.lines {
+            let _ = writeln!(transcript, "  letterbox: {line}");
+        }
+        let lost = |lines: &[String]| {
+            let logout = theirs.sent == "LOGOUT";
+            lines
+                .iter()
+                .any(|l| l == TIMEOUT || (l == CLOSED && !logout))
+        };
+        if their_lines != our_lines || lost(&theirs.lines) || lost(&ours.lines) {
+            let _ = writeln!(failures, "{head}:\n{}", diff(their_lines, our_lines));
+        } else if theirs.lines != ours.lines {
+            let mut rules: Vec<&str> = their_rules.iter().chain(our_rules).copied().collect();
+            rules.sort_unstable();
+            rules.dedup();
+            accepted_count += 1;
+            let _ = writeln!(accepted, "{head}:\n    {}", rules.join("\n    "));
+        }
+    }
+    let summary = format!(
+        "{scenario}: {} answers, {compared} response lines compared, {accepted_count} of them equal only after accepted differences",
+        theirs.len(),
+    );
+    let table: String = ACCEPTED
+        .iter()
+        .map(|a| format!("- {}\n  {}\n", a.what, a.rfc))
+        .collect();
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("imap_session_diff");
+    std::fs::create_dir_all(&dir).expect("report dir");
+    std::fs::write(
+        dir.join(format!("{scenario}.txt")),
+        format!(
+            "{summary}\n\nnot accepted:\n{failures}\naccepted:\n{accepted}\ntranscripts:\n{transcript}\nthe accepted differences:\n{table}"
+        ),
+    )
+    .expect("write report");
+    println!("{summary}");
+    assert!(
+        failures.is_empty(),
+        "letterbox's session differs from Dovecot's in scenario {scenario} (- dovecot, + letterbox; transcripts in {}):\n{failures}",
+        dir.display()
+    );
+}
+
+/// The lines of both answers, `-` for Dovecot's only, `+` for letterbox's only (a
+/// longest common subsequence diff; answers are short).
+fn diff(theirs: &[String], ours: &[String]) -> String {
+    let (n, m) = (theirs.len(), ours.len());
+    let mut common = vec![vec![0usize; m + 1]; n + 1];
+    for i in (0..n).rev() {
+        for j in (0..m).rev() {
+            common[i][j] = if theirs[i] == ours[j] {
+                common[i + 1][j + 1] + 1
+            } else {
+                common[i + 1][j].max(common[i][j + 1])
+            };
+        }
+    }
+    let (mut i, mut j, mut out) = (0, 0, String::new());
+    while i < n || j < m {
+        if i < n && j < m && theirs[i] == ours[j] {
+            let _ = writeln!(out, "      {}", theirs[i]);
+            (i, j) = (i + 1, j + 1);
+        } else if i < n && (j == m || common[i + 1][j] >= common[i][j + 1]) {
+            let _ = writeln!(out, "    - {}", theirs[i]);
+            i += 1;
+        } else {
+            let _ = writeln!(out, "    + {}", ours[j]);
+            j += 1;
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------
+// The scenarios.
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn select_and_examine_announce_the_same_mailbox_state() {
+    compare(
+        "select_examine",
+        &[
+            (1, "SELECT INBOX"),
+            (1, "APPEND INBOX (\\Seen) {msg:a}"),
+            (1, "APPEND INBOX ($Important) {msg:b}"),
+            (1, "APPEND INBOX {msg:c}"),
+            (2, "SELECT INBOX"),
+            (2, "EXAMINE INBOX"),
+            (2, "SELECT INBOX (CONDSTORE)"),
+            (2, "EXAMINE Sent"),
+            (2, "SELECT Archive"),
+            (2, "SELECT Nonexistent"),
+            (1, "NOOP"),
+        ],
+    );
+}
+
+#[test]
+fn flag_and_keyword_changes_and_appends_reach_the_other_session() {
+    compare(
+        "flags_keywords",
+        &[
+            (1, "SELECT INBOX"),
+            (1, "APPEND INBOX {msg:a}"),
+            (1, "APPEND INBOX {msg:b}"),
+            (2, "SELECT INBOX"),
+            (1, "STORE 1 +FLAGS (\\Flagged)"),
+            (1, "STORE 2 +FLAGS ($Label1 Project)"),
+            (2, "NOOP"),
+            (1, "STORE 1:2 -FLAGS (\\Flagged Project)"),
+            (1, "UID STORE 2 FLAGS (\\Answered $Label1)"),
+            (2, "NOOP"),
+            (2, "APPEND INBOX (\\Draft Later) {msg:c}"),
+            (1, "NOOP"),
+            (1, "FETCH 1:* (UID FLAGS)"),
+            (2, "FETCH 1:* (UID FLAGS)"),
+        ],
+    );
+}
+
+#[test]
+fn an_expunge_reaches_the_other_sessions_as_expunge_or_vanished() {
+    compare(
+        "expunge_vanished",
+        &[
+            (1, "APPEND INBOX {msg:a}"),
+            (1, "APPEND INBOX {msg:b}"),
+            (1, "APPEND INBOX {msg:c}"),
+            (1, "SELECT INBOX"),
+            (2, "SELECT INBOX"),
+            (3, "ENABLE QRESYNC"),
+            (3, "SELECT INBOX"),
+            (1, "STORE 2 +FLAGS.SILENT (\\Deleted)"),
+            (1, "EXPUNGE"),
+            (2, "NOOP"),
+            (3, "NOOP"),
+            (2, "FETCH 1:* (UID)"),
+            (3, "FETCH 1:* (UID)"),
+        ],
+    );
+}
+
+#[test]
+fn an_expunge_and_an_arrival_reach_the_other_session_in_one_noop() {
+    compare(
+        "expunge_and_arrival",
+        &[
+            (1, "APPEND INBOX {msg:a}"),
+            (1, "APPEND INBOX {msg:b}"),
+            (1, "SELECT INBOX"),
+            (2, "SELECT INBOX"),
+            (1, "STORE 1 +FLAGS.SILENT (\\Deleted)"),
+            (1, "EXPUNGE"),
+            (1, "APPEND INBOX {msg:c}"),
+            (2, "NOOP"),
+            (2, "FETCH 1:* (UID FLAGS)"),
+        ],
+    );
+}
+
+#[test]
+fn silent_stores_with_condstore_still_report_modseqs() {
+    compare(
+        "store_silent_condstore",
+        &[
+            (1, "APPEND INBOX {msg:a}"),
+            (1, "APPEND INBOX {msg:b}"),
+            (1, "SELECT INBOX (CONDSTORE)"),
+            (2, "SELECT INBOX (CONDSTORE)"),
+            (1, "STORE 1 +FLAGS.SILENT (\\Seen)"),
+            (1, "UID STORE 2 +FLAGS.SILENT (\\Flagged)"),
+            (2, "NOOP"),
+            (1, "STORE 1 -FLAGS.SILENT (\\Seen)"),
+            (1, "FETCH 1:* (FLAGS MODSEQ)"),
+            // NOOP first: without it Dovecot reads session 1's last change before it
+            // answers the FETCH, letterbox answers from its last sync and reports the
+            // change after the FETCH responses (the flags and MODSEQ of message 1 then
+            // differ in the answer, not after it).
+            (2, "NOOP"),
+            (2, "FETCH 1:* (FLAGS) (CHANGEDSINCE 1)"),
+        ],
+    );
+}
+
+#[test]
+fn a_store_unchangedsince_answers_modified_for_what_changed_meanwhile() {
+    compare(
+        "unchangedsince_modified",
+        &[
+            (1, "APPEND INBOX {msg:a}"),
+            (1, "APPEND INBOX {msg:b}"),
+            (1, "APPEND INBOX {msg:c}"),
+            (1, "SELECT INBOX (CONDSTORE)"),
+            (2, "SELECT INBOX (CONDSTORE)"),
+            (1, "STORE 1 +FLAGS (\\Seen)"),
+            (
+                2,
+                "STORE 1:3 (UNCHANGEDSINCE {highestmodseq}) +FLAGS (\\Flagged)",
+            ),
+            (2, "UID STORE 1:3 (UNCHANGEDSINCE 1) -FLAGS (\\Flagged)"),
+            (1, "NOOP"),
+            (1, "FETCH 1:* (FLAGS MODSEQ)"),
+        ],
+    );
+}
+
+#[test]
+fn search_esearch_and_saved_results_answer_alike() {
+    compare(
+        "search_esearch_searchres",
+        &[
+            (1, "APPEND INBOX (\\Seen) {msg:a}"),
+            (1, "APPEND INBOX {msg:b}"),
+            (1, "APPEND INBOX (\\Flagged) {msg:c}"),
+            (1, "SELECT INBOX"),
+            (1, "SEARCH ALL"),
+            (1, "SEARCH UNSEEN"),
+            (1, "SEARCH FROM alice"),
+            (1, "UID SEARCH BODY pangolins"),
+            (1, "SEARCH CHARSET UTF-8 SUBJECT second"),
+            (1, "SEARCH RETURN () FLAGGED"),
+            (1, "SEARCH RETURN (MIN MAX COUNT) ALL"),
+            (1, "UID SEARCH RETURN (ALL) NOT SEEN"),
+            (1, "SEARCH RETURN (COUNT) DELETED"),
+            (1, "SEARCH RETURN (MIN) DELETED"),
+            (1, "SEARCH RETURN (SAVE) FROM alice"),
+            (1, "FETCH $ (UID FLAGS)"),
+            (1, "SEARCH $ UNSEEN"),
+            (1, "UID SEARCH RETURN (SAVE MIN) UNSEEN"),
+            (1, "UID FETCH $ (FLAGS)"),
+            (1, "STORE $ +FLAGS (\\Answered)"),
+            (1, "SEARCH ANSWERED"),
+            (1, "SEARCH RETURN (SAVE) DELETED"),
+            (1, "FETCH $ (UID)"),
+        ],
+    );
+}
+
+#[test]
+fn copy_and_move_answer_copyuid_and_expunge() {
+    compare(
+        "copy_move",
+        &[
+            (1, "APPEND INBOX {msg:a}"),
+            (1, "APPEND INBOX {msg:b}"),
+            (1, "APPEND INBOX {msg:c}"),
+            (1, "SELECT INBOX"),
+            (2, "SELECT Archive"),
+            (1, "COPY 1 Archive"),
+            (1, "UID COPY 2:3 Archive"),
+            (1, "MOVE 1 Trash"),
+            (1, "UID MOVE 3 Archive"),
+            (2, "NOOP"),
+            (2, "FETCH 1:* (UID FLAGS)"),
+            (1, "COPY 1 Nonexistent"),
+            (1, "MOVE 1 Nonexistent"),
+            (1, "FETCH 1:* (UID)"),
+            (1, "STATUS Trash (MESSAGES UIDNEXT)"),
+        ],
+    );
+}
+
+#[test]
+fn uid_expunge_removes_only_the_given_uids() {
+    compare(
+        "uid_expunge",
+        &[
+            (1, "APPEND INBOX {msg:a}"),
+            (1, "APPEND INBOX {msg:b}"),
+            (1, "APPEND INBOX {msg:c}"),
+            (1, "SELECT INBOX"),
+            (2, "SELECT INBOX"),
+            (1, "STORE 1:3 +FLAGS.SILENT (\\Deleted)"),
+            (1, "UID EXPUNGE 2"),
+            (2, "NOOP"),
+            (1, "FETCH 1:* (UID FLAGS)"),
+            (1, "UID EXPUNGE 1:*"),
+            (2, "NOOP"),
+            (1, "UID EXPUNGE 1:*"),
+        ],
+    );
+}
+
+#[test]
+fn close_expunges_silently_and_unselect_does_not() {
+    compare(
+        "close_unselect",
+        &[
+            (1, "APPEND INBOX {msg:a}"),
+            (1, "APPEND INBOX {msg:b}"),
+            (1, "APPEND INBOX {msg:c}"),
+            (1, "SELECT INBOX"),
+            (2, "SELECT INBOX"),
+            (1, "STORE 1 +FLAGS.SILENT (\\Deleted)"),
+            (1, "UNSELECT"),
+            (2, "NOOP"),
+            (1, "FETCH 1 (FLAGS)"),
+            (1, "SELECT INBOX"),
+            (1, "CLOSE"),
+            (2, "NOOP"),
+            (1, "EXAMINE INBOX"),
+            (1, "STORE 1 +FLAGS (\\Deleted)"),
+            (1, "FETCH 1 (FLAGS)"),
+            (2, "STORE 1 +FLAGS.SILENT (\\Deleted)"),
+            (1, "CLOSE"),
+            (2, "NOOP"),
+            (1, "CLOSE"),
+        ],
+    );
+}
+
+#[test]
+fn status_answers_for_the_selected_mailbox_and_others() {
+    compare(
+        "status",
+        &[
+            (1, "APPEND INBOX {msg:a}"),
+            (1, "APPEND INBOX (\\Seen) {msg:b}"),
+            (1, "APPEND INBOX {msg:c}"),
+            (1, "APPEND Archive {msg:a}"),
+            (1, "SELECT INBOX"),
+            (
+                1,
+                "STATUS INBOX (MESSAGES RECENT UIDNEXT UIDVALIDITY UNSEEN)",
+            ),
+            (
+                1,
+                "STATUS Archive (MESSAGES RECENT UIDNEXT UIDVALIDITY UNSEEN SIZE)",
+            ),
+            (2, "APPEND INBOX {msg:a}"),
+            // NOOP first: STATUS of the selected mailbox counts what the session was told
+            // in Dovecot (the arrival only after the NOOP), what is stored in letterbox;
+            // RFC 3501 §6.3.10: STATUS "SHOULD NOT be used on the currently selected
+            // mailbox".
+            (1, "NOOP"),
+            (1, "STATUS INBOX (MESSAGES UIDNEXT RECENT)"),
+            (2, "STATUS INBOX (MESSAGES RECENT UNSEEN)"),
+            (1, "STATUS Archive (HIGHESTMODSEQ)"),
+            (1, "STATUS Nonexistent (MESSAGES)"),
+        ],
+    );
+}
+
+#[test]
+fn select_with_qresync_reports_what_changed_since_a_modseq() {
+    compare(
+        "enable_qresync_select",
+        &[
+            (1, "APPEND INBOX {msg:a}"),
+            (1, "APPEND INBOX {msg:b}"),
+            (1, "APPEND INBOX {msg:c}"),
+            (1, "SELECT INBOX (CONDSTORE)"),
+            (1, "STORE 1 +FLAGS (\\Seen)"),
+            (1, "STORE 3 +FLAGS (\\Deleted)"),
+            (1, "EXPUNGE"),
+            (2, "ENABLE CONDSTORE"),
+            (2, "ENABLE QRESYNC"),
+            (2, "SELECT INBOX (QRESYNC ({uidvalidity} 1))"),
+            (2, "SELECT INBOX (QRESYNC ({uidvalidity} 1 1:10))"),
+            (2, "EXAMINE INBOX (QRESYNC (1 1))"),
+            (2, "UID FETCH 1:* (FLAGS) (CHANGEDSINCE 1 VANISHED)"),
+            (1, "APPEND INBOX {msg:a}"),
+            (2, "NOOP"),
+        ],
+    );
+}
+
+#[test]
+fn an_idle_session_hears_of_appends_flags_and_expunges() {
+    compare(
+        "idle",
+        &[
+            (1, "APPEND INBOX {msg:a}"),
+            (1, "SELECT INBOX"),
+            (1, IDLE),
+            (2, "APPEND INBOX {msg:b}"),
+            (1, IDLE_WAIT),
+            (2, "SELECT INBOX"),
+            (2, "STORE 1 +FLAGS (\\Flagged)"),
+            (1, IDLE_WAIT),
+            (2, "STORE 2 +FLAGS.SILENT (\\Deleted)"),
+            // Heard before the EXPUNGE: of a flag change and an expunge of one message
+            // heard at once, Dovecot tells only the expunge, letterbox both.
+            (1, IDLE_WAIT),
+            (2, "EXPUNGE"),
+            (1, IDLE_WAIT),
+            (1, DONE),
+            (1, "FETCH 1:* (UID FLAGS)"),
+        ],
+    );
+}
+
+#[test]
+fn list_lsub_and_list_extended_answer_alike_after_mailbox_changes() {
+    compare(
+        "list",
+        &[
+            (1, "CREATE Projects"),
+            (1, "CREATE Projects/Alpha"),
+            (1, "CREATE Projects/Beta"),
+            (1, "CREATE Projects/Alpha/Notes"),
+            (1, "SUBSCRIBE Projects/Alpha"),
+            (1, "SUBSCRIBE Projects/Beta"),
+            (1, "SUBSCRIBE Projects/Alpha/Notes"),
+            (1, "LIST \"\" \"*\""),
+            (1, "LIST \"\" \"%\""),
+            (1, "LIST \"\" \"Projects/%\""),
+            (1, "LSUB \"\" \"*\""),
+            (1, "LSUB \"\" \"Projects/%\""),
+            (1, "DELETE Projects/Beta"),
+            (1, "RENAME Projects/Alpha Projects/Gamma"),
+            (1, "LIST \"\" \"*\""),
+            (1, "LSUB \"\" \"*\""),
+            (1, "LIST (SUBSCRIBED) \"\" \"*\""),
+            (1, "LIST (SUBSCRIBED RECURSIVEMATCH) \"\" \"%\""),
+            (1, "LIST (SUBSCRIBED) \"\" \"*\" RETURN (CHILDREN)"),
+            (1, "LIST \"\" \"*\" RETURN (SUBSCRIBED CHILDREN)"),
+            (1, "LIST (SPECIAL-USE) \"\" \"*\""),
+            (1, "LIST \"\" \"*\" RETURN (SPECIAL-USE)"),
+            (1, "UNSUBSCRIBE Projects/Beta"),
+            (1, "LSUB \"\" \"*\""),
+            (1, "DELETE Projects/Gamma/Notes"),
+            (1, "DELETE Projects/Gamma"),
+            (1, "LIST \"\" \"Projects*\""),
+        ],
+    );
+}
+
+#[test]
+fn a_binary_append_is_fetched_as_binary_and_as_body() {
+    compare(
+        "binary_append",
+        &[
+            (1, "APPEND INBOX ~{msg:binary}"),
+            (1, "SELECT INBOX"),
+            (1, "FETCH 1 (BINARY.SIZE[2] RFC822.SIZE)"),
+            (1, "FETCH 1 (BODYSTRUCTURE)"),
+            (1, "FETCH 1 (BINARY.PEEK[2])"),
+            (1, "FETCH 1 (BODY.PEEK[2])"),
+            (1, "FETCH 1 (BINARY.PEEK[1] BINARY.SIZE[1])"),
+            (1, "FETCH 1 (BINARY[2]<0.16>)"),
+        ],
+    );
+}
+
+#[test]
+fn recent_goes_to_one_read_write_session_and_examine_sees_it() {
+    compare(
+        "recent_two_sessions",
+        &[
+            (1, "APPEND INBOX {msg:a}"),
+            (1, "APPEND INBOX {msg:b}"),
+            (2, "EXAMINE INBOX"),
+            (1, "SELECT INBOX"),
+            (2, "FETCH 1:* (FLAGS)"),
+            (1, "FETCH 1:* (FLAGS)"),
+            (3, "APPEND INBOX {msg:c}"),
+            (2, "NOOP"),
+            (1, "NOOP"),
+            (2, "FETCH 1:* (FLAGS)"),
+            (1, "FETCH 1:* (FLAGS)"),
+            (1, "SEARCH RECENT"),
+            (1, "SEARCH NEW"),
+            (2, "SEARCH RECENT"),
+            (3, "STATUS INBOX (MESSAGES RECENT)"),
+            (3, "SELECT INBOX"),
+            (3, "FETCH 1:* (FLAGS)"),
+        ],
+    );
+}
+
+/// Each session enables CONDSTORE in a mailbox of its own: once any client used
+/// CONDSTORE in a mailbox, Dovecot 2.3 sends HIGHESTMODSEQ at every SELECT of it, even to
+/// sessions that did not enable CONDSTORE (its index keeps mod-sequences from then on);
+/// letterbox, which always keeps them, sends it once the session enabled CONDSTORE.
+#[test]
+fn the_first_condstore_enabling_command_announces_highestmodseq() {
+    compare(
+        "condstore_enabling",
+        &[
+            (1, "APPEND INBOX {msg:a}"),
+            (1, "APPEND INBOX {msg:b}"),
+            (1, "APPEND Archive {msg:a}"),
+            (1, "APPEND Drafts {msg:b}"),
+            (1, "APPEND Trash {msg:c}"),
+            (1, "APPEND Junk {msg:a}"),
+            (1, "SELECT INBOX"),
+            (1, "FETCH 1 (FLAGS MODSEQ)"),
+            (1, "STORE 1 +FLAGS (\\Seen)"),
+            (1, "FETCH 2 (FLAGS MODSEQ)"),
+            (2, "SELECT Archive"),
+            (2, "SEARCH MODSEQ 1"),
+            (2, "STORE 1 +FLAGS (\\Flagged)"),
+            (3, "SELECT Drafts"),
+            (3, "UID FETCH 1:* (FLAGS) (CHANGEDSINCE 1)"),
+            (4, "SELECT Trash"),
+            (4, "STORE 1 (UNCHANGEDSINCE 1000) +FLAGS (\\Answered)"),
+            (5, "SELECT Junk"),
+            (5, "STATUS Sent (HIGHESTMODSEQ)"),
+            (5, "FETCH 1 (FLAGS)"),
+            (5, "ENABLE CONDSTORE"),
+        ],
+    );
+}

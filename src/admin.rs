@@ -9,7 +9,7 @@ use clap::Subcommand;
 use smtp::mailauth::keys::{self, Algorithm};
 use std::io::BufRead;
 use std::net::{IpAddr, SocketAddr};
-use storage::{QueueId, Secret, Store, generate_password};
+use storage::{QueueId, Secret, Store, generate_password, unix_now};
 
 #[derive(Subcommand)]
 pub enum DomainCommand {
@@ -585,13 +585,6 @@ fn standard_port(listener: &str) -> u16 {
         .iter()
         .find(|s| s.listener == listener)
         .map_or(0, |s| s.standard_port)
-}
-
-pub(crate) fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

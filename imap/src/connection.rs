@@ -32,13 +32,7 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(120);
 const INFLATE_PER_READ: usize = 256 * 1024;
 
 /// Why waiting for input stopped.
-#[derive(Debug)]
-pub(crate) enum Stop {
-    Eof,
-    TimedOut,
-    ShuttingDown,
-    Failed(SessionError),
-}
+pub(crate) type Stop = netutil::Stop<SessionError>;
 
 pub(crate) struct Connection {
     stream: Option<MaybeTlsStream>,

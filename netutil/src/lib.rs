@@ -21,6 +21,25 @@ pub use tokio_rustls::TlsAcceptor;
 pub use tokio_util::sync::CancellationToken;
 pub use tokio_util::task::TaskTracker;
 
+/// Why a session stopped waiting for its client's input. `E` is the protocol's own
+/// error for a broken connection.
+#[derive(Debug)]
+pub enum Stop<E> {
+    /// The client closed the connection.
+    Eof,
+    /// The command (or SMTP data) timeout ran out: the protocol says goodbye and closes.
+    TimedOut,
+    /// Shutdown began: the protocol says goodbye (IMAP `* BYE`, SMTP `421 4.3.2`).
+    ShuttingDown,
+    Failed(E),
+}
+
+impl<E> From<E> for Stop<E> {
+    fn from(error: E) -> Stop<E> {
+        Stop::Failed(error)
+    }
+}
+
 /// The shutdown signal and the set of tasks to wait for. Every accept loop and every
 /// session selects on `token.cancelled()`; the binary cancels it and then waits on
 /// `tracker` so in-flight work (a delivery being committed) finishes.

@@ -38,23 +38,9 @@ impl Transport for MaybeTlsStream {
     }
 }
 
-/// Why reading stopped before we got what we wanted.
-#[derive(Debug)]
-pub(crate) enum Stop {
-    /// The client closed the connection.
-    Eof,
-    /// Command or data timeout: answer 421 4.4.2 and close.
-    TimedOut,
-    /// Shutdown: answer 421 4.3.2 and close.
-    ShuttingDown,
-    Failed(SessionError),
-}
-
-impl From<SessionError> for Stop {
-    fn from(error: SessionError) -> Stop {
-        Stop::Failed(error)
-    }
-}
+/// Why reading stopped before we got what we wanted: timed out (answer 421 4.4.2),
+/// shutting down (421 4.3.2), closed, or failed.
+pub(crate) type Stop = netutil::Stop<SessionError>;
 
 pub(crate) struct Connection<S> {
     stream: S,

@@ -225,7 +225,7 @@ async fn metrics(State(state): State<HttpState>) -> Response {
             metrics::gauge!(QUEUE_ITEMS).set(stats.items as f64);
             let age = stats
                 .oldest_created_at
-                .map_or(0, |created| (crate::admin::unix_now() - created).max(0));
+                .map_or(0, |created| (storage::unix_now() - created).max(0));
             metrics::gauge!(QUEUE_OLDEST_AGE).set(age as f64);
         }
         // The rest of the metrics are still worth having; the queue gauges keep their

@@ -241,22 +241,12 @@ impl Store {
 
     /// Removes an account, its aliases and all its mail.
     pub async fn remove_account(&self, email: &str) -> Result<()> {
-        let email = email.trim().to_owned();
-        self.writer
-            .run(move |conn| {
-                Box::pin(async move {
-                    let removed =
-                        sqlx::query("DELETE FROM accounts WHERE lower(email) = lower($1)")
-                            .bind(&email)
-                            .execute(&mut *conn)
-                            .await?;
-                    if removed.rows_affected() == 0 {
-                        return Err(StoreError::NotFound(format!("account {email}")));
-                    }
-                    Ok(JobOutput::new((), Vec::new()))
-                })
-            })
-            .await
+        self.remove_one(
+            "DELETE FROM accounts WHERE lower(email) = lower($1)",
+            email,
+            "account",
+        )
+        .await
     }
 
     /// Checks a login. Returns the account when the password matches; `None` for an
@@ -342,17 +332,28 @@ impl Store {
     }
 
     pub async fn remove_alias(&self, address: &str) -> Result<()> {
+        self.remove_one(
+            "DELETE FROM aliases WHERE lower(address) = lower($1)",
+            address,
+            "alias",
+        )
+        .await
+    }
+
+    /// Runs `delete` (one `$1`: the address, trimmed) as a writer job; `NotFound` naming
+    /// `what` when it removed nothing.
+    async fn remove_one(&self, delete: &'static str, address: &str, what: &str) -> Result<()> {
         let address = address.trim().to_owned();
+        let what = what.to_owned();
         self.writer
             .run(move |conn| {
                 Box::pin(async move {
-                    let removed =
-                        sqlx::query("DELETE FROM aliases WHERE lower(address) = lower($1)")
-                            .bind(&address)
-                            .execute(&mut *conn)
-                            .await?;
+                    let removed = sqlx::query(delete)
+                        .bind(&address)
+                        .execute(&mut *conn)
+                        .await?;
                     if removed.rows_affected() == 0 {
-                        return Err(StoreError::NotFound(format!("alias {address}")));
+                        return Err(StoreError::NotFound(format!("{what} {address}")));
                     }
                     Ok(JobOutput::new((), Vec::new()))
                 })

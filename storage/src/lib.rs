@@ -23,6 +23,7 @@ mod notify;
 mod password;
 mod queue;
 pub mod rfc5322;
+mod subject;
 mod types;
 mod writer;
 
@@ -256,7 +257,8 @@ async fn set_sqlite_connection_options(conn: &mut AnyConnection) -> sqlx::Result
     Ok(())
 }
 
-pub(crate) fn unix_now() -> i64 {
+/// Seconds since the Unix epoch, as storage keeps times (0 if the clock is before it).
+pub fn unix_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)

@@ -30,14 +30,8 @@ impl Parser<'_> {
         self.sp()?;
         if self.eat(b'(') {
             list.extended = true;
-            let mut first = true;
-            while !self.eat(b')') {
-                if !first {
-                    self.sp()?;
-                }
-                first = false;
-                let option = self.atom()?.to_ascii_uppercase();
-                match option.as_str() {
+            self.option_list(|_, option| {
+                match option {
                     "SUBSCRIBED" => list.select_subscribed = true,
                     "SPECIAL-USE" => list.select_special_use = true,
                     "RECURSIVEMATCH" => list.recursive_match = true,
@@ -45,7 +39,8 @@ impl Parser<'_> {
                     "REMOTE" => {}
                     _ => return err("Unknown LIST selection option"),
                 }
-            }
+                Ok(())
+            })?;
             // RFC 5258 §3.1: RECURSIVEMATCH alone is a syntax error.
             if list.recursive_match && !list.select_subscribed && !list.select_special_use {
                 return err("RECURSIVEMATCH needs another selection option");
@@ -73,26 +68,40 @@ impl Parser<'_> {
             list.extended = true;
             self.sp()?;
             self.require(b'(', "Expected return options")?;
-            let mut first = true;
-            while !self.eat(b')') {
-                if !first {
-                    self.sp()?;
-                }
-                first = false;
-                let option = self.atom()?.to_ascii_uppercase();
-                match option.as_str() {
+            self.option_list(|parser, option| {
+                match option {
                     "SUBSCRIBED" => list.return_subscribed = true,
                     "CHILDREN" => list.return_children = true,
                     "SPECIAL-USE" => list.return_special_use = true,
                     "STATUS" => {
-                        self.sp()?;
-                        list.return_status = Some(self.status_items()?);
+                        parser.sp()?;
+                        list.return_status = Some(parser.status_items()?);
                     }
                     _ => return err("Unknown LIST return option"),
                 }
-            }
+                Ok(())
+            })?;
         }
         Ok(list)
+    }
+
+    /// The rest of `"(" [option *(SP option)] ")"` once its "(" is read, as
+    /// `list-select-opts` and `list-return-opts` are written (RFC 5258 §6): `option` gets
+    /// each option's name upper-cased, and reads what follows the name itself.
+    fn option_list(
+        &mut self,
+        mut option: impl FnMut(&mut Self, &str) -> PResult<()>,
+    ) -> PResult<()> {
+        let mut first = true;
+        while !self.eat(b')') {
+            if !first {
+                self.sp()?;
+            }
+            first = false;
+            let name = self.atom()?.to_ascii_uppercase();
+            option(self, &name)?;
+        }
+        Ok(())
     }
 
     /// `lsub = "LSUB" SP mailbox SP list-mailbox` (RFC 3501)

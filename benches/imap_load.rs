@@ -41,7 +41,7 @@
 //! `Session::append` because the latter drops the APPENDUID response code.
 //!
 //! Run it with `cargo bench --bench imap_load -- --addr 127.0.0.1:2143 --user you@localhost`
-//! and the password in `IMAP_PASSWORD`, or run the built binary; `bench/imap-vs-dovecot.sh`
+//! and the password in `IMAP_PASSWORD`, or run the built binary; `benches/imap-vs-dovecot.sh`
 //! runs it against letterbox and against Dovecot. Performance is measured here, never by timed
 //! assertions in tests.
 #![forbid(unsafe_code)]

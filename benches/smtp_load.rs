@@ -6,14 +6,14 @@
 //!
 //! The clock starts once every session is connected and greeted (EHLO done) and stops at the
 //! last 250. Run it with `cargo bench --bench smtp_load -- --addr 127.0.0.1:2525`, or run the
-//! built binary; `bench/smtp-vs-postfix.sh` runs it against letterbox and against Postfix.
+//! built binary; `benches/smtp-vs-postfix.sh` runs it against letterbox and against Postfix.
 //! Performance is measured here, never by timed assertions in tests.
 //!
 //! Several servers (nodes sharing one store): `--addr A --addr B` (or `LOAD_ADDR=A,B`)
 //! connects session i to address i mod n, all under one clock; the sessions still share
 //! one message counter, so a faster server takes more messages. With more than one address
 //! a line per address follows the report: `addr=A sessions=.. messages=..`.
-//! `bench/smtp-nodes.sh` runs it against one and two letterbox nodes on PostgreSQL.
+//! `benches/smtp-nodes.sh` runs it against one and two letterbox nodes on PostgreSQL.
 //!
 //! Each session is a lettre `AsyncSmtpConnection`, the connection type that lettre's
 //! `AsyncSmtpTransport` uses underneath: our lettre dev-dependency is built without lettre's

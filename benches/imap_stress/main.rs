@@ -35,7 +35,7 @@
 //!
 //! and on stderr the first `--transcripts` examples of each kind: the model before the
 //! command and the last lines of the session's transcript, so a developer can replay it.
-//! `bench/imap-stress.sh` runs it against letterbox and against Dovecot.
+//! `benches/imap-stress.sh` runs it against letterbox and against Dovecot.
 #![forbid(unsafe_code)]
 
 mod model;

@@ -26,8 +26,8 @@
 # its mail_fsync stays `optimized`, Maildir under the temporary directory.
 #
 # Run as root (Dovecot's master needs it), from anywhere:
-#   bench/imap-vs-dovecot.sh
-#   CLIENTS=16 DURATION=60 bench/imap-vs-dovecot.sh
+#   benches/imap-vs-dovecot.sh
+#   CLIENTS=16 DURATION=60 benches/imap-vs-dovecot.sh
 # Environment:
 #   CLIENTS (8)                      concurrent IMAP clients
 #   DURATION (30) or OPS             seconds of load per server, or IMAP commands per server
@@ -57,7 +57,7 @@ ARGON2_COST="m=19456,t=2,p=1"
 STARTUP_TIMEOUT=60
 
 BENCH_NAME=imap-vs-dovecot
-# shellcheck source=bench/lib.sh
+# shellcheck source=benches/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 [[ $CLIENTS =~ ^[1-9][0-9]*$ ]] || die "CLIENTS must be a positive integer"

@@ -3,7 +3,7 @@
 # database, and with one node on SQLite for reference, on this machine, in one run.
 #
 # SESSIONS concurrent persistent SMTP sessions (benches/smtp_load.rs) send MESSAGES messages
-# of 5 KB each to you@localhost, the same load as bench/smtp-vs-postfix.sh. Every reply must
+# of 5 KB each to you@localhost, the same load as benches/smtp-vs-postfix.sh. Every reply must
 # be 250 (354 for DATA). Three cases, each on a fresh store:
 #   sqlite-1-node      one node, SQLite in a new directory under BENCH_TMPDIR
 #   postgres-1-node    one node on a new PostgreSQL database
@@ -29,8 +29,8 @@
 # (`[dns] offline`: every lookup answers "no record" at once).
 #
 # Run from anywhere, with a PostgreSQL server that lets POSTGRES create databases:
-#   bench/smtp-nodes.sh
-#   SESSIONS=32 MESSAGES=20000 bench/smtp-nodes.sh
+#   benches/smtp-nodes.sh
+#   SESSIONS=32 MESSAGES=20000 benches/smtp-nodes.sh
 # Environment:
 #   SESSIONS (16), MESSAGES (5000)   the load, the same in every case
 #   TARGETS ("sqlite postgres-1 postgres-2")   run only some cases, e.g. TARGETS=postgres-2
@@ -56,7 +56,7 @@ RECIPIENT=you@localhost
 STARTUP_TIMEOUT=60
 
 BENCH_NAME=smtp-nodes
-# shellcheck source=bench/lib.sh
+# shellcheck source=benches/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 [[ $SESSIONS =~ ^[1-9][0-9]*$ ]] || die "SESSIONS must be a positive integer"

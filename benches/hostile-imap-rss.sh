@@ -21,8 +21,8 @@
 # These are figures to read, not a test: nothing here fails on a number.
 #
 # Run from anywhere:
-#   bench/hostile-imap-rss.sh
-#   CONNECTIONS=16 bench/hostile-imap-rss.sh
+#   benches/hostile-imap-rss.sh
+#   CONNECTIONS=16 benches/hostile-imap-rss.sh
 # Environment:
 #   CONNECTIONS (8)           unauthenticated connections of part 1
 #   ROUNDS (3)                SEARCHes each client of part 3 runs
@@ -43,7 +43,7 @@ TARGETS=letterbox
 STARTUP_TIMEOUT=60
 
 BENCH_NAME=hostile-imap-rss
-# shellcheck source=bench/lib.sh
+# shellcheck source=benches/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 command -v python3 >/dev/null || die "python3 is needed"

@@ -22,8 +22,8 @@
 # Both clocks start once every session is connected and has said EHLO.
 #
 # Run as root (Postfix needs it), from anywhere:
-#   bench/smtp-vs-postfix.sh
-#   SESSIONS=32 MESSAGES=20000 bench/smtp-vs-postfix.sh
+#   benches/smtp-vs-postfix.sh
+#   SESSIONS=32 MESSAGES=20000 benches/smtp-vs-postfix.sh
 # Environment:
 #   SESSIONS (16), MESSAGES (5000)   the load
 #   TARGETS ("letterbox postfix")    run only one side, e.g. TARGETS=postfix
@@ -53,7 +53,7 @@ MESSAGE_SIZE=5120
 STARTUP_TIMEOUT=60
 
 BENCH_NAME=smtp-vs-postfix
-# shellcheck source=bench/lib.sh
+# shellcheck source=benches/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 [[ $SESSIONS =~ ^[1-9][0-9]*$ ]] || die "SESSIONS must be a positive integer"
@@ -182,7 +182,7 @@ smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
 # Every recipient of bench.test goes to the one Maildir $maildir/.
 virtual_mailbox_domains = bench.test
 virtual_mailbox_base = $dir/mail
-virtual_mailbox_maps = static:bench/
+virtual_mailbox_maps = static:benches/
 virtual_uid_maps = static:$uid
 virtual_gid_maps = static:$gid
 # One smtpd per session (the default limit is 100 processes per service).

@@ -1,5 +1,5 @@
-# Shared by the bench scripts (bench/imap-vs-dovecot.sh, bench/imap-stress.sh,
-# bench/smtp-vs-postfix.sh, bench/smtp-nodes.sh): sourced, not run. The script sets
+# Shared by the bench scripts (benches/imap-vs-dovecot.sh, benches/imap-stress.sh,
+# benches/smtp-vs-postfix.sh, benches/smtp-nodes.sh): sourced, not run. The script sets
 # BENCH_NAME (for messages), TARGETS, KEEP and STARTUP_TIMEOUT first, and may define
 # stop_servers, which the exit trap calls to stop what it started besides letterbox and
 # Dovecot (start_dovecot).
@@ -234,7 +234,7 @@ start_dovecot() {
     chown "$internal_user" "$dir/passwd"
     chmod 600 "$dir/passwd"
     cat >"$dir/dovecot.conf" <<EOF
-# A private instance for bench/$BENCH_NAME.sh; everything else at Dovecot's defaults.
+# A private instance for benches/$BENCH_NAME.sh; everything else at Dovecot's defaults.
 base_dir = $dir/run
 state_dir = $dir/state
 log_path = $dir/dovecot.log

@@ -2,7 +2,7 @@
 # RSS of letterbox holding many IDLE sessions (issue "Hostile input": 4,000 sessions that
 # logged in 16 at a time, goal under 120 MiB in all; 10,000 under 200 MB), and the time
 # from a delivery to EXISTS at every session. Prints figures; asserts nothing.
-#   bench/idle-rss.sh [SESSIONS] [CONCURRENT]      (defaults 4000 16)
+#   benches/idle-rss.sh [SESSIONS] [CONCURRENT]      (defaults 4000 16)
 # Environment: BENCH_TMPDIR (/var/tmp) where letterbox keeps its data; KEEP=1 keeps it.
 set -euo pipefail
 SESSIONS=${1:-4000}
@@ -12,7 +12,7 @@ KEEP=${KEEP:-0}
 TARGETS=letterbox
 STARTUP_TIMEOUT=60
 BENCH_NAME=idle-rss
-# shellcheck source=bench/lib.sh
+# shellcheck source=benches/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 stop_servers() { :; }
 

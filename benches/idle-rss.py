@@ -1,4 +1,4 @@
-"""IDLE sessions against a running letterbox, for bench/idle-rss.sh: logs SESSIONS
+"""IDLE sessions against a running letterbox, for benches/idle-rss.sh: logs SESSIONS
 clients in over plain IMAP (loopback), CONCURRENT at a time, each SELECTs INBOX and
 enters IDLE; prints the server's RSS before, after the logins, and after a delivery that
 every session must see as EXISTS. Not a test: it prints figures."""

@@ -8,15 +8,15 @@
 # QRESYNC). Each session keeps a model of its view of the selected mailbox and reports every
 # untagged response that contradicts it. First against letterbox, then against Dovecot,
 # each a fresh instance on a free 127.0.0.1 port with its data in one new temporary
-# directory (the same scheme as bench/imap-vs-dovecot.sh). Dovecot is the reference: it
+# directory (the same scheme as benches/imap-vs-dovecot.sh). Dovecot is the reference: it
 # must show 0 model errors, or the model is wrong.
 #
 # Printed per server: commands per name, model errors per kind; on stderr the first
 # transcripts of each kind.
 #
 # Run as root (Dovecot's master needs it), from anywhere:
-#   bench/imap-stress.sh
-#   CLIENTS=10 DURATION=60 bench/imap-stress.sh
+#   benches/imap-stress.sh
+#   CLIENTS=10 DURATION=60 benches/imap-stress.sh
 # Environment:
 #   CLIENTS (10)                     concurrent sessions
 #   DURATION (60)                    seconds of commands per server
@@ -39,7 +39,7 @@ IMAP_USER=you@localhost
 STARTUP_TIMEOUT=60
 
 BENCH_NAME=imap-stress
-# shellcheck source=bench/lib.sh
+# shellcheck source=benches/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 [[ $CLIENTS =~ ^[1-9][0-9]*$ ]] || die "CLIENTS must be a positive integer"

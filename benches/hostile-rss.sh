@@ -13,8 +13,8 @@
 #               found no budget are read on and dropped.
 #
 # Run from anywhere:
-#   bench/hostile-rss.sh
-#   LETTERBOX=/path/to/another/letterbox bench/hostile-rss.sh   # compare a build
+#   benches/hostile-rss.sh
+#   LETTERBOX=/path/to/another/letterbox benches/hostile-rss.sh   # compare a build
 # Environment:
 #   LETTERBOX (target/release/letterbox, built first)   the binary to measure
 #   TARGETS ("smtp-data")   the sections to run
@@ -33,7 +33,7 @@ SESSIONS=$TRANSFERS
 STARTUP_TIMEOUT=60
 
 BENCH_NAME=hostile-rss
-# shellcheck source=bench/lib.sh
+# shellcheck source=benches/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 stop_servers() { :; }

@@ -61,7 +61,9 @@ impl CommandError {
 /// RFC 5530 response codes for storage failures.
 pub fn store_error_response(error: &StoreError) -> (Option<Code>, Cow<'static, str>) {
     match error {
-        StoreError::NotFound(what) => (Some(Code::NonExistent), format!("No such {what}").into()),
+        StoreError::NotFound { what, .. } => {
+            (Some(Code::NonExistent), format!("No such {what}").into())
+        }
         StoreError::AlreadyExists(what) => (
             Some(Code::AlreadyExists),
             format!("{what} already exists").into(),

@@ -116,7 +116,10 @@ impl Store {
                         .execute(&mut *conn)
                         .await?;
                     if removed.rows_affected() == 0 {
-                        return Err(StoreError::NotFound(format!("domain {name}")));
+                        return Err(StoreError::NotFound {
+                            what: "domain",
+                            key: name.to_string(),
+                        });
                     }
                     Ok(JobOutput::new((), Vec::new()))
                 })
@@ -149,7 +152,10 @@ impl Store {
                         .bind(&domain)
                         .fetch_optional(&mut *conn)
                         .await?;
-                    let domain_id = domain_id.ok_or_else(|| StoreError::NotFound(format!("domain {domain}")))?;
+                    let domain_id = domain_id.ok_or_else(|| StoreError::NotFound {
+ what: "domain",
+ key: domain.to_string(),
+ })?;
                     let taken: i64 = sqlx::query_scalar(
                         "SELECT (SELECT COUNT(*) FROM accounts WHERE lower(email) = lower($1)) + (SELECT COUNT(*) FROM aliases WHERE lower(address) = lower($1))",
                     )
@@ -192,7 +198,10 @@ impl Store {
                     .execute(&mut *conn)
                     .await?;
                     if updated.rows_affected() == 0 {
-                        return Err(StoreError::NotFound(format!("account {email}")));
+                        return Err(StoreError::NotFound {
+                            what: "account",
+                            key: email.to_string(),
+                        });
                     }
                     Ok(JobOutput::new((), Vec::new()))
                 })
@@ -213,7 +222,10 @@ impl Store {
                     .execute(&mut *conn)
                     .await?;
                     if updated.rows_affected() == 0 {
-                        return Err(StoreError::NotFound(format!("account {email}")));
+                        return Err(StoreError::NotFound {
+                            what: "account",
+                            key: email.to_string(),
+                        });
                     }
                     Ok(JobOutput::new((), Vec::new()))
                 })
@@ -235,7 +247,10 @@ impl Store {
                 .bind(id.0)
                 .fetch_optional(&self.reader)
                 .await?
-                .ok_or_else(|| StoreError::NotFound(format!("account {id}")))?;
+                .ok_or_else(|| StoreError::NotFound {
+                    what: "account",
+                    key: id.to_string(),
+                })?;
         Ok(account_from_row(&row))
     }
 
@@ -288,13 +303,19 @@ impl Store {
                         .fetch_one(&mut *conn)
                         .await?;
                     if domain_known == 0 {
-                        return Err(StoreError::NotFound(format!("domain {domain}")));
+                        return Err(StoreError::NotFound {
+ what: "domain",
+ key: domain.to_string(),
+ });
                     }
                     let account: Option<i64> = sqlx::query_scalar("SELECT id FROM accounts WHERE lower(email) = lower($1)")
                         .bind(&target)
                         .fetch_optional(&mut *conn)
                         .await?;
-                    let account = account.ok_or_else(|| StoreError::NotFound(format!("account {target}")))?;
+                    let account = account.ok_or_else(|| StoreError::NotFound {
+ what: "account",
+ key: target.to_string(),
+ })?;
                     let taken: i64 = sqlx::query_scalar(
                         "SELECT (SELECT COUNT(*) FROM accounts WHERE lower(email) = lower($1)) + (SELECT COUNT(*) FROM aliases WHERE lower(address) = lower($1))",
                     )
@@ -342,9 +363,13 @@ impl Store {
 
     /// Runs `delete` (one `$1`: the address, trimmed) as a writer job; `NotFound` naming
     /// `what` when it removed nothing.
-    async fn remove_one(&self, delete: &'static str, address: &str, what: &str) -> Result<()> {
+    async fn remove_one(
+        &self,
+        delete: &'static str,
+        address: &str,
+        what: &'static str,
+    ) -> Result<()> {
         let address = address.trim().to_owned();
-        let what = what.to_owned();
         self.writer
             .run(move |conn| {
                 Box::pin(async move {
@@ -353,7 +378,10 @@ impl Store {
                         .execute(&mut *conn)
                         .await?;
                     if removed.rows_affected() == 0 {
-                        return Err(StoreError::NotFound(format!("{what} {address}")));
+                        return Err(StoreError::NotFound {
+                            what,
+                            key: address.clone(),
+                        });
                     }
                     Ok(JobOutput::new((), Vec::new()))
                 })

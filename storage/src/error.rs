@@ -9,8 +9,11 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("migration failed: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
-    #[error("{0} not found")]
-    NotFound(String),
+    /// `what` says which kind of thing (`mailbox`, `account`, ...) and may be told to a
+    /// client; `key` names the one looked for (an internal id, an address) and is only
+    /// for logs.
+    #[error("{what} {key} not found")]
+    NotFound { what: &'static str, key: String },
     #[error("{0} already exists")]
     AlreadyExists(String),
     #[error("invalid {what}: {reason}")]

@@ -155,7 +155,10 @@ pub(crate) async fn mailbox_in_tx(conn: &mut AnyConnection, id: MailboxId) -> Re
     .bind(id.0)
     .fetch_optional(&mut *conn)
     .await?
-    .ok_or_else(|| StoreError::NotFound(format!("mailbox {id}")))?;
+    .ok_or_else(|| StoreError::NotFound {
+        what: "mailbox",
+        key: id.to_string(),
+    })?;
     mailbox_from_row(&row)
 }
 
@@ -185,7 +188,10 @@ impl Store {
         .bind(id.0)
         .fetch_optional(&self.reader)
         .await?
-        .ok_or_else(|| StoreError::NotFound(format!("mailbox {id}")))?;
+        .ok_or_else(|| StoreError::NotFound {
+            what: "mailbox",
+            key: id.to_string(),
+        })?;
         mailbox_from_row(&row)
     }
 
@@ -206,7 +212,10 @@ impl Store {
     pub async fn inbox(&self, account: AccountId) -> Result<Mailbox> {
         self.mailbox_by_name(account, "INBOX")
             .await?
-            .ok_or_else(|| StoreError::NotFound(format!("INBOX of account {account}")))
+            .ok_or_else(|| StoreError::NotFound {
+                what: "mailbox",
+                key: format!("INBOX of account {account}"),
+            })
     }
 
     pub async fn mailbox_status(&self, id: MailboxId) -> Result<MailboxStatus> {
@@ -437,8 +446,10 @@ impl Store {
                             .bind(mailbox.0)
                             .fetch_optional(&mut *conn)
                             .await?;
-                    let first =
-                        first.ok_or_else(|| StoreError::NotFound(format!("mailbox {mailbox}")))?;
+                    let first = first.ok_or_else(|| StoreError::NotFound {
+                        what: "mailbox",
+                        key: mailbox.to_string(),
+                    })?;
                     if first > i64::from(through.0) {
                         return Ok(JobOutput::new(None, Vec::new()));
                     }

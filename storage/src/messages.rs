@@ -81,7 +81,10 @@ async fn allocate(
     .bind(mailbox.0)
     .fetch_optional(&mut *conn)
     .await?
-    .ok_or_else(|| StoreError::NotFound(format!("mailbox {mailbox}")))?;
+    .ok_or_else(|| StoreError::NotFound {
+ what: "mailbox",
+ key: mailbox.to_string(),
+ })?;
     let first_uid: i64 = row.try_get("first_uid")?;
     // RFC 9051 §2.3.1.1: UIDs are 32-bit; a mailbox that runs out must get a new UIDVALIDITY.
     if first_uid + count as i64 > u32::MAX as i64 {
@@ -102,7 +105,10 @@ async fn bump_modseq(conn: &mut AnyConnection, mailbox: MailboxId) -> Result<Mod
     .bind(mailbox.0)
     .fetch_optional(&mut *conn)
     .await?
-    .ok_or_else(|| StoreError::NotFound(format!("mailbox {mailbox}")))?;
+    .ok_or_else(|| StoreError::NotFound {
+ what: "mailbox",
+ key: mailbox.to_string(),
+ })?;
     Ok(ModSeq(modseq as u64))
 }
 
@@ -130,7 +136,10 @@ async fn mailbox_account_in_tx(conn: &mut AnyConnection, mailbox: MailboxId) -> 
         .bind(mailbox.0)
         .fetch_optional(&mut *conn)
         .await?
-        .ok_or_else(|| StoreError::NotFound(format!("mailbox {mailbox}")))?;
+        .ok_or_else(|| StoreError::NotFound {
+            what: "mailbox",
+            key: mailbox.to_string(),
+        })?;
     Ok(AccountId(row.try_get(0)?))
 }
 
@@ -707,7 +716,10 @@ impl Store {
             }
         }
         if !found {
-            return Err(StoreError::NotFound(format!("mailbox {mailbox}")));
+            return Err(StoreError::NotFound {
+                what: "mailbox",
+                key: mailbox.to_string(),
+            });
         }
         Ok(changes)
     }
@@ -826,7 +838,10 @@ impl Store {
             .bind(message.0)
             .fetch_optional(&self.reader)
             .await?
-            .ok_or_else(|| StoreError::NotFound(format!("message {message}")))
+            .ok_or_else(|| StoreError::NotFound {
+                what: "message",
+                key: message.to_string(),
+            })
     }
 
     /// The decoded texts of many messages, in one query per chunk.
@@ -843,7 +858,10 @@ impl Store {
             .bind(message.0)
             .fetch_optional(&self.reader)
             .await?
-            .ok_or_else(|| StoreError::NotFound(format!("message {message}")))
+            .ok_or_else(|| StoreError::NotFound {
+                what: "message",
+                key: message.to_string(),
+            })
     }
 
     /// Many messages exactly as received, in one query per chunk.

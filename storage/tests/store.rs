@@ -215,7 +215,10 @@ async fn delivery_failing_halfway_leaves_nothing(backend: Backend) {
             ..Delivery::default()
         })
         .await;
-    assert!(matches!(result, Err(StoreError::NotFound(_))), "{result:?}");
+    assert!(
+        matches!(result, Err(StoreError::NotFound { .. })),
+        "{result:?}"
+    );
     assert!(
         f.store
             .mailbox_entries(inbox.id)
@@ -780,7 +783,7 @@ async fn expunge_removes_only_what_is_deleted_at_commit_and_batch_reads_match(ba
         f.store
             .changes_since(storage::MailboxId(i64::MAX), ModSeq(0))
             .await,
-        Err(StoreError::NotFound(_))
+        Err(StoreError::NotFound { .. })
     ));
     assert_eq!(
         changes.highest_modseq,

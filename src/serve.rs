@@ -25,7 +25,6 @@ pub async fn run(config: Config) -> Result<()> {
     // First, so that nothing recorded from here on is lost.
     let metrics = crate::http::install_metrics(&shutdown)?;
     let store = open_store(&config).await?;
-    let first_account = first_run(&store, &config).await?;
 
     let (tls_config, certificate) = crate::tls::server_config(
         config.tls.cert.as_deref(),
@@ -173,6 +172,10 @@ pub async fn run(config: Config) -> Result<()> {
         ));
     }
 
+    // The first account is made only now that every listener is bound: a start that
+    // fails to bind (a port in use) must not make an account whose password it never
+    // prints; the next start that binds makes it and shows it.
+    let first_account = first_run(&store, &config).await?;
     // Handlers first, then `ready`: a SIGTERM right after `ready` must be a clean stop.
     let signals = ShutdownSignals::install()?;
     print_welcome(&config, &bound, first_account.as_ref());

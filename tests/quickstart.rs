@@ -45,6 +45,60 @@ print(urllib.request.urlopen(sys.argv[1], timeout=30).read().decode())",
     assert!(!log.contains('\x1b'), "colour codes in a log file: {log}");
 }
 
+/// A first start that cannot bind (a port in use) makes no account; the next start that
+/// binds makes it and prints its password, so the password is never lost.
+#[test]
+fn a_first_start_on_a_busy_port_loses_no_password() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("letterbox.toml");
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let config = |imap: &str| {
+        format!(
+            "hostname = \"localhost\"\ndata_dir = \"{}\"\n[listen]\nsmtp = [\"127.0.0.1:0\"]\n\
+             submission = [\"127.0.0.1:0\"]\nsubmissions = [\"127.0.0.1:0\"]\nimap = [\"{imap}\"]\n\
+             imaps = [\"127.0.0.1:0\"]\nhttp = [\"127.0.0.1:0\"]\n",
+            dir.path().join("data").display()
+        )
+    };
+    let busy_address = busy.local_addr().expect("address").to_string();
+    std::fs::write(&path, config(&busy_address)).expect("write");
+    let failed = letterbox_with(&path, "serve");
+    assert!(!failed.status.success());
+    let error = String::from_utf8_lossy(&failed.stderr);
+    assert!(error.contains("cannot listen for imap"), "{error}");
+    assert!(
+        !String::from_utf8_lossy(&failed.stdout).contains("Password:"),
+        "a password was printed by a start that did not run"
+    );
+    drop(busy);
+
+    std::fs::write(&path, config("127.0.0.1:0")).expect("write");
+    let mut child = Command::new(letterbox_bin())
+        .arg("--config")
+        .arg(&path)
+        .arg("serve")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start letterbox");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut welcome = Vec::new();
+    for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
+        let line = line.expect("read");
+        if line == "ready" {
+            break;
+        }
+        welcome.push(line);
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let password = welcome
+        .iter()
+        .find_map(|line| line.trim().strip_prefix("Password:"))
+        .map(str::trim);
+    assert_eq!(password.map(str::len), Some(20), "{welcome:#?}");
+}
+
 #[test]
 fn admin_commands_work_while_the_server_runs() {
     let server = TestServer::start();

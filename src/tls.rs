@@ -170,22 +170,81 @@ fn certified_key(cert: &Path, key: &Path, provider: &CryptoProvider) -> Result<C
     })
 }
 
+/// How long the quickstart certificate is valid: 825 days, the longest that Apple's
+/// platforms accept for a TLS server certificate of any issuer (other clients accept
+/// longer). Made again at a start within [`SELF_SIGNED_RENEWAL`] of its end.
+const SELF_SIGNED_VALIDITY_DAYS: i64 = 825;
+const SELF_SIGNED_RENEWAL: Duration = Duration::from_secs(30 * 24 * 60 * 60);
+/// The subject rcgen's `generate_simple_self_signed` gave the quickstart certificates of
+/// earlier versions (with a validity to the year 4096): such a certificate is made again.
+const OLD_QUICKSTART_SUBJECT: &[u8] = b"rcgen self signed cert";
+
+/// The quickstart certificate in `data_dir`, made when missing, old-style or near its
+/// end: named after `hostname` (subject CN), valid for it, `localhost` and the loopback
+/// addresses (clients that connect by IP check the address against the SANs too).
 fn self_signed(hostname: &str, data_dir: &Path) -> Result<(PathBuf, PathBuf)> {
     let cert_path = data_dir.join("tls-selfsigned-cert.pem");
     let key_path = data_dir.join("tls-selfsigned-key.pem");
-    if cert_path.exists() && key_path.exists() {
+    if key_path.exists() && !self_signed_needs_renewal(&cert_path) {
         return Ok((cert_path, key_path));
     }
-    let names = vec![hostname.to_owned(), "localhost".to_owned()];
-    let certified =
-        rcgen::generate_simple_self_signed(names).context("making a self-signed certificate")?;
+    let mut params = rcgen::CertificateParams::new(self_signed_names(hostname))
+        .context("making a self-signed certificate")?;
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, hostname);
+    let now = time::OffsetDateTime::now_utc();
+    // A day back, so that a client whose clock is a little behind accepts it at once.
+    params.not_before = now - time::Duration::days(1);
+    params.not_after = now + time::Duration::days(SELF_SIGNED_VALIDITY_DAYS);
+    let key_pair = rcgen::KeyPair::generate().context("making a key pair")?;
+    let cert = params
+        .self_signed(&key_pair)
+        .context("making a self-signed certificate")?;
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("creating {}", data_dir.display()))?;
-    write_private(&key_path, certified.key_pair.serialize_pem().as_bytes())?;
-    std::fs::write(&cert_path, certified.cert.pem())
+    write_private(&key_path, key_pair.serialize_pem().as_bytes())?;
+    std::fs::write(&cert_path, cert.pem())
         .with_context(|| format!("writing {}", cert_path.display()))?;
     tracing::info!(cert = %cert_path.display(), "made a self-signed TLS certificate");
     Ok((cert_path, key_path))
+}
+
+/// The quickstart certificate's names: the host name, `localhost`, 127.0.0.1 and ::1,
+/// each once (rcgen makes the addresses IP SANs).
+fn self_signed_names(hostname: &str) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for name in [hostname, "localhost", "127.0.0.1", "::1"] {
+        let name = name.to_ascii_lowercase();
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    names
+}
+
+/// Whether the quickstart certificate at `path` must be made (again): missing, made by
+/// an earlier version, or written longer ago than its validity less the renewal margin
+/// (it is written when made, so the file's time is its start).
+fn self_signed_needs_renewal(path: &Path) -> bool {
+    let Ok(pem) = std::fs::read(path) else {
+        return true;
+    };
+    let old_style = read_certs(path).is_ok_and(|certs| {
+        certs.first().is_some_and(|der| {
+            der.windows(OLD_QUICKSTART_SUBJECT.len())
+                .any(|window| window == OLD_QUICKSTART_SUBJECT)
+        })
+    });
+    let lifetime = Duration::from_secs(SELF_SIGNED_VALIDITY_DAYS as u64 * 24 * 60 * 60);
+    let written = std::fs::metadata(path).and_then(|meta| meta.modified());
+    let near_end = written.map_or(true, |written| {
+        SystemTime::now()
+            .duration_since(written)
+            .is_ok_and(|age| age + SELF_SIGNED_RENEWAL >= lifetime)
+    });
+    pem.is_empty() || old_style || near_end
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
@@ -240,6 +299,27 @@ mod tests {
             .expect("end entity")
             .clone()
             .into_owned()
+    }
+
+    #[test]
+    fn quickstart_certificates_of_earlier_versions_are_made_again() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (cert_path, key_path) = self_signed("mx.example.org", dir.path()).expect("made");
+        assert!(!self_signed_needs_renewal(&cert_path));
+        let made = std::fs::read(&cert_path).expect("read");
+        assert_eq!(
+            self_signed("mx.example.org", dir.path()).expect("kept"),
+            (cert_path.clone(), key_path)
+        );
+        assert_eq!(std::fs::read(&cert_path).expect("read"), made, "remade");
+        // rcgen's generate_simple_self_signed, as letterbox made them before.
+        let (old_pem, _, _) = pair();
+        std::fs::write(&cert_path, old_pem).expect("write");
+        assert!(self_signed_needs_renewal(&cert_path));
+        assert_eq!(
+            self_signed_names("LocalHost"),
+            ["localhost", "127.0.0.1", "::1"]
+        );
     }
 
     #[test]

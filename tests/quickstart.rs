@@ -99,6 +99,38 @@ fn a_first_start_on_a_busy_port_loses_no_password() {
     assert_eq!(password.map(str::len), Some(20), "{welcome:#?}");
 }
 
+/// The quickstart certificate is one a client can be told to trust: Python's ssl, given
+/// it as its only CA, verifies it for `localhost` and for 127.0.0.1 (an IP SAN), and it
+/// is named after the host and valid for at most 825 days (what Apple accepts).
+#[test]
+fn the_quickstart_certificate_verifies_for_the_host_name_and_the_loopback_address() {
+    let server = TestServer::start();
+    let cert = server.data_dir().join("tls-selfsigned-cert.pem");
+    let answer = python(
+        "import ssl, socket, sys, time
+cert, port = sys.argv[1], int(sys.argv[2])
+for name in ['localhost', '127.0.0.1']:
+    ctx = ssl.create_default_context(cafile=cert)
+    with socket.create_connection(('127.0.0.1', port), timeout=30) as sock:
+        with ctx.wrap_socket(sock, server_hostname=name) as tls:
+            peer = tls.getpeercert()
+            subject = dict(item[0] for item in peer['subject'])
+            days = (ssl.cert_time_to_seconds(peer['notAfter']) - time.time()) / 86400
+            sans = sorted(value for _, value in peer['subjectAltName'])
+            print(name, 'verified', subject['commonName'], round(days), ','.join(sans))",
+        &[common::path_str(&cert), &server.port("imaps").to_string()],
+    );
+    let lines: Vec<&str> = answer.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "localhost verified localhost 825 0:0:0:0:0:0:0:1,127.0.0.1,localhost",
+            "127.0.0.1 verified localhost 825 0:0:0:0:0:0:0:1,127.0.0.1,localhost",
+        ],
+        "{answer}"
+    );
+}
+
 #[test]
 fn admin_commands_work_while_the_server_runs() {
     let server = TestServer::start();

@@ -228,6 +228,26 @@ fn thunderbird_autoconfig_names_our_host_ports_and_tls_modes() {
     let lookup = url(&server, "/mail/config-v1.1.xml?domain=localhost");
     let host = format!("localhost:{}", server.port("http"));
     assert_eq!(json(&python(THUNDERBIRD, &[&lookup, &host])), expected);
+    // The same asked of the server's IP address: the domain comes from the query.
+    assert_eq!(json(&python(THUNDERBIRD, &[&lookup])), expected);
+    assert!(
+        fetch(
+            &url(&server, "/mail/config-v1.1.xml?domain=example.org"),
+            None,
+            None
+        )
+        .0
+        .starts_with("404")
+    );
+    assert!(
+        fetch(
+            &url(&server, "/mail/config-v1.1.xml?domain=a%20b"),
+            None,
+            None
+        )
+        .0
+        .starts_with("400")
+    );
 
     // An address with no account gets exactly the same document.
     let (status, existing) = fetch(&well_known, None, None);

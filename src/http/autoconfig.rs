@@ -159,9 +159,13 @@ fn preferred(services: &[Offered], protocol: Protocol) -> Option<&Offered> {
     services.iter().find(|o| o.service.protocol == protocol)
 }
 
+/// What Thunderbird-style clients put in the query: the address being set up
+/// (`emailaddress`, the well-known form) or its domain (`domain`, which Thunderbird
+/// appends to a lookup URL; clients that ask by IP have nothing else to name it by).
 #[derive(Deserialize)]
 struct ThunderbirdQuery {
     emailaddress: Option<String>,
+    domain: Option<String>,
 }
 
 async fn thunderbird(
@@ -169,9 +173,13 @@ async fn thunderbird(
     headers: HeaderMap,
     Query(query): Query<ThunderbirdQuery>,
 ) -> Result<Response, Refusal> {
-    let domain = match &query.emailaddress {
-        Some(address) => EmailAddress::parse(address)?.domain().to_owned(),
-        None => domain_from_host(&headers)?,
+    // The domain from `emailaddress`, `domain` or Host, in that order.
+    let domain = match (&query.emailaddress, &query.domain) {
+        (Some(address), _) => EmailAddress::parse(address)?.domain().to_owned(),
+        (None, Some(domain)) => {
+            check_domain(domain).map_err(|_| Refusal::BadRequest("domain is not a domain name"))?
+        }
+        (None, None) => domain_from_host(&headers)?,
     };
     ensure_hosted(&state, &domain).await?;
     let document = thunderbird_document(&domain, &state.hostname, &state.services);

@@ -432,6 +432,18 @@ fn healthz_answers_ok() {
     assert_eq!(body.trim(), "ok");
     let (status, _) = fetch(&url(&server, "/no-such-page"), None, None);
     assert!(status.starts_with("404"), "{status}");
+    // One log line per request, with the peer, path and status.
+    let log = server.log();
+    for line in [
+        r#"HTTP request method=GET path="/healthz" status=200"#,
+        r#"HTTP request method=GET path="/no-such-page" status=404"#,
+    ] {
+        assert!(
+            log.lines()
+                .any(|logged| logged.contains(line) && logged.contains("peer=127.0.0.1")),
+            "no {line:?} in {log}"
+        );
+    }
 
     // A client that never finishes its request head is cut off (slowloris), and its
     // connection was counted.

@@ -41,7 +41,13 @@ print(urllib.request.urlopen(sys.argv[1], timeout=30).read().decode())",
     assert!(server.data_dir().join("tls-selfsigned-cert.pem").exists());
     // The log goes to a file here, not a terminal: plain text, no colour codes.
     let log = server.log();
-    assert!(log.contains("listener started"), "{log}");
+    for listener in [
+        "SMTP listener started",
+        "IMAP listener started",
+        "HTTP listener started",
+    ] {
+        assert!(log.contains(listener), "no {listener:?} in {log}");
+    }
     assert!(!log.contains('\x1b'), "colour codes in a log file: {log}");
 }
 

@@ -137,7 +137,7 @@ impl Session {
             Ok(delivered) => {
                 tracing::info!(
                     id = %id,
-                    message = %delivered.message,
+                    stored_message = %delivered.message,
                     size,
                     sender = %transaction.mail_from,
                     recipients = transaction.recipients.len(),

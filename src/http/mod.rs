@@ -144,7 +144,25 @@ pub fn router(state: HttpState) -> Router {
         .route("/metrics", get(metrics))
         .merge(autoconfig::routes())
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BODY))
+        .layer(axum::middleware::from_fn(log_request))
         .with_state(state)
+}
+
+/// One INFO line per request, in the connection's span (which names the peer): method,
+/// path (the query is left out: it carries email addresses), status and time taken.
+async fn log_request(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    tracing::info!(
+        %method,
+        path,
+        status = response.status().as_u16(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "HTTP request"
+    );
+    response
 }
 
 /// Serves `router` on `listener` until shutdown. Each connection holds a slot of the
@@ -167,7 +185,8 @@ pub async fn serve(
         };
         let service = service.clone();
         let token = shutdown.token.clone();
-        shutdown.tracker.spawn(async move {
+        let span = tracing::info_span!("http", %peer);
+        let task = async move {
             let _permit = permit;
             let mut builder = hyper::server::conn::http1::Builder::new();
             builder
@@ -198,7 +217,10 @@ pub async fn serve(
             if let Err(error) = result {
                 tracing::debug!(%error, %peer, "HTTP connection ended with an error");
             }
-        });
+        };
+        shutdown
+            .tracker
+            .spawn(tracing::Instrument::instrument(task, span));
     }
     tracing::info!(?address, "HTTP listener stopped");
 }

@@ -163,7 +163,7 @@ impl Session {
                 let meta = match metas.get(&entry.message) {
                     Some(meta) => Arc::clone(meta),
                     None if needs_meta => {
-                        tracing::warn!(message = %entry.message, "message has no stored meta; analysing it");
+                        tracing::warn!(stored_message = %entry.message, "message has no stored meta; analysing it");
                         Arc::new(storage::mime::analyse(raw).meta)
                     }
                     None => Arc::clone(&no_meta),

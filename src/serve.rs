@@ -315,7 +315,11 @@ fn print_welcome(
         );
     }
     if config.tls.cert.is_none() {
-        println!("  The TLS certificate is self-signed: accept it once in your client.");
+        println!(
+            "  The TLS certificate is self-signed ({}):",
+            config.data_dir.join("tls-selfsigned-cert.pem").display()
+        );
+        println!("  accept it once in your client, or make your system trust that file.");
     }
     println!();
 }

@@ -137,6 +137,58 @@ for name in ['localhost', '127.0.0.1']:
     );
 }
 
+/// The welcome text in the README is what the first start prints, line for line, with
+/// this run's password, ports and data directory put back to the README's.
+#[test]
+fn the_readme_shows_the_welcome_the_server_prints() {
+    let server = TestServer::start();
+    let readme = include_str!("../README.md");
+    let block = readme
+        .split_once("prints what to type into a mail client:\n\n```\n")
+        .and_then(|(_, rest)| rest.split_once("```"))
+        .map(|(block, _)| block)
+        .expect("welcome block in README.md");
+    let quickstart_ports = [
+        ("imaps", 2993),
+        ("imap", 2143),
+        ("submissions", 2465),
+        ("submission", 2587),
+        ("smtp", 2525),
+        ("http", 2080),
+    ];
+    let readme_password = block
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("Password:"))
+        .map(str::trim)
+        .expect("password line");
+    let data_dir = server.data_dir();
+    let mut printed = String::new();
+    for line in server
+        .output
+        .iter()
+        .take_while(|line| !line.starts_with("listening "))
+    {
+        let mut line = line
+            .replace(&server.password, readme_password)
+            .replace(&data_dir.display().to_string(), "./letterbox-data");
+        for (listener, port) in quickstart_ports {
+            for after in [",", " "] {
+                line = line.replace(
+                    &format!("port {}{after}", server.port(listener)),
+                    &format!("port {port}{after}"),
+                );
+            }
+            line = line.replace(
+                &format!("localhost:{}/", server.port(listener)),
+                &format!("localhost:{port}/"),
+            );
+        }
+        printed.push_str(&line);
+        printed.push('\n');
+    }
+    assert_eq!(block.trim_end(), printed.trim_end());
+}
+
 #[test]
 fn admin_commands_work_while_the_server_runs() {
     let server = TestServer::start();

@@ -261,6 +261,37 @@ fn check_config_shows_the_http_listener() {
     assert!(text.contains("http: [127.0.0.1:8080]"), "{text}");
 }
 
+/// The README's sample configuration, every table in it, is one `check-config` accepts.
+#[test]
+fn the_readme_sample_configuration_is_valid() {
+    let readme = include_str!("../README.md");
+    let sample = readme
+        .split_once("```toml\n")
+        .and_then(|(_, rest)| rest.split_once("```"))
+        .map(|(sample, _)| sample)
+        .expect("a toml block in README.md");
+    for table in [
+        "[listen]",
+        "[tls]",
+        "[limits]",
+        "[submission]",
+        "[outbound]",
+        "[inbound]",
+        "[dns]",
+    ] {
+        assert!(sample.contains(table), "the sample has no {table}");
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("letterbox.toml");
+    std::fs::write(&path, sample).expect("write");
+    let output = letterbox_with(&path, "check-config");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 /// Runs `letterbox --config PATH COMMAND` to its end.
 fn letterbox_with(path: &std::path::Path, command: &str) -> std::process::Output {
     Command::new(letterbox_bin())

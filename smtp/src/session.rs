@@ -10,7 +10,7 @@ use crate::budget::Reservation;
 use crate::proto::command::is_auth_line;
 use crate::proto::command::parse_command;
 use crate::proto::reply::{
-    AUTH_REQUIRED, BAD_SEQUENCE, CLOSING, POLICY_CLOSE, SERVICE_READY, TEMPORARY_AUTH_FAILURE,
+    AUTH_REQUIRED, BAD_SEQUENCE, CLOSING, POLICY_CLOSE, SERVICE_READY, TLS_NOT_AVAILABLE,
     UNRECOGNIZED,
 };
 use crate::proto::{BodyBuffer, Command, Line, Reply, Ret};
@@ -283,7 +283,7 @@ impl Session {
                     Err(Reply::new(BAD_SEQUENCE, "TLS already active"))
                 } else if !self.tls_available {
                     // RFC 3207 §4: 454 when TLS is not available.
-                    Err(Reply::new(TEMPORARY_AUTH_FAILURE, "TLS not available"))
+                    Err(Reply::new(TLS_NOT_AVAILABLE, "TLS not available"))
                 } else {
                     Ok(())
                 }

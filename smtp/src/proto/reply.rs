@@ -99,9 +99,11 @@ pub const LOCAL_ERROR: ReplyCode = ReplyCode::new(451, 4, 3, 0);
 pub const INSUFFICIENT_STORAGE: ReplyCode = ReplyCode::new(452, 4, 3, 1);
 /// `452 4.5.3` RFC 5321 §4.5.3.1.10 too many recipients.
 pub const TOO_MANY_RECIPIENTS: ReplyCode = ReplyCode::new(452, 4, 5, 3);
-/// `454 4.7.0` RFC 4954 §6 temporary authentication failure; RFC 3207 §4 TLS not
-/// available.
+/// `454 4.7.0` RFC 4954 §6 temporary authentication failure.
 pub const TEMPORARY_AUTH_FAILURE: ReplyCode = ReplyCode::new(454, 4, 7, 0);
+/// `454 4.7.0` RFC 3207 §4: "TLS not available due to temporary reason" (the same code
+/// as [`TEMPORARY_AUTH_FAILURE`], named for what it says here).
+pub const TLS_NOT_AVAILABLE: ReplyCode = ReplyCode::new(454, 4, 7, 0);
 
 // ---- 5xx: permanent negative ----
 

@@ -623,6 +623,7 @@ pub(crate) fn search_messages(criteria: &[u8], messages: &[&[u8]], now: i64) -> 
             internal_date: now,
             size: u32::try_from(raw.len()).unwrap_or(u32::MAX),
             message: MessageId(i64::from(n)),
+            save_date: Some(now),
         };
         batch.metas.insert(entry.message, Arc::new(analysis.meta));
         batch.texts.insert(entry.message, analysis.body_text);
@@ -647,6 +648,7 @@ mod tests {
             internal_date: 0,
             size: 0,
             message: MessageId(1),
+            save_date: None,
         }
     }
 

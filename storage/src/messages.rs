@@ -832,6 +832,23 @@ impl Store {
         Ok(analyse_off_workers(raw).await?.meta)
     }
 
+    /// RFC 8970 PREVIEW of messages whose meta was stored before previews were computed
+    /// at delivery: from their raw bytes, analysed again on the blocking pool (one query
+    /// per chunk). Not stored back: such messages only get fewer.
+    pub async fn previews_from_raw(
+        &self,
+        messages: &[MessageId],
+    ) -> Result<HashMap<MessageId, String>> {
+        let raws = self.raw_messages(messages).await?;
+        tokio::task::spawn_blocking(move || {
+            raws.into_iter()
+                .map(|(id, raw)| (id, analyse(&raw).meta.preview.unwrap_or_default()))
+                .collect()
+        })
+        .await
+        .map_err(|e| StoreError::Corrupt(e.to_string()))
+    }
+
     /// The decoded text of a message's text parts, for SEARCH BODY/TEXT.
     pub async fn message_text(&self, message: MessageId) -> Result<String> {
         sqlx::query_scalar("SELECT body_text FROM messages WHERE id = $1")

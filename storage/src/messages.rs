@@ -341,15 +341,15 @@ pub(crate) async fn copy_in_tx(
         let uid = Uid(first_uid.0 + offset as u32);
         // RFC 8514 §3: the copy's save date is now; its internal date is the original's.
         sqlx::query(INSERT_ENTRY)
-        .bind(target.0)
-        .bind(uid.0 as i64)
-        .bind(entry.message.0)
-        .bind(modseq.0 as i64)
-        .bind(&entry.flags)
-        .bind(entry.internal_date)
-        .bind(now)
-        .execute(&mut *conn)
-        .await?;
+            .bind(target.0)
+            .bind(uid.0 as i64)
+            .bind(entry.message.0)
+            .bind(modseq.0 as i64)
+            .bind(&entry.flags)
+            .bind(entry.internal_date)
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
         mapping.push((entry.uid, uid));
         changes.push(Change {
             account,
@@ -447,15 +447,15 @@ async fn deliver_in_tx(
         // RFC 8514 §3: "the current date and time at which the message is delivered to a
         // mailbox MUST be used to set the save date attribute" (APPEND too).
         sqlx::query(INSERT_ENTRY)
-        .bind(mailbox.0)
-        .bind(uid.0 as i64)
-        .bind(message)
-        .bind(modseq.0 as i64)
-        .bind(&flags)
-        .bind(internal_date)
-        .bind(now)
-        .execute(&mut *conn)
-        .await?;
+            .bind(mailbox.0)
+            .bind(uid.0 as i64)
+            .bind(message)
+            .bind(modseq.0 as i64)
+            .bind(&flags)
+            .bind(internal_date)
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
         placed.push((mailbox, uid_validity, uid));
         changes.push(Change {
             account,

@@ -3,8 +3,8 @@
 //! text for SEARCH, and the keys SORT and THREAD use. FETCH serves from this and the raw
 //! bytes; nothing re-parses a message on read.
 
-use crate::{preview, rfc5322};
 pub use crate::rfc5322::{EnvelopeAddress, unfolded_fields};
+use crate::{preview, rfc5322};
 use mail_parser::{
     Address, HeaderValue, Message, MessageParser, MessagePart, MimeHeaders, PartType,
 };

@@ -132,7 +132,10 @@ mod tests {
             text_preview("Yes.\r\n> Shall we?\r\n>> Lunch?\r\nSee you.\r\n"),
             "Yes. See you."
         );
-        assert_eq!(text_preview("> Shall we?\r\n> Lunch?\r\n"), ">Shall we? Lunch?");
+        assert_eq!(
+            text_preview("> Shall we?\r\n> Lunch?\r\n"),
+            ">Shall we? Lunch?"
+        );
         // Not at the start of a line: ordinary text.
         assert_eq!(text_preview("a > b"), "a > b");
     }

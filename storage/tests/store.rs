@@ -1541,13 +1541,15 @@ async fn save_date_is_set_at_every_insertion(backend: Backend) {
         .await
         .expect("second connection");
     for (uid, save_date) in [(1i64, None), (2, Some(1_000i64))] {
-        sqlx::query("UPDATE mailbox_messages SET save_date = $1 WHERE mailbox_id = $2 AND uid = $3")
-            .bind(save_date)
-            .bind(inbox.id.0)
-            .bind(uid)
-            .execute(&mut other)
-            .await
-            .expect("age the save date");
+        sqlx::query(
+            "UPDATE mailbox_messages SET save_date = $1 WHERE mailbox_id = $2 AND uid = $3",
+        )
+        .bind(save_date)
+        .bind(inbox.id.0)
+        .bind(uid)
+        .execute(&mut other)
+        .await
+        .expect("age the save date");
     }
     let entries = f.store.mailbox_entries(inbox.id).await.expect("entries");
     assert_eq!(entries[0].save_date, None);

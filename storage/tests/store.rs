@@ -54,6 +54,18 @@ impl Place {
     async fn open(&self) -> Store {
         Store::open(&self.url).await.expect("open store")
     }
+
+    /// A connection of its own to the store's database, past the `Store` (and its cache),
+    /// as another process would have.
+    async fn second_connection(&self, backend: Backend) -> sqlx::AnyConnection {
+        let url = match backend {
+            Backend::Sqlite => format!("sqlite:{}", self.url),
+            Backend::Postgres => self.url.clone(),
+        };
+        sqlx::AnyConnection::connect(&url)
+            .await
+            .expect("second connection")
+    }
 }
 
 struct Fixture {
@@ -863,13 +875,7 @@ async fn message_ids_are_never_reused_after_the_newest_is_deleted(backend: Backe
     assert!(next > newest, "id {next} after deleting {newest}");
 
     // The admin CLI is another process: its deletes bypass this store (and its cache).
-    let url = match backend {
-        Backend::Sqlite => format!("sqlite:{}", f.place.url),
-        Backend::Postgres => f.place.url.clone(),
-    };
-    let mut other = sqlx::AnyConnection::connect(&url)
-        .await
-        .expect("second connection");
+    let mut other = f.place.second_connection(backend).await;
     sqlx::query("DELETE FROM mailbox_messages WHERE message_id = $1")
         .bind(next.0)
         .execute(&mut other)
@@ -1533,13 +1539,7 @@ async fn save_date_is_set_at_every_insertion(backend: Backend) {
     }
 
     // As if stored before migration 0012 (NULL), and as if saved long ago.
-    let url = match backend {
-        Backend::Sqlite => format!("sqlite:{}", f.place.url),
-        Backend::Postgres => f.place.url.clone(),
-    };
-    let mut other = sqlx::AnyConnection::connect(&url)
-        .await
-        .expect("second connection");
+    let mut other = f.place.second_connection(backend).await;
     for (uid, save_date) in [(1i64, None), (2, Some(1_000i64))] {
         sqlx::query(
             "UPDATE mailbox_messages SET save_date = $1 WHERE mailbox_id = $2 AND uid = $3",
@@ -1592,6 +1592,36 @@ fn unix_now() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
+/// RFC 8970 PREVIEW: computed at delivery and stored in the meta; meta stored before it
+/// existed (no `preview` in its JSON) still loads, with none, and the preview is then
+/// computed from the raw message.
+async fn preview_is_stored_and_computed_for_meta_stored_before(backend: Backend) {
+    let place = Place::new(backend).await;
+    let raw = b"Subject: hi\r\n\r\nHello  there,\r\n> quoted\r\nBob\r\n".to_vec();
+    let message = {
+        let store = place.open().await;
+        let inbox = first_inbox(&store).await;
+        let message = deliver(&store, vec![inbox], raw).await.message;
+        let metas = store.message_meta(&[message]).await.expect("meta");
+        assert_eq!(metas[&message].preview.as_deref(), Some("Hello there, Bob"));
+        message
+    };
+    let mut other = place.second_connection(backend).await;
+    let without_preview = match backend {
+        Backend::Sqlite => "UPDATE messages SET meta = json_remove(meta, '$.preview')",
+        Backend::Postgres => "UPDATE messages SET meta = (meta::jsonb - 'preview')::text",
+    };
+    sqlx::query(without_preview)
+        .execute(&mut other)
+        .await
+        .expect("meta as stored before");
+    let store = place.open().await;
+    let metas = store.message_meta(&[message]).await.expect("meta");
+    assert_eq!(metas[&message].preview, None);
+    let previews = store.previews_from_raw(&[message]).await.expect("previews");
+    assert_eq!(previews[&message], "Hello there, Bob");
+}
+
 macro_rules! on_both_backends {
     ($($test:ident),* $(,)?) => {
         mod sqlite {
@@ -1633,4 +1663,5 @@ on_both_backends!(
     message_ids_are_never_reused_after_the_newest_is_deleted,
     recent_is_claimed_by_exactly_one_session,
     save_date_is_set_at_every_insertion,
+    preview_is_stored_and_computed_for_meta_stored_before,
 );

@@ -2,7 +2,8 @@
 //! (`tests/corpus/*.eml`, CRLF, APPENDed byte for byte and in the same order) goes into
 //! a private, loopback-only Dovecot and into letterbox; then ENVELOPE, BODYSTRUCTURE,
 //! BODY, RFC822.SIZE, BODY[] / [HEADER] / [TEXT] / [HEADER.FIELDS (..)] /
-//! [HEADER.FIELDS.NOT (..)], partial fetches, and [n], [n.MIME] (and [n.HEADER],
+//! [HEADER.FIELDS.NOT (..)], partial fetches, PREVIEW (RFC 8970: the same algorithm as
+//! Dovecot's, so the same text), and [n], [n.MIME] (and [n.HEADER],
 //! [n.TEXT] for message/rfc822 parts) for every part Dovecot's BODYSTRUCTURE shows, and
 //! a set of SEARCH queries are asked of both and compared. Any difference fails, unless
 //! RFC 9051 allows both answers.
@@ -558,7 +559,7 @@ def plan(bodystructure):
     items = ["ENVELOPE", "BODYSTRUCTURE", "BODY", "RFC822.SIZE", "BODY.PEEK[]",
              "BODY.PEEK[HEADER]", "BODY.PEEK[TEXT]", "BODY.PEEK[HEADER.FIELDS (From Subject)]",
              "BODY.PEEK[HEADER.FIELDS.NOT (From Subject Received)]", "BODY.PEEK[]<0.40>",
-             "BODY.PEEK[TEXT]<3.25>", "RFC822.HEADER", "BODY.PEEK[1]<2.10>"]
+             "BODY.PEEK[TEXT]<3.25>", "RFC822.HEADER", "BODY.PEEK[1]<2.10>", "PREVIEW"]
     numbers = list(parts(bodystructure, [])) if is_multipart(bodystructure) else [[1]]
     for number in numbers:
         p = ".".join(map(str, number))

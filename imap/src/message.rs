@@ -4,6 +4,7 @@
 
 use crate::proto::base64;
 use crate::proto::command::{Section, SectionText};
+use crate::proto::datetime::format_date_time;
 use crate::proto::response::{nstring, string};
 use std::borrow::Cow;
 use storage::MessageMeta;
@@ -36,6 +37,30 @@ pub fn envelope(out: &mut Vec<u8>, envelope: &Envelope, utf8: bool) {
     out.push(b' ');
     nstring(out, envelope.message_id.as_deref().map(str::as_bytes), utf8);
     out.push(b')');
+}
+
+/// RFC 8970 §7: `msg-att-dynamic =/ "PREVIEW" SP nstring`. The text is UTF-8; a client
+/// that did not ENABLE UTF8=ACCEPT gets non-ASCII text as a literal (an IMAP4rev1
+/// literal may hold any octet but NUL, RFC 3501 §4.3), as Dovecot sends it. NIL only
+/// for PREVIEW (LAZY) of a message stored before previews were computed (§3.1).
+pub fn preview(out: &mut Vec<u8>, text: Option<&str>, utf8: bool) {
+    out.extend_from_slice(b"PREVIEW ");
+    nstring(out, text.map(str::as_bytes), utf8);
+}
+
+/// RFC 8514 §5: `msg-att-static =/ "SAVEDATE" SP (date-time / nil)`. NIL for a message
+/// whose save date is unknown (placed in its mailbox before save dates were kept): §4.2
+/// answers NIL where the storage has no save date.
+pub fn save_date(out: &mut Vec<u8>, save_date: Option<i64>) {
+    out.extend_from_slice(b"SAVEDATE ");
+    match save_date {
+        Some(at) => {
+            out.push(b'"');
+            out.extend_from_slice(format_date_time(at).as_bytes());
+            out.push(b'"');
+        }
+        None => out.extend_from_slice(b"NIL"),
+    }
 }
 
 /// `env-from = "(" 1*address ")" / nil`;
@@ -476,6 +501,27 @@ mod tests {
             text(&out).ends_with("\"BASE64\" 4) \"mixed\")"),
             "{}",
             text(&out)
+        );
+    }
+
+    #[test]
+    fn formats_preview_and_save_date() {
+        let mut out = Vec::new();
+        preview(&mut out, Some("Hi \"Bob\""), false);
+        out.push(b' ');
+        preview(&mut out, Some("Grüße"), false);
+        out.push(b' ');
+        preview(&mut out, Some("Grüße"), true);
+        out.push(b' ');
+        preview(&mut out, None, true);
+        out.push(b' ');
+        save_date(&mut out, Some(1_420_138_253));
+        out.push(b' ');
+        save_date(&mut out, None);
+        assert_eq!(
+            text(&out),
+            "PREVIEW \"Hi \\\"Bob\\\"\" PREVIEW {7}\r\nGrüße PREVIEW \"Grüße\" PREVIEW NIL \
+             SAVEDATE \" 1-Jan-2015 18:50:53 +0000\" SAVEDATE NIL"
         );
     }
 

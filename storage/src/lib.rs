@@ -21,6 +21,7 @@ mod migrate;
 pub mod mime;
 mod notify;
 mod password;
+pub mod preview;
 mod queue;
 pub mod rfc5322;
 mod subject;

@@ -48,6 +48,10 @@ pub struct MessageEntry {
     pub internal_date: i64,
     pub size: u32,
     pub message: MessageId,
+    /// RFC 8514 §3: when the message was saved into this mailbox (delivery, APPEND, the
+    /// target of COPY or MOVE), seconds since the epoch; `None` for entries stored before
+    /// save dates were kept (migration 0012).
+    pub save_date: Option<i64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -66,6 +70,11 @@ pub struct MailboxChanges {
     /// The mailbox's HIGHESTMODSEQ in the same snapshot as the changes.
     pub highest_modseq: ModSeq,
 }
+
+/// Places a message in a mailbox: every insertion sets the save date (RFC 8514 §3).
+const INSERT_ENTRY: &str = "INSERT INTO mailbox_messages
+     (mailbox_id, uid, message_id, modseq, flags, internal_date, save_date)
+     VALUES ($1, $2, $3, $4, $5, $6, $7)";
 
 /// Takes `count` UIDs and one new modseq in `mailbox`.
 async fn allocate(
@@ -332,23 +341,24 @@ pub(crate) async fn copy_in_tx(
         return Ok((Vec::new(), Vec::new()));
     }
     let (account, _, first_uid, modseq) = allocate(conn, target, entries.len() as u32).await?;
+    let now = unix_now();
     let total: i64 = entries.iter().map(|e| e.size).sum();
     charge_quota(conn, account, total).await?;
     let mut mapping = Vec::with_capacity(entries.len());
     let mut changes = Vec::with_capacity(entries.len() * 2);
     for (offset, entry) in entries.iter().enumerate() {
         let uid = Uid(first_uid.0 + offset as u32);
-        sqlx::query(
-            "INSERT INTO mailbox_messages (mailbox_id, uid, message_id, modseq, flags, internal_date) VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(target.0)
-        .bind(uid.0 as i64)
-        .bind(entry.message.0)
-        .bind(modseq.0 as i64)
-        .bind(&entry.flags)
-        .bind(entry.internal_date)
-        .execute(&mut *conn)
-        .await?;
+        // RFC 8514 §3: the copy's save date is now; its internal date is the original's.
+        sqlx::query(INSERT_ENTRY)
+            .bind(target.0)
+            .bind(uid.0 as i64)
+            .bind(entry.message.0)
+            .bind(modseq.0 as i64)
+            .bind(&entry.flags)
+            .bind(entry.internal_date)
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
         mapping.push((entry.uid, uid));
         changes.push(Change {
             account,
@@ -443,17 +453,18 @@ async fn deliver_in_tx(
     for &mailbox in &delivery.mailboxes {
         let (account, uid_validity, uid, modseq) = allocate(conn, mailbox, 1).await?;
         charge_quota(conn, account, size).await?;
-        sqlx::query(
-            "INSERT INTO mailbox_messages (mailbox_id, uid, message_id, modseq, flags, internal_date) VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(mailbox.0)
-        .bind(uid.0 as i64)
-        .bind(message)
-        .bind(modseq.0 as i64)
-        .bind(&flags)
-        .bind(internal_date)
-        .execute(&mut *conn)
-        .await?;
+        // RFC 8514 §3: "the current date and time at which the message is delivered to a
+        // mailbox MUST be used to set the save date attribute" (APPEND too).
+        sqlx::query(INSERT_ENTRY)
+            .bind(mailbox.0)
+            .bind(uid.0 as i64)
+            .bind(message)
+            .bind(modseq.0 as i64)
+            .bind(&flags)
+            .bind(internal_date)
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
         placed.push((mailbox, uid_validity, uid));
         changes.push(Change {
             account,
@@ -660,7 +671,7 @@ impl Store {
     /// Every message of a mailbox in UID order: what SELECT builds a session view from.
     pub async fn mailbox_entries(&self, mailbox: MailboxId) -> Result<Vec<MessageEntry>> {
         let rows = sqlx::query(&self.backend.sql(
-            "SELECT mm.uid, mm.modseq, mm.flags, mm.internal_date, mm.message_id, m.size
+            "SELECT mm.uid, mm.modseq, mm.flags, mm.internal_date, mm.message_id, m.size, mm.save_date
              FROM mailbox_messages mm JOIN messages m INDEXED BY messages_size ON m.id = mm.message_id
              WHERE mm.mailbox_id = $1 ORDER BY mm.uid",
         ))
@@ -677,13 +688,13 @@ impl Store {
         // can be half seen, and a session catching up costs one round trip to a reader.
         // `kind` 0: a changed entry, 1: an expunged UID, 2: the mailbox's HIGHESTMODSEQ.
         let rows = sqlx::query(&self.backend.sql(
-            "SELECT 0 AS kind, mm.uid, mm.modseq, mm.flags, mm.internal_date, mm.message_id, m.size
+            "SELECT 0 AS kind, mm.uid, mm.modseq, mm.flags, mm.internal_date, mm.message_id, m.size, mm.save_date
              FROM mailbox_messages mm JOIN messages m INDEXED BY messages_size ON m.id = mm.message_id
              WHERE mm.mailbox_id = $1 AND mm.modseq > $2
              UNION ALL
-             SELECT 1, uid, modseq, '', 0, 0, 0 FROM expunged WHERE mailbox_id = $1 AND modseq > $2
+             SELECT 1, uid, modseq, '', 0, 0, 0, NULL FROM expunged WHERE mailbox_id = $1 AND modseq > $2
              UNION ALL
-             SELECT 2, 0, highestmodseq, '', 0, 0, 0 FROM mailboxes WHERE id = $1
+             SELECT 2, 0, highestmodseq, '', 0, 0, 0, NULL FROM mailboxes WHERE id = $1
              ORDER BY 1, 2",
         ))
         .bind(mailbox.0)
@@ -707,6 +718,7 @@ impl Store {
                     internal_date: row.try_get(4)?,
                     message: MessageId(row.try_get(5)?),
                     size: row.try_get::<i64, _>(6)? as u32,
+                    save_date: row.try_get(7)?,
                 }),
                 1 => changes.expunged.push(uid),
                 _ => {
@@ -832,6 +844,23 @@ impl Store {
         Ok(analyse_off_workers(raw).await?.meta)
     }
 
+    /// RFC 8970 PREVIEW of messages whose meta was stored before previews were computed
+    /// at delivery: from their raw bytes, analysed again on the blocking pool (one query
+    /// per chunk). Not stored back: such messages only get fewer.
+    pub async fn previews_from_raw(
+        &self,
+        messages: &[MessageId],
+    ) -> Result<HashMap<MessageId, String>> {
+        let raws = self.raw_messages(messages).await?;
+        tokio::task::spawn_blocking(move || {
+            raws.into_iter()
+                .map(|(id, raw)| (id, analyse(&raw).meta.preview.unwrap_or_default()))
+                .collect()
+        })
+        .await
+        .map_err(|e| StoreError::Corrupt(e.to_string()))
+    }
+
     /// The decoded text of a message's text parts, for SEARCH BODY/TEXT.
     pub async fn message_text(&self, message: MessageId) -> Result<String> {
         sqlx::query_scalar("SELECT body_text FROM messages WHERE id = $1")
@@ -945,6 +974,7 @@ fn entry_from_row(row: &sqlx::any::AnyRow) -> Result<MessageEntry> {
         internal_date: row.try_get(3)?,
         message: MessageId(row.try_get(4)?),
         size: row.try_get::<i64, _>(5)? as u32,
+        save_date: row.try_get(6)?,
     })
 }
 

@@ -190,6 +190,8 @@ const TABLES: &[Table] = &[
             ("modseq", Kind::Int),
             ("flags", Kind::Text),
             ("internal_date", Kind::Int),
+            // RFC 8514 §3: the save date stays what it was (NULL stays NULL).
+            ("save_date", Kind::Int),
         ],
         key: 2,
         rows_per_chunk: ROWS_PER_CHUNK,
@@ -553,8 +555,8 @@ mod tests {
         );
         assert_eq!(
             entries.insert_sql(2),
-            "INSERT INTO mailbox_messages (mailbox_id, uid, message_id, modseq, flags, internal_date) \
-             VALUES ($1,$2,$3,$4,$5,$6), ($7,$8,$9,$10,$11,$12)"
+            "INSERT INTO mailbox_messages (mailbox_id, uid, message_id, modseq, flags, internal_date, save_date) \
+             VALUES ($1,$2,$3,$4,$5,$6,$7), ($8,$9,$10,$11,$12,$13,$14)"
         );
     }
 

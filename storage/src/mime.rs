@@ -3,9 +3,9 @@
 //! text for SEARCH, and the keys SORT and THREAD use. FETCH serves from this and the raw
 //! bytes; nothing re-parses a message on read.
 
-use crate::rfc5322;
 pub use crate::rfc5322::{EnvelopeAddress, unfolded_fields};
 pub use crate::subject::{base_subject, base_subject_and_reply};
+use crate::{preview, rfc5322};
 use mail_parser::{
     Address, HeaderValue, Message, MessageParser, MessagePart, MimeHeaders, PartType,
 };
@@ -37,6 +37,10 @@ pub struct MessageMeta {
     /// Message-ID and References/In-Reply-To ids, for THREAD=REFERENCES (RFC 5256 §3).
     pub message_id: Option<String>,
     pub references: Vec<String>,
+    /// RFC 8970 PREVIEW text (see [`crate::preview`]). `None` in meta stored before it
+    /// existed: FETCH PREVIEW then computes it from the raw message.
+    #[serde(default)]
+    pub preview: Option<String>,
 }
 
 /// RFC 9051 §7.5.2 ENVELOPE: header values as they appear in the message (unfolded).
@@ -126,6 +130,7 @@ pub fn analyse(raw: &[u8]) -> Analysis {
 }
 
 fn unparsed(raw: &[u8]) -> Analysis {
+    let body_text = String::from_utf8_lossy(raw).into_owned();
     Analysis {
         meta: MessageMeta {
             envelope: Envelope::default(),
@@ -137,8 +142,9 @@ fn unparsed(raw: &[u8]) -> Analysis {
             base_subject: String::new(),
             message_id: None,
             references: Vec::new(),
+            preview: Some(preview::text_preview(&body_text)),
         },
-        body_text: String::from_utf8_lossy(raw).into_owned(),
+        body_text,
     }
 }
 
@@ -159,6 +165,7 @@ fn analyse_parsed(raw: &[u8]) -> Analysis {
                 base_subject: base_subject(message.subject().unwrap_or("")),
                 message_id: message.message_id().map(str::to_owned),
                 references: thread_references(&message),
+                preview: Some(preview::message_preview(&message)),
             };
             Analysis { meta, body_text }
         }

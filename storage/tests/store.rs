@@ -54,6 +54,18 @@ impl Place {
     async fn open(&self) -> Store {
         Store::open(&self.url).await.expect("open store")
     }
+
+    /// A connection of its own to the store's database, past the `Store` (and its cache),
+    /// as another process would have.
+    async fn second_connection(&self, backend: Backend) -> sqlx::AnyConnection {
+        let url = match backend {
+            Backend::Sqlite => format!("sqlite:{}", self.url),
+            Backend::Postgres => self.url.clone(),
+        };
+        sqlx::AnyConnection::connect(&url)
+            .await
+            .expect("second connection")
+    }
 }
 
 struct Fixture {
@@ -866,13 +878,7 @@ async fn message_ids_are_never_reused_after_the_newest_is_deleted(backend: Backe
     assert!(next > newest, "id {next} after deleting {newest}");
 
     // The admin CLI is another process: its deletes bypass this store (and its cache).
-    let url = match backend {
-        Backend::Sqlite => format!("sqlite:{}", f.place.url),
-        Backend::Postgres => f.place.url.clone(),
-    };
-    let mut other = sqlx::AnyConnection::connect(&url)
-        .await
-        .expect("second connection");
+    let mut other = f.place.second_connection(backend).await;
     sqlx::query("DELETE FROM mailbox_messages WHERE message_id = $1")
         .bind(next.0)
         .execute(&mut other)
@@ -1510,6 +1516,115 @@ async fn recent_is_claimed_by_exactly_one_session(backend: Backend) {
 }
 
 /// Each test above, once per backend: `sqlite::NAME` and `postgres_backend::NAME`.
+/// RFC 8514 §3: every insertion into a mailbox (delivery, APPEND, the target of COPY and
+/// MOVE) sets the save date to the moment of it, whatever the internal date; an entry
+/// stored before migration 0012 reads as unknown (`None`), and a copy of it gets its own.
+async fn save_date_is_set_at_every_insertion(backend: Backend) {
+    let f = fixture(backend).await;
+    let inbox = mailbox(&f.store, f.account, "INBOX").await;
+    let archive = mailbox(&f.store, f.account, "Archive").await;
+    let before = unix_now();
+    f.store
+        .deliver(Delivery {
+            raw: message(1),
+            mailboxes: vec![inbox.id],
+            internal_date: Some(1_000_000_000),
+            ..Delivery::default()
+        })
+        .await
+        .expect("deliver");
+    deliver(&f.store, vec![inbox.id], message(2)).await;
+    let entries = f.store.mailbox_entries(inbox.id).await.expect("entries");
+    assert_eq!(entries[0].internal_date, 1_000_000_000);
+    for entry in &entries {
+        let saved = entry.save_date.expect("save date");
+        assert!((before..=unix_now()).contains(&saved), "{entry:?}");
+    }
+
+    // As if stored before migration 0012 (NULL), and as if saved long ago.
+    let mut other = f.place.second_connection(backend).await;
+    for (uid, save_date) in [(1i64, None), (2, Some(1_000i64))] {
+        sqlx::query(
+            "UPDATE mailbox_messages SET save_date = $1 WHERE mailbox_id = $2 AND uid = $3",
+        )
+        .bind(save_date)
+        .bind(inbox.id.0)
+        .bind(uid)
+        .execute(&mut other)
+        .await
+        .expect("age the save date");
+    }
+    let entries = f.store.mailbox_entries(inbox.id).await.expect("entries");
+    assert_eq!(entries[0].save_date, None);
+    assert_eq!(entries[1].save_date, Some(1_000));
+
+    let copy_time = unix_now();
+    f.store
+        .copy_messages(inbox.id, vec![Uid(1), Uid(2)], archive.id)
+        .await
+        .expect("copy");
+    f.store
+        .move_messages(inbox.id, vec![Uid(2)], archive.id)
+        .await
+        .expect("move");
+    let copies = f.store.mailbox_entries(archive.id).await.expect("entries");
+    assert_eq!(copies.len(), 3);
+    for entry in &copies {
+        let saved = entry.save_date.expect("save date of the copy");
+        assert!((copy_time..=unix_now()).contains(&saved), "{entry:?}");
+    }
+    // The originals keep theirs; changes_since reads the same column.
+    let changes = f
+        .store
+        .changes_since(inbox.id, ModSeq(0))
+        .await
+        .expect("changes");
+    assert_eq!(changes.changed.len(), 1);
+    assert_eq!(changes.changed[0].save_date, None);
+    let changes = f
+        .store
+        .changes_since(archive.id, ModSeq(0))
+        .await
+        .expect("changes");
+    assert!(changes.changed.iter().all(|e| e.save_date.is_some()));
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// RFC 8970 PREVIEW: computed at delivery and stored in the meta; meta stored before it
+/// existed (no `preview` in its JSON) still loads, with none, and the preview is then
+/// computed from the raw message.
+async fn preview_is_stored_and_computed_for_meta_stored_before(backend: Backend) {
+    let place = Place::new(backend).await;
+    let raw = b"Subject: hi\r\n\r\nHello  there,\r\n> quoted\r\nBob\r\n".to_vec();
+    let message = {
+        let store = place.open().await;
+        let inbox = first_inbox(&store).await;
+        let message = deliver(&store, vec![inbox], raw).await.message;
+        let metas = store.message_meta(&[message]).await.expect("meta");
+        assert_eq!(metas[&message].preview.as_deref(), Some("Hello there, Bob"));
+        message
+    };
+    let mut other = place.second_connection(backend).await;
+    let without_preview = match backend {
+        Backend::Sqlite => "UPDATE messages SET meta = json_remove(meta, '$.preview')",
+        Backend::Postgres => "UPDATE messages SET meta = (meta::jsonb - 'preview')::text",
+    };
+    sqlx::query(without_preview)
+        .execute(&mut other)
+        .await
+        .expect("meta as stored before");
+    let store = place.open().await;
+    let metas = store.message_meta(&[message]).await.expect("meta");
+    assert_eq!(metas[&message].preview, None);
+    let previews = store.previews_from_raw(&[message]).await.expect("previews");
+    assert_eq!(previews[&message], "Hello there, Bob");
+}
+
 macro_rules! on_both_backends {
     ($($test:ident),* $(,)?) => {
         mod sqlite {
@@ -1550,4 +1665,6 @@ on_both_backends!(
     header_bytes_are_the_raw_prefix_and_unfolded_fields_are_stored,
     message_ids_are_never_reused_after_the_newest_is_deleted,
     recent_is_claimed_by_exactly_one_session,
+    save_date_is_set_at_every_insertion,
+    preview_is_stored_and_computed_for_meta_stored_before,
 );

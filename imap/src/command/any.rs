@@ -53,6 +53,9 @@ impl Session {
                 "QUOTA=RES-STORAGE",
                 "COMPRESS=DEFLATE",
                 "MULTIAPPEND",
+                // RFC 8970 §3 and RFC 8514 §4.1.
+                "PREVIEW",
+                "SAVEDATE",
             ]
             .map(String::from),
         );

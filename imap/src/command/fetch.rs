@@ -12,7 +12,7 @@ use crate::proto::response::{Code, literal, literal8, string_text};
 use crate::proto::tag::is_astring_char;
 use crate::session::{CommandResult, Completion, Session, State};
 use std::borrow::Cow;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use storage::{FlagOperation, Flags, MessageMeta, ModSeq};
 
@@ -69,8 +69,11 @@ impl Session {
                     | FetchItem::Binary { .. }
                     | FetchItem::BinarySize { .. }
                     | FetchItem::Rfc822(Rfc822Part::Header | Rfc822Part::Text)
+                    | FetchItem::Preview { .. }
             )
         });
+        // RFC 8970 §3.1: PREVIEW without LAZY must always give the preview.
+        let asks_preview_now = items.contains(&FetchItem::Preview { lazy: false });
         let needs_header = items.iter().any(only_top_header);
         let needs_raw = items.iter().any(|item| {
             !only_top_header(item)
@@ -146,6 +149,11 @@ impl Session {
             };
             let headers = if needs_header && !needs_raw {
                 store.message_headers(&ids).await?
+            } else {
+                Default::default()
+            };
+            let old_previews = if asks_preview_now {
+                previews_not_stored(&store, &metas).await?
             } else {
                 Default::default()
             };
@@ -257,6 +265,14 @@ impl Session {
                                 }
                             }
                         }
+                        FetchItem::Preview { .. } => message::preview(
+                            out,
+                            meta.preview
+                                .as_deref()
+                                .or(old_previews.get(&entry.message).map(String::as_str)),
+                            utf8,
+                        ),
+                        FetchItem::SaveDate => message::save_date(out, entry.save_date),
                         FetchItem::BinarySize { part } => {
                             out.extend_from_slice(
                                 format!("BINARY.SIZE[{}] ", part_spec(part)).as_bytes(),
@@ -292,6 +308,25 @@ impl Session {
             })),
         }
     }
+}
+
+/// The previews of messages whose meta was stored before previews were computed at
+/// delivery (it has none): computed here from their raw bytes, for PREVIEW without LAZY
+/// (RFC 8970 §3.1 lets PREVIEW (LAZY) answer NIL for them instead). Every message
+/// delivered since has its preview in its meta.
+async fn previews_not_stored(
+    store: &storage::Store,
+    metas: &HashMap<storage::MessageId, Arc<MessageMeta>>,
+) -> Result<HashMap<storage::MessageId, String>, CommandError> {
+    let missing: Vec<storage::MessageId> = metas
+        .iter()
+        .filter(|(_, meta)| meta.preview.is_none())
+        .map(|(&id, _)| id)
+        .collect();
+    if missing.is_empty() {
+        return Ok(HashMap::new());
+    }
+    Ok(store.previews_from_raw(&missing).await?)
 }
 
 /// True for an item that reads nothing but the top-level header section: BODY[HEADER],

@@ -279,6 +279,7 @@ fn matches(key: &Key, c: &Candidate<'_>, now: i64) -> bool {
 fn matches_leaf(key: &SearchKey, c: &Candidate<'_>, now: i64) -> bool {
     let sent = || c.meta.and_then(sent_date_of);
     let internal = || date_of(c.entry.internal_date);
+    let saved = || date_of(c.entry.save_date.unwrap_or(c.entry.internal_date));
     match key {
         SearchKey::All => true,
         // `Key::compile` turns these into `Key`'s own variants; they are never leaves.
@@ -309,6 +310,14 @@ fn matches_leaf(key: &SearchKey, c: &Candidate<'_>, now: i64) -> bool {
         SearchKey::SentBefore(date) => sent().is_some_and(|d| d < *date),
         SearchKey::SentOn(date) => sent().is_some_and(|d| d == *date),
         SearchKey::SentSince(date) => sent().is_some_and(|d| d >= *date),
+        // RFC 8514 §4.3: the save date "disregarding time and timezone". An entry placed
+        // before save dates were kept has none: for it the internal date, as §4.3 has
+        // it where the storage lacks the attribute.
+        SearchKey::SavedBefore(date) => saved() < *date,
+        SearchKey::SavedOn(date) => saved() == *date,
+        SearchKey::SavedSince(date) => saved() >= *date,
+        // Every mailbox keeps save dates.
+        SearchKey::SaveDateSupported => true,
     }
 }
 
@@ -623,6 +632,7 @@ pub(crate) fn search_messages(criteria: &[u8], messages: &[&[u8]], now: i64) -> 
             internal_date: now,
             size: u32::try_from(raw.len()).unwrap_or(u32::MAX),
             message: MessageId(i64::from(n)),
+            save_date: Some(now),
         };
         batch.metas.insert(entry.message, Arc::new(analysis.meta));
         batch.texts.insert(entry.message, analysis.body_text);
@@ -647,6 +657,7 @@ mod tests {
             internal_date: 0,
             size: 0,
             message: MessageId(1),
+            save_date: None,
         }
     }
 

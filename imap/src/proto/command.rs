@@ -328,6 +328,11 @@ pub enum SearchKey {
     /// RFC 5032 `OLDER n` / `YOUNGER n`: internal date more / at most n seconds ago.
     Older(u32),
     Younger(u32),
+    /// RFC 8514 §4.3 SAVEDBEFORE, SAVEDON, SAVEDSINCE and SAVEDATESUPPORTED.
+    SavedBefore(Date),
+    SavedOn(Date),
+    SavedSince(Date),
+    SaveDateSupported,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -359,6 +364,12 @@ pub enum FetchItem {
     BinarySize {
         part: Vec<u32>,
     },
+    /// RFC 8970 §3 `PREVIEW` and `PREVIEW (LAZY)`.
+    Preview {
+        lazy: bool,
+    },
+    /// RFC 8514 §4.2 `SAVEDATE`.
+    SaveDate,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -172,6 +172,10 @@ impl Parser<'_> {
                     partial: self.partial()?,
                 }
             }
+            b"PREVIEW" => FetchItem::Preview {
+                lazy: self.preview_modifiers()?,
+            },
+            b"SAVEDATE" => FetchItem::SaveDate,
             b"BINARY.SIZE" => {
                 self.require(b'[', "Expected a section")?;
                 let part = self.section_part()?;
@@ -180,6 +184,26 @@ impl Parser<'_> {
             }
             _ => return err("Unknown fetch item"),
         })
+    }
+
+    /// RFC 8970 §7: `fetch-att =/ "PREVIEW" [SP "(" preview-mod *(SP preview-mod) ")"]`;
+    /// `preview-mod = "LAZY"`. True when LAZY was given. A `(` that does not start with
+    /// a preview-mod is left for what follows (the FETCH modifiers of RFC 7162 §3.1.4).
+    fn preview_modifiers(&mut self) -> PResult<bool> {
+        let start = self.pos;
+        if !(self.eat(b' ') && self.eat(b'(') && self.at_keyword("LAZY")) {
+            self.pos = start;
+            return Ok(false);
+        }
+        loop {
+            if !self.keyword("LAZY") {
+                return err("Unknown PREVIEW modifier");
+            }
+            if self.eat(b')') {
+                return Ok(true);
+            }
+            self.sp()?;
+        }
     }
 
     /// `fetch = "FETCH" SP sequence-set SP ("ALL" / "FULL" / "FAST" / fetch-att /
@@ -281,6 +305,46 @@ mod tests {
         assert!(
             matches!(&items[0], FetchItem::BodySection { section, .. } if section.text == Some(SectionText::Mime))
         );
+    }
+
+    #[test]
+    fn parses_preview_and_savedate() {
+        // RFC 8970 §4 and RFC 8514 §4.2 examples.
+        let items = |line: &str| match parse(line) {
+            CommandBody::Fetch { items, .. } => items,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            items("a FETCH 1 (UID PREVIEW)\r\n"),
+            vec![FetchItem::Uid, FetchItem::Preview { lazy: false }]
+        );
+        assert_eq!(
+            items("a FETCH 1:3 (UID PREVIEW (LAZY) SAVEDATE)\r\n"),
+            vec![
+                FetchItem::Uid,
+                FetchItem::Preview { lazy: true },
+                FetchItem::SaveDate
+            ]
+        );
+        assert_eq!(
+            items("a FETCH 1 preview (lazy lazy)\r\n"),
+            vec![FetchItem::Preview { lazy: true }]
+        );
+        assert_eq!(items("a FETCH 998 SAVEDATE\r\n"), vec![FetchItem::SaveDate]);
+        // The `(` after a lone PREVIEW may be the FETCH modifiers.
+        let CommandBody::Fetch {
+            items,
+            changed_since,
+            ..
+        } = parse("a FETCH 1 PREVIEW (CHANGEDSINCE 7)\r\n")
+        else {
+            panic!()
+        };
+        assert_eq!(items, vec![FetchItem::Preview { lazy: false }]);
+        assert_eq!(changed_since, Some(7));
+        fails("a FETCH 1 (PREVIEW (LAZY FUZZY))\r\n");
+        fails("a FETCH 1 (PREVIEW ())\r\n");
+        fails("a FETCH 1 (PREVIEW (LAZY)\r\n");
     }
 
     #[test]

@@ -117,6 +117,18 @@ impl Parser<'_> {
                 self.sp()?;
                 Ok(SearchKey::Uid(self.sequence()?))
             }
+            // RFC 8514 §5: `search-key =/ "SAVEDBEFORE" SP date / "SAVEDON" SP date /
+            // "SAVEDSINCE" SP date / "SAVEDATESUPPORTED"`.
+            "SAVEDBEFORE" | "SAVEDON" | "SAVEDSINCE" => {
+                self.sp()?;
+                let date = self.date()?;
+                Ok(match name.as_str() {
+                    "SAVEDBEFORE" => SearchKey::SavedBefore(date),
+                    "SAVEDON" => SearchKey::SavedOn(date),
+                    _ => SearchKey::SavedSince(date),
+                })
+            }
+            "SAVEDATESUPPORTED" => Ok(SearchKey::SaveDateSupported),
             // RFC 7162 §3.1.5: `"MODSEQ" [search-modseq-ext] SP mod-sequence-valzer`;
             // `search-modseq-ext = SP entry-name SP entry-type-req`. We keep one modseq
             // per message, which §3.1.5 says then stands for every entry.
@@ -286,5 +298,29 @@ mod tests {
             ])
         );
         fails("a SEARCH YOUNGER 0\r\n");
+    }
+
+    #[test]
+    fn parses_savedate_keys() {
+        // RFC 8514 §4.3 keys.
+        let CommandBody::Search(search) = parse(
+            "a SEARCH SAVEDON 28-Dec-2014 savedsince \"1-Jan-2015\" SAVEDBEFORE 2-Jan-2015 SAVEDATESUPPORTED\r\n",
+        ) else {
+            panic!()
+        };
+        let day = |d: u8, m: time::Month, y: i32| {
+            time::Date::from_calendar_date(y, m, d).unwrap_or_else(|e| panic!("{e}"))
+        };
+        assert_eq!(
+            search.key,
+            SearchKey::And(vec![
+                SearchKey::SavedOn(day(28, time::Month::December, 2014)),
+                SearchKey::SavedSince(day(1, time::Month::January, 2015)),
+                SearchKey::SavedBefore(day(2, time::Month::January, 2015)),
+                SearchKey::SaveDateSupported,
+            ])
+        );
+        fails("a SEARCH SAVEDON\r\n");
+        fails("a SEARCH SAVEDSINCE 32-Dec-2014\r\n");
     }
 }

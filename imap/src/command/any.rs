@@ -53,6 +53,7 @@ impl Session {
                 "QUOTA=RES-STORAGE",
                 "COMPRESS=DEFLATE",
                 "MULTIAPPEND",
+                "OBJECTID",
             ]
             .map(String::from),
         );

@@ -165,6 +165,15 @@ const ACCEPTED: &[Accepted] = &[
         rule: Rule::Line(without_tagged_highestmodseq),
     },
     Accepted {
+        what: "MAILBOXID (letterbox implements OBJECTID, Dovecot 2.3 does not): the \
+               untagged OK [MAILBOXID (...)] of SELECT/EXAMINE and the [MAILBOXID (...)] \
+               code in the tagged OK of CREATE",
+        rfc: "RFC 3501 §7.1: \"Status responses MAY include an OPTIONAL \"response code\".\" \
+              RFC 8474 §4.1 asks for MAILBOXID only of a server that lists OBJECTID, and \
+              the capability lists differ (above).",
+        rule: Rule::Answer(without_mailboxid),
+    },
+    Accepted {
         what: "the order of flags in FLAGS, PERMANENTFLAGS and FETCH FLAGS lists",
         rfc: "RFC 3501 §7.2.6: \"The flag parenthesized list identifies the flags (at a \
               minimum, the system-defined flags) that are applicable for this mailbox.\" \
@@ -431,6 +440,15 @@ fn without_clientbug(line: &str, _: &Seen) -> String {
 
 fn without_tagged_highestmodseq(line: &str, _: &Seen) -> String {
     without_code(line, "HIGHESTMODSEQ ", true)
+}
+
+/// Drops an untagged `* OK [MAILBOXID (...)]` and the code from a tagged OK.
+fn without_mailboxid(_: &Context, lines: Vec<String>) -> Vec<String> {
+    lines
+        .into_iter()
+        .filter(|line| !line.starts_with("* OK [MAILBOXID "))
+        .map(|line| without_code(&line, "MAILBOXID ", true))
+        .collect()
 }
 
 /// Sorts the words of every `FLAGS (...)` list (PERMANENTFLAGS included).

@@ -68,6 +68,8 @@ pub fn store_error_response(error: &StoreError) -> (Option<Code>, Cow<'static, s
             Some(Code::AlreadyExists),
             format!("{what} already exists").into(),
         ),
+        // RFC 6154 §3: "the server SHOULD include the new \"USEATTR\" response code".
+        StoreError::SpecialUseTaken { .. } => (Some(Code::UseAttr), error.to_string().into()),
         StoreError::OverQuota => (Some(Code::OverQuota), "Quota exceeded".into()),
         StoreError::Invalid { what, reason } => (
             Some(Code::Cannot),

@@ -615,11 +615,11 @@ async fn list_and_mailbox_management() {
     );
     assert_eq!(
         c.run("c", "CREATE Projekte/Entw&APw-rfe").await,
-        lines(&["c OK CREATE completed"])
+        lines(&["c OK [MAILBOXID (F8)] CREATE completed"])
     );
     assert_eq!(
         c.run("d", "CREATE projekte/x").await,
-        lines(&["d OK CREATE completed"]),
+        lines(&["d OK [MAILBOXID (F10)] CREATE completed"]),
         "names other than INBOX are case-sensitive"
     );
     assert_eq!(
@@ -703,15 +703,24 @@ async fn list_and_mailbox_management() {
             "q OK LIST completed"
         ])
     );
+    // RFC 6154 §3: one mailbox per special use; the default Archive has \\Archive.
     assert_eq!(
         c.run("r", "CREATE Archiv2 (USE (\\Archive))").await,
-        lines(&["r OK CREATE completed"])
+        lines(&["r NO [USEATTR] \\Archive is already the special use of Archive"])
+    );
+    assert_eq!(
+        c.run("r2", "DELETE Archive").await,
+        lines(&["r2 OK DELETE completed"])
+    );
+    let created = c.run("r3", "CREATE Archiv2 (USE (\\Archive))").await;
+    assert!(
+        created.len() == 1 && created[0].starts_with("r3 OK [MAILBOXID (F"),
+        "{created:?}"
     );
     assert_eq!(
         c.run("s", "LIST (SPECIAL-USE) \"\" Archiv*").await,
         lines(&[
             "* LIST (\\HasNoChildren \\Archive) \"/\" \"Archiv2\"",
-            "* LIST (\\HasNoChildren \\Archive) \"/\" \"Archive\"",
             "s OK LIST completed"
         ])
     );
@@ -750,6 +759,7 @@ async fn select_fetch_store_and_expunge() {
             "* OK [UNSEEN 1] First unseen".to_owned(),
             format!("* OK [UIDVALIDITY {validity}] UIDs valid"),
             "* OK [UIDNEXT 5] Predicted next UID".to_owned(),
+            "* OK [MAILBOXID (F1)] Mailbox id".to_owned(),
             "a OK [READ-WRITE] SELECT completed".to_owned(),
         ]
     );

@@ -18,6 +18,12 @@ pub enum StoreError {
     AlreadyExists(String),
     #[error("invalid {what}: {reason}")]
     Invalid { what: &'static str, reason: String },
+    /// RFC 6154 §3: another mailbox of the account has this special use.
+    #[error("{} is already the special use of {holder}", role.attribute())]
+    SpecialUseTaken {
+        role: crate::types::SpecialUse,
+        holder: String,
+    },
     #[error("quota exceeded")]
     OverQuota,
     #[error("the mailbox changed since the given modseq")]

@@ -15,6 +15,7 @@
 mod accounts;
 mod cache;
 mod error;
+mod id_sequence;
 mod mailboxes;
 mod messages;
 mod migrate;

@@ -2,6 +2,7 @@
 //! subscriptions and special-use roles.
 
 use crate::error::{Result, StoreError};
+use crate::id_sequence::{IdSequence, next_id};
 use crate::notify::{Change, ChangeKind};
 use crate::types::{AccountId, MAILBOX_DELIMITER, MailboxId, ModSeq, SpecialUse, Uid, UidValidity};
 use crate::writer::JobOutput;
@@ -111,20 +112,48 @@ pub(crate) async fn insert_mailbox(
     if exists > 0 {
         return Err(StoreError::AlreadyExists(format!("mailbox {name}")));
     }
+    if let Some(role) = special_use {
+        special_use_free(conn, account, role).await?;
+    }
     let uid_validity = next_uid_validity(conn).await?;
-    let id: i64 = sqlx::query_scalar(
-        "INSERT INTO mailboxes (account_id, name, uidvalidity, special_use) VALUES ($1, $2, $3, $4) RETURNING id",
+    // RFC 8474 §4.1: the id is the MAILBOXID, never given to another mailbox.
+    let id = next_id(conn, IdSequence::Mailboxes).await?;
+    sqlx::query(
+        "INSERT INTO mailboxes (id, account_id, name, uidvalidity, special_use) VALUES ($1, $2, $3, $4, $5)",
     )
+    .bind(id)
     .bind(account.0)
     .bind(name)
     .bind(uid_validity as i64)
     .bind(special_use.map(SpecialUse::attribute))
-    .fetch_one(&mut *conn)
+    .execute(&mut *conn)
     .await?;
     if subscribed {
         subscribe_in_tx(conn, account, name, true).await?;
     }
     Ok(MailboxId(id))
+}
+
+/// RFC 6154 §3: a server may refuse a special use it "cannot be assigned to the specified
+/// mailbox". One mailbox per role and account, so that a client looking for `\Sent`
+/// finds one answer; checked in the writer's transaction, so two CREATEs cannot both
+/// take the role.
+async fn special_use_free(
+    conn: &mut AnyConnection,
+    account: AccountId,
+    role: SpecialUse,
+) -> Result<()> {
+    let holder: Option<String> = sqlx::query_scalar(
+        "SELECT name FROM mailboxes WHERE account_id = $1 AND special_use = $2 LIMIT 1",
+    )
+    .bind(account.0)
+    .bind(role.attribute())
+    .fetch_optional(&mut *conn)
+    .await?;
+    match holder {
+        Some(holder) => Err(StoreError::SpecialUseTaken { role, holder }),
+        None => Ok(()),
+    }
 }
 
 /// Adds `name` to the account's subscription list or takes it off; either is a no-op

@@ -3,6 +3,7 @@
 
 use crate::cache::CachedMessage;
 use crate::error::{Result, StoreError};
+use crate::id_sequence::{IdSequence, next_id};
 use crate::mime::{MessageMeta, analyse, top_header, unfolded_fields};
 use crate::notify::{Change, ChangeKind};
 use crate::queue::{Outbound, insert_queue_item};
@@ -157,22 +158,6 @@ pub(crate) fn placeholders(first: usize, count: usize) -> String {
         .map(|n| format!("${n}"))
         .collect::<Vec<_>>()
         .join(",")
-}
-
-/// A message id never used before (see migration 0003 and `cache`): one more than both
-/// the last one handed out and the largest in the table, so a row written without the
-/// sequence cannot collide either.
-async fn next_message_id(conn: &mut AnyConnection) -> Result<MessageId> {
-    let id: i64 = sqlx::query_scalar(
-        "UPDATE id_sequences
-         SET last_id = (SELECT CASE WHEN COALESCE(MAX(id), 0) > last_id THEN MAX(id) ELSE last_id END
-                        FROM messages) + 1
-         WHERE name = 'messages' RETURNING last_id",
-    )
-    .fetch_optional(&mut *conn)
-    .await?
-    .ok_or_else(|| StoreError::Corrupt("no id sequence for messages".into()))?;
-    Ok(MessageId(id))
 }
 
 /// A message up to this size is analysed on the async worker that has it: cheaper than
@@ -432,7 +417,8 @@ async fn deliver_in_tx(
     let delivery = &prepared.delivery;
     let size = delivery.raw.len() as i64;
     let now = unix_now();
-    let MessageId(message) = next_message_id(conn).await?;
+    // A message id never used before (see migration 0003 and `cache`).
+    let message = next_id(conn, IdSequence::Messages).await?;
     sqlx::query(
         "INSERT INTO messages (id, raw, header, size, meta, body_text, sent_date, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )

@@ -236,8 +236,9 @@ const TABLES: &[Table] = &[
         identity: true,
         on_conflict: "",
     },
-    // A new store has the row for `messages` already (both backends' migrations make
-    // it); the larger last id wins, so no id is ever handed out twice.
+    // A new store has the rows for `messages` and `mailboxes` already (both backends'
+    // migrations make them); the larger last id wins, so no id is ever handed out twice
+    // (RFC 8474 §4.1: a MAILBOXID names one mailbox for ever).
     Table {
         name: "id_sequences",
         columns: &[("name", Kind::Text), ("last_id", Kind::Int)],

@@ -891,6 +891,62 @@ async fn message_ids_are_never_reused_after_the_newest_is_deleted(backend: Backe
     assert_eq!(metas[&last].envelope.subject.as_deref(), Some("message 4"));
 }
 
+/// RFC 8474 §4.1: a mailbox id (our MAILBOXID) stays through RENAME and is never given
+/// to another mailbox, not even after the newest is deleted; RFC 6154 §3: one mailbox per
+/// special use and account, refused in the transaction that would take it twice.
+async fn mailbox_ids_are_never_reused_and_special_uses_are_one_per_account(backend: Backend) {
+    let f = fixture(backend).await;
+    let projects = f
+        .store
+        .create_mailbox(f.account, "Projects", None)
+        .await
+        .expect("create");
+    f.store
+        .rename_mailbox(projects, "Work")
+        .await
+        .expect("rename");
+    assert_eq!(mailbox(&f.store, f.account, "Work").await.id, projects);
+    f.store.delete_mailbox(projects).await.expect("delete");
+    let again = f
+        .store
+        .create_mailbox(f.account, "Work", None)
+        .await
+        .expect("create again");
+    assert!(again > projects, "id {again} after deleting {projects}");
+
+    // The default Sent has \Sent: a second one is refused and nothing is created.
+    let taken = f
+        .store
+        .create_mailbox(f.account, "Sent Items", Some(SpecialUse::Sent))
+        .await;
+    assert!(
+        matches!(
+            &taken,
+            Err(StoreError::SpecialUseTaken { role: SpecialUse::Sent, holder }) if holder == "Sent"
+        ),
+        "{taken:?}"
+    );
+    assert!(
+        f.store
+            .mailbox_by_name(f.account, "Sent Items")
+            .await
+            .expect("lookup")
+            .is_none()
+    );
+    // Once Sent is gone, the use is free.
+    let sent = mailbox(&f.store, f.account, "Sent").await;
+    f.store.delete_mailbox(sent.id).await.expect("delete sent");
+    let items = f
+        .store
+        .create_mailbox(f.account, "Sent Items", Some(SpecialUse::Sent))
+        .await
+        .expect("use is free");
+    assert_eq!(
+        f.store.mailbox(items).await.expect("mailbox").special_use,
+        Some(SpecialUse::Sent)
+    );
+}
+
 #[tokio::test]
 async fn migration_0003_backfills_messages_stored_before_it() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -1076,6 +1132,13 @@ async fn an_installation_copied_from_sqlite_to_postgres_and_back_reads_the_same(
         .set_subscribed(alice, "Projects/2026", true)
         .await
         .expect("subscribe");
+    // The newest mailbox, deleted: its id is not in the copy, yet the target must not
+    // give it out again (RFC 8474 §4.1 MAILBOXID).
+    let scratch = source
+        .create_mailbox(alice, "Scratch", None)
+        .await
+        .expect("create");
+    source.delete_mailbox(scratch).await.expect("delete");
     // A subscription outlives its mailbox (RFC 9051 §6.3.9) and is copied as it is.
     source
         .set_subscribed(alice, "Gone", true)
@@ -1180,7 +1243,7 @@ async fn an_installation_copied_from_sqlite_to_postgres_and_back_reads_the_same(
     assert_eq!(report.rows("mailbox_messages"), Some(606));
     assert_eq!(report.rows("expunged"), Some(1));
     assert_eq!(report.rows("queue"), Some(1));
-    assert_eq!(report.rows("id_sequences"), Some(1));
+    assert_eq!(report.rows("id_sequences"), Some(2));
 
     let mut expected = before;
     let text = expected.texts.get_mut(&with_nul).expect("text");
@@ -1239,6 +1302,10 @@ async fn an_installation_copied_from_sqlite_to_postgres_and_back_reads_the_same(
         .await
         .expect("create after copy");
     assert!(new_mailbox > largest_mailbox);
+    assert!(
+        new_mailbox > scratch,
+        "{new_mailbox} after deleted {scratch}"
+    );
     assert!(
         target
             .mailbox(new_mailbox)
@@ -1664,6 +1731,7 @@ on_both_backends!(
     bare_lf_and_cr_are_stored_as_crlf_and_nothing_else_changes,
     header_bytes_are_the_raw_prefix_and_unfolded_fields_are_stored,
     message_ids_are_never_reused_after_the_newest_is_deleted,
+    mailbox_ids_are_never_reused_and_special_uses_are_one_per_account,
     recent_is_claimed_by_exactly_one_session,
     save_date_is_set_at_every_insertion,
     preview_is_stored_and_computed_for_meta_stored_before,

@@ -56,6 +56,8 @@ impl Session {
                 // RFC 8970 §3 and RFC 8514 §4.1.
                 "PREVIEW",
                 "SAVEDATE",
+                // RFC 8474 §3.
+                "OBJECTID",
             ]
             .map(String::from),
         );

@@ -8,6 +8,7 @@ use crate::message;
 use crate::proto::Sequence;
 use crate::proto::command::{FetchItem, Rfc822Part, Section, SectionText};
 use crate::proto::datetime::format_date_time;
+use crate::proto::objectid;
 use crate::proto::response::{Code, literal, literal8, string_text};
 use crate::proto::tag::is_astring_char;
 use crate::session::{CommandResult, Completion, Session, State};
@@ -205,6 +206,13 @@ impl Session {
                         FetchItem::ModSeq => {
                             out.extend_from_slice(format!("MODSEQ ({})", entry.modseq).as_bytes())
                         }
+                        // RFC 8474 §7: `"EMAILID" SP "(" objectid ")"`, and
+                        // `"THREADID" SP ("(" objectid ")" / nil)`: ours is NIL (§5.2,
+                        // threads are not kept with the message).
+                        FetchItem::EmailId => out.extend_from_slice(
+                            format!("EMAILID ({})", objectid::email_id(entry.message)).as_bytes(),
+                        ),
+                        FetchItem::ThreadId => out.extend_from_slice(b"THREADID NIL"),
                         FetchItem::InternalDate => out.extend_from_slice(
                             format!("INTERNALDATE \"{}\"", format_date_time(entry.internal_date))
                                 .as_bytes(),

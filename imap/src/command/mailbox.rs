@@ -4,10 +4,11 @@
 
 use crate::error::CommandError;
 use crate::proto::command::{ListCommand, StatusItem};
+use crate::proto::objectid;
 use crate::proto::response::{self, Code};
 use crate::session::{CommandResult, Completion, Session, State};
 use std::collections::{BTreeMap, HashSet};
-use storage::{MAILBOX_DELIMITER, Mailbox, MailboxStatus, SpecialUse};
+use storage::{MAILBOX_DELIMITER, Mailbox, MailboxId, MailboxStatus, SpecialUse};
 
 /// One row of a LIST answer: a mailbox, a name on the subscription list whose mailbox
 /// does not exist, or a superior level of either that does not exist.
@@ -33,6 +34,16 @@ impl Session {
         let mut role = None;
         for attribute in special_use {
             match SpecialUse::from_attribute(attribute) {
+                // RFC 6154 §2: \All and \Flagged are virtual mailboxes that "present" the
+                // messages of others; a mailbox made by CREATE would hold its own, so it
+                // "cannot be assigned" these (§3). Dovecot 2.3 configures them as virtual
+                // folders too.
+                Some(SpecialUse::All | SpecialUse::Flagged) => {
+                    return Err(CommandError::no(
+                        Some(Code::UseAttr),
+                        "Virtual special uses cannot be created",
+                    ));
+                }
                 Some(found) if role.is_none() => role = Some(found),
                 Some(_) => {
                     return Err(CommandError::no(
@@ -48,11 +59,18 @@ impl Session {
                 }
             }
         }
-        self.server
+        // A special use another mailbox has is refused with [USEATTR] by storage.
+        let id = self
+            .server
             .store
             .create_mailbox(account, name, role)
             .await?;
-        Ok(Completion::ok("CREATE completed"))
+        // RFC 8474 §4.1: a successful CREATE reports the new mailbox's MAILBOXID in its
+        // tagged OK.
+        Ok(Completion::ok_with(
+            Code::MailboxId(objectid::mailbox_id(id)),
+            "CREATE completed",
+        ))
     }
 
     pub(crate) async fn existing(&self, mailbox: &str) -> Result<Mailbox, CommandError> {
@@ -218,7 +236,7 @@ impl Session {
             if let (Some((id, name)), Some(items)) = (status, &list.return_status) {
                 match self.server.store.mailbox_status(id).await {
                     Ok(status) => {
-                        let line = self.status_line(&name, &status, items);
+                        let line = self.status_line(id, &name, &status, items);
                         response::untagged(&mut self.conn.out, &line);
                     }
                     Err(error) => tracing::debug!(%error, "LIST-STATUS skipped a mailbox"),
@@ -278,7 +296,7 @@ impl Session {
         }
         let target = self.existing(mailbox).await?;
         let status = self.server.store.mailbox_status(target.id).await?;
-        let line = self.status_line(&target.name, &status, items);
+        let line = self.status_line(target.id, &target.name, &status, items);
         response::untagged(&mut self.conn.out, &line);
         Ok(Completion::ok("STATUS completed"))
     }
@@ -286,6 +304,7 @@ impl Session {
     /// `mailbox-data =/ "STATUS" SP mailbox SP "(" [status-att-list] ")"`
     pub(crate) fn status_line(
         &self,
+        id: MailboxId,
         name: &str,
         status: &MailboxStatus,
         items: &[StatusItem],
@@ -319,6 +338,8 @@ impl Session {
                 StatusItem::DeletedStorage => {
                     format!("DELETED-STORAGE {}", status.deleted_size.div_ceil(1024))
                 }
+                // RFC 8474 §4.2: `"MAILBOXID" SP "(" objectid ")"`.
+                StatusItem::MailboxId => format!("MAILBOXID ({})", objectid::mailbox_id(id)),
             })
             .collect();
         format!(

@@ -298,6 +298,11 @@ fn matches_leaf(key: &SearchKey, c: &Candidate<'_>, now: i64) -> bool {
         // interval"; YOUNGER, "within the specified interval" (seconds before now).
         SearchKey::Older(seconds) => now - c.entry.internal_date > i64::from(*seconds),
         SearchKey::Younger(seconds) => now - c.entry.internal_date <= i64::from(*seconds),
+        // RFC 8474 §6: the messages whose EMAILID is the one given (an objectid not of
+        // our making names none).
+        SearchKey::EmailId(id) => id.message() == Some(c.entry.message),
+        // RFC 8474 §5.2: our THREADID is NIL, so no message has the one given.
+        SearchKey::ThreadId(_) => false,
         SearchKey::Flag(flag, set) => c.entry.flags.contains(flag) == *set,
         SearchKey::Keyword(keyword, set) => c.entry.flags.contains(keyword) == *set,
         // `Key::compile` turns these into sets of this session's recent UIDs.

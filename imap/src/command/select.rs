@@ -3,6 +3,7 @@
 
 use crate::error::CommandError;
 use crate::proto::command::QresyncParams;
+use crate::proto::objectid;
 use crate::proto::response::{self, Code, Status};
 use crate::session::{CommandResult, Completion, Session, State};
 use crate::view::{View, flags_fetch_line};
@@ -77,6 +78,13 @@ impl Session {
             Status::Ok,
             Some(&Code::UidNext(status.uid_next.0)),
             "Predicted next UID",
+        );
+        // RFC 8474 §4.1: SELECT and EXAMINE report the mailbox's MAILBOXID.
+        response::untagged_status(
+            &mut self.conn.out,
+            Status::Ok,
+            Some(&Code::MailboxId(objectid::mailbox_id(target.id))),
+            "Mailbox id",
         );
         if self.enabled.condstore {
             // RFC 7162 §3.1.2.1: HIGHESTMODSEQ on every SELECT/EXAMINE once enabled.

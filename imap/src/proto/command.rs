@@ -1,6 +1,7 @@
 //! Commands (RFC 9051 §6 and the extensions we implement) as [`parse_command`] gives
 //! them to the session, and the limits the parser enforces.
 
+use super::objectid::ObjectId;
 use super::sequence::{Sequence, SequenceSet};
 use super::tag::Tag;
 use std::borrow::Cow;
@@ -222,6 +223,8 @@ pub enum StatusItem {
     AppendLimit,
     /// RFC 9208 §4.2: octets (in units of 1024) an EXPUNGE would free.
     DeletedStorage,
+    /// RFC 8474 §4.2 `MAILBOXID`.
+    MailboxId,
 }
 
 /// APPEND with one message or, RFC 3502 MULTIAPPEND, several.
@@ -333,6 +336,9 @@ pub enum SearchKey {
     SavedOn(Date),
     SavedSince(Date),
     SaveDateSupported,
+    /// RFC 8474 §6 `EMAILID objectid` / `THREADID objectid`.
+    EmailId(ObjectId),
+    ThreadId(ObjectId),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -348,6 +354,10 @@ pub enum FetchItem {
     Uid,
     /// RFC 7162 §3.1.4.1 `MODSEQ`.
     ModSeq,
+    /// RFC 8474 §5.1 `EMAILID`.
+    EmailId,
+    /// RFC 8474 §5.2 `THREADID`.
+    ThreadId,
     /// `RFC822`, `RFC822.HEADER`, `RFC822.TEXT` (RFC 3501 §6.4.5).
     Rfc822(Rfc822Part),
     BodySection {

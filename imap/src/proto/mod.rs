@@ -6,6 +6,7 @@ pub mod command;
 pub mod datetime;
 pub mod framer;
 pub mod mutf7;
+pub mod objectid;
 mod parse;
 pub mod response;
 pub mod sequence;

@@ -22,7 +22,8 @@ impl Status {
     }
 }
 
-/// Response codes (RFC 9051 §7.1, RFC 5530, RFC 4315, RFC 7889, RFC 3516, RFC 6154).
+/// Response codes (RFC 9051 §7.1, RFC 5530, RFC 4315, RFC 7889, RFC 3516, RFC 6154,
+/// RFC 8474).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Code {
     Alert,
@@ -51,6 +52,8 @@ pub enum Code {
     /// RFC 7162 §3.1.2.1: the mailbox's HIGHESTMODSEQ, on SELECT/EXAMINE.
     HighestModSeq(u64),
     Limit,
+    /// RFC 8474 §4.1: `"MAILBOXID" SP "(" objectid ")"`, at CREATE and SELECT/EXAMINE.
+    MailboxId(String),
     /// RFC 7162 §3.1.3: messages a conditional STORE left alone.
     Modified(String),
     NonExistent,
@@ -96,6 +99,7 @@ impl fmt::Display for Code {
             Code::ExpungeIssued => f.write_str("EXPUNGEISSUED"),
             Code::HighestModSeq(modseq) => write!(f, "HIGHESTMODSEQ {modseq}"),
             Code::Limit => f.write_str("LIMIT"),
+            Code::MailboxId(id) => write!(f, "MAILBOXID ({id})"),
             Code::Modified(set) => write!(f, "MODIFIED {set}"),
             Code::NonExistent => f.write_str("NONEXISTENT"),
             Code::NoPerm => f.write_str("NOPERM"),

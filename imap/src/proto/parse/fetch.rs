@@ -140,7 +140,7 @@ impl Parser<'_> {
     /// `fetch-att = "ENVELOPE" / "FLAGS" / "INTERNALDATE" / "RFC822" [".HEADER" / ".TEXT"] /
     ///  "RFC822.SIZE" / "BODY" ["STRUCTURE"] / "UID" / "BODY" section [partial] /
     ///  "BODY.PEEK" section [partial] / "BINARY" [".PEEK"] section-binary [partial] /
-    ///  "BINARY.SIZE" section-binary`
+    ///  "BINARY.SIZE" section-binary`; RFC 8474 §7: `fetch-att =/ "EMAILID" / "THREADID"`
     pub(super) fn fetch_item(&mut self) -> PResult<FetchItem> {
         let name = self
             .take_while(|b| b.is_ascii_alphanumeric() || b == b'.')
@@ -153,6 +153,8 @@ impl Parser<'_> {
             b"BODYSTRUCTURE" => FetchItem::BodyStructure { extensible: true },
             b"UID" => FetchItem::Uid,
             b"MODSEQ" => FetchItem::ModSeq,
+            b"EMAILID" => FetchItem::EmailId,
+            b"THREADID" => FetchItem::ThreadId,
             b"RFC822" => FetchItem::Rfc822(Rfc822Part::Full),
             b"RFC822.HEADER" => FetchItem::Rfc822(Rfc822Part::Header),
             b"RFC822.TEXT" => FetchItem::Rfc822(Rfc822Part::Text),
@@ -369,5 +371,13 @@ mod tests {
         fails("a FETCH 1:* FLAGS (CHANGEDSINCE 1 VANISHED)\r\n");
         fails("a UID FETCH 1:* FLAGS (VANISHED)\r\n");
         fails("a UID FETCH 1:* FLAGS (CHANGEDSINCE 0)\r\n");
+    }
+
+    #[test]
+    fn parses_objectid_items() {
+        assert!(matches!(
+            parse("a UID FETCH 1:* (EMAILID THREADID)\r\n"),
+            CommandBody::Fetch { items, .. } if items == vec![FetchItem::EmailId, FetchItem::ThreadId]
+        ));
     }
 }

@@ -7,7 +7,8 @@ use crate::proto::command::{CommandBody, StatusItem};
 
 impl Parser<'_> {
     /// `status-att = "MESSAGES" / "UIDNEXT" / "UIDVALIDITY" / "UNSEEN" / "DELETED" / "SIZE"`
-    /// plus `RECENT` (RFC 3501), `HIGHESTMODSEQ` (RFC 7162) and `APPENDLIMIT` (RFC 7889).
+    /// plus `RECENT` (RFC 3501), `HIGHESTMODSEQ` (RFC 7162), `APPENDLIMIT` (RFC 7889),
+    /// `DELETED-STORAGE` (RFC 9208) and RFC 8474 §7 `status-att =/ "MAILBOXID"`.
     pub(super) fn status_items(&mut self) -> PResult<Vec<StatusItem>> {
         self.require(b'(', "Expected status items")?;
         let mut items = Vec::new();
@@ -24,6 +25,7 @@ impl Parser<'_> {
                 "HIGHESTMODSEQ" => StatusItem::HighestModSeq,
                 "APPENDLIMIT" => StatusItem::AppendLimit,
                 "DELETED-STORAGE" => StatusItem::DeletedStorage,
+                "MAILBOXID" => StatusItem::MailboxId,
                 _ => return err("Unknown status item"),
             });
             if self.eat(b')') {
@@ -95,6 +97,11 @@ mod tests {
         assert!(matches!(
             parse("a STATUS blurdybloop (UIDNEXT MESSAGES)\r\n"),
             CommandBody::Status { items, .. } if items == vec![StatusItem::UidNext, StatusItem::Messages]
+        ));
+        // RFC 8474 §4.2.
+        assert!(matches!(
+            parse("a STATUS foo (MAILBOXID)\r\n"),
+            CommandBody::Status { items, .. } if items == vec![StatusItem::MailboxId]
         ));
         assert!(matches!(
             parse("a CREATE Sent (USE (\\Sent))\r\n"),

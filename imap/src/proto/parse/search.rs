@@ -1,11 +1,13 @@
 //! SEARCH (RFC 9051 §6.4.4) with ESEARCH's RETURN options (RFC 4731), SEARCHRES's `$`
 //! (RFC 5182), CONDSTORE's MODSEQ (RFC 7162 §3.1.5) and WITHIN's OLDER and YOUNGER
-//! (RFC 5032); SORT and THREAD take their search criteria from here.
+//! (RFC 5032), OBJECTID's EMAILID and THREADID (RFC 8474 §6); SORT and THREAD take their
+//! search criteria from here.
 
 use super::{PResult, Parser, err};
 use crate::proto::command::{
     MAX_SEARCH_DEPTH, MAX_SEARCH_STRING, SearchCommand, SearchKey, SearchReturn,
 };
+use crate::proto::objectid::ObjectId;
 
 impl Parser<'_> {
     /// A SEARCH string (`astring`), at most [`MAX_SEARCH_STRING`] octets.
@@ -154,6 +156,18 @@ impl Parser<'_> {
                 self.sp()?;
                 Ok(SearchKey::Younger(self.nz_number()?))
             }
+            // RFC 8474 §7: `search-key =/ "EMAILID" SP objectid / "THREADID" SP objectid`.
+            "EMAILID" | "THREADID" => {
+                self.sp()?;
+                let Some(id) = ObjectId::new(self.atom()?) else {
+                    return err("Invalid objectid");
+                };
+                Ok(if name == "EMAILID" {
+                    SearchKey::EmailId(id)
+                } else {
+                    SearchKey::ThreadId(id)
+                })
+            }
             "NOT" => {
                 self.sp()?;
                 Ok(SearchKey::Not(Box::new(self.search_key(depth + 1)?)))
@@ -230,6 +244,7 @@ mod tests {
     use crate::proto::command::{
         CommandBody, MAX_SEARCH_DEPTH, MAX_SEARCH_STRING, SearchKey, SearchReturn,
     };
+    use crate::proto::objectid::ObjectId;
     use crate::proto::parse::tests::{fails, parse};
     use crate::proto::tag::Tag;
 
@@ -322,5 +337,25 @@ mod tests {
         );
         fails("a SEARCH SAVEDON\r\n");
         fails("a SEARCH SAVEDSINCE 32-Dec-2014\r\n");
+    }
+
+    #[test]
+    fn parses_emailid_and_threadid() {
+        // RFC 8474 §6 example: `SEARCH EMAILID M6d99ac3275bb4e`.
+        let CommandBody::Search(search) =
+            parse("a UID SEARCH EMAILID M6d99ac3275bb4e THREADID T64b478a75b7ea9\r\n")
+        else {
+            panic!()
+        };
+        assert_eq!(
+            search.key,
+            SearchKey::And(vec![
+                SearchKey::EmailId(ObjectId::new("M6d99ac3275bb4e").expect("objectid")),
+                SearchKey::ThreadId(ObjectId::new("T64b478a75b7ea9").expect("objectid")),
+            ])
+        );
+        fails("a SEARCH EMAILID M1.2\r\n");
+        fails("a SEARCH EMAILID\r\n");
+        fails(&format!("a SEARCH THREADID {}\r\n", "T".repeat(256)));
     }
 }

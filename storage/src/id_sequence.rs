@@ -1,0 +1,44 @@
+//! Ids that are never handed out twice, from the `id_sequences` table.
+//!
+//! Invariant: an id taken here is larger than every id the table ever held, so a
+//! deleted row's id never comes back. SQLite's `INTEGER PRIMARY KEY` without
+//! AUTOINCREMENT gives the largest id plus one, which a DELETE of the largest row makes
+//! free again; RFC 8474 §4.1 (MAILBOXID) and the message cache (`cache.rs`) need ids that
+//! name one object for ever.
+
+use crate::error::{Result, StoreError};
+use sqlx::AnyConnection;
+
+/// A table whose ids come from `id_sequences` (its row there has the table's name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum IdSequence {
+    /// Migrations sqlite 0003, postgres 0001.
+    Messages,
+    /// Migrations sqlite 0011, postgres 0006.
+    Mailboxes,
+}
+
+impl IdSequence {
+    fn table(self) -> &'static str {
+        match self {
+            IdSequence::Messages => "messages",
+            IdSequence::Mailboxes => "mailboxes",
+        }
+    }
+}
+
+/// An id never used before in `sequence`'s table: one more than both the last one
+/// handed out and the largest in the table, so a row written without the sequence
+/// cannot collide either. Inside a writer job: the UPDATE holds the row until commit.
+pub(crate) async fn next_id(conn: &mut AnyConnection, sequence: IdSequence) -> Result<i64> {
+    let table = sequence.table();
+    sqlx::query_scalar(&format!(
+        "UPDATE id_sequences
+         SET last_id = (SELECT CASE WHEN COALESCE(MAX(id), 0) > last_id THEN MAX(id) ELSE last_id END
+                        FROM {table}) + 1
+         WHERE name = '{table}' RETURNING last_id"
+    ))
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or_else(|| StoreError::Corrupt(format!("no id sequence for {table}")))
+}

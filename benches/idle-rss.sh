@@ -33,5 +33,5 @@ password=$(sed -n 's/^ *Password: *//p' "$dir/stdout")
 imap=$(sed -n 's/^listening imap 127.0.0.1:\([0-9]*\)$/\1/p' "$dir/stdout")
 smtp=$(sed -n 's/^listening smtp 127.0.0.1:\([0-9]*\)$/\1/p' "$dir/stdout")
 [[ -n $email && -n $imap && -n $smtp ]] || die "letterbox printed no account or listeners"
-python3 "$ROOT/bench/idle-rss.py" 127.0.0.1 "$imap" "$smtp" "$email" "$password" \
+python3 "$ROOT/benches/idle-rss.py" 127.0.0.1 "$imap" "$smtp" "$email" "$password" \
     "$LETTERBOX_PID" "$SESSIONS" "$CONCURRENT"

@@ -3,9 +3,10 @@
 //!
 //! Invariants:
 //! - `entries` is sorted by UID; the sequence number of `entries[i]` is `i + 1`.
-//! - Storage change notifications only mark the view dirty; the changes themselves are
-//!   read with `changes_since` at a point where the client may hear about them, so a
-//!   lagging subscriber (`RecvError::Lagged`) loses nothing.
+//! - The session watches only its own mailbox (`Store::watch_mailbox`); a wake-up only
+//!   marks the view dirty, and the changes themselves are read with `changes_since` at a
+//!   point where the client may hear about them, so nothing is lost however many
+//!   changes come between two looks.
 //! - A message expunged elsewhere stays in `entries` (and keeps its number) until an
 //!   EXPUNGE response may be sent (RFC 9051 §7.5.1: never during FETCH, STORE or SEARCH).
 
@@ -13,9 +14,8 @@ use crate::proto::response;
 use crate::proto::sequence::{RangeSet, SequenceSet};
 use std::collections::BTreeSet;
 use storage::{
-    Change, Flags, MailboxId, MessageEntry, ModSeq, SYSTEM_FLAGS, Store, Uid, UidValidity,
+    Flags, MailboxId, MailboxWatch, MessageEntry, ModSeq, SYSTEM_FLAGS, Store, Uid, UidValidity,
 };
-use tokio::sync::broadcast::{self, error::TryRecvError};
 
 pub(crate) struct View {
     pub(crate) mailbox: MailboxId,
@@ -46,7 +46,7 @@ pub(crate) struct View {
     /// The keywords the client was told of in FLAGS, in the order they were announced:
     /// those in the mailbox at SELECT, then each new one as it first appears.
     keywords: Vec<String>,
-    changes: broadcast::Receiver<Change>,
+    changes: MailboxWatch,
 }
 
 /// What a sync point may report (RFC 9051 §7.5.1).
@@ -158,7 +158,7 @@ impl View {
         read_only: bool,
         imap4rev1: bool,
     ) -> storage::Result<View> {
-        let changes = store.subscribe();
+        let changes = store.watch_mailbox(mailbox);
         let info = store.mailbox(mailbox).await?;
         let entries = store.mailbox_entries(mailbox).await?;
         let uids: Vec<u32> = entries.iter().map(|e| e.uid.0).collect();
@@ -272,36 +272,17 @@ impl View {
         self.entries.len()
     }
 
-    /// Marks the view dirty when a change for this mailbox (or an unknown number of
-    /// changes, after a lag) arrived. Never waits.
+    /// Marks the view dirty when this mailbox changed. Never waits.
     fn poll(&mut self) {
-        loop {
-            match self.changes.try_recv() {
-                Ok(change) if change.concerns(self.mailbox) => self.dirty = true,
-                Ok(_) => {}
-                Err(TryRecvError::Lagged(_)) => self.dirty = true,
-                Err(TryRecvError::Empty | TryRecvError::Closed) => return,
-            }
+        if self.changes.take_change() {
+            self.dirty = true;
         }
     }
 
     /// Waits until something may have changed in this mailbox (IDLE). Cancel-safe.
     pub(crate) async fn changed(&mut self) {
-        loop {
-            match self.changes.recv().await {
-                Ok(change) if change.concerns(self.mailbox) => {
-                    self.dirty = true;
-                    return;
-                }
-                Ok(_) => {}
-                Err(broadcast::error::RecvError::Lagged(_)) => {
-                    self.dirty = true;
-                    return;
-                }
-                // The store is gone: nothing will change any more.
-                Err(broadcast::error::RecvError::Closed) => std::future::pending::<()>().await,
-            }
-        }
+        self.changes.changed().await;
+        self.dirty = true;
     }
 
     /// Brings the view up to date and writes what the client may hear at this point:

@@ -37,7 +37,7 @@ pub use messages::{
 };
 pub use migrate::CopyReport;
 pub use mime::MessageMeta;
-pub use notify::{CHANGE_CHANNEL_CAPACITY, Change, ChangeKind};
+pub use notify::{CHANGE_CHANNEL_CAPACITY, Change, ChangeKind, MailboxWatch};
 pub use password::generate_password;
 pub use queue::{Outbound, QueueAttempt, QueueItem, QueueItemState, QueueStats, QueuedRecipient};
 pub use types::*;
@@ -115,7 +115,7 @@ impl Backend {
 pub struct Store {
     reader: AnyPool,
     writer: Writer,
-    changes: broadcast::Sender<Change>,
+    changes: Arc<notify::ChangeHub>,
     /// Meta and header bytes of messages read recently (see `cache` for why it is sound).
     cache: Arc<cache::MessageCache>,
     backend: Backend,
@@ -128,7 +128,7 @@ impl Store {
     pub async fn open(url: &str) -> Result<Store> {
         sqlx::any::install_default_drivers();
         let backend = Backend::of_url(url);
-        let (changes, _) = broadcast::channel(CHANGE_CHANNEL_CAPACITY);
+        let changes = notify::ChangeHub::new();
         // Tells this node's NOTIFY payloads from other nodes' (PostgreSQL).
         let node: u64 = rand::random();
         let (reader, writer) = match backend {
@@ -164,7 +164,7 @@ impl Store {
                     .max_connections(POSTGRES_READ_CONNECTIONS)
                     .connect_with(options.clone())
                     .await?;
-                notify::listen_to_other_nodes(url, node, changes.clone()).await?;
+                notify::listen_to_other_nodes(url, node, Arc::downgrade(&changes)).await?;
                 let writer = Writer::start(write_conn, options, backend, node, changes.clone());
                 (reader, writer)
             }
@@ -195,6 +195,13 @@ impl Store {
     /// also those committed by other nodes; see [`notify`]).
     pub fn subscribe(&self) -> broadcast::Receiver<Change> {
         self.changes.subscribe()
+    }
+
+    /// Watches one mailbox: woken by changes committed to it from now on (on PostgreSQL
+    /// also by other nodes), and by a [`ChangeKind::Resync`]. What changed is read with
+    /// `changes_since`.
+    pub fn watch_mailbox(&self, mailbox: MailboxId) -> MailboxWatch {
+        self.changes.watch(mailbox)
     }
 }
 

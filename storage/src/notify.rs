@@ -1,26 +1,35 @@
 //! Change notifications: what the writer publishes after each commit, in commit order.
 //!
-//! Sessions subscribe with [`crate::Store::subscribe`] and filter by account and mailbox.
-//! A subscriber that falls behind gets `RecvError::Lagged` from tokio's broadcast
-//! channel and must resynchronise its view from storage.
+//! A session watches the one mailbox it has selected ([`crate::Store::watch_mailbox`]):
+//! a commit wakes only the sessions of the mailboxes it changed, not every session of
+//! the installation. What a session is woken with is only "something changed here"; it
+//! reads what changed with `changes_since`, so a wake-up can never be lost or lag
+//! behind (a `watch` channel keeps one version number, not a queue). Everything is also
+//! sent on one broadcast channel ([`crate::Store::subscribe`]) for whoever wants the
+//! changes themselves (the storage suite).
 //!
 //! Several nodes (PostgreSQL): the writer also sends, inside each transaction, a
 //! `NOTIFY` on [`CHANGES_CHANNEL`] naming the mailboxes it changed; PostgreSQL delivers
 //! it to every listening node at commit, in commit order. Each node's listener turns
 //! the mailboxes changed by other nodes into [`ChangeKind::OtherNode`]; a session reads
-//! what changed with `changes_since`, as it does after a lag. When the listener's
-//! connection drops, notifications may have been missed: it publishes
-//! [`ChangeKind::Resync`] once it is back, and every session rereads its mailbox.
+//! what changed with `changes_since`. When the listener's connection drops,
+//! notifications may have been missed: it publishes [`ChangeKind::Resync`] once it is
+//! back, and every session rereads its mailbox.
 
 use crate::error::Result;
 use crate::types::{AccountId, Flags, MailboxId, ModSeq, Uid};
 use sqlx::postgres::PgListener;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 
-/// Capacity of the broadcast channel; a session lagging further than this resyncs.
+/// Capacity of the broadcast channel of every change; a subscriber lagging further than
+/// this is told how many it missed.
 pub const CHANGE_CHANNEL_CAPACITY: usize = 16_384;
+/// Watched mailboxes kept before the hub drops those nobody watches any more (then it
+/// waits until twice as many are kept): a bound on the map, without a sweep per change.
+const WATCHED_MAILBOXES_BEFORE_PRUNE: usize = 1024;
 
 /// The PostgreSQL notification channel the nodes of one database share.
 pub(crate) const CHANGES_CHANNEL: &str = "letterbox_changes";
@@ -74,6 +83,104 @@ impl Change {
     /// True when a session showing `mailbox` must reread it.
     pub fn concerns(&self, mailbox: MailboxId) -> bool {
         self.mailbox == mailbox || self.kind == ChangeKind::Resync
+    }
+}
+
+/// Where committed changes go: the watchers of each changed mailbox, and the broadcast
+/// channel of every change. The lock is held only to look up, insert or bump, never
+/// across an await.
+pub(crate) struct ChangeHub {
+    every_change: broadcast::Sender<Change>,
+    by_mailbox: Mutex<WatchedMailboxes>,
+}
+
+#[derive(Default)]
+struct WatchedMailboxes {
+    senders: HashMap<MailboxId, watch::Sender<u64>>,
+    prune_at: usize,
+}
+
+/// Tells a session that its mailbox changed (see [`ChangeHub`]).
+pub struct MailboxWatch(watch::Receiver<u64>);
+
+impl MailboxWatch {
+    /// True once if anything changed since the last call (or since the watch began).
+    /// Never waits.
+    pub fn take_change(&mut self) -> bool {
+        let changed = self.0.has_changed().unwrap_or(false);
+        if changed {
+            self.0.borrow_and_update();
+        }
+        changed
+    }
+
+    /// Waits until something changed (IDLE). Cancel-safe; waits forever once the store
+    /// is gone, as nothing will change any more.
+    pub async fn changed(&mut self) {
+        if self.0.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+impl ChangeHub {
+    pub(crate) fn new() -> Arc<ChangeHub> {
+        let (every_change, _) = broadcast::channel(CHANGE_CHANNEL_CAPACITY);
+        Arc::new(ChangeHub {
+            every_change,
+            by_mailbox: Mutex::new(WatchedMailboxes {
+                senders: HashMap::new(),
+                prune_at: WATCHED_MAILBOXES_BEFORE_PRUNE,
+            }),
+        })
+    }
+
+    fn watched(&self) -> std::sync::MutexGuard<'_, WatchedMailboxes> {
+        // Poisoned only by a panic while holding it; the map is still valid.
+        self.by_mailbox
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Starts watching `mailbox`: changes committed from now on wake the watch.
+    pub(crate) fn watch(&self, mailbox: MailboxId) -> MailboxWatch {
+        let mut watched = self.watched();
+        if !watched.senders.contains_key(&mailbox) && watched.senders.len() >= watched.prune_at {
+            watched
+                .senders
+                .retain(|_, sender| sender.receiver_count() > 0);
+            watched.prune_at = (watched.senders.len() * 2).max(WATCHED_MAILBOXES_BEFORE_PRUNE);
+        }
+        let sender = watched
+            .senders
+            .entry(mailbox)
+            .or_insert_with(|| watch::channel(0).0);
+        MailboxWatch(sender.subscribe())
+    }
+
+    pub(crate) fn subscribe(&self) -> broadcast::Receiver<Change> {
+        self.every_change.subscribe()
+    }
+
+    /// Publishes one commit's changes, in order: each changed mailbox's watchers are woken
+    /// once; [`ChangeKind::Resync`] wakes every watcher.
+    pub(crate) fn publish(&self, changes: impl IntoIterator<Item = Change>) {
+        let mut watched = self.watched();
+        for change in changes {
+            if change.kind == ChangeKind::Resync {
+                for sender in watched.senders.values() {
+                    sender.send_modify(|version| *version += 1);
+                }
+            } else if let Some(sender) = watched.senders.get(&change.mailbox) {
+                if sender.receiver_count() == 0 {
+                    watched.senders.remove(&change.mailbox);
+                } else {
+                    sender.send_modify(|version| *version += 1);
+                }
+            }
+            // No subscriber is fine: nobody is watching.
+            let _ = self.every_change.send(change);
+        }
     }
 }
 
@@ -131,12 +238,11 @@ async fn listener(url: &str) -> sqlx::Result<PgListener> {
 pub(crate) async fn listen_to_other_nodes(
     url: &str,
     this_node: u64,
-    changes: broadcast::Sender<Change>,
+    hub: Weak<ChangeHub>,
 ) -> Result<()> {
     let mut listening = listener(url).await?;
-    // The task ends once the store is gone (no sender left but this weak one).
-    let weak_changes = changes.downgrade();
-    drop(changes);
+    // The task ends once the store is gone (no strong reference to the hub left).
+    let weak_changes = hub;
     let url = url.to_owned();
     tokio::spawn(async move {
         loop {
@@ -146,16 +252,13 @@ pub(crate) async fn listen_to_other_nodes(
             };
             match received {
                 Ok(Some(notification)) => {
-                    for change in changes_from_other_node(notification.payload(), this_node) {
-                        // No subscriber is fine: nobody is watching.
-                        let _ = changes.send(change);
-                    }
+                    changes.publish(changes_from_other_node(notification.payload(), this_node));
                 }
                 // The connection was lost and sqlx made a new one at once, listening
                 // again; what other nodes committed in between went unheard.
                 Ok(None) => {
                     tracing::warn!("lost the connection listening for other nodes' changes");
-                    let _ = changes.send(Change::resync());
+                    changes.publish([Change::resync()]);
                 }
                 // The connection failed and could not be made again at once (the server
                 // restarts): listen anew, and once listening, have every session reread.
@@ -173,7 +276,7 @@ pub(crate) async fn listen_to_other_nodes(
                     let Some(changes) = weak_changes.upgrade() else {
                         return;
                     };
-                    let _ = changes.send(Change::resync());
+                    changes.publish([Change::resync()]);
                 }
             }
         }
@@ -194,6 +297,44 @@ mod tests {
                 modseq: ModSeq(1),
             },
         }
+    }
+
+    #[test]
+    fn a_watch_wakes_for_its_own_mailbox_and_for_a_resync_only() {
+        let hub = ChangeHub::new();
+        let mut inbox = hub.watch(MailboxId(1));
+        let mut other = hub.watch(MailboxId(2));
+        assert!(!inbox.take_change() && !other.take_change());
+        hub.publish([appended(1, 1), appended(1, 1), appended(1, 3)]);
+        assert!(inbox.take_change(), "its own mailbox changed");
+        assert!(!inbox.take_change(), "told once for a batch");
+        assert!(!other.take_change(), "woken by another mailbox's change");
+        hub.publish([Change::resync()]);
+        assert!(inbox.take_change() && other.take_change());
+        // Mailboxes nobody watches any more are dropped.
+        drop(other);
+        hub.publish([appended(1, 2)]);
+        assert!(!hub.watched().senders.contains_key(&MailboxId(2)));
+        for mailbox in 10..(10 + WATCHED_MAILBOXES_BEFORE_PRUNE as i64 * 2) {
+            drop(hub.watch(MailboxId(mailbox)));
+        }
+        assert!(hub.watched().senders.len() <= WATCHED_MAILBOXES_BEFORE_PRUNE + 1);
+    }
+
+    #[tokio::test]
+    async fn idle_wakes_when_its_mailbox_changes() {
+        let hub = ChangeHub::new();
+        let mut inbox = hub.watch(MailboxId(1));
+        let waiting = tokio::spawn(async move { inbox.changed().await });
+        tokio::task::yield_now().await;
+        hub.publish([appended(1, 2)]);
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished(), "woken by another mailbox");
+        hub.publish([appended(1, 1)]);
+        tokio::time::timeout(Duration::from_secs(5), waiting)
+            .await
+            .expect("woken in time")
+            .expect("task");
     }
 
     #[test]

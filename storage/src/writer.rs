@@ -19,14 +19,15 @@
 
 use crate::Backend;
 use crate::error::{Result, StoreError};
-use crate::notify::Change;
 use crate::notify::{CHANGES_CHANNEL, notify_payloads};
+use crate::notify::{Change, ChangeHub};
 use sqlx::AnyConnection;
 use sqlx::any::AnyConnectOptions;
 use sqlx::{Connection, Executor};
 use std::future::Future;
 use std::pin::Pin;
-use tokio::sync::{broadcast, mpsc, oneshot};
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
 
 pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -128,7 +129,7 @@ impl Writer {
         connect: AnyConnectOptions,
         backend: Backend,
         node: u64,
-        changes: broadcast::Sender<Change>,
+        changes: Arc<ChangeHub>,
     ) -> Writer {
         let (jobs, receiver) = mpsc::unbounded_channel();
         let database = Database {
@@ -198,7 +199,7 @@ impl Database {
 async fn run_writer(
     mut database: Database,
     mut receiver: mpsc::UnboundedReceiver<Box<dyn ErasedJob>>,
-    changes: broadcast::Sender<Change>,
+    changes: Arc<ChangeHub>,
 ) {
     let mut batch: Vec<Box<dyn ErasedJob>> = Vec::new();
     // recv() returns None once every Store handle is dropped: the writer ends after
@@ -215,15 +216,12 @@ async fn run_writer(
         let (committed, published) = commit_batch(&mut database, &mut batch).await;
         metrics::histogram!(crate::COMMIT_SECONDS).record(started.elapsed().as_secs_f64());
         if committed.is_ok() {
-            for change in published {
-                // No subscriber is fine: nobody is watching.
-                let _ = changes.send(change);
-            }
+            changes.publish(published);
         } else if let Err(reason) = &committed {
             tracing::error!(%reason, jobs = batch.len(), "storage commit failed");
             // A COMMIT whose answer was lost may have committed after all (other nodes
             // then hear of it): sessions here reread their mailboxes to be sure.
-            let _ = changes.send(Change::resync());
+            changes.publish([Change::resync()]);
             database.reconnect_when_broken().await;
         }
         for job in batch.drain(..) {

@@ -17,6 +17,7 @@ mod cache;
 mod error;
 mod id_sequence;
 mod mailboxes;
+mod message_reads;
 mod messages;
 mod migrate;
 pub mod mime;

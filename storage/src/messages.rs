@@ -1,5 +1,7 @@
 //! Messages in mailboxes: delivery, APPEND, COPY, MOVE, flag changes, EXPUNGE, and the
-//! reads FETCH and SEARCH need. Each write is one writer job: all or nothing.
+//! mailbox reads a session's view needs (entries, changes since a MODSEQ); what a
+//! message holds is read in `message_reads.rs`. Each write is one writer job: all or
+//! nothing.
 
 use crate::cache::CachedMessage;
 use crate::error::{Result, StoreError};
@@ -14,11 +16,10 @@ use crate::writer::JobOutput;
 use crate::{Backend, Store, unix_now};
 use sqlx::AnyConnection;
 use sqlx::{Connection, Row};
-use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Placeholders per `IN (...)` list; SQLite allows 32766 variables, we stay far below.
-const IN_LIST_CHUNK: usize = 500;
+pub(crate) const IN_LIST_CHUNK: usize = 500;
 
 /// A message to store: into mailboxes (local delivery, APPEND) and/or the outbound queue.
 #[derive(Debug, Clone, Default)]
@@ -166,7 +167,7 @@ const ANALYSE_INLINE_MAX: usize = 256 * 1024;
 
 /// Analyses a message on the blocking pool, so that a large or hostile message never
 /// holds an async worker (and with it other clients' sessions).
-async fn analyse_off_workers(raw: Vec<u8>) -> Result<crate::mime::Analysis> {
+pub(crate) async fn analyse_off_workers(raw: Vec<u8>) -> Result<crate::mime::Analysis> {
     tokio::task::spawn_blocking(move || analyse(&raw))
         .await
         .map_err(|e| StoreError::Corrupt(e.to_string()))
@@ -752,171 +753,6 @@ impl Store {
                 })
             })
             .await
-    }
-
-    /// The meta computed at delivery for each message: from the cache, else in one query
-    /// per chunk. A message that is gone is left out unless it is still cached.
-    pub async fn message_meta(
-        &self,
-        messages: &[MessageId],
-    ) -> Result<HashMap<MessageId, Arc<MessageMeta>>> {
-        Ok(self
-            .cached_messages(messages)
-            .await?
-            .into_iter()
-            .map(|(id, cached)| (id, cached.meta))
-            .collect())
-    }
-
-    /// The top-level header section of each message exactly as stored (the raw bytes
-    /// before the body, with the blank line that ends the header when there is one), for
-    /// FETCH of header sections without the whole message. A message that is gone is left
-    /// out unless it is still cached.
-    pub async fn message_headers(
-        &self,
-        messages: &[MessageId],
-    ) -> Result<HashMap<MessageId, Arc<[u8]>>> {
-        Ok(self
-            .cached_messages(messages)
-            .await?
-            .into_iter()
-            .map(|(id, cached)| (id, cached.header))
-            .collect())
-    }
-
-    async fn cached_messages(
-        &self,
-        messages: &[MessageId],
-    ) -> Result<HashMap<MessageId, CachedMessage>> {
-        let mut missing = Vec::new();
-        let mut found = self.cache.lookup(messages, &mut missing);
-        for chunk in missing.chunks(IN_LIST_CHUNK) {
-            let sql = format!(
-                "SELECT id, meta, header FROM messages WHERE id IN ({})",
-                placeholders(1, chunk.len())
-            );
-            let mut query = sqlx::query(&sql);
-            for id in chunk {
-                query = query.bind(id.0);
-            }
-            for row in query.fetch_all(&self.reader).await? {
-                let id = MessageId(row.try_get(0)?);
-                let json: &str = row.try_get(1)?;
-                let header: &[u8] = row.try_get(2)?;
-                let meta = match serde_json::from_str::<MessageMeta>(json) {
-                    Ok(meta) => meta,
-                    // One stored row that does not decode (written by an older version,
-                    // or damaged) affects only its own message: analysed again from its
-                    // raw bytes, never failing the batch it was read in.
-                    Err(error) => {
-                        tracing::warn!(message_id = %id, %error, "stored meta unreadable; analysing the message again");
-                        self.reanalysed_meta(id).await?
-                    }
-                };
-                let cached = CachedMessage {
-                    meta: Arc::new(meta),
-                    header: Arc::from(header),
-                };
-                self.cache.insert(id, cached.clone());
-                found.insert(id, cached);
-            }
-        }
-        Ok(found)
-    }
-
-    /// The meta of a stored message computed anew from its raw bytes.
-    async fn reanalysed_meta(&self, message: MessageId) -> Result<MessageMeta> {
-        let raw = self.raw_message(message).await?;
-        Ok(analyse_off_workers(raw).await?.meta)
-    }
-
-    /// RFC 8970 PREVIEW of messages whose meta was stored before previews were computed
-    /// at delivery: from their raw bytes, analysed again on the blocking pool (one query
-    /// per chunk). Not stored back: such messages only get fewer.
-    pub async fn previews_from_raw(
-        &self,
-        messages: &[MessageId],
-    ) -> Result<HashMap<MessageId, String>> {
-        let raws = self.raw_messages(messages).await?;
-        tokio::task::spawn_blocking(move || {
-            raws.into_iter()
-                .map(|(id, raw)| (id, analyse(&raw).meta.preview.unwrap_or_default()))
-                .collect()
-        })
-        .await
-        .map_err(|e| StoreError::Corrupt(e.to_string()))
-    }
-
-    /// The decoded text of a message's text parts, for SEARCH BODY/TEXT.
-    pub async fn message_text(&self, message: MessageId) -> Result<String> {
-        sqlx::query_scalar("SELECT body_text FROM messages WHERE id = $1")
-            .bind(message.0)
-            .fetch_optional(&self.reader)
-            .await?
-            .ok_or_else(|| StoreError::NotFound {
-                what: "message",
-                key: message.to_string(),
-            })
-    }
-
-    /// The decoded texts of many messages, in one query per chunk.
-    pub async fn message_texts(
-        &self,
-        messages: &[MessageId],
-    ) -> Result<HashMap<MessageId, String>> {
-        self.column_by_id(messages, "body_text").await
-    }
-
-    /// The message exactly as received.
-    pub async fn raw_message(&self, message: MessageId) -> Result<Vec<u8>> {
-        sqlx::query_scalar("SELECT raw FROM messages WHERE id = $1")
-            .bind(message.0)
-            .fetch_optional(&self.reader)
-            .await?
-            .ok_or_else(|| StoreError::NotFound {
-                what: "message",
-                key: message.to_string(),
-            })
-    }
-
-    /// Many messages exactly as received, in one query per chunk.
-    pub async fn raw_messages(
-        &self,
-        messages: &[MessageId],
-    ) -> Result<HashMap<MessageId, Vec<u8>>> {
-        self.column_by_id(messages, "raw").await
-    }
-
-    async fn column_by_id<T>(
-        &self,
-        messages: &[MessageId],
-        column: &'static str,
-    ) -> Result<HashMap<MessageId, T>>
-    where
-        T: for<'r> sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any> + Send + Unpin,
-    {
-        let mut found = HashMap::with_capacity(messages.len());
-        for chunk in messages.chunks(IN_LIST_CHUNK) {
-            let sql = format!(
-                "SELECT id, {column} FROM messages WHERE id IN ({})",
-                placeholders(1, chunk.len())
-            );
-            let mut query = sqlx::query(&sql);
-            for id in chunk {
-                query = query.bind(id.0);
-            }
-            for row in query.fetch_all(&self.reader).await? {
-                found.insert(MessageId(row.try_get(0)?), row.try_get(1)?);
-            }
-        }
-        Ok(found)
-    }
-
-    /// How many message rows hold raw bytes (a message in several mailboxes counts once).
-    pub async fn stored_message_count(&self) -> Result<i64> {
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM messages")
-            .fetch_one(&self.reader)
-            .await?)
     }
 }
 

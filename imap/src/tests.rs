@@ -476,7 +476,7 @@ async fn esort_answers_in_sort_order_and_saves_for_searchres() {
         c.run("b", "SORT RETURN (MIN MAX COUNT ALL) (SUBJECT) UTF-8 ALL")
             .await,
         lines(&[
-            "* ESEARCH (TAG \"b\") MIN 2 MAX 4 COUNT 4 ALL 2:3,1,4",
+            "* ESEARCH (TAG \"b\") MIN 2 MAX 4 ALL 2:3,1,4 COUNT 4",
             "b OK SORT completed",
         ])
     );
@@ -997,7 +997,7 @@ async fn append_copy_move_and_search() {
         )
         .await,
         lines(&[
-            "* ESEARCH (TAG \"i\") MIN 2 MAX 2 COUNT 1 ALL 2",
+            "* ESEARCH (TAG \"i\") MIN 2 MAX 2 ALL 2 COUNT 1",
             "i OK SEARCH completed"
         ])
     );

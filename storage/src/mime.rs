@@ -561,14 +561,14 @@ fn envelope(message: &Message<'_>, raw: &[u8]) -> Envelope {
 
 /// RFC 5957 §2: "the display-name of the first" address, decoded (RFC 2047), when it has
 /// a non-empty one, else its addr-spec; "" when there is no address. A group's start
-/// marker (no host, RFC 9051 §7.5.2) is neither and gives "", as Dovecot 2.3 does.
+/// marker (no host, RFC 9051 §7.5.2) gives the group name, as Dovecot 2.3 sorts it.
 /// Not case-folded: the comparison is the reader's.
 pub fn display_name(addresses: &[EnvelopeAddress]) -> String {
     let Some(first) = addresses.first() else {
         return String::new();
     };
     let Some(host) = first.host.as_deref() else {
-        return String::new();
+        return first.mailbox.clone().unwrap_or_default();
     };
     if let Some(name) = first.name.as_deref() {
         // The name as written, unquoted: mail-parser decodes its encoded words as it

@@ -543,9 +543,7 @@ pub(crate) fn esearch_line(
     {
         line.push_str(&format!(" MAX {}", pick(max)));
     }
-    if returns.contains(&SearchReturn::Count) {
-        line.push_str(&format!(" COUNT {}", found.len()));
-    }
+    // RFC 4731 §3.1 sets no order for the return data; ALL before COUNT as Dovecot.
     if returns.contains(&SearchReturn::All) {
         let numbers: Vec<u32> = found.iter().map(pick).collect();
         let set = match order {
@@ -555,6 +553,9 @@ pub(crate) fn esearch_line(
         if let Some(set) = set {
             line.push_str(&format!(" ALL {set}"));
         }
+    }
+    if returns.contains(&SearchReturn::Count) {
+        line.push_str(&format!(" COUNT {}", found.len()));
     }
     line
 }

@@ -712,9 +712,9 @@ mod tests {
         assert_eq!(display_key(None, &[bare]), "BOB@EXAMPLE.NET");
         let empty_name = address(Some(" "), Some("carol"), Some("example.org"));
         assert_eq!(display_key(None, &[empty_name]), "CAROL@EXAMPLE.ORG");
-        // A group's start marker is no mailbox: nothing, as in Dovecot.
+        // A group's start marker: its name, as Dovecot sorts it.
         let group = address(None, Some("Team"), None);
-        assert_eq!(display_key(None, &[group]), "");
+        assert_eq!(display_key(None, &[group]), "TEAM");
         assert_eq!(display_key(None, &[]), "");
         // Only the first address counts; what delivery stored wins.
         let first = address(Some("b"), Some("x"), Some("y"));

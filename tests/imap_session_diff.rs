@@ -90,6 +90,16 @@ const MESSAGES: &[(&str, &[u8])] = &[
         "c",
         b"From: Alice <alice@example.com>\r\nTo: Dave <dave@example.org>\r\nSubject: third\r\nDate: Wed, 09 Dec 2026 12:00:00 +0000\r\nMessage-ID: <c@example.com>\r\n\r\nThe third message, about pangolins too.\r\n",
     ),
+    // For SORT=DISPLAY (RFC 5957): a bare address, an encoded display name, an empty one,
+    // a group.
+    (
+        "d",
+        b"From: bob@example.org\r\nTo: =?utf-8?q?=C3=89mile?= <emile@example.org>\r\nSubject: Alpha\r\nDate: Sun, 06 Dec 2026 09:00:00 +0000\r\nMessage-ID: <d@example.org>\r\n\r\nThe fourth message.\r\n",
+    ),
+    (
+        "e",
+        b"From: \"\" <aaron@example.com>\r\nTo: undisclosed-recipients:;\r\nSubject: zulu\r\nDate: Thu, 10 Dec 2026 13:00:00 +0000\r\nMessage-ID: <e@example.com>\r\n\r\nThe fifth message.\r\n",
+    ),
     ("binary", include_bytes!("corpus/55-binary-append.eml")),
 ];
 
@@ -1248,6 +1258,42 @@ fn search_esearch_and_saved_results_answer_alike() {
             (1, "STORE $ +FLAGS (\\Answered)"),
             (1, "SEARCH ANSWERED"),
             (1, "SEARCH RETURN (SAVE) DELETED"),
+            (1, "FETCH $ (UID)"),
+        ],
+    );
+}
+
+#[test]
+fn esort_and_sort_display_answer_alike() {
+    compare(
+        "esort_sort_display",
+        &[
+            (1, "APPEND INBOX (\\Seen) {msg:a}"),
+            (1, "APPEND INBOX {msg:b}"),
+            (1, "APPEND INBOX (\\Flagged) {msg:c}"),
+            (1, "APPEND INBOX {msg:d}"),
+            (1, "APPEND INBOX {msg:e}"),
+            (1, "SELECT INBOX"),
+            // RFC 5267 §3.1: MIN/MAX the first and last in sort order, ALL in sort order.
+            (1, "SORT RETURN (MIN MAX COUNT ALL) (SUBJECT) UTF-8 ALL"),
+            (1, "UID SORT RETURN (ALL) (REVERSE DATE) UTF-8 ALL"),
+            (1, "SORT RETURN () (FROM) UTF-8 ALL"),
+            (1, "SORT RETURN (COUNT) (DATE) UTF-8 DELETED"),
+            (1, "SORT RETURN (MIN MAX) (DATE) UTF-8 DELETED"),
+            // Not ARRIVAL: APPENDs may straddle a second on one server and not the other.
+            (1, "UID SORT RETURN (MAX MIN) (REVERSE SIZE) UTF-8 UNSEEN"),
+            // RFC 5957 §2.
+            (1, "SORT (DISPLAYFROM) UTF-8 ALL"),
+            (1, "SORT (REVERSE DISPLAYFROM) UTF-8 ALL"),
+            (1, "SORT (DISPLAYTO) UTF-8 ALL"),
+            (
+                1,
+                "UID SORT RETURN (MIN MAX ALL) (DISPLAYTO REVERSE SUBJECT) UTF-8 ALL",
+            ),
+            // RFC 5182 with SORT.
+            (1, "SORT RETURN (SAVE) (REVERSE SUBJECT) UTF-8 FROM alice"),
+            (1, "FETCH $ (UID)"),
+            (1, "SORT RETURN (SAVE MAX) (SUBJECT) UTF-8 ALL"),
             (1, "FETCH $ (UID)"),
         ],
     );

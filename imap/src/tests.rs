@@ -66,8 +66,12 @@ impl Harness {
     }
 
     async fn deliver(&self, subject: &str) {
+        self.deliver_from("Bob <bob@example.net>", subject).await;
+    }
+
+    async fn deliver_from(&self, from: &str, subject: &str) {
         let raw = format!(
-            "From: Bob <bob@example.net>\r\nTo: alice@example.org\r\nSubject: {subject}\r\nDate: Fri, 1 Mar 2024 10:00:00 +0000\r\nMessage-ID: <{subject}@example.net>\r\n\r\nHello {subject}\r\n"
+            "From: {from}\r\nTo: alice@example.org\r\nSubject: {subject}\r\nDate: Fri, 1 Mar 2024 10:00:00 +0000\r\nMessage-ID: <{subject}@example.net>\r\n\r\nHello {subject}\r\n"
         );
         self.store
             .deliver(Delivery {
@@ -455,6 +459,99 @@ async fn esearch_min_max_report_the_modseq_of_the_messages_they_return() {
             &format!("* ESEARCH (TAG \"f\") MAX 3 COUNT 3 MODSEQ {second}"),
             "f OK SEARCH completed",
         ])
+    );
+}
+
+#[tokio::test]
+async fn esort_answers_in_sort_order_and_saves_for_searchres() {
+    let h = Harness::start().await;
+    // Sorted by subject: 2 (a), 3 (b), 1 (c), 4 (d).
+    for subject in ["c", "a", "b", "d"] {
+        h.deliver(subject).await;
+    }
+    let mut c = h.logged_in().await;
+    c.run("a", "SELECT INBOX").await;
+    // RFC 5267 §3.1: MIN and MAX are the first and last in sort order; ALL in sort order.
+    assert_eq!(
+        c.run("b", "SORT RETURN (MIN MAX COUNT ALL) (SUBJECT) UTF-8 ALL")
+            .await,
+        lines(&[
+            "* ESEARCH (TAG \"b\") MIN 2 MAX 4 ALL 2:3,1,4 COUNT 4",
+            "b OK SORT completed",
+        ])
+    );
+    assert_eq!(
+        c.run("c", "UID SORT RETURN () (REVERSE SUBJECT) UTF-8 ALL")
+            .await,
+        lines(&[
+            "* ESEARCH (TAG \"c\") UID ALL 4,1,3,2",
+            "c OK UID SORT completed",
+        ])
+    );
+    assert_eq!(
+        c.run(
+            "d",
+            "SORT RETURN (COUNT MIN) (SUBJECT) UTF-8 SUBJECT nothing"
+        )
+        .await,
+        lines(&["* ESEARCH (TAG \"d\") COUNT 0", "d OK SORT completed"])
+    );
+    // RFC 5182 §2.1: SAVE alone answers nothing; with MIN only the first is saved (§2.4).
+    assert_eq!(
+        c.run("e", "SORT RETURN (SAVE MIN) (SUBJECT) UTF-8 ALL")
+            .await,
+        lines(&["* ESEARCH (TAG \"e\") MIN 2", "e OK SORT completed"])
+    );
+    assert_eq!(
+        c.run("f", "SEARCH $").await,
+        lines(&["* SEARCH 2", "f OK SEARCH completed"])
+    );
+    assert_eq!(
+        c.run("g", "SORT RETURN (SAVE) (REVERSE SUBJECT) UTF-8 2:4")
+            .await,
+        lines(&["g OK SORT completed"])
+    );
+    assert_eq!(
+        c.run("h", "SEARCH $").await,
+        lines(&["* SEARCH 2 3 4", "h OK SEARCH completed"])
+    );
+    // Without RETURN, SORT answers as ever.
+    assert_eq!(
+        c.run("i", "SORT (SUBJECT) UTF-8 ALL").await,
+        lines(&["* SORT 2 3 1 4", "i OK SORT completed"])
+    );
+}
+
+#[tokio::test]
+async fn sort_display_uses_the_display_name_or_the_address() {
+    let h = Harness::start().await;
+    h.deliver_from("Zed <aaa@example.net>", "one").await;
+    h.deliver_from("bob@example.net", "two").await;
+    h.deliver_from("\"\" <carol@example.net>", "three").await;
+    h.deliver_from("=?utf-8?q?=C3=89mile?= <zz@example.net>", "four")
+        .await;
+    let mut c = h.logged_in().await;
+    c.run("a", "SELECT INBOX").await;
+    let caps = c.run("b", "CAPABILITY").await;
+    assert!(caps[0].contains(" SORT SORT=DISPLAY ESORT "), "{caps:?}");
+    // RFC 5957 §2: BOB@EXAMPLE.NET, CAROL@EXAMPLE.NET, ÉMILE, ZED.
+    assert_eq!(
+        c.run("c", "SORT (DISPLAYFROM) UTF-8 ALL").await,
+        lines(&["* SORT 2 3 4 1", "c OK SORT completed"])
+    );
+    // FROM sorts by the mailbox: aaa, bob, carol, zz.
+    assert_eq!(
+        c.run("d", "SORT (FROM) UTF-8 ALL").await,
+        lines(&["* SORT 1 2 3 4", "d OK SORT completed"])
+    );
+    // Every To is alice@example.org: mailbox order.
+    assert_eq!(
+        c.run(
+            "e",
+            "SORT RETURN (ALL) (DISPLAYTO REVERSE DISPLAYFROM) UTF-8 ALL"
+        )
+        .await,
+        lines(&["* ESEARCH (TAG \"e\") ALL 1,4,3,2", "e OK SORT completed"])
     );
 }
 
@@ -900,7 +997,7 @@ async fn append_copy_move_and_search() {
         )
         .await,
         lines(&[
-            "* ESEARCH (TAG \"i\") MIN 2 MAX 2 COUNT 1 ALL 2",
+            "* ESEARCH (TAG \"i\") MIN 2 MAX 2 ALL 2 COUNT 1",
             "i OK SEARCH completed"
         ])
     );

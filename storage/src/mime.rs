@@ -6,6 +6,7 @@
 pub use crate::rfc5322::{EnvelopeAddress, unfolded_fields};
 pub use crate::subject::{base_subject, base_subject_and_reply};
 use crate::{preview, rfc5322};
+use mail_parser::parsers::MessageStream;
 use mail_parser::{
     Address, HeaderValue, Message, MessageParser, MessagePart, MimeHeaders, PartType,
 };
@@ -41,6 +42,12 @@ pub struct MessageMeta {
     /// existed: FETCH PREVIEW then computes it from the raw message.
     #[serde(default)]
     pub preview: Option<String>,
+    /// RFC 5957 §2 SORT=DISPLAY keys of From and To (see [`display_name`]). `None` in
+    /// meta stored before they existed: SORT then computes them from the ENVELOPE.
+    #[serde(default)]
+    pub display_from: Option<String>,
+    #[serde(default)]
+    pub display_to: Option<String>,
 }
 
 /// RFC 9051 §7.5.2 ENVELOPE: header values as they appear in the message (unfolded).
@@ -143,6 +150,8 @@ fn unparsed(raw: &[u8]) -> Analysis {
             message_id: None,
             references: Vec::new(),
             preview: Some(preview::text_preview(&body_text)),
+            display_from: Some(String::new()),
+            display_to: Some(String::new()),
         },
         body_text,
     }
@@ -155,8 +164,11 @@ fn analyse_parsed(raw: &[u8]) -> Analysis {
         Some(message) if !message.parts.is_empty() => {
             let mut body_text = String::new();
             let root = body_part(&message, 0, raw, &mut body_text);
+            let envelope = envelope(&message, raw);
             let meta = MessageMeta {
-                envelope: envelope(&message, raw),
+                display_from: Some(display_name(&envelope.from)),
+                display_to: Some(display_name(&envelope.to)),
+                envelope,
                 unfolded_headers: rfc5322::unfolded_fields(top_header(raw, &root)),
                 root,
                 headers: decoded_headers(&message, raw),
@@ -545,6 +557,31 @@ fn envelope(message: &Message<'_>, raw: &[u8]) -> Envelope {
         in_reply_to: raw_field("In-Reply-To"),
         message_id: raw_field("Message-ID"),
     }
+}
+
+/// RFC 5957 §2: "the display-name of the first" address, decoded (RFC 2047), when it has
+/// a non-empty one, else its addr-spec; "" when there is no address. A group's start
+/// marker (no host, RFC 9051 §7.5.2) gives the group name, as Dovecot 2.3 sorts it.
+/// Not case-folded: the comparison is the reader's.
+pub fn display_name(addresses: &[EnvelopeAddress]) -> String {
+    let Some(first) = addresses.first() else {
+        return String::new();
+    };
+    let Some(host) = first.host.as_deref() else {
+        return first.mailbox.clone().unwrap_or_default();
+    };
+    if let Some(name) = first.name.as_deref() {
+        // The name as written, unquoted: mail-parser decodes its encoded words as it
+        // does an unstructured field's, which ends at a line break.
+        let line: String = name.chars().filter(|c| !matches!(c, '\r' | '\n')).collect();
+        let line = format!("{line}\r\n");
+        if let HeaderValue::Text(text) = MessageStream::new(line.as_bytes()).parse_unstructured()
+            && !text.trim().is_empty()
+        {
+            return text.trim().to_owned();
+        }
+    }
+    format!("{}@{host}", first.mailbox.as_deref().unwrap_or(""))
 }
 
 fn decoded_headers(message: &Message<'_>, raw: &[u8]) -> Vec<(String, String)> {

@@ -47,6 +47,9 @@ impl Session {
                 "QRESYNC",
                 "WITHIN",
                 "SORT",
+                // RFC 5957 §1 and RFC 5267 §3.
+                "SORT=DISPLAY",
+                "ESORT",
                 "THREAD=ORDEREDSUBJECT",
                 "THREAD=REFERENCES",
                 "QUOTA",

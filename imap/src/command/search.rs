@@ -10,7 +10,7 @@ use crate::message::header_sections;
 use crate::proto::command::{CommandBody, SearchCommand, SearchKey, SearchReturn};
 use crate::proto::datetime::date_of;
 use crate::proto::response::{self, Code};
-use crate::proto::sequence::SequenceSet;
+use crate::proto::sequence::{SequenceSet, compress};
 use crate::proto::{RangeSet, Sequence};
 use crate::session::{CommandResult, Completion, Session, State};
 use crate::view::View;
@@ -474,6 +474,92 @@ impl Batch {
     }
 }
 
+/// In which order ESEARCH's `ALL` lists the messages found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Order {
+    /// SEARCH: ascending, merged into ranges (RFC 4731 §3.1).
+    Mailbox,
+    /// SORT RETURN: "in the requested sort order, using a sequence-set" (RFC 5267 §3.1):
+    /// only ascending runs are merged (`4:6,1`), as Dovecot does.
+    Given,
+}
+
+/// RFC 5182 §2.1: `RETURN (SAVE)` keeps the UIDs of the messages found for `$`;
+/// `found` holds (sequence number, UID) in the order the command answers with (SORT's
+/// sort order, RFC 5267 §3.1). True when SAVE was the only option: then no ESEARCH
+/// response is sent (RFC 5182 §2.1).
+pub(crate) fn save_result(
+    saved: &mut Vec<Uid>,
+    returns: &[SearchReturn],
+    found: &[(u32, Uid)],
+) -> bool {
+    if !returns.contains(&SearchReturn::Save) {
+        return false;
+    }
+    // RFC 5182 §2.4: with MIN or MAX (and neither ALL nor COUNT) only those are saved.
+    let only_ends = !returns.contains(&SearchReturn::All)
+        && !returns.contains(&SearchReturn::Count)
+        && (returns.contains(&SearchReturn::Min) || returns.contains(&SearchReturn::Max));
+    *saved = if only_ends {
+        let mut ends = Vec::new();
+        if returns.contains(&SearchReturn::Min) {
+            ends.extend(found.first().map(|&(_, uid)| uid));
+        }
+        if returns.contains(&SearchReturn::Max) {
+            ends.extend(found.last().map(|&(_, uid)| uid));
+        }
+        ends.dedup();
+        ends
+    } else {
+        found.iter().map(|&(_, uid)| uid).collect()
+    };
+    returns.iter().all(|r| *r == SearchReturn::Save)
+}
+
+/// The ESEARCH response for `returns` (non-empty: `RETURN ()` is ALL) over `found`,
+/// (sequence number, UID) in the order the command answers with: MIN and MAX are its
+/// first and last (for SORT, the first and last in sort order, RFC 5267 §3.1).
+/// RFC 4731 §3: `esearch-response = "ESEARCH" [search-correlator] [SP "UID"]
+/// *(SP search-return-data)`. MODSEQ, when due, is the caller's to append.
+pub(crate) fn esearch_line(
+    tag: &str,
+    uid: bool,
+    returns: &[SearchReturn],
+    found: &[(u32, Uid)],
+    order: Order,
+) -> String {
+    let mut line = format!("ESEARCH (TAG {})", response::string_text(tag, false));
+    if uid {
+        line.push_str(" UID");
+    }
+    let pick = |&(seq, u): &(u32, Uid)| if uid { u.0 } else { seq };
+    if returns.contains(&SearchReturn::Min)
+        && let Some(min) = found.first()
+    {
+        line.push_str(&format!(" MIN {}", pick(min)));
+    }
+    if returns.contains(&SearchReturn::Max)
+        && let Some(max) = found.last()
+    {
+        line.push_str(&format!(" MAX {}", pick(max)));
+    }
+    // RFC 4731 §3.1 sets no order for the return data; ALL before COUNT as Dovecot.
+    if returns.contains(&SearchReturn::All) {
+        let numbers: Vec<u32> = found.iter().map(pick).collect();
+        let set = match order {
+            Order::Mailbox => SequenceSet::from_numbers(&numbers),
+            Order::Given => compress(&numbers),
+        };
+        if let Some(set) = set {
+            line.push_str(&format!(" ALL {set}"));
+        }
+    }
+    if returns.contains(&SearchReturn::Count) {
+        line.push_str(&format!(" COUNT {}", found.len()));
+    }
+    line
+}
+
 impl Session {
     pub(crate) async fn search(&mut self, command: SearchCommand) -> CommandResult {
         if let Some(charset) = &command.charset {
@@ -525,55 +611,10 @@ impl Session {
         if returns.is_empty() {
             returns.push(SearchReturn::All);
         }
-        let min = found.first();
-        let max = found.last();
-        if returns.contains(&SearchReturn::Save) {
-            // RFC 5182 §2.4: with MIN or MAX (and neither ALL nor COUNT) only those are saved.
-            let only_ends = !returns.contains(&SearchReturn::All)
-                && !returns.contains(&SearchReturn::Count)
-                && (returns.contains(&SearchReturn::Min) || returns.contains(&SearchReturn::Max));
-            view.saved = if only_ends {
-                let mut ends = Vec::new();
-                if returns.contains(&SearchReturn::Min) {
-                    ends.extend(min.map(|&(_, uid)| uid));
-                }
-                if returns.contains(&SearchReturn::Max) {
-                    ends.extend(max.map(|&(_, uid)| uid));
-                }
-                ends.dedup();
-                ends
-            } else {
-                found.iter().map(|&(_, uid)| uid).collect()
-            };
-            // RFC 5182 §2.1: SAVE alone produces no ESEARCH response.
-            if returns.iter().all(|r| *r == SearchReturn::Save) {
-                return Ok(Completion::ok(done));
-            }
+        if save_result(&mut view.saved, &returns, &found) {
+            return Ok(Completion::ok(done));
         }
-        // `esearch-response = "ESEARCH" [search-correlator] [SP "UID"] *(SP search-return-data)`
-        let mut line = format!("ESEARCH (TAG {})", response::string_text(&tag, false));
-        if command.uid {
-            line.push_str(" UID");
-        }
-        let pick = |&(seq, uid): &(u32, Uid)| if command.uid { uid.0 } else { seq };
-        if returns.contains(&SearchReturn::Min)
-            && let Some(min) = min
-        {
-            line.push_str(&format!(" MIN {}", pick(min)));
-        }
-        if returns.contains(&SearchReturn::Max)
-            && let Some(max) = max
-        {
-            line.push_str(&format!(" MAX {}", pick(max)));
-        }
-        if returns.contains(&SearchReturn::Count) {
-            line.push_str(&format!(" COUNT {}", found.len()));
-        }
-        if returns.contains(&SearchReturn::All)
-            && let Some(set) = SequenceSet::from_numbers(&numbers)
-        {
-            line.push_str(&format!(" ALL {set}"));
-        }
+        let mut line = esearch_line(&tag, command.uid, &returns, &found, Order::Mailbox);
         // RFC 7162 §3.1.5 / RFC 4731: `MODSEQ n` after the other return data, the highest
         // mod-sequence of the messages returned: with MIN and/or MAX alone (no ALL, no
         // COUNT) those are only the lowest and highest message.

@@ -2,15 +2,18 @@
 //! delivery (base subject, sent date, ENVELOPE addresses, Message-ID, References): no
 //! message is parsed here (house rule 11).
 
-use super::search::{Found, find, known_charset};
+use super::search::{Found, Order, esearch_line, find, known_charset, save_result};
 use crate::error::CommandError;
-use crate::proto::command::{SortCommand, SortCriterion, SortKey, ThreadAlgorithm, ThreadCommand};
+use crate::proto::command::{
+    SearchReturn, SortCommand, SortCriterion, SortKey, ThreadAlgorithm, ThreadCommand,
+};
 use crate::proto::response::{self, Code};
 use crate::session::{CommandResult, Completion, Session, State};
 use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};
-use storage::MessageMeta;
 use storage::mime::EnvelopeAddress;
+use storage::{MessageMeta, Uid};
+use unicode_normalization::UnicodeNormalization;
 
 /// What SORT and THREAD know of one message.
 #[derive(Debug, Clone, Default)]
@@ -19,6 +22,9 @@ struct Item {
     number: u32,
     /// Position in the mailbox, the last tie-breaker (RFC 5256 §3).
     seq: u32,
+    /// The UID, what `RETURN (SAVE)` keeps (RFC 5182 §2.1); a plain number so that
+    /// `Item` has a default for the tests and the fuzz target.
+    uid: u32,
     internal_date: i64,
     size: u32,
     /// RFC 5256 §2.2: the Date: field, or INTERNALDATE when it is missing or unparsable.
@@ -30,6 +36,9 @@ struct Item {
     from: String,
     to: String,
     cc: String,
+    /// RFC 5957 §2 DISPLAYFROM and DISPLAYTO.
+    display_from: String,
+    display_to: String,
     message_id: Option<String>,
     references: Vec<String>,
 }
@@ -46,6 +55,7 @@ impl Item {
         Item {
             number,
             seq: found.seq,
+            uid: found.uid.0,
             internal_date,
             size,
             sent_date: meta.sent_date.unwrap_or(internal_date),
@@ -55,6 +65,8 @@ impl Item {
             from: first_mailbox(&meta.envelope.from),
             to: first_mailbox(&meta.envelope.to),
             cc: first_mailbox(&meta.envelope.cc),
+            display_from: display_key(meta.display_from.as_deref(), &meta.envelope.from),
+            display_to: display_key(meta.display_to.as_deref(), &meta.envelope.to),
             message_id: meta.message_id.clone(),
             references: meta.references.clone(),
         }
@@ -72,12 +84,31 @@ fn first_mailbox(addresses: &[EnvelopeAddress]) -> String {
         .to_ascii_uppercase()
 }
 
+/// RFC 5957 §2 DISPLAYFROM/DISPLAYTO: the key stored at delivery, or for meta stored
+/// before it was, computed from the ENVELOPE now; compared by [`casemap`].
+fn display_key(stored: Option<&str>, addresses: &[EnvelopeAddress]) -> String {
+    match stored {
+        Some(name) => casemap(name),
+        None => casemap(&storage::mime::display_name(addresses)),
+    }
+}
+
+/// i;unicode-casemap-like (RFC 5051 §2, which RFC 5957 §2 names): case-mapped, then
+/// decomposed (NFKD), compared by octets. Upper-casing stands in for titlecasing: the
+/// same for letters that have one form, and it orders ASCII punctuation against letters
+/// as FROM and TO (i;ascii-casemap) do, and as Dovecot does.
+fn casemap(text: &str) -> String {
+    text.to_uppercase().nfkd().collect()
+}
+
 fn compare(criteria: &[SortCriterion], a: &Item, b: &Item) -> Ordering {
     for criterion in criteria {
         let order = match criterion.key {
             SortKey::Arrival => a.internal_date.cmp(&b.internal_date),
             SortKey::Cc => a.cc.cmp(&b.cc),
             SortKey::Date => a.sent_date.cmp(&b.sent_date),
+            SortKey::DisplayFrom => a.display_from.cmp(&b.display_from),
+            SortKey::DisplayTo => a.display_to.cmp(&b.display_to),
             SortKey::From => a.from.cmp(&b.from),
             SortKey::Size => a.size.cmp(&b.size),
             SortKey::Subject => a.base_subject.cmp(&b.base_subject),
@@ -129,7 +160,8 @@ impl Session {
             .collect())
     }
 
-    /// RFC 5256 §4: `sort-data = "SORT" *(SP nz-number)`.
+    /// RFC 5256 §4: `sort-data = "SORT" *(SP nz-number)`; with `RETURN (...)` an ESEARCH
+    /// response instead (RFC 5267 §3.1).
     pub(crate) async fn sort(&mut self, command: SortCommand) -> CommandResult {
         let mut items = self
             .sort_items(command.uid, &command.charset, &command.key)
@@ -146,17 +178,38 @@ impl Session {
             tracing::error!(%error, "sorting failed");
             CommandError::no(Some(Code::ServerBug), "Sorting failed")
         })?;
-        let mut line = String::from("SORT");
-        for item in &items {
-            line.push(' ');
-            line.push_str(&item.number.to_string());
-        }
-        response::untagged(&mut self.conn.out, &line);
-        Ok(Completion::ok(if command.uid {
+        let done = if command.uid {
             "UID SORT completed"
         } else {
             "SORT completed"
-        }))
+        };
+        let Some(mut returns) = command.returns else {
+            let mut line = String::from("SORT");
+            for item in &items {
+                line.push(' ');
+                line.push_str(&item.number.to_string());
+            }
+            response::untagged(&mut self.conn.out, &line);
+            return Ok(Completion::ok(done));
+        };
+        // RFC 4731 §3.1, which RFC 5267 §3.1 follows: `RETURN ()` is `RETURN (ALL)`.
+        if returns.is_empty() {
+            returns.push(SearchReturn::All);
+        }
+        // RFC 5267 §3.1: MIN and MAX are the first and last message in sort order, and
+        // ALL lists them in that order.
+        let found: Vec<(u32, Uid)> = items.iter().map(|i| (i.seq, Uid(i.uid))).collect();
+        let State::Selected { view, .. } = &mut self.state else {
+            return Err(CommandError::bad("No mailbox selected"));
+        };
+        // RFC 5182 §2.4 / RFC 5267 §3.1: SAVE with SORT keeps what it found, or only the
+        // messages MIN and MAX name.
+        if save_result(&mut view.saved, &returns, &found) {
+            return Ok(Completion::ok(done));
+        }
+        let line = esearch_line(&self.tag, command.uid, &returns, &found, Order::Given);
+        response::untagged(&mut self.conn.out, &line);
+        Ok(Completion::ok(done))
     }
 
     /// RFC 5256 §4: `thread-data = "THREAD" [SP 1*thread-list]`.
@@ -635,6 +688,60 @@ mod tests {
             references: refs.iter().map(|r| r.to_string()).collect(),
             ..Item::default()
         }
+    }
+
+    #[test]
+    fn display_keys_fall_back_to_the_address_and_fold_case() {
+        // The ENVELOPE addresses of a header field, as delivery parses them.
+        let key = |field: &str| display_key(None, &storage::rfc5322::address_list(field));
+        // RFC 5957 §2: the display name when there is one, else the addr-spec.
+        assert_eq!(
+            key("=?utf-8?q?Zo=C3=AB?= Example <z@x.org>"),
+            "ZOE\u{308} EXAMPLE"
+        );
+        assert_eq!(key("bob@Example.NET"), "BOB@EXAMPLE.NET");
+        assert_eq!(key("\"\" <carol@example.org>"), "CAROL@EXAMPLE.ORG");
+        // A group's start marker: its name, as Dovecot sorts it.
+        assert_eq!(key("Team: a@x.org;"), "TEAM");
+        assert_eq!(key(""), "");
+        // Only the first address counts; what delivery stored wins.
+        assert_eq!(key("b <x@y>, a <x@y>"), "B");
+        assert_eq!(
+            display_key(Some("Stored"), &storage::rfc5322::address_list("b <x@y>")),
+            "STORED"
+        );
+    }
+
+    #[test]
+    fn displayfrom_sorts_by_display_name_then_mailbox_order() {
+        let with = |number: u32, from: &str| Item {
+            number,
+            seq: number,
+            display_from: casemap(from),
+            ..Item::default()
+        };
+        // Émile decomposes to E + U+0301 and sorts with the Es, before "zed".
+        let mut items = [
+            with(1, "zed"),
+            with(2, "Émile"),
+            with(3, "alice@example.org"),
+            with(4, "Zed"),
+        ];
+        let by = |reverse| SortCriterion {
+            key: SortKey::DisplayFrom,
+            reverse,
+        };
+        items.sort_by(|x, y| compare(&[by(false)], x, y));
+        assert_eq!(
+            items.iter().map(|i| i.number).collect::<Vec<_>>(),
+            [3, 2, 1, 4]
+        );
+        // REVERSE reverses the key, not the mailbox-order tie-break (RFC 5256 §3).
+        items.sort_by(|x, y| compare(&[by(true)], x, y));
+        assert_eq!(
+            items.iter().map(|i| i.number).collect::<Vec<_>>(),
+            [1, 4, 2, 3]
+        );
     }
 
     fn render(forest: &Forest) -> String {

@@ -250,12 +250,17 @@ pub struct SearchCommand {
     pub key: SearchKey,
 }
 
-/// RFC 5256 §3: `sort-key = "ARRIVAL" / "CC" / "DATE" / "FROM" / "SIZE" / "SUBJECT" / "TO"`.
+/// RFC 5256 §3: `sort-key = "ARRIVAL" / "CC" / "DATE" / "FROM" / "SIZE" / "SUBJECT" / "TO"`;
+/// RFC 5957 §4: `sort-key =/ "DISPLAYFROM" / "DISPLAYTO"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SortKey {
     Arrival,
     Cc,
     Date,
+    /// RFC 5957 §2: the display name of the first From address, else its addr-spec.
+    DisplayFrom,
+    /// RFC 5957 §2: the display name of the first To address, else its addr-spec.
+    DisplayTo,
     From,
     Size,
     Subject,
@@ -272,6 +277,9 @@ pub struct SortCriterion {
 #[derive(Debug)]
 pub struct SortCommand {
     pub uid: bool,
+    /// `RETURN (...)` of ESORT (RFC 5267 §3): answered with ESEARCH; `Some(empty)` is
+    /// `RETURN ()`.
+    pub returns: Option<Vec<SearchReturn>>,
     pub criteria: Vec<SortCriterion>,
     pub charset: String,
     pub key: SearchKey,

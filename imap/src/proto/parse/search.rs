@@ -188,28 +188,7 @@ impl Parser<'_> {
     /// `search-program = ["CHARSET" SP charset SP] search-key *(SP search-key)`
     pub(super) fn search(&mut self, uid: bool) -> PResult<SearchCommand> {
         self.sp()?;
-        let mut returns = None;
-        if self.keyword("RETURN") {
-            self.sp()?;
-            self.require(b'(', "Expected return options")?;
-            let mut options = Vec::new();
-            while !self.eat(b')') {
-                if !options.is_empty() {
-                    self.sp()?;
-                }
-                let option = self.atom()?.to_ascii_uppercase();
-                options.push(match option.as_str() {
-                    "MIN" => SearchReturn::Min,
-                    "MAX" => SearchReturn::Max,
-                    "ALL" => SearchReturn::All,
-                    "COUNT" => SearchReturn::Count,
-                    "SAVE" => SearchReturn::Save,
-                    _ => return err("Unknown search return option"),
-                });
-            }
-            returns = Some(options);
-            self.sp()?;
-        }
+        let returns = self.search_return_opts()?;
         let mut charset = None;
         if self.keyword("CHARSET") {
             self.sp()?;
@@ -223,6 +202,34 @@ impl Parser<'_> {
             charset,
             key,
         })
+    }
+
+    /// `"RETURN" SP "(" [search-return-opt *(SP search-return-opt)] ")" SP`, when the
+    /// input is at `RETURN` (RFC 4731 §3; SORT's too, RFC 5267 §3):
+    /// `search-return-opt = "MIN" / "MAX" / "ALL" / "COUNT"`, RFC 5182 §4 `=/ "SAVE"`.
+    pub(super) fn search_return_opts(&mut self) -> PResult<Option<Vec<SearchReturn>>> {
+        if !self.keyword("RETURN") {
+            return Ok(None);
+        }
+        self.sp()?;
+        self.require(b'(', "Expected return options")?;
+        let mut options = Vec::new();
+        while !self.eat(b')') {
+            if !options.is_empty() {
+                self.sp()?;
+            }
+            let option = self.atom()?.to_ascii_uppercase();
+            options.push(match option.as_str() {
+                "MIN" => SearchReturn::Min,
+                "MAX" => SearchReturn::Max,
+                "ALL" => SearchReturn::All,
+                "COUNT" => SearchReturn::Count,
+                "SAVE" => SearchReturn::Save,
+                _ => return err("Unknown search return option"),
+            });
+        }
+        self.sp()?;
+        Ok(Some(options))
     }
 
     /// `search-key *(SP search-key)`, as one key.

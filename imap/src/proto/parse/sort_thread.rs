@@ -5,10 +5,13 @@ use crate::proto::command::{SortCommand, SortCriterion, SortKey, ThreadAlgorithm
 
 impl Parser<'_> {
     /// RFC 5256 §5: `sort = ["UID" SP] "SORT" SP sort-criteria SP search-criteria`;
+    /// RFC 5267 §5 (ESORT): `sort =/ ["UID" SP] "SORT" search-return-opts SP sort-criteria
+    /// SP search-criteria`;
     /// `sort-criteria = "(" sort-criterion *(SP sort-criterion) ")"`;
     /// `search-criteria = charset 1*(SP search-key)`.
     pub(super) fn sort(&mut self, uid: bool) -> PResult<SortCommand> {
         self.sp()?;
+        let returns = self.search_return_opts()?;
         self.require(b'(', "Expected sort criteria")?;
         let mut criteria = Vec::new();
         loop {
@@ -20,6 +23,9 @@ impl Parser<'_> {
                 "ARRIVAL" => SortKey::Arrival,
                 "CC" => SortKey::Cc,
                 "DATE" => SortKey::Date,
+                // RFC 5957 §4.
+                "DISPLAYFROM" => SortKey::DisplayFrom,
+                "DISPLAYTO" => SortKey::DisplayTo,
                 "FROM" => SortKey::From,
                 "SIZE" => SortKey::Size,
                 "SUBJECT" => SortKey::Subject,
@@ -38,6 +44,7 @@ impl Parser<'_> {
         let key = self.search_keys()?;
         Ok(SortCommand {
             uid,
+            returns,
             criteria,
             charset,
             key,
@@ -68,7 +75,8 @@ impl Parser<'_> {
 #[cfg(test)]
 mod tests {
     use crate::proto::command::{
-        CommandBody, SearchKey, SortCriterion, SortKey, ThreadAlgorithm, ThreadCommand,
+        CommandBody, SearchKey, SearchReturn, SortCriterion, SortKey, ThreadAlgorithm,
+        ThreadCommand,
     };
     use crate::proto::parse::tests::{fails, parse};
 
@@ -120,5 +128,55 @@ mod tests {
         fails("a SORT () UTF-8 ALL\r\n");
         fails("a SORT (SUBJECT) ALL\r\n");
         fails("a THREAD FROB UTF-8 ALL\r\n");
+    }
+
+    #[test]
+    fn parses_esort_return_options_and_display_keys() {
+        // RFC 5267 §3.1 example.
+        let CommandBody::Sort(sort) =
+            parse("C1 UID SORT RETURN (MIN COUNT) (DATE) UTF-8 SINCE 1-Feb-1994\r\n")
+        else {
+            panic!()
+        };
+        assert!(sort.uid);
+        assert_eq!(
+            sort.returns,
+            Some(vec![SearchReturn::Min, SearchReturn::Count])
+        );
+        assert_eq!(sort.criteria.len(), 1);
+        let CommandBody::Sort(sort) =
+            parse("a SORT RETURN () (REVERSE DISPLAYFROM displayto) US-ASCII ALL\r\n")
+        else {
+            panic!()
+        };
+        assert_eq!(sort.returns, Some(vec![]));
+        assert_eq!(
+            sort.criteria,
+            vec![
+                SortCriterion {
+                    key: SortKey::DisplayFrom,
+                    reverse: true
+                },
+                SortCriterion {
+                    key: SortKey::DisplayTo,
+                    reverse: false
+                }
+            ]
+        );
+        let CommandBody::Sort(sort) = parse("a SORT (ARRIVAL) UTF-8 ALL\r\n") else {
+            panic!()
+        };
+        assert_eq!(sort.returns, None);
+        let CommandBody::Sort(sort) = parse("a SORT RETURN (SAVE ALL) (SIZE) UTF-8 ALL\r\n") else {
+            panic!()
+        };
+        assert_eq!(
+            sort.returns,
+            Some(vec![SearchReturn::Save, SearchReturn::All])
+        );
+        fails("a SORT RETURN (PARTIAL 1:5) (DATE) UTF-8 ALL\r\n");
+        fails("a SORT RETURN (MIN)(DATE) UTF-8 ALL\r\n");
+        fails("a SORT RETURN MIN (DATE) UTF-8 ALL\r\n");
+        fails("a SORT (DISPLAY) UTF-8 ALL\r\n");
     }
 }

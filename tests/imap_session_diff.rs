@@ -1529,7 +1529,9 @@ fn the_first_condstore_enabling_command_announces_highestmodseq() {
 
 /// RFC 4469: CATENATE of TEXT literals and URLs to parts of a stored message (with the
 /// UIDVALIDITY each server announced, and without), inside a MULTIAPPEND too; a TEXT
-/// literal8 with a binary part; BADURL for a UID and a section that do not exist.
+/// literal8 with a binary part; BADURL for a UID that does not exist. (A section that
+/// does not exist is not played: Dovecot 2.3 takes it as empty text, as FETCH gives it,
+/// where letterbox answers BADURL since the URL names nothing; imap/src/tests.rs.)
 #[test]
 fn catenate_builds_messages_from_text_and_stored_parts() {
     compare(
@@ -1551,10 +1553,6 @@ fn catenate_builds_messages_from_text_and_stored_parts() {
             (1, "NOOP"),
             (1, "FETCH 3:4 (FLAGS BODY.PEEK[])"),
             (1, "APPEND INBOX CATENATE (URL \"/INBOX/;UID=99\")"),
-            (
-                1,
-                "APPEND INBOX CATENATE (URL \"/INBOX/;UID=1/;SECTION=9\")",
-            ),
             (1, "NOOP"),
         ],
     );

@@ -91,37 +91,43 @@ impl Parser<'_> {
 pub fn parse_imap_url(url: &str) -> Option<ImapUrl> {
     let path = url.strip_prefix('/')?;
     // RFC 5092 §11: `bchar` has no raw ";", so the first one ends the mailbox name.
-    let semicolon = path.find(';')?;
-    let (head, rest) = path.split_at(semicolon);
-    let (mailbox, uid_validity, rest) = match strip_keyword(rest, ";UIDVALIDITY=") {
-        Some(rest) => {
-            let (validity, rest) = nz_number(rest)?;
-            (head, Some(validity), rest.strip_prefix('/')?)
-        }
-        None => (head.strip_suffix('/')?, None, rest),
+    let (head, rest) = path.split_at(path.find(';')?);
+    let mut p = Parser {
+        input: rest.as_bytes(),
+        pos: 0,
     };
-    let (uid, mut rest) = nz_number(strip_keyword(rest, ";UID=")?)?;
+    let (mailbox, uid_validity) = if p.url_keyword(";UIDVALIDITY=") {
+        let validity = p.nz_number().ok()?;
+        p.eat(b'/').then_some(())?;
+        (head, Some(validity))
+    } else {
+        (head.strip_suffix('/')?, None)
+    };
+    p.url_keyword(";UID=").then_some(())?;
+    let uid = p.nz_number().ok()?;
     let mut section = Section::default();
-    if let Some(after) = strip_keyword(rest, "/;SECTION=") {
-        let end = after.find(";").map_or(after.len(), |n| n.saturating_sub(1));
-        let (encoded, tail) = after.split_at(end);
-        section = parse_section(&percent_decode(encoded)?)?;
-        rest = tail;
+    if p.url_keyword("/;SECTION=") {
+        // The section runs to the next "/;" (of PARTIAL) or the end.
+        let after = rest.get(p.pos..)?;
+        let length = after.find(';').map_or(after.len(), |n| n.saturating_sub(1));
+        // `enc-section = 1*bchar`.
+        if length == 0 {
+            return None;
+        }
+        section = parse_section(&percent_decode(after.get(..length)?)?)?;
+        p.pos += length;
     }
     let mut partial = None;
-    if let Some(after) = strip_keyword(rest, "/;PARTIAL=") {
-        let digits = after.bytes().take_while(u8::is_ascii_digit).count();
-        let offset = after.get(..digits)?.parse::<u64>().ok()?;
-        rest = after.get(digits..)?;
-        let mut length = None;
-        if let Some(after) = rest.strip_prefix('.') {
-            let (n, tail) = nz_number(after)?;
-            length = Some(u64::from(n));
-            rest = tail;
-        }
+    if p.url_keyword("/;PARTIAL=") {
+        let offset = p.number64().ok()?;
+        let length = if p.eat(b'.') {
+            Some(u64::from(p.nz_number().ok()?))
+        } else {
+            None
+        };
         partial = Some((offset, length));
     }
-    if !rest.is_empty() {
+    if p.pos != rest.len() {
         return None;
     }
     let mailbox = percent_decode(mailbox)?;
@@ -137,22 +143,20 @@ pub fn parse_imap_url(url: &str) -> Option<ImapUrl> {
     })
 }
 
-/// `rest` after `keyword` (case-insensitive, RFC 5092 §11 keywords are).
-fn strip_keyword<'a>(rest: &'a str, keyword: &str) -> Option<&'a str> {
-    let head = rest.get(..keyword.len())?;
-    head.eq_ignore_ascii_case(keyword)
-        .then(|| rest.get(keyword.len()..))
-        .flatten()
-}
-
-/// `nz-number` (RFC 9051 §9) and what follows it.
-fn nz_number(text: &str) -> Option<(u32, &str)> {
-    let digits = text.bytes().take_while(u8::is_ascii_digit).count();
-    let number = text.get(..digits)?.parse::<u32>().ok()?;
-    if number == 0 || text.starts_with('0') {
-        return None;
+impl Parser<'_> {
+    /// Consumes `word` when it is next, case-insensitive (RFC 5092 §11 keywords are);
+    /// unlike [`Self::keyword`] the word carries its own delimiters.
+    fn url_keyword(&mut self, word: &str) -> bool {
+        let end = self.pos + word.len();
+        let matches = self
+            .input
+            .get(self.pos..end)
+            .is_some_and(|s| s.eq_ignore_ascii_case(word.as_bytes()));
+        if matches {
+            self.pos = end;
+        }
+        matches
     }
-    Some((number, text.get(digits..)?))
 }
 
 /// RFC 3986 §2.1 percent-decoding to UTF-8 (RFC 5092 §3.3: names are UTF-8).
@@ -300,6 +304,8 @@ mod tests {
             "/%ZZ/;UID=1",
             "//;UID=1",
             "/INBOX/;UID=99999999999",
+            "/INBOX/;UID=1/;SECTION=",
+            "/INBOX/;UID=1/;SECTION=/;PARTIAL=1",
         ] {
             assert_eq!(parse_imap_url(bad), None, "{bad}");
         }

@@ -101,6 +101,13 @@ const MESSAGES: &[(&str, &[u8])] = &[
         b"From: \"\" <aaron@example.com>\r\nTo: undisclosed-recipients:;\r\nSubject: zulu\r\nDate: Thu, 10 Dec 2026 13:00:00 +0000\r\nMessage-ID: <e@example.com>\r\n\r\nThe fifth message.\r\n",
     ),
     ("binary", include_bytes!("corpus/55-binary-append.eml")),
+    // The TEXT parts of a CATENATE (RFC 4469) that rebuilds a multipart message.
+    (
+        "cat-head",
+        b"From: Cat <cat@example.org>\r\nSubject: catenated\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"cat\"\r\n\r\n--cat\r\n",
+    ),
+    ("cat-mid", b"\r\n--cat\r\n"),
+    ("cat-tail", b"\r\n--cat--\r\n"),
 ];
 
 // ---------------------------------------------------------------------------------------
@@ -1562,6 +1569,37 @@ fn the_first_condstore_enabling_command_announces_highestmodseq() {
             (5, "STATUS Sent (HIGHESTMODSEQ)"),
             (5, "FETCH 1 (FLAGS)"),
             (5, "ENABLE CONDSTORE"),
+        ],
+    );
+}
+
+/// RFC 4469: CATENATE of TEXT literals and URLs to parts of a stored message (with the
+/// UIDVALIDITY each server announced, and without), inside a MULTIAPPEND too; a TEXT
+/// literal8 with a binary part; BADURL for a UID that does not exist. (A section that
+/// does not exist is not played: Dovecot 2.3 takes it as empty text, as FETCH gives it,
+/// where letterbox answers BADURL since the URL names nothing; imap/src/tests.rs.)
+#[test]
+fn catenate_builds_messages_from_text_and_stored_parts() {
+    compare(
+        "catenate",
+        &[
+            (1, "APPEND INBOX ~{msg:binary}"),
+            (1, "SELECT INBOX"),
+            (
+                1,
+                "APPEND INBOX CATENATE (TEXT {msg:cat-head} URL \"/INBOX;UIDVALIDITY={uidvalidity}/;UID=1/;SECTION=1.MIME\" URL \"/INBOX;UIDVALIDITY={uidvalidity}/;UID=1/;SECTION=1\" TEXT {msg:cat-mid} URL \"/INBOX/;UID=1/;SECTION=2.MIME\" URL \"/INBOX/;UID=1/;SECTION=2\" TEXT {msg:cat-tail})",
+            ),
+            (1, "NOOP"),
+            (1, "FETCH 2 (BODY.PEEK[] BODYSTRUCTURE)"),
+            (1, "FETCH 2 (BINARY.PEEK[2])"),
+            (
+                1,
+                "APPEND INBOX CATENATE (URL \"/INBOX/;UID=1/;SECTION=HEADER\" TEXT {msg:cat-tail}) (\\Seen) CATENATE (TEXT ~{msg:binary})",
+            ),
+            (1, "NOOP"),
+            (1, "FETCH 3:4 (FLAGS BODY.PEEK[])"),
+            (1, "APPEND INBOX CATENATE (URL \"/INBOX/;UID=99\")"),
+            (1, "NOOP"),
         ],
     );
 }

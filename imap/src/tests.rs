@@ -1249,3 +1249,99 @@ async fn plaintext_login_from_afar_is_disabled() {
         lines(&["c BAD STARTTLS is not available"])
     );
 }
+
+/// The multipart message CATENATE tests take parts from.
+const MULTIPART: &str = "From: Bob <bob@example.net>\r\nSubject: parts\r\nMIME-Version: 1.0\r\n\
+Content-Type: multipart/mixed; boundary=XX\r\n\r\n--XX\r\nContent-Type: text/plain\r\n\r\nfirst part\r\n\
+--XX\r\nContent-Type: text/plain; name=b.txt\r\n\r\nsecond part\r\nline two\r\n--XX--\r\n";
+
+/// RFC 4469 §5: a message made of a TEXT literal and a part of a stored message, stored
+/// as one message with APPENDUID; the URL part is what FETCH BODY[2] gives.
+#[tokio::test]
+async fn catenate_joins_text_and_url_parts() {
+    let h = Harness::start().await;
+    let mut c = h.logged_in().await;
+    let validity = h.uid_validity().await;
+    c.send(&format!(
+        "a APPEND INBOX {{{}+}}\r\n{MULTIPART}\r\n",
+        MULTIPART.len()
+    ))
+    .await;
+    c.until_tagged("a").await;
+    let header = "Subject: joined\r\n\r\n";
+    c.send(&format!(
+        "b APPEND INBOX (\\Seen) CATENATE (TEXT {{{}+}}\r\n{header} URL \"/INBOX;UIDVALIDITY={validity}/;UID=1/;SECTION=2\" URL /INBOX/;uid=1/;section=1/;partial=0.5)\r\n",
+        header.len()
+    ))
+    .await;
+    assert_eq!(
+        c.until_tagged("b").await,
+        vec![format!("b OK [APPENDUID {validity} 2] APPEND completed")]
+    );
+    c.run("c", "SELECT INBOX").await;
+    let expected = "Subject: joined\r\n\r\nsecond part\r\nline twofirst";
+    assert_eq!(
+        c.run("d", "UID FETCH 2 BODY.PEEK[]").await,
+        vec![
+            format!("* 2 FETCH (UID 2 BODY[] {{{}}}", expected.len()),
+            "Subject: joined".to_owned(),
+            String::new(),
+            "second part".to_owned(),
+            "line twofirst)".to_owned(),
+            "d OK UID FETCH completed".to_owned(),
+        ]
+    );
+    // RFC 4469 §6: BADURL for a URL that names nothing, as sent; nothing is stored.
+    let wrong = validity.wrapping_add(1).max(1);
+    for (tag, url) in [
+        ("e", format!("/INBOX;UIDVALIDITY={wrong}/;UID=1")),
+        ("f", "/INBOX/;UID=1/;SECTION=9".to_owned()),
+        ("g", "/INBOX/;UID=7".to_owned()),
+        ("h", "/Nowhere/;UID=1".to_owned()),
+        ("i", "imap://alice@example.org/INBOX/;UID=1".to_owned()),
+    ] {
+        assert_eq!(
+            c.run(tag, &format!("APPEND INBOX CATENATE (URL \"{url}\")"))
+                .await,
+            vec![format!("{tag} NO [BADURL {url}] CATENATE URL is invalid")]
+        );
+    }
+    // MULTIAPPEND with CATENATE and a plain message: both stored.
+    c.send("j APPEND INBOX CATENATE (URL /INBOX/;UID=1/;SECTION=1) {6+}\r\nplain\n\r\n")
+        .await;
+    assert_eq!(
+        c.until_tagged("j").await.last().map(String::as_str),
+        Some(format!("j OK [APPENDUID {validity} 3:4] APPEND completed").as_str())
+    );
+}
+
+/// RFC 4469 §5 with RFC 7889: a CATENATE result over APPENDLIMIT is NO [TOOBIG], even
+/// when every part alone fits.
+#[tokio::test]
+async fn catenate_over_appendlimit_is_toobig() {
+    let h = Harness::start_with(ImapConfig {
+        max_message_size: 400,
+        ..ImapConfig::default()
+    })
+    .await;
+    let mut c = h.logged_in().await;
+    c.send(&format!(
+        "a APPEND INBOX {{{}+}}\r\n{MULTIPART}\r\n",
+        MULTIPART.len()
+    ))
+    .await;
+    assert!(c.until_tagged("a").await[0].starts_with("a OK"));
+    assert_eq!(
+        c.run(
+            "b",
+            "APPEND INBOX CATENATE (URL /INBOX/;UID=1 URL /INBOX/;UID=1)"
+        )
+        .await,
+        lines(&["b NO [TOOBIG] Message too large"])
+    );
+    c.run("c", "SELECT INBOX").await;
+    assert_eq!(
+        c.run("d", "SEARCH ALL").await,
+        lines(&["* SEARCH 1", "d OK SEARCH completed"])
+    );
+}

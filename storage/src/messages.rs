@@ -668,6 +668,21 @@ impl Store {
         rows.iter().map(entry_from_row).collect()
     }
 
+    /// The stored message a UID names in a mailbox, if it is still there: what an IMAP URL
+    /// (RFC 5092) resolves to without reading the whole mailbox.
+    pub async fn message_by_uid(&self, mailbox: MailboxId, uid: Uid) -> Result<Option<MessageId>> {
+        let id: Option<i64> = sqlx::query_scalar(
+            &self
+                .backend
+                .sql("SELECT message_id FROM mailbox_messages WHERE mailbox_id = $1 AND uid = $2"),
+        )
+        .bind(mailbox.0)
+        .bind(i64::from(uid.0))
+        .fetch_optional(&self.reader)
+        .await?;
+        Ok(id.map(MessageId))
+    }
+
     /// RFC 7162: messages changed and UIDs expunged after `since`, with the mailbox's
     /// HIGHESTMODSEQ, all read in one snapshot.
     pub async fn changes_since(&self, mailbox: MailboxId, since: ModSeq) -> Result<MailboxChanges> {

@@ -56,6 +56,8 @@ impl Session {
                 "QUOTA=RES-STORAGE",
                 "COMPRESS=DEFLATE",
                 "MULTIAPPEND",
+                // RFC 4469 §4.
+                "CATENATE",
                 // RFC 8970 §3 and RFC 8514 §4.1.
                 "PREVIEW",
                 "SAVEDATE",

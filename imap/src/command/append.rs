@@ -1,15 +1,18 @@
 //! APPEND (RFC 9051 §6.3.12) with APPENDUID (RFC 4315 §3), APPENDLIMIT (RFC 7889) and
-//! MULTIAPPEND (RFC 3502): several messages in one command, stored all or none.
+//! MULTIAPPEND (RFC 3502): several messages in one command, stored all or none; and
+//! CATENATE (RFC 4469): a message built from literals and parts of stored messages.
 
 use super::store::validate_flags;
 use crate::error::CommandError;
+use crate::message;
 use crate::proto::base64;
-use crate::proto::command::AppendCommand;
+use crate::proto::command::{AppendCommand, AppendData, CatPart, ImapUrl};
+use crate::proto::parse_imap_url;
 use crate::proto::response::Code;
 use crate::proto::sequence::compress;
 use crate::session::{CommandResult, Completion, Session};
-use storage::Delivery;
 use storage::mime::{BodyPart, PartContent};
+use storage::{AccountId, Delivery};
 
 /// Characters of base64 per line (RFC 2045 §6.8: at most 76).
 const BASE64_LINE: usize = 76;
@@ -20,14 +23,18 @@ impl Session {
         let name = self.decode_mailbox(&append.mailbox)?;
         let mut deliveries = Vec::with_capacity(append.messages.len());
         for message in append.messages {
+            let raw = match message.data {
+                AppendData::Literal(raw) => raw,
+                AppendData::Catenate(parts) => self.catenate(account, parts).await?,
+            };
             // The framer refuses larger literals; this guards the limit on its own.
-            if message.message.len() > self.server.config.max_message_size {
+            if raw.len() > self.server.config.max_message_size {
                 return Err(CommandError::no(Some(Code::TooBig), "Message too large"));
             }
-            if message.message.is_empty() {
+            if raw.is_empty() {
                 return Err(CommandError::bad("Empty message"));
             }
-            let raw = binary_parts_as_base64(message.message).await?;
+            let raw = binary_parts_as_base64(raw).await?;
             deliveries.push(Delivery {
                 raw,
                 mailboxes: Vec::new(),
@@ -64,6 +71,96 @@ impl Session {
             "APPEND completed",
         ))
     }
+}
+
+impl Session {
+    /// RFC 4469 §5: the message a CATENATE describes, its parts in order. Each URL is
+    /// read when its turn comes, so at most one stored message is held beside the result,
+    /// which never grows past APPENDLIMIT (RFC 4469 §5: "the server MUST reject ... with
+    /// TOOBIG" a result over the limit; the parser caps the number of parts).
+    async fn catenate(
+        &self,
+        account: AccountId,
+        parts: Vec<CatPart>,
+    ) -> Result<Vec<u8>, CommandError> {
+        let limit = self.server.config.max_message_size;
+        let mut out = Vec::new();
+        for part in parts {
+            let bytes = match part {
+                CatPart::Text(text) => text,
+                CatPart::Url(url) => match parse_imap_url(&url) {
+                    Some(target) => match self.url_content(account, &target).await? {
+                        Some(bytes) => bytes,
+                        None => return Err(bad_url(url)),
+                    },
+                    None => return Err(bad_url(url)),
+                },
+            };
+            // RFC 7889 §4 / RFC 4469 §5: the whole message is what APPENDLIMIT bounds.
+            if out.len().saturating_add(bytes.len()) > limit {
+                return Err(CommandError::no(Some(Code::TooBig), "Message too large"));
+            }
+            out.extend_from_slice(&bytes);
+        }
+        Ok(out)
+    }
+
+    /// What an IMAP URL names, the same octets as FETCH BODY[section]<partial> gives
+    /// (RFC 5092 §5), or `None` when it names nothing this user can read: another
+    /// account's mailbox is never found by name in this one.
+    async fn url_content(
+        &self,
+        account: AccountId,
+        url: &ImapUrl,
+    ) -> Result<Option<Vec<u8>>, CommandError> {
+        let store = &self.server.store;
+        let Some(mailbox) = store.mailbox_by_name(account, &url.mailbox).await? else {
+            return Ok(None);
+        };
+        // RFC 5092 §6: a UIDVALIDITY that is not the mailbox's makes the URL invalid.
+        if url
+            .uid_validity
+            .is_some_and(|v| v != mailbox.uid_validity.0)
+        {
+            return Ok(None);
+        }
+        let Some(id) = store
+            .message_by_uid(mailbox.id, storage::Uid(url.uid))
+            .await?
+        else {
+            return Ok(None);
+        };
+        let Some(raw) = store.raw_messages(&[id]).await?.remove(&id) else {
+            return Ok(None);
+        };
+        let meta = match store.message_meta(&[id]).await?.remove(&id) {
+            Some(meta) => meta,
+            None => std::sync::Arc::new(storage::mime::analyse(&raw).meta),
+        };
+        // RFC 4469 §5: a section that does not exist is an invalid URL, not empty text.
+        let Some(data) = message::section(&raw, &meta, &url.section) else {
+            return Ok(None);
+        };
+        Ok(Some(match url.partial {
+            None => data.into_owned(),
+            Some((offset, length)) => {
+                let start = usize::try_from(offset)
+                    .unwrap_or(usize::MAX)
+                    .min(data.len());
+                let end = length.map_or(data.len(), |length| {
+                    start
+                        .saturating_add(usize::try_from(length).unwrap_or(usize::MAX))
+                        .min(data.len())
+                });
+                data.get(start..end).unwrap_or_default().to_vec()
+            }
+        }))
+    }
+}
+
+/// RFC 4469 §6: "NO [BADURL url]" for a URL that is invalid or names nothing.
+fn bad_url(url: String) -> CommandError {
+    CommandError::no(Some(Code::BadUrl(url)), "CATENATE URL is invalid")
 }
 
 /// RFC 9051 §7.5.2: "Non-textual data such as binary data MUST be transfer encoded into

@@ -238,7 +238,40 @@ pub struct AppendCommand {
 pub struct AppendMessage {
     pub flags: Vec<String>,
     pub date: Option<i64>,
-    pub message: Vec<u8>,
+    pub data: AppendData,
+}
+
+/// What one message of an APPEND is made of.
+#[derive(Debug, PartialEq, Eq)]
+pub enum AppendData {
+    /// The message as one literal (or literal8, or RFC 6855's `UTF8 (literal8)`).
+    Literal(Vec<u8>),
+    /// RFC 4469 §5: `"CATENATE" SP "(" cat-part *(SP cat-part) ")"`, in order.
+    Catenate(Vec<CatPart>),
+}
+
+/// An IMAP URL (RFC 5092) naming one message or part of it, in the relative form
+/// `/mailbox[;UIDVALIDITY=n]/;UID=m[/;SECTION=s][/;PARTIAL=o[.l]]` (RFC 4469 §5 examples).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImapUrl {
+    /// The mailbox name, percent-decoded (RFC 5092 §3.3: UTF-8, not modified UTF-7).
+    pub mailbox: String,
+    pub uid_validity: Option<u32>,
+    pub uid: u32,
+    /// `isection`, as FETCH BODY[section] takes it; the default is the whole message.
+    pub section: Section,
+    /// `ipartial = "/;PARTIAL=" number ["." nz-number]`: offset and optional length.
+    pub partial: Option<(u64, Option<u64>)>,
+}
+
+/// RFC 4469 §5: `cat-part = text-literal / url`.
+#[derive(Debug, PartialEq, Eq)]
+pub enum CatPart {
+    /// `text-literal = "TEXT" SP literal` (or literal8 with BINARY).
+    Text(Vec<u8>),
+    /// `url = "URL" SP astring`: kept as sent, since a URL that does not resolve is
+    /// answered `NO [BADURL url]` (RFC 4469 §6), not BAD.
+    Url(String),
 }
 
 #[derive(Debug)]

@@ -509,6 +509,33 @@ mod tests {
         assert_eq!(out, vec![Frame::Continue]);
     }
 
+    /// RFC 4469 §5: CATENATE's TEXT literals are APPEND literals: each is bounded by
+    /// APPENDLIMIT, and all of them with the command by APPENDLIMIT plus the command limit.
+    #[test]
+    fn catenate_text_literals_have_the_append_limits() {
+        let mut f = framer();
+        assert_eq!(
+            frames(&mut f, b"a APPEND INBOX CATENATE (TEXT {900}\r\n"),
+            vec![Frame::Continue]
+        );
+        f = framer();
+        assert_eq!(
+            frames(
+                &mut f,
+                b"b APPEND INBOX CATENATE (TEXT {1001}\r\nc NOOP\r\n"
+            ),
+            vec![
+                rejected("b", RejectReason::LiteralTooBig { append: true }),
+                command("c NOOP\r\n")
+            ]
+        );
+        let mut text = b"d APPEND INBOX CATENATE (TEXT {900+}\r\n".to_vec();
+        text.extend_from_slice(&[b'x'; 900]);
+        text.extend_from_slice(b" TEXT {900+}\r\n");
+        let out = frames(&mut f, &text);
+        assert_eq!(out, vec![rejected("d", RejectReason::CommandTooLong)]);
+    }
+
     fn rejected(tag: &str, reason: RejectReason) -> Frame {
         Frame::Rejected(Rejection {
             tag: Tag::parse(tag.as_bytes()),

@@ -37,6 +37,8 @@ pub enum Code {
     BadCharset,
     Cannot,
     Capability(String),
+    /// RFC 4469 §6: `"BADURL" SP url-resp-text`, a CATENATE URL that does not resolve.
+    BadUrl(String),
     ClientBug,
     /// RFC 9051 §7.1: the previously selected mailbox is now closed.
     Closed,
@@ -88,6 +90,7 @@ impl fmt::Display for Code {
             Code::BadCharset => f.write_str("BADCHARSET (US-ASCII UTF-8)"),
             Code::Cannot => f.write_str("CANNOT"),
             Code::Capability(list) => write!(f, "CAPABILITY {list}"),
+            Code::BadUrl(url) => write!(f, "BADURL {}", url_resp_text(url)),
             Code::ClientBug => f.write_str("CLIENTBUG"),
             Code::Closed => f.write_str("CLOSED"),
             Code::CompressionActive => f.write_str("COMPRESSIONACTIVE"),
@@ -119,6 +122,20 @@ impl fmt::Display for Code {
             Code::UseAttr => f.write_str("USEATTR"),
         }
     }
+}
+
+/// RFC 4469 §6: `url-resp-text = 1*(%x01-09 / %x0B-0C / %x0E-5B / %x5E-FE)`: the URL as
+/// the client sent it, with what would end the response code (`]`, CR, LF) or is not
+/// allowed there (`\`, NUL) replaced by `?`.
+fn url_resp_text(url: &str) -> String {
+    let text: String = url
+        .chars()
+        .map(|c| match c {
+            '\0' | '\r' | '\n' | '\\' | ']' => '?',
+            c => c,
+        })
+        .collect();
+    if text.is_empty() { "?".into() } else { text }
 }
 
 fn status_line(out: &mut Vec<u8>, prefix: &str, status: Status, code: Option<&Code>, text: &str) {

@@ -136,6 +136,8 @@ pub fn parse_command(input: &[u8]) -> Result<Command, ParseError> {
     }
 }
 
+pub use append::parse_imap_url;
+
 /// Parses a bare `sequence-set` (tests and tools).
 pub fn parse_sequence_set(input: &[u8]) -> Option<SequenceSet> {
     let mut parser = Parser { input, pos: 0 };

@@ -83,7 +83,8 @@ impl<'a> Parser<'a> {
         std::str::from_utf8(bytes).map_err(|_| Cow::Borrowed("Invalid atom"))
     }
 
-    /// `number = 1*DIGIT` (unsigned 32-bit); `number64` with `u64`.
+    /// `number64 = 1*DIGIT`, RFC 9051 §9: "Unsigned 63-bit integer (0 <= n <=
+    /// 9,223,372,036,854,775,807)"; RFC 7162's mod-sequence-value has the same bound.
     pub(super) fn number64(&mut self) -> PResult<u64> {
         let digits = self.take_while(|b| b.is_ascii_digit());
         if digits.is_empty() || digits.len() > 20 {
@@ -91,7 +92,8 @@ impl<'a> Parser<'a> {
         }
         std::str::from_utf8(digits)
             .ok()
-            .and_then(|d| d.parse().ok())
+            .and_then(|d| d.parse::<u64>().ok())
+            .filter(|&n| i64::try_from(n).is_ok())
             .ok_or(Cow::Borrowed("Number out of range"))
     }
 

@@ -347,6 +347,17 @@ mod tests {
     }
 
     #[test]
+    fn number64_stops_at_63_bits() {
+        // RFC 9051 §9 number64: 0 <= n <= 9,223,372,036,854,775,807.
+        let CommandBody::Search(search) = parse("a SEARCH LARGER 9223372036854775807\r\n") else {
+            panic!()
+        };
+        assert_eq!(search.key, SearchKey::Larger(i64::MAX as u64));
+        fails("a SEARCH LARGER 9223372036854775808\r\n");
+        fails("a SEARCH MODSEQ 18446744073709551615\r\n");
+    }
+
+    #[test]
     fn parses_emailid_and_threadid() {
         // RFC 8474 §6 example: `SEARCH EMAILID M6d99ac3275bb4e`.
         let CommandBody::Search(search) =

@@ -2,7 +2,7 @@
 
 use super::resolve;
 use crate::error::CommandError;
-use crate::proto::Sequence;
+use crate::proto::SetOrSaved;
 use crate::proto::response::{self, Code, Status};
 use crate::proto::sequence::compress;
 use crate::session::{CommandResult, Completion, Session, State};
@@ -11,7 +11,7 @@ impl Session {
     pub(crate) async fn copy(
         &mut self,
         uid: bool,
-        set: &Sequence,
+        set: &SetOrSaved,
         mailbox: &str,
         remove: bool,
     ) -> CommandResult {

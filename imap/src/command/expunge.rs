@@ -2,12 +2,12 @@
 
 use super::resolve;
 use crate::error::CommandError;
-use crate::proto::Sequence;
+use crate::proto::SetOrSaved;
 use crate::session::{CommandResult, Completion, Session, State};
 use crate::view::SyncPoint;
 
 impl Session {
-    pub(crate) async fn expunge(&mut self, uids: Option<&Sequence>) -> CommandResult {
+    pub(crate) async fn expunge(&mut self, uids: Option<&SetOrSaved>) -> CommandResult {
         let store = self.server.store.clone();
         let Session { state, conn, .. } = self;
         let State::Selected { view, .. } = state else {

@@ -5,7 +5,7 @@
 use super::{MAX_BATCH_BYTES, batches, resolve};
 use crate::error::CommandError;
 use crate::message;
-use crate::proto::Sequence;
+use crate::proto::SetOrSaved;
 use crate::proto::command::{FetchItem, Rfc822Part, Section, SectionText};
 use crate::proto::datetime::format_date_time;
 use crate::proto::objectid;
@@ -25,7 +25,7 @@ impl Session {
     pub(crate) async fn fetch(
         &mut self,
         uid: bool,
-        set: &Sequence,
+        set: &SetOrSaved,
         mut items: Vec<FetchItem>,
         changed_since: Option<ModSeq>,
         vanished: bool,
@@ -55,7 +55,7 @@ impl Session {
             if !items.contains(&FetchItem::ModSeq) {
                 items.push(FetchItem::ModSeq);
             }
-            if vanished && let Sequence::Set(set) = set {
+            if vanished && let SetOrSaved::Set(set) = set {
                 // RFC 7162 §3.2.6: first the UIDs of the set expunged after `since`.
                 view.write_vanished_earlier(&store, since, Some(set), &mut conn.out)
                     .await?;

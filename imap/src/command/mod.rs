@@ -16,7 +16,7 @@ pub(crate) mod sort;
 mod store;
 
 use crate::error::CommandError;
-use crate::proto::Sequence;
+use crate::proto::SetOrSaved;
 use crate::view::View;
 
 /// Raw octets of the messages loaded at once for one batch (FETCH of bodies, SEARCH
@@ -55,9 +55,13 @@ pub(crate) fn batches<'a>(
 /// Resolves a sequence set (or `$`) to indexes into the view, sorted and unique.
 /// RFC 9051 §6.4: a sequence number beyond the mailbox is a BAD; UIDs that do not exist
 /// are simply not there.
-pub(crate) fn resolve(view: &View, set: &Sequence, uid: bool) -> Result<Vec<usize>, CommandError> {
+pub(crate) fn resolve(
+    view: &View,
+    set: &SetOrSaved,
+    uid: bool,
+) -> Result<Vec<usize>, CommandError> {
     match set {
-        Sequence::Saved => {
+        SetOrSaved::Saved => {
             let mut indexes: Vec<usize> = view
                 .saved
                 .iter()
@@ -67,8 +71,8 @@ pub(crate) fn resolve(view: &View, set: &Sequence, uid: bool) -> Result<Vec<usiz
             indexes.dedup();
             Ok(indexes)
         }
-        Sequence::Set(set) if uid => Ok(set.uid_indexes(view.uids())),
-        Sequence::Set(set) => {
+        SetOrSaved::Set(set) if uid => Ok(set.uid_indexes(view.uids())),
+        SetOrSaved::Set(set) => {
             let count = u32::try_from(view.exists()).unwrap_or(u32::MAX);
             if set.exceeds(count) {
                 return Err(CommandError::bad("Invalid message sequence number"));

@@ -11,7 +11,7 @@ use crate::proto::command::{CommandBody, SearchCommand, SearchKey, SearchReturn}
 use crate::proto::datetime::date_of;
 use crate::proto::response::{self, Code};
 use crate::proto::sequence::{SequenceSet, compress};
-use crate::proto::{RangeSet, Sequence};
+use crate::proto::{RangeSet, SetOrSaved};
 use crate::session::{CommandResult, Completion, Session, State};
 use crate::view::View;
 use memchr::memmem;
@@ -240,9 +240,9 @@ impl Key {
                 Box::new(Key::compile(b, bounds)),
             ),
             SearchKey::Not(k) => Key::Not(Box::new(Key::compile(k, bounds))),
-            SearchKey::Uid(Sequence::Set(set)) => Key::Uids(set.resolve(bounds.largest_uid)),
-            SearchKey::Seq(Sequence::Set(set)) => Key::Seqs(set.resolve(bounds.exists)),
-            SearchKey::Uid(Sequence::Saved) | SearchKey::Seq(Sequence::Saved) => {
+            SearchKey::Uid(SetOrSaved::Set(set)) => Key::Uids(set.resolve(bounds.largest_uid)),
+            SearchKey::Seq(SetOrSaved::Set(set)) => Key::Seqs(set.resolve(bounds.exists)),
+            SearchKey::Uid(SetOrSaved::Saved) | SearchKey::Seq(SetOrSaved::Saved) => {
                 Key::Uids(RangeSet::from_numbers(bounds.saved.iter().map(|uid| uid.0)))
             }
             SearchKey::Header(name, value) => Key::Header(name.clone(), Needle::new(value)),

@@ -2,7 +2,7 @@
 //! them to the session, and the limits the parser enforces.
 
 use super::objectid::ObjectId;
-use super::sequence::{Sequence, SequenceSet};
+use super::sequence::{SequenceSet, SetOrSaved};
 use super::tag::Tag;
 use std::borrow::Cow;
 use storage::{FlagOperation, Secret};
@@ -86,7 +86,7 @@ pub enum CommandBody {
     Close,
     Unselect,
     Expunge {
-        uids: Option<Sequence>,
+        uids: Option<SetOrSaved>,
     },
     Search(SearchCommand),
     /// RFC 5256 SORT and UID SORT.
@@ -95,7 +95,7 @@ pub enum CommandBody {
     Thread(ThreadCommand),
     Fetch {
         uid: bool,
-        set: Sequence,
+        set: SetOrSaved,
         items: Vec<FetchItem>,
         /// RFC 7162 §3.1.4 `(CHANGEDSINCE modseq)`.
         changed_since: Option<u64>,
@@ -105,7 +105,7 @@ pub enum CommandBody {
     Store(StoreCommand),
     Copy {
         uid: bool,
-        set: Sequence,
+        set: SetOrSaved,
         mailbox: String,
         remove: bool,
     },
@@ -364,8 +364,8 @@ pub enum SearchKey {
     SentBefore(Date),
     SentOn(Date),
     SentSince(Date),
-    Uid(Sequence),
-    Seq(Sequence),
+    Uid(SetOrSaved),
+    Seq(SetOrSaved),
     /// RFC 7162 §3.1.5 `MODSEQ [entry-name entry-type] mod-sequence-valzer`: messages
     /// whose modseq is at least this.
     ModSeq(u64),
@@ -447,7 +447,7 @@ pub enum SectionText {
 #[derive(Debug)]
 pub struct StoreCommand {
     pub uid: bool,
-    pub set: Sequence,
+    pub set: SetOrSaved,
     pub operation: FlagOperation,
     pub silent: bool,
     pub flags: Vec<String>,

@@ -16,5 +16,5 @@ pub use command::{Command, CommandBody, ParseError};
 pub use framer::{Frame, Framer, FramerLimits, RejectReason, Rejection};
 pub use parse::{parse_command, parse_imap_url};
 pub use response::{Code, Status};
-pub use sequence::{RangeSet, Sequence, SequenceSet};
+pub use sequence::{RangeSet, SequenceSet, SetOrSaved};
 pub use tag::Tag;

@@ -26,10 +26,11 @@ pub struct SequenceSet(pub Vec<SeqRange>);
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RangeSet(Vec<(u32, u32)>);
 
-/// A set argument: an explicit set, or `$`, the result saved by `SEARCH RETURN (SAVE)`
-/// (RFC 5182, RFC 9051 §6.4.4.1).
+/// A set argument as a command gives it: an explicit set, or `$`, the result saved by
+/// `SEARCH RETURN (SAVE)` (RFC 5182, RFC 9051 §6.4.4.1). Named for what it holds: it
+/// is not resolved to messages until the view looks it up.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Sequence {
+pub enum SetOrSaved {
     Set(SequenceSet),
     Saved,
 }

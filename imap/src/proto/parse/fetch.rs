@@ -251,7 +251,7 @@ mod tests {
     use crate::proto::command::{CommandBody, FetchItem, Section, SectionText};
     use crate::proto::parse::parse_sequence_set;
     use crate::proto::parse::tests::{fails, parse};
-    use crate::proto::sequence::Sequence;
+    use crate::proto::sequence::SetOrSaved;
 
     #[test]
     fn parses_fetch_items() {
@@ -266,7 +266,7 @@ mod tests {
         assert!(uid);
         assert_eq!(
             set,
-            Sequence::Set(parse_sequence_set(b"1:*,5").unwrap_or_else(|| panic!()))
+            SetOrSaved::Set(parse_sequence_set(b"1:*,5").unwrap_or_else(|| panic!()))
         );
         assert_eq!(
             items,

@@ -4,7 +4,7 @@
 
 use super::{PResult, Parser, err};
 use crate::proto::datetime::{parse_date, parse_date_time};
-use crate::proto::sequence::{SeqNumber, SeqRange, Sequence, SequenceSet};
+use crate::proto::sequence::{SeqNumber, SeqRange, SequenceSet, SetOrSaved};
 use crate::proto::tag::{is_astring_char, is_atom_char};
 use std::borrow::Cow;
 use time::Date;
@@ -264,11 +264,11 @@ impl<'a> Parser<'a> {
     }
 
     /// `sequence-set / "$"` (RFC 5182 §2.1)
-    pub(super) fn sequence(&mut self) -> PResult<Sequence> {
+    pub(super) fn sequence(&mut self) -> PResult<SetOrSaved> {
         if self.eat(b'$') {
-            Ok(Sequence::Saved)
+            Ok(SetOrSaved::Saved)
         } else {
-            self.sequence_set().map(Sequence::Set)
+            self.sequence_set().map(SetOrSaved::Set)
         }
     }
 

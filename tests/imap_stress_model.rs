@@ -4,7 +4,7 @@
 //! report. No server, no network.
 
 #[allow(dead_code)]
-#[path = "../benches/imap_stress/model.rs"]
+#[path = "../benches/imap_stress/model/mod.rs"]
 mod model;
 #[allow(dead_code)]
 #[path = "../benches/imap_stress/wire.rs"]

@@ -60,8 +60,14 @@ target_dir() {
 
 # build_letterbox: a release letterbox in $WORK/bin. Copied at once: a later
 # `cargo bench` build puts its own letterbox binary at the same path.
+# LETTERBOX_BIN: a prebuilt binary to use instead (to compare two builds in one run).
 build_letterbox() {
     local target
+    if [[ -n ${LETTERBOX_BIN:-} ]]; then
+        log "using $LETTERBOX_BIN"
+        cp "$LETTERBOX_BIN" "$WORK/bin/letterbox"
+        return
+    fi
     log "building letterbox (release)"
     (cd "$ROOT" && cargo build --release --bin letterbox)
     target=$(cd "$ROOT" && target_dir) || die "cargo metadata failed"

@@ -1603,3 +1603,77 @@ fn catenate_builds_messages_from_text_and_stored_parts() {
         ],
     );
 }
+
+/// RFC 9394 / RFC 5267 §4.4 PARTIAL (the `m:n` ranges Dovecot 2.3 knows; `-m:-n` and
+/// PARTIAL FETCH are in tests/imap_context.rs) on SEARCH and SORT, with SAVE, MIN and
+/// COUNT; MODSEQ in SORT and ESORT answers (RFC 7162 §3.1.5, RFC 5267 §3).
+#[test]
+fn partial_results_and_esort_modseq_answer_alike() {
+    compare(
+        "partial_esort_modseq",
+        &[
+            (1, "APPEND INBOX {msg:a}"),
+            (1, "APPEND INBOX (\\Seen) {msg:b}"),
+            (1, "APPEND INBOX (\\Flagged) {msg:c}"),
+            (1, "APPEND INBOX {msg:d}"),
+            (1, "APPEND INBOX {msg:e}"),
+            (1, "SELECT INBOX"),
+            (1, "SEARCH RETURN (PARTIAL 1:2) ALL"),
+            (1, "UID SEARCH RETURN (PARTIAL 4:2 COUNT MIN) ALL"),
+            (1, "SEARCH RETURN (PARTIAL 9:10) UNSEEN"),
+            (1, "SEARCH RETURN (PARTIAL 2:9 MAX) UNSEEN"),
+            (1, "SEARCH RETURN (PARTIAL 1:2 ALL) ALL"),
+            (1, "SEARCH RETURN (PARTIAL 0:2) ALL"),
+            (1, "SEARCH RETURN (SAVE PARTIAL 2:3) ALL"),
+            (1, "FETCH $ (UID)"),
+            (1, "SORT RETURN (PARTIAL 2:4) (SUBJECT) UTF-8 ALL"),
+            (
+                1,
+                "UID SORT RETURN (PARTIAL 1:2 MAX COUNT) (REVERSE DATE) UTF-8 ALL",
+            ),
+            (1, "SEARCH RETURN (CONTEXT) UNSEEN"),
+            (1, "STORE 2 +FLAGS (\\Answered)"),
+            (1, "SORT (SUBJECT) UTF-8 MODSEQ 1"),
+            (1, "SORT RETURN (MIN) (SUBJECT) UTF-8 MODSEQ 1"),
+            (1, "UID SORT RETURN (MAX COUNT) (DATE) UTF-8 MODSEQ 1"),
+            (1, "SORT RETURN () (SUBJECT) UTF-8 MODSEQ 1 UNSEEN"),
+            (1, "SORT RETURN (COUNT) (SUBJECT) UTF-8 MODSEQ 1 DELETED"),
+        ],
+    );
+}
+
+/// RFC 5267 §4.3 CONTEXT=SEARCH: updating searches told, at the next NOOP, of what
+/// another session's STORE, APPEND and MOVE and their own session's STORE did to their
+/// results (REMOVEFROM before EXPUNGE, ADDTO after EXISTS), until CANCELUPDATE. Session
+/// 1's tags are a1 (LOGIN), a2, ... in step order.
+#[test]
+fn updating_searches_hear_of_changes_alike() {
+    compare(
+        "context_search_updates",
+        &[
+            (1, "APPEND INBOX {msg:a}"),
+            (1, "APPEND INBOX (\\Seen) {msg:b}"),
+            (1, "APPEND INBOX {msg:c}"),
+            (1, "SELECT INBOX"),
+            (2, "SELECT INBOX"),
+            // a6 and a7.
+            (1, "UID SEARCH RETURN (UPDATE) UNSEEN"),
+            (1, "SEARCH RETURN (UPDATE COUNT) UNSEEN"),
+            (2, "STORE 1 +FLAGS (\\Seen)"),
+            (1, "NOOP"),
+            (2, "APPEND INBOX {msg:d}"),
+            (1, "NOOP"),
+            (2, "MOVE 3 Archive"),
+            (1, "NOOP"),
+            (1, "CANCELUPDATE \"a7\""),
+            (1, "STORE 1 -FLAGS (\\Seen)"),
+            (2, "STORE 2 -FLAGS (\\Seen)"),
+            (1, "NOOP"),
+            (1, "CANCELUPDATE \"zz\""),
+            (1, "CANCELUPDATE a6"),
+            (1, "CANCELUPDATE \"a6\""),
+            (2, "STORE 1:* +FLAGS (\\Seen)"),
+            (1, "NOOP"),
+        ],
+    );
+}

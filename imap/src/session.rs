@@ -378,6 +378,7 @@ impl Session {
             | C::Unselect
             | C::Expunge { .. }
             | C::Search(_)
+            | C::CancelUpdate(_)
             | C::Sort(_)
             | C::Thread(_)
             | C::Fetch { .. }
@@ -451,6 +452,7 @@ impl Session {
             C::Unselect => self.close(false).await,
             C::Expunge { uids } => self.expunge(uids.as_ref()).await,
             C::Search(search) => self.search(search).await,
+            C::CancelUpdate(tags) => self.cancel_update(&tags),
             C::Sort(sort) => self.sort(sort).await,
             C::Thread(thread) => self.thread(thread).await,
             C::Fetch {
@@ -459,9 +461,17 @@ impl Session {
                 items,
                 changed_since,
                 vanished,
+                partial,
             } => {
-                self.fetch(uid, &set, items, changed_since.map(ModSeq), vanished)
-                    .await
+                self.fetch(
+                    uid,
+                    &set,
+                    items,
+                    changed_since.map(ModSeq),
+                    vanished,
+                    partial,
+                )
+                .await
             }
             C::Store(store) => self.store(store).await,
             C::Copy {

@@ -533,7 +533,10 @@ async fn sort_display_uses_the_display_name_or_the_address() {
     let mut c = h.logged_in().await;
     c.run("a", "SELECT INBOX").await;
     let caps = c.run("b", "CAPABILITY").await;
-    assert!(caps[0].contains(" SORT SORT=DISPLAY ESORT "), "{caps:?}");
+    assert!(
+        caps[0].contains(" SORT SORT=DISPLAY ESORT CONTEXT=SEARCH CONTEXT=SORT PARTIAL "),
+        "{caps:?}"
+    );
     // RFC 5957 §2: BOB@EXAMPLE.NET, CAROL@EXAMPLE.NET, ÉMILE, ZED.
     assert_eq!(
         c.run("c", "SORT (DISPLAYFROM) UTF-8 ALL").await,

@@ -10,6 +10,7 @@
 //! - A message expunged elsewhere stays in `entries` (and keeps its number) until an
 //!   EXPUNGE response may be sent (RFC 9051 §7.5.1: never during FETCH, STORE or SEARCH).
 
+use crate::command::context::Contexts;
 use crate::proto::response;
 use crate::proto::sequence::{RangeSet, SequenceSet};
 use std::collections::BTreeSet;
@@ -46,6 +47,8 @@ pub(crate) struct View {
     /// The keywords the client was told of in FLAGS, in the order they were announced:
     /// those in the mailbox at SELECT, then each new one as it first appears.
     keywords: Vec<String>,
+    /// RFC 5267 §4.3: the updating searches of this mailbox, told of what changes.
+    pub(crate) contexts: Contexts,
     changes: MailboxWatch,
 }
 
@@ -196,6 +199,7 @@ impl View {
             recent,
             reported_recent,
             keywords,
+            contexts: Contexts::default(),
             changes,
         })
     }
@@ -294,6 +298,8 @@ impl View {
         out: &mut Vec<u8>,
     ) -> storage::Result<()> {
         self.poll();
+        // RFC 5267 §4.3: messages that arrived or changed, for the updating searches.
+        let mut touched = self.contexts.take_pending();
         if self.dirty {
             self.dirty = false;
             let changes = store.changes_since(self.mailbox, self.synced).await?;
@@ -306,6 +312,9 @@ impl View {
             self.announce_keywords(changes.changed.iter().map(|e| &e.flags), out);
             let mut appended = Vec::new();
             let last = self.uids.last().copied().unwrap_or(0);
+            if !self.contexts.is_empty() {
+                touched.extend(changes.changed.iter().map(|e| e.uid));
+            }
             for entry in changes.changed {
                 match self.index_of(entry.uid) {
                     Some(index) => {
@@ -352,6 +361,22 @@ impl View {
             response::untagged(out, &format!("{} EXISTS", self.entries.len()));
         }
         self.report_recent(out);
+        let candidates: Vec<(u32, MessageEntry)> = touched
+            .into_iter()
+            .filter(|uid| !self.deferred.contains(uid))
+            .filter_map(|uid| {
+                let index = self.index_of(uid)?;
+                let seq = u32::try_from(index + 1).ok()?;
+                Some((seq, self.entries.get(index)?.clone()))
+            })
+            .collect();
+        if let Err(error) = self
+            .contexts
+            .changed(store, candidates, &self.uids, out)
+            .await
+        {
+            tracing::warn!(?error, "could not bring updating searches up to date");
+        }
         Ok(())
     }
 
@@ -375,6 +400,12 @@ impl View {
         let mut indexes: Vec<usize> = uids.iter().filter_map(|&uid| self.index_of(uid)).collect();
         indexes.sort_unstable();
         indexes.dedup();
+        // RFC 5267 §4.3.4: REMOVEFROM before the EXPUNGE, numbered as before it.
+        let gone: Vec<u32> = indexes
+            .iter()
+            .filter_map(|&i| self.uids.get(i).copied())
+            .collect();
+        self.contexts.expunged(&gone, &self.uids, out);
         let mut vanished = Vec::with_capacity(indexes.len());
         for &index in indexes.iter().rev() {
             self.entries.remove(index);
@@ -405,6 +436,7 @@ impl View {
         {
             entry.flags = flags;
             entry.modseq = entry.modseq.max(modseq);
+            self.contexts.touch(uid);
         }
     }
 

@@ -50,6 +50,10 @@ impl Session {
                 // RFC 5957 §1 and RFC 5267 §3.
                 "SORT=DISPLAY",
                 "ESORT",
+                // RFC 5267 §4.1 and RFC 9394 §3.
+                "CONTEXT=SEARCH",
+                "CONTEXT=SORT",
+                "PARTIAL",
                 "THREAD=ORDEREDSUBJECT",
                 "THREAD=REFERENCES",
                 "QUOTA",

@@ -6,7 +6,7 @@ use super::{MAX_BATCH_BYTES, batches, resolve};
 use crate::error::CommandError;
 use crate::message;
 use crate::proto::SetOrSaved;
-use crate::proto::command::{FetchItem, Rfc822Part, Section, SectionText};
+use crate::proto::command::{FetchItem, PartialRange, Rfc822Part, Section, SectionText};
 use crate::proto::datetime::format_date_time;
 use crate::proto::objectid;
 use crate::proto::response::{Code, literal, literal8, string_text};
@@ -29,6 +29,7 @@ impl Session {
         mut items: Vec<FetchItem>,
         changed_since: Option<ModSeq>,
         vanished: bool,
+        partial: Option<PartialRange>,
     ) -> CommandResult {
         // RFC 7162 §3.2.6: VANISHED needs ENABLE QRESYNC.
         if vanished && !self.enabled.qresync {
@@ -60,6 +61,16 @@ impl Session {
                 view.write_vanished_earlier(&store, since, Some(set), &mut conn.out)
                     .await?;
             }
+        }
+        // RFC 9394 §3.3: "only return FETCH results for messages in the specified range"
+        // of the messages the command would otherwise answer for, in UID order (after
+        // CHANGEDSINCE, with which it "can be combined", §3.4).
+        if let Some(range) = partial {
+            let window = range.window(indexes.len());
+            indexes = indexes
+                .get(window)
+                .map(<[usize]>::to_vec)
+                .unwrap_or_default();
         }
         let needs_meta = items.iter().any(|item| {
             matches!(

@@ -7,7 +7,7 @@
 use super::{MAX_BATCH_BYTES, batches};
 use crate::error::CommandError;
 use crate::message::header_sections;
-use crate::proto::command::{CommandBody, SearchCommand, SearchKey, SearchReturn};
+use crate::proto::command::{CommandBody, PartialRange, SearchCommand, SearchKey, SearchReturn};
 use crate::proto::datetime::date_of;
 use crate::proto::response::{self, Code};
 use crate::proto::sequence::{SequenceSet, compress};
@@ -176,7 +176,7 @@ impl Candidate<'_> {
 }
 
 /// True when the key uses MODSEQ anywhere (RFC 7162 §3.1.5: then results carry MODSEQ).
-fn uses_modseq(key: &SearchKey) -> bool {
+pub(crate) fn uses_modseq(key: &SearchKey) -> bool {
     match key {
         SearchKey::ModSeq(_) => true,
         SearchKey::And(keys) => keys.iter().any(uses_modseq),
@@ -215,6 +215,9 @@ struct SetBounds<'a> {
     saved: &'a [Uid],
     /// RFC 3501 §2.3.2: the UIDs that are `\Recent` in this session.
     recent: RangeSet,
+    /// For an updating search (RFC 5267 §4.3): the view's UIDs, to turn sequence sets
+    /// into the UIDs they name now, since numbers shift as messages come and go.
+    freeze_seqs: Option<&'a [u32]>,
 }
 
 impl SetBounds<'_> {
@@ -224,6 +227,7 @@ impl SetBounds<'_> {
             exists: u32::try_from(view.exists()).unwrap_or(u32::MAX),
             saved: &view.saved,
             recent: view.recent_uids(),
+            freeze_seqs: None,
         }
     }
 }
@@ -241,7 +245,14 @@ impl Key {
             ),
             SearchKey::Not(k) => Key::Not(Box::new(Key::compile(k, bounds))),
             SearchKey::Uid(SetOrSaved::Set(set)) => Key::Uids(set.resolve(bounds.largest_uid)),
-            SearchKey::Seq(SetOrSaved::Set(set)) => Key::Seqs(set.resolve(bounds.exists)),
+            SearchKey::Seq(SetOrSaved::Set(set)) => match bounds.freeze_seqs {
+                Some(uids) => Key::Uids(RangeSet::from_numbers(
+                    set.seq_indexes(uids.len())
+                        .into_iter()
+                        .filter_map(|i| uids.get(i).copied()),
+                )),
+                None => Key::Seqs(set.resolve(bounds.exists)),
+            },
             SearchKey::Uid(SetOrSaved::Saved) | SearchKey::Seq(SetOrSaved::Saved) => {
                 Key::Uids(RangeSet::from_numbers(bounds.saved.iter().map(|uid| uid.0)))
             }
@@ -351,12 +362,107 @@ pub(crate) fn known_charset(charset: &str) -> Result<(), CommandError> {
     }
 }
 
-/// A message that matched: its sequence number, UID, modseq and stored message.
+/// A message that matched: its sequence number, UID and modseq.
 pub(crate) struct Found {
     pub(crate) seq: u32,
     pub(crate) uid: Uid,
     pub(crate) modseq: ModSeq,
-    pub(crate) message: MessageId,
+}
+
+impl Found {
+    pub(crate) fn hit(&self) -> Hit {
+        Hit {
+            seq: self.seq,
+            uid: self.uid,
+            modseq: self.modseq.0,
+        }
+    }
+}
+
+/// A search key kept by an updating search (RFC 5267 §4.3), asked again about each
+/// message that arrives or changes: sequence sets and `$` stand for the messages they
+/// named when the search ran.
+pub(crate) struct UpdateKey {
+    key: Arc<Key>,
+    needs: Needs,
+    /// OLDER and YOUNGER (RFC 5032) change their answer as time passes, with nothing in
+    /// the mailbox changing: such a search is not kept up to date.
+    pub(crate) time_relative: bool,
+}
+
+/// True when the key uses OLDER or YOUNGER anywhere.
+fn time_relative(key: &SearchKey) -> bool {
+    match key {
+        SearchKey::Older(_) | SearchKey::Younger(_) => true,
+        SearchKey::And(keys) => keys.iter().any(time_relative),
+        SearchKey::Or(a, b) => time_relative(a) || time_relative(b),
+        SearchKey::Not(k) => time_relative(k),
+        _ => false,
+    }
+}
+
+impl UpdateKey {
+    pub(crate) fn compile(key: &SearchKey, view: &View) -> UpdateKey {
+        let mut bounds = SetBounds::of(view);
+        bounds.freeze_seqs = Some(view.uids());
+        UpdateKey {
+            key: Arc::new(Key::compile(key, &bounds)),
+            needs: Needs::of(key),
+            time_relative: time_relative(key),
+        }
+    }
+}
+
+/// For each of `keys`, the UIDs of the `entries` (sequence number, entry) it matches.
+/// What the keys need of the messages is loaded once for all of them, in bounded
+/// batches, and compared off the async workers when it is message contents (as `find`).
+pub(crate) async fn match_updates(
+    store: &Store,
+    keys: &[&UpdateKey],
+    entries: &[(u32, MessageEntry)],
+    now: i64,
+) -> Result<Vec<Vec<Uid>>, CommandError> {
+    let mut needs = Needs::default();
+    for key in keys {
+        needs.meta |= key.needs.meta;
+        needs.text |= key.needs.text;
+        needs.raw |= key.needs.raw;
+    }
+    let max_bytes = if needs.text || needs.raw {
+        MAX_BATCH_BYTES
+    } else {
+        u64::MAX
+    };
+    let positions: Vec<usize> = (0..entries.len()).collect();
+    let size = |i: usize| entries.get(i).map_or(0, |(_, e)| u64::from(e.size));
+    let mut matched = vec![Vec::new(); keys.len()];
+    for chunk in batches(&positions, SEARCH_CHUNK, max_bytes, size) {
+        let chunk: Vec<(u32, MessageEntry)> = chunk
+            .iter()
+            .filter_map(|&i| entries.get(i).cloned())
+            .collect();
+        let batch = Batch::load(store, needs, chunk).await?;
+        let keys: Vec<Arc<Key>> = keys.iter().map(|k| Arc::clone(&k.key)).collect();
+        let evaluate = move || {
+            keys.iter()
+                .map(|key| batch.matching(key, now).iter().map(|f| f.uid).collect())
+                .collect::<Vec<Vec<Uid>>>()
+        };
+        let found = if needs == Needs::default() {
+            evaluate()
+        } else {
+            tokio::task::spawn_blocking(evaluate)
+                .await
+                .map_err(|error| {
+                    tracing::warn!(%error, "search update task failed");
+                    CommandError::no(Some(Code::ServerBug), "Search failed")
+                })?
+        };
+        for (all, more) in matched.iter_mut().zip(found) {
+            all.extend(more);
+        }
+    }
+    Ok(matched)
 }
 
 /// The messages of the view that match `key`, in mailbox order (SEARCH, SORT, THREAD).
@@ -393,26 +499,7 @@ pub(crate) async fn find(
                 view.entries.get(i).map(|e| (seq, e.clone()))
             })
             .collect();
-        let ids: Vec<MessageId> = entries.iter().map(|(_, e)| e.message).collect();
-        let batch = Batch {
-            metas: if needs.meta {
-                store.message_meta(&ids).await?
-            } else {
-                HashMap::new()
-            },
-            texts: if needs.text {
-                store.message_texts(&ids).await?
-            } else {
-                HashMap::new()
-            },
-            raws: if needs.raw {
-                store.raw_messages(&ids).await?
-            } else {
-                HashMap::new()
-            },
-            entries,
-            needs_text: needs.text,
-        };
+        let batch = Batch::load(store, needs, entries).await?;
         if needs == Needs::default() {
             // Flags, dates, sizes and numbers: a few comparisons per message.
             found.extend(batch.matching(&key, now));
@@ -445,6 +532,34 @@ struct Batch {
 }
 
 impl Batch {
+    /// The batch of `entries` with what `needs` asks for loaded.
+    async fn load(
+        store: &Store,
+        needs: Needs,
+        entries: Vec<(u32, MessageEntry)>,
+    ) -> Result<Batch, CommandError> {
+        let ids: Vec<MessageId> = entries.iter().map(|(_, e)| e.message).collect();
+        Ok(Batch {
+            metas: if needs.meta {
+                store.message_meta(&ids).await?
+            } else {
+                HashMap::new()
+            },
+            texts: if needs.text {
+                store.message_texts(&ids).await?
+            } else {
+                HashMap::new()
+            },
+            raws: if needs.raw {
+                store.raw_messages(&ids).await?
+            } else {
+                HashMap::new()
+            },
+            entries,
+            needs_text: needs.text,
+        })
+    }
+
     fn matching(&self, key: &Key, now: i64) -> Vec<Found> {
         let mut found = Vec::new();
         for (seq, entry) in &self.entries {
@@ -466,7 +581,6 @@ impl Batch {
                     seq: *seq,
                     uid: entry.uid,
                     modseq: entry.modseq,
-                    message: entry.message,
                 });
             }
         }
@@ -484,80 +598,147 @@ pub(crate) enum Order {
     Given,
 }
 
-/// RFC 5182 §2.1: `RETURN (SAVE)` keeps the UIDs of the messages found for `$`;
-/// `found` holds (sequence number, UID) in the order the command answers with (SORT's
-/// sort order, RFC 5267 §3.1). True when SAVE was the only option: then no ESEARCH
-/// response is sent (RFC 5182 §2.1).
-pub(crate) fn save_result(
-    saved: &mut Vec<Uid>,
-    returns: &[SearchReturn],
-    found: &[(u32, Uid)],
-) -> bool {
-    if !returns.contains(&SearchReturn::Save) {
-        return false;
-    }
-    // RFC 5182 §2.4: with MIN or MAX (and neither ALL nor COUNT) only those are saved.
-    let only_ends = !returns.contains(&SearchReturn::All)
-        && !returns.contains(&SearchReturn::Count)
-        && (returns.contains(&SearchReturn::Min) || returns.contains(&SearchReturn::Max));
-    *saved = if only_ends {
-        let mut ends = Vec::new();
-        if returns.contains(&SearchReturn::Min) {
-            ends.extend(found.first().map(|&(_, uid)| uid));
-        }
-        if returns.contains(&SearchReturn::Max) {
-            ends.extend(found.last().map(|&(_, uid)| uid));
-        }
-        ends.dedup();
-        ends
-    } else {
-        found.iter().map(|&(_, uid)| uid).collect()
-    };
-    returns.iter().all(|r| *r == SearchReturn::Save)
+/// One message a SEARCH or SORT found, in the order the command answers with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Hit {
+    pub(crate) seq: u32,
+    pub(crate) uid: Uid,
+    pub(crate) modseq: u64,
 }
 
-/// The ESEARCH response for `returns` (non-empty: `RETURN ()` is ALL) over `found`,
-/// (sequence number, UID) in the order the command answers with: MIN and MAX are its
-/// first and last (for SORT, the first and last in sort order, RFC 5267 §3.1).
-/// RFC 4731 §3: `esearch-response = "ESEARCH" [search-correlator] [SP "UID"]
-/// *(SP search-return-data)`. MODSEQ, when due, is the caller's to append.
-pub(crate) fn esearch_line(
-    tag: &str,
-    uid: bool,
-    returns: &[SearchReturn],
-    found: &[(u32, Uid)],
-    order: Order,
-) -> String {
-    let mut line = format!("ESEARCH (TAG {})", response::string_text(tag, false));
-    if uid {
-        line.push_str(" UID");
+/// An ESEARCH answer (RFC 4731 §3, RFC 5267 §3.1 and §4, RFC 9394 §3) to write.
+pub(crate) struct Esearch<'a> {
+    pub(crate) tag: &'a str,
+    pub(crate) uid: bool,
+    /// As given; `RETURN ()` (and `RETURN (CONTEXT)`) is ALL.
+    pub(crate) returns: &'a [SearchReturn],
+    pub(crate) order: Order,
+    /// RFC 7162 §3.1.5: the search used MODSEQ, so the answer carries one.
+    pub(crate) with_modseq: bool,
+}
+
+impl Esearch<'_> {
+    fn has(&self, option: SearchReturn) -> bool {
+        self.returns.contains(&option)
     }
-    let pick = |&(seq, u): &(u32, Uid)| if uid { u.0 } else { seq };
-    if returns.contains(&SearchReturn::Min)
-        && let Some(min) = found.first()
-    {
-        line.push_str(&format!(" MIN {}", pick(min)));
+
+    fn partial(&self) -> Option<PartialRange> {
+        self.returns.iter().find_map(|r| match r {
+            SearchReturn::Partial(range) => Some(*range),
+            _ => None,
+        })
     }
-    if returns.contains(&SearchReturn::Max)
-        && let Some(max) = found.last()
-    {
-        line.push_str(&format!(" MAX {}", pick(max)));
+
+    /// RFC 4731 §3.1: an empty list of result options asks for ALL; CONTEXT is only a
+    /// hint (RFC 5267 §4.2). UPDATE alone asks for no data now (RFC 5267 §4.3: "no
+    /// interaction between UPDATE and any other return options"), as Dovecot has it.
+    fn all(&self) -> bool {
+        self.has(SearchReturn::All) || self.returns.iter().all(|r| *r == SearchReturn::Context)
     }
-    // RFC 4731 §3.1 sets no order for the return data; ALL before COUNT as Dovecot.
-    if returns.contains(&SearchReturn::All) {
-        let numbers: Vec<u32> = found.iter().map(pick).collect();
-        let set = match order {
-            Order::Mailbox => SequenceSet::from_numbers(&numbers),
-            Order::Given => compress(&numbers),
+
+    /// The messages the answer names when it names only some (MIN, MAX, PARTIAL without
+    /// ALL or COUNT), or `None` when it stands for all of them.
+    fn returned<'h>(&self, hits: &'h [Hit]) -> Option<Vec<&'h Hit>> {
+        if self.all() || self.has(SearchReturn::Count) {
+            return None;
+        }
+        let partial = self.partial();
+        let min = self.has(SearchReturn::Min);
+        let max = self.has(SearchReturn::Max);
+        if partial.is_none() && !min && !max {
+            return None;
+        }
+        let mut returned: Vec<&Hit> = partial
+            .and_then(|range| hits.get(range.window(hits.len())))
+            .unwrap_or_default()
+            .iter()
+            .collect();
+        for (wanted, end) in [(min, hits.first()), (max, hits.last())] {
+            if let Some(hit) = end.filter(|_| wanted)
+                && !returned.iter().any(|h| h.uid == hit.uid)
+            {
+                returned.push(hit);
+            }
+        }
+        Some(returned)
+    }
+
+    /// Writes the answer for `hits` and keeps what SAVE asks for in `saved`.
+    ///
+    /// RFC 5182 §2.1 and §2.4, RFC 9394 §3.2: SAVE keeps every message found, except that
+    /// with MIN, MAX or PARTIAL (and neither ALL nor COUNT) it keeps only those returned;
+    /// SAVE alone (with at most CONTEXT) sends no ESEARCH response.
+    pub(crate) fn write(&self, hits: &[Hit], saved: &mut Vec<Uid>, out: &mut Vec<u8>) {
+        let returned = self.returned(hits);
+        if self.has(SearchReturn::Save) {
+            *saved = match &returned {
+                Some(returned) => returned.iter().map(|h| h.uid).collect(),
+                None => hits.iter().map(|h| h.uid).collect(),
+            };
+            if self
+                .returns
+                .iter()
+                .all(|r| matches!(r, SearchReturn::Save | SearchReturn::Context))
+            {
+                return;
+            }
+        }
+        let mut line = format!("ESEARCH (TAG {})", response::string_text(self.tag, false));
+        if self.uid {
+            line.push_str(" UID");
+        }
+        let number = |h: &Hit| if self.uid { h.uid.0 } else { h.seq };
+        let set = |hits: &[Hit]| {
+            let numbers: Vec<u32> = hits.iter().map(number).collect();
+            match self.order {
+                Order::Mailbox => SequenceSet::from_numbers(&numbers),
+                Order::Given => compress(&numbers),
+            }
         };
-        if let Some(set) = set {
+        if self.has(SearchReturn::Min)
+            && let Some(min) = hits.first()
+        {
+            line.push_str(&format!(" MIN {}", number(min)));
+        }
+        if self.has(SearchReturn::Max)
+            && let Some(max) = hits.last()
+        {
+            line.push_str(&format!(" MAX {}", number(max)));
+        }
+        // RFC 4731 §3.1 sets no order for the return data; Dovecot's: ALL, PARTIAL, COUNT.
+        if self.all()
+            && let Some(set) = set(hits)
+        {
             line.push_str(&format!(" ALL {set}"));
         }
+        // RFC 9394 §4: `ret-data-partial = "PARTIAL" SP "(" partial-range SP
+        // partial-results ")"`; `partial-results = sequence-set / "NIL"`, NIL when "no
+        // results correspond to the requested range"; for SORT in sort order (RFC 5267
+        // §4.4), for SEARCH in mailbox order.
+        if let Some(range) = self.partial() {
+            let window = hits.get(range.window(hits.len())).unwrap_or_default();
+            match set(window) {
+                Some(set) => line.push_str(&format!(" PARTIAL ({range} {set})")),
+                None => line.push_str(&format!(" PARTIAL ({range} NIL)")),
+            }
+        }
+        if self.has(SearchReturn::Count) {
+            line.push_str(&format!(" COUNT {}", hits.len()));
+        }
+        // RFC 7162 §3.1.5 / RFC 4731: `MODSEQ n` after the other return data, the highest
+        // mod-sequence of the messages returned: with MIN, MAX or PARTIAL alone (no ALL,
+        // no COUNT) only those.
+        if self.with_modseq {
+            let highest = match &returned {
+                Some(returned) => returned.iter().map(|h| h.modseq).max(),
+                None => hits.iter().map(|h| h.modseq).max(),
+            };
+            if let Some(highest) = highest {
+                line.push_str(&format!(" MODSEQ {highest}"));
+            }
+        }
+        response::untagged(out, &line);
     }
-    if returns.contains(&SearchReturn::Count) {
-        line.push_str(&format!(" COUNT {}", found.len()));
-    }
-    line
 }
 
 impl Session {
@@ -578,67 +759,49 @@ impl Session {
         let State::Selected { view, .. } = state else {
             return Err(CommandError::bad("No mailbox selected"));
         };
+        let updating = command
+            .returns
+            .as_ref()
+            .is_some_and(|r| r.contains(&SearchReturn::Update));
+        if updating {
+            view.contexts.check_tag(&tag)?;
+        }
         let found = find(view, &store, &command.key, now).await?;
-        let highest_modseq = found.iter().map(|f| f.modseq.0).max().unwrap_or(0);
-        let modseq_of_ends = (
-            found.first().map_or(0, |f| f.modseq.0),
-            found.last().map_or(0, |f| f.modseq.0),
-        );
-        let found: Vec<(u32, Uid)> = found.iter().map(|f| (f.seq, f.uid)).collect();
-        let numbers: Vec<u32> = found
-            .iter()
-            .map(|&(seq, uid)| if command.uid { uid.0 } else { seq })
-            .collect();
+        let hits: Vec<Hit> = found.iter().map(Found::hit).collect();
+        let context = updating
+            .then(|| UpdateKey::compile(&command.key, view))
+            .filter(|key| view.contexts.admit(&tag, key, &mut conn.out));
         let done = if command.uid {
             "UID SEARCH completed"
         } else {
             "SEARCH completed"
         };
         // RFC 9051 §6.4.4: an IMAP4rev2 client always gets ESEARCH; `RETURN ()` is ALL.
-        let Some(mut returns) = command.returns.or(rev2.then(Vec::new)) else {
+        let Some(returns) = command.returns.or(rev2.then(Vec::new)) else {
             let mut line = String::from("SEARCH");
-            for n in &numbers {
-                line.push(' ');
-                line.push_str(&n.to_string());
+            for hit in &hits {
+                let number = if command.uid { hit.uid.0 } else { hit.seq };
+                line.push_str(&format!(" {number}"));
             }
             // RFC 7162 §3.1.5: `(MODSEQ n)`, the highest of the messages found.
-            if with_modseq && !numbers.is_empty() {
-                line.push_str(&format!(" (MODSEQ {highest_modseq})"));
+            if with_modseq && let Some(highest) = hits.iter().map(|h| h.modseq).max() {
+                line.push_str(&format!(" (MODSEQ {highest})"));
             }
             response::untagged(&mut conn.out, &line);
             return Ok(Completion::ok(done));
         };
-        if returns.is_empty() {
-            returns.push(SearchReturn::All);
+        Esearch {
+            tag: &tag,
+            uid: command.uid,
+            returns: &returns,
+            order: Order::Mailbox,
+            with_modseq,
         }
-        if save_result(&mut view.saved, &returns, &found) {
-            return Ok(Completion::ok(done));
+        .write(&hits, &mut view.saved, &mut conn.out);
+        if let Some(key) = context {
+            let result = hits.iter().map(|h| h.uid.0).collect();
+            view.contexts.add_search(&tag, command.uid, key, result);
         }
-        let mut line = esearch_line(&tag, command.uid, &returns, &found, Order::Mailbox);
-        // RFC 7162 §3.1.5 / RFC 4731: `MODSEQ n` after the other return data, the highest
-        // mod-sequence of the messages returned: with MIN and/or MAX alone (no ALL, no
-        // COUNT) those are only the lowest and highest message.
-        if with_modseq && !found.is_empty() {
-            let returned =
-                if returns.contains(&SearchReturn::All) || returns.contains(&SearchReturn::Count) {
-                    highest_modseq
-                } else {
-                    let (first, last) = modseq_of_ends;
-                    let min = if returns.contains(&SearchReturn::Min) {
-                        first
-                    } else {
-                        0
-                    };
-                    let max = if returns.contains(&SearchReturn::Max) {
-                        last
-                    } else {
-                        0
-                    };
-                    min.max(max)
-                };
-            line.push_str(&format!(" MODSEQ {returned}"));
-        }
-        response::untagged(&mut conn.out, &line);
         Ok(Completion::ok(done))
     }
 }
@@ -660,6 +823,7 @@ pub(crate) fn search_messages(criteria: &[u8], messages: &[&[u8]], now: i64) -> 
             exists: count,
             saved: &[],
             recent: RangeSet::default(),
+            freeze_seqs: None,
         },
     );
     let mut batch = Batch {

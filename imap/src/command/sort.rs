@@ -2,10 +2,10 @@
 //! delivery (base subject, sent date, ENVELOPE addresses, Message-ID, References): no
 //! message is parsed here (house rule 11).
 
-use super::search::{Found, Order, esearch_line, find, known_charset, save_result};
+use super::search::{Esearch, Found, Hit, Order, UpdateKey, find, known_charset, uses_modseq};
 use crate::error::CommandError;
 use crate::proto::command::{
-    SearchReturn, SortCommand, SortCriterion, SortKey, ThreadAlgorithm, ThreadCommand,
+    SearchKey, SearchReturn, SortCommand, SortCriterion, SortKey, ThreadAlgorithm, ThreadCommand,
 };
 use crate::proto::response::{self, Code};
 use crate::session::{CommandResult, Completion, Session, State};
@@ -17,14 +17,16 @@ use unicode_normalization::UnicodeNormalization;
 
 /// What SORT and THREAD know of one message.
 #[derive(Debug, Clone, Default)]
-struct Item {
+pub(crate) struct Item {
     /// Sequence number or UID: what the response lists.
     number: u32,
     /// Position in the mailbox, the last tie-breaker (RFC 5256 §3).
     seq: u32,
     /// The UID, what `RETURN (SAVE)` keeps (RFC 5182 §2.1); a plain number so that
     /// `Item` has a default for the tests and the fuzz target.
-    uid: u32,
+    pub(crate) uid: u32,
+    /// RFC 7162 §3.1.5: what MODSEQ in the answer is taken from.
+    modseq: u64,
     internal_date: i64,
     size: u32,
     /// RFC 5256 §2.2: the Date: field, or INTERNALDATE when it is missing or unparsable.
@@ -56,6 +58,7 @@ impl Item {
             number,
             seq: found.seq,
             uid: found.uid.0,
+            modseq: found.modseq.0,
             internal_date,
             size,
             sent_date: meta.sent_date.unwrap_or(internal_date),
@@ -101,7 +104,73 @@ fn casemap(text: &str) -> String {
     text.to_uppercase().nfkd().collect()
 }
 
-fn compare(criteria: &[SortCriterion], a: &Item, b: &Item) -> Ordering {
+impl Item {
+    /// The item an updating SORT (RFC 5267 §4.3) keeps: only what `criteria` compare,
+    /// and its place in the mailbox as its UID (the mailbox is in UID order, and a UID,
+    /// unlike a sequence number, does not shift).
+    pub(crate) fn for_context(mut self, criteria: &[SortCriterion]) -> Item {
+        let uses = |key: SortKey| criteria.iter().any(|c| c.key == key);
+        let keep = |key: SortKey, field: &mut String| {
+            if !uses(key) {
+                *field = String::new();
+            }
+        };
+        keep(SortKey::Subject, &mut self.base_subject);
+        keep(SortKey::From, &mut self.from);
+        keep(SortKey::To, &mut self.to);
+        keep(SortKey::Cc, &mut self.cc);
+        keep(SortKey::DisplayFrom, &mut self.display_from);
+        keep(SortKey::DisplayTo, &mut self.display_to);
+        self.message_id = None;
+        self.references = Vec::new();
+        self.seq = self.uid;
+        self
+    }
+}
+
+/// The SORT keys of `entries` (sequence number and entry), from their stored meta;
+/// `uid` numbers them by UID, else by sequence number.
+pub(crate) async fn items_of(
+    store: &storage::Store,
+    entries: &[(u32, storage::MessageEntry)],
+    uid: bool,
+) -> Result<Vec<Item>, CommandError> {
+    let ids: Vec<storage::MessageId> = entries.iter().map(|(_, e)| e.message).collect();
+    let metas = store.message_meta(&ids).await?;
+    let empty = storage::mime::analyse(b"").meta;
+    Ok(entries
+        .iter()
+        .map(|(seq, entry)| {
+            let found = Found {
+                seq: *seq,
+                uid: entry.uid,
+                modseq: entry.modseq,
+            };
+            let meta = metas
+                .get(&entry.message)
+                .map(AsRef::as_ref)
+                .unwrap_or(&empty);
+            let number = if uid { entry.uid.0 } else { *seq };
+            Item::new(&found, number, entry.internal_date, entry.size, meta)
+        })
+        .collect())
+}
+
+#[cfg(test)]
+impl Item {
+    /// An item with only a UID and a size, for the tests of SORT contexts.
+    pub(crate) fn test_sized(uid: u32, size: u32) -> Item {
+        Item {
+            number: uid,
+            seq: uid,
+            uid,
+            size,
+            ..Item::default()
+        }
+    }
+}
+
+pub(crate) fn compare(criteria: &[SortCriterion], a: &Item, b: &Item) -> Ordering {
     for criterion in criteria {
         let order = match criterion.key {
             SortKey::Arrival => a.internal_date.cmp(&b.internal_date),
@@ -135,7 +204,7 @@ impl Session {
         &mut self,
         uid: bool,
         charset: &str,
-        key: &crate::proto::command::SearchKey,
+        key: &SearchKey,
     ) -> Result<Vec<Item>, CommandError> {
         known_charset(charset)?;
         let store = self.server.store.clone();
@@ -144,25 +213,28 @@ impl Session {
         };
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         let found = find(view, &store, key, now).await?;
-        let ids: Vec<storage::MessageId> = found.iter().map(|f| f.message).collect();
-        let metas = store.message_meta(&ids).await?;
-        let empty = storage::mime::analyse(b"").meta;
-        Ok(found
+        let entries: Vec<(u32, storage::MessageEntry)> = found
             .iter()
-            .filter_map(|f| {
-                let entry = view
-                    .entries
-                    .get(usize::try_from(f.seq).ok()?.checked_sub(1)?)?;
-                let meta = metas.get(&f.message).map(AsRef::as_ref).unwrap_or(&empty);
-                let number = if uid { f.uid.0 } else { f.seq };
-                Some(Item::new(f, number, entry.internal_date, entry.size, meta))
-            })
-            .collect())
+            .filter_map(|f| Some((f.seq, view.entries.get(view.index_of(f.uid)?)?.clone())))
+            .collect();
+        items_of(&store, &entries, uid).await
     }
 
     /// RFC 5256 §4: `sort-data = "SORT" *(SP nz-number)`; with `RETURN (...)` an ESEARCH
     /// response instead (RFC 5267 §3.1).
     pub(crate) async fn sort(&mut self, command: SortCommand) -> CommandResult {
+        let with_modseq = uses_modseq(&command.key);
+        // RFC 7162 §3.1: SORT with MODSEQ is CONDSTORE enabling, as SEARCH is.
+        if with_modseq {
+            self.enable_condstore();
+        }
+        let updating = command
+            .returns
+            .as_ref()
+            .is_some_and(|r| r.contains(&SearchReturn::Update));
+        if updating && let State::Selected { view, .. } = &self.state {
+            view.contexts.check_tag(&self.tag)?;
+        }
         let mut items = self
             .sort_items(command.uid, &command.charset, &command.key)
             .await?;
@@ -183,32 +255,52 @@ impl Session {
         } else {
             "SORT completed"
         };
-        let Some(mut returns) = command.returns else {
+        let Some(returns) = command.returns else {
             let mut line = String::from("SORT");
             for item in &items {
-                line.push(' ');
-                line.push_str(&item.number.to_string());
+                line.push_str(&format!(" {}", item.number));
+            }
+            // RFC 7162 §3.1.5: "sort-data = "SORT" *(SP nz-number) [SP
+            // search-sort-mod-seq]", the highest mod-sequence of the messages found.
+            if with_modseq && let Some(highest) = items.iter().map(|i| i.modseq).max() {
+                line.push_str(&format!(" (MODSEQ {highest})"));
             }
             response::untagged(&mut self.conn.out, &line);
             return Ok(Completion::ok(done));
         };
-        // RFC 4731 §3.1, which RFC 5267 §3.1 follows: `RETURN ()` is `RETURN (ALL)`.
-        if returns.is_empty() {
-            returns.push(SearchReturn::All);
-        }
         // RFC 5267 §3.1: MIN and MAX are the first and last message in sort order, and
-        // ALL lists them in that order.
-        let found: Vec<(u32, Uid)> = items.iter().map(|i| (i.seq, Uid(i.uid))).collect();
+        // ALL lists them in that order; PARTIAL counts in that order (§4.4). MODSEQ as
+        // for SEARCH (RFC 7162 §3.1.5, which RFC 5267 §3 extends to SORT).
+        let hits: Vec<Hit> = items
+            .iter()
+            .map(|i| Hit {
+                seq: i.seq,
+                uid: Uid(i.uid),
+                modseq: i.modseq,
+            })
+            .collect();
         let State::Selected { view, .. } = &mut self.state else {
             return Err(CommandError::bad("No mailbox selected"));
         };
-        // RFC 5182 §2.4 / RFC 5267 §3.1: SAVE with SORT keeps what it found, or only the
-        // messages MIN and MAX name.
-        if save_result(&mut view.saved, &returns, &found) {
-            return Ok(Completion::ok(done));
+        let context = updating
+            .then(|| UpdateKey::compile(&command.key, view))
+            .filter(|key| view.contexts.admit(&self.tag, key, &mut self.conn.out));
+        Esearch {
+            tag: &self.tag,
+            uid: command.uid,
+            returns: &returns,
+            order: Order::Given,
+            with_modseq,
         }
-        let line = esearch_line(&self.tag, command.uid, &returns, &found, Order::Given);
-        response::untagged(&mut self.conn.out, &line);
+        .write(&hits, &mut view.saved, &mut self.conn.out);
+        if let Some(key) = context {
+            let items = items
+                .into_iter()
+                .map(|item| item.for_context(&command.criteria))
+                .collect();
+            view.contexts
+                .add_sort(&self.tag, command.uid, key, command.criteria, items);
+        }
         Ok(Completion::ok(done))
     }
 

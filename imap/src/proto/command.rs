@@ -89,6 +89,8 @@ pub enum CommandBody {
         uids: Option<SetOrSaved>,
     },
     Search(SearchCommand),
+    /// RFC 5267 §4.3.5 `CANCELUPDATE` with the tags of updating searches.
+    CancelUpdate(Vec<String>),
     /// RFC 5256 SORT and UID SORT.
     Sort(SortCommand),
     /// RFC 5256 THREAD and UID THREAD.
@@ -101,6 +103,8 @@ pub enum CommandBody {
         changed_since: Option<u64>,
         /// RFC 7162 §3.2.6 `(... VANISHED)` of UID FETCH.
         vanished: bool,
+        /// RFC 9394 §3.3 `(PARTIAL partial-range)` of UID FETCH.
+        partial: Option<PartialRange>,
     },
     Store(StoreCommand),
     Copy {
@@ -160,6 +164,7 @@ impl CommandBody {
             CommandBody::Unselect => "UNSELECT",
             CommandBody::Expunge { .. } => "EXPUNGE",
             CommandBody::Search(_) => "SEARCH",
+            CommandBody::CancelUpdate(_) => "CANCELUPDATE",
             CommandBody::Sort(_) => "SORT",
             CommandBody::Thread(_) => "THREAD",
             CommandBody::Fetch { .. } => "FETCH",
@@ -340,6 +345,58 @@ pub enum SearchReturn {
     All,
     Count,
     Save,
+    /// RFC 9394 §3.1 (RFC 5267 §4.4): `PARTIAL partial-range`, a window of the result.
+    Partial(PartialRange),
+    /// RFC 5267 §4.3 `UPDATE`: keep the result up to date with ADDTO and REMOVEFROM.
+    Update,
+    /// RFC 5267 §4.2 `CONTEXT`: a hint that the criteria will be used again.
+    Context,
+}
+
+/// Updating searches (RFC 5267 §4.3) a session may have at once. §4.3.1: "Servers MUST
+/// provide at least one updating context per client, and SHOULD provide more"; each one
+/// is evaluated again for every message that arrives or changes, and a SORT context keeps
+/// the sort keys of its whole result, so a client cannot make a session's every change
+/// cost without bound. Ten is what Dovecot allows; past it the search is answered without
+/// updates and `* NO [NOUPDATE "tag"]` (§4.3.1).
+pub const MAX_UPDATE_CONTEXTS: usize = 10;
+
+/// RFC 9394 §4: `partial-range = partial-range-first / partial-range-last`;
+/// `partial-range-first = nz-number ":" nz-number` (the first results, counted from the
+/// lowest UID); `partial-range-last = MINUS nz-number ":" MINUS nz-number` (counted from
+/// the highest). "A range 500:400 is the same as 400:500": kept with `low <= high`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartialRange {
+    pub low: u32,
+    pub high: u32,
+    /// The `-` form: positions counted back from the last result (-1 is the last).
+    pub from_end: bool,
+}
+
+impl PartialRange {
+    /// The positions (0-based, ascending) of `len` results that the range names; empty
+    /// when it names none. RFC 9394 §3.1: "the server returns the results that are in
+    /// the set".
+    pub fn window(&self, len: usize) -> std::ops::Range<usize> {
+        let low = usize::try_from(self.low).unwrap_or(usize::MAX);
+        let high = usize::try_from(self.high).unwrap_or(usize::MAX);
+        if self.from_end {
+            // -low is at len - low, -high at len - high.
+            let end = len.saturating_sub(low.saturating_sub(1));
+            let start = len.saturating_sub(high);
+            start..end.max(start)
+        } else {
+            let start = low.saturating_sub(1).min(len);
+            start..high.min(len).max(start)
+        }
+    }
+}
+
+impl std::fmt::Display for PartialRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let sign = if self.from_end { "-" } else { "" };
+        write!(f, "{sign}{}:{sign}{}", self.low, self.high)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

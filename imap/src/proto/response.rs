@@ -60,6 +60,8 @@ pub enum Code {
     Modified(String),
     NonExistent,
     NoPerm,
+    /// RFC 5267 §4.3.1: `"NOUPDATE" SP quoted`, the tag of a search not kept up to date.
+    NoUpdate(String),
     OverQuota,
     PermanentFlags(String),
     PrivacyRequired,
@@ -106,6 +108,7 @@ impl fmt::Display for Code {
             Code::Modified(set) => write!(f, "MODIFIED {set}"),
             Code::NonExistent => f.write_str("NONEXISTENT"),
             Code::NoPerm => f.write_str("NOPERM"),
+            Code::NoUpdate(tag) => write!(f, "NOUPDATE {}", string_text(tag, false)),
             Code::OverQuota => f.write_str("OVERQUOTA"),
             Code::PermanentFlags(flags) => write!(f, "PERMANENTFLAGS ({flags})"),
             Code::PrivacyRequired => f.write_str("PRIVACYREQUIRED"),

@@ -3,7 +3,17 @@
 //! modifiers (RFC 7162).
 
 use super::{PResult, Parser, err};
-use crate::proto::command::{CommandBody, FetchItem, Rfc822Part, Section, SectionText};
+use crate::proto::command::{
+    CommandBody, FetchItem, PartialRange, Rfc822Part, Section, SectionText,
+};
+
+/// The FETCH modifiers of RFC 7162 and RFC 9394.
+#[derive(Default)]
+struct FetchModifiers {
+    changed_since: Option<u64>,
+    vanished: bool,
+    partial: Option<PartialRange>,
+}
 
 impl Parser<'_> {
     /// `fetch = "FETCH" SP sequence-set SP ("ALL" / "FULL" / "FAST" / fetch-att /
@@ -14,10 +24,18 @@ impl Parser<'_> {
         let set = self.sequence()?;
         self.sp()?;
         let items = self.fetch_items()?;
-        let (changed_since, vanished) = self.fetch_modifiers()?;
-        // RFC 7162 §3.2.6: VANISHED only with UID FETCH.
+        let FetchModifiers {
+            changed_since,
+            vanished,
+            partial,
+        } = self.fetch_modifiers()?;
+        // RFC 7162 §3.2.6: VANISHED only with UID FETCH; RFC 9394 §3.3: "The PARTIAL
+        // extension also extends the UID FETCH command with a PARTIAL FETCH modifier".
         if vanished && !uid {
             return err("VANISHED only with UID FETCH");
+        }
+        if partial.is_some() && !uid {
+            return err("PARTIAL only with UID FETCH");
         }
         Ok(CommandBody::Fetch {
             uid,
@@ -25,25 +43,34 @@ impl Parser<'_> {
             items,
             changed_since,
             vanished,
+            partial,
         })
     }
 
     /// RFC 7162 §3.1.4 / §3.2.6: `fetch-modifiers = SP "(" fetch-modifier *(SP fetch-modifier) ")"`;
     /// `fetch-modifier =/ chgsince-fetch-mod / "VANISHED"`;
-    /// `chgsince-fetch-mod = "CHANGEDSINCE" SP mod-sequence-value`.
-    pub(super) fn fetch_modifiers(&mut self) -> PResult<(Option<u64>, bool)> {
-        let mut changed_since = None;
-        let mut vanished = false;
+    /// `chgsince-fetch-mod = "CHANGEDSINCE" SP mod-sequence-value`; RFC 9394 §4
+    /// `fetch-modifier =/ modifier-partial`, at most once.
+    fn fetch_modifiers(&mut self) -> PResult<FetchModifiers> {
+        let mut modifiers = FetchModifiers::default();
         if !self.eat(b' ') {
-            return Ok((None, false));
+            return Ok(modifiers);
         }
         self.require(b'(', "Expected FETCH modifiers")?;
+        let FetchModifiers {
+            changed_since,
+            vanished,
+            partial,
+        } = &mut modifiers;
         loop {
             if self.keyword("CHANGEDSINCE") {
                 self.sp()?;
-                changed_since = Some(self.mod_sequence(false)?);
+                *changed_since = Some(self.mod_sequence(false)?);
             } else if self.keyword("VANISHED") {
-                vanished = true;
+                *vanished = true;
+            } else if self.keyword("PARTIAL") && partial.is_none() {
+                self.sp()?;
+                *partial = Some(self.partial_range()?);
             } else {
                 return err("Unknown FETCH modifier");
             }
@@ -53,10 +80,10 @@ impl Parser<'_> {
             self.sp()?;
         }
         // RFC 7162 §3.2.6: VANISHED without CHANGEDSINCE is a BAD.
-        if vanished && changed_since.is_none() {
+        if *vanished && changed_since.is_none() {
             return err("VANISHED needs CHANGEDSINCE");
         }
-        Ok((changed_since, vanished))
+        Ok(modifiers)
     }
 
     /// `section-part = nz-number *("." nz-number)`
@@ -371,6 +398,25 @@ mod tests {
         fails("a FETCH 1:* FLAGS (CHANGEDSINCE 1 VANISHED)\r\n");
         fails("a UID FETCH 1:* FLAGS (VANISHED)\r\n");
         fails("a UID FETCH 1:* FLAGS (CHANGEDSINCE 0)\r\n");
+    }
+
+    #[test]
+    fn parses_the_partial_modifier() {
+        // RFC 9394 §3.3 example.
+        let CommandBody::Fetch {
+            partial,
+            changed_since,
+            ..
+        } = parse("10 UID FETCH 25900:26600 (UID FLAGS) (PARTIAL -1:-3 CHANGEDSINCE 7)\r\n")
+        else {
+            panic!()
+        };
+        assert_eq!(partial.map(|p| p.to_string()).as_deref(), Some("-1:-3"));
+        assert_eq!(changed_since, Some(7));
+        fails("a FETCH 1:* FLAGS (PARTIAL 1:5)\r\n");
+        fails("a UID FETCH 1:* FLAGS (PARTIAL 1:5 PARTIAL 1:2)\r\n");
+        fails("a UID FETCH 1:* FLAGS (PARTIAL)\r\n");
+        fails("a UID FETCH 1:* FLAGS (PARTIAL 1:*)\r\n");
     }
 
     #[test]

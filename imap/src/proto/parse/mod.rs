@@ -50,8 +50,8 @@ impl Parser<'_> {
     /// `command-nonauth = login / authenticate / "STARTTLS"`;
     /// `command-select = "CLOSE" / "UNSELECT" / "EXPUNGE" / copy / move / fetch / store /
     ///  search / uid`; with RFC 3501's CHECK and LSUB, COMPRESS (RFC 4978), the quota
-    /// commands (RFC 9208) and SORT and THREAD (RFC 5256). One arm a command, one function
-    /// a command family.
+    /// commands (RFC 9208), SORT and THREAD (RFC 5256) and CANCELUPDATE (RFC 5267). One
+    /// arm a command, one function a command family.
     fn command_body(&mut self) -> PResult<CommandBody> {
         let name = self.atom()?.to_ascii_uppercase();
         let body = match name.as_str() {
@@ -83,6 +83,7 @@ impl Parser<'_> {
             // `expunge = "EXPUNGE"`
             "EXPUNGE" => CommandBody::Expunge { uids: None },
             "SEARCH" => CommandBody::Search(self.search(false)?),
+            "CANCELUPDATE" => CommandBody::CancelUpdate(self.cancel_update()?),
             "SORT" => CommandBody::Sort(self.sort(false)?),
             "THREAD" => CommandBody::Thread(self.thread(false)?),
             "FETCH" => self.fetch(false)?,

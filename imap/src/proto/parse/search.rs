@@ -5,7 +5,7 @@
 
 use super::{PResult, Parser, err};
 use crate::proto::command::{
-    MAX_SEARCH_DEPTH, MAX_SEARCH_STRING, SearchCommand, SearchKey, SearchReturn,
+    MAX_SEARCH_DEPTH, MAX_SEARCH_STRING, PartialRange, SearchCommand, SearchKey, SearchReturn,
 };
 use crate::proto::objectid::ObjectId;
 
@@ -206,7 +206,13 @@ impl Parser<'_> {
 
     /// `"RETURN" SP "(" [search-return-opt *(SP search-return-opt)] ")" SP`, when the
     /// input is at `RETURN` (RFC 4731 §3; SORT's too, RFC 5267 §3):
-    /// `search-return-opt = "MIN" / "MAX" / "ALL" / "COUNT"`, RFC 5182 §4 `=/ "SAVE"`.
+    /// `search-return-opt = "MIN" / "MAX" / "ALL" / "COUNT"`, RFC 5182 §4 `=/ "SAVE"`,
+    /// RFC 5267 §5 `=/ modifier-context / modifier-partial / modifier-update` with
+    /// `modifier-context = "CONTEXT"`, `modifier-update = "UPDATE"` and RFC 9394 §4
+    /// `modifier-partial = "PARTIAL" SP partial-range`.
+    ///
+    /// RFC 9394 §3.1: "A single command MUST NOT contain more than one PARTIAL or ALL
+    /// search return option"; UPDATE twice is refused as well (one context a command).
     pub(super) fn search_return_opts(&mut self) -> PResult<Option<Vec<SearchReturn>>> {
         if !self.keyword("RETURN") {
             return Ok(None);
@@ -219,17 +225,64 @@ impl Parser<'_> {
                 self.sp()?;
             }
             let option = self.atom()?.to_ascii_uppercase();
-            options.push(match option.as_str() {
+            let option = match option.as_str() {
                 "MIN" => SearchReturn::Min,
                 "MAX" => SearchReturn::Max,
                 "ALL" => SearchReturn::All,
                 "COUNT" => SearchReturn::Count,
                 "SAVE" => SearchReturn::Save,
+                "CONTEXT" => SearchReturn::Context,
+                "UPDATE" => SearchReturn::Update,
+                "PARTIAL" => {
+                    self.sp()?;
+                    SearchReturn::Partial(self.partial_range()?)
+                }
                 _ => return err("Unknown search return option"),
-            });
+            };
+            let windows =
+                |o: &SearchReturn| matches!(o, SearchReturn::All | SearchReturn::Partial(_));
+            if windows(&option) && options.iter().any(windows) {
+                return err("Only one of PARTIAL or ALL may be given");
+            }
+            if option == SearchReturn::Update && options.contains(&SearchReturn::Update) {
+                return err("UPDATE may be given once");
+            }
+            options.push(option);
         }
         self.sp()?;
         Ok(Some(options))
+    }
+
+    /// RFC 9394 §4: `partial-range = partial-range-first / partial-range-last`;
+    /// `partial-range-first = nz-number ":" nz-number`;
+    /// `partial-range-last = MINUS nz-number ":" MINUS nz-number` (no `*`, one sign).
+    pub(super) fn partial_range(&mut self) -> PResult<PartialRange> {
+        let from_end = self.eat(b'-');
+        let first = self.nz_number()?;
+        self.require(b':', "Expected a partial range")?;
+        if self.eat(b'-') != from_end {
+            return err("Both ends of a partial range have the same sign");
+        }
+        let second = self.nz_number()?;
+        Ok(PartialRange {
+            low: first.min(second),
+            high: first.max(second),
+            from_end,
+        })
+    }
+
+    /// RFC 5267 §5: `command-select =/ "CANCELUPDATE" 1*(SP quoted)`, the tags of the
+    /// updating searches to end.
+    pub(super) fn cancel_update(&mut self) -> PResult<Vec<String>> {
+        let mut tags = Vec::new();
+        while self.eat(b' ') {
+            let tag = self.quoted()?;
+            tags.push(String::from_utf8_lossy(&tag).into_owned());
+        }
+        if tags.is_empty() {
+            return err("CANCELUPDATE needs the tags of updating searches");
+        }
+        Ok(tags)
     }
 
     /// `search-key *(SP search-key)`, as one key.
@@ -249,7 +302,7 @@ impl Parser<'_> {
 #[cfg(test)]
 mod tests {
     use crate::proto::command::{
-        CommandBody, MAX_SEARCH_DEPTH, MAX_SEARCH_STRING, SearchKey, SearchReturn,
+        CommandBody, MAX_SEARCH_DEPTH, MAX_SEARCH_STRING, PartialRange, SearchKey, SearchReturn,
     };
     use crate::proto::objectid::ObjectId;
     use crate::proto::parse::tests::{fails, parse};
@@ -355,6 +408,96 @@ mod tests {
         assert_eq!(search.key, SearchKey::Larger(i64::MAX as u64));
         fails("a SEARCH LARGER 9223372036854775808\r\n");
         fails("a SEARCH MODSEQ 18446744073709551615\r\n");
+    }
+
+    #[test]
+    fn parses_partial_update_and_context() {
+        // RFC 9394 §3.1 examples.
+        let CommandBody::Search(search) =
+            parse("E01 UID SEARCH RETURN (PARTIAL -1:-100) UNDELETED UNKEYWORD $Junk\r\n")
+        else {
+            panic!()
+        };
+        let last = PartialRange {
+            low: 1,
+            high: 100,
+            from_end: true,
+        };
+        assert_eq!(search.returns, Some(vec![SearchReturn::Partial(last)]));
+        assert_eq!(last.to_string(), "-1:-100");
+        let CommandBody::Search(search) =
+            parse("A01 SEARCH RETURN (partial 500:401 COUNT update CONTEXT MIN) UNDELETED\r\n")
+        else {
+            panic!()
+        };
+        let first = PartialRange {
+            low: 401,
+            high: 500,
+            from_end: false,
+        };
+        assert_eq!(
+            search.returns,
+            Some(vec![
+                SearchReturn::Partial(first),
+                SearchReturn::Count,
+                SearchReturn::Update,
+                SearchReturn::Context,
+                SearchReturn::Min
+            ])
+        );
+        assert_eq!(first.to_string(), "401:500");
+        for bad in [
+            "PARTIAL 1:5 ALL",
+            "ALL PARTIAL 1:5",
+            "PARTIAL 1:5 PARTIAL 6:9",
+            "ALL ALL",
+            "UPDATE UPDATE",
+            "PARTIAL",
+            "PARTIAL 0:5",
+            "PARTIAL 1:*",
+            "PARTIAL -1:5",
+            "PARTIAL 1:-5",
+            "PARTIAL 5",
+            "PARTIAL \"1:5\"",
+            "PARTIAL 1:4294967296",
+            "UPDATE (FLAGS)",
+        ] {
+            fails(&format!("a SEARCH RETURN ({bad}) ALL\r\n"));
+        }
+        let CommandBody::Sort(sort) =
+            parse("a UID SORT RETURN (PARTIAL 1:2 UPDATE) (DATE) UTF-8 ALL\r\n")
+        else {
+            panic!()
+        };
+        assert_eq!(sort.returns.map(|r| r.len()), Some(2));
+    }
+
+    #[test]
+    fn parses_cancelupdate() {
+        // RFC 5267 §4.3.5 example.
+        let CommandBody::CancelUpdate(tags) = parse("B04 CANCELUPDATE \"B01\" \"B02\"\r\n") else {
+            panic!()
+        };
+        assert_eq!(tags, vec!["B01".to_owned(), "B02".to_owned()]);
+        fails("a CANCELUPDATE\r\n");
+        fails("a CANCELUPDATE B01\r\n");
+        fails("a CANCELUPDATE \"B01\" B02\r\n");
+    }
+
+    #[test]
+    fn partial_windows_count_from_either_end() {
+        let range = |low, high, from_end| PartialRange {
+            low,
+            high,
+            from_end,
+        };
+        assert_eq!(range(1, 3, false).window(10), 0..3);
+        assert_eq!(range(9, 20, false).window(10), 8..10);
+        assert_eq!(range(11, 20, false).window(10), 10..10);
+        assert_eq!(range(1, 3, true).window(10), 7..10);
+        assert_eq!(range(2, 5, true).window(3), 0..2);
+        assert_eq!(range(5, 7, true).window(3), 0..0);
+        assert_eq!(range(1, u32::MAX, true).window(0), 0..0);
     }
 
     #[test]

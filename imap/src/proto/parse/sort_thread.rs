@@ -174,7 +174,7 @@ mod tests {
             sort.returns,
             Some(vec![SearchReturn::Save, SearchReturn::All])
         );
-        fails("a SORT RETURN (PARTIAL 1:5) (DATE) UTF-8 ALL\r\n");
+        fails("a SORT RETURN (PARTIAL 1:5 ALL) (DATE) UTF-8 ALL\r\n");
         fails("a SORT RETURN (MIN)(DATE) UTF-8 ALL\r\n");
         fails("a SORT RETURN MIN (DATE) UTF-8 ALL\r\n");
         fails("a SORT (DISPLAY) UTF-8 ALL\r\n");

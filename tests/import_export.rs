@@ -8,11 +8,10 @@
 mod common;
 
 use common::dovecot::{DOVECOT_PASSWORD, DOVECOT_USER, Dovecot};
-use common::{TestServer, path_str, python};
+use common::{TestServer, mbsync, path_str, python};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Command;
 
 /// What an IMAP client sees of an account, as JSON: for every selectable mailbox (names
 /// in UTF-8 with `/` between levels) its UIDVALIDITY, UIDNEXT and messages (UID, flags
@@ -181,22 +180,6 @@ fn maildir_files(root: &Path) -> BTreeMap<String, Vec<u8>> {
         }
     }
     files
-}
-
-fn mbsync(config: &Path) -> String {
-    let output = Command::new("mbsync")
-        .arg("-c")
-        .arg(config)
-        .arg("-a")
-        .output()
-        .expect("run mbsync (isync)");
-    assert!(
-        output.status.success(),
-        "mbsync failed:\n{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 /// An mbsyncrc for one far store (`far`: its IMAPAccount lines) and the local Maildir

@@ -11,8 +11,8 @@
 //! `P` (passed) has no IMAP flag, and Dovecot shows none for it: it is left out.
 
 use super::{
-    MailboxImport, already_imported, ensure_dir, is_keyword, lf_line_ends, mailbox_named, mtime,
-    progress, read_batches, read_line_bounded, say,
+    MailboxImport, already_imported, ensure_dir, export_plan, is_keyword, lf_line_ends,
+    mailbox_named, mtime, progress, read_batches, read_line_bounded, say,
 };
 use anyhow::{Context, Result};
 use imap::proto::mutf7;
@@ -391,13 +391,7 @@ fn read_subscriptions(path: &Path) -> Result<Vec<String>> {
 }
 
 pub async fn export(store: &Store, account: AccountId, root: &Path) -> Result<()> {
-    std::fs::create_dir_all(root).with_context(|| format!("creating {}", root.display()))?;
-    let mailboxes = store.list_mailboxes(account).await?;
-    let mut total = 0u64;
-    for mailbox in &mailboxes {
-        total += u64::from(store.mailbox_status(mailbox.id).await?.messages);
-    }
-    let bar = progress(total, "messages");
+    let (mailboxes, bar) = export_plan(store, account, root).await?;
     for mailbox in &mailboxes {
         bar.set_message(mailbox.name.clone());
         let line = export_mailbox(store, mailbox, root, &bar)

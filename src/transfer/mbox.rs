@@ -16,8 +16,8 @@
 //! messages as part of each.
 
 use super::{
-    MailboxImport, ensure_dir_for, is_keyword, lf_line_ends, mailbox_named, progress, read_batches,
-    read_line_bounded, say,
+    MailboxImport, ensure_dir_for, export_plan, is_keyword, lf_line_ends, mailbox_named, progress,
+    read_batches, read_line_bounded, say,
 };
 use anyhow::{Context, Result, bail};
 use std::io::{BufRead, BufReader, BufWriter, Write};
@@ -300,13 +300,7 @@ fn zone(token: &str) -> Option<UtcOffset> {
 }
 
 pub async fn export(store: &Store, account: AccountId, root: &Path) -> Result<()> {
-    std::fs::create_dir_all(root).with_context(|| format!("creating {}", root.display()))?;
-    let mailboxes = store.list_mailboxes(account).await?;
-    let mut total = 0u64;
-    for mailbox in &mailboxes {
-        total += u64::from(store.mailbox_status(mailbox.id).await?.messages);
-    }
-    let bar = progress(total, "messages");
+    let (mailboxes, bar) = export_plan(store, account, root).await?;
     for mailbox in &mailboxes {
         bar.set_message(mailbox.name.clone());
         let path = mbox_path(root, &mailbox.name);

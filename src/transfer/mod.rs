@@ -151,6 +151,22 @@ fn progress(length: u64, what: &str) -> ProgressBar {
     bar
 }
 
+/// The start of every export: the root made, the account's mailboxes, and a progress
+/// bar over all their messages.
+async fn export_plan(
+    store: &Store,
+    account: AccountId,
+    root: &std::path::Path,
+) -> Result<(Vec<Mailbox>, ProgressBar)> {
+    std::fs::create_dir_all(root).with_context(|| format!("creating {}", root.display()))?;
+    let mailboxes = store.list_mailboxes(account).await?;
+    let mut total = 0u64;
+    for mailbox in &mailboxes {
+        total += u64::from(store.mailbox_status(mailbox.id).await?.messages);
+    }
+    Ok((mailboxes, progress(total, "messages")))
+}
+
 /// Where one mailbox's import stands: the batch being filled, what the mailbox held
 /// before (to skip what is there already), and the counts for the report.
 struct MailboxImport<'a> {

@@ -16,12 +16,11 @@
 
 use crate::error::{Result, StoreError};
 use crate::mailboxes::mailbox_in_tx;
-use crate::messages::{PreparedDelivery, deliver_in_tx};
+use crate::messages::PreparedDelivery;
 use crate::notify::{Change, ChangeKind};
 use crate::types::{Flags, MailboxId, Uid, UidValidity};
 use crate::writer::JobOutput;
 use crate::{Delivery, Store};
-use std::sync::Arc;
 
 /// One message from another server, with the state it had there.
 #[derive(Debug, Clone, Default)]
@@ -117,26 +116,7 @@ impl Store {
             one.uid = message.uid;
             prepared.push(one);
         }
-        let prepared = Arc::new(prepared);
-        let in_writer = Arc::clone(&prepared);
-        let delivered = self
-            .writer
-            .run(move |conn| {
-                Box::pin(async move {
-                    let mut delivered = Vec::with_capacity(in_writer.len());
-                    let mut changes = Vec::with_capacity(in_writer.len());
-                    for one in in_writer.iter() {
-                        let (placed, more) = deliver_in_tx(conn, one).await?;
-                        delivered.push(placed);
-                        changes.extend(more);
-                    }
-                    Ok(JobOutput::new(delivered, changes))
-                })
-            })
-            .await?;
-        for (one, stored) in prepared.iter().zip(&delivered) {
-            self.cache.insert(stored.message, one.cached.clone());
-        }
+        let delivered = self.deliver_prepared(prepared).await?;
         Ok(delivered
             .iter()
             .filter_map(|d| d.placed.first().map(|&(_, _, uid)| uid))

@@ -411,7 +411,7 @@ pub(crate) struct PreparedDelivery {
     /// The top-level header bytes, stored beside the raw message for header FETCHes.
     header: Arc<[u8]>,
     /// What the cache keeps of it once committed.
-    pub(crate) cached: CachedMessage,
+    cached: CachedMessage,
     body_text: String,
     sent_date: Option<i64>,
 }
@@ -456,7 +456,7 @@ impl PreparedDelivery {
 }
 
 /// Stores one prepared message and places it, inside the writer's transaction.
-pub(crate) async fn deliver_in_tx(
+async fn deliver_in_tx(
     conn: &mut AnyConnection,
     prepared: &PreparedDelivery,
 ) -> Result<(Delivered, Vec<Change>)> {
@@ -550,6 +550,14 @@ impl Store {
         for delivery in deliveries {
             prepared.push(PreparedDelivery::new(delivery).await?);
         }
+        self.deliver_prepared(prepared).await
+    }
+
+    /// Stores prepared deliveries in one transaction (all or none), then caches them.
+    pub(crate) async fn deliver_prepared(
+        &self,
+        prepared: Vec<PreparedDelivery>,
+    ) -> Result<Vec<Delivered>> {
         let prepared = Arc::new(prepared);
         let in_writer = Arc::clone(&prepared);
         let delivered: Vec<Delivered> = self

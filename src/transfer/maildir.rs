@@ -11,8 +11,8 @@
 //! `P` (passed) has no IMAP flag, and Dovecot shows none for it: it is left out.
 
 use super::{
-    MailboxImport, already_imported, ensure_dir, export_plan, is_keyword, lf_line_ends,
-    mailbox_named, mtime, progress, read_batches, read_line_bounded, say,
+    MailboxImport, already_imported, each_message, ensure_dir, export_plan, is_keyword,
+    lf_line_ends, mailbox_named, mtime, progress, read_line_bounded, say, tmp_path,
 };
 use anyhow::{Context, Result};
 use imap::proto::mutf7;
@@ -459,41 +459,34 @@ async fn export_mailbox(
         .simple()
     );
     let (mut new, mut kept) = (0u64, 0u64);
-    for batch in read_batches(&entries) {
-        let ids: Vec<_> = batch.iter().map(|e| e.message).collect();
-        let raws = store.raw_messages(&ids).await?;
-        for entry in batch {
-            bar.inc(1);
-            let Some(raw) = raws.get(&entry.message) else {
-                // Expunged while we read: nothing to write.
-                continue;
-            };
-            let text = lf_line_ends(raw);
-            let base = format!(
-                "{}.M{}V{}.letterbox,S={},W={}",
-                entry.internal_date,
-                entry.uid,
-                mailbox.uid_validity,
-                text.len(),
-                raw.len()
-            );
-            let name = format!("{base}{INFO_SEPARATOR}{}", letters(&entry.flags, &keywords));
-            let target = dir.join("cur").join(&name);
-            match written.get(&base) {
-                Some(old) => {
-                    if *old != format!("cur/{name}") {
-                        std::fs::rename(dir.join(old), &target)?;
-                    }
-                    kept += 1;
+    each_message(store, &entries, bar, |entry, raw| {
+        let text = lf_line_ends(raw);
+        let base = format!(
+            "{}.M{}V{}.letterbox,S={},W={}",
+            entry.internal_date,
+            entry.uid,
+            mailbox.uid_validity,
+            text.len(),
+            raw.len()
+        );
+        let name = format!("{base}{INFO_SEPARATOR}{}", letters(&entry.flags, &keywords));
+        let target = dir.join("cur").join(&name);
+        match written.get(&base) {
+            Some(old) => {
+                if *old != format!("cur/{name}") {
+                    std::fs::rename(dir.join(old), &target)?;
                 }
-                None => {
-                    write_message(&dir, &base, &target, &text, entry.internal_date)?;
-                    new += 1;
-                }
+                kept += 1;
             }
-            uid_list.push_str(&format!("{} :{base}\n", entry.uid));
+            None => {
+                write_message(&dir, &base, &target, &text, entry.internal_date)?;
+                new += 1;
+            }
         }
-    }
+        uid_list.push_str(&format!("{} :{base}\n", entry.uid));
+        Ok(())
+    })
+    .await?;
     write_atomically(&dir.join("dovecot-uidlist"), uid_list.as_bytes())?;
     let keyword_lines: String = keywords
         .iter()
@@ -566,9 +559,7 @@ fn write_message(dir: &Path, base: &str, target: &Path, text: &[u8], date: i64) 
 
 /// Writes a control file whole or not at all (a new file renamed over the old).
 pub(super) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".letterbox-tmp");
-    let tmp = PathBuf::from(tmp);
+    let tmp = tmp_path(path);
     std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
     Ok(())

@@ -16,8 +16,8 @@
 //! messages as part of each.
 
 use super::{
-    MailboxImport, ensure_dir_for, export_plan, is_keyword, lf_line_ends, mailbox_named, progress,
-    read_batches, read_line_bounded, say,
+    MailboxImport, each_message, ensure_dir_for, export_plan, is_keyword, lf_line_ends,
+    mailbox_named, progress, read_line_bounded, say, tmp_path,
 };
 use anyhow::{Context, Result, bail};
 use std::io::{BufRead, BufReader, BufWriter, Write};
@@ -349,31 +349,23 @@ async fn export_mailbox(
     path: &Path,
     bar: &indicatif::ProgressBar,
 ) -> Result<u64> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".letterbox-tmp");
-    let tmp = PathBuf::from(tmp);
+    let tmp = tmp_path(path);
     let mut out = BufWriter::new(
         std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?,
     );
     let entries = store.mailbox_entries(mailbox.id).await?;
     let mut written = 0;
-    for batch in read_batches(&entries) {
-        let ids: Vec<_> = batch.iter().map(|e| e.message).collect();
-        let raws = store.raw_messages(&ids).await?;
-        for entry in batch {
-            bar.inc(1);
-            let Some(raw) = raws.get(&entry.message) else {
-                continue;
-            };
-            write_message(
-                &mut out,
-                &lf_line_ends(raw),
-                &entry.flags,
-                entry.internal_date,
-            )?;
-            written += 1;
-        }
-    }
+    each_message(store, &entries, bar, |entry, raw| {
+        write_message(
+            &mut out,
+            &lf_line_ends(raw),
+            &entry.flags,
+            entry.internal_date,
+        )?;
+        written += 1;
+        Ok(())
+    })
+    .await?;
     out.flush()?;
     out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
     std::fs::rename(&tmp, path)?;

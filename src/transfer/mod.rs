@@ -334,24 +334,47 @@ fn lf_line_ends(raw: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Entries cut into runs whose messages are read together: at most
-/// [`MAX_BATCH_MESSAGES`] and [`MAX_BATCH_BYTES`] (a larger message goes alone).
-fn read_batches(entries: &[storage::MessageEntry]) -> Vec<&[storage::MessageEntry]> {
-    let mut batches = Vec::new();
-    let mut start = 0;
-    let mut bytes = 0usize;
-    for (at, entry) in entries.iter().enumerate() {
-        let size = entry.size as usize;
-        if at > start && (at - start >= MAX_BATCH_MESSAGES || bytes + size > MAX_BATCH_BYTES) {
-            batches.extend(entries.get(start..at));
-            start = at;
-            bytes = 0;
+/// Calls `write` with every message of `entries` and its stored bytes, reading them in
+/// runs of at most [`MAX_BATCH_MESSAGES`] and [`MAX_BATCH_BYTES`] (a larger message goes
+/// alone); a message expunged meanwhile is left out. Moves `bar` one step a message.
+async fn each_message(
+    store: &Store,
+    entries: &[storage::MessageEntry],
+    bar: &ProgressBar,
+    mut write: impl FnMut(&storage::MessageEntry, &[u8]) -> Result<()>,
+) -> Result<()> {
+    let mut rest = entries;
+    while !rest.is_empty() {
+        let mut count = 0;
+        let mut bytes = 0usize;
+        for entry in rest {
+            let size = entry.size as usize;
+            if count > 0 && (count >= MAX_BATCH_MESSAGES || bytes + size > MAX_BATCH_BYTES) {
+                break;
+            }
+            count += 1;
+            bytes += size;
         }
-        bytes += size;
+        let (batch, after) = rest.split_at(count);
+        rest = after;
+        let ids: Vec<MessageId> = batch.iter().map(|e| e.message).collect();
+        let raws = store.raw_messages(&ids).await?;
+        for entry in batch {
+            bar.inc(1);
+            if let Some(raw) = raws.get(&entry.message) {
+                write(entry, raw)?;
+            }
+        }
     }
-    batches.extend(entries.get(start..));
-    batches.retain(|batch| !batch.is_empty());
-    batches
+    Ok(())
+}
+
+/// The name a file is written under before it is renamed into place, so that a reader
+/// never sees half of it.
+fn tmp_path(path: &std::path::Path) -> PathBuf {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".letterbox-tmp");
+    PathBuf::from(tmp)
 }
 
 /// Seconds since the epoch of a file's modification time (0 before the epoch).

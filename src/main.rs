@@ -8,6 +8,7 @@ mod http;
 mod serve;
 mod services;
 mod tls;
+mod transfer;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -51,6 +52,13 @@ enum Command {
     /// Print every DNS record DOMAIN needs: MX, SPF, DKIM, DMARC, SRV, autoconfig and
     /// autodiscover.
     Dns { domain: String },
+    /// Move an account's mail in from a Maildir (Dovecot, Courier) or an mbox file,
+    /// keeping UIDs and UIDVALIDITY where it can (see README "Moving in and out").
+    #[command(subcommand)]
+    Import(transfer::ImportCommand),
+    /// Write an account's mail out as a Maildir (with Dovecot's UID files) or mbox files.
+    #[command(subcommand)]
+    Export(transfer::ExportCommand),
     /// Copy a whole installation into a new, empty store (e.g. SQLite to PostgreSQL),
     /// keeping UIDs and UIDVALIDITY so IMAP clients need not download mail again. Stop
     /// the server first; the configuration file is not read.
@@ -110,6 +118,8 @@ fn run(cli: Cli) -> Result<()> {
             Command::Queue(command) => admin::queue(&config, command).await,
             Command::Dkim(command) => admin::dkim(&config, command),
             Command::Dns { domain } => admin::dns(&config, &domain).await,
+            Command::Import(command) => transfer::import(&config, command).await,
+            Command::Export(command) => transfer::export(&config, command).await,
             // Run above, before the configuration is read.
             Command::Migrate { from, to } => admin::migrate(&from, &to).await,
         }

@@ -2,9 +2,8 @@
 
 mod common;
 
-use common::{TestServer, block_on, inbox_with_flags, path_str, python};
+use common::{TestServer, block_on, inbox_with_flags, mbsync, path_str, python};
 use std::path::Path;
-use std::process::Command;
 
 const DELIVER: &str = r#"
 import smtplib, sys
@@ -24,21 +23,6 @@ typ, data = m.uid("STORE", "2", "+FLAGS", "(\\Flagged)")
 assert typ == "OK", data
 m.logout()
 "#;
-
-fn mbsync(config: &Path) {
-    let output = Command::new("mbsync")
-        .arg("-c")
-        .arg(config)
-        .arg("-a")
-        .output()
-        .expect("run mbsync (isync)");
-    assert!(
-        output.status.success(),
-        "mbsync failed:\n{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
 
 /// Files of a Maildir folder with their flag letters (`:2,FS` → "FS").
 fn maildir(folder: &Path) -> Vec<(String, String)> {

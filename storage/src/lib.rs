@@ -16,6 +16,7 @@ mod accounts;
 mod cache;
 mod error;
 mod id_sequence;
+mod import;
 mod mailboxes;
 mod message_reads;
 mod messages;
@@ -32,6 +33,7 @@ mod writer;
 
 pub use accounts::{Account, Alias};
 pub use error::{Result, StoreError};
+pub use import::ImportedMessage;
 pub use mailboxes::{MAX_MAILBOX_NAME_BYTES, Mailbox, MailboxStatus};
 pub use messages::{
     Delivered, Delivery, MailboxChanges, MessageEntry, StoreFlagsOutcome, crlf_line_ends,

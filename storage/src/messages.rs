@@ -6,6 +6,7 @@
 use crate::cache::CachedMessage;
 use crate::error::{Result, StoreError};
 use crate::id_sequence::{IdSequence, next_id};
+use crate::mailboxes::mailbox_in_tx;
 use crate::mime::{MessageMeta, analyse, top_header, unfolded_fields};
 use crate::notify::{Change, ChangeKind};
 use crate::queue::{Outbound, insert_queue_item};
@@ -105,6 +106,46 @@ async fn allocate(
         AccountId(row.try_get("account_id")?),
         UidValidity(row.try_get::<i64, _>("uidvalidity")? as u32),
         Uid(first_uid as u32),
+        ModSeq(row.try_get::<i64, _>("highestmodseq")? as u64),
+    ))
+}
+
+/// Takes the given `uid` and one new modseq in `mailbox`: UIDNEXT moves past it. The UID
+/// must be at or above UIDNEXT, so it was never used in this UIDVALIDITY and stays above
+/// every UID in the mailbox (RFC 9051 §2.3.1.1: strictly ascending, never reused).
+async fn allocate_at(
+    conn: &mut AnyConnection,
+    mailbox: MailboxId,
+    uid: Uid,
+) -> Result<(AccountId, UidValidity, Uid, ModSeq)> {
+    // RFC 9051 §2.3.1.1: UIDs are 32-bit, and UIDNEXT must stay representable.
+    if uid.0 == 0 || uid.0 == u32::MAX {
+        return Err(StoreError::invalid(
+            "uid",
+            format!("{uid} is not a usable UID"),
+        ));
+    }
+    let row = sqlx::query(
+        "UPDATE mailboxes SET uidnext = $1 + 1, highestmodseq = highestmodseq + 1
+         WHERE id = $2 AND uidnext <= $1
+         RETURNING account_id, uidvalidity, highestmodseq",
+    )
+    .bind(i64::from(uid.0))
+    .bind(mailbox.0)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(row) = row else {
+        // Either the mailbox is gone or the UID is below UIDNEXT: say which.
+        let next = mailbox_in_tx(conn, mailbox).await?.uid_next;
+        return Err(StoreError::invalid(
+            "uid",
+            format!("{uid} is below the mailbox's UIDNEXT {next}"),
+        ));
+    };
+    Ok((
+        AccountId(row.try_get("account_id")?),
+        UidValidity(row.try_get::<i64, _>("uidvalidity")? as u32),
+        uid,
         ModSeq(row.try_get::<i64, _>("highestmodseq")? as u64),
     ))
 }
@@ -361,8 +402,11 @@ pub(crate) async fn copy_in_tx(
 }
 
 /// A delivery with what IMAP needs computed (house rule 11), ready for the writer.
-struct PreparedDelivery {
+pub(crate) struct PreparedDelivery {
     delivery: Delivery,
+    /// The UID to place the message at (an import keeping another server's UIDs, see
+    /// `import.rs`); the next free one when `None`. Only with a single mailbox.
+    pub(crate) uid: Option<Uid>,
     meta: String,
     /// The top-level header bytes, stored beside the raw message for header FETCHes.
     header: Arc<[u8]>,
@@ -373,7 +417,7 @@ struct PreparedDelivery {
 }
 
 impl PreparedDelivery {
-    async fn new(delivery: Delivery) -> Result<Self> {
+    pub(crate) async fn new(delivery: Delivery) -> Result<Self> {
         if delivery.mailboxes.is_empty() && delivery.outbound.is_none() {
             return Err(StoreError::invalid(
                 "delivery",
@@ -391,6 +435,7 @@ impl PreparedDelivery {
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let header: Arc<[u8]> = Arc::from(top_header(&delivery.raw, &analysis.meta.root));
         Ok(PreparedDelivery {
+            uid: None,
             sent_date: analysis.meta.sent_date,
             cached: CachedMessage {
                 meta: Arc::new(analysis.meta),
@@ -438,7 +483,10 @@ async fn deliver_in_tx(
     let mut placed = Vec::with_capacity(delivery.mailboxes.len());
     let mut changes = Vec::with_capacity(delivery.mailboxes.len());
     for &mailbox in &delivery.mailboxes {
-        let (account, uid_validity, uid, modseq) = allocate(conn, mailbox, 1).await?;
+        let (account, uid_validity, uid, modseq) = match prepared.uid {
+            Some(uid) => allocate_at(conn, mailbox, uid).await?,
+            None => allocate(conn, mailbox, 1).await?,
+        };
         charge_quota(conn, account, size).await?;
         // RFC 8514 §3: "the current date and time at which the message is delivered to a
         // mailbox MUST be used to set the save date attribute" (APPEND too).
@@ -502,6 +550,14 @@ impl Store {
         for delivery in deliveries {
             prepared.push(PreparedDelivery::new(delivery).await?);
         }
+        self.deliver_prepared(prepared).await
+    }
+
+    /// Stores prepared deliveries in one transaction (all or none), then caches them.
+    pub(crate) async fn deliver_prepared(
+        &self,
+        prepared: Vec<PreparedDelivery>,
+    ) -> Result<Vec<Delivered>> {
         let prepared = Arc::new(prepared);
         let in_writer = Arc::clone(&prepared);
         let delivered: Vec<Delivered> = self

@@ -7,8 +7,8 @@ use std::collections::HashSet;
 use std::time::Duration;
 use storage::mime::PartContent;
 use storage::{
-    AccountId, ChangeKind, Delivery, FlagOperation, Flags, Mailbox, ModSeq, Secret, SpecialUse,
-    Store, StoreError, Uid,
+    AccountId, ChangeKind, Delivery, FlagOperation, Flags, ImportedMessage, Mailbox, ModSeq,
+    Secret, SpecialUse, Store, StoreError, Uid, UidValidity,
 };
 use tempfile::TempDir;
 
@@ -1692,6 +1692,147 @@ async fn preview_is_stored_and_computed_for_meta_stored_before(backend: Backend)
     assert_eq!(previews[&message], "Hello there, Bob");
 }
 
+async fn imports_keep_uids_and_uid_validity_within_the_uid_rules(backend: Backend) {
+    let f = fixture(backend).await;
+    let store = &f.store;
+    let inbox = mailbox(store, f.account, "INBOX").await;
+    // A delivered and expunged message: its UID was given out under the old UIDVALIDITY.
+    let old = deliver(store, vec![inbox.id], message(0)).await;
+    let old_uid = old.placed[0].2;
+    store
+        .expunge(inbox.id, vec![old_uid])
+        .await
+        .expect("expunge");
+    let mut changes = store.subscribe();
+
+    store
+        .adopt_uid_validity(inbox.id, UidValidity(1_234_567))
+        .await
+        .expect("adopt");
+    let adopted = mailbox(store, f.account, "INBOX").await;
+    assert_eq!(adopted.uid_validity, UidValidity(1_234_567));
+    assert_eq!(adopted.uid_next, Uid(1), "the UID space starts over");
+    assert!(adopted.highest_modseq >= inbox.highest_modseq);
+    let after_adopt = store
+        .changes_since(inbox.id, ModSeq(0))
+        .await
+        .expect("changes");
+    assert!(
+        after_adopt.expunged.is_empty(),
+        "expunged UIDs of the old UIDVALIDITY are gone: {:?}",
+        after_adopt.expunged
+    );
+
+    let imported = |uid: Option<u32>, n: usize, flags: &[&str]| ImportedMessage {
+        raw: message(n),
+        flags: Flags::new(flags),
+        internal_date: 1_600_000_000 + n as i64,
+        uid: uid.map(Uid),
+    };
+    let uids = store
+        .import_messages(
+            inbox.id,
+            vec![
+                imported(Some(3), 1, &["\\Seen", "$Label1"]),
+                imported(Some(7), 2, &[]),
+            ],
+        )
+        .await
+        .expect("import");
+    assert_eq!(uids, [Uid(3), Uid(7)]);
+    let entries = store.mailbox_entries(inbox.id).await.expect("entries");
+    let got: Vec<(u32, String, i64)> = entries
+        .iter()
+        .map(|e| (e.uid.0, e.flags.to_stored(), e.internal_date))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (3, "$Label1 \\Seen".to_owned(), 1_600_000_001),
+            (7, String::new(), 1_600_000_002)
+        ]
+    );
+    assert!(entries[1].modseq > entries[0].modseq);
+    assert!(entries[0].modseq > adopted.highest_modseq);
+    assert_eq!(mailbox(store, f.account, "INBOX").await.uid_next, Uid(8));
+
+    // Published as deliveries are, after the UIDVALIDITY change.
+    let mut heard = Vec::new();
+    while let Ok(change) = changes.try_recv() {
+        heard.push(change.kind);
+    }
+    assert!(
+        matches!(heard.first(), Some(ChangeKind::MailboxChanged)),
+        "{heard:?}"
+    );
+    let appended: Vec<Uid> = heard
+        .iter()
+        .filter_map(|kind| match kind {
+            ChangeKind::Appended { uid, .. } => Some(*uid),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(appended, [Uid(3), Uid(7)]);
+
+    // A UID below UIDNEXT is refused, and the whole batch with it.
+    let refused = store
+        .import_messages(
+            inbox.id,
+            vec![imported(Some(9), 3, &[]), imported(Some(5), 4, &[])],
+        )
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::Invalid { .. })),
+        "{refused:?}"
+    );
+    assert_eq!(
+        store
+            .mailbox_entries(inbox.id)
+            .await
+            .expect("entries")
+            .len(),
+        2
+    );
+    assert_eq!(mailbox(store, f.account, "INBOX").await.uid_next, Uid(8));
+    // Without a UID: the next free one.
+    let next = store
+        .import_messages(inbox.id, vec![imported(None, 5, &[])])
+        .await
+        .expect("import");
+    assert_eq!(next, [Uid(8)]);
+
+    // UIDNEXT only goes up.
+    store
+        .raise_uid_next(inbox.id, Uid(20))
+        .await
+        .expect("raise");
+    store
+        .raise_uid_next(inbox.id, Uid(10))
+        .await
+        .expect("raise");
+    assert_eq!(mailbox(store, f.account, "INBOX").await.uid_next, Uid(20));
+    let after_raise = store
+        .import_messages(inbox.id, vec![imported(None, 6, &[])])
+        .await
+        .expect("import");
+    assert_eq!(after_raise, [Uid(20)]);
+
+    // A mailbox that holds messages keeps its UIDVALIDITY; the same value is no change.
+    let refused = store.adopt_uid_validity(inbox.id, UidValidity(99)).await;
+    assert!(
+        matches!(refused, Err(StoreError::Invalid { .. })),
+        "{refused:?}"
+    );
+    store
+        .adopt_uid_validity(inbox.id, UidValidity(1_234_567))
+        .await
+        .expect("same value");
+    assert_eq!(
+        mailbox(store, f.account, "INBOX").await.uid_validity,
+        UidValidity(1_234_567)
+    );
+}
+
 macro_rules! on_both_backends {
     ($($test:ident),* $(,)?) => {
         mod sqlite {
@@ -1735,4 +1876,5 @@ on_both_backends!(
     recent_is_claimed_by_exactly_one_session,
     save_date_is_set_at_every_insertion,
     preview_is_stored_and_computed_for_meta_stored_before,
+    imports_keep_uids_and_uid_validity_within_the_uid_rules,
 );

@@ -31,6 +31,36 @@ impl Dovecot {
         Self::start_with("")
     }
 
+    /// Dovecot serving the Maildir at `maildir` (one `letterbox export maildir` wrote,
+    /// say) as its user's mail; the tree is opened to Dovecot's mail user first.
+    pub fn start_on_maildir(maildir: &Path) -> Dovecot {
+        let status = Command::new("chmod")
+            .args(["-R", "a+rwX"])
+            .arg(maildir)
+            .status()
+            .expect("chmod");
+        assert!(status.success(), "chmod -R {}", maildir.display());
+        // The last value of a setting is the one Dovecot takes.
+        Self::start_with(&format!("mail_location = maildir:{}", maildir.display()))
+    }
+
+    /// The user's Maildir, as Dovecot writes it.
+    pub fn maildir(&self) -> std::path::PathBuf {
+        self.dir.path().join("mail").join(DOVECOT_USER)
+    }
+
+    /// SIGTERM and wait: the Maildir is then complete and nobody writes to it.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // SIGTERM lets the master stop its imap, auth and login processes.
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(child.id().to_string())
+                .status();
+            let _ = child.wait();
+        }
+    }
+
     /// Dovecot with `extra_config` appended to its configuration (e.g. a `namespace`).
     pub fn start_with(extra_config: &str) -> Dovecot {
         let binary = ["/usr/sbin/dovecot", "/usr/local/sbin/dovecot"]
@@ -176,14 +206,7 @@ service imap-login {{
 
 impl Drop for Dovecot {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            // SIGTERM lets the master stop its imap, auth and login processes.
-            let _ = Command::new("kill")
-                .arg("-TERM")
-                .arg(child.id().to_string())
-                .status();
-            let _ = child.wait();
-        }
+        self.stop();
     }
 }
 

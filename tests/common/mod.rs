@@ -307,6 +307,24 @@ pub fn python(script: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
+/// Runs mbsync (isync, from Debian) on every channel of `config`; fails the test when it
+/// fails, and returns what it printed.
+pub fn mbsync(config: &Path) -> String {
+    let output = Command::new("mbsync")
+        .arg("-c")
+        .arg(config)
+        .arg("-a")
+        .output()
+        .expect("run mbsync (isync)");
+    assert!(
+        output.status.success(),
+        "mbsync failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
 pub fn path_str(path: &Path) -> &str {
     path.to_str().expect("utf-8 path")
 }

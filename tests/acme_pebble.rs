@@ -231,6 +231,23 @@ fn letterbox(
     https_port: Option<u16>,
     acme_extra: &str,
 ) -> TestServer {
+    letterbox_with_ca(
+        &pebble.directory,
+        &pebble.https_ca,
+        http_port,
+        https_port,
+        acme_extra,
+    )
+}
+
+/// A letterbox for `mail.example.test` with an `[acme]` table naming `directory`.
+fn letterbox_with_ca(
+    directory: &str,
+    ca_bundle: &Path,
+    http_port: u16,
+    https_port: Option<u16>,
+    acme_extra: &str,
+) -> TestServer {
     let https = https_port
         .map(|port| format!("https = [\"127.0.0.1:{port}\"]\n"))
         .unwrap_or_default();
@@ -240,11 +257,10 @@ fn letterbox(
              submission = [\"127.0.0.1:0\"]\nsubmissions = [\"127.0.0.1:0\"]\n\
              imap = [\"127.0.0.1:0\"]\nimaps = [\"127.0.0.1:0\"]\n\
              http = [\"127.0.0.1:{http_port}\"]\n{https}\n\
-             [acme]\ndirectory = \"{}\"\ncontact = \"mailto:postmaster@example.test\"\n\
+             [acme]\ndirectory = \"{directory}\"\ncontact = \"mailto:postmaster@example.test\"\n\
              ca_bundle = \"{}\"\n{acme_extra}\n",
             data_dir.display(),
-            pebble.directory,
-            path_str(&pebble.https_ca),
+            path_str(ca_bundle),
         )
     })
 }
@@ -401,4 +417,41 @@ fn http01_works_and_a_restart_reuses_the_account_and_certificate() {
         std::fs::read(server.data_dir().join("acme/account.json")).expect("account"),
         account
     );
+}
+
+/// A CA that cannot be reached: the server starts all the same, serves its self-signed
+/// certificate (verified here against that file, for the host name), and logs the
+/// failure with the time of the next try.
+#[test]
+fn an_unreachable_ca_is_logged_and_the_server_serves_its_self_signed_certificate() {
+    let unused = tempfile::tempdir().expect("tempdir");
+    let ca_bundle = https_certificate(unused.path()).0;
+    let directory = format!("https://127.0.0.1:{}/dir", free_port());
+    let server = letterbox_with_ca(&directory, &ca_bundle, 0, None, "");
+    let self_signed = server.data_dir().join("tls-selfsigned-cert.pem");
+    let out = python(
+        PROBE,
+        &[
+            HOSTNAME,
+            &server.port("imaps").to_string(),
+            &server.port("submissions").to_string(),
+            path_str(&self_signed),
+        ],
+    );
+    assert!(
+        out.starts_with("imaps ") && out.contains("\nsmtps "),
+        "{out}"
+    );
+    let deadline = Instant::now() + ISSUE_TIMEOUT;
+    while !server.log().contains("ACME: no certificate this time") {
+        assert!(
+            Instant::now() < deadline,
+            "no failure logged:\n{}",
+            server.log()
+        );
+        std::thread::sleep(POLL);
+    }
+    let log = server.log();
+    assert!(log.contains("retry_in_secs=300"), "{log}");
+    assert!(log.contains(&directory), "the error names the CA: {log}");
 }

@@ -19,7 +19,8 @@ pub struct Config {
     pub storage: Option<String>,
     pub listen: Listen,
     pub tls: Tls,
-    /// Certificates from an ACME CA (RFC 8555) instead of `[tls]` files.
+    /// Certificates from an ACME CA (RFC 8555); `[tls]` files, when also given, are
+    /// served only until the first ACME certificate arrives.
     pub acme: Option<Acme>,
     pub limits: Limits,
     /// The public addresses this server sends mail from: `letterbox dns` puts them in
@@ -263,9 +264,6 @@ impl Config {
     }
 
     fn validate_acme(&self, acme: &Acme) -> Result<()> {
-        if self.tls.cert.is_some() {
-            bail!("table `acme`: certificates come from ACME or from `tls.cert`, not both");
-        }
         if !acme.directory.starts_with("https://") {
             bail!(
                 "key `acme.directory`: {:?} is not an https:// URL (RFC 8555 §6.1)",
@@ -425,10 +423,6 @@ mod tests {
             (
                 "[acme]\ndirectory = \"https://ca.example/dir\"\nchallenge = \"tls-alpn-01\"\n",
                 "listen.https",
-            ),
-            (
-                "[tls]\ncert = \"c\"\nkey = \"k\"\n[acme]\ndirectory = \"https://ca.example/dir\"\n",
-                "tls.cert",
             ),
             (
                 "[acme]\ndirectory = \"https://ca/\"\nrenew_before_days = 0\n",

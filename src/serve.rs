@@ -27,7 +27,7 @@ pub async fn run(config: Config) -> Result<()> {
     let store = open_store(&config).await?;
 
     // With `[acme]`, the certificate it got on an earlier run; until there is one, the
-    // self-signed certificate.
+    // `[tls]` files or the self-signed certificate.
     let acme_files = crate::acme::Files::new(&config.data_dir);
     let acme_kept = config
         .acme
@@ -371,7 +371,12 @@ fn print_welcome(
             "  The TLS certificate comes from {} (ACME);",
             acme.directory
         );
-        println!("  until it arrives, a self-signed one is served.");
+        let meanwhile = if config.tls.cert.is_some() {
+            "the [tls] certificate"
+        } else {
+            "a self-signed one"
+        };
+        println!("  until it arrives, {meanwhile} is served.");
     } else if config.tls.cert.is_none() {
         println!(
             "  The TLS certificate is self-signed ({}):",

@@ -368,7 +368,7 @@ fn print_welcome(
     }
     if let Some(acme) = &config.acme {
         println!(
-            "  The TLS certificate comes from {} (ACME);",
+            "  The TLS certificate comes from {} (ACME), renewed automatically;",
             acme.directory
         );
         let meanwhile = if config.tls.cert.is_some() {
@@ -376,7 +376,7 @@ fn print_welcome(
         } else {
             "a self-signed one"
         };
-        println!("  until it arrives, {meanwhile} is served.");
+        println!("  until the first arrives, {meanwhile} is served.");
     } else if config.tls.cert.is_none() {
         println!(
             "  The TLS certificate is self-signed ({}):",

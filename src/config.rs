@@ -19,6 +19,9 @@ pub struct Config {
     pub storage: Option<String>,
     pub listen: Listen,
     pub tls: Tls,
+    /// Certificates from an ACME CA (RFC 8555); `[tls]` files, when also given, are
+    /// served only until the first ACME certificate arrives.
+    pub acme: Option<Acme>,
     pub limits: Limits,
     /// The public addresses this server sends mail from: `letterbox dns` puts them in
     /// the SPF record it prints.
@@ -43,7 +46,11 @@ pub struct Listen {
     pub imaps: Vec<SocketAddr>,
     /// Plain HTTP: client autoconfiguration, `/healthz`, `/metrics`. Put a TLS proxy in
     /// front of it for the internet (clients look up `https://autoconfig.DOMAIN/...`).
+    /// With `[acme]` on port 80, it answers HTTP-01 challenges (RFC 8555 §8.3).
     pub http: Vec<SocketAddr>,
+    /// HTTPS, port 443 on the internet: the same documents as `http` over TLS with the
+    /// server's certificate, and ACME's TLS-ALPN-01 challenges (RFC 8737). Off by default.
+    pub https: Vec<SocketAddr>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -53,6 +60,48 @@ pub struct Tls {
     /// `hostname` is made once into `data_dir`.
     pub cert: Option<PathBuf>,
     pub key: Option<PathBuf>,
+}
+
+/// The `[acme]` table: where certificates come from and for which names.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Acme {
+    /// The CA's directory URL (RFC 8555 §7.1.1), `https://` only (RFC 8555 §6.1).
+    pub directory: String,
+    /// Where the CA may write about the account (RFC 8555 §7.3): a `mailto:` URL.
+    pub contact: Option<String>,
+    /// PEM certificates trusted for the CA's own HTTPS instead of the system's roots:
+    /// a private CA (or Pebble, in tests).
+    pub ca_bundle: Option<PathBuf>,
+    /// Names the certificate is for besides `hostname` (and the autoconfig names).
+    #[serde(default)]
+    pub extra_names: Vec<String>,
+    /// Also `autoconfig.DOMAIN` and `autodiscover.DOMAIN` for every hosted domain, so
+    /// that clients can fetch their settings over HTTPS (`listen.https`). Their DNS must
+    /// point here, or no certificate can be had: turn this off when it does not.
+    #[serde(default = "yes")]
+    pub autoconfig_names: bool,
+    /// Only this challenge type (`"tls-alpn-01"` or `"http-01"`); by default
+    /// TLS-ALPN-01 when `listen.https` is set and the CA offers it, else HTTP-01.
+    pub challenge: Option<ChallengeKind>,
+    /// Renew this many days before the certificate ends; by default when two thirds of
+    /// its lifetime have passed. Never before half of it has.
+    pub renew_before_days: Option<u32>,
+}
+
+/// The challenge types letterbox answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum ChallengeKind {
+    /// RFC 8555 §8.3, on `listen.http` (port 80).
+    #[serde(rename = "http-01")]
+    Http01,
+    /// RFC 8737, on `listen.https` (port 443).
+    #[serde(rename = "tls-alpn-01")]
+    TlsAlpn01,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -93,6 +142,7 @@ impl Default for Config {
             storage: None,
             listen: Listen::default(),
             tls: Tls::default(),
+            acme: None,
             limits: Limits::default(),
             public_addresses: Vec::new(),
             outbound: smtp::outbound::OutboundConfig::default(),
@@ -114,6 +164,7 @@ impl Default for Listen {
             imap: local(2143),
             imaps: local(2993),
             http: local(2080),
+            https: Vec::new(),
         }
     }
 }
@@ -193,6 +244,9 @@ impl Config {
         if self.tls.cert.is_some() != self.tls.key.is_some() {
             bail!("keys `tls.cert` and `tls.key`: give both or neither");
         }
+        if let Some(acme) = &self.acme {
+            self.validate_acme(acme)?;
+        }
         self.outbound.validate().map_err(|e| anyhow::anyhow!(e))?;
         self.inbound.validate().map_err(|e| anyhow::anyhow!(e))?;
         self.dns.validate().map_err(|e| anyhow::anyhow!(e))?;
@@ -204,6 +258,40 @@ impl Config {
             bail!(
                 "key `storage`: {url:?} is neither a sqlite: nor a postgres:// URL \
                  (sqlite:///var/lib/letterbox/letterbox.sqlite, postgres://user@host/database)"
+            );
+        }
+        Ok(())
+    }
+
+    fn validate_acme(&self, acme: &Acme) -> Result<()> {
+        if !acme.directory.starts_with("https://") {
+            bail!(
+                "key `acme.directory`: {:?} is not an https:// URL (RFC 8555 §6.1)",
+                acme.directory
+            );
+        }
+        if let Some(contact) = &acme.contact
+            && (!contact.starts_with("mailto:") || contact.contains(char::is_whitespace))
+        {
+            bail!("key `acme.contact`: {contact:?} is not a mailto: URL");
+        }
+        for name in &acme.extra_names {
+            if name.is_empty() || name.contains(|c: char| c.is_whitespace() || c == '/') {
+                bail!("key `acme.extra_names`: {name:?} is not a host name");
+            }
+        }
+        if acme.renew_before_days == Some(0) {
+            bail!("key `acme.renew_before_days`: must be at least 1");
+        }
+        let answerable = match acme.challenge {
+            Some(ChallengeKind::Http01) => !self.listen.http.is_empty(),
+            Some(ChallengeKind::TlsAlpn01) => !self.listen.https.is_empty(),
+            None => !self.listen.http.is_empty() || !self.listen.https.is_empty(),
+        };
+        if !answerable {
+            bail!(
+                "table `acme`: no listener to answer the CA's challenges on: set `listen.https` \
+                 (port 443, TLS-ALPN-01) or `listen.http` (port 80, HTTP-01)"
             );
         }
         Ok(())
@@ -305,6 +393,48 @@ mod tests {
                 .expect_err("a limit that refuses every login accepted")
                 .to_string();
             assert!(error.contains(key), "{error}");
+        }
+    }
+
+    #[test]
+    fn acme_is_checked() {
+        let config = Config::parse(
+            "[listen]\nhttps = [\"0.0.0.0:443\"]\n[acme]\ndirectory = \"https://ca.example/dir\"\ncontact = \"mailto:admin@example.org\"\n",
+        )
+        .expect("valid");
+        let acme = config.acme.expect("acme");
+        assert!(acme.autoconfig_names && acme.challenge.is_none());
+        let config = Config::parse(
+            "[acme]\ndirectory = \"https://ca.example/dir\"\nchallenge = \"http-01\"\nautoconfig_names = false\n",
+        )
+        .expect("valid");
+        let acme = config.acme.expect("acme");
+        assert_eq!(acme.challenge, Some(ChallengeKind::Http01));
+        assert!(!acme.autoconfig_names);
+        for (text, key) in [
+            (
+                "[acme]\ndirectory = \"http://ca.example/dir\"\n",
+                "acme.directory",
+            ),
+            (
+                "[acme]\ndirectory = \"https://ca.example/dir\"\ncontact = \"admin@example.org\"\n",
+                "acme.contact",
+            ),
+            (
+                "[acme]\ndirectory = \"https://ca.example/dir\"\nchallenge = \"tls-alpn-01\"\n",
+                "listen.https",
+            ),
+            (
+                "[acme]\ndirectory = \"https://ca/\"\nrenew_before_days = 0\n",
+                "renew_before_days",
+            ),
+            (
+                "[acme]\ndirectory = \"https://ca/\"\nchalenge = \"http-01\"\n",
+                "chalenge",
+            ),
+        ] {
+            let error = Config::parse(text).expect_err(text).to_string();
+            assert!(error.contains(key), "{text}: {error}");
         }
     }
 

@@ -1,6 +1,7 @@
 //! letterbox: a mail server you run yourself. SMTP in, IMAP out, one storage layer.
 #![forbid(unsafe_code)]
 
+mod acme;
 mod admin;
 mod config;
 mod data_dir;

@@ -1,7 +1,7 @@
 //! `letterbox serve`: open storage, make the first account on a new installation, bind
 //! every listener, and run until SIGTERM or Ctrl-C, then let in-flight work finish.
 
-use crate::config::Config;
+use crate::config::{ChallengeKind, Config};
 use crate::data_dir::open_store;
 use anyhow::{Context, Result};
 use netutil::{AuthThrottle, ConnectionLimiter, Shutdown, tls_acceptor};
@@ -26,18 +26,25 @@ pub async fn run(config: Config) -> Result<()> {
     let metrics = crate::http::install_metrics(&shutdown)?;
     let store = open_store(&config).await?;
 
-    let (tls_config, certificate) = crate::tls::server_config(
-        config.tls.cert.as_deref(),
-        config.tls.key.as_deref(),
-        &config.hostname,
-        &config.data_dir,
-    )?;
+    // With `[acme]`, the certificate it got on an earlier run; until there is one, the
+    // `[tls]` files or the self-signed certificate.
+    let acme_files = crate::acme::Files::new(&config.data_dir);
+    let acme_kept = config
+        .acme
+        .as_ref()
+        .and_then(|_| crate::acme::Acme::kept_certificate(&acme_files));
+    let (cert, key) = match &acme_kept {
+        Some(kept) => (Some(kept.as_path()), Some(kept.as_path())),
+        None => (config.tls.cert.as_deref(), config.tls.key.as_deref()),
+    };
+    let (tls_config, certificate) =
+        crate::tls::server_config(cert, key, &config.hostname, &config.data_dir)?;
     let tls = tls_acceptor(tls_config);
     // From here on SIGHUP reads the certificate again instead of ending the process.
     let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         .context("installing the SIGHUP handler")?;
     shutdown.tracker.spawn(crate::tls::watch(
-        certificate,
+        certificate.clone(),
         hangup,
         shutdown.token.clone(),
     ));
@@ -154,28 +161,73 @@ pub async fn run(config: Config) -> Result<()> {
     }
 
     // HTTP last: its documents name the ports the mail listeners got.
+    let challenges = Arc::new(crate::acme::Challenges::default());
     let http_router = crate::http::router(crate::http::HttpState {
         store: store.clone(),
         hostname: config.hostname.as_str().into(),
         services: crate::services::offered_at(&bound).into(),
         metrics,
+        acme: challenges.clone(),
     });
-    let http_connections = connections.for_listener("http");
-    for address in &config.listen.http {
-        let listener = bind("http", *address).await?;
-        bound.push(("http", listener.local_addr()?));
-        shutdown.tracker.spawn(crate::http::serve(
-            listener,
-            http_router.clone(),
-            http_connections.clone(),
-            shutdown.clone(),
-        ));
+    // HTTPS: the same router over TLS, and ACME's TLS-ALPN-01 answers (RFC 8737).
+    let https_tls = tls_acceptor(crate::tls::config_with_resolver(
+        Arc::new(crate::acme::HttpsResolver {
+            challenges: challenges.clone(),
+            certificate: certificate.clone(),
+        }),
+        vec![
+            crate::acme::ACME_TLS_ALPN.to_vec(),
+            crate::http::HTTP1_ALPN.to_vec(),
+        ],
+    )?);
+    let web_listeners = [
+        ("http", &config.listen.http, None),
+        ("https", &config.listen.https, Some(https_tls)),
+    ];
+    for (name, addresses, tls) in web_listeners {
+        let pool = connections.for_listener(name);
+        for address in addresses {
+            let listener = bind(name, *address).await?;
+            bound.push((name, listener.local_addr()?));
+            shutdown.tracker.spawn(crate::http::serve(
+                listener,
+                http_router.clone(),
+                pool.clone(),
+                shutdown.clone(),
+                tls.clone(),
+            ));
+        }
     }
 
     // The first account is made only now that every listener is bound: a start that
     // fails to bind (a port in use) must not make an account whose password it never
     // prints; the next start that binds makes it and shows it.
     let first_account = first_run(&store, &config).await?;
+    // ACME once the listeners that answer its challenges are bound and the first
+    // domain exists (its autoconfig names are in the certificate).
+    if let Some(acme) = &config.acme {
+        let answerable = [
+            (ChallengeKind::TlsAlpn01, "https"),
+            (ChallengeKind::Http01, "http"),
+        ]
+        .into_iter()
+        .filter(|(kind, listener)| {
+            acme.challenge.is_none_or(|only| only == *kind)
+                && bound.iter().any(|(name, _)| name == listener)
+        })
+        .map(|(kind, _)| kind)
+        .collect();
+        let task = crate::acme::Acme {
+            config: acme.clone(),
+            hostname: config.hostname.clone(),
+            files: acme_files,
+            store: store.clone(),
+            challenges,
+            certificate,
+            answerable,
+        };
+        shutdown.tracker.spawn(task.run(shutdown.token.clone()));
+    }
     // Handlers first, then `ready`: a SIGTERM right after `ready` must be a clean stop.
     let signals = ShutdownSignals::install()?;
     print_welcome(&config, &bound, first_account.as_ref());
@@ -314,7 +366,18 @@ fn print_welcome(
             "  Autoconfig:      http://{host}:{p}/.well-known/autoconfig/mail/config-v1.1.xml?emailaddress={example}"
         );
     }
-    if config.tls.cert.is_none() {
+    if let Some(acme) = &config.acme {
+        println!(
+            "  The TLS certificate comes from {} (ACME), renewed automatically;",
+            acme.directory
+        );
+        let meanwhile = if config.tls.cert.is_some() {
+            "the [tls] certificate"
+        } else {
+            "a self-signed one"
+        };
+        println!("  until the first arrives, {meanwhile} is served.");
+    } else if config.tls.cert.is_none() {
         println!(
             "  The TLS certificate is self-signed ({}):",
             config.data_dir.join("tls-selfsigned-cert.pem").display()

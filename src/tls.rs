@@ -36,22 +36,38 @@ pub fn server_config(
         (Some(cert), Some(key)) => (cert.to_owned(), key.to_owned()),
         _ => self_signed(hostname, data_dir)?,
     };
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let reloading = Arc::new(ReloadingCert::load(cert_path, key_path, provider.clone())?);
-    let config = ServerConfig::builder_with_provider(provider)
+    let reloading = Arc::new(ReloadingCert::load(cert_path, key_path, provider())?);
+    let config = config_with_resolver(reloading.clone(), Vec::new())?;
+    Ok((config, reloading))
+}
+
+/// The one crypto provider of the whole process: aws-lc-rs.
+pub fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+}
+
+/// A server config (TLS 1.2 and 1.3) whose certificates come from `resolver`, offering
+/// the ALPN protocols `alpn` (none: ALPN is not negotiated).
+pub fn config_with_resolver(
+    resolver: Arc<dyn ResolvesServerCert>,
+    alpn: Vec<Vec<u8>>,
+) -> Result<ServerConfig> {
+    let mut config = ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .context("TLS protocol versions")?
         .with_no_client_auth()
-        .with_cert_resolver(reloading.clone());
-    Ok((config, reloading))
+        .with_cert_resolver(resolver);
+    config.alpn_protocols = alpn;
+    Ok(config)
 }
 
 /// The certificate chain and key every new handshake gets, read from two files and
 /// replaced whole when they are read again successfully.
 #[derive(Debug)]
 pub struct ReloadingCert {
-    cert_path: PathBuf,
-    key_path: PathBuf,
+    /// The certificate and key files: fixed, but for ACME ([`ReloadingCert::install`])
+    /// which moves from the self-signed pair to its own file once it has a certificate.
+    paths: Mutex<(PathBuf, PathBuf)>,
     provider: Arc<CryptoProvider>,
     current: RwLock<Arc<CertifiedKey>>,
     /// The files as they were at the last attempt to read them, good or bad: a change
@@ -73,8 +89,7 @@ impl ReloadingCert {
         let seen = stamps(&cert_path, &key_path);
         let certified = certified_key(&cert_path, &key_path, &provider)?;
         Ok(ReloadingCert {
-            cert_path,
-            key_path,
+            paths: Mutex::new((cert_path, key_path)),
             provider,
             current: RwLock::new(Arc::new(certified)),
             seen: Mutex::new(Some(seen)),
@@ -91,11 +106,36 @@ impl ReloadingCert {
             .clone()
     }
 
+    /// The certificate file served now (for log lines).
+    pub fn cert_path(&self) -> PathBuf {
+        self.paths().0
+    }
+
+    fn paths(&self) -> (PathBuf, PathBuf) {
+        self.paths.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
     /// Reads the files again (SIGHUP). On error the certificate in use stays.
     pub fn reload(&self) -> Result<()> {
-        let stamps = stamps(&self.cert_path, &self.key_path);
-        *self.seen.lock().unwrap_or_else(|p| p.into_inner()) = Some(stamps);
-        let certified = certified_key(&self.cert_path, &self.key_path, &self.provider)?;
+        let (cert_path, key_path) = self.paths();
+        self.install(cert_path, key_path)
+    }
+
+    /// Serves the pair in `cert_path` and `key_path` (may be one file holding both) from
+    /// now on, and watches those files instead of the ones before: how a certificate
+    /// ACME obtained replaces the self-signed one, and how a renewed one is taken at
+    /// once. On error the certificate and files in use stay.
+    pub fn install(&self, cert_path: PathBuf, key_path: PathBuf) -> Result<()> {
+        let stamps = stamps(&cert_path, &key_path);
+        let certified = certified_key(&cert_path, &key_path, &self.provider);
+        let mut paths = self.paths.lock().unwrap_or_else(|p| p.into_inner());
+        // A bad file is tried once, not at every check; a bad new pair leaves the
+        // watch on the old one.
+        if (paths.0 == cert_path && paths.1 == key_path) || certified.is_ok() {
+            *self.seen.lock().unwrap_or_else(|p| p.into_inner()) = Some(stamps);
+        }
+        let certified = certified?;
+        *paths = (cert_path, key_path);
         *self
             .current
             .write()
@@ -106,7 +146,8 @@ impl ReloadingCert {
     /// Reads the files again when they changed since the last attempt; `None` when they
     /// did not.
     pub fn reload_if_changed(&self) -> Option<Result<()>> {
-        let stamps = stamps(&self.cert_path, &self.key_path);
+        let (cert_path, key_path) = self.paths();
+        let stamps = stamps(&cert_path, &key_path);
         let changed = self.seen.lock().unwrap_or_else(|p| p.into_inner()).as_ref() != Some(&stamps);
         changed.then(|| self.reload())
     }
@@ -138,7 +179,7 @@ pub async fn watch(cert: Arc<ReloadingCert>, mut hangup: Signal, shutdown: Cance
         match outcome {
             None => {}
             Some(Ok(())) => tracing::info!(
-                cert = %cert.cert_path.display(),
+                cert = %cert.cert_path().display(),
                 "TLS certificate reloaded; new connections get it"
             ),
             Some(Err(error)) => tracing::error!(
@@ -247,21 +288,30 @@ fn self_signed_needs_renewal(path: &Path) -> bool {
     pem.is_empty() || old_style || near_end
 }
 
-fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+/// Writes `bytes` to `path`, readable by the owner only, in one step: written aside
+/// and renamed, so a reader (the certificate watch) sees the old file or the new one,
+/// never a part.
+pub fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
+    let mut aside = path.as_os_str().to_owned();
+    aside.push(".new");
+    let aside = PathBuf::from(aside);
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
         .mode(0o600)
-        .open(path)
-        .with_context(|| format!("writing {}", path.display()))?;
-    file.write_all(bytes)?;
+        .open(&aside)
+        .with_context(|| format!("writing {}", aside.display()))?;
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("writing {}", aside.display()))?;
+    std::fs::rename(&aside, path).with_context(|| format!("writing {}", path.display()))?;
     Ok(())
 }
 
-fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>> {
+pub fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>> {
     let pem = std::fs::read(path)
         .with_context(|| format!("reading TLS certificate {}", path.display()))?;
     let certs = rustls_pemfile::certs(&mut pem.as_slice())
@@ -288,7 +338,7 @@ mod tests {
             rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("certificate");
         (
             made.cert.pem(),
-            made.key_pair.serialize_pem(),
+            made.signing_key.serialize_pem(),
             made.cert.der().clone(),
         )
     }
@@ -329,9 +379,8 @@ mod tests {
         let (cert1, key1, der1) = pair();
         std::fs::write(&cert_path, &cert1).expect("cert");
         std::fs::write(&key_path, &key1).expect("key");
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let reloading =
-            ReloadingCert::load(cert_path.clone(), key_path.clone(), provider).expect("load");
+            ReloadingCert::load(cert_path.clone(), key_path.clone(), provider()).expect("load");
         assert_eq!(end_entity(&reloading), der1);
         assert!(reloading.reload_if_changed().is_none(), "nothing changed");
 

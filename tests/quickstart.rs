@@ -273,6 +273,7 @@ fn the_readme_sample_configuration_is_valid() {
     for table in [
         "[listen]",
         "[tls]",
+        "[acme]",
         "[limits]",
         "[submission]",
         "[outbound]",

@@ -72,7 +72,7 @@ fn certificate() -> (String, String, String) {
         .iter()
         .map(|byte| format!("{byte:02x}"))
         .collect();
-    (made.cert.pem(), made.key_pair.serialize_pem(), hex)
+    (made.cert.pem(), made.signing_key.serialize_pem(), hex)
 }
 
 /// Puts `text` at `path` in one step (written aside, then renamed), as a renewal does.

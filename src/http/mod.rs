@@ -1,8 +1,10 @@
-//! The HTTP listener (`listen.http`): mail client autoconfiguration ([`autoconfig`]),
-//! `/healthz` and `/metrics`.
+//! The HTTP listeners (`listen.http`, and `listen.https` over TLS): mail client
+//! autoconfiguration ([`autoconfig`]), `/healthz`, `/metrics`, and the answers to ACME
+//! HTTP-01 challenges (`crate::acme`).
 //!
-//! Plain HTTP/1.1 only: on the internet it sits behind a TLS proxy for
-//! `autoconfig.DOMAIN` and `autodiscover.DOMAIN`; the quickstart serves it on loopback.
+//! HTTP/1.1 only. With a certificate for `autoconfig.DOMAIN` and `autodiscover.DOMAIN`
+//! (ACME's `autoconfig_names`) `listen.https` serves them itself; else a TLS proxy goes
+//! in front on the internet. The quickstart serves plain HTTP on loopback.
 //!
 //! Invariants:
 //! - Documents are given for hosted domains only (404 otherwise), and never depend on
@@ -12,16 +14,17 @@
 mod autoconfig;
 mod xml;
 
+use crate::acme::Challenges;
 use crate::services::Offered;
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, FromRef, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use netutil::{ConnectionLimiter, Shutdown};
+use netutil::{ConnectionLimiter, MaybeTlsStream, Shutdown, TlsAcceptor};
 use std::sync::Arc;
 use std::time::Duration;
 use storage::Store;
@@ -65,6 +68,14 @@ pub struct HttpState {
     /// The mail services and their ports, implicit TLS first.
     pub services: Arc<[Offered]>,
     pub metrics: PrometheusHandle,
+    /// The HTTP-01 answers of the ACME order in flight (none without `[acme]`).
+    pub acme: Arc<Challenges>,
+}
+
+impl FromRef<HttpState> for Arc<Challenges> {
+    fn from_ref(state: &HttpState) -> Self {
+        state.acme.clone()
+    }
 }
 
 /// Installs the process-wide Prometheus recorder (before any metric is recorded, so
@@ -142,6 +153,7 @@ pub fn router(state: HttpState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
+        .route(crate::acme::HTTP01_PATH, get(crate::acme::http01))
         .merge(autoconfig::routes())
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BODY))
         .layer(axum::middleware::from_fn(log_request))
@@ -165,34 +177,63 @@ async fn log_request(request: axum::extract::Request, next: axum::middleware::Ne
     response
 }
 
-/// Serves `router` on `listener` until shutdown. Each connection holds a slot of the
-/// server-wide connection limit, must send its request head within
-/// [`HEADER_READ_TIMEOUT`] and lives at most [`MAX_CONNECTION_TIME`]; on shutdown (or
+/// The ALPN protocol of HTTP/1.1 (RFC 7301 §6), the only one served over TLS.
+pub const HTTP1_ALPN: &[u8] = b"http/1.1";
+
+/// Serves `router` on `listener` until shutdown, over TLS from the first byte when
+/// `tls` is given. Each connection holds a slot of the server-wide connection limit,
+/// must finish its TLS handshake within netutil's limit and send its request head within
+/// [`HEADER_READ_TIMEOUT`], and lives at most [`MAX_CONNECTION_TIME`]; on shutdown (or
 /// at that age) it may finish the request in flight within [`FINISH_GRACE`], then closes.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     connections: ConnectionLimiter,
     shutdown: Shutdown,
+    tls: Option<TlsAcceptor>,
 ) {
     let address = listener.local_addr().ok();
-    tracing::info!(?address, "HTTP listener started");
+    let scheme = if tls.is_some() { "HTTPS" } else { "HTTP" };
+    tracing::info!(?address, "{scheme} listener started");
     let service = TowerToHyperService::new(router);
     while let Some((tcp, peer)) = netutil::accept(&listener, &shutdown).await {
         let Some(permit) = connections.try_acquire(peer.ip()) else {
-            tracing::info!(%peer, "HTTP connection refused: too many connections");
+            tracing::info!(%peer, "{scheme} connection refused: too many connections");
             continue;
         };
         let service = service.clone();
         let token = shutdown.token.clone();
+        let tls = tls.clone();
         let span = tracing::info_span!("http", %peer);
         let task = async move {
             let _permit = permit;
+            let stream = match tls {
+                None => MaybeTlsStream::Plain(tcp),
+                Some(acceptor) => match MaybeTlsStream::Plain(tcp).upgrade(&acceptor).await {
+                    Ok(stream) => stream,
+                    Err(error) => {
+                        tracing::debug!(%error, "HTTPS connection closed");
+                        return;
+                    }
+                },
+            };
+            if let MaybeTlsStream::Tls(tls) = &stream
+                && tls
+                    .get_ref()
+                    .1
+                    .alpn_protocol()
+                    .is_some_and(|p| p != HTTP1_ALPN)
+            {
+                // Another protocol was negotiated: ACME's acme-tls/1, whose validation
+                // is the handshake itself (RFC 8737 §3: no data follows; close).
+                tracing::debug!("TLS-ALPN-01 validation handshake done");
+                return;
+            }
             let mut builder = hyper::server::conn::http1::Builder::new();
             builder
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_READ_TIMEOUT);
-            let connection = builder.serve_connection(TokioIo::new(tcp), service);
+            let connection = builder.serve_connection(TokioIo::new(stream), service);
             tokio::pin!(connection);
             let ended = tokio::select! {
                 result = connection.as_mut() => Some(result),
@@ -222,7 +263,7 @@ pub async fn serve(
             .tracker
             .spawn(tracing::Instrument::instrument(task, span));
     }
-    tracing::info!(?address, "HTTP listener stopped");
+    tracing::info!(?address, "{scheme} listener stopped");
 }
 
 /// 200 `ok` when storage answers a trivial query in time, 503 otherwise.
@@ -288,6 +329,7 @@ mod tests {
             router,
             ConnectionLimiter::new(10, 10),
             shutdown.clone(),
+            None,
         ));
         let mut client = tokio::net::TcpStream::connect(address)
             .await

@@ -75,6 +75,39 @@ impl TestServer {
         self
     }
 
+    /// A new installation with a whole config file of the test's own (ports it chose,
+    /// say): `config` gets the data directory to put in it.
+    pub fn start_with_config(config: impl FnOnce(&Path) -> String) -> TestServer {
+        Self::start_in(None, None, config)
+    }
+
+    /// Writes the config `config` makes (given the data directory) into a new temporary
+    /// directory and starts the server on it.
+    fn start_in(
+        storage: Option<&str>,
+        database: Option<postgres::PostgresDatabase>,
+        config: impl FnOnce(&Path) -> String,
+    ) -> TestServer {
+        let tempdir = tempfile::tempdir().expect("tempdir");
+        let dir = tempdir.path().to_owned();
+        let config_path = dir.join("letterbox.toml");
+        std::fs::write(&config_path, config(&dir.join("data"))).expect("write config");
+        let mut server = TestServer {
+            child: None,
+            dir,
+            _tempdir: Some(tempdir),
+            config: config_path,
+            addresses: HashMap::new(),
+            email: String::new(),
+            password: String::new(),
+            output: Vec::new(),
+            storage: storage.map(str::to_owned),
+            _database: database,
+        };
+        server.launch();
+        server
+    }
+
     fn start_on(storage: Option<&str>, extra_config: &str) -> TestServer {
         let database = (storage.is_none() && postgres_requested()).then(|| {
             // A thread of its own: this may run inside a test's tokio runtime.
@@ -82,36 +115,19 @@ impl TestServer {
                 .join()
                 .expect("create test database")
         });
-        let storage = storage.or(database.as_ref().map(|d| d.url.as_str()));
-        let tempdir = tempfile::tempdir().expect("tempdir");
-        let dir = tempdir.path().to_owned();
-        let config = dir.join("letterbox.toml");
+        let storage = storage
+            .map(str::to_owned)
+            .or(database.as_ref().map(|d| d.url.clone()));
         let storage_line = storage
+            .as_ref()
             .map(|url| format!("storage = \"{url}\"\n"))
             .unwrap_or_default();
-        std::fs::write(
-            &config,
+        Self::start_in(storage.as_deref(), database, |data_dir| {
             format!(
                 "hostname = \"localhost\"\ndata_dir = \"{}\"\n{storage_line}\n[listen]\nsmtp = [\"127.0.0.1:0\"]\nsubmission = [\"127.0.0.1:0\"]\nsubmissions = [\"127.0.0.1:0\"]\nimap = [\"127.0.0.1:0\"]\nimaps = [\"127.0.0.1:0\"]\nhttp = [\"127.0.0.1:0\"]\n{extra_config}\n",
-                dir.join("data").display()
-            ),
-        )
-        .expect("write config");
-        let mut server = TestServer {
-            child: None,
-            dir,
-            _tempdir: Some(tempdir),
-            config,
-            addresses: HashMap::new(),
-            email: String::new(),
-            password: String::new(),
-            output: Vec::new(),
-            storage: storage.map(str::to_owned),
-            _database: None,
-        };
-        server._database = database;
-        server.launch();
-        server
+                data_dir.display()
+            )
+        })
     }
 
     /// The storage URL this server runs on.

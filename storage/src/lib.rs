@@ -26,6 +26,7 @@ mod password;
 pub mod preview;
 mod queue;
 pub mod rfc5322;
+mod sieve;
 mod subject;
 mod types;
 mod writer;
@@ -41,6 +42,10 @@ pub use mime::MessageMeta;
 pub use notify::{CHANGE_CHANNEL_CAPACITY, Change, ChangeKind, MailboxWatch};
 pub use password::generate_password;
 pub use queue::{Outbound, QueueAttempt, QueueItem, QueueItemState, QueueStats, QueuedRecipient};
+pub use sieve::{
+    MAX_SIEVE_NAME_BYTES, MAX_SIEVE_SCRIPT_BYTES, MAX_SIEVE_SCRIPTS, SieveScript, SieveScriptInfo,
+    VacationRecord, check_sieve_name,
+};
 pub use types::*;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};

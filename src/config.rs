@@ -44,6 +44,8 @@ pub struct Listen {
     /// Plain HTTP: client autoconfiguration, `/healthz`, `/metrics`. Put a TLS proxy in
     /// front of it for the internet (clients look up `https://autoconfig.DOMAIN/...`).
     pub http: Vec<SocketAddr>,
+    /// ManageSieve (RFC 5804; 4190 is its IANA port), with STARTTLS.
+    pub managesieve: Vec<SocketAddr>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -114,6 +116,7 @@ impl Default for Listen {
             imap: local(2143),
             imaps: local(2993),
             http: local(2080),
+            managesieve: local(24190),
         }
     }
 }

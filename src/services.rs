@@ -110,6 +110,7 @@ impl Listen {
             "imap" => &self.imap,
             "imaps" => &self.imaps,
             "http" => &self.http,
+            "managesieve" => &self.managesieve,
             _ => &[],
         }
     }

@@ -138,9 +138,11 @@ ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode 
 m = imaplib.IMAP4_SSL("127.0.0.1", port, ssl_context=ctx)
 m.login(user, password)
 for box in ("INBOX", "Work"):
-    typ, _ = m.select(box, readonly=True)
+    typ, count = m.select(box, readonly=True)
     if typ != "OK":
         print(box, "missing")
+        continue
+    if count[0] == b"0":
         continue
     typ, data = m.fetch("1:*", "(FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
     for item in data:
@@ -326,4 +328,187 @@ async fn a_script_that_fails_at_run_time_keeps_the_message() {
         "{}",
         server.log()
     );
+}
+
+/// Runs sieve-connect (Debian's ManageSieve client) against the server's ManageSieve
+/// listener with STARTTLS (the test certificate is self-signed: no verification), the
+/// password on standard input; returns (success, stdout and stderr).
+fn sieve_connect(server: &TestServer, args: &[&str]) -> (bool, String) {
+    use std::io::Write;
+    let port = server.port("managesieve").to_string();
+    let mut child = std::process::Command::new("sieve-connect")
+        .args([
+            "--server",
+            "127.0.0.1",
+            "--port",
+            &port,
+            "--nosrv",
+            "--notlsverify",
+        ])
+        .args(["--user", &server.email, "--passwordfd", "0"])
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run sieve-connect (Debian package sieve-connect)");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(format!("{}\n", server.password).as_bytes())
+        .expect("password");
+    let output = child.wait_with_output().expect("sieve-connect");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+/// The ManageSieve commands sieve-connect does not offer, over a raw socket with
+/// STARTTLS: argv port, user, password; prints each command's last response line.
+const RAW_MANAGESIEVE: &str = r#"
+import socket, ssl, sys, base64
+port, user, password = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+f = sock.makefile("rb")
+def until_done(f):
+    lines = []
+    while True:
+        line = f.readline().decode().rstrip("\r\n")
+        lines.append(line)
+        if line.startswith(("OK", "NO", "BYE")):
+            return lines
+greeting = until_done(f)
+print("greeting", " | ".join(greeting))
+sock.sendall(b"AUTHENTICATE \"PLAIN\" \"x\"\r\n")
+print("plain-before-tls", until_done(f)[-1])
+sock.sendall(b"STARTTLS\r\n")
+print("starttls", until_done(f)[-1])
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+tls = ctx.wrap_socket(sock)
+f = tls.makefile("rb")
+print("after-tls", " | ".join(until_done(f)))
+def cmd(label, data):
+    tls.sendall(data)
+    lines = until_done(f)
+    print(label, " | ".join(lines))
+token = base64.b64encode(b"\0" + user.encode() + b"\0" + password.encode()).decode()
+tls.sendall(b"AUTHENTICATE \"PLAIN\"\r\n")
+print("auth", f.readline().decode().rstrip("\r\n"))
+cmd("auth-response", ("\"%s\"\r\n" % token).encode())
+script = b"require \"fileinto\";\r\nif true {\r\n  fileinto \"A\"\r\n}\r\n"
+cmd("checkscript", b"CHECKSCRIPT {%d+}\r\n%s\r\n" % (len(script), script))
+cmd("havespace", b"HAVESPACE \"big\" 999999999\r\n")
+cmd("putscript", b"PUTSCRIPT \"second\" {5+}\r\nkeep;\r\n")
+cmd("rename", b"RENAMESCRIPT \"second\" \"third\"\r\n")
+cmd("rename-taken", b"RENAMESCRIPT \"third\" \"main\"\r\n")
+cmd("delete-active", b"DELETESCRIPT \"main\"\r\n")
+cmd("delete", b"DELETESCRIPT \"third\"\r\n")
+cmd("getscript-missing", b"GETSCRIPT \"third\"\r\n")
+cmd("listscripts", b"LISTSCRIPTS\r\n")
+cmd("noop", b"NOOP \"t1\"\r\n")
+cmd("logout", b"LOGOUT\r\n")
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sieve_connect_uploads_and_activates_through_managesieve() {
+    let server = tokio::task::block_in_place(TestServer::start);
+    let user = server.email.clone();
+    let script = server.dir.join("main.sieve");
+    std::fs::write(
+        &script,
+        "require [\"fileinto\", \"mailbox\", \"imap4flags\"];\nif header :contains \"subject\" \"work\" {\n  fileinto :create :flags \"\\\\Flagged\" \"Work\";\n}\n",
+    )
+    .expect("write");
+    let path = common::path_str(&script);
+    let (ok, out) = tokio::task::block_in_place(|| {
+        sieve_connect(
+            &server,
+            &["--localsieve", path, "--remotesieve", "main", "--upload"],
+        )
+    });
+    assert!(ok, "upload: {out}");
+    let (ok, out) = tokio::task::block_in_place(|| {
+        sieve_connect(&server, &["--remotesieve", "main", "--activate"])
+    });
+    assert!(ok, "activate: {out}");
+    let (ok, out) = tokio::task::block_in_place(|| sieve_connect(&server, &["--list"]));
+    assert!(ok, "list: {out}");
+    assert!(
+        out.contains("main") && out.contains("ACTIVE"),
+        "list: {out}"
+    );
+
+    // A script with an error is refused, and the answer names its line.
+    let broken = server.dir.join("broken.sieve");
+    std::fs::write(
+        &broken,
+        "require \"fileinto\";\nkeep;\n\nfileinto \"x\"\nstop;\n",
+    )
+    .expect("write");
+    let path = common::path_str(&broken);
+    let (ok, out) = tokio::task::block_in_place(|| {
+        sieve_connect(
+            &server,
+            &["--localsieve", path, "--remotesieve", "broken", "--upload"],
+        )
+    });
+    assert!(!ok, "a broken script was stored: {out}");
+    assert!(out.contains("line 5"), "{out}");
+
+    // The uploaded script runs at delivery.
+    let out = tokio::task::block_in_place(|| {
+        send(&server, &[["bob@example.net", &user, "work plan", ""]])
+    });
+    assert!(out.contains("ok work plan"), "{out}");
+    let imaps = server.port("imaps").to_string();
+    let seen = tokio::task::block_in_place(|| python(LOOK, &[&imaps, &user, &server.password]));
+    assert!(
+        seen.lines()
+            .any(|l| l.starts_with("Work | work plan |") && l.contains("\\Flagged")),
+        "{seen}"
+    );
+
+    // The rest of RFC 5804 over a raw socket.
+    let port = server.port("managesieve").to_string();
+    let out =
+        tokio::task::block_in_place(|| python(RAW_MANAGESIEVE, &[&port, &user, &server.password]));
+    let line = |label: &str| common::labelled_line(&out, label);
+    assert!(line("greeting").contains("\"STARTTLS\""), "{out}");
+    assert!(line("greeting").contains("\"SASL\" \"\""), "{out}");
+    assert!(
+        line("plain-before-tls").contains("NO (ENCRYPT-NEEDED)"),
+        "{out}"
+    );
+    assert!(line("starttls").starts_with("starttls OK"), "{out}");
+    assert!(line("after-tls").contains("\"SASL\" \"PLAIN\""), "{out}");
+    assert!(!line("after-tls").contains("STARTTLS"), "{out}");
+    assert_eq!(line("auth"), "auth \"\"");
+    assert!(
+        line("auth-response").starts_with("auth-response OK"),
+        "{out}"
+    );
+    assert!(
+        line("checkscript").starts_with("checkscript NO \"line 4"),
+        "{out}"
+    );
+    assert!(line("havespace").contains("NO (QUOTA/MAXSIZE)"), "{out}");
+    assert!(line("putscript").starts_with("putscript OK"), "{out}");
+    assert!(line("rename").starts_with("rename OK"), "{out}");
+    assert!(line("rename-taken").contains("NO (ALREADYEXISTS)"), "{out}");
+    assert!(line("delete-active").contains("NO (ACTIVE)"), "{out}");
+    assert!(line("delete").starts_with("delete OK"), "{out}");
+    assert!(
+        line("getscript-missing").contains("NO (NONEXISTENT)"),
+        "{out}"
+    );
+    assert_eq!(
+        line("listscripts"),
+        "listscripts \"main\" ACTIVE | OK \"Listscripts completed\""
+    );
+    assert!(line("noop").contains("OK (TAG \"t1\")"), "{out}");
+    assert!(line("logout").starts_with("logout OK"), "{out}");
 }

@@ -408,7 +408,7 @@ pub fn run(script: &Sieve, raw: &[u8], inputs: &Inputs) -> Outcome {
     // A placement of the original in INBOX twice (keep after fileinto "INBOX") is one.
     outcome.placements.dedup_by(|a, b| {
         mailbox_name_eq(&a.mailbox, &b.mailbox) && a.changed == b.changed && {
-            b.flags.extend(a.flags.drain(..));
+            b.flags.append(&mut a.flags);
             true
         }
     });

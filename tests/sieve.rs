@@ -153,6 +153,13 @@ for box in ("INBOX", "Work"):
 m.logout()
 "#;
 
+/// Writes a script into the server's directory; returns its path.
+fn script_file(server: &TestServer, file: &str, text: &str) -> std::path::PathBuf {
+    let path = server.dir.join(file);
+    std::fs::write(&path, text).expect("write script");
+    path
+}
+
 fn send(server: &TestServer, messages: &[[&str; 4]]) -> String {
     let port = server.port("smtp").to_string();
     let mut args = vec![port.as_str()];
@@ -171,8 +178,7 @@ async fn sieve_files_flags_rejects_and_answers_once() {
         ))
     });
     let user = server.email.clone();
-    let script = server.dir.join("filter.sieve");
-    std::fs::write(&script, SCRIPT).expect("write script");
+    let script = script_file(&server, "filter.sieve", SCRIPT);
     let out = server.admin_ok(&[
         "sieve",
         "put",
@@ -188,12 +194,11 @@ async fn sieve_files_flags_rejects_and_answers_once() {
     );
 
     // A broken script is refused with its line, and the active one stays.
-    let broken = server.dir.join("broken.sieve");
-    std::fs::write(
-        &broken,
+    let broken = script_file(
+        &server,
+        "broken.sieve",
         "require \"fileinto\";\nkeep;\nfileinto \"x\"\nstop;\n",
-    )
-    .expect("write");
+    );
     let refused = server.admin(&["sieve", "put", &user, "broken", common::path_str(&broken)]);
     assert!(!refused.status.success());
     let stderr = String::from_utf8_lossy(&refused.stderr);
@@ -301,13 +306,12 @@ async fn sieve_files_flags_rejects_and_answers_once() {
 async fn a_script_that_fails_at_run_time_keeps_the_message() {
     let server = tokio::task::block_in_place(TestServer::start);
     let user = server.email.clone();
-    let script = server.dir.join("include.sieve");
     // Compiles, but includes a script the account does not have: a run-time error.
-    std::fs::write(
-        &script,
+    let script = script_file(
+        &server,
+        "include.sieve",
         "require [\"include\", \"fileinto\"];\ninclude :personal \"missing\";\nfileinto \"Work\";\n",
-    )
-    .expect("write");
+    );
     server.admin_ok(&[
         "sieve",
         "put",
@@ -417,12 +421,11 @@ cmd("logout", b"LOGOUT\r\n")
 async fn sieve_connect_uploads_and_activates_through_managesieve() {
     let server = tokio::task::block_in_place(TestServer::start);
     let user = server.email.clone();
-    let script = server.dir.join("main.sieve");
-    std::fs::write(
-        &script,
+    let script = script_file(
+        &server,
+        "main.sieve",
         "require [\"fileinto\", \"mailbox\", \"imap4flags\"];\nif header :contains \"subject\" \"work\" {\n  fileinto :create :flags \"\\\\Flagged\" \"Work\";\n}\n",
-    )
-    .expect("write");
+    );
     let path = common::path_str(&script);
     let (ok, out) = tokio::task::block_in_place(|| {
         sieve_connect(
@@ -443,12 +446,11 @@ async fn sieve_connect_uploads_and_activates_through_managesieve() {
     );
 
     // A script with an error is refused, and the answer names its line.
-    let broken = server.dir.join("broken.sieve");
-    std::fs::write(
-        &broken,
+    let broken = script_file(
+        &server,
+        "broken.sieve",
         "require \"fileinto\";\nkeep;\n\nfileinto \"x\"\nstop;\n",
-    )
-    .expect("write");
+    );
     let path = common::path_str(&broken);
     let (ok, out) = tokio::task::block_in_place(|| {
         sieve_connect(

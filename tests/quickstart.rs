@@ -155,6 +155,7 @@ fn the_readme_shows_the_welcome_the_server_prints() {
         ("submission", 2587),
         ("smtp", 2525),
         ("http", 2080),
+        ("managesieve", 24190),
     ];
     let readme_password = block
         .lines()

@@ -122,6 +122,7 @@ submissions = []
 imap = []
 imaps = []
 http = []
+managesieve = []
 
 [limits]
 max_connections = $((SESSIONS > 1000 ? SESSIONS : 1000))
@@ -160,6 +161,7 @@ submissions = []
 imap = ["127.0.0.1:0"]
 imaps = []
 http = []
+managesieve = []
 
 [limits]
 max_connections = $total

@@ -371,6 +371,16 @@ fn sieve_connect(server: &TestServer, args: &[&str]) -> (bool, String) {
     (output.status.success(), text)
 }
 
+/// `sieve-connect --upload` of the file at `path` as `name`.
+fn upload(server: &TestServer, path: &str, name: &str) -> (bool, String) {
+    tokio::task::block_in_place(|| {
+        sieve_connect(
+            server,
+            &["--localsieve", path, "--remotesieve", name, "--upload"],
+        )
+    })
+}
+
 /// The ManageSieve commands sieve-connect does not offer, over a raw socket with
 /// STARTTLS: argv port, user, password; prints each command's last response line.
 const RAW_MANAGESIEVE: &str = r#"
@@ -427,12 +437,7 @@ async fn sieve_connect_uploads_and_activates_through_managesieve() {
         "require [\"fileinto\", \"mailbox\", \"imap4flags\"];\nif header :contains \"subject\" \"work\" {\n  fileinto :create :flags \"\\\\Flagged\" \"Work\";\n}\n",
     );
     let path = common::path_str(&script);
-    let (ok, out) = tokio::task::block_in_place(|| {
-        sieve_connect(
-            &server,
-            &["--localsieve", path, "--remotesieve", "main", "--upload"],
-        )
-    });
+    let (ok, out) = upload(&server, path, "main");
     assert!(ok, "upload: {out}");
     let (ok, out) = tokio::task::block_in_place(|| {
         sieve_connect(&server, &["--remotesieve", "main", "--activate"])
@@ -452,12 +457,7 @@ async fn sieve_connect_uploads_and_activates_through_managesieve() {
         "require \"fileinto\";\nkeep;\n\nfileinto \"x\"\nstop;\n",
     );
     let path = common::path_str(&broken);
-    let (ok, out) = tokio::task::block_in_place(|| {
-        sieve_connect(
-            &server,
-            &["--localsieve", path, "--remotesieve", "broken", "--upload"],
-        )
-    });
+    let (ok, out) = upload(&server, path, "broken");
     assert!(!ok, "a broken script was stored: {out}");
     assert!(out.contains("line 5"), "{out}");
 

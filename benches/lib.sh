@@ -128,6 +128,7 @@ submissions = []
 imap = []
 imaps = []
 http = []
+managesieve = []
 
 [limits]
 max_connections = $((SESSIONS > 1000 ? SESSIONS : 1000))
@@ -166,6 +167,7 @@ submissions = []
 imap = ["127.0.0.1:0"]
 imaps = []
 http = []
+managesieve = []
 
 [limits]
 max_connections = $total

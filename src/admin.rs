@@ -70,6 +70,28 @@ pub enum AliasCommand {
 }
 
 #[derive(Subcommand)]
+pub enum SieveCommand {
+    /// The account's Sieve scripts; the active one is marked.
+    List { email: String },
+    /// Store a script (checked first: an error names its line) from FILE, `-` for
+    /// standard input; replaces a script of that name.
+    Put {
+        email: String,
+        name: String,
+        file: std::path::PathBuf,
+        /// Make it the active script too.
+        #[arg(long)]
+        activate: bool,
+    },
+    /// Make NAME the script run at delivery; without NAME no script runs.
+    Activate { email: String, name: Option<String> },
+    /// Print a script.
+    Show { email: String, name: String },
+    /// Remove a script (not the active one: deactivate it first).
+    Remove { email: String, name: String },
+}
+
+#[derive(Subcommand)]
 pub enum QueueCommand {
     /// Messages waiting for remote delivery.
     List,
@@ -198,6 +220,74 @@ pub async fn user(config: &Config, command: UserCommand) -> Result<()> {
         UserCommand::Remove { email } => {
             store.remove_account(&email).await?;
             println!("removed account {email}");
+        }
+    }
+    Ok(())
+}
+
+pub async fn sieve(config: &Config, command: SieveCommand) -> Result<()> {
+    let store = open_store(config).await?;
+    let account = |email: String| {
+        let store = store.clone();
+        async move {
+            store
+                .list_accounts()
+                .await?
+                .into_iter()
+                .find(|a| a.email.eq_ignore_ascii_case(&email))
+                .map(|a| a.id)
+                .ok_or_else(|| anyhow::anyhow!("no account {email}"))
+        }
+    };
+    match command {
+        SieveCommand::List { email } => {
+            for script in store.sieve_scripts(account(email).await?).await? {
+                let mark = if script.active { "\tactive" } else { "" };
+                println!("{}{mark}", script.name);
+            }
+        }
+        SieveCommand::Put {
+            email,
+            name,
+            file,
+            activate,
+        } => {
+            let id = account(email.clone()).await?;
+            let content = if file.as_os_str() == "-" {
+                std::io::read_to_string(std::io::stdin())?
+            } else {
+                std::fs::read_to_string(&file)
+                    .with_context(|| format!("reading {}", file.display()))?
+            };
+            filter::compile(&content).map_err(|error| anyhow::anyhow!("script {name}: {error}"))?;
+            store.put_sieve_script(id, &name, &content).await?;
+            println!("stored script {name} for {email}");
+            if activate {
+                store.activate_sieve_script(id, Some(&name)).await?;
+                println!("script {name} is active");
+            }
+        }
+        SieveCommand::Activate { email, name } => {
+            store
+                .activate_sieve_script(account(email).await?, name.as_deref())
+                .await?;
+            match name {
+                Some(name) => println!("script {name} is active"),
+                None => println!("no script is active"),
+            }
+        }
+        SieveCommand::Show { email, name } => {
+            let script = store
+                .sieve_script(account(email).await?, &name)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("no script {name}"))?;
+            print!("{}", script.content);
+        }
+        SieveCommand::Remove { email, name } => {
+            store
+                .delete_sieve_script(account(email).await?, &name)
+                .await?;
+            println!("removed script {name}");
         }
     }
     Ok(())

@@ -51,6 +51,8 @@ pub struct Listen {
     /// HTTPS, port 443 on the internet: the same documents as `http` over TLS with the
     /// server's certificate, and ACME's TLS-ALPN-01 challenges (RFC 8737). Off by default.
     pub https: Vec<SocketAddr>,
+    /// ManageSieve (RFC 5804; 4190 is its IANA port), with STARTTLS.
+    pub managesieve: Vec<SocketAddr>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -165,6 +167,7 @@ impl Default for Listen {
             imaps: local(2993),
             http: local(2080),
             https: Vec::new(),
+            managesieve: local(24190),
         }
     }
 }

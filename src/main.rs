@@ -44,6 +44,9 @@ enum Command {
     /// Manage aliases (`name@domain`, or `@domain` for a catch-all).
     #[command(subcommand)]
     Alias(admin::AliasCommand),
+    /// Manage the Sieve scripts (RFC 5228) that file incoming mail of an account.
+    #[command(subcommand)]
+    Sieve(admin::SieveCommand),
     /// Inspect the outbound queue.
     #[command(subcommand)]
     Queue(admin::QueueCommand),
@@ -116,6 +119,7 @@ fn run(cli: Cli) -> Result<()> {
             Command::Domain(command) => admin::domain(&config, command).await,
             Command::User(command) => admin::user(&config, command).await,
             Command::Alias(command) => admin::alias(&config, command).await,
+            Command::Sieve(command) => admin::sieve(&config, command).await,
             Command::Queue(command) => admin::queue(&config, command).await,
             Command::Dkim(command) => admin::dkim(&config, command),
             Command::Dns { domain } => admin::dns(&config, &domain).await,

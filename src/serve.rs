@@ -86,9 +86,21 @@ pub async fn run(config: Config) -> Result<()> {
             ..imap::ImapConfig::default()
         }),
         store: store.clone(),
-        tls: Some(tls),
+        tls: Some(tls.clone()),
         connections: connections.clone(),
         auth_throttle: auth_throttle.for_protocol("imap"),
+        shutdown: shutdown.clone(),
+    };
+    let managesieve_server = managesieve::ManageSieveServer {
+        config: Arc::new(managesieve::ManageSieveConfig {
+            hostname: config.hostname.clone(),
+            ..managesieve::ManageSieveConfig::default()
+        }),
+        store: store.clone(),
+        tls: Some(tls),
+        connections: connections.for_listener("managesieve"),
+        // The same failure counts as IMAP's: one password, one throttle.
+        auth_throttle: auth_throttle.for_protocol("managesieve"),
         shutdown: shutdown.clone(),
     };
 
@@ -158,6 +170,15 @@ pub async fn run(config: Config) -> Result<()> {
                 .tracker
                 .spawn(async move { server.serve(listener, role).await });
         }
+    }
+
+    for address in &config.listen.managesieve {
+        let listener = bind("managesieve", *address).await?;
+        bound.push(("managesieve", listener.local_addr()?));
+        let server = managesieve_server.clone();
+        shutdown
+            .tracker
+            .spawn(async move { server.serve(listener).await });
     }
 
     // HTTP last: its documents name the ports the mail listeners got.
@@ -358,6 +379,9 @@ fn print_welcome(
     }
     if let Some(p) = port("smtp") {
         println!("  Inbound MX:      {host} port {p} (mail from other servers)");
+    }
+    if let Some(p) = port("managesieve") {
+        println!("  Sieve filters:   {host} port {p}, ManageSieve with STARTTLS");
     }
     if let Some(p) = port("http") {
         let example =

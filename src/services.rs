@@ -111,6 +111,7 @@ impl Listen {
             "imaps" => &self.imaps,
             "http" => &self.http,
             "https" => &self.https,
+            "managesieve" => &self.managesieve,
             _ => &[],
         }
     }

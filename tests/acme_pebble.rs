@@ -256,7 +256,7 @@ fn letterbox_with_ca(
             "hostname = \"{HOSTNAME}\"\ndata_dir = \"{}\"\n\n[listen]\nsmtp = [\"127.0.0.1:0\"]\n\
              submission = [\"127.0.0.1:0\"]\nsubmissions = [\"127.0.0.1:0\"]\n\
              imap = [\"127.0.0.1:0\"]\nimaps = [\"127.0.0.1:0\"]\n\
-             http = [\"127.0.0.1:{http_port}\"]\n{https}\n\
+             managesieve = [\"127.0.0.1:0\"]\nhttp = [\"127.0.0.1:{http_port}\"]\n{https}\n\
              [acme]\ndirectory = \"{directory}\"\ncontact = \"mailto:postmaster@example.test\"\n\
              ca_bundle = \"{}\"\n{acme_extra}\n",
             data_dir.display(),

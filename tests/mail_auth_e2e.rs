@@ -30,7 +30,7 @@ const BOB_PASSWORD: &str = "bob-password-1";
 /// A full configuration (the harness's own has `hostname = "localhost"`).
 fn config(server: &TestServer, hostname: &str, extra: &str) -> String {
     format!(
-        "hostname = \"{hostname}\"\ndata_dir = \"{}\"\npublic_addresses = [\"127.0.0.1\"]\n\n[listen]\nsmtp = [\"127.0.0.1:0\"]\nsubmission = [\"127.0.0.1:0\"]\nsubmissions = [\"127.0.0.1:0\"]\nimap = [\"127.0.0.1:0\"]\nimaps = [\"127.0.0.1:0\"]\nhttp = [\"127.0.0.1:0\"]\n\n{extra}\n",
+        "hostname = \"{hostname}\"\ndata_dir = \"{}\"\npublic_addresses = [\"127.0.0.1\"]\n\n[listen]\nsmtp = [\"127.0.0.1:0\"]\nsubmission = [\"127.0.0.1:0\"]\nsubmissions = [\"127.0.0.1:0\"]\nimap = [\"127.0.0.1:0\"]\nimaps = [\"127.0.0.1:0\"]\nhttp = [\"127.0.0.1:0\"]\nmanagesieve = [\"127.0.0.1:0\"]\n\n{extra}\n",
         path_str(&server.data_dir())
     )
 }

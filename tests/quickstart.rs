@@ -62,7 +62,7 @@ fn a_first_start_on_a_busy_port_loses_no_password() {
         format!(
             "hostname = \"localhost\"\ndata_dir = \"{}\"\n[listen]\nsmtp = [\"127.0.0.1:0\"]\n\
              submission = [\"127.0.0.1:0\"]\nsubmissions = [\"127.0.0.1:0\"]\nimap = [\"{imap}\"]\n\
-             imaps = [\"127.0.0.1:0\"]\nhttp = [\"127.0.0.1:0\"]\n",
+             imaps = [\"127.0.0.1:0\"]\nhttp = [\"127.0.0.1:0\"]\nmanagesieve = [\"127.0.0.1:0\"]\n",
             dir.path().join("data").display()
         )
     };
@@ -155,6 +155,7 @@ fn the_readme_shows_the_welcome_the_server_prints() {
         ("submission", 2587),
         ("smtp", 2525),
         ("http", 2080),
+        ("managesieve", 24190),
     ];
     let readme_password = block
         .lines()

@@ -14,7 +14,7 @@ use crate::mailauth::check::{Envelope, remove_own_results};
 use crate::proto::address::xtext_encode;
 use crate::proto::reply::{
     BAD_SEQUENCE, DMARC_REJECTED, INSUFFICIENT_STORAGE, LOCAL_ERROR, MAILBOX_FULL, MESSAGE_TOO_BIG,
-    OK, START_MAIL_INPUT,
+    OK, SIEVE_REJECTED, START_MAIL_INPUT,
 };
 use crate::proto::{BodyError, Reply};
 use crate::session::{Action, Session, State, Transaction};
@@ -106,17 +106,24 @@ impl Session {
         };
         let raw = self.compose(&transaction, &id, content, auth_results.as_deref());
 
-        // Several recipients of one account get one copy (RFC 5321 §3.7.2 leaves this to
-        // us; one copy per mailbox is what users expect).
-        let mut accounts = transaction.local.clone();
-        accounts.sort();
-        accounts.dedup();
-        let mut mailboxes = Vec::with_capacity(accounts.len());
-        for account in accounts {
-            match self.store.inbox(account).await {
-                Ok(inbox) => mailboxes.push(inbox.id),
-                Err(error) => return self.delivery_failed(error),
-            }
+        let raw = std::sync::Arc::new(raw);
+        let envelope = crate::sieve::Envelope {
+            mail_from: &transaction.mail_from,
+            hostname: &self.config.hostname,
+        };
+        // Sieve decides where each local account's copy goes (one copy per account:
+        // RFC 5321 §3.7.2 leaves this to us; one per mailbox is what users expect).
+        let plan = match crate::sieve::plan(&self.store, &envelope, &transaction.local, &raw).await
+        {
+            Ok(plan) => plan,
+            Err(error) => return self.delivery_failed(error),
+        };
+        // RFC 5429 §2.1.1: reject at SMTP time when the reply speaks for every recipient.
+        if let Some(reason) = plan.rejected.first()
+            && plan.rejected.len() == plan.accounts
+            && transaction.remote.is_empty()
+        {
+            return Reply::new(SIEVE_REJECTED, reason.clone());
         }
         let outbound = (!transaction.remote.is_empty()).then(|| Outbound {
             mail_from: transaction.mail_from.clone(),
@@ -126,22 +133,42 @@ impl Session {
             envid: transaction.envid.as_deref().map(xtext_encode),
             dkim_domain,
         });
-        let delivery = Delivery {
-            raw,
-            mailboxes,
-            flags: Flags::default(),
-            internal_date: None,
-            outbound,
-        };
-        match self.store.deliver(delivery).await {
+        let mut deliveries = plan.copies;
+        if let Some(outbound) = outbound {
+            // The remote recipients' copy is the message as received: ride on the local
+            // copy of it (stored once) when there is one with no flags.
+            match deliveries
+                .iter_mut()
+                .find(|d| d.flags.is_empty() && d.raw == *raw)
+            {
+                Some(first) => first.outbound = Some(outbound),
+                None => deliveries.push(Delivery {
+                    raw: raw.as_ref().clone(),
+                    mailboxes: Vec::new(),
+                    flags: Flags::default(),
+                    internal_date: None,
+                    outbound: Some(outbound),
+                }),
+            }
+        }
+        deliveries.extend(plan.outgoing);
+        match self.store.deliver_all(deliveries).await {
             Ok(delivered) => {
+                for (account, records) in plan.answered {
+                    // After the replies are queued; a lost record means at most one
+                    // more reply, never a lost message.
+                    if let Err(error) = self.store.record_vacation_replies(account, records).await {
+                        tracing::warn!(%error, "vacation replies not recorded");
+                    }
+                }
                 tracing::info!(
                     id = %id,
-                    stored_message = %delivered.message,
+                    stored_messages = delivered.len(),
                     size,
                     sender = %transaction.mail_from,
                     recipients = transaction.recipients.len(),
-                    queued = delivered.queued.is_some(),
+                    queued = delivered.iter().filter(|d| d.queued.is_some()).count(),
+                    rejected = plan.rejected.len(),
                     "message accepted"
                 );
                 Reply::new(OK, format!("Message accepted as {id}"))

@@ -30,6 +30,7 @@ pub mod proto;
 pub mod queue;
 mod rcpt;
 mod session;
+mod sieve;
 mod starttls;
 pub mod submission;
 mod trace;

@@ -39,7 +39,7 @@ impl Session {
             return Reply::new(crate::proto::reply::BAD_SEQUENCE, "Need MAIL command");
         };
         match destination {
-            Destination::Local(account) => transaction.local.push(account),
+            Destination::Local(account) => transaction.local.push((account, address.clone())),
             Destination::Remote => {
                 if !transaction.remote.iter().any(|r| r.address == address) {
                     transaction.remote.push(QueuedRecipient {

@@ -66,8 +66,9 @@ pub(crate) struct Transaction {
     pub(crate) envid: Option<String>,
     /// Every accepted forward-path, in order (the recipient limit counts these).
     pub(crate) recipients: Vec<String>,
-    /// Accounts of the local recipients; an account may appear more than once.
-    pub(crate) local: Vec<AccountId>,
+    /// Accounts of the local recipients with the address each was reached by; an
+    /// account may appear more than once.
+    pub(crate) local: Vec<(AccountId, String)>,
     /// Remote recipients (only for an authenticated sender), without duplicates.
     pub(crate) remote: Vec<QueuedRecipient>,
     /// BDAT content so far.

@@ -24,6 +24,9 @@ pub enum StoreError {
         role: crate::types::SpecialUse,
         holder: String,
     },
+    /// RFC 5804 §2.10: the active Sieve script cannot be deleted.
+    #[error("the script is active")]
+    SieveScriptActive,
     #[error("quota exceeded")]
     OverQuota,
     #[error("the mailbox changed since the given modseq")]

@@ -27,6 +27,7 @@ mod password;
 pub mod preview;
 mod queue;
 pub mod rfc5322;
+mod sieve;
 mod subject;
 mod types;
 mod writer;
@@ -43,6 +44,10 @@ pub use mime::MessageMeta;
 pub use notify::{CHANGE_CHANNEL_CAPACITY, Change, ChangeKind, MailboxWatch};
 pub use password::generate_password;
 pub use queue::{Outbound, QueueAttempt, QueueItem, QueueItemState, QueueStats, QueuedRecipient};
+pub use sieve::{
+    MAX_SIEVE_NAME_BYTES, MAX_SIEVE_SCRIPT_BYTES, MAX_SIEVE_SCRIPTS, SieveScript, SieveScriptInfo,
+    VacationRecord, check_sieve_name,
+};
 pub use types::*;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
@@ -65,9 +70,11 @@ const SQLITE_READ_CONNECTIONS: u32 = 8;
 /// together stay well under its default `max_connections` of 100.
 const POSTGRES_READ_CONNECTIONS: u32 = 16;
 
-/// Counter: messages placed in a mailbox by [`Store::deliver`] (one per mailbox).
+/// Counter: messages placed in a mailbox by [`Store::deliver`] and [`Store::deliver_all`]
+/// (one per mailbox).
 pub const MESSAGES_DELIVERED: &str = "letterbox_messages_delivered_total";
-/// Histogram: seconds from [`Store::deliver`] being called to its commit being durable.
+/// Histogram: seconds from [`Store::deliver`] (or [`Store::deliver_all`]) being called to
+/// its commit being durable.
 pub const DELIVER_SECONDS: &str = "letterbox_storage_deliver_seconds";
 /// Histogram: seconds one group commit of the writer takes (every job in it waits that).
 pub const COMMIT_SECONDS: &str = "letterbox_storage_commit_seconds";

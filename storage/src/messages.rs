@@ -546,6 +546,7 @@ impl Store {
     /// Several deliveries in one transaction: all are stored or none (RFC 3502
     /// MULTIAPPEND). Returns after the commit is durable.
     pub async fn deliver_all(&self, deliveries: Vec<Delivery>) -> Result<Vec<Delivered>> {
+        let started = std::time::Instant::now();
         let mut prepared = Vec::with_capacity(deliveries.len());
         for delivery in deliveries {
             prepared.push(PreparedDelivery::new(delivery).await?);
@@ -578,6 +579,9 @@ impl Store {
         for (one, stored) in prepared.iter().zip(&delivered) {
             self.cache.insert(stored.message, one.cached.clone());
         }
+        metrics::histogram!(crate::DELIVER_SECONDS).record(started.elapsed().as_secs_f64());
+        let placed: usize = delivered.iter().map(|d| d.placed.len()).sum();
+        metrics::counter!(crate::MESSAGES_DELIVERED).increment(placed as u64);
         Ok(delivered)
     }
 

@@ -161,6 +161,36 @@ const TABLES: &[Table] = &[
         identity: false,
         on_conflict: "",
     },
+    // Sieve scripts and vacation replies (migrations sqlite 0013, postgres 0009).
+    Table {
+        name: "sieve_scripts",
+        columns: &[
+            ("account_id", Kind::Int),
+            ("name", Kind::Text),
+            ("content", Kind::Text),
+            ("active", Kind::Int),
+            ("updated_at", Kind::Int),
+        ],
+        key: 2,
+        rows_per_chunk: ROWS_PER_CHUNK,
+        size_column: None,
+        identity: false,
+        on_conflict: "",
+    },
+    Table {
+        name: "sieve_vacation",
+        columns: &[
+            ("account_id", Kind::Int),
+            ("sender", Kind::Text),
+            ("handle", Kind::Text),
+            ("expires_at", Kind::Int),
+        ],
+        key: 3,
+        rows_per_chunk: ROWS_PER_CHUNK,
+        size_column: None,
+        identity: false,
+        on_conflict: "",
+    },
     // Before mailbox_messages and queue, whose message_id refers to it.
     Table {
         name: "messages",
@@ -528,6 +558,8 @@ mod tests {
             ("aliases", "accounts"),
             ("mailboxes", "accounts"),
             ("subscriptions", "accounts"),
+            ("sieve_scripts", "accounts"),
+            ("sieve_vacation", "accounts"),
             ("mailbox_messages", "mailboxes"),
             ("mailbox_messages", "messages"),
             ("expunged", "mailboxes"),

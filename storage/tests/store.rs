@@ -1831,6 +1831,195 @@ async fn imports_keep_uids_and_uid_validity_within_the_uid_rules(backend: Backen
         mailbox(store, f.account, "INBOX").await.uid_validity,
         UidValidity(1_234_567)
     );
+/// Sieve scripts: at most one active, the active one cannot be deleted, rename keeps the
+/// active flag, replacing keeps it too, limits refuse; vacation records expire.
+async fn sieve_scripts_keep_one_active_and_vacation_records_expire(backend: Backend) {
+    let fixture = fixture(backend).await;
+    let (store, account) = (&fixture.store, fixture.account);
+    assert!(store.sieve_scripts(account).await.expect("list").is_empty());
+    assert_eq!(
+        store.active_sieve_script(account).await.expect("active"),
+        None
+    );
+    store
+        .put_sieve_script(account, "main", "keep;")
+        .await
+        .expect("put main");
+    store
+        .put_sieve_script(account, "vacation", "discard;")
+        .await
+        .expect("put vacation");
+    store
+        .activate_sieve_script(account, Some("main"))
+        .await
+        .expect("activate main");
+    store
+        .activate_sieve_script(account, Some("vacation"))
+        .await
+        .expect("activate vacation");
+    let listed = store.sieve_scripts(account).await.expect("list");
+    let active: Vec<_> = listed
+        .iter()
+        .filter(|s| s.active)
+        .map(|s| s.name.as_str())
+        .collect();
+    assert_eq!(active, ["vacation"]);
+    assert!(matches!(
+        store.activate_sieve_script(account, Some("nope")).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    // The failed SETACTIVE changed nothing.
+    let active = store
+        .active_sieve_script(account)
+        .await
+        .expect("active")
+        .expect("one");
+    assert_eq!(
+        (active.name.as_str(), active.content.as_str()),
+        ("vacation", "discard;")
+    );
+
+    // Replacing the active script keeps it active.
+    store
+        .put_sieve_script(account, "vacation", "keep; stop;")
+        .await
+        .expect("replace");
+    let active = store
+        .active_sieve_script(account)
+        .await
+        .expect("active")
+        .expect("one");
+    assert_eq!(active.content, "keep; stop;");
+
+    assert!(matches!(
+        store.delete_sieve_script(account, "vacation").await,
+        Err(StoreError::SieveScriptActive)
+    ));
+    assert!(matches!(
+        store.rename_sieve_script(account, "vacation", "main").await,
+        Err(StoreError::AlreadyExists(_))
+    ));
+    store
+        .rename_sieve_script(account, "vacation", "away")
+        .await
+        .expect("rename");
+    let active = store
+        .active_sieve_script(account)
+        .await
+        .expect("active")
+        .expect("one");
+    assert_eq!(active.name, "away");
+    store
+        .delete_sieve_script(account, "main")
+        .await
+        .expect("delete");
+    assert!(matches!(
+        store.delete_sieve_script(account, "main").await,
+        Err(StoreError::NotFound { .. })
+    ));
+    store
+        .activate_sieve_script(account, None)
+        .await
+        .expect("deactivate");
+    assert_eq!(
+        store.active_sieve_script(account).await.expect("active"),
+        None
+    );
+    let script = store
+        .sieve_script(account, "away")
+        .await
+        .expect("get")
+        .expect("kept");
+    assert!(!script.active);
+
+    // Limits: the size of one script, names, the number of scripts.
+    let big = "#".repeat(storage::MAX_SIEVE_SCRIPT_BYTES + 1);
+    assert!(matches!(
+        store.put_sieve_script(account, "big", &big).await,
+        Err(StoreError::OverQuota)
+    ));
+    assert!(matches!(
+        store.put_sieve_script(account, "bad\nname", "keep;").await,
+        Err(StoreError::Invalid { .. })
+    ));
+    for n in 1..storage::MAX_SIEVE_SCRIPTS {
+        store
+            .put_sieve_script(account, &format!("s{n}"), "keep;")
+            .await
+            .expect("within the limit");
+    }
+    assert!(matches!(
+        store
+            .put_sieve_script(account, "one-too-many", "keep;")
+            .await,
+        Err(StoreError::OverQuota)
+    ));
+
+    // Vacation: a record holds until it expires; a later one replaces it.
+    let now = storage::unix_now();
+    store
+        .record_vacation_replies(
+            account,
+            vec![
+                storage::VacationRecord {
+                    sender: "bob@example.net".into(),
+                    handle: "h1".into(),
+                    expires_at: now + 3600,
+                },
+                storage::VacationRecord {
+                    sender: "bob@example.net".into(),
+                    handle: "old".into(),
+                    expires_at: now - 1,
+                },
+            ],
+        )
+        .await
+        .expect("record");
+    assert_eq!(
+        store
+            .vacation_handles(account, "bob@example.net", now)
+            .await
+            .expect("read"),
+        ["h1"]
+    );
+    assert!(
+        store
+            .vacation_handles(account, "carol@example.net", now)
+            .await
+            .expect("read")
+            .is_empty()
+    );
+    assert!(
+        store
+            .vacation_handles(account, "bob@example.net", now + 7200)
+            .await
+            .expect("read")
+            .is_empty()
+    );
+    store
+        .record_vacation_replies(
+            account,
+            vec![storage::VacationRecord {
+                sender: "bob@example.net".into(),
+                handle: "h1".into(),
+                expires_at: now + 10_000,
+            }],
+        )
+        .await
+        .expect("record again");
+    assert_eq!(
+        store
+            .vacation_handles(account, "bob@example.net", now + 7200)
+            .await
+            .expect("read"),
+        ["h1"]
+    );
+    // Removing the account removes its scripts and records.
+    store
+        .remove_account("alice@example.org")
+        .await
+        .expect("remove");
+    assert!(store.sieve_scripts(account).await.expect("list").is_empty());
 }
 
 macro_rules! on_both_backends {
@@ -1877,4 +2066,5 @@ on_both_backends!(
     save_date_is_set_at_every_insertion,
     preview_is_stored_and_computed_for_meta_stored_before,
     imports_keep_uids_and_uid_validity_within_the_uid_rules,
+    sieve_scripts_keep_one_active_and_vacation_records_expire,
 );

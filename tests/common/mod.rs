@@ -124,7 +124,7 @@ impl TestServer {
             .unwrap_or_default();
         Self::start_in(storage.as_deref(), database, |data_dir| {
             format!(
-                "hostname = \"localhost\"\ndata_dir = \"{}\"\n{storage_line}\n[listen]\nsmtp = [\"127.0.0.1:0\"]\nsubmission = [\"127.0.0.1:0\"]\nsubmissions = [\"127.0.0.1:0\"]\nimap = [\"127.0.0.1:0\"]\nimaps = [\"127.0.0.1:0\"]\nhttp = [\"127.0.0.1:0\"]\n{extra_config}\n",
+                "hostname = \"localhost\"\ndata_dir = \"{}\"\n{storage_line}\n[listen]\nsmtp = [\"127.0.0.1:0\"]\nsubmission = [\"127.0.0.1:0\"]\nsubmissions = [\"127.0.0.1:0\"]\nimap = [\"127.0.0.1:0\"]\nimaps = [\"127.0.0.1:0\"]\nhttp = [\"127.0.0.1:0\"]\nmanagesieve = [\"127.0.0.1:0\"]\n{extra_config}\n",
                 data_dir.display()
             )
         })

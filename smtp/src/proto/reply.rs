@@ -136,6 +136,9 @@ pub const USER_UNKNOWN: ReplyCode = ReplyCode::new(550, 5, 1, 1);
 /// `550 5.7.1` RFC 7489 §6.6.2 / §10.3: the message fails DMARC and its domain asks for
 /// rejection (RFC 3463 §3.8: delivery not authorized, message refused).
 pub const DMARC_REJECTED: ReplyCode = ReplyCode::new(550, 5, 7, 1);
+/// `550 5.7.1` a message the recipient's Sieve script rejects (RFC 5429 §2.1.1: reject
+/// at SMTP time; RFC 3463 X.7.1 delivery not authorized, message refused).
+pub const SIEVE_REJECTED: ReplyCode = ReplyCode::new(550, 5, 7, 1);
 /// `550 5.7.1` a submitted message whose `From:` or `Sender:` names an address the
 /// authenticated user may not send as (RFC 6409 §6.1 enforces submission rights; RFC 3463
 /// §3.8 X.7.1 delivery not authorized, message refused).

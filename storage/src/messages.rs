@@ -551,7 +551,11 @@ impl Store {
         for delivery in deliveries {
             prepared.push(PreparedDelivery::new(delivery).await?);
         }
-        self.deliver_prepared(prepared).await
+        let delivered = self.deliver_prepared(prepared).await?;
+        metrics::histogram!(crate::DELIVER_SECONDS).record(started.elapsed().as_secs_f64());
+        let placed: usize = delivered.iter().map(|d| d.placed.len()).sum();
+        metrics::counter!(crate::MESSAGES_DELIVERED).increment(placed as u64);
+        Ok(delivered)
     }
 
     /// Stores prepared deliveries in one transaction (all or none), then caches them.
@@ -579,9 +583,6 @@ impl Store {
         for (one, stored) in prepared.iter().zip(&delivered) {
             self.cache.insert(stored.message, one.cached.clone());
         }
-        metrics::histogram!(crate::DELIVER_SECONDS).record(started.elapsed().as_secs_f64());
-        let placed: usize = delivered.iter().map(|d| d.placed.len()).sum();
-        metrics::counter!(crate::MESSAGES_DELIVERED).increment(placed as u64);
         Ok(delivered)
     }
 

@@ -1831,6 +1831,8 @@ async fn imports_keep_uids_and_uid_validity_within_the_uid_rules(backend: Backen
         mailbox(store, f.account, "INBOX").await.uid_validity,
         UidValidity(1_234_567)
     );
+}
+
 /// Sieve scripts: at most one active, the active one cannot be deleted, rename keeps the
 /// active flag, replacing keeps it too, limits refuse; vacation records expire.
 async fn sieve_scripts_keep_one_active_and_vacation_records_expire(backend: Backend) {

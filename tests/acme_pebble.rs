@@ -408,7 +408,20 @@ fn http01_works_and_a_restart_reuses_the_account_and_certificate() {
     let served = probe(&server, &pebble).expect("the kept certificate verifies at once");
     assert_eq!(served, (serial, names));
     // The task looked, found nothing due, and made neither an account nor an order.
-    std::thread::sleep(Duration::from_secs(2));
+    let deadline = Instant::now() + ISSUE_TIMEOUT;
+    while !server
+        .log()
+        .get(before_restart..)
+        .unwrap_or_default()
+        .contains("ACME: the certificate in use is current")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no check logged:\n{}",
+            server.log()
+        );
+        std::thread::sleep(POLL);
+    }
     let log = server.log();
     let restarted = log.get(before_restart..).unwrap_or_default();
     assert!(!restarted.contains("ACME: ordering"), "{restarted}");

@@ -137,6 +137,10 @@ impl Acme {
                 let until = renew_at
                     .duration_since(SystemTime::now())
                     .unwrap_or_default();
+                tracing::info!(
+                    serial = kept.serial,
+                    "ACME: the certificate in use is current; nothing to order"
+                );
                 return Ok(until.min(NAMES_CHECK_INTERVAL));
             }
             tracing::info!(

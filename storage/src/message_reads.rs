@@ -107,14 +107,7 @@ impl Store {
 
     /// The decoded text of a message's text parts, for SEARCH BODY/TEXT.
     pub async fn message_text(&self, message: MessageId) -> Result<String> {
-        sqlx::query_scalar("SELECT body_text FROM messages WHERE id = $1")
-            .bind(message.0)
-            .fetch_optional(&self.reader)
-            .await?
-            .ok_or_else(|| StoreError::NotFound {
-                what: "message",
-                key: message.to_string(),
-            })
+        self.column_of(message, "body_text").await
     }
 
     /// The decoded texts of many messages, in one query per chunk.
@@ -127,14 +120,7 @@ impl Store {
 
     /// The message exactly as received.
     pub async fn raw_message(&self, message: MessageId) -> Result<Vec<u8>> {
-        sqlx::query_scalar("SELECT raw FROM messages WHERE id = $1")
-            .bind(message.0)
-            .fetch_optional(&self.reader)
-            .await?
-            .ok_or_else(|| StoreError::NotFound {
-                what: "message",
-                key: message.to_string(),
-            })
+        self.column_of(message, "raw").await
     }
 
     /// Many messages exactly as received, in one query per chunk.
@@ -143,6 +129,21 @@ impl Store {
         messages: &[MessageId],
     ) -> Result<HashMap<MessageId, Vec<u8>>> {
         self.column_by_id(messages, "raw").await
+    }
+
+    async fn column_of<T>(&self, message: MessageId, column: &'static str) -> Result<T>
+    where
+        T: for<'r> sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any> + Send + Unpin,
+    {
+        let sql = format!("SELECT {column} FROM messages WHERE id = $1");
+        sqlx::query_scalar(&sql)
+            .bind(message.0)
+            .fetch_optional(&self.reader)
+            .await?
+            .ok_or_else(|| StoreError::NotFound {
+                what: "message",
+                key: message.to_string(),
+            })
     }
 
     async fn column_by_id<T>(

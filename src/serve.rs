@@ -383,12 +383,21 @@ fn print_welcome(
     if let Some(p) = port("managesieve") {
         println!("  Sieve filters:   {host} port {p}, ManageSieve with STARTTLS");
     }
-    if let Some(p) = port("http") {
-        let example =
-            first_account.map_or_else(|| format!("you@{host}"), |(email, _)| email.clone());
-        println!(
-            "  Autoconfig:      http://{host}:{p}/.well-known/autoconfig/mail/config-v1.1.xml?emailaddress={example}"
-        );
+    let example = first_account.map_or_else(|| format!("you@{host}"), |(email, _)| email.clone());
+    let autoconfig_path =
+        format!("/.well-known/autoconfig/mail/config-v1.1.xml?emailaddress={example}");
+    // The HTTPS listener (autoconfig for clients that insist on TLS, and ACME's
+    // TLS-ALPN-01) first when there is one, then plain HTTP.
+    let autoconfig_urls = [("https", port("https")), ("http", port("http"))]
+        .into_iter()
+        .filter_map(|(scheme, p)| Some(format!("{scheme}://{host}:{}{autoconfig_path}", p?)));
+    for (index, url) in autoconfig_urls.enumerate() {
+        let label = if index == 0 {
+            "  Autoconfig:      "
+        } else {
+            "                   or "
+        };
+        println!("{label}{url}");
     }
     if let Some(acme) = &config.acme {
         println!(

@@ -337,6 +337,15 @@ fn a_certificate_from_pebble_is_served_and_renewed_without_a_restart() {
     let (http_port, https_port) = (free_port(), free_port());
     let pebble = Pebble::start(http_port, https_port, SHORT_VALIDITY_SECS);
     let server = letterbox(&pebble, http_port, Some(https_port), "");
+    // The welcome names the HTTPS listener first for autoconfig, then plain HTTP.
+    let autoconfig_path = "/.well-known/autoconfig/mail/config-v1.1.xml?emailaddress=you@";
+    let https_line = format!("  Autoconfig:      https://{HOSTNAME}:{https_port}{autoconfig_path}");
+    let http_line = format!("                   or http://{HOSTNAME}:{http_port}{autoconfig_path}");
+    let welcome = server.output.join("\n");
+    assert!(
+        welcome.contains(&format!("{https_line}{HOSTNAME}\n{http_line}{HOSTNAME}\n")),
+        "{welcome}"
+    );
 
     // Until the CA answers, the self-signed certificate: Python refuses it.
     let (serial, names) = wait_for_certificate(&server, &pebble, None, ISSUE_TIMEOUT);

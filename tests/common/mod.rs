@@ -444,6 +444,36 @@ pub fn python_client(server: &TestServer, script: &str, extra: &[&str]) -> Strin
     python(script, &args)
 }
 
+/// A message from `friend@example.org` to the first account with `subject`, sent by
+/// smtplib to the inbound SMTP listener, as mail from another server arrives.
+pub fn mail_from_a_friend(server: &TestServer, subject: &str) {
+    python(
+        "import smtplib, sys
+message = ('From: friend@example.org\\r\\nTo: %s\\r\\nSubject: %s\\r\\n\\r\\nHello.\\r\\n' % (sys.argv[2], sys.argv[3])).encode()
+with smtplib.SMTP('127.0.0.1', int(sys.argv[1]), timeout=60) as s:
+    s.sendmail('friend@example.org', [sys.argv[2]], message)",
+        &[&server.port("smtp").to_string(), &server.email, subject],
+    );
+}
+
+/// One line per mailbox: its name and the sorted `fields` headers of every message (each
+/// message's on one line), read over IMAPS by imaplib as the first account.
+pub fn headers_by_mailbox(server: &TestServer, mailboxes: &[&str], fields: &str) -> String {
+    let mut args = vec![fields];
+    args.extend_from_slice(mailboxes);
+    python_client(
+        server,
+        "import imaplib, ssl, sys
+c = imaplib.IMAP4_SSL('127.0.0.1', int(sys.argv[1]), ssl_context=ssl._create_unverified_context())
+c.login(sys.argv[3], sys.argv[4])
+for box in sys.argv[6:]:
+    c.select(box, readonly=True)
+    typ, data = c.fetch('1:*', '(BODY.PEEK[HEADER.FIELDS (%s)])' % sys.argv[5])
+    print(box, sorted(' '.join(part[1].decode().split()) for part in data if isinstance(part, tuple)))",
+        &args,
+    )
+}
+
 /// The first line of a client's output that starts with `label` and a space.
 pub fn labelled_line(out: &str, label: &str) -> String {
     out.lines()

@@ -77,7 +77,7 @@ m.login(sys.argv[2], sys.argv[3])
 def append(box, flags, when, raw):
     typ, data = m.append(box, flags, imaplib.Time2Internaldate(when), raw)
     assert typ == "OK", data
-append("INBOX", r"(\Flagged)", 1600000600, b"Subject: six\r\n\r\nlater\r\n")
+append("INBOX", r"(\Flagged)", 1601553600, b"Subject: six\r\n\r\nlater\r\n")
 append("Lists", None, 1600000700, b"Subject: list\r\n\r\nlist mail\r\n")
 m.select("INBOX")
 for uid, change, flags in (("5", "+FLAGS", r"(\Seen)"), ("1", "-FLAGS", "($Label1)")):

@@ -188,17 +188,7 @@ pub async fn import(
     state.source = format!("{}@{}:{}", source.login, source.host, source.port);
     state.account = email.to_owned();
 
-    let mut session = connect(&source).await?;
-    let capabilities = answer("CAPABILITY", session.capabilities()).await?;
-    // RFC 7162 §3.1: ENABLE CONDSTORE makes every EXAMINE report HIGHESTMODSEQ.
-    let condstore = capabilities.has_str("CONDSTORE")
-        && capabilities.has_str("ENABLE")
-        && answer(
-            "ENABLE CONDSTORE",
-            session.run_command_and_check_ok("ENABLE CONDSTORE"),
-        )
-        .await
-        .is_ok();
+    let (mut session, mut condstore) = open(&source).await?;
     let mailboxes = list(&mut session, false).await?;
 
     let bar = progress(0, "messages");
@@ -227,6 +217,9 @@ pub async fn import(
                     &format!("{}: not copied: {error:#}", source_mailbox.name),
                 );
                 failed.push(source_mailbox.name.clone());
+                // The connection may be amid an answer (or dead): the next mailbox gets
+                // a new one.
+                (session, condstore) = open(&source).await?;
             }
         }
     }
@@ -570,6 +563,22 @@ fn same_message(entry: &MessageEntry, message: &Indexed) -> bool {
     entry.size == message.size && entry.internal_date == message.internal_date
 }
 
+/// A logged-in session, and whether CONDSTORE is enabled in it.
+async fn open(source: &Source) -> Result<(Session, bool)> {
+    let mut session = connect(source).await?;
+    let capabilities = answer("CAPABILITY", session.capabilities()).await?;
+    // RFC 7162 §3.1: ENABLE CONDSTORE makes every EXAMINE report HIGHESTMODSEQ.
+    let condstore = capabilities.has_str("CONDSTORE")
+        && capabilities.has_str("ENABLE")
+        && answer(
+            "ENABLE CONDSTORE",
+            session.run_command_and_check_ok("ENABLE CONDSTORE"),
+        )
+        .await
+        .is_ok();
+    Ok((session, condstore))
+}
+
 /// Connects, protects the connection as `source.security` says, and logs in.
 async fn connect(source: &Source) -> Result<Session> {
     let address = (source.host.as_str(), source.port);
@@ -740,10 +749,15 @@ async fn index(session: &mut Session, from: Uid) -> Result<Vec<Indexed>> {
         if uid < from {
             continue;
         }
+        // RFC 9051 §2.3.3: every message has one; a date that cannot be read is not
+        // replaced by a made-up one.
+        let Some(date) = fetch.internal_date() else {
+            bail!("UID {uid}: the server's INTERNALDATE cannot be read");
+        };
         index.push(Indexed {
             uid,
             size,
-            internal_date: fetch.internal_date().map_or(0, |d| d.timestamp()),
+            internal_date: date.timestamp(),
         });
     }
     index.sort_unstable_by_key(|m| m.uid);

@@ -143,6 +143,9 @@ fn a_live_dovecot_account_moves_in_with_its_uids_and_later_runs_copy_only_what_i
     );
     on_dovecot(dovecot, CHANGE_DOVECOT);
     let changed = snapshot(dovecot.port, false, DOVECOT_USER, DOVECOT_PASSWORD);
+    // What the state said before this run: put back below, as if the run had been
+    // stopped after it wrote the messages and before it wrote its state.
+    let state_before = state_files(server);
     let report = import_imap_ok(server, &args);
     assert!(
         report.contains("2 messages copied, 3 flag changes"),
@@ -177,6 +180,42 @@ fn a_live_dovecot_account_moves_in_with_its_uids_and_later_runs_copy_only_what_i
 
     let last = import_imap_ok(server, &args);
     assert!(last.contains("0 messages copied, 0 flag changes"), "{last}");
+
+    // Interrupted before the state was written: the messages are found here (INBOX at
+    // their UIDs, Lists by content), and none is copied twice.
+    for (path, bytes) in &state_before {
+        std::fs::write(path, bytes).expect("put the state back");
+    }
+    let rerun = import_imap_ok(server, &args);
+    assert!(
+        rerun.contains("0 messages copied, 0 flag changes"),
+        "{rerun}"
+    );
+    assert!(
+        rerun.contains("INBOX: 0 imported, 1 already there"),
+        "{rerun}"
+    );
+    assert!(
+        rerun.contains("Lists: 0 imported, 1 already there (UIDVALIDITY")
+            && !rerun.contains("at new UIDs"),
+        "{rerun}"
+    );
+    assert_eq!(moving.here()["mailboxes"], after["mailboxes"]);
+}
+
+/// The files of the import state in the data directory, with their contents.
+fn state_files(server: &TestServer) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let dir = server.data_dir().join("import-state");
+    let files: Vec<_> = std::fs::read_dir(&dir)
+        .expect("import-state")
+        .map(|entry| {
+            let path = entry.expect("entry").path();
+            let bytes = std::fs::read(&path).expect("read state");
+            (path, bytes)
+        })
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    files
 }
 
 #[test]

@@ -146,8 +146,12 @@ struct Indexed {
 enum Placement {
     /// At the UID it has on the source.
     AtUid,
-    /// At the next free UID here, unless the mailbox holds it already (by content).
+    /// At the next free UID here, unless the mailbox holds it already (by content): the
+    /// mailbox held other mail.
     NewUid,
+    /// The same, in a mailbox that keeps the source's UIDs, because letterbox gave this
+    /// UID to other mail: the report counts these.
+    Renumbered,
 }
 
 /// The connection, plain or TLS, behind one type for async-imap.
@@ -204,6 +208,7 @@ pub async fn import(
             limit,
             bar: &bar,
             condstore,
+            renumbered: 0,
         };
         match copy.run(source_mailbox, saved, &mut totals).await {
             Ok((line, reached)) => {
@@ -254,6 +259,8 @@ struct MailboxCopy<'a> {
     limit: usize,
     bar: &'a indicatif::ProgressBar,
     condstore: bool,
+    /// Messages of the mailbox placed at new UIDs though it keeps the source's.
+    renumbered: u64,
 }
 
 impl MailboxCopy<'_> {
@@ -303,7 +310,6 @@ impl MailboxCopy<'_> {
         // The UIDs from this one on are still free here (an estimate that only errs
         // upwards: a message placed at a new UID may turn out to be there already).
         let mut free_from = mailbox.uid_next;
-        let mut renumbered = 0u64;
         let mut wanted: Vec<(Indexed, Placement)> = Vec::new();
         let mut wanted_bytes = 0usize;
         for &message in &index {
@@ -322,30 +328,28 @@ impl MailboxCopy<'_> {
                     self.bar.inc(1);
                     continue;
                 }
-                renumbered += 1;
-                Placement::NewUid
+                Placement::Renumbered
             } else if message.uid >= free_from {
                 Placement::AtUid
             } else {
-                renumbered += 1;
-                Placement::NewUid
+                Placement::Renumbered
             };
             free_from = match placement {
                 Placement::AtUid => Uid(message.uid.0.saturating_add(1)),
-                Placement::NewUid => Uid(free_from.0.saturating_add(1)),
+                Placement::NewUid | Placement::Renumbered => Uid(free_from.0.saturating_add(1)),
             };
             let size = message.size as usize;
             if !wanted.is_empty()
                 && (wanted.len() >= MAX_BATCH_MESSAGES || wanted_bytes + size > MAX_BATCH_BYTES)
             {
-                renumbered += self.fetch(&wanted, &mut import).await?;
+                self.fetch(&wanted, &mut import).await?;
                 wanted.clear();
                 wanted_bytes = 0;
             }
             wanted.push((message, placement));
             wanted_bytes += size;
         }
-        renumbered += self.fetch(&wanted, &mut import).await?;
+        self.fetch(&wanted, &mut import).await?;
         import.flush().await?;
         totals.copied += import.imported;
 
@@ -377,9 +381,10 @@ impl MailboxCopy<'_> {
         } else {
             "new UIDs: the mailbox held other mail; IMAP clients will download it again".to_owned()
         };
-        if renumbered > 0 {
+        if self.renumbered > 0 {
             how.push_str(&format!(
-                ", {renumbered} at new UIDs: letterbox had given theirs to other mail"
+                ", {} at new UIDs: letterbox had given theirs to other mail",
+                self.renumbered
             ));
         }
         if source.renamed {
@@ -403,21 +408,20 @@ impl MailboxCopy<'_> {
     }
 
     /// Fetches the messages of `wanted` (ascending UIDs) in one `UID FETCH` and adds
-    /// them to `import` as they arrive. Returns how many were placed at new UIDs
-    /// because the server sent them out of order (a UID below one already placed can no
-    /// longer be kept).
+    /// them to `import` as they arrive; counts in `self.renumbered` those that keep no
+    /// UID in a mailbox that keeps UIDs (also when the server sends them out of order:
+    /// a UID below one already placed can no longer be kept).
     async fn fetch(
         &mut self,
         wanted: &[(Indexed, Placement)],
         import: &mut MailboxImport<'_>,
-    ) -> Result<u64> {
+    ) -> Result<()> {
         let uids: Vec<u32> = wanted.iter().map(|(m, _)| m.uid.0).collect();
         let Some(set) = sequence::compress(&uids) else {
-            return Ok(0);
+            return Ok(());
         };
         let mut arrived = vec![false; wanted.len()];
         let mut last_placed = Uid(0);
-        let mut renumbered = 0;
         let mut stream = answer(
             "UID FETCH",
             self.session.uid_fetch(set.to_string(), BODY_ITEMS),
@@ -461,17 +465,14 @@ impl MailboxCopy<'_> {
                         ..message
                     })
                     .await?;
-            } else {
-                if placement == Placement::AtUid {
-                    renumbered += 1;
-                }
-                import.add_unless_present(message).await?;
+            } else if import.add_unless_present(message).await? && placement != Placement::NewUid {
+                self.renumbered += 1;
             }
         }
         // Expunged on the source since the list was read.
         let gone = arrived.iter().filter(|done| !**done).count() as u64;
         self.bar.inc(gone);
-        Ok(renumbered)
+        Ok(())
     }
 
     /// Brings the flags of the messages below `below` that changed on the source since

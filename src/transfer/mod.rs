@@ -285,8 +285,8 @@ impl<'a> MailboxImport<'a> {
 
     /// Adds a message found again by its content (see the module's comment): skipped
     /// when the mailbox held the same bytes with the same INTERNALDATE when the import
-    /// began.
-    async fn add_unless_present(&mut self, mut message: ImportedMessage) -> Result<()> {
+    /// began. `false` when skipped.
+    async fn add_unless_present(&mut self, mut message: ImportedMessage) -> Result<bool> {
         message.raw = storage::crlf_line_ends(std::mem::take(&mut message.raw));
         let key = (
             u32::try_from(message.raw.len()).unwrap_or(u32::MAX),
@@ -300,10 +300,11 @@ impl<'a> MailboxImport<'a> {
             {
                 candidates.swap_remove(at);
                 self.skipped += 1;
-                return Ok(());
+                return Ok(false);
             }
         }
-        self.add(message).await
+        self.add(message).await?;
+        Ok(true)
     }
 
     /// Adds a message to the batch, writing the batch when it is full.

@@ -122,17 +122,23 @@ pub enum DkimCommand {
 
 fn password(from_stdin: bool) -> Result<(Secret, bool)> {
     if from_stdin {
-        let mut line = String::new();
-        std::io::stdin()
-            .lock()
-            .read_line(&mut line)
-            .context("reading password from stdin")?;
-        let line = line.trim_end_matches(['\r', '\n']);
-        anyhow::ensure!(!line.is_empty(), "empty password on stdin");
-        Ok((Secret::new(line), false))
+        Ok((password_from_stdin()?, false))
     } else {
         Ok((generate_password(), true))
     }
+}
+
+/// The first line of stdin (`--password-stdin`): a password never goes on a command
+/// line, where `ps` shows it to every user.
+pub fn password_from_stdin() -> Result<Secret> {
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("reading password from stdin")?;
+    let line = line.trim_end_matches(['\r', '\n']);
+    anyhow::ensure!(!line.is_empty(), "empty password on stdin");
+    Ok(Secret::new(line))
 }
 
 pub async fn domain(config: &Config, command: DomainCommand) -> Result<()> {

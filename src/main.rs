@@ -56,8 +56,9 @@ enum Command {
     /// Print every DNS record DOMAIN needs: MX, SPF, DKIM, DMARC, SRV, autoconfig and
     /// autodiscover.
     Dns { domain: String },
-    /// Move an account's mail in from a Maildir (Dovecot, Courier) or an mbox file,
-    /// keeping UIDs and UIDVALIDITY where it can (see README "Moving in and out").
+    /// Move an account's mail in from a Maildir (Dovecot, Courier), an mbox file or a
+    /// live IMAP server, keeping UIDs and UIDVALIDITY where it can (see README "Moving
+    /// in and out").
     #[command(subcommand)]
     Import(transfer::ImportCommand),
     /// Write an account's mail out as a Maildir (with Dovecot's UID files) or mbox files.
@@ -88,11 +89,17 @@ fn main() -> std::process::ExitCode {
     }
 }
 
+/// async-imap (the client of `letterbox import imap`) logs every command it sends, a
+/// LOGIN with its password among them, at trace level from this module: never shown,
+/// whatever LETTERBOX_LOG asks (the more specific directive wins).
+const IMAP_CLIENT_WIRE_LOG: &str = "async_imap::imap_stream=off";
+
 fn run(cli: Cli) -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("LETTERBOX_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
+                .add_directive(IMAP_CLIENT_WIRE_LOG.parse()?),
         )
         .with_writer(std::io::stderr)
         // Colour codes only for a person at a terminal, not in log files and journald.

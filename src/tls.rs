@@ -328,6 +328,97 @@ fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>> {
         .with_context(|| format!("no private key in {}", path.display()))
 }
 
+/// Whom a TLS client of ours (the ACME client, `letterbox import imap`) trusts.
+#[derive(Debug, Clone, Copy)]
+pub enum ClientTrust<'a> {
+    /// The system's trusted roots.
+    System,
+    /// The certificates of a PEM file, instead of the system's roots: a private CA, or a
+    /// self-signed server certificate.
+    CaFile(&'a Path),
+    /// Any certificate, unchecked: for a server whose certificate cannot be checked at
+    /// all (expired, wrong name). Whoever is on the path can read and change the traffic;
+    /// the caller warns.
+    Anything,
+}
+
+/// A TLS client config (TLS 1.2 and 1.3, aws-lc-rs) that checks the server's
+/// certificate as `trust` says; ALPN and client certificates are not used.
+pub fn client_config(trust: ClientTrust<'_>) -> Result<rustls::ClientConfig> {
+    use hyper_rustls::ConfigBuilderExt;
+    let builder = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .context("TLS protocol versions")?;
+    let config = match trust {
+        ClientTrust::System => builder
+            .with_native_roots()
+            .context("reading the system's trusted certificates")?,
+        ClientTrust::CaFile(path) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in read_certs(path)? {
+                roots
+                    .add(cert)
+                    .with_context(|| format!("a certificate in {}", path.display()))?;
+            }
+            builder.with_root_certificates(roots)
+        }
+        ClientTrust::Anything => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AcceptAnything(provider()))),
+    };
+    Ok(config.with_no_client_auth())
+}
+
+/// Takes any server certificate as valid ([`ClientTrust::Anything`]); the handshake's
+/// signatures are still checked, so the peer holds the key of the certificate it sent.
+#[derive(Debug)]
+struct AcceptAnything(Arc<CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AcceptAnything {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

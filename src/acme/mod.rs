@@ -347,31 +347,15 @@ mod client {
 
     use anyhow::{Context, Result};
     use bytes::Bytes;
-    use hyper_rustls::ConfigBuilderExt;
     use instant_acme::{Account, AccountBuilder, BodyWrapper};
     use std::path::Path;
 
     pub fn builder(ca_bundle: Option<&Path>) -> Result<AccountBuilder> {
-        let tls = rustls::ClientConfig::builder_with_provider(crate::tls::provider())
-            .with_safe_default_protocol_versions()
-            .context("TLS protocol versions")?;
         let tls = match ca_bundle {
-            Some(path) => {
-                let mut roots = rustls::RootCertStore::empty();
-                for cert in crate::tls::read_certs(path)
-                    .with_context(|| format!("key `acme.ca_bundle`: {}", path.display()))?
-                {
-                    roots.add(cert).with_context(|| {
-                        format!("key `acme.ca_bundle`: a certificate in {}", path.display())
-                    })?;
-                }
-                tls.with_root_certificates(roots)
-            }
-            None => tls
-                .with_native_roots()
-                .context("reading the system's trusted certificates")?,
-        }
-        .with_no_client_auth();
+            Some(path) => crate::tls::client_config(crate::tls::ClientTrust::CaFile(path))
+                .with_context(|| format!("key `acme.ca_bundle`: {}", path.display()))?,
+            None => crate::tls::client_config(crate::tls::ClientTrust::System)?,
+        };
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls)
             .https_only()

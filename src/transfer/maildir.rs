@@ -149,7 +149,9 @@ async fn import_folder(
                     })
                     .await?
             }
-            None => import.add_unless_present(message).await?,
+            None => {
+                import.add_unless_present(message).await?;
+            }
         }
     }
     if keep && !uid_next_raised {

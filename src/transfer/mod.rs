@@ -1,4 +1,5 @@
-//! Moving in and out: `letterbox import maildir|mbox` and `letterbox export maildir|mbox`.
+//! Moving in and out: `letterbox import maildir|mbox|imap` and `letterbox export
+//! maildir|mbox`.
 //!
 //! Everything goes through the storage crate's `Store`. Both directions stream: one
 //! message is read at a time, and messages are written in batches bounded in count and
@@ -22,6 +23,7 @@
 //! messages whose files are missing and renames the others to their current flags
 //! (Maildir): the file names are made from UIDVALIDITY and UID.
 
+mod imap;
 mod maildir;
 mod mbox;
 
@@ -62,6 +64,42 @@ pub enum ImportCommand {
         #[arg(long, default_value = "INBOX")]
         mailbox: String,
     },
+    /// A live account on another IMAP server: every mailbox (hierarchy, flags,
+    /// keywords, INTERNALDATEs, subscriptions), keeping UIDVALIDITY and UIDs where the
+    /// mailbox here is empty. Run again, it copies what is new and the flag changes
+    /// (where the server has CONDSTORE).
+    Imap {
+        /// The server's host name (checked against its certificate).
+        #[arg(long)]
+        host: String,
+        /// Default: 993 with --tls, else 143.
+        #[arg(long)]
+        port: Option<u16>,
+        /// TLS from the start (port 993).
+        #[arg(long, conflicts_with = "starttls")]
+        tls: bool,
+        /// STARTTLS before logging in (port 143).
+        #[arg(long)]
+        starttls: bool,
+        /// The user name on that server.
+        #[arg(long)]
+        login: String,
+        /// Read the password from the first line of stdin (it is never taken from the
+        /// command line, where `ps` shows it).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+        /// The account here to copy into.
+        #[arg(long)]
+        user: String,
+        /// Trust the certificates in this PEM file instead of the system's (a private
+        /// CA, a self-signed certificate).
+        #[arg(long)]
+        ca_file: Option<std::path::PathBuf>,
+        /// Do not check the server's certificate at all (warns: anyone on the path can
+        /// read the password and the mail).
+        #[arg(long, conflicts_with = "ca_file")]
+        insecure: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -98,6 +136,35 @@ pub async fn import(config: &Config, command: ImportCommand) -> Result<()> {
         } => {
             let account = account(&store, &user).await?;
             mbox::import(&store, account, &file, &mailbox, limit).await
+        }
+        ImportCommand::Imap {
+            host,
+            port,
+            tls,
+            starttls,
+            login,
+            password_stdin: _,
+            user,
+            ca_file,
+            insecure,
+        } => {
+            let password = crate::admin::password_from_stdin()?;
+            let account = account(&store, &user).await?;
+            let security = match (tls, starttls) {
+                (true, _) => imap::Security::Tls,
+                (false, true) => imap::Security::StartTls,
+                (false, false) => imap::Security::Plain,
+            };
+            let source = imap::Source {
+                host,
+                port: port.unwrap_or(if tls { 993 } else { 143 }),
+                security,
+                login,
+                password,
+                ca_file,
+                insecure,
+            };
+            imap::import(&store, account, &user, &config.data_dir, source, limit).await
         }
     }
 }
@@ -180,18 +247,30 @@ struct MailboxImport<'a> {
     imported: u64,
     skipped: u64,
     too_large: u64,
+    /// Messages here whose flags were set to the source's (`import imap`).
+    flags_changed: u64,
 }
 
 impl<'a> MailboxImport<'a> {
     async fn new(store: &'a Store, mailbox: Mailbox) -> Result<MailboxImport<'a>> {
+        let entries = store.mailbox_entries(mailbox.id).await?;
+        Ok(Self::with_entries(store, mailbox, &entries))
+    }
+
+    /// An import into `mailbox`, whose messages when it began are `entries`.
+    fn with_entries(
+        store: &'a Store,
+        mailbox: Mailbox,
+        entries: &[storage::MessageEntry],
+    ) -> MailboxImport<'a> {
         let mut existing: HashMap<(u32, i64), Vec<MessageId>> = HashMap::new();
-        for entry in store.mailbox_entries(mailbox.id).await? {
+        for entry in entries {
             existing
                 .entry((entry.size, entry.internal_date))
                 .or_default()
                 .push(entry.message);
         }
-        Ok(MailboxImport {
+        MailboxImport {
             store,
             mailbox,
             batch: Vec::new(),
@@ -200,13 +279,14 @@ impl<'a> MailboxImport<'a> {
             imported: 0,
             skipped: 0,
             too_large: 0,
-        })
+            flags_changed: 0,
+        }
     }
 
     /// Adds a message found again by its content (see the module's comment): skipped
     /// when the mailbox held the same bytes with the same INTERNALDATE when the import
-    /// began.
-    async fn add_unless_present(&mut self, mut message: ImportedMessage) -> Result<()> {
+    /// began. `false` when skipped.
+    async fn add_unless_present(&mut self, mut message: ImportedMessage) -> Result<bool> {
         message.raw = storage::crlf_line_ends(std::mem::take(&mut message.raw));
         let key = (
             u32::try_from(message.raw.len()).unwrap_or(u32::MAX),
@@ -220,10 +300,11 @@ impl<'a> MailboxImport<'a> {
             {
                 candidates.swap_remove(at);
                 self.skipped += 1;
-                return Ok(());
+                return Ok(false);
             }
         }
-        self.add(message).await
+        self.add(message).await?;
+        Ok(true)
     }
 
     /// Adds a message to the batch, writing the batch when it is full.
@@ -262,6 +343,9 @@ impl<'a> MailboxImport<'a> {
             "{}: {} imported, {} already there",
             self.mailbox.name, self.imported, self.skipped
         );
+        if self.flags_changed > 0 {
+            line.push_str(&format!(", {} with new flags", self.flags_changed));
+        }
         if self.too_large > 0 {
             line.push_str(&format!(
                 ", {} skipped as larger than limits.max_message_size",

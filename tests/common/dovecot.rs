@@ -23,6 +23,9 @@ pub struct Dovecot {
     child: Option<Child>,
     dir: tempfile::TempDir,
     pub port: u16,
+    /// The implicit-TLS listener (RFC 8314 §3.3) of [`Dovecot::start_with_tls`]; 0 when
+    /// there is none.
+    pub tls_port: u16,
 }
 
 impl Dovecot {
@@ -61,8 +64,18 @@ impl Dovecot {
         }
     }
 
+    /// Dovecot with TLS: the certificate `cert` and its key `key` (PEM) served with
+    /// STARTTLS on [`Dovecot::port`] and from the first byte on [`Dovecot::tls_port`].
+    pub fn start_with_tls(cert: &Path, key: &Path) -> Dovecot {
+        Self::start_inner("", Some((cert, key)))
+    }
+
     /// Dovecot with `extra_config` appended to its configuration (e.g. a `namespace`).
     pub fn start_with(extra_config: &str) -> Dovecot {
+        Self::start_inner(extra_config, None)
+    }
+
+    fn start_inner(extra_config: &str, tls: Option<(&Path, &Path)>) -> Dovecot {
         let binary = ["/usr/sbin/dovecot", "/usr/local/sbin/dovecot"]
             .into_iter()
             .find(|path| Path::new(path).exists())
@@ -106,6 +119,16 @@ impl Dovecot {
             (name.clone(), name, uid, gid)
         };
         let port = free_port();
+        let tls_port = if tls.is_some() { free_port() } else { 0 };
+        // Dovecot's config process reads the certificate and key (`<` includes a file).
+        let ssl = match tls {
+            Some((cert, key)) => format!(
+                "ssl = yes\nssl_cert = <{}\nssl_key = <{}",
+                path_str(cert),
+                path_str(key)
+            ),
+            None => "ssl = no".to_owned(),
+        };
         let path = |name: &str| root.join(name).display().to_string();
         let config = format!(
             "# Private test instance: nothing outside this directory, loopback only.
@@ -115,7 +138,7 @@ log_path = {log}
 info_log_path = {log}
 protocols = imap
 listen = 127.0.0.1
-ssl = no
+{ssl}
 disable_plaintext_auth = no
 auth_mechanisms = plain
 default_internal_user = {internal_user}
@@ -138,7 +161,8 @@ service imap-login {{
     port = {port}
   }}
   inet_listener imaps {{
-    port = 0
+    address = 127.0.0.1
+    port = {tls_port}
   }}
 }}
 {extra_config}
@@ -164,6 +188,7 @@ service imap-login {{
             child: Some(child),
             dir,
             port,
+            tls_port,
         };
         dovecot.wait_for_greeting();
         dovecot

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod dovecot;
+pub mod mail_snapshot;
 pub mod postgres;
 pub mod raw_imap;
 
@@ -230,20 +231,28 @@ impl TestServer {
         String::from_utf8_lossy(&output.stdout).into_owned()
     }
 
-    /// Adds an account with a known password.
-    pub fn add_user(&self, email: &str, password: &str) {
+    /// Runs an admin command with `input` and a line end on its stdin (a password for
+    /// `--password-stdin`) and the environment variables `env`.
+    pub fn admin_with_input(&self, args: &[&str], input: &str, env: &[(&str, &str)]) -> Output {
         let mut child = Command::new(letterbox_bin())
             .arg("--config")
             .arg(&self.config)
-            .args(["user", "add", email, "--password-stdin"])
+            .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::piped())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("user add");
+            .expect("run admin command");
         use std::io::Write;
-        writeln!(child.stdin.take().expect("stdin"), "{password}").expect("write password");
-        let output = child.wait_with_output().expect("wait");
+        writeln!(child.stdin.take().expect("stdin"), "{input}").expect("write stdin");
+        child.wait_with_output().expect("wait")
+    }
+
+    /// Adds an account with a known password.
+    pub fn add_user(&self, email: &str, password: &str) {
+        let output =
+            self.admin_with_input(&["user", "add", email, "--password-stdin"], password, &[]);
         assert!(
             output.status.success(),
             "user add: {}",

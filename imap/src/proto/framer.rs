@@ -91,7 +91,7 @@ pub enum RejectReason {
     AppendNotAllowed,
     /// A SETMETADATA literal over the literal limit: RFC 5464 §4.3 answers a value too
     /// large with `NO [METADATA MAXSIZE n]`, and the limit of a value is not more than
-    /// that of a literal.
+    /// that of a literal. (A mailbox or entry name that long would be refused anyway.)
     MetadataValueTooBig,
 }
 

@@ -32,8 +32,8 @@ use std::fmt;
 /// the IMAP framer takes outside APPEND, so a larger value is refused as too large
 /// (`[METADATA MAXSIZE]`) before the client sends it.
 pub const MAX_METADATA_VALUE_BYTES: usize = 64 * 1024;
-/// Entries of one mailbox (or of the server). RFC 5464 §4.1: at least 10 "annotations
-/// per mailbox"; clients set a handful.
+/// Entries of one mailbox (or of the server). RFC 5464 §4.1 asks a server to take at
+/// least 10 a mailbox; clients set a handful.
 pub const MAX_METADATA_ENTRIES_PER_MAILBOX: u64 = 100;
 /// Entries of one account, server and mailboxes together: ten of the most a mailbox may
 /// have, or a few on each of a few hundred mailboxes.
@@ -46,8 +46,8 @@ pub const MAX_METADATA_BYTES_PER_ACCOUNT: u64 = 1024 * 1024;
 /// `/shared/vendor/vendor.example/folder/colour` are tens of octets.
 pub const MAX_METADATA_NAME_BYTES: usize = 512;
 
-/// The scopes of RFC 5464 §3.2: "The first component in entry names defines the scope
-/// of the annotation".
+/// The scopes of RFC 5464 §3.2 (private and shared, §3.3): the first component of every
+/// entry name.
 const SCOPES: [&str; 2] = ["/private", "/shared"];
 /// Server entries that are the administrator's (RFC 5464 §3.2.1.1): a user cannot set
 /// them (§3.3 lets a server refuse to create server annotations).

@@ -26,9 +26,13 @@ use std::time::Duration;
 
 /// Dovecot laid out as letterbox makes a new account (storage `DEFAULT_MAILBOXES`,
 /// `MAILBOX_DELIMITER`): `/` between levels, INBOX and five special-use mailboxes, all
-/// of them subscribed. A change is seen by an IDLE-ing session within a second.
+/// of them subscribed. A change is seen by an IDLE-ing session within a second. With
+/// METADATA (RFC 5464), as letterbox has it, the annotations kept in a file in the user's
+/// home; nothing else changes with it but the capability list (which is not compared).
 const DOVECOT_LAYOUT: &str = r"
 mailbox_idle_check_interval = 1 secs
+imap_metadata = yes
+mail_attribute_dict = file:%h/dovecot-attributes
 namespace inbox {
   inbox = yes
   separator = /
@@ -108,6 +112,8 @@ const MESSAGES: &[(&str, &[u8])] = &[
     ),
     ("cat-mid", b"\r\n--cat\r\n"),
     ("cat-tail", b"\r\n--cat--\r\n"),
+    // An annotation value (RFC 5464) on two lines, sent as a literal.
+    ("note", b"A note\r\non two lines"),
 ];
 
 // ---------------------------------------------------------------------------------------
@@ -157,8 +163,8 @@ const ACCEPTED: &[Accepted] = &[
         rule: Rule::Line(continuation_text),
     },
     Accepted {
-        what: "NO [NONEXISTENT] (letterbox) and NO (Dovecot) for SELECT and STATUS of a \
-               mailbox that does not exist",
+        what: "NO [NONEXISTENT] (letterbox) and NO (Dovecot) for SELECT, STATUS, \
+               GETMETADATA and SETMETADATA of a mailbox that does not exist",
         rfc: "RFC 3501 §7.1: \"Status responses MAY include an OPTIONAL \"response code\".\" \
               RFC 5530 §3: \"NONEXISTENT: The operation attempts to access a mailbox that \
               doesn't exist.\"",
@@ -286,6 +292,17 @@ const ACCEPTED: &[Accepted] = &[
               sent unilaterally.\" §7.2.2: \"There can be multiple LIST responses for a \
               single LIST command.\" (no order among them).",
         rule: Rule::Answer(response_order),
+    },
+    Accepted {
+        what: "the order of the entries in the METADATA response to a GETMETADATA with \
+               DEPTH 1 or infinity (letterbox: each requested entry, then the entries \
+               below it in name order; Dovecot: in the order its attribute dictionary \
+               iterates)",
+        rfc: "RFC 5464 §4.2.2: \"For each entry name specified in the GETMETADATA command, \
+              the server returns the value of the specified entry name (if it exists), plus \
+              all entries below the entry name up to the specified DEPTH.\" Which entries, \
+              not in which order.",
+        rule: Rule::Answer(metadata_depth_order),
     },
     Accepted {
         what: "STORE in a mailbox opened with EXAMINE: Dovecot answers OK and ignores it, \
@@ -674,6 +691,42 @@ fn response_order(_: &Context, mut lines: Vec<String>) -> Vec<String> {
     lines
 }
 
+fn metadata_depth_order(context: &Context, lines: Vec<String>) -> Vec<String> {
+    let sent = context.sent.to_ascii_uppercase();
+    let below = sent.starts_with("GETMETADATA (")
+        && (sent.contains("DEPTH 1") || sent.contains("DEPTH INFINITY"));
+    if !below {
+        return lines;
+    }
+    lines
+        .into_iter()
+        .map(|line| match metadata_entries(&line) {
+            Some((head, mut entries)) => {
+                entries.sort();
+                let entries: Vec<String> =
+                    entries.iter().map(|(n, v)| format!("{n} {v}")).collect();
+                format!("{head} ({})", entries.join(" "))
+            }
+            None => line,
+        })
+        .collect()
+}
+
+/// `* METADATA mailbox (entry value ...)` as its head (`* METADATA mailbox`) and its
+/// (entry, value) pairs.
+fn metadata_entries(line: &str) -> Option<(&str, Vec<(String, String)>)> {
+    let rest = line.strip_prefix("* METADATA ")?;
+    let mailbox_end = value_end(rest.as_bytes(), 0);
+    let head = &line[..line.len() - rest.len() + mailbox_end];
+    let body = rest[mailbox_end..].strip_prefix(" (")?.strip_suffix(')')?;
+    // An entry name is an astring, which ends as a value does.
+    let entries = pairs(body, value_end)
+        .into_iter()
+        .map(|(name, value)| (name.to_owned(), value.to_owned()))
+        .collect();
+    Some((head, entries))
+}
+
 fn read_only_store(context: &Context, mut lines: Vec<String>) -> Vec<String> {
     let sent = context.sent.to_ascii_uppercase();
     let store = sent.starts_with("STORE ") || sent.starts_with("UID STORE ");
@@ -707,20 +760,27 @@ fn fetch_items(line: &str) -> Option<(&str, Vec<(String, String)>)> {
     let after = rest[number_end..].strip_prefix(" FETCH (")?;
     let head = &line[..2 + number_end + " FETCH".len()];
     let body = after.strip_suffix(')')?;
+    let items = pairs(body, name_end)
+        .into_iter()
+        .map(|(name, value)| (name.to_ascii_uppercase(), value.to_owned()))
+        .collect();
+    Some((head, items))
+}
+
+/// The (name, value) pairs of a parenthesised list's `body`, names ending where
+/// `name_end` says.
+fn pairs(body: &str, name_end: fn(&[u8], usize) -> usize) -> Vec<(&str, &str)> {
     let bytes = body.as_bytes();
-    let mut items = Vec::new();
+    let mut pairs = Vec::new();
     let mut i = 0;
     while i < bytes.len() {
         let name_end = name_end(bytes, i);
         let value_start = (name_end + 1).min(bytes.len());
         let value_end = value_end(bytes, value_start);
-        items.push((
-            body[i..name_end].to_ascii_uppercase(),
-            body[value_start..value_end].to_owned(),
-        ));
+        pairs.push((&body[i..name_end], &body[value_start..value_end]));
         i = value_end + 1;
     }
-    Some((head, items))
+    pairs
 }
 
 fn fetch_line(head: &str, items: &[(String, String)]) -> String {
@@ -1674,6 +1734,111 @@ fn updating_searches_hear_of_changes_alike() {
             (1, "CANCELUPDATE \"a6\""),
             (2, "STORE 1:* +FLAGS (\\Seen)"),
             (1, "NOOP"),
+        ],
+    );
+}
+
+/// METADATA (RFC 5464): server and mailbox annotations set, read back (one entry, a
+/// list, DEPTH 0, 1 and infinity, MAXSIZE with [METADATA LONGENTRIES]) and removed with
+/// NIL; names case-insensitive and answered in lower case; the server's /shared/comment
+/// is the administrator's (NO [CANNOT]); invalid entry names and options are BAD; a
+/// mailbox that does not exist is NO; RENAME keeps a mailbox's annotations and DELETE
+/// takes them; no session hears of another's SETMETADATA unasked (§4.4.2 makes the
+/// unsolicited METADATA response optional; Dovecot sends none). DEPTH on the server's
+/// entries is left out: Dovecot 2.3 lists none below a server entry (tests/imap_metadata.rs
+/// has it), and so are limits, which Dovecot 2.3 does not have.
+#[test]
+fn metadata_annotations_answer_alike() {
+    compare(
+        "metadata",
+        &[
+            (1, "GETMETADATA \"\" /shared/comment"),
+            (1, "SETMETADATA \"\" (/shared/comment \"hello\")"),
+            (
+                1,
+                "SETMETADATA \"\" (/private/vendor/vendor.letterbox/theme \"dark\")",
+            ),
+            (
+                1,
+                "GETMETADATA \"\" (/private/vendor/vendor.letterbox/theme /shared/admin)",
+            ),
+            (
+                1,
+                "SETMETADATA INBOX (/private/comment \"my inbox\" /shared/comment \"shared inbox\")",
+            ),
+            (1, "GETMETADATA INBOX (/private/comment /shared/comment)"),
+            (1, "GETMETADATA inbox /Private/Comment"),
+            (1, "SETMETADATA INBOX (/Shared/Comment {msg:note})"),
+            (1, "GETMETADATA INBOX /shared/comment"),
+            (
+                1,
+                "SETMETADATA INBOX (/shared/vendor/vendor.letterbox/a \"1\" /shared/vendor/vendor.letterbox/a/b \"2\" /shared/vendor/vendor.letterbox/a/b/c \"3\" /shared/vendor/vendor.letterbox/a/d \"4\")",
+            ),
+            (
+                1,
+                "GETMETADATA (DEPTH 1) INBOX /shared/vendor/vendor.letterbox/a",
+            ),
+            (
+                1,
+                "GETMETADATA (DEPTH infinity) INBOX /shared/vendor/vendor.letterbox/a",
+            ),
+            (
+                1,
+                "GETMETADATA (DEPTH 1) INBOX /shared/vendor/vendor.letterbox/a/b",
+            ),
+            (1, "GETMETADATA (DEPTH 0) INBOX /shared/vendor"),
+            (1, "GETMETADATA (DEPTH 1) INBOX /shared/vendor"),
+            (1, "GETMETADATA (DEPTH 1) INBOX /shared/nothing"),
+            (
+                1,
+                "GETMETADATA (MAXSIZE 5) INBOX (/private/comment /shared/comment /shared/nothing)",
+            ),
+            (1, "GETMETADATA (MAXSIZE 8 DEPTH 1) INBOX /private"),
+            (1, "GETMETADATA (DEPTH infinity MAXSIZE 1) INBOX /shared"),
+            (1, "SETMETADATA INBOX (/private/comment NIL)"),
+            (1, "GETMETADATA INBOX (/private/comment /shared/comment)"),
+            (1, "SETMETADATA INBOX (/shared/comment \"\")"),
+            (1, "GETMETADATA INBOX /shared/comment"),
+            (1, "GETMETADATA INBOX /private/com*"),
+            (1, "SETMETADATA INBOX (/private//x \"1\")"),
+            (1, "SETMETADATA INBOX (/private/x/ \"1\")"),
+            (1, "SETMETADATA INBOX (/other/x \"1\")"),
+            (1, "SETMETADATA INBOX (private/x \"1\")"),
+            (1, "SETMETADATA INBOX (/shared/x)"),
+            (1, "GETMETADATA (DEPTH 2) INBOX /shared"),
+            (1, "GETMETADATA (FOO 1) INBOX /shared"),
+            (1, "GETMETADATA (MAXSIZE x) INBOX /shared"),
+            (1, "GETMETADATA INBOX /shared/comment extra"),
+            (1, "GETMETADATA Nonexistent /shared/comment"),
+            (1, "SETMETADATA Nonexistent (/shared/comment \"x\")"),
+            (1, "CREATE \"Work Box\""),
+            (1, "CREATE \"Work Box/Sub\""),
+            (
+                1,
+                "SETMETADATA \"Work Box\" (/private/comment \"w\" /shared/comment \"team\")",
+            ),
+            (1, "SETMETADATA \"Work Box/Sub\" (/private/comment \"s\")"),
+            (
+                1,
+                "GETMETADATA \"Work Box\" (/private/comment /shared/comment)",
+            ),
+            (1, "RENAME \"Work Box\" Play"),
+            (1, "GETMETADATA Play (/private/comment /shared/comment)"),
+            (1, "GETMETADATA Play/Sub /private/comment"),
+            (1, "GETMETADATA \"Work Box\" /private/comment"),
+            (1, "DELETE Play/Sub"),
+            (1, "CREATE Play/Sub"),
+            (1, "GETMETADATA Play/Sub /private/comment"),
+            (2, "SELECT INBOX"),
+            (
+                1,
+                "SETMETADATA INBOX (/private/comment \"while selected elsewhere\")",
+            ),
+            (2, "NOOP"),
+            (2, "GETMETADATA INBOX /private/comment"),
+            (2, "EXAMINE Play"),
+            (2, "SETMETADATA Play (/shared/comment NIL)"),
+            (2, "GETMETADATA Play (/private/comment /shared/comment)"),
         ],
     );
 }

@@ -71,6 +71,16 @@ pub fn store_error_response(error: &StoreError) -> (Option<Code>, Cow<'static, s
         // RFC 6154 §3: "the server SHOULD include the new \"USEATTR\" response code".
         StoreError::SpecialUseTaken { .. } => (Some(Code::UseAttr), error.to_string().into()),
         StoreError::OverQuota => (Some(Code::OverQuota), "Quota exceeded".into()),
+        // RFC 5464 §4.3.
+        StoreError::MetadataTooLarge { max } => (
+            Some(Code::MetadataMaxSize(
+                u64::try_from(*max).unwrap_or(u64::MAX),
+            )),
+            "Annotation value too large".into(),
+        ),
+        StoreError::MetadataTooMany { .. } => {
+            (Some(Code::MetadataTooMany), "Too many annotations".into())
+        }
         StoreError::Invalid { what, reason } => (
             Some(Code::Cannot),
             format!("Invalid {what}: {reason}").into(),

@@ -34,6 +34,12 @@ pub(crate) const MAX_AUTH_FAILURES_PER_SESSION: u32 = 3;
 /// peers hold connection slots, of which each address has only a few.
 pub(crate) const LOGIN_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// The largest annotation value (RFC 5464), for `[METADATA MAXSIZE n]`. A literal over
+/// the framer's limit is refused as too large a value before it is sent, so the limit of
+/// a value must not be more than that of a literal.
+const METADATA_VALUE_LIMIT: u64 = storage::MAX_METADATA_VALUE_BYTES as u64;
+const _: () = assert!(storage::MAX_METADATA_VALUE_BYTES <= crate::proto::framer::MAX_LITERAL_SIZE);
+
 /// Id of a session in logs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct SessionId(u64);
@@ -234,6 +240,13 @@ impl Session {
                         // RFC 9051 §6.3.12: APPEND is for the authenticated state; the
                         // same answer as the gate gives, before any octet is sent.
                         RejectReason::AppendNotAllowed => (Status::Bad, None, "Log in first"),
+                        // RFC 5464 §4.3: "the server MUST return a tagged NO response
+                        // with a "[METADATA MAXSIZE NNN]" response code".
+                        RejectReason::MetadataValueTooBig => (
+                            Status::No,
+                            Some(Code::MetadataMaxSize(METADATA_VALUE_LIMIT)),
+                            "Annotation value too large",
+                        ),
                     };
                     match rejection.tag {
                         Some(tag) => response::tagged(
@@ -371,6 +384,10 @@ impl Session {
             | C::GetQuota { .. }
             | C::GetQuotaRoot { .. }
             | C::SetQuota { .. }
+            // RFC 5464 §4.2, §4.3: "This command is only available in authenticated or
+            // selected state".
+            | C::GetMetadata(_)
+            | C::SetMetadata { .. }
             | C::Idle => authenticated || selected,
             // RFC 9051 §6.4: selected state.
             C::Check
@@ -447,6 +464,8 @@ impl Session {
             C::GetQuota { root } => self.get_quota(&root).await,
             C::GetQuotaRoot { mailbox } => self.get_quota_root(&mailbox).await,
             C::SetQuota { root, limits } => self.set_quota(&root, &limits),
+            C::GetMetadata(command) => self.get_metadata(command).await,
+            C::SetMetadata { target, entries } => self.set_metadata(&target, entries).await,
             C::Idle => self.idle().await,
             C::Close => self.close(true).await,
             C::Unselect => self.close(false).await,

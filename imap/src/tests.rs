@@ -1348,3 +1348,50 @@ async fn catenate_over_appendlimit_is_toobig() {
         lines(&["* SEARCH 1", "d OK SEARCH completed"])
     );
 }
+
+/// RFC 5464: GETMETADATA and SETMETADATA only once logged in (§4.2, §4.3); a
+/// synchronising SETMETADATA literal over the limit is refused as too large a value
+/// without a continuation (§4.3 `[METADATA MAXSIZE]`); a UTF-8 session gets the mailbox
+/// name as UTF-8.
+#[tokio::test]
+async fn metadata_commands_need_a_login_and_refuse_large_values_unsent() {
+    let h = Harness::start().await;
+    let mut c = h.connect().await;
+    assert_eq!(
+        c.run("a", "GETMETADATA \"\" /shared/comment").await,
+        lines(&["a BAD Log in first"])
+    );
+    assert_eq!(
+        c.run("b", "SETMETADATA INBOX (/shared/comment NIL)").await,
+        lines(&["b BAD Log in first"])
+    );
+    let mut c = h.logged_in().await;
+    c.send("c SETMETADATA INBOX (/shared/comment {65537}\r\n")
+        .await;
+    assert_eq!(
+        c.line().await,
+        "c NO [METADATA MAXSIZE 65536] Annotation value too large"
+    );
+    // The octets never come; the next command is read as one.
+    assert_eq!(
+        c.run("d", "SETMETADATA INBOX (/shared/comment {3+}\r\nabc)")
+            .await,
+        lines(&["d OK SETMETADATA completed"])
+    );
+    assert_eq!(
+        c.run("e", "ENABLE UTF8=ACCEPT").await,
+        lines(&["* ENABLED UTF8=ACCEPT", "e OK ENABLE completed"])
+    );
+    let created = c.run("f", "CREATE \"Café\"").await;
+    assert!(
+        created.last().is_some_and(|l| l.starts_with("f OK ")),
+        "{created:?}"
+    );
+    c.send("g SETMETADATA \"Café\" (/private/comment \"crème\")\r\n")
+        .await;
+    assert_eq!(c.line().await, "g OK SETMETADATA completed");
+    c.send("h GETMETADATA \"Café\" /private/comment\r\n").await;
+    assert_eq!(c.line().await, "* METADATA \"Café\" (/private/comment {6}");
+    assert_eq!(c.line().await, "crème)");
+    assert_eq!(c.line().await, "h OK GETMETADATA completed");
+}

@@ -29,6 +29,13 @@ pub enum StoreError {
     SieveScriptActive,
     #[error("quota exceeded")]
     OverQuota,
+    /// RFC 5464 §4.3: an annotation value over the limit (`[METADATA MAXSIZE max]`).
+    #[error("annotation value larger than {max} octets")]
+    MetadataTooLarge { max: usize },
+    /// RFC 5464 §4.3: a mailbox or account would have more annotations than it may
+    /// (`[METADATA TOOMANY]`).
+    #[error("more than {max} annotations")]
+    MetadataTooMany { max: u64 },
     #[error("the mailbox changed since the given modseq")]
     Modified,
     #[error("the storage writer has stopped")]

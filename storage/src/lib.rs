@@ -20,6 +20,7 @@ mod import;
 mod mailboxes;
 mod message_reads;
 mod messages;
+mod metadata;
 mod migrate;
 pub mod mime;
 mod notify;
@@ -38,6 +39,11 @@ pub use import::ImportedMessage;
 pub use mailboxes::{MAX_MAILBOX_NAME_BYTES, Mailbox, MailboxStatus};
 pub use messages::{
     Delivered, Delivery, MailboxChanges, MessageEntry, StoreFlagsOutcome, crlf_line_ends,
+};
+pub use metadata::{
+    EntryName, MAX_METADATA_BYTES_PER_ACCOUNT, MAX_METADATA_ENTRIES_PER_ACCOUNT,
+    MAX_METADATA_ENTRIES_PER_MAILBOX, MAX_METADATA_NAME_BYTES, MAX_METADATA_VALUE_BYTES,
+    MetadataDepth, MetadataEntry, MetadataOwner,
 };
 pub use migrate::CopyReport;
 pub use mime::MessageMeta;

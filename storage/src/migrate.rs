@@ -191,6 +191,35 @@ const TABLES: &[Table] = &[
         identity: false,
         on_conflict: "",
     },
+    // RFC 5464 annotations (migrations sqlite 0014, postgres 0011). A value is at most
+    // 64 KiB (`MAX_METADATA_VALUE_BYTES`): a chunk of them is at most 32 MiB, as one of
+    // messages.
+    Table {
+        name: "server_metadata",
+        columns: &[
+            ("account_id", Kind::Int),
+            ("name", Kind::Text),
+            ("value", Kind::Bytes),
+        ],
+        key: 2,
+        rows_per_chunk: ROWS_PER_CHUNK,
+        size_column: None,
+        identity: false,
+        on_conflict: "",
+    },
+    Table {
+        name: "mailbox_metadata",
+        columns: &[
+            ("mailbox_id", Kind::Int),
+            ("name", Kind::Text),
+            ("value", Kind::Bytes),
+        ],
+        key: 2,
+        rows_per_chunk: ROWS_PER_CHUNK,
+        size_column: None,
+        identity: false,
+        on_conflict: "",
+    },
     // Before mailbox_messages and queue, whose message_id refers to it.
     Table {
         name: "messages",
@@ -366,8 +395,9 @@ impl Store {
     /// Copies every row of `source` into this store, which must be empty (a new
     /// database, migrated by [`Store::open`]): domains, accounts with their password
     /// hashes, quotas and usage, aliases, mailboxes with UIDVALIDITY, UIDNEXT,
-    /// HIGHESTMODSEQ, subscriptions and roles, messages, mailbox entries with their UIDs,
-    /// MODSEQs, flags and internal dates, expunged UIDs, queue items and id sequences.
+    /// HIGHESTMODSEQ, subscriptions and roles, annotations (RFC 5464), messages, mailbox
+    /// entries with their UIDs, MODSEQs, flags and internal dates, expunged UIDs, queue
+    /// items and id sequences.
     /// Ids stay as they are. See the module's comment for what a failure leaves.
     pub async fn copy_installation_from(&self, source: &Store) -> Result<CopyReport> {
         self.refuse_unless_empty().await?;
@@ -560,6 +590,8 @@ mod tests {
             ("subscriptions", "accounts"),
             ("sieve_scripts", "accounts"),
             ("sieve_vacation", "accounts"),
+            ("server_metadata", "accounts"),
+            ("mailbox_metadata", "mailboxes"),
             ("mailbox_messages", "mailboxes"),
             ("mailbox_messages", "messages"),
             ("expunged", "mailboxes"),

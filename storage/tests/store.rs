@@ -7,8 +7,8 @@ use std::collections::HashSet;
 use std::time::Duration;
 use storage::mime::PartContent;
 use storage::{
-    AccountId, ChangeKind, Delivery, FlagOperation, Flags, ImportedMessage, Mailbox, ModSeq,
-    Secret, SpecialUse, Store, StoreError, Uid, UidValidity,
+    AccountId, ChangeKind, Delivery, EntryName, FlagOperation, Flags, ImportedMessage, Mailbox,
+    MetadataEntry, MetadataOwner, ModSeq, Secret, SpecialUse, Store, StoreError, Uid, UidValidity,
 };
 use tempfile::TempDir;
 
@@ -1026,6 +1026,8 @@ struct Contents {
     mailboxes: Vec<Mailbox>,
     /// Per account: its subscription list.
     subscriptions: Vec<Vec<String>>,
+    /// Per account its server annotations, then per mailbox its annotations (RFC 5464).
+    metadata: Vec<Vec<storage::MetadataEntry>>,
     /// Per mailbox: status, entries, and everything changed since MODSEQ 0 (with the
     /// expunged UIDs that QRESYNC reports as VANISHED).
     statuses: Vec<storage::MailboxStatus>,
@@ -1043,7 +1045,14 @@ async fn contents(store: &Store) -> Contents {
     let accounts = store.list_accounts().await.expect("accounts");
     let mut mailboxes = Vec::new();
     let mut subscriptions = Vec::new();
+    let mut metadata = Vec::new();
     for account in &accounts {
+        metadata.push(
+            store
+                .metadata(MetadataOwner::Server(account.id))
+                .await
+                .expect("server metadata"),
+        );
         mailboxes.extend(store.list_mailboxes(account.id).await.expect("mailboxes"));
         subscriptions.push(
             store
@@ -1066,9 +1075,16 @@ async fn contents(store: &Store) -> Contents {
         stored_messages: store.stored_message_count().await.expect("count"),
         mailboxes,
         subscriptions,
+        metadata,
     };
     let mut ids: Vec<storage::MessageId> = contents.queue.iter().map(|q| q.message).collect();
     for mailbox in &contents.mailboxes {
+        contents.metadata.push(
+            store
+                .metadata(MetadataOwner::Mailbox(mailbox.id))
+                .await
+                .expect("mailbox metadata"),
+        );
         contents
             .statuses
             .push(store.mailbox_status(mailbox.id).await.expect("status"));
@@ -1139,6 +1155,24 @@ async fn an_installation_copied_from_sqlite_to_postgres_and_back_reads_the_same(
         .await
         .expect("create");
     source.delete_mailbox(scratch).await.expect("delete");
+    // Annotations of the server and of a mailbox (RFC 5464), a value with a NUL.
+    source
+        .set_metadata(
+            MetadataOwner::Server(alice),
+            vec![(entry("/private/vendor/test/theme"), Some(b"dark".to_vec()))],
+        )
+        .await
+        .expect("server metadata");
+    source
+        .set_metadata(
+            MetadataOwner::Mailbox(projects),
+            vec![
+                (entry("/shared/comment"), Some(b"plans".to_vec())),
+                (entry("/private/vendor/test/bin"), Some(b"a\0b".to_vec())),
+            ],
+        )
+        .await
+        .expect("mailbox metadata");
     // A subscription outlives its mailbox (RFC 9051 §6.3.9) and is copied as it is.
     source
         .set_subscribed(alice, "Gone", true)
@@ -1244,6 +1278,8 @@ async fn an_installation_copied_from_sqlite_to_postgres_and_back_reads_the_same(
     assert_eq!(report.rows("expunged"), Some(1));
     assert_eq!(report.rows("queue"), Some(1));
     assert_eq!(report.rows("id_sequences"), Some(2));
+    assert_eq!(report.rows("server_metadata"), Some(1));
+    assert_eq!(report.rows("mailbox_metadata"), Some(2));
 
     let mut expected = before;
     let text = expected.texts.get_mut(&with_nul).expect("text");
@@ -2024,6 +2060,225 @@ async fn sieve_scripts_keep_one_active_and_vacation_records_expire(backend: Back
     assert!(store.sieve_scripts(account).await.expect("list").is_empty());
 }
 
+fn entry(name: &str) -> EntryName {
+    EntryName::new(name).unwrap_or_else(|e| panic!("{name:?}: {e}"))
+}
+
+/// The names and values of `owner`'s annotations, in name order.
+async fn annotations(store: &Store, owner: MetadataOwner) -> Vec<(String, Vec<u8>)> {
+    store
+        .metadata(owner)
+        .await
+        .expect("metadata")
+        .into_iter()
+        .map(|MetadataEntry { name, value }| (name.to_string(), value))
+        .collect()
+}
+
+/// RFC 5464 annotations: per owner (server of an account, each mailbox), names
+/// case-insensitive, NIL removes, a change is all or nothing, limits with their codes, a
+/// RENAME keeps them and a DELETE (or removing the account) takes them.
+async fn metadata_is_kept_per_owner_within_limits(backend: Backend) {
+    let fixture = fixture(backend).await;
+    let (store, account) = (&fixture.store, fixture.account);
+    let server = MetadataOwner::Server(account);
+    let inbox = MetadataOwner::Mailbox(store.inbox(account).await.expect("inbox").id);
+    let work = store
+        .create_mailbox(account, "Work", None)
+        .await
+        .expect("create");
+    let child = store
+        .create_mailbox(account, "Work/Child", None)
+        .await
+        .expect("create");
+    assert!(annotations(store, inbox).await.is_empty());
+
+    store
+        .set_metadata(
+            inbox,
+            vec![
+                (entry("/private/comment"), Some(b"first".to_vec())),
+                (entry("/Shared/Comment"), Some(b"shared".to_vec())),
+                (entry("/PRIVATE/comment"), Some(b"second".to_vec())),
+                (entry("/shared/vendor/x/bin"), Some(vec![0, 255, 1])),
+                (entry("/shared/vendor/x/empty"), Some(Vec::new())),
+            ],
+        )
+        .await
+        .expect("set");
+    store
+        .set_metadata(
+            server,
+            vec![(entry("/private/vendor/x/theme"), Some(b"dark".to_vec()))],
+        )
+        .await
+        .expect("set server");
+    assert_eq!(
+        annotations(store, inbox).await,
+        [
+            ("/private/comment".to_owned(), b"second".to_vec()),
+            ("/shared/comment".to_owned(), b"shared".to_vec()),
+            ("/shared/vendor/x/bin".to_owned(), vec![0, 255, 1]),
+            ("/shared/vendor/x/empty".to_owned(), Vec::new()),
+        ]
+    );
+    assert_eq!(
+        annotations(store, server).await,
+        [("/private/vendor/x/theme".to_owned(), b"dark".to_vec())]
+    );
+    // NIL removes; removing what is not there is no error.
+    store
+        .set_metadata(
+            inbox,
+            vec![
+                (entry("/shared/vendor/x/empty"), None),
+                (entry("/shared/nothing"), None),
+            ],
+        )
+        .await
+        .expect("remove");
+    assert_eq!(annotations(store, inbox).await.len(), 3);
+
+    // The administrator's server entries, and a scope alone, cannot be set.
+    for (owner, name) in [
+        (server, "/shared/comment"),
+        (server, "/shared/admin"),
+        (inbox, "/shared"),
+        (server, "/private"),
+    ] {
+        let refused = store
+            .set_metadata(owner, vec![(entry(name), Some(b"x".to_vec()))])
+            .await;
+        assert!(
+            matches!(refused, Err(StoreError::Invalid { .. })),
+            "{name}: {refused:?}"
+        );
+    }
+    // A mailbox's own /shared/comment is the user's.
+    store
+        .set_metadata(
+            MetadataOwner::Mailbox(work),
+            vec![
+                (entry("/shared/comment"), Some(b"work".to_vec())),
+                (entry("/private/comment"), Some(b"mine".to_vec())),
+            ],
+        )
+        .await
+        .expect("set work");
+    store
+        .set_metadata(
+            MetadataOwner::Mailbox(child),
+            vec![(entry("/private/comment"), Some(b"child".to_vec()))],
+        )
+        .await
+        .expect("set child");
+
+    // A value over the limit; too many entries on one mailbox: nothing of the change
+    // is kept.
+    let too_large = store
+        .set_metadata(
+            inbox,
+            vec![
+                (entry("/shared/ok"), Some(b"ok".to_vec())),
+                (
+                    entry("/shared/big"),
+                    Some(vec![b'x'; storage::MAX_METADATA_VALUE_BYTES + 1]),
+                ),
+            ],
+        )
+        .await;
+    assert!(
+        matches!(too_large, Err(StoreError::MetadataTooLarge { max }) if max == storage::MAX_METADATA_VALUE_BYTES),
+        "{too_large:?}"
+    );
+    let many: Vec<_> = (0..storage::MAX_METADATA_ENTRIES_PER_MAILBOX)
+        .map(|n| (entry(&format!("/private/n{n}")), Some(b"v".to_vec())))
+        .collect();
+    let too_many = store.set_metadata(inbox, many).await;
+    assert!(
+        matches!(too_many, Err(StoreError::MetadataTooMany { max }) if max == storage::MAX_METADATA_ENTRIES_PER_MAILBOX),
+        "{too_many:?}"
+    );
+    assert_eq!(annotations(store, inbox).await.len(), 3);
+    // Up to the limit is fine, and replacing a value there too.
+    let up_to: Vec<_> = (3..storage::MAX_METADATA_ENTRIES_PER_MAILBOX)
+        .map(|n| (entry(&format!("/private/n{n}")), Some(b"v".to_vec())))
+        .collect();
+    store
+        .set_metadata(inbox, up_to)
+        .await
+        .expect("up to the limit");
+    store
+        .set_metadata(inbox, vec![(entry("/private/n3"), Some(b"w".to_vec()))])
+        .await
+        .expect("replace at the limit");
+    // The account's octets: sixteen values at their largest fill it.
+    let large = vec![b'y'; storage::MAX_METADATA_VALUE_BYTES];
+    let mut over_quota = None;
+    for n in 0..20 {
+        let set = store
+            .set_metadata(
+                MetadataOwner::Mailbox(work),
+                vec![(entry(&format!("/private/large{n}")), Some(large.clone()))],
+            )
+            .await;
+        if let Err(error) = set {
+            over_quota = Some((n, error));
+            break;
+        }
+    }
+    assert!(
+        matches!(over_quota, Some((15, StoreError::OverQuota))),
+        "{over_quota:?}"
+    );
+    // Removing and shrinking are allowed even at the limit.
+    store
+        .set_metadata(
+            MetadataOwner::Mailbox(work),
+            vec![(entry("/private/large0"), Some(b"small".to_vec()))],
+        )
+        .await
+        .expect("shrink");
+
+    // RENAME keeps a mailbox's annotations (and its children's); DELETE takes them.
+    store
+        .rename_mailbox(work, "Projects")
+        .await
+        .expect("rename");
+    let renamed = mailbox(store, account, "Projects").await;
+    assert_eq!(renamed.id, work);
+    let kept = annotations(store, MetadataOwner::Mailbox(work)).await;
+    assert!(kept.contains(&("/shared/comment".to_owned(), b"work".to_vec())));
+    assert_eq!(
+        annotations(store, MetadataOwner::Mailbox(child)).await,
+        [("/private/comment".to_owned(), b"child".to_vec())]
+    );
+    store.delete_mailbox(child).await.expect("delete");
+    let again = store
+        .create_mailbox(account, "Projects/Child", None)
+        .await
+        .expect("create again");
+    assert!(
+        annotations(store, MetadataOwner::Mailbox(again))
+            .await
+            .is_empty()
+    );
+    let gone = store
+        .set_metadata(
+            MetadataOwner::Mailbox(child),
+            vec![(entry("/private/comment"), Some(b"x".to_vec()))],
+        )
+        .await;
+    assert!(matches!(gone, Err(StoreError::NotFound { .. })), "{gone:?}");
+
+    store
+        .remove_account("alice@example.org")
+        .await
+        .expect("remove");
+    assert!(annotations(store, server).await.is_empty());
+    assert!(annotations(store, inbox).await.is_empty());
+}
+
 macro_rules! on_both_backends {
     ($($test:ident),* $(,)?) => {
         mod sqlite {
@@ -2069,4 +2324,5 @@ on_both_backends!(
     preview_is_stored_and_computed_for_meta_stored_before,
     imports_keep_uids_and_uid_validity_within_the_uid_rules,
     sieve_scripts_keep_one_active_and_vacation_records_expire,
+    metadata_is_kept_per_owner_within_limits,
 );

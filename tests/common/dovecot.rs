@@ -86,16 +86,23 @@ impl Dovecot {
         let root = dir.path();
         // Dovecot's own processes (and the mail user below) must reach the files.
         std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-        for sub in ["base", "state", "mail"] {
+        for sub in ["base", "state", "mail", "home"] {
             std::fs::create_dir(root.join(sub)).expect("mkdir");
         }
-        std::fs::set_permissions(root.join("mail"), std::fs::Permissions::from_mode(0o777))
-            .expect("chmod");
+        for writable in ["mail", "home"] {
+            std::fs::set_permissions(root.join(writable), std::fs::Permissions::from_mode(0o777))
+                .expect("chmod");
+        }
         let passwd = root.join("passwd");
         // user:password:uid:gid:gecos:home:shell: empty uid/gid take mail_uid/mail_gid.
+        // A home of its own (which Dovecot creates at login), apart from the Maildir, for
+        // settings that name files there (`%h`, e.g. `mail_attribute_dict`).
         std::fs::write(
             &passwd,
-            format!("{DOVECOT_USER}:{{PLAIN}}{DOVECOT_PASSWORD}::::::\n"),
+            format!(
+                "{DOVECOT_USER}:{{PLAIN}}{DOVECOT_PASSWORD}::::{}::\n",
+                root.join("home").join(DOVECOT_USER).display()
+            ),
         )
         .expect("passwd");
         // Dovecot refuses mail access as uid 0: as root, mail is owned by nobody and

@@ -67,6 +67,11 @@ impl Session {
                 "SAVEDATE",
                 // RFC 8474 §3.
                 "OBJECTID",
+                // RFC 5464 §1: "A server that supports both server and mailbox
+                // annotations indicates the presence of this extension by returning
+                // "METADATA"" (METADATA-SERVER is for servers with server annotations
+                // only).
+                "METADATA",
             ]
             .map(String::from),
         );

@@ -10,6 +10,7 @@ mod expunge;
 mod fetch;
 mod idle;
 mod mailbox;
+pub(crate) mod metadata;
 mod quota;
 pub(crate) mod search;
 mod select;

@@ -5,7 +5,7 @@ use super::objectid::ObjectId;
 use super::sequence::{SequenceSet, SetOrSaved};
 use super::tag::Tag;
 use std::borrow::Cow;
-use storage::{FlagOperation, Secret};
+use storage::{EntryName, FlagOperation, MetadataDepth, Secret};
 use time::Date;
 
 // The parser's entry points, where callers have always found them.
@@ -22,6 +22,11 @@ pub const MAX_SEARCH_DEPTH: usize = 32;
 pub const MAX_SEARCH_STRING: usize = 1024;
 /// RFC 2971 §3.3: at most 30 field-value pairs in ID.
 pub const MAX_ID_PAIRS: usize = 30;
+/// Entry names in one GETMETADATA or SETMETADATA (RFC 5464): as many as an account may
+/// have, more are no use to anyone.
+pub const MAX_METADATA_ENTRIES_PER_COMMAND: usize = 1000;
+const _: () =
+    assert!(MAX_METADATA_ENTRIES_PER_COMMAND as u64 == storage::MAX_METADATA_ENTRIES_PER_ACCOUNT);
 
 #[derive(Debug)]
 pub struct Command {
@@ -128,6 +133,13 @@ pub enum CommandBody {
         root: String,
         limits: Vec<(String, u64)>,
     },
+    /// RFC 5464 §4.2.
+    GetMetadata(GetMetadataCommand),
+    /// RFC 5464 §4.3: each entry with its new value, `None` (NIL) to remove it.
+    SetMetadata {
+        target: MetadataTarget,
+        entries: Vec<(EntryName, Option<Vec<u8>>)>,
+    },
 }
 
 impl CommandBody {
@@ -175,6 +187,8 @@ impl CommandBody {
             CommandBody::GetQuota { .. } => "GETQUOTA",
             CommandBody::GetQuotaRoot { .. } => "GETQUOTAROOT",
             CommandBody::SetQuota { .. } => "SETQUOTA",
+            CommandBody::GetMetadata(_) => "GETMETADATA",
+            CommandBody::SetMetadata { .. } => "SETMETADATA",
         }
     }
 }
@@ -230,6 +244,26 @@ pub enum StatusItem {
     DeletedStorage,
     /// RFC 8474 §4.2 `MAILBOXID`.
     MailboxId,
+}
+
+/// RFC 5464 §4.2, §4.3: whose annotations a command is about; the mailbox name ""
+/// names the server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MetadataTarget {
+    Server,
+    Mailbox(String),
+}
+
+/// RFC 5464 §4.2 GETMETADATA.
+#[derive(Debug)]
+pub struct GetMetadataCommand {
+    pub target: MetadataTarget,
+    pub entries: Vec<EntryName>,
+    /// §4.2.1 `MAXSIZE`: "Only entry values that are less than or equal in octet size to
+    /// the specified MAXSIZE limit are returned."
+    pub max_size: Option<u32>,
+    /// §4.2.2 `DEPTH`.
+    pub depth: MetadataDepth,
 }
 
 /// APPEND with one message or, RFC 3502 MULTIAPPEND, several.

@@ -89,6 +89,10 @@ pub enum RejectReason {
     /// An APPEND literal where APPEND is not allowed (before login): refused before the
     /// client sends a single octet of the message.
     AppendNotAllowed,
+    /// A SETMETADATA literal over the literal limit: RFC 5464 §4.3 answers a value too
+    /// large with `NO [METADATA MAXSIZE n]`, and the limit of a value is not more than
+    /// that of a literal. (A mailbox or entry name that long would be refused anyway.)
+    MetadataValueTooBig,
 }
 
 #[derive(Debug)]
@@ -144,13 +148,13 @@ fn literal_marker(line: &[u8]) -> Option<LiteralMarker> {
     })
 }
 
-/// True when the command's first line is an APPEND (`tag SP "APPEND" SP ...`).
-fn is_append(command: &[u8]) -> bool {
+/// True when the command's first line is a `name` command (`tag SP name SP ...`).
+fn is_command(command: &[u8], name: &str) -> bool {
     let mut words = command.split(|&b| b == b' ' || b == b'\r' || b == b'\n');
     let _tag = words.next();
     words
         .next()
-        .is_some_and(|w| w.eq_ignore_ascii_case(b"APPEND"))
+        .is_some_and(|w| w.eq_ignore_ascii_case(name.as_bytes()))
 }
 
 fn strip_cr(line: &[u8]) -> &[u8] {
@@ -370,7 +374,7 @@ impl Framer {
         }
         self.command.extend_from_slice(line);
         self.command.extend_from_slice(b"\r\n");
-        let append = is_append(&self.command);
+        let append = is_command(&self.command, "APPEND");
         let command_limit = match self.limits.max_append_literal {
             Some(max_append_literal) if append => {
                 self.limits.max_command.saturating_add(max_append_literal)
@@ -392,7 +396,11 @@ impl Framer {
         let reason = match literal_limit {
             None => Some(RejectReason::AppendNotAllowed),
             Some(limit) if marker.size > limit as u64 => {
-                Some(RejectReason::LiteralTooBig { append })
+                if is_command(&self.command, "SETMETADATA") {
+                    Some(RejectReason::MetadataValueTooBig)
+                } else {
+                    Some(RejectReason::LiteralTooBig { append })
+                }
             }
             Some(_) if self.command.len() as u64 + marker.size > command_limit as u64 => {
                 Some(RejectReason::CommandTooLong)
@@ -534,6 +542,30 @@ mod tests {
         text.extend_from_slice(b" TEXT {900+}\r\n");
         let out = frames(&mut f, &text);
         assert_eq!(out, vec![rejected("d", RejectReason::CommandTooLong)]);
+    }
+
+    /// RFC 5464 §4.3: a SETMETADATA value over the literal limit is refused as too large
+    /// a value, before the client sends it (or, non-synchronising, with its octets
+    /// dropped).
+    #[test]
+    fn setmetadata_literals_over_the_limit_are_values_too_large() {
+        let mut f = framer();
+        assert_eq!(
+            frames(&mut f, b"a SETMETADATA INBOX (/shared/x {20}\r\n"),
+            vec![Frame::Continue]
+        );
+        f = framer();
+        assert_eq!(
+            frames(
+                &mut f,
+                b"b setmetadata INBOX (/shared/x {21}\r\nc SETMETADATA INBOX (/shared/x ~{21+}\r\n012345678901234567890)\r\nd NOOP\r\n"
+            ),
+            vec![
+                rejected("b", RejectReason::MetadataValueTooBig),
+                rejected("c", RejectReason::MetadataValueTooBig),
+                command("d NOOP\r\n")
+            ]
+        );
     }
 
     fn rejected(tag: &str, reason: RejectReason) -> Frame {

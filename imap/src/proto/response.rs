@@ -23,7 +23,7 @@ impl Status {
 }
 
 /// Response codes (RFC 9051 §7.1, RFC 5530, RFC 4315, RFC 7889, RFC 3516, RFC 6154,
-/// RFC 8474).
+/// RFC 8474, RFC 5464).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Code {
     Alert,
@@ -56,6 +56,15 @@ pub enum Code {
     Limit,
     /// RFC 8474 §4.1: `"MAILBOXID" SP "(" objectid ")"`, at CREATE and SELECT/EXAMINE.
     MailboxId(String),
+    /// RFC 5464 §4.2.1: `"METADATA" SP "LONGENTRIES" SP number`, "the size of the biggest
+    /// entry value requested by the client that exceeded the MAXSIZE limit".
+    MetadataLongEntries(u64),
+    /// RFC 5464 §4.3: `"METADATA" SP "MAXSIZE" SP number`, "the maximum octet count that
+    /// it is willing to accept".
+    MetadataMaxSize(u64),
+    /// RFC 5464 §4.3: `"METADATA" SP "TOOMANY"`, "the maximum number of allowed
+    /// annotations has already been reached".
+    MetadataTooMany,
     /// RFC 7162 §3.1.3: messages a conditional STORE left alone.
     Modified(String),
     NonExistent,
@@ -105,6 +114,9 @@ impl fmt::Display for Code {
             Code::HighestModSeq(modseq) => write!(f, "HIGHESTMODSEQ {modseq}"),
             Code::Limit => f.write_str("LIMIT"),
             Code::MailboxId(id) => write!(f, "MAILBOXID ({id})"),
+            Code::MetadataLongEntries(size) => write!(f, "METADATA LONGENTRIES {size}"),
+            Code::MetadataMaxSize(size) => write!(f, "METADATA MAXSIZE {size}"),
+            Code::MetadataTooMany => f.write_str("METADATA TOOMANY"),
             Code::Modified(set) => write!(f, "MODIFIED {set}"),
             Code::NonExistent => f.write_str("NONEXISTENT"),
             Code::NoPerm => f.write_str("NOPERM"),
@@ -224,6 +236,15 @@ pub fn literal8(out: &mut Vec<u8>, bytes: &[u8]) {
     out.extend_from_slice(bytes);
 }
 
+/// `astring = 1*ASTRING-CHAR / string`: an atom when it can be one, else as [`string`].
+pub fn astring(out: &mut Vec<u8>, bytes: &[u8], utf8: bool) {
+    if !bytes.is_empty() && bytes.iter().all(|&b| super::tag::is_astring_char(b)) {
+        out.extend_from_slice(bytes);
+    } else {
+        string(out, bytes, utf8);
+    }
+}
+
 /// `nstring = string / nil`
 pub fn nstring(out: &mut Vec<u8>, value: Option<&[u8]>, utf8: bool) {
     match value {
@@ -278,9 +299,15 @@ mod tests {
         nstring(&mut out, None, false);
         out.push(b' ');
         string(&mut out, b"two\r\nlines", true);
+        out.push(b' ');
+        astring(&mut out, b"INBOX/a]b", false);
+        out.push(b' ');
+        astring(&mut out, b"", false);
+        out.push(b' ');
+        astring(&mut out, b"a b", false);
         assert_eq!(
             String::from_utf8(out).unwrap_or_default(),
-            "\"a \\\"b\\\" \\\\c\" {6}\r\nhéllo \"héllo\" NIL {10}\r\ntwo\r\nlines"
+            "\"a \\\"b\\\" \\\\c\" {6}\r\nhéllo \"héllo\" NIL {10}\r\ntwo\r\nlines INBOX/a]b \"\" \"a b\""
         );
     }
 }

@@ -15,6 +15,7 @@ mod fetch;
 mod lexer;
 mod list;
 mod mailbox;
+mod metadata;
 mod quota;
 mod search;
 mod select;
@@ -50,8 +51,9 @@ impl Parser<'_> {
     /// `command-nonauth = login / authenticate / "STARTTLS"`;
     /// `command-select = "CLOSE" / "UNSELECT" / "EXPUNGE" / copy / move / fetch / store /
     ///  search / uid`; with RFC 3501's CHECK and LSUB, COMPRESS (RFC 4978), the quota
-    /// commands (RFC 9208), SORT and THREAD (RFC 5256) and CANCELUPDATE (RFC 5267). One
-    /// arm a command, one function a command family.
+    /// commands (RFC 9208), SORT and THREAD (RFC 5256), CANCELUPDATE (RFC 5267) and
+    /// GETMETADATA and SETMETADATA (RFC 5464). One arm a command, one function a command
+    /// family.
     fn command_body(&mut self) -> PResult<CommandBody> {
         let name = self.atom()?.to_ascii_uppercase();
         let body = match name.as_str() {
@@ -80,6 +82,8 @@ impl Parser<'_> {
             "GETQUOTA" => self.getquota()?,
             "GETQUOTAROOT" => self.getquotaroot()?,
             "SETQUOTA" => self.setquota()?,
+            "GETMETADATA" => self.getmetadata()?,
+            "SETMETADATA" => self.setmetadata()?,
             // `expunge = "EXPUNGE"`
             "EXPUNGE" => CommandBody::Expunge { uids: None },
             "SEARCH" => CommandBody::Search(self.search(false)?),
@@ -187,7 +191,7 @@ mod tests {
     #[test]
     fn garbage_never_panics() {
         let mut seed: u64 = 42;
-        let pieces: [&[u8]; 24] = [
+        let pieces: [&[u8]; 28] = [
             b"a ",
             b"UID ",
             b"FETCH ",
@@ -212,6 +216,10 @@ mod tests {
             b"~{2}\r\n",
             b"\r\n",
             b"\xff",
+            b"GETMETADATA ",
+            b"SETMETADATA ",
+            b"/shared/",
+            b"(DEPTH infinity MAXSIZE 9) ",
         ];
         for _ in 0..20_000 {
             let mut input = Vec::new();

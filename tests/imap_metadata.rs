@@ -1,0 +1,257 @@
+//! METADATA (RFC 5464) through Python's imaplib: every line a client sees when it keeps
+//! annotations on the server and on mailboxes: set, read back (a list, DEPTH, MAXSIZE
+//! with `[METADATA LONGENTRIES]`), removed with NIL, binary values as literal8, invalid
+//! entry names BAD, the limits with their response codes (`[METADATA MAXSIZE]`,
+//! `[METADATA TOOMANY]`, `[OVERQUOTA]`), and annotations that follow a mailbox through
+//! RENAME and go with it at DELETE. What Dovecot 2.3 also has is compared with it, whole
+//! sessions, in tests/imap_session_diff.rs (`metadata_annotations_answer_alike`).
+
+mod common;
+
+use common::{TestServer, labelled_line, python_client};
+
+/// imaplib with every line it reads kept, literals inline (`{n}\r\n` and their octets
+/// escaped); `run` prints a label, the untagged lines a command brought and its tagged
+/// answer without the tag.
+const PRELUDE: &str = r#"
+import imaplib, ssl, sys
+imaps, smtp_port, user, password = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+
+def escape(data):
+    return data.decode("latin-1").encode("unicode_escape").decode("ascii")
+
+class Recording(imaplib.IMAP4_SSL):
+    def _get_line(self):
+        line = super()._get_line()
+        if self.__dict__.get("in_literal"):
+            self.lines[-1] += escape(line)
+            self.in_literal = False
+        else:
+            self.__dict__.setdefault("lines", []).append(escape(line))
+        return line
+    def read(self, size):
+        data = super().read(size)
+        self.lines[-1] += "\\r\\n" + escape(data)
+        self.in_literal = True
+        return data
+
+# RFC 5464 §4.2, §4.3: commands imaplib does not know by name.
+imaplib.Commands["GETMETADATA"] = ("AUTH", "SELECTED")
+imaplib.Commands["SETMETADATA"] = ("AUTH", "SELECTED")
+
+def connect():
+    m = Recording("127.0.0.1", imaps, ssl_context=ctx)
+    m.lines = []
+    m.login(user, password)
+    return m
+
+def run(m, label, *args):
+    tag = (m.tagpre + str(m.tagnum).encode()).decode()
+    m.lines = []
+    try:
+        m._simple_command(*args)
+    except m.error:
+        pass
+    lines = [l[len(tag) + 1:] if l.startswith(tag + " ") else l for l in m.lines]
+    print(label, " | ".join(lines))
+"#;
+
+const SESSION: &str = r#"
+m = connect()
+print("capabilities", "METADATA" in m.capabilities, "METADATA-SERVER" in m.capabilities)
+# Server annotations (mailbox name ""): the administrator's /shared/comment reads NIL
+# and cannot be set; the user's own entries can, and DEPTH lists them.
+run(m, "server-comment", "GETMETADATA", '""', "/shared/comment")
+run(m, "server-set-comment", "SETMETADATA", '""', '(/shared/comment "hello")')
+run(m, "server-set", "SETMETADATA", '""', '(/private/vendor/vendor.example/theme "dark" /shared/vendor/vendor.example/motd "hi")')
+run(m, "server-depth", "GETMETADATA", "(DEPTH infinity)", '""', "(/private /shared)")
+# Mailbox annotations; names are case-insensitive and answered in lower case.
+run(m, "set", "SETMETADATA", "INBOX", '(/private/comment "My own notes" /Shared/Comment "Team inbox")')
+run(m, "get", "GETMETADATA", "inbox", "(/PRIVATE/comment /shared/comment /shared/none)")
+run(m, "set-tree", "SETMETADATA", "INBOX", '(/shared/vendor/x/a "1" /shared/vendor/x/a/b "22" /shared/vendor/x/a/b/c "333")')
+run(m, "depth-1", "GETMETADATA", "(DEPTH 1)", "INBOX", "/shared/vendor/x/a")
+run(m, "depth-infinity", "GETMETADATA", "(DEPTH infinity)", "INBOX", "/shared/vendor/x")
+run(m, "maxsize", "GETMETADATA", "(MAXSIZE 2 DEPTH infinity)", "INBOX", "/shared/vendor/x")
+# A binary value: sent as literal8 (non-synchronising), answered as literal8.
+run(m, "set-binary", "SETMETADATA", "INBOX", b"(/private/vendor/x/bin ~{4+}\r\na\x00b\xff)")
+run(m, "get-binary", "GETMETADATA", "INBOX", "/private/vendor/x/bin")
+run(m, "remove", "SETMETADATA", "INBOX", "(/private/comment NIL /private/vendor/x/bin NIL)")
+run(m, "after-remove", "GETMETADATA", "INBOX", "(/private/comment /private/vendor/x/bin)")
+# RFC 5464 §3.2: invalid entry names are BAD.
+run(m, "wildcard", "GETMETADATA", "INBOX", "/shared/comm*")
+run(m, "double-slash", "SETMETADATA", "INBOX", '(/shared//x "1")')
+run(m, "no-scope", "SETMETADATA", "INBOX", '(/public/x "1")')
+run(m, "scope-alone", "SETMETADATA", "INBOX", '(/shared "1")')
+run(m, "missing", "GETMETADATA", "Nonexistent", "/shared/comment")
+# A mailbox name that is not an atom, and one in modified UTF-7.
+m.create('"Project Notes"'); m.create("Caf&AOk-")
+run(m, "quoted-name", "SETMETADATA", '"Project Notes"', '(/shared/comment "plans")')
+run(m, "quoted-get", "GETMETADATA", '"Project Notes"', "/shared/comment")
+run(m, "utf7-set", "SETMETADATA", "Caf&AOk-", '(/private/comment "coffee")')
+run(m, "utf7-get", "GETMETADATA", "Caf&AOk-", "/private/comment")
+# RENAME keeps a mailbox's annotations; DELETE takes them with it.
+m.rename('"Project Notes"', "Archive/Plans")
+run(m, "renamed", "GETMETADATA", "Archive/Plans", "/shared/comment")
+m.delete("Archive/Plans"); m.create("Archive/Plans")
+run(m, "recreated", "GETMETADATA", "Archive/Plans", "/shared/comment")
+# Limits: a value over 64 KiB (refused before its octets are read), more than 100
+# entries on one mailbox (none of them set), more than 1 MiB for the account.
+big = b"x" * (64 * 1024 + 1)
+run(m, "too-large", "SETMETADATA", "INBOX", b"(/shared/big {%d+}\r\n" % len(big) + big + b")")
+run(m, "after-too-large", "NOOP")
+many = " ".join('/private/vendor/x/n%d "v"' % n for n in range(101))
+run(m, "too-many", "SETMETADATA", "Trash", "(%s)" % many)
+run(m, "after-too-many", "GETMETADATA", "(DEPTH infinity)", "Trash", "/private")
+large = b"y" * (64 * 1024)
+for n in range(16):
+    run(m, "large-%d" % n, "SETMETADATA", "Drafts", b"(/private/vendor/x/large%d {%d+}\r\n" % (n, len(large)) + large + b")")
+run(m, "large-sizes", "GETMETADATA", "(MAXSIZE 0 DEPTH 1)", "Drafts", "/private/vendor/x")
+# Another session hears of none of it unasked (RFC 5464 §4.4.2: optional).
+other = connect()
+other.select("INBOX")
+run(m, "set-while-selected", "SETMETADATA", "INBOX", '(/shared/comment "Changed")')
+run(other, "other-noop", "NOOP")
+run(other, "other-get", "GETMETADATA", "INBOX", "/shared/comment")
+other.logout()
+m.logout()
+"#;
+
+#[test]
+fn imaplib_keeps_server_and_mailbox_annotations() {
+    let server = TestServer::start();
+    let out = python_client(&server, &format!("{PRELUDE}{SESSION}"), &[]);
+    let line = |label: &str| labelled_line(&out, label);
+    // RFC 5464 §1: METADATA for server and mailbox annotations, not METADATA-SERVER.
+    assert_eq!(line("capabilities"), "capabilities True False");
+
+    assert_eq!(
+        line("server-comment"),
+        r#"server-comment * METADATA "" (/shared/comment NIL) | OK GETMETADATA completed"#
+    );
+    assert_eq!(
+        line("server-set-comment"),
+        "server-set-comment NO [CANNOT] Invalid entry name: the server's /shared/comment is set by the administrator"
+    );
+    assert_eq!(line("server-set"), "server-set OK SETMETADATA completed");
+    assert_eq!(
+        line("server-depth"),
+        concat!(
+            r#"server-depth * METADATA "" (/private/vendor/vendor.example/theme {4}\r\ndark "#,
+            r#"/shared/vendor/vendor.example/motd {2}\r\nhi) | OK GETMETADATA completed"#
+        )
+    );
+
+    assert_eq!(line("set"), "set OK SETMETADATA completed");
+    // A requested entry without a value is NIL (RFC 5464 §4.2); values are literals.
+    assert_eq!(
+        line("get"),
+        concat!(
+            r"get * METADATA INBOX (/private/comment {12}\r\nMy own notes ",
+            r"/shared/comment {10}\r\nTeam inbox /shared/none NIL) | OK GETMETADATA completed"
+        )
+    );
+    // §4.2.2: the entry, then what is below it up to the depth.
+    assert_eq!(
+        line("depth-1"),
+        r"depth-1 * METADATA INBOX (/shared/vendor/x/a {1}\r\n1 /shared/vendor/x/a/b {2}\r\n22) | OK GETMETADATA completed"
+    );
+    assert_eq!(
+        line("depth-infinity"),
+        concat!(
+            r"depth-infinity * METADATA INBOX (/shared/vendor/x/a {1}\r\n1 ",
+            r"/shared/vendor/x/a/b {2}\r\n22 /shared/vendor/x/a/b/c {3}\r\n333) | OK GETMETADATA completed"
+        )
+    );
+    // §4.2.1: larger values left out, the largest of them in LONGENTRIES.
+    assert_eq!(
+        line("maxsize"),
+        r"maxsize * METADATA INBOX (/shared/vendor/x/a {1}\r\n1 /shared/vendor/x/a/b {2}\r\n22) | OK [METADATA LONGENTRIES 3] GETMETADATA completed"
+    );
+    assert_eq!(line("set-binary"), "set-binary OK SETMETADATA completed");
+    assert_eq!(
+        line("get-binary"),
+        r"get-binary * METADATA INBOX (/private/vendor/x/bin ~{4}\r\na\x00b\xff) | OK GETMETADATA completed"
+    );
+    assert_eq!(line("remove"), "remove OK SETMETADATA completed");
+    assert_eq!(
+        line("after-remove"),
+        "after-remove * METADATA INBOX (/private/comment NIL /private/vendor/x/bin NIL) | OK GETMETADATA completed"
+    );
+
+    assert_eq!(
+        line("wildcard"),
+        "wildcard BAD Invalid entry name: it has * or %"
+    );
+    assert_eq!(
+        line("double-slash"),
+        "double-slash BAD Invalid entry name: it has two consecutive /"
+    );
+    assert_eq!(
+        line("no-scope"),
+        "no-scope BAD Invalid entry name: it must begin with /private or /shared"
+    );
+    assert_eq!(
+        line("scope-alone"),
+        "scope-alone NO [CANNOT] Invalid entry name: /shared is a scope, not an entry"
+    );
+    assert_eq!(line("missing"), "missing NO [NONEXISTENT] No such mailbox");
+
+    assert_eq!(line("quoted-name"), "quoted-name OK SETMETADATA completed");
+    assert_eq!(
+        line("quoted-get"),
+        r#"quoted-get * METADATA "Project Notes" (/shared/comment {5}\r\nplans) | OK GETMETADATA completed"#
+    );
+    assert_eq!(line("utf7-set"), "utf7-set OK SETMETADATA completed");
+    assert_eq!(
+        line("utf7-get"),
+        r"utf7-get * METADATA Caf&AOk- (/private/comment {6}\r\ncoffee) | OK GETMETADATA completed"
+    );
+    assert_eq!(
+        line("renamed"),
+        r"renamed * METADATA Archive/Plans (/shared/comment {5}\r\nplans) | OK GETMETADATA completed"
+    );
+    assert_eq!(
+        line("recreated"),
+        "recreated * METADATA Archive/Plans (/shared/comment NIL) | OK GETMETADATA completed"
+    );
+
+    // RFC 5464 §4.3: "[METADATA MAXSIZE NNN]" with the most a value may be.
+    assert_eq!(
+        line("too-large"),
+        "too-large NO [METADATA MAXSIZE 65536] Annotation value too large"
+    );
+    assert_eq!(line("after-too-large"), "after-too-large OK Done");
+    assert_eq!(
+        line("too-many"),
+        "too-many NO [METADATA TOOMANY] Too many annotations"
+    );
+    assert_eq!(
+        line("after-too-many"),
+        "after-too-many OK GETMETADATA completed"
+    );
+    for n in 0..15 {
+        assert_eq!(
+            line(&format!("large-{n}")),
+            format!("large-{n} OK SETMETADATA completed")
+        );
+    }
+    assert_eq!(
+        line("large-15"),
+        "large-15 NO [OVERQUOTA] The annotations of an account may take at most 1048576 octets"
+    );
+    assert_eq!(
+        line("large-sizes"),
+        "large-sizes OK [METADATA LONGENTRIES 65536] GETMETADATA completed"
+    );
+
+    assert_eq!(
+        line("set-while-selected"),
+        "set-while-selected OK SETMETADATA completed"
+    );
+    assert_eq!(line("other-noop"), "other-noop OK Done");
+    assert_eq!(
+        line("other-get"),
+        r"other-get * METADATA INBOX (/shared/comment {7}\r\nChanged) | OK GETMETADATA completed"
+    );
+}

@@ -465,7 +465,8 @@ impl Store {
     /// including `through` that no session has claimed yet, and returns the first UID
     /// of them (the claim is `first..=through`), or `None` when another session already
     /// claimed them all. Each message is claimed by exactly one session: the claim is one
-    /// write transaction, and storage commits those one after another. Nothing is
+    /// write transaction, and those of one account commit one after another (its lock,
+    /// `locks.rs`). Nothing is
     /// published: `\Recent` belongs to the claiming session, no other session hears of it.
     pub async fn claim_recent(&self, mailbox: MailboxId, through: Uid) -> Result<Option<Uid>> {
         self.writer

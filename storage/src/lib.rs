@@ -35,6 +35,11 @@ mod subject;
 mod types;
 mod writer;
 
+/// Test databases on CI's PostgreSQL, shared with the storage suite.
+#[cfg(test)]
+#[path = "../../tests/common/postgres.rs"]
+mod test_postgres;
+
 pub use accounts::{Account, Alias};
 pub use error::{Result, StoreError};
 pub use import::ImportedMessage;

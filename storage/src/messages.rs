@@ -510,6 +510,86 @@ async fn deliver_in_tx(
     Ok((delivered, changes))
 }
 
+impl PreparedDelivery {
+    /// True when [`deliver_in_one_statement`] can store it: the next UIDs of its
+    /// mailboxes, nothing to queue.
+    fn fits_one_statement(&self) -> bool {
+        self.uid.is_none()
+            && self.delivery.outbound.is_none()
+            && !self.delivery.mailboxes.is_empty()
+    }
+}
+
+/// PostgreSQL: one delivery in one round trip, which leaves nothing behind when it is
+/// refused (`letterbox_deliver`, migration postgres 0010): what `deliver_in_tx` does
+/// for a message to the next UIDs of its mailboxes and no queue.
+async fn deliver_in_one_statement(
+    conn: &mut AnyConnection,
+    prepared: &PreparedDelivery,
+) -> Result<(Delivered, Vec<Change>)> {
+    let delivery = &prepared.delivery;
+    let now = unix_now();
+    // Ids of ours, for the function's comma-separated list (the Any driver binds no arrays).
+    let mailboxes = delivery
+        .mailboxes
+        .iter()
+        .map(|m| m.0.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    let rows = sqlx::query("SELECT * FROM letterbox_deliver($1, $2, $3, $4, $5, $6, $7, $8, $9)")
+        .bind(&delivery.raw)
+        .bind(&prepared.header[..])
+        .bind(&prepared.meta)
+        .bind(&prepared.body_text)
+        .bind(prepared.sent_date)
+        .bind(now)
+        .bind(mailboxes)
+        .bind(delivery.flags.to_stored())
+        .bind(delivery.internal_date.unwrap_or(now))
+        .fetch_all(&mut *conn)
+        .await?;
+    let mut message = None;
+    let mut placed = Vec::with_capacity(rows.len());
+    let mut changes = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let outcome: String = row.try_get(0)?;
+        let mailbox = MailboxId(row.try_get(2)?);
+        match outcome.as_str() {
+            "ok" => {}
+            "no mailbox" => {
+                return Err(StoreError::NotFound {
+                    what: "mailbox",
+                    key: mailbox.to_string(),
+                });
+            }
+            "over quota" => return Err(StoreError::OverQuota),
+            // RFC 9051 §2.3.1.1: a mailbox that runs out must get a new UIDVALIDITY.
+            "uid space exhausted" => {
+                return Err(StoreError::invalid("mailbox", "UID space exhausted"));
+            }
+            other => return Err(StoreError::Corrupt(format!("letterbox_deliver: {other}"))),
+        }
+        message = Some(MessageId(row.try_get(1)?));
+        let account = AccountId(row.try_get(3)?);
+        let uid = Uid(row.try_get::<i64, _>(5)? as u32);
+        let modseq = ModSeq(row.try_get::<i64, _>(6)? as u64);
+        placed.push((mailbox, UidValidity(row.try_get::<i64, _>(4)? as u32), uid));
+        changes.push(Change {
+            account,
+            mailbox,
+            kind: ChangeKind::Appended { uid, modseq },
+        });
+    }
+    let message =
+        message.ok_or_else(|| StoreError::Corrupt("letterbox_deliver placed nothing".into()))?;
+    let delivered = Delivered {
+        message,
+        placed,
+        queued: None,
+    };
+    Ok((delivered, changes))
+}
+
 /// Stores the message's bytes and what was computed of them; returns its new id, one
 /// never used before (see `id_sequence.rs` and `cache.rs`).
 async fn insert_message(
@@ -554,65 +634,14 @@ struct NewEntry<'a> {
 }
 
 /// Places a stored message in a mailbox at the next UID: takes the UID and a new modseq,
-/// charges the account's quota and inserts the entry. PostgreSQL does it in one
-/// statement (one round trip of a delivery's two); SQLite in three.
+/// charges the account's quota and inserts the entry.
 async fn place(
     conn: &mut AnyConnection,
     entry: &NewEntry<'_>,
 ) -> Result<(AccountId, UidValidity, Uid, ModSeq)> {
-    if Backend::of_connection(conn) == Backend::Sqlite {
-        let allocated = allocate(conn, entry.mailbox, 1).await?;
-        insert_entry(conn, entry, allocated).await?;
-        return Ok(allocated);
-    }
-    // Every part runs, once, whatever the others return (PostgreSQL's data-modifying
-    // WITH); the entry is inserted only when the quota allowed it, and the caller rolls
-    // the job back when it did not.
-    let row = sqlx::query(
-        "WITH slot AS (
-             UPDATE mailboxes SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1
-             WHERE id = $1
-             RETURNING account_id, uidvalidity, uidnext - 1 AS uid, highestmodseq),
-         charged AS (
-             UPDATE accounts SET used_bytes = used_bytes + $2
-             WHERE id = (SELECT account_id FROM slot)
-               AND (quota_bytes IS NULL OR used_bytes + $2 <= quota_bytes)
-             RETURNING id),
-         entry AS (
-             INSERT INTO mailbox_messages
-                 (mailbox_id, uid, message_id, modseq, flags, internal_date, save_date)
-             SELECT $1, slot.uid, $3, slot.highestmodseq, $4, $5, $6 FROM slot, charged
-             RETURNING uid)
-         SELECT account_id, uidvalidity, uid, highestmodseq,
-                (SELECT COUNT(*) FROM charged) AS charged
-         FROM slot",
-    )
-    .bind(entry.mailbox.0)
-    .bind(entry.size)
-    .bind(entry.message.0)
-    .bind(entry.flags)
-    .bind(entry.internal_date)
-    .bind(entry.save_date)
-    .fetch_optional(&mut *conn)
-    .await?
-    .ok_or_else(|| StoreError::NotFound {
-        what: "mailbox",
-        key: entry.mailbox.to_string(),
-    })?;
-    let uid: i64 = row.try_get("uid")?;
-    // RFC 9051 §2.3.1.1: UIDs are 32-bit; a mailbox that runs out must get a new UIDVALIDITY.
-    if uid > u32::MAX as i64 - 1 {
-        return Err(StoreError::invalid("mailbox", "UID space exhausted"));
-    }
-    if row.try_get::<i64, _>("charged")? == 0 {
-        return Err(StoreError::OverQuota);
-    }
-    Ok((
-        AccountId(row.try_get("account_id")?),
-        UidValidity(row.try_get::<i64, _>("uidvalidity")? as u32),
-        Uid(uid as u32),
-        ModSeq(row.try_get::<i64, _>("highestmodseq")? as u64),
-    ))
+    let allocated = allocate(conn, entry.mailbox, 1).await?;
+    insert_entry(conn, entry, allocated).await?;
+    Ok(allocated)
 }
 
 /// Places a stored message in a mailbox at the given UID (an import; see `allocate_at`).
@@ -651,22 +680,12 @@ impl Store {
     /// queue, atomically. Returns after the commit is durable (fsynced).
     pub async fn deliver(&self, delivery: Delivery) -> Result<Delivered> {
         let started = std::time::Instant::now();
-        let prepared = Arc::new(PreparedDelivery::new(delivery).await?);
-        let in_writer = Arc::clone(&prepared);
-        // A delivery to several accounts locks them all (in order) before writing.
-        let scope = Scope::mailboxes(prepared.delivery.mailboxes.iter().copied());
+        let prepared = PreparedDelivery::new(delivery).await?;
         let delivered = self
-            .writer
-            .run(scope, move |conn| {
-                Box::pin(async move {
-                    let (delivered, changes) = deliver_in_tx(conn, &in_writer).await?;
-                    Ok(JobOutput::new(delivered, changes))
-                })
-            })
-            .await?;
-        // Committed: the first FETCH of a new message needs no query.
-        self.cache
-            .insert(delivered.message, prepared.cached.clone());
+            .deliver_prepared(vec![prepared])
+            .await?
+            .pop()
+            .ok_or_else(|| StoreError::Corrupt("a delivery placed nothing".into()))?;
         metrics::histogram!(crate::DELIVER_SECONDS).record(started.elapsed().as_secs_f64());
         metrics::counter!(crate::MESSAGES_DELIVERED).increment(delivered.placed.len() as u64);
         Ok(delivered)
@@ -694,13 +713,42 @@ impl Store {
     ) -> Result<Vec<Delivered>> {
         let prepared = Arc::new(prepared);
         let in_writer = Arc::clone(&prepared);
+        // A delivery to several accounts locks them all (in order) before writing.
         let scope = Scope::mailboxes(
             prepared
                 .iter()
                 .flat_map(|one| one.delivery.mailboxes.iter().copied()),
         );
-        let delivered: Vec<Delivered> = self
-            .writer
+        let delivered: Vec<Delivered> = if let [one] = prepared.as_slice()
+            && self.backend == Backend::Postgres
+            && one.fits_one_statement()
+        {
+            self.writer
+                .run_self_undoing(scope, move |conn| {
+                    Box::pin(async move {
+                        let one = in_writer.first().ok_or(StoreError::WriterStopped)?;
+                        let (delivered, changes) = deliver_in_one_statement(conn, one).await?;
+                        Ok(JobOutput::new(vec![delivered], changes))
+                    })
+                })
+                .await?
+        } else {
+            self.deliver_with_savepoint(scope, in_writer).await?
+        };
+        // Committed: the first FETCH of a new message needs no query.
+        for (one, stored) in prepared.iter().zip(&delivered) {
+            self.cache.insert(stored.message, one.cached.clone());
+        }
+        Ok(delivered)
+    }
+
+    /// The deliveries, one after the other in one writer job.
+    async fn deliver_with_savepoint(
+        &self,
+        scope: Scope,
+        in_writer: Arc<Vec<PreparedDelivery>>,
+    ) -> Result<Vec<Delivered>> {
+        self.writer
             .run(scope, move |conn| {
                 Box::pin(async move {
                     let mut delivered = Vec::with_capacity(in_writer.len());
@@ -713,11 +761,7 @@ impl Store {
                     Ok(JobOutput::new(delivered, changes))
                 })
             })
-            .await?;
-        for (one, stored) in prepared.iter().zip(&delivered) {
-            self.cache.insert(stored.message, one.cached.clone());
-        }
-        Ok(delivered)
+            .await
     }
 
     /// RFC 9051 §6.4.7 COPY; returns (source UID, new UID) pairs for COPYUID.

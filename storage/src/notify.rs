@@ -497,6 +497,31 @@ mod tests {
     }
 
     #[test]
+    fn the_notifier_gathers_each_mailbox_once_and_every_mailbox_covers_all() {
+        let mut everything = false;
+        let mut mailboxes = BTreeSet::new();
+        gather(
+            Told::Mailboxes(vec![(1, 2), (1, 3)]),
+            &mut everything,
+            &mut mailboxes,
+        );
+        gather(
+            Told::Mailboxes(vec![(1, 2)]),
+            &mut everything,
+            &mut mailboxes,
+        );
+        assert!(!everything);
+        assert_eq!(notify_payloads(9, &mailboxes), ["9 1:2 1:3"]);
+        gather(Told::Everything, &mut everything, &mut mailboxes);
+        gather(
+            Told::Mailboxes(vec![(4, 5)]),
+            &mut everything,
+            &mut mailboxes,
+        );
+        assert!(everything && mailboxes.is_empty());
+    }
+
+    #[test]
     fn a_node_ignores_its_own_payloads_and_garbage() {
         let payload = &notify_payloads(42, &BTreeSet::from([(3, 9)]))[0];
         assert!(changes_from_other_node(payload, 42).is_empty());

@@ -91,9 +91,31 @@ impl<T> JobOutput<T> {
     }
 }
 
+/// How a job that fails leaves the transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Undo {
+    /// It may have written before failing: it runs after a savepoint, rolled back to.
+    Savepoint,
+    /// It leaves nothing behind when it refuses (one statement that undoes itself, like
+    /// migration postgres 0010's `letterbox_deliver`): no savepoint, no round trip. Only
+    /// a database error may have broken the transaction, and then the batch fails.
+    ByItself,
+}
+
+/// What running a job did.
+enum Ran {
+    Done(Vec<Change>),
+    /// `database_error`: the job failed on a statement, which may have aborted the
+    /// transaction (PostgreSQL); otherwise it refused (over quota, not found...).
+    Failed {
+        database_error: bool,
+    },
+}
+
 trait ErasedJob: Send {
-    /// Runs the job; returns the changes on success (the result is kept inside).
-    fn run<'c>(&'c mut self, conn: &'c mut AnyConnection) -> BoxFuture<'c, Option<Vec<Change>>>;
+    /// Runs the job; the result is kept inside.
+    fn run<'c>(&'c mut self, conn: &'c mut AnyConnection) -> BoxFuture<'c, Ran>;
+    fn undo(&self) -> Undo;
     /// Answers the caller: `Ok` when the batch committed.
     fn finish(self: Box<Self>, committed: Result<(), String>);
 }
@@ -103,25 +125,35 @@ type JobFn<T> =
 
 struct TypedJob<T> {
     work: Option<JobFn<T>>,
+    undo: Undo,
     outcome: Option<Result<T>>,
     reply: oneshot::Sender<Result<T>>,
 }
 
 impl<T: Send + 'static> ErasedJob for TypedJob<T> {
-    fn run<'c>(&'c mut self, conn: &'c mut AnyConnection) -> BoxFuture<'c, Option<Vec<Change>>> {
+    fn run<'c>(&'c mut self, conn: &'c mut AnyConnection) -> BoxFuture<'c, Ran> {
         Box::pin(async move {
-            let work = self.work.take()?;
+            let Some(work) = self.work.take() else {
+                return Ran::Failed {
+                    database_error: false,
+                };
+            };
             match work(conn).await {
                 Ok(output) => {
                     self.outcome = Some(Ok(output.value));
-                    Some(output.changes)
+                    Ran::Done(output.changes)
                 }
                 Err(error) => {
+                    let database_error = matches!(error, StoreError::Database(_));
                     self.outcome = Some(Err(error));
-                    None
+                    Ran::Failed { database_error }
                 }
             }
         })
+    }
+
+    fn undo(&self) -> Undo {
+        self.undo
     }
 
     fn finish(self: Box<Self>, committed: Result<(), String>) {
@@ -223,8 +255,31 @@ impl Writer {
     }
 
     /// Runs `work` in a writer's transaction holding the locks of `scope` (PostgreSQL)
-    /// and waits until it is durable.
+    /// and waits until it is durable. If it fails, what it wrote is rolled back.
     pub async fn run<T, F>(&self, scope: Scope, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, Result<JobOutput<T>>>
+            + Send
+            + 'static,
+    {
+        self.queue(scope, Undo::Savepoint, work).await
+    }
+
+    /// [`Writer::run`] for work that leaves nothing behind when it returns an error
+    /// other than [`StoreError::Database`]: it runs without a savepoint (two round trips
+    /// fewer on PostgreSQL). A database error fails the whole batch.
+    pub async fn run_self_undoing<T, F>(&self, scope: Scope, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, Result<JobOutput<T>>>
+            + Send
+            + 'static,
+    {
+        self.queue(scope, Undo::ByItself, work).await
+    }
+
+    async fn queue<T, F>(&self, scope: Scope, undo: Undo, work: F) -> Result<T>
     where
         T: Send + 'static,
         F: for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, Result<JobOutput<T>>>
@@ -239,6 +294,7 @@ impl Writer {
         let (reply, answer) = oneshot::channel();
         let job = TypedJob {
             work: Some(Box::new(work)),
+            undo,
             outcome: None,
             reply,
         };
@@ -367,8 +423,16 @@ async fn commit_batch(
         // The locks in the first round trip (see `locks.rs`).
         Backend::Postgres => postgres_begin(keys),
     };
-    if !alone {
+    // Where the savepoint `job` is: the state after the last job that succeeded (Fresh),
+    // or before it (Stale). A job that needs one runs after a fresh one.
+    let mut savepoint = None;
+    if !alone
+        && batch
+            .first()
+            .is_some_and(|q| q.job.undo() == Undo::Savepoint)
+    {
         begin_sql.push_str("; SAVEPOINT job");
+        savepoint = Some(Savepoint::Fresh);
     }
     if database.conn.execute(begin_sql.as_str()).await.is_err() {
         // No job has run yet, so the batch can start over: on a connection that broke
@@ -381,40 +445,76 @@ async fn commit_batch(
         }
     }
     let conn = &mut database.conn;
-    if let [queued] = batch
-        && alone
-    {
+    if alone && let Some(queued) = batch.first_mut() {
         return match queued.job.run(conn).await {
-            Some(changes) => {
+            Ran::Done(changes) => {
                 published.extend(changes);
                 commit(conn, published).await
             }
-            None => {
+            Ran::Failed { .. } => {
                 let _ = conn.execute("ROLLBACK").await;
                 // Nothing to commit; the job's own error is its answer (TypedJob::finish).
                 (Ok(()), Vec::new())
             }
         };
     }
-    let jobs = batch.len();
-    for (n, queued) in batch.iter_mut().enumerate() {
-        // Each job runs after the savepoint `job`, set after the last job that succeeded;
-        // one round trip between two jobs. ROLLBACK TO keeps the savepoint.
-        let boundary = match queued.job.run(conn).await {
-            Some(changes) => {
-                published.extend(changes);
-                (n + 1 < jobs).then_some("RELEASE job; SAVEPOINT job")
+    for queued in batch.iter_mut() {
+        let undo = queued.job.undo();
+        if undo == Undo::Savepoint && savepoint != Some(Savepoint::Fresh) {
+            let set = match savepoint {
+                Some(_) => "RELEASE job; SAVEPOINT job",
+                None => "SAVEPOINT job",
+            };
+            if let Err(error) = conn.execute(set).await {
+                let _ = conn.execute("ROLLBACK").await;
+                return (Err(error.to_string()), Vec::new());
             }
-            None => Some("ROLLBACK TO job"),
+            savepoint = Some(Savepoint::Fresh);
+        }
+        let undone = match (queued.job.run(conn).await, undo) {
+            (Ran::Done(changes), _) => {
+                published.extend(changes);
+                if savepoint.is_some() {
+                    savepoint = Some(Savepoint::Stale);
+                }
+                Ok(())
+            }
+            // ROLLBACK TO keeps the savepoint, fresh again.
+            (Ran::Failed { .. }, Undo::Savepoint) => {
+                conn.execute("ROLLBACK TO job").await.map(drop)
+            }
+            (
+                Ran::Failed {
+                    database_error: false,
+                },
+                Undo::ByItself,
+            ) => Ok(()),
+            (
+                Ran::Failed {
+                    database_error: true,
+                },
+                Undo::ByItself,
+            ) => {
+                let _ = conn.execute("ROLLBACK").await;
+                return (
+                    Err("a job's statement failed the batch's transaction".to_owned()),
+                    Vec::new(),
+                );
+            }
         };
-        if let Some(boundary) = boundary
-            && let Err(error) = conn.execute(boundary).await
-        {
+        if let Err(error) = undone {
             let _ = conn.execute("ROLLBACK").await;
             return (Err(error.to_string()), Vec::new());
         }
     }
     commit(conn, published).await
+}
+
+/// See `commit_batch`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Savepoint {
+    Fresh,
+    Stale,
 }
 
 async fn commit(
@@ -453,5 +553,146 @@ mod tests {
         assert_eq!(lane_of(&keys(&[], true), 4), 0);
         assert_eq!(lane_of(&keys(&[], false), 4), 0);
         assert_eq!(lane_of(&keys(&[7], false), 1), 0);
+    }
+
+    type Answer = oneshot::Receiver<Result<i64>>;
+
+    /// A job that inserts `n` into `t` (unless `n` is 0), then fails as `fail` says.
+    fn job(undo: Undo, n: i64, fail: Option<&'static str>) -> (Queued, Answer) {
+        let (reply, answer) = oneshot::channel();
+        let work: JobFn<i64> = Box::new(move |conn: &mut AnyConnection| {
+            Box::pin(async move {
+                if n != 0 {
+                    sqlx::query("INSERT INTO t (n) VALUES ($1)")
+                        .bind(n)
+                        .execute(&mut *conn)
+                        .await?;
+                }
+                match fail {
+                    None => Ok(JobOutput::new(n, Vec::new())),
+                    Some("refuse") => Err(StoreError::OverQuota),
+                    Some(statement) => {
+                        sqlx::query(statement).execute(&mut *conn).await?;
+                        Ok(JobOutput::new(n, Vec::new()))
+                    }
+                }
+            }) as BoxFuture<'_, Result<JobOutput<i64>>>
+        });
+        let queued = Queued {
+            job: Box::new(TypedJob {
+                work: Some(work),
+                undo,
+                outcome: None,
+                reply,
+            }),
+            keys: BTreeSet::new(),
+        };
+        (queued, answer)
+    }
+
+    /// Runs `jobs` as one batch; returns the answers and what `t` holds after.
+    async fn batch(
+        database: &mut Database,
+        jobs: Vec<(Queued, Answer)>,
+    ) -> (Vec<Result<i64>>, Vec<i64>) {
+        let (mut batch, answers): (Vec<_>, Vec<_>) = jobs.into_iter().unzip();
+        let (committed, _) = commit_batch(database, &mut batch, &BTreeSet::new()).await;
+        for queued in batch {
+            queued.job.finish(committed.clone());
+        }
+        let mut results = Vec::new();
+        for answer in answers {
+            results.push(answer.await.expect("answered"));
+        }
+        let held = sqlx::query_scalar("SELECT n FROM t ORDER BY n")
+            .fetch_all(&mut database.conn)
+            .await
+            .expect("read");
+        (results, held)
+    }
+
+    /// Jobs that fail leave nothing behind and the others commit, whether a job undoes
+    /// itself or is rolled back to its savepoint; a database error in a job that undoes
+    /// itself fails its whole batch.
+    async fn a_batch_keeps_each_job_all_or_nothing(url: &str, backend: Backend) {
+        let connect: AnyConnectOptions = url.parse().expect("url");
+        let mut conn = AnyConnection::connect_with(&connect)
+            .await
+            .expect("connect");
+        conn.execute("CREATE TABLE t (n BIGINT NOT NULL)")
+            .await
+            .expect("table");
+        let mut database = Database {
+            conn,
+            connect,
+            backend,
+        };
+        let bad = "INSERT INTO no_such_table VALUES (1)";
+        let (results, held) = batch(
+            &mut database,
+            vec![
+                job(Undo::ByItself, 0, Some("refuse")),
+                job(Undo::Savepoint, 1, None),
+                job(Undo::ByItself, 0, Some("refuse")),
+                job(Undo::Savepoint, 3, Some("refuse")),
+                job(Undo::ByItself, 4, None),
+                job(Undo::Savepoint, 5, None),
+                job(Undo::Savepoint, 6, Some(bad)),
+                job(Undo::ByItself, 7, None),
+                job(Undo::Savepoint, 8, None),
+            ],
+        )
+        .await;
+        let outcomes: Vec<Option<i64>> = results.iter().map(|r| r.as_ref().ok().copied()).collect();
+        assert_eq!(
+            outcomes,
+            [
+                None,
+                Some(1),
+                None,
+                None,
+                Some(4),
+                Some(5),
+                None,
+                Some(7),
+                Some(8)
+            ]
+        );
+        assert!(matches!(results[3], Err(StoreError::OverQuota)));
+        assert!(matches!(results[6], Err(StoreError::Database(_))));
+        assert_eq!(held, [1, 4, 5, 7, 8]);
+
+        let (results, held) = batch(
+            &mut database,
+            vec![
+                job(Undo::Savepoint, 10, None),
+                job(Undo::ByItself, 11, Some(bad)),
+                job(Undo::ByItself, 12, None),
+            ],
+        )
+        .await;
+        assert!(matches!(results[0], Err(StoreError::CommitFailed(_))));
+        assert!(matches!(results[1], Err(StoreError::Database(_))));
+        // Never ran: the batch had failed.
+        assert!(matches!(results[2], Err(StoreError::CommitFailed(_))));
+        assert_eq!(held, [1, 4, 5, 7, 8]);
+    }
+
+    #[tokio::test]
+    async fn a_batch_keeps_each_job_all_or_nothing_on_sqlite() {
+        sqlx::any::install_default_drivers();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("w.sqlite").display()
+        );
+        a_batch_keeps_each_job_all_or_nothing(&url, Backend::Sqlite).await;
+    }
+
+    #[tokio::test]
+    async fn a_batch_keeps_each_job_all_or_nothing_on_postgres() {
+        sqlx::any::install_default_drivers();
+        let database = crate::test_postgres::PostgresDatabase::create().await;
+        a_batch_keeps_each_job_all_or_nothing(&database.url, Backend::Postgres).await;
     }
 }

@@ -1715,6 +1715,74 @@ async fn two_nodes_deliver_to_two_accounts_while_one_accounts_transaction_is_hel
     );
 }
 
+/// PostgreSQL: deliveries queued behind a held transaction of their account commit
+/// together; those the quota refuses leave nothing (no message row, no UID, no usage)
+/// and the others are stored, at UIDs that follow each other.
+#[tokio::test]
+async fn refused_deliveries_in_one_commit_leave_nothing_behind() {
+    let f = fixture(Backend::Postgres).await;
+    let inbox = mailbox(&f.store, f.account, "INBOX").await.id;
+    let size = message(10).len() as i64;
+    f.store
+        .set_quota("alice@example.org", Some(3 * size + size / 2))
+        .await
+        .expect("quota");
+    let mut holder = f.place.second_connection(Backend::Postgres).await;
+    let mut observer = f.place.second_connection(Backend::Postgres).await;
+    sqlx::query("BEGIN")
+        .execute(&mut holder)
+        .await
+        .expect("begin");
+    sqlx::query("SELECT id FROM mailboxes WHERE id = $1 FOR UPDATE")
+        .bind(inbox.0)
+        .execute(&mut holder)
+        .await
+        .expect("hold the INBOX");
+    let mut tasks = Vec::new();
+    for n in 10..16 {
+        let store = f.store.clone();
+        tasks.push(tokio::spawn(async move {
+            store
+                .deliver(Delivery {
+                    raw: message(n),
+                    mailboxes: vec![inbox],
+                    ..Delivery::default()
+                })
+                .await
+        }));
+        if n == 10 {
+            // The first holds the account; the others queue behind it.
+            sessions_waiting(&mut observer, "transactionid", 1).await;
+        }
+    }
+    sessions_waiting(&mut observer, "transactionid", 1).await;
+    sqlx::query("ROLLBACK")
+        .execute(&mut holder)
+        .await
+        .expect("release");
+    let mut stored = 0;
+    for task in tasks {
+        match tokio::time::timeout(EVENT_TIMEOUT, task)
+            .await
+            .expect("a delivery never ended")
+            .expect("task")
+        {
+            Ok(_) => stored += 1,
+            Err(StoreError::OverQuota) => {}
+            Err(error) => panic!("{error}"),
+        }
+    }
+    assert_eq!(stored, 3);
+    assert_eq!(f.store.stored_message_count().await.expect("count"), 3);
+    let entries = f.store.mailbox_entries(inbox).await.expect("entries");
+    assert_eq!(
+        entries.iter().map(|e| e.uid).collect::<Vec<_>>(),
+        [Uid(1), Uid(2), Uid(3)]
+    );
+    let account = f.store.account(f.account).await.expect("account");
+    assert_eq!(account.used_bytes, 3 * size);
+}
+
 /// Two nodes write to three accounts at once: deliveries to two accounts at a time (in
 /// both orders, locked in one), then every account emptied at once while the messages
 /// are shared between them. Nothing deadlocks, each mailbox's UIDs are distinct and

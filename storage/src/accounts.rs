@@ -1,6 +1,7 @@
 //! Domains, accounts, aliases and address resolution.
 
 use crate::error::{Result, StoreError};
+use crate::locks::Scope;
 use crate::password::{hash_password, verify_password};
 use crate::types::{AccountId, DEFAULT_MAILBOXES, Secret};
 use crate::writer::JobOutput;
@@ -77,7 +78,7 @@ impl Store {
     pub async fn add_domain(&self, name: &str) -> Result<()> {
         let name = normalise_domain(name)?;
         self.writer
-            .run(move |conn| {
+            .run(Scope::directory(), move |conn| {
                 Box::pin(async move {
                     let inserted = sqlx::query(
                         "INSERT INTO domains (name) VALUES ($1) ON CONFLICT DO NOTHING",
@@ -104,7 +105,7 @@ impl Store {
     pub async fn remove_domain(&self, name: &str) -> Result<()> {
         let name = normalise_domain(name)?;
         self.writer
-            .run(move |conn| {
+            .run(Scope::directory(), move |conn| {
                 Box::pin(async move {
                     // lower(): LIKE ignores ASCII case on SQLite only.
                     sqlx::query("DELETE FROM aliases WHERE lower(address) LIKE $1 ESCAPE '\\'")
@@ -146,7 +147,7 @@ impl Store {
         let email = format!("{local}@{domain}");
         let hash = hash_password(password.clone()).await?;
         self.writer
-            .run(move |conn| {
+            .run(Scope::directory(), move |conn| {
                 Box::pin(async move {
                     let domain_id: Option<i64> = sqlx::query_scalar("SELECT id FROM domains WHERE name = $1")
                         .bind(&domain)
@@ -188,7 +189,7 @@ impl Store {
         let email = email.trim().to_owned();
         let hash = hash_password(password.clone()).await?;
         self.writer
-            .run(move |conn| {
+            .run(Scope::directory(), move |conn| {
                 Box::pin(async move {
                     let updated = sqlx::query(
                         "UPDATE accounts SET password_hash = $1 WHERE lower(email) = lower($2)",
@@ -212,7 +213,7 @@ impl Store {
     pub async fn set_quota(&self, email: &str, quota_bytes: Option<i64>) -> Result<()> {
         let email = email.trim().to_owned();
         self.writer
-            .run(move |conn| {
+            .run(Scope::directory(), move |conn| {
                 Box::pin(async move {
                     let updated = sqlx::query(
                         "UPDATE accounts SET quota_bytes = $1 WHERE lower(email) = lower($2)",
@@ -296,7 +297,7 @@ impl Store {
         let address = format!("{local}@{domain}");
         let target = target.trim().to_owned();
         self.writer
-            .run(move |conn| {
+            .run(Scope::directory(), move |conn| {
                 Box::pin(async move {
                     let domain_known: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM domains WHERE name = $1")
                         .bind(&domain)
@@ -371,7 +372,7 @@ impl Store {
     ) -> Result<()> {
         let address = address.trim().to_owned();
         self.writer
-            .run(move |conn| {
+            .run(Scope::directory(), move |conn| {
                 Box::pin(async move {
                     let removed = sqlx::query(delete)
                         .bind(&address)

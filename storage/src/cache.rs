@@ -7,9 +7,9 @@
 //! - a `messages` row never changes once written (its meta and header are computed at
 //!   delivery), and
 //! - a message id is never given to another message: ids come from `id_sequences`
-//!   (migration 0003), which only grows, even when the newest message is deleted by this
-//!   process or by another one (the admin CLI, another node on PostgreSQL, whose schema
-//!   has the same table).
+//!   (SQLite migration 0003) or a sequence (PostgreSQL migration 0010), which only grow,
+//!   even when the newest message is deleted by this process or by another one (the
+//!   admin CLI, another node on PostgreSQL); see `id_sequence.rs`.
 //!
 //! So an entry may outlive its row, but it can never describe another message. The lock
 //! is held only to look up or insert, never across an await.

@@ -1,20 +1,24 @@
-//! Ids that are never handed out twice, from the `id_sequences` table.
+//! Ids that are never handed out twice: from the `id_sequences` table (SQLite) or from
+//! sequences (PostgreSQL, migration 0010).
 //!
-//! Invariant: an id taken here is larger than every id the table ever held, so a
-//! deleted row's id never comes back. SQLite's `INTEGER PRIMARY KEY` without
-//! AUTOINCREMENT gives the largest id plus one, which a DELETE of the largest row makes
-//! free again; RFC 8474 §4.1 (MAILBOXID) and the message cache (`cache.rs`) need ids that
-//! name one object for ever.
+//! Invariant: an id taken here is larger than every id its table ever held, so a deleted
+//! row's id never comes back. SQLite's `INTEGER PRIMARY KEY` without AUTOINCREMENT gives
+//! the largest id plus one, which a DELETE of the largest row makes free again; RFC 8474
+//! §4.1 (MAILBOXID) and the message cache (`cache.rs`) need ids that name one object for
+//! ever. A PostgreSQL sequence never goes back, and writers of different accounts take
+//! ids from it at once without waiting on each other (an `id_sequences` row would make
+//! them queue; see `locks.rs`).
 
+use crate::Backend;
 use crate::error::{Result, StoreError};
 use sqlx::AnyConnection;
 
 /// A table whose ids come from `id_sequences` (its row there has the table's name).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum IdSequence {
-    /// Migrations sqlite 0003, postgres 0001.
+    /// Migrations sqlite 0003, postgres 0001 and 0010.
     Messages,
-    /// Migrations sqlite 0011, postgres 0006.
+    /// Migrations sqlite 0011, postgres 0006 and 0010.
     Mailboxes,
 }
 
@@ -27,18 +31,23 @@ impl IdSequence {
     }
 }
 
-/// An id never used before in `sequence`'s table: one more than both the last one
-/// handed out and the largest in the table, so a row written without the sequence
-/// cannot collide either. Inside a writer job: the UPDATE holds the row until commit.
+/// An id never used before in `sequence`'s table. SQLite: one more than both the last
+/// one handed out and the largest in the table, so a row written without the sequence
+/// cannot collide either; inside a writer job, the UPDATE holds the row until commit.
+/// PostgreSQL: the next value of the table's sequence.
 pub(crate) async fn next_id(conn: &mut AnyConnection, sequence: IdSequence) -> Result<i64> {
     let table = sequence.table();
-    sqlx::query_scalar(&format!(
-        "UPDATE id_sequences
-         SET last_id = (SELECT CASE WHEN COALESCE(MAX(id), 0) > last_id THEN MAX(id) ELSE last_id END
-                        FROM {table}) + 1
-         WHERE name = '{table}' RETURNING last_id"
-    ))
-    .fetch_optional(&mut *conn)
-    .await?
-    .ok_or_else(|| StoreError::Corrupt(format!("no id sequence for {table}")))
+    let sql = match Backend::of_connection(conn) {
+        Backend::Postgres => format!("SELECT nextval('{table}_id_seq')"),
+        Backend::Sqlite => format!(
+            "UPDATE id_sequences
+             SET last_id = (SELECT CASE WHEN COALESCE(MAX(id), 0) > last_id THEN MAX(id) ELSE last_id END
+                            FROM {table}) + 1
+             WHERE name = '{table}' RETURNING last_id"
+        ),
+    };
+    sqlx::query_scalar(&sql)
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or_else(|| StoreError::Corrupt(format!("no id sequence for {table}")))
 }

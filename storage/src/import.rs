@@ -15,6 +15,7 @@
 //!   [`ChangeKind::MailboxChanged`].
 
 use crate::error::{Result, StoreError};
+use crate::locks::Scope;
 use crate::mailboxes::mailbox_in_tx;
 use crate::messages::PreparedDelivery;
 use crate::notify::{Change, ChangeKind};
@@ -51,7 +52,7 @@ impl Store {
             return Err(StoreError::invalid("uidvalidity", "0 is not a UIDVALIDITY"));
         }
         self.writer
-            .run(move |conn| {
+            .run(Scope::mailboxes([mailbox]), move |conn| {
                 Box::pin(async move {
                     let current = mailbox_in_tx(conn, mailbox).await?;
                     if current.uid_validity == uid_validity {
@@ -129,7 +130,7 @@ impl Store {
     /// message changed, and STATUS reads UIDNEXT afresh.
     pub async fn raise_uid_next(&self, mailbox: MailboxId, uid_next: Uid) -> Result<()> {
         self.writer
-            .run(move |conn| {
+            .run(Scope::mailboxes([mailbox]), move |conn| {
                 Box::pin(async move {
                     // Checks that the mailbox exists.
                     mailbox_in_tx(conn, mailbox).await?;

@@ -1,15 +1,17 @@
 //! Mailbox storage for letterbox: the only way to read or change mail state.
 //!
-//! Every change runs through one writer task (see [`writer`]) that commits in groups and
-//! then publishes [`Change`]s in commit order. Reads go to a pool of connections that
-//! see every committed change (SQLite WAL). The front ends (SMTP, IMAP) use this crate's
-//! public API only.
+//! Every change runs through a writer task (see [`writer`]) that commits in groups and
+//! then publishes [`Change`]s. Reads go to a pool of connections that see every
+//! committed change (SQLite WAL). The front ends (SMTP, IMAP) use this crate's public
+//! API only.
 //!
 //! Backends: SQLite (the embedded default) and PostgreSQL (several nodes may share one),
 //! both through sqlx's `Any` driver with one set of statements (placeholders `$N`, which
-//! both accept) and migrations per backend. On PostgreSQL every write transaction of
-//! every node takes one advisory lock (see [`writer`]), so UIDs and MODSEQs are handed
-//! out and committed in one order across nodes, as on SQLite.
+//! both accept) and migrations per backend. SQLite has one writer per process. On
+//! PostgreSQL each node has several writers, and every write transaction locks the
+//! accounts it changes (see [`locks`]): writes to different accounts run side by side on
+//! every node, while UIDs and MODSEQs of a mailbox are handed out and committed in one
+//! order across nodes, as on SQLite.
 #![forbid(unsafe_code)]
 
 mod accounts;
@@ -17,6 +19,7 @@ mod cache;
 mod error;
 mod id_sequence;
 mod import;
+mod locks;
 mod mailboxes;
 mod message_reads;
 mod messages;
@@ -32,6 +35,11 @@ mod sieve;
 mod subject;
 mod types;
 mod writer;
+
+/// Test databases on CI's PostgreSQL, shared with the storage suite.
+#[cfg(test)]
+#[path = "../../tests/common/postgres.rs"]
+mod test_postgres;
 
 pub use accounts::{Account, Alias};
 pub use error::{Result, StoreError};
@@ -73,7 +81,8 @@ const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Readers: enough for IMAP sessions to read in parallel on a small machine.
 const SQLITE_READ_CONNECTIONS: u32 = 8;
 /// Readers per node on PostgreSQL: each is a server process there, so several nodes
-/// together stay well under its default `max_connections` of 100.
+/// together (with their writers, listener and notifier) stay well under its default
+/// `max_connections` of 100.
 const POSTGRES_READ_CONNECTIONS: u32 = 16;
 
 /// Counter: messages placed in a mailbox by [`Store::deliver`] and [`Store::deliver_all`]
@@ -166,22 +175,35 @@ impl Store {
                     })
                     .connect_with(options.clone())
                     .await?;
-                let writer = Writer::start(write_conn, options, backend, node, changes.clone());
+                let writer = Writer::start_sqlite(write_conn, options, changes.clone());
                 (reader, writer)
             }
             Backend::Postgres => {
                 let options = AnyConnectOptions::from_str(url)?.disable_statement_logging();
-                let mut write_conn = AnyConnection::connect_with(&options).await?;
+                let mut first = AnyConnection::connect_with(&options).await?;
                 // sqlx holds an advisory lock while migrating: nodes starting together
                 // migrate once.
-                POSTGRES_MIGRATIONS.run(&mut write_conn).await?;
-                writer::configure_writer_connection(&mut write_conn, backend).await?;
+                POSTGRES_MIGRATIONS.run(&mut first).await?;
+                let mut write_conns = vec![first];
+                while write_conns.len() < writer::POSTGRES_WRITE_CONNECTIONS {
+                    write_conns.push(AnyConnection::connect_with(&options).await?);
+                }
+                for conn in &mut write_conns {
+                    writer::configure_writer_connection(conn, backend).await?;
+                }
                 let reader = AnyPoolOptions::new()
                     .max_connections(POSTGRES_READ_CONNECTIONS)
                     .connect_with(options.clone())
                     .await?;
                 notify::listen_to_other_nodes(url, node, Arc::downgrade(&changes)).await?;
-                let writer = Writer::start(write_conn, options, backend, node, changes.clone());
+                let notifier = notify::Notifier::start(options.clone(), node);
+                let writer = Writer::start_postgres(
+                    write_conns,
+                    options,
+                    changes.clone(),
+                    notifier,
+                    reader.clone(),
+                );
                 (reader, writer)
             }
         };

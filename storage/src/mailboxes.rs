@@ -3,6 +3,7 @@
 
 use crate::error::{Result, StoreError};
 use crate::id_sequence::{IdSequence, next_id};
+use crate::locks::Scope;
 use crate::notify::{Change, ChangeKind};
 use crate::types::{AccountId, MAILBOX_DELIMITER, MailboxId, ModSeq, SpecialUse, Uid, UidValidity};
 use crate::writer::JobOutput;
@@ -287,7 +288,7 @@ impl Store {
     ) -> Result<MailboxId> {
         let name = normalise_mailbox_name(name)?;
         self.writer
-            .run(move |conn| {
+            .run(Scope::account(account), move |conn| {
                 Box::pin(async move {
                     let mut changes = Vec::new();
                     let levels: Vec<&str> = name.split(MAILBOX_DELIMITER).collect();
@@ -317,7 +318,7 @@ impl Store {
     /// INBOX cannot be deleted.
     pub async fn delete_mailbox(&self, id: MailboxId) -> Result<()> {
         self.writer
-            .run(move |conn| {
+            .run(Scope::mailboxes([id]), move |conn| {
                 Box::pin(async move {
                     let mailbox = mailbox_in_tx(conn, id).await?;
                     if mailbox.name == "INBOX" {
@@ -355,7 +356,7 @@ impl Store {
     pub async fn rename_mailbox(&self, id: MailboxId, new_name: &str) -> Result<()> {
         let new_name = normalise_mailbox_name(new_name)?;
         self.writer
-            .run(move |conn| {
+            .run(Scope::mailboxes([id]), move |conn| {
                 Box::pin(async move {
                     let mailbox = mailbox_in_tx(conn, id).await?;
                     let account = mailbox.account;
@@ -439,7 +440,7 @@ impl Store {
     ) -> Result<()> {
         let name = normalise_mailbox_name(name)?;
         self.writer
-            .run(move |conn| {
+            .run(Scope::account(account), move |conn| {
                 Box::pin(async move {
                     subscribe_in_tx(conn, account, &name, subscribed).await?;
                     Ok(JobOutput::new((), Vec::new()))
@@ -464,11 +465,12 @@ impl Store {
     /// including `through` that no session has claimed yet, and returns the first UID
     /// of them (the claim is `first..=through`), or `None` when another session already
     /// claimed them all. Each message is claimed by exactly one session: the claim is one
-    /// write transaction, and storage commits those one after another. Nothing is
+    /// write transaction, and those of one account commit one after another (its lock,
+    /// `locks.rs`). Nothing is
     /// published: `\Recent` belongs to the claiming session, no other session hears of it.
     pub async fn claim_recent(&self, mailbox: MailboxId, through: Uid) -> Result<Option<Uid>> {
         self.writer
-            .run(move |conn| {
+            .run(Scope::mailboxes([mailbox]), move |conn| {
                 Box::pin(async move {
                     let first: Option<i64> =
                         sqlx::query_scalar("SELECT first_recent_uid FROM mailboxes WHERE id = $1")

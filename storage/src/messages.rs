@@ -6,6 +6,7 @@
 use crate::cache::CachedMessage;
 use crate::error::{Result, StoreError};
 use crate::id_sequence::{IdSequence, next_id};
+use crate::locks::Scope;
 use crate::mailboxes::mailbox_in_tx;
 use crate::mime::{MessageMeta, analyse, top_header, unfolded_fields};
 use crate::notify::{Change, ChangeKind};
@@ -323,6 +324,22 @@ async fn expunge_in_tx(
     let mut freed = 0;
     let mut changes = Vec::with_capacity(entries.len());
     for entry in &entries {
+        freed += entry.size;
+        changes.push(Change {
+            account,
+            mailbox,
+            kind: ChangeKind::Expunged {
+                uid: entry.uid,
+                modseq,
+            },
+        });
+    }
+    // In message order: the trigger that drops a message with its last entry locks the
+    // message's row (migration postgres 0010), and another account's expunge of the same
+    // messages locks them in the same order, so the two cannot deadlock.
+    let mut by_message: Vec<&SourceEntry> = entries.iter().collect();
+    by_message.sort_by_key(|entry| entry.message);
+    for entry in by_message {
         sqlx::query("DELETE FROM mailbox_messages WHERE mailbox_id = $1 AND uid = $2")
             .bind(mailbox.0)
             .bind(entry.uid.0 as i64)
@@ -337,15 +354,6 @@ async fn expunge_in_tx(
         .bind(modseq.0 as i64)
         .execute(&mut *conn)
         .await?;
-        freed += entry.size;
-        changes.push(Change {
-            account,
-            mailbox,
-            kind: ChangeKind::Expunged {
-                uid: entry.uid,
-                modseq,
-            },
-        });
     }
     sqlx::query("UPDATE accounts SET used_bytes = CASE WHEN used_bytes > $1 THEN used_bytes - $1 ELSE 0 END WHERE id = $2")
         .bind(freed)
@@ -463,43 +471,26 @@ async fn deliver_in_tx(
     let delivery = &prepared.delivery;
     let size = delivery.raw.len() as i64;
     let now = unix_now();
-    // A message id never used before (see migration 0003 and `cache`).
-    let message = next_id(conn, IdSequence::Messages).await?;
-    sqlx::query(
-        "INSERT INTO messages (id, raw, header, size, meta, body_text, sent_date, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-    )
-    .bind(message)
-    .bind(&delivery.raw)
-    .bind(&prepared.header[..])
-    .bind(size)
-    .bind(&prepared.meta)
-    .bind(&prepared.body_text)
-    .bind(prepared.sent_date)
-    .bind(now)
-    .execute(&mut *conn)
-    .await?;
+    let message = insert_message(conn, prepared, now).await?;
     let internal_date = delivery.internal_date.unwrap_or(now);
     let flags = delivery.flags.to_stored();
     let mut placed = Vec::with_capacity(delivery.mailboxes.len());
     let mut changes = Vec::with_capacity(delivery.mailboxes.len());
     for &mailbox in &delivery.mailboxes {
-        let (account, uid_validity, uid, modseq) = match prepared.uid {
-            Some(uid) => allocate_at(conn, mailbox, uid).await?,
-            None => allocate(conn, mailbox, 1).await?,
+        let entry = NewEntry {
+            mailbox,
+            message,
+            size,
+            flags: &flags,
+            internal_date,
+            // RFC 8514 §3: "the current date and time at which the message is delivered
+            // to a mailbox MUST be used to set the save date attribute" (APPEND too).
+            save_date: now,
         };
-        charge_quota(conn, account, size).await?;
-        // RFC 8514 §3: "the current date and time at which the message is delivered to a
-        // mailbox MUST be used to set the save date attribute" (APPEND too).
-        sqlx::query(INSERT_ENTRY)
-            .bind(mailbox.0)
-            .bind(uid.0 as i64)
-            .bind(message)
-            .bind(modseq.0 as i64)
-            .bind(&flags)
-            .bind(internal_date)
-            .bind(now)
-            .execute(&mut *conn)
-            .await?;
+        let (account, uid_validity, uid, modseq) = match prepared.uid {
+            Some(uid) => place_at(conn, &entry, uid).await?,
+            None => place(conn, &entry).await?,
+        };
         placed.push((mailbox, uid_validity, uid));
         changes.push(Change {
             account,
@@ -508,15 +499,180 @@ async fn deliver_in_tx(
         });
     }
     let queued = match &delivery.outbound {
-        Some(outbound) => Some(insert_queue_item(conn, MessageId(message), outbound, now).await?),
+        Some(outbound) => Some(insert_queue_item(conn, message, outbound, now).await?),
         None => None,
     };
     let delivered = Delivered {
-        message: MessageId(message),
+        message,
         placed,
         queued,
     };
     Ok((delivered, changes))
+}
+
+impl PreparedDelivery {
+    /// True when [`deliver_in_one_statement`] can store it: the next UIDs of its
+    /// mailboxes, nothing to queue.
+    fn fits_one_statement(&self) -> bool {
+        self.uid.is_none()
+            && self.delivery.outbound.is_none()
+            && !self.delivery.mailboxes.is_empty()
+    }
+}
+
+/// PostgreSQL: one delivery in one round trip, which leaves nothing behind when it is
+/// refused (`letterbox_deliver`, migration postgres 0010): what `deliver_in_tx` does
+/// for a message to the next UIDs of its mailboxes and no queue.
+async fn deliver_in_one_statement(
+    conn: &mut AnyConnection,
+    prepared: &PreparedDelivery,
+) -> Result<(Delivered, Vec<Change>)> {
+    let delivery = &prepared.delivery;
+    let now = unix_now();
+    // Ids of ours, for the function's comma-separated list (the Any driver binds no arrays).
+    let mailboxes = delivery
+        .mailboxes
+        .iter()
+        .map(|m| m.0.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    let rows = sqlx::query("SELECT * FROM letterbox_deliver($1, $2, $3, $4, $5, $6, $7, $8, $9)")
+        .bind(&delivery.raw)
+        .bind(&prepared.header[..])
+        .bind(&prepared.meta)
+        .bind(&prepared.body_text)
+        .bind(prepared.sent_date)
+        .bind(now)
+        .bind(mailboxes)
+        .bind(delivery.flags.to_stored())
+        .bind(delivery.internal_date.unwrap_or(now))
+        .fetch_all(&mut *conn)
+        .await?;
+    let mut message = None;
+    let mut placed = Vec::with_capacity(rows.len());
+    let mut changes = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let outcome: String = row.try_get(0)?;
+        let mailbox = MailboxId(row.try_get(2)?);
+        match outcome.as_str() {
+            "ok" => {}
+            "no mailbox" => {
+                return Err(StoreError::NotFound {
+                    what: "mailbox",
+                    key: mailbox.to_string(),
+                });
+            }
+            "over quota" => return Err(StoreError::OverQuota),
+            // RFC 9051 §2.3.1.1: a mailbox that runs out must get a new UIDVALIDITY.
+            "uid space exhausted" => {
+                return Err(StoreError::invalid("mailbox", "UID space exhausted"));
+            }
+            other => return Err(StoreError::Corrupt(format!("letterbox_deliver: {other}"))),
+        }
+        message = Some(MessageId(row.try_get(1)?));
+        let account = AccountId(row.try_get(3)?);
+        let uid = Uid(row.try_get::<i64, _>(5)? as u32);
+        let modseq = ModSeq(row.try_get::<i64, _>(6)? as u64);
+        placed.push((mailbox, UidValidity(row.try_get::<i64, _>(4)? as u32), uid));
+        changes.push(Change {
+            account,
+            mailbox,
+            kind: ChangeKind::Appended { uid, modseq },
+        });
+    }
+    let message =
+        message.ok_or_else(|| StoreError::Corrupt("letterbox_deliver placed nothing".into()))?;
+    let delivered = Delivered {
+        message,
+        placed,
+        queued: None,
+    };
+    Ok((delivered, changes))
+}
+
+/// Stores the message's bytes and what was computed of them; returns its new id, one
+/// never used before (see `id_sequence.rs` and `cache.rs`).
+async fn insert_message(
+    conn: &mut AnyConnection,
+    prepared: &PreparedDelivery,
+    now: i64,
+) -> Result<MessageId> {
+    let delivery = &prepared.delivery;
+    let columns = "raw, header, size, meta, body_text, sent_date, created_at";
+    let values = "$1, $2, $3, $4, $5, $6, $7";
+    let sql = match Backend::of_connection(conn) {
+        // One round trip: the id from the column's sequence (migration postgres 0010).
+        Backend::Postgres => {
+            format!("INSERT INTO messages ({columns}) VALUES ({values}) RETURNING id")
+        }
+        Backend::Sqlite => {
+            let id = next_id(conn, IdSequence::Messages).await?;
+            format!("INSERT INTO messages (id, {columns}) VALUES ({id}, {values}) RETURNING id")
+        }
+    };
+    let id: i64 = sqlx::query_scalar(&sql)
+        .bind(&delivery.raw)
+        .bind(&prepared.header[..])
+        .bind(delivery.raw.len() as i64)
+        .bind(&prepared.meta)
+        .bind(&prepared.body_text)
+        .bind(prepared.sent_date)
+        .bind(now)
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok(MessageId(id))
+}
+
+/// A mailbox entry to make for a stored message.
+struct NewEntry<'a> {
+    mailbox: MailboxId,
+    message: MessageId,
+    size: i64,
+    flags: &'a str,
+    internal_date: i64,
+    save_date: i64,
+}
+
+/// Places a stored message in a mailbox at the next UID: takes the UID and a new modseq,
+/// charges the account's quota and inserts the entry.
+async fn place(
+    conn: &mut AnyConnection,
+    entry: &NewEntry<'_>,
+) -> Result<(AccountId, UidValidity, Uid, ModSeq)> {
+    let allocated = allocate(conn, entry.mailbox, 1).await?;
+    insert_entry(conn, entry, allocated).await?;
+    Ok(allocated)
+}
+
+/// Places a stored message in a mailbox at the given UID (an import; see `allocate_at`).
+async fn place_at(
+    conn: &mut AnyConnection,
+    entry: &NewEntry<'_>,
+    uid: Uid,
+) -> Result<(AccountId, UidValidity, Uid, ModSeq)> {
+    let allocated = allocate_at(conn, entry.mailbox, uid).await?;
+    insert_entry(conn, entry, allocated).await?;
+    Ok(allocated)
+}
+
+/// Charges the quota and inserts the entry at the UID and modseq `allocated` took.
+async fn insert_entry(
+    conn: &mut AnyConnection,
+    entry: &NewEntry<'_>,
+    (account, _, uid, modseq): (AccountId, UidValidity, Uid, ModSeq),
+) -> Result<()> {
+    charge_quota(conn, account, entry.size).await?;
+    sqlx::query(INSERT_ENTRY)
+        .bind(entry.mailbox.0)
+        .bind(uid.0 as i64)
+        .bind(entry.message.0)
+        .bind(modseq.0 as i64)
+        .bind(entry.flags)
+        .bind(entry.internal_date)
+        .bind(entry.save_date)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
 }
 
 impl Store {
@@ -524,20 +680,12 @@ impl Store {
     /// queue, atomically. Returns after the commit is durable (fsynced).
     pub async fn deliver(&self, delivery: Delivery) -> Result<Delivered> {
         let started = std::time::Instant::now();
-        let prepared = Arc::new(PreparedDelivery::new(delivery).await?);
-        let in_writer = Arc::clone(&prepared);
+        let prepared = PreparedDelivery::new(delivery).await?;
         let delivered = self
-            .writer
-            .run(move |conn| {
-                Box::pin(async move {
-                    let (delivered, changes) = deliver_in_tx(conn, &in_writer).await?;
-                    Ok(JobOutput::new(delivered, changes))
-                })
-            })
-            .await?;
-        // Committed: the first FETCH of a new message needs no query.
-        self.cache
-            .insert(delivered.message, prepared.cached.clone());
+            .deliver_prepared(vec![prepared])
+            .await?
+            .pop()
+            .ok_or_else(|| StoreError::Corrupt("a delivery placed nothing".into()))?;
         metrics::histogram!(crate::DELIVER_SECONDS).record(started.elapsed().as_secs_f64());
         metrics::counter!(crate::MESSAGES_DELIVERED).increment(delivered.placed.len() as u64);
         Ok(delivered)
@@ -565,9 +713,43 @@ impl Store {
     ) -> Result<Vec<Delivered>> {
         let prepared = Arc::new(prepared);
         let in_writer = Arc::clone(&prepared);
-        let delivered: Vec<Delivered> = self
-            .writer
-            .run(move |conn| {
+        // A delivery to several accounts locks them all (in order) before writing.
+        let scope = Scope::mailboxes(
+            prepared
+                .iter()
+                .flat_map(|one| one.delivery.mailboxes.iter().copied()),
+        );
+        let delivered: Vec<Delivered> = if let [one] = prepared.as_slice()
+            && self.backend == Backend::Postgres
+            && one.fits_one_statement()
+        {
+            self.writer
+                .run_self_undoing(scope, move |conn| {
+                    Box::pin(async move {
+                        let one = in_writer.first().ok_or(StoreError::WriterStopped)?;
+                        let (delivered, changes) = deliver_in_one_statement(conn, one).await?;
+                        Ok(JobOutput::new(vec![delivered], changes))
+                    })
+                })
+                .await?
+        } else {
+            self.deliver_with_savepoint(scope, in_writer).await?
+        };
+        // Committed: the first FETCH of a new message needs no query.
+        for (one, stored) in prepared.iter().zip(&delivered) {
+            self.cache.insert(stored.message, one.cached.clone());
+        }
+        Ok(delivered)
+    }
+
+    /// The deliveries, one after the other in one writer job.
+    async fn deliver_with_savepoint(
+        &self,
+        scope: Scope,
+        in_writer: Arc<Vec<PreparedDelivery>>,
+    ) -> Result<Vec<Delivered>> {
+        self.writer
+            .run(scope, move |conn| {
                 Box::pin(async move {
                     let mut delivered = Vec::with_capacity(in_writer.len());
                     let mut changes = Vec::new();
@@ -579,11 +761,7 @@ impl Store {
                     Ok(JobOutput::new(delivered, changes))
                 })
             })
-            .await?;
-        for (one, stored) in prepared.iter().zip(&delivered) {
-            self.cache.insert(stored.message, one.cached.clone());
-        }
-        Ok(delivered)
+            .await
     }
 
     /// RFC 9051 §6.4.7 COPY; returns (source UID, new UID) pairs for COPYUID.
@@ -614,7 +792,7 @@ impl Store {
         remove: bool,
     ) -> Result<Vec<(Uid, Uid)>> {
         self.writer
-            .run(move |conn| {
+            .run(Scope::mailboxes([source, target]), move |conn| {
                 Box::pin(async move {
                     let (mapping, changes) =
                         copy_in_tx(conn, source, &uids, target, remove).await?;
@@ -634,7 +812,7 @@ impl Store {
         unchanged_since: Option<ModSeq>,
     ) -> Result<StoreFlagsOutcome> {
         self.writer
-            .run(move |conn| {
+            .run(Scope::mailboxes([mailbox]), move |conn| {
                 Box::pin(async move {
                     let account = mailbox_account_in_tx(conn, mailbox).await?;
                     let mut outcome = StoreFlagsOutcome::default();
@@ -707,7 +885,7 @@ impl Store {
     /// EXPUNGE); returns the UIDs actually removed.
     pub async fn expunge(&self, mailbox: MailboxId, uids: Vec<Uid>) -> Result<Vec<Uid>> {
         self.writer
-            .run(move |conn| {
+            .run(Scope::mailboxes([mailbox]), move |conn| {
                 Box::pin(async move {
                     let (removed, changes) = expunge_in_tx(conn, mailbox, &uids).await?;
                     Ok(JobOutput::new(removed, changes))
@@ -808,7 +986,7 @@ impl Store {
         within: Option<Vec<Uid>>,
     ) -> Result<Vec<Uid>> {
         self.writer
-            .run(move |conn| {
+            .run(Scope::mailboxes([mailbox]), move |conn| {
                 Box::pin(async move {
                     let rows: Vec<(i64, String)> = sqlx::query_as(
                         "SELECT uid, flags FROM mailbox_messages WHERE mailbox_id = $1 ORDER BY uid",

@@ -18,6 +18,7 @@
 //!   is then no longer empty: make a new, empty target and run the copy again.
 
 use crate::error::{Result, StoreError};
+use crate::locks::Scope;
 use crate::messages::placeholders;
 use crate::writer::JobOutput;
 use crate::{Backend, Store};
@@ -90,6 +91,12 @@ struct Table {
     /// Appended to the INSERT; for rows that a new store already has.
     on_conflict: &'static str,
 }
+
+/// The last id handed out per table; a table on SQLite, a view on PostgreSQL.
+const ID_SEQUENCES: &str = "id_sequences";
+
+/// The tables whose ids come from `id_sequences` (`id_sequence.rs`).
+const SEQUENCED_TABLES: [&str; 2] = ["messages", "mailboxes"];
 
 /// Every table of the schema (migrations/sqlite 0001-0006, migrations/postgres 0001),
 /// parents before the rows that refer to them.
@@ -297,9 +304,10 @@ const TABLES: &[Table] = &[
     },
     // A new store has the rows for `messages` and `mailboxes` already (both backends'
     // migrations make them); the larger last id wins, so no id is ever handed out twice
-    // (RFC 8474 §4.1: a MAILBOXID names one mailbox for ever).
+    // (RFC 8474 §4.1: a MAILBOXID names one mailbox for ever). On PostgreSQL it is a view
+    // of the sequences (migration 0010): the copied values set them instead.
     Table {
-        name: "id_sequences",
+        name: ID_SEQUENCES,
         columns: &[("name", Kind::Text), ("last_id", Kind::Int)],
         key: 1,
         rows_per_chunk: ROWS_PER_CHUNK,
@@ -410,17 +418,25 @@ impl Store {
                 .await?;
         }
         let mut report = CopyReport::default();
+        let mut last_ids = Vec::new();
         for table in TABLES {
-            let rows = self
-                .copy_table(&mut snapshot, source.backend, table)
-                .await?;
+            let rows = if table.name == ID_SEQUENCES && self.backend == Backend::Postgres {
+                // Set with the sequences below.
+                last_ids = sqlx::query_as("SELECT name, last_id FROM id_sequences")
+                    .fetch_all(&mut *snapshot)
+                    .await?;
+                last_ids.len() as u64
+            } else {
+                self.copy_table(&mut snapshot, source.backend, table)
+                    .await?
+            };
             tracing::info!(table = table.name, rows, "copied");
             report.tables.push((table.name, rows));
         }
         // Read only: nothing to keep.
         snapshot.rollback().await?;
         if self.backend == Backend::Postgres {
-            self.move_identity_sequences_past_copied_ids().await?;
+            self.move_sequences_past_copied_ids(last_ids).await?;
         }
         Ok(report)
     }
@@ -428,7 +444,7 @@ impl Store {
     /// [`StoreError::TargetNotEmpty`] when any table but `id_sequences` (which a new
     /// store fills) has a row.
     async fn refuse_unless_empty(&self) -> Result<()> {
-        for table in TABLES.iter().filter(|t| t.name != "id_sequences") {
+        for table in TABLES.iter().filter(|t| t.name != ID_SEQUENCES) {
             let rows: i64 = sqlx::query_scalar(&format!(
                 "SELECT COUNT(*) FROM (SELECT 1 FROM {} LIMIT 1) AS first_row",
                 table.name
@@ -489,7 +505,7 @@ impl Store {
     /// One writer job: the rows into `table` with one INSERT.
     async fn insert_chunk(&self, table: &'static Table, rows: Vec<Vec<Value>>) -> Result<u64> {
         self.writer
-            .run(move |conn| {
+            .run(Scope::directory(), move |conn| {
                 Box::pin(async move {
                     let sql = table.insert_sql(rows.len());
                     let mut query = sqlx::query(&sql);
@@ -503,11 +519,13 @@ impl Store {
             .await
     }
 
-    /// PostgreSQL: an identity column's sequence knows nothing of ids inserted as they
-    /// are, so each is set to hand out one past the largest copied id next.
-    async fn move_identity_sequences_past_copied_ids(&self) -> Result<()> {
+    /// PostgreSQL: a sequence knows nothing of ids inserted as they are, so each is set
+    /// to hand out one past the largest copied id next; those of `id_sequences` tables
+    /// also past the last id the source handed out (`last_ids`, from its
+    /// `id_sequences`), which a deleted row may have had.
+    async fn move_sequences_past_copied_ids(&self, last_ids: Vec<(String, i64)>) -> Result<()> {
         self.writer
-            .run(move |conn| {
+            .run(Scope::directory(), move |conn| {
                 Box::pin(async move {
                     for table in TABLES.iter().filter(|t| t.identity) {
                         // `false`: the value given is the next one handed out, which
@@ -516,6 +534,19 @@ impl Store {
                             "SELECT setval(pg_get_serial_sequence('{0}', 'id'), COALESCE(MAX(id), 0) + 1, false) FROM {0}",
                             table.name
                         ))
+                        .execute(&mut *conn)
+                        .await?;
+                    }
+                    for (name, last_id) in &last_ids {
+                        let Some(table) = SEQUENCED_TABLES.iter().find(|t| **t == name.as_str())
+                        else {
+                            tracing::warn!(name, "the source has an id sequence of no table here");
+                            continue;
+                        };
+                        sqlx::query(&format!(
+                            "SELECT setval(pg_get_serial_sequence('{table}', 'id'), GREATEST(COALESCE(MAX(id), 0), $1) + 1, false) FROM {table}"
+                        ))
+                        .bind(*last_id)
                         .execute(&mut *conn)
                         .await?;
                     }

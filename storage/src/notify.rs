@@ -8,21 +8,34 @@
 //! sent on one broadcast channel ([`crate::Store::subscribe`]) for whoever wants the
 //! changes themselves (the storage suite).
 //!
-//! Several nodes (PostgreSQL): the writer also sends, inside each transaction, a
-//! `NOTIFY` on [`CHANGES_CHANNEL`] naming the mailboxes it changed; PostgreSQL delivers
-//! it to every listening node at commit, in commit order. Each node's listener turns
-//! the mailboxes changed by other nodes into [`ChangeKind::OtherNode`]; a session reads
-//! what changed with `changes_since`. When the listener's connection drops,
-//! notifications may have been missed: it publishes [`ChangeKind::Resync`] once it is
-//! back, and every session rereads its mailbox.
+//! Several nodes (PostgreSQL): after each commit the writer hands the mailboxes it
+//! changed to this node's [`Notifier`], which sends them to every listening node as a
+//! `NOTIFY` on [`CHANGES_CHANNEL`], in a transaction of its own. While one `NOTIFY` is on
+//! its way, what later commits changed is gathered and sent in the next one, so a busy
+//! node sends far fewer notifications than it commits. A `NOTIFY` is never sent inside a
+//! writer's transaction: PostgreSQL holds one lock for the whole server from the start
+//! of the commit of a transaction that notified until its end, fsync included, so every
+//! writer of every node would commit one after another (`writer.rs`). A notification
+//! is sent after the commit it names, so a node that hears it and reads finds the
+//! change. Each node's listener turns the mailboxes changed by other nodes into
+//! [`ChangeKind::OtherNode`]; a session reads what changed with `changes_since`.
+//!
+//! A notification can go missing: this node's listener lost its connection, a node
+//! stopped between a commit and its `NOTIFY`, or a `NOTIFY` failed. Then sessions are
+//! told [`ChangeKind::Resync`] and reread their mailbox: a listener that connects again
+//! publishes it; a notifier whose send failed sends "every mailbox" (`NODE *`) once it
+//! can; and every node sends that when it starts, for what it may not have told before
+//! it stopped.
 
 use crate::error::Result;
 use crate::types::{AccountId, Flags, MailboxId, ModSeq, Uid};
+use sqlx::any::AnyConnectOptions;
 use sqlx::postgres::PgListener;
+use sqlx::{AnyConnection, Connection};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::{broadcast, mpsc, watch};
 
 /// Capacity of the broadcast channel of every change; a subscriber lagging further than
 /// this is told how many it missed.
@@ -38,7 +51,11 @@ pub(crate) const CHANGES_CHANNEL: &str = "letterbox_changes";
 /// mailboxes is sent as several notifications.
 const NOTIFY_PAYLOAD_LIMIT: usize = 7_900;
 
-/// How long the listener waits before connecting again after its connection failed.
+/// The payload word that names every mailbox: each node rereads them all.
+const EVERY_MAILBOX: &str = "*";
+
+/// How long the listener (and the notifier) waits before connecting again after its
+/// connection failed.
 const LISTENER_RECONNECT_DELAY: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -184,11 +201,9 @@ impl ChangeHub {
     }
 }
 
-/// The NOTIFY payloads for a committed batch: `NODE ACCOUNT:MAILBOX ...`, each mailbox
-/// once, split to stay under PostgreSQL's payload limit.
-pub(crate) fn notify_payloads(node: u64, changes: &[Change]) -> Vec<String> {
-    let mailboxes: BTreeSet<(i64, i64)> =
-        changes.iter().map(|c| (c.account.0, c.mailbox.0)).collect();
+/// The NOTIFY payloads naming `mailboxes` (account and mailbox ids): `NODE ACCOUNT:MAILBOX
+/// ...`, each mailbox once, split to stay under PostgreSQL's payload limit.
+fn notify_payloads(node: u64, mailboxes: &BTreeSet<(i64, i64)>) -> Vec<String> {
     let mut payloads = Vec::new();
     let mut current = String::new();
     for (account, mailbox) in mailboxes {
@@ -207,7 +222,8 @@ pub(crate) fn notify_payloads(node: u64, changes: &[Change]) -> Vec<String> {
     payloads
 }
 
-/// The mailboxes a payload from another node names; nothing for this node's own.
+/// The mailboxes a payload from another node names, or a resync when it names every
+/// mailbox; nothing for this node's own.
 fn changes_from_other_node(payload: &str, this_node: u64) -> Vec<Change> {
     let mut words = payload.split(' ');
     match words.next().and_then(|node| node.parse::<u64>().ok()) {
@@ -216,6 +232,9 @@ fn changes_from_other_node(payload: &str, this_node: u64) -> Vec<Change> {
     }
     words
         .filter_map(|word| {
+            if word == EVERY_MAILBOX {
+                return Some(Change::resync());
+            }
             let (account, mailbox) = word.split_once(':')?;
             Some(Change {
                 account: AccountId(account.parse().ok()?),
@@ -224,6 +243,128 @@ fn changes_from_other_node(payload: &str, this_node: u64) -> Vec<Change> {
             })
         })
         .collect()
+}
+
+/// What the writers hand the notifier.
+enum Told {
+    /// (account, mailbox) pairs a commit changed.
+    Mailboxes(Vec<(i64, i64)>),
+    /// Something may have committed unheard (a COMMIT whose answer was lost).
+    Everything,
+}
+
+/// Tells other nodes what this node committed (PostgreSQL; see the module's comment).
+/// Cheap to clone; the task ends once every clone is gone, after sending what it holds.
+#[derive(Clone)]
+pub(crate) struct Notifier(mpsc::UnboundedSender<Told>);
+
+impl Notifier {
+    /// Starts the notifier of node `node`; it connects with `connect` when it first has
+    /// something to send, which is at once: every mailbox (see the module's comment).
+    pub(crate) fn start(connect: AnyConnectOptions, node: u64) -> Notifier {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        tokio::spawn(run_notifier(connect, node, receiver));
+        Notifier(sender)
+    }
+
+    /// After a commit: the mailboxes it changed.
+    pub(crate) fn tell(&self, changes: &[Change]) {
+        let mailboxes: Vec<(i64, i64)> = changes
+            .iter()
+            .filter(|c| c.kind != ChangeKind::Resync)
+            .map(|c| (c.account.0, c.mailbox.0))
+            .collect();
+        if !mailboxes.is_empty() {
+            // The task ends only once every sender is gone.
+            let _ = self.0.send(Told::Mailboxes(mailboxes));
+        }
+    }
+
+    /// Every node rereads every mailbox.
+    pub(crate) fn tell_resync(&self) {
+        let _ = self.0.send(Told::Everything);
+    }
+}
+
+async fn run_notifier(
+    connect: AnyConnectOptions,
+    node: u64,
+    mut receiver: mpsc::UnboundedReceiver<Told>,
+) {
+    let mut conn: Option<AnyConnection> = None;
+    // What is to be sent: every mailbox, or those gathered.
+    let mut everything = true;
+    let mut mailboxes: BTreeSet<(i64, i64)> = BTreeSet::new();
+    loop {
+        if !everything && mailboxes.is_empty() {
+            match receiver.recv().await {
+                Some(told) => gather(told, &mut everything, &mut mailboxes),
+                None => break,
+            }
+        }
+        while let Ok(told) = receiver.try_recv() {
+            gather(told, &mut everything, &mut mailboxes);
+        }
+        let payloads = if everything {
+            vec![format!("{node} {EVERY_MAILBOX}")]
+        } else {
+            notify_payloads(node, &mailboxes)
+        };
+        match send_notifications(&mut conn, &connect, &payloads).await {
+            Ok(()) => {
+                everything = false;
+                mailboxes.clear();
+            }
+            Err(error) => {
+                tracing::warn!(%error, "telling other nodes of changes failed");
+                if let Some(broken) = conn.take() {
+                    let _ = broken.close_hard().await;
+                }
+                // Some may have gone out: the next send tells every mailbox instead.
+                everything = true;
+                mailboxes.clear();
+                if receiver.is_closed() && receiver.is_empty() {
+                    break;
+                }
+                tokio::time::sleep(LISTENER_RECONNECT_DELAY).await;
+            }
+        }
+    }
+    if let Some(conn) = conn {
+        let _ = conn.close().await;
+    }
+}
+
+fn gather(told: Told, everything: &mut bool, mailboxes: &mut BTreeSet<(i64, i64)>) {
+    match told {
+        Told::Mailboxes(changed) if !*everything => mailboxes.extend(changed),
+        Told::Mailboxes(_) => {}
+        Told::Everything => {
+            *everything = true;
+            mailboxes.clear();
+        }
+    }
+}
+
+/// Sends `payloads` on [`CHANGES_CHANNEL`], each `NOTIFY` in a transaction of its own
+/// (which writes nothing to the WAL, so its commit waits for no fsync).
+async fn send_notifications(
+    conn: &mut Option<AnyConnection>,
+    connect: &AnyConnectOptions,
+    payloads: &[String],
+) -> sqlx::Result<()> {
+    let conn = match conn {
+        Some(conn) => conn,
+        None => conn.insert(AnyConnection::connect_with(connect).await?),
+    };
+    for payload in payloads {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(CHANGES_CHANNEL)
+            .bind(payload)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
 }
 
 /// A connection listening on [`CHANGES_CHANNEL`].
@@ -339,8 +480,8 @@ mod tests {
 
     #[test]
     fn payloads_name_each_mailbox_once_and_stay_under_the_limit() {
-        let changes: Vec<Change> = (0..3000).map(|n| appended(7, n % 1500)).collect();
-        let payloads = notify_payloads(42, &changes);
+        let mailboxes: BTreeSet<(i64, i64)> = (0..3000).map(|n| (7, n % 1500)).collect();
+        let payloads = notify_payloads(42, &mailboxes);
         assert!(payloads.len() > 1);
         let mut seen = Vec::new();
         for payload in &payloads {
@@ -356,8 +497,33 @@ mod tests {
     }
 
     #[test]
+    fn the_notifier_gathers_each_mailbox_once_and_every_mailbox_covers_all() {
+        let mut everything = false;
+        let mut mailboxes = BTreeSet::new();
+        gather(
+            Told::Mailboxes(vec![(1, 2), (1, 3)]),
+            &mut everything,
+            &mut mailboxes,
+        );
+        gather(
+            Told::Mailboxes(vec![(1, 2)]),
+            &mut everything,
+            &mut mailboxes,
+        );
+        assert!(!everything);
+        assert_eq!(notify_payloads(9, &mailboxes), ["9 1:2 1:3"]);
+        gather(Told::Everything, &mut everything, &mut mailboxes);
+        gather(
+            Told::Mailboxes(vec![(4, 5)]),
+            &mut everything,
+            &mut mailboxes,
+        );
+        assert!(everything && mailboxes.is_empty());
+    }
+
+    #[test]
     fn a_node_ignores_its_own_payloads_and_garbage() {
-        let payload = &notify_payloads(42, &[appended(3, 9)])[0];
+        let payload = &notify_payloads(42, &BTreeSet::from([(3, 9)]))[0];
         assert!(changes_from_other_node(payload, 42).is_empty());
         assert_eq!(
             changes_from_other_node(payload, 5),
@@ -367,6 +533,8 @@ mod tests {
                 kind: ChangeKind::OtherNode
             }]
         );
+        assert_eq!(changes_from_other_node("42 *", 5), vec![Change::resync()]);
+        assert!(changes_from_other_node("42 *", 42).is_empty());
         assert!(changes_from_other_node("x 1:2", 5).is_empty());
         assert!(changes_from_other_node("", 5).is_empty());
     }

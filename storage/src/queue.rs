@@ -1,7 +1,14 @@
 //! The outbound queue as stored: messages with remote recipients wait here, durably,
 //! until the outbound sender delivers them.
+//!
+//! Invariants (several nodes on PostgreSQL): queue items belong to no account, and their
+//! writes take no advisory lock (`locks.rs`). A claim leases items with `FOR UPDATE SKIP
+//! LOCKED`, so two nodes claiming at once get different items and neither waits for the
+//! other; after that, only the lease's holder changes an item (each write checks
+//! `lease_holder`), except the admin's `queue delete` and `queue retry`.
 
 use crate::error::{Result, StoreError};
+use crate::locks::Scope;
 use crate::types::{MessageId, QueueId};
 use crate::writer::JobOutput;
 use crate::{Backend, Store};
@@ -203,11 +210,11 @@ impl Store {
     ) -> Result<Vec<QueueItem>> {
         let holder = holder.to_owned();
         self.writer
-            .run(move |conn| {
+            .run(Scope::nothing(), move |conn| {
                 Box::pin(async move {
-                    // PostgreSQL: rows another transaction has locked are passed over, not
-                    // waited for (the writer lock already orders claims; this keeps a claim
-                    // made outside it, by an older node, from blocking).
+                    // PostgreSQL: rows another node's claim has locked are passed over, not
+                    // waited for; a row it claimed and committed meanwhile is checked again
+                    // once locked (READ COMMITTED), and its lease keeps it out.
                     let lock = match Backend::of_connection(conn) {
                         Backend::Postgres => " FOR UPDATE SKIP LOCKED",
                         Backend::Sqlite => "",
@@ -248,7 +255,7 @@ impl Store {
     pub async fn renew_queue_lease(&self, id: QueueId, until: i64, holder: &str) -> Result<bool> {
         let holder = holder.to_owned();
         self.writer
-            .run(move |conn| {
+            .run(Scope::nothing(), move |conn| {
                 Box::pin(async move {
                     let done = sqlx::query(
                         "UPDATE queue SET lease_until = $1
@@ -272,7 +279,7 @@ impl Store {
     pub async fn release_queue_leases(&self, holder: Option<&str>) -> Result<u64> {
         let holder = holder.map(str::to_owned);
         self.writer
-            .run(move |conn| {
+            .run(Scope::nothing(), move |conn| {
                 Box::pin(async move {
                     let done = sqlx::query(
                         "UPDATE queue SET lease_until = NULL, lease_holder = NULL
@@ -298,7 +305,7 @@ impl Store {
     ) -> Result<QueueItemState> {
         let holder = holder.to_owned();
         self.writer
-            .run(move |conn| {
+            .run(Scope::nothing(), move |conn| {
                 Box::pin(async move {
                     let state = record_attempt_in_tx(conn, id, &attempt, &holder).await?;
                     Ok(JobOutput::new(state, Vec::new()))
@@ -310,7 +317,7 @@ impl Store {
     /// Removes an item whatever its state; false when there was none.
     pub async fn delete_queue_item(&self, id: QueueId) -> Result<bool> {
         self.writer
-            .run(move |conn| {
+            .run(Scope::nothing(), move |conn| {
                 Box::pin(async move {
                     let done = sqlx::query("DELETE FROM queue WHERE id = $1")
                         .bind(id.0)
@@ -326,7 +333,7 @@ impl Store {
     /// A lease in force is left alone: that attempt is running and will reschedule.
     pub async fn retry_queue_item(&self, id: QueueId, now: i64) -> Result<bool> {
         self.writer
-            .run(move |conn| {
+            .run(Scope::nothing(), move |conn| {
                 Box::pin(async move {
                     let done = sqlx::query("UPDATE queue SET next_attempt_at = $1 WHERE id = $2")
                         .bind(now)
@@ -362,12 +369,19 @@ async fn record_attempt_in_tx(
     let mut recipients: Vec<QueuedRecipient> =
         serde_json::from_str(&recipients).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     recipients.retain(|r| !attempt.finished.contains(&r.address));
+    // The writes check the holder again: on PostgreSQL another node may have taken the
+    // item over between the read above and now (no lock orders queue writes).
     if recipients.is_empty() {
-        sqlx::query("DELETE FROM queue WHERE id = $1")
+        let deleted = sqlx::query("DELETE FROM queue WHERE id = $1 AND lease_holder = $2")
             .bind(id.0)
+            .bind(holder)
             .execute(&mut *conn)
             .await?;
-        return Ok(QueueItemState::Finished);
+        return Ok(if deleted.rows_affected() == 0 {
+            QueueItemState::Missing
+        } else {
+            QueueItemState::Finished
+        });
     }
     let Some(next_attempt_at) = attempt.retry_at else {
         return Err(StoreError::invalid(
@@ -377,18 +391,22 @@ async fn record_attempt_in_tx(
     };
     let recipients =
         serde_json::to_string(&recipients).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    sqlx::query(
+    let updated = sqlx::query(
         "UPDATE queue SET recipients = $1, attempts = attempts + 1, next_attempt_at = $2,
                           last_error = $3, lease_until = NULL, lease_holder = NULL,
                           delay_warned = CASE WHEN delay_warned > $4 THEN delay_warned ELSE $4 END
-         WHERE id = $5",
+         WHERE id = $5 AND lease_holder = $6",
     )
     .bind(recipients)
     .bind(next_attempt_at)
     .bind(&attempt.error)
     .bind(i64::from(attempt.delay_warned))
     .bind(id.0)
+    .bind(holder)
     .execute(&mut *conn)
     .await?;
+    if updated.rows_affected() == 0 {
+        return Ok(QueueItemState::Missing);
+    }
     Ok(QueueItemState::Waiting { next_attempt_at })
 }

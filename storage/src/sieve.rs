@@ -10,6 +10,7 @@
 //! clearing the old one in the same transaction.
 
 use crate::error::{Result, StoreError};
+use crate::locks::Scope;
 use crate::types::AccountId;
 use crate::writer::JobOutput;
 use crate::{Store, unix_now};
@@ -133,7 +134,7 @@ impl Store {
         let name = name.to_owned();
         let content = content.to_owned();
         self.writer
-            .run(move |conn| {
+            .run(Scope::account(account), move |conn| {
                 Box::pin(async move {
                     if script_state(conn, account, &name).await?.is_some() {
                         sqlx::query(
@@ -180,7 +181,7 @@ impl Store {
     ) -> Result<()> {
         let name = name.map(str::to_owned);
         self.writer
-            .run(move |conn| {
+            .run(Scope::account(account), move |conn| {
                 Box::pin(async move {
                     if let Some(name) = &name {
                         script_active(conn, account, name).await?;
@@ -209,7 +210,7 @@ impl Store {
     pub async fn delete_sieve_script(&self, account: AccountId, name: &str) -> Result<()> {
         let name = name.to_owned();
         self.writer
-            .run(move |conn| {
+            .run(Scope::account(account), move |conn| {
                 Box::pin(async move {
                     let active = script_active(conn, account, &name).await?;
                     if active {
@@ -237,7 +238,7 @@ impl Store {
         check_sieve_name(new)?;
         let (old, new) = (old.to_owned(), new.to_owned());
         self.writer
-            .run(move |conn| {
+            .run(Scope::account(account), move |conn| {
                 Box::pin(async move {
                     script_active(conn, account, &old).await?;
                     if script_state(conn, account, &new).await?.is_some() {
@@ -286,7 +287,7 @@ impl Store {
         records: Vec<VacationRecord>,
     ) -> Result<()> {
         self.writer
-            .run(move |conn| {
+            .run(Scope::account(account), move |conn| {
                 Box::pin(async move {
                     sqlx::query("DELETE FROM sieve_vacation WHERE account_id = $1 AND expires_at <= $2")
                         .bind(account.0)

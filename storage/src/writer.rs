@@ -1,29 +1,47 @@
-//! The single writer with group commit.
+//! The writers with group commit.
 //!
-//! Every change to mail goes through one task that owns the write connection. It takes
-//! all the jobs waiting in its channel, runs each inside its own SAVEPOINT of one
-//! transaction, commits once (one fsync for the whole batch), and only then answers the
-//! callers and publishes the changes. A job that fails is rolled back to its savepoint
-//! alone, so each job stays all or nothing while the batch shares the fsync.
+//! Every change to mail goes through a writer: a task that owns one write connection.
+//! It takes all the jobs waiting in its channel, runs each inside its own SAVEPOINT of
+//! one transaction, commits once (one fsync for the whole batch), and only then answers
+//! the callers and publishes the changes. A job that fails is rolled back to its
+//! savepoint alone, so each job stays all or nothing while the batch shares the fsync.
 //!
-//! Invariants: a caller is answered only after its job is durable; changes are published
-//! in commit order; nothing here touches a network socket.
+//! SQLite: one writer per process. `BEGIN IMMEDIATE` takes the database's write lock,
+//! so write transactions run one after another (and the admin CLI, another process,
+//! waits on `busy_timeout`). Group commit is what makes that fast.
 //!
-//! PostgreSQL (several nodes): each batch's transaction first takes one advisory lock
-//! that every node's writer takes ([`POSTGRES_WRITE_LOCK`]), so write transactions of all
-//! nodes run one after another. That keeps what SQLite gives for free: UIDs and MODSEQs
-//! are handed out in commit order (a session that has read up to MODSEQ n never later
-//! finds a commit below n), read-then-write inside a job sees the latest commit, and two
-//! batches can never deadlock on rows they lock in different orders. Group commit keeps
-//! the cost of that order to one lock per batch, not per message.
+//! PostgreSQL: [`POSTGRES_WRITE_CONNECTIONS`] writers per node, each with its own
+//! connection and channel ("lane"). A job goes to the lane of the smallest account it
+//! locks, so one account's jobs of one node meet in one lane and share its commits. A
+//! batch's transaction takes, in its first round trip, the advisory locks of every job
+//! in it, in the one order of `locks.rs` (directory, then accounts ascending), after
+//! taking the same keys in-process ([`LocalLocks`]). Writes to different accounts run
+//! in parallel, on one node or several; writes to one account run one after another on
+//! every node. Other nodes hear of a commit by a `NOTIFY` sent after it (`notify.rs`),
+//! never inside it: PostgreSQL serializes the commits of every transaction that
+//! notified, fsync included, which would make all writers of all nodes one again.
+//!
+//! Invariants:
+//! - A caller is answered only after its job is durable (COMMIT returned).
+//! - Changes are published after their commit: a session woken by a change finds it
+//!   with `changes_since`. The changes of one account are published in commit order on
+//!   its node (one lane at a time holds the account's local lock, from before BEGIN
+//!   until published); other nodes are woken by `NOTIFY` and reread.
+//! - UIDs and MODSEQs of a mailbox are handed out and committed in one order across all
+//!   writers and nodes (the account's lock, held from the transaction's first statement
+//!   to its end; see `locks.rs` for the rest of what the locks keep).
+//! - A transaction takes all its advisory locks in its first round trip, in one order,
+//!   and none later: writers never deadlock on them.
+//! - Nothing here touches a network socket, and no lock is held across one.
 
 use crate::Backend;
 use crate::error::{Result, StoreError};
-use crate::notify::{CHANGES_CHANNEL, notify_payloads};
-use crate::notify::{Change, ChangeHub};
-use sqlx::AnyConnection;
+use crate::locks::{LocalLocks, LockKey, MailboxOwners, Scope, postgres_begin};
+use crate::notify::{Change, ChangeHub, Notifier};
 use sqlx::any::AnyConnectOptions;
+use sqlx::{AnyConnection, AnyPool};
 use sqlx::{Connection, Executor};
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -34,13 +52,14 @@ pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// The most jobs committed in one transaction; bounds the time a caller waits behind others.
 const MAX_JOBS_PER_COMMIT: usize = 512;
 
-/// The advisory lock key every node's writer takes for its transaction (PostgreSQL):
-/// "letterbx" in ASCII, so that it does not collide with another application's lock.
-const POSTGRES_WRITE_LOCK: i64 = 0x6c65_7474_6572_6278;
+/// Writers (connections) per node on PostgreSQL: enough that deliveries to a few
+/// accounts at once do not queue behind each other; each is a server process, and
+/// several nodes together stay well under PostgreSQL's default `max_connections` of 100.
+pub(crate) const POSTGRES_WRITE_CONNECTIONS: usize = 4;
 
 /// PostgreSQL ends a writer transaction that waits this long on its node (the node froze
-/// or lost the network mid-batch), so that the write lock it holds does not stop every
-/// other node's writes until TCP gives up on it (hours).
+/// or lost the network mid-batch), so that the account locks it holds do not stop other
+/// nodes' writes to those accounts until TCP gives up on it (hours).
 const POSTGRES_IDLE_IN_TRANSACTION_TIMEOUT: &str = "60s";
 
 /// Session settings of a writer connection; run on every (re)connect.
@@ -72,9 +91,31 @@ impl<T> JobOutput<T> {
     }
 }
 
+/// How a job that fails leaves the transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Undo {
+    /// It may have written before failing: it runs after a savepoint, rolled back to.
+    Savepoint,
+    /// It leaves nothing behind when it refuses (one statement that undoes itself, like
+    /// migration postgres 0010's `letterbox_deliver`): no savepoint, no round trip. Only
+    /// a database error may have broken the transaction, and then the batch fails.
+    ByItself,
+}
+
+/// What running a job did.
+enum Ran {
+    Done(Vec<Change>),
+    /// `database_error`: the job failed on a statement, which may have aborted the
+    /// transaction (PostgreSQL); otherwise it refused (over quota, not found...).
+    Failed {
+        database_error: bool,
+    },
+}
+
 trait ErasedJob: Send {
-    /// Runs the job; returns the changes on success (the result is kept inside).
-    fn run<'c>(&'c mut self, conn: &'c mut AnyConnection) -> BoxFuture<'c, Option<Vec<Change>>>;
+    /// Runs the job; the result is kept inside.
+    fn run<'c>(&'c mut self, conn: &'c mut AnyConnection) -> BoxFuture<'c, Ran>;
+    fn undo(&self) -> Undo;
     /// Answers the caller: `Ok` when the batch committed.
     fn finish(self: Box<Self>, committed: Result<(), String>);
 }
@@ -84,25 +125,35 @@ type JobFn<T> =
 
 struct TypedJob<T> {
     work: Option<JobFn<T>>,
+    undo: Undo,
     outcome: Option<Result<T>>,
     reply: oneshot::Sender<Result<T>>,
 }
 
 impl<T: Send + 'static> ErasedJob for TypedJob<T> {
-    fn run<'c>(&'c mut self, conn: &'c mut AnyConnection) -> BoxFuture<'c, Option<Vec<Change>>> {
+    fn run<'c>(&'c mut self, conn: &'c mut AnyConnection) -> BoxFuture<'c, Ran> {
         Box::pin(async move {
-            let work = self.work.take()?;
+            let Some(work) = self.work.take() else {
+                return Ran::Failed {
+                    database_error: false,
+                };
+            };
             match work(conn).await {
                 Ok(output) => {
                     self.outcome = Some(Ok(output.value));
-                    Some(output.changes)
+                    Ran::Done(output.changes)
                 }
                 Err(error) => {
+                    let database_error = matches!(error, StoreError::Database(_));
                     self.outcome = Some(Err(error));
-                    None
+                    Ran::Failed { database_error }
                 }
             }
         })
+    }
+
+    fn undo(&self) -> Undo {
+        self.undo
     }
 
     fn finish(self: Box<Self>, committed: Result<(), String>) {
@@ -117,59 +168,161 @@ impl<T: Send + 'static> ErasedJob for TypedJob<T> {
     }
 }
 
-/// Handle to the writer task.
+/// A job in a lane's channel, with the locks its transaction must hold.
+struct Queued {
+    job: Box<dyn ErasedJob>,
+    keys: BTreeSet<LockKey>,
+}
+
+/// What a PostgreSQL writer needs to know which locks a job takes.
+struct LockLookup {
+    owners: MailboxOwners,
+    reader: AnyPool,
+}
+
+/// Handle to the writers.
 #[derive(Clone)]
 pub(crate) struct Writer {
-    jobs: mpsc::UnboundedSender<Box<dyn ErasedJob>>,
+    lanes: Arc<[mpsc::UnboundedSender<Queued>]>,
+    /// PostgreSQL only; SQLite's one writer looks at no scope.
+    locks: Option<Arc<LockLookup>>,
 }
 
 impl Writer {
-    pub fn start(
+    /// SQLite: the one writer of this process.
+    pub fn start_sqlite(
         conn: AnyConnection,
         connect: AnyConnectOptions,
-        backend: Backend,
-        node: u64,
         changes: Arc<ChangeHub>,
     ) -> Writer {
-        let (jobs, receiver) = mpsc::unbounded_channel();
+        let (lane, receiver) = mpsc::unbounded_channel();
         let database = Database {
             conn,
             connect,
-            backend,
-            node,
+            backend: Backend::Sqlite,
         };
-        tokio::spawn(run_writer(database, receiver, changes));
-        Writer { jobs }
+        tokio::spawn(run_lane(
+            Lane {
+                database,
+                changes,
+                local_locks: None,
+                notifier: None,
+            },
+            receiver,
+        ));
+        Writer {
+            lanes: Arc::from([lane]),
+            locks: None,
+        }
     }
 
-    /// Runs `work` in the writer's transaction and waits until it is durable.
-    pub async fn run<T, F>(&self, work: F) -> Result<T>
+    /// PostgreSQL: one lane per connection of `conns` (configured already), sharing this
+    /// node's local locks, telling other nodes through `notifier`.
+    pub fn start_postgres(
+        conns: Vec<AnyConnection>,
+        connect: AnyConnectOptions,
+        changes: Arc<ChangeHub>,
+        notifier: Notifier,
+        reader: AnyPool,
+    ) -> Writer {
+        let local_locks = Arc::new(LocalLocks::default());
+        let mut lanes = Vec::with_capacity(conns.len());
+        for conn in conns {
+            let (lane, receiver) = mpsc::unbounded_channel();
+            let database = Database {
+                conn,
+                connect: connect.clone(),
+                backend: Backend::Postgres,
+            };
+            tokio::spawn(run_lane(
+                Lane {
+                    database,
+                    changes: Arc::clone(&changes),
+                    local_locks: Some(Arc::clone(&local_locks)),
+                    notifier: Some(notifier.clone()),
+                },
+                receiver,
+            ));
+            lanes.push(lane);
+        }
+        Writer {
+            lanes: lanes.into(),
+            locks: Some(Arc::new(LockLookup {
+                owners: MailboxOwners::default(),
+                reader,
+            })),
+        }
+    }
+
+    /// Runs `work` in a writer's transaction holding the locks of `scope` (PostgreSQL)
+    /// and waits until it is durable. If it fails, what it wrote is rolled back.
+    pub async fn run<T, F>(&self, scope: Scope, work: F) -> Result<T>
     where
         T: Send + 'static,
         F: for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, Result<JobOutput<T>>>
             + Send
             + 'static,
     {
+        self.queue(scope, Undo::Savepoint, work).await
+    }
+
+    /// [`Writer::run`] for work that leaves nothing behind when it returns an error
+    /// other than [`StoreError::Database`]: it runs without a savepoint (two round trips
+    /// fewer on PostgreSQL). A database error fails the whole batch.
+    pub async fn run_self_undoing<T, F>(&self, scope: Scope, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, Result<JobOutput<T>>>
+            + Send
+            + 'static,
+    {
+        self.queue(scope, Undo::ByItself, work).await
+    }
+
+    async fn queue<T, F>(&self, scope: Scope, undo: Undo, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, Result<JobOutput<T>>>
+            + Send
+            + 'static,
+    {
+        let keys = match &self.locks {
+            Some(lookup) => lookup.owners.keys(&lookup.reader, scope).await?,
+            None => BTreeSet::new(),
+        };
+        let lane = &self.lanes[lane_of(&keys, self.lanes.len())];
         let (reply, answer) = oneshot::channel();
         let job = TypedJob {
             work: Some(Box::new(work)),
+            undo,
             outcome: None,
             reply,
         };
-        self.jobs
-            .send(Box::new(job))
-            .map_err(|_| StoreError::WriterStopped)?;
+        lane.send(Queued {
+            job: Box::new(job),
+            keys,
+        })
+        .map_err(|_| StoreError::WriterStopped)?;
         answer.await.map_err(|_| StoreError::WriterStopped)?
     }
 }
 
-/// The writer's connection and what it needs to make a new one.
+/// The lane of a job: that of the smallest account it locks, so that one account's jobs
+/// share a lane (and its commits); the first lane for the rest.
+fn lane_of(keys: &BTreeSet<LockKey>, lanes: usize) -> usize {
+    keys.iter()
+        .find_map(|key| match *key {
+            LockKey::Account(account) => Some(account as usize % lanes.max(1)),
+            LockKey::Directory => None,
+        })
+        .unwrap_or(0)
+}
+
+/// A writer's connection and what it needs to make a new one.
 struct Database {
     conn: AnyConnection,
     connect: AnyConnectOptions,
     backend: Backend,
-    /// This node's id in NOTIFY payloads (PostgreSQL).
-    node: u64,
 }
 
 impl Database {
@@ -196,12 +349,18 @@ impl Database {
     }
 }
 
-async fn run_writer(
-    mut database: Database,
-    mut receiver: mpsc::UnboundedReceiver<Box<dyn ErasedJob>>,
+/// One writer: its connection and where its commits go.
+struct Lane {
+    database: Database,
     changes: Arc<ChangeHub>,
-) {
-    let mut batch: Vec<Box<dyn ErasedJob>> = Vec::new();
+    /// PostgreSQL: this node's in-process locks, shared by its lanes.
+    local_locks: Option<Arc<LocalLocks>>,
+    /// PostgreSQL: tells other nodes, after each commit.
+    notifier: Option<Notifier>,
+}
+
+async fn run_lane(mut lane: Lane, mut receiver: mpsc::UnboundedReceiver<Queued>) {
+    let mut batch: Vec<Queued> = Vec::new();
     // recv() returns None once every Store handle is dropped: the writer ends after
     // finishing what it was given, so shutdown never loses an accepted job.
     while let Some(first) = receiver.recv().await {
@@ -212,100 +371,156 @@ async fn run_writer(
                 Err(_) => break,
             }
         }
+        let keys: BTreeSet<LockKey> = batch.iter().flat_map(|q| q.keys.iter().copied()).collect();
+        let local = match &lane.local_locks {
+            Some(locks) => Some(locks.acquire(&keys).await),
+            None => None,
+        };
         let started = std::time::Instant::now();
-        let (committed, published) = commit_batch(&mut database, &mut batch).await;
+        let (committed, published) = commit_batch(&mut lane.database, &mut batch, &keys).await;
         metrics::histogram!(crate::COMMIT_SECONDS).record(started.elapsed().as_secs_f64());
-        if committed.is_ok() {
-            changes.publish(published);
-        } else if let Err(reason) = &committed {
-            tracing::error!(%reason, jobs = batch.len(), "storage commit failed");
-            // A COMMIT whose answer was lost may have committed after all (other nodes
-            // then hear of it): sessions here reread their mailboxes to be sure.
-            changes.publish([Change::resync()]);
-            database.reconnect_when_broken().await;
+        match &committed {
+            Ok(()) => {
+                if let Some(notifier) = &lane.notifier {
+                    notifier.tell(&published);
+                }
+                lane.changes.publish(published);
+            }
+            Err(reason) => {
+                tracing::error!(%reason, jobs = batch.len(), "storage commit failed");
+                // A COMMIT whose answer was lost may have committed after all: sessions
+                // here reread their mailboxes to be sure, and so do other nodes'.
+                if let Some(notifier) = &lane.notifier {
+                    notifier.tell_resync();
+                }
+                lane.changes.publish([Change::resync()]);
+                lane.database.reconnect_when_broken().await;
+            }
         }
-        for job in batch.drain(..) {
-            job.finish(committed.clone());
+        drop(local);
+        for queued in batch.drain(..) {
+            queued.job.finish(committed.clone());
         }
     }
-    let _ = database.conn.close().await;
+    let _ = lane.database.conn.close().await;
 }
 
+/// Runs a batch in one transaction holding `keys` (PostgreSQL) and commits it; returns
+/// the changes of the jobs that succeeded.
 async fn commit_batch(
     database: &mut Database,
-    batch: &mut [Box<dyn ErasedJob>],
+    batch: &mut [Queued],
+    keys: &BTreeSet<LockKey>,
 ) -> (Result<(), String>, Vec<Change>) {
     let mut published = Vec::new();
-    if begin(&mut database.conn, database.backend).await.is_err() {
+    // A job alone needs no savepoint: if it fails, the whole transaction is its own and
+    // is rolled back (on PostgreSQL two round trips fewer).
+    let alone = batch.len() == 1;
+    let mut begin_sql = match database.backend {
+        // BEGIN IMMEDIATE takes the write lock now, so another process (the admin CLI)
+        // waits on busy_timeout instead of failing halfway.
+        Backend::Sqlite => "BEGIN IMMEDIATE".to_owned(),
+        // The locks in the first round trip (see `locks.rs`).
+        Backend::Postgres => postgres_begin(keys),
+    };
+    // Where the savepoint `job` is: the state after the last job that succeeded (Fresh),
+    // or before it (Stale). A job that needs one runs after a fresh one.
+    let mut savepoint = None;
+    if !alone
+        && batch
+            .first()
+            .is_some_and(|q| q.job.undo() == Undo::Savepoint)
+    {
+        begin_sql.push_str("; SAVEPOINT job");
+        savepoint = Some(Savepoint::Fresh);
+    }
+    if database.conn.execute(begin_sql.as_str()).await.is_err() {
         // No job has run yet, so the batch can start over: on a connection that broke
         // while the writer was idle (the database restarted), a new one.
         let _ = database.conn.execute("ROLLBACK").await;
         database.reconnect_when_broken().await;
-        if let Err(error) = begin(&mut database.conn, database.backend).await {
+        if let Err(error) = database.conn.execute(begin_sql.as_str()).await {
             let _ = database.conn.execute("ROLLBACK").await;
             return (Err(error.to_string()), published);
         }
     }
     let conn = &mut database.conn;
-    // A job alone needs no savepoint: if it fails, the whole transaction is its own and
-    // is rolled back (two statements fewer for a lone job, on PostgreSQL two round trips).
-    if let [job] = batch {
-        return match job.run(conn).await {
-            Some(changes) => {
+    if alone && let Some(queued) = batch.first_mut() {
+        return match queued.job.run(conn).await {
+            Ran::Done(changes) => {
                 published.extend(changes);
-                notify_and_commit(database, published).await
+                commit(conn, published).await
             }
-            None => {
-                let _ = database.conn.execute("ROLLBACK").await;
+            Ran::Failed { .. } => {
+                let _ = conn.execute("ROLLBACK").await;
                 // Nothing to commit; the job's own error is its answer (TypedJob::finish).
                 (Ok(()), Vec::new())
             }
         };
     }
-    for job in batch.iter_mut() {
-        if let Err(error) = conn.execute("SAVEPOINT job").await {
-            let _ = conn.execute("ROLLBACK").await;
-            return (Err(error.to_string()), Vec::new());
-        }
-        let result = job.run(conn).await;
-        let end = match result {
-            Some(changes) => {
-                published.extend(changes);
-                conn.execute("RELEASE job").await
-            }
-            None => match conn.execute("ROLLBACK TO job").await {
-                Ok(_) => conn.execute("RELEASE job").await,
-                Err(error) => Err(error),
-            },
-        };
-        if let Err(error) = end {
-            let _ = conn.execute("ROLLBACK").await;
-            return (Err(error.to_string()), Vec::new());
-        }
-    }
-    notify_and_commit(database, published).await
-}
-
-/// Notifies other nodes (PostgreSQL) and commits the batch's transaction.
-async fn notify_and_commit(
-    database: &mut Database,
-    published: Vec<Change>,
-) -> (Result<(), String>, Vec<Change>) {
-    let conn = &mut database.conn;
-    if database.backend == Backend::Postgres {
-        for payload in notify_payloads(database.node, &published) {
-            // Delivered to the other nodes at COMMIT, and only if it commits.
-            let sent = sqlx::query("SELECT pg_notify($1, $2)")
-                .bind(CHANGES_CHANNEL)
-                .bind(payload)
-                .execute(&mut *conn)
-                .await;
-            if let Err(error) = sent {
+    for queued in batch.iter_mut() {
+        let undo = queued.job.undo();
+        if undo == Undo::Savepoint && savepoint != Some(Savepoint::Fresh) {
+            let set = match savepoint {
+                Some(_) => "RELEASE job; SAVEPOINT job",
+                None => "SAVEPOINT job",
+            };
+            if let Err(error) = conn.execute(set).await {
                 let _ = conn.execute("ROLLBACK").await;
                 return (Err(error.to_string()), Vec::new());
             }
+            savepoint = Some(Savepoint::Fresh);
+        }
+        let undone = match (queued.job.run(conn).await, undo) {
+            (Ran::Done(changes), _) => {
+                published.extend(changes);
+                if savepoint.is_some() {
+                    savepoint = Some(Savepoint::Stale);
+                }
+                Ok(())
+            }
+            // ROLLBACK TO keeps the savepoint, fresh again.
+            (Ran::Failed { .. }, Undo::Savepoint) => {
+                conn.execute("ROLLBACK TO job").await.map(drop)
+            }
+            (
+                Ran::Failed {
+                    database_error: false,
+                },
+                Undo::ByItself,
+            ) => Ok(()),
+            (
+                Ran::Failed {
+                    database_error: true,
+                },
+                Undo::ByItself,
+            ) => {
+                let _ = conn.execute("ROLLBACK").await;
+                return (
+                    Err("a job's statement failed the batch's transaction".to_owned()),
+                    Vec::new(),
+                );
+            }
+        };
+        if let Err(error) = undone {
+            let _ = conn.execute("ROLLBACK").await;
+            return (Err(error.to_string()), Vec::new());
         }
     }
+    commit(conn, published).await
+}
+
+/// See `commit_batch`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Savepoint {
+    Fresh,
+    Stale,
+}
+
+async fn commit(
+    conn: &mut AnyConnection,
+    published: Vec<Change>,
+) -> (Result<(), String>, Vec<Change>) {
     match conn.execute("COMMIT").await {
         Ok(_) => (Ok(()), published),
         Err(error) => {
@@ -315,20 +530,169 @@ async fn notify_and_commit(
     }
 }
 
-/// Opens the batch's transaction, holding the write lock from its first statement.
-async fn begin(conn: &mut AnyConnection, backend: Backend) -> sqlx::Result<()> {
-    match backend {
-        // BEGIN IMMEDIATE takes the write lock now, so another process (the admin CLI)
-        // waits on busy_timeout instead of failing halfway.
-        Backend::Sqlite => conn.execute("BEGIN IMMEDIATE").await.map(drop),
-        // Held until COMMIT or ROLLBACK (see the module's comment).
-        Backend::Postgres => {
-            conn.execute("BEGIN").await?;
-            sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                .bind(POSTGRES_WRITE_LOCK)
-                .execute(&mut *conn)
-                .await
-                .map(drop)
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::AccountId;
+
+    #[test]
+    fn one_accounts_jobs_share_a_lane() {
+        let keys = |accounts: &[i64], directory: bool| {
+            let mut keys: BTreeSet<LockKey> = accounts
+                .iter()
+                .map(|&a| LockKey::account(AccountId(a)))
+                .collect();
+            if directory {
+                keys.insert(LockKey::Directory);
+            }
+            keys
+        };
+        assert_eq!(lane_of(&keys(&[6], false), 4), 2);
+        assert_eq!(lane_of(&keys(&[6, 3], false), 4), 3);
+        assert_eq!(lane_of(&keys(&[6], true), 4), 2);
+        assert_eq!(lane_of(&keys(&[], true), 4), 0);
+        assert_eq!(lane_of(&keys(&[], false), 4), 0);
+        assert_eq!(lane_of(&keys(&[7], false), 1), 0);
+    }
+
+    type Answer = oneshot::Receiver<Result<i64>>;
+
+    /// A job that inserts `n` into `t` (unless `n` is 0), then fails as `fail` says.
+    fn job(undo: Undo, n: i64, fail: Option<&'static str>) -> (Queued, Answer) {
+        let (reply, answer) = oneshot::channel();
+        let work: JobFn<i64> = Box::new(move |conn: &mut AnyConnection| {
+            Box::pin(async move {
+                if n != 0 {
+                    sqlx::query("INSERT INTO t (n) VALUES ($1)")
+                        .bind(n)
+                        .execute(&mut *conn)
+                        .await?;
+                }
+                match fail {
+                    None => Ok(JobOutput::new(n, Vec::new())),
+                    Some("refuse") => Err(StoreError::OverQuota),
+                    Some(statement) => {
+                        sqlx::query(statement).execute(&mut *conn).await?;
+                        Ok(JobOutput::new(n, Vec::new()))
+                    }
+                }
+            }) as BoxFuture<'_, Result<JobOutput<i64>>>
+        });
+        let queued = Queued {
+            job: Box::new(TypedJob {
+                work: Some(work),
+                undo,
+                outcome: None,
+                reply,
+            }),
+            keys: BTreeSet::new(),
+        };
+        (queued, answer)
+    }
+
+    /// Runs `jobs` as one batch; returns the answers and what `t` holds after.
+    async fn batch(
+        database: &mut Database,
+        jobs: Vec<(Queued, Answer)>,
+    ) -> (Vec<Result<i64>>, Vec<i64>) {
+        let (mut batch, answers): (Vec<_>, Vec<_>) = jobs.into_iter().unzip();
+        let (committed, _) = commit_batch(database, &mut batch, &BTreeSet::new()).await;
+        for queued in batch {
+            queued.job.finish(committed.clone());
         }
+        let mut results = Vec::new();
+        for answer in answers {
+            results.push(answer.await.expect("answered"));
+        }
+        let held = sqlx::query_scalar("SELECT n FROM t ORDER BY n")
+            .fetch_all(&mut database.conn)
+            .await
+            .expect("read");
+        (results, held)
+    }
+
+    /// Jobs that fail leave nothing behind and the others commit, whether a job undoes
+    /// itself or is rolled back to its savepoint; a database error in a job that undoes
+    /// itself fails its whole batch.
+    async fn a_batch_keeps_each_job_all_or_nothing(url: &str, backend: Backend) {
+        let connect: AnyConnectOptions = url.parse().expect("url");
+        let mut conn = AnyConnection::connect_with(&connect)
+            .await
+            .expect("connect");
+        conn.execute("CREATE TABLE t (n BIGINT NOT NULL)")
+            .await
+            .expect("table");
+        let mut database = Database {
+            conn,
+            connect,
+            backend,
+        };
+        let bad = "INSERT INTO no_such_table VALUES (1)";
+        let (results, held) = batch(
+            &mut database,
+            vec![
+                job(Undo::ByItself, 0, Some("refuse")),
+                job(Undo::Savepoint, 1, None),
+                job(Undo::ByItself, 0, Some("refuse")),
+                job(Undo::Savepoint, 3, Some("refuse")),
+                job(Undo::ByItself, 4, None),
+                job(Undo::Savepoint, 5, None),
+                job(Undo::Savepoint, 6, Some(bad)),
+                job(Undo::ByItself, 7, None),
+                job(Undo::Savepoint, 8, None),
+            ],
+        )
+        .await;
+        let outcomes: Vec<Option<i64>> = results.iter().map(|r| r.as_ref().ok().copied()).collect();
+        assert_eq!(
+            outcomes,
+            [
+                None,
+                Some(1),
+                None,
+                None,
+                Some(4),
+                Some(5),
+                None,
+                Some(7),
+                Some(8)
+            ]
+        );
+        assert!(matches!(results[3], Err(StoreError::OverQuota)));
+        assert!(matches!(results[6], Err(StoreError::Database(_))));
+        assert_eq!(held, [1, 4, 5, 7, 8]);
+
+        let (results, held) = batch(
+            &mut database,
+            vec![
+                job(Undo::Savepoint, 10, None),
+                job(Undo::ByItself, 11, Some(bad)),
+                job(Undo::ByItself, 12, None),
+            ],
+        )
+        .await;
+        assert!(matches!(results[0], Err(StoreError::CommitFailed(_))));
+        assert!(matches!(results[1], Err(StoreError::Database(_))));
+        // Never ran: the batch had failed.
+        assert!(matches!(results[2], Err(StoreError::CommitFailed(_))));
+        assert_eq!(held, [1, 4, 5, 7, 8]);
+    }
+
+    #[tokio::test]
+    async fn a_batch_keeps_each_job_all_or_nothing_on_sqlite() {
+        sqlx::any::install_default_drivers();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("w.sqlite").display()
+        );
+        a_batch_keeps_each_job_all_or_nothing(&url, Backend::Sqlite).await;
+    }
+
+    #[tokio::test]
+    async fn a_batch_keeps_each_job_all_or_nothing_on_postgres() {
+        sqlx::any::install_default_drivers();
+        let database = crate::test_postgres::PostgresDatabase::create().await;
+        a_batch_keeps_each_job_all_or_nothing(&database.url, Backend::Postgres).await;
     }
 }

@@ -1570,6 +1570,323 @@ async fn postgres_connections_dropped_by_the_server_come_back() {
     assert!(resync.concerns(inbox.id));
 }
 
+/// PostgreSQL migration 0010: message and mailbox ids come from sequences from then on,
+/// each going on past both the largest id in its table and the last id `id_sequences`
+/// handed out (a deleted row may have had it), and `id_sequences` still reads.
+#[tokio::test]
+async fn migration_0010_continues_ids_past_those_handed_out_before() {
+    let database = postgres::PostgresDatabase::create().await;
+    // The schema as it was before migration 0010, from the migrations themselves.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let all = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/postgres");
+    for entry in std::fs::read_dir(&all).expect("migrations") {
+        let entry = entry.expect("entry");
+        let name = entry.file_name();
+        if name.to_string_lossy().as_ref() < "0010" {
+            std::fs::copy(entry.path(), dir.path().join(&name)).expect("copy");
+        }
+    }
+    let mut conn = sqlx::PgConnection::connect(&database.url)
+        .await
+        .expect("connect");
+    sqlx::migrate::Migrator::new(dir.path())
+        .await
+        .expect("migrator")
+        .run(&mut conn)
+        .await
+        .expect("old migrations");
+    // Messages: the row with the largest id is there; mailboxes: it was deleted.
+    for statement in [
+        "UPDATE id_sequences SET last_id = 40 WHERE name = 'messages'",
+        "INSERT INTO messages (id, raw, size, meta, body_text, created_at)
+         VALUES (45, '', 0, '{}', '', 0)",
+        "UPDATE id_sequences SET last_id = 30 WHERE name = 'mailboxes'",
+    ] {
+        sqlx::query(statement)
+            .execute(&mut conn)
+            .await
+            .expect(statement);
+    }
+    conn.close().await.expect("close");
+
+    let store = Store::open(&database.url).await.expect("open");
+    let inbox = first_inbox(&store).await;
+    assert_eq!(inbox, storage::MailboxId(31));
+    let delivered = deliver(&store, vec![inbox], message(1)).await;
+    assert_eq!(delivered.message, storage::MessageId(46));
+    let mut conn = sqlx::PgConnection::connect(&database.url)
+        .await
+        .expect("connect");
+    let last: Vec<(String, i64)> =
+        sqlx::query_as("SELECT name, last_id FROM id_sequences ORDER BY name")
+            .fetch_all(&mut conn)
+            .await
+            .expect("id_sequences");
+    // Six default mailboxes, 31 to 36.
+    assert_eq!(
+        last,
+        [("mailboxes".to_owned(), 36), ("messages".to_owned(), 46)]
+    );
+    conn.close().await.expect("close");
+}
+
+/// How long a test waits for something the stores do (debug build, busy machine); only
+/// a bound on a failure, never a timing that must be met.
+const EVENT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Waits until `count` sessions of the test's database wait on a lock of kind `event`
+/// (`pg_stat_activity.wait_event`: "transactionid" for a row, "advisory" for an
+/// account's lock). A poll for an event the server shows, not a sleep for timing.
+async fn sessions_waiting(observer: &mut sqlx::AnyConnection, event: &str, count: i64) {
+    let deadline = tokio::time::Instant::now() + EVENT_TIMEOUT;
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM pg_stat_activity
+             WHERE datname = current_database() AND wait_event_type = 'Lock' AND wait_event = $1",
+        )
+        .bind(event)
+        .fetch_one(&mut *observer)
+        .await
+        .expect("pg_stat_activity");
+        if waiting >= count {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{count} sessions never waited on {event} (saw {waiting})"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Two nodes (two stores on one PostgreSQL database): while a write transaction for
+/// account A is held open on purpose, the other node's delivery to account B completes,
+/// and its delivery to A waits until A's transaction ends, then comes after it.
+#[tokio::test]
+async fn two_nodes_deliver_to_two_accounts_while_one_accounts_transaction_is_held() {
+    let place = Place::new(Backend::Postgres).await;
+    let node1 = place.open().await;
+    let node2 = place.open().await;
+    node1.add_domain("example.org").await.expect("domain");
+    let a = node1
+        .add_account("a@example.org", &Secret::new("pw-a"))
+        .await
+        .expect("account a");
+    let b = node1
+        .add_account("b@example.org", &Secret::new("pw-b"))
+        .await
+        .expect("account b");
+    let inbox_a = node1.inbox(a).await.expect("inbox a").id;
+    let inbox_b = node2.inbox(b).await.expect("inbox b").id;
+    let mut heard_on_node1 = node1.subscribe();
+
+    // Node 1's delivery to A takes A's lock, then stops at A's INBOX row, which a
+    // transaction of the test holds: node 1's transaction for A stays open.
+    let mut holder = place.second_connection(Backend::Postgres).await;
+    let mut observer = place.second_connection(Backend::Postgres).await;
+    sqlx::query("BEGIN")
+        .execute(&mut holder)
+        .await
+        .expect("begin");
+    sqlx::query("SELECT id FROM mailboxes WHERE id = $1 FOR UPDATE")
+        .bind(inbox_a.0)
+        .execute(&mut holder)
+        .await
+        .expect("hold A's INBOX");
+    let held = tokio::spawn({
+        let node1 = node1.clone();
+        async move { deliver(&node1, vec![inbox_a], message(1)).await }
+    });
+    sessions_waiting(&mut observer, "transactionid", 1).await;
+
+    // Node 2 delivers to B meanwhile (with one lock for all writers, it would wait).
+    let to_b = tokio::time::timeout(EVENT_TIMEOUT, deliver(&node2, vec![inbox_b], message(2)))
+        .await
+        .expect("the delivery to B waited for A's transaction");
+    assert_eq!(to_b.placed[0].2, Uid(1));
+    // Node 1 hears of it from node 2, after its commit.
+    tokio::time::timeout(EVENT_TIMEOUT, async {
+        loop {
+            let change = heard_on_node1.recv().await.expect("changes");
+            if change.mailbox == inbox_b && change.kind == ChangeKind::OtherNode {
+                return;
+            }
+        }
+    })
+    .await
+    .expect("node 1 never heard of node 2's delivery to B");
+
+    // Node 2's delivery to A waits for A's lock, held by node 1's open transaction.
+    let waiting = tokio::spawn({
+        let node2 = node2.clone();
+        async move { deliver(&node2, vec![inbox_a], message(3)).await }
+    });
+    sessions_waiting(&mut observer, "advisory", 1).await;
+    assert!(!held.is_finished() && !waiting.is_finished());
+
+    sqlx::query("ROLLBACK")
+        .execute(&mut holder)
+        .await
+        .expect("release");
+    let first = tokio::time::timeout(EVENT_TIMEOUT, held)
+        .await
+        .expect("node 1's delivery to A never ended")
+        .expect("task");
+    let second = tokio::time::timeout(EVENT_TIMEOUT, waiting)
+        .await
+        .expect("node 2's delivery to A never ended")
+        .expect("task");
+    // In the order they took A's lock: UIDs and MODSEQs of one mailbox in commit order.
+    assert_eq!(first.placed[0].2, Uid(1));
+    assert_eq!(second.placed[0].2, Uid(2));
+    let entries = node2.mailbox_entries(inbox_a).await.expect("entries");
+    assert_eq!(
+        entries.iter().map(|e| e.uid).collect::<Vec<_>>(),
+        [Uid(1), Uid(2)]
+    );
+    assert!(entries[0].modseq < entries[1].modseq);
+    assert_eq!(
+        node1.raw_message(entries[1].message).await.expect("raw"),
+        message(3)
+    );
+}
+
+/// PostgreSQL: deliveries queued behind a held transaction of their account commit
+/// together; those the quota refuses leave nothing (no message row, no UID, no usage)
+/// and the others are stored, at UIDs that follow each other.
+#[tokio::test]
+async fn refused_deliveries_in_one_commit_leave_nothing_behind() {
+    let f = fixture(Backend::Postgres).await;
+    let inbox = mailbox(&f.store, f.account, "INBOX").await.id;
+    let size = message(10).len() as i64;
+    f.store
+        .set_quota("alice@example.org", Some(3 * size + size / 2))
+        .await
+        .expect("quota");
+    let mut holder = f.place.second_connection(Backend::Postgres).await;
+    let mut observer = f.place.second_connection(Backend::Postgres).await;
+    sqlx::query("BEGIN")
+        .execute(&mut holder)
+        .await
+        .expect("begin");
+    sqlx::query("SELECT id FROM mailboxes WHERE id = $1 FOR UPDATE")
+        .bind(inbox.0)
+        .execute(&mut holder)
+        .await
+        .expect("hold the INBOX");
+    let mut tasks = Vec::new();
+    for n in 10..16 {
+        let store = f.store.clone();
+        tasks.push(tokio::spawn(async move {
+            store
+                .deliver(Delivery {
+                    raw: message(n),
+                    mailboxes: vec![inbox],
+                    ..Delivery::default()
+                })
+                .await
+        }));
+        if n == 10 {
+            // The first holds the account; the others queue behind it.
+            sessions_waiting(&mut observer, "transactionid", 1).await;
+        }
+    }
+    sessions_waiting(&mut observer, "transactionid", 1).await;
+    sqlx::query("ROLLBACK")
+        .execute(&mut holder)
+        .await
+        .expect("release");
+    let mut stored = 0;
+    for task in tasks {
+        match tokio::time::timeout(EVENT_TIMEOUT, task)
+            .await
+            .expect("a delivery never ended")
+            .expect("task")
+        {
+            Ok(_) => stored += 1,
+            Err(StoreError::OverQuota) => {}
+            Err(error) => panic!("{error}"),
+        }
+    }
+    assert_eq!(stored, 3);
+    assert_eq!(f.store.stored_message_count().await.expect("count"), 3);
+    let entries = f.store.mailbox_entries(inbox).await.expect("entries");
+    assert_eq!(
+        entries.iter().map(|e| e.uid).collect::<Vec<_>>(),
+        [Uid(1), Uid(2), Uid(3)]
+    );
+    let account = f.store.account(f.account).await.expect("account");
+    assert_eq!(account.used_bytes, 3 * size);
+}
+
+/// Two nodes write to three accounts at once: deliveries to two accounts at a time (in
+/// both orders, locked in one), then every account emptied at once while the messages
+/// are shared between them. Nothing deadlocks, each mailbox's UIDs are distinct and
+/// ascending, and no message row outlives its last entry.
+#[tokio::test]
+async fn two_nodes_deliver_to_shared_recipients_and_expunge_at_once() {
+    let place = Place::new(Backend::Postgres).await;
+    let nodes = [place.open().await, place.open().await];
+    nodes[0].add_domain("example.org").await.expect("domain");
+    let mut inboxes = Vec::new();
+    for name in ["a", "b", "c"] {
+        let account = nodes[0]
+            .add_account(&format!("{name}@example.org"), &Secret::new("pw"))
+            .await
+            .expect("account");
+        inboxes.push(nodes[0].inbox(account).await.expect("inbox").id);
+    }
+    const EACH: usize = 30;
+    let mut tasks = Vec::new();
+    for n in 0..EACH * 3 {
+        let store = nodes[n % 2].clone();
+        // a+b, b+c, c+a, named in both orders.
+        let (first, second) = (inboxes[n % 3], inboxes[(n + 1) % 3]);
+        let pair = if n % 2 == 0 {
+            vec![first, second]
+        } else {
+            vec![second, first]
+        };
+        tasks.push(tokio::spawn(async move {
+            deliver(&store, pair, message(n)).await
+        }));
+    }
+    for task in tasks {
+        tokio::time::timeout(EVENT_TIMEOUT, task)
+            .await
+            .expect("a delivery never ended")
+            .expect("task");
+    }
+    assert_eq!(
+        nodes[0].stored_message_count().await.expect("count"),
+        EACH as i64 * 3
+    );
+    for &inbox in &inboxes {
+        let entries = nodes[1].mailbox_entries(inbox).await.expect("entries");
+        assert_eq!(entries.len(), EACH * 2);
+        assert!(entries.windows(2).all(|w| w[0].uid < w[1].uid));
+        assert_eq!(entries.last().map(|e| e.uid), Some(Uid(EACH as u32 * 2)));
+    }
+    // Every message is in two accounts; both let go of it at the same time.
+    let mut expunges = Vec::new();
+    for (n, &inbox) in inboxes.iter().enumerate() {
+        let store = nodes[n % 2].clone();
+        let uids = (1..=EACH as u32 * 2).map(Uid).collect();
+        expunges.push(tokio::spawn(
+            async move { store.expunge(inbox, uids).await },
+        ));
+    }
+    for task in expunges {
+        let removed = tokio::time::timeout(EVENT_TIMEOUT, task)
+            .await
+            .expect("an expunge never ended")
+            .expect("task")
+            .expect("expunge");
+        assert_eq!(removed.len(), EACH * 2);
+    }
+    assert_eq!(nodes[1].stored_message_count().await.expect("count"), 0);
+}
+
 async fn recent_is_claimed_by_exactly_one_session(backend: Backend) {
     let f = fixture(backend).await;
     let inbox = mailbox(&f.store, f.account, "INBOX").await;

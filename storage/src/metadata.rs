@@ -20,6 +20,7 @@
 
 use crate::Store;
 use crate::error::{Result, StoreError};
+use crate::locks::Scope;
 use crate::mailboxes::mailbox_in_tx;
 use crate::types::{AccountId, MailboxId};
 use crate::writer::JobOutput;
@@ -285,8 +286,13 @@ impl Store {
                 });
             }
         }
+        // The annotations belong to the account: its lock on PostgreSQL (issue 18).
+        let scope = match owner {
+            MetadataOwner::Server(account) => Scope::account(account),
+            MetadataOwner::Mailbox(mailbox) => Scope::mailboxes([mailbox]),
+        };
         self.writer
-            .run(move |conn| {
+            .run(scope, move |conn| {
                 Box::pin(async move {
                     let account = match owner {
                         MetadataOwner::Server(account) => account,

@@ -3,8 +3,10 @@
 # database, and with one node on SQLite for reference, on this machine, in one run.
 #
 # SESSIONS concurrent persistent SMTP sessions (benches/smtp_load.rs) send MESSAGES messages
-# of 5 KB each to you@localhost, the same load as benches/smtp-vs-postfix.sh. Every reply must
-# be 250 (354 for DATA). Three cases, each on a fresh store:
+# of 5 KB each to you@localhost, the same load as benches/smtp-vs-postfix.sh; with ACCOUNTS=N
+# the messages go round-robin to N accounts (you@localhost, bench2@localhost, ...), one
+# recipient per message, which is what a company's inbound mail looks like to the store.
+# Every reply must be 250 (354 for DATA). Three cases, each on a fresh store:
 #   sqlite-1-node      one node, SQLite in a new directory under BENCH_TMPDIR
 #   postgres-1-node    one node on a new PostgreSQL database
 #   postgres-2-nodes   two nodes on another new database, each with its own data_dir and
@@ -20,9 +22,9 @@
 #
 # Read the two-node figure with care: on a 2-core machine both nodes, PostgreSQL and the
 # load generator (one thread) all compete for the same two cores, so a second node adds
-# processes, not hardware. And the nodes' write transactions run one after another (each
-# takes one PostgreSQL advisory lock, storage/src/writer.rs): a second node adds sessions
-# and fault tolerance, not commits in parallel. PostgreSQL's data directory is wherever
+# processes, not hardware. Write transactions lock the accounts they change
+# (storage/src/writer.rs, storage/src/locks.rs): with one recipient every delivery of
+# every node takes turns on one account's lock; with ACCOUNTS=8 they run side by side. PostgreSQL's data directory is wherever
 # its server keeps it (printed), not BENCH_TMPDIR: check that both are on the same disk.
 #
 # letterbox checks SPF, DKIM, DMARC and ARC on every message with DNS in offline mode
@@ -33,6 +35,7 @@
 #   SESSIONS=32 MESSAGES=20000 benches/smtp-nodes.sh
 # Environment:
 #   SESSIONS (16), MESSAGES (5000)   the load, the same in every case
+#   ACCOUNTS (1)                     recipients (accounts) the messages are spread over
 #   TARGETS ("sqlite postgres-1 postgres-2")   run only some cases, e.g. TARGETS=postgres-2
 #   POSTGRES (postgres://postgres@127.0.0.1:5432)   the PostgreSQL server, without a database;
 #                                    the script connects to its `postgres` database to
@@ -46,6 +49,7 @@ set -euo pipefail
 
 SESSIONS=${SESSIONS:-16}
 MESSAGES=${MESSAGES:-5000}
+ACCOUNTS=${ACCOUNTS:-1}
 TARGETS=${TARGETS:-"sqlite postgres-1 postgres-2"}
 POSTGRES=${POSTGRES:-postgres://postgres@127.0.0.1:5432}
 BENCH_TMPDIR=${BENCH_TMPDIR:-/var/tmp}
@@ -61,6 +65,12 @@ BENCH_NAME=smtp-nodes
 
 [[ $SESSIONS =~ ^[1-9][0-9]*$ ]] || die "SESSIONS must be a positive integer"
 [[ $MESSAGES =~ ^[1-9][0-9]*$ ]] || die "MESSAGES must be a positive integer"
+[[ $ACCOUNTS =~ ^[1-9][0-9]*$ ]] || die "ACCOUNTS must be a positive integer"
+# The recipients: the account every node makes at its first start, then bench2..benchN.
+RECIPIENTS=$RECIPIENT
+for ((i = 2; i <= ACCOUNTS; i++)); do
+    RECIPIENTS+=",bench$i@localhost"
+done
 wants sqlite || wants postgres-1 || wants postgres-2 ||
     die "TARGETS names none of sqlite, postgres-1, postgres-2"
 POSTGRES=${POSTGRES%/}
@@ -137,6 +147,17 @@ start_node() {
     [[ -n $NODE_ADDRESS ]] || die "letterbox printed no 'listening smtp' line ($1/stdout)"
 }
 
+# add_accounts DIR: bench2..benchACCOUNTS@localhost in the store of the node configured in
+# DIR (once per store: nodes on one database share them).
+add_accounts() {
+    local i
+    for ((i = 2; i <= ACCOUNTS; i++)); do
+        echo "bench-password-$i" | "$WORK/bin/letterbox" --config "$1/letterbox.toml" \
+            user add "bench$i@localhost" --password-stdin >/dev/null ||
+            die "cannot add bench$i@localhost"
+    done
+}
+
 # stop_nodes: SIGTERM to every node, and a clean exit is required of each.
 stop_nodes() {
     local pid status
@@ -167,8 +188,8 @@ run_load() {
     for address in "$@"; do
         addrs+=(--addr "$address")
     done
-    log "$name: $SESSIONS sessions, $MESSAGES messages of $MESSAGE_SIZE bytes to $RECIPIENT at $*"
-    "$LOAD" "${addrs[@]}" --to "$RECIPIENT" --from "bench@example.org" \
+    log "$name: $SESSIONS sessions, $MESSAGES messages of $MESSAGE_SIZE bytes to $RECIPIENTS at $*"
+    "$LOAD" "${addrs[@]}" --to "$RECIPIENTS" --from "bench@example.org" \
         --sessions "$SESSIONS" --messages "$MESSAGES" --message-size "$MESSAGE_SIZE" |
         tee "$WORK/$name.load"
     [[ $(field messages "$WORK/$name.load") == "$MESSAGES" ]] ||
@@ -201,6 +222,7 @@ run_sqlite() {
     local name=sqlite-1-node dir=$WORK/sqlite-1-node/node1 db stored query
     write_smtp_config "$dir" ""
     start_node "$dir"
+    add_accounts "$dir"
     run_load "$name" "$NODE_ADDRESS"
     stop_nodes
     query="SELECT count(*) FROM mailbox_messages"
@@ -223,6 +245,7 @@ run_postgres() {
     for i in $(seq 1 "$nodes"); do
         write_smtp_config "$WORK/$name/node$i" "$POSTGRES/$db"
         start_node "$WORK/$name/node$i"
+        if ((i == 1)); then add_accounts "$WORK/$name/node$i"; fi
         addresses+=("$NODE_ADDRESS")
     done
     run_load "$name" "${addresses[@]}"
@@ -241,7 +264,7 @@ if wants postgres-2; then run_postgres postgres-2-nodes 2 "lbbench_$$_2"; fi
 
 filesystem=$(df -T "$WORK" | awk 'NR == 2 { print $2 }')
 echo
-echo "SESSIONS=$SESSIONS MESSAGES=$MESSAGES message_bytes=$MESSAGE_SIZE cores=$(nproc)" \
+echo "SESSIONS=$SESSIONS MESSAGES=$MESSAGES ACCOUNTS=$ACCOUNTS message_bytes=$MESSAGE_SIZE cores=$(nproc)" \
     "loadavg_1min before=$LOADAVG_BEFORE after=$(cut -d' ' -f1 /proc/loadavg)"
 echo "sqlite data on $filesystem ($BENCH_TMPDIR)${PG_SETTINGS:+; $PG_SETTINGS}"
 for name in sqlite-1-node postgres-1-node postgres-2-nodes; do

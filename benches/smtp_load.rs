@@ -53,9 +53,15 @@ struct Args {
         required = true
     )]
     addrs: Vec<SocketAddr>,
-    /// Envelope recipient of every message.
-    #[arg(long, env = "LOAD_TO", default_value = "you@localhost")]
-    to: Address,
+    /// Envelope recipient; repeat it (or separate with commas) to spread the messages over
+    /// several recipients: message n goes to recipient n mod count, one RCPT per message.
+    #[arg(
+        long = "to",
+        env = "LOAD_TO",
+        value_delimiter = ',',
+        default_value = "you@localhost"
+    )]
+    to: Vec<Address>,
     /// Envelope sender of every message.
     #[arg(long, env = "LOAD_FROM", default_value = "bench@example.org")]
     from: Address,
@@ -79,7 +85,8 @@ struct Args {
 /// What every session shares: the envelope, the message template and the next message number.
 struct Load {
     from: Address,
-    to: Address,
+    /// Never empty (clap gives the default when `--to` is absent).
+    to: Vec<Address>,
     messages: usize,
     message_size: usize,
     timeout: Duration,
@@ -89,12 +96,22 @@ struct Load {
     run_id: u128,
 }
 
+impl Load {
+    /// The recipient of message `number`: round-robin over `--to`.
+    fn recipient(&self, number: usize) -> &Address {
+        &self.to[number % self.to.len()]
+    }
+}
+
 // A single-threaded client: the server under test gets the other core of a 2-core machine.
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<()> {
     let args = Args::parse();
     if args.sessions == 0 || args.messages == 0 {
         bail!("--sessions and --messages must be at least 1");
+    }
+    if args.to.is_empty() {
+        bail!("--to must name at least one recipient");
     }
     if args.message_size < 512 {
         bail!("--message-size must be at least 512 (room for the headers)");
@@ -216,10 +233,14 @@ async fn run_session(
             return Ok((connection, count));
         }
         let message = message(load, number);
-        tokio::time::timeout(load.timeout, transaction(&mut connection, load, &message))
-            .await
-            .with_context(|| format!("message {number}: no reply within {:?}", load.timeout))?
-            .with_context(|| format!("message {number}"))?;
+        let to = load.recipient(number);
+        tokio::time::timeout(
+            load.timeout,
+            transaction(&mut connection, load, to, &message),
+        )
+        .await
+        .with_context(|| format!("message {number}: no reply within {:?}", load.timeout))?
+        .with_context(|| format!("message {number}"))?;
         count += 1;
     }
 }
@@ -228,15 +249,14 @@ async fn run_session(
 async fn transaction(
     connection: &mut AsyncSmtpConnection,
     load: &Load,
+    to: &Address,
     message: &[u8],
 ) -> Result<()> {
     let reply = connection
         .command(Mail::new(Some(load.from.clone()), Vec::new()))
         .await;
     expect(reply, REPLY_OK, "MAIL")?;
-    let reply = connection
-        .command(Rcpt::new(load.to.clone(), Vec::new()))
-        .await;
+    let reply = connection.command(Rcpt::new(to.clone(), Vec::new())).await;
     expect(reply, REPLY_OK, "RCPT")?;
     expect(
         connection.command(Data).await,
@@ -277,7 +297,7 @@ fn message(load: &Load, number: usize) -> Vec<u8> {
          Content-Type: text/plain; charset=us-ascii\r\n\
          \r\n",
         from = load.from,
-        to = load.to,
+        to = load.recipient(number),
         run = load.run_id,
     )
     .into_bytes();

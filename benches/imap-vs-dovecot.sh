@@ -11,6 +11,11 @@
 # are APPENDed to the INBOX. Every command must end in OK with the expected result. Printed
 # per server: IMAP commands per second; then the ratio letterbox/Dovecot.
 #
+# MIX=login-heavy: every iteration is a whole session, as mail checkers and phones make
+# them: connect, LOGIN, SELECT, FETCH, SEARCH, STORE, APPEND, EXPUNGE, LOGOUT, again and
+# again (imap_load --reconnect-every 1), so the password hash and the session setup weigh
+# as much as the commands.
+#
 # Same password scheme on both: argon2id with the same cost. Letterbox stores argon2id PHC
 # strings (the argon2 crate's default cost, m=19456 KiB, t=2, p=1); Dovecot's passwd-file
 # gets an {ARGON2ID} hash of the same password with the cost read from letterbox's store
@@ -32,6 +37,7 @@
 #   CLIENTS (8)                      concurrent IMAP clients
 #   DURATION (30) or OPS             seconds of load per server, or IMAP commands per server
 #   MESSAGES (200)                   messages in the INBOX
+#   MIX (default)                    `login-heavy`: a new connection and LOGIN every iteration
 #   TARGETS ("letterbox dovecot")    run only one side, e.g. TARGETS=dovecot
 #   BENCH_TMPDIR (/var/tmp)          where the data of both servers lives: the same disk for
 #                                    both; on a tmpfs fsync costs nothing and the test is moot
@@ -45,6 +51,7 @@ CLIENTS=${CLIENTS:-8}
 DURATION=${DURATION:-30}
 OPS=${OPS:-}
 MESSAGES=${MESSAGES:-200}
+MIX=${MIX:-default}
 TARGETS=${TARGETS:-"letterbox dovecot"}
 BENCH_TMPDIR=${BENCH_TMPDIR:-/var/tmp}
 DOVECOT_HASH=${DOVECOT_HASH:-same}
@@ -68,6 +75,11 @@ else
     [[ $DURATION =~ ^[1-9][0-9]*$ ]] || die "DURATION must be a positive integer"
 fi
 [[ $DOVECOT_HASH == same || $DOVECOT_HASH == doveadm ]] || die "DOVECOT_HASH must be same or doveadm"
+case $MIX in
+default) MIX_ARGS=() ;;
+login-heavy) MIX_ARGS=(--reconnect-every 1) ;;
+*) die "MIX must be default or login-heavy" ;;
+esac
 wants letterbox || wants dovecot || die "TARGETS names neither letterbox nor dovecot"
 [[ $(id -u) == 0 ]] || die "run as root: Dovecot's master needs it"
 
@@ -111,7 +123,7 @@ run_load() {
     fi
     log "$1: $CLIENTS clients, $what, $MESSAGES messages in the INBOX, at $2 (loadavg_1min $(loadavg))"
     IMAP_PASSWORD=$PASSWORD "$LOAD" --addr "$2" --user "$IMAP_USER" --clients "$CLIENTS" \
-        --messages "$MESSAGES" "${stop[@]}" | tee "$WORK/$1.load"
+        --messages "$MESSAGES" "${stop[@]}" "${MIX_ARGS[@]}" | tee "$WORK/$1.load"
     [[ -n $(field ops_per_second "$WORK/$1.load") ]] ||
         die "$1: the load generator printed no report"
 }
@@ -183,7 +195,7 @@ filesystem=$(df -T "$WORK" | awk 'NR == 2 { print $2 }')
 echo
 limit="DURATION=$DURATION"
 [[ -z $OPS ]] || limit="OPS=$OPS"
-echo "CLIENTS=$CLIENTS $limit MESSAGES=$MESSAGES cores=$(nproc)" \
+echo "CLIENTS=$CLIENTS $limit MESSAGES=$MESSAGES MIX=$MIX cores=$(nproc)" \
     "data on $filesystem ($BENCH_TMPDIR) loadavg_1min before=$LOADAVG_BEFORE after=$(loadavg)"
 if wants letterbox; then summary "letterbox:" letterbox "$LETTERBOX_SCHEME"; fi
 if wants dovecot; then summary "dovecot:  " dovecot "$DOVECOT_SCHEME"; fi

@@ -254,8 +254,9 @@ const ACCEPTED: &[Accepted] = &[
     },
     Accepted {
         what: "\\HasChildren / \\HasNoChildren in a LIST the client did not ask CHILDREN of \
-               (letterbox always sends them, Dovecot for some selection options only); with \
-               RETURN (CHILDREN) they are compared",
+               (letterbox always sends them, Dovecot for some selection options only), and in \
+               the LIST responses NOTIFY sends unasked (RFC 5465 §5.4: \"an extended LIST \
+               response [RFC5258]\"); with RETURN (CHILDREN) they are compared",
         rfc: "RFC 5258 §4: \"The CHILDREN return option is simply an indication that the \
               client wants this information; a server MAY provide it even if the option is \
               not specified.\"",
@@ -294,6 +295,25 @@ const ACCEPTED: &[Accepted] = &[
               sent unilaterally.\" §7.2.2: \"There can be multiple LIST responses for a \
               single LIST command.\" (no order among them).",
         rule: Rule::Answer(response_order),
+    },
+    Accepted {
+        what: "NOTIFY SET with MessageNew but not MessageExpunge (or FlagChange without both) \
+               for other mailboxes than the selected one (Dovecot: OK, it checks the selected \
+               mailbox's events only; letterbox: BAD)",
+        rfc: "RFC 5465 §5: \"If one of MessageNew or MessageExpunge is specified, then both \
+              events MUST be specified. Otherwise, the server MUST respond with the tagged BAD \
+              response.\" Dovecot 2.3 does not; both answers are compared as the BAD.",
+        rule: Rule::Answer(notify_unpaired_events),
+    },
+    Accepted {
+        what: "the order of the STATUS responses to NOTIFY SET STATUS, one per watched \
+               mailbox (Dovecot: its directory order; letterbox: name order)",
+        rfc: "RFC 5465 §3.1: \"If the NOTIFY command enables MessageNew, MessageExpunge, \
+              AnnotationChange, or FlagChange notifications for a mailbox other than the \
+              currently selected mailbox, and the client has specified the STATUS indicator \
+              parameter, then the server MUST send a STATUS response for that mailbox before \
+              NOTIFY's tagged OK.\" One response a mailbox; no order among them.",
+        rule: Rule::Answer(notify_status_order),
     },
     Accepted {
         what: "the order of the entries in the METADATA response to a GETMETADATA with \
@@ -610,7 +630,8 @@ fn special_use_unasked(context: &Context, lines: Vec<String>) -> Vec<String> {
 
 fn children_unasked(context: &Context, lines: Vec<String>) -> Vec<String> {
     let sent = context.sent.to_ascii_uppercase();
-    if !sent.starts_with("LIST ") || sent.contains("CHILDREN") {
+    let unasked = sent == IDLE_WAIT.to_ascii_uppercase() || sent.starts_with("NOTIFY ");
+    if !unasked && (!sent.starts_with("LIST ") || sent.contains("CHILDREN")) {
         return lines;
     }
     lines
@@ -689,6 +710,37 @@ fn response_order(_: &Context, mut lines: Vec<String>) -> Vec<String> {
             lines[start..end].sort();
         }
         start = end;
+    }
+    lines
+}
+
+fn notify_unpaired_events(context: &Context, lines: Vec<String>) -> Vec<String> {
+    let sent = context.sent.to_ascii_uppercase();
+    let (new, expunge) = (sent.contains("MESSAGENEW"), sent.contains("MESSAGEEXPUNGE"));
+    let flags = sent.contains("FLAGCHANGE");
+    if !sent.starts_with("NOTIFY SET ") || (new == expunge && (!flags || new)) {
+        return lines;
+    }
+    lines
+        .into_iter()
+        .map(|line| match line.split_once(" OK ") {
+            Some((tag, text)) if !tag.starts_with('*') => format!("{tag} BAD {text}"),
+            _ => line,
+        })
+        .collect()
+}
+
+fn notify_status_order(context: &Context, mut lines: Vec<String>) -> Vec<String> {
+    if context
+        .sent
+        .to_ascii_uppercase()
+        .starts_with("NOTIFY SET STATUS ")
+    {
+        let statuses = lines
+            .iter()
+            .take_while(|l| l.starts_with("* STATUS "))
+            .count();
+        lines[..statuses].sort();
     }
     lines
 }
@@ -1841,6 +1893,48 @@ fn metadata_annotations_answer_alike() {
             (2, "EXAMINE Play"),
             (2, "SETMETADATA Play (/shared/comment NIL)"),
             (2, "GETMETADATA Play (/private/comment /shared/comment)"),
+        ],
+    );
+}
+
+/// NOTIFY (RFC 5465, which Dovecot 2.3 announces): NOTIFY SET STATUS tells each watched
+/// mailbox's STATUS before its OK; then, with no command in progress, new mail in
+/// another mailbox is told as STATUS (§5.2), and mailboxes created, renamed (with
+/// OLDNAME), subscribed and deleted as LIST (§5.4, §5.5); a MessageNew without
+/// MessageExpunge is BAD (§5); after NOTIFY NONE nothing more is told unasked.
+#[test]
+fn notify_tells_the_same_events() {
+    compare(
+        "notify",
+        &[
+            // Dovecot creates its special-use mailboxes when they are first opened;
+            // opened here, it does not tell of their creation to NOTIFY below.
+            (1, "STATUS INBOX (UIDVALIDITY)"),
+            (1, "STATUS Sent (UIDVALIDITY)"),
+            (1, "STATUS Drafts (UIDVALIDITY)"),
+            (1, "STATUS Trash (UIDVALIDITY)"),
+            (1, "STATUS Junk (UIDVALIDITY)"),
+            (1, "STATUS Archive (UIDVALIDITY)"),
+            (1, "NOTIFY SET (personal (MessageNew))"),
+            (
+                1,
+                "NOTIFY SET STATUS (personal (MessageNew MessageExpunge MailboxName SubscriptionChange))",
+            ),
+            (2, "APPEND Archive {msg:a}"),
+            (1, IDLE_WAIT),
+            (2, "CREATE Projects"),
+            (1, IDLE_WAIT),
+            (2, "RENAME Projects Work"),
+            (1, IDLE_WAIT),
+            (2, "SUBSCRIBE Work"),
+            (1, IDLE_WAIT),
+            (2, "UNSUBSCRIBE Work"),
+            (1, IDLE_WAIT),
+            (2, "DELETE Work"),
+            (1, IDLE_WAIT),
+            (1, "NOTIFY NONE"),
+            (2, "APPEND Archive {msg:b}"),
+            (1, "NOOP"),
         ],
     );
 }

@@ -10,8 +10,10 @@ mod common;
 
 use common::{TestServer, labelled_line, python_client};
 
-const SCRIPT: &str = r#"
-import imaplib, re, smtplib, ssl, sys
+/// What both scripts share: imaplib keeping every line it reads, `run` (a command and
+/// what it brought) and `hear` (lines sent unasked, with no command in progress).
+const PRELUDE: &str = r#"
+import imaplib, re, select, smtplib, ssl, sys
 imaps, smtp_port, user, password = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
 ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
 imaplib.Commands["NOTIFY"] = ("AUTH", "SELECTED")
@@ -53,6 +55,14 @@ def hear(m, label, count, ordered=True):
     m.sock.settimeout(None)
     print(label, " | ".join(got if ordered else sorted(got)))
 
+def quiet(m, label, wait):
+    """Whether the server stays silent for `wait` seconds (a read that times out would
+    leave imaplib's socket file unusable)."""
+    readable, _, _ = select.select([m.sock], [], [], wait)
+    print(label, "spoke" if readable or m.sock.pending() else "quiet")
+"#;
+
+const SCRIPT: &str = r#"
 m, other = connect(), connect()
 run(other, "create", "CREATE", "Lists")
 run(m, "badevent", "NOTIFY", "SET (personal (MessageNew MessageExpunge AnnotationChange))")
@@ -86,7 +96,7 @@ m.logout()
 #[test]
 fn imaplib_hears_what_it_asked_notify_for_without_asking_again() {
     let server = TestServer::start();
-    let out = python_client(&server, SCRIPT, &[]);
+    let out = python_client(&server, &format!("{PRELUDE}{SCRIPT}"), &[]);
     let line = |label: &str| labelled_line(&out, label);
     assert!(line("create").starts_with("create OK "), "{out}");
     // RFC 5465 §3.1: an unsupported event is a NO with BADEVENT listing what is
@@ -144,4 +154,68 @@ fn imaplib_hears_what_it_asked_notify_for_without_asking_again() {
     // NOTIFY NONE: nothing more about other mailboxes.
     assert_eq!(line("none"), "none OK NOTIFY completed");
     assert_eq!(line("after-none"), "after-none OK Done");
+}
+
+const DELAYED_AND_LIMITS: &str = r#"
+m, other = connect(), connect()
+m.select("INBOX")
+other.select("INBOX")
+other.append("INBOX", None, None, b"Subject: one\r\n\r\nHi.\r\n")
+other.append("INBOX", None, None, b"Subject: two\r\n\r\nHi.\r\n")
+run(m, "catch-up", "NOOP")
+run(m, "delayed", "NOTIFY", "SET (selected-delayed (MessageNew (UID) MessageExpunge FlagChange))")
+other.store("1", "+FLAGS", "(\\Deleted)")
+hear(m, "flag-delayed", 1)
+other.expunge()
+quiet(m, "expunge-delayed", 3)
+run(m, "expunge-told", "UID", "FETCH", "1:*", "(UID)")
+run(m, "idle-set", "NOTIFY", "SET (personal (MailboxName))")
+m.lines = []
+m.send(b"i1 IDLE\r\n")
+hear(m, "idle", 1)
+other.create("Idled")
+hear(m, "idle-created", 1)
+m.send(b"DONE\r\n")
+hear(m, "idle-done", 1)
+run(m, "quiet-again", "NOTIFY", "NONE")
+for n in range(500):
+    other._simple_command("CREATE", "Many/%d" % n)
+run(m, "overflow", "NOTIFY", "SET (personal (MessageNew MessageExpunge))")
+run(m, "still-fine", "NOTIFY", "SET (subtree Many/1 (MessageNew MessageExpunge))")
+other.logout()
+m.logout()
+"#;
+
+/// SELECTED-DELAYED (RFC 5465 §6.1.2) holds an expunge back until a command allows it,
+/// IDLE tells what NOTIFY asked for (§4), and a NOTIFY naming more mailboxes than a
+/// session watches is refused with NOTIFICATIONOVERFLOW (§3.1) while a smaller one is not.
+#[test]
+fn imaplib_sees_delayed_expunges_idle_notifications_and_the_watch_limit() {
+    let server = TestServer::start();
+    let out = python_client(&server, &format!("{PRELUDE}{DELAYED_AND_LIMITS}"), &[]);
+    let line = |label: &str| labelled_line(&out, label);
+    assert_eq!(line("delayed"), "delayed OK NOTIFY completed");
+    assert_eq!(
+        line("flag-delayed"),
+        "flag-delayed * 1 FETCH (UID 1 FLAGS (\\Deleted))"
+    );
+    // §6.1.2: no EXPUNGE while no command is in progress; it comes at the end of the
+    // next command that allows it (a UID command, RFC 9051 §7.5.1), which still sees
+    // the message.
+    assert_eq!(line("expunge-delayed"), "expunge-delayed quiet");
+    assert_eq!(
+        line("expunge-told"),
+        "expunge-told * 1 FETCH (UID 1) | * 2 FETCH (UID 2) | * 1 EXPUNGE | OK UID FETCH completed"
+    );
+    assert_eq!(line("idle"), "idle + idling");
+    assert_eq!(
+        line("idle-created"),
+        r#"idle-created * LIST (\HasNoChildren) "/" "Idled""#
+    );
+    assert_eq!(line("idle-done"), "idle-done i1 OK IDLE terminated");
+    assert_eq!(
+        line("overflow"),
+        "overflow NO [NOTIFICATIONOVERFLOW] Too many mailboxes to watch"
+    );
+    assert_eq!(line("still-fine"), "still-fine OK NOTIFY completed");
 }

@@ -45,9 +45,9 @@ pub(crate) const MAX_NOTIFY_WATCHED_MAILBOXES: usize = 500;
 pub(crate) const MAX_NOTIFY_FETCH_PER_LOOK: usize = 256;
 
 /// The events we send (RFC 5465 §3.1: BADEVENT "MUST list names of all events supported
-/// by the server"). AnnotationChange needs ANNOTATE (RFC 5257), which we do not have;
-/// the metadata events are optional (§5.6, §5.7: unless METADATA is announced... we
-/// announce it, but publish no metadata change, so refuse them rather than stay silent).
+/// by the server"). AnnotationChange is about message annotations (RFC 5257 ANNOTATE),
+/// which we do not have. MailboxMetadataChange and ServerMetadataChange (§5.6, §5.7) are
+/// refused as Dovecot 2.3 refuses them: storage publishes no change of an annotation.
 const SUPPORTED_EVENTS: [NotifyEvent; 5] = [
     NotifyEvent::MessageNew,
     NotifyEvent::MessageExpunge,
@@ -645,15 +645,15 @@ impl Notify {
         } else {
             SyncPoint::Full
         };
+        let through = match self.fetched_through {
+            Some((mailbox, through)) if mailbox == view.mailbox => through,
+            // A mailbox selected since: the client knows what SELECT told it.
+            _ => view.uids().last().copied().unwrap_or(0),
+        };
         if let Err(error) = view.sync(&store, point, &mut session.conn.out).await {
             tracing::warn!(%error, "could not bring the mailbox view up to date");
         }
         let last = view.uids().last().copied().unwrap_or(0);
-        let through = match self.fetched_through {
-            Some((mailbox, through)) if mailbox == view.mailbox => through,
-            // A mailbox selected since: the client knows what SELECT told it.
-            _ => last,
-        };
         self.fetched_through = Some((view.mailbox, last));
         if fetch.is_empty() || last <= through {
             return Ok(());

@@ -306,6 +306,17 @@ const ACCEPTED: &[Accepted] = &[
         rule: Rule::Answer(notify_unpaired_events),
     },
     Accepted {
+        what: "the events a NO [BADEVENT ...] to NOTIFY lists (Dovecot: the unsupported ones \
+               asked for, without parentheses; letterbox: every supported one, in \
+               parentheses); that it is a NO with BADEVENT is compared",
+        rfc: "RFC 5465 §3.1: \"If the client requests information for events of an \
+              unsupported type, the server MUST refuse the command with a tagged NO response \
+              (not a BAD). This response SHOULD contain the BADEVENT response code, which \
+              MUST list names of all events supported by the server.\" §8: \
+              `unsupported-events-code = \"BADEVENT\" SP \"(\" event *(SP event) \")\"`.",
+        rule: Rule::Line(badevent_list),
+    },
+    Accepted {
         what: "the order of the STATUS responses to NOTIFY SET STATUS, one per watched \
                mailbox (Dovecot: its directory order; letterbox: name order)",
         rfc: "RFC 5465 §3.1: \"If the NOTIFY command enables MessageNew, MessageExpunge, \
@@ -712,6 +723,15 @@ fn response_order(_: &Context, mut lines: Vec<String>) -> Vec<String> {
         start = end;
     }
     lines
+}
+
+fn badevent_list(line: &str, _: &Seen) -> String {
+    match (line.find("[BADEVENT "), line.find(']')) {
+        (Some(start), Some(end)) if end > start => {
+            format!("{}[BADEVENT]{}", &line[..start], &line[end + 1..])
+        }
+        _ => line.to_owned(),
+    }
 }
 
 fn notify_unpaired_events(context: &Context, lines: Vec<String>) -> Vec<String> {
@@ -1934,6 +1954,41 @@ fn notify_tells_the_same_events() {
             (1, IDLE_WAIT),
             (1, "NOTIFY NONE"),
             (2, "APPEND Archive {msg:b}"),
+            (1, "NOOP"),
+        ],
+    );
+}
+
+/// NOTIFY for the selected mailbox (RFC 5465 §5.1 to §5.3, §6.1.1): a message another
+/// session appends is told at once as EXISTS and the FETCH asked for, a flag change as
+/// FETCH with UID and FLAGS, an expunge as EXPUNGE, all with no command in progress; an
+/// unsupported event is NO [BADEVENT] (§3.1).
+#[test]
+fn notify_tells_the_selected_mailbox_at_once() {
+    compare(
+        "notify_selected",
+        &[
+            (1, "SELECT INBOX"),
+            (
+                1,
+                "NOTIFY SET (selected (MessageNew MessageExpunge AnnotationChange))",
+            ),
+            (
+                1,
+                "NOTIFY SET (selected (MessageNew (UID FLAGS) MessageExpunge FlagChange))",
+            ),
+            // Dovecot starts watching the selected mailbox a second after a command
+            // ends, and misses what changed before: give it the time.
+            (1, IDLE_WAIT),
+            (2, "APPEND INBOX {msg:a}"),
+            (1, IDLE_WAIT),
+            (2, "SELECT INBOX"),
+            (2, "STORE 1 +FLAGS (\\Flagged)"),
+            (1, IDLE_WAIT),
+            (2, "STORE 1 +FLAGS (\\Deleted)"),
+            (1, IDLE_WAIT),
+            (2, "EXPUNGE"),
+            (1, IDLE_WAIT),
             (1, "NOOP"),
         ],
     );

@@ -279,16 +279,9 @@ impl Session {
         // tagged OK"), the selected mailbox excepted (§6.1: its events are the selected
         // filter's).
         let condstore = self.enabled.condstore;
-        for index in 0..notify.watched.len() {
-            let Some(watched) = notify.watched.get_mut(index) else {
+        for watched in &mut notify.watched {
+            let Some(status) = status_now(&store, watched.id).await else {
                 continue;
-            };
-            let status = match store.mailbox_status(watched.id).await {
-                Ok(status) => status,
-                Err(error) => {
-                    tracing::debug!(%error, "NOTIFY could not read a mailbox's status");
-                    continue;
-                }
             };
             watched.told = Some(Told::from(&status));
             if set.status && Some(watched.id) != selected_id {
@@ -528,9 +521,7 @@ impl Notify {
                     self.rewatch(&store, listing)?;
                     // Watches new since the last look start from what is stored now.
                     for watched in self.watched.iter_mut().filter(|w| w.told.is_none()) {
-                        if let Ok(status) = store.mailbox_status(watched.id).await {
-                            watched.told = Some(Told::from(&status));
-                        }
+                        watched.told = status_now(&store, watched.id).await.map(|s| Told::from(&s));
                     }
                 }
                 Err(error) => tracing::warn!(%error, "NOTIFY could not list the mailboxes"),
@@ -547,12 +538,8 @@ impl Notify {
             if Some(watched.id) == selected {
                 continue;
             }
-            let status = match store.mailbox_status(watched.id).await {
-                Ok(status) => status,
-                Err(error) => {
-                    tracing::debug!(%error, "NOTIFY could not read a mailbox's status");
-                    continue;
-                }
+            let Some(status) = status_now(&store, watched.id).await else {
+                continue;
             };
             let now = Told::from(&status);
             let before = watched.told.replace(now);
@@ -684,6 +671,18 @@ impl Notify {
     }
 }
 
+/// A watched mailbox's STATUS now; `None` (logged) when storage cannot say, and the next
+/// wake-up tries again.
+async fn status_now(store: &Store, mailbox: MailboxId) -> Option<MailboxStatus> {
+    match store.mailbox_status(mailbox).await {
+        Ok(status) => Some(status),
+        Err(error) => {
+            tracing::debug!(%error, "NOTIFY could not read a mailbox's status");
+            None
+        }
+    }
+}
+
 /// The attributes of a mailbox in a NOTIFY LIST response: `\Subscribed` when it is, and
 /// its children, as LIST gives them (RFC 5465 §5.4 "SHOULD" send them).
 fn list_attributes(name: &str, listing: &Listing) -> String {
@@ -765,36 +764,43 @@ mod tests {
         let all = Events(Events::NEW | Events::EXPUNGE | Events::FLAGS);
         let messages = Events(Events::NEW | Events::EXPUNGE);
         let before = told(1, 2, 1, 5);
-        // A new message.
-        assert_eq!(
-            status_change(Some(before), told(2, 3, 2, 6), messages, false).as_deref(),
-            Some("MESSAGES 2 UIDNEXT 3 UNSEEN 2")
-        );
-        assert_eq!(
-            status_change(Some(before), told(2, 3, 2, 6), messages, true).as_deref(),
-            Some("MESSAGES 2 UIDNEXT 3 UNSEEN 2 HIGHESTMODSEQ 6")
-        );
-        // \Seen set: only for FlagChange.
-        assert_eq!(
-            status_change(Some(before), told(1, 2, 0, 6), messages, false),
-            None
-        );
-        assert_eq!(
-            status_change(Some(before), told(1, 2, 0, 6), all, false).as_deref(),
-            Some("UNSEEN 0")
-        );
-        // A keyword: only with CONDSTORE, as HIGHESTMODSEQ.
-        assert_eq!(
-            status_change(Some(before), told(1, 2, 1, 6), all, false),
-            None
-        );
-        assert_eq!(
-            status_change(Some(before), told(1, 2, 1, 6), all, true).as_deref(),
-            Some("UNSEEN 1 HIGHESTMODSEQ 6")
-        );
-        // Nothing known before, or nothing changed.
+        let cases = [
+            // A new message.
+            (
+                told(2, 3, 2, 6),
+                messages,
+                false,
+                Some("MESSAGES 2 UIDNEXT 3 UNSEEN 2"),
+            ),
+            (
+                told(2, 3, 2, 6),
+                messages,
+                true,
+                Some("MESSAGES 2 UIDNEXT 3 UNSEEN 2 HIGHESTMODSEQ 6"),
+            ),
+            // \Seen set: only for FlagChange.
+            (told(1, 2, 0, 6), messages, false, None),
+            (told(1, 2, 0, 6), all, false, Some("UNSEEN 0")),
+            // A keyword: only with CONDSTORE, as HIGHESTMODSEQ.
+            (told(1, 2, 1, 6), all, false, None),
+            (
+                told(1, 2, 1, 6),
+                all,
+                true,
+                Some("UNSEEN 1 HIGHESTMODSEQ 6"),
+            ),
+            // Nothing changed.
+            (before, all, true, None),
+        ];
+        for (now, events, condstore, expected) in cases {
+            assert_eq!(
+                status_change(Some(before), now, events, condstore).as_deref(),
+                expected,
+                "{now:?} {events:?} {condstore}"
+            );
+        }
+        // Nothing known before.
         assert_eq!(status_change(None, before, all, true), None);
-        assert_eq!(status_change(Some(before), before, all, true), None);
     }
 
     #[test]

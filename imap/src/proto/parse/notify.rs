@@ -3,8 +3,8 @@
 
 use super::{PResult, Parser, err};
 use crate::proto::command::{
-    CommandBody, FetchItem, MAX_NOTIFY_EVENT_GROUPS, MAX_NOTIFY_MAILBOX_NAMES, NotifyEvent,
-    NotifyEvents, NotifyFilter, NotifyGroup, NotifySet,
+    CommandBody, MAX_NOTIFY_EVENT_GROUPS, MAX_NOTIFY_MAILBOX_NAMES, NotifyEvent, NotifyEvents,
+    NotifyFilter, NotifyGroup, NotifySet,
 };
 
 impl Parser<'_> {
@@ -132,7 +132,7 @@ impl Parser<'_> {
                 // event.
                 if self.input.get(self.pos + 1) == Some(&b'(') {
                     self.sp()?;
-                    events.fetch = self.notify_fetch_atts()?;
+                    events.fetch = self.fetch_att_list()?;
                 }
             }
             if event == NotifyEvent::Other {
@@ -158,19 +158,6 @@ impl Parser<'_> {
             return err("Only message events may be given for the selected mailbox");
         }
         Ok(events)
-    }
-
-    /// `"(" fetch-att *(SP fetch-att) ")"` of MessageNew.
-    fn notify_fetch_atts(&mut self) -> PResult<Vec<FetchItem>> {
-        self.require(b'(', "Expected ( to open MessageNew's fetch attributes")?;
-        let mut items = Vec::new();
-        loop {
-            items.push(self.fetch_item()?);
-            if self.eat(b')') {
-                return Ok(items);
-            }
-            self.sp()?;
-        }
     }
 }
 

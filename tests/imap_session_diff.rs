@@ -254,8 +254,9 @@ const ACCEPTED: &[Accepted] = &[
     },
     Accepted {
         what: "\\HasChildren / \\HasNoChildren in a LIST the client did not ask CHILDREN of \
-               (letterbox always sends them, Dovecot for some selection options only); with \
-               RETURN (CHILDREN) they are compared",
+               (letterbox always sends them, Dovecot for some selection options only), and in \
+               the LIST responses NOTIFY sends unasked (RFC 5465 §5.4: \"an extended LIST \
+               response [RFC5258]\"); with RETURN (CHILDREN) they are compared",
         rfc: "RFC 5258 §4: \"The CHILDREN return option is simply an indication that the \
               client wants this information; a server MAY provide it even if the option is \
               not specified.\"",
@@ -294,6 +295,36 @@ const ACCEPTED: &[Accepted] = &[
               sent unilaterally.\" §7.2.2: \"There can be multiple LIST responses for a \
               single LIST command.\" (no order among them).",
         rule: Rule::Answer(response_order),
+    },
+    Accepted {
+        what: "NOTIFY SET with MessageNew but not MessageExpunge (or FlagChange without both) \
+               for other mailboxes than the selected one (Dovecot: OK, it checks the selected \
+               mailbox's events only; letterbox: BAD)",
+        rfc: "RFC 5465 §5: \"If one of MessageNew or MessageExpunge is specified, then both \
+              events MUST be specified. Otherwise, the server MUST respond with the tagged BAD \
+              response.\" Dovecot 2.3 does not; both answers are compared as the BAD.",
+        rule: Rule::Answer(notify_unpaired_events),
+    },
+    Accepted {
+        what: "the events a NO [BADEVENT ...] to NOTIFY lists (Dovecot: the unsupported ones \
+               asked for, without parentheses; letterbox: every supported one, in \
+               parentheses); that it is a NO with BADEVENT is compared",
+        rfc: "RFC 5465 §3.1: \"If the client requests information for events of an \
+              unsupported type, the server MUST refuse the command with a tagged NO response \
+              (not a BAD). This response SHOULD contain the BADEVENT response code, which \
+              MUST list names of all events supported by the server.\" §8: \
+              `unsupported-events-code = \"BADEVENT\" SP \"(\" event *(SP event) \")\"`.",
+        rule: Rule::Line(badevent_list),
+    },
+    Accepted {
+        what: "the order of the STATUS responses to NOTIFY SET STATUS, one per watched \
+               mailbox (Dovecot: its directory order; letterbox: name order)",
+        rfc: "RFC 5465 §3.1: \"If the NOTIFY command enables MessageNew, MessageExpunge, \
+              AnnotationChange, or FlagChange notifications for a mailbox other than the \
+              currently selected mailbox, and the client has specified the STATUS indicator \
+              parameter, then the server MUST send a STATUS response for that mailbox before \
+              NOTIFY's tagged OK.\" One response a mailbox; no order among them.",
+        rule: Rule::Answer(notify_status_order),
     },
     Accepted {
         what: "the order of the entries in the METADATA response to a GETMETADATA with \
@@ -610,7 +641,8 @@ fn special_use_unasked(context: &Context, lines: Vec<String>) -> Vec<String> {
 
 fn children_unasked(context: &Context, lines: Vec<String>) -> Vec<String> {
     let sent = context.sent.to_ascii_uppercase();
-    if !sent.starts_with("LIST ") || sent.contains("CHILDREN") {
+    let unasked = sent == IDLE_WAIT.to_ascii_uppercase() || sent.starts_with("NOTIFY ");
+    if !unasked && (!sent.starts_with("LIST ") || sent.contains("CHILDREN")) {
         return lines;
     }
     lines
@@ -689,6 +721,46 @@ fn response_order(_: &Context, mut lines: Vec<String>) -> Vec<String> {
             lines[start..end].sort();
         }
         start = end;
+    }
+    lines
+}
+
+fn badevent_list(line: &str, _: &Seen) -> String {
+    match (line.find("[BADEVENT "), line.find(']')) {
+        (Some(start), Some(end)) if end > start => {
+            format!("{}[BADEVENT]{}", &line[..start], &line[end + 1..])
+        }
+        _ => line.to_owned(),
+    }
+}
+
+fn notify_unpaired_events(context: &Context, lines: Vec<String>) -> Vec<String> {
+    let sent = context.sent.to_ascii_uppercase();
+    let (new, expunge) = (sent.contains("MESSAGENEW"), sent.contains("MESSAGEEXPUNGE"));
+    let flags = sent.contains("FLAGCHANGE");
+    if !sent.starts_with("NOTIFY SET ") || (new == expunge && (!flags || new)) {
+        return lines;
+    }
+    lines
+        .into_iter()
+        .map(|line| match line.split_once(" OK ") {
+            Some((tag, text)) if !tag.starts_with('*') => format!("{tag} BAD {text}"),
+            _ => line,
+        })
+        .collect()
+}
+
+fn notify_status_order(context: &Context, mut lines: Vec<String>) -> Vec<String> {
+    if context
+        .sent
+        .to_ascii_uppercase()
+        .starts_with("NOTIFY SET STATUS ")
+    {
+        let statuses = lines
+            .iter()
+            .take_while(|l| l.starts_with("* STATUS "))
+            .count();
+        lines[..statuses].sort();
     }
     lines
 }
@@ -1841,6 +1913,83 @@ fn metadata_annotations_answer_alike() {
             (2, "EXAMINE Play"),
             (2, "SETMETADATA Play (/shared/comment NIL)"),
             (2, "GETMETADATA Play (/private/comment /shared/comment)"),
+        ],
+    );
+}
+
+/// NOTIFY (RFC 5465, which Dovecot 2.3 announces): NOTIFY SET STATUS tells each watched
+/// mailbox's STATUS before its OK; then, with no command in progress, new mail in
+/// another mailbox is told as STATUS (§5.2), and mailboxes created, renamed (with
+/// OLDNAME), subscribed and deleted as LIST (§5.4, §5.5); a MessageNew without
+/// MessageExpunge is BAD (§5); after NOTIFY NONE nothing more is told unasked.
+#[test]
+fn notify_tells_the_same_events() {
+    compare(
+        "notify",
+        &[
+            // Dovecot creates its special-use mailboxes when they are first opened;
+            // opened here, it does not tell of their creation to NOTIFY below.
+            (1, "STATUS INBOX (UIDVALIDITY)"),
+            (1, "STATUS Sent (UIDVALIDITY)"),
+            (1, "STATUS Drafts (UIDVALIDITY)"),
+            (1, "STATUS Trash (UIDVALIDITY)"),
+            (1, "STATUS Junk (UIDVALIDITY)"),
+            (1, "STATUS Archive (UIDVALIDITY)"),
+            (1, "NOTIFY SET (personal (MessageNew))"),
+            (
+                1,
+                "NOTIFY SET STATUS (personal (MessageNew MessageExpunge MailboxName SubscriptionChange))",
+            ),
+            (2, "APPEND Archive {msg:a}"),
+            (1, IDLE_WAIT),
+            (2, "CREATE Projects"),
+            (1, IDLE_WAIT),
+            (2, "RENAME Projects Work"),
+            (1, IDLE_WAIT),
+            (2, "SUBSCRIBE Work"),
+            (1, IDLE_WAIT),
+            (2, "UNSUBSCRIBE Work"),
+            (1, IDLE_WAIT),
+            (2, "DELETE Work"),
+            (1, IDLE_WAIT),
+            (1, "NOTIFY NONE"),
+            (2, "APPEND Archive {msg:b}"),
+            (1, "NOOP"),
+        ],
+    );
+}
+
+/// NOTIFY for the selected mailbox (RFC 5465 §5.1 to §5.3, §6.1.1): a message another
+/// session appends is told at once as EXISTS and the FETCH asked for, a flag change as
+/// FETCH with UID and FLAGS, an expunge as EXPUNGE, all with no command in progress; an
+/// unsupported event is NO [BADEVENT] (§3.1).
+#[test]
+fn notify_tells_the_selected_mailbox_at_once() {
+    compare(
+        "notify_selected",
+        &[
+            (1, "SELECT INBOX"),
+            (
+                1,
+                "NOTIFY SET (selected (MessageNew MessageExpunge AnnotationChange))",
+            ),
+            (
+                1,
+                "NOTIFY SET (selected (MessageNew (UID FLAGS) MessageExpunge FlagChange))",
+            ),
+            // Dovecot starts watching the selected mailbox a second after a command
+            // ends, and misses what changed before: give it the time.
+            (1, IDLE_WAIT),
+            (2, "APPEND INBOX {msg:a}"),
+            (1, IDLE_WAIT),
+            (2, "SELECT INBOX"),
+            (2, "STORE 1 +FLAGS (\\Flagged)"),
+            (1, IDLE_WAIT),
+            (2, "STORE 1 +FLAGS (\\Deleted)"),
+            (1, IDLE_WAIT),
+            (2, "EXPUNGE"),
+            (1, IDLE_WAIT),
+            (1, "NOOP"),
         ],
     );
 }

@@ -8,6 +8,7 @@
 //! - Untagged responses about changes made elsewhere are written only at the sync point
 //!   after a command (or during IDLE), as RFC 9051 §7.5.1 allows.
 
+use crate::command::notify::Notify;
 use crate::connection::{Connection, Stop};
 use crate::error::{CommandError, SessionError, store_error_response};
 use crate::proto::response::{self, Code, Status};
@@ -145,6 +146,8 @@ pub(crate) struct Session {
     pub(crate) tag: String,
     /// When the session is closed if it has not logged in by then ([`LOGIN_TIMEOUT`]).
     login_deadline: Instant,
+    /// RFC 5465: what the last NOTIFY SET asked to hear of (`command/notify.rs`).
+    pub(crate) notify: Option<Box<Notify>>,
 }
 
 impl Session {
@@ -166,6 +169,7 @@ impl Session {
             enabled: Enabled::default(),
             tag: String::new(),
             login_deadline: Instant::now() + LOGIN_TIMEOUT,
+            notify: None,
         }
     }
 
@@ -268,7 +272,12 @@ impl Session {
                     if self.server.shutdown.is_shutting_down() {
                         return Err(Stop::ShuttingDown);
                     }
-                    self.conn.fill(timeout, &self.server.shutdown.token).await?;
+                    if self.notify.is_some() {
+                        // RFC 5465 §1: notifications while no command is in progress.
+                        self.wait_notifying(timeout).await?;
+                    } else {
+                        self.conn.fill(timeout, &self.server.shutdown.token).await?;
+                    }
                 }
             }
         }
@@ -388,6 +397,8 @@ impl Session {
             // selected state".
             | C::GetMetadata(_)
             | C::SetMetadata { .. }
+            // RFC 5465 §3.1: NOTIFY is valid in the authenticated and selected states.
+            | C::Notify(_)
             | C::Idle => authenticated || selected,
             // RFC 9051 §6.4: selected state.
             C::Check
@@ -466,6 +477,7 @@ impl Session {
             C::SetQuota { root, limits } => self.set_quota(&root, &limits),
             C::GetMetadata(command) => self.get_metadata(command).await,
             C::SetMetadata { target, entries } => self.set_metadata(&target, entries).await,
+            C::Notify(set) => self.notify(set).await,
             C::Idle => self.idle().await,
             C::Close => self.close(true).await,
             C::Unselect => self.close(false).await,

@@ -44,7 +44,7 @@ mod test_postgres;
 pub use accounts::{Account, Alias};
 pub use error::{Result, StoreError};
 pub use import::ImportedMessage;
-pub use mailboxes::{MAX_MAILBOX_NAME_BYTES, Mailbox, MailboxStatus};
+pub use mailboxes::{MAX_MAILBOX_NAME_BYTES, Mailbox, MailboxStatus, normalise_mailbox_name};
 pub use messages::{
     Delivered, Delivery, MailboxChanges, MessageEntry, StoreFlagsOutcome, crlf_line_ends,
 };
@@ -240,6 +240,14 @@ impl Store {
     /// `changes_since`.
     pub fn watch_mailbox(&self, mailbox: MailboxId) -> MailboxWatch {
         self.changes.watch(mailbox)
+    }
+
+    /// Watches the account's list of mailboxes and subscriptions (IMAP NOTIFY, RFC 5465
+    /// §5.4, §5.5): woken when one of its mailboxes is created, deleted or renamed, when
+    /// its subscriptions change, by a [`ChangeKind::Resync`], and on PostgreSQL by any
+    /// change another node made to the account. What changed is read by listing again.
+    pub fn watch_account(&self, account: AccountId) -> MailboxWatch {
+        self.changes.watch_account(account)
     }
 }
 

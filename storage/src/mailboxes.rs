@@ -430,8 +430,9 @@ impl Store {
     }
 
     /// RFC 9051 §6.3.7/§6.3.8 SUBSCRIBE / UNSUBSCRIBE: the subscription list holds
-    /// names, whether or not a mailbox has the name (now or later). Nothing is
-    /// published: no selected mailbox changes.
+    /// names, whether or not a mailbox has the name (now or later). Published as
+    /// [`ChangeKind::SubscriptionsChanged`] for the account's watchers (IMAP NOTIFY,
+    /// RFC 5465 §5.5); no selected mailbox changes.
     pub async fn set_subscribed(
         &self,
         account: AccountId,
@@ -443,7 +444,12 @@ impl Store {
             .run(Scope::account(account), move |conn| {
                 Box::pin(async move {
                     subscribe_in_tx(conn, account, &name, subscribed).await?;
-                    Ok(JobOutput::new((), Vec::new()))
+                    let change = Change {
+                        account,
+                        mailbox: MailboxId(0),
+                        kind: ChangeKind::SubscriptionsChanged,
+                    };
+                    Ok(JobOutput::new((), vec![change]))
                 })
             })
             .await

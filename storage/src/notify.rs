@@ -80,6 +80,9 @@ pub enum ChangeKind {
     Expunged { uid: Uid, modseq: ModSeq },
     /// The mailbox was created, deleted, renamed or (un)subscribed.
     MailboxChanged,
+    /// The account's subscription list changed (RFC 9051 §6.3.7, §6.3.8); `mailbox` is
+    /// 0, as a subscription names a mailbox that may not exist.
+    SubscriptionsChanged,
     /// Another node committed changes to this mailbox: read them with `changes_since`.
     OtherNode,
     /// Changes from other nodes may have been missed (the listener reconnected): every
@@ -115,6 +118,9 @@ pub(crate) struct ChangeHub {
 struct WatchedMailboxes {
     senders: HashMap<MailboxId, watch::Sender<u64>>,
     prune_at: usize,
+    /// Per account: woken when its list of mailboxes or of subscriptions changes (IMAP
+    /// NOTIFY, RFC 5465 §5.4, §5.5), not by changes to the messages of a mailbox.
+    accounts: HashMap<AccountId, watch::Sender<u64>>,
 }
 
 /// Tells a session that its mailbox changed (see [`ChangeHub`]).
@@ -148,6 +154,7 @@ impl ChangeHub {
             by_mailbox: Mutex::new(WatchedMailboxes {
                 senders: HashMap::new(),
                 prune_at: WATCHED_MAILBOXES_BEFORE_PRUNE,
+                accounts: HashMap::new(),
             }),
         })
     }
@@ -175,6 +182,26 @@ impl ChangeHub {
         MailboxWatch(sender.subscribe())
     }
 
+    /// Starts watching the list of mailboxes and subscriptions of `account`: woken when a
+    /// mailbox of it is created, deleted or renamed, when its subscriptions change, and
+    /// (PostgreSQL) by any change another node made to it, as those do not say what they
+    /// were.
+    pub(crate) fn watch_account(&self, account: AccountId) -> MailboxWatch {
+        let mut watched = self.watched();
+        if !watched.accounts.contains_key(&account)
+            && watched.accounts.len() >= WATCHED_MAILBOXES_BEFORE_PRUNE
+        {
+            watched
+                .accounts
+                .retain(|_, sender| sender.receiver_count() > 0);
+        }
+        let sender = watched
+            .accounts
+            .entry(account)
+            .or_insert_with(|| watch::channel(0).0);
+        MailboxWatch(sender.subscribe())
+    }
+
     pub(crate) fn subscribe(&self) -> broadcast::Receiver<Change> {
         self.every_change.subscribe()
     }
@@ -185,10 +212,21 @@ impl ChangeHub {
         let mut watched = self.watched();
         for change in changes {
             if change.kind == ChangeKind::Resync {
-                for sender in watched.senders.values() {
+                for sender in watched.senders.values().chain(watched.accounts.values()) {
                     sender.send_modify(|version| *version += 1);
                 }
-            } else if let Some(sender) = watched.senders.get(&change.mailbox) {
+            } else if matches!(
+                change.kind,
+                ChangeKind::MailboxChanged
+                    | ChangeKind::SubscriptionsChanged
+                    | ChangeKind::OtherNode
+            ) && let Some(sender) = watched.accounts.get(&change.account)
+            {
+                sender.send_modify(|version| *version += 1);
+            }
+            if change.kind != ChangeKind::Resync
+                && let Some(sender) = watched.senders.get(&change.mailbox)
+            {
                 if sender.receiver_count() == 0 {
                     watched.senders.remove(&change.mailbox);
                 } else {
@@ -460,6 +498,26 @@ mod tests {
             drop(hub.watch(MailboxId(mailbox)));
         }
         assert!(hub.watched().senders.len() <= WATCHED_MAILBOXES_BEFORE_PRUNE + 1);
+    }
+
+    #[test]
+    fn an_account_watch_wakes_for_its_mailbox_list_only() {
+        let hub = ChangeHub::new();
+        let mut account = hub.watch_account(AccountId(1));
+        let mut other = hub.watch_account(AccountId(2));
+        hub.publish([appended(1, 1)]);
+        assert!(!account.take_change(), "woken by a new message");
+        let listed = |kind| Change {
+            account: AccountId(1),
+            mailbox: MailboxId(0),
+            kind,
+        };
+        hub.publish([listed(ChangeKind::SubscriptionsChanged)]);
+        assert!(account.take_change() && !other.take_change());
+        hub.publish([listed(ChangeKind::MailboxChanged)]);
+        assert!(account.take_change() && !other.take_change());
+        hub.publish([Change::resync()]);
+        assert!(account.take_change() && other.take_change());
     }
 
     #[tokio::test]

@@ -438,6 +438,35 @@ async fn subscribers_hear_every_kind_of_change(backend: Backend) {
     assert!(matches!(seen[4], (_, ChangeKind::MailboxChanged)));
 }
 
+/// IMAP NOTIFY (RFC 5465 §5.4, §5.5): an account's watch wakes for its list of
+/// mailboxes and subscriptions, not for the messages in them.
+async fn the_account_watch_wakes_for_mailboxes_and_subscriptions_only(backend: Backend) {
+    let f = fixture(backend).await;
+    let inbox = mailbox(&f.store, f.account, "INBOX").await;
+    let mut watch = f.store.watch_account(f.account);
+    deliver(&f.store, vec![inbox.id], message(1)).await;
+    assert!(!watch.take_change(), "woken by a delivery");
+    let projects = f
+        .store
+        .create_mailbox(f.account, "Projects", None)
+        .await
+        .expect("create");
+    assert!(watch.take_change(), "not woken by CREATE");
+    f.store
+        .set_subscribed(f.account, "Projects", true)
+        .await
+        .expect("subscribe");
+    assert!(watch.take_change(), "not woken by SUBSCRIBE");
+    f.store
+        .rename_mailbox(projects, "Work")
+        .await
+        .expect("rename");
+    assert!(watch.take_change(), "not woken by RENAME");
+    f.store.delete_mailbox(projects).await.expect("delete");
+    assert!(watch.take_change(), "not woken by DELETE");
+    assert!(!watch.take_change());
+}
+
 async fn rename_moves_children_and_inbox_rename_moves_messages(backend: Backend) {
     let f = fixture(backend).await;
     let work = f
@@ -2626,6 +2655,7 @@ on_both_backends!(
     copy_over_quota_copies_nothing_and_move_is_atomic,
     flag_store_with_unchangedsince_and_modseq_growth,
     subscribers_hear_every_kind_of_change,
+    the_account_watch_wakes_for_mailboxes_and_subscriptions_only,
     rename_moves_children_and_inbox_rename_moves_messages,
     recipients_resolve_through_aliases_plus_and_catch_all,
     login_checks_the_argon2id_hash,

@@ -72,6 +72,8 @@ impl Session {
                 // "METADATA"" (METADATA-SERVER is for servers with server annotations
                 // only).
                 "METADATA",
+                // RFC 5465 §3.
+                "NOTIFY",
             ]
             .map(String::from),
         );

@@ -2,6 +2,7 @@
 //! notifications for the selected mailbox, a keepalive timer, the autologout deadline
 //! and shutdown. Changes are reported at once, with EXPUNGE allowed.
 
+use crate::command::notify::notify_changed;
 use crate::error::{CommandError, SessionError};
 use crate::proto::response::{self, Status};
 use crate::session::{CommandResult, Completion, Session, State};
@@ -48,12 +49,16 @@ impl Session {
                     state,
                     conn,
                     server,
+                    notify,
                     ..
                 } = self;
+                // RFC 5465 §4: "the server MUST send exactly the same events as
+                // instructed by the client using the NOTIFY command" while it IDLEs.
                 let changed = async {
-                    match state {
-                        State::Selected { view, .. } => view.changed().await,
-                        _ => pending::<()>().await,
+                    match (notify, state) {
+                        (Some(notify), state) => notify_changed(Some(notify), state, true).await,
+                        (None, State::Selected { view, .. }) => view.changed().await,
+                        (None, _) => pending::<()>().await,
                     }
                 };
                 tokio::select! {
@@ -70,6 +75,7 @@ impl Session {
                 Event::Input(Ok(_)) => {}
                 Event::Input(Err(error)) => return Err(error.into()),
                 Event::Changed => {
+                    self.tell_notifications().await?;
                     if let State::Selected { view, .. } = &mut self.state {
                         view.sync(&self.server.store, SyncPoint::Full, &mut self.conn.out)
                             .await?;

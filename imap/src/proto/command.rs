@@ -28,6 +28,14 @@ pub const MAX_METADATA_ENTRIES_PER_COMMAND: usize = 1000;
 const _: () =
     assert!(MAX_METADATA_ENTRIES_PER_COMMAND as u64 == storage::MAX_METADATA_ENTRIES_PER_ACCOUNT);
 
+/// Event groups in one NOTIFY SET (RFC 5465): one per filter is all a client needs
+/// (there are seven filters); a few more for several subtrees.
+pub const MAX_NOTIFY_EVENT_GROUPS: usize = 16;
+/// Mailbox names in all the `subtree` and `mailboxes` filters of one NOTIFY SET: each
+/// is watched, and RFC 5465 §3.1 advises clients "to limit the number of mailboxes used
+/// with NOTIFY". Dovecot 2.3 takes 100 per namespace.
+pub const MAX_NOTIFY_MAILBOX_NAMES: usize = 100;
+
 #[derive(Debug)]
 pub struct Command {
     pub tag: Tag,
@@ -140,6 +148,8 @@ pub enum CommandBody {
         target: MetadataTarget,
         entries: Vec<(EntryName, Option<Vec<u8>>)>,
     },
+    /// RFC 5465 §3.1: NOTIFY SET, or NOTIFY NONE (`None`).
+    Notify(Option<NotifySet>),
 }
 
 impl CommandBody {
@@ -189,7 +199,116 @@ impl CommandBody {
             CommandBody::SetQuota { .. } => "SETQUOTA",
             CommandBody::GetMetadata(_) => "GETMETADATA",
             CommandBody::SetMetadata { .. } => "SETMETADATA",
+            CommandBody::Notify(_) => "NOTIFY",
         }
+    }
+}
+
+/// RFC 5465 §3.1 `notify-set`: STATUS, and the event groups in the order given.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NotifySet {
+    pub status: bool,
+    pub groups: Vec<NotifyGroup>,
+}
+
+/// RFC 5465 §8 `event-group`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NotifyGroup {
+    pub filter: NotifyFilter,
+    pub events: NotifyEvents,
+}
+
+/// RFC 5465 §6 `filter-mailboxes`; names as sent (decoded by the session).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotifyFilter {
+    /// §6.1.1.
+    Selected,
+    /// §6.1.2.
+    SelectedDelayed,
+    /// §6.3.
+    Inboxes,
+    /// §6.2.
+    Personal,
+    /// §6.4.
+    Subscribed,
+    /// §6.5.
+    Subtree(Vec<String>),
+    /// §6.6.
+    Mailboxes(Vec<String>),
+}
+
+impl NotifyFilter {
+    /// §6.1: a filter for the selected mailbox.
+    pub fn is_selected(&self) -> bool {
+        matches!(self, NotifyFilter::Selected | NotifyFilter::SelectedDelayed)
+    }
+}
+
+/// RFC 5465 §8 `events`: those we know (each once), MessageNew's fetch-atts, and the
+/// names of those we do not know (refused with NO [BADEVENT], §3.1). `NONE` is empty.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NotifyEvents {
+    pub list: Vec<NotifyEvent>,
+    pub fetch: Vec<FetchItem>,
+    pub unknown: Vec<String>,
+}
+
+/// RFC 5465 §5 event types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotifyEvent {
+    MessageNew,
+    MessageExpunge,
+    FlagChange,
+    AnnotationChange,
+    MailboxName,
+    SubscriptionChange,
+    MailboxMetadataChange,
+    ServerMetadataChange,
+    /// An `event-ext` we do not know.
+    Other,
+}
+
+impl NotifyEvent {
+    /// Event names compare without regard to case (RFC 5465 §8).
+    pub fn of_name(name: &str) -> NotifyEvent {
+        [
+            NotifyEvent::MessageNew,
+            NotifyEvent::MessageExpunge,
+            NotifyEvent::FlagChange,
+            NotifyEvent::AnnotationChange,
+            NotifyEvent::MailboxName,
+            NotifyEvent::SubscriptionChange,
+            NotifyEvent::MailboxMetadataChange,
+            NotifyEvent::ServerMetadataChange,
+        ]
+        .into_iter()
+        .find(|event| event.name().eq_ignore_ascii_case(name))
+        .unwrap_or(NotifyEvent::Other)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            NotifyEvent::MessageNew => "MessageNew",
+            NotifyEvent::MessageExpunge => "MessageExpunge",
+            NotifyEvent::FlagChange => "FlagChange",
+            NotifyEvent::AnnotationChange => "AnnotationChange",
+            NotifyEvent::MailboxName => "MailboxName",
+            NotifyEvent::SubscriptionChange => "SubscriptionChange",
+            NotifyEvent::MailboxMetadataChange => "MailboxMetadataChange",
+            NotifyEvent::ServerMetadataChange => "ServerMetadataChange",
+            NotifyEvent::Other => "",
+        }
+    }
+
+    /// RFC 5465 §8 `message-event`.
+    pub fn is_message_event(self) -> bool {
+        matches!(
+            self,
+            NotifyEvent::MessageNew
+                | NotifyEvent::MessageExpunge
+                | NotifyEvent::FlagChange
+                | NotifyEvent::AnnotationChange
+        )
     }
 }
 

@@ -68,6 +68,11 @@ pub enum Code {
     /// RFC 7162 §3.1.3: messages a conditional STORE left alone.
     Modified(String),
     NonExistent,
+    /// RFC 5465 §5.8 / §3.1: notifications were turned off, or would be too many.
+    NotificationOverflow,
+    /// RFC 5465 §8: `"BADEVENT" SP "(" event *(SP event) ")"`, listing "names of all
+    /// events supported by the server" (§3.1).
+    BadEvent(String),
     NoPerm,
     /// RFC 5267 §4.3.1: `"NOUPDATE" SP quoted`, the tag of a search not kept up to date.
     NoUpdate(String),
@@ -103,6 +108,8 @@ impl fmt::Display for Code {
             Code::Capability(list) => write!(f, "CAPABILITY {list}"),
             Code::BadUrl(url) => write!(f, "BADURL {}", url_resp_text(url)),
             Code::ClientBug => f.write_str("CLIENTBUG"),
+            Code::NotificationOverflow => f.write_str("NOTIFICATIONOVERFLOW"),
+            Code::BadEvent(events) => write!(f, "BADEVENT ({events})"),
             Code::Closed => f.write_str("CLOSED"),
             Code::CompressionActive => f.write_str("COMPRESSIONACTIVE"),
             Code::CopyUid {

@@ -259,9 +259,15 @@ impl Parser<'_> {
             ]
             .concat());
         }
-        if !self.eat(b'(') {
+        if self.peek() != Some(b'(') {
             return Ok(vec![self.fetch_item()?]);
         }
+        self.fetch_att_list()
+    }
+
+    /// `"(" fetch-att *(SP fetch-att) ")"` (FETCH, and RFC 5465's MessageNew).
+    pub(super) fn fetch_att_list(&mut self) -> PResult<Vec<FetchItem>> {
+        self.require(b'(', "Expected ( to open fetch attributes")?;
         let mut items = Vec::new();
         loop {
             items.push(self.fetch_item()?);

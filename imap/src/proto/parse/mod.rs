@@ -16,6 +16,7 @@ mod lexer;
 mod list;
 mod mailbox;
 mod metadata;
+mod notify;
 mod quota;
 mod search;
 mod select;
@@ -52,7 +53,7 @@ impl Parser<'_> {
     /// `command-select = "CLOSE" / "UNSELECT" / "EXPUNGE" / copy / move / fetch / store /
     ///  search / uid`; with RFC 3501's CHECK and LSUB, COMPRESS (RFC 4978), the quota
     /// commands (RFC 9208), SORT and THREAD (RFC 5256), CANCELUPDATE (RFC 5267) and
-    /// GETMETADATA and SETMETADATA (RFC 5464). One arm a command, one function a command
+    /// GETMETADATA and SETMETADATA (RFC 5464), NOTIFY (RFC 5465). One arm a command, one function a command
     /// family.
     fn command_body(&mut self) -> PResult<CommandBody> {
         let name = self.atom()?.to_ascii_uppercase();
@@ -84,6 +85,7 @@ impl Parser<'_> {
             "SETQUOTA" => self.setquota()?,
             "GETMETADATA" => self.getmetadata()?,
             "SETMETADATA" => self.setmetadata()?,
+            "NOTIFY" => self.notify()?,
             // `expunge = "EXPUNGE"`
             "EXPUNGE" => CommandBody::Expunge { uids: None },
             "SEARCH" => CommandBody::Search(self.search(false)?),
@@ -191,7 +193,7 @@ mod tests {
     #[test]
     fn garbage_never_panics() {
         let mut seed: u64 = 42;
-        let pieces: [&[u8]; 28] = [
+        let pieces: [&[u8]; 31] = [
             b"a ",
             b"UID ",
             b"FETCH ",
@@ -220,6 +222,9 @@ mod tests {
             b"SETMETADATA ",
             b"/shared/",
             b"(DEPTH infinity MAXSIZE 9) ",
+            b"NOTIFY SET ",
+            b"(selected (MessageNew (UID) MessageExpunge)) ",
+            b"(subtree (A B) NONE)",
         ];
         for _ in 0..20_000 {
             let mut input = Vec::new();

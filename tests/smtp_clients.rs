@@ -304,20 +304,16 @@ fn raw_protocol_pipelining_8bit_dots_smuggling_bdat_and_errors() {
         line("pipelined").contains("250 2.1.5") && line("pipelined").contains(" 354 "),
         "{out}"
     );
-    for (label, prefix) in [
-        ("data ", "data 250 2.0.0"),
-        ("bdat1", "bdat1 250 2.0.0"),
-        ("bdat2", "bdat2 250 2.0.0"),
-        ("order", "order 503 5.5.1"),
-    ] {
-        assert!(line(label).starts_with(prefix), "{out}");
-    }
     assert!(
         line("syntax").starts_with("syntax 501 5.5.4")
             || line("syntax").starts_with("syntax 501 5.1.7"),
         "{out}"
     );
     for (label, prefix) in [
+        ("data ", "data 250 2.0.0"),
+        ("bdat1", "bdat1 250 2.0.0"),
+        ("bdat2", "bdat2 250 2.0.0"),
+        ("order", "order 503 5.5.1"),
         ("unknown", "unknown 500 5.5.2"),
         ("long", "long 500 5.5.2"),
         ("still", "still 250"),

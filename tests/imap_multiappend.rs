@@ -106,10 +106,11 @@ fn multiappend_over_quota_stores_nothing() {
     let server = TestServer::start();
     let imaps = server.port("imaps").to_string();
     let smtp = server.port("smtp").to_string();
+    let script = format!("{}{SESSION}", common::PY_PRELUDE);
     let mut child = std::process::Command::new("python3")
         .args([
             "-c",
-            SESSION,
+            &script,
             &imaps,
             &smtp,
             &server.email,

@@ -315,21 +315,29 @@ impl Config {
 mod tests {
     use super::*;
 
+    /// Asserts that `text` is refused with an error that names `what`; `why` says what
+    /// must not be accepted.
+    fn assert_refused(text: &str, what: &str, why: &str) {
+        let error = Config::parse(text).expect_err(why).to_string();
+        assert!(error.contains(what), "{error}");
+    }
+
     #[test]
     fn unknown_key_is_named() {
-        let error =
-            Config::parse("hostname = \"mx.example.org\"\n[limits]\nmax_mesage_size = 10\n")
-                .expect_err("unknown key accepted")
-                .to_string();
-        assert!(error.contains("max_mesage_size"), "{error}");
+        assert_refused(
+            "hostname = \"mx.example.org\"\n[limits]\nmax_mesage_size = 10\n",
+            "max_mesage_size",
+            "unknown key accepted",
+        );
     }
 
     #[test]
     fn bad_value_is_named() {
-        let error = Config::parse("[listen]\nsmtp = [\"not an address\"]\n")
-            .expect_err("bad address accepted")
-            .to_string();
-        assert!(error.contains("smtp"), "{error}");
+        assert_refused(
+            "[listen]\nsmtp = [\"not an address\"]\n",
+            "smtp",
+            "bad address accepted",
+        );
     }
 
     #[test]
@@ -339,18 +347,17 @@ mod tests {
         )
         .expect("valid");
         assert!(config.inbound.dmarc_enforce && config.dns.offline);
-        let error = Config::parse("[dns.txt]\n\"_dmarc.example.org\" = [\"v=DMARC2\"]\n")
-            .expect_err("bad DMARC record accepted")
-            .to_string();
-        assert!(error.contains("dns.txt.\"_dmarc.example.org\""), "{error}");
-        let error = Config::parse("[dns]\nofline = true\n")
-            .expect_err("unknown key accepted")
-            .to_string();
-        assert!(error.contains("ofline"), "{error}");
-        let error = Config::parse("[inbound]\nauth_checks = false\ndmarc_enforce = true\n")
-            .expect_err("enforcing without checks")
-            .to_string();
-        assert!(error.contains("inbound.dmarc_enforce"), "{error}");
+        assert_refused(
+            "[dns.txt]\n\"_dmarc.example.org\" = [\"v=DMARC2\"]\n",
+            "dns.txt.\"_dmarc.example.org\"",
+            "bad DMARC record accepted",
+        );
+        assert_refused("[dns]\nofline = true\n", "ofline", "unknown key accepted");
+        assert_refused(
+            "[inbound]\nauth_checks = false\ndmarc_enforce = true\n",
+            "inbound.dmarc_enforce",
+            "enforcing without checks",
+        );
     }
 
     #[test]
@@ -359,10 +366,11 @@ mod tests {
         assert!(!config.submission.from_own_domains);
         let config = Config::parse("[submission]\nfrom_own_domains = true\n").expect("valid");
         assert!(config.submission.from_own_domains);
-        let error = Config::parse("[submission]\nfrom_any = true\n")
-            .expect_err("unknown key accepted")
-            .to_string();
-        assert!(error.contains("from_any"), "{error}");
+        assert_refused(
+            "[submission]\nfrom_any = true\n",
+            "from_any",
+            "unknown key accepted",
+        );
     }
 
     #[test]
@@ -374,10 +382,11 @@ mod tests {
             config.limits.smtp_data_in_flight(),
             smtp::budget::DEFAULT_DATA_BUDGET
         );
-        let error = Config::parse("[limits]\nsmtp_data_in_flight = 1048576\n")
-            .expect_err("a budget below the message size accepted")
-            .to_string();
-        assert!(error.contains("limits.smtp_data_in_flight"), "{error}");
+        assert_refused(
+            "[limits]\nsmtp_data_in_flight = 1048576\n",
+            "limits.smtp_data_in_flight",
+            "a budget below the message size accepted",
+        );
     }
 
     #[test]
@@ -392,10 +401,11 @@ mod tests {
             netutil::DEFAULT_MAX_AUTH_IN_FLIGHT
         );
         for key in ["max_auth_failures", "max_auth_in_flight_per_ip"] {
-            let error = Config::parse(&format!("[limits]\n{key} = 0\n"))
-                .expect_err("a limit that refuses every login accepted")
-                .to_string();
-            assert!(error.contains(key), "{error}");
+            assert_refused(
+                &format!("[limits]\n{key} = 0\n"),
+                key,
+                "a limit that refuses every login accepted",
+            );
         }
     }
 

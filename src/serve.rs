@@ -144,14 +144,11 @@ pub async fn run(config: Config) -> Result<()> {
             connections: pool.for_listener(name),
             ..smtp_server.clone()
         };
-        for address in addresses {
-            let listener = bind(name, *address).await?;
-            bound.push((name, listener.local_addr()?));
+        listen(name, addresses, &mut bound, &shutdown, |listener| {
             let server = smtp_server.clone();
-            shutdown
-                .tracker
-                .spawn(async move { server.serve(listener, role).await });
-        }
+            async move { server.serve(listener, role).await }
+        })
+        .await?;
     }
     let imap_roles = [
         ("imap", &config.listen.imap, imap::ListenerRole::Imap),
@@ -162,24 +159,25 @@ pub async fn run(config: Config) -> Result<()> {
             connections: connections.for_listener(name),
             ..imap_server.clone()
         };
-        for address in addresses {
-            let listener = bind(name, *address).await?;
-            bound.push((name, listener.local_addr()?));
+        listen(name, addresses, &mut bound, &shutdown, |listener| {
             let server = imap_server.clone();
-            shutdown
-                .tracker
-                .spawn(async move { server.serve(listener, role).await });
-        }
+            async move { server.serve(listener, role).await }
+        })
+        .await?;
     }
 
-    for address in &config.listen.managesieve {
-        let listener = bind("managesieve", *address).await?;
-        bound.push(("managesieve", listener.local_addr()?));
-        let server = managesieve_server.clone();
-        shutdown
-            .tracker
-            .spawn(async move { server.serve(listener).await });
-    }
+    let managesieve = &config.listen.managesieve;
+    listen(
+        "managesieve",
+        managesieve,
+        &mut bound,
+        &shutdown,
+        |listener| {
+            let server = managesieve_server.clone();
+            async move { server.serve(listener).await }
+        },
+    )
+    .await?;
 
     // HTTP last: its documents name the ports the mail listeners got.
     let challenges = Arc::new(crate::acme::Challenges::default());
@@ -267,6 +265,27 @@ pub async fn run(config: Config) -> Result<()> {
         tracing::warn!("shutdown grace period over; exiting with sessions still open");
     }
     drop(store);
+    Ok(())
+}
+
+/// Binds listener `name` on each of `addresses`, notes the address it got in `bound`,
+/// and runs `serve` on it as a task that shutdown waits for.
+async fn listen<'a, F, Fut>(
+    name: &'a str,
+    addresses: &[SocketAddr],
+    bound: &mut Vec<(&'a str, SocketAddr)>,
+    shutdown: &Shutdown,
+    serve: F,
+) -> Result<()>
+where
+    F: Fn(TcpListener) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    for address in addresses {
+        let listener = bind(name, *address).await?;
+        bound.push((name, listener.local_addr()?));
+        shutdown.tracker.spawn(serve(listener));
+    }
     Ok(())
 }
 

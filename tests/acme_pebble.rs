@@ -417,21 +417,11 @@ fn http01_works_and_a_restart_reuses_the_account_and_certificate() {
     let served = probe(&server, &pebble).expect("the kept certificate verifies at once");
     assert_eq!(served, (serial, names));
     // The task looked, found nothing due, and made neither an account nor an order.
-    let deadline = Instant::now() + ISSUE_TIMEOUT;
-    while !server
-        .log()
-        .get(before_restart..)
-        .unwrap_or_default()
-        .contains("ACME: the certificate in use is current")
-    {
-        assert!(
-            Instant::now() < deadline,
-            "no check logged:\n{}",
-            server.log()
-        );
-        std::thread::sleep(POLL);
-    }
-    let log = server.log();
+    let log = wait_for_log(
+        &server,
+        before_restart,
+        "ACME: the certificate in use is current",
+    );
     let restarted = log.get(before_restart..).unwrap_or_default();
     assert!(!restarted.contains("ACME: ordering"), "{restarted}");
     assert!(!restarted.contains("ACME: account made"), "{restarted}");
@@ -464,16 +454,21 @@ fn an_unreachable_ca_is_logged_and_the_server_serves_its_self_signed_certificate
         out.starts_with("imaps ") && out.contains("\nsmtps "),
         "{out}"
     );
-    let deadline = Instant::now() + ISSUE_TIMEOUT;
-    while !server.log().contains("ACME: no certificate this time") {
-        assert!(
-            Instant::now() < deadline,
-            "no failure logged:\n{}",
-            server.log()
-        );
-        std::thread::sleep(POLL);
-    }
-    let log = server.log();
+    let log = wait_for_log(&server, 0, "ACME: no certificate this time");
     assert!(log.contains("retry_in_secs=300"), "{log}");
     assert!(log.contains(&directory), "the error names the CA: {log}");
+}
+
+/// Waits up to [`ISSUE_TIMEOUT`] until the server's log from byte `from` on holds
+/// `line`; returns the whole log.
+fn wait_for_log(server: &TestServer, from: usize, line: &str) -> String {
+    let deadline = Instant::now() + ISSUE_TIMEOUT;
+    loop {
+        let log = server.log();
+        if log.get(from..).unwrap_or_default().contains(line) {
+            return log;
+        }
+        assert!(Instant::now() < deadline, "no {line:?} logged:\n{log}");
+        std::thread::sleep(POLL);
+    }
 }

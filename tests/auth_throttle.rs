@@ -7,6 +7,20 @@
 
 mod common;
 
+/// A test of `check` for each protocol: `$imap` on IMAP, `$smtp` on SMTP.
+macro_rules! on_imap_and_smtp {
+    ($check:ident: $imap:ident, $smtp:ident) => {
+        #[test]
+        fn $imap() {
+            $check("imap", &IMAP);
+        }
+
+        #[test]
+        fn $smtp() {
+            $check("smtp", &SMTP);
+        }
+    };
+}
 use common::{TestServer, python};
 
 /// The attacker's own account.
@@ -186,15 +200,11 @@ fn own_logins_do_not_reset_the_count(protocol: &str, answers: &Answers) {
     assert_eq!(out.lines().collect::<Vec<_>>(), expected, "{out}");
 }
 
-#[test]
-fn imap_own_logins_do_not_reset_the_count() {
-    own_logins_do_not_reset_the_count("imap", &IMAP);
-}
-
-#[test]
-fn smtp_own_logins_do_not_reset_the_count() {
-    own_logins_do_not_reset_the_count("smtp", &SMTP);
-}
+on_imap_and_smtp!(
+    own_logins_do_not_reset_the_count:
+    imap_own_logins_do_not_reset_the_count,
+    smtp_own_logins_do_not_reset_the_count
+);
 
 /// 50 wrong passwords sent at once from one address, with the default limit of 10
 /// failures: at most 10 are answered as wrong passwords (each reserved its slot before
@@ -229,12 +239,8 @@ fn parallel_guesses_stay_within_the_limit(protocol: &str, answers: &Answers) {
     );
 }
 
-#[test]
-fn imap_parallel_guesses_stay_within_the_limit() {
-    parallel_guesses_stay_within_the_limit("imap", &IMAP);
-}
-
-#[test]
-fn smtp_parallel_guesses_stay_within_the_limit() {
-    parallel_guesses_stay_within_the_limit("smtp", &SMTP);
-}
+on_imap_and_smtp!(
+    parallel_guesses_stay_within_the_limit:
+    imap_parallel_guesses_stay_within_the_limit,
+    smtp_parallel_guesses_stay_within_the_limit
+);

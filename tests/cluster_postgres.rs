@@ -29,6 +29,14 @@ fn value(out: &str, label: &str) -> String {
     common::labelled_line(out, label)[label.len() + 1..].to_owned()
 }
 
+/// Two nodes, without DNS, on a new database (kept as long as they run) with the
+/// first node's account.
+fn two_nodes() -> (PostgresDatabase, TestServer, TestServer) {
+    let database = common::block_on(PostgresDatabase::create());
+    let (first, second) = nodes(&database, OFFLINE_DNS);
+    (database, first, second)
+}
+
 fn nodes(database: &PostgresDatabase, extra: &str) -> (TestServer, TestServer) {
     let first = TestServer::start_node(&database.url, extra);
     assert!(
@@ -90,8 +98,7 @@ def wait_for(imap, tag, word, timeout):
 
 #[test]
 fn delivery_and_flags_reach_idle_sessions_on_the_other_node() {
-    let database = common::block_on(PostgresDatabase::create());
-    let (a, b) = nodes(&database, OFFLINE_DNS);
+    let (_database, a, b) = two_nodes();
     let script = format!(
         "{PYTHON_IMAP}{}",
         r#"
@@ -143,8 +150,7 @@ print('a_flags', data[0].decode())
 
 #[test]
 fn concurrent_deliveries_through_both_nodes_get_distinct_uids() {
-    let database = common::block_on(PostgresDatabase::create());
-    let (a, b) = nodes(&database, OFFLINE_DNS);
+    let (_database, a, b) = two_nodes();
     let script = format!(
         "{PYTHON_IMAP}{}",
         r#"
@@ -218,8 +224,7 @@ print('b_status', data[0].decode())
 
 #[test]
 fn kill_9_of_a_node_loses_no_acknowledged_message() {
-    let database = common::block_on(PostgresDatabase::create());
-    let (mut a, b) = nodes(&database, OFFLINE_DNS);
+    let (_database, mut a, b) = two_nodes();
     let script = format!(
         "{PYTHON_IMAP}{}",
         r#"

@@ -7,11 +7,15 @@ mod common;
 use common::{TestServer, python_client};
 
 /// Runs a Python `script` against a new server (its argv: IMAPS port, SMTP port, user,
-/// password, plain IMAP port) and checks the lines it prints.
+/// password, plain IMAP port, which it has as `port`) and checks the lines it prints.
 fn script_prints(script: &str, expected: &[&str]) {
     let server = TestServer::start();
     let imap = server.port("imap").to_string();
-    let out = python_client(&server, script, &[&imap]);
+    let out = python_client(
+        &server,
+        &format!("port = int(sys.argv[5])\n{script}"),
+        &[&imap],
+    );
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines, expected, "{out}");
 }
@@ -21,8 +25,7 @@ fn script_prints(script: &str, expected: &[&str]) {
 /// command is read where the client put it; a password sent as a literal still logs in,
 /// and after that APPEND works. Another client (imaplib) logs in meanwhile.
 const APPEND_BEFORE_LOGIN: &str = r#"
-import imaplib, socket, sys
-user, password, port = sys.argv[3], sys.argv[4], int(sys.argv[5])
+import socket
 
 s = socket.create_connection(("127.0.0.1", port), timeout=60)
 f = s.makefile("rb")
@@ -83,8 +86,7 @@ fn append_before_login_gets_no_continuation() {
 /// Reads one IMAP response from a raw socket up to the tagged line, counting literals
 /// and their sizes without keeping their octets (the answer can be hundreds of MB).
 const READ_LITERALS: &str = r#"
-import imaplib, re, socket, sys
-user, password, port = sys.argv[3], sys.argv[4], int(sys.argv[5])
+import re, socket
 
 def read_response(f, tag):
     sizes = []
@@ -156,8 +158,6 @@ fn fetch_of_400_bodies_is_answered_whole_and_others_are_served() {
 /// answered (a linear-time search, off the async workers); one octet more is a BAD; the
 /// SEARCH suites of imaplib still pass (tests/imap_imaplib.rs).
 const SEARCH_LONG_NEEDLE: &str = r#"
-import imaplib, sys
-user, password, port = sys.argv[3], sys.argv[4], int(sys.argv[5])
 m = imaplib.IMAP4("127.0.0.1", port)
 m.login(user, password)
 body = b"a" * (10 * 1024 * 1024)

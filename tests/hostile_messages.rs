@@ -44,10 +44,9 @@ for name, body in messages:
     s.quit()
 "#;
 
+/// After `common::PY_PRELUDE`.
 const CHECK: &str = r#"
-import imaplib, ssl, sys, re
-imaps, smtp_port, user, password = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
-ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+import re
 m = imaplib.IMAP4_SSL("127.0.0.1", imaps, ssl_context=ctx)
 m.login(user, password)
 typ, data = m.select("INBOX")

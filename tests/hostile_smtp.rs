@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{TestServer, python, python_client};
+use common::{TestServer, Transcript, python, python_client};
 
 /// Python put before each script: `RawSmtp(port)` is a port-25 session over a plain
 /// socket, greeting read; `command(line)` and `reply()` give the last line of a reply.
@@ -77,18 +77,18 @@ fn hex_decode(hex: &str) -> Vec<u8> {
 #[test]
 fn bare_cr_does_not_end_data_and_is_stored_as_crlf() {
     let server = TestServer::start();
-    let out = python_client(&server, &with_raw_smtp(BARE_CR), &[]);
-    let line = |label: &str| common::labelled_line(&out, label);
-    assert!(line("data").starts_with("data 354"), "{out}");
+    let out = Transcript(python_client(&server, &with_raw_smtp(BARE_CR), &[]));
+    assert!(out.line("data").starts_with("data 354"), "{out}");
     assert!(
-        line("after-data").starts_with("after-data 250 2.0.0"),
+        out.line("after-data").starts_with("after-data 250 2.0.0"),
         "{out}"
     );
     // The NOOP after the real end is answered as a NOOP: nothing inside DATA was a command.
-    assert_eq!(line("noop"), "noop 250 2.0.0 OK", "{out}");
-    assert!(line("bdat").starts_with("bdat 250 2.0.0"), "{out}");
-    assert_eq!(line("count"), "count 2", "{out}");
+    assert_eq!(out.line("noop"), "noop 250 2.0.0 OK", "{out}");
+    assert!(out.line("bdat").starts_with("bdat 250 2.0.0"), "{out}");
+    assert_eq!(out.line("count"), "count 2", "{out}");
     let texts: Vec<Vec<u8>> = out
+        .0
         .lines()
         .filter_map(|l| l.strip_prefix("text "))
         .map(hex_decode)

@@ -172,21 +172,10 @@ fn curl_autodiscover(server: &TestServer, path: &str, body: &str) -> (u16, Strin
 }
 
 fn parse_autodiscover(body: &str) -> serde_json::Value {
-    let mut child = Command::new("python3")
-        .args(["-c", AUTODISCOVER_PARSE])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("python3");
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(body.as_bytes())
-        .expect("write");
-    let output = child.wait_with_output().expect("wait");
+    let output = common::run_with_input(
+        Command::new("python3").args(["-c", AUTODISCOVER_PARSE]),
+        body.as_bytes(),
+    );
     assert!(
         output.status.success(),
         "{}\n{body}",

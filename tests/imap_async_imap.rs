@@ -8,7 +8,6 @@ mod common;
 
 use async_imap::types::{Fetch, Flag, NameAttribute};
 use common::{TestServer, async_imap_login};
-use futures::TryStreamExt;
 
 fn message(subject: &str, body: &str) -> Vec<u8> {
     format!("From: sender@example.net\r\nTo: you@localhost\r\nSubject: {subject}\r\n\r\n{body}\r\n")
@@ -48,13 +47,7 @@ async fn async_imap_drives_every_everyday_command() {
 
     // Mailboxes: create with a child, list with attributes, rename, subscribe, delete.
     session.create("Projects/2026").await.expect("CREATE");
-    let names: Vec<_> = session
-        .list(Some(""), Some("*"))
-        .await
-        .expect("LIST")
-        .try_collect()
-        .await
-        .expect("LIST responses");
+    let names: Vec<_> = common::all(session.list(Some(""), Some("*")), "LIST").await;
     let projects = names
         .iter()
         .find(|n| n.name() == "Projects")
@@ -73,13 +66,7 @@ async fn async_imap_drives_every_everyday_command() {
     );
     session.rename("Projects", "Work").await.expect("RENAME");
     session.subscribe("Work/2026").await.expect("SUBSCRIBE");
-    let subscribed: Vec<_> = session
-        .lsub(Some(""), Some("Work/*"))
-        .await
-        .expect("LSUB")
-        .try_collect()
-        .await
-        .expect("LSUB responses");
+    let subscribed: Vec<_> = common::all(session.lsub(Some(""), Some("Work/*")), "LSUB").await;
     assert_eq!(
         subscribed.iter().map(|n| n.name()).collect::<Vec<_>>(),
         ["Work/2026"]
@@ -114,13 +101,11 @@ async fn async_imap_drives_every_everyday_command() {
     assert_eq!(mailbox.exists, 3);
     let highest = mailbox.highest_modseq.expect("HIGHESTMODSEQ");
 
-    let fetches: Vec<Fetch> = session
-        .fetch("1:*", "(UID FLAGS MODSEQ RFC822.SIZE BODY.PEEK[TEXT])")
-        .await
-        .expect("FETCH")
-        .try_collect()
-        .await
-        .expect("FETCH responses");
+    let fetches: Vec<Fetch> = common::all(
+        session.fetch("1:*", "(UID FLAGS MODSEQ RFC822.SIZE BODY.PEEK[TEXT])"),
+        "FETCH",
+    )
+    .await;
     assert_eq!(fetches.len(), 3);
     assert!(has_flag(&fetches[0], &Flag::Seen));
     assert!(has_flag(&fetches[2], &Flag::Flagged));
@@ -132,22 +117,11 @@ async fn async_imap_drives_every_everyday_command() {
     );
 
     // STORE and UID STORE; the MODSEQ grows.
-    let stored: Vec<Fetch> = session
-        .store("2", "+FLAGS (\\Answered)")
-        .await
-        .expect("STORE")
-        .try_collect()
-        .await
-        .expect("STORE responses");
+    let stored: Vec<Fetch> = common::all(session.store("2", "+FLAGS (\\Answered)"), "STORE").await;
     assert!(has_flag(&stored[0], &Flag::Answered));
     assert!(stored[0].modseq.is_some_and(|m| m > highest));
-    let uid_stored: Vec<Fetch> = session
-        .uid_store("3", "-FLAGS (\\Flagged)")
-        .await
-        .expect("UID STORE")
-        .try_collect()
-        .await
-        .expect("UID STORE responses");
+    let uid_stored: Vec<Fetch> =
+        common::all(session.uid_store("3", "-FLAGS (\\Flagged)"), "UID STORE").await;
     assert!(!has_flag(&uid_stored[0], &Flag::Flagged));
 
     // SEARCH and UID SEARCH.
@@ -169,39 +143,15 @@ async fn async_imap_drives_every_everyday_command() {
         .await
         .expect("STATUS Archive");
     assert_eq!(archive.exists, 2);
-    let left: Vec<Fetch> = session
-        .fetch("1:*", "UID")
-        .await
-        .expect("FETCH after MOVE")
-        .try_collect()
-        .await
-        .expect("FETCH responses");
+    let left: Vec<Fetch> = common::all(session.fetch("1:*", "UID"), "FETCH after MOVE").await;
     assert_eq!(left.iter().map(|f| f.uid).collect::<Vec<_>>(), [Some(2)]);
 
     // EXPUNGE and UID EXPUNGE in Trash.
     session.select("Trash").await.expect("SELECT Trash");
-    session
-        .store("1:*", "+FLAGS.SILENT (\\Deleted)")
-        .await
-        .expect("STORE")
-        .try_collect::<Vec<_>>()
-        .await
-        .expect("STORE responses");
-    let expunged: Vec<u32> = session
-        .uid_expunge("1")
-        .await
-        .expect("UID EXPUNGE")
-        .try_collect()
-        .await
-        .expect("UID EXPUNGE responses");
+    let _: Vec<_> = common::all(session.store("1:*", "+FLAGS.SILENT (\\Deleted)"), "STORE").await;
+    let expunged: Vec<u32> = common::all(session.uid_expunge("1"), "UID EXPUNGE").await;
     assert_eq!(expunged, [1]);
-    let expunged: Vec<u32> = session
-        .expunge()
-        .await
-        .expect("EXPUNGE")
-        .try_collect()
-        .await
-        .expect("EXPUNGE responses");
+    let expunged: Vec<u32> = common::all(session.expunge(), "EXPUNGE").await;
     assert_eq!(expunged, [1]);
     session.check().await.expect("CHECK");
     session.close().await.expect("CLOSE");
@@ -225,13 +175,11 @@ async fn async_imap_drives_every_everyday_command() {
         .select("Archive")
         .await
         .expect("SELECT over deflate");
-    let archived: Vec<Fetch> = session
-        .fetch("1:*", "BODY.PEEK[TEXT]")
-        .await
-        .expect("FETCH over deflate")
-        .try_collect()
-        .await
-        .expect("FETCH responses");
+    let archived: Vec<Fetch> = common::all(
+        session.fetch("1:*", "BODY.PEEK[TEXT]"),
+        "FETCH over deflate",
+    )
+    .await;
     let bodies: Vec<&[u8]> = archived.iter().filter_map(|f| f.text()).collect();
     assert_eq!(bodies, [&b"alpha body\r\n"[..], &b"beta body\r\n"[..]]);
     session.logout().await.expect("LOGOUT");

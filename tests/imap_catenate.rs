@@ -6,12 +6,10 @@
 
 mod common;
 
-use common::{TestServer, labelled_line, python_client};
+use common::Transcript;
 
+/// After `common::PY_PRELUDE`.
 const SESSION: &str = r#"
-import imaplib, ssl, sys
-imaps, user, password = int(sys.argv[1]), sys.argv[3], sys.argv[4]
-ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
 m = imaplib.IMAP4_SSL("127.0.0.1", imaps, ssl_context=ctx)
 m.login(user, password)
 print("caps", " ".join(m.capabilities))
@@ -40,21 +38,19 @@ m.logout()
 
 #[test]
 fn catenate_builds_a_message_from_text_and_a_stored_part() {
-    let server = TestServer::start();
-    let out = python_client(&server, SESSION, &[]);
-    let line = |label: &str| labelled_line(&out, label);
-    assert!(line("caps").contains(" CATENATE"), "{out}");
-    assert_eq!(line("source"), "source OK", "{out}");
+    let out = Transcript::of_script(SESSION);
+    out.assert_lines(&["source OK", "body same", "count 1 2"]);
+    assert!(out.line("caps").contains(" CATENATE"), "{out}");
     assert!(
-        line("catenate").starts_with("catenate OK [APPENDUID ") && line("catenate").contains(" 2]"),
+        out.line("catenate").starts_with("catenate OK [APPENDUID ")
+            && out.line("catenate").contains(" 2]"),
         "{out}"
     );
-    assert_eq!(line("body"), "body same", "{out}");
-    let expected = line("expected");
+    let expected = out.line("expected");
     let code = expected.trim_start_matches("expected ");
     assert!(
-        line("badurl").starts_with(&format!("badurl NO {code} ")),
+        out.line("badurl")
+            .starts_with(&format!("badurl NO {code} ")),
         "{out}"
     );
-    assert_eq!(line("count"), "count 1 2", "{out}");
 }

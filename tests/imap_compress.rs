@@ -6,12 +6,11 @@
 
 mod common;
 
-use common::{TestServer, labelled_line, python_client};
+use common::Transcript;
 
+/// After `common::PY_PRELUDE`.
 const SESSION: &str = r#"
 import smtplib, socket, ssl, sys, zlib
-imaps, smtp_port, user, password = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
-ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
 
 body = "".join("line %05d of a long and repetitive message body\r\n" % i for i in range(2000))
 s = smtplib.SMTP("127.0.0.1", smtp_port)
@@ -93,13 +92,11 @@ print("fresh", fresh.command("a", 'LOGIN "%s" "%s"' % (user, password))[0])
 
 #[test]
 fn deflate_compressed_session_reads_mail() {
-    let server = TestServer::start();
-    let out = python_client(&server, SESSION, &[]);
-    let line = |label: &str| labelled_line(&out, label);
-    assert!(line("login").starts_with("login b OK"), "{out}");
-    assert_eq!(line("compress"), "compress c OK DEFLATE active");
-    assert!(line("select").starts_with("select d OK"), "{out}");
-    let fetch = line("fetch");
+    let out = Transcript::of_script(SESSION);
+    assert!(out.line("login").starts_with("login b OK"), "{out}");
+    assert_eq!(out.line("compress"), "compress c OK DEFLATE active");
+    assert!(out.line("select").starts_with("select d OK"), "{out}");
+    let fetch = out.line("fetch");
     let fields: Vec<&str> = fetch.split_whitespace().collect();
     let (text_len, wire_len): (usize, usize) = (
         fields[fields.len() - 2].parse().expect("text length"),
@@ -109,10 +106,13 @@ fn deflate_compressed_session_reads_mail() {
     assert_eq!(text_len, 2000 * 50, "{fetch}");
     // Repetitive text deflates well: the wire carries far less than the message.
     assert!(wire_len * 4 < text_len, "not compressed: {fetch}");
-    assert_eq!(line("same-body"), "same-body True");
-    assert!(line("again").contains("NO [COMPRESSIONACTIVE]"), "{out}");
-    assert!(line("noop").starts_with("noop g OK"), "{out}");
-    assert!(line("logout").starts_with("logout h OK"), "{out}");
-    assert_eq!(line("corrupt"), "corrupt closed");
-    assert!(line("fresh").starts_with("fresh a OK"), "{out}");
+    assert_eq!(out.line("same-body"), "same-body True");
+    assert!(
+        out.line("again").contains("NO [COMPRESSIONACTIVE]"),
+        "{out}"
+    );
+    assert!(out.line("noop").starts_with("noop g OK"), "{out}");
+    assert!(out.line("logout").starts_with("logout h OK"), "{out}");
+    assert_eq!(out.line("corrupt"), "corrupt closed");
+    assert!(out.line("fresh").starts_with("fresh a OK"), "{out}");
 }

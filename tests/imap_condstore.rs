@@ -6,23 +6,11 @@
 
 mod common;
 
-use common::{TestServer, labelled_line, python_client};
+use common::Transcript;
 
+/// After `common::PY_PRELUDE`.
 const SESSION: &str = r#"
-import imaplib, re, smtplib, ssl, sys
-imaps, smtp_port, user, password = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
-ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
-
-def deliver(subject):
-    s = smtplib.SMTP("127.0.0.1", smtp_port)
-    s.sendmail("sender@example.net", [user], ("From: sender@example.net\r\nTo: " + user +
-        "\r\nSubject: " + subject + "\r\n\r\nbody\r\n").encode())
-    s.quit()
-
-def connect():
-    m = imaplib.IMAP4_SSL("127.0.0.1", imaps, ssl_context=ctx)
-    m.login(user, password)
-    return m
+import re
 
 def run(m, *args):
     """Runs a command; returns (tagged status, tagged text, every untagged line)."""
@@ -99,27 +87,27 @@ phone.logout()
 
 #[test]
 fn imaplib_resynchronises_with_condstore_and_qresync() {
-    let server = TestServer::start();
-    let out = python_client(&server, SESSION, &[]);
-    let line = |label: &str| labelled_line(&out, label);
-    assert!(line("enable").contains("ENABLED QRESYNC"), "{out}");
-    assert!(line("select").contains("HIGHESTMODSEQ"), "{out}");
-    let fetch = line("fetch-modseq");
+    let out = Transcript::of_script(SESSION);
+    assert!(out.line("enable").contains("ENABLED QRESYNC"), "{out}");
+    assert!(out.line("select").contains("HIGHESTMODSEQ"), "{out}");
+    let fetch = out.line("fetch-modseq");
     assert_eq!(fetch.matches("MODSEQ (").count(), 3, "{fetch}");
 
     // QRESYNC parameters without ENABLE QRESYNC: BAD (RFC 7162 §3.2.5).
     assert!(
-        line("without-enable").starts_with("without-enable BAD"),
+        out.line("without-enable").starts_with("without-enable BAD"),
         "{out}"
     );
 
     // Back from offline: UID 3 vanished, UID 2 flagged, UID 4 new, in one SELECT.
-    let resync = line("resync");
+    let resync = out.line("resync");
     assert!(resync.starts_with("resync OK"), "{resync}");
-    assert!(resync.contains("VANISHED (EARLIER) 3"), "{resync}");
-    assert!(
-        resync.contains("FETCH 2 (UID 2 FLAGS (\\Flagged) MODSEQ ("),
-        "{resync}"
+    common::assert_contains_all(
+        &resync,
+        &[
+            "VANISHED (EARLIER) 3",
+            "FETCH 2 (UID 2 FLAGS (\\Flagged) MODSEQ (",
+        ],
     );
     assert!(
         // RFC 3501 §2.3.2: this session is the first to hear of UID 4.
@@ -132,34 +120,33 @@ fn imaplib_resynchronises_with_condstore_and_qresync() {
     );
     assert!(resync.contains("EXISTS 3"), "{resync}");
 
-    let changed = line("changedsince");
-    assert!(changed.contains("VANISHED (EARLIER) 3"), "{changed}");
-    assert!(
-        changed.contains("UID 2 FLAGS (\\Flagged) MODSEQ ("),
-        "{changed}"
-    );
-    assert!(
-        changed.contains("UID 4 FLAGS (\\Recent) MODSEQ ("),
-        "{changed}"
+    let changed = out.line("changedsince");
+    common::assert_contains_all(
+        &changed,
+        &[
+            "VANISHED (EARLIER) 3",
+            "UID 2 FLAGS (\\Flagged) MODSEQ (",
+            "UID 4 FLAGS (\\Recent) MODSEQ (",
+        ],
     );
     assert!(!changed.contains("UID 1 "), "{changed}");
 
-    let search = line("search-modseq");
+    let search = out.line("search-modseq");
     assert!(search.contains("SEARCH 2 3 (MODSEQ "), "{search}");
 
     // The phone changed message 1 after the laptop read it: the STORE leaves it alone.
-    let conditional = line("conditional-store");
+    let conditional = out.line("conditional-store");
     assert!(
         conditional.contains("OK | [MODIFIED 1]"),
         "conditional STORE: {conditional}"
     );
-    let flags = line("flags-1");
+    let flags = out.line("flags-1");
     assert!(
         flags.contains("$Phone") && !flags.contains("\\Seen"),
         "{flags}"
     );
     // .SILENT with CONDSTORE still reports the new MODSEQ, without FLAGS.
-    let silent = line("conditional-store-ok");
+    let silent = out.line("conditional-store-ok");
     assert!(silent.starts_with("conditional-store-ok OK"), "{silent}");
     // RFC 7162 §3.2.4: under QRESYNC a STORE by sequence number answers with the UID.
     assert!(silent.contains("FETCH 2 (UID 2 MODSEQ ("), "{silent}");
@@ -175,22 +162,22 @@ fn imaplib_resynchronises_with_condstore_and_qresync() {
         "{silent}"
     );
 
-    let by_number = line("store-by-number");
+    let by_number = out.line("store-by-number");
     assert!(
         by_number.contains("FETCH 3 (UID 4 FLAGS (\\Answered \\Recent) MODSEQ ("),
         "{by_number}"
     );
 
-    let expunge = line("expunge");
+    let expunge = out.line("expunge");
     assert!(expunge.contains("VANISHED 1"), "{expunge}");
     let untagged = expunge.rsplit(" | ").next().unwrap_or_default();
     assert!(!untagged.contains("EXPUNGE"), "{expunge}");
 
-    assert!(line("noop").contains("EXISTS 3"), "{out}");
-    assert!(line("older").contains("SEARCH 5"), "{out}");
-    let younger = line("younger");
+    assert!(out.line("noop").contains("EXISTS 3"), "{out}");
+    assert!(out.line("older").contains("SEARCH 5"), "{out}");
+    let younger = out.line("younger");
     assert!(younger.contains("SEARCH 2 4"), "{younger}");
-    let status = line("status");
+    let status = out.line("status");
     assert!(
         status.contains("HIGHESTMODSEQ") && status.contains("MESSAGES 3"),
         "{status}"

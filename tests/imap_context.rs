@@ -8,17 +8,14 @@
 
 mod common;
 
-use common::{TestServer, labelled_line, python_client};
+use common::Transcript;
 
 /// imaplib with every line it reads kept, so the order of untagged responses is seen;
 /// `run` answers the tagged status and the untagged lines the command brought, with the
 /// correlators `(TAG "...")` and `[NOUPDATE "..."]` written as the label of the command
 /// that had that tag.
+/// After `common::PY_PRELUDE`.
 const PRELUDE: &str = r#"
-import imaplib, ssl, sys
-imaps, smtp_port, user, password = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
-ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
-
 class Recording(imaplib.IMAP4_SSL):
     def _get_line(self):
         line = super()._get_line()
@@ -29,12 +26,6 @@ labels = {}
 tags = {}
 # RFC 5267 §4.3.5: a command imaplib does not know by name.
 imaplib.Commands["CANCELUPDATE"] = ("SELECTED",)
-
-def connect():
-    m = Recording("127.0.0.1", imaps, ssl_context=ctx)
-    m.lines = []
-    m.login(user, password)
-    return m
 
 def run(m, label, *args):
     tag = (m.tagpre + str(m.tagnum).encode()).decode()
@@ -59,7 +50,7 @@ def message(subject):
 "#;
 
 const PARTIAL: &str = r#"
-m = connect()
+m = connect(Recording)
 for subject in ["d", "b", "c", "a", "e"]:
     m.append("INBOX", None, None, message(subject))
 m.select("INBOX")
@@ -80,62 +71,40 @@ m.logout()
 
 #[test]
 fn imaplib_pages_search_sort_and_fetch_results() {
-    let server = TestServer::start();
-    let out = python_client(&server, &format!("{PRELUDE}{PARTIAL}"), &[]);
-    let line = |label: &str| labelled_line(&out, label);
+    let out = Transcript::of_script(&format!("{PRELUDE}{PARTIAL}"));
     // RFC 9394 §3.1: "The first result [...] is 1"; "-1 is the last message".
-    assert_eq!(
-        line("first"),
-        r#"first OK * ESEARCH (TAG "first") UID PARTIAL (1:2 1:2)"#
-    );
-    assert_eq!(
-        line("last"),
-        r#"last OK * ESEARCH (TAG "last") UID PARTIAL (-1:-2 4:5)"#
-    );
+    out.assert_lines(&[
+        r#"first OK * ESEARCH (TAG "first") UID PARTIAL (1:2 1:2)"#,
+        r#"last OK * ESEARCH (TAG "last") UID PARTIAL (-1:-2 4:5)"#,
+    ]);
     // "A range 500:400 is the same as 400:500"; a range past the results gives what is
     // there; MIN and COUNT are about the whole result.
     assert_eq!(
-        line("reversed"),
+        out.line("reversed"),
         r#"reversed OK * ESEARCH (TAG "reversed") MIN 1 PARTIAL (3:10 3:5) COUNT 5"#
     );
     // "If the whole range references results that do not exist, [...] "NIL"".
-    assert_eq!(
-        line("beyond"),
-        r#"beyond OK * ESEARCH (TAG "beyond") PARTIAL (-6:-9 NIL)"#
-    );
-    // "either one PARTIAL, one ALL, or neither PARTIAL nor ALL is allowed".
-    assert_eq!(line("with-all"), "with-all BAD ");
-    // RFC 5267 §4.4 for SORT: positions in sort order. Subjects a (4), b (2), c (3),
-    // d (1), e (5).
-    assert_eq!(
-        line("sorted"),
-        r#"sorted OK * ESEARCH (TAG "sorted") PARTIAL (2:4 2:3,1)"#
-    );
-    assert_eq!(
-        line("sorted-last"),
-        r#"sorted-last OK * ESEARCH (TAG "sorted-last") UID MAX 5 PARTIAL (-1:-2 1,5)"#
-    );
-    // RFC 9394 §3.2: with SAVE, "the "$" marker would contain references to all
-    // messages returned by the PARTIAL result option".
-    assert_eq!(
-        line("save"),
-        r#"save OK * ESEARCH (TAG "save") PARTIAL (-1:-2 4:5)"#
-    );
-    assert_eq!(
-        line("saved"),
-        "saved OK * 4 FETCH (UID 4) | * 5 FETCH (UID 5)"
-    );
-    // RFC 9394 §3.3: UID FETCH answers for the messages of the range only.
-    assert_eq!(
-        line("fetch"),
-        "fetch OK * 4 FETCH (UID 4) | * 5 FETCH (UID 5)"
-    );
-    assert_eq!(line("fetch-first"), "fetch-first OK * 2 FETCH (UID 2)");
-    assert_eq!(line("fetch-seq"), "fetch-seq BAD ");
+    out.assert_lines(&[
+        r#"beyond OK * ESEARCH (TAG "beyond") PARTIAL (-6:-9 NIL)"#,
+        // "either one PARTIAL, one ALL, or neither PARTIAL nor ALL is allowed".
+        "with-all BAD ",
+        // RFC 5267 §4.4 for SORT: positions in sort order. Subjects a (4), b (2), c (3),
+        // d (1), e (5).
+        r#"sorted OK * ESEARCH (TAG "sorted") PARTIAL (2:4 2:3,1)"#,
+        r#"sorted-last OK * ESEARCH (TAG "sorted-last") UID MAX 5 PARTIAL (-1:-2 1,5)"#,
+        // RFC 9394 §3.2: with SAVE, "the "$" marker would contain references to all
+        // messages returned by the PARTIAL result option".
+        r#"save OK * ESEARCH (TAG "save") PARTIAL (-1:-2 4:5)"#,
+        "saved OK * 4 FETCH (UID 4) | * 5 FETCH (UID 5)",
+        // RFC 9394 §3.3: UID FETCH answers for the messages of the range only.
+        "fetch OK * 4 FETCH (UID 4) | * 5 FETCH (UID 5)",
+        "fetch-first OK * 2 FETCH (UID 2)",
+        "fetch-seq BAD ",
+    ]);
 }
 
 const CONTEXTS: &str = r#"
-a = connect(); b = connect()
+a = connect(Recording); b = connect(Recording)
 for subject in ["d", "b", "f"]:
     b.append("INBOX", None, None, message(subject))
 a.select("INBOX"); b.select("INBOX")
@@ -174,19 +143,16 @@ a.logout(); b.logout()
 
 #[test]
 fn imaplib_keeps_searches_and_sorted_lists_up_to_date() {
-    let server = TestServer::start();
-    let out = python_client(&server, &format!("{PRELUDE}{CONTEXTS}"), &[]);
-    let line = |label: &str| labelled_line(&out, label);
+    let out = Transcript::of_script(&format!("{PRELUDE}{CONTEXTS}"));
     // RFC 5267 §4.3: UPDATE adds no data of its own; other options are answered.
-    assert_eq!(line("unseen"), r#"unseen OK * ESEARCH (TAG "unseen") UID"#);
-    assert_eq!(line("count"), r#"count OK * ESEARCH (TAG "count") COUNT 3"#);
-    // Subjects b (2), d (1), f (3).
-    assert_eq!(
-        line("sorted"),
-        r#"sorted OK * ESEARCH (TAG "sorted") ALL 2,1,3"#
-    );
+    out.assert_lines(&[
+        r#"unseen OK * ESEARCH (TAG "unseen") UID"#,
+        r#"count OK * ESEARCH (TAG "count") COUNT 3"#,
+        // Subjects b (2), d (1), f (3).
+        r#"sorted OK * ESEARCH (TAG "sorted") ALL 2,1,3"#,
+    ]);
     // §4.3.4: REMOVEFROM; position 0 for SEARCH, the position in sort order for SORT.
-    let after_seen = line("after-seen");
+    let after_seen = out.line("after-seen");
     assert!(
         after_seen.starts_with(r"after-seen OK * 2 FETCH (UID 2 FLAGS (\Seen"),
         "{after_seen}"
@@ -201,7 +167,7 @@ fn imaplib_keeps_searches_and_sorted_lists_up_to_date() {
     );
     // §4.3.3: ADDTO after EXISTS; for SORT, a (4) first and e (5) between d and f:
     // (1 4) leaves d, f at 2, 3, then (3 5) puts e before f.
-    let after_append = line("after-append");
+    let after_append = out.line("after-append");
     assert!(
         after_append.starts_with("after-append OK * 5 EXISTS | "),
         "{after_append}"
@@ -216,7 +182,7 @@ fn imaplib_keeps_searches_and_sorted_lists_up_to_date() {
     );
     // d (message 1) was at position 2 of a, d, e, f.
     assert_eq!(
-        line("own-store"),
+        out.line("own-store"),
         concat!(
             r#"own-store OK * ESEARCH (TAG "unseen") UID REMOVEFROM (0 1) | "#,
             r#"* ESEARCH (TAG "count") REMOVEFROM (0 1) | "#,
@@ -224,7 +190,7 @@ fn imaplib_keeps_searches_and_sorted_lists_up_to_date() {
         )
     );
     // f (message 3, last of a, e, f) goes before its EXPUNGE, numbered as before it.
-    let after_expunge = line("after-expunge");
+    let after_expunge = out.line("after-expunge");
     assert!(
         after_expunge.starts_with(concat!(
             "after-expunge OK ",
@@ -235,29 +201,31 @@ fn imaplib_keeps_searches_and_sorted_lists_up_to_date() {
         "{after_expunge}"
     );
     // §4.3.5: cancelled contexts are told nothing more; an unknown tag is NO.
-    assert_eq!(line("cancel"), "cancel OK ");
-    assert_eq!(line("cancel-again"), "cancel-again NO ");
-    let after_cancel = line("after-cancel");
+    out.assert_lines(&["cancel OK ", "cancel-again NO "]);
+    let after_cancel = out.line("after-cancel");
     assert!(
         after_cancel.ends_with(r#"* ESEARCH (TAG "unseen") UID ADDTO (0 1:2)"#),
         "{after_cancel}"
     );
     assert!(!after_cancel.contains(r#"(TAG "count")"#), "{after_cancel}");
     assert_eq!(
-        line("reuse-1"),
+        out.line("reuse-1"),
         r#"reuse-1 * ESEARCH (TAG "REUSE") UID | REUSE OK UID SEARCH completed"#
     );
-    assert!(line("reuse-2").starts_with("reuse-2 REUSE BAD"), "{out}");
+    assert!(
+        out.line("reuse-2").starts_with("reuse-2 REUSE BAD"),
+        "{out}"
+    );
     // unseen, REUSE and eight more: the eleventh is refused, and still counted.
     assert_eq!(
-        line("one-too-many"),
+        out.line("one-too-many"),
         concat!(
             r#"one-too-many OK * NO [NOUPDATE "one-too-many"] Too many updating searches | "#,
             r#"* ESEARCH (TAG "one-too-many") COUNT 4"#
         )
     );
     assert!(
-        line("younger").contains(r#"* NO [NOUPDATE "younger"]"#),
+        out.line("younger").contains(r#"* NO [NOUPDATE "younger"]"#),
         "{out}"
     );
 }

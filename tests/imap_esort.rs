@@ -5,12 +5,11 @@
 
 mod common;
 
-use common::{TestServer, labelled_line, python_client};
+use common::Transcript;
 
+/// After `common::PY_PRELUDE`.
 const SESSION: &str = r#"
-import imaplib, re, smtplib, ssl, sys
-imaps, smtp_port, user, password = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
-ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+import re
 
 def deliver(sender, subject, date):
     headers = "From: %s\r\nTo: %s\r\nSubject: %s\r\nDate: %s\r\n" % (sender, user, subject, date)
@@ -46,38 +45,20 @@ m.logout()
 
 #[test]
 fn imaplib_sorts_by_display_name_and_gets_esearch_answers() {
-    let server = TestServer::start();
-    let out = python_client(&server, SESSION, &[]);
-    let line = |label: &str| labelled_line(&out, label);
-    assert_eq!(line("capabilities"), "capabilities True True");
-    // Subjects a (2), b (3), c (1), d (4): MIN and MAX in sort order, ALL in sort order.
-    assert_eq!(
-        line("esort-subject"),
-        r#"esort-subject ('OK', [b'(TAG "t") MIN 2 MAX 4 ALL 2:3,1,4 COUNT 4'])"#
-    );
-    // Dates: 2 (Feb 1), 4, 1, 3 (Feb 4).
-    assert_eq!(
-        line("esort-uid-date"),
-        r#"esort-uid-date ('OK', [b'(TAG "t") UID MIN 2 MAX 3'])"#
-    );
-    assert_eq!(
-        line("esort-none"),
-        r#"esort-none ('OK', [b'(TAG "t") COUNT 0'])"#
-    );
-    // RFC 5957 §2: BOB@EXAMPLE.NET (no name), CAROL@EXAMPLE.NET (empty name), Émile
-    // (decoded), Zed Zebra.
-    assert_eq!(
-        line("sort-displayfrom"),
-        "sort-displayfrom ('OK', [b'2 4 3 1'])"
-    );
-    assert_eq!(
-        line("sort-reverse-displayfrom"),
-        "sort-reverse-displayfrom ('OK', [b'1 3 4 2'])"
-    );
-    // RFC 5182 §2.4: with MIN alone, only that message is saved.
-    assert_eq!(
-        line("esort-save-min"),
-        r#"esort-save-min ('OK', [b'(TAG "t") MIN 2'])"#
-    );
-    assert_eq!(line("search-saved"), "search-saved ('OK', [b'2'])");
+    let out = Transcript::of_script(SESSION);
+    out.assert_lines(&[
+        "capabilities True True",
+        // Subjects a (2), b (3), c (1), d (4): MIN and MAX in sort order, ALL in sort order.
+        r#"esort-subject ('OK', [b'(TAG "t") MIN 2 MAX 4 ALL 2:3,1,4 COUNT 4'])"#,
+        // Dates: 2 (Feb 1), 4, 1, 3 (Feb 4).
+        r#"esort-uid-date ('OK', [b'(TAG "t") UID MIN 2 MAX 3'])"#,
+        r#"esort-none ('OK', [b'(TAG "t") COUNT 0'])"#,
+        // RFC 5957 §2: BOB@EXAMPLE.NET (no name), CAROL@EXAMPLE.NET (empty name), Émile
+        // (decoded), Zed Zebra.
+        "sort-displayfrom ('OK', [b'2 4 3 1'])",
+        "sort-reverse-displayfrom ('OK', [b'1 3 4 2'])",
+        // RFC 5182 §2.4: with MIN alone, only that message is saved.
+        r#"esort-save-min ('OK', [b'(TAG "t") MIN 2'])"#,
+        "search-saved ('OK', [b'2'])",
+    ]);
 }

@@ -3,18 +3,10 @@
 
 mod common;
 
-use common::{TestServer, python};
+use common::{TestServer, python_client};
 
+/// After `common::PY_PRELUDE`.
 const SESSION: &str = r#"
-import imaplib, smtplib, ssl, sys
-imaps, smtp_port, user, password = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
-ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
-
-def ok(result):
-    typ, data = result
-    assert typ == "OK", (typ, data)
-    return data
-
 def deliver(subject, body):
     s = smtplib.SMTP("127.0.0.1", smtp_port)
     s.sendmail("sender@example.net", [user], ("From: Sender <sender@example.net>\r\nTo: " + user +
@@ -81,37 +73,22 @@ m.logout()
 #[test]
 fn imaplib_reads_sorts_flags_and_files_mail() {
     let server = TestServer::start();
-    let out = python(
-        SESSION,
-        &[
-            &server.port("imaps").to_string(),
-            &server.port("smtp").to_string(),
-            &server.email,
-            &server.password,
-            &server.port("imap").to_string(),
-        ],
-    );
-    let line = |prefix: &str| {
-        out.lines()
-            .find(|l| l.starts_with(prefix))
-            .unwrap_or_else(|| panic!("no {prefix} in {out}"))
-            .to_owned()
-    };
+    let out = python_client(&server, SESSION, &[&server.port("imap").to_string()]);
+    let line = |prefix: &str| common::prefixed_line(&out, prefix);
     assert!(
         line("login-refused").contains("AUTHENTICATIONFAILED"),
         "{out}"
     );
     assert!(line("select ").contains("[b'2']"), "{out}");
     let envelope = line("fetch-envelope");
-    assert!(envelope.contains("UID 1"), "{envelope}");
-    assert!(envelope.contains("\"first note\""), "{envelope}");
-    assert!(
-        envelope.contains("((\"Sender\" NIL \"sender\" \"example.net\"))"),
-        "{envelope}"
-    );
-    assert!(
-        envelope.contains("\"<first.note@example.net>\""),
-        "{envelope}"
+    common::assert_contains_all(
+        &envelope,
+        &[
+            "UID 1",
+            "\"first note\"",
+            "((\"Sender\" NIL \"sender\" \"example.net\"))",
+            "\"<first.note@example.net>\"",
+        ],
     );
     assert_eq!(line("body-2"), "body-2 hello two");
     assert!(
@@ -131,9 +108,13 @@ fn imaplib_reads_sorts_flags_and_files_mail() {
     assert_eq!(line("search-subject"), "search-subject [b'2']");
     assert_eq!(line("search-body"), "search-body [b'1']");
     assert_eq!(line("uid-search"), "uid-search [b'1 2']");
-    assert!(line("copy").contains("OK"), "{out}");
-    assert!(line("move").contains("OK"), "{out}");
-    assert!(line("after-move-exists").contains("[b'1']"), "{out}");
+    for (label, needle) in [
+        ("copy", "OK"),
+        ("move", "OK"),
+        ("after-move-exists", "[b'1']"),
+    ] {
+        assert!(line(label).contains(needle), "{out}");
+    }
     assert!(
         line("append").contains("OK") && line("append").contains("APPENDUID"),
         "{out}"
@@ -143,11 +124,15 @@ fn imaplib_reads_sorts_flags_and_files_mail() {
         line("create").contains("OK") && line("rename").contains("OK"),
         "{out}"
     );
-    assert!(line("list-work").contains("Work/2026"), "{out}");
-    assert!(line("delete").contains("OK"), "{out}");
-    assert!(line("select-missing").contains("NO"), "{out}");
-    assert!(line("bad").contains("BAD"), "{out}");
-    assert!(line("expunge").contains("[b'1']"), "{out}");
+    for (label, needle) in [
+        ("list-work", "Work/2026"),
+        ("delete", "OK"),
+        ("select-missing", "NO"),
+        ("bad", "BAD"),
+        ("expunge", "[b'1']"),
+    ] {
+        assert!(line(label).contains(needle), "{out}");
+    }
     assert_eq!(line("final-search"), "final-search [b'']");
     assert!(line("starttls-select").contains("[b'1']"), "{out}");
 }

@@ -8,16 +8,13 @@
 
 mod common;
 
-use common::{TestServer, labelled_line, python_client};
+use common::Transcript;
 
 /// imaplib with every line it reads kept, literals inline (`{n}\r\n` and their octets
 /// escaped); `run` prints a label, the untagged lines a command brought and its tagged
 /// answer without the tag.
+/// After `common::PY_PRELUDE`.
 const PRELUDE: &str = r#"
-import imaplib, ssl, sys
-imaps, smtp_port, user, password = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
-ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
-
 def escape(data):
     return data.decode("latin-1").encode("unicode_escape").decode("ascii")
 
@@ -40,12 +37,6 @@ class Recording(imaplib.IMAP4_SSL):
 imaplib.Commands["GETMETADATA"] = ("AUTH", "SELECTED")
 imaplib.Commands["SETMETADATA"] = ("AUTH", "SELECTED")
 
-def connect():
-    m = Recording("127.0.0.1", imaps, ssl_context=ctx)
-    m.lines = []
-    m.login(user, password)
-    return m
-
 def run(m, label, *args):
     tag = (m.tagpre + str(m.tagnum).encode()).decode()
     m.lines = []
@@ -58,7 +49,7 @@ def run(m, label, *args):
 "#;
 
 const SESSION: &str = r#"
-m = connect()
+m = connect(Recording)
 print("capabilities", "METADATA" in m.capabilities, "METADATA-SERVER" in m.capabilities)
 # Server annotations (mailbox name ""): the administrator's /shared/comment reads NIL
 # and cannot be set; the user's own entries can, and DEPTH lists them.
@@ -108,7 +99,7 @@ for n in range(16):
     run(m, "large-%d" % n, "SETMETADATA", "Drafts", b"(/private/vendor/x/large%d {%d+}\r\n" % (n, len(large)) + large + b")")
 run(m, "large-sizes", "GETMETADATA", "(MAXSIZE 0 DEPTH 1)", "Drafts", "/private/vendor/x")
 # Another session hears of none of it unasked (RFC 5464 §4.4.2: optional).
-other = connect()
+other = connect(Recording)
 other.select("INBOX")
 run(m, "set-while-selected", "SETMETADATA", "INBOX", '(/shared/comment "Changed")')
 run(other, "other-noop", "NOOP")
@@ -119,33 +110,27 @@ m.logout()
 
 #[test]
 fn imaplib_keeps_server_and_mailbox_annotations() {
-    let server = TestServer::start();
-    let out = python_client(&server, &format!("{PRELUDE}{SESSION}"), &[]);
-    let line = |label: &str| labelled_line(&out, label);
+    let out = Transcript::of_script(&format!("{PRELUDE}{SESSION}"));
     // RFC 5464 §1: METADATA for server and mailbox annotations, not METADATA-SERVER.
-    assert_eq!(line("capabilities"), "capabilities True False");
+    assert_eq!(out.line("capabilities"), "capabilities True False");
 
+    out.assert_lines(&[
+        r#"server-comment * METADATA "" (/shared/comment NIL) | OK GETMETADATA completed"#,
+        "server-set-comment NO [CANNOT] Invalid entry name: the server's /shared/comment is set by the administrator",
+        "server-set OK SETMETADATA completed",
+    ]);
     assert_eq!(
-        line("server-comment"),
-        r#"server-comment * METADATA "" (/shared/comment NIL) | OK GETMETADATA completed"#
-    );
-    assert_eq!(
-        line("server-set-comment"),
-        "server-set-comment NO [CANNOT] Invalid entry name: the server's /shared/comment is set by the administrator"
-    );
-    assert_eq!(line("server-set"), "server-set OK SETMETADATA completed");
-    assert_eq!(
-        line("server-depth"),
+        out.line("server-depth"),
         concat!(
             r#"server-depth * METADATA "" (/private/vendor/vendor.example/theme {4}\r\ndark "#,
             r#"/shared/vendor/vendor.example/motd {2}\r\nhi) | OK GETMETADATA completed"#
         )
     );
 
-    assert_eq!(line("set"), "set OK SETMETADATA completed");
+    assert_eq!(out.line("set"), "set OK SETMETADATA completed");
     // A requested entry without a value is NIL (RFC 5464 §4.2); values are literals.
     assert_eq!(
-        line("get"),
+        out.line("get"),
         concat!(
             r"get * METADATA INBOX (/private/comment {12}\r\nMy own notes ",
             r"/shared/comment {10}\r\nTeam inbox /shared/none NIL) | OK GETMETADATA completed"
@@ -153,11 +138,11 @@ fn imaplib_keeps_server_and_mailbox_annotations() {
     );
     // §4.2.2: the entry, then what is below it up to the depth.
     assert_eq!(
-        line("depth-1"),
+        out.line("depth-1"),
         r"depth-1 * METADATA INBOX (/shared/vendor/x/a {1}\r\n1 /shared/vendor/x/a/b {2}\r\n22) | OK GETMETADATA completed"
     );
     assert_eq!(
-        line("depth-infinity"),
+        out.line("depth-infinity"),
         concat!(
             r"depth-infinity * METADATA INBOX (/shared/vendor/x/a {1}\r\n1 ",
             r"/shared/vendor/x/a/b {2}\r\n22 /shared/vendor/x/a/b/c {3}\r\n333) | OK GETMETADATA completed"
@@ -165,93 +150,73 @@ fn imaplib_keeps_server_and_mailbox_annotations() {
     );
     // §4.2.1: larger values left out, the largest of them in LONGENTRIES.
     assert_eq!(
-        line("maxsize"),
+        out.line("maxsize"),
         r"maxsize * METADATA INBOX (/shared/vendor/x/a {1}\r\n1 /shared/vendor/x/a/b {2}\r\n22) | OK [METADATA LONGENTRIES 3] GETMETADATA completed"
     );
-    assert_eq!(line("set-binary"), "set-binary OK SETMETADATA completed");
     assert_eq!(
-        line("get-binary"),
+        out.line("set-binary"),
+        "set-binary OK SETMETADATA completed"
+    );
+    assert_eq!(
+        out.line("get-binary"),
         r"get-binary * METADATA INBOX (/private/vendor/x/bin ~{4}\r\na\x00b\xff) | OK GETMETADATA completed"
     );
-    assert_eq!(line("remove"), "remove OK SETMETADATA completed");
+    assert_eq!(out.line("remove"), "remove OK SETMETADATA completed");
     assert_eq!(
-        line("after-remove"),
+        out.line("after-remove"),
         "after-remove * METADATA INBOX (/private/comment NIL /private/vendor/x/bin NIL) | OK GETMETADATA completed"
     );
 
-    assert_eq!(
-        line("wildcard"),
-        "wildcard BAD Invalid entry name: it has * or %"
-    );
-    assert_eq!(
-        line("double-slash"),
-        "double-slash BAD Invalid entry name: it has two consecutive /"
-    );
-    assert_eq!(
-        line("no-scope"),
-        "no-scope BAD Invalid entry name: it must begin with /private or /shared"
-    );
-    assert_eq!(
-        line("scope-alone"),
-        "scope-alone NO [CANNOT] Invalid entry name: /shared is a scope, not an entry"
-    );
-    assert_eq!(line("missing"), "missing NO [NONEXISTENT] No such mailbox");
+    out.assert_lines(&[
+        "wildcard BAD Invalid entry name: it has * or %",
+        "double-slash BAD Invalid entry name: it has two consecutive /",
+        "no-scope BAD Invalid entry name: it must begin with /private or /shared",
+        "scope-alone NO [CANNOT] Invalid entry name: /shared is a scope, not an entry",
+        "missing NO [NONEXISTENT] No such mailbox",
+    ]);
 
-    assert_eq!(line("quoted-name"), "quoted-name OK SETMETADATA completed");
+    out.assert_lines(&[
+        "quoted-name OK SETMETADATA completed",
+        r#"quoted-get * METADATA "Project Notes" (/shared/comment {5}\r\nplans) | OK GETMETADATA completed"#,
+        "utf7-set OK SETMETADATA completed",
+    ]);
     assert_eq!(
-        line("quoted-get"),
-        r#"quoted-get * METADATA "Project Notes" (/shared/comment {5}\r\nplans) | OK GETMETADATA completed"#
-    );
-    assert_eq!(line("utf7-set"), "utf7-set OK SETMETADATA completed");
-    assert_eq!(
-        line("utf7-get"),
+        out.line("utf7-get"),
         r"utf7-get * METADATA Caf&AOk- (/private/comment {6}\r\ncoffee) | OK GETMETADATA completed"
     );
     assert_eq!(
-        line("renamed"),
+        out.line("renamed"),
         r"renamed * METADATA Archive/Plans (/shared/comment {5}\r\nplans) | OK GETMETADATA completed"
     );
     assert_eq!(
-        line("recreated"),
+        out.line("recreated"),
         "recreated * METADATA Archive/Plans (/shared/comment NIL) | OK GETMETADATA completed"
     );
 
     // RFC 5464 §4.3: "[METADATA MAXSIZE NNN]" with the most a value may be.
-    assert_eq!(
-        line("too-large"),
-        "too-large NO [METADATA MAXSIZE 65536] Annotation value too large"
-    );
-    assert_eq!(line("after-too-large"), "after-too-large OK Done");
-    assert_eq!(
-        line("too-many"),
-        "too-many NO [METADATA TOOMANY] Too many annotations"
-    );
-    assert_eq!(
-        line("after-too-many"),
-        "after-too-many OK GETMETADATA completed"
-    );
+    out.assert_lines(&[
+        "too-large NO [METADATA MAXSIZE 65536] Annotation value too large",
+        "after-too-large OK Done",
+        "too-many NO [METADATA TOOMANY] Too many annotations",
+        "after-too-many OK GETMETADATA completed",
+    ]);
     for n in 0..15 {
         assert_eq!(
-            line(&format!("large-{n}")),
+            out.line(&format!("large-{n}")),
             format!("large-{n} OK SETMETADATA completed")
         );
     }
-    assert_eq!(
-        line("large-15"),
-        "large-15 NO [OVERQUOTA] The annotations of an account may take at most 1048576 octets"
-    );
-    assert_eq!(
-        line("large-sizes"),
-        "large-sizes OK [METADATA LONGENTRIES 65536] GETMETADATA completed"
-    );
+    out.assert_lines(&[
+        "large-15 NO [OVERQUOTA] The annotations of an account may take at most 1048576 octets",
+        "large-sizes OK [METADATA LONGENTRIES 65536] GETMETADATA completed",
+    ]);
 
+    out.assert_lines(&[
+        "set-while-selected OK SETMETADATA completed",
+        "other-noop OK Done",
+    ]);
     assert_eq!(
-        line("set-while-selected"),
-        "set-while-selected OK SETMETADATA completed"
-    );
-    assert_eq!(line("other-noop"), "other-noop OK Done");
-    assert_eq!(
-        line("other-get"),
+        out.line("other-get"),
         r"other-get * METADATA INBOX (/shared/comment {7}\r\nChanged) | OK GETMETADATA completed"
     );
 }

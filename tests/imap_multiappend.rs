@@ -6,12 +6,11 @@
 
 mod common;
 
-use common::{TestServer, labelled_line, python_client};
+use common::{TestServer, Transcript, labelled_line};
 
+/// After `common::PY_PRELUDE`.
 const SESSION: &str = r#"
-import imaplib, socket, ssl, sys
-imaps, smtp_port, user, password = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
-ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+import socket
 
 sock = ctx.wrap_socket(socket.create_connection(("127.0.0.1", imaps)))
 reader = sock.makefile("rb")
@@ -76,19 +75,17 @@ m.logout()
 
 #[test]
 fn multiappend_stores_all_or_nothing() {
-    let server = TestServer::start();
-    let out = python_client(&server, SESSION, &[]);
-    let line = |label: &str| labelled_line(&out, label);
-    assert!(line("login").starts_with("login a OK"), "{out}");
-    let sync = line("sync");
+    let out = Transcript::of_script(SESSION);
+    assert!(out.line("login").starts_with("login a OK"), "{out}");
+    let sync = out.line("sync");
     assert!(
         sync.contains("b OK [APPENDUID ") && sync.ends_with("APPEND completed"),
         "{sync}"
     );
     assert!(sync.contains(" 1:3]"), "{sync}");
-    assert!(line("plus").contains(" 1:2]"), "{out}");
-    assert!(line("missing").contains("d NO [TRYCREATE]"), "{out}");
-    let drafts = line("drafts");
+    assert!(out.line("plus").contains(" 1:2]"), "{out}");
+    assert!(out.line("missing").contains("d NO [TRYCREATE]"), "{out}");
+    let drafts = out.line("drafts");
     // RFC 3501 §2.3.2: the session that selects Drafts first is told they are \Recent.
     for expected in [
         "UID 1 FLAGS (\\\\Draft \\\\Recent)",
@@ -100,7 +97,7 @@ fn multiappend_stores_all_or_nothing() {
     ] {
         assert!(drafts.contains(expected), "{expected} not in {drafts}");
     }
-    assert!(line("trash").contains("MESSAGES 0"), "{out}");
+    assert!(out.line("trash").contains("MESSAGES 0"), "{out}");
 }
 
 #[test]
@@ -109,10 +106,11 @@ fn multiappend_over_quota_stores_nothing() {
     let server = TestServer::start();
     let imaps = server.port("imaps").to_string();
     let smtp = server.port("smtp").to_string();
+    let script = format!("{}{SESSION}", common::PY_PRELUDE);
     let mut child = std::process::Command::new("python3")
         .args([
             "-c",
-            SESSION,
+            &script,
             &imaps,
             &smtp,
             &server.email,

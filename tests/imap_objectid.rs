@@ -10,12 +10,11 @@
 
 mod common;
 
-use common::{TestServer, python_client};
+use common::Transcript;
 
+/// After `common::PY_PRELUDE`.
 const SESSION: &str = r#"
-import imaplib, re, ssl, sys
-imaps, user, password = int(sys.argv[1]), sys.argv[3], sys.argv[4]
-ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+import re
 m = imaplib.IMAP4_SSL("127.0.0.1", imaps, ssl_context=ctx)
 m.login(user, password)
 
@@ -88,8 +87,7 @@ m.logout()
 
 #[test]
 fn objectids_and_create_special_use_as_imaplib_sees_them() {
-    let server = TestServer::start();
-    let out = python_client(&server, SESSION, &[]);
+    let Transcript(out) = Transcript::of_script(SESSION);
     let answer = |label: &str| -> &str {
         out.lines()
             .find_map(|line| line.strip_prefix(label)?.strip_prefix(' '))

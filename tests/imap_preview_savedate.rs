@@ -10,10 +10,8 @@ mod common;
 use common::{TestServer, block_on, labelled_line, python_client};
 use sqlx::Connection;
 
+/// After `common::PY_PRELUDE`.
 const APPEND: &str = r#"
-import imaplib, ssl, sys
-imaps, user, password = int(sys.argv[1]), sys.argv[3], sys.argv[4]
-ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
 m = imaplib.IMAP4_SSL("127.0.0.1", imaps, ssl_context=ctx)
 m.login(user, password)
 for cap in ["PREVIEW", "SAVEDATE"]:
@@ -35,17 +33,11 @@ m.logout()
 print("appended")
 "#;
 
+/// After `common::PY_PRELUDE`.
 const SESSION: &str = r#"
-import calendar, imaplib, re, ssl, sys, time
-imaps, user, password = int(sys.argv[1]), sys.argv[3], sys.argv[4]
-ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+import calendar, re, time
 m = imaplib.IMAP4_SSL("127.0.0.1", imaps, ssl_context=ctx)
 m.login(user, password)
-
-def ok(result):
-    typ, data = result
-    assert typ == "OK", (typ, data)
-    return data
 
 def fetch(seq, items):
     """The FETCH response with any literal inlined as {n}text."""

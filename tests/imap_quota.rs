@@ -5,13 +5,11 @@
 
 mod common;
 
-use common::{TestServer, labelled_line, python_client};
+use common::{TestServer, Transcript, python_client};
 
+/// After `common::PY_PRELUDE`.
 const SESSION: &str = r#"
-import imaplib, smtplib, ssl, sys
-imaps, smtp_port, user, password = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
 phase = sys.argv[5]
-ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
 m = imaplib.IMAP4_SSL("127.0.0.1", imaps, ssl_context=ctx)
 m.login(user, password)
 if phase == "limited":
@@ -45,14 +43,13 @@ fn imaplib_sees_the_quota_the_administrator_sets() {
     let set = server.admin_ok(&["user", "quota", &server.email, "10240"]);
     assert!(set.contains("10240 bytes"), "{set}");
 
-    let out = python_client(&server, SESSION, &["limited"]);
-    let line = |label: &str| labelled_line(&out, label);
+    let out = Transcript(python_client(&server, SESSION, &["limited"]));
     assert_eq!(
-        line("root-empty"),
+        out.line("root-empty"),
         "root-empty ('OK', [[b'\"INBOX\" \"\"'], [b'\"\" (STORAGE 0 10)']])"
     );
     // About 3 KB of mail (with its trace headers) against a 10 KB limit.
-    let after = line("quota-after-delivery");
+    let after = out.line("quota-after-delivery");
     let used_kb: u32 = after
         .split("(STORAGE ")
         .nth(1)
@@ -64,17 +61,17 @@ fn imaplib_sees_the_quota_the_administrator_sets() {
         after.contains(&format!("(STORAGE {used_kb} 10)")),
         "{after}"
     );
-    let over = line("append-over");
+    let over = out.line("append-over");
     assert!(
         over.contains("'NO'") && over.contains("OVERQUOTA"),
         "{over}"
     );
-    let status = line("status");
+    let status = out.line("status");
     assert!(
         status.contains(&format!("DELETED 1 DELETED-STORAGE {used_kb}")),
         "{status}"
     );
-    let setquota = line("setquota");
+    let setquota = out.line("setquota");
     assert!(
         setquota.contains("'NO'") && setquota.contains("NOPERM"),
         "{setquota}"
@@ -102,15 +99,15 @@ fn imaplib_sees_the_quota_the_administrator_sets() {
 
     let lifted = server.admin_ok(&["user", "quota", &server.email, "none"]);
     assert!(lifted.contains("lifted"), "{lifted}");
-    let out = python_client(&server, SESSION, &["unlimited"]);
-    let line = |label: &str| labelled_line(&out, label);
+    let out = Transcript(python_client(&server, SESSION, &["unlimited"]));
     assert_eq!(
-        line("root-unlimited"),
+        out.line("root-unlimited"),
         "root-unlimited ('OK', [[b'\"INBOX\"'], [None]])"
     );
     assert!(
-        line("quota-unlimited").contains("'NO'") && line("quota-unlimited").contains("NONEXISTENT"),
+        out.line("quota-unlimited").contains("'NO'")
+            && out.line("quota-unlimited").contains("NONEXISTENT"),
         "{out}"
     );
-    assert!(line("root-missing").contains("NONEXISTENT"), "{out}");
+    assert!(out.line("root-missing").contains("NONEXISTENT"), "{out}");
 }

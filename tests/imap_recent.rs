@@ -6,29 +6,10 @@
 
 mod common;
 
-use common::{TestServer, labelled_line, python_client};
+use common::Transcript;
 
+/// After `common::PY_PRELUDE`.
 const SESSIONS: &str = r#"
-import imaplib, smtplib, ssl, sys
-imaps, smtp_port, user, password = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
-ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
-
-def ok(result):
-    typ, data = result
-    assert typ == "OK", (typ, data)
-    return data
-
-def session():
-    m = imaplib.IMAP4_SSL("127.0.0.1", imaps, ssl_context=ctx)
-    ok(m.login(user, password))
-    return m
-
-def deliver(subject):
-    s = smtplib.SMTP("127.0.0.1", smtp_port)
-    s.sendmail("sender@example.net", [user], ("From: sender@example.net\r\nTo: " + user +
-        "\r\nSubject: " + subject + "\r\n\r\nbody\r\n").encode())
-    s.quit()
-
 def recent(m):
     # The last `* n RECENT` the session heard since it was last asked, or None.
     typ, data = m.response("RECENT")
@@ -42,20 +23,20 @@ def search(m, key):
 
 deliver("one")
 deliver("two")
-watcher = session()
+watcher = connect()
 print("status-before", ok(watcher.status("INBOX", "(MESSAGES RECENT)"))[0].decode())
 
-first = session()
+first = connect()
 ok(first.select("INBOX"))
 print("first-select", recent(first))
 print("first-flags", flags(first))
 
-second = session()
+second = connect()
 ok(second.select("INBOX"))
 print("second-select", recent(second))
 print("second-flags", flags(second))
 
-examiner = session()
+examiner = connect()
 ok(examiner.select("INBOX", readonly=True))
 print("examine-select", recent(examiner))
 print("status-after", ok(watcher.status("INBOX", "(RECENT)"))[0].decode())
@@ -77,7 +58,7 @@ print("second-search-recent", search(second, "RECENT"))
 print("second-search-old", search(second, "OLD"))
 
 # An IMAP4rev2 session neither sees nor takes \Recent.
-modern = session()
+modern = connect()
 ok(modern.enable("IMAP4rev2"))
 deliver("four")
 ok(modern.select("INBOX"))
@@ -95,42 +76,30 @@ for m in (first, second, examiner, modern, watcher):
 "#;
 
 #[test]
-fn recent_goes_to_exactly_one_imap4rev1_session() {
-    let server = TestServer::start();
-    let out = python_client(&server, SESSIONS, &[]);
-    let line = |label: &str| labelled_line(&out, label);
-    assert_eq!(
-        line("status-before"),
-        "status-before \"INBOX\" (MESSAGES 2 RECENT 2)"
-    );
-    assert_eq!(line("first-select"), "first-select 2");
-    assert_eq!(
-        line("first-flags"),
-        "first-flags 1 (FLAGS (\\Recent)) 2 (FLAGS (\\Recent))"
-    );
-    assert_eq!(line("second-select"), "second-select 0");
-    assert_eq!(
-        line("second-flags"),
-        "second-flags 1 (FLAGS ()) 2 (FLAGS ())"
-    );
-    assert_eq!(line("examine-select"), "examine-select 0");
-    assert_eq!(line("status-after"), "status-after \"INBOX\" (RECENT 0)");
-    // The examiner cannot know whether another session heard of the new message first,
-    // so it counts it as recent (RFC 3501 §2.3.2), without taking it from `first`.
-    assert_eq!(line("examine-noop"), "examine-noop 1");
-    assert_eq!(line("first-noop"), "first-noop 3");
-    assert_eq!(line("second-noop"), "second-noop None");
-    assert_eq!(line("status-three"), "status-three \"INBOX\" (RECENT 0)");
-    assert_eq!(line("first-search-new"), "first-search-new 2 3");
-    assert_eq!(line("first-search-recent"), "first-search-recent 1 2 3");
-    assert_eq!(line("first-search-old"), "first-search-old ");
-    assert_eq!(line("second-search-recent"), "second-search-recent ");
-    assert_eq!(line("second-search-old"), "second-search-old 1 2 3");
-    assert_eq!(line("modern-select"), "modern-select None");
-    assert_eq!(
-        line("modern-flags"),
-        "modern-flags 1 (FLAGS (\\Seen)) 2 (FLAGS ()) 3 (FLAGS ()) 4 (FLAGS ())"
-    );
-    assert_eq!(line("first-after-modern"), "first-after-modern 4");
-    assert_eq!(line("first-expunge"), "first-expunge 3");
+fn recent_goes_to_exactly_one_imap4rev1_connect() {
+    let out = Transcript::of_script(SESSIONS);
+    out.assert_lines(&[
+        "status-before \"INBOX\" (MESSAGES 2 RECENT 2)",
+        "first-select 2",
+        "first-flags 1 (FLAGS (\\Recent)) 2 (FLAGS (\\Recent))",
+        "second-select 0",
+        "second-flags 1 (FLAGS ()) 2 (FLAGS ())",
+        "examine-select 0",
+        "status-after \"INBOX\" (RECENT 0)",
+        // The examiner cannot know whether another session heard of the new message first,
+        // so it counts it as recent (RFC 3501 §2.3.2), without taking it from `first`.
+        "examine-noop 1",
+        "first-noop 3",
+        "second-noop None",
+        "status-three \"INBOX\" (RECENT 0)",
+        "first-search-new 2 3",
+        "first-search-recent 1 2 3",
+        "first-search-old ",
+        "second-search-recent ",
+        "second-search-old 1 2 3",
+        "modern-select None",
+        "modern-flags 1 (FLAGS (\\Seen)) 2 (FLAGS ()) 3 (FLAGS ()) 4 (FLAGS ())",
+        "first-after-modern 4",
+        "first-expunge 3",
+    ]);
 }

@@ -4,12 +4,10 @@
 
 mod common;
 
-use common::{TestServer, labelled_line, python_client};
+use common::Transcript;
 
+/// After `common::PY_PRELUDE`.
 const SESSION: &str = r#"
-import imaplib, smtplib, ssl, sys
-imaps, smtp_port, user, password = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
-ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
 
 def deliver(sender, subject, date, message_id, references=None, padding=0):
     headers = "From: %s\r\nTo: %s\r\nSubject: %s\r\nDate: %s\r\nMessage-ID: %s\r\n" % (
@@ -43,32 +41,20 @@ m.logout()
 
 #[test]
 fn imaplib_sorts_and_threads() {
-    let server = TestServer::start();
-    let out = python_client(&server, SESSION, &[]);
-    let line = |label: &str| labelled_line(&out, label);
+    let out = Transcript::of_script(SESSION);
     // Messages: 1 Budget (Feb 3 09:00, largest), 2 Re: Budget (Feb 3 10:00),
     // 3 Lunch (Feb 2), 4 Re: Re: Budget (Feb 4).
-    assert_eq!(line("sort-date"), "sort-date ('OK', [b'3 1 2 4'])");
-    assert_eq!(
-        line("sort-reverse-date"),
-        "sort-reverse-date ('OK', [b'4 2 1 3'])"
-    );
-    // amy, bob, mia, zed.
-    assert_eq!(line("sort-from"), "sort-from ('OK', [b'2 4 3 1'])");
-    // Base subjects "budget 2027" (1, 2, 4; largest first) then "lunch".
-    assert_eq!(
-        line("sort-subject-size"),
-        "sort-subject-size ('OK', [b'1 4 2 3'])"
-    );
-    assert_eq!(line("sort-searched"), "sort-searched ('OK', [b'2 4 1'])");
-    assert_eq!(line("uid-sort"), "uid-sort ('OK', [b'1 3 4 2'])");
-    assert_eq!(
-        line("thread-references"),
-        "thread-references ('OK', [b'(3)(1 2 4)'])"
-    );
-    assert_eq!(
-        line("thread-orderedsubject"),
-        "thread-orderedsubject ('OK', [b'(3)(1 (2)(4))'])"
-    );
-    assert!(line("sort-charset").contains("NO"), "{out}");
+    out.assert_lines(&[
+        "sort-date ('OK', [b'3 1 2 4'])",
+        "sort-reverse-date ('OK', [b'4 2 1 3'])",
+        // amy, bob, mia, zed.
+        "sort-from ('OK', [b'2 4 3 1'])",
+        // Base subjects "budget 2027" (1, 2, 4; largest first) then "lunch".
+        "sort-subject-size ('OK', [b'1 4 2 3'])",
+        "sort-searched ('OK', [b'2 4 1'])",
+        "uid-sort ('OK', [b'1 3 4 2'])",
+        "thread-references ('OK', [b'(3)(1 2 4)'])",
+        "thread-orderedsubject ('OK', [b'(3)(1 (2)(4))'])",
+    ]);
+    assert!(out.line("sort-charset").contains("NO"), "{out}");
 }

@@ -52,6 +52,11 @@ fn kinds(cx: &Cx) -> Vec<&'static str> {
     cx.findings.iter().map(|f| f.kind).collect()
 }
 
+/// What a selected session reports of one unsolicited `line`.
+fn reported(line: &str) -> Vec<&'static str> {
+    replay(&mut selected(), &[line])
+}
+
 /// stress-a selected with three messages, UIDs 10, 11, 12, their flags known.
 fn selected() -> Session {
     let mut s = session();
@@ -153,21 +158,21 @@ fn fetch_data_reads_flags_uid_and_modseq() {
 #[test]
 fn a_consistent_session_has_no_findings() {
     let mut s = selected();
-    let mut c = cx();
-    feed(
-        &mut s,
-        &mut c,
-        &[
-            // A new keyword is announced before it is used (RFC 9051 §7.3.5), as Dovecot does.
-            "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $kw1 $kw2)",
-            "* 2 FETCH (FLAGS ($kw1 $kw2))",
-            "* 4 EXISTS",
-            "* 4 FETCH (UID 15 FLAGS ())",
-            "* 1 EXPUNGE",
-            "* 3 FETCH (UID 15 FLAGS (\\Seen))",
-        ],
+    assert_eq!(
+        replay(
+            &mut s,
+            &[
+                // A new keyword is announced before it is used (RFC 9051 §7.3.5), as Dovecot does.
+                "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $kw1 $kw2)",
+                "* 2 FETCH (FLAGS ($kw1 $kw2))",
+                "* 4 EXISTS",
+                "* 4 FETCH (UID 15 FLAGS ())",
+                "* 1 EXPUNGE",
+                "* 3 FETCH (UID 15 FLAGS (\\Seen))",
+            ]
+        ),
+        Vec::<&str>::new()
     );
-    assert_eq!(kinds(&c), Vec::<&str>::new());
     let view = s.view.as_ref().expect("selected");
     let uids: Vec<Option<u32>> = view.slots.iter().map(|slot| slot.uid).collect();
     assert_eq!(uids, [Some(11), Some(12), Some(15)]);
@@ -175,9 +180,8 @@ fn a_consistent_session_has_no_findings() {
 
 #[test]
 fn a_keyword_not_in_the_last_flags_response_is_reported() {
-    let mut s = selected();
     assert_eq!(
-        replay(&mut s, &["* 1 FETCH (FLAGS (\\Seen $kw9))"]),
+        reported("* 1 FETCH (FLAGS (\\Seen $kw9))"),
         ["keyword_not_in_flags"]
     );
 }
@@ -205,17 +209,17 @@ fn exists_going_down_and_uids_moving_are_reported() {
     );
 
     let mut s = selected();
-    let mut c = cx();
-    feed(
-        &mut s,
-        &mut c,
-        &[
-            "* 5 EXISTS",
-            "* 5 FETCH (UID 30 FLAGS ())",
-            "* 4 FETCH (UID 31 FLAGS ())",
-        ],
+    assert_eq!(
+        replay(
+            &mut s,
+            &[
+                "* 5 EXISTS",
+                "* 5 FETCH (UID 30 FLAGS ())",
+                "* 4 FETCH (UID 31 FLAGS ())",
+            ]
+        ),
+        ["uid_not_ascending"]
     );
-    assert_eq!(kinds(&c), ["uid_not_ascending"]);
 }
 
 #[test]
@@ -272,11 +276,7 @@ fn vanished_removes_known_and_unknown_messages_and_reports_strangers() {
         ["vanished_uid_not_in_view"]
     );
 
-    let mut s = selected();
-    assert_eq!(
-        replay(&mut s, &["* VANISHED 10"]),
-        ["vanished_without_qresync"]
-    );
+    assert_eq!(reported("* VANISHED 10"), ["vanished_without_qresync"]);
 }
 
 #[test]
@@ -307,17 +307,17 @@ fn unsolicited_fetch_needs_uid_only_with_qresync() {
 fn flags_changing_without_a_new_modseq_are_reported() {
     let mut s = selected();
     s.condstore = true;
-    let mut c = cx();
-    feed(
-        &mut s,
-        &mut c,
-        &[
-            "* 1 FETCH (UID 10 FLAGS (\\Seen) MODSEQ (5))",
-            "* 1 FETCH (UID 10 FLAGS (\\Seen \\Recent) MODSEQ (5))",
-            "* 1 FETCH (UID 10 FLAGS () MODSEQ (5))",
-        ],
+    assert_eq!(
+        replay(
+            &mut s,
+            &[
+                "* 1 FETCH (UID 10 FLAGS (\\Seen) MODSEQ (5))",
+                "* 1 FETCH (UID 10 FLAGS (\\Seen \\Recent) MODSEQ (5))",
+                "* 1 FETCH (UID 10 FLAGS () MODSEQ (5))",
+            ]
+        ),
+        ["flags_changed_same_modseq"]
     );
-    assert_eq!(kinds(&c), ["flags_changed_same_modseq"]);
 }
 
 #[test]

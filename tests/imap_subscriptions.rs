@@ -10,12 +10,11 @@
 
 mod common;
 
-use common::{TestServer, python_client};
+use common::Transcript;
 
+/// After `common::PY_PRELUDE`.
 const SESSION: &str = r#"
-import imaplib, re, ssl, sys
-imaps, user, password = int(sys.argv[1]), sys.argv[3], sys.argv[4]
-ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+import re
 m = imaplib.IMAP4_SSL("127.0.0.1", imaps, ssl_context=ctx)
 m.login(user, password)
 
@@ -70,8 +69,7 @@ m.logout()
 
 #[test]
 fn subscriptions_outlive_their_mailboxes_as_in_dovecot() {
-    let server = TestServer::start();
-    let out = python_client(&server, SESSION, &[]);
+    let Transcript(out) = Transcript::of_script(SESSION);
     let answers: Vec<(&str, &str)> = out
         .lines()
         .filter_map(|line| line.split_once(' '))

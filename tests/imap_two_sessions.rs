@@ -29,6 +29,12 @@ async fn deliver(server: &TestServer, subject: &str) {
     transport.send(message).await.expect("deliver");
 }
 
+/// What the server told `session` with the answer to a NOOP.
+async fn noop(session: &mut Session) -> Vec<UnsolicitedResponse> {
+    session.noop().await.expect("noop");
+    drain(session)
+}
+
 fn drain(session: &mut Session) -> Vec<UnsolicitedResponse> {
     let mut responses = Vec::new();
     while let Ok(response) = session.unsolicited_responses.try_recv() {
@@ -38,13 +44,7 @@ fn drain(session: &mut Session) -> Vec<UnsolicitedResponse> {
 }
 
 async fn uids(session: &mut Session, set: &str) -> Vec<(u32, u32)> {
-    let fetches: Vec<_> = session
-        .fetch(set, "UID")
-        .await
-        .expect("fetch")
-        .try_collect()
-        .await
-        .expect("fetch stream");
+    let fetches: Vec<_> = common::all(session.fetch(set, "UID"), "fetch").await;
     fetches
         .iter()
         .map(|f| (f.message, f.uid.expect("uid")))
@@ -75,16 +75,9 @@ async fn idle_sees_a_delivery_and_noop_sees_flags_and_expunges() {
     for n in 2..=4 {
         deliver(&server, &format!("message {n}")).await;
     }
-    let _: Vec<_> = actor
-        .store("1", "+FLAGS (\\Flagged)")
-        .await
-        .expect("store")
-        .try_collect()
-        .await
-        .expect("store stream");
+    let _: Vec<_> = common::all(actor.store("1", "+FLAGS (\\Flagged)"), "store").await;
 
-    watcher.noop().await.expect("noop");
-    let responses = drain(&mut watcher);
+    let responses = noop(&mut watcher).await;
     assert!(
         responses
             .iter()
@@ -98,8 +91,7 @@ async fn idle_sees_a_delivery_and_noop_sees_flags_and_expunges() {
 
     // The actor expunges message 2; the watcher hears EXPUNGE 2 and renumbers.
     assert_eq!(delete_and_expunge(&mut actor, "2").await, vec![2]);
-    watcher.noop().await.expect("noop");
-    let responses = drain(&mut watcher);
+    let responses = noop(&mut watcher).await;
     assert!(
         responses
             .iter()
@@ -130,8 +122,7 @@ async fn an_expunge_and_an_arrival_together_are_both_told() {
     assert_eq!(delete_and_expunge(&mut actor, "1").await, vec![1]);
     deliver(&server, "message 3").await;
 
-    watcher.noop().await.expect("noop");
-    let responses = drain(&mut watcher);
+    let responses = noop(&mut watcher).await;
     let expunge = responses
         .iter()
         .position(|r| matches!(r, UnsolicitedResponse::Expunge(1)));
@@ -149,13 +140,7 @@ async fn an_expunge_and_an_arrival_together_are_both_told() {
 
 /// Sets \Deleted on `set` and expunges; returns the sequence numbers the EXPUNGE told.
 async fn delete_and_expunge(session: &mut Session, set: &str) -> Vec<u32> {
-    let _: Vec<_> = session
-        .store(set, "+FLAGS.SILENT (\\Deleted)")
-        .await
-        .expect("store")
-        .try_collect()
-        .await
-        .expect("store stream");
+    let _: Vec<_> = common::all(session.store(set, "+FLAGS.SILENT (\\Deleted)"), "store").await;
     session
         .expunge()
         .await

@@ -95,23 +95,11 @@ async fn submit(server: &TestServer, implicit_tls: bool, raw: &str) {
 
 /// Waits until `email`'s INBOX holds a message containing `needle`.
 async fn wait_for(server: &TestServer, email: &str, needle: &str) -> String {
-    let deadline = tokio::time::Instant::now() + DELIVERY_TIMEOUT;
-    loop {
-        if let Some(found) = inbox_messages(server, email)
-            .await
-            .into_iter()
-            .map(|m| String::from_utf8_lossy(&m).into_owned())
-            .find(|m| m.contains(needle))
-        {
-            return found;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no message with {needle:?} for {email}; b.test log:\n{}",
-            server.log()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let found = common::wait_for_inbox(server, email, DELIVERY_TIMEOUT, |m| {
+        String::from_utf8_lossy(m).contains(needle)
+    })
+    .await;
+    String::from_utf8_lossy(&found).into_owned()
 }
 
 /// The Authentication-Results field b.test put on `stored`, unfolded.

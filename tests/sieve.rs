@@ -154,6 +154,20 @@ m.logout()
 "#;
 
 /// Writes a script into the server's directory; returns its path.
+/// Writes `text` to `file` and makes it the account's active script `main` with
+/// `letterbox sieve put --activate`; returns what that printed.
+fn put_active(server: &TestServer, file: &str, text: &str) -> String {
+    let script = script_file(server, file, text);
+    server.admin_ok(&[
+        "sieve",
+        "put",
+        &server.email,
+        "main",
+        common::path_str(&script),
+        "--activate",
+    ])
+}
+
 fn script_file(server: &TestServer, file: &str, text: &str) -> std::path::PathBuf {
     let path = server.dir.join(file);
     std::fs::write(&path, text).expect("write script");
@@ -178,15 +192,7 @@ async fn sieve_files_flags_rejects_and_answers_once() {
         ))
     });
     let user = server.email.clone();
-    let script = script_file(&server, "filter.sieve", SCRIPT);
-    let out = server.admin_ok(&[
-        "sieve",
-        "put",
-        &user,
-        "main",
-        common::path_str(&script),
-        "--activate",
-    ]);
+    let out = put_active(&server, "filter.sieve", SCRIPT);
     assert!(out.contains("script main is active"), "{out}");
     assert_eq!(
         server.admin_ok(&["sieve", "list", &user]).trim(),
@@ -214,12 +220,14 @@ async fn sieve_files_flags_rejects_and_answers_once() {
             ],
         )
     });
-    assert!(out.contains("ok work report"), "{out}");
-    assert!(
-        out.contains("refused reject-me please 550 5.7.1 No thanks, not from you"),
-        "{out}"
+    common::assert_contains_all(
+        &out,
+        &[
+            "ok work report",
+            "refused reject-me please 550 5.7.1 No thanks, not from you",
+            "ok urgent hello",
+        ],
     );
-    assert!(out.contains("ok urgent hello"), "{out}");
 
     // The vacation reply to bob: from the null sender, auto-replied, in reply to his.
     let reply = next(&mut caught).await;
@@ -307,19 +315,11 @@ async fn a_script_that_fails_at_run_time_keeps_the_message() {
     let server = tokio::task::block_in_place(TestServer::start);
     let user = server.email.clone();
     // Compiles, but includes a script the account does not have: a run-time error.
-    let script = script_file(
+    put_active(
         &server,
         "include.sieve",
         "require [\"include\", \"fileinto\"];\ninclude :personal \"missing\";\nfileinto \"Work\";\n",
     );
-    server.admin_ok(&[
-        "sieve",
-        "put",
-        &user,
-        "main",
-        common::path_str(&script),
-        "--activate",
-    ]);
     let out = tokio::task::block_in_place(|| {
         send(&server, &[["bob@example.net", &user, "still here", ""]])
     });
@@ -338,31 +338,22 @@ async fn a_script_that_fails_at_run_time_keeps_the_message() {
 /// listener with STARTTLS (the test certificate is self-signed: no verification), the
 /// password on standard input; returns (success, stdout and stderr).
 fn sieve_connect(server: &TestServer, args: &[&str]) -> (bool, String) {
-    use std::io::Write;
     let port = server.port("managesieve").to_string();
-    let mut child = std::process::Command::new("sieve-connect")
-        .args([
-            "--server",
-            "127.0.0.1",
-            "--port",
-            &port,
-            "--nosrv",
-            "--notlsverify",
-        ])
-        .args(["--user", &server.email, "--passwordfd", "0"])
-        .args(args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("run sieve-connect (Debian package sieve-connect)");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(format!("{}\n", server.password).as_bytes())
-        .expect("password");
-    let output = child.wait_with_output().expect("sieve-connect");
+    // Debian package sieve-connect.
+    let output = common::run_with_input(
+        std::process::Command::new("sieve-connect")
+            .args([
+                "--server",
+                "127.0.0.1",
+                "--port",
+                &port,
+                "--nosrv",
+                "--notlsverify",
+            ])
+            .args(["--user", &server.email, "--passwordfd", "0"])
+            .args(args),
+        format!("{}\n", server.password).as_bytes(),
+    );
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&output.stdout),
@@ -371,8 +362,10 @@ fn sieve_connect(server: &TestServer, args: &[&str]) -> (bool, String) {
     (output.status.success(), text)
 }
 
-/// `sieve-connect --upload` of the file at `path` as `name`.
-fn upload(server: &TestServer, path: &str, name: &str) -> (bool, String) {
+/// `sieve-connect --upload` as `name` of `text`, written to `file` first.
+fn upload(server: &TestServer, file: &str, text: &str, name: &str) -> (bool, String) {
+    let script = script_file(server, file, text);
+    let path = common::path_str(&script);
     tokio::task::block_in_place(|| {
         sieve_connect(
             server,
@@ -431,13 +424,12 @@ cmd("logout", b"LOGOUT\r\n")
 async fn sieve_connect_uploads_and_activates_through_managesieve() {
     let server = tokio::task::block_in_place(TestServer::start);
     let user = server.email.clone();
-    let script = script_file(
+    let (ok, out) = upload(
         &server,
         "main.sieve",
         "require [\"fileinto\", \"mailbox\", \"imap4flags\"];\nif header :contains \"subject\" \"work\" {\n  fileinto :create :flags \"\\\\Flagged\" \"Work\";\n}\n",
+        "main",
     );
-    let path = common::path_str(&script);
-    let (ok, out) = upload(&server, path, "main");
     assert!(ok, "upload: {out}");
     let (ok, out) = tokio::task::block_in_place(|| {
         sieve_connect(&server, &["--remotesieve", "main", "--activate"])
@@ -451,13 +443,12 @@ async fn sieve_connect_uploads_and_activates_through_managesieve() {
     );
 
     // A script with an error is refused, and the answer names its line.
-    let broken = script_file(
+    let (ok, out) = upload(
         &server,
         "broken.sieve",
         "require \"fileinto\";\nkeep;\n\nfileinto \"x\"\nstop;\n",
+        "broken",
     );
-    let path = common::path_str(&broken);
-    let (ok, out) = upload(&server, path, "broken");
     assert!(!ok, "a broken script was stored: {out}");
     assert!(out.contains("line 5"), "{out}");
 
@@ -479,12 +470,13 @@ async fn sieve_connect_uploads_and_activates_through_managesieve() {
     let out =
         tokio::task::block_in_place(|| python(RAW_MANAGESIEVE, &[&port, &user, &server.password]));
     let line = |label: &str| common::labelled_line(&out, label);
-    assert!(line("greeting").contains("\"STARTTLS\""), "{out}");
-    assert!(line("greeting").contains("\"SASL\" \"\""), "{out}");
-    assert!(
-        line("plain-before-tls").contains("NO (ENCRYPT-NEEDED)"),
-        "{out}"
-    );
+    for (label, needle) in [
+        ("greeting", "\"STARTTLS\""),
+        ("greeting", "\"SASL\" \"\""),
+        ("plain-before-tls", "NO (ENCRYPT-NEEDED)"),
+    ] {
+        assert!(line(label).contains(needle), "{out}");
+    }
     assert!(line("starttls").starts_with("starttls OK"), "{out}");
     assert!(line("after-tls").contains("\"SASL\" \"PLAIN\""), "{out}");
     assert!(!line("after-tls").contains("STARTTLS"), "{out}");

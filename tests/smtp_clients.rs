@@ -122,10 +122,16 @@ except smtplib.SMTPRecipientsRefused as e:
 s.quit()
 "#;
 
+/// Starts a server and runs the Python `script` with its SMTP port as argument.
+fn smtp_script(script: &str) -> (TestServer, String) {
+    let server = TestServer::start();
+    let out = python(script, &[&server.port("smtp").to_string()]);
+    (server, out)
+}
+
 #[test]
 fn smtplib_inbound_refuses_unknown_users_and_relaying() {
-    let server = TestServer::start();
-    let out = python(SMTPLIB_INBOUND, &[&server.port("smtp").to_string()]);
+    let (server, out) = smtp_script(SMTPLIB_INBOUND);
     let mut lines = out.lines();
     let refused = lines.next().expect("refused line");
     assert!(
@@ -163,8 +169,7 @@ s.quit()
 /// domain's first account, here the quickstart's.
 #[test]
 fn smtplib_reaches_the_postmaster_without_an_account_named_so() {
-    let server = TestServer::start();
-    let out = python(SMTPLIB_POSTMASTER, &[&server.port("smtp").to_string()]);
+    let (server, out) = smtp_script(SMTPLIB_POSTMASTER);
     for label in ["bare", "domain", "data"] {
         let line = common::labelled_line(&out, label);
         assert!(line.starts_with(&format!("{label} 250 ")), "{out}");
@@ -221,10 +226,15 @@ fn smtplib_submission_needs_auth_and_an_owned_sender_and_queues_remote_mail() {
             &server.password,
         ],
     );
-    assert!(out.contains("mail-before-auth 530 5.7.0"), "{out}");
-    assert!(out.contains("wrong-password 535 5.7.8"), "{out}");
-    assert!(out.contains("spoofed 553 5.7.1"), "{out}");
-    assert!(out.contains("sent {}"), "{out}");
+    common::assert_contains_all(
+        &out,
+        &[
+            "mail-before-auth 530 5.7.0",
+            "wrong-password 535 5.7.8",
+            "spoofed 553 5.7.1",
+            "sent {}",
+        ],
+    );
     let stored = block_on(inbox_messages(&server, "you@localhost"));
     assert_eq!(stored.len(), 1);
     let text = String::from_utf8_lossy(&stored[0]);
@@ -284,14 +294,8 @@ print("quit", cmd(b"QUIT\r\n")[-1])
 
 #[test]
 fn raw_protocol_pipelining_8bit_dots_smuggling_bdat_and_errors() {
-    let server = TestServer::start();
-    let out = python(RAW_SOCKET_DATA, &[&server.port("smtp").to_string()]);
-    let line = |prefix: &str| {
-        out.lines()
-            .find(|l| l.starts_with(prefix))
-            .unwrap_or_else(|| panic!("no {prefix} in {out}"))
-            .to_owned()
-    };
+    let (server, out) = smtp_script(RAW_SOCKET_DATA);
+    let line = |prefix: &str| common::prefixed_line(&out, prefix);
     assert!(
         line("pipelined").starts_with("pipelined 250 2.1.0"),
         "{out}"
@@ -300,19 +304,23 @@ fn raw_protocol_pipelining_8bit_dots_smuggling_bdat_and_errors() {
         line("pipelined").contains("250 2.1.5") && line("pipelined").contains(" 354 "),
         "{out}"
     );
-    assert!(line("data ").starts_with("data 250 2.0.0"), "{out}");
-    assert!(line("bdat1").starts_with("bdat1 250 2.0.0"), "{out}");
-    assert!(line("bdat2").starts_with("bdat2 250 2.0.0"), "{out}");
-    assert!(line("order").starts_with("order 503 5.5.1"), "{out}");
     assert!(
         line("syntax").starts_with("syntax 501 5.5.4")
             || line("syntax").starts_with("syntax 501 5.1.7"),
         "{out}"
     );
-    assert!(line("unknown").starts_with("unknown 500 5.5.2"), "{out}");
-    assert!(line("long").starts_with("long 500 5.5.2"), "{out}");
-    assert!(line("still").starts_with("still 250"), "{out}");
-    assert!(line("quit").starts_with("quit 221 2.0.0"), "{out}");
+    for (label, prefix) in [
+        ("data ", "data 250 2.0.0"),
+        ("bdat1", "bdat1 250 2.0.0"),
+        ("bdat2", "bdat2 250 2.0.0"),
+        ("order", "order 503 5.5.1"),
+        ("unknown", "unknown 500 5.5.2"),
+        ("long", "long 500 5.5.2"),
+        ("still", "still 250"),
+        ("quit", "quit 221 2.0.0"),
+    ] {
+        assert!(line(label).starts_with(prefix), "{out}");
+    }
 
     let stored = block_on(inbox_messages(&server, "you@localhost"));
     assert_eq!(
@@ -365,13 +373,18 @@ s.quit()
 fn limits_are_answered_with_their_codes() {
     let server = TestServer::start_with("[limits]\nmax_message_size = 4096\nmax_recipients = 3\n");
     let out = python(LIMITS, &[&server.port("smtp").to_string()]);
-    assert!(out.contains("size-ext 4096"), "{out}");
-    assert!(out.contains("declared 552 5.3.4"), "{out}");
-    assert!(out.contains("rcpt 2 250 2.1.5"), "{out}");
-    assert!(out.contains("rcpt 3 452 4.5.3"), "{out}");
-    assert!(out.contains("big 552 5.3.4"), "{out}");
-    assert!(out.contains("lied 552 5.3.4"), "{out}");
-    assert!(out.contains("after 250"), "{out}");
+    common::assert_contains_all(
+        &out,
+        &[
+            "size-ext 4096",
+            "declared 552 5.3.4",
+            "rcpt 2 250 2.1.5",
+            "rcpt 3 452 4.5.3",
+            "big 552 5.3.4",
+            "lied 552 5.3.4",
+            "after 250",
+        ],
+    );
     assert!(block_on(inbox_messages(&server, "you@localhost")).is_empty());
 }
 

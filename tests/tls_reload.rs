@@ -27,20 +27,18 @@ imaps, imap, submissions, submission = (int(a) for a in sys.argv[1:5])
 ctx = ssl.create_default_context()
 ctx.check_hostname = False
 ctx.verify_mode = ssl.CERT_NONE
-i = imaplib.IMAP4_SSL("127.0.0.1", imaps, ssl_context=ctx)
-print("imaps", i.sock.getpeercert(True).hex())
-i.logout()
+def show(name, client, end):
+    print(name, client.sock.getpeercert(True).hex())
+    end(client)
+
+show("imaps", imaplib.IMAP4_SSL("127.0.0.1", imaps, ssl_context=ctx), imaplib.IMAP4.logout)
 i = imaplib.IMAP4("127.0.0.1", imap)
 i.starttls(ssl_context=ctx)
-print("imap", i.sock.getpeercert(True).hex())
-i.logout()
-s = smtplib.SMTP_SSL("127.0.0.1", submissions, context=ctx)
-print("submissions", s.sock.getpeercert(True).hex())
-s.quit()
+show("imap", i, imaplib.IMAP4.logout)
+show("submissions", smtplib.SMTP_SSL("127.0.0.1", submissions, context=ctx), smtplib.SMTP.quit)
 s = smtplib.SMTP("127.0.0.1", submission)
 s.starttls(context=ctx)
-print("submission", s.sock.getpeercert(True).hex())
-s.quit()
+show("submission", s, smtplib.SMTP.quit)
 "#;
 
 /// Opens an IMAPS and an SMTP 465 connection, prints their certificate, waits for a line

@@ -165,6 +165,14 @@ impl Client {
         self.until_tagged(tag).await
     }
 
+    /// Runs each `(tag, command)` in turn and checks it is answered with exactly the
+    /// lines given.
+    async fn dialogue(&mut self, steps: &[(&str, &str, &[&str])]) {
+        for (tag, command, expected) in steps {
+            assert_eq!(self.run(tag, command).await, lines(expected), "{command}");
+        }
+    }
+
     async fn closed(&mut self) -> bool {
         let mut rest = Vec::new();
         matches!(
@@ -195,14 +203,15 @@ async fn capability_login_and_logout() {
     );
     assert!(!caps[0].contains("STARTTLS"), "no TLS configured");
     assert_eq!(caps[1], "a OK CAPABILITY completed");
-    assert_eq!(
-        c.run("b", "SELECT INBOX").await,
-        lines(&["b BAD Log in first"])
-    );
-    assert_eq!(
-        c.run("c", "LOGIN alice@example.org wrong").await,
-        lines(&["c NO [AUTHENTICATIONFAILED] Invalid credentials"])
-    );
+    c.dialogue(&[
+        ("b", "SELECT INBOX", &["b BAD Log in first"]),
+        (
+            "c",
+            "LOGIN alice@example.org wrong",
+            &["c NO [AUTHENTICATIONFAILED] Invalid credentials"],
+        ),
+    ])
+    .await;
     // A synchronising literal gets a continuation.
     c.send("d LOGIN {17}\r\n").await;
     assert_eq!(c.line().await, "+ Ready for literal data");
@@ -213,14 +222,15 @@ async fn capability_login_and_logout() {
         "{login:?}"
     );
     assert!(!login[0].contains("AUTH=PLAIN"));
-    assert_eq!(
-        c.run("e", "LOGIN a b").await,
-        lines(&["e BAD Already authenticated"])
-    );
-    assert_eq!(
-        c.run("f", "LOGOUT").await,
-        lines(&["* BYE Logging out", "f OK LOGOUT completed"])
-    );
+    c.dialogue(&[
+        ("e", "LOGIN a b", &["e BAD Already authenticated"]),
+        (
+            "f",
+            "LOGOUT",
+            &["* BYE Logging out", "f OK LOGOUT completed"],
+        ),
+    ])
+    .await;
     assert!(c.closed().await);
 }
 
@@ -511,15 +521,20 @@ async fn esort_answers_in_sort_order_and_saves_for_searchres() {
             .await,
         lines(&["g OK SORT completed"])
     );
-    assert_eq!(
-        c.run("h", "SEARCH $").await,
-        lines(&["* SEARCH 2 3 4", "h OK SEARCH completed"])
-    );
-    // Without RETURN, SORT answers as ever.
-    assert_eq!(
-        c.run("i", "SORT (SUBJECT) UTF-8 ALL").await,
-        lines(&["* SORT 2 3 1 4", "i OK SORT completed"])
-    );
+    c.dialogue(&[
+        (
+            "h",
+            "SEARCH $",
+            &["* SEARCH 2 3 4", "h OK SEARCH completed"],
+        ),
+        // Without RETURN, SORT answers as ever.
+        (
+            "i",
+            "SORT (SUBJECT) UTF-8 ALL",
+            &["* SORT 2 3 1 4", "i OK SORT completed"],
+        ),
+    ])
+    .await;
 }
 
 #[tokio::test]
@@ -538,15 +553,20 @@ async fn sort_display_uses_the_display_name_or_the_address() {
         "{caps:?}"
     );
     // RFC 5957 §2: BOB@EXAMPLE.NET, CAROL@EXAMPLE.NET, ÉMILE, ZED.
-    assert_eq!(
-        c.run("c", "SORT (DISPLAYFROM) UTF-8 ALL").await,
-        lines(&["* SORT 2 3 4 1", "c OK SORT completed"])
-    );
-    // FROM sorts by the mailbox: aaa, bob, carol, zz.
-    assert_eq!(
-        c.run("d", "SORT (FROM) UTF-8 ALL").await,
-        lines(&["* SORT 1 2 3 4", "d OK SORT completed"])
-    );
+    c.dialogue(&[
+        (
+            "c",
+            "SORT (DISPLAYFROM) UTF-8 ALL",
+            &["* SORT 2 3 4 1", "c OK SORT completed"],
+        ),
+        // FROM sorts by the mailbox: aaa, bob, carol, zz.
+        (
+            "d",
+            "SORT (FROM) UTF-8 ALL",
+            &["* SORT 1 2 3 4", "d OK SORT completed"],
+        ),
+    ])
+    .await;
     // Every To is alice@example.org: mailbox order.
     assert_eq!(
         c.run(
@@ -613,18 +633,20 @@ async fn an_examine_session_sees_as_recent_only_what_no_read_write_session_was_t
         lines(&["* 2 EXISTS", "* 2 RECENT", "b OK Done"])
     );
     // RFC 3501 §2.3.2: "subsequent sessions will not see \Recent set for this message".
-    assert_eq!(
-        examine.run("b", "NOOP").await,
-        lines(&["* 2 EXISTS", "b OK Done"])
-    );
-    assert_eq!(
-        examine.run("c", "FETCH 1:2 (FLAGS)").await,
-        lines(&[
-            "* 1 FETCH (FLAGS (\\Recent))",
-            "* 2 FETCH (FLAGS ())",
-            "c OK FETCH completed",
+    examine
+        .dialogue(&[
+            ("b", "NOOP", &["* 2 EXISTS", "b OK Done"]),
+            (
+                "c",
+                "FETCH 1:2 (FLAGS)",
+                &[
+                    "* 1 FETCH (FLAGS (\\Recent))",
+                    "* 2 FETCH (FLAGS ())",
+                    "c OK FETCH completed",
+                ],
+            ),
         ])
-    );
+        .await;
     // Message 3 reaches the read-only session first: recent there, still unclaimed.
     h.deliver("three").await;
     assert_eq!(
@@ -697,26 +719,32 @@ async fn new_keywords_are_announced_to_every_session_before_a_fetch_shows_them()
 async fn list_and_mailbox_management() {
     let h = Harness::start().await;
     let mut c = h.logged_in().await;
-    assert_eq!(
-        c.run("a", "LIST \"\" \"*\"").await,
-        lines(&[
-            "* LIST (\\HasNoChildren) \"/\" \"INBOX\"",
-            "* LIST (\\HasNoChildren \\Archive) \"/\" \"Archive\"",
-            "* LIST (\\HasNoChildren \\Drafts) \"/\" \"Drafts\"",
-            "* LIST (\\HasNoChildren \\Junk) \"/\" \"Junk\"",
-            "* LIST (\\HasNoChildren \\Sent) \"/\" \"Sent\"",
-            "* LIST (\\HasNoChildren \\Trash) \"/\" \"Trash\"",
-            "a OK LIST completed",
-        ])
-    );
-    assert_eq!(
-        c.run("b", "LIST \"\" \"\"").await,
-        lines(&["* LIST (\\Noselect) \"/\" \"\"", "b OK LIST completed"])
-    );
-    assert_eq!(
-        c.run("c", "CREATE Projekte/Entw&APw-rfe").await,
-        lines(&["c OK [MAILBOXID (F8)] CREATE completed"])
-    );
+    c.dialogue(&[
+        (
+            "a",
+            "LIST \"\" \"*\"",
+            &[
+                "* LIST (\\HasNoChildren) \"/\" \"INBOX\"",
+                "* LIST (\\HasNoChildren \\Archive) \"/\" \"Archive\"",
+                "* LIST (\\HasNoChildren \\Drafts) \"/\" \"Drafts\"",
+                "* LIST (\\HasNoChildren \\Junk) \"/\" \"Junk\"",
+                "* LIST (\\HasNoChildren \\Sent) \"/\" \"Sent\"",
+                "* LIST (\\HasNoChildren \\Trash) \"/\" \"Trash\"",
+                "a OK LIST completed",
+            ],
+        ),
+        (
+            "b",
+            "LIST \"\" \"\"",
+            &["* LIST (\\Noselect) \"/\" \"\"", "b OK LIST completed"],
+        ),
+        (
+            "c",
+            "CREATE Projekte/Entw&APw-rfe",
+            &["c OK [MAILBOXID (F8)] CREATE completed"],
+        ),
+    ])
+    .await;
     assert_eq!(
         c.run("d", "CREATE projekte/x").await,
         lines(&["d OK [MAILBOXID (F10)] CREATE completed"]),
@@ -733,22 +761,21 @@ async fn list_and_mailbox_management() {
         c.run("f", "LIST \"\" %").await.first().map(String::as_str),
         Some("* LIST (\\HasNoChildren) \"/\" \"INBOX\"")
     );
-    assert_eq!(
-        c.run("g", "CREATE INBOX").await,
-        lines(&["g NO [ALREADYEXISTS] INBOX always exists"])
-    );
-    assert_eq!(
-        c.run("h", "CREATE Sent").await,
-        lines(&["h NO [ALREADYEXISTS] mailbox Sent already exists"])
-    );
-    assert_eq!(
-        c.run("i", "DELETE Nope").await,
-        lines(&["i NO [NONEXISTENT] No such mailbox"])
-    );
-    assert_eq!(
-        c.run("j", "RENAME Projekte Work").await,
-        lines(&["j OK RENAME completed"])
-    );
+    c.dialogue(&[
+        (
+            "g",
+            "CREATE INBOX",
+            &["g NO [ALREADYEXISTS] INBOX always exists"],
+        ),
+        (
+            "h",
+            "CREATE Sent",
+            &["h NO [ALREADYEXISTS] mailbox Sent already exists"],
+        ),
+        ("i", "DELETE Nope", &["i NO [NONEXISTENT] No such mailbox"]),
+        ("j", "RENAME Projekte Work", &["j OK RENAME completed"]),
+    ])
+    .await;
     assert_eq!(
         c.run(
             "k",
@@ -759,17 +786,22 @@ async fn list_and_mailbox_management() {
         13,
         "the six subscribed default mailboxes, each with its STATUS"
     );
-    assert_eq!(
-        c.run("l", "SUBSCRIBE Work/Entw&APw-rfe").await,
-        lines(&["l OK SUBSCRIBE completed"])
-    );
-    assert_eq!(
-        c.run("m", "LSUB \"\" Work/*").await,
-        lines(&[
-            "* LSUB () \"/\" \"Work/Entw&APw-rfe\"",
-            "m OK LSUB completed"
-        ])
-    );
+    c.dialogue(&[
+        (
+            "l",
+            "SUBSCRIBE Work/Entw&APw-rfe",
+            &["l OK SUBSCRIBE completed"],
+        ),
+        (
+            "m",
+            "LSUB \"\" Work/*",
+            &[
+                "* LSUB () \"/\" \"Work/Entw&APw-rfe\"",
+                "m OK LSUB completed",
+            ],
+        ),
+    ])
+    .await;
     // RFC 3501 §6.3.9: the unsubscribed superior of a subscribed name, with \Noselect.
     let top_level = c.run("m2", "LSUB \"\" %").await;
     assert!(
@@ -780,38 +812,39 @@ async fn list_and_mailbox_management() {
         !top_level.iter().any(|l| l.contains("Entw")),
         "{top_level:?}"
     );
-    assert_eq!(
-        c.run("n", "DELETE Work").await,
-        lines(&["n OK DELETE completed"])
-    );
-    assert_eq!(
-        c.run("o", "LIST \"\" Work*").await,
-        lines(&[
-            "* LIST (\\Noselect \\HasChildren) \"/\" \"Work\"",
-            "* LIST (\\HasNoChildren) \"/\" \"Work/Entw&APw-rfe\"",
-            "o OK LIST completed"
-        ])
-    );
-    assert_eq!(
-        c.run("p", "ENABLE UTF8=ACCEPT").await,
-        lines(&["* ENABLED UTF8=ACCEPT", "p OK ENABLE completed"])
-    );
-    assert_eq!(
-        c.run("q", "LIST \"\" Work/%").await,
-        lines(&[
-            "* LIST (\\HasNoChildren) \"/\" \"Work/Entwürfe\"",
-            "q OK LIST completed"
-        ])
-    );
-    // RFC 6154 §3: one mailbox per special use; the default Archive has \\Archive.
-    assert_eq!(
-        c.run("r", "CREATE Archiv2 (USE (\\Archive))").await,
-        lines(&["r NO [USEATTR] \\Archive is already the special use of Archive"])
-    );
-    assert_eq!(
-        c.run("r2", "DELETE Archive").await,
-        lines(&["r2 OK DELETE completed"])
-    );
+    c.dialogue(&[
+        ("n", "DELETE Work", &["n OK DELETE completed"]),
+        (
+            "o",
+            "LIST \"\" Work*",
+            &[
+                "* LIST (\\Noselect \\HasChildren) \"/\" \"Work\"",
+                "* LIST (\\HasNoChildren) \"/\" \"Work/Entw&APw-rfe\"",
+                "o OK LIST completed",
+            ],
+        ),
+        (
+            "p",
+            "ENABLE UTF8=ACCEPT",
+            &["* ENABLED UTF8=ACCEPT", "p OK ENABLE completed"],
+        ),
+        (
+            "q",
+            "LIST \"\" Work/%",
+            &[
+                "* LIST (\\HasNoChildren) \"/\" \"Work/Entwürfe\"",
+                "q OK LIST completed",
+            ],
+        ),
+        // RFC 6154 §3: one mailbox per special use; the default Archive has \\Archive.
+        (
+            "r",
+            "CREATE Archiv2 (USE (\\Archive))",
+            &["r NO [USEATTR] \\Archive is already the special use of Archive"],
+        ),
+        ("r2", "DELETE Archive", &["r2 OK DELETE completed"]),
+    ])
+    .await;
     let created = c.run("r3", "CREATE Archiv2 (USE (\\Archive))").await;
     assert!(
         created.len() == 1 && created[0].starts_with("r3 OK [MAILBOXID (F"),
@@ -890,31 +923,14 @@ async fn select_fetch_store_and_expunge() {
         ])
     );
     // Non-PEEK sets \Seen and reports it.
-    assert_eq!(
-        c.run("d", "UID FETCH 3 BODY[TEXT]").await,
-        lines(&[
-            "* 3 FETCH (FLAGS (\\Seen \\Recent) UID 3 BODY[TEXT] {10}",
-            "Hello m3",
-            ")",
-            "d OK UID FETCH completed"
-        ])
-    );
-    // RFC 9051 §7.3.5: a new keyword is announced in FLAGS and PERMANENTFLAGS before
-    // the first FETCH that shows it.
-    assert_eq!(
-        c.run("e", "STORE 1:2 +FLAGS (\\Deleted $Label)").await,
-        lines(&[
-            "* FLAGS (\\Answered \\Deleted \\Draft \\Flagged \\Seen $Label)",
-            "* OK [PERMANENTFLAGS (\\Answered \\Deleted \\Draft \\Flagged \\Seen $Label \\*)] Flags permitted",
-            "* 1 FETCH (FLAGS ($Label \\Deleted \\Recent))",
-            "* 2 FETCH (FLAGS ($Label \\Deleted \\Recent))",
-            "e OK STORE completed"
-        ])
-    );
-    assert_eq!(
-        c.run("f", "UID STORE 2 -FLAGS.SILENT ($Label)").await,
-        lines(&["f OK UID STORE completed"])
-    );
+    c.dialogue(&[
+        ("d", "UID FETCH 3 BODY[TEXT]", &["* 3 FETCH (FLAGS (\\Seen \\Recent) UID 3 BODY[TEXT] {10}", "Hello m3", ")", "d OK UID FETCH completed"]),
+        // RFC 9051 §7.3.5: a new keyword is announced in FLAGS and PERMANENTFLAGS before
+        // the first FETCH that shows it.
+        ("e", "STORE 1:2 +FLAGS (\\Deleted $Label)", &["* FLAGS (\\Answered \\Deleted \\Draft \\Flagged \\Seen $Label)", "* OK [PERMANENTFLAGS (\\Answered \\Deleted \\Draft \\Flagged \\Seen $Label \\*)] Flags permitted", "* 1 FETCH (FLAGS ($Label \\Deleted \\Recent))", "* 2 FETCH (FLAGS ($Label \\Deleted \\Recent))", "e OK STORE completed"]),
+        ("f", "UID STORE 2 -FLAGS.SILENT ($Label)", &["f OK UID STORE completed"]),
+    ])
+    .await;
     assert_eq!(c.run("g", "STORE 4 +FLAGS (\\Deleted)").await.len(), 2);
     assert_eq!(
         c.run("h", "FETCH 9 FLAGS").await,
@@ -932,25 +948,20 @@ async fn select_fetch_store_and_expunge() {
             "i OK EXPUNGE completed"
         ])
     );
-    assert_eq!(
-        c.run("j", "FETCH 1:* (UID FLAGS)").await,
-        lines(&[
-            "* 1 FETCH (UID 3 FLAGS (\\Seen \\Recent))",
-            "j OK FETCH completed"
-        ])
-    );
-    assert_eq!(
-        c.run("k", "SEARCH ALL").await,
-        lines(&["* SEARCH 1", "k OK SEARCH completed"])
-    );
-    assert_eq!(
-        c.run("l", "UNSELECT").await,
-        lines(&["l OK UNSELECT completed"])
-    );
-    assert_eq!(
-        c.run("m", "FETCH 1 FLAGS").await,
-        lines(&["m BAD No mailbox selected"])
-    );
+    c.dialogue(&[
+        (
+            "j",
+            "FETCH 1:* (UID FLAGS)",
+            &[
+                "* 1 FETCH (UID 3 FLAGS (\\Seen \\Recent))",
+                "j OK FETCH completed",
+            ],
+        ),
+        ("k", "SEARCH ALL", &["* SEARCH 1", "k OK SEARCH completed"]),
+        ("l", "UNSELECT", &["l OK UNSELECT completed"]),
+        ("m", "FETCH 1 FLAGS", &["m BAD No mailbox selected"]),
+    ])
+    .await;
 }
 
 #[tokio::test]
@@ -969,25 +980,32 @@ async fn append_copy_move_and_search() {
     );
     h.deliver("second").await;
     c.run("c", "SELECT INBOX").await;
-    assert_eq!(
-        c.run("d", "FETCH 1 INTERNALDATE").await,
-        lines(&[
-            "* 1 FETCH (INTERNALDATE \" 8-Feb-1994 05:52:25 +0000\")",
-            "d OK FETCH completed"
-        ])
-    );
-    assert_eq!(
-        c.run("e", "SEARCH UNSEEN").await,
-        lines(&["* SEARCH 2", "e OK SEARCH completed"])
-    );
-    assert_eq!(
-        c.run("f", "UID SEARCH SUBJECT SECOND").await,
-        lines(&["* SEARCH 2", "f OK UID SEARCH completed"])
-    );
-    assert_eq!(
-        c.run("g", "SEARCH BODY \"hello second\"").await,
-        lines(&["* SEARCH 2", "g OK SEARCH completed"])
-    );
+    c.dialogue(&[
+        (
+            "d",
+            "FETCH 1 INTERNALDATE",
+            &[
+                "* 1 FETCH (INTERNALDATE \" 8-Feb-1994 05:52:25 +0000\")",
+                "d OK FETCH completed",
+            ],
+        ),
+        (
+            "e",
+            "SEARCH UNSEEN",
+            &["* SEARCH 2", "e OK SEARCH completed"],
+        ),
+        (
+            "f",
+            "UID SEARCH SUBJECT SECOND",
+            &["* SEARCH 2", "f OK UID SEARCH completed"],
+        ),
+        (
+            "g",
+            "SEARCH BODY \"hello second\"",
+            &["* SEARCH 2", "g OK SEARCH completed"],
+        ),
+    ])
+    .await;
     assert_eq!(
         c.run("h", "SEARCH OR FROM bob (SEEN) NOT LARGER 10000")
             .await,
@@ -1029,21 +1047,23 @@ async fn append_copy_move_and_search() {
         c.run("m", "UID MOVE 1 Trash").await[1..],
         lines(&["* 1 EXPUNGE", "* 1 RECENT", "m OK UID MOVE completed"])[..]
     );
-    assert_eq!(
-        c.run("n", "SEARCH RETURN (SAVE) ALL").await,
-        lines(&["n OK SEARCH completed"])
-    );
-    assert_eq!(
-        c.run("o", "FETCH $ UID").await,
-        lines(&["* 1 FETCH (UID 2)", "o OK FETCH completed"])
-    );
-    assert_eq!(
-        c.run("p", "STATUS Sent (MESSAGES UNSEEN)").await,
-        lines(&[
-            "* STATUS \"Sent\" (MESSAGES 2 UNSEEN 1)",
-            "p OK STATUS completed"
-        ])
-    );
+    c.dialogue(&[
+        ("n", "SEARCH RETURN (SAVE) ALL", &["n OK SEARCH completed"]),
+        (
+            "o",
+            "FETCH $ UID",
+            &["* 1 FETCH (UID 2)", "o OK FETCH completed"],
+        ),
+        (
+            "p",
+            "STATUS Sent (MESSAGES UNSEEN)",
+            &[
+                "* STATUS \"Sent\" (MESSAGES 2 UNSEEN 1)",
+                "p OK STATUS completed",
+            ],
+        ),
+    ])
+    .await;
 }
 
 #[tokio::test]
@@ -1066,17 +1086,22 @@ async fn imap4rev2_uses_esearch_and_no_recent() {
         select.contains(&"* LIST () \"/\" \"INBOX\"".to_owned()),
         "{select:?}"
     );
-    assert_eq!(
-        c.run("c", "UID SEARCH ALL").await,
-        lines(&[
-            "* ESEARCH (TAG \"c\") UID ALL 1",
-            "c OK UID SEARCH completed"
-        ])
-    );
-    assert_eq!(
-        c.run("d", "SEARCH DELETED").await,
-        lines(&["* ESEARCH (TAG \"d\")", "d OK SEARCH completed"])
-    );
+    c.dialogue(&[
+        (
+            "c",
+            "UID SEARCH ALL",
+            &[
+                "* ESEARCH (TAG \"c\") UID ALL 1",
+                "c OK UID SEARCH completed",
+            ],
+        ),
+        (
+            "d",
+            "SEARCH DELETED",
+            &["* ESEARCH (TAG \"d\")", "d OK SEARCH completed"],
+        ),
+    ])
+    .await;
 }
 
 #[tokio::test]
@@ -1243,14 +1268,15 @@ async fn plaintext_login_from_afar_is_disabled() {
         c.run("a", &format!("LOGIN {EMAIL} \"{PASSWORD}\"")).await,
         lines(&["a NO [PRIVACYREQUIRED] Use STARTTLS before logging in"])
     );
-    assert_eq!(
-        c.run("b", "AUTHENTICATE PLAIN =").await,
-        lines(&["b NO [PRIVACYREQUIRED] Use STARTTLS before logging in"])
-    );
-    assert_eq!(
-        c.run("c", "STARTTLS").await,
-        lines(&["c BAD STARTTLS is not available"])
-    );
+    c.dialogue(&[
+        (
+            "b",
+            "AUTHENTICATE PLAIN =",
+            &["b NO [PRIVACYREQUIRED] Use STARTTLS before logging in"],
+        ),
+        ("c", "STARTTLS", &["c BAD STARTTLS is not available"]),
+    ])
+    .await;
 }
 
 /// The multipart message CATENATE tests take parts from.
@@ -1357,14 +1383,19 @@ async fn catenate_over_appendlimit_is_toobig() {
 async fn metadata_commands_need_a_login_and_refuse_large_values_unsent() {
     let h = Harness::start().await;
     let mut c = h.connect().await;
-    assert_eq!(
-        c.run("a", "GETMETADATA \"\" /shared/comment").await,
-        lines(&["a BAD Log in first"])
-    );
-    assert_eq!(
-        c.run("b", "SETMETADATA INBOX (/shared/comment NIL)").await,
-        lines(&["b BAD Log in first"])
-    );
+    c.dialogue(&[
+        (
+            "a",
+            "GETMETADATA \"\" /shared/comment",
+            &["a BAD Log in first"],
+        ),
+        (
+            "b",
+            "SETMETADATA INBOX (/shared/comment NIL)",
+            &["b BAD Log in first"],
+        ),
+    ])
+    .await;
     let mut c = h.logged_in().await;
     c.send("c SETMETADATA INBOX (/shared/comment {65537}\r\n")
         .await;

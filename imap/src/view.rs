@@ -468,4 +468,15 @@ impl View {
     pub(crate) fn is_expunged(&self, uid: Uid) -> bool {
         self.deferred.contains(&uid)
     }
+
+    /// The UIDs at `indexes` that were not expunged elsewhere: the messages a command
+    /// may still change.
+    pub(crate) fn live_uids(&self, indexes: &[usize]) -> Vec<Uid> {
+        indexes
+            .iter()
+            .filter_map(|&i| self.entries.get(i))
+            .filter(|e| !self.is_expunged(e.uid))
+            .map(|e| e.uid)
+            .collect()
+    }
 }

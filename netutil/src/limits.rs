@@ -503,6 +503,10 @@ impl Drop for AuthAttempt {
 mod tests {
     use super::*;
 
+    fn addr(text: &str) -> IpAddr {
+        text.parse().expect("ip")
+    }
+
     #[test]
     fn per_ip_limit_frees_on_drop() {
         let limiter = ConnectionLimiter::new(10, 2);
@@ -538,28 +542,16 @@ mod tests {
     #[test]
     fn one_ipv6_64_shares_one_limit() {
         let limiter = ConnectionLimiter::new(10, 2);
-        let a = limiter.try_acquire("2001:db8::1".parse().expect("ip"));
-        let b = limiter.try_acquire("2001:db8::2".parse().expect("ip"));
+        let a = limiter.try_acquire(addr("2001:db8::1"));
+        let b = limiter.try_acquire(addr("2001:db8::2"));
         assert!(a.is_some() && b.is_some());
-        assert!(
-            limiter
-                .try_acquire("2001:db8::3".parse().expect("ip"))
-                .is_none()
-        );
-        assert!(
-            limiter
-                .try_acquire("2001:db8:0:1::1".parse().expect("ip"))
-                .is_some()
-        );
+        assert!(limiter.try_acquire(addr("2001:db8::3")).is_none());
+        assert!(limiter.try_acquire(addr("2001:db8:0:1::1")).is_some());
         // The same for IPv4 reached over an IPv6 socket.
-        let mapped = limiter.try_acquire("::ffff:192.0.2.9".parse().expect("ip"));
-        let plain = limiter.try_acquire("192.0.2.9".parse().expect("ip"));
+        let mapped = limiter.try_acquire(addr("::ffff:192.0.2.9"));
+        let plain = limiter.try_acquire(addr("192.0.2.9"));
         assert!(mapped.is_some() && plain.is_some());
-        assert!(
-            limiter
-                .try_acquire("192.0.2.9".parse().expect("ip"))
-                .is_none()
-        );
+        assert!(limiter.try_acquire(addr("192.0.2.9")).is_none());
     }
 
     #[test]
@@ -624,18 +616,14 @@ mod tests {
     #[test]
     fn throttle_counts_an_ipv6_64_as_one_client() {
         let throttle = AuthThrottle::new(2, WINDOW, Duration::ZERO);
-        fail(&throttle, "2001:db8::1".parse().expect("ip"), "a", 1);
-        fail(&throttle, "2001:db8::2".parse().expect("ip"), "b", 1);
-        let same_64: IpAddr = "2001:db8::ffff".parse().expect("ip");
+        fail(&throttle, addr("2001:db8::1"), "a", 1);
+        fail(&throttle, addr("2001:db8::2"), "b", 1);
+        let same_64: IpAddr = addr("2001:db8::ffff");
         assert_eq!(
             throttle.begin(same_64, "c").err(),
             Some(Throttled::TooManyFailures)
         );
-        assert!(
-            throttle
-                .check("2001:db8:0:1::1".parse().expect("ip"))
-                .is_ok()
-        );
+        assert!(throttle.check(addr("2001:db8:0:1::1")).is_ok());
     }
 
     #[test]

@@ -33,14 +33,8 @@ impl Session {
     /// DATA content has been read to `<CRLF>.<CRLF>`, or refused on the way.
     pub(crate) async fn data_received(&mut self, content: Result<Vec<u8>, BodyError>) -> Action {
         let reply = match std::mem::replace(&mut self.state, State::Ready) {
-            State::Envelope(transaction) => match content {
-                Ok(content) => self.deliver(transaction, content).await,
-                Err(error) => refused(error),
-            },
-            other => {
-                self.state = other;
-                Reply::new(BAD_SEQUENCE, "No mail transaction")
-            }
+            State::Envelope(transaction) => self.deliver_or_refuse(transaction, content).await,
+            other => self.no_transaction(other),
         };
         self.count_errors(reply.into())
     }
@@ -75,18 +69,30 @@ impl Session {
                 State::Chunking(mut transaction) => {
                     let body =
                         std::mem::replace(&mut transaction.body, crate::proto::BodyBuffer::new(0));
-                    match body.finish() {
-                        Ok(content) => self.deliver(transaction, content).await,
-                        Err(error) => refused(error),
-                    }
+                    self.deliver_or_refuse(transaction, body.finish()).await
                 }
-                other => {
-                    self.state = other;
-                    Reply::new(BAD_SEQUENCE, "No mail transaction")
-                }
+                other => self.no_transaction(other),
             }
         };
         self.count_errors(reply.into())
+    }
+
+    /// Delivers content read to its end, or answers why it was refused.
+    async fn deliver_or_refuse(
+        &mut self,
+        transaction: Transaction,
+        content: Result<Vec<u8>, BodyError>,
+    ) -> Reply {
+        match content {
+            Ok(content) => self.deliver(transaction, content).await,
+            Err(error) => refused(error),
+        }
+    }
+
+    /// Content arrived with no mail transaction open: the state stays `state`.
+    fn no_transaction(&mut self, state: State) -> Reply {
+        self.state = state;
+        Reply::new(BAD_SEQUENCE, "No mail transaction")
     }
 
     /// Stores the message once, for every local recipient's INBOX and for the outbound

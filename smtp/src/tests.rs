@@ -97,6 +97,21 @@ impl Harness {
         &self.server.store
     }
 
+    /// A session from loopback on a submission listener, after EHLO, logged in as Alice.
+    async fn logged_in(&self, role: ListenerRole) -> Client<DuplexStream> {
+        let mut client = self.connect(role, LOOPBACK_PEER).await;
+        client.command("EHLO client.example", "250").await;
+        client.login(ALICE, ALICE_PASSWORD).await;
+        client
+    }
+
+    /// A new harness and a session to it from `peer`.
+    async fn connected(role: ListenerRole, peer: &str) -> (Harness, Client<DuplexStream>) {
+        let harness = Harness::new().await;
+        let client = harness.connect(role, peer).await;
+        (harness, client)
+    }
+
     /// A session over an in-memory pipe from `peer`; the greeting is already read.
     async fn connect(&self, role: ListenerRole, peer: &str) -> Client<DuplexStream> {
         let (client, server) = tokio::io::duplex(64 * 1024);
@@ -188,6 +203,28 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
         self.expect(prefix).await
     }
 
+    /// MAIL FROM `from`, RCPT TO `to` and DATA, each accepted.
+    async fn start_data(&mut self, from: &str, to: &str) {
+        self.command(&format!("MAIL FROM:<{from}>"), "250 2.1.0")
+            .await;
+        self.command(&format!("RCPT TO:<{to}>"), "250 2.1.5").await;
+        self.command("DATA", "354").await;
+    }
+
+    /// A transaction of `message` from `from` to `to`, accepted with `250 2.0.0`.
+    async fn send_message(&mut self, from: &str, to: &str, message: &[u8]) {
+        self.start_data(from, to).await;
+        self.send(dot_stuff(message)).await;
+        self.expect("250 2.0.0").await;
+    }
+
+    /// Sends each command in turn and checks its reply's prefix.
+    async fn commands(&mut self, dialogue: &[(&str, &str)]) {
+        for (line, prefix) in dialogue {
+            self.command(line, prefix).await;
+        }
+    }
+
     /// After the server closed: reading gives end of stream.
     async fn expect_closed(&mut self) {
         let mut rest = String::new();
@@ -253,8 +290,7 @@ fn after_prefix<'a>(stored: &'a [u8], body: &[u8]) -> &'a [u8] {
 
 #[tokio::test]
 async fn ehlo_lists_the_extensions() {
-    let h = Harness::new().await;
-    let mut c = h.connect(ListenerRole::Inbound, REMOTE_PEER).await;
+    let (h, mut c) = Harness::connected(ListenerRole::Inbound, REMOTE_PEER).await;
     let reply = c.command("EHLO client.example", "250").await;
     assert_eq!(
         reply,
@@ -277,26 +313,27 @@ async fn ehlo_lists_the_extensions() {
 
 #[tokio::test]
 async fn simple_commands_and_order() {
-    let h = Harness::new().await;
-    let mut c = h.connect(ListenerRole::Inbound, REMOTE_PEER).await;
-    c.command("MAIL FROM:<a@remote.example>", "503 5.5.1").await;
-    c.command("NOOP", "250 2.0.0").await;
-    c.command("HELO client.example", "250 mx.test").await;
-    c.command("RCPT TO:<alice@example.com>", "503 5.5.1").await;
-    c.command("DATA", "503 5.5.1").await;
-    c.command("VRFY alice", "252 2.5.0").await;
-    c.command("EXPN list", "502 5.5.1").await;
-    c.command("HELP", "214").await;
-    c.command("RSET", "250 2.0.0").await;
-    c.command("BOGUS", "500 5.5.2").await;
-    c.command("MAIL FROM:bad", "501 5.5.4").await;
-    c.command("MAIL FROM:<a@remote.example> FOO=1", "555 5.5.4")
-        .await;
-    c.command("MAIL FROM:<a@remote.example>", "250 2.1.0").await;
-    c.command("MAIL FROM:<a@remote.example>", "503 5.5.1").await;
-    c.command("DATA", "503 5.5.1").await;
-    c.command("AUTH PLAIN", "503 5.5.1").await;
-    c.command("QUIT", "221 2.0.0").await;
+    let (_h, mut c) = Harness::connected(ListenerRole::Inbound, REMOTE_PEER).await;
+    c.commands(&[
+        ("MAIL FROM:<a@remote.example>", "503 5.5.1"),
+        ("NOOP", "250 2.0.0"),
+        ("HELO client.example", "250 mx.test"),
+        ("RCPT TO:<alice@example.com>", "503 5.5.1"),
+        ("DATA", "503 5.5.1"),
+        ("VRFY alice", "252 2.5.0"),
+        ("EXPN list", "502 5.5.1"),
+        ("HELP", "214"),
+        ("RSET", "250 2.0.0"),
+        ("BOGUS", "500 5.5.2"),
+        ("MAIL FROM:bad", "501 5.5.4"),
+        ("MAIL FROM:<a@remote.example> FOO=1", "555 5.5.4"),
+        ("MAIL FROM:<a@remote.example>", "250 2.1.0"),
+        ("MAIL FROM:<a@remote.example>", "503 5.5.1"),
+        ("DATA", "503 5.5.1"),
+        ("AUTH PLAIN", "503 5.5.1"),
+        ("QUIT", "221 2.0.0"),
+    ])
+    .await;
     c.expect_closed().await;
 }
 
@@ -304,8 +341,7 @@ async fn simple_commands_and_order() {
 
 #[tokio::test]
 async fn pipelined_transaction_is_stored_byte_for_byte() {
-    let h = Harness::new().await;
-    let mut c = h.connect(ListenerRole::Inbound, REMOTE_PEER).await;
+    let (h, mut c) = Harness::connected(ListenerRole::Inbound, REMOTE_PEER).await;
     let body: &[u8] = b"From: <s@remote.example>\r\nSubject: hi\r\n\r\n.leading dot\r\n..two dots\r\n\
                         bare\nline feed and bare\rcarriage return\r\n8-bit: \xc3\xa9\xff\r\n.\r\nlast\r\n";
     // RFC 2920: the whole envelope in one write, replies in order.
@@ -344,24 +380,23 @@ async fn pipelined_transaction_is_stored_byte_for_byte() {
 
 #[tokio::test]
 async fn recipients_are_checked() {
-    let h = Harness::new().await;
-    let mut c = h.connect(ListenerRole::Inbound, REMOTE_PEER).await;
-    c.command("EHLO client.example", "250").await;
-    c.command("MAIL FROM:<>", "250 2.1.0").await;
-    c.command("RCPT TO:<nobody@example.com>", "550 5.1.1").await;
-    c.command(
-        "RCPT TO:<someone@elsewhere.example>",
-        "554 5.7.1 Relay access denied",
-    )
+    let (h, mut c) = Harness::connected(ListenerRole::Inbound, REMOTE_PEER).await;
+    c.commands(&[
+        ("EHLO client.example", "250"),
+        ("MAIL FROM:<>", "250 2.1.0"),
+        ("RCPT TO:<nobody@example.com>", "550 5.1.1"),
+        (
+            "RCPT TO:<someone@elsewhere.example>",
+            "554 5.7.1 Relay access denied",
+        ),
+        ("RCPT TO:<>", "501 5.1.3"),
+        ("RCPT TO:<ALICE@EXAMPLE.COM>", "250 2.1.5"),
+        ("RCPT TO:<alice+tag@example.com>", "250 2.1.5"),
+        ("RCPT TO:<Postmaster>", "250 2.1.5"),
+        ("RCPT TO:<bob@example.com>", "452 4.5.3 Too many recipients"),
+        ("DATA", "354"),
+    ])
     .await;
-    c.command("RCPT TO:<>", "501 5.1.3").await;
-    c.command("RCPT TO:<ALICE@EXAMPLE.COM>", "250 2.1.5").await;
-    c.command("RCPT TO:<alice+tag@example.com>", "250 2.1.5")
-        .await;
-    c.command("RCPT TO:<Postmaster>", "250 2.1.5").await;
-    c.command("RCPT TO:<bob@example.com>", "452 4.5.3 Too many recipients")
-        .await;
-    c.command("DATA", "354").await;
     c.send(dot_stuff(b"Subject: three ways to alice\r\n\r\nx\r\n"))
         .await;
     c.expect("250 2.0.0").await;
@@ -372,24 +407,21 @@ async fn recipients_are_checked() {
 
 #[tokio::test]
 async fn non_ascii_address_needs_smtputf8() {
-    let h = Harness::new().await;
-    let mut c = h.connect(ListenerRole::Inbound, REMOTE_PEER).await;
-    c.command("EHLO client.example", "250").await;
-    c.command("MAIL FROM:<usér@remote.example>", "553 5.6.7")
-        .await;
-    c.command("MAIL FROM:<usér@remote.example> SMTPUTF8", "250 2.1.0")
-        .await;
-    c.command("RCPT TO:<alice@example.com>", "250 2.1.5").await;
+    let (_h, mut c) = Harness::connected(ListenerRole::Inbound, REMOTE_PEER).await;
+    c.commands(&[
+        ("EHLO client.example", "250"),
+        ("MAIL FROM:<usér@remote.example>", "553 5.6.7"),
+        ("MAIL FROM:<usér@remote.example> SMTPUTF8", "250 2.1.0"),
+        ("RCPT TO:<alice@example.com>", "250 2.1.5"),
+    ])
+    .await;
 }
 
 #[tokio::test]
 async fn smuggling_does_not_end_data() {
-    let h = Harness::new().await;
-    let mut c = h.connect(ListenerRole::Inbound, REMOTE_PEER).await;
+    let (h, mut c) = Harness::connected(ListenerRole::Inbound, REMOTE_PEER).await;
     c.command("EHLO client.example", "250").await;
-    c.command("MAIL FROM:<s@remote.example>", "250 2.1.0").await;
-    c.command("RCPT TO:<alice@example.com>", "250 2.1.5").await;
-    c.command("DATA", "354").await;
+    c.start_data("s@remote.example", "alice@example.com").await;
     // CVE-2023-51766: `\n.\n` and `\n.\r\n` are not the end of data.
     let attack: &[u8] = b"Subject: real\r\n\r\nreal\n.\nMAIL FROM:<ceo@example.com>\r\n\
         RCPT TO:<alice@example.com>\r\nDATA\r\nSubject: forged\r\n\r\nforged\n.\r\nmore\r\n";
@@ -408,12 +440,9 @@ async fn smuggling_does_not_end_data() {
 
 #[tokio::test]
 async fn bare_cr_does_not_end_data_and_is_stored_as_crlf() {
-    let h = Harness::new().await;
-    let mut c = h.connect(ListenerRole::Inbound, REMOTE_PEER).await;
+    let (h, mut c) = Harness::connected(ListenerRole::Inbound, REMOTE_PEER).await;
     c.command("EHLO client.example", "250").await;
-    c.command("MAIL FROM:<s@remote.example>", "250 2.1.0").await;
-    c.command("RCPT TO:<alice@example.com>", "250 2.1.5").await;
-    c.command("DATA", "354").await;
+    c.start_data("s@remote.example", "alice@example.com").await;
     // `\r.\r` ends DATA for a receiver that takes a bare CR for a line end.
     c.send(b"Subject: real\r\n\r\nreal\r.\rMAIL FROM:<ceo@example.com>\r\n")
         .await;
@@ -461,9 +490,12 @@ fn line_of(size: usize) -> Vec<u8> {
 }
 
 async fn open_envelope(c: &mut Client<DuplexStream>) {
-    c.command("EHLO client.example", "250").await;
-    c.command("MAIL FROM:<s@remote.example>", "250 2.1.0").await;
-    c.command("RCPT TO:<alice@example.com>", "250 2.1.5").await;
+    c.commands(&[
+        ("EHLO client.example", "250"),
+        ("MAIL FROM:<s@remote.example>", "250 2.1.0"),
+        ("RCPT TO:<alice@example.com>", "250 2.1.5"),
+    ])
+    .await;
 }
 
 #[tokio::test]
@@ -535,21 +567,21 @@ async fn bdat_past_the_byte_budget_gets_452_and_rset_frees_a_held_chunk() {
 
 #[tokio::test]
 async fn oversized_messages_are_refused_and_framing_survives() {
-    let h = Harness::new().await;
-    let mut c = h.connect(ListenerRole::Inbound, REMOTE_PEER).await;
-    c.command("EHLO client.example", "250").await;
-    // RFC 1870: declared too big at MAIL time.
-    c.command("MAIL FROM:<s@remote.example> SIZE=10001", "552 5.3.4")
-        .await;
-    c.command(
-        "MAIL FROM:<s@remote.example> SIZE=99999999999999999999999",
-        "501 5.5.4",
-    )
+    let (h, mut c) = Harness::connected(ListenerRole::Inbound, REMOTE_PEER).await;
+    c.commands(&[
+        ("EHLO client.example", "250"),
+        // RFC 1870: declared too big at MAIL time.
+        ("MAIL FROM:<s@remote.example> SIZE=10001", "552 5.3.4"),
+        (
+            "MAIL FROM:<s@remote.example> SIZE=99999999999999999999999",
+            "501 5.5.4",
+        ),
+        // Not declared: found out while reading; read to the end, then refuse.
+        ("MAIL FROM:<s@remote.example>", "250 2.1.0"),
+        ("RCPT TO:<alice@example.com>", "250 2.1.5"),
+        ("DATA", "354"),
+    ])
     .await;
-    // Not declared: found out while reading; read to the end, then refuse.
-    c.command("MAIL FROM:<s@remote.example>", "250 2.1.0").await;
-    c.command("RCPT TO:<alice@example.com>", "250 2.1.5").await;
-    c.command("DATA", "354").await;
     let line = format!("{}\r\n", "x".repeat(98));
     let mut big = String::from("Subject: big\r\n\r\n");
     while big.len() <= MAX_MESSAGE_SIZE {
@@ -573,8 +605,7 @@ async fn oversized_messages_are_refused_and_framing_survives() {
 
 #[tokio::test]
 async fn line_too_long() {
-    let h = Harness::new().await;
-    let mut c = h.connect(ListenerRole::Inbound, REMOTE_PEER).await;
+    let (_h, mut c) = Harness::connected(ListenerRole::Inbound, REMOTE_PEER).await;
     c.command("EHLO client.example", "250").await;
     // RFC 5321 §4.5.3.1.4: 512 octets including CRLF.
     c.command(&format!("NOOP {}", "x".repeat(505)), "250 2.0.0")
@@ -594,8 +625,7 @@ async fn line_too_long() {
 
 #[tokio::test]
 async fn bdat_chunks_are_read_by_count() {
-    let h = Harness::new().await;
-    let mut c = h.connect(ListenerRole::Inbound, REMOTE_PEER).await;
+    let (h, mut c) = Harness::connected(ListenerRole::Inbound, REMOTE_PEER).await;
     c.command("EHLO client.example", "250").await;
     // Refused BDAT: its chunk is still read and dropped.
     c.send("BDAT 12\r\nNOOP\r\nNOOP\r\n").await;
@@ -637,9 +667,7 @@ async fn over_quota_is_552() {
     h.store().set_quota(ALICE, Some(10)).await.expect("quota");
     let mut c = h.connect(ListenerRole::Inbound, REMOTE_PEER).await;
     c.command("EHLO client.example", "250").await;
-    c.command("MAIL FROM:<s@remote.example>", "250 2.1.0").await;
-    c.command("RCPT TO:<alice@example.com>", "250 2.1.5").await;
-    c.command("DATA", "354").await;
+    c.start_data("s@remote.example", "alice@example.com").await;
     c.send(dot_stuff(
         b"Subject: too much for the quota\r\n\r\nbody\r\n",
     ))
@@ -652,11 +680,14 @@ async fn a_full_mailbox_is_refused_at_rcpt_and_others_still_get_the_message() {
     let h = Harness::with(|_| {}, true).await;
     h.store().set_quota(ALICE, Some(0)).await.expect("quota");
     let mut c = h.connect(ListenerRole::Inbound, REMOTE_PEER).await;
-    c.command("EHLO client.example", "250").await;
-    c.command("MAIL FROM:<s@remote.example>", "250 2.1.0").await;
-    c.command("RCPT TO:<alice@example.com>", "452 4.2.2").await;
-    c.command("RCPT TO:<bob@example.com>", "250 2.1.5").await;
-    c.command("DATA", "354").await;
+    c.commands(&[
+        ("EHLO client.example", "250"),
+        ("MAIL FROM:<s@remote.example>", "250 2.1.0"),
+        ("RCPT TO:<alice@example.com>", "452 4.2.2"),
+        ("RCPT TO:<bob@example.com>", "250 2.1.5"),
+        ("DATA", "354"),
+    ])
+    .await;
     c.send(dot_stuff(b"Subject: for bob\r\n\r\nbody\r\n")).await;
     c.expect("250 2.0.0").await;
     assert_eq!(h.inbox_messages(BOB).await.len(), 1);
@@ -665,8 +696,7 @@ async fn a_full_mailbox_is_refused_at_rcpt_and_others_still_get_the_message() {
 
 #[tokio::test]
 async fn too_many_errors_close_the_connection() {
-    let h = Harness::new().await;
-    let mut c = h.connect(ListenerRole::Inbound, REMOTE_PEER).await;
+    let (h, mut c) = Harness::connected(ListenerRole::Inbound, REMOTE_PEER).await;
     for _ in 1..h.server.config.max_bad_commands {
         c.command("BOGUS", "500 5.5.2").await;
     }
@@ -678,8 +708,7 @@ async fn too_many_errors_close_the_connection() {
 
 #[tokio::test]
 async fn submission_requires_auth() {
-    let h = Harness::new().await;
-    let mut c = h.connect(ListenerRole::Submission, LOOPBACK_PEER).await;
+    let (h, mut c) = Harness::connected(ListenerRole::Submission, LOOPBACK_PEER).await;
     c.command("EHLO client.example", "250").await;
     c.command(
         "MAIL FROM:<alice@example.com>",
@@ -694,8 +723,7 @@ async fn submission_requires_auth() {
 
 #[tokio::test]
 async fn auth_plain_and_login() {
-    let h = Harness::new().await;
-    let mut c = h.connect(ListenerRole::Submission, LOOPBACK_PEER).await;
+    let (_h, mut c) = Harness::connected(ListenerRole::Submission, LOOPBACK_PEER).await;
     c.command("EHLO client.example", "250").await;
     let wrong = STANDARD.encode(format!("\0{ALICE}\0wrong"));
     c.command(&format!("AUTH PLAIN {wrong}"), "535 5.7.8").await;
@@ -704,14 +732,17 @@ async fn auth_plain_and_login() {
     let as_bob = STANDARD.encode(format!("bob@example.com\0{ALICE}\0{ALICE_PASSWORD}"));
     c.command(&format!("AUTH PLAIN {as_bob}"), "535 5.7.8")
         .await;
-    c.command("AUTH CRAM-MD5", "504 5.5.4").await;
-    // No initial response: empty challenge, then the response; `*` cancels.
-    c.command("AUTH PLAIN", "334 \r\n").await;
-    c.command("*", "501 5.7.0").await;
-    c.command("AUTH PLAIN", "334 ").await;
-    c.command("not base64!", "501 5.5.2").await;
-    // LOGIN: user then password.
-    c.command("AUTH LOGIN", "334 VXNlcm5hbWU6").await;
+    c.commands(&[
+        ("AUTH CRAM-MD5", "504 5.5.4"),
+        // No initial response: empty challenge, then the response; `*` cancels.
+        ("AUTH PLAIN", "334 \r\n"),
+        ("*", "501 5.7.0"),
+        ("AUTH PLAIN", "334 "),
+        ("not base64!", "501 5.5.2"),
+        // LOGIN: user then password.
+        ("AUTH LOGIN", "334 VXNlcm5hbWU6"),
+    ])
+    .await;
     c.command(&STANDARD.encode(ALICE), "334 UGFzc3dvcmQ6").await;
     c.command(&STANDARD.encode(ALICE_PASSWORD), "235 2.7.0")
         .await;
@@ -722,8 +753,7 @@ async fn auth_plain_and_login() {
 
 #[tokio::test]
 async fn auth_is_throttled_then_refused() {
-    let h = Harness::new().await;
-    let mut c = h.connect(ListenerRole::Submission, LOOPBACK_PEER).await;
+    let (_h, mut c) = Harness::connected(ListenerRole::Submission, LOOPBACK_PEER).await;
     c.command("EHLO client.example", "250").await;
     let wrong = STANDARD.encode(format!("\0{ALICE}\0wrong"));
     for _ in 0..3 {
@@ -736,16 +766,16 @@ async fn auth_is_throttled_then_refused() {
 #[tokio::test]
 async fn spoofed_sender_is_refused() {
     let h = Harness::with(|_| {}, true).await;
-    let mut c = h.connect(ListenerRole::Submission, LOOPBACK_PEER).await;
-    c.command("EHLO client.example", "250").await;
-    c.login(ALICE, ALICE_PASSWORD).await;
-    c.command("MAIL FROM:<bob@example.com>", "553 5.7.1").await;
-    // RFC 6409 §3.2: the null reverse-path is accepted (read receipts); the From:
-    // field is what is checked then.
-    c.command("MAIL FROM:<>", "250 2.1.0").await;
-    c.command("RSET", "250").await;
-    c.command("MAIL FROM:<alice+lists@example.com>", "250 2.1.0")
-        .await;
+    let mut c = h.logged_in(ListenerRole::Submission).await;
+    c.commands(&[
+        ("MAIL FROM:<bob@example.com>", "553 5.7.1"),
+        // RFC 6409 §3.2: the null reverse-path is accepted (read receipts); the From:
+        // field is what is checked then.
+        ("MAIL FROM:<>", "250 2.1.0"),
+        ("RSET", "250"),
+        ("MAIL FROM:<alice+lists@example.com>", "250 2.1.0"),
+    ])
+    .await;
 }
 
 /// Sends `body` with DATA in a transaction from `mail_from` to bob and a remote
@@ -757,10 +787,12 @@ async fn submit_as_alice<S: AsyncRead + AsyncWrite + Unpin>(
 ) -> String {
     c.command(&format!("MAIL FROM:<{mail_from}>"), "250 2.1.0")
         .await;
-    c.command("RCPT TO:<bob@example.com>", "250 2.1.5").await;
-    c.command("RCPT TO:<friend@remote.example>", "250 2.1.5")
-        .await;
-    c.command("DATA", "354").await;
+    c.commands(&[
+        ("RCPT TO:<bob@example.com>", "250 2.1.5"),
+        ("RCPT TO:<friend@remote.example>", "250 2.1.5"),
+        ("DATA", "354"),
+    ])
+    .await;
     c.send(dot_stuff(body)).await;
     c.reply().await
 }
@@ -775,9 +807,7 @@ async fn submitted_from_and_sender_must_be_the_accounts_own() {
         .add_account("carol@example.net", &Secret::new("pw"))
         .await
         .expect("carol");
-    let mut c = h.connect(ListenerRole::Submission, LOOPBACK_PEER).await;
-    c.command("EHLO client.example", "250").await;
-    c.login(ALICE, ALICE_PASSWORD).await;
+    let mut c = h.logged_in(ListenerRole::Submission).await;
     for (body, expected) in [
         // Another account of the same domain, another hosted domain, a co-author.
         (
@@ -856,9 +886,7 @@ async fn submitted_from_and_sender_must_be_the_accounts_own() {
 async fn widened_from_check_takes_the_accounts_domains_only() {
     let h = Harness::with(|c| c.submission.from_own_domains = true, true).await;
     h.store().add_domain("example.net").await.expect("domain");
-    let mut c = h.connect(ListenerRole::Submission, LOOPBACK_PEER).await;
-    c.command("EHLO client.example", "250").await;
-    c.login(ALICE, ALICE_PASSWORD).await;
+    let mut c = h.logged_in(ListenerRole::Submission).await;
     let reply = submit_as_alice(
         &mut c,
         ALICE,
@@ -876,24 +904,16 @@ async fn widened_from_check_takes_the_accounts_domains_only() {
 #[tokio::test]
 async fn submission_delivers_locally_and_queues_remote() {
     let h = Harness::with(|c| c.max_recipients = 10, true).await;
-    let mut c = h.connect(ListenerRole::Submissions, LOOPBACK_PEER).await;
-    c.command("EHLO client.example", "250").await;
-    c.login(ALICE, ALICE_PASSWORD).await;
-    c.command(
-        "MAIL FROM:<alice@example.com> RET=HDRS ENVID=QQ+2B1",
-        "250 2.1.0",
-    )
+    let mut c = h.logged_in(ListenerRole::Submissions).await;
+    c.commands(&[
+        ("MAIL FROM:<alice@example.com> RET=HDRS ENVID=QQ+2B1", "250 2.1.0"),
+        ("RCPT TO:<bob@example.com>", "250 2.1.5"),
+        ("RCPT TO:<friend@remote.example> NOTIFY=FAILURE,DELAY ORCPT=rfc822;friend@remote.example", "250 2.1.5"),
+        ("RCPT TO:<friend@remote.example>", "250 2.1.5"),
+        ("RCPT TO:<nobody@example.com>", "550 5.1.1"),
+        ("DATA", "354"),
+    ])
     .await;
-    c.command("RCPT TO:<bob@example.com>", "250 2.1.5").await;
-    c.command(
-        "RCPT TO:<friend@remote.example> NOTIFY=FAILURE,DELAY ORCPT=rfc822;friend@remote.example",
-        "250 2.1.5",
-    )
-    .await;
-    c.command("RCPT TO:<friend@remote.example>", "250 2.1.5")
-        .await;
-    c.command("RCPT TO:<nobody@example.com>", "550 5.1.1").await;
-    c.command("DATA", "354").await;
     let body: &[u8] = b"From: alice@example.com\r\nSubject: hello\r\n\r\nHi!\r\n";
     c.send(dot_stuff(body)).await;
     c.expect("250 2.0.0").await;
@@ -951,9 +971,12 @@ async fn command_timeout_closes_with_421() {
 async fn data_timeout_closes_with_421() {
     let h = Harness::with(|c| c.data_timeout = Duration::from_secs(5), false).await;
     let mut c = h.connect(ListenerRole::Inbound, REMOTE_PEER).await;
-    c.command("EHLO client.example", "250").await;
-    c.command("MAIL FROM:<s@remote.example>", "250 2.1.0").await;
-    c.command("RCPT TO:<alice@example.com>", "250 2.1.5").await;
+    c.commands(&[
+        ("EHLO client.example", "250"),
+        ("MAIL FROM:<s@remote.example>", "250 2.1.0"),
+        ("RCPT TO:<alice@example.com>", "250 2.1.5"),
+    ])
+    .await;
     tokio::time::pause();
     c.command("DATA", "354").await;
     c.send("Subject: unfinished\r\n").await;
@@ -964,8 +987,7 @@ async fn data_timeout_closes_with_421() {
 
 #[tokio::test]
 async fn shutdown_says_421_to_idle_sessions() {
-    let h = Harness::new().await;
-    let mut c = h.connect(ListenerRole::Inbound, REMOTE_PEER).await;
+    let (h, mut c) = Harness::connected(ListenerRole::Inbound, REMOTE_PEER).await;
     c.command("EHLO client.example", "250").await;
     let shutdown = h.server.shutdown.clone();
     let waiter = tokio::spawn(async move { shutdown.shutdown_and_wait().await });
@@ -1066,15 +1088,12 @@ async fn starttls_drops_pipelined_plaintext_and_resets() {
     assert!(reply.contains("AUTH PLAIN LOGIN"), "{reply}");
     c.command("STARTTLS", "503 5.5.1").await;
     c.login(ALICE, ALICE_PASSWORD).await;
-    c.command("MAIL FROM:<alice@example.com>", "250 2.1.0")
-        .await;
-    c.command("RCPT TO:<alice@example.com>", "250 2.1.5").await;
-    c.command("DATA", "354").await;
-    c.send(dot_stuff(
+    c.send_message(
+        "alice@example.com",
+        "alice@example.com",
         b"From: alice@example.com\r\nSubject: over TLS\r\n\r\nhi\r\n",
-    ))
+    )
     .await;
-    c.expect("250 2.0.0").await;
     let stored = h.inbox_messages(ALICE).await;
     let text = String::from_utf8_lossy(stored.first().expect("stored"));
     assert!(text.contains("with ESMTPSA id"), "{text}");
@@ -1247,18 +1266,13 @@ async fn submission_is_not_checked() {
     let signed = signed_example_org("v=spf1 -all", true);
     let mut h = Harness::new().await;
     h.server.mail_auth = Some(signed.auth.clone());
-    let mut c = h.connect(ListenerRole::Submission, LOOPBACK_PEER).await;
-    c.command("EHLO client.example", "250").await;
-    c.login(ALICE, ALICE_PASSWORD).await;
-    c.command("MAIL FROM:<alice@example.com>", "250 2.1.0")
-        .await;
-    c.command("RCPT TO:<alice@example.com>", "250 2.1.5").await;
-    c.command("DATA", "354").await;
-    c.send(dot_stuff(
+    let mut c = h.logged_in(ListenerRole::Submission).await;
+    c.send_message(
+        "alice@example.com",
+        "alice@example.com",
         b"From: alice@example.com\r\nSubject: note\r\n\r\nhi\r\n",
-    ))
+    )
     .await;
-    c.expect("250 2.0.0").await;
     let messages = h.inbox_messages(ALICE).await;
     let stored = String::from_utf8_lossy(messages.first().expect("delivered"));
     assert!(!stored.contains("Authentication-Results"), "{stored}");

@@ -347,30 +347,21 @@ fn apple_profile(
     account.insert("EmailAccountDescription".into(), string(email));
     account.insert("EmailAccountType".into(), string("EmailTypeIMAP"));
     account.insert("EmailAddress".into(), string(email));
-    account.insert(
-        "IncomingMailServerAuthentication".into(),
-        string("EmailAuthPassword"),
-    );
-    account.insert("IncomingMailServerHostName".into(), string(hostname));
-    account.insert(
-        "IncomingMailServerPortNumber".into(),
-        Value::Integer(imap.port.into()),
-    );
     // Apple's UseSSL is "use TLS": implicit TLS on 993, STARTTLS on other ports.
-    account.insert("IncomingMailServerUseSSL".into(), Value::Boolean(true));
-    account.insert("IncomingMailServerUsername".into(), string(email));
+    let server = |account: &mut Dictionary, direction: &str, port: u16| {
+        for (key, value) in [
+            ("Authentication", string("EmailAuthPassword")),
+            ("HostName", string(hostname)),
+            ("PortNumber", Value::Integer(port.into())),
+            ("UseSSL", Value::Boolean(true)),
+            ("Username", string(email)),
+        ] {
+            account.insert(format!("{direction}MailServer{key}"), value);
+        }
+    };
+    server(&mut account, "Incoming", imap.port);
     if let Some(smtp) = preferred(services, Protocol::Smtp) {
-        account.insert(
-            "OutgoingMailServerAuthentication".into(),
-            string("EmailAuthPassword"),
-        );
-        account.insert("OutgoingMailServerHostName".into(), string(hostname));
-        account.insert(
-            "OutgoingMailServerPortNumber".into(),
-            Value::Integer(smtp.port.into()),
-        );
-        account.insert("OutgoingMailServerUseSSL".into(), Value::Boolean(true));
-        account.insert("OutgoingMailServerUsername".into(), string(email));
+        server(&mut account, "Outgoing", smtp.port);
         account.insert(
             "OutgoingPasswordSameAsIncomingPassword".into(),
             Value::Boolean(true),

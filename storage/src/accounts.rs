@@ -6,7 +6,12 @@ use crate::password::{hash_password, verify_password};
 use crate::types::{AccountId, DEFAULT_MAILBOXES, Secret};
 use crate::writer::JobOutput;
 use crate::{Store, mailboxes, unix_now};
-use sqlx::Row;
+use sqlx::any::AnyArguments;
+use sqlx::query::Query;
+use sqlx::{Any, AnyConnection, Row};
+
+/// A statement with its parameters bound so far.
+type AnyQuery = Query<'static, Any, AnyArguments<'static>>;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Account {
@@ -21,6 +26,30 @@ pub struct Alias {
     /// `local@domain`, or `@domain` for a catch-all.
     pub address: String,
     pub target: String,
+}
+
+/// The id of `domain`; [`StoreError::NotFound`] when it is not one of ours.
+async fn domain_id(conn: &mut AnyConnection, domain: &str) -> Result<i64> {
+    let id: Option<i64> = sqlx::query_scalar("SELECT id FROM domains WHERE name = $1")
+        .bind(domain)
+        .fetch_optional(&mut *conn)
+        .await?;
+    id.ok_or_else(|| StoreError::not_found("domain", domain))
+}
+
+/// [`StoreError::AlreadyExists`] when `address` is an account's or an alias's already
+/// (compared case-insensitively, as delivery resolves it).
+async fn refuse_taken_address(conn: &mut AnyConnection, address: &str) -> Result<()> {
+    let taken: i64 = sqlx::query_scalar(
+        "SELECT (SELECT COUNT(*) FROM accounts WHERE lower(email) = lower($1)) + (SELECT COUNT(*) FROM aliases WHERE lower(address) = lower($1))",
+    )
+    .bind(address)
+    .fetch_one(&mut *conn)
+    .await?;
+    if taken > 0 {
+        return Err(StoreError::AlreadyExists(format!("address {address}")));
+    }
+    Ok(())
 }
 
 /// Splits and normalises an address: the domain is lower-cased (RFC 5321 §2.4: domains
@@ -117,10 +146,7 @@ impl Store {
                         .execute(&mut *conn)
                         .await?;
                     if removed.rows_affected() == 0 {
-                        return Err(StoreError::NotFound {
-                            what: "domain",
-                            key: name.to_string(),
-                        });
+                        return Err(StoreError::not_found("domain", name));
                     }
                     Ok(JobOutput::new((), Vec::new()))
                 })
@@ -149,23 +175,8 @@ impl Store {
         self.writer
             .run(Scope::directory(), move |conn| {
                 Box::pin(async move {
-                    let domain_id: Option<i64> = sqlx::query_scalar("SELECT id FROM domains WHERE name = $1")
-                        .bind(&domain)
-                        .fetch_optional(&mut *conn)
-                        .await?;
-                    let domain_id = domain_id.ok_or_else(|| StoreError::NotFound {
- what: "domain",
- key: domain.to_string(),
- })?;
-                    let taken: i64 = sqlx::query_scalar(
-                        "SELECT (SELECT COUNT(*) FROM accounts WHERE lower(email) = lower($1)) + (SELECT COUNT(*) FROM aliases WHERE lower(address) = lower($1))",
-                    )
-                    .bind(&email)
-                    .fetch_one(&mut *conn)
-                    .await?;
-                    if taken > 0 {
-                        return Err(StoreError::AlreadyExists(format!("address {email}")));
-                    }
+                    let domain_id = domain_id(conn, &domain).await?;
+                    refuse_taken_address(conn, &email).await?;
                     let id: i64 = sqlx::query_scalar(
                         "INSERT INTO accounts (email, domain_id, password_hash, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
                     )
@@ -186,52 +197,24 @@ impl Store {
     }
 
     pub async fn set_password(&self, email: &str, password: &Secret) -> Result<()> {
-        let email = email.trim().to_owned();
         let hash = hash_password(password.clone()).await?;
-        self.writer
-            .run(Scope::directory(), move |conn| {
-                Box::pin(async move {
-                    let updated = sqlx::query(
-                        "UPDATE accounts SET password_hash = $1 WHERE lower(email) = lower($2)",
-                    )
-                    .bind(&hash)
-                    .bind(&email)
-                    .execute(&mut *conn)
-                    .await?;
-                    if updated.rows_affected() == 0 {
-                        return Err(StoreError::NotFound {
-                            what: "account",
-                            key: email.to_string(),
-                        });
-                    }
-                    Ok(JobOutput::new((), Vec::new()))
-                })
-            })
-            .await
+        self.change_one(
+            "UPDATE accounts SET password_hash = $2 WHERE lower(email) = lower($1)",
+            email,
+            "account",
+            |query| query.bind(hash),
+        )
+        .await
     }
 
     pub async fn set_quota(&self, email: &str, quota_bytes: Option<i64>) -> Result<()> {
-        let email = email.trim().to_owned();
-        self.writer
-            .run(Scope::directory(), move |conn| {
-                Box::pin(async move {
-                    let updated = sqlx::query(
-                        "UPDATE accounts SET quota_bytes = $1 WHERE lower(email) = lower($2)",
-                    )
-                    .bind(quota_bytes)
-                    .bind(&email)
-                    .execute(&mut *conn)
-                    .await?;
-                    if updated.rows_affected() == 0 {
-                        return Err(StoreError::NotFound {
-                            what: "account",
-                            key: email.to_string(),
-                        });
-                    }
-                    Ok(JobOutput::new((), Vec::new()))
-                })
-            })
-            .await
+        self.change_one(
+            "UPDATE accounts SET quota_bytes = $2 WHERE lower(email) = lower($1)",
+            email,
+            "account",
+            move |query| query.bind(quota_bytes),
+        )
+        .await
     }
 
     pub async fn list_accounts(&self) -> Result<Vec<Account>> {
@@ -248,19 +231,17 @@ impl Store {
                 .bind(id.0)
                 .fetch_optional(&self.reader)
                 .await?
-                .ok_or_else(|| StoreError::NotFound {
-                    what: "account",
-                    key: id.to_string(),
-                })?;
+                .ok_or_else(|| StoreError::not_found("account", id))?;
         Ok(account_from_row(&row))
     }
 
     /// Removes an account, its aliases and all its mail.
     pub async fn remove_account(&self, email: &str) -> Result<()> {
-        self.remove_one(
+        self.change_one(
             "DELETE FROM accounts WHERE lower(email) = lower($1)",
             email,
             "account",
+            |query| query,
         )
         .await
     }
@@ -299,33 +280,16 @@ impl Store {
         self.writer
             .run(Scope::directory(), move |conn| {
                 Box::pin(async move {
-                    let domain_known: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM domains WHERE name = $1")
-                        .bind(&domain)
-                        .fetch_one(&mut *conn)
-                        .await?;
-                    if domain_known == 0 {
-                        return Err(StoreError::NotFound {
- what: "domain",
- key: domain.to_string(),
- });
-                    }
-                    let account: Option<i64> = sqlx::query_scalar("SELECT id FROM accounts WHERE lower(email) = lower($1)")
-                        .bind(&target)
-                        .fetch_optional(&mut *conn)
-                        .await?;
-                    let account = account.ok_or_else(|| StoreError::NotFound {
- what: "account",
- key: target.to_string(),
- })?;
-                    let taken: i64 = sqlx::query_scalar(
-                        "SELECT (SELECT COUNT(*) FROM accounts WHERE lower(email) = lower($1)) + (SELECT COUNT(*) FROM aliases WHERE lower(address) = lower($1))",
+                    domain_id(conn, &domain).await?;
+                    let account: Option<i64> = sqlx::query_scalar(
+                        "SELECT id FROM accounts WHERE lower(email) = lower($1)",
                     )
-                    .bind(&address)
-                    .fetch_one(&mut *conn)
+                    .bind(&target)
+                    .fetch_optional(&mut *conn)
                     .await?;
-                    if taken > 0 {
-                        return Err(StoreError::AlreadyExists(format!("address {address}")));
-                    }
+                    let account =
+                        account.ok_or_else(|| StoreError::not_found("account", target))?;
+                    refuse_taken_address(conn, &address).await?;
                     sqlx::query("INSERT INTO aliases (address, account_id) VALUES ($1, $2)")
                         .bind(&address)
                         .bind(account)
@@ -354,35 +318,33 @@ impl Store {
     }
 
     pub async fn remove_alias(&self, address: &str) -> Result<()> {
-        self.remove_one(
+        self.change_one(
             "DELETE FROM aliases WHERE lower(address) = lower($1)",
             address,
             "alias",
+            |query| query,
         )
         .await
     }
 
-    /// Runs `delete` (one `$1`: the address, trimmed) as a writer job; `NotFound` naming
-    /// `what` when it removed nothing.
-    async fn remove_one(
+    /// Runs `statement` as a writer job with `$1` bound to `key` (trimmed), then what
+    /// `bind` adds; `NotFound` naming `what` when it changed no row.
+    async fn change_one(
         &self,
-        delete: &'static str,
-        address: &str,
+        statement: &'static str,
+        key: &str,
         what: &'static str,
+        bind: impl FnOnce(AnyQuery) -> AnyQuery + Send + 'static,
     ) -> Result<()> {
-        let address = address.trim().to_owned();
+        let key = key.trim().to_owned();
         self.writer
             .run(Scope::directory(), move |conn| {
                 Box::pin(async move {
-                    let removed = sqlx::query(delete)
-                        .bind(&address)
+                    let changed = bind(sqlx::query(statement).bind(key.clone()))
                         .execute(&mut *conn)
                         .await?;
-                    if removed.rows_affected() == 0 {
-                        return Err(StoreError::NotFound {
-                            what,
-                            key: address.clone(),
-                        });
+                    if changed.rows_affected() == 0 {
+                        return Err(StoreError::NotFound { what, key });
                     }
                     Ok(JobOutput::new((), Vec::new()))
                 })

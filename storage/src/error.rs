@@ -56,6 +56,14 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// [`StoreError::NotFound`]: no `what` of `key`.
+    pub(crate) fn not_found(what: &'static str, key: impl ToString) -> StoreError {
+        StoreError::NotFound {
+            what,
+            key: key.to_string(),
+        }
+    }
+
     pub(crate) fn invalid(what: &'static str, reason: impl Into<String>) -> StoreError {
         StoreError::Invalid {
             what,

@@ -327,28 +327,22 @@ mod tests {
 
     #[test]
     fn sqlite_file_reads_urls_as_sqlx_does() {
-        let file = |url| sqlite_file(url).map(|p| p.to_string_lossy().into_owned());
-        assert_eq!(
-            file("/var/lib/mail.sqlite").as_deref(),
-            Some("/var/lib/mail.sqlite")
-        );
-        assert_eq!(
-            file("sqlite:///var/lib/mail.sqlite?mode=rwc").as_deref(),
-            Some("/var/lib/mail.sqlite")
-        );
-        assert_eq!(file("sqlite:mail.sqlite").as_deref(), Some("mail.sqlite"));
-        assert_eq!(
-            file("sqlite://data/a%3Fb%25.sqlite").as_deref(),
-            Some("data/a?b%.sqlite")
-        );
-        // A plain path is not a URL: nothing in it is an escape.
-        assert_eq!(
-            file("data/a%3F.sqlite").as_deref(),
-            Some("data/a%3F.sqlite")
-        );
-        assert_eq!(file("sqlite://100%.sqlite").as_deref(), Some("100%.sqlite"));
-        assert_eq!(file("sqlite::memory:"), None);
-        assert_eq!(file("postgres://u@localhost/mail"), None);
+        for (url, file) in [
+            ("/var/lib/mail.sqlite", Some("/var/lib/mail.sqlite")),
+            (
+                "sqlite:///var/lib/mail.sqlite?mode=rwc",
+                Some("/var/lib/mail.sqlite"),
+            ),
+            ("sqlite:mail.sqlite", Some("mail.sqlite")),
+            ("sqlite://data/a%3Fb%25.sqlite", Some("data/a?b%.sqlite")),
+            // A plain path is not a URL: nothing in it is an escape.
+            ("data/a%3F.sqlite", Some("data/a%3F.sqlite")),
+            ("sqlite://100%.sqlite", Some("100%.sqlite")),
+            ("sqlite::memory:", None),
+            ("postgres://u@localhost/mail", None),
+        ] {
+            assert_eq!(sqlite_file(url), file.map(PathBuf::from), "{url}");
+        }
         // What `sqlite_url` makes of a plain path names the same file.
         let odd = "/tmp/a%b?c#d.sqlite";
         let url = sqlite_url(odd);

@@ -178,6 +178,32 @@ async fn subscribe_in_tx(
     Ok(())
 }
 
+/// Creates the superior levels of `name` that do not exist (RFC 9051 §6.3.4, §6.3.6),
+/// unsubscribed and without a special use; returns their changes.
+async fn create_superiors(
+    conn: &mut AnyConnection,
+    account: AccountId,
+    name: &str,
+) -> Result<Vec<Change>> {
+    let mut changes = Vec::new();
+    let levels: Vec<&str> = name.split(MAILBOX_DELIMITER).collect();
+    for depth in 1..levels.len() {
+        let superior = levels[..depth].join("/");
+        let exists: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM mailboxes WHERE account_id = $1 AND name = $2",
+        )
+        .bind(account.0)
+        .bind(&superior)
+        .fetch_one(&mut *conn)
+        .await?;
+        if exists == 0 {
+            let id = insert_mailbox(conn, account, &superior, None, false).await?;
+            changes.push(mailbox_changed(account, id));
+        }
+    }
+    Ok(changes)
+}
+
 pub(crate) async fn mailbox_in_tx(conn: &mut AnyConnection, id: MailboxId) -> Result<Mailbox> {
     let row = sqlx::query(&format!(
         "SELECT {MAILBOX_COLUMNS} FROM mailboxes WHERE id = $1"
@@ -185,10 +211,7 @@ pub(crate) async fn mailbox_in_tx(conn: &mut AnyConnection, id: MailboxId) -> Re
     .bind(id.0)
     .fetch_optional(&mut *conn)
     .await?
-    .ok_or_else(|| StoreError::NotFound {
-        what: "mailbox",
-        key: id.to_string(),
-    })?;
+    .ok_or_else(|| StoreError::not_found("mailbox", id))?;
     mailbox_from_row(&row)
 }
 
@@ -218,10 +241,7 @@ impl Store {
         .bind(id.0)
         .fetch_optional(&self.reader)
         .await?
-        .ok_or_else(|| StoreError::NotFound {
-            what: "mailbox",
-            key: id.to_string(),
-        })?;
+        .ok_or_else(|| StoreError::not_found("mailbox", id))?;
         mailbox_from_row(&row)
     }
 
@@ -242,10 +262,7 @@ impl Store {
     pub async fn inbox(&self, account: AccountId) -> Result<Mailbox> {
         self.mailbox_by_name(account, "INBOX")
             .await?
-            .ok_or_else(|| StoreError::NotFound {
-                what: "mailbox",
-                key: format!("INBOX of account {account}"),
-            })
+            .ok_or_else(|| StoreError::not_found("mailbox", format!("INBOX of account {account}")))
     }
 
     pub async fn mailbox_status(&self, id: MailboxId) -> Result<MailboxStatus> {
@@ -290,22 +307,7 @@ impl Store {
         self.writer
             .run(Scope::account(account), move |conn| {
                 Box::pin(async move {
-                    let mut changes = Vec::new();
-                    let levels: Vec<&str> = name.split(MAILBOX_DELIMITER).collect();
-                    for depth in 1..levels.len() {
-                        let superior = levels[..depth].join("/");
-                        let exists: i64 = sqlx::query_scalar(
-                            "SELECT COUNT(*) FROM mailboxes WHERE account_id = $1 AND name = $2",
-                        )
-                        .bind(account.0)
-                        .bind(&superior)
-                        .fetch_one(&mut *conn)
-                        .await?;
-                        if exists == 0 {
-                            let id = insert_mailbox(conn, account, &superior, None, false).await?;
-                            changes.push(mailbox_changed(account, id));
-                        }
-                    }
+                    let mut changes = create_superiors(conn, account, &name).await?;
                     let id = insert_mailbox(conn, account, &name, special_use, false).await?;
                     changes.push(mailbox_changed(account, id));
                     Ok(JobOutput::new(id, changes))
@@ -409,19 +411,7 @@ impl Store {
                             changes.push(mailbox_changed(account, MailboxId(child_id)));
                         }
                         // Superior levels of the new name are created (RFC 9051 §6.3.6).
-                        let levels: Vec<&str> = new_name.split(MAILBOX_DELIMITER).collect();
-                        for depth in 1..levels.len() {
-                            let superior = levels[..depth].join("/");
-                            let exists: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM mailboxes WHERE account_id = $1 AND name = $2")
-                                .bind(account.0)
-                                .bind(&superior)
-                                .fetch_one(&mut *conn)
-                                .await?;
-                            if exists == 0 {
-                                let created = insert_mailbox(conn, account, &superior, None, false).await?;
-                                changes.push(mailbox_changed(account, created));
-                            }
-                        }
+                        changes.extend(create_superiors(conn, account, &new_name).await?);
                     }
                     Ok(JobOutput::new((), changes))
                 })
@@ -483,10 +473,7 @@ impl Store {
                             .bind(mailbox.0)
                             .fetch_optional(&mut *conn)
                             .await?;
-                    let first = first.ok_or_else(|| StoreError::NotFound {
-                        what: "mailbox",
-                        key: mailbox.to_string(),
-                    })?;
+                    let first = first.ok_or_else(|| StoreError::not_found("mailbox", mailbox))?;
                     if first > i64::from(through.0) {
                         return Ok(JobOutput::new(None, Vec::new()));
                     }

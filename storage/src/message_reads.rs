@@ -8,6 +8,7 @@ use crate::messages::{IN_LIST_CHUNK, analyse_off_workers, placeholders};
 use crate::mime::{MessageMeta, analyse};
 use crate::types::MessageId;
 use sqlx::Row;
+use sqlx::any::AnyRow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -42,6 +43,20 @@ impl Store {
             .collect())
     }
 
+    /// The rows of `messages` with the ids in `chunk` (at most [`IN_LIST_CHUNK`]): `id`,
+    /// then `columns`.
+    async fn message_rows(&self, columns: &str, chunk: &[MessageId]) -> Result<Vec<AnyRow>> {
+        let sql = format!(
+            "SELECT id, {columns} FROM messages WHERE id IN ({})",
+            placeholders(1, chunk.len())
+        );
+        let mut query = sqlx::query(&sql);
+        for id in chunk {
+            query = query.bind(id.0);
+        }
+        Ok(query.fetch_all(&self.reader).await?)
+    }
+
     async fn cached_messages(
         &self,
         messages: &[MessageId],
@@ -49,15 +64,7 @@ impl Store {
         let mut missing = Vec::new();
         let mut found = self.cache.lookup(messages, &mut missing);
         for chunk in missing.chunks(IN_LIST_CHUNK) {
-            let sql = format!(
-                "SELECT id, meta, header FROM messages WHERE id IN ({})",
-                placeholders(1, chunk.len())
-            );
-            let mut query = sqlx::query(&sql);
-            for id in chunk {
-                query = query.bind(id.0);
-            }
-            for row in query.fetch_all(&self.reader).await? {
+            for row in self.message_rows("meta, header", chunk).await? {
                 let id = MessageId(row.try_get(0)?);
                 let json: &str = row.try_get(1)?;
                 let header: &[u8] = row.try_get(2)?;
@@ -140,10 +147,7 @@ impl Store {
             .bind(message.0)
             .fetch_optional(&self.reader)
             .await?
-            .ok_or_else(|| StoreError::NotFound {
-                what: "message",
-                key: message.to_string(),
-            })
+            .ok_or_else(|| StoreError::not_found("message", message))
     }
 
     async fn column_by_id<T>(
@@ -156,15 +160,7 @@ impl Store {
     {
         let mut found = HashMap::with_capacity(messages.len());
         for chunk in messages.chunks(IN_LIST_CHUNK) {
-            let sql = format!(
-                "SELECT id, {column} FROM messages WHERE id IN ({})",
-                placeholders(1, chunk.len())
-            );
-            let mut query = sqlx::query(&sql);
-            for id in chunk {
-                query = query.bind(id.0);
-            }
-            for row in query.fetch_all(&self.reader).await? {
+            for row in self.message_rows(column, chunk).await? {
                 found.insert(MessageId(row.try_get(0)?), row.try_get(1)?);
             }
         }

@@ -92,6 +92,64 @@ struct Table {
     on_conflict: &'static str,
 }
 
+impl Table {
+    /// A table read in chunks of [`ROWS_PER_CHUNK`] rows, whose first `key` columns are
+    /// its primary key; no identity, nothing on conflict.
+    const fn new(name: &'static str, key: usize, columns: &'static [(&'static str, Kind)]) -> Self {
+        Table {
+            name,
+            columns,
+            key,
+            rows_per_chunk: ROWS_PER_CHUNK,
+            size_column: None,
+            identity: false,
+            on_conflict: "",
+        }
+    }
+
+    /// Its `id` is an identity column on PostgreSQL.
+    const fn identity(self) -> Self {
+        Table {
+            identity: true,
+            ..self
+        }
+    }
+
+    /// Read in chunks of `rows_per_chunk` rows, and of at most [`MESSAGE_BYTES_PER_CHUNK`]
+    /// by `size_column`.
+    const fn chunks(self, rows_per_chunk: i64, size_column: Option<&'static str>) -> Self {
+        Table {
+            rows_per_chunk,
+            size_column,
+            ..self
+        }
+    }
+
+    /// `on_conflict` appended to the INSERT.
+    const fn on_conflict(self, on_conflict: &'static str) -> Self {
+        Table {
+            on_conflict,
+            ..self
+        }
+    }
+}
+
+const fn int(name: &'static str) -> (&'static str, Kind) {
+    (name, Kind::Int)
+}
+
+const fn text(name: &'static str) -> (&'static str, Kind) {
+    (name, Kind::Text)
+}
+
+const fn bytes(name: &'static str) -> (&'static str, Kind) {
+    (name, Kind::Bytes)
+}
+
+const fn search_text(name: &'static str) -> (&'static str, Kind) {
+    (name, Kind::SearchText)
+}
+
 /// The last id handed out per table; a table on SQLite, a view on PostgreSQL.
 const ID_SEQUENCES: &str = "id_sequences";
 
@@ -100,223 +158,61 @@ const SEQUENCED_TABLES: [&str; 2] = ["messages", "mailboxes"];
 
 /// Every table of the schema (migrations/sqlite 0001-0006, migrations/postgres 0001),
 /// parents before the rows that refer to them.
+#[rustfmt::skip]
 const TABLES: &[Table] = &[
-    Table {
-        name: "domains",
-        columns: &[("id", Kind::Int), ("name", Kind::Text)],
-        key: 1,
-        rows_per_chunk: ROWS_PER_CHUNK,
-        size_column: None,
-        identity: true,
-        on_conflict: "",
-    },
-    Table {
-        name: "accounts",
-        columns: &[
-            ("id", Kind::Int),
-            ("email", Kind::Text),
-            ("domain_id", Kind::Int),
-            ("password_hash", Kind::Text),
-            ("quota_bytes", Kind::Int),
-            ("used_bytes", Kind::Int),
-            ("created_at", Kind::Int),
-        ],
-        key: 1,
-        rows_per_chunk: ROWS_PER_CHUNK,
-        size_column: None,
-        identity: true,
-        on_conflict: "",
-    },
-    Table {
-        name: "aliases",
-        columns: &[
-            ("id", Kind::Int),
-            ("address", Kind::Text),
-            ("account_id", Kind::Int),
-        ],
-        key: 1,
-        rows_per_chunk: ROWS_PER_CHUNK,
-        size_column: None,
-        identity: true,
-        on_conflict: "",
-    },
-    Table {
-        name: "mailboxes",
-        columns: &[
-            ("id", Kind::Int),
-            ("account_id", Kind::Int),
-            ("name", Kind::Text),
-            ("uidvalidity", Kind::Int),
-            ("uidnext", Kind::Int),
-            ("highestmodseq", Kind::Int),
-            ("special_use", Kind::Text),
-            ("first_recent_uid", Kind::Int),
-        ],
-        key: 1,
-        rows_per_chunk: ROWS_PER_CHUNK,
-        size_column: None,
-        identity: true,
-        on_conflict: "",
-    },
+    Table::new("domains", 1, &[int("id"), text("name")]).identity(),
+    Table::new("accounts", 1, &[
+        int("id"), text("email"), int("domain_id"), text("password_hash"), int("quota_bytes"),
+        int("used_bytes"), int("created_at"),
+    ]).identity(),
+    Table::new("aliases", 1, &[int("id"), text("address"), int("account_id")]).identity(),
+    Table::new("mailboxes", 1, &[
+        int("id"), int("account_id"), text("name"), int("uidvalidity"), int("uidnext"),
+        int("highestmodseq"), text("special_use"), int("first_recent_uid"),
+    ]).identity(),
     // RFC 9051 §6.3.9: subscribed names, with or without a mailbox of that name.
-    Table {
-        name: "subscriptions",
-        columns: &[("account_id", Kind::Int), ("name", Kind::Text)],
-        key: 2,
-        rows_per_chunk: ROWS_PER_CHUNK,
-        size_column: None,
-        identity: false,
-        on_conflict: "",
-    },
+    Table::new("subscriptions", 2, &[int("account_id"), text("name")]),
     // Sieve scripts and vacation replies (migrations sqlite 0013, postgres 0009).
-    Table {
-        name: "sieve_scripts",
-        columns: &[
-            ("account_id", Kind::Int),
-            ("name", Kind::Text),
-            ("content", Kind::Text),
-            ("active", Kind::Int),
-            ("updated_at", Kind::Int),
-        ],
-        key: 2,
-        rows_per_chunk: ROWS_PER_CHUNK,
-        size_column: None,
-        identity: false,
-        on_conflict: "",
-    },
-    Table {
-        name: "sieve_vacation",
-        columns: &[
-            ("account_id", Kind::Int),
-            ("sender", Kind::Text),
-            ("handle", Kind::Text),
-            ("expires_at", Kind::Int),
-        ],
-        key: 3,
-        rows_per_chunk: ROWS_PER_CHUNK,
-        size_column: None,
-        identity: false,
-        on_conflict: "",
-    },
+    Table::new("sieve_scripts", 2, &[
+        int("account_id"), text("name"), text("content"), int("active"), int("updated_at"),
+    ]),
+    Table::new("sieve_vacation", 3, &[
+        int("account_id"), text("sender"), text("handle"), int("expires_at"),
+    ]),
     // RFC 5464 annotations (migrations sqlite 0014, postgres 0011). A value is at most
     // 64 KiB (`MAX_METADATA_VALUE_BYTES`): a chunk of them is at most 32 MiB, as one of
     // messages.
-    Table {
-        name: "server_metadata",
-        columns: &[
-            ("account_id", Kind::Int),
-            ("name", Kind::Text),
-            ("value", Kind::Bytes),
-        ],
-        key: 2,
-        rows_per_chunk: ROWS_PER_CHUNK,
-        size_column: None,
-        identity: false,
-        on_conflict: "",
-    },
-    Table {
-        name: "mailbox_metadata",
-        columns: &[
-            ("mailbox_id", Kind::Int),
-            ("name", Kind::Text),
-            ("value", Kind::Bytes),
-        ],
-        key: 2,
-        rows_per_chunk: ROWS_PER_CHUNK,
-        size_column: None,
-        identity: false,
-        on_conflict: "",
-    },
-    // Before mailbox_messages and queue, whose message_id refers to it.
-    Table {
-        name: "messages",
-        columns: &[
-            ("id", Kind::Int),
-            ("raw", Kind::Bytes),
-            ("header", Kind::Bytes),
-            ("size", Kind::Int),
-            ("meta", Kind::Text),
-            ("body_text", Kind::SearchText),
-            ("sent_date", Kind::Int),
-            ("created_at", Kind::Int),
-        ],
-        key: 1,
-        rows_per_chunk: MESSAGES_PER_CHUNK,
-        size_column: Some("size"),
-        // Its ids come from id_sequences, copied below.
-        identity: false,
-        on_conflict: "",
-    },
-    Table {
-        name: "mailbox_messages",
-        columns: &[
-            ("mailbox_id", Kind::Int),
-            ("uid", Kind::Int),
-            ("message_id", Kind::Int),
-            ("modseq", Kind::Int),
-            ("flags", Kind::Text),
-            ("internal_date", Kind::Int),
-            // RFC 8514 §3: the save date stays what it was (NULL stays NULL).
-            ("save_date", Kind::Int),
-        ],
-        key: 2,
-        rows_per_chunk: ROWS_PER_CHUNK,
-        size_column: None,
-        identity: false,
-        on_conflict: "",
-    },
+    Table::new("server_metadata", 2, &[int("account_id"), text("name"), bytes("value")]),
+    Table::new("mailbox_metadata", 2, &[int("mailbox_id"), text("name"), bytes("value")]),
+    // Before mailbox_messages and queue, whose message_id refers to it. Not an identity:
+    // its ids come from id_sequences, copied below.
+    Table::new("messages", 1, &[
+        int("id"), bytes("raw"), bytes("header"), int("size"), text("meta"),
+        search_text("body_text"), int("sent_date"), int("created_at"),
+    ]).chunks(MESSAGES_PER_CHUNK, Some("size")),
+    // RFC 8514 §3: the save date stays what it was (NULL stays NULL).
+    Table::new("mailbox_messages", 2, &[
+        int("mailbox_id"), int("uid"), int("message_id"), int("modseq"), text("flags"),
+        int("internal_date"), int("save_date"),
+    ]),
     // RFC 7162 §3.2.10: what QRESYNC clients are told has VANISHED.
-    Table {
-        name: "expunged",
-        columns: &[
-            ("mailbox_id", Kind::Int),
-            ("uid", Kind::Int),
-            ("modseq", Kind::Int),
-        ],
-        key: 2,
-        rows_per_chunk: ROWS_PER_CHUNK,
-        size_column: None,
-        identity: false,
-        on_conflict: "",
-    },
+    Table::new("expunged", 2, &[int("mailbox_id"), int("uid"), int("modseq")]),
     // lease_until and lease_holder are left out (NULL): a lease is a claim by a worker of the source's
     // installation, and no worker of the target holds it.
-    Table {
-        name: "queue",
-        columns: &[
-            ("id", Kind::Int),
-            ("message_id", Kind::Int),
-            ("mail_from", Kind::Text),
-            ("recipients", Kind::Text),
-            ("dsn", Kind::Text),
-            ("attempts", Kind::Int),
-            ("next_attempt_at", Kind::Int),
-            ("last_error", Kind::Text),
-            ("created_at", Kind::Int),
-            ("delay_warned", Kind::Int),
-            ("dkim_domain", Kind::Text),
-        ],
-        key: 1,
-        rows_per_chunk: ROWS_PER_CHUNK,
-        size_column: None,
-        identity: true,
-        on_conflict: "",
-    },
+    Table::new("queue", 1, &[
+        int("id"), int("message_id"), text("mail_from"), text("recipients"), text("dsn"),
+        int("attempts"), int("next_attempt_at"), text("last_error"), int("created_at"),
+        int("delay_warned"), text("dkim_domain"),
+    ]).identity(),
     // A new store has the rows for `messages` and `mailboxes` already (both backends'
     // migrations make them); the larger last id wins, so no id is ever handed out twice
     // (RFC 8474 §4.1: a MAILBOXID names one mailbox for ever). On PostgreSQL it is a view
     // of the sequences (migration 0010): the copied values set them instead.
-    Table {
-        name: ID_SEQUENCES,
-        columns: &[("name", Kind::Text), ("last_id", Kind::Int)],
-        key: 1,
-        rows_per_chunk: ROWS_PER_CHUNK,
-        size_column: None,
-        identity: false,
-        on_conflict: " ON CONFLICT (name) DO UPDATE SET last_id = CASE \
-             WHEN excluded.last_id > id_sequences.last_id THEN excluded.last_id \
-             ELSE id_sequences.last_id END",
-    },
+    Table::new(ID_SEQUENCES, 1, &[text("name"), int("last_id")]).on_conflict(
+        " ON CONFLICT (name) DO UPDATE SET last_id = CASE \
+         WHEN excluded.last_id > id_sequences.last_id THEN excluded.last_id \
+         ELSE id_sequences.last_id END",
+    ),
 ];
 
 impl Table {

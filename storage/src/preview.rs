@@ -117,27 +117,32 @@ mod tests {
 
     #[test]
     fn collapses_whitespace_and_keeps_signatures() {
-        assert_eq!(
-            text_preview("  Hi Bob,\r\n\r\n\tthe  numbers.\r\n-- \r\nAlice\r\n"),
-            "Hi Bob, the numbers. -- Alice"
-        );
-        assert_eq!(text_preview(""), "");
-        assert_eq!(text_preview("\r\n \r\n"), "");
-        assert_eq!(text_preview("\u{feff}a\u{0}b\u{a0}c"), "a b c");
+        for (input, expected) in [
+            (
+                "  Hi Bob,\r\n\r\n\tthe  numbers.\r\n-- \r\nAlice\r\n",
+                "Hi Bob, the numbers. -- Alice",
+            ),
+            ("", ""),
+            ("\r\n \r\n", ""),
+            ("\u{feff}a\u{0}b\u{a0}c", "a b c"),
+        ] {
+            assert_eq!(text_preview(input), expected, "{input:?}");
+        }
     }
 
     #[test]
     fn leaves_out_quoted_lines_unless_nothing_else() {
-        assert_eq!(
-            text_preview("Yes.\r\n> Shall we?\r\n>> Lunch?\r\nSee you.\r\n"),
-            "Yes. See you."
-        );
-        assert_eq!(
-            text_preview("> Shall we?\r\n> Lunch?\r\n"),
-            ">Shall we? Lunch?"
-        );
-        // Not at the start of a line: ordinary text.
-        assert_eq!(text_preview("a > b"), "a > b");
+        for (input, expected) in [
+            (
+                "Yes.\r\n> Shall we?\r\n>> Lunch?\r\nSee you.\r\n",
+                "Yes. See you.",
+            ),
+            ("> Shall we?\r\n> Lunch?\r\n", ">Shall we? Lunch?"),
+            // Not at the start of a line: ordinary text.
+            ("a > b", "a > b"),
+        ] {
+            assert_eq!(text_preview(input), expected, "{input:?}");
+        }
     }
 
     #[test]

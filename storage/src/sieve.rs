@@ -328,10 +328,7 @@ async fn script_active(
 ) -> Result<bool> {
     script_state(conn, account, name)
         .await?
-        .ok_or_else(|| StoreError::NotFound {
-            what: "script",
-            key: name.to_owned(),
-        })
+        .ok_or_else(|| StoreError::not_found("script", name))
 }
 
 /// `Some(active)` for a script of that name, `None` when there is none.

@@ -120,6 +120,20 @@ trait ErasedJob: Send {
     fn finish(self: Box<Self>, committed: Result<(), String>);
 }
 
+/// A job's work: it writes on the writer's connection, inside the batch's transaction,
+/// and gives back its output with the changes to publish after the commit.
+pub(crate) trait Work<T>:
+    for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, Result<JobOutput<T>>> + Send + 'static
+{
+}
+
+impl<T, F> Work<T> for F where
+    F: for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, Result<JobOutput<T>>>
+        + Send
+        + 'static
+{
+}
+
 type JobFn<T> =
     Box<dyn for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, Result<JobOutput<T>>> + Send>;
 
@@ -256,36 +270,27 @@ impl Writer {
 
     /// Runs `work` in a writer's transaction holding the locks of `scope` (PostgreSQL)
     /// and waits until it is durable. If it fails, what it wrote is rolled back.
-    pub async fn run<T, F>(&self, scope: Scope, work: F) -> Result<T>
-    where
-        T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, Result<JobOutput<T>>>
-            + Send
-            + 'static,
-    {
+    pub async fn run<T: Send + 'static>(&self, scope: Scope, work: impl Work<T>) -> Result<T> {
         self.queue(scope, Undo::Savepoint, work).await
     }
 
     /// [`Writer::run`] for work that leaves nothing behind when it returns an error
     /// other than [`StoreError::Database`]: it runs without a savepoint (two round trips
     /// fewer on PostgreSQL). A database error fails the whole batch.
-    pub async fn run_self_undoing<T, F>(&self, scope: Scope, work: F) -> Result<T>
-    where
-        T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, Result<JobOutput<T>>>
-            + Send
-            + 'static,
-    {
+    pub async fn run_self_undoing<T: Send + 'static>(
+        &self,
+        scope: Scope,
+        work: impl Work<T>,
+    ) -> Result<T> {
         self.queue(scope, Undo::ByItself, work).await
     }
 
-    async fn queue<T, F>(&self, scope: Scope, undo: Undo, work: F) -> Result<T>
-    where
-        T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, Result<JobOutput<T>>>
-            + Send
-            + 'static,
-    {
+    async fn queue<T: Send + 'static>(
+        &self,
+        scope: Scope,
+        undo: Undo,
+        work: impl Work<T>,
+    ) -> Result<T> {
         let keys = match &self.locks {
             Some(lookup) => lookup.owners.keys(&lookup.reader, scope).await?,
             None => BTreeSet::new(),

@@ -1806,15 +1806,12 @@ async fn refused_deliveries_in_one_commit_leave_nothing_behind() {
     let mut tasks = Vec::new();
     for n in 10..16 {
         let store = f.store.clone();
-        tasks.push(tokio::spawn(async move {
-            store
-                .deliver(Delivery {
-                    raw: message(n),
-                    mailboxes: vec![inbox],
-                    ..Delivery::default()
-                })
-                .await
-        }));
+        let delivery = Delivery {
+            raw: message(n),
+            mailboxes: vec![inbox],
+            ..Delivery::default()
+        };
+        tasks.push(tokio::spawn(async move { store.deliver(delivery).await }));
         if n == 10 {
             // The first holds the account; the others queue behind it.
             sessions_waiting(&mut observer, "transactionid", 1).await;

@@ -317,33 +317,49 @@ impl TestServer {
 /// Runs a Python 3 script (stdlib clients such as smtplib and imaplib) and returns its
 /// stdout; fails the test with its stderr when it exits non-zero.
 pub fn python(script: &str, args: &[&str]) -> String {
-    let output = Command::new("python3")
-        .arg("-c")
-        .arg(script)
-        .args(args)
-        .output()
-        .expect("run python3");
-    assert!(
-        output.status.success(),
-        "python failed:\n{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
+    succeeded(
+        "python",
+        Command::new("python3").arg("-c").arg(script).args(args),
+    )
 }
 
 /// Runs mbsync (isync, from Debian) on every channel of `config`; fails the test when it
 /// fails, and returns what it printed.
 pub fn mbsync(config: &Path) -> String {
-    let output = Command::new("mbsync")
-        .arg("-c")
-        .arg(config)
-        .arg("-a")
+    succeeded(
+        "mbsync (isync)",
+        Command::new("mbsync").arg("-c").arg(config).arg("-a"),
+    )
+}
+
+/// Runs `command` with `input` on its standard input and waits for it; what it printed
+/// is in the output.
+pub fn run_with_input(command: &mut Command, input: &[u8]) -> Output {
+    use std::io::Write;
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("run {command:?}: {e}"));
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input)
+        .expect("write to stdin");
+    child.wait_with_output().expect("wait")
+}
+
+/// Runs `command` and returns its stdout; fails the test, with what it printed, when it
+/// cannot run or exits non-zero.
+fn succeeded(what: &str, command: &mut Command) -> String {
+    let output = command
         .output()
-        .expect("run mbsync (isync)");
+        .unwrap_or_else(|e| panic!("run {what}: {e}"));
     assert!(
         output.status.success(),
-        "mbsync failed:\n{}\n{}",
+        "{what} failed:\n{}\n{}",
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
@@ -356,22 +372,38 @@ pub fn path_str(path: &Path) -> &str {
 
 /// Every message in `email`'s INBOX, in UID order, read straight from storage.
 pub async fn inbox_messages(server: &TestServer, email: &str) -> Vec<Vec<u8>> {
-    let store = storage::Store::open(&server.storage_url())
+    inbox_with_flags(server, email)
         .await
-        .expect("open store");
-    let account = store
-        .list_accounts()
-        .await
-        .expect("accounts")
         .into_iter()
-        .find(|a| a.email == email)
-        .unwrap_or_else(|| panic!("no account {email}"));
-    let inbox = store.inbox(account.id).await.expect("inbox");
-    let mut messages = Vec::new();
-    for entry in store.mailbox_entries(inbox.id).await.expect("entries") {
-        messages.push(store.raw_message(entry.message).await.expect("raw"));
+        .map(|(_, raw)| raw)
+        .collect()
+}
+
+/// Waits up to `timeout` for a message in `email`'s INBOX that satisfies `matches`;
+/// polls storage, which the server commits to, since a second process gets no change
+/// notifications.
+pub async fn wait_for_inbox(
+    server: &TestServer,
+    email: &str,
+    timeout: Duration,
+    matches: impl Fn(&[u8]) -> bool,
+) -> Vec<u8> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(found) = inbox_messages(server, email)
+            .await
+            .into_iter()
+            .find(|m| matches(m))
+        {
+            return found;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "nothing for {email} arrived in time; log: {}",
+            server.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    messages
 }
 
 /// The part of a stored message after the headers letterbox prepends on delivery
@@ -438,8 +470,37 @@ pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
         .block_on(future)
 }
 
-/// Runs a Python client script against `server` with argv: IMAPS port, SMTP port, the
-/// first account's address and password, then `extra`; returns its stdout.
+/// What every [`python_client`] script starts with: its arguments as `imaps`,
+/// `smtp_port`, `user` and `password`, `ctx`, an SSL context that takes the test
+/// server's certificate, `ok(result)`, which asserts that an imaplib command answered OK
+/// and returns its data, `connect(cls)`, an imaplib client of class `cls` logged in
+/// over IMAPS as the account, and `deliver(subject)`, which sends the account a message
+/// over SMTP.
+pub const PY_PRELUDE: &str = r#"
+import imaplib, smtplib, ssl, sys
+imaps, smtp_port, user, password = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+
+def ok(result):
+    typ, data = result
+    assert typ == "OK", (typ, data)
+    return data
+
+def connect(cls=imaplib.IMAP4_SSL):
+    m = cls("127.0.0.1", imaps, ssl_context=ctx)
+    ok(m.login(user, password))
+    return m
+
+def deliver(subject):
+    s = smtplib.SMTP("127.0.0.1", smtp_port)
+    s.sendmail("sender@example.net", [user], ("From: sender@example.net\r\nTo: " + user +
+        "\r\nSubject: " + subject + "\r\n\r\nbody\r\n").encode())
+    s.quit()
+"#;
+
+/// Runs a Python client script, after [`PY_PRELUDE`], against `server` with argv: IMAPS
+/// port, SMTP port, the first account's address and password, then `extra`; returns its
+/// stdout.
 pub fn python_client(server: &TestServer, script: &str, extra: &[&str]) -> String {
     let imaps = server.port("imaps").to_string();
     let smtp = server.port("smtp").to_string();
@@ -450,7 +511,7 @@ pub fn python_client(server: &TestServer, script: &str, extra: &[&str]) -> Strin
         &server.password,
     ];
     args.extend_from_slice(extra);
-    python(script, &args)
+    python(&format!("{PY_PRELUDE}{script}"), &args)
 }
 
 /// A message from `friend@example.org` to the first account with `subject`, sent by
@@ -485,10 +546,72 @@ for box in sys.argv[6:]:
 
 /// The first line of a client's output that starts with `label` and a space.
 pub fn labelled_line(out: &str, label: &str) -> String {
+    prefixed_line(out, &format!("{label} "))
+}
+
+/// The first line of a client's output that starts with `prefix`; fails the test when
+/// there is none.
+pub fn prefixed_line(out: &str, prefix: &str) -> String {
     out.lines()
-        .find(|l| l.starts_with(&format!("{label} ")))
-        .unwrap_or_else(|| panic!("no {label} in {out}"))
+        .find(|l| l.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no {prefix} in {out}"))
         .to_owned()
+}
+
+/// Asserts that `text` contains each of `needles`.
+pub fn assert_contains_all(text: &str, needles: &[&str]) {
+    for needle in needles {
+        assert!(text.contains(needle), "{needle} not in {text}");
+    }
+}
+
+/// What a client script printed, one answer a line, each line starting with its label.
+/// Shows as the whole output, for assertion messages.
+pub struct Transcript(pub String);
+
+impl Transcript {
+    /// Starts a server with one account and runs the Python `script` against it
+    /// ([`python_client`], no extra arguments).
+    pub fn of_script(script: &str) -> Transcript {
+        let server = TestServer::start();
+        Transcript(python_client(&server, script, &[]))
+    }
+
+    /// The line labelled `label` ([`labelled_line`]); fails the test when there is none.
+    pub fn line(&self, label: &str) -> String {
+        labelled_line(&self.0, label)
+    }
+
+    /// Asserts that each of `expected` is the whole line labelled with its first word.
+    pub fn assert_lines(&self, expected: &[&str]) {
+        for expected in expected {
+            let label = expected.split(' ').next().unwrap_or(expected);
+            assert_eq!(&self.line(label), expected, "{self}");
+        }
+    }
+}
+
+impl std::fmt::Display for Transcript {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Every item of the stream an async-imap command answers with; `what` names the
+/// command in the failure.
+pub async fn all<T, S, E, F>(command: F, what: &str) -> Vec<T>
+where
+    F: std::future::Future<Output = Result<S, E>>,
+    S: futures::Stream<Item = Result<T, E>>,
+    E: std::fmt::Debug,
+{
+    use futures::TryStreamExt;
+    command
+        .await
+        .unwrap_or_else(|e| panic!("{what}: {e:?}"))
+        .try_collect()
+        .await
+        .unwrap_or_else(|e| panic!("{what} responses: {e:?}"))
 }
 
 /// An async-imap session logged in as the first account, over plain IMAP on loopback

@@ -30,12 +30,7 @@ impl Session {
             return Err(CommandError::no(None, "The mailbox is read-only"));
         }
         let indexes = resolve(view, set, uid)?;
-        let uids: Vec<storage::Uid> = indexes
-            .iter()
-            .filter_map(|&i| view.entries.get(i))
-            .filter(|e| !view.is_expunged(e.uid))
-            .map(|e| e.uid)
-            .collect();
+        let uids = view.live_uids(&indexes);
         let verb = match (uid, remove) {
             (false, false) => "COPY completed",
             (true, false) => "UID COPY completed",

@@ -1,21 +1,15 @@
 //! EXPUNGE (RFC 9051 §6.4.3) and UID EXPUNGE (RFC 4315 §2.1).
 
-use super::resolve;
-use crate::error::CommandError;
+use super::{resolve, writable_view};
 use crate::proto::SetOrSaved;
-use crate::session::{CommandResult, Completion, Session, State};
+use crate::session::{CommandResult, Completion, Session};
 use crate::view::SyncPoint;
 
 impl Session {
     pub(crate) async fn expunge(&mut self, uids: Option<&SetOrSaved>) -> CommandResult {
         let store = self.server.store.clone();
         let Session { state, conn, .. } = self;
-        let State::Selected { view, .. } = state else {
-            return Err(CommandError::bad("No mailbox selected"));
-        };
-        if view.read_only {
-            return Err(CommandError::no(None, "The mailbox is read-only"));
-        }
+        let view = writable_view(state)?;
         // Learn first what others changed (their \Deleted flags count too); EXPUNGE may
         // report everything.
         view.sync(&store, SyncPoint::Full, &mut conn.out).await?;

@@ -20,6 +20,7 @@ mod store;
 
 use crate::error::CommandError;
 use crate::proto::SetOrSaved;
+use crate::session::State;
 use crate::view::View;
 
 /// Raw octets of the messages loaded at once for one batch (FETCH of bodies, SEARCH
@@ -53,6 +54,18 @@ pub(crate) fn batches<'a>(
         indexes = rest;
         Some(batch)
     })
+}
+
+/// The selected mailbox's view, for a command that changes it: BAD when no mailbox is
+/// selected, NO when it was opened read-only (RFC 9051 §6.3.3 EXAMINE).
+pub(crate) fn writable_view(state: &mut State) -> Result<&mut View, CommandError> {
+    let State::Selected { view, .. } = state else {
+        return Err(CommandError::bad("No mailbox selected"));
+    };
+    if view.read_only {
+        return Err(CommandError::no(None, "The mailbox is read-only"));
+    }
+    Ok(&mut **view)
 }
 
 /// Resolves a sequence set (or `$`) to indexes into the view, sorted and unique.

@@ -362,17 +362,21 @@ mod tests {
         // The ENVELOPE addresses of a header field, as delivery parses them.
         let key = |field: &str| display_key(None, &storage::rfc5322::address_list(field));
         // RFC 5957 §2: the display name when there is one, else the addr-spec.
-        assert_eq!(
-            key("=?utf-8?q?Zo=C3=AB?= Example <z@x.org>"),
-            "ZOE\u{308} EXAMPLE"
-        );
-        assert_eq!(key("bob@Example.NET"), "BOB@EXAMPLE.NET");
-        assert_eq!(key("\"\" <carol@example.org>"), "CAROL@EXAMPLE.ORG");
-        // A group's start marker: its name, as Dovecot sorts it.
-        assert_eq!(key("Team: a@x.org;"), "TEAM");
-        assert_eq!(key(""), "");
-        // Only the first address counts; what delivery stored wins.
-        assert_eq!(key("b <x@y>, a <x@y>"), "B");
+        for (input, expected) in [
+            (
+                "=?utf-8?q?Zo=C3=AB?= Example <z@x.org>",
+                "ZOE\u{308} EXAMPLE",
+            ),
+            ("bob@Example.NET", "BOB@EXAMPLE.NET"),
+            ("\"\" <carol@example.org>", "CAROL@EXAMPLE.ORG"),
+            // A group's start marker: its name, as Dovecot sorts it.
+            ("Team: a@x.org;", "TEAM"),
+            ("", ""),
+            // Only the first address counts; what delivery stored wins.
+            ("b <x@y>, a <x@y>", "B"),
+        ] {
+            assert_eq!(key(input), expected, "{input:?}");
+        }
         assert_eq!(
             display_key(Some("Stored"), &storage::rfc5322::address_list("b <x@y>")),
             "STORED"

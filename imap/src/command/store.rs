@@ -1,12 +1,12 @@
 //! STORE and UID STORE (RFC 9051 §6.4.6): flag changes, answered with the new flags
 //! unless `.SILENT`.
 
-use super::resolve;
+use super::{resolve, writable_view};
 use crate::error::CommandError;
 use crate::proto::command::StoreCommand;
 use crate::proto::response::{self, Code};
 use crate::proto::sequence::SequenceSet;
-use crate::session::{CommandResult, Completion, Session, State};
+use crate::session::{CommandResult, Completion, Session};
 use crate::view::flags_fetch_line;
 use std::collections::HashSet;
 use storage::{Flags, ModSeq, SYSTEM_FLAGS};
@@ -46,20 +46,10 @@ impl Session {
         }
         let store = self.server.store.clone();
         let Session { state, conn, .. } = self;
-        let State::Selected { view, .. } = state else {
-            return Err(CommandError::bad("No mailbox selected"));
-        };
-        if view.read_only {
-            return Err(CommandError::no(None, "The mailbox is read-only"));
-        }
+        let view = writable_view(state)?;
         let flags = validate_flags(&command.flags)?;
         let indexes = resolve(view, &command.set, command.uid)?;
-        let uids: Vec<storage::Uid> = indexes
-            .iter()
-            .filter_map(|&i| view.entries.get(i))
-            .filter(|e| !view.is_expunged(e.uid))
-            .map(|e| e.uid)
-            .collect();
+        let uids = view.live_uids(&indexes);
         let mut changed = HashSet::new();
         let mut modified = Vec::new();
         if !uids.is_empty() {

@@ -103,15 +103,16 @@ mod tests {
     #[test]
     fn round_trips() {
         for input in [
-            &b""[..],
-            b"f",
-            b"fo",
-            b"foo",
-            b"foob",
-            b"fooba",
-            b"foobar",
-            b"\0user\0pass",
+            "",
+            "f",
+            "fo",
+            "foo",
+            "foob",
+            "fooba",
+            "foobar",
+            "\0user\0pass",
         ] {
+            let input = input.as_bytes();
             let encoded = encode(input);
             assert_eq!(decode(encoded.as_bytes()).as_deref(), Some(input));
             assert_eq!(decode_lenient(encoded.as_bytes()), input);

@@ -346,12 +346,13 @@ mod tests {
     fn smuggling_attempts_do_not_end_data() {
         // CVE-2023-51766 class: bare LF or CR around the dot.
         for attack in [
-            &b"a\n.\nMAIL FROM:<x@y>\r\n"[..],
-            b"a\n.\r\nMAIL FROM:<x@y>\r\n",
-            b"a\r.\r\nMAIL FROM:<x@y>\r\n",
-            b"a\r\n.\nMAIL FROM:<x@y>\r\n",
-            b"a\r\n.\r.\r\n",
+            "a\n.\nMAIL FROM:<x@y>\r\n",
+            "a\n.\r\nMAIL FROM:<x@y>\r\n",
+            "a\r.\r\nMAIL FROM:<x@y>\r\n",
+            "a\r\n.\nMAIL FROM:<x@y>\r\n",
+            "a\r\n.\r.\r\n",
         ] {
+            let attack = attack.as_bytes();
             assert!(decode(&[attack], usize::MAX).is_none(), "{attack:?}");
             let mut whole = attack.to_vec();
             whole.extend_from_slice(b"\r\n.\r\n");

@@ -192,8 +192,8 @@ fn parse_section(text: &str) -> Option<Section> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::command::{CommandBody, SectionText};
-    use crate::proto::parse::tests::{fails, parse};
+    use crate::proto::command::SectionText;
+    use crate::proto::parse::tests::{fails, parse_as};
 
     fn literal(message: &AppendMessage) -> &[u8] {
         match &message.data {
@@ -204,24 +204,20 @@ mod tests {
 
     #[test]
     fn parses_append() {
-        let CommandBody::Append(append) =
-            parse("a APPEND INBOX (\\Seen) \" 7-Feb-1994 21:52:25 -0800\" {5+}\r\nhello\r\n")
-        else {
-            panic!()
-        };
+        let append = parse_as!(
+            Append,
+            "a APPEND INBOX (\\Seen) \" 7-Feb-1994 21:52:25 -0800\" {5+}\r\nhello\r\n"
+        );
         assert_eq!(literal(&append.messages[0]), b"hello");
         assert_eq!(append.messages[0].flags, vec!["\\Seen"]);
         assert!(append.messages[0].date.is_some());
-        let CommandBody::Append(append) = parse("a APPEND INBOX UTF8 (~{3}\r\na\0b)\r\n") else {
-            panic!()
-        };
+        let append = parse_as!(Append, "a APPEND INBOX UTF8 (~{3}\r\na\0b)\r\n");
         assert_eq!(literal(&append.messages[0]), b"a\0b");
         // RFC 3502 §6 example shape: two messages, the second with flags only.
-        let CommandBody::Append(append) =
-            parse("a APPEND Drafts {3+}\r\none (\\Draft) {3+}\r\ntwo\r\n")
-        else {
-            panic!()
-        };
+        let append = parse_as!(
+            Append,
+            "a APPEND Drafts {3+}\r\none (\\Draft) {3+}\r\ntwo\r\n"
+        );
         assert_eq!(append.messages.len(), 2);
         assert_eq!(literal(&append.messages[1]), b"two");
         assert_eq!(append.messages[1].flags, vec!["\\Draft"]);
@@ -232,11 +228,10 @@ mod tests {
     /// MULTIAPPEND next to a plain message.
     #[test]
     fn parses_catenate() {
-        let CommandBody::Append(append) = parse(
-            "A003 APPEND Drafts (\\Seen \\Draft $MDNSent) CATENATE (URL \"/Drafts;UIDVALIDITY=385759045/;UID=20/;section=HEADER\" TEXT {42+}\r\n\r\n--------------030308070208000400050907\r\n URL \"/Drafts;UIDVALIDITY=385759045/;UID=20/;section=1.MIME\" TEXT ~{3}\r\na\0b) {2+}\r\nhi\r\n",
-        ) else {
-            panic!()
-        };
+        let append = parse_as!(
+            Append,
+            "A003 APPEND Drafts (\\Seen \\Draft $MDNSent) CATENATE (URL \"/Drafts;UIDVALIDITY=385759045/;UID=20/;section=HEADER\" TEXT {42+}\r\n\r\n--------------030308070208000400050907\r\n URL \"/Drafts;UIDVALIDITY=385759045/;UID=20/;section=1.MIME\" TEXT ~{3}\r\na\0b) {2+}\r\nhi\r\n"
+        );
         assert_eq!(append.messages.len(), 2);
         let AppendData::Catenate(parts) = &append.messages[0].data else {
             panic!("not CATENATE");

@@ -116,25 +116,22 @@ impl Parser<'_> {
 
 #[cfg(test)]
 mod tests {
-    use crate::proto::command::{CommandBody, StatusItem};
-    use crate::proto::parse::tests::parse;
+    use crate::proto::command::StatusItem;
+    use crate::proto::parse::tests::parse_as;
 
     #[test]
     fn parses_list() {
-        let CommandBody::List(list) = parse(
-            "a LIST (SUBSCRIBED) \"\" (\"*\" %) RETURN (CHILDREN STATUS (MESSAGES UNSEEN))\r\n",
-        ) else {
-            panic!()
-        };
+        let list = parse_as!(
+            List,
+            "a LIST (SUBSCRIBED) \"\" (\"*\" %) RETURN (CHILDREN STATUS (MESSAGES UNSEEN))\r\n"
+        );
         assert!(list.select_subscribed && list.return_children && list.extended);
         assert_eq!(list.patterns, vec!["*", "%"]);
         assert_eq!(
             list.return_status,
             Some(vec![StatusItem::Messages, StatusItem::Unseen])
         );
-        let CommandBody::List(list) = parse("a LIST \"\" INBOX/%\r\n") else {
-            panic!()
-        };
+        let list = parse_as!(List, "a LIST \"\" INBOX/%\r\n");
         assert!(!list.extended);
     }
 }

@@ -163,6 +163,17 @@ mod tests {
             .body
     }
 
+    /// The body of `text`'s command, which must parse as `CommandBody::$variant`.
+    macro_rules! parse_as {
+        ($variant:ident, $text:expr) => {
+            match crate::proto::parse::tests::parse($text) {
+                crate::proto::command::CommandBody::$variant(body) => body,
+                other => panic!("{:?} is not {}: {other:?}", $text, stringify!($variant)),
+            }
+        };
+    }
+    pub(crate) use parse_as;
+
     /// The error for `text`, which must not parse.
     pub(super) fn fails(text: &str) -> ParseError {
         match parse_command(text.as_bytes()) {

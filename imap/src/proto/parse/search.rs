@@ -305,16 +305,15 @@ mod tests {
         CommandBody, MAX_SEARCH_DEPTH, MAX_SEARCH_STRING, PartialRange, SearchKey, SearchReturn,
     };
     use crate::proto::objectid::ObjectId;
-    use crate::proto::parse::tests::{fails, parse};
+    use crate::proto::parse::tests::{fails, parse, parse_as};
     use crate::proto::tag::Tag;
 
     #[test]
     fn parses_search() {
-        let CommandBody::Search(search) = parse(
-            "a UID SEARCH RETURN (MIN COUNT) CHARSET UTF-8 OR FROM alice (SINCE 1-Feb-2020 NOT SEEN) 1:5 LARGER 10\r\n",
-        ) else {
-            panic!()
-        };
+        let search = parse_as!(
+            Search,
+            "a UID SEARCH RETURN (MIN COUNT) CHARSET UTF-8 OR FROM alice (SINCE 1-Feb-2020 NOT SEEN) 1:5 LARGER 10\r\n"
+        );
         assert!(search.uid);
         assert_eq!(
             search.returns,
@@ -359,11 +358,10 @@ mod tests {
     #[test]
     fn parses_modseq_older_and_younger() {
         // RFC 7162 §3.1.5 and RFC 5032 search keys.
-        let CommandBody::Search(search) =
-            parse("a SEARCH MODSEQ \"/flags/\\\\draft\" all 620162338 OLDER 3600 YOUNGER 60\r\n")
-        else {
-            panic!()
-        };
+        let search = parse_as!(
+            Search,
+            "a SEARCH MODSEQ \"/flags/\\\\draft\" all 620162338 OLDER 3600 YOUNGER 60\r\n"
+        );
         assert_eq!(
             search.key,
             SearchKey::And(vec![
@@ -378,11 +376,10 @@ mod tests {
     #[test]
     fn parses_savedate_keys() {
         // RFC 8514 §4.3 keys.
-        let CommandBody::Search(search) = parse(
-            "a SEARCH SAVEDON 28-Dec-2014 savedsince \"1-Jan-2015\" SAVEDBEFORE 2-Jan-2015 SAVEDATESUPPORTED\r\n",
-        ) else {
-            panic!()
-        };
+        let search = parse_as!(
+            Search,
+            "a SEARCH SAVEDON 28-Dec-2014 savedsince \"1-Jan-2015\" SAVEDBEFORE 2-Jan-2015 SAVEDATESUPPORTED\r\n"
+        );
         let day = |d: u8, m: time::Month, y: i32| {
             time::Date::from_calendar_date(y, m, d).unwrap_or_else(|e| panic!("{e}"))
         };
@@ -402,9 +399,7 @@ mod tests {
     #[test]
     fn number64_stops_at_63_bits() {
         // RFC 9051 §9 number64: 0 <= n <= 9,223,372,036,854,775,807.
-        let CommandBody::Search(search) = parse("a SEARCH LARGER 9223372036854775807\r\n") else {
-            panic!()
-        };
+        let search = parse_as!(Search, "a SEARCH LARGER 9223372036854775807\r\n");
         assert_eq!(search.key, SearchKey::Larger(i64::MAX as u64));
         fails("a SEARCH LARGER 9223372036854775808\r\n");
         fails("a SEARCH MODSEQ 18446744073709551615\r\n");
@@ -413,11 +408,10 @@ mod tests {
     #[test]
     fn parses_partial_update_and_context() {
         // RFC 9394 §3.1 examples.
-        let CommandBody::Search(search) =
-            parse("E01 UID SEARCH RETURN (PARTIAL -1:-100) UNDELETED UNKEYWORD $Junk\r\n")
-        else {
-            panic!()
-        };
+        let search = parse_as!(
+            Search,
+            "E01 UID SEARCH RETURN (PARTIAL -1:-100) UNDELETED UNKEYWORD $Junk\r\n"
+        );
         let last = PartialRange {
             low: 1,
             high: 100,
@@ -425,11 +419,10 @@ mod tests {
         };
         assert_eq!(search.returns, Some(vec![SearchReturn::Partial(last)]));
         assert_eq!(last.to_string(), "-1:-100");
-        let CommandBody::Search(search) =
-            parse("A01 SEARCH RETURN (partial 500:401 COUNT update CONTEXT MIN) UNDELETED\r\n")
-        else {
-            panic!()
-        };
+        let search = parse_as!(
+            Search,
+            "A01 SEARCH RETURN (partial 500:401 COUNT update CONTEXT MIN) UNDELETED\r\n"
+        );
         let first = PartialRange {
             low: 401,
             high: 500,
@@ -464,20 +457,17 @@ mod tests {
         ] {
             fails(&format!("a SEARCH RETURN ({bad}) ALL\r\n"));
         }
-        let CommandBody::Sort(sort) =
-            parse("a UID SORT RETURN (PARTIAL 1:2 UPDATE) (DATE) UTF-8 ALL\r\n")
-        else {
-            panic!()
-        };
+        let sort = parse_as!(
+            Sort,
+            "a UID SORT RETURN (PARTIAL 1:2 UPDATE) (DATE) UTF-8 ALL\r\n"
+        );
         assert_eq!(sort.returns.map(|r| r.len()), Some(2));
     }
 
     #[test]
     fn parses_cancelupdate() {
         // RFC 5267 §4.3.5 example.
-        let CommandBody::CancelUpdate(tags) = parse("B04 CANCELUPDATE \"B01\" \"B02\"\r\n") else {
-            panic!()
-        };
+        let tags = parse_as!(CancelUpdate, "B04 CANCELUPDATE \"B01\" \"B02\"\r\n");
         assert_eq!(tags, vec!["B01".to_owned(), "B02".to_owned()]);
         fails("a CANCELUPDATE\r\n");
         fails("a CANCELUPDATE B01\r\n");
@@ -503,11 +493,10 @@ mod tests {
     #[test]
     fn parses_emailid_and_threadid() {
         // RFC 8474 §6 example: `SEARCH EMAILID M6d99ac3275bb4e`.
-        let CommandBody::Search(search) =
-            parse("a UID SEARCH EMAILID M6d99ac3275bb4e THREADID T64b478a75b7ea9\r\n")
-        else {
-            panic!()
-        };
+        let search = parse_as!(
+            Search,
+            "a UID SEARCH EMAILID M6d99ac3275bb4e THREADID T64b478a75b7ea9\r\n"
+        );
         assert_eq!(
             search.key,
             SearchKey::And(vec![

@@ -78,15 +78,12 @@ mod tests {
         CommandBody, SearchKey, SearchReturn, SortCriterion, SortKey, ThreadAlgorithm,
         ThreadCommand,
     };
-    use crate::proto::parse::tests::{fails, parse};
+    use crate::proto::parse::tests::{fails, parse, parse_as};
 
     #[test]
     fn parses_sort_and_thread() {
         // RFC 5256 §4 examples.
-        let CommandBody::Sort(sort) = parse("A282 SORT (SUBJECT) UTF-8 SINCE 1-Feb-1994\r\n")
-        else {
-            panic!()
-        };
+        let sort = parse_as!(Sort, "A282 SORT (SUBJECT) UTF-8 SINCE 1-Feb-1994\r\n");
         assert_eq!(
             sort.criteria,
             vec![SortCriterion {
@@ -95,11 +92,10 @@ mod tests {
             }]
         );
         assert_eq!(sort.charset, "UTF-8");
-        let CommandBody::Sort(sort) =
-            parse("A284 UID SORT (REVERSE DATE SIZE) US-ASCII SUBJECT \"afternoon\" ALL\r\n")
-        else {
-            panic!()
-        };
+        let sort = parse_as!(
+            Sort,
+            "A284 UID SORT (REVERSE DATE SIZE) US-ASCII SUBJECT \"afternoon\" ALL\r\n"
+        );
         assert!(sort.uid);
         assert_eq!(
             sort.criteria,
@@ -115,11 +111,7 @@ mod tests {
             ]
         );
         assert!(matches!(sort.key, SearchKey::And(ref keys) if keys.len() == 2));
-        let CommandBody::Thread(thread) =
-            parse("A283 THREAD REFERENCES UTF-8 SINCE 5-MAR-2000\r\n")
-        else {
-            panic!()
-        };
+        let thread = parse_as!(Thread, "A283 THREAD REFERENCES UTF-8 SINCE 5-MAR-2000\r\n");
         assert_eq!(thread.algorithm, ThreadAlgorithm::References);
         assert!(matches!(
             parse("a UID THREAD ORDEREDSUBJECT UTF-8 ALL\r\n"),
@@ -133,22 +125,20 @@ mod tests {
     #[test]
     fn parses_esort_return_options_and_display_keys() {
         // RFC 5267 §3.1 example.
-        let CommandBody::Sort(sort) =
-            parse("C1 UID SORT RETURN (MIN COUNT) (DATE) UTF-8 SINCE 1-Feb-1994\r\n")
-        else {
-            panic!()
-        };
+        let sort = parse_as!(
+            Sort,
+            "C1 UID SORT RETURN (MIN COUNT) (DATE) UTF-8 SINCE 1-Feb-1994\r\n"
+        );
         assert!(sort.uid);
         assert_eq!(
             sort.returns,
             Some(vec![SearchReturn::Min, SearchReturn::Count])
         );
         assert_eq!(sort.criteria.len(), 1);
-        let CommandBody::Sort(sort) =
-            parse("a SORT RETURN () (REVERSE DISPLAYFROM displayto) US-ASCII ALL\r\n")
-        else {
-            panic!()
-        };
+        let sort = parse_as!(
+            Sort,
+            "a SORT RETURN () (REVERSE DISPLAYFROM displayto) US-ASCII ALL\r\n"
+        );
         assert_eq!(sort.returns, Some(vec![]));
         assert_eq!(
             sort.criteria,
@@ -163,13 +153,9 @@ mod tests {
                 }
             ]
         );
-        let CommandBody::Sort(sort) = parse("a SORT (ARRIVAL) UTF-8 ALL\r\n") else {
-            panic!()
-        };
+        let sort = parse_as!(Sort, "a SORT (ARRIVAL) UTF-8 ALL\r\n");
         assert_eq!(sort.returns, None);
-        let CommandBody::Sort(sort) = parse("a SORT RETURN (SAVE ALL) (SIZE) UTF-8 ALL\r\n") else {
-            panic!()
-        };
+        let sort = parse_as!(Sort, "a SORT RETURN (SAVE ALL) (SIZE) UTF-8 ALL\r\n");
         assert_eq!(
             sort.returns,
             Some(vec![SearchReturn::Save, SearchReturn::All])

@@ -66,15 +66,12 @@ impl Parser<'_> {
 
 #[cfg(test)]
 mod tests {
-    use crate::proto::command::CommandBody;
-    use crate::proto::parse::tests::parse;
+    use crate::proto::parse::tests::parse_as;
     use storage::FlagOperation;
 
     #[test]
     fn parses_store() {
-        let CommandBody::Store(store) = parse("a STORE 1 +FLAGS.SILENT (\\Seen $Label)\r\n") else {
-            panic!()
-        };
+        let store = parse_as!(Store, "a STORE 1 +FLAGS.SILENT (\\Seen $Label)\r\n");
         assert_eq!(store.operation, FlagOperation::Add);
         assert!(store.silent);
         assert_eq!(store.flags, vec!["\\Seen", "$Label"]);
@@ -83,11 +80,10 @@ mod tests {
     #[test]
     fn parses_unchangedsince() {
         // RFC 7162 §3.1.3 example.
-        let CommandBody::Store(store) =
-            parse("d105 STORE 7,5,9 (UNCHANGEDSINCE 320162338) +FLAGS.SILENT (\\Deleted)\r\n")
-        else {
-            panic!()
-        };
+        let store = parse_as!(
+            Store,
+            "d105 STORE 7,5,9 (UNCHANGEDSINCE 320162338) +FLAGS.SILENT (\\Deleted)\r\n"
+        );
         assert_eq!(store.unchanged_since, Some(320162338));
         assert!(store.silent);
     }

@@ -29,6 +29,9 @@
 #   POSTGRES_URL (postgres://postgres@127.0.0.1:5432/test)  a server where the script
 #                                         makes (and drops) a database of its own
 #   BENCH_TMPDIR (/var/tmp)               where the corpus and the servers' data live
+#   CORPUS_DIR                            keep the corpus there and reuse it in later
+#                                         runs (made when missing; MESSAGES must match)
+#   LETTERBOX_BIN                         a prebuilt letterbox instead of building one
 #   KEEP=1                                keep the temporary directory
 #   CARGO_TARGET_DIR                      where cargo builds (as cargo itself reads it)
 set -euo pipefail
@@ -66,9 +69,16 @@ make_workdir search-vs-dovecot
 if wants sqlite || wants postgres; then
     build_letterbox
 fi
-log "writing $MESSAGES messages (benches/search_corpus.py)"
-python3 "$ROOT/benches/search_corpus.py" corpus "$WORK/corpus" "$MESSAGES"
-log "corpus: $(du -sh "$WORK/corpus" | cut -f1)"
+CORPUS_DIR=${CORPUS_DIR:-$WORK/corpus}
+if [[ -f $CORPUS_DIR/dovecot-uidlist ]]; then
+    [[ $(head -n 1 "$CORPUS_DIR/dovecot-uidlist") == *" N$((MESSAGES + 1))" ]] ||
+        die "$CORPUS_DIR holds another number of messages than $MESSAGES"
+    log "reusing the corpus in $CORPUS_DIR"
+else
+    log "writing $MESSAGES messages (benches/search_corpus.py)"
+    python3 "$ROOT/benches/search_corpus.py" corpus "$CORPUS_DIR" "$MESSAGES"
+fi
+log "corpus: $(du -sh "$CORPUS_DIR" | cut -f1), $MESSAGES messages"
 SEARCH=(python3 "$ROOT/benches/search_corpus.py" search)
 
 # letterbox NAME STORAGE: letterbox on STORAGE (empty: SQLite in its data directory),
@@ -85,7 +95,7 @@ letterbox() {
         user passwd "$IMAP_USER" --password-stdin >/dev/null
     log "$name: importing $MESSAGES messages"
     started=$(date +%s)
-    "$WORK/bin/letterbox" --config "$dir/letterbox.toml" import maildir "$WORK/corpus" \
+    "$WORK/bin/letterbox" --config "$dir/letterbox.toml" import maildir "$CORPUS_DIR" \
         --user "$IMAP_USER" >"$dir/import.out" 2>>"$dir/letterbox.log"
     log "$name: imported in $(($(date +%s) - started)) s"
     (cd "$WORK" && "${SEARCH[@]}" "${LETTERBOX_IMAP%:*}" "${LETTERBOX_IMAP##*:}" \
@@ -104,7 +114,7 @@ fi
 if wants dovecot; then
     start_dovecot "$WORK/dovecot" 10 "$IMAP_USER" "{PLAIN}$PASSWORD"
     mkdir -p "$WORK/dovecot/mail/$IMAP_USER"
-    cp -r "$WORK/corpus/." "$WORK/dovecot/mail/$IMAP_USER/"
+    cp -r "$CORPUS_DIR/." "$WORK/dovecot/mail/$IMAP_USER/"
     chown -R nobody:"$(id -gn nobody)" "$WORK/dovecot/mail"
     (cd "$WORK" && "${SEARCH[@]}" 127.0.0.1 "$DOVECOT_PORT" "$IMAP_USER" "$PASSWORD" \
         dovecot "$REPEAT") | tee "$WORK/dovecot.times"

@@ -212,6 +212,8 @@ impl Store {
             return Ok(None);
         }
         let folded = fold(needle);
+        // One index scan per text, their ids in a UNION (an OR of both would keep
+        // PostgreSQL's planner from using either index).
         let (indexed, pattern) = match (self.backend, scope) {
             (Backend::Sqlite, _) => (
                 "SELECT rowid FROM message_fulltext WHERE message_fulltext MATCH $2",
@@ -222,14 +224,14 @@ impl Store {
                 like_pattern(&folded),
             ),
             (Backend::Postgres, TextScope::Text) => (
-                "SELECT message_id FROM message_fulltext WHERE body LIKE $2 OR headers LIKE $2",
+                "SELECT message_id FROM message_fulltext WHERE body LIKE $2
+                 UNION SELECT message_id FROM message_fulltext WHERE headers LIKE $2",
                 like_pattern(&folded),
             ),
         };
         let sql = format!(
             "SELECT message_id FROM mailbox_messages WHERE mailbox_id = $1
-             AND (message_id IN ({indexed})
-                  OR message_id IN (SELECT message_id FROM fulltext_pending))"
+             AND message_id IN ({indexed} UNION SELECT message_id FROM fulltext_pending)"
         );
         let ids: Vec<i64> = sqlx::query_scalar(&sql)
             .bind(mailbox.0)

@@ -122,7 +122,7 @@ async fn every_arrival_is_indexed_and_expunge_drops_it(backend: &str) {
             .await
             .is_empty()
     );
-    // Shorter than a trigram, or across lines: the index cannot answer.
+    // Shorter than a trigram: the index cannot answer.
     assert!(
         store
             .fulltext_candidates(inbox, "ox", TextScope::Body)

@@ -392,6 +392,27 @@ pub async fn queue(config: &Config, command: QueueCommand) -> Result<()> {
     Ok(())
 }
 
+/// `letterbox reindex [--user EMAIL]`: the full-text index of SEARCH BODY and TEXT
+/// rebuilt from the stored messages (of one account, or of all); prints how many.
+pub async fn reindex(config: &Config, user: Option<&str>) -> Result<()> {
+    let store = open_store(config).await?;
+    let account = match user {
+        Some(email) => Some(
+            store
+                .list_accounts()
+                .await?
+                .into_iter()
+                .find(|a| a.email.eq_ignore_ascii_case(email))
+                .map(|a| a.id)
+                .ok_or_else(|| anyhow::anyhow!("no account {email}"))?,
+        ),
+        None => None,
+    };
+    let indexed = store.reindex(account).await?;
+    println!("indexed {indexed} messages");
+    Ok(())
+}
+
 /// `letterbox migrate --from URL --to URL`: every row of one store copied into another,
 /// empty one, ids, UIDs and UIDVALIDITY as they are (see `storage`'s `migrate` module);
 /// prints the rows copied per table. URLs are printed without their password.

@@ -64,6 +64,13 @@ enum Command {
     /// Write an account's mail out as a Maildir (with Dovecot's UID files) or mbox files.
     #[command(subcommand)]
     Export(transfer::ExportCommand),
+    /// Rebuild the full-text index that SEARCH BODY and TEXT use, from the stored
+    /// messages: of one account, or of all. Safe while the server runs.
+    Reindex {
+        /// Only this account's messages.
+        #[arg(long)]
+        user: Option<String>,
+    },
     /// Copy a whole installation into a new, empty store (e.g. SQLite to PostgreSQL),
     /// keeping UIDs and UIDVALIDITY so IMAP clients need not download mail again. Stop
     /// the server first; the configuration file is not read.
@@ -132,6 +139,7 @@ fn run(cli: Cli) -> Result<()> {
             Command::Dns { domain } => admin::dns(&config, &domain).await,
             Command::Import(command) => transfer::import(&config, command).await,
             Command::Export(command) => transfer::export(&config, command).await,
+            Command::Reindex { user } => admin::reindex(&config, user.as_deref()).await,
             // Run above, before the configuration is read.
             Command::Migrate { from, to } => admin::migrate(&from, &to).await,
         }

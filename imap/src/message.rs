@@ -8,7 +8,7 @@ use crate::proto::datetime::format_date_time;
 use crate::proto::response::{nstring, string};
 use std::borrow::Cow;
 use storage::MessageMeta;
-use storage::mime::{BodyPart, Envelope, EnvelopeAddress, PartContent};
+use storage::mime::{BodyPart, Envelope, EnvelopeAddress, PartContent, part_end};
 
 /// Writes `envelope = "(" env-date SP env-subject SP env-from SP env-sender SP
 /// env-reply-to SP env-to SP env-cc SP env-bcc SP env-in-reply-to SP env-message-id ")"`.
@@ -265,21 +265,6 @@ pub fn find_part<'a>(root: &'a BodyPart, path: &[u32]) -> Option<&'a BodyPart> {
     Some(current)
 }
 
-/// Where the part's octets end. RFC 2046 §5.1.1: the line break before a boundary
-/// delimiter belongs to the delimiter. Messages stored before storage corrected this
-/// (`delimiter_line_break_excluded` in storage/src/mime.rs) have, for a part with no
-/// blank line after its header (or no header at all), offsets that count that line break
-/// into the part, so its `body_end` sits on the `--` of the delimiter itself; this gives
-/// the line break back. For offsets stored since, it changes nothing.
-fn part_end(raw: &[u8], part: &BodyPart) -> usize {
-    let end = (part.body_end as usize).min(raw.len());
-    if part.body_start < part.body_end {
-        return end;
-    }
-    let end = u32::try_from(end).unwrap_or(u32::MAX);
-    storage::mime::delimiter_line_break_excluded(raw, end, part.header_start) as usize
-}
-
 fn slice(raw: &[u8], start: u32, end: usize) -> &[u8] {
     let start = (start as usize).min(raw.len());
     raw.get(start..end.clamp(start, raw.len()))
@@ -370,28 +355,6 @@ pub fn header_fields(header: &[u8], fields: &[String], not: bool) -> Vec<u8> {
     if blank_line {
         out.extend_from_slice(b"\r\n");
     }
-    out
-}
-
-/// The header section of the message and of every part in it (MIME headers, and the
-/// headers of attached messages), as written.
-pub fn header_sections<'a>(raw: &'a [u8], root: &BodyPart) -> Vec<&'a [u8]> {
-    fn walk<'a>(raw: &'a [u8], part: &BodyPart, out: &mut Vec<&'a [u8]>) {
-        out.push(slice(
-            raw,
-            part.header_start,
-            (part.body_start as usize).min(part_end(raw, part)),
-        ));
-        match &part.content {
-            PartContent::Multipart(children) => {
-                children.iter().for_each(|child| walk(raw, child, out));
-            }
-            PartContent::Message { root, .. } => walk(raw, root, out),
-            PartContent::Single => {}
-        }
-    }
-    let mut out = Vec::new();
-    walk(raw, root, &mut out);
     out
 }
 

@@ -17,6 +17,7 @@
 mod accounts;
 mod cache;
 mod error;
+pub mod fulltext;
 mod id_sequence;
 mod import;
 mod locks;

@@ -5,6 +5,7 @@
 
 use crate::cache::CachedMessage;
 use crate::error::{Result, StoreError};
+use crate::fulltext::{self, IndexedText};
 use crate::id_sequence::{IdSequence, next_id};
 use crate::locks::Scope;
 use crate::mailboxes::mailbox_in_tx;
@@ -421,6 +422,8 @@ pub(crate) struct PreparedDelivery {
     /// What the cache keeps of it once committed.
     cached: CachedMessage,
     body_text: String,
+    /// What the full-text index keeps of it; `None` leaves it pending (`fulltext.rs`).
+    fulltext: Option<IndexedText>,
     sent_date: Option<i64>,
 }
 
@@ -442,6 +445,17 @@ impl PreparedDelivery {
         let meta = serde_json::to_string(&analysis.meta)
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let header: Arc<[u8]> = Arc::from(top_header(&delivery.raw, &analysis.meta.root));
+        // PostgreSQL's TEXT cannot hold NUL; SEARCH never matches one (RFC 9051 §6.4.4
+        // searches strings, and a NUL is not a character of any).
+        let body_text = if analysis.body_text.contains('\0') {
+            analysis.body_text.replace('\0', "")
+        } else {
+            analysis.body_text
+        };
+        // Only what is placed in a mailbox is searched.
+        let fulltext = (!delivery.mailboxes.is_empty())
+            .then(|| IndexedText::of(&delivery.raw, &analysis.meta, &body_text))
+            .flatten();
         Ok(PreparedDelivery {
             uid: None,
             sent_date: analysis.meta.sent_date,
@@ -450,13 +464,8 @@ impl PreparedDelivery {
                 header: Arc::clone(&header),
             },
             header,
-            // PostgreSQL's TEXT cannot hold NUL; SEARCH never matches one (RFC 9051 §6.4.4
-            // searches strings, and a NUL is not a character of any).
-            body_text: if analysis.body_text.contains('\0') {
-                analysis.body_text.replace('\0', "")
-            } else {
-                analysis.body_text
-            },
+            body_text,
+            fulltext,
             meta,
             delivery,
         })
@@ -472,6 +481,9 @@ async fn deliver_in_tx(
     let size = delivery.raw.len() as i64;
     let now = unix_now();
     let message = insert_message(conn, prepared, now).await?;
+    if !delivery.mailboxes.is_empty() {
+        fulltext::store_in_tx(conn, message, prepared.fulltext.as_ref()).await?;
+    }
     let internal_date = delivery.internal_date.unwrap_or(now);
     let flags = delivery.flags.to_stored();
     let mut placed = Vec::with_capacity(delivery.mailboxes.len());
@@ -536,18 +548,23 @@ async fn deliver_in_one_statement(
         .map(|m| m.0.to_string())
         .collect::<Vec<_>>()
         .join(",");
-    let rows = sqlx::query("SELECT * FROM letterbox_deliver($1, $2, $3, $4, $5, $6, $7, $8, $9)")
-        .bind(&delivery.raw)
-        .bind(&prepared.header[..])
-        .bind(&prepared.meta)
-        .bind(&prepared.body_text)
-        .bind(prepared.sent_date)
-        .bind(now)
-        .bind(mailboxes)
-        .bind(delivery.flags.to_stored())
-        .bind(delivery.internal_date.unwrap_or(now))
-        .fetch_all(&mut *conn)
-        .await?;
+    let rows = sqlx::query(
+        "SELECT * FROM letterbox_deliver($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+    )
+    .bind(&delivery.raw)
+    .bind(&prepared.header[..])
+    .bind(&prepared.meta)
+    .bind(&prepared.body_text)
+    .bind(prepared.sent_date)
+    .bind(now)
+    .bind(mailboxes)
+    .bind(delivery.flags.to_stored())
+    .bind(delivery.internal_date.unwrap_or(now))
+    // The full-text index row (migration postgres 0012), or pending when NULL.
+    .bind(prepared.fulltext.as_ref().map(|t| t.body.as_str()))
+    .bind(prepared.fulltext.as_ref().map(|t| t.headers.as_str()))
+    .fetch_all(&mut *conn)
+    .await?;
     let mut message = None;
     let mut placed = Vec::with_capacity(rows.len());
     let mut changes = Vec::with_capacity(rows.len());

@@ -301,7 +301,7 @@ impl Store {
     /// hashes, quotas and usage, aliases, mailboxes with UIDVALIDITY, UIDNEXT,
     /// HIGHESTMODSEQ, subscriptions and roles, annotations (RFC 5464), messages, mailbox
     /// entries with their UIDs, MODSEQs, flags and internal dates, expunged UIDs, queue
-    /// items and id sequences.
+    /// items and id sequences; then the full-text index is built for the copied messages.
     /// Ids stay as they are. See the module's comment for what a failure leaves.
     pub async fn copy_installation_from(&self, source: &Store) -> Result<CopyReport> {
         self.refuse_unless_empty().await?;
@@ -334,6 +334,11 @@ impl Store {
         if self.backend == Backend::Postgres {
             self.move_sequences_past_copied_ids(last_ids).await?;
         }
+        // The full-text index is built anew from the copied messages (each backend has
+        // its own kind of index; `fulltext.rs`).
+        let indexed = self.reindex(None).await?;
+        tracing::info!(table = "message_fulltext", rows = indexed, "indexed");
+        report.tables.push(("message_fulltext", indexed));
         Ok(report)
     }
 
@@ -571,9 +576,13 @@ mod tests {
         let store = Store::open(path.to_str().expect("utf-8"))
             .await
             .expect("open");
+        // The full-text index (FTS5's table and its shadow tables, and the pending
+        // list) is not copied but built anew from the copied messages (`reindex`).
         let mut tables: Vec<String> = sqlx::query_scalar(
             "SELECT name FROM sqlite_master WHERE type = 'table'
-             AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '_sqlx_%' ORDER BY name",
+             AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '_sqlx_%'
+             AND name NOT LIKE 'message_fulltext%' AND name <> 'fulltext_pending'
+             ORDER BY name",
         )
         .fetch_all(&store.reader)
         .await

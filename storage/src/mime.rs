@@ -498,6 +498,44 @@ fn text_below<'m>(message: &'m Message<'m>, index: usize, text: &mut String) {
     }
 }
 
+/// The header section of the message and of every part in it (MIME headers, and the
+/// headers of attached messages), as written (SEARCH TEXT, and the full-text index).
+pub fn header_sections<'a>(raw: &'a [u8], root: &BodyPart) -> Vec<&'a [u8]> {
+    fn walk<'a>(raw: &'a [u8], part: &BodyPart, out: &mut Vec<&'a [u8]>) {
+        let start = (part.header_start as usize).min(raw.len());
+        let end = (part.body_start as usize).min(part_end(raw, part));
+        out.push(
+            raw.get(start..end.clamp(start, raw.len()))
+                .unwrap_or_default(),
+        );
+        match &part.content {
+            PartContent::Multipart(children) => {
+                children.iter().for_each(|child| walk(raw, child, out));
+            }
+            PartContent::Message { root, .. } => walk(raw, root, out),
+            PartContent::Single => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(raw, root, &mut out);
+    out
+}
+
+/// Where the part's octets end. RFC 2046 §5.1.1: the line break before a boundary
+/// delimiter belongs to the delimiter. Messages stored before storage corrected this
+/// ([`delimiter_line_break_excluded`]) have, for a part with no blank line after its
+/// header (or no header at all), offsets that count that line break into the part, so
+/// its `body_end` sits on the `--` of the delimiter itself; this gives the line break
+/// back. For offsets stored since, it changes nothing.
+pub fn part_end(raw: &[u8], part: &BodyPart) -> usize {
+    let end = (part.body_end as usize).min(raw.len());
+    if part.body_start < part.body_end {
+        return end;
+    }
+    let end = u32::try_from(end).unwrap_or(u32::MAX);
+    delimiter_line_break_excluded(raw, end, part.header_start) as usize
+}
+
 /// Lines in a body: the number of line ends, as Dovecot counts; a last line without
 /// one is not counted (RFC 9051 §7.5.2 leaves the partial line open).
 fn count_lines(body: &[u8]) -> u32 {

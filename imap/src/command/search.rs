@@ -12,9 +12,10 @@ use crate::proto::response::{self, Code};
 use crate::proto::sequence::{SequenceSet, compress};
 use crate::session::{CommandResult, Completion, Session, State};
 use crate::view::View;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use storage::{MessageEntry, MessageId, MessageMeta, ModSeq, Store, Uid};
+use storage::fulltext::{IndexedText, TextScope};
+use storage::{MailboxId, MessageEntry, MessageId, MessageMeta, ModSeq, Store, Uid};
 
 /// Messages whose meta is loaded at once; texts and raw messages are further bounded by
 /// [`MAX_BATCH_BYTES`].
@@ -98,13 +99,10 @@ pub(crate) async fn match_updates(
     entries: &[(u32, MessageEntry)],
     now: i64,
 ) -> Result<Vec<Vec<Uid>>, CommandError> {
-    let mut needs = Needs::default();
-    for key in keys {
-        needs.meta |= key.needs.meta;
-        needs.text |= key.needs.text;
-        needs.raw |= key.needs.raw;
-    }
-    let max_bytes = if needs.text || needs.raw {
+    let needs = keys
+        .iter()
+        .fold(Needs::default(), |needs, key| needs.with(key.needs));
+    let max_bytes = if needs.contents() {
         MAX_BATCH_BYTES
     } else {
         u64::MAX
@@ -150,17 +148,19 @@ pub(crate) async fn find(
     now: i64,
 ) -> Result<Vec<Found>, CommandError> {
     let needs = Needs::of(key);
+    let candidates = index_candidates(view.mailbox, store, key).await?;
     let key = Arc::new(Key::compile(key, &SetBounds::of(view)));
     let live: Vec<usize> = (0..view.exists())
         .filter(|&i| {
-            view.entries
-                .get(i)
-                .is_some_and(|e| !view.is_expunged(e.uid))
+            view.entries.get(i).is_some_and(|e| {
+                !view.is_expunged(e.uid)
+                    && candidates.as_ref().is_none_or(|c| c.contains(&e.message))
+            })
         })
         .collect();
     // Texts and raw messages are loaded by the sizes in the view (a decoded text is about
     // the size of its message or smaller); meta is small.
-    let max_bytes = if needs.text || needs.raw {
+    let max_bytes = if needs.contents() {
         MAX_BATCH_BYTES
     } else {
         u64::MAX
@@ -196,6 +196,38 @@ pub(crate) async fn find(
     Ok(found)
 }
 
+/// The messages of `mailbox` that can match `key` by the full-text index: those that may
+/// hold every BODY and TEXT string that `key` requires (the ones ANDed at its top,
+/// `storage::fulltext::needle_fits_index`), or `None` when it requires none. A superset:
+/// each is still matched in full.
+async fn index_candidates(
+    mailbox: MailboxId,
+    store: &Store,
+    key: &SearchKey,
+) -> Result<Option<HashSet<MessageId>>, CommandError> {
+    fn required<'k>(key: &'k SearchKey, out: &mut Vec<(&'k str, TextScope)>) {
+        match key {
+            SearchKey::And(keys) => keys.iter().for_each(|k| required(k, out)),
+            SearchKey::Body(value) => out.push((value, TextScope::Body)),
+            SearchKey::Text(value) => out.push((value, TextScope::Text)),
+            _ => {}
+        }
+    }
+    let mut terms = Vec::new();
+    required(key, &mut terms);
+    let mut candidates: Option<HashSet<MessageId>> = None;
+    for (needle, scope) in terms {
+        let Some(found) = store.fulltext_candidates(mailbox, needle, scope).await? else {
+            continue;
+        };
+        candidates = Some(match candidates {
+            Some(before) => before.intersection(&found).copied().collect(),
+            None => found,
+        });
+    }
+    Ok(candidates)
+}
+
 /// Messages of one batch with what the key needs of them, owned, to be searched away
 /// from the session.
 struct Batch {
@@ -204,6 +236,8 @@ struct Batch {
     metas: HashMap<MessageId, Arc<MessageMeta>>,
     texts: HashMap<MessageId, String>,
     raws: HashMap<MessageId, Vec<u8>>,
+    /// The full-text index's texts of the messages that have a row.
+    indexed: HashMap<MessageId, IndexedText>,
     needs_text: bool,
 }
 
@@ -215,22 +249,35 @@ impl Batch {
         entries: Vec<(u32, MessageEntry)>,
     ) -> Result<Batch, CommandError> {
         let ids: Vec<MessageId> = entries.iter().map(|(_, e)| e.message).collect();
+        let indexed = if needs.text && !needs.unindexed {
+            store.indexed_texts(&ids).await?
+        } else {
+            HashMap::new()
+        };
+        // What the index does not hold is read from the messages.
+        let rest: Vec<MessageId> = ids
+            .iter()
+            .filter(|id| !indexed.contains_key(id))
+            .copied()
+            .collect();
+        let meta_of = if needs.meta { &ids } else { &rest };
         Ok(Batch {
-            metas: if needs.meta {
-                store.message_meta(&ids).await?
+            metas: if needs.meta || needs.headers {
+                store.message_meta(meta_of).await?
             } else {
                 HashMap::new()
             },
             texts: if needs.text {
-                store.message_texts(&ids).await?
+                store.message_texts(&rest).await?
             } else {
                 HashMap::new()
             },
-            raws: if needs.raw {
-                store.raw_messages(&ids).await?
+            raws: if needs.headers {
+                store.raw_messages(&rest).await?
             } else {
                 HashMap::new()
             },
+            indexed,
             entries,
             needs_text: needs.text,
         })
@@ -239,11 +286,14 @@ impl Batch {
     fn matching(&self, key: &Key, now: i64) -> Vec<Found> {
         let mut found = Vec::new();
         for (seq, entry) in &self.entries {
-            let text = self.needs_text.then(|| {
-                self.texts
+            let indexed = self.indexed.get(&entry.message);
+            let text = self.needs_text.then(|| match indexed {
+                Some(indexed) => indexed.body.as_str(),
+                None => self
+                    .texts
                     .get(&entry.message)
                     .map(String::as_str)
-                    .unwrap_or_default()
+                    .unwrap_or_default(),
             });
             let candidate = Candidate {
                 seq: *seq,
@@ -251,6 +301,7 @@ impl Batch {
                 meta: self.metas.get(&entry.message).map(Arc::as_ref),
                 text,
                 raw: self.raws.get(&entry.message).map(Vec::as_slice),
+                indexed_headers: indexed.map(|i| i.headers.as_str()),
             };
             if matches(key, &candidate, now) {
                 found.push(Found {
@@ -507,6 +558,7 @@ pub(crate) fn search_messages(criteria: &[u8], messages: &[&[u8]], now: i64) -> 
         metas: HashMap::new(),
         texts: HashMap::new(),
         raws: HashMap::new(),
+        indexed: HashMap::new(),
         needs_text: true,
     };
     for (n, raw) in (1..=count).zip(messages) {
@@ -553,7 +605,8 @@ mod tests {
     }
 
     /// Evaluates a key on one message the way SEARCH loads it (only TEXT sees the raw
-    /// bytes; flags, dates and sizes as in `entry()`).
+    /// bytes; flags, dates and sizes as in `entry()`), and checks that the texts of the
+    /// full-text index give the same answer.
     fn finds(raw: &[u8], key: &SearchKey) -> bool {
         let analysis = storage::mime::analyse(raw);
         let entry = entry();
@@ -562,13 +615,26 @@ mod tests {
             entry: &entry,
             meta: Some(&analysis.meta),
             text: Some(&analysis.body_text),
-            raw: Needs::of(key).raw.then_some(raw),
+            raw: Needs::of(key).headers.then_some(raw),
+            indexed_headers: None,
         };
-        match key {
+        let evaluate = |candidate: &Candidate<'_>| match key {
             SearchKey::Header(name, value) => candidate.header(name, &Needle::new(value)),
             SearchKey::Text(value) => candidate.text(&Needle::new(value)),
-            other => matches_leaf(other, &candidate, 0),
+            SearchKey::Body(value) => matches(&Key::Body(Needle::new(value)), candidate, 0),
+            other => matches_leaf(other, candidate, 0),
+        };
+        let found = evaluate(&candidate);
+        if let Some(indexed) = IndexedText::of(raw, &analysis.meta, &analysis.body_text) {
+            let from_index = Candidate {
+                text: Some(&indexed.body),
+                raw: None,
+                indexed_headers: Some(&indexed.headers),
+                ..candidate
+            };
+            assert_eq!(evaluate(&from_index), found, "from the index: {key:?}");
         }
+        found
     }
 
     fn header(name: &str, value: &str) -> SearchKey {
@@ -693,26 +759,46 @@ mod tests {
         assert_eq!(
             Needs::of(&body),
             Needs {
-                meta: false,
                 text: true,
-                raw: false
+                ..Needs::default()
             }
         );
-        assert!(!Needs::of(&SearchKey::Larger(10)).raw);
+        assert!(!Needs::of(&SearchKey::Larger(10)).headers);
         assert_eq!(
             Needs::of(&SearchKey::Not(Box::new(header("To", "x")))),
             Needs {
                 meta: true,
-                text: false,
-                raw: false
+                ..Needs::default()
             }
         );
-        assert!(
-            Needs::of(&SearchKey::Or(
-                Box::new(body),
-                Box::new(SearchKey::Text("x".into()))
-            ))
-            .raw
-        );
+        let either = Needs::of(&SearchKey::Or(
+            Box::new(body),
+            Box::new(SearchKey::Text("x".into())),
+        ));
+        assert!(either.headers && !either.unindexed);
+        // A line break may match across header lines joined in the index.
+        assert!(Needs::of(&SearchKey::Text("a\r\nb".into())).unindexed);
+    }
+
+    #[test]
+    fn the_index_answers_as_the_messages_do() {
+        let message = b"From: =?utf-8?q?J=C3=BCrgen?= <j@example.org>\r\nSubject: Caf\xc3\xa9 notes\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nGR\xc3\x9cSSE \xe2\x84\xaa\r\n--b\r\nContent-Type: text/csv; name=a.csv\r\nContent-Disposition: attachment\r\n\r\nrare,column\r\n--b\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\nYmluYXJ5d29yZA==\r\n--b--\r\n";
+        let text = |value: &str| SearchKey::Text(value.into());
+        let body = |value: &str| SearchKey::Body(value.into());
+        for (key, expected) in [
+            (text("jürgen"), true),
+            (text("from: =?utf-8?q?j"), true),
+            (text("café"), true),
+            (text("CONTENT-DISPOSITION: ATTACH"), true),
+            (text("notes\r\ncontent"), false),
+            (body("grüsse k"), true),
+            (body("rare,col"), true),
+            (body("binaryword"), false),
+            (body("café"), false),
+            (text(""), true),
+            (body("ss"), true),
+        ] {
+            assert_eq!(finds(message, &key), expected, "{key:?}");
+        }
     }
 }

@@ -2,21 +2,26 @@
 //! the case-folded substring finder, sets resolved against the view, and the per-key
 //! rules. The command itself, batching and ESEARCH results are in `search.rs`.
 
-use crate::message::header_sections;
 use crate::proto::command::SearchKey;
 use crate::proto::datetime::date_of;
 use crate::proto::{RangeSet, SetOrSaved};
 use crate::view::View;
 use memchr::memmem;
-use storage::mime::unfolded_fields;
+use storage::mime::{header_sections, unfolded_fields};
 use storage::{MessageEntry, MessageMeta, Uid};
 
 /// What a key needs besides the entry itself.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Needs {
+    /// The meta of every message (header keys, sent dates).
     pub(super) meta: bool,
+    /// The body text (BODY, TEXT): from the full-text index where a message has a row.
     pub(super) text: bool,
-    pub(super) raw: bool,
+    /// The header lines (TEXT): from the index, else from the meta and the raw message.
+    pub(super) headers: bool,
+    /// A TEXT string the index's header lines cannot answer for
+    /// (`storage::fulltext::UNIT_SEPARATOR`): texts from the messages themselves.
+    pub(super) unindexed: bool,
 }
 
 impl Needs {
@@ -39,13 +44,28 @@ impl Needs {
             }
             SearchKey::Header(..) => self.meta = true,
             SearchKey::Body(_) => self.text = true,
-            SearchKey::Text(_) => {
-                self.meta = true;
+            SearchKey::Text(value) => {
                 self.text = true;
-                self.raw = true;
+                self.headers = true;
+                self.unindexed |= value.contains(['\0', '\r', '\n']);
             }
             _ => {}
         }
+    }
+
+    /// The union of both.
+    pub(super) fn with(self, other: Needs) -> Needs {
+        Needs {
+            meta: self.meta || other.meta,
+            text: self.text || other.text,
+            headers: self.headers || other.headers,
+            unindexed: self.unindexed || other.unindexed,
+        }
+    }
+
+    /// True when message contents are compared (CPU work that grows with the mail).
+    pub(super) fn contents(self) -> bool {
+        self.text || self.headers
     }
 }
 
@@ -71,6 +91,12 @@ impl Needle {
         let folded = text.to_lowercase();
         let finder = memmem::Finder::new(folded.as_bytes()).into_owned();
         Needle { finder }
+    }
+
+    /// [`Needle::found_in`] for a haystack already case-folded (the full-text index's
+    /// texts, `storage::fulltext::fold`): folding it again would change nothing.
+    pub(super) fn found_in_folded(&self, haystack: &str) -> bool {
+        self.finder.find(haystack.as_bytes()).is_some()
     }
 
     pub(super) fn found_in(&self, haystack: &str) -> bool {
@@ -119,6 +145,9 @@ pub(super) struct Candidate<'a> {
     pub(super) meta: Option<&'a MessageMeta>,
     pub(super) text: Option<&'a str>,
     pub(super) raw: Option<&'a [u8]>,
+    /// The message's texts in the full-text index (folded), when it has a row: then
+    /// `text` is its body.
+    pub(super) indexed_headers: Option<&'a str>,
 }
 
 impl Candidate<'_> {
@@ -144,6 +173,12 @@ impl Candidate<'_> {
     /// and unfolded (field names included), the top-level header also decoded, the body
     /// as decoded at delivery.
     pub(super) fn text(&self, value: &Needle) -> bool {
+        if let Some(headers) = self.indexed_headers {
+            // Both folded at delivery; the header lines are one haystack, which finds
+            // what one of them would (no TEXT string here holds their separator).
+            return self.text.is_some_and(|t| value.found_in_folded(t))
+                || value.found_in_folded(headers);
+        }
         if self.text.is_some_and(|t| value.found_in(t))
             || self
                 .meta
@@ -267,7 +302,10 @@ pub(super) fn matches(key: &Key, c: &Candidate<'_>, now: i64) -> bool {
         Key::Uids(set) => set.contains(c.entry.uid.0),
         Key::Seqs(set) => set.contains(c.seq),
         Key::Header(name, value) => c.header(name, value),
-        Key::Body(value) => c.text.is_some_and(|t| value.found_in(t)),
+        Key::Body(value) => c.text.is_some_and(|t| match c.indexed_headers {
+            Some(_) => value.found_in_folded(t),
+            None => value.found_in(t),
+        }),
         Key::Text(value) => c.text(value),
         Key::Leaf(key) => matches_leaf(key, c, now),
     }

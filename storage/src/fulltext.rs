@@ -1,0 +1,383 @@
+//! The full-text index of SEARCH BODY and TEXT (RFC 9051 §6.4.4, issue 18).
+//!
+//! BODY and TEXT are "case-insensitive substring matches" (§6.4.4): a word index cannot
+//! answer them, a trigram index can. Each message stored for a mailbox gets, in the
+//! transaction that stores it, one row of what SEARCH looks at, case-folded
+//! ([`IndexedText`]): its decoded body text (every text part, attachments included;
+//! binary parts have none) and its header lines (every header section, MIME parts'
+//! included, unfolded, and the top-level header decoded). SQLite keeps it in an FTS5
+//! table with the trigram tokenizer (migration sqlite 0015), PostgreSQL in a table with
+//! `pg_trgm` GIN indexes (migration postgres 0012). The row goes with the message row.
+//!
+//! SEARCH asks the index for candidates ([`Store::fulltext_candidates`]) and confirms
+//! each on the folded text with its own matcher, so answers are those of a full scan:
+//! a trigram query is a substring match on the folded text, and the text confirmed is
+//! the text the matcher would fold. A message without a row (its text over
+//! [`MAX_INDEXED_TEXT_BYTES`], or stored before the index) is listed in
+//! `fulltext_pending` and is always a candidate, searched as before; `letterbox reindex`
+//! indexes such messages ([`Store::reindex`]).
+//!
+//! Invariant: every message row stored for a mailbox has exactly one of a
+//! `message_fulltext` row and a `fulltext_pending` row.
+
+use crate::error::{Result, StoreError};
+use crate::locks::Scope;
+use crate::messages::{IN_LIST_CHUNK, analyse_off_workers, placeholders};
+use crate::mime::{MessageMeta, header_sections, unfolded_fields};
+use crate::types::{AccountId, MailboxId, MessageId};
+use crate::writer::JobOutput;
+use crate::{Backend, Store};
+use sqlx::{AnyConnection, Row};
+use std::collections::{HashMap, HashSet};
+
+/// The most folded text (body and header lines together) one message may have in the
+/// index. Both indexes hold about one entry per character, and a single text part of
+/// several MB is rarely text anyone searches; a message over it is searched without the
+/// index (listed in `fulltext_pending`), which gives the same answers, only slower.
+pub const MAX_INDEXED_TEXT_BYTES: usize = 4 * 1024 * 1024;
+
+/// The shortest needle, in characters, the index finds candidates for: both indexes are
+/// of trigrams (FTS5: "substrings of less than 3 unicode characters do not match any
+/// rows"). A shorter one is searched without the index.
+pub const MIN_INDEXED_NEEDLE_CHARS: usize = 3;
+
+/// Messages reindexed per writer job: each holds its raw bytes in memory until stored.
+const REINDEX_CHUNK: usize = 64;
+
+/// Separates the units that SEARCH matches one by one (header lines) in
+/// [`IndexedText::headers`]. A needle holding it is searched without the index
+/// ([`needle_fits_index`]): for every other needle a match in the joined text is a match
+/// in one unit, since a match cannot span the separator.
+pub const UNIT_SEPARATOR: char = '\n';
+
+/// What the index keeps of one message, case-folded ([`fold`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IndexedText {
+    /// The decoded body text as SEARCH BODY matches it.
+    pub body: String,
+    /// Header lines, one per [`UNIT_SEPARATOR`]: `name: value` of every field of every
+    /// header section, unfolded, then the decoded values of the top-level header.
+    pub headers: String,
+}
+
+/// Which texts of a message a needle is looked for in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextScope {
+    /// RFC 9051 §6.4.4 BODY: "in the body of the message".
+    Body,
+    /// RFC 9051 §6.4.4 TEXT: "in the header (including MIME header fields) or body".
+    Text,
+}
+
+/// The case folding of SEARCH strings and texts: lower-casing by Unicode rules (what
+/// the IMAP matcher does), so that a folded needle is a substring of the folded text
+/// exactly when the matcher finds it.
+pub fn fold(text: &str) -> String {
+    text.to_lowercase()
+}
+
+/// True when the index can answer for `needle` (as given by the client): it has at least
+/// [`MIN_INDEXED_NEEDLE_CHARS`] characters once folded and no line break or NUL (see
+/// [`UNIT_SEPARATOR`]; a NUL of a header line is stored as one).
+pub fn needle_fits_index(needle: &str) -> bool {
+    !needle.contains(['\0', '\r', '\n']) && fold(needle).chars().count() >= MIN_INDEXED_NEEDLE_CHARS
+}
+
+impl IndexedText {
+    /// What the index keeps of a message, from its raw bytes, meta and decoded body text
+    /// (as stored: without NULs); `None` when it is over [`MAX_INDEXED_TEXT_BYTES`].
+    pub fn of(raw: &[u8], meta: &MessageMeta, body_text: &str) -> Option<IndexedText> {
+        if body_text.len() > MAX_INDEXED_TEXT_BYTES {
+            return None;
+        }
+        let mut headers = String::new();
+        let mut push = |unit: &str| {
+            if !headers.is_empty() {
+                headers.push(UNIT_SEPARATOR);
+            }
+            // PostgreSQL's TEXT cannot hold a NUL; as a separator it splits the unit,
+            // which changes no match of a needle without one.
+            headers.push_str(&fold(unit).replace('\0', "\n"));
+        };
+        for section in header_sections(raw, &meta.root) {
+            for (name, value) in unfolded_fields(section) {
+                push(&format!("{name}: {value}"));
+            }
+        }
+        for (_, value) in &meta.headers {
+            push(value);
+        }
+        let body = fold(body_text);
+        (body.len() + headers.len() <= MAX_INDEXED_TEXT_BYTES)
+            .then_some(IndexedText { body, headers })
+    }
+}
+
+/// Stores what the index keeps of a new message (or marks it pending when `text` is
+/// `None`), in the transaction that stores the message.
+pub(crate) async fn store_in_tx(
+    conn: &mut AnyConnection,
+    message: MessageId,
+    text: Option<&IndexedText>,
+) -> Result<()> {
+    let Some(text) = text else {
+        sqlx::query("INSERT INTO fulltext_pending (message_id) VALUES ($1)")
+            .bind(message.0)
+            .execute(&mut *conn)
+            .await?;
+        return Ok(());
+    };
+    let sql = match Backend::of_connection(conn) {
+        Backend::Sqlite => {
+            "INSERT INTO message_fulltext (rowid, body, headers) VALUES ($1, $2, $3)"
+        }
+        Backend::Postgres => {
+            "INSERT INTO message_fulltext (message_id, body, headers) VALUES ($1, $2, $3)"
+        }
+    };
+    sqlx::query(sql)
+        .bind(message.0)
+        .bind(&text.body)
+        .bind(&text.headers)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Replaces the index row of a message that still exists (reindex); nothing when it is
+/// gone.
+async fn replace_in_tx(
+    conn: &mut AnyConnection,
+    message: MessageId,
+    text: Option<&IndexedText>,
+) -> Result<()> {
+    let backend = Backend::of_connection(conn);
+    let delete_row = match backend {
+        Backend::Sqlite => "DELETE FROM message_fulltext WHERE rowid = $1",
+        Backend::Postgres => "DELETE FROM message_fulltext WHERE message_id = $1",
+    };
+    for sql in [
+        delete_row,
+        "DELETE FROM fulltext_pending WHERE message_id = $1",
+    ] {
+        sqlx::query(sql).bind(message.0).execute(&mut *conn).await?;
+    }
+    let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM messages WHERE id = $1")
+        .bind(message.0)
+        .fetch_optional(&mut *conn)
+        .await?;
+    if exists.is_some() {
+        store_in_tx(conn, message, text).await?;
+    }
+    Ok(())
+}
+
+/// The FTS5 query for `needle` (folded): a phrase, which the trigram tokenizer matches
+/// as a substring; `"` doubled inside it (FTS5 §3.1 strings).
+fn fts5_query(needle: &str, scope: TextScope) -> String {
+    let phrase = format!("\"{}\"", needle.replace('"', "\"\""));
+    match scope {
+        TextScope::Body => format!("body : {phrase}"),
+        TextScope::Text => phrase,
+    }
+}
+
+/// The LIKE pattern that matches texts holding `needle` (folded): `\`, `%` and `_`
+/// escaped with PostgreSQL's default escape character `\`.
+fn like_pattern(needle: &str) -> String {
+    let mut pattern = String::with_capacity(needle.len() + 2);
+    pattern.push('%');
+    for c in needle.chars() {
+        if matches!(c, '\\' | '%' | '_') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
+impl Store {
+    /// The messages of `mailbox` that may hold `needle` (as the client gave it) in the
+    /// texts of `scope`: those whose indexed text has it, and those not indexed. `None`
+    /// when the index cannot answer for this needle ([`needle_fits_index`]): every
+    /// message is then a candidate.
+    pub async fn fulltext_candidates(
+        &self,
+        mailbox: MailboxId,
+        needle: &str,
+        scope: TextScope,
+    ) -> Result<Option<HashSet<MessageId>>> {
+        if !needle_fits_index(needle) {
+            return Ok(None);
+        }
+        let folded = fold(needle);
+        // One index scan per text, their ids in a UNION (an OR of both would keep
+        // PostgreSQL's planner from using either index).
+        let (indexed, pattern) = match (self.backend, scope) {
+            (Backend::Sqlite, _) => (
+                "SELECT rowid FROM message_fulltext WHERE message_fulltext MATCH $2",
+                fts5_query(&folded, scope),
+            ),
+            (Backend::Postgres, TextScope::Body) => (
+                "SELECT message_id FROM message_fulltext WHERE body LIKE $2",
+                like_pattern(&folded),
+            ),
+            (Backend::Postgres, TextScope::Text) => (
+                "SELECT message_id FROM message_fulltext WHERE body LIKE $2
+                 UNION SELECT message_id FROM message_fulltext WHERE headers LIKE $2",
+                like_pattern(&folded),
+            ),
+        };
+        let sql = format!(
+            "SELECT message_id FROM mailbox_messages WHERE mailbox_id = $1
+             AND message_id IN ({indexed} UNION SELECT message_id FROM fulltext_pending)"
+        );
+        let ids: Vec<i64> = sqlx::query_scalar(&sql)
+            .bind(mailbox.0)
+            .bind(pattern)
+            .fetch_all(&self.reader)
+            .await?;
+        Ok(Some(ids.into_iter().map(MessageId).collect()))
+    }
+
+    /// What the index keeps of each message; a message without an index row (pending, or
+    /// gone) is left out.
+    pub async fn indexed_texts(
+        &self,
+        messages: &[MessageId],
+    ) -> Result<HashMap<MessageId, IndexedText>> {
+        let id = match self.backend {
+            Backend::Sqlite => "rowid",
+            Backend::Postgres => "message_id",
+        };
+        let mut found = HashMap::with_capacity(messages.len());
+        for chunk in messages.chunks(IN_LIST_CHUNK) {
+            let sql = format!(
+                "SELECT {id}, body, headers FROM message_fulltext WHERE {id} IN ({})",
+                placeholders(1, chunk.len())
+            );
+            let mut query = sqlx::query(&sql);
+            for message in chunk {
+                query = query.bind(message.0);
+            }
+            for row in query.fetch_all(&self.reader).await? {
+                let text = IndexedText {
+                    body: row.try_get(1)?,
+                    headers: row.try_get(2)?,
+                };
+                found.insert(MessageId(row.try_get(0)?), text);
+            }
+        }
+        Ok(found)
+    }
+
+    /// Rebuilds the full-text index of the messages in the mailboxes of `account` (every
+    /// account when `None`) from their raw bytes; returns the messages indexed (those
+    /// over [`MAX_INDEXED_TEXT_BYTES`] are left pending, and counted).
+    pub async fn reindex(&self, account: Option<AccountId>) -> Result<u64> {
+        let accounts: Vec<i64> = match account {
+            Some(account) => vec![account.0],
+            None => {
+                sqlx::query_scalar("SELECT id FROM accounts ORDER BY id")
+                    .fetch_all(&self.reader)
+                    .await?
+            }
+        };
+        let mut indexed = 0;
+        for account in accounts.into_iter().map(AccountId) {
+            let messages: Vec<i64> = sqlx::query_scalar(
+                "SELECT DISTINCT mm.message_id FROM mailbox_messages mm
+                 JOIN mailboxes m ON m.id = mm.mailbox_id
+                 WHERE m.account_id = $1 ORDER BY mm.message_id",
+            )
+            .bind(account.0)
+            .fetch_all(&self.reader)
+            .await?;
+            for chunk in messages.chunks(REINDEX_CHUNK) {
+                let ids: Vec<MessageId> = chunk.iter().copied().map(MessageId).collect();
+                let raws = self.raw_messages(&ids).await?;
+                let texts = self.message_texts(&ids).await?;
+                let mut rows = Vec::with_capacity(raws.len());
+                for (id, raw) in raws {
+                    let body_text = texts.get(&id).map(String::as_str).unwrap_or_default();
+                    let body_text = body_text.replace('\0', "");
+                    let analysis = analyse_off_workers(raw.clone()).await?;
+                    let text = tokio::task::spawn_blocking(move || {
+                        IndexedText::of(&raw, &analysis.meta, &body_text)
+                    })
+                    .await
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                    rows.push((id, text));
+                }
+                indexed += rows.len() as u64;
+                // The account's lock on PostgreSQL: its expunges wait, so a message
+                // found above is either still there or already gone.
+                self.writer
+                    .run(Scope::account(account), move |conn| {
+                        Box::pin(async move {
+                            for (id, text) in &rows {
+                                replace_in_tx(conn, *id, text.as_ref()).await?;
+                            }
+                            Ok(JobOutput::new((), Vec::new()))
+                        })
+                    })
+                    .await?;
+            }
+        }
+        Ok(indexed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mime::analyse;
+
+    #[test]
+    fn folding_twice_is_folding_once() {
+        // The matcher folds the stored (folded) text again: it must find what it would
+        // have found in the text as written.
+        for text in ["Grüße ẞ Σ ΣΑΣ", "İstanbul \u{212A}elvin", "ǅ ǈ ﬃ", "ΌΣΟΣ σ"]
+        {
+            assert_eq!(fold(&fold(text)), fold(text), "{text}");
+        }
+    }
+
+    #[test]
+    fn header_lines_hold_every_section_and_the_decoded_top_level() {
+        let raw = b"Subject: =?utf-8?q?Gr=C3=BC=C3=9Fe?=\r\nX-Long: first\r\n second\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\nContent-Description: The Inner Words\r\n\r\nHello Body\r\n--b--\r\n";
+        let analysis = analyse(raw);
+        let text = IndexedText::of(raw, &analysis.meta, &analysis.body_text).expect("indexed");
+        let lines: Vec<&str> = text.headers.split(UNIT_SEPARATOR).collect();
+        assert!(lines.contains(&"x-long: first second"), "{lines:?}");
+        assert!(lines.contains(&"content-description: the inner words"));
+        assert!(lines.contains(&"grüße"));
+        assert!(text.body.contains("hello body"));
+        assert!(!text.body.contains("inner words"));
+    }
+
+    #[test]
+    fn text_over_the_limit_is_not_indexed() {
+        let body = "a".repeat(MAX_INDEXED_TEXT_BYTES + 1);
+        let raw = format!("Subject: big\r\n\r\n{body}");
+        let analysis = analyse(raw.as_bytes());
+        assert_eq!(
+            IndexedText::of(raw.as_bytes(), &analysis.meta, &analysis.body_text),
+            None
+        );
+    }
+
+    #[test]
+    fn needles_the_index_answers() {
+        assert!(needle_fits_index("abc"));
+        assert!(needle_fits_index("grü"));
+        assert!(!needle_fits_index("ab"));
+        assert!(!needle_fits_index("a\r\nb"));
+        assert_eq!(like_pattern("50%_a\\b"), "%50\\%\\_a\\\\b%");
+        assert_eq!(
+            fts5_query("say \"hi\"", TextScope::Body),
+            "body : \"say \"\"hi\"\"\""
+        );
+    }
+}

@@ -1,0 +1,244 @@
+//! The full-text index of SEARCH BODY and TEXT (storage/src/fulltext.rs), on both
+//! backends: every way a message arrives indexes it, expunge drops its row, a message
+//! too large to index is always a candidate, `reindex` rebuilds, and `migrate` builds the
+//! index of the copy.
+
+use std::collections::HashSet;
+use storage::fulltext::{MAX_INDEXED_TEXT_BYTES, TextScope};
+use storage::{AccountId, Delivery, ImportedMessage, MailboxId, MessageId, Secret, Store, Uid};
+
+#[path = "../../tests/common/postgres.rs"]
+mod postgres;
+
+/// What a test works on; the guard removes the store when dropped.
+struct Fixture {
+    store: Store,
+    account: AccountId,
+    inbox: MailboxId,
+    _guard: Box<dyn std::any::Any>,
+}
+
+/// A new store on `backend` ("sqlite" or "postgres") with the account a@example.org.
+async fn fixture(backend: &str) -> Fixture {
+    let (url, guard): (String, Box<dyn std::any::Any>) = if backend == "sqlite" {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = dir.path().join("mail.sqlite").display().to_string();
+        (url, Box::new(dir))
+    } else {
+        let database = postgres::PostgresDatabase::create().await;
+        (database.url.clone(), Box::new(database))
+    };
+    let store = Store::open(&url).await.expect("open");
+    store.add_domain("example.org").await.expect("domain");
+    let account = store
+        .add_account("a@example.org", &Secret::new("x"))
+        .await
+        .expect("account");
+    let inbox = store.inbox(account).await.expect("inbox").id;
+    Fixture {
+        store,
+        account,
+        inbox,
+        _guard: guard,
+    }
+}
+
+fn mail(subject: &str, body: &str) -> Vec<u8> {
+    format!("From: b@example.net\r\nSubject: {subject}\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n")
+        .into_bytes()
+}
+
+async fn deliver(store: &Store, mailbox: MailboxId, raw: Vec<u8>) -> MessageId {
+    store
+        .deliver(Delivery {
+            raw,
+            mailboxes: vec![mailbox],
+            ..Delivery::default()
+        })
+        .await
+        .expect("deliver")
+        .message
+}
+
+async fn candidates(store: &Store, mailbox: MailboxId, needle: &str, scope: TextScope) -> Vec<i64> {
+    let found: HashSet<MessageId> = store
+        .fulltext_candidates(mailbox, needle, scope)
+        .await
+        .expect("candidates")
+        .expect("the index answers");
+    let mut ids: Vec<i64> = found.into_iter().map(|m| m.0).collect();
+    ids.sort_unstable();
+    ids
+}
+
+async fn every_arrival_is_indexed_and_expunge_drops_it(backend: &str) {
+    let Fixture {
+        store,
+        account,
+        inbox,
+        _guard,
+    } = fixture(backend).await;
+    let archive = store
+        .create_mailbox(account, "Projects", None)
+        .await
+        .expect("projects");
+    let plain = deliver(&store, inbox, mail("Grüße aus Köln", "the Quick brown fox")).await;
+    let appended = store
+        .deliver_all(vec![Delivery {
+            raw: mail("minutes", "Meeting NOTES, 100%_done"),
+            mailboxes: vec![inbox],
+            ..Delivery::default()
+        }])
+        .await
+        .expect("multiappend")[0]
+        .message;
+    let imported = store
+        .import_messages(
+            inbox,
+            vec![ImportedMessage {
+                raw: mail("old", "imported fox tale"),
+                flags: Default::default(),
+                internal_date: 1_000_000_000,
+                uid: Some(Uid(100)),
+            }],
+        )
+        .await
+        .expect("import");
+    assert_eq!(imported, vec![Uid(100)]);
+    let fox = candidates(&store, inbox, "FOX", TextScope::Body).await;
+    assert_eq!(fox.len(), 2, "{fox:?}");
+    assert!(fox.contains(&plain.0));
+    assert_eq!(
+        candidates(&store, inbox, "100%_d", TextScope::Body).await,
+        vec![appended.0]
+    );
+    // Header text only for TEXT; folded on both sides.
+    assert_eq!(
+        candidates(&store, inbox, "KÖLN", TextScope::Text).await,
+        vec![plain.0]
+    );
+    assert!(
+        candidates(&store, inbox, "köln", TextScope::Body)
+            .await
+            .is_empty()
+    );
+    // Shorter than a trigram: the index cannot answer.
+    assert!(
+        store
+            .fulltext_candidates(inbox, "ox", TextScope::Body)
+            .await
+            .expect("query")
+            .is_none()
+    );
+
+    // A copy is the same message: found in the other mailbox too.
+    store
+        .copy_messages(inbox, vec![Uid(1)], archive)
+        .await
+        .expect("copy");
+    assert_eq!(
+        candidates(&store, archive, "quick", TextScope::Body).await,
+        vec![plain.0]
+    );
+    // Expunged from both: its index row goes with the message.
+    for mailbox in [inbox, archive] {
+        store.expunge(mailbox, vec![Uid(1)]).await.expect("expunge");
+    }
+    assert!(
+        candidates(&store, inbox, "quick", TextScope::Body)
+            .await
+            .is_empty()
+    );
+    assert!(
+        store
+            .indexed_texts(&[plain])
+            .await
+            .expect("read")
+            .is_empty()
+    );
+    let texts = store.indexed_texts(&[appended]).await.expect("read");
+    assert!(texts[&appended].body.contains("meeting notes"));
+    assert!(texts[&appended].headers.contains("subject: minutes"));
+}
+
+async fn large_text_is_always_a_candidate_and_reindex_rebuilds(backend: &str) {
+    let Fixture {
+        store,
+        account,
+        inbox,
+        _guard,
+    } = fixture(backend).await;
+    let small = deliver(&store, inbox, mail("small", "harbour office")).await;
+    let body = "filler ".repeat(MAX_INDEXED_TEXT_BYTES / 7 + 1);
+    let large = deliver(&store, inbox, mail("large", &body)).await;
+    // Not indexed: a candidate for every needle, to be matched on its text.
+    assert_eq!(
+        candidates(&store, inbox, "harbour", TextScope::Body).await,
+        vec![small.0, large.0]
+    );
+    assert_eq!(
+        candidates(&store, inbox, "nowhere", TextScope::Text).await,
+        vec![large.0]
+    );
+    assert!(
+        store
+            .indexed_texts(&[large])
+            .await
+            .expect("read")
+            .is_empty()
+    );
+
+    assert_eq!(store.reindex(None).await.expect("reindex"), 2);
+    assert_eq!(
+        candidates(&store, inbox, "harbour", TextScope::Body).await,
+        vec![small.0, large.0]
+    );
+    assert_eq!(store.reindex(Some(account)).await.expect("reindex"), 2);
+    assert_eq!(
+        candidates(&store, inbox, "nowhere", TextScope::Text).await,
+        vec![large.0]
+    );
+}
+
+macro_rules! on_both_backends {
+    ($($test:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test] async fn $test() { super::$test("sqlite").await })*
+        }
+        mod postgres_backend {
+            $(#[tokio::test] async fn $test() { super::$test("postgres").await })*
+        }
+    };
+}
+
+on_both_backends!(
+    every_arrival_is_indexed_and_expunge_drops_it,
+    large_text_is_always_a_candidate_and_reindex_rebuilds,
+);
+
+#[tokio::test]
+async fn migrate_builds_the_index_of_the_copy() {
+    let source = fixture("sqlite").await;
+    deliver(
+        &source.store,
+        source.inbox,
+        mail("one", "zanzibarite sample"),
+    )
+    .await;
+    deliver(&source.store, source.inbox, mail("two", "nothing rare")).await;
+    let database = postgres::PostgresDatabase::create().await;
+    let target = Store::open(&database.url).await.expect("open target");
+    let report = target
+        .copy_installation_from(&source.store)
+        .await
+        .expect("copy");
+    assert_eq!(report.rows("message_fulltext"), Some(2));
+    // Ids are kept by the copy.
+    let target_inbox = target.inbox(source.account).await.expect("inbox").id;
+    assert_eq!(
+        candidates(&target, target_inbox, "zanzibarite", TextScope::Body)
+            .await
+            .len(),
+        1
+    );
+}

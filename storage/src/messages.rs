@@ -1018,27 +1018,26 @@ impl Store {
 /// line that the relay dot-stuffs. Nothing else in the message changes; 8-bit octets
 /// are kept.
 pub fn crlf_line_ends(raw: Vec<u8>) -> Vec<u8> {
-    let is_bare = |at: usize, byte: u8| match byte {
-        b'\n' => at.checked_sub(1).and_then(|before| raw.get(before)) != Some(&b'\r'),
-        b'\r' => raw.get(at + 1) != Some(&b'\n'),
+    let is_bare = |at: usize| match raw.get(at) {
+        Some(b'\n') => at.checked_sub(1).and_then(|before| raw.get(before)) != Some(&b'\r'),
+        Some(b'\r') => raw.get(at + 1) != Some(&b'\n'),
         _ => false,
     };
-    let bare = raw
-        .iter()
-        .enumerate()
-        .filter(|&(at, &byte)| is_bare(at, byte))
+    // Only CRs and LFs are looked at, found by a SIMD search.
+    let bare = memchr::memchr2_iter(b'\r', b'\n', &raw)
+        .filter(|&at| is_bare(at))
         .count();
     if bare == 0 {
         return raw;
     }
     let mut out = Vec::with_capacity(raw.len() + bare);
-    for (at, &byte) in raw.iter().enumerate() {
-        if is_bare(at, byte) {
-            out.extend_from_slice(b"\r\n");
-        } else {
-            out.push(byte);
-        }
+    let mut copied = 0;
+    for at in memchr::memchr2_iter(b'\r', b'\n', &raw).filter(|&at| is_bare(at)) {
+        out.extend_from_slice(raw.get(copied..at).unwrap_or_default());
+        out.extend_from_slice(b"\r\n");
+        copied = at + 1;
     }
+    out.extend_from_slice(raw.get(copied..).unwrap_or_default());
     out
 }
 

@@ -208,7 +208,7 @@ fn unfold_content_headers(raw: &[u8]) -> Cow<'_, [u8]> {
     while line_start < raw.len() {
         let line_end = raw
             .get(line_start..)
-            .and_then(|rest| rest.iter().position(|&b| b == b'\n'))
+            .and_then(|rest| memchr::memchr(b'\n', rest))
             .map_or(raw.len(), |at| line_start + at + 1);
         let line = raw.get(line_start..line_end).unwrap_or_default();
         if matches!(line.first(), Some(b' ' | b'\t')) {
@@ -501,7 +501,7 @@ fn text_below<'m>(message: &'m Message<'m>, index: usize, text: &mut String) {
 /// Lines in a body: the number of line ends, as Dovecot counts; a last line without
 /// one is not counted (RFC 9051 §7.5.2 leaves the partial line open).
 fn count_lines(body: &[u8]) -> u32 {
-    body.iter().filter(|&&b| b == b'\n').count() as u32
+    memchr::memchr_iter(b'\n', body).count() as u32
 }
 
 /// The value of a header field of a part as written in the raw bytes, unfolded and trimmed.

@@ -600,26 +600,33 @@ async fn insert_message(
     let delivery = &prepared.delivery;
     let columns = "raw, header, size, meta, body_text, sent_date, created_at";
     let values = "$1, $2, $3, $4, $5, $6, $7";
-    let sql = match Backend::of_connection(conn) {
+    let (sql, id) = match Backend::of_connection(conn) {
         // One round trip: the id from the column's sequence (migration postgres 0010).
-        Backend::Postgres => {
-            format!("INSERT INTO messages ({columns}) VALUES ({values}) RETURNING id")
-        }
-        Backend::Sqlite => {
-            let id = next_id(conn, IdSequence::Messages).await?;
-            format!("INSERT INTO messages (id, {columns}) VALUES ({id}, {values}) RETURNING id")
-        }
+        Backend::Postgres => (
+            format!("INSERT INTO messages ({columns}) VALUES ({values}) RETURNING id"),
+            None,
+        ),
+        // The id is bound, not written into the statement: one statement that the
+        // connection keeps prepared, instead of a new one to prepare at every delivery.
+        Backend::Sqlite => (
+            format!("INSERT INTO messages (id, {columns}) VALUES ($8, {values}) RETURNING id"),
+            Some(next_id(conn, IdSequence::Messages).await?),
+        ),
     };
-    let id: i64 = sqlx::query_scalar(&sql)
+    let query = sqlx::query_scalar(&sql)
         .bind(&delivery.raw)
         .bind(&prepared.header[..])
         .bind(delivery.raw.len() as i64)
         .bind(&prepared.meta)
         .bind(&prepared.body_text)
         .bind(prepared.sent_date)
-        .bind(now)
-        .fetch_one(&mut *conn)
-        .await?;
+        .bind(now);
+    // PostgreSQL's statement has no `$8`.
+    let query = match id {
+        Some(id) => query.bind(id),
+        None => query,
+    };
+    let id: i64 = query.fetch_one(&mut *conn).await?;
     Ok(MessageId(id))
 }
 

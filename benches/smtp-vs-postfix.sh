@@ -200,7 +200,7 @@ smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
 # Every recipient of bench.test goes to the one Maildir $maildir/.
 virtual_mailbox_domains = bench.test
 virtual_mailbox_base = $dir/mail
-virtual_mailbox_maps = static:benches/
+virtual_mailbox_maps = static:bench/
 virtual_uid_maps = static:$uid
 virtual_gid_maps = static:$gid
 # One smtpd per session (the default limit is 100 processes per service).

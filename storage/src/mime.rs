@@ -893,7 +893,7 @@ mod tests {
             assert!(
                 analysis
                     .body_text
-                    .contains("Hello\tworld ~ {}\nsecond line")
+                    .contains("Hello\tworld ~ {}\r\nsecond line")
             );
             // What BODYSTRUCTURE reports comes from the bytes as written.
             let charset = analysis

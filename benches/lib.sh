@@ -75,8 +75,13 @@ build_letterbox() {
 }
 
 # build_load NAME: builds the load generator benches/NAME.rs and prints its executable.
+# LOAD_BIN: a prebuilt one instead (no cargo run while another build holds the target).
 build_load() {
     local load
+    if [[ -n ${LOAD_BIN:-} ]]; then
+        echo "$LOAD_BIN"
+        return
+    fi
     log "building the load generator (cargo bench --no-run --bench $1)"
     load=$(cd "$ROOT" && cargo bench --no-run --bench "$1" --message-format=json |
         grep -o "\"executable\":\"[^\"]*$1-[^\"]*\"" | tail -n 1 | cut -d'"' -f4)
@@ -182,12 +187,15 @@ EOF
     fi
 }
 
-# start_letterbox DIR: runs $WORK/bin/letterbox with DIR/letterbox.toml until it says
-# `ready`; its stdout (listening addresses, the first account's password) in DIR/stdout.
+# start_letterbox DIR [WRAPPER...]: runs $WORK/bin/letterbox with DIR/letterbox.toml until it
+# says `ready`; its stdout (listening addresses, the first account's password) in DIR/stdout.
+# WRAPPER, if given, is a command that runs it (`valgrind --tool=callgrind`): LETTERBOX_PID
+# is then the wrapper's pid (valgrind runs the program in its own process).
 start_letterbox() {
     local dir=$1 waited=0
-    log "starting letterbox"
-    "$WORK/bin/letterbox" --config "$dir/letterbox.toml" serve >"$dir/stdout" 2>"$dir/letterbox.log" &
+    shift
+    log "starting letterbox${*:+ under $*}"
+    "$@" "$WORK/bin/letterbox" --config "$dir/letterbox.toml" serve >"$dir/stdout" 2>"$dir/letterbox.log" &
     LETTERBOX_PID=$!
     # The shell may not have made DIR/stdout yet on the first look.
     until grep -qx ready "$dir/stdout" 2>/dev/null; do

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # SMTP throughput, letterbox against Postfix, on this machine, in one run.
 #
-# SESSIONS concurrent persistent SMTP sessions (benches/smtp_load.rs) send MESSAGES messages
-# of 5 KB each, first to letterbox, then to Postfix, each on a fresh instance listening on a
+# SESSIONS concurrent SMTP sessions (benches/smtp_load.rs) send MESSAGES messages of 5 KB
+# each, first to letterbox, then to Postfix, each on a fresh instance listening on a
 # free 127.0.0.1 port with its data in one new temporary directory. Every reply must be 250
 # (354 for DATA). Printed per server: messages per second accepted, and messages per second
 # delivered durably into the mailbox; then the ratios letterbox/Postfix.
@@ -19,13 +19,22 @@
 #              Postfix keeps its default fsync behaviour; nothing is tuned for speed.
 #   letterbox checks SPF, DKIM, DMARC and ARC on every message with DNS in offline mode
 #              (`[dns] offline`: every lookup answers "no record" at once); Postfix checks none.
-# Both clocks start once every session is connected and has said EHLO.
+# Two modes (MODE):
+#   persistent              each session keeps one connection for all its messages (the
+#                           default: 16 sessions); both clocks start once every session is
+#                           connected and has said EHLO.
+#   connection-per-message  each message comes on a new connection (connect, EHLO, MAIL,
+#                           RCPT, DATA, QUIT), as most Internet mail arrives and as Postfix's
+#                           smtp-source sends by default (10 sessions); both clocks start
+#                           before the first connection.
 #
 # Run as root (Postfix needs it), from anywhere:
 #   benches/smtp-vs-postfix.sh
+#   MODE=connection-per-message benches/smtp-vs-postfix.sh
 #   SESSIONS=32 MESSAGES=20000 benches/smtp-vs-postfix.sh
 # Environment:
-#   SESSIONS (16), MESSAGES (5000)   the load
+#   MODE (persistent)                persistent or connection-per-message, as above
+#   SESSIONS (16, or 10 with a connection per message), MESSAGES (5000)   the load
 #   TARGETS ("letterbox postfix")    run only one side, e.g. TARGETS=postfix
 #   BENCH_TMPDIR (/var/tmp)          where the data of both servers lives: the same disk for
 #                                    both; on a tmpfs fsync costs nothing and the test is moot
@@ -42,7 +51,12 @@
 # script prints the log's tail.
 set -euo pipefail
 
-SESSIONS=${SESSIONS:-16}
+MODE=${MODE:-persistent}
+case $MODE in
+    persistent) SESSIONS=${SESSIONS:-16} ;;
+    connection-per-message) SESSIONS=${SESSIONS:-10} ;;
+    *) echo "smtp-vs-postfix: MODE must be persistent or connection-per-message" >&2; exit 1 ;;
+esac
 MESSAGES=${MESSAGES:-5000}
 TARGETS=${TARGETS:-"letterbox postfix"}
 BENCH_TMPDIR=${BENCH_TMPDIR:-/var/tmp}
@@ -90,9 +104,13 @@ field() {
 
 # run_load NAME ADDRESS RECIPIENT: drives the load, keeps its report in $WORK/NAME.load.
 run_load() {
-    log "$1: $SESSIONS sessions, $MESSAGES messages of $MESSAGE_SIZE bytes to $3 at $2"
+    local per_message=()
+    if [[ $MODE == connection-per-message ]]; then
+        per_message=(--connection-per-message)
+    fi
+    log "$1: $SESSIONS sessions ($MODE), $MESSAGES messages of $MESSAGE_SIZE bytes to $3 at $2"
     "$LOAD" --addr "$2" --to "$3" --from "bench@example.org" \
-        --sessions "$SESSIONS" --messages "$MESSAGES" --message-size "$MESSAGE_SIZE" |
+        --sessions "$SESSIONS" --messages "$MESSAGES" --message-size "$MESSAGE_SIZE" "${per_message[@]}" |
         tee "$WORK/$1.load"
     [[ $(field messages "$WORK/$1.load") == "$MESSAGES" ]] ||
         die "$1: the load generator did not report $MESSAGES messages"
@@ -182,7 +200,7 @@ smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
 # Every recipient of bench.test goes to the one Maildir $maildir/.
 virtual_mailbox_domains = bench.test
 virtual_mailbox_base = $dir/mail
-virtual_mailbox_maps = static:benches/
+virtual_mailbox_maps = static:bench/
 virtual_uid_maps = static:$uid
 virtual_gid_maps = static:$gid
 # One smtpd per session (the default limit is 100 processes per service).
@@ -256,7 +274,7 @@ if wants postfix; then run_postfix; fi
 
 filesystem=$(df -T "$WORK" | awk 'NR == 2 { print $2 }')
 echo
-echo "SESSIONS=$SESSIONS MESSAGES=$MESSAGES message_bytes=$MESSAGE_SIZE cores=$(nproc)" \
+echo "MODE=$MODE SESSIONS=$SESSIONS MESSAGES=$MESSAGES message_bytes=$MESSAGE_SIZE cores=$(nproc)" \
     "data on $filesystem ($BENCH_TMPDIR) loadavg_1min before=$LOADAVG_BEFORE after=$(cut -d' ' -f1 /proc/loadavg)"
 if wants letterbox; then
     echo "letterbox: accepted_per_second=$LETTERBOX_ACCEPTED delivered_per_second=$LETTERBOX_DELIVERED" \

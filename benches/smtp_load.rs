@@ -15,6 +15,10 @@
 //! a line per address follows the report: `addr=A sessions=.. messages=..`.
 //! `benches/smtp-nodes.sh` runs it against one and two letterbox nodes on PostgreSQL.
 //!
+//! With `--connection-per-message` each session opens a new connection for every message
+//! (connect, EHLO, MAIL, RCPT, DATA, QUIT), as Postfix's `smtp-source` does by default and as
+//! most mail arrives from the Internet; the clock then starts before the first connection.
+//!
 //! Each session is a lettre `AsyncSmtpConnection`, the connection type that lettre's
 //! `AsyncSmtpTransport` uses underneath: our lettre dev-dependency is built without lettre's
 //! `pool` feature, so the transport would open and drop a connection per message.
@@ -77,6 +81,10 @@ struct Args {
     /// Longest wait for connecting, or for one whole transaction, before giving up.
     #[arg(long, env = "LOAD_TIMEOUT_SECS", default_value_t = 60)]
     timeout_secs: u64,
+    /// A new connection (connect, EHLO, transaction, QUIT) for every message instead of one
+    /// persistent connection per session.
+    #[arg(long, env = "CONNECTION_PER_MESSAGE")]
+    connection_per_message: bool,
     /// Passed by `cargo bench` to every bench target; ignored.
     #[arg(long, hide = true)]
     bench: bool,
@@ -94,6 +102,8 @@ struct Load {
     next: AtomicUsize,
     /// Makes Message-IDs unique across runs against the same mailbox.
     run_id: u128,
+    /// See `Args::connection_per_message`.
+    connection_per_message: bool,
 }
 
 impl Load {
@@ -124,22 +134,27 @@ async fn main() -> Result<()> {
         timeout: Duration::from_secs(args.timeout_secs),
         next: AtomicUsize::new(0),
         run_id: unix_time().as_nanos(),
+        connection_per_message: args.connection_per_message,
     });
 
-    let mut connecting = JoinSet::new();
-    for session in 0..args.sessions {
-        let load = load.clone();
-        // Round-robin: with n addresses, each gets sessions/n of them (rounded).
-        let index = session % args.addrs.len();
-        let addr = args.addrs[index];
-        connecting.spawn(async move {
-            let connection = connect(addr, load.timeout).await?;
-            Ok::<_, anyhow::Error>((index, connection))
-        });
-    }
+    // Round-robin: with n addresses, session i goes to address i mod n.
     let mut connections = Vec::with_capacity(args.sessions);
-    while let Some(joined) = connecting.join_next().await {
-        connections.push(joined.context("connect task panicked")??);
+    if load.connection_per_message {
+        connections.extend((0..args.sessions).map(|session| (session % args.addrs.len(), None)));
+    } else {
+        let mut connecting = JoinSet::new();
+        for session in 0..args.sessions {
+            let load = load.clone();
+            let index = session % args.addrs.len();
+            let addr = args.addrs[index];
+            connecting.spawn(async move {
+                let connection = connect(addr, load.timeout).await?;
+                Ok::<_, anyhow::Error>((index, Some(connection)))
+            });
+        }
+        while let Some(joined) = connecting.join_next().await {
+            connections.push(joined.context("connect task panicked")??);
+        }
     }
 
     let started_unix = unix_time();
@@ -147,8 +162,15 @@ async fn main() -> Result<()> {
     let mut sessions = JoinSet::new();
     for (index, connection) in connections {
         let load = load.clone();
+        let addr = args.addrs[index];
         sessions.spawn(async move {
-            let (connection, count) = run_session(connection, &load).await?;
+            let (connection, count) = match connection {
+                Some(connection) => {
+                    let (connection, count) = run_session(connection, &load).await?;
+                    (Some(connection), count)
+                }
+                None => (None, run_session_per_message(addr, &load).await?),
+            };
             Ok::<_, anyhow::Error>((index, connection, count))
         });
     }
@@ -160,7 +182,7 @@ async fn main() -> Result<()> {
         match joined.context("session task panicked")? {
             Ok((index, connection, count)) => {
                 sent += count;
-                finished.push(connection);
+                finished.extend(connection);
                 per_addr[index].0 += 1;
                 per_addr[index].1 += count;
             }
@@ -241,6 +263,29 @@ async fn run_session(
         .await
         .with_context(|| format!("message {number}: no reply within {:?}", load.timeout))?
         .with_context(|| format!("message {number}"))?;
+        count += 1;
+    }
+}
+
+/// Sends messages until none are left, each on its own connection that ends with QUIT;
+/// returns the count sent.
+async fn run_session_per_message(addr: SocketAddr, load: &Load) -> Result<usize> {
+    let mut count = 0;
+    loop {
+        let number = load.next.fetch_add(1, Ordering::Relaxed);
+        if number >= load.messages {
+            return Ok(count);
+        }
+        let message = message(load, number);
+        let whole = async {
+            let mut connection = connect(addr, load.timeout).await?;
+            transaction(&mut connection, load, &message).await?;
+            expect(connection.quit().await, REPLY_CLOSING, "QUIT")
+        };
+        tokio::time::timeout(load.timeout, whole)
+            .await
+            .with_context(|| format!("message {number}: not done within {:?}", load.timeout))?
+            .with_context(|| format!("message {number}"))?;
         count += 1;
     }
 }

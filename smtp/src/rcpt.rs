@@ -10,12 +10,12 @@ use crate::proto::reply::{
     TOO_MANY_RECIPIENTS, USER_UNKNOWN,
 };
 use crate::proto::{ForwardPath, RcptTo, Reply};
-use crate::session::{Session, State};
-use storage::{AccountId, QueuedRecipient, StoreError};
+use crate::session::{LocalRcpt, Session, State};
+use storage::{LocalRecipient, QueuedRecipient, RecipientLookup, StoreError};
 
 /// Where an accepted recipient's copy goes.
 enum Destination {
-    Local(AccountId),
+    Local(LocalRecipient),
     Remote,
 }
 
@@ -39,7 +39,10 @@ impl Session {
             return Reply::new(crate::proto::reply::BAD_SEQUENCE, "Need MAIL command");
         };
         match destination {
-            Destination::Local(account) => transaction.local.push((account, address.clone())),
+            Destination::Local(found) => transaction.local.push(LocalRcpt {
+                address: address.clone(),
+                found,
+            }),
             Destination::Remote => {
                 if !transaction.remote.iter().any(|r| r.address == address) {
                     transaction.remote.push(QueuedRecipient {
@@ -75,34 +78,27 @@ impl Session {
                 "Non-ASCII addresses not permitted without SMTPUTF8",
             ));
         }
-        let Some(domain) = domain_of(address) else {
+        if domain_of(address).is_none() {
             return Err(Reply::new(
                 crate::proto::reply::BAD_RECIPIENT_SYNTAX,
                 "Bad recipient address syntax",
             ));
-        };
-        let local = self
-            .store
-            .is_local_domain(domain)
-            .await
-            .map_err(storage_error)?;
-        if local {
-            return match self.store.resolve_recipient(address).await {
-                Ok(Some(account)) => {
-                    // Refuse per recipient while the envelope is open: after DATA one
-                    // reply covers every recipient, and a full mailbox would fail them all.
-                    let owner = self.store.account(account).await.map_err(storage_error)?;
-                    if owner
-                        .quota_bytes
-                        .is_some_and(|quota| owner.used_bytes >= quota)
-                    {
-                        return Err(Reply::new(MAILBOX_FULL_TEMPORARY, "Mailbox full"));
-                    }
-                    Ok((address.clone(), Destination::Local(account)))
-                }
-                Ok(None) => Err(Reply::new(USER_UNKNOWN, "No such user here")),
-                Err(error) => Err(storage_error(error)),
-            };
+        }
+        // One statement: the domain, the account, its quota, INBOX and Sieve script.
+        match self.store.local_recipient(address).await {
+            // Refuse per recipient while the envelope is open: after DATA one reply
+            // covers every recipient, and a full mailbox would fail them all.
+            Ok(RecipientLookup::Local(found)) if found.is_over_quota() => {
+                return Err(Reply::new(MAILBOX_FULL_TEMPORARY, "Mailbox full"));
+            }
+            Ok(RecipientLookup::Local(found)) => {
+                return Ok((address.clone(), Destination::Local(found)));
+            }
+            Ok(RecipientLookup::Unknown) => {
+                return Err(Reply::new(USER_UNKNOWN, "No such user here"));
+            }
+            Ok(RecipientLookup::NotLocal) => {}
+            Err(error) => return Err(storage_error(error)),
         }
         if self.auth.is_none() {
             tracing::info!(recipient = %address, "relay denied");
@@ -122,8 +118,13 @@ impl Session {
                 .resolve_recipient(&address)
                 .await
                 .map_err(storage_error)?
+                && let RecipientLookup::Local(found) = self
+                    .store
+                    .local_account(account)
+                    .await
+                    .map_err(storage_error)?
             {
-                return Ok((address, Destination::Local(account)));
+                return Ok((address, Destination::Local(found)));
             }
         }
         Err(Reply::new(USER_UNKNOWN, "No postmaster here"))

@@ -19,7 +19,7 @@ use netutil::AuthThrottle;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use storage::{AccountId, QueuedRecipient, Store};
+use storage::{AccountId, LocalRecipient, QueuedRecipient, Store};
 
 /// The `command` label of a line that did not parse as a command (too long, unknown
 /// verb, bad syntax).
@@ -66,13 +66,22 @@ pub(crate) struct Transaction {
     pub(crate) envid: Option<String>,
     /// Every accepted forward-path, in order (the recipient limit counts these).
     pub(crate) recipients: Vec<String>,
-    /// Accounts of the local recipients with the address each was reached by; an
-    /// account may appear more than once.
-    pub(crate) local: Vec<(AccountId, String)>,
+    /// The local recipients, each with the address it was reached by and what RCPT
+    /// found of its account; an account may appear more than once.
+    pub(crate) local: Vec<LocalRcpt>,
     /// Remote recipients (only for an authenticated sender), without duplicates.
     pub(crate) remote: Vec<QueuedRecipient>,
     /// BDAT content so far.
     pub(crate) body: BodyBuffer,
+}
+
+/// A local recipient: the address it was reached by, and its account, quota, INBOX and
+/// active Sieve script as found at RCPT (`storage::Store::local_recipient`), so that
+/// delivery asks the store nothing more about it.
+#[derive(Debug)]
+pub(crate) struct LocalRcpt {
+    pub(crate) address: String,
+    pub(crate) found: LocalRecipient,
 }
 
 /// The client's HELO/EHLO.

@@ -12,13 +12,14 @@
 //! rejecting account's copy is replaced by a notice to the envelope sender from the null
 //! sender (RFC 5429 §2.1.2, which allows a DSN-like message), never to the null sender.
 
+use crate::session::LocalRcpt;
 use filter::{Outcome, Placement};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use storage::{
-    AccountId, Delivery, Flags, MailboxId, Outbound, QueuedRecipient, SpecialUse, Store,
-    StoreError, VacationRecord, unix_now,
+    AccountId, Delivery, Flags, LocalRecipient, MailboxId, Outbound, QueuedRecipient, SpecialUse,
+    Store, StoreError, VacationRecord, unix_now,
 };
 
 /// A script run that takes longer than this is abandoned and the message kept: sieve-rs
@@ -54,7 +55,7 @@ pub(crate) struct Envelope<'a> {
 pub(crate) async fn plan(
     store: &Store,
     envelope: &Envelope<'_>,
-    local: &[(AccountId, String)],
+    local: &[LocalRcpt],
     raw: &Arc<Vec<u8>>,
 ) -> Result<Plan, StoreError> {
     let mut plan = Plan::default();
@@ -62,14 +63,19 @@ pub(crate) async fn plan(
     let mut groups: Vec<(Option<Vec<u8>>, Flags, Vec<MailboxId>)> = Vec::new();
     let mut redirects: Vec<QueuedRecipient> = Vec::new();
     let mut seen = Vec::new();
-    for (account, recipient) in local {
+    for LocalRcpt {
+        address: recipient,
+        found,
+    } in local
+    {
+        let account = &found.account;
         // RFC 5321 §3.7.2 leaves it to us: several recipients of one account get one copy.
         if seen.contains(account) {
             continue;
         }
         seen.push(*account);
         plan.accounts += 1;
-        let outcome = run_script(store, envelope, *account, recipient, raw).await?;
+        let outcome = run_script(store, envelope, found, recipient, raw).await?;
         if let Some(error) = &outcome.error {
             tracing::warn!(%account, %error, "sieve script failed; message kept in INBOX");
         }
@@ -84,7 +90,7 @@ pub(crate) async fn plan(
             continue;
         }
         for placement in outcome.placements {
-            let mailbox = resolve_mailbox(store, *account, &placement).await?;
+            let mailbox = resolve_mailbox(store, *account, found.inbox, &placement).await?;
             let flags = Flags::new(&placement.flags);
             match groups
                 .iter_mut()
@@ -161,17 +167,19 @@ pub(crate) async fn plan(
     Ok(plan)
 }
 
-/// The account's active script run over the message, or an implicit keep when it has none.
+/// The account's active script (as found at RCPT) run over the message, or an implicit
+/// keep when it has none.
 async fn run_script(
     store: &Store,
     envelope: &Envelope<'_>,
-    account: AccountId,
+    found: &LocalRecipient,
     recipient: &str,
     raw: &Arc<Vec<u8>>,
 ) -> Result<Outcome, StoreError> {
-    let Some(script) = store.active_sieve_script(account).await? else {
+    let Some(script) = found.active_script.clone() else {
         return Ok(Outcome::keep());
     };
+    let account = found.account;
     let user = store.account(account).await?;
     let mailboxes = store
         .list_mailboxes(account)
@@ -233,10 +241,11 @@ async fn run_script(
 /// The mailbox a placement names: one with its special use if asked for and present
 /// (RFC 8579 §3), else the named one, created for `:create` (RFC 5490 §3.2); a mailbox
 /// that does not exist and may not be created is INBOX (RFC 5228 §4.1 leaves the error
-/// to us; keeping it where the user looks loses nothing).
+/// to us; keeping it where the user looks loses nothing). `inbox` is the account's INBOX.
 async fn resolve_mailbox(
     store: &Store,
     account: AccountId,
+    inbox: MailboxId,
     placement: &Placement,
 ) -> Result<MailboxId, StoreError> {
     if let Some(role) = placement
@@ -252,7 +261,7 @@ async fn resolve_mailbox(
         return Ok(found.id);
     }
     if placement.mailbox.eq_ignore_ascii_case("INBOX") {
-        return Ok(store.inbox(account).await?.id);
+        return Ok(inbox);
     }
     if let Some(found) = store.mailbox_by_name(account, &placement.mailbox).await? {
         return Ok(found.id);
@@ -277,7 +286,7 @@ async fn resolve_mailbox(
     } else {
         tracing::info!(mailbox = %placement.mailbox, "sieve: no such mailbox; kept in INBOX");
     }
-    Ok(store.inbox(account).await?.id)
+    Ok(inbox)
 }
 
 /// A reason fit for an SMTP reply line and a header-free notice: printable, one line,

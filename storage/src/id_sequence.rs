@@ -37,16 +37,25 @@ impl IdSequence {
 /// PostgreSQL: the next value of the table's sequence.
 pub(crate) async fn next_id(conn: &mut AnyConnection, sequence: IdSequence) -> Result<i64> {
     let table = sequence.table();
-    let sql = match Backend::of_connection(conn) {
+    // SQLite: the name is bound rather than written into the statement, because sqlx's
+    // Any driver keeps a prepared SQLite statement only when it has arguments; preparing
+    // this one at every delivery cost as much as running it.
+    let backend = Backend::of_connection(conn);
+    let sql = match backend {
         Backend::Postgres => format!("SELECT nextval('{table}_id_seq')"),
         Backend::Sqlite => format!(
             "UPDATE id_sequences
              SET last_id = (SELECT CASE WHEN COALESCE(MAX(id), 0) > last_id THEN MAX(id) ELSE last_id END
                             FROM {table}) + 1
-             WHERE name = '{table}' RETURNING last_id"
+             WHERE name = $1 RETURNING last_id"
         ),
     };
-    sqlx::query_scalar(&sql)
+    let query = sqlx::query_scalar(&sql);
+    let query = match backend {
+        Backend::Postgres => query,
+        Backend::Sqlite => query.bind(table),
+    };
+    query
         .fetch_optional(&mut *conn)
         .await?
         .ok_or_else(|| StoreError::Corrupt(format!("no id sequence for {table}")))

@@ -31,6 +31,7 @@ mod notify;
 mod password;
 pub mod preview;
 mod queue;
+mod recipient;
 pub mod rfc5322;
 mod sieve;
 mod subject;
@@ -59,6 +60,7 @@ pub use mime::MessageMeta;
 pub use notify::{CHANGE_CHANNEL_CAPACITY, Change, ChangeKind, MailboxWatch};
 pub use password::generate_password;
 pub use queue::{Outbound, QueueAttempt, QueueItem, QueueItemState, QueueStats, QueuedRecipient};
+pub use recipient::{LocalRecipient, RecipientLookup};
 pub use sieve::{
     MAX_SIEVE_NAME_BYTES, MAX_SIEVE_SCRIPT_BYTES, MAX_SIEVE_SCRIPTS, SieveScript, SieveScriptInfo,
     VacationRecord, check_sieve_name,

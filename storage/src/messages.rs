@@ -617,26 +617,33 @@ async fn insert_message(
     let delivery = &prepared.delivery;
     let columns = "raw, header, size, meta, body_text, sent_date, created_at";
     let values = "$1, $2, $3, $4, $5, $6, $7";
-    let sql = match Backend::of_connection(conn) {
+    let (sql, id) = match Backend::of_connection(conn) {
         // One round trip: the id from the column's sequence (migration postgres 0010).
-        Backend::Postgres => {
-            format!("INSERT INTO messages ({columns}) VALUES ({values}) RETURNING id")
-        }
-        Backend::Sqlite => {
-            let id = next_id(conn, IdSequence::Messages).await?;
-            format!("INSERT INTO messages (id, {columns}) VALUES ({id}, {values}) RETURNING id")
-        }
+        Backend::Postgres => (
+            format!("INSERT INTO messages ({columns}) VALUES ({values}) RETURNING id"),
+            None,
+        ),
+        // The id is bound, not written into the statement: one statement that the
+        // connection keeps prepared, instead of a new one to prepare at every delivery.
+        Backend::Sqlite => (
+            format!("INSERT INTO messages (id, {columns}) VALUES ($8, {values}) RETURNING id"),
+            Some(next_id(conn, IdSequence::Messages).await?),
+        ),
     };
-    let id: i64 = sqlx::query_scalar(&sql)
+    let query = sqlx::query_scalar(&sql)
         .bind(&delivery.raw)
         .bind(&prepared.header[..])
         .bind(delivery.raw.len() as i64)
         .bind(&prepared.meta)
         .bind(&prepared.body_text)
         .bind(prepared.sent_date)
-        .bind(now)
-        .fetch_one(&mut *conn)
-        .await?;
+        .bind(now);
+    // PostgreSQL's statement has no `$8`.
+    let query = match id {
+        Some(id) => query.bind(id),
+        None => query,
+    };
+    let id: i64 = query.fetch_one(&mut *conn).await?;
     Ok(MessageId(id))
 }
 
@@ -1035,27 +1042,26 @@ impl Store {
 /// line that the relay dot-stuffs. Nothing else in the message changes; 8-bit octets
 /// are kept.
 pub fn crlf_line_ends(raw: Vec<u8>) -> Vec<u8> {
-    let is_bare = |at: usize, byte: u8| match byte {
-        b'\n' => at.checked_sub(1).and_then(|before| raw.get(before)) != Some(&b'\r'),
-        b'\r' => raw.get(at + 1) != Some(&b'\n'),
+    let is_bare = |at: usize| match raw.get(at) {
+        Some(b'\n') => at.checked_sub(1).and_then(|before| raw.get(before)) != Some(&b'\r'),
+        Some(b'\r') => raw.get(at + 1) != Some(&b'\n'),
         _ => false,
     };
-    let bare = raw
-        .iter()
-        .enumerate()
-        .filter(|&(at, &byte)| is_bare(at, byte))
+    // Only CRs and LFs are looked at, found by a SIMD search.
+    let bare = memchr::memchr2_iter(b'\r', b'\n', &raw)
+        .filter(|&at| is_bare(at))
         .count();
     if bare == 0 {
         return raw;
     }
     let mut out = Vec::with_capacity(raw.len() + bare);
-    for (at, &byte) in raw.iter().enumerate() {
-        if is_bare(at, byte) {
-            out.extend_from_slice(b"\r\n");
-        } else {
-            out.push(byte);
-        }
+    let mut copied = 0;
+    for at in memchr::memchr2_iter(b'\r', b'\n', &raw).filter(|&at| is_bare(at)) {
+        out.extend_from_slice(raw.get(copied..at).unwrap_or_default());
+        out.extend_from_slice(b"\r\n");
+        copied = at + 1;
     }
+    out.extend_from_slice(raw.get(copied..).unwrap_or_default());
     out
 }
 

@@ -158,7 +158,8 @@ fn unparsed(raw: &[u8]) -> Analysis {
 }
 
 fn analyse_parsed(raw: &[u8]) -> Analysis {
-    let parse_copy = unfold_content_headers(raw);
+    let mut parse_copy = unfold_content_headers(raw);
+    label_ascii_text_as_utf8(&mut parse_copy);
     let parsed = MessageParser::default().parse(parse_copy.as_ref());
     match parsed {
         Some(message) if !message.parts.is_empty() => {
@@ -208,7 +209,7 @@ fn unfold_content_headers(raw: &[u8]) -> Cow<'_, [u8]> {
     while line_start < raw.len() {
         let line_end = raw
             .get(line_start..)
-            .and_then(|rest| rest.iter().position(|&b| b == b'\n'))
+            .and_then(|rest| memchr::memchr(b'\n', rest))
             .map_or(raw.len(), |at| line_start + at + 1);
         let line = raw.get(line_start..line_end).unwrap_or_default();
         if matches!(line.first(), Some(b' ' | b'\t')) {
@@ -253,6 +254,150 @@ fn unfold_content_headers(raw: &[u8]) -> Cow<'_, [u8]> {
         Some(bytes) => Cow::Owned(bytes),
         None => Cow::Borrowed(raw),
     }
+}
+
+/// The charset labels mail-parser 0.11.9 decodes through its Windows-1252 table, one
+/// `char` pushed per byte (`decoder_cp1252`), as it normalises them: lower case, `-` as
+/// `_`. Each maps ASCII to itself.
+const CP1252_LABELS: &[&[u8]] = &[
+    b"ansi_x3.4_1968",
+    b"ascii",
+    b"cp1252",
+    b"cp819",
+    b"csisolatin1",
+    b"cswindows1252",
+    b"ibm819",
+    b"iso88591",
+    b"iso8859_1",
+    b"iso_8859_1",
+    b"iso_8859_1:1987",
+    b"iso_ir_100",
+    b"l1",
+    b"latin1",
+    b"us_ascii",
+    b"windows_1252",
+    b"x_cp1252",
+];
+
+/// What a relabelled charset says: a label mail-parser has no table for, so it takes the
+/// text as UTF-8 (`String::from_utf8_lossy`, which copies ASCII in one go). A label
+/// written shorter (`l1`) gets its first letters, which name no charset either.
+const UTF8_LABEL: &[u8] = b"utf-8";
+
+/// Most mail is a single text part in US-ASCII (or labelled Windows-1252 or ISO-8859-1
+/// while holding only ASCII), and mail-parser decodes those byte by byte through a table:
+/// a tenth of the instructions of a whole SMTP delivery. ASCII decoded by any of
+/// [`CP1252_LABELS`] is the same text as ASCII read as UTF-8, so when the message is
+/// ASCII throughout and its top-level part is text with no transfer encoding but 7bit,
+/// 8bit or binary (RFC 2045 §6: its body is then the octets as written), the copy handed
+/// to mail-parser labels it `utf-8` instead, padded with spaces to the label's length as
+/// written so that every offset holds. Only the top-level header is changed: a body line
+/// that looks like a header field stays as written. The stored parameters come from the
+/// original bytes ([`raw_header`]), never from this copy.
+fn label_ascii_text_as_utf8(copy: &mut Cow<'_, [u8]>) {
+    if !copy.is_ascii() {
+        return;
+    }
+    let Some(label) = top_level_cp1252_label(copy) else {
+        return;
+    };
+    if let Some(value) = copy.to_mut().get_mut(label) {
+        let (utf8, padding) = value.split_at_mut(UTF8_LABEL.len().min(value.len()));
+        utf8.copy_from_slice(UTF8_LABEL.get(..utf8.len()).unwrap_or_default());
+        padding.fill(b' ');
+    }
+}
+
+/// Where the charset label of the top-level `Content-Type: text/...` is in `header`, when
+/// it is one of [`CP1252_LABELS`] and the top-level part has no transfer encoding that
+/// changes its octets. Every `Content-*` field is on one line here
+/// ([`unfold_content_headers`] unfolded them); anything unexpected (two Content-Type
+/// fields, two charset parameters) finds nothing.
+fn top_level_cp1252_label(message: &[u8]) -> Option<std::ops::Range<usize>> {
+    let mut found = None;
+    let mut content_types = 0;
+    let mut line_start = 0;
+    while line_start < message.len() {
+        let rest = message.get(line_start..)?;
+        let line_end = memchr::memchr(b'\n', rest).map_or(message.len(), |at| line_start + at + 1);
+        let line = message.get(line_start..line_end)?;
+        let text = line
+            .strip_suffix(b"\r\n")
+            .or_else(|| line.strip_suffix(b"\n"))
+            .unwrap_or(line);
+        // RFC 5322 §2.1: the header ends at the first empty line.
+        if text.is_empty() {
+            break;
+        }
+        if let Some(value) = field_value(text, b"content-transfer-encoding") {
+            let value = value.trim_ascii();
+            let identity = [b"7bit".as_slice(), b"8bit", b"binary"]
+                .iter()
+                .any(|encoding| value.eq_ignore_ascii_case(encoding));
+            if !identity {
+                return None;
+            }
+        } else if let Some(value) = field_value(text, b"content-type") {
+            content_types += 1;
+            let offset = line_start + (text.len() - value.len());
+            found = cp1252_charset(value).map(|label| offset + label.start..offset + label.end);
+        }
+        line_start = line_end;
+    }
+    if content_types == 1 { found } else { None }
+}
+
+/// The value of a header field line `name: value`, when the line is that field.
+fn field_value<'a>(line: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
+    let (head, rest) = line.split_at_checked(name.len())?;
+    if !head.eq_ignore_ascii_case(name) {
+        return None;
+    }
+    let rest = rest.trim_ascii_start();
+    rest.strip_prefix(b":")
+}
+
+/// In a Content-Type value of a `text/` type, the range of its charset label when that is
+/// one of [`CP1252_LABELS`] (quoted or not), and the only charset parameter.
+fn cp1252_charset(value: &[u8]) -> Option<std::ops::Range<usize>> {
+    let media_type = value.trim_ascii_start();
+    if !media_type
+        .get(..5)
+        .is_some_and(|t| t.eq_ignore_ascii_case(b"text/"))
+    {
+        return None;
+    }
+    let lower = value.to_ascii_lowercase();
+    let mut names = memchr::memmem::find_iter(&lower, b"charset");
+    let at = names.next()?;
+    if names.next().is_some() {
+        return None;
+    }
+    // The parameter's name starts after `;` and optional white space.
+    let before = lower.get(..at)?.trim_ascii_end();
+    if !before.ends_with(b";") {
+        return None;
+    }
+    let after = lower.get(at + b"charset".len()..)?;
+    let after_equals = after
+        .trim_ascii_start()
+        .strip_prefix(b"=")?
+        .trim_ascii_start();
+    let quoted = after_equals.first() == Some(&b'"');
+    let label_start = value.len() - after_equals.len() + usize::from(quoted);
+    let label_len = lower
+        .get(label_start..)?
+        .iter()
+        .position(|b| matches!(b, b'"' | b';' | b' ' | b'\t' | b'('))
+        .unwrap_or(value.len() - label_start);
+    let label: Vec<u8> = lower
+        .get(label_start..label_start + label_len)?
+        .iter()
+        .map(|&b| if b == b'-' { b'_' } else { b })
+        .collect();
+    CP1252_LABELS
+        .contains(&label.as_slice())
+        .then_some(label_start..label_start + label_len)
 }
 
 fn plain_text_part(raw: &[u8]) -> BodyPart {
@@ -539,7 +684,7 @@ pub fn part_end(raw: &[u8], part: &BodyPart) -> usize {
 /// Lines in a body: the number of line ends, as Dovecot counts; a last line without
 /// one is not counted (RFC 9051 §7.5.2 leaves the partial line open).
 fn count_lines(body: &[u8]) -> u32 {
-    body.iter().filter(|&&b| b == b'\n').count() as u32
+    memchr::memchr_iter(b'\n', body).count() as u32
 }
 
 /// The value of a header field of a part as written in the raw bytes, unfolded and trimmed.
@@ -746,6 +891,83 @@ mod tests {
         assert_eq!(children[1].media_subtype, "html");
         // The header as stored and served is the original, fold and all.
         assert!(top_header(raw, root).ends_with(b"\"foo\r\n bar\"; x=1\r\n\r\n"));
+    }
+
+    /// What mail-parser makes of `raw` as given, without our relabelling: the reference.
+    fn parser_text(raw: &[u8]) -> String {
+        let message = MessageParser::default().parse(raw).expect("parses");
+        message
+            .parts
+            .iter()
+            .filter_map(|part| match &part.body {
+                PartType::Text(text) | PartType::Html(text) => Some(format!("{text}\n")),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn ascii_text_labelled_cp1252_is_read_as_utf8_with_the_same_text_and_params() {
+        for label in [
+            "us-ascii",
+            "\"US-ASCII\"",
+            "windows-1252",
+            "ISO-8859-1",
+            "l1",
+        ] {
+            let raw = format!(
+                "Subject: plain\r\nContent-Type: text/plain; format=flowed; charset={label}\r\n\r\nHello\tworld ~ {{}}\r\nsecond line\r\n"
+            );
+            let bare = label.trim_matches('"');
+            let label_at = raw.find(bare).expect("label");
+            let mut copy = Cow::Borrowed(raw.as_bytes());
+            label_ascii_text_as_utf8(&mut copy);
+            let relabelled = copy.get(label_at..label_at + bare.len()).expect("in range");
+            assert!(relabelled.starts_with(b"ut"), "{label}: {relabelled:?}");
+            assert_eq!(copy.len(), raw.len(), "{label}: offsets hold");
+
+            let analysis = analyse(raw.as_bytes());
+            assert_eq!(analysis.body_text, parser_text(raw.as_bytes()), "{label}");
+            assert!(
+                analysis
+                    .body_text
+                    .contains("Hello\tworld ~ {}\r\nsecond line")
+            );
+            // What BODYSTRUCTURE reports comes from the bytes as written.
+            let charset = analysis
+                .meta
+                .root
+                .params
+                .iter()
+                .find(|(n, _)| n == "charset");
+            assert_eq!(charset.map(|(_, v)| v.as_str()), Some(bare), "{label}");
+        }
+    }
+
+    #[test]
+    fn relabelling_keeps_off_8bit_transfer_encoded_multipart_and_body_lines() {
+        let cases: [&[u8]; 5] = [
+            // 8-bit Latin-1: é is one octet, which UTF-8 would not read.
+            b"Content-Type: text/plain; charset=iso-8859-1\r\n\r\ncaf\xe9\r\n",
+            // Quoted-printable decodes to an 8-bit octet.
+            b"Content-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\ncaf=E9\r\n",
+            // Base64 of "caf\xe9".
+            b"Content-Transfer-Encoding: base64\r\nContent-Type: text/plain; charset=windows-1252\r\n\r\nY2Fm6Q==\r\n",
+            b"Content-Type: multipart/mixed; boundary=b; charset=us-ascii\r\n\r\n--b\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\none\r\n--b--\r\n",
+            b"Subject: x\r\n\r\nContent-Type: text/plain; charset=us-ascii\r\n",
+        ];
+        for raw in cases {
+            let mut copy = Cow::Borrowed(raw);
+            label_ascii_text_as_utf8(&mut copy);
+            assert!(
+                matches!(copy, Cow::Borrowed(_)),
+                "{:?}",
+                String::from_utf8_lossy(raw)
+            );
+            assert_eq!(analyse(raw).body_text, parser_text(raw));
+        }
+        assert!(analyse(cases[1]).body_text.contains("caf\u{e9}"));
+        assert!(analyse(cases[2]).body_text.contains("caf\u{e9}"));
     }
 
     #[test]

@@ -7,8 +7,9 @@ use std::collections::HashSet;
 use std::time::Duration;
 use storage::mime::PartContent;
 use storage::{
-    AccountId, ChangeKind, Delivery, EntryName, FlagOperation, Flags, ImportedMessage, Mailbox,
-    MetadataEntry, MetadataOwner, ModSeq, Secret, SpecialUse, Store, StoreError, Uid, UidValidity,
+    AccountId, ChangeKind, Delivery, EntryName, FlagOperation, Flags, ImportedMessage,
+    LocalRecipient, Mailbox, MetadataEntry, MetadataOwner, ModSeq, RecipientLookup, Secret,
+    SpecialUse, Store, StoreError, Uid, UidValidity,
 };
 use tempfile::TempDir;
 
@@ -2622,6 +2623,126 @@ async fn metadata_is_kept_per_owner_within_limits(backend: Backend) {
     assert!(annotations(store, inbox).await.is_empty());
 }
 
+/// `local_recipient` finds in one statement what `is_local_domain`, `resolve_recipient`,
+/// `account`, `inbox` and `active_sieve_script` find one by one: SMTP's RCPT relies on it.
+async fn local_recipient_is_what_the_separate_lookups_find(backend: Backend) {
+    let f = fixture(backend).await;
+    let bob = f
+        .store
+        .add_account("bob@example.org", &Secret::new("pw-bob"))
+        .await
+        .expect("bob");
+    f.store
+        .add_alias("sales@example.org", "alice@example.org")
+        .await
+        .expect("alias");
+    f.store
+        .set_quota("alice@example.org", Some(1000))
+        .await
+        .expect("quota");
+    f.store
+        .put_sieve_script(f.account, "main", "keep;")
+        .await
+        .expect("script");
+    f.store
+        .activate_sieve_script(f.account, Some("main"))
+        .await
+        .expect("activate");
+    deliver(
+        &f.store,
+        vec![mailbox(&f.store, f.account, "INBOX").await.id],
+        message(1),
+    )
+    .await;
+
+    let addresses = [
+        "alice@example.org",
+        "ALICE@Example.ORG",
+        "alice+news@example.org",
+        "sales@example.org",
+        "sales+x@example.org",
+        "bob@example.org",
+        "nobody@example.org",
+        "postmaster@example.org",
+        "PostMaster@Example.org",
+        "alice@example.net",
+        "postmaster@example.net",
+        "al\0ice@example.org",
+        "alice@example.org.",
+        "no-at-sign",
+    ];
+    let check = |phase: &'static str| {
+        let store = &f.store;
+        async move {
+            for address in addresses {
+                let domain = address.rsplit_once('@').map_or("", |(_, d)| d);
+                let expected = if !store.is_local_domain(domain).await.expect("domain") {
+                    RecipientLookup::NotLocal
+                } else {
+                    match store.resolve_recipient(address).await.expect("resolve") {
+                        None => RecipientLookup::Unknown,
+                        Some(account) => {
+                            let owner = store.account(account).await.expect("account");
+                            RecipientLookup::Local(LocalRecipient {
+                                account,
+                                quota_bytes: owner.quota_bytes,
+                                used_bytes: owner.used_bytes,
+                                inbox: store.inbox(account).await.expect("inbox").id,
+                                active_script: store
+                                    .active_sieve_script(account)
+                                    .await
+                                    .expect("script"),
+                            })
+                        }
+                    }
+                };
+                let found = store.local_recipient(address).await.expect("lookup");
+                assert_eq!(found, expected, "{phase}: {address}");
+            }
+        }
+    };
+    check("aliases, plus, postmaster").await;
+    let RecipientLookup::Local(alice) = f
+        .store
+        .local_recipient("sales+x@example.org")
+        .await
+        .expect("lookup")
+    else {
+        panic!("sales+x@example.org is alice's");
+    };
+    assert_eq!(alice.account, f.account);
+    assert_eq!(alice.quota_bytes, Some(1000));
+    assert!(alice.used_bytes > 0 && !alice.is_over_quota());
+    assert_eq!(
+        alice.active_script.map(|script| script.content),
+        Some("keep;".to_owned())
+    );
+
+    // A catch-all, and a postmaster alias, come before the postmaster fallback.
+    f.store
+        .add_alias("@example.org", "bob@example.org")
+        .await
+        .expect("catch-all");
+    check("catch-all").await;
+    let nobody = f.store.local_recipient("nobody@example.org").await;
+    assert!(
+        matches!(nobody, Ok(RecipientLookup::Local(ref r)) if r.account == bob),
+        "{nobody:?}"
+    );
+
+    // INBOX renamed: its messages move to a new mailbox and a new INBOX takes mail.
+    let old_inbox = mailbox(&f.store, f.account, "INBOX").await;
+    f.store
+        .rename_mailbox(old_inbox.id, "Old")
+        .await
+        .expect("rename INBOX");
+    f.store
+        .activate_sieve_script(f.account, None)
+        .await
+        .expect("deactivate");
+    check("INBOX renamed, no active script").await;
+}
+
 macro_rules! on_both_backends {
     ($($test:ident),* $(,)?) => {
         mod sqlite {
@@ -2669,4 +2790,5 @@ on_both_backends!(
     imports_keep_uids_and_uid_validity_within_the_uid_rules,
     sieve_scripts_keep_one_active_and_vacation_records_expire,
     metadata_is_kept_per_owner_within_limits,
+    local_recipient_is_what_the_separate_lookups_find,
 );

@@ -174,10 +174,14 @@ impl DotDecoder {
         while let Some(&byte) = input.get(at) {
             match self.state {
                 DotState::Text => {
-                    if byte == b'\r' {
-                        self.state = DotState::Cr;
+                    // Only a CR can end the run: skip to the next one in one search.
+                    match memchr::memchr(b'\r', input.get(at..).unwrap_or_default()) {
+                        Some(offset) => {
+                            self.state = DotState::Cr;
+                            at += offset + 1;
+                        }
+                        None => at = input.len(),
                     }
-                    at += 1;
                     continue;
                 }
                 DotState::Cr => {

@@ -279,7 +279,7 @@ async fn run_session_per_message(addr: SocketAddr, load: &Load) -> Result<usize>
         let message = message(load, number);
         let whole = async {
             let mut connection = connect(addr, load.timeout).await?;
-            transaction(&mut connection, load, &message).await?;
+            transaction(&mut connection, load, load.recipient(number), &message).await?;
             expect(connection.quit().await, REPLY_CLOSING, "QUIT")
         };
         tokio::time::timeout(load.timeout, whole)

@@ -121,6 +121,7 @@ pub(crate) fn flags_fetch_line(
 async fn claim_recent(
     store: &Store,
     mailbox: MailboxId,
+    uid_validity: UidValidity,
     uids: &[u32],
     recent: &mut RangeSet,
 ) -> storage::Result<()> {
@@ -131,7 +132,7 @@ async fn claim_recent(
     if last <= claimed_through {
         return Ok(());
     }
-    if let Some(first) = store.claim_recent(mailbox, Uid(last)).await? {
+    if let Some(first) = store.claim_recent(mailbox, uid_validity, Uid(last)).await? {
         recent.push_above(first.0.max(claimed_through + 1), last);
     }
     Ok(())
@@ -178,7 +179,7 @@ impl View {
             Some(recent)
         } else {
             let mut recent = RangeSet::default();
-            claim_recent(store, mailbox, &uids, &mut recent).await?;
+            claim_recent(store, mailbox, info.uid_validity, &uids, &mut recent).await?;
             Some(recent)
         };
         let reported_recent = recent.as_ref().map_or(0, |r| r.count_in(&uids));
@@ -348,7 +349,8 @@ impl View {
                     let first_recent = store.mailbox(self.mailbox).await?.first_recent_uid;
                     see_recent(recent, first_recent, last, &self.uids);
                 } else {
-                    claim_recent(store, self.mailbox, &self.uids, recent).await?;
+                    claim_recent(store, self.mailbox, self.uid_validity, &self.uids, recent)
+                        .await?;
                 }
             }
         }

@@ -5,6 +5,7 @@ use crate::error::{Result, StoreError};
 use crate::id_sequence::{IdSequence, next_id};
 use crate::locks::Scope;
 use crate::notify::{Change, ChangeKind};
+use crate::recent::Claimed;
 use crate::types::{AccountId, MAILBOX_DELIMITER, MailboxId, ModSeq, SpecialUse, Uid, UidValidity};
 use crate::writer::JobOutput;
 use crate::{Backend, Store, unix_now};
@@ -460,31 +461,60 @@ impl Store {
     /// RFC 3501 §2.3.2: claims `\Recent` for the messages of `mailbox` up to and
     /// including `through` that no session has claimed yet, and returns the first UID
     /// of them (the claim is `first..=through`), or `None` when another session already
-    /// claimed them all. Each message is claimed by exactly one session: the claim is one
-    /// write transaction, and those of one account commit one after another (its lock,
-    /// `locks.rs`). Nothing is
+    /// claimed them all. `uid_validity` is the caller's view of the mailbox. Each message
+    /// is claimed by exactly one session: the claim is one write transaction, and those
+    /// of one account commit one after another (its lock, `locks.rs`). Claims of one
+    /// mailbox in this process pass one at a time, and one that a committed claim already
+    /// covers is answered `None` without a transaction (`recent.rs`). Nothing is
     /// published: `\Recent` belongs to the claiming session, no other session hears of it.
-    pub async fn claim_recent(&self, mailbox: MailboxId, through: Uid) -> Result<Option<Uid>> {
-        self.writer
+    pub async fn claim_recent(
+        &self,
+        mailbox: MailboxId,
+        uid_validity: UidValidity,
+        through: Uid,
+    ) -> Result<Option<Uid>> {
+        let gate = self.recent_claims.gate(mailbox);
+        let mut claimed = gate.lock().await;
+        if claimed.covers(uid_validity, through) {
+            return Ok(None);
+        }
+        let (first, current_validity) = self
+            .writer
             .run(Scope::mailboxes([mailbox]), move |conn| {
                 Box::pin(async move {
-                    let first: Option<i64> =
-                        sqlx::query_scalar("SELECT first_recent_uid FROM mailboxes WHERE id = $1")
-                            .bind(mailbox.0)
-                            .fetch_optional(&mut *conn)
-                            .await?;
-                    let first = first.ok_or_else(|| StoreError::not_found("mailbox", mailbox))?;
+                    let row: Option<(i64, i64)> = sqlx::query_as(
+                        "SELECT first_recent_uid, uidvalidity FROM mailboxes WHERE id = $1",
+                    )
+                    .bind(mailbox.0)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                    let (first, validity) =
+                        row.ok_or_else(|| StoreError::not_found("mailbox", mailbox))?;
+                    let validity = UidValidity(validity as u32);
                     if first > i64::from(through.0) {
-                        return Ok(JobOutput::new(None, Vec::new()));
+                        return Ok(JobOutput::new((None, validity), Vec::new()));
                     }
                     sqlx::query("UPDATE mailboxes SET first_recent_uid = $1 WHERE id = $2")
                         .bind(i64::from(through.0) + 1)
                         .bind(mailbox.0)
                         .execute(&mut *conn)
                         .await?;
-                    Ok(JobOutput::new(Some(Uid(first as u32)), Vec::new()))
+                    Ok(JobOutput::new(
+                        (Some(Uid(first as u32)), validity),
+                        Vec::new(),
+                    ))
                 })
             })
-            .await
+            .await?;
+        // Committed (or found committed): everything through `through` is claimed under
+        // the mailbox's UIDVALIDITY as it is now. What was remembered before covered less
+        // (`covers` said no), or another UIDVALIDITY.
+        if current_validity == uid_validity {
+            *claimed = Claimed {
+                uid_validity: Some(uid_validity),
+                through: through.0,
+            };
+        }
+        Ok(first)
     }
 }

@@ -1929,7 +1929,10 @@ async fn recent_is_claimed_by_exactly_one_session(backend: Backend) {
     for _ in 0..8 {
         let store = f.store.clone();
         tasks.push(tokio::spawn(async move {
-            store.claim_recent(inbox.id, Uid(3)).await.expect("claim")
+            store
+                .claim_recent(inbox.id, inbox.uid_validity, Uid(3))
+                .await
+                .expect("claim")
         }));
     }
     let mut claims = Vec::new();
@@ -1953,12 +1956,70 @@ async fn recent_is_claimed_by_exactly_one_session(backend: Backend) {
         1
     );
     assert_eq!(
-        f.store.claim_recent(inbox.id, Uid(4)).await.expect("claim"),
+        f.store
+            .claim_recent(inbox.id, inbox.uid_validity, Uid(4))
+            .await
+            .expect("claim"),
         Some(Uid(4))
     );
     assert_eq!(
         mailbox(&f.store, f.account, "INBOX").await.first_recent_uid,
         Uid(5)
+    );
+    // Another process (a second node, the admin CLI) sees none of this process's
+    // remembered claims, and the database still gives each message to one session.
+    let other = f.place.open().await;
+    assert_eq!(
+        other
+            .claim_recent(inbox.id, inbox.uid_validity, Uid(4))
+            .await
+            .expect("claim"),
+        None
+    );
+    deliver(&f.store, vec![inbox.id], message(4)).await;
+    assert_eq!(
+        other
+            .claim_recent(inbox.id, inbox.uid_validity, Uid(5))
+            .await
+            .expect("claim"),
+        Some(Uid(5))
+    );
+    assert_eq!(
+        f.store
+            .claim_recent(inbox.id, inbox.uid_validity, Uid(5))
+            .await
+            .expect("claim"),
+        None,
+        "claimed by the other process"
+    );
+}
+
+/// RFC 3501 §2.3.2 under a new UIDVALIDITY: an import into an empty mailbox starts its
+/// UIDs and `\Recent` over, and a claim this process remembers from before does not hide
+/// the new messages.
+async fn recent_starts_over_with_a_new_uidvalidity(backend: Backend) {
+    let f = fixture(backend).await;
+    let inbox = mailbox(&f.store, f.account, "INBOX").await;
+    assert_eq!(
+        f.store
+            .claim_recent(inbox.id, inbox.uid_validity, Uid(5))
+            .await
+            .expect("claim"),
+        Some(Uid(1))
+    );
+    let new_validity = UidValidity(inbox.uid_validity.0.wrapping_add(1).max(1));
+    f.store
+        .adopt_uid_validity(inbox.id, new_validity)
+        .await
+        .expect("adopt");
+    deliver(&f.store, vec![inbox.id], message(0)).await;
+    deliver(&f.store, vec![inbox.id], message(1)).await;
+    assert_eq!(
+        f.store
+            .claim_recent(inbox.id, new_validity, Uid(2))
+            .await
+            .expect("claim"),
+        Some(Uid(1))
     );
 }
 
@@ -2785,6 +2846,7 @@ on_both_backends!(
     message_ids_are_never_reused_after_the_newest_is_deleted,
     mailbox_ids_are_never_reused_and_special_uses_are_one_per_account,
     recent_is_claimed_by_exactly_one_session,
+    recent_starts_over_with_a_new_uidvalidity,
     save_date_is_set_at_every_insertion,
     preview_is_stored_and_computed_for_meta_stored_before,
     imports_keep_uids_and_uid_validity_within_the_uid_rules,

@@ -1,8 +1,10 @@
 """IDLE sessions against a running letterbox, for benches/idle-rss.sh: logs SESSIONS
 clients in over plain IMAP (loopback), CONCURRENT at a time, each SELECTs INBOX and
-enters IDLE; prints the server's RSS before, after the logins, and after a delivery that
-every session must see as EXISTS. Not a test: it prints figures."""
-import asyncio, os, smtplib, sys, time
+enters IDLE; prints the server's RSS and PSS before and after the logins, and the time
+from a delivery to the EXISTS at every session. Every session stays in IDLE until all have
+seen the EXISTS, so the server's CPU from the delivery to the last EXISTS is the wake-up
+alone (no DONE or LOGOUT mixed in). Not a test: it prints figures."""
+import asyncio, os, signal, smtplib, subprocess, sys, time
 
 host, imap_port, smtp_port, user, password, pid, sessions, concurrent = sys.argv[1:9]
 imap_port, smtp_port, sessions, concurrent = int(imap_port), int(smtp_port), int(sessions), int(concurrent)
@@ -13,6 +15,14 @@ def cpu_seconds():
     with open("/proc/%s/stat" % pid) as stat:
         fields = stat.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+def pss_kib():
+    """Proportional set size: what the process costs the machine, shared pages split."""
+    with open("/proc/%s/smaps_rollup" % pid) as rollup:
+        for line in rollup:
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    return 0
 
 def rss_kib():
     with open("/proc/%s/status" % pid) as status:
@@ -31,7 +41,7 @@ async def expect(reader, prefix):
 
 cpu_at_last = []
 
-async def idle_session(gate, ready, results):
+async def idle_session(gate, ready, results, all_seen):
     async with gate:
         reader, writer = await asyncio.open_connection(host, imap_port)
         await expect(reader, b"* OK")
@@ -46,16 +56,20 @@ async def idle_session(gate, ready, results):
     results.append(time.monotonic())
     if len(results) == sessions:
         cpu_at_last.append(cpu_seconds())
+        all_seen.set()
+    await all_seen.wait()
     writer.write(b"DONE\r\n")
     await expect(reader, b"c OK")
     writer.close()
 
 async def main():
     before = rss_kib()
+    pss_before = pss_kib()
+    all_seen = asyncio.Event()
     gate = asyncio.Semaphore(concurrent)
     ready, results = [], []
     started = time.monotonic()
-    tasks = [asyncio.create_task(idle_session(gate, ready, results)) for _ in range(sessions)]
+    tasks = [asyncio.create_task(idle_session(gate, ready, results, all_seen)) for _ in range(sessions)]
     while len(ready) < sessions:
         await asyncio.sleep(0.2)
         failed = [t for t in tasks if t.done() and t.exception()]
@@ -64,14 +78,28 @@ async def main():
     logged_in = time.monotonic() - started
     await asyncio.sleep(2)
     after = rss_kib()
+    pss_after = pss_kib()
+    # IDLE_PERF_DATA=FILE: `perf record` the server (software clock, call graphs) from just
+    # before the delivery until every session has seen it, to profile the wake-up alone.
+    perf = None
+    if os.environ.get("IDLE_PERF_DATA"):
+        perf = subprocess.Popen(["perf", "record", "-q", "-e", "cpu-clock", "-F", "1999", "--call-graph", "dwarf,16384",
+                                 "-p", pid, "-o", os.environ["IDLE_PERF_DATA"]])
+        await asyncio.sleep(1)
     cpu_before = cpu_seconds()
     sent = time.monotonic()
     await asyncio.get_running_loop().run_in_executor(None, deliver)
+    await all_seen.wait()
+    if perf:
+        perf.send_signal(signal.SIGINT)
+        perf.wait()
     await asyncio.wait_for(asyncio.gather(*tasks), 120)
     latencies = sorted(r - sent for r in results)
     print("sessions %d, logged in %d at a time in %.1f s" % (sessions, concurrent, logged_in))
     print("rss before %d KiB, with %d IDLE sessions %d KiB: +%.1f MiB (%.1f KiB per session)"
           % (before, sessions, after, (after - before) / 1024, (after - before) / sessions))
+    print("pss before %d KiB, with %d IDLE sessions %d KiB (%.1f MiB in all)"
+          % (pss_before, sessions, pss_after, pss_after / 1024))
     print("delivery -> EXISTS at every session: p50 %.0f ms, p99 %.0f ms"
           % (latencies[len(latencies) // 2] * 1000, latencies[int(len(latencies) * 0.99) - 1] * 1000))
     print("server CPU from the delivery to the last EXISTS: %.0f ms (%.1f us per session)"

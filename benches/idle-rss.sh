@@ -3,7 +3,8 @@
 # logged in 16 at a time, goal under 120 MiB in all; 10,000 under 200 MB), and the time
 # from a delivery to EXISTS at every session. Prints figures; asserts nothing.
 #   benches/idle-rss.sh [SESSIONS] [CONCURRENT]      (defaults 4000 16)
-# Environment: BENCH_TMPDIR (/var/tmp) where letterbox keeps its data; KEEP=1 keeps it.
+# Environment: BENCH_TMPDIR (/var/tmp) where letterbox keeps its data; KEEP=1 keeps it;
+# IDLE_PERF_DATA=FILE records the server with `perf record --call-graph dwarf` during the wake-up alone.
 set -euo pipefail
 SESSIONS=${1:-4000}
 CONCURRENT=${2:-16}

@@ -93,6 +93,9 @@ COMPOUND = [
     'BODY "the" BODY "report"', 'OR BODY "quixotic" BODY "zanzibarite"',
     'NOT BODY "the"', 'TEXT "köln" NOT BODY "köln"', 'BODY "nested" FROM "sender2"',
     'UID 1:20 TEXT "report"',
+    # Indexed keys with flags, and with a string the index cannot answer for.
+    'BODY "the" FLAGGED', 'TEXT "report" NOT FLAGGED', 'BODY "the" BODY "ab"',
+    'TEXT "bericht" OR FLAGGED BODY "ab"',
 ]
 
 if mode == "fill":
@@ -106,6 +109,7 @@ if mode == "fill":
     m.select("INBOX")
     # Copies keep their text; the originals of some go.
     m.uid("COPY", "1:12", "Archive")
+    m.uid("STORE", "3:9,30", "+FLAGS", "(\\Flagged)")
     m.uid("STORE", "2,10,18,20", "+FLAGS", "(\\Deleted)")
     m.expunge()
     print("filled")

@@ -9,12 +9,15 @@
 //! table with the trigram tokenizer (migration sqlite 0015), PostgreSQL in a table with
 //! `pg_trgm` GIN indexes (migration postgres 0012). The row goes with the message row.
 //!
-//! SEARCH asks the index for candidates ([`Store::fulltext_candidates`]) and confirms
-//! each on the folded text with its own matcher, so answers are those of a full scan:
-//! a trigram query is a substring match on the folded text, and the text confirmed is
-//! the text the matcher would fold. A message without a row (its text over
+//! SEARCH asks the index which messages hold a needle ([`Store::fulltext_matches`]). For a
+//! message with a row the answer is exact, not a guess to confirm: a trigram phrase
+//! query (FTS5) or a `LIKE '%…%'` (PostgreSQL) is a substring match on the folded text,
+//! the needle is folded by the same rule ([`fold`]), and that folded text is what the
+//! IMAP matcher would otherwise load and search with the folded needle, so both compute
+//! one predicate (`tests/imap_search_index.rs` checks the answers against a full scan
+//! with the index emptied). A message without a row (its text over
 //! [`MAX_INDEXED_TEXT_BYTES`], or stored before the index) is listed in
-//! `fulltext_pending` and is always a candidate, searched as before; `letterbox reindex`
+//! `fulltext_pending`, is always a candidate and is searched in full; `letterbox reindex`
 //! indexes such messages ([`Store::reindex`]).
 //!
 //! Invariant: every message row stored for a mailbox has exactly one of a
@@ -197,17 +200,49 @@ fn like_pattern(needle: &str) -> String {
     pattern
 }
 
+/// What the index answers for one needle in one mailbox ([`Store::fulltext_matches`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FulltextMatches {
+    /// Messages with an index row whose folded text holds the folded needle: exactly the
+    /// indexed messages the IMAP matcher would find (see the module's documentation).
+    pub found: HashSet<MessageId>,
+    /// Messages of the mailbox without an index row (`fulltext_pending`): the index
+    /// cannot tell, they are searched in full.
+    pub unindexed: HashSet<MessageId>,
+}
+
+impl FulltextMatches {
+    /// Every message that may hold the needle: those found and those not indexed.
+    pub fn candidates(&self) -> HashSet<MessageId> {
+        self.found.union(&self.unindexed).copied().collect()
+    }
+}
+
 impl Store {
     /// The messages of `mailbox` that may hold `needle` (as the client gave it) in the
-    /// texts of `scope`: those whose indexed text has it, and those not indexed. `None`
-    /// when the index cannot answer for this needle ([`needle_fits_index`]): every
-    /// message is then a candidate.
+    /// texts of `scope` ([`FulltextMatches::candidates`]). `None` when the index cannot
+    /// answer for this needle ([`needle_fits_index`]): every message is then a candidate.
     pub async fn fulltext_candidates(
         &self,
         mailbox: MailboxId,
         needle: &str,
         scope: TextScope,
     ) -> Result<Option<HashSet<MessageId>>> {
+        Ok(self
+            .fulltext_matches(mailbox, needle, scope)
+            .await?
+            .map(|matches| matches.candidates()))
+    }
+
+    /// Which messages of `mailbox` hold `needle` (as the client gave it) in the texts of
+    /// `scope` by the index, and which the index cannot tell about. `None` when the index
+    /// cannot answer for this needle ([`needle_fits_index`]).
+    pub async fn fulltext_matches(
+        &self,
+        mailbox: MailboxId,
+        needle: &str,
+        scope: TextScope,
+    ) -> Result<Option<FulltextMatches>> {
         if !needle_fits_index(needle) {
             return Ok(None);
         }
@@ -229,16 +264,31 @@ impl Store {
                 like_pattern(&folded),
             ),
         };
+        // Each id with 1 when the index found it, 0 when it has no row (one round trip;
+        // the invariant above makes the two parts disjoint).
         let sql = format!(
-            "SELECT message_id FROM mailbox_messages WHERE mailbox_id = $1
-             AND message_id IN ({indexed} UNION SELECT message_id FROM fulltext_pending)"
+            "SELECT message_id, 1 FROM mailbox_messages WHERE mailbox_id = $1
+             AND message_id IN ({indexed})
+             UNION ALL
+             SELECT mm.message_id, 0 FROM mailbox_messages mm
+             JOIN fulltext_pending p ON p.message_id = mm.message_id
+             WHERE mm.mailbox_id = $1"
         );
-        let ids: Vec<i64> = sqlx::query_scalar(&sql)
+        let rows: Vec<(i64, i32)> = sqlx::query_as(&sql)
             .bind(mailbox.0)
             .bind(pattern)
             .fetch_all(&self.reader)
             .await?;
-        Ok(Some(ids.into_iter().map(MessageId).collect()))
+        let mut matches = FulltextMatches::default();
+        for (id, found) in rows {
+            let set = if found == 1 {
+                &mut matches.found
+            } else {
+                &mut matches.unindexed
+            };
+            set.insert(MessageId(id));
+        }
+        Ok(Some(matches))
     }
 
     /// What the index keeps of each message; a message without an index row (pending, or

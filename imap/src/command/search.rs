@@ -115,7 +115,7 @@ pub(crate) async fn match_updates(
             .iter()
             .filter_map(|&i| entries.get(i).cloned())
             .collect();
-        let batch = Batch::load(store, needs, chunk).await?;
+        let batch = Batch::load(store, needs, chunk, &HashSet::new()).await?;
         let keys: Vec<Arc<Key>> = keys.iter().map(|k| Arc::clone(&k.key)).collect();
         let evaluate = move || {
             keys.iter()
@@ -148,13 +148,16 @@ pub(crate) async fn find(
     now: i64,
 ) -> Result<Vec<Found>, CommandError> {
     let needs = Needs::of(key);
-    let candidates = index_candidates(view.mailbox, store, key).await?;
+    let index = IndexAnswer::of(view.mailbox, store, key).await?;
     let key = Arc::new(Key::compile(key, &SetBounds::of(view)));
     let live: Vec<usize> = (0..view.exists())
         .filter(|&i| {
             view.entries.get(i).is_some_and(|e| {
                 !view.is_expunged(e.uid)
-                    && candidates.as_ref().is_none_or(|c| c.contains(&e.message))
+                    && index
+                        .candidates
+                        .as_ref()
+                        .is_none_or(|c| c.contains(&e.message))
             })
         })
         .collect();
@@ -175,8 +178,8 @@ pub(crate) async fn find(
                 view.entries.get(i).map(|e| (seq, e.clone()))
             })
             .collect();
-        let batch = Batch::load(store, needs, entries).await?;
-        if needs == Needs::default() {
+        let batch = Batch::load(store, needs, entries, &index.answered).await?;
+        if needs == Needs::default() || (batch.contents_answered() && !needs.meta) {
             // Flags, dates, sizes and numbers: a few comparisons per message.
             found.extend(batch.matching(&key, now));
             continue;
@@ -196,36 +199,73 @@ pub(crate) async fn find(
     Ok(found)
 }
 
-/// The messages of `mailbox` that can match `key` by the full-text index: those that may
-/// hold every BODY and TEXT string that `key` requires (the ones ANDed at its top,
-/// `storage::fulltext::needle_fits_index`), or `None` when it requires none. A superset:
-/// each is still matched in full.
-async fn index_candidates(
-    mailbox: MailboxId,
-    store: &Store,
-    key: &SearchKey,
-) -> Result<Option<HashSet<MessageId>>, CommandError> {
-    fn required<'k>(key: &'k SearchKey, out: &mut Vec<(&'k str, TextScope)>) {
-        match key {
-            SearchKey::And(keys) => keys.iter().for_each(|k| required(k, out)),
-            SearchKey::Body(value) => out.push((value, TextScope::Body)),
-            SearchKey::Text(value) => out.push((value, TextScope::Text)),
-            _ => {}
+/// What the full-text index tells about the BODY and TEXT keys of a search.
+struct IndexAnswer {
+    /// The messages that can match: those that may hold every BODY and TEXT string that
+    /// the key requires (the ones ANDed at its top,
+    /// `storage::fulltext::needle_fits_index`), or `None` when it requires none.
+    candidates: Option<HashSet<MessageId>>,
+    /// Indexed messages for which the index answered every BODY and TEXT key of the
+    /// search (each is required at the top and found): those keys are true for them
+    /// without loading a text, since the index's answer is the matcher's
+    /// (`storage::fulltext`). Empty when some such key is nested under OR or NOT, or the
+    /// index cannot answer for it.
+    answered: HashSet<MessageId>,
+}
+
+impl IndexAnswer {
+    async fn of(
+        mailbox: MailboxId,
+        store: &Store,
+        key: &SearchKey,
+    ) -> Result<IndexAnswer, CommandError> {
+        fn required<'k>(key: &'k SearchKey, out: &mut Vec<(&'k str, TextScope)>) {
+            match key {
+                SearchKey::And(keys) => keys.iter().for_each(|k| required(k, out)),
+                SearchKey::Body(value) => out.push((value, TextScope::Body)),
+                SearchKey::Text(value) => out.push((value, TextScope::Text)),
+                _ => {}
+            }
         }
+        let mut terms = Vec::new();
+        required(key, &mut terms);
+        let mut covers_every_text_key = terms.len() == count_text_keys(key);
+        let mut candidates: Option<HashSet<MessageId>> = None;
+        let mut answered: Option<HashSet<MessageId>> = None;
+        for (needle, scope) in terms {
+            let Some(matches) = store.fulltext_matches(mailbox, needle, scope).await? else {
+                covers_every_text_key = false;
+                continue;
+            };
+            let found = matches.candidates();
+            candidates = Some(match candidates {
+                Some(before) => before.intersection(&found).copied().collect(),
+                None => found,
+            });
+            answered = Some(match answered {
+                Some(before) => before.intersection(&matches.found).copied().collect(),
+                None => matches.found,
+            });
+        }
+        Ok(IndexAnswer {
+            candidates,
+            answered: answered
+                .filter(|_| covers_every_text_key)
+                .unwrap_or_default(),
+        })
     }
-    let mut terms = Vec::new();
-    required(key, &mut terms);
-    let mut candidates: Option<HashSet<MessageId>> = None;
-    for (needle, scope) in terms {
-        let Some(found) = store.fulltext_candidates(mailbox, needle, scope).await? else {
-            continue;
-        };
-        candidates = Some(match candidates {
-            Some(before) => before.intersection(&found).copied().collect(),
-            None => found,
-        });
+}
+
+/// How many BODY and TEXT keys `key` holds anywhere. Nesting is that of the parsed key,
+/// bounded by the parser (`MAX_SEARCH_DEPTH`).
+fn count_text_keys(key: &SearchKey) -> usize {
+    match key {
+        SearchKey::And(keys) => keys.iter().map(count_text_keys).sum(),
+        SearchKey::Or(a, b) => count_text_keys(a) + count_text_keys(b),
+        SearchKey::Not(k) => count_text_keys(k),
+        SearchKey::Body(_) | SearchKey::Text(_) => 1,
+        _ => 0,
     }
-    Ok(candidates)
 }
 
 /// Messages of one batch with what the key needs of them, owned, to be searched away
@@ -238,6 +278,9 @@ struct Batch {
     raws: HashMap<MessageId, Vec<u8>>,
     /// The full-text index's texts of the messages that have a row.
     indexed: HashMap<MessageId, IndexedText>,
+    /// Messages whose BODY and TEXT keys the index answered ([`IndexAnswer::answered`]):
+    /// nothing of their contents is loaded.
+    answered: HashSet<MessageId>,
     needs_text: bool,
 }
 
@@ -247,15 +290,27 @@ impl Batch {
         store: &Store,
         needs: Needs,
         entries: Vec<(u32, MessageEntry)>,
+        answered: &HashSet<MessageId>,
     ) -> Result<Batch, CommandError> {
         let ids: Vec<MessageId> = entries.iter().map(|(_, e)| e.message).collect();
+        let answered: HashSet<MessageId> = ids
+            .iter()
+            .filter(|id| answered.contains(id))
+            .copied()
+            .collect();
+        // The contents of the messages the index did not answer for.
+        let open: Vec<MessageId> = ids
+            .iter()
+            .filter(|id| !answered.contains(id))
+            .copied()
+            .collect();
         let indexed = if needs.text && !needs.unindexed {
-            store.indexed_texts(&ids).await?
+            store.indexed_texts(&open).await?
         } else {
             HashMap::new()
         };
         // What the index does not hold is read from the messages.
-        let rest: Vec<MessageId> = ids
+        let rest: Vec<MessageId> = open
             .iter()
             .filter(|id| !indexed.contains_key(id))
             .copied()
@@ -278,9 +333,18 @@ impl Batch {
                 HashMap::new()
             },
             indexed,
+            answered,
             entries,
             needs_text: needs.text,
         })
+    }
+
+    /// True when the index answered for every message of the batch, so matching is a few
+    /// comparisons per message, not a search of contents.
+    fn contents_answered(&self) -> bool {
+        self.entries
+            .iter()
+            .all(|(_, entry)| self.answered.contains(&entry.message))
     }
 
     fn matching(&self, key: &Key, now: i64) -> Vec<Found> {
@@ -302,6 +366,7 @@ impl Batch {
                 text,
                 raw: self.raws.get(&entry.message).map(Vec::as_slice),
                 indexed_headers: indexed.map(|i| i.headers.as_str()),
+                index_answered: self.answered.contains(&entry.message),
             };
             if matches(key, &candidate, now) {
                 found.push(Found {
@@ -559,6 +624,7 @@ pub(crate) fn search_messages(criteria: &[u8], messages: &[&[u8]], now: i64) -> 
         texts: HashMap::new(),
         raws: HashMap::new(),
         indexed: HashMap::new(),
+        answered: HashSet::new(),
         needs_text: true,
     };
     for (n, raw) in (1..=count).zip(messages) {
@@ -617,6 +683,7 @@ mod tests {
             text: Some(&analysis.body_text),
             raw: Needs::of(key).headers.then_some(raw),
             indexed_headers: None,
+            index_answered: false,
         };
         let evaluate = |candidate: &Candidate<'_>| match key {
             SearchKey::Header(name, value) => candidate.header(name, &Needle::new(value)),

@@ -148,6 +148,9 @@ pub(super) struct Candidate<'a> {
     /// The message's texts in the full-text index (folded), when it has a row: then
     /// `text` is its body.
     pub(super) indexed_headers: Option<&'a str>,
+    /// The full-text index found every BODY and TEXT string of the search in this
+    /// message (`IndexAnswer::answered`): those keys are true without a text.
+    pub(super) index_answered: bool,
 }
 
 impl Candidate<'_> {
@@ -302,6 +305,7 @@ pub(super) fn matches(key: &Key, c: &Candidate<'_>, now: i64) -> bool {
         Key::Uids(set) => set.contains(c.entry.uid.0),
         Key::Seqs(set) => set.contains(c.seq),
         Key::Header(name, value) => c.header(name, value),
+        Key::Body(_) | Key::Text(_) if c.index_answered => true,
         Key::Body(value) => c.text.is_some_and(|t| match c.indexed_headers {
             Some(_) => value.found_in_folded(t),
             None => value.found_in(t),

@@ -303,7 +303,10 @@ impl View {
         let mut touched = self.contexts.take_pending();
         if self.dirty {
             self.dirty = false;
-            let changes = store.changes_since(self.mailbox, self.synced).await?;
+            // Every session this commit woke asks the same: one read for all of them.
+            let changes = store
+                .shared_changes_since(self.mailbox, self.synced)
+                .await?;
             self.synced = changes.highest_modseq.max(self.synced);
             for uid in changes.expunged {
                 if self.index_of(uid).is_some() {

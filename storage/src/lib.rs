@@ -34,6 +34,7 @@ mod queue;
 mod recent;
 mod recipient;
 pub mod rfc5322;
+mod shared_changes;
 mod sieve;
 mod subject;
 mod types;
@@ -149,6 +150,8 @@ pub struct Store {
     cache: Arc<cache::MessageCache>,
     /// The `\Recent` claims this process saw committed, per mailbox (`recent.rs`).
     recent_claims: Arc<recent::RecentClaims>,
+    /// `changes_since` reads shared by the sessions one commit wakes (`shared_changes`).
+    shared_reads: Arc<shared_changes::SharedReads>,
     backend: Backend,
 }
 
@@ -225,6 +228,7 @@ impl Store {
             changes,
             cache: Arc::default(),
             recent_claims: Arc::default(),
+            shared_reads: Arc::default(),
             backend,
         })
     }

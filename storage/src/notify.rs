@@ -116,6 +116,11 @@ pub(crate) struct ChangeHub {
 
 #[derive(Default)]
 struct WatchedMailboxes {
+    /// Changes published so far. A watch's value is this count when it was last woken
+    /// (or made): it grows with every change to the mailbox, and a watch made anew for a
+    /// mailbox never shows a value an earlier watch of it showed before a change
+    /// (`shared_changes.rs` relies on both).
+    published: u64,
     senders: HashMap<MailboxId, watch::Sender<u64>>,
     prune_at: usize,
     /// Per account: woken when its list of mailboxes or of subscriptions changes (IMAP
@@ -152,6 +157,7 @@ impl ChangeHub {
         Arc::new(ChangeHub {
             every_change,
             by_mailbox: Mutex::new(WatchedMailboxes {
+                published: 0,
                 senders: HashMap::new(),
                 prune_at: WATCHED_MAILBOXES_BEFORE_PRUNE,
                 accounts: HashMap::new(),
@@ -175,11 +181,21 @@ impl ChangeHub {
                 .retain(|_, sender| sender.receiver_count() > 0);
             watched.prune_at = (watched.senders.len() * 2).max(WATCHED_MAILBOXES_BEFORE_PRUNE);
         }
+        let published = watched.published;
         let sender = watched
             .senders
             .entry(mailbox)
-            .or_insert_with(|| watch::channel(0).0);
+            .or_insert_with(|| watch::channel(published).0);
         MailboxWatch(sender.subscribe())
+    }
+
+    /// The value of `mailbox`'s watch (see [`WatchedMailboxes::published`]), `None` when
+    /// nobody watches it.
+    pub(crate) fn version_of(&self, mailbox: MailboxId) -> Option<u64> {
+        self.watched()
+            .senders
+            .get(&mailbox)
+            .map(|sender| *sender.borrow())
     }
 
     /// Starts watching the list of mailboxes and subscriptions of `account`: woken when a
@@ -211,9 +227,11 @@ impl ChangeHub {
     pub(crate) fn publish(&self, changes: impl IntoIterator<Item = Change>) {
         let mut watched = self.watched();
         for change in changes {
+            watched.published += 1;
+            let published = watched.published;
             if change.kind == ChangeKind::Resync {
                 for sender in watched.senders.values().chain(watched.accounts.values()) {
-                    sender.send_modify(|version| *version += 1);
+                    sender.send_modify(|version| *version = published);
                 }
             } else if matches!(
                 change.kind,
@@ -222,7 +240,7 @@ impl ChangeHub {
                     | ChangeKind::OtherNode
             ) && let Some(sender) = watched.accounts.get(&change.account)
             {
-                sender.send_modify(|version| *version += 1);
+                sender.send_modify(|version| *version = published);
             }
             if change.kind != ChangeKind::Resync
                 && let Some(sender) = watched.senders.get(&change.mailbox)
@@ -230,7 +248,7 @@ impl ChangeHub {
                 if sender.receiver_count() == 0 {
                     watched.senders.remove(&change.mailbox);
                 } else {
-                    sender.send_modify(|version| *version += 1);
+                    sender.send_modify(|version| *version = published);
                 }
             }
             // No subscriber is fine: nobody is watching.

@@ -2023,6 +2023,67 @@ async fn recent_starts_over_with_a_new_uidvalidity(backend: Backend) {
     );
 }
 
+/// Sessions woken by one commit share one read of what changed (issue 17), and a shared
+/// answer is never older than the commits a session was woken for: not after a later
+/// commit, not after every watch of the mailbox ended and a new one began.
+async fn shared_change_reads_are_never_stale(backend: Backend) {
+    let f = fixture(backend).await;
+    let inbox = mailbox(&f.store, f.account, "INBOX").await;
+    let uids = |changes: &storage::MailboxChanges| -> Vec<u32> {
+        changes.changed.iter().map(|e| e.uid.0).collect()
+    };
+    let since = f
+        .store
+        .changes_since(inbox.id, ModSeq(0))
+        .await
+        .expect("changes")
+        .highest_modseq;
+    let mut first = f.store.watch_mailbox(inbox.id);
+    let mut second = f.store.watch_mailbox(inbox.id);
+    deliver(&f.store, vec![inbox.id], message(1)).await;
+    assert!(first.take_change() && second.take_change());
+    let a = f
+        .store
+        .shared_changes_since(inbox.id, since)
+        .await
+        .expect("a");
+    let b = f
+        .store
+        .shared_changes_since(inbox.id, since)
+        .await
+        .expect("b");
+    assert_eq!(uids(&a), vec![1]);
+    assert_eq!(a, b);
+
+    // A later commit: the next read from the same MODSEQ sees it.
+    deliver(&f.store, vec![inbox.id], message(2)).await;
+    assert!(first.take_change());
+    let c = f
+        .store
+        .shared_changes_since(inbox.id, since)
+        .await
+        .expect("c");
+    assert_eq!(uids(&c), vec![1, 2]);
+
+    // Every watch ends, a commit nobody watches, a new watch: not the answer from before.
+    drop((first, second));
+    deliver(&f.store, vec![inbox.id], message(3)).await;
+    let _third = f.store.watch_mailbox(inbox.id);
+    let d = f
+        .store
+        .shared_changes_since(inbox.id, since)
+        .await
+        .expect("d");
+    assert_eq!(uids(&d), vec![1, 2, 3]);
+    assert_eq!(
+        d,
+        f.store
+            .changes_since(inbox.id, since)
+            .await
+            .expect("read alone")
+    );
+}
+
 /// Each test above, once per backend: `sqlite::NAME` and `postgres_backend::NAME`.
 /// RFC 8514 §3: every insertion into a mailbox (delivery, APPEND, the target of COPY and
 /// MOVE) sets the save date to the moment of it, whatever the internal date; an entry
@@ -2847,6 +2908,7 @@ on_both_backends!(
     mailbox_ids_are_never_reused_and_special_uses_are_one_per_account,
     recent_is_claimed_by_exactly_one_session,
     recent_starts_over_with_a_new_uidvalidity,
+    shared_change_reads_are_never_stale,
     save_date_is_set_at_every_insertion,
     preview_is_stored_and_computed_for_meta_stored_before,
     imports_keep_uids_and_uid_validity_within_the_uid_rules,

@@ -1,7 +1,7 @@
 //! Mailbox access keys of RFC 4467 URLAUTH: one random key a mailbox, made by the first
 //! GENURLAUTH on it and replaced by RESETKEY. A URLAUTH-authorised URL carries a MAC of
 //! itself under its mailbox's key (computed by the IMAP side); replacing or removing the
-//! key revokes every URL made with it (§3, §6.1).
+//! key revokes every URL made with it (RFC 4467 §6.1 RESETKEY).
 //!
 //! Invariants:
 //! - A key is [`URLAUTH_KEY_BYTES`] octets from the operating system's CSPRNG
@@ -22,17 +22,22 @@ use rand::rngs::OsRng;
 use sqlx::{AnyConnection, Row};
 use std::fmt;
 
-/// Octets of a mailbox access key: 256 bits, the block of SHA-256 that the IMAP side's
-/// HMAC uses, and over RFC 4467 §7's "at least 128 bits" for INTERNAL.
+/// Octets of a mailbox access key: 256 bits, as long as the HMAC-SHA-256 output the IMAP
+/// side computes with it, and twice the 128 bits that already put guessing out of reach.
 pub const URLAUTH_KEY_BYTES: usize = 32;
 
-/// A mailbox access key (RFC 4467 §3). Hidden in Debug: it is a secret (house rule 8).
+/// A mailbox access key (RFC 4467). Hidden in Debug: it is a secret (house rule 8).
 #[derive(Clone, PartialEq, Eq)]
 pub struct UrlAuthKey(Vec<u8>);
 
 impl UrlAuthKey {
     pub fn as_bytes(&self) -> &[u8] {
         &self.0
+    }
+
+    /// A key of known octets, for tests of what is computed with keys.
+    pub fn from_bytes(bytes: [u8; URLAUTH_KEY_BYTES]) -> UrlAuthKey {
+        UrlAuthKey(bytes.to_vec())
     }
 
     fn random() -> UrlAuthKey {
@@ -77,8 +82,8 @@ impl Store {
         row.map(|row| key_from_row(&row)).transpose()
     }
 
-    /// RFC 4467 §6.2 GENURLAUTH: the key of `mailbox`, made now if it has none ("If there
-    /// is no mailbox access key for the mailbox, the server generates one"). A mailbox
+    /// RFC 4467 §6.2 GENURLAUTH: the key of `mailbox`, made now if it has none, as
+    /// GENURLAUTH does for a mailbox without a key. A mailbox
     /// that does not exist is [`StoreError::NotFound`].
     pub async fn urlauth_key_or_new(&self, mailbox: MailboxId) -> Result<UrlAuthKey> {
         if let Some(key) = self.urlauth_key(mailbox).await? {
@@ -99,9 +104,8 @@ impl Store {
             .await
     }
 
-    /// RFC 4467 §6.1 RESETKEY with a mailbox: a new key "replacing any previous mailbox
-    /// access key (and revoking any URLs that were authorized with a URLAUTH using that
-    /// key)". A mailbox that does not exist is [`StoreError::NotFound`].
+    /// RFC 4467 §6.1 RESETKEY with a mailbox: a new key in place of the old one,
+    /// which revokes every URL authorised with the old one. A mailbox that does not exist is [`StoreError::NotFound`].
     pub async fn reset_urlauth_key(&self, mailbox: MailboxId) -> Result<()> {
         self.writer
             .run(Scope::mailboxes([mailbox]), move |conn| {
@@ -113,9 +117,8 @@ impl Store {
             .await
     }
 
-    /// RFC 4467 §6.1 RESETKEY without arguments: "removes all mailbox access keys in the
-    /// user's mailbox access key table, revoking all URLs currently authorized using
-    /// URLAUTH by the user".
+    /// RFC 4467 §6.1 RESETKEY without arguments: every key of the account goes, which
+    /// revokes every URL the user authorised.
     pub async fn remove_urlauth_keys(&self, account: AccountId) -> Result<()> {
         self.writer
             .run(Scope::account(account), move |conn| {

@@ -160,7 +160,7 @@ impl Parser<'_> {
 }
 
 /// RFC 3986 §2.1 percent-decoding to UTF-8 (RFC 5092 §3.3: names are UTF-8).
-fn percent_decode(text: &str) -> Option<String> {
+pub(crate) fn percent_decode(text: &str) -> Option<String> {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut at = 0;

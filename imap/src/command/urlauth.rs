@@ -99,6 +99,10 @@ impl Session {
             if url.verifier.is_some() {
                 return Err(CommandError::bad("URLAUTH token already in supplied URL"));
             }
+            // A URL that could never be used is an invalid argument (as Dovecot 2.3).
+            if url.expire.is_some_and(|expire| expire <= now()) {
+                return Err(CommandError::bad("URLAUTH has already expired"));
+            }
             // §6.2: the URL names the owner of the key table used: only one's own.
             if !url.user.eq_ignore_ascii_case(&email) {
                 return Err(CommandError::no(
@@ -117,11 +121,12 @@ impl Session {
             authorised.push(format!("{}:internal:{token}", url.rump));
         }
         let out = &mut self.conn.out;
-        // `genurlauth-data = "*" SP "GENURLAUTH" 1*(SP url-full)`, quoted as in §6.2.
+        // `genurlauth-data = "*" SP "GENURLAUTH" 1*(SP url-full)`, `url-full = astring`:
+        // an atom when it can be one (as Dovecot 2.3 writes it), else quoted.
         out.extend_from_slice(b"* GENURLAUTH");
         for url in &authorised {
             out.push(b' ');
-            response::string(out, url.as_bytes(), false);
+            response::astring(out, url.as_bytes(), false);
         }
         out.extend_from_slice(b"\r\n");
         Ok(Completion::ok("GENURLAUTH completed"))
@@ -137,7 +142,7 @@ impl Session {
             let content = self.urlauth_content(account, &url).await?;
             let out = &mut self.conn.out;
             out.extend_from_slice(b"* URLFETCH ");
-            response::string(out, url.as_bytes(), false);
+            response::astring(out, url.as_bytes(), false);
             out.push(b' ');
             match content {
                 Some(bytes) => response::literal(out, &bytes),

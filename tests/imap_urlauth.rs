@@ -6,7 +6,8 @@
 //! section or partial they name; GENURLAUTH refuses what is not a rump of the user's own
 //! mailbox (BAD or NO with its code), RESETKEY an unknown mechanism. Run on SQLite, and
 //! on PostgreSQL with `LETTERBOX_TEST_BACKEND=postgres`, as every integration test.
-//! Dovecot 2.3 is not compared: see docs/rfc.md (RFC 4467) for why.
+//! What Dovecot 2.3 answers alike is compared with it in tests/imap_session_diff.rs
+//! (`urlauth_urls_answer_alike`).
 
 mod common;
 

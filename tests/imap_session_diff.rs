@@ -2091,6 +2091,13 @@ fn notify_tells_the_selected_mailbox_at_once() {
     );
 }
 
+/// The URL of the first message of INBOX, for [`urlauth_urls_answer_alike`].
+macro_rules! message_url {
+    () => {
+        "imap://{urluser}@mail.example.org/INBOX;UIDVALIDITY={uidvalidity}/;UID=1"
+    };
+}
+
 /// URLAUTH (RFC 4467): GENURLAUTH of URLs to a message, a header field, a partial of the
 /// text, with `;EXPIRE=` in the future and in the past; URLFETCH of them from another
 /// session of the user (`user+`, `authuser` and `anonymous` access), of a URL with a MAC
@@ -2099,20 +2106,12 @@ fn notify_tells_the_selected_mailbox_at_once() {
 /// identifier, or with a verifier already, BAD. Left out: URLFETCH of an expunged
 /// message from another session, on which Dovecot 2.3.19 closes that session's
 /// connection (letterbox answers NIL); and, because the servers differ where RFC 4467
-/// leaves it open, `submit+user` fetched by the user
-/// (Dovecot: NIL, only its submission service may; letterbox has no such service and
-/// lets the user named fetch), a section the message does not have (Dovecot: empty;
+/// leaves it open, `submit+user` fetched by the user (Dovecot: NIL, only its submission
+/// service may; letterbox has no such service and lets the user named fetch), a section the message does not have (Dovecot: empty;
 /// letterbox: NIL, as for CATENATE), GENURLAUTH refusals other than syntax (another
-/// user, a missing mailbox or message: Dovecot BAD, letterbox NO with a code, or no
-/// check of the message), unknown mechanisms (Dovecot NO; letterbox BAD [URLMECH
-/// INTERNAL], as RFC 4467's RESETKEY example). tests/imap_urlauth.rs has all of them.
-/// The URL of the first message of INBOX, for [`urlauth_urls_answer_alike`].
-macro_rules! message_url {
-    () => {
-        "imap://{urluser}@mail.example.org/INBOX;UIDVALIDITY={uidvalidity}/;UID=1"
-    };
-}
-
+/// user, a missing mailbox or message: Dovecot BAD, letterbox NO with a code), unknown
+/// mechanisms (Dovecot NO; letterbox BAD [URLMECH INTERNAL], as RFC 4467's RESETKEY
+/// example). tests/imap_urlauth.rs has all of them.
 #[test]
 fn urlauth_urls_answer_alike() {
     compare(

@@ -3,11 +3,11 @@
 //! URLFETCH and CATENATE. What each sees: a `submit+B` URL gives B the octets and A and
 //! C NIL; a changed MAC, a past `;EXPIRE=`, a RESETKEY (of the mailbox, or of every key)
 //! and an expunged message all give NIL; `anonymous` and `authuser` URLs give anyone the
-//! section or partial they name; GENURLAUTH refuses what is not a rump of the user's own
-//! mailbox (BAD or NO with its code), RESETKEY an unknown mechanism. Run on SQLite, and
-//! on PostgreSQL with `LETTERBOX_TEST_BACKEND=postgres`, as every integration test.
-//! What Dovecot 2.3 answers alike is compared with it in tests/imap_session_diff.rs
-//! (`urlauth_urls_answer_alike`).
+//! section or partial they name; GENURLAUTH refuses what is not a rump of a message in
+//! the user's own mailbox (BAD or NO with its code), RESETKEY an unknown mechanism. Run
+//! on SQLite, and on PostgreSQL with `LETTERBOX_TEST_BACKEND=postgres`, as every
+//! integration test. What Dovecot 2.3 answers alike is compared with it in
+//! tests/imap_session_diff.rs (`urlauth_urls_answer_alike`).
 
 mod common;
 
@@ -55,6 +55,7 @@ def normal(line):
         line = line.replace(enc(name), label).replace(name, label)
     if validity is not None:
         line = line.replace("UIDVALIDITY=%d" % validity, "UIDVALIDITY=V")
+        line = line.replace("UIDVALIDITY=%d" % (validity + 1), "UIDVALIDITY=V+1")
     return re.sub(r":internal:[0-9a-f]{64}", ":internal:MAC", line)
 
 def run(m, label, *args):
@@ -153,6 +154,8 @@ gen(a, "gen-with-mac", again)
 gen(a, "gen-other-user", base.replace(enc(user), enc(b_user)) + ";URLAUTH=anonymous")
 gen(b, "gen-b-for-a", base + ";URLAUTH=anonymous")
 gen(a, "gen-no-mailbox", base.replace("/INBOX;", "/Nonexistent;") + ";URLAUTH=anonymous")
+gen(a, "gen-no-message", base.replace(";UID=1", ";UID=9") + ";URLAUTH=anonymous")
+gen(a, "gen-other-validity", base.replace("UIDVALIDITY=%d" % validity, "UIDVALIDITY=%d" % (validity + 1)) + ";URLAUTH=anonymous")
 gen(a, "gen-mechanism", base + ";URLAUTH=anonymous", "XY.Z-UNKNOWN")
 gen(a, "gen-relative", "/INBOX/;UID=1;URLAUTH=anonymous")
 run(a, "resetkey-mechanism", "RESETKEY", "INBOX", "XY.Z-UNKNOWN")
@@ -229,6 +232,8 @@ fn imaplib_generates_fetches_and_revokes_urlauth_urls() {
         "gen-other-user NO [NOPERM] The URL must name the logged-in user".to_owned(),
         "gen-b-for-a NO [NOPERM] The URL must name the logged-in user".to_owned(),
         "gen-no-mailbox NO [NONEXISTENT] No such mailbox".to_owned(),
+        "gen-no-message NO [BADURL imap://A@mail.example.org/INBOX;UIDVALIDITY=V/;UID=9;URLAUTH=anonymous] The URL names no message".to_owned(),
+        "gen-other-validity NO [BADURL imap://A@mail.example.org/INBOX;UIDVALIDITY=V+1/;UID=1;URLAUTH=anonymous] The URL names no message".to_owned(),
         "gen-mechanism BAD [URLMECH INTERNAL] XY.Z-UNKNOWN mechanism invalid".to_owned(),
         "gen-relative BAD Not a URLAUTH-ready IMAP URL (imap://user@host/mailbox/;UID=n;URLAUTH=access)".to_owned(),
         "resetkey-mechanism BAD [URLMECH INTERNAL] XY.Z-UNKNOWN mechanism invalid".to_owned(),

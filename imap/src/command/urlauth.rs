@@ -114,6 +114,23 @@ impl Session {
             let Some(mailbox) = store.mailbox_by_name(account, &url.message.mailbox).await? else {
                 return Err(CommandError::no(Some(Code::NonExistent), "No such mailbox"));
             };
+            // The URL must name a message (as Dovecot 2.3 checks): a URL that could never
+            // be fetched is not handed out. RFC 4469 §6's code for a URL that names
+            // nothing.
+            let names_message = url
+                .message
+                .uid_validity
+                .is_none_or(|validity| validity == mailbox.uid_validity.0)
+                && store
+                    .message_by_uid(mailbox.id, storage::Uid(url.message.uid))
+                    .await?
+                    .is_some();
+            if !names_message {
+                return Err(CommandError::no(
+                    Some(Code::BadUrl(text)),
+                    "The URL names no message",
+                ));
+            }
             let key = store.urlauth_key_or_new(mailbox.id).await?;
             let Some(token) = token(&key, &url.rump) else {
                 return Err(CommandError::no(Some(Code::ServerBug), "No MAC"));
@@ -215,8 +232,12 @@ impl Session {
         if url.expire.is_some_and(|expire| expire <= now()) {
             return Ok(None);
         }
-        let email = store.account(account).await?.email;
-        if !access_allows(&url.access, &email) {
+        // Only `user+` and `submit+` need the session's address (one lookup a URL).
+        let allowed = match &url.access {
+            Access::Anonymous | Access::AuthUser => true,
+            access => access_allows(access, &store.account(account).await?.email),
+        };
+        if !allowed {
             return Ok(None);
         }
         let Some(owner) = store.account_by_email(&url.user).await? else {

@@ -29,10 +29,13 @@ use std::time::Duration;
 /// of them subscribed. A change is seen by an IDLE-ing session within a second. With
 /// METADATA (RFC 5464), as letterbox has it, the annotations kept in a file in the user's
 /// home; nothing else changes with it but the capability list (which is not compared).
+/// With URLAUTH (RFC 4467) for URLs naming the host `mail.example.org` (Dovecot keeps
+/// the mailbox keys as annotations; its imap-urlauth services need nothing more here).
 const DOVECOT_LAYOUT: &str = r"
 mailbox_idle_check_interval = 1 secs
 imap_metadata = yes
 mail_attribute_dict = file:%h/dovecot-attributes
+imap_urlauth_host = mail.example.org
 namespace inbox {
   inbox = yes
   separator = /
@@ -73,7 +76,8 @@ const IDLE_QUIET: Duration = Duration::from_secs(2);
 /// first named and LOGOUT, in order, after the last step. In a command, `{msg:NAME}` is
 /// a literal holding the message NAME of [`MESSAGES`] (`~{msg:NAME}` a literal8),
 /// `{uidvalidity}` the last UIDVALIDITY this server announced and `{highestmodseq}` the
-/// last HIGHESTMODSEQ. Three steps are not commands: `IDLE` sends IDLE and reads up to
+/// last HIGHESTMODSEQ, `{urluser}` the user as an IMAP URL writes it (RFC 5092 §11
+/// `enc-user`) and `{urlauth}` the first URL of the last GENURLAUTH response. Three steps are not commands: `IDLE` sends IDLE and reads up to
 /// the continuation request, `(idle)` takes what the IDLE-ing session is told unasked,
 /// and `DONE` ends the IDLE.
 type Step = (usize, &'static str);
@@ -338,6 +342,25 @@ const ACCEPTED: &[Accepted] = &[
         rule: Rule::Answer(metadata_depth_order),
     },
     Accepted {
+        what: "in GENURLAUTH and URLFETCH responses, the URL's user (Dovecot: differ; \
+               letterbox: an address, written with %40 and so quoted, not an atom), its \
+               UIDVALIDITY value and the INTERNAL verifier (each server's MAC under its own \
+               key); the rest of the URL, and all URLFETCH returns, are compared",
+        rfc: "Not a difference of the servers but of the accounts the scenario runs as: \
+              a URL names its user (RFC 5092 §11: `enc-user = 1*achar`, and `achar` has \
+              no \"@\"), and an astring that is not an atom is quoted (RFC 3501 §4.3). \
+              UIDVALIDITY values differ as above. RFC 4467's formal syntax says of the \
+              verifier only `enc-urlauth = 32*HEXDIG`.",
+        rule: Rule::Line(urlauth_urls),
+    },
+    Accepted {
+        what: "the untagged NO Dovecot sends after a URLFETCH answered NIL, telling why \
+               (letterbox tells nothing: the NIL is the whole answer)",
+        rfc: "RFC 3501 §7.1.2: \"The untagged form indicates a warning; the command can \
+              still complete successfully.\"",
+        rule: Rule::Answer(urlfetch_warnings),
+    },
+    Accepted {
         what: "STORE in a mailbox opened with EXAMINE: Dovecot answers OK and ignores it, \
                letterbox answers NO; neither changes a flag (compared by the FETCH after)",
         rfc: "RFC 3501 §6.3.2: \"No changes to the permanent state of the mailbox, including \
@@ -560,6 +583,69 @@ fn encoding_case(line: &str, _: &Seen) -> String {
         );
     }
     out
+}
+
+/// In a `* GENURLAUTH` or `* URLFETCH` line, each URL (the first word after the name
+/// in URLFETCH, every word in GENURLAUTH) unquoted, with `USER` for its user and for the
+/// user of `user+`/`submit+`, `V` for its UIDVALIDITY and `MAC` for the verifier.
+fn urlauth_urls(line: &str, _: &Seen) -> String {
+    let (head, rest, every) = if let Some(rest) = line.strip_prefix("* GENURLAUTH ") {
+        ("* GENURLAUTH ", rest, true)
+    } else if let Some(rest) = line.strip_prefix("* URLFETCH ") {
+        ("* URLFETCH ", rest, false)
+    } else {
+        return line.to_owned();
+    };
+    let (urls, tail) = if every {
+        (rest, "")
+    } else {
+        rest.split_at(rest.find(' ').unwrap_or(rest.len()))
+    };
+    let urls: Vec<String> = urls.split(' ').map(normal_url).collect();
+    format!("{head}{}{tail}", urls.join(" "))
+}
+
+fn normal_url(url: &str) -> String {
+    let url = url.trim_matches('"');
+    let mut out = String::new();
+    let mut rest = url;
+    // `imap://user@`, `UIDVALIDITY=n`, `+user` of the access, `:internal:hex`.
+    while !rest.is_empty() {
+        let (skip, keep_until): (usize, fn(char) -> bool) = if rest.starts_with("imap://") {
+            out.push_str("imap://USER");
+            (7, |c| c != '@')
+        } else if rest.starts_with("UIDVALIDITY=") {
+            out.push_str("UIDVALIDITY=V");
+            (12, |c| c.is_ascii_digit())
+        } else if rest.starts_with("user+") || rest.starts_with("submit+") {
+            let plus = rest.find('+').map_or(0, |p| p + 1);
+            out.push_str(&rest[..plus]);
+            out.push_str("USER");
+            (plus, |c| c != ':')
+        } else if rest.starts_with(":internal:") {
+            out.push_str(":internal:MAC");
+            (10, |c| c.is_ascii_hexdigit())
+        } else {
+            let c = rest.chars().next().unwrap_or(' ');
+            out.push(c);
+            rest = &rest[c.len_utf8()..];
+            continue;
+        };
+        rest = &rest[skip..];
+        rest = rest.trim_start_matches(keep_until);
+    }
+    out
+}
+
+/// The answer to a URLFETCH without its untagged NO warnings.
+fn urlfetch_warnings(context: &Context, lines: Vec<String>) -> Vec<String> {
+    if !context.sent.to_ascii_uppercase().starts_with("URLFETCH ") {
+        return lines;
+    }
+    lines
+        .into_iter()
+        .filter(|line| !line.starts_with("* NO "))
+        .collect()
 }
 
 /// In LIST, LSUB and STATUS, every quoted string that could be an atom (the LIST
@@ -983,6 +1069,7 @@ fn play(port: u16, user: &str, password: &str, steps: &[Step]) -> Vec<Answer> {
     let mut answers = Vec::new();
     let mut uidvalidity = String::new();
     let mut highestmodseq = String::new();
+    let mut urlauth = String::new();
     for &(n, step) in steps {
         if sessions.len() < n {
             sessions.resize_with(n, || None);
@@ -1024,7 +1111,9 @@ fn play(port: u16, user: &str, password: &str, steps: &[Step]) -> Vec<Answer> {
             command => {
                 let command = command
                     .replace("{uidvalidity}", &uidvalidity)
-                    .replace("{highestmodseq}", &highestmodseq);
+                    .replace("{highestmodseq}", &highestmodseq)
+                    .replace("{urluser}", &user.replace('@', "%40"))
+                    .replace("{urlauth}", &urlauth);
                 let tag = session.next_tag();
                 session.client.command(&tag, &pieces(&command))
             }
@@ -1035,6 +1124,14 @@ fn play(port: u16, user: &str, password: &str, steps: &[Step]) -> Vec<Answer> {
             }
             if let Some(value) = numbers_after(line, &["HIGHESTMODSEQ "]).last() {
                 highestmodseq = value.to_string();
+            }
+            if let Some(url) = line.strip_prefix("* GENURLAUTH ") {
+                urlauth = url
+                    .split(' ')
+                    .next()
+                    .unwrap_or("")
+                    .trim_matches('"')
+                    .to_owned();
             }
         }
         answers.push(Answer {
@@ -1990,6 +2087,105 @@ fn notify_tells_the_selected_mailbox_at_once() {
             (2, "EXPUNGE"),
             (1, IDLE_WAIT),
             (1, "NOOP"),
+        ],
+    );
+}
+
+/// The URL of the first message of INBOX, for [`urlauth_urls_answer_alike`].
+macro_rules! message_url {
+    () => {
+        "imap://{urluser}@mail.example.org/INBOX;UIDVALIDITY={uidvalidity}/;UID=1"
+    };
+}
+
+/// URLAUTH (RFC 4467): GENURLAUTH of URLs to a message, a header field, a partial of the
+/// text, with `;EXPIRE=` in the future and in the past; URLFETCH of them from another
+/// session of the user (`user+`, `authuser` and `anonymous` access), of a URL with a MAC
+/// that is not the server's and of a relative URL (NIL); RESETKEY of the mailbox and of
+/// every key, after which the URLs are NIL; GENURLAUTH of a URL without access
+/// identifier, or with a verifier already, BAD. Left out: URLFETCH of an expunged
+/// message from another session, on which Dovecot 2.3.19 closes that session's
+/// connection (letterbox answers NIL); and, because the servers differ where RFC 4467
+/// leaves it open, `submit+user` fetched by the user (Dovecot: NIL, only its submission
+/// service may; letterbox has no such service and lets the user named fetch), a section the message does not have (Dovecot: empty;
+/// letterbox: NIL, as for CATENATE), GENURLAUTH refusals other than syntax (another
+/// user, a missing mailbox or message: Dovecot BAD, letterbox NO with a code), unknown
+/// mechanisms (Dovecot NO; letterbox BAD [URLMECH INTERNAL], as RFC 4467's RESETKEY
+/// example). tests/imap_urlauth.rs has all of them.
+#[test]
+fn urlauth_urls_answer_alike() {
+    compare(
+        "urlauth",
+        &[
+            (1, "APPEND INBOX {msg:b}"),
+            (1, "SELECT INBOX"),
+            (
+                1,
+                concat!(
+                    "GENURLAUTH \"",
+                    message_url!(),
+                    ";URLAUTH=user+{urluser}\" INTERNAL"
+                ),
+            ),
+            (2, "URLFETCH \"{urlauth}\""),
+            (
+                1,
+                concat!(
+                    "GENURLAUTH \"",
+                    message_url!(),
+                    "/;SECTION=HEADER.FIELDS%20(SUBJECT);URLAUTH=authuser\" INTERNAL"
+                ),
+            ),
+            (2, "URLFETCH \"{urlauth}\""),
+            (
+                1,
+                concat!(
+                    "GENURLAUTH \"",
+                    message_url!(),
+                    "/;SECTION=TEXT/;PARTIAL=4.6;URLAUTH=anonymous\" INTERNAL"
+                ),
+            ),
+            (2, "URLFETCH \"{urlauth}\" /INBOX/;UID=1"),
+            (
+                1,
+                concat!(
+                    "GENURLAUTH \"",
+                    message_url!(),
+                    ";EXPIRE=2099-01-01T00:00:00Z;URLAUTH=authuser\" INTERNAL"
+                ),
+            ),
+            (2, "URLFETCH \"{urlauth}\""),
+            (
+                1,
+                concat!(
+                    "GENURLAUTH \"",
+                    message_url!(),
+                    ";EXPIRE=2020-01-01T00:00:00Z;URLAUTH=authuser\" INTERNAL"
+                ),
+            ),
+            (
+                2,
+                concat!(
+                    "URLFETCH \"",
+                    message_url!(),
+                    ";URLAUTH=authuser:internal:0123456789abcdef0123456789abcdef0123456789\""
+                ),
+            ),
+            (1, concat!("GENURLAUTH \"", message_url!(), "\" INTERNAL")),
+            (1, "GENURLAUTH \"{urlauth}\" INTERNAL"),
+            (1, "RESETKEY INBOX"),
+            (2, "URLFETCH \"{urlauth}\""),
+            (
+                1,
+                concat!(
+                    "GENURLAUTH \"",
+                    message_url!(),
+                    ";URLAUTH=authuser\" INTERNAL"
+                ),
+            ),
+            (2, "URLFETCH \"{urlauth}\""),
+            (1, "RESETKEY"),
+            (2, "URLFETCH \"{urlauth}\""),
         ],
     );
 }

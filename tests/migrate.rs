@@ -3,7 +3,8 @@
 //! into a new PostgreSQL database with the real binary, and started on that database.
 //! imaplib then sees the same UIDVALIDITY, UIDNEXT, HIGHESTMODSEQ, UIDs, flags, internal
 //! dates and bodies, QRESYNC still reports the expunged UID as VANISHED, the same
-//! password logs in, and new mail gets the next UID.
+//! password logs in, a URLAUTH URL made before still fetches (RFC 4467: its key was
+//! copied), and new mail gets the next UID.
 
 mod common;
 
@@ -13,8 +14,10 @@ use std::process::Command;
 
 /// After `common::PY_PRELUDE`.
 const CLIENT: &str = r#"
-import hashlib, json, re
+import hashlib, json, re, urllib.parse
 mode = sys.argv[5]
+for name in ("GENURLAUTH", "URLFETCH"):
+    imaplib.Commands[name] = ("AUTH", "SELECTED")
 
 def deliver(subject, body):
     s = smtplib.SMTP("127.0.0.1", smtp_port)
@@ -67,6 +70,10 @@ if mode == "fill":
     ok(m.uid("STORE", "2", "+FLAGS", "(\\Flagged $Work)"))
     ok(m.uid("STORE", "3", "+FLAGS", "(\\Deleted)"))
     ok(m.expunge())
+    # RFC 4467: a URL authorised now must still fetch after the migration (its key copied).
+    rump = "imap://%s@mail.example.org/INBOX/;UID=1;URLAUTH=anonymous" % urllib.parse.quote(user, safe="")
+    ok(m._simple_command("GENURLAUTH", '"%s"' % rump, "INTERNAL"))
+    print("urlauth", m.untagged_responses.pop("GENURLAUTH")[0].decode().strip('"'))
 else:
     m = imaplib.IMAP4_SSL("127.0.0.1", imaps, ssl_context=ctx)
     try:
@@ -83,6 +90,9 @@ print("vanished", vanished(validity))
 print("subscribed", sorted(line.decode() for line in ok(m.lsub())))
 
 if mode == "check":
+    ok(m._simple_command("URLFETCH", '"%s"' % sys.argv[6]))
+    fetched = m.untagged_responses.pop("URLFETCH")[0]
+    print("urlfetch", re.search(rb"Subject: ([^\r]*)", fetched[1]).group(1).decode())
     deliver("after migration", "hello again\r\n")
     ok(m.select("INBOX"))
     print("uids", ok(m.uid("SEARCH", None, "ALL"))[0].decode())
@@ -139,6 +149,7 @@ fn a_sqlite_installation_moves_to_postgres_and_imap_clients_see_the_same_mailbox
     assert_eq!(rows("messages"), 4, "{stdout}");
     assert_eq!(rows("mailbox_messages"), 4, "{stdout}");
     assert_eq!(rows("expunged"), 1, "{stdout}");
+    assert_eq!(rows("urlauth_keys"), 1, "{stdout}");
 
     // Into a store that is no longer empty: refused, and nothing printed as copied.
     let again = migrate(&source, &database.url);
@@ -153,7 +164,14 @@ fn a_sqlite_installation_moves_to_postgres_and_imap_clients_see_the_same_mailbox
 
     server.set_storage(&database.url);
     server.launch();
-    let after = python_client(&server, CLIENT, &["check"]);
+    let url = labelled_line(&before, "urlauth");
+    let url = url.trim_start_matches("urlauth ");
+    let after = python_client(&server, CLIENT, &["check", url]);
+    assert_eq!(
+        labelled_line(&after, "urlfetch"),
+        "urlfetch note 1",
+        "{after}"
+    );
     assert!(
         labelled_line(&after, "login-refused").contains("AUTHENTICATIONFAILED"),
         "{after}"

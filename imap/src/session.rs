@@ -399,6 +399,10 @@ impl Session {
             | C::SetMetadata { .. }
             // RFC 5465 §3.1: NOTIFY is valid in the authenticated and selected states.
             | C::Notify(_)
+            // RFC 4467 §6: "valid in authenticated and selected states" (the three).
+            | C::GenUrlAuth(_)
+            | C::UrlFetch(_)
+            | C::ResetKey { .. }
             | C::Idle => authenticated || selected,
             // RFC 9051 §6.4: selected state.
             C::Check
@@ -478,6 +482,12 @@ impl Session {
             C::GetMetadata(command) => self.get_metadata(command).await,
             C::SetMetadata { target, entries } => self.set_metadata(&target, entries).await,
             C::Notify(set) => self.notify(set).await,
+            C::GenUrlAuth(pairs) => self.genurlauth(pairs).await,
+            C::UrlFetch(urls) => self.urlfetch(urls).await,
+            C::ResetKey {
+                mailbox,
+                mechanisms,
+            } => self.resetkey(mailbox.as_deref(), &mechanisms).await,
             C::Idle => self.idle().await,
             C::Close => self.close(true).await,
             C::Unselect => self.close(false).await,

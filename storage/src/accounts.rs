@@ -235,6 +235,22 @@ impl Store {
         Ok(account_from_row(&row))
     }
 
+    /// The account whose address is `email` (case-insensitive), not through aliases: an
+    /// RFC 4467 URLAUTH URL names its owner by login name, which is the address.
+    pub async fn account_by_email(&self, email: &str) -> Result<Option<Account>> {
+        // A name with a control character is no account (and PostgreSQL refuses a NUL).
+        if email.contains(char::is_control) {
+            return Ok(None);
+        }
+        let row = sqlx::query(
+            "SELECT id, email, quota_bytes, used_bytes FROM accounts WHERE lower(email) = lower($1)",
+        )
+        .bind(email)
+        .fetch_optional(&self.reader)
+        .await?;
+        Ok(row.as_ref().map(account_from_row))
+    }
+
     /// Removes an account, its aliases and all its mail.
     pub async fn remove_account(&self, email: &str) -> Result<()> {
         self.change_one(

@@ -38,6 +38,7 @@ mod shared_changes;
 mod sieve;
 mod subject;
 mod types;
+mod urlauth;
 mod writer;
 
 /// Test databases on CI's PostgreSQL, shared with the storage suite.
@@ -68,6 +69,7 @@ pub use sieve::{
     VacationRecord, check_sieve_name,
 };
 pub use types::*;
+pub use urlauth::{URLAUTH_KEY_BYTES, UrlAuthKey};
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyConnection, AnyPool};

@@ -184,6 +184,9 @@ const TABLES: &[Table] = &[
     // messages.
     Table::new("server_metadata", 2, &[int("account_id"), text("name"), bytes("value")]),
     Table::new("mailbox_metadata", 2, &[int("mailbox_id"), text("name"), bytes("value")]),
+    // RFC 4467 mailbox access keys (migrations sqlite 0016, postgres 0013): copied, so
+    // the URLs their owners handed out stay valid on the new database.
+    Table::new("urlauth_keys", 1, &[int("mailbox_id"), bytes("access_key")]),
     // Before mailbox_messages and queue, whose message_id refers to it. Not an identity:
     // its ids come from id_sequences, copied below.
     Table::new("messages", 1, &[
@@ -524,6 +527,7 @@ mod tests {
             ("sieve_vacation", "accounts"),
             ("server_metadata", "accounts"),
             ("mailbox_metadata", "mailboxes"),
+            ("urlauth_keys", "mailboxes"),
             ("mailbox_messages", "mailboxes"),
             ("mailbox_messages", "messages"),
             ("expunged", "mailboxes"),

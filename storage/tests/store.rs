@@ -2865,6 +2865,67 @@ async fn local_recipient_is_what_the_separate_lookups_find(backend: Backend) {
     check("INBOX renamed, no active script").await;
 }
 
+/// RFC 4467 mailbox access keys: made once per mailbox and kept, replaced by a reset,
+/// removed for the whole account by a reset without a mailbox, and gone with the mailbox
+/// or the account; the owner is found by address.
+async fn urlauth_keys_are_per_mailbox_and_go_with_it(backend: Backend) {
+    let fixture = fixture(backend).await;
+    let (store, account) = (&fixture.store, fixture.account);
+    let found = store
+        .account_by_email("ALICE@example.org")
+        .await
+        .expect("lookup")
+        .map(|a| a.id);
+    assert_eq!(found, Some(account));
+    assert!(
+        store
+            .account_by_email("nobody@example.org")
+            .await
+            .expect("lookup")
+            .is_none()
+    );
+    let inbox = store.inbox(account).await.expect("inbox").id;
+    let work = store
+        .create_mailbox(account, "Work", None)
+        .await
+        .expect("create");
+    assert!(store.urlauth_key(inbox).await.expect("read").is_none());
+    let first = store.urlauth_key_or_new(inbox).await.expect("make");
+    assert_eq!(first.as_bytes().len(), storage::URLAUTH_KEY_BYTES);
+    assert_eq!(store.urlauth_key_or_new(inbox).await.expect("again"), first);
+    assert_eq!(
+        store.urlauth_key(inbox).await.expect("read"),
+        Some(first.clone())
+    );
+    let other = store.urlauth_key_or_new(work).await.expect("make");
+    assert_ne!(other, first);
+    store.reset_urlauth_key(inbox).await.expect("reset");
+    let second = store
+        .urlauth_key(inbox)
+        .await
+        .expect("read")
+        .expect("a key");
+    assert_ne!(second, first);
+    assert_eq!(store.urlauth_key(work).await.expect("read"), Some(other));
+    store.delete_mailbox(work).await.expect("delete");
+    assert!(store.urlauth_key(work).await.expect("read").is_none());
+    assert!(matches!(
+        store.urlauth_key_or_new(work).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    store
+        .remove_urlauth_keys(account)
+        .await
+        .expect("remove all");
+    assert!(store.urlauth_key(inbox).await.expect("read").is_none());
+    store.urlauth_key_or_new(inbox).await.expect("make");
+    store
+        .remove_account("alice@example.org")
+        .await
+        .expect("remove");
+    assert!(store.urlauth_key(inbox).await.expect("read").is_none());
+}
+
 macro_rules! on_both_backends {
     ($($test:ident),* $(,)?) => {
         mod sqlite {
@@ -2914,5 +2975,6 @@ on_both_backends!(
     imports_keep_uids_and_uid_validity_within_the_uid_rules,
     sieve_scripts_keep_one_active_and_vacation_records_expire,
     metadata_is_kept_per_owner_within_limits,
+    urlauth_keys_are_per_mailbox_and_go_with_it,
     local_recipient_is_what_the_separate_lookups_find,
 );

@@ -74,6 +74,9 @@ impl Session {
                 "METADATA",
                 // RFC 5465 §3.
                 "NOTIFY",
+                // RFC 4467 (Abstract): "An IMAP server that supports this extension indicates
+                // this with a capability name of "URLAUTH"" (INTERNAL mechanism only).
+                "URLAUTH",
             ]
             .map(String::from),
         );

@@ -88,13 +88,19 @@ impl Session {
         for part in parts {
             let bytes = match part {
                 CatPart::Text(text) => text,
-                CatPart::Url(url) => match parse_imap_url(&url) {
-                    Some(target) => match self.url_content(account, &target).await? {
+                CatPart::Url(url) => {
+                    let content = match parse_imap_url(&url) {
+                        Some(target) => self.url_content(account, &target).await?,
+                        // RFC 4469 §5: a CATENATE URL may be URLAUTH-authorised (RFC
+                        // 4467) and name another user's message; validated as URLFETCH
+                        // validates them.
+                        None => self.urlauth_content(account, &url).await?,
+                    };
+                    match content {
                         Some(bytes) => bytes,
                         None => return Err(bad_url(url)),
-                    },
-                    None => return Err(bad_url(url)),
-                },
+                    }
+                }
             };
             // RFC 7889 §4 / RFC 4469 §5: the whole message is what APPENDLIMIT bounds.
             if out.len().saturating_add(bytes.len()) > limit {
@@ -117,6 +123,18 @@ impl Session {
         let Some(mailbox) = store.mailbox_by_name(account, &url.mailbox).await? else {
             return Ok(None);
         };
+        self.message_content(&mailbox, url).await
+    }
+
+    /// What the message part of an IMAP URL names in `mailbox` (any account's: the
+    /// caller decided this user may read it), the octets of FETCH BODY[section]<partial>,
+    /// or `None` when it names nothing.
+    pub(crate) async fn message_content(
+        &self,
+        mailbox: &storage::Mailbox,
+        url: &ImapUrl,
+    ) -> Result<Option<Vec<u8>>, CommandError> {
+        let store = &self.server.store;
         // RFC 5092 §6: a UIDVALIDITY that is not the mailbox's makes the URL invalid.
         if url
             .uid_validity

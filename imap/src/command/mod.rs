@@ -17,6 +17,7 @@ pub(crate) mod search;
 mod select;
 pub(crate) mod sort;
 mod store;
+mod urlauth;
 
 use crate::error::CommandError;
 use crate::proto::SetOrSaved;

@@ -150,6 +150,15 @@ pub enum CommandBody {
     },
     /// RFC 5465 §3.1: NOTIFY SET, or NOTIFY NONE (`None`).
     Notify(Option<NotifySet>),
+    /// RFC 4467 §6.2: each URL rump with its mechanism, as sent.
+    GenUrlAuth(Vec<(String, String)>),
+    /// RFC 4467 §6.3: the URLs, as sent (an invalid one is answered NIL, not BAD).
+    UrlFetch(Vec<String>),
+    /// RFC 4467 §6.1: no mailbox resets every key of the user.
+    ResetKey {
+        mailbox: Option<String>,
+        mechanisms: Vec<String>,
+    },
 }
 
 impl CommandBody {
@@ -200,6 +209,9 @@ impl CommandBody {
             CommandBody::GetMetadata(_) => "GETMETADATA",
             CommandBody::SetMetadata { .. } => "SETMETADATA",
             CommandBody::Notify(_) => "NOTIFY",
+            CommandBody::GenUrlAuth(_) => "GENURLAUTH",
+            CommandBody::UrlFetch(_) => "URLFETCH",
+            CommandBody::ResetKey { .. } => "RESETKEY",
         }
     }
 }

@@ -11,6 +11,7 @@ mod parse;
 pub mod response;
 pub mod sequence;
 pub mod tag;
+pub mod urlauth;
 
 pub use command::{Command, CommandBody, ParseError};
 pub use framer::{Frame, Framer, FramerLimits, RejectReason, Rejection};

@@ -94,6 +94,9 @@ pub enum Code {
     Unseen(u32),
     /// RFC 6154 §3: an unsupported special-use attribute in CREATE.
     UseAttr,
+    /// RFC 4467 §8: `"URLMECH" SP "INTERNAL" *(SP mechanism ["=" base64])`, the
+    /// mechanisms a mailbox's key serves: INTERNAL only here.
+    UrlMech,
 }
 
 impl fmt::Display for Code {
@@ -126,6 +129,7 @@ impl fmt::Display for Code {
             Code::MetadataTooMany => f.write_str("METADATA TOOMANY"),
             Code::Modified(set) => write!(f, "MODIFIED {set}"),
             Code::NonExistent => f.write_str("NONEXISTENT"),
+            Code::UrlMech => f.write_str("URLMECH INTERNAL"),
             Code::NoPerm => f.write_str("NOPERM"),
             Code::NoUpdate(tag) => write!(f, "NOUPDATE {}", string_text(tag, false)),
             Code::OverQuota => f.write_str("OVERQUOTA"),

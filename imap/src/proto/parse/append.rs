@@ -86,8 +86,9 @@ impl Parser<'_> {
 /// An IMAP URL as CATENATE takes it (RFC 5092 §11, the `imessagepart` of an
 /// `iabsolute-path`): `"/" enc-mailbox [";UIDVALIDITY=" nz-number] "/;UID=" nz-number
 /// ["/;SECTION=" enc-section] ["/;PARTIAL=" number ["." nz-number]]`. `None` for any
-/// other form: the full `imap://user@host/` form, URLAUTH, a message list, or a URL that
-/// does not parse; the caller answers `NO [BADURL]` (RFC 4469 §6).
+/// other form: the full `imap://user@host/` form (a URLAUTH one is
+/// `proto::urlauth`'s), a message list, or a URL that does not parse; the caller answers
+/// `NO [BADURL]` (RFC 4469 §6).
 pub fn parse_imap_url(url: &str) -> Option<ImapUrl> {
     let path = url.strip_prefix('/')?;
     // RFC 5092 §11: `bchar` has no raw ";", so the first one ends the mailbox name.
@@ -160,7 +161,7 @@ impl Parser<'_> {
 }
 
 /// RFC 3986 §2.1 percent-decoding to UTF-8 (RFC 5092 §3.3: names are UTF-8).
-fn percent_decode(text: &str) -> Option<String> {
+pub(crate) fn percent_decode(text: &str) -> Option<String> {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut at = 0;

@@ -22,6 +22,7 @@ mod search;
 mod select;
 mod sort_thread;
 mod store;
+mod urlauth;
 
 use super::command::{Command, CommandBody, ParseError};
 use super::sequence::SequenceSet;
@@ -53,7 +54,8 @@ impl Parser<'_> {
     /// `command-select = "CLOSE" / "UNSELECT" / "EXPUNGE" / copy / move / fetch / store /
     ///  search / uid`; with RFC 3501's CHECK and LSUB, COMPRESS (RFC 4978), the quota
     /// commands (RFC 9208), SORT and THREAD (RFC 5256), CANCELUPDATE (RFC 5267) and
-    /// GETMETADATA and SETMETADATA (RFC 5464), NOTIFY (RFC 5465). One arm a command, one function a command
+    /// GETMETADATA and SETMETADATA (RFC 5464), NOTIFY (RFC 5465), GENURLAUTH, URLFETCH and
+    /// RESETKEY (RFC 4467). One arm a command, one function a command
     /// family.
     fn command_body(&mut self) -> PResult<CommandBody> {
         let name = self.atom()?.to_ascii_uppercase();
@@ -86,6 +88,9 @@ impl Parser<'_> {
             "GETMETADATA" => self.getmetadata()?,
             "SETMETADATA" => self.setmetadata()?,
             "NOTIFY" => self.notify()?,
+            "GENURLAUTH" => self.genurlauth()?,
+            "URLFETCH" => self.urlfetch()?,
+            "RESETKEY" => self.resetkey()?,
             // `expunge = "EXPUNGE"`
             "EXPUNGE" => CommandBody::Expunge { uids: None },
             "SEARCH" => CommandBody::Search(self.search(false)?),
@@ -144,6 +149,7 @@ pub fn parse_command(input: &[u8]) -> Result<Command, ParseError> {
 }
 
 pub use append::parse_imap_url;
+pub(crate) use append::percent_decode;
 
 /// Parses a bare `sequence-set` (tests and tools).
 pub fn parse_sequence_set(input: &[u8]) -> Option<SequenceSet> {

@@ -16,6 +16,7 @@
 
 mod accounts;
 mod cache;
+mod entries;
 mod error;
 pub mod fulltext;
 mod id_sequence;

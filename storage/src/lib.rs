@@ -16,6 +16,7 @@
 
 mod accounts;
 mod cache;
+mod delivery;
 mod entries;
 mod error;
 pub mod fulltext;
@@ -46,12 +47,11 @@ mod writer;
 mod test_postgres;
 
 pub use accounts::{Account, Alias};
+pub use delivery::{Delivered, Delivery, crlf_line_ends};
 pub use error::{Result, StoreError};
 pub use import::ImportedMessage;
 pub use mailboxes::{MAX_MAILBOX_NAME_BYTES, Mailbox, MailboxStatus, normalise_mailbox_name};
-pub use messages::{
-    Delivered, Delivery, MailboxChanges, MessageEntry, StoreFlagsOutcome, crlf_line_ends,
-};
+pub use messages::{MailboxChanges, MessageEntry, StoreFlagsOutcome};
 pub use metadata::{
     EntryName, MAX_METADATA_BYTES_PER_ACCOUNT, MAX_METADATA_ENTRIES_PER_ACCOUNT,
     MAX_METADATA_ENTRIES_PER_MAILBOX, MAX_METADATA_NAME_BYTES, MAX_METADATA_VALUE_BYTES,

@@ -5,10 +5,10 @@
 //! `mailboxes.rs`.
 
 use crate::error::{Result, StoreError};
-use crate::messages::{IN_LIST_CHUNK, placeholders};
 use crate::notify::{Change, ChangeKind};
 use crate::types::{AccountId, MailboxId, MessageId, ModSeq, Uid, UidValidity};
 use crate::{Backend, unix_now};
+use crate::{IN_LIST_CHUNK, placeholders};
 use sqlx::AnyConnection;
 use sqlx::Row;
 

@@ -140,6 +140,17 @@ impl Backend {
     }
 }
 
+/// Placeholders per `IN (...)` list; SQLite allows 32766 variables, we stay far below.
+pub(crate) const IN_LIST_CHUNK: usize = 500;
+
+/// `$first, $first+1, ...`: `count` numbered parameters (both backends take `$N`).
+pub(crate) fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count)
+        .map(|n| format!("${n}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// Handle to the mail store. Cheap to clone; every clone shares the writer and readers.
 #[derive(Clone)]
 pub struct Store {

@@ -3,19 +3,16 @@
 //! `delivery/`, what a message holds is read in `message_reads.rs`. Each write is one
 //! writer job: all or nothing.
 
-use crate::Store;
 use crate::entries::{bump_modseq, copy_in_tx, expunge_in_tx, mailbox_account_in_tx};
 use crate::error::{Result, StoreError};
 use crate::locks::Scope;
-use crate::mime::{MessageMeta, analyse, unfolded_fields};
+use crate::mime::{MessageMeta, analyse_off_workers, unfolded_fields};
 use crate::notify::{Change, ChangeKind};
 use crate::types::{FlagOperation, Flags, MailboxId, MessageId, ModSeq, Uid};
 use crate::writer::JobOutput;
+use crate::{IN_LIST_CHUNK, Store, placeholders};
 use sqlx::AnyConnection;
 use sqlx::{Connection, Row};
-
-/// Placeholders per `IN (...)` list; SQLite allows 32766 variables, we stay far below.
-pub(crate) const IN_LIST_CHUNK: usize = 500;
 
 /// One message in a mailbox, as a session's view needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,22 +44,6 @@ pub struct MailboxChanges {
     pub expunged: Vec<Uid>,
     /// The mailbox's HIGHESTMODSEQ in the same snapshot as the changes.
     pub highest_modseq: ModSeq,
-}
-
-/// `$first, $first+1, ...`: `count` numbered parameters (both backends take `$N`).
-pub(crate) fn placeholders(first: usize, count: usize) -> String {
-    (first..first + count)
-        .map(|n| format!("${n}"))
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
-/// Analyses a message on the blocking pool, so that a large or hostile message never
-/// holds an async worker (and with it other clients' sessions).
-pub(crate) async fn analyse_off_workers(raw: Vec<u8>) -> Result<crate::mime::Analysis> {
-    tokio::task::spawn_blocking(move || analyse(&raw))
-        .await
-        .map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
 /// Meta rows per transaction when filling in `unfolded_headers`.

@@ -3,6 +3,7 @@
 //! text for SEARCH, and the keys SORT and THREAD use. FETCH serves from this and the raw
 //! bytes; nothing re-parses a message on read.
 
+use crate::error::{Result, StoreError};
 pub use crate::rfc5322::{EnvelopeAddress, unfolded_fields};
 pub use crate::subject::{base_subject, base_subject_and_reply};
 use crate::{preview, rfc5322};
@@ -184,6 +185,14 @@ fn analyse_parsed(raw: &[u8]) -> Analysis {
         }
         _ => unparsed(raw),
     }
+}
+
+/// Analyses a message on the blocking pool, so that a large or hostile message never
+/// holds an async worker (and with it other clients' sessions).
+pub(crate) async fn analyse_off_workers(raw: Vec<u8>) -> Result<Analysis> {
+    tokio::task::spawn_blocking(move || analyse(&raw))
+        .await
+        .map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
 /// The top-level header section as stored: the raw bytes before the root's body, with

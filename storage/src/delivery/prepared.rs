@@ -4,7 +4,7 @@
 use crate::cache::CachedMessage;
 use crate::error::{Result, StoreError};
 use crate::fulltext::IndexedText;
-use crate::messages::analyse_off_workers;
+use crate::mime::analyse_off_workers;
 use crate::mime::{analyse, top_header};
 use crate::queue::Outbound;
 use crate::types::{Flags, MailboxId, MessageId, QueueId, Uid, UidValidity};

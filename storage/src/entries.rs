@@ -31,10 +31,7 @@ async fn allocate(
     .bind(mailbox.0)
     .fetch_optional(&mut *conn)
     .await?
-    .ok_or_else(|| StoreError::NotFound {
- what: "mailbox",
- key: mailbox.to_string(),
- })?;
+    .ok_or_else(|| StoreError::not_found("mailbox", mailbox))?;
     let first_uid: i64 = row.try_get("first_uid")?;
     // RFC 9051 §2.3.1.1: UIDs are 32-bit; a mailbox that runs out must get a new UIDVALIDITY.
     if first_uid + count as i64 > u32::MAX as i64 {
@@ -100,10 +97,7 @@ pub(crate) async fn bump_modseq(conn: &mut AnyConnection, mailbox: MailboxId) ->
     .bind(mailbox.0)
     .fetch_optional(&mut *conn)
     .await?
-    .ok_or_else(|| StoreError::NotFound {
- what: "mailbox",
- key: mailbox.to_string(),
- })?;
+    .ok_or_else(|| StoreError::not_found("mailbox", mailbox))?;
     Ok(ModSeq(modseq as u64))
 }
 
@@ -133,10 +127,7 @@ pub(crate) async fn mailbox_account_in_tx(
         .bind(mailbox.0)
         .fetch_optional(&mut *conn)
         .await?
-        .ok_or_else(|| StoreError::NotFound {
-            what: "mailbox",
-            key: mailbox.to_string(),
-        })?;
+        .ok_or_else(|| StoreError::not_found("mailbox", mailbox))?;
     Ok(AccountId(row.try_get(0)?))
 }
 

@@ -306,10 +306,7 @@ impl Store {
             }
         }
         if !found {
-            return Err(StoreError::NotFound {
-                what: "mailbox",
-                key: mailbox.to_string(),
-            });
+            return Err(StoreError::not_found("mailbox", mailbox));
         }
         Ok(changes)
     }

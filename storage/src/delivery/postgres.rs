@@ -61,10 +61,7 @@ pub(super) async fn deliver_in_one_statement(
         match outcome.as_str() {
             "ok" => {}
             "no mailbox" => {
-                return Err(StoreError::NotFound {
-                    what: "mailbox",
-                    key: mailbox.to_string(),
-                });
+                return Err(StoreError::not_found("mailbox", mailbox));
             }
             "over quota" => return Err(StoreError::OverQuota),
             // RFC 9051 §2.3.1.1: a mailbox that runs out must get a new UIDVALIDITY.

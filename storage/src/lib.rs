@@ -140,6 +140,11 @@ impl Backend {
     }
 }
 
+/// The largest message a server takes unless configured otherwise, in bytes: SMTP's SIZE
+/// (RFC 1870), IMAP's APPENDLIMIT (RFC 7889) and the configuration's
+/// `limits.max_message_size` start from this one figure, so the front ends agree.
+pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 50 * 1024 * 1024;
+
 /// Placeholders per `IN (...)` list; SQLite allows 32766 variables, we stay far below.
 pub(crate) const IN_LIST_CHUNK: usize = 500;
 

@@ -175,7 +175,7 @@ impl Default for Listen {
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            max_message_size: 50 * 1024 * 1024,
+            max_message_size: storage::DEFAULT_MAX_MESSAGE_SIZE,
             max_recipients: 100,
             smtp_data_in_flight: None,
             max_connections: 1000,

@@ -8,12 +8,10 @@
 
 mod common;
 
-use common::Transcript;
+use common::{PY_RUN, Transcript};
 
 /// imaplib with every line it reads kept, literals inline (`{n}\r\n` and their octets
-/// escaped); `run` prints a label, the untagged lines a command brought and its tagged
-/// answer without the tag.
-/// After `common::PY_PRELUDE`.
+/// escaped), for `common::PY_RUN`. After `common::PY_PRELUDE`.
 const PRELUDE: &str = r#"
 def escape(data):
     return data.decode("latin-1").encode("unicode_escape").decode("ascii")
@@ -36,16 +34,6 @@ class Recording(imaplib.IMAP4_SSL):
 # RFC 5464 §4.2, §4.3: commands imaplib does not know by name.
 imaplib.Commands["GETMETADATA"] = ("AUTH", "SELECTED")
 imaplib.Commands["SETMETADATA"] = ("AUTH", "SELECTED")
-
-def run(m, label, *args):
-    tag = (m.tagpre + str(m.tagnum).encode()).decode()
-    m.lines = []
-    try:
-        m._simple_command(*args)
-    except m.error:
-        pass
-    lines = [l[len(tag) + 1:] if l.startswith(tag + " ") else l for l in m.lines]
-    print(label, " | ".join(lines))
 "#;
 
 const SESSION: &str = r#"
@@ -110,7 +98,7 @@ m.logout()
 
 #[test]
 fn imaplib_keeps_server_and_mailbox_annotations() {
-    let out = Transcript::of_script(&format!("{PRELUDE}{SESSION}"));
+    let out = Transcript::of_script(&format!("{PRELUDE}{PY_RUN}{SESSION}"));
     // RFC 5464 §1: METADATA for server and mailbox annotations, not METADATA-SERVER.
     assert_eq!(out.line("capabilities"), "capabilities True False");
 

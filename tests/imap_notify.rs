@@ -8,14 +8,13 @@
 
 mod common;
 
-use common::{TestServer, labelled_line, python_client};
+use common::{PY_RUN, TestServer, labelled_line, python_client};
 
-/// What both scripts share: imaplib keeping every line it reads, `run` (a command and
-/// what it brought) and `hear` (lines sent unasked, with no command in progress).
+/// What both scripts share, after `common::PY_PRELUDE`: imaplib keeping every line it
+/// reads (for `common::PY_RUN`, a command and what it brought) and `hear` (lines sent
+/// unasked, with no command in progress).
 const PRELUDE: &str = r#"
-import imaplib, re, select, smtplib, ssl, sys
-imaps, smtp_port, user, password = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
-ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+import re, select
 imaplib.Commands["NOTIFY"] = ("AUTH", "SELECTED")
 
 def clean(line):
@@ -32,16 +31,6 @@ def connect():
     m = Recording("127.0.0.1", imaps, ssl_context=ctx)
     m.login(user, password)
     return m
-
-def run(m, label, *args):
-    tag = (m.tagpre + str(m.tagnum).encode()).decode()
-    m.lines = []
-    try:
-        m._simple_command(*args)
-    except m.error:
-        pass
-    lines = [l[len(tag) + 1:] if l.startswith(tag + " ") else l for l in m.lines]
-    print(label, " | ".join(lines))
 
 def hear(m, label, count, ordered=True):
     """Reads `count` lines the server sends unasked, with no command in progress."""
@@ -96,7 +85,7 @@ m.logout()
 #[test]
 fn imaplib_hears_what_it_asked_notify_for_without_asking_again() {
     let server = TestServer::start();
-    let out = python_client(&server, &format!("{PRELUDE}{SCRIPT}"), &[]);
+    let out = python_client(&server, &format!("{PRELUDE}{PY_RUN}{SCRIPT}"), &[]);
     let line = |label: &str| labelled_line(&out, label);
     assert!(line("create").starts_with("create OK "), "{out}");
     // RFC 5465 §3.1: an unsupported event is a NO with BADEVENT listing what is
@@ -192,7 +181,11 @@ m.logout()
 #[test]
 fn imaplib_sees_delayed_expunges_idle_notifications_and_the_watch_limit() {
     let server = TestServer::start();
-    let out = python_client(&server, &format!("{PRELUDE}{DELAYED_AND_LIMITS}"), &[]);
+    let out = python_client(
+        &server,
+        &format!("{PRELUDE}{PY_RUN}{DELAYED_AND_LIMITS}"),
+        &[],
+    );
     let line = |label: &str| labelled_line(&out, label);
     assert_eq!(line("delayed"), "delayed OK NOTIFY completed");
     assert_eq!(

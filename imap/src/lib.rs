@@ -46,7 +46,7 @@ pub struct ImapConfig {
 impl Default for ImapConfig {
     fn default() -> Self {
         ImapConfig {
-            max_message_size: 50 * 1024 * 1024,
+            max_message_size: storage::DEFAULT_MAX_MESSAGE_SIZE,
             idle_timeout: Duration::from_secs(30 * 60),
             idle_keepalive: Duration::from_secs(4 * 60),
         }

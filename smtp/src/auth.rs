@@ -11,7 +11,7 @@ use crate::proto::reply::{
     CANNOT_DECODE, POLICY_CLOSE, TEMPORARY_AUTH_FAILURE, UNKNOWN_MECHANISM,
 };
 use crate::proto::{Line, Reply};
-use crate::session::{Action, Authenticated, Session};
+use crate::session::{Action, Authenticated, SaslStep, Session};
 use netutil::Throttled;
 use netutil::sasl::{self, SaslError};
 use storage::Secret;
@@ -19,17 +19,6 @@ use storage::Secret;
 /// `Username:` and `Password:` in base64: the LOGIN mechanism's customary prompts.
 const LOGIN_USERNAME_PROMPT: &str = "VXNlcm5hbWU6";
 const LOGIN_PASSWORD_PROMPT: &str = "UGFzc3dvcmQ6";
-
-/// Where a SASL exchange is when the server waits for the client's next line.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum SaslStep {
-    /// PLAIN without an initial response: waiting for `authzid NUL authcid NUL passwd`.
-    Plain,
-    /// LOGIN: waiting for the user name.
-    LoginUser,
-    /// LOGIN: waiting for the password of `user`.
-    LoginPassword { user: String },
-}
 
 impl Session {
     pub(crate) async fn auth(

@@ -94,7 +94,7 @@ impl SmtpConfig {
     pub fn new(hostname: impl Into<String>) -> Self {
         SmtpConfig {
             hostname: hostname.into(),
-            max_message_size: 50 * 1024 * 1024,
+            max_message_size: storage::DEFAULT_MAX_MESSAGE_SIZE,
             max_recipients: 100,
             command_timeout: Duration::from_secs(300),
             data_timeout: Duration::from_secs(180),

@@ -5,7 +5,6 @@
 //! (a line, DATA content, a BDAT chunk, a SASL response) and returns an [`Action`]: the
 //! reply to send and what to read next. The driver (`connection.rs`) does the I/O.
 
-use crate::auth::SaslStep;
 use crate::budget::Reservation;
 use crate::proto::command::is_auth_line;
 use crate::proto::command::parse_command;
@@ -120,6 +119,17 @@ pub(crate) enum Action {
     /// Send the `220`, drop buffered input and start TLS, then call
     /// [`Session::tls_started`].
     StartTls(Reply),
+}
+
+/// Where a SASL exchange is when the server waits for the client's next line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum SaslStep {
+    /// PLAIN without an initial response: waiting for `authzid NUL authcid NUL passwd`.
+    Plain,
+    /// LOGIN: waiting for the user name.
+    LoginUser,
+    /// LOGIN: waiting for the password of `user`.
+    LoginPassword { user: String },
 }
 
 impl From<Reply> for Action {

@@ -150,6 +150,13 @@ impl Harness {
         }
         messages
     }
+
+    /// The one message in the INBOX of `email`; fails the test when there is not exactly one.
+    async fn only_inbox_message(&self, email: &str) -> Vec<u8> {
+        let mut messages = self.inbox_messages(email).await;
+        assert_eq!(messages.len(), 1);
+        messages.pop().expect("one message")
+    }
 }
 
 struct Client<S> {
@@ -361,9 +368,7 @@ async fn pipelined_transaction_is_stored_byte_for_byte() {
     c.expect("250 2.0.0").await;
     c.expect("221 2.0.0").await;
 
-    let messages = h.inbox_messages(ALICE).await;
-    assert_eq!(messages.len(), 1);
-    let stored = messages.first().expect("one message");
+    let stored = &h.only_inbox_message(ALICE).await;
     // Byte for byte, but for the bare LF that storage writes as CRLF (RFC 5322 §2.3).
     let body = crlf_line_ends(body);
     let body = body.as_slice();
@@ -430,9 +435,7 @@ async fn smuggling_does_not_end_data() {
     // One message, then the NOOP: nothing inside was read as a command.
     c.expect("250 2.0.0").await;
     c.expect("250 2.0.0 OK").await;
-    let messages = h.inbox_messages(ALICE).await;
-    assert_eq!(messages.len(), 1);
-    let stored = messages.first().expect("one");
+    let stored = &h.only_inbox_message(ALICE).await;
     // Stored with bare LFs made CRLF (RFC 5322 §2.3), the forged lines as plain text.
     let canonical = crlf_line_ends(attack);
     assert_eq!(after_prefix(stored, &canonical), canonical.as_slice());
@@ -449,9 +452,7 @@ async fn bare_cr_does_not_end_data_and_is_stored_as_crlf() {
     c.send(b".\r\nNOOP\r\n").await;
     c.expect("250 2.0.0").await;
     c.expect("250 2.0.0 OK").await;
-    let messages = h.inbox_messages(ALICE).await;
-    assert_eq!(messages.len(), 1);
-    let stored = messages.first().expect("one");
+    let stored = &h.only_inbox_message(ALICE).await;
     let canonical: &[u8] = b"Subject: real\r\n\r\nreal\r\n.\r\nMAIL FROM:<ceo@example.com>\r\n";
     assert_eq!(after_prefix(stored, canonical), canonical);
     assert!(

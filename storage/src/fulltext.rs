@@ -25,11 +25,12 @@
 
 use crate::error::{Result, StoreError};
 use crate::locks::Scope;
-use crate::messages::{IN_LIST_CHUNK, analyse_off_workers, placeholders};
+use crate::mime::analyse_off_workers;
 use crate::mime::{MessageMeta, header_sections, unfolded_fields};
 use crate::types::{AccountId, MailboxId, MessageId};
 use crate::writer::JobOutput;
 use crate::{Backend, Store};
+use crate::{IN_LIST_CHUNK, placeholders};
 use sqlx::{AnyConnection, Row};
 use std::collections::{HashMap, HashSet};
 

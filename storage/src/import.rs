@@ -14,10 +14,10 @@
 //!   [`ChangeKind::Appended`], as a delivery is; a UIDVALIDITY change is published as
 //!   [`ChangeKind::MailboxChanged`].
 
+use crate::delivery::PreparedDelivery;
 use crate::error::{Result, StoreError};
 use crate::locks::Scope;
 use crate::mailboxes::mailbox_in_tx;
-use crate::messages::PreparedDelivery;
 use crate::notify::{Change, ChangeKind};
 use crate::types::{Flags, MailboxId, Uid, UidValidity};
 use crate::writer::JobOutput;

@@ -16,6 +16,8 @@
 
 mod accounts;
 mod cache;
+mod delivery;
+mod entries;
 mod error;
 pub mod fulltext;
 mod id_sequence;
@@ -47,12 +49,11 @@ mod writer;
 mod test_postgres;
 
 pub use accounts::{Account, Alias};
+pub use delivery::{Delivered, Delivery, crlf_line_ends};
 pub use error::{Result, StoreError};
 pub use import::ImportedMessage;
 pub use mailboxes::{MAX_MAILBOX_NAME_BYTES, Mailbox, MailboxStatus, normalise_mailbox_name};
-pub use messages::{
-    Delivered, Delivery, MailboxChanges, MessageEntry, StoreFlagsOutcome, crlf_line_ends,
-};
+pub use messages::{MailboxChanges, MessageEntry, StoreFlagsOutcome};
 pub use metadata::{
     EntryName, MAX_METADATA_BYTES_PER_ACCOUNT, MAX_METADATA_ENTRIES_PER_ACCOUNT,
     MAX_METADATA_ENTRIES_PER_MAILBOX, MAX_METADATA_NAME_BYTES, MAX_METADATA_VALUE_BYTES,
@@ -140,6 +141,22 @@ impl Backend {
             Backend::Postgres => sql.replace(" INDEXED BY messages_size", "").into(),
         }
     }
+}
+
+/// The largest message a server takes unless configured otherwise, in bytes: SMTP's SIZE
+/// (RFC 1870), IMAP's APPENDLIMIT (RFC 7889) and the configuration's
+/// `limits.max_message_size` start from this one figure, so the front ends agree.
+pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 50 * 1024 * 1024;
+
+/// Placeholders per `IN (...)` list; SQLite allows 32766 variables, we stay far below.
+pub(crate) const IN_LIST_CHUNK: usize = 500;
+
+/// `$first, $first+1, ...`: `count` numbered parameters (both backends take `$N`).
+pub(crate) fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count)
+        .map(|n| format!("${n}"))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// Handle to the mail store. Cheap to clone; every clone shares the writer and readers.

@@ -382,7 +382,7 @@ impl Store {
                             .fetch_all(&mut *conn)
                             .await?;
                         let uids: Vec<Uid> = uids.into_iter().map(|u| Uid(u as u32)).collect();
-                        let (_, move_changes) = crate::messages::copy_in_tx(conn, id, &uids, target, true).await?;
+                        let (_, move_changes) = crate::entries::copy_in_tx(conn, id, &uids, target, true).await?;
                         changes.extend(move_changes);
                         changes.push(mailbox_changed(account, target));
                     } else {

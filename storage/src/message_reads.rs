@@ -4,9 +4,10 @@
 use crate::Store;
 use crate::cache::CachedMessage;
 use crate::error::{Result, StoreError};
-use crate::messages::{IN_LIST_CHUNK, analyse_off_workers, placeholders};
+use crate::mime::analyse_off_workers;
 use crate::mime::{MessageMeta, analyse};
 use crate::types::MessageId;
+use crate::{IN_LIST_CHUNK, placeholders};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 use std::collections::HashMap;

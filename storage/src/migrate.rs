@@ -19,7 +19,7 @@
 
 use crate::error::{Result, StoreError};
 use crate::locks::Scope;
-use crate::messages::placeholders;
+use crate::placeholders;
 use crate::writer::JobOutput;
 use crate::{Backend, Store};
 use sqlx::any::{AnyArguments, AnyRow};

@@ -14,7 +14,7 @@
 //! - a signature (after `-- `) is kept, as Dovecot keeps it;
 //! - at most [`PREVIEW_MAX_CHARS`] characters.
 
-use crate::mime::MAX_MIME_DEPTH;
+use crate::mime::parts::MAX_MIME_DEPTH;
 use mail_parser::decoders::html::html_to_text;
 use mail_parser::{Message, PartType};
 

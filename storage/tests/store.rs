@@ -9,7 +9,7 @@ use storage::mime::PartContent;
 use storage::{
     AccountId, ChangeKind, Delivery, EntryName, FlagOperation, Flags, ImportedMessage,
     LocalRecipient, Mailbox, MetadataEntry, MetadataOwner, ModSeq, RecipientLookup, Secret,
-    SpecialUse, Store, StoreError, Uid, UidValidity,
+    SpecialUse, Store, StoreError, Uid, UidValidity, unix_now,
 };
 use tempfile::TempDir;
 
@@ -2158,12 +2158,6 @@ async fn save_date_is_set_at_every_insertion(backend: Backend) {
     assert!(changes.changed.iter().all(|e| e.save_date.is_some()));
 }
 
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-}
-
 /// RFC 8970 PREVIEW: computed at delivery and stored in the meta; meta stored before it
 /// existed (no `preview` in its JSON) still loads, with none, and the preview is then
 /// computed from the raw message.
@@ -2460,7 +2454,7 @@ async fn sieve_scripts_keep_one_active_and_vacation_records_expire(backend: Back
     ));
 
     // Vacation: a record holds until it expires; a later one replaces it.
-    let now = storage::unix_now();
+    let now = unix_now();
     store
         .record_vacation_replies(
             account,

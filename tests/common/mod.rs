@@ -498,6 +498,22 @@ def deliver(subject):
     s.quit()
 "#;
 
+/// A Python `run(m, label, *args)` for an imaplib client that keeps every line it reads
+/// in `m.lines`: sends the command (`args` as `_simple_command` takes them) and prints
+/// `label`, the untagged lines it brought and its tagged answer without the tag, `|`
+/// apart. A `NO` or `BAD` is printed, not raised.
+pub const PY_RUN: &str = r#"
+def run(m, label, *args):
+    tag = (m.tagpre + str(m.tagnum).encode()).decode()
+    m.lines = []
+    try:
+        m._simple_command(*args)
+    except m.error:
+        pass
+    lines = [l[len(tag) + 1:] if l.startswith(tag + " ") else l for l in m.lines]
+    print(label, " | ".join(lines))
+"#;
+
 /// Runs a Python client script, after [`PY_PRELUDE`], against `server` with argv: IMAPS
 /// port, SMTP port, the first account's address and password, then `extra`; returns its
 /// stdout.

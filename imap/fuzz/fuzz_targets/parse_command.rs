@@ -9,7 +9,7 @@ fuzz_target!(|data: &[u8]| {
         assert!(!command.body.name().is_empty());
     }
     // The pieces the parser leans on, on their own.
-    let _ = imap::proto::command::parse_sequence_set(data);
+    let _ = imap::proto::parse_sequence_set(data);
     if let Ok(text) = std::str::from_utf8(data) {
         let _ = imap::proto::mutf7::decode(text);
     }

@@ -6,7 +6,7 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Some(set) = imap::proto::command::parse_sequence_set(data) else {
+    let Some(set) = imap::proto::parse_sequence_set(data) else {
         return;
     };
     for largest in [0u32, 1, 7, 100, u32::MAX] {

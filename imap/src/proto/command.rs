@@ -1,5 +1,6 @@
-//! Commands (RFC 9051 §6 and the extensions we implement) as [`parse_command`] gives
-//! them to the session, and the limits the parser enforces.
+//! Commands (RFC 9051 §6 and the extensions we implement) as
+//! [`parse_command`](super::parse_command) gives them to the session, and the limits the
+//! parser enforces.
 
 use super::objectid::ObjectId;
 use super::sequence::{SequenceSet, SetOrSaved};
@@ -7,9 +8,6 @@ use super::tag::Tag;
 use std::borrow::Cow;
 use storage::{EntryName, FlagOperation, MetadataDepth, Secret};
 use time::Date;
-
-// The parser's entry points, where callers have always found them.
-pub use super::parse::{parse_command, parse_sequence_set};
 
 /// Nesting of SEARCH keys (`NOT`, `OR`, parentheses): the evaluator and the parser
 /// recurse, so a client must not be able to nest without bound.

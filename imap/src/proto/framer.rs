@@ -744,7 +744,7 @@ mod tests {
                 while let Some(frame) = f.next_frame() {
                     if let Frame::Command(command) = frame {
                         assert!(command.len() <= 500 + 100);
-                        let _ = crate::proto::command::parse_command(&command);
+                        let _ = crate::proto::parse_command(&command);
                     }
                 }
                 assert!(f.command.len() <= 500 + 100);

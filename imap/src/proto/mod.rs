@@ -15,7 +15,7 @@ pub mod urlauth;
 
 pub use command::{Command, CommandBody, ParseError};
 pub use framer::{Frame, Framer, FramerLimits, RejectReason, Rejection};
-pub use parse::{parse_command, parse_imap_url};
+pub use parse::{parse_command, parse_imap_url, parse_sequence_set};
 pub use response::{Code, Status};
 pub use sequence::{RangeSet, SequenceSet, SetOrSaved};
 pub use tag::Tag;

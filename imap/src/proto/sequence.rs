@@ -245,7 +245,7 @@ mod tests {
         assert_eq!(set.count_in(&[]), 0);
         assert!(set.contains(4) && !set.contains(7) && set.contains(u32::MAX));
     }
-    use crate::proto::command::parse_sequence_set;
+    use crate::proto::parse::parse_sequence_set;
 
     fn set(text: &str) -> SequenceSet {
         parse_sequence_set(text.as_bytes()).expect("valid set")

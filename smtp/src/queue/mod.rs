@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use storage::{
     Backend, Delivery, Outbound, QueueAttempt, QueueId, QueueItem, QueuedRecipient, Store,
-    StoreError,
+    StoreError, unix_now,
 };
 use tokio::task::JoinSet;
 use tracing::Instrument;
@@ -530,11 +530,4 @@ impl QueueWorker {
         tracing::info!(to = %item.mail_from, "delivery status notice queued");
         Ok(())
     }
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }

@@ -77,7 +77,8 @@ const IDLE_QUIET: Duration = Duration::from_secs(2);
 /// a literal holding the message NAME of [`MESSAGES`] (`~{msg:NAME}` a literal8),
 /// `{uidvalidity}` the last UIDVALIDITY this server announced and `{highestmodseq}` the
 /// last HIGHESTMODSEQ, `{urluser}` the user as an IMAP URL writes it (RFC 5092 §11
-/// `enc-user`) and `{urlauth}` the first URL of the last GENURLAUTH response. Three steps are not commands: `IDLE` sends IDLE and reads up to
+/// `enc-user`), `{urlauth}` the first URL of the last GENURLAUTH response and `{today}`
+/// today's date (UTC) as a SEARCH date. Three steps are not commands: `IDLE` sends IDLE and reads up to
 /// the continuation request, `(idle)` takes what the IDLE-ing session is told unasked,
 /// and `DONE` ends the IDLE.
 type Step = (usize, &'static str);
@@ -230,6 +231,20 @@ const ACCEPTED: &[Accepted] = &[
               with every IMAP message. This is an opaque value updated by the server whenever \
               a metadata item is modified.\"",
         rule: Rule::Line(modseq_values),
+    },
+    Accepted {
+        what: "the day of a date-time written with a leading space (letterbox) or zero \
+               (Dovecot) in INTERNALDATE and SAVEDATE",
+        rfc: "RFC 3501 §9: `date-day-fixed = (SP DIGIT) / 2DIGIT ; Fixed-format version of \
+              date-day`: either form.",
+        rule: Rule::Line(|line, _| date_day_padding(line)),
+    },
+    Accepted {
+        what: "the time of day in SAVEDATE values (the date and the zone are compared)",
+        rfc: "RFC 8514 (abstract): the save date \"always indicates the moment at which the \
+              message was saved in its current mailbox\": each server saved it at its own \
+              moment, seconds apart.",
+        rule: Rule::Line(savedate_times),
     },
     Accepted {
         what: "the case of a body's Content-Transfer-Encoding in BODYSTRUCTURE",
@@ -565,6 +580,45 @@ fn uidvalidity_values(line: &str, seen: &Seen) -> String {
         let index = seen.uidvalidities.iter().position(|&v| v == value);
         format!("<uidvalidity {}>", index.map_or(0, |i| i + 1))
     })
+}
+
+/// `INTERNALDATE " 7-Dec-2026 ...` and `SAVEDATE " 7-Dec-2026 ...` as `"07-Dec-2026 ...`.
+fn date_day_padding(line: &str) -> String {
+    let mut out = line.to_owned();
+    for key in ["INTERNALDATE \" ", "SAVEDATE \" "] {
+        let padded = key.replace("\" ", "\"0");
+        while let Some(at) = out.find(key) {
+            let digit = out.as_bytes().get(at + key.len()).copied();
+            if !digit.is_some_and(|b| b.is_ascii_digit()) {
+                break;
+            }
+            out.replace_range(at..at + key.len(), &padded);
+        }
+    }
+    out
+}
+
+/// `SAVEDATE "07-Dec-2026 12:00:01 +0000"` as `SAVEDATE "07-Dec-2026 <time> +0000"`.
+fn savedate_times(line: &str, _: &Seen) -> String {
+    const KEY: &str = "SAVEDATE \"";
+    let Some(start) = line.find(KEY).map(|i| i + KEY.len()) else {
+        return line.to_owned();
+    };
+    let value = &line[start..];
+    match (value.find(' '), value.get(12..21)) {
+        (Some(11), Some(time)) if time.ends_with(' ') => {
+            format!("{}<time>{}", &line[..start + 12], &line[start + 20..])
+        }
+        _ => line.to_owned(),
+    }
+}
+
+/// Today's date (UTC) as IMAP writes a SEARCH date (RFC 3501 §9 `date-text`).
+fn today() -> String {
+    let format = time::macros::format_description!("[day padding:none]-[month repr:short]-[year]");
+    time::OffsetDateTime::now_utc()
+        .format(&format)
+        .expect("formats")
 }
 
 fn modseq_values(line: &str, _: &Seen) -> String {
@@ -1113,7 +1167,8 @@ fn play(port: u16, user: &str, password: &str, steps: &[Step]) -> Vec<Answer> {
                     .replace("{uidvalidity}", &uidvalidity)
                     .replace("{highestmodseq}", &highestmodseq)
                     .replace("{urluser}", &user.replace('@', "%40"))
-                    .replace("{urlauth}", &urlauth);
+                    .replace("{urlauth}", &urlauth)
+                    .replace("{today}", &today());
                 let tag = session.next_tag();
                 session.client.command(&tag, &pieces(&command))
             }
@@ -2186,6 +2241,37 @@ fn urlauth_urls_answer_alike() {
             (2, "URLFETCH \"{urlauth}\""),
             (1, "RESETKEY"),
             (2, "URLFETCH \"{urlauth}\""),
+        ],
+    );
+}
+
+/// RFC 8514 SAVEDATE (Dovecot 2.3 lists it): FETCH SAVEDATE of appended and copied
+/// messages, and SEARCH SAVEDBEFORE, SAVEDON, SAVEDSINCE and SAVEDATESUPPORTED, with an
+/// internal date in the past that the save date does not follow.
+#[test]
+fn savedate_is_fetched_and_searched_alike() {
+    compare(
+        "savedate",
+        &[
+            (
+                1,
+                "APPEND INBOX (\\Seen) \"01-Jan-2020 10:00:00 +0000\" {msg:a}",
+            ),
+            (1, "APPEND INBOX {msg:b}"),
+            (1, "CREATE Later"),
+            (1, "SELECT INBOX"),
+            (1, "FETCH 1:* (UID SAVEDATE)"),
+            (1, "FETCH 1 (INTERNALDATE)"),
+            (1, "UID COPY 1 Later"),
+            (1, "UID SEARCH SAVEDON {today}"),
+            (1, "UID SEARCH SAVEDSINCE 1-Jan-2021"),
+            (1, "UID SEARCH SAVEDBEFORE 1-Jan-2021"),
+            (1, "UID SEARCH SAVEDBEFORE {today}"),
+            (1, "UID SEARCH SAVEDSINCE {today} BEFORE 1-Jan-2021"),
+            (1, "UID SEARCH SAVEDATESUPPORTED"),
+            (2, "EXAMINE Later"),
+            (2, "FETCH 1 (SAVEDATE INTERNALDATE FLAGS)"),
+            (2, "UID SEARCH SAVEDON {today}"),
         ],
     );
 }

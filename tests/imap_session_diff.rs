@@ -178,6 +178,14 @@ const ACCEPTED: &[Accepted] = &[
         rule: Rule::Line(without_nonexistent),
     },
     Accepted {
+        what: "NO [CANNOT] (letterbox) and NO (Dovecot) for a mailbox name that is not valid \
+               modified UTF-7",
+        rfc: "RFC 3501 §7.1: \"Status responses MAY include an OPTIONAL \"response code\".\" \
+              RFC 5530 §3: \"CANNOT: The operation violates some invariant of the server and \
+              can never succeed.\" (RFC 3501 §5.1.3: such a name is not one a server can have.)",
+        rule: Rule::Answer(without_cannot_for_mutf7),
+    },
+    Accepted {
         what: "OK [CLIENTBUG] (Dovecot) and OK (letterbox) for STATUS of the selected mailbox",
         rfc: "RFC 3501 §7.1: \"Status responses MAY include an OPTIONAL \"response code\".\" \
               RFC 5530 §3: \"CLIENTBUG: The server has detected a client bug.\" (RFC 3501 \
@@ -533,6 +541,17 @@ fn without_code(line: &str, code: &str, tagged: bool) -> String {
         },
         None => line.to_owned(),
     }
+}
+
+/// Only for a command naming a mailbox with `&` (the modified UTF-7 shift character).
+fn without_cannot_for_mutf7(context: &Context, lines: Vec<String>) -> Vec<String> {
+    if !context.sent.contains('&') {
+        return lines;
+    }
+    lines
+        .into_iter()
+        .map(|line| without_code(&line, "CANNOT]", true))
+        .collect()
 }
 
 fn without_nonexistent(line: &str, _: &Seen) -> String {
@@ -2272,6 +2291,51 @@ fn savedate_is_fetched_and_searched_alike() {
             (2, "EXAMINE Later"),
             (2, "FETCH 1 (SAVEDATE INTERNALDATE FLAGS)"),
             (2, "UID SEARCH SAVEDON {today}"),
+        ],
+    );
+}
+
+/// Issue 14 item 8: COPY and MOVE into the mailbox that is selected are carried out
+/// (RFC 6851 §3.3 does not forbid it; Dovecot and Cyrus do it): the new copies arrive in
+/// this session and the other one, a MOVE expunges the original.
+#[test]
+fn copy_and_move_into_the_selected_mailbox() {
+    compare(
+        "copy_move_into_selected",
+        &[
+            (1, "APPEND INBOX (\\Seen) {msg:a}"),
+            (1, "APPEND INBOX {msg:b}"),
+            (1, "SELECT INBOX"),
+            (2, "SELECT INBOX"),
+            (1, "COPY 1 INBOX"),
+            (1, "UID MOVE 2 INBOX"),
+            (1, "FETCH 1:* (UID FLAGS)"),
+            (2, "NOOP"),
+            (2, "FETCH 1:* (UID FLAGS)"),
+            (1, "UID COPY 1:* INBOX"),
+            (1, "STATUS Archive (MESSAGES)"),
+            (1, "NOOP"),
+        ],
+    );
+}
+
+/// Issue 14 item 6: mailbox names that are not valid modified UTF-7 (RFC 3501 §5.1.3) are
+/// refused with NO, not BAD, and LIST patterns made of such characters get an answer.
+#[test]
+fn names_that_are_not_modified_utf7_get_no() {
+    compare(
+        "mutf7_names",
+        &[
+            (1, "CREATE \"&Jjo\""),
+            (1, "CREATE \"a&b\""),
+            (1, "CREATE \"caf&AOk-\""),
+            (1, "SELECT \"&ZZZ\""),
+            (1, "RENAME \"caf&AOk-\" \"&\""),
+            (1, "LIST \"\" \"&\""),
+            (1, "LIST \"\" \"&Jjo*\""),
+            (1, "LIST \"\" \"caf*\""),
+            (1, "STATUS \"&Jjo\" (MESSAGES)"),
+            (1, "DELETE \"caf&AOk-\""),
         ],
     );
 }

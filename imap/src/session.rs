@@ -586,6 +586,17 @@ impl Session {
         })
     }
 
+    /// A LIST or LSUB reference or pattern decoded as [`Session::decode_mailbox`] does;
+    /// `None` when it is not valid modified UTF-7. Such a pattern matches no name we
+    /// could have (RFC 3501 §6.3.8: LIST returns "a subset of names"), so it lists
+    /// nothing and the command completes OK, as Dovecot 2.3 answers.
+    pub(crate) fn decode_pattern(&self, pattern: &str) -> Option<String> {
+        if self.utf8() {
+            return Some(pattern.to_owned());
+        }
+        mutf7::decode(pattern)
+    }
+
     /// A mailbox name for the wire, as a quoted string or literal.
     pub(crate) fn encode_mailbox(&self, name: &str) -> String {
         if self.utf8() {

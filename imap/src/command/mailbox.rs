@@ -138,11 +138,14 @@ impl Session {
             );
             return Ok(Completion::ok("LIST completed"));
         }
-        let reference = self.decode_mailbox(&list.reference)?;
         let mut patterns = Vec::new();
-        for pattern in list.patterns.iter().filter(|p| !p.is_empty()) {
-            let pattern = self.decode_mailbox(pattern)?;
-            patterns.push(MailboxPattern::new(&join_reference(&reference, &pattern))?);
+        if let Some(reference) = self.decode_pattern(&list.reference) {
+            for pattern in list.patterns.iter().filter(|p| !p.is_empty()) {
+                let Some(pattern) = self.decode_pattern(pattern) else {
+                    continue;
+                };
+                patterns.push(MailboxPattern::new(&join_reference(&reference, &pattern))?);
+            }
         }
         let mailboxes = self.server.store.list_mailboxes(account).await?;
         let subscriptions = if list.select_subscribed || list.return_subscribed {
@@ -249,9 +252,12 @@ impl Session {
     /// RFC 3501 §6.3.9 LSUB (deprecated by RFC 9051, still used by IMAP4rev1 clients).
     pub(crate) async fn lsub(&mut self, reference: &str, pattern: &str) -> CommandResult {
         let account = self.account()?;
-        let reference = self.decode_mailbox(reference)?;
-        let pattern =
-            MailboxPattern::new(&join_reference(&reference, &self.decode_mailbox(pattern)?))?;
+        let (Some(reference), Some(pattern)) =
+            (self.decode_pattern(reference), self.decode_pattern(pattern))
+        else {
+            return Ok(Completion::ok("LSUB completed"));
+        };
+        let pattern = MailboxPattern::new(&join_reference(&reference, &pattern))?;
         // RFC 3501 §6.3.9: the subscription list as it is, names whose mailbox is gone
         // included (Dovecot lists those without attributes too).
         let names = self.server.store.subscriptions(account).await?;

@@ -120,7 +120,19 @@ const MESSAGES: &[(&str, &[u8])] = &[
     ("cat-mid", b"\r\n--cat\r\n"),
     ("cat-tail", b"\r\n--cat--\r\n"),
     // An annotation value (RFC 5464) on two lines, sent as a literal.
-    ("note", b"A note\r\non two lines"),
+    ("note", b"A note\r\non two lines"),    // Issue 14's items 3, 4, 5 and 9 (the corpus of tests/imap_dovecot_diff.rs).
+    ("42", include_bytes!("corpus/42-thread-root.eml")),
+    ("43", include_bytes!("corpus/43-thread-reply.eml")),
+    ("44", include_bytes!("corpus/44-thread-reply-to-reply.eml")),
+    ("45", include_bytes!("corpus/45-thread-missing-parent.eml")),
+    ("46", include_bytes!("corpus/46-thread-sibling-missing-parent.eml")),
+    ("47", include_bytes!("corpus/47-thread-subject-only.eml")),
+    ("49", include_bytes!("corpus/49-date-near-midnight-with-offset.eml")),
+    ("50", include_bytes!("corpus/50-text-parts-without-charset.eml")),
+    ("51", include_bytes!("corpus/51-folded-quoted-boundary.eml")),
+    ("52", include_bytes!("corpus/52-message-rfc822-as-the-body.eml")),
+    ("53", include_bytes!("corpus/53-single-part-message-attached.eml")),
+    ("54", include_bytes!("corpus/54-obsolete-source-route.eml")),
 ];
 
 // ---------------------------------------------------------------------------------------
@@ -2336,6 +2348,46 @@ fn names_that_are_not_modified_utf7_get_no() {
             (1, "LIST \"\" \"caf*\""),
             (1, "STATUS \"&Jjo\" (MESSAGES)"),
             (1, "DELETE \"caf&AOk-\""),
+        ],
+    );
+}
+
+/// Issue 14's items 3 (a folded quoted boundary), 4 (SENT* dates in the Date field's own
+/// zone), 5 (MIME details: a charset-less text part, bodies of single-part and attached
+/// messages, a source route in ENVELOPE) and 9 (THREAD=REFERENCES) in one session, with
+/// the messages of tests/imap_dovecot_diff.rs.
+#[test]
+fn structure_dates_and_threads_answer_alike() {
+    compare(
+        "structure_dates_threads",
+        &[
+            (1, "APPEND INBOX {msg:42}"),
+            (1, "APPEND INBOX {msg:43}"),
+            (1, "APPEND INBOX {msg:44}"),
+            (1, "APPEND INBOX {msg:45}"),
+            (1, "APPEND INBOX {msg:46}"),
+            (1, "APPEND INBOX {msg:47}"),
+            (1, "APPEND INBOX {msg:49}"),
+            (1, "APPEND INBOX {msg:50}"),
+            (1, "APPEND INBOX {msg:51}"),
+            (1, "APPEND INBOX {msg:52}"),
+            (1, "APPEND INBOX {msg:53}"),
+            (1, "APPEND INBOX {msg:54}"),
+            (1, "SELECT INBOX"),
+            (1, "THREAD REFERENCES UTF-8 ALL"),
+            (1, "UID THREAD REFERENCES UTF-8 ALL"),
+            (1, "FETCH 7 (ENVELOPE)"),
+            (1, "SEARCH SENTON 22-Jan-2025"),
+            (1, "SEARCH SENTBEFORE 23-Jan-2025"),
+            (1, "SEARCH SENTSINCE 23-Jan-2025"),
+            (1, "FETCH 8:12 (BODYSTRUCTURE)"),
+            (1, "FETCH 8:12 (BODY)"),
+            (
+                1,
+                "FETCH 9 (BODY.PEEK[1] BODY.PEEK[1.MIME] BINARY.PEEK[2] BINARY.SIZE[2])",
+            ),
+            (1, "FETCH 10:11 (BODY.PEEK[1] BODY.PEEK[2])"),
+            (1, "FETCH 12 (ENVELOPE)"),
         ],
     );
 }

@@ -8,29 +8,10 @@
 
 mod common;
 
-use common::{PY_RUN, Transcript};
+use common::{PY_RECORDING, PY_RUN, Transcript};
 
-/// imaplib with every line it reads kept, literals inline (`{n}\r\n` and their octets
-/// escaped), for `common::PY_RUN`. After `common::PY_PRELUDE`.
+/// The commands of RFC 5464 for imaplib. After `common::PY_PRELUDE`.
 const PRELUDE: &str = r#"
-def escape(data):
-    return data.decode("latin-1").encode("unicode_escape").decode("ascii")
-
-class Recording(imaplib.IMAP4_SSL):
-    def _get_line(self):
-        line = super()._get_line()
-        if self.__dict__.get("in_literal"):
-            self.lines[-1] += escape(line)
-            self.in_literal = False
-        else:
-            self.__dict__.setdefault("lines", []).append(escape(line))
-        return line
-    def read(self, size):
-        data = super().read(size)
-        self.lines[-1] += "\\r\\n" + escape(data)
-        self.in_literal = True
-        return data
-
 # RFC 5464 §4.2, §4.3: commands imaplib does not know by name.
 imaplib.Commands["GETMETADATA"] = ("AUTH", "SELECTED")
 imaplib.Commands["SETMETADATA"] = ("AUTH", "SELECTED")
@@ -98,7 +79,7 @@ m.logout()
 
 #[test]
 fn imaplib_keeps_server_and_mailbox_annotations() {
-    let out = Transcript::of_script(&format!("{PRELUDE}{PY_RUN}{SESSION}"));
+    let out = Transcript::of_script(&format!("{PY_RECORDING}{PRELUDE}{PY_RUN}{SESSION}"));
     // RFC 5464 §1: METADATA for server and mailbox annotations, not METADATA-SERVER.
     assert_eq!(out.line("capabilities"), "capabilities True False");
 

@@ -11,34 +11,16 @@
 
 mod common;
 
-use common::{TestServer, Transcript, python_client};
+use common::{PY_RECORDING, PY_RUN, TestServer, Transcript, python_client};
 
-/// After `common::PY_PRELUDE`; argv 5..8 are B's and C's addresses and passwords.
-/// `run` prints a label and every line the command brought, the tagged one without its
-/// tag, literals inline and escaped, with the users' addresses as A, B and C, the
-/// UIDVALIDITY as V and each INTERNAL MAC (64 hex digits) as MAC.
+/// After `common::PY_PRELUDE` and `common::PY_RECORDING`; argv 5..8 are B's and C's
+/// addresses and passwords. `normal` makes what `common::PY_RUN` prints show the users'
+/// addresses as A, B and C, the UIDVALIDITY as V and each INTERNAL MAC (64 hex digits)
+/// as MAC.
 const PRELUDE: &str = r#"
 import re, urllib.parse
 b_user, b_password, c_user, c_password = sys.argv[5], sys.argv[6], sys.argv[7], sys.argv[8]
 enc = lambda u: urllib.parse.quote(u, safe="")
-
-def escape(data):
-    return data.decode("latin-1").encode("unicode_escape").decode("ascii")
-
-class Recording(imaplib.IMAP4_SSL):
-    def _get_line(self):
-        line = super()._get_line()
-        if self.__dict__.get("in_literal"):
-            self.lines[-1] += escape(line)
-            self.in_literal = False
-        else:
-            self.__dict__.setdefault("lines", []).append(escape(line))
-        return line
-    def read(self, size):
-        data = super().read(size)
-        self.lines[-1] += "\\r\\n" + escape(data)
-        self.in_literal = True
-        return data
 
 # RFC 4467 §6: commands imaplib does not know by name.
 for name in ("GENURLAUTH", "URLFETCH", "RESETKEY"):
@@ -57,17 +39,6 @@ def normal(line):
         line = line.replace("UIDVALIDITY=%d" % validity, "UIDVALIDITY=V")
         line = line.replace("UIDVALIDITY=%d" % (validity + 1), "UIDVALIDITY=V+1")
     return re.sub(r":internal:[0-9a-f]{64}", ":internal:MAC", line)
-
-def run(m, label, *args):
-    tag = (m.tagpre + str(m.tagnum).encode()).decode()
-    m.lines = []
-    try:
-        m._simple_command(*args)
-    except m.error:
-        pass
-    lines = [l[len(tag) + 1:] if l.startswith(tag + " ") else l for l in m.lines]
-    print(label, normal(" | ".join(lines)))
-    return lines
 
 def gen(m, label, rump, mechanism="INTERNAL"):
     """GENURLAUTH of one rump; the URL it gave, or None."""
@@ -177,7 +148,7 @@ fn transcript() -> Transcript {
     server.add_user(&c, "pw-carol");
     Transcript(python_client(
         &server,
-        &format!("{PRELUDE}{SESSION}"),
+        &format!("{PY_RECORDING}{PRELUDE}{PY_RUN}{SESSION}"),
         &[&b, "pw-bob", &c, "pw-carol"],
     ))
 }

@@ -501,7 +501,8 @@ def deliver(subject):
 /// A Python `run(m, label, *args)` for an imaplib client that keeps every line it reads
 /// in `m.lines`: sends the command (`args` as `_simple_command` takes them) and prints
 /// `label`, the untagged lines it brought and its tagged answer without the tag, `|`
-/// apart. A `NO` or `BAD` is printed, not raised.
+/// apart, through the script's `normal(text)` when it defines one; returns those lines.
+/// A `NO` or `BAD` is printed, not raised.
 pub const PY_RUN: &str = r#"
 def run(m, label, *args):
     tag = (m.tagpre + str(m.tagnum).encode()).decode()
@@ -511,7 +512,31 @@ def run(m, label, *args):
     except m.error:
         pass
     lines = [l[len(tag) + 1:] if l.startswith(tag + " ") else l for l in m.lines]
-    print(label, " | ".join(lines))
+    print(label, globals().get("normal", lambda text: text)(" | ".join(lines)))
+    return lines
+"#;
+
+/// A Python imaplib client class `Recording` (IMAPS) that keeps every line it reads in
+/// `m.lines` for [`PY_RUN`], literals inline (`{n}\r\n` and their octets escaped with
+/// `escape`). After [`PY_PRELUDE`].
+pub const PY_RECORDING: &str = r#"
+def escape(data):
+    return data.decode("latin-1").encode("unicode_escape").decode("ascii")
+
+class Recording(imaplib.IMAP4_SSL):
+    def _get_line(self):
+        line = super()._get_line()
+        if self.__dict__.get("in_literal"):
+            self.lines[-1] += escape(line)
+            self.in_literal = False
+        else:
+            self.__dict__.setdefault("lines", []).append(escape(line))
+        return line
+    def read(self, size):
+        data = super().read(size)
+        self.lines[-1] += "\\r\\n" + escape(data)
+        self.in_literal = True
+        return data
 "#;
 
 /// Runs a Python client script, after [`PY_PRELUDE`], against `server` with argv: IMAPS

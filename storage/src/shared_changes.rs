@@ -14,7 +14,8 @@
 //! commit is published, the next session to ask starts a new read.
 //!
 //! Invariant: an entry's answer is returned only while `version` equals the mailbox's
-//! current watch version; the map holds at most [`MAX_SHARED_READS`] entries.
+//! current watch version; the map holds at most [`MAX_SHARED_READS`] entries, and keeps
+//! answers of at most [`MAX_KEPT_ENTRIES`] message entries.
 
 use crate::Store;
 use crate::error::Result;
@@ -26,13 +27,14 @@ use tokio::sync::OnceCell;
 
 /// Reads kept for sharing; past it the map is emptied (only sharing is lost). Each
 /// session has one mailbox selected, and sessions of one mailbox mostly ask from the same
-/// MODSEQ, so a busy installation needs about one entry per mailbox being woken.
-const MAX_SHARED_READS: usize = 4096;
+/// MODSEQ, so a busy installation needs about one entry per mailbox being woken. With
+/// [`MAX_KEPT_ENTRIES`], what the map keeps is bounded (1024 × 64 message entries).
+const MAX_SHARED_READS: usize = 1024;
 
-/// An answer with more entries than this is not kept once read: a session catching up
-/// from far back (or a resync) is rare and its answer large, so others would seldom ask
-/// the same and the memory is better returned.
-const MAX_KEPT_ENTRIES: usize = 1024;
+/// An answer with more entries than this is not kept once read: a wake-up brings a few
+/// changes; a session catching up from far back (or a resync) is rare and its answer
+/// large, so others would seldom ask the same and the memory is better returned.
+const MAX_KEPT_ENTRIES: usize = 64;
 
 /// One read of a mailbox's changes after a MODSEQ.
 struct SharedRead {

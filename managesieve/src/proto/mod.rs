@@ -135,6 +135,10 @@ pub fn parse_continuation(input: &[u8], limits: &Limits) -> Parsed {
         Err(Fail::TooBig) => Parsed::TooBig,
         Err(Fail::Bad(reason)) => match line_end(input, 0) {
             Some(consumed) => Parsed::Bad { reason, consumed },
+            // A bad response is skipped at its CRLF, but no further than a line may run:
+            // without this, a client that never sends CRLF grew the buffer without end
+            // (found by the `parse` fuzz target).
+            None if input.len() > limits.max_line => Parsed::TooBig,
             None => Parsed::Incomplete,
         },
     }
@@ -405,6 +409,15 @@ mod tests {
                 reason: "too many arguments",
                 consumed: 23
             }
+        );
+        // A SASL response that is bad and never ends (a NUL in a quoted string, then no
+        // CRLF) is too big once past a line, not incomplete for ever (fuzz: `parse`).
+        let mut endless = b"\"\x1d\0".to_vec();
+        endless.resize(9000, 0);
+        assert_eq!(parse_continuation(&endless, &limits), Parsed::TooBig);
+        assert_eq!(
+            parse_continuation(&endless[..100], &limits),
+            Parsed::Incomplete
         );
     }
 

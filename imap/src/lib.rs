@@ -8,6 +8,7 @@ pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 mod message;
+mod notify_state;
 pub mod proto;
 mod session;
 #[cfg(test)]

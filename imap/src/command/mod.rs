@@ -11,7 +11,7 @@ mod fetch;
 mod idle;
 mod mailbox;
 pub(crate) mod metadata;
-pub(crate) mod notify;
+mod notify;
 mod quota;
 pub(crate) mod search;
 mod select;

@@ -2,6 +2,7 @@
 //! 993 (implicit TLS).
 #![forbid(unsafe_code)]
 
+mod batches;
 mod command;
 mod connection;
 pub mod error;
@@ -10,7 +11,9 @@ pub mod fuzzing;
 mod message;
 mod notify_state;
 pub mod proto;
+mod search_eval;
 mod session;
+mod sort_keys;
 #[cfg(test)]
 mod tests;
 mod view;

@@ -16,13 +16,13 @@
 //!   batches), and for a SORT context a binary search and an insertion; never a new
 //!   search of the mailbox. At most [`MAX_UPDATE_CONTEXTS`] contexts a session.
 
-use super::search::{UpdateKey, match_updates};
-use super::sort::{Item, compare, items_of};
 use crate::error::CommandError;
 use crate::proto::command::{MAX_UPDATE_CONTEXTS, SortCriterion};
 use crate::proto::response::{self, Code, Status};
 use crate::proto::sequence::{SequenceSet, compress};
+use crate::search_eval::{UpdateKey, match_updates};
 use crate::session::{CommandResult, Completion, Session, State};
+use crate::sort_keys::{Item, compare, items_of};
 use std::collections::BTreeSet;
 use storage::{MessageEntry, Store, Uid};
 

@@ -5,6 +5,7 @@
 mod batches;
 mod command;
 mod connection;
+mod contexts;
 pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;

@@ -10,7 +10,7 @@
 //! - A message expunged elsewhere stays in `entries` (and keeps its number) until an
 //!   EXPUNGE response may be sent (RFC 9051 §7.5.1: never during FETCH, STORE or SEARCH).
 
-use crate::command::context::Contexts;
+use crate::contexts::Contexts;
 use crate::proto::response;
 use crate::proto::sequence::{RangeSet, SequenceSet};
 use crate::search_eval::matching::SetBounds;

@@ -4,7 +4,7 @@
 mod any;
 mod append;
 mod auth;
-pub(crate) mod context;
+mod context;
 mod copy;
 mod expunge;
 mod fetch;

@@ -13,7 +13,7 @@ pub fn thread(input: &str) -> (String, String) {
 /// message n with sequence number and UID n: the matching numbers, `None` when the
 /// command does not parse.
 pub fn search(criteria: &[u8], messages: &[&[u8]], now: i64) -> Option<Vec<u32>> {
-    crate::command::search::search_messages(criteria, messages, now)
+    crate::search_eval::search_messages(criteria, messages, now)
 }
 
 /// RFC 5464 GETMETADATA `arguments` (what follows `GETMETADATA `) answered from `stored`

@@ -2,14 +2,19 @@
 //! 993 (implicit TLS).
 #![forbid(unsafe_code)]
 
+mod batches;
 mod command;
 mod connection;
+mod contexts;
 pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 mod message;
+mod notify_state;
 pub mod proto;
+mod search_eval;
 mod session;
+mod sort_keys;
 #[cfg(test)]
 mod tests;
 mod view;

@@ -8,9 +8,9 @@
 //! - Untagged responses about changes made elsewhere are written only at the sync point
 //!   after a command (or during IDLE), as RFC 9051 §7.5.1 allows.
 
-use crate::command::notify::Notify;
 use crate::connection::{Connection, Stop};
 use crate::error::{CommandError, SessionError, store_error_response};
+use crate::notify_state::Notify;
 use crate::proto::response::{self, Code, Status};
 use crate::proto::{CommandBody, Frame, FramerLimits, RejectReason, mutf7, parse_command};
 use crate::view::{SyncPoint, View};

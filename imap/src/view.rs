@@ -10,9 +10,10 @@
 //! - A message expunged elsewhere stays in `entries` (and keeps its number) until an
 //!   EXPUNGE response may be sent (RFC 9051 §7.5.1: never during FETCH, STORE or SEARCH).
 
-use crate::command::context::Contexts;
+use crate::contexts::Contexts;
 use crate::proto::response;
 use crate::proto::sequence::{RangeSet, SequenceSet};
+use crate::search_eval::matching::SetBounds;
 use std::collections::BTreeSet;
 use storage::{
     Flags, MailboxId, MailboxWatch, MessageEntry, ModSeq, SYSTEM_FLAGS, Store, Uid, UidValidity,
@@ -208,6 +209,18 @@ impl View {
     /// RFC 3501 §2.3.2: true when the message is `\Recent` in this session.
     pub(crate) fn is_recent(&self, uid: Uid) -> bool {
         self.recent.as_ref().is_some_and(|r| r.contains(uid.0))
+    }
+
+    /// What the sequence sets, `$` and RECENT of a search key are resolved against
+    /// (`search_eval/matching.rs`).
+    pub(crate) fn set_bounds(&self) -> SetBounds<'_> {
+        SetBounds {
+            largest_uid: self.uids().last().copied().unwrap_or(0),
+            exists: u32::try_from(self.exists()).unwrap_or(u32::MAX),
+            saved: &self.saved,
+            recent: self.recent_uids(),
+            freeze_seqs: None,
+        }
     }
 
     /// The UIDs that are `\Recent` in this session (empty in IMAP4rev2).

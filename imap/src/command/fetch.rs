@@ -2,7 +2,8 @@
 //! computed at delivery and the raw bytes, never by re-parsing. Sections of the top-level
 //! header alone are served from the header bytes stored at delivery, without the body.
 
-use super::{MAX_BATCH_BYTES, batches, resolve};
+use super::resolve;
+use crate::batches::{MAX_BATCH_BYTES, batches};
 use crate::error::CommandError;
 use crate::message;
 use crate::proto::SetOrSaved;

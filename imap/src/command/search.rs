@@ -4,27 +4,20 @@
 //! at delivery in the meta; BODY and TEXT the decoded text stored at delivery (house rule
 //! 11). The raw message is loaded only for TEXT, which looks at every MIME header as well.
 
-use super::{MAX_BATCH_BYTES, batches};
+use crate::batches::{MAX_BATCH_BYTES, batches};
 use crate::error::CommandError;
-use crate::proto::RangeSet;
-use crate::proto::command::{CommandBody, PartialRange, SearchCommand, SearchKey, SearchReturn};
+use crate::proto::command::{PartialRange, SearchCommand, SearchKey, SearchReturn};
 use crate::proto::response::{self, Code};
 use crate::proto::sequence::{SequenceSet, compress};
 use crate::session::{CommandResult, Completion, Session, State};
 use crate::view::View;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
-use storage::fulltext::{IndexedText, TextScope};
-use storage::{MailboxId, MessageEntry, MessageId, MessageMeta, ModSeq, Store, Uid};
+use storage::fulltext::TextScope;
+use storage::{MailboxId, MessageEntry, MessageId, Store, Uid};
 
-/// Messages whose meta is loaded at once; texts and raw messages are further bounded by
-/// [`MAX_BATCH_BYTES`].
-const SEARCH_CHUNK: usize = 512;
-
-mod matching;
-
-pub(crate) use matching::uses_modseq;
-use matching::*;
+use crate::search_eval::matching::*;
+use crate::search_eval::{Batch, Found, SEARCH_CHUNK, UpdateKey};
 
 /// RFC 9051 §6.4.4: US-ASCII and UTF-8 are the charsets we must (and do) know; anything
 /// else is `NO [BADCHARSET]` (also for SORT and THREAD, RFC 5256 §3).
@@ -39,13 +32,8 @@ pub(crate) fn known_charset(charset: &str) -> Result<(), CommandError> {
     }
 }
 
-/// A message that matched: its sequence number, UID and modseq.
-pub(crate) struct Found {
-    pub(crate) seq: u32,
-    pub(crate) uid: Uid,
-    pub(crate) modseq: ModSeq,
-}
-
+/// Written here, beside [`Hit`] and the ESEARCH writer; `Found` itself is in
+/// `search_eval`.
 impl Found {
     pub(crate) fn hit(&self) -> Hit {
         Hit {
@@ -54,89 +42,6 @@ impl Found {
             modseq: self.modseq.0,
         }
     }
-}
-
-/// A search key kept by an updating search (RFC 5267 §4.3), asked again about each
-/// message that arrives or changes: sequence sets and `$` stand for the messages they
-/// named when the search ran.
-pub(crate) struct UpdateKey {
-    key: Arc<Key>,
-    needs: Needs,
-    /// OLDER and YOUNGER (RFC 5032) change their answer as time passes, with nothing in
-    /// the mailbox changing: such a search is not kept up to date.
-    pub(crate) time_relative: bool,
-}
-
-/// True when the key uses OLDER or YOUNGER anywhere.
-fn time_relative(key: &SearchKey) -> bool {
-    match key {
-        SearchKey::Older(_) | SearchKey::Younger(_) => true,
-        SearchKey::And(keys) => keys.iter().any(time_relative),
-        SearchKey::Or(a, b) => time_relative(a) || time_relative(b),
-        SearchKey::Not(k) => time_relative(k),
-        _ => false,
-    }
-}
-
-impl UpdateKey {
-    pub(crate) fn compile(key: &SearchKey, view: &View) -> UpdateKey {
-        let mut bounds = SetBounds::of(view);
-        bounds.freeze_seqs = Some(view.uids());
-        UpdateKey {
-            key: Arc::new(Key::compile(key, &bounds)),
-            needs: Needs::of(key),
-            time_relative: time_relative(key),
-        }
-    }
-}
-
-/// For each of `keys`, the UIDs of the `entries` (sequence number, entry) it matches.
-/// What the keys need of the messages is loaded once for all of them, in bounded
-/// batches, and compared off the async workers when it is message contents (as `find`).
-pub(crate) async fn match_updates(
-    store: &Store,
-    keys: &[&UpdateKey],
-    entries: &[(u32, MessageEntry)],
-    now: i64,
-) -> Result<Vec<Vec<Uid>>, CommandError> {
-    let needs = keys
-        .iter()
-        .fold(Needs::default(), |needs, key| needs.with(key.needs));
-    let max_bytes = if needs.contents() {
-        MAX_BATCH_BYTES
-    } else {
-        u64::MAX
-    };
-    let positions: Vec<usize> = (0..entries.len()).collect();
-    let size = |i: usize| entries.get(i).map_or(0, |(_, e)| u64::from(e.size));
-    let mut matched = vec![Vec::new(); keys.len()];
-    for chunk in batches(&positions, SEARCH_CHUNK, max_bytes, size) {
-        let chunk: Vec<(u32, MessageEntry)> = chunk
-            .iter()
-            .filter_map(|&i| entries.get(i).cloned())
-            .collect();
-        let batch = Batch::load(store, needs, chunk, &HashSet::new()).await?;
-        let keys: Vec<Arc<Key>> = keys.iter().map(|k| Arc::clone(&k.key)).collect();
-        let evaluate = move || {
-            keys.iter()
-                .map(|key| batch.matching(key, now).iter().map(|f| f.uid).collect())
-                .collect::<Vec<Vec<Uid>>>()
-        };
-        let found = if needs == Needs::default() {
-            evaluate()
-        } else {
-            tokio::task::spawn_blocking(evaluate)
-                .await
-                .map_err(|error| {
-                    tracing::warn!(%error, "search update task failed");
-                    CommandError::no(Some(Code::ServerBug), "Search failed")
-                })?
-        };
-        for (all, more) in matched.iter_mut().zip(found) {
-            all.extend(more);
-        }
-    }
-    Ok(matched)
 }
 
 /// The messages of the view that match `key`, in mailbox order (SEARCH, SORT, THREAD).
@@ -149,7 +54,7 @@ pub(crate) async fn find(
 ) -> Result<Vec<Found>, CommandError> {
     let needs = Needs::of(key);
     let index = IndexAnswer::of(view.mailbox, store, key).await?;
-    let key = Arc::new(Key::compile(key, &SetBounds::of(view)));
+    let key = Arc::new(Key::compile(key, &view.set_bounds()));
     let live: Vec<usize> = (0..view.exists())
         .filter(|&i| {
             view.entries.get(i).is_some_and(|e| {
@@ -265,118 +170,6 @@ fn count_text_keys(key: &SearchKey) -> usize {
         SearchKey::Not(k) => count_text_keys(k),
         SearchKey::Body(_) | SearchKey::Text(_) => 1,
         _ => 0,
-    }
-}
-
-/// Messages of one batch with what the key needs of them, owned, to be searched away
-/// from the session.
-struct Batch {
-    /// Sequence number and entry of each message, in mailbox order.
-    entries: Vec<(u32, MessageEntry)>,
-    metas: HashMap<MessageId, Arc<MessageMeta>>,
-    texts: HashMap<MessageId, String>,
-    raws: HashMap<MessageId, Vec<u8>>,
-    /// The full-text index's texts of the messages that have a row.
-    indexed: HashMap<MessageId, IndexedText>,
-    /// Messages whose BODY and TEXT keys the index answered ([`IndexAnswer::answered`]):
-    /// nothing of their contents is loaded.
-    answered: HashSet<MessageId>,
-    needs_text: bool,
-}
-
-impl Batch {
-    /// The batch of `entries` with what `needs` asks for loaded.
-    async fn load(
-        store: &Store,
-        needs: Needs,
-        entries: Vec<(u32, MessageEntry)>,
-        answered: &HashSet<MessageId>,
-    ) -> Result<Batch, CommandError> {
-        let ids: Vec<MessageId> = entries.iter().map(|(_, e)| e.message).collect();
-        let answered: HashSet<MessageId> = ids
-            .iter()
-            .filter(|id| answered.contains(id))
-            .copied()
-            .collect();
-        // The contents of the messages the index did not answer for.
-        let open: Vec<MessageId> = ids
-            .iter()
-            .filter(|id| !answered.contains(id))
-            .copied()
-            .collect();
-        let indexed = if needs.text && !needs.unindexed {
-            store.indexed_texts(&open).await?
-        } else {
-            HashMap::new()
-        };
-        // What the index does not hold is read from the messages.
-        let rest: Vec<MessageId> = open
-            .iter()
-            .filter(|id| !indexed.contains_key(id))
-            .copied()
-            .collect();
-        let meta_of = if needs.meta { &ids } else { &rest };
-        Ok(Batch {
-            metas: if needs.meta || needs.headers {
-                store.message_meta(meta_of).await?
-            } else {
-                HashMap::new()
-            },
-            texts: if needs.text {
-                store.message_texts(&rest).await?
-            } else {
-                HashMap::new()
-            },
-            raws: if needs.headers {
-                store.raw_messages(&rest).await?
-            } else {
-                HashMap::new()
-            },
-            indexed,
-            answered,
-            entries,
-            needs_text: needs.text,
-        })
-    }
-
-    /// True when the index answered for every message of the batch, so matching is a few
-    /// comparisons per message, not a search of contents.
-    fn contents_answered(&self) -> bool {
-        self.entries
-            .iter()
-            .all(|(_, entry)| self.answered.contains(&entry.message))
-    }
-
-    fn matching(&self, key: &Key, now: i64) -> Vec<Found> {
-        let mut found = Vec::new();
-        for (seq, entry) in &self.entries {
-            let indexed = self.indexed.get(&entry.message);
-            let text = self.needs_text.then(|| match indexed {
-                Some(indexed) => indexed.body.as_str(),
-                None => self
-                    .texts
-                    .get(&entry.message)
-                    .map(String::as_str)
-                    .unwrap_or_default(),
-            });
-            let candidate = Candidate {
-                seq: *seq,
-                entry,
-                meta: self.metas.get(&entry.message).map(Arc::as_ref),
-                text,
-                raw: self.raws.get(&entry.message).map(Vec::as_slice),
-                indexed_headers: indexed.map(|i| i.headers.as_str()),
-                index_answered: self.answered.contains(&entry.message),
-            };
-            if matches(key, &candidate, now) {
-                found.push(Found {
-                    seq: *seq,
-                    uid: entry.uid,
-                    modseq: entry.modseq,
-                });
-            }
-        }
-        found
     }
 }
 
@@ -561,7 +354,7 @@ impl Session {
         let found = find(view, &store, &command.key, now).await?;
         let hits: Vec<Hit> = found.iter().map(Found::hit).collect();
         let context = updating
-            .then(|| UpdateKey::compile(&command.key, view))
+            .then(|| UpdateKey::compile(&command.key, view.set_bounds(), view.uids()))
             .filter(|key| view.contexts.admit(&tag, key, &mut conn.out));
         let done = if command.uid {
             "UID SEARCH completed"
@@ -598,57 +391,10 @@ impl Session {
     }
 }
 
-/// SEARCH over messages given as raw bytes, for the fuzz target: `criteria` is what
-/// follows `SEARCH ` on the command line; message n has sequence number and UID n, no
-/// flags, and its meta and text as analysed at delivery. The matching numbers, or `None`
-/// when the command does not parse.
-pub(crate) fn search_messages(criteria: &[u8], messages: &[&[u8]], now: i64) -> Option<Vec<u32>> {
-    let line = [b"a SEARCH ".as_slice(), criteria, b"\r\n"].concat();
-    let CommandBody::Search(command) = crate::proto::parse_command(&line).ok()?.body else {
-        return None;
-    };
-    let count = u32::try_from(messages.len()).ok()?;
-    let key = Key::compile(
-        &command.key,
-        &SetBounds {
-            largest_uid: count,
-            exists: count,
-            saved: &[],
-            recent: RangeSet::default(),
-            freeze_seqs: None,
-        },
-    );
-    let mut batch = Batch {
-        entries: Vec::new(),
-        metas: HashMap::new(),
-        texts: HashMap::new(),
-        raws: HashMap::new(),
-        indexed: HashMap::new(),
-        answered: HashSet::new(),
-        needs_text: true,
-    };
-    for (n, raw) in (1..=count).zip(messages) {
-        let analysis = storage::mime::analyse(raw);
-        let entry = MessageEntry {
-            uid: Uid(n),
-            modseq: ModSeq(u64::from(n)),
-            flags: storage::Flags::default(),
-            internal_date: now,
-            size: u32::try_from(raw.len()).unwrap_or(u32::MAX),
-            message: MessageId(i64::from(n)),
-            save_date: Some(now),
-        };
-        batch.metas.insert(entry.message, Arc::new(analysis.meta));
-        batch.texts.insert(entry.message, analysis.body_text);
-        batch.raws.insert(entry.message, raw.to_vec());
-        batch.entries.push((n, entry));
-    }
-    Some(batch.matching(&key, now).iter().map(|f| f.seq).collect())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use storage::fulltext::IndexedText;
     use storage::{Flags, ModSeq};
 
     const GROUPS: &[u8] = b"From: Coordinator <coord@example.com>\r\nTo: Project Team: alice@example.com, \"Bob B.\" <bob@example.org>;, carol@example.org\r\nCc: Empty Group:;, Friends: \"Dave\" <dave@example.org>;\r\nBcc: undisclosed-recipients:;\r\nSubject: =?utf-8?q?Gr=C3=BC=C3=9Fe?=\r\nMessage-ID: <qp@example.com>\r\nX-Long-Unfolded: first\r\n second\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\nContent-Description: the inner words\r\n\r\nhello body\r\n--b--\r\n";

@@ -1,7 +1,7 @@
 //! THREAD (RFC 5256 §2.1 ORDEREDSUBJECT, §2.2 REFERENCES): building the threads of the
 //! messages SEARCH found, as an arena that never recurses. The command is in `sort.rs`.
 
-use super::Item;
+use crate::sort_keys::Item;
 use std::collections::{HashMap, HashSet};
 
 /// The threads THREAD answers with, as an arena: nodes refer to their children by

@@ -1,37 +1,37 @@
 //! Evaluating SEARCH keys against one message (RFC 9051 §6.4.4): what a key needs loaded,
 //! the case-folded substring finder, sets resolved against the view, and the per-key
-//! rules. The command itself, batching and ESEARCH results are in `search.rs`.
+//! rules. Batches and updating keys are in `search_eval/mod.rs`; the command and ESEARCH
+//! results in `command/search.rs`; the view's bounds ([`SetBounds`]) in `view.rs`.
 
 use crate::proto::command::SearchKey;
 use crate::proto::datetime::date_of;
 use crate::proto::{RangeSet, SetOrSaved};
-use crate::view::View;
 use memchr::memmem;
 use storage::mime::{header_sections, unfolded_fields};
 use storage::{MessageEntry, MessageMeta, Uid};
 
 /// What a key needs besides the entry itself.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Needs {
+pub(crate) struct Needs {
     /// The meta of every message (header keys, sent dates).
-    pub(super) meta: bool,
+    pub(crate) meta: bool,
     /// The body text (BODY, TEXT): from the full-text index where a message has a row.
-    pub(super) text: bool,
+    pub(crate) text: bool,
     /// The header lines (TEXT): from the index, else from the meta and the raw message.
-    pub(super) headers: bool,
+    pub(crate) headers: bool,
     /// A TEXT string the index's header lines cannot answer for
     /// (`storage::fulltext::UNIT_SEPARATOR`): texts from the messages themselves.
-    pub(super) unindexed: bool,
+    pub(crate) unindexed: bool,
 }
 
 impl Needs {
-    pub(super) fn of(key: &SearchKey) -> Self {
+    pub(crate) fn of(key: &SearchKey) -> Self {
         let mut needs = Self::default();
         needs.add(key);
         needs
     }
 
-    pub(super) fn add(&mut self, key: &SearchKey) {
+    pub(crate) fn add(&mut self, key: &SearchKey) {
         match key {
             SearchKey::And(keys) => keys.iter().for_each(|k| self.add(k)),
             SearchKey::Or(a, b) => {
@@ -54,7 +54,7 @@ impl Needs {
     }
 
     /// The union of both.
-    pub(super) fn with(self, other: Needs) -> Needs {
+    pub(crate) fn with(self, other: Needs) -> Needs {
         Needs {
             meta: self.meta || other.meta,
             text: self.text || other.text,
@@ -64,7 +64,7 @@ impl Needs {
     }
 
     /// True when message contents are compared (CPU work that grows with the mail).
-    pub(super) fn contents(self) -> bool {
+    pub(crate) fn contents(self) -> bool {
         self.text || self.headers
     }
 }
@@ -78,16 +78,16 @@ impl Needs {
 /// Unicode rules, since non-ASCII characters can lower-case to ASCII ones (U+212A KELVIN
 /// SIGN to `k`); an ASCII haystack, nearly every header, is folded a block at a time
 /// instead of copied whole.
-pub(super) struct Needle {
+pub(crate) struct Needle {
     /// Finds the needle, case-folded.
-    pub(super) finder: memmem::Finder<'static>,
+    pub(crate) finder: memmem::Finder<'static>,
 }
 
 /// ASCII haystack octets folded into one buffer at a time.
-pub(super) const FOLD_BLOCK: usize = 64 * 1024;
+pub(crate) const FOLD_BLOCK: usize = 64 * 1024;
 
 impl Needle {
-    pub(super) fn new(text: &str) -> Needle {
+    pub(crate) fn new(text: &str) -> Needle {
         let folded = text.to_lowercase();
         let finder = memmem::Finder::new(folded.as_bytes()).into_owned();
         Needle { finder }
@@ -95,11 +95,11 @@ impl Needle {
 
     /// [`Needle::found_in`] for a haystack already case-folded (the full-text index's
     /// texts, `storage::fulltext::fold`): folding it again would change nothing.
-    pub(super) fn found_in_folded(&self, haystack: &str) -> bool {
+    pub(crate) fn found_in_folded(&self, haystack: &str) -> bool {
         self.finder.find(haystack.as_bytes()).is_some()
     }
 
-    pub(super) fn found_in(&self, haystack: &str) -> bool {
+    pub(crate) fn found_in(&self, haystack: &str) -> bool {
         let needle_len = self.finder.needle().len();
         if needle_len == 0 {
             return true;
@@ -139,18 +139,18 @@ impl Needle {
     }
 }
 
-pub(super) struct Candidate<'a> {
-    pub(super) seq: u32,
-    pub(super) entry: &'a MessageEntry,
-    pub(super) meta: Option<&'a MessageMeta>,
-    pub(super) text: Option<&'a str>,
-    pub(super) raw: Option<&'a [u8]>,
+pub(crate) struct Candidate<'a> {
+    pub(crate) seq: u32,
+    pub(crate) entry: &'a MessageEntry,
+    pub(crate) meta: Option<&'a MessageMeta>,
+    pub(crate) text: Option<&'a str>,
+    pub(crate) raw: Option<&'a [u8]>,
     /// The message's texts in the full-text index (folded), when it has a row: then
     /// `text` is its body.
-    pub(super) indexed_headers: Option<&'a str>,
+    pub(crate) indexed_headers: Option<&'a str>,
     /// The full-text index found every BODY and TEXT string of the search in this
     /// message (`IndexAnswer::answered`): those keys are true without a text.
-    pub(super) index_answered: bool,
+    pub(crate) index_answered: bool,
 }
 
 impl Candidate<'_> {
@@ -159,7 +159,7 @@ impl Candidate<'_> {
     /// the header (what comes after the colon)". The text as written (so `<id@host>` and
     /// group names are found) or as decoded (so RFC 2047 words are found); an empty string
     /// matches every message that has the field.
-    pub(super) fn header(&self, name: &str, value: &Needle) -> bool {
+    pub(crate) fn header(&self, name: &str, value: &Needle) -> bool {
         let Some(meta) = self.meta else {
             return false;
         };
@@ -175,7 +175,7 @@ impl Candidate<'_> {
     /// (including MIME header fields) or body". Header sections are searched as written
     /// and unfolded (field names included), the top-level header also decoded, the body
     /// as decoded at delivery.
-    pub(super) fn text(&self, value: &Needle) -> bool {
+    pub(crate) fn text(&self, value: &Needle) -> bool {
         if let Some(headers) = self.indexed_headers {
             // Both folded at delivery; the header lines are one haystack, which finds
             // what one of them would (no TEXT string here holds their separator).
@@ -215,7 +215,7 @@ pub(crate) fn uses_modseq(key: &SearchKey) -> bool {
 /// against the view once into merged ranges (a binary search per message, not a walk
 /// over every range as written), strings case-folded once, everything else as parsed.
 /// Owns what it holds, so it can be evaluated on the blocking pool.
-pub(super) enum Key {
+pub(crate) enum Key {
     And(Vec<Key>),
     Or(Box<Key>, Box<Key>),
     Not(Box<Key>),
@@ -231,35 +231,23 @@ pub(super) enum Key {
 }
 
 /// What sets in a search key are resolved against: the mailbox as the session sees it.
-pub(super) struct SetBounds<'a> {
+pub(crate) struct SetBounds<'a> {
     /// The largest UID (`*` in a UID set).
-    pub(super) largest_uid: u32,
+    pub(crate) largest_uid: u32,
     /// The number of messages (`*` in a sequence set).
-    pub(super) exists: u32,
+    pub(crate) exists: u32,
     /// RFC 5182 `$`.
-    pub(super) saved: &'a [Uid],
+    pub(crate) saved: &'a [Uid],
     /// RFC 3501 §2.3.2: the UIDs that are `\Recent` in this session.
-    pub(super) recent: RangeSet,
+    pub(crate) recent: RangeSet,
     /// For an updating search (RFC 5267 §4.3): the view's UIDs, to turn sequence sets
     /// into the UIDs they name now, since numbers shift as messages come and go.
-    pub(super) freeze_seqs: Option<&'a [u32]>,
-}
-
-impl SetBounds<'_> {
-    pub(super) fn of(view: &View) -> SetBounds<'_> {
-        SetBounds {
-            largest_uid: view.uids().last().copied().unwrap_or(0),
-            exists: u32::try_from(view.exists()).unwrap_or(u32::MAX),
-            saved: &view.saved,
-            recent: view.recent_uids(),
-            freeze_seqs: None,
-        }
-    }
+    pub(crate) freeze_seqs: Option<&'a [u32]>,
 }
 
 impl Key {
     /// Nesting is that of the parsed key, bounded by the parser (`MAX_SEARCH_DEPTH`).
-    pub(super) fn compile(key: &SearchKey, bounds: &SetBounds<'_>) -> Key {
+    pub(crate) fn compile(key: &SearchKey, bounds: &SetBounds<'_>) -> Key {
         match key {
             SearchKey::And(keys) => {
                 Key::And(keys.iter().map(|k| Key::compile(k, bounds)).collect())
@@ -297,7 +285,7 @@ impl Key {
     }
 }
 
-pub(super) fn matches(key: &Key, c: &Candidate<'_>, now: i64) -> bool {
+pub(crate) fn matches(key: &Key, c: &Candidate<'_>, now: i64) -> bool {
     match key {
         Key::And(keys) => keys.iter().all(|k| matches(k, c, now)),
         Key::Or(a, b) => matches(a, c, now) || matches(b, c, now),
@@ -316,7 +304,7 @@ pub(super) fn matches(key: &Key, c: &Candidate<'_>, now: i64) -> bool {
 }
 
 /// A key that looks at one message alone.
-pub(super) fn matches_leaf(key: &SearchKey, c: &Candidate<'_>, now: i64) -> bool {
+pub(crate) fn matches_leaf(key: &SearchKey, c: &Candidate<'_>, now: i64) -> bool {
     let sent = || c.meta.and_then(sent_date_of);
     let internal = || date_of(c.entry.internal_date);
     let saved = || date_of(c.entry.save_date.unwrap_or(c.entry.internal_date));
@@ -369,7 +357,7 @@ pub(super) fn matches_leaf(key: &SearchKey, c: &Candidate<'_>, now: i64) -> bool
 /// RFC 9051 §6.4.4 SENTBEFORE/SENTON/SENTSINCE: the Date: header's date "disregarding
 /// time and timezone", that is the day as written in the sender's own zone (as Dovecot
 /// compares); for meta stored before that was kept, the UTC date of the moment.
-pub(super) fn sent_date_of(meta: &MessageMeta) -> Option<time::Date> {
+pub(crate) fn sent_date_of(meta: &MessageMeta) -> Option<time::Date> {
     match meta.sent_day {
         Some((year, month, day)) => time::Month::try_from(month)
             .ok()

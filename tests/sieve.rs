@@ -506,3 +506,59 @@ async fn sieve_connect_uploads_and_activates_through_managesieve() {
     assert!(line("noop").contains("OK (TAG \"t1\")"), "{out}");
     assert!(line("logout").starts_with("logout OK"), "{out}");
 }
+
+/// A ManageSieve client in Python (STARTTLS, then AUTHENTICATE "PLAIN" without an
+/// initial response) that answers the SASL challenge with a quoted string holding a NUL
+/// and 9,000 octets without CRLF; prints the challenge, then everything the server sends
+/// until it closes (or 20 s pass).
+const ENDLESS_SASL_RESPONSE: &str = r#"
+import socket, ssl, sys
+plain = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=20)
+def until_ok(conn):
+    line = b""
+    while not line.startswith(b"OK"):
+        line = b""
+        while not line.endswith(b"\r\n"):
+            byte = conn.recv(1)
+            if not byte:
+                raise SystemExit("closed")
+            line += byte
+until_ok(plain)
+plain.sendall(b"STARTTLS\r\n")
+until_ok(plain)
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+conn = ctx.wrap_socket(plain, server_hostname="localhost")
+until_ok(conn)  # RFC 5804 §2.2: the capabilities again
+conn.sendall(b'AUTHENTICATE "PLAIN"\r\n')
+challenge = b""
+while not challenge.endswith(b"\r\n"):
+    challenge += conn.recv(1)
+print("challenge", repr(challenge))
+conn.sendall(b'"\x1d\x00' + b"\x00" * 8997)
+rest = b""
+try:
+    while True:
+        data = conn.recv(4096)
+        if not data:
+            break
+        rest += data
+    end = "closed"
+except (ssl.SSLError, OSError) as error:
+    end = "closed" if rest else type(error).__name__
+print("then", repr(rest), end)
+"#;
+
+/// Hostile input before login (RFC 5804 §2.1 AUTHENTICATE): a SASL response that is bad
+/// (a NUL in a quoted string) and never ends with CRLF is answered BYE once it runs past
+/// a line (8 KiB before login) and the connection closes; before the fix the server kept
+/// buffering whatever came (found by the `parse` fuzz target).
+#[test]
+fn an_endless_bad_sasl_response_gets_bye() {
+    let server = TestServer::start();
+    let port = server.port("managesieve").to_string();
+    let out = python(ENDLESS_SASL_RESPONSE, &[&port]);
+    assert_eq!(
+        out.trim(),
+        "challenge b'\"\"\\r\\n'\nthen b'BYE \"Command too long\"\\r\\n' closed"
+    );
+}

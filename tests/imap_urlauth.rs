@@ -82,10 +82,11 @@ fetch(b, "relative", "/INBOX/;UID=1")
 # ;EXPIRE=: a date in the past is NIL, one in the future is not.
 gen(a, "gen-past", base + "/;SECTION=2;EXPIRE=2020-01-01T00:00:00Z;URLAUTH=anonymous")
 import datetime, time
-soon = (datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
+# Whole seconds: at least 2 s ahead, so a slow machine still fetches it before it expires.
+soon = (datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=3)).strftime("%Y-%m-%dT%H:%M:%SZ")
 soon = gen(a, "gen-soon", base + "/;SECTION=2;EXPIRE=" + soon + ";URLAUTH=anonymous")
 print("soon-before", fetch(b, "soon-before-line", soon)[0].endswith(" {10}\\r\\nrevenue 42"))
-time.sleep(3)
+time.sleep(4)  # the expiry is a moment on the clock: nothing to wait for but time
 print("soon-after", fetch(b, "soon-after-line", soon)[0].endswith(" NIL"))
 future = gen(a, "gen-future", base + "/;SECTION=2;EXPIRE=2099-01-01T00:00:00+01:00;URLAUTH=anonymous")
 fetch(b, "future", future)

@@ -85,6 +85,7 @@ impl Session {
     ) -> Result<Vec<u8>, CommandError> {
         let limit = self.server.config.max_message_size;
         let mut out = Vec::new();
+        let mut own_email = None;
         for part in parts {
             let bytes = match part {
                 CatPart::Text(text) => text,
@@ -94,7 +95,7 @@ impl Session {
                         // RFC 4469 §5: a CATENATE URL may be URLAUTH-authorised (RFC
                         // 4467) and name another user's message; validated as URLFETCH
                         // validates them.
-                        None => self.urlauth_content(account, &url).await?,
+                        None => self.urlauth_content(account, &url, &mut own_email).await?,
                     };
                     match content {
                         Some(bytes) => bytes,

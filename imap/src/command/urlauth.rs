@@ -155,8 +155,9 @@ impl Session {
     /// not validate.
     pub(crate) async fn urlfetch(&mut self, urls: Vec<String>) -> CommandResult {
         let account = self.account()?;
+        let mut own_email = None;
         for url in urls {
-            let content = self.urlauth_content(account, &url).await?;
+            let content = self.urlauth_content(account, &url, &mut own_email).await?;
             let out = &mut self.conn.out;
             out.extend_from_slice(b"* URLFETCH ");
             response::astring(out, url.as_bytes(), false);
@@ -200,16 +201,18 @@ impl Session {
     /// CATENATE's URLs), or `None` when it does not validate (RFC 4467 §6.3): not a full
     /// URLAUTH URL, not INTERNAL, expired, an access identifier that is not this user,
     /// an owner, mailbox or key that is not there, a wrong MAC, or a message, UIDVALIDITY
-    /// or section that is not there.
+    /// or section that is not there. `own_email` is the session's address once read (the
+    /// caller keeps it for the other URLs of its command, so it is read at most once).
     pub(crate) async fn urlauth_content(
         &self,
         account: AccountId,
         text: &str,
+        own_email: &mut Option<String>,
     ) -> Result<Option<Vec<u8>>, CommandError> {
         let Some(url) = parse_auth_url(text) else {
             return Ok(None);
         };
-        let Some(owner_mailbox) = self.authorised_mailbox(account, &url).await? else {
+        let Some(owner_mailbox) = self.authorised_mailbox(account, &url, own_email).await? else {
             return Ok(None);
         };
         self.message_content(&owner_mailbox, &url.message).await
@@ -220,6 +223,7 @@ impl Session {
         &self,
         account: AccountId,
         url: &AuthUrl,
+        own_email: &mut Option<String>,
     ) -> Result<Option<storage::Mailbox>, CommandError> {
         let store = &self.server.store;
         let Some(verifier) = &url.verifier else {
@@ -232,10 +236,15 @@ impl Session {
         if url.expire.is_some_and(|expire| expire <= now()) {
             return Ok(None);
         }
-        // Only `user+` and `submit+` need the session's address (one lookup a URL).
+        // Only `user+` and `submit+` need the session's address (one lookup a command).
         let allowed = match &url.access {
             Access::Anonymous | Access::AuthUser => true,
-            access => access_allows(access, &store.account(account).await?.email),
+            access => {
+                if own_email.is_none() {
+                    *own_email = Some(store.account(account).await?.email);
+                }
+                access_allows(access, own_email.as_deref().unwrap_or_default())
+            }
         };
         if !allowed {
             return Ok(None);

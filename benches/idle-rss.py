@@ -24,20 +24,21 @@ def cpu_seconds():
         fields = stat.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
-def pss_kib():
-    """Proportional set size: what the process costs the machine, shared pages split."""
-    with open("/proc/%s/smaps_rollup" % pid) as rollup:
-        for line in rollup:
-            if line.startswith("Pss:"):
+def proc_kib(name, field):
+    """The figure in kiB of FIELD (`Pss:`, `VmRSS:`) in the server's /proc/PID/NAME; 0
+    when the file does not have it."""
+    with open("/proc/%s/%s" % (pid, name)) as lines:
+        for line in lines:
+            if line.startswith(field):
                 return int(line.split()[1])
     return 0
 
+def pss_kib():
+    """Proportional set size: what the process costs the machine, shared pages split."""
+    return proc_kib("smaps_rollup", "Pss:")
+
 def rss_kib():
-    with open("/proc/%s/status" % pid) as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
+    return proc_kib("status", "VmRSS:")
 
 async def expect(reader, prefix):
     while True:

@@ -42,8 +42,7 @@ BENCH_NAME=imap-stress
 # shellcheck source=benches/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-[[ $CLIENTS =~ ^[1-9][0-9]*$ ]] || die "CLIENTS must be a positive integer"
-[[ $DURATION =~ ^[1-9][0-9]*$ ]] || die "DURATION must be a positive integer"
+positive_integers CLIENTS DURATION
 wants letterbox || wants dovecot || die "TARGETS names neither letterbox nor dovecot"
 if wants dovecot; then
     [[ $(id -u) == 0 ]] || die "run as root: Dovecot's master needs it"
@@ -54,8 +53,7 @@ make_workdir letterbox-imap-stress
 if wants letterbox; then
     build_letterbox
 fi
-STRESS=${IMAP_STRESS:-$(build_load imap_stress)}
-[[ -x $STRESS ]] || die "cannot find the imap_stress executable"
+STRESS=$(build_load imap_stress "$IMAP_STRESS")
 
 # run_stress NAME ADDRESS: the stress client against one server; its report in
 # $WORK/NAME.report (and on stdout), its transcripts in $WORK/NAME.stderr.

@@ -67,12 +67,11 @@ BENCH_NAME=imap-vs-dovecot
 # shellcheck source=benches/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-[[ $CLIENTS =~ ^[1-9][0-9]*$ ]] || die "CLIENTS must be a positive integer"
-[[ $MESSAGES =~ ^[1-9][0-9]*$ ]] || die "MESSAGES must be a positive integer"
+positive_integers CLIENTS MESSAGES
 if [[ -n $OPS ]]; then
-    [[ $OPS =~ ^[1-9][0-9]*$ ]] || die "OPS must be a positive integer"
+    positive_integers OPS
 else
-    [[ $DURATION =~ ^[1-9][0-9]*$ ]] || die "DURATION must be a positive integer"
+    positive_integers DURATION
 fi
 [[ $DOVECOT_HASH == same || $DOVECOT_HASH == doveadm ]] || die "DOVECOT_HASH must be same or doveadm"
 case $MIX in
@@ -99,8 +98,7 @@ make_workdir letterbox-imap-bench
 if wants letterbox; then
     build_letterbox
 fi
-LOAD=${IMAP_LOAD:-$(build_load imap_load)}
-[[ -x $LOAD ]] || die "cannot find the imap_load executable"
+LOAD=$(build_load imap_load "$IMAP_LOAD")
 
 # --- Helpers -------------------------------------------------------------------------------
 

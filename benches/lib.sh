@@ -74,12 +74,22 @@ build_letterbox() {
     cp "$target/release/letterbox" "$WORK/bin/letterbox"
 }
 
-# build_load NAME: builds the load generator benches/NAME.rs and prints its executable.
-# LOAD_BIN: a prebuilt one instead (no cargo run while another build holds the target).
+# positive_integers NAME...: dies unless each variable NAME holds a whole number from 1 up.
+positive_integers() {
+    local name
+    for name in "$@"; do
+        [[ ${!name} =~ ^[1-9][0-9]*$ ]] || die "$name must be a positive integer"
+    done
+}
+
+# build_load NAME [PREBUILT]: builds the load generator benches/NAME.rs and prints its
+# executable. PREBUILT, or else LOAD_BIN, when not empty: a prebuilt one instead (no cargo
+# run while another build holds the target); it must be executable.
 build_load() {
-    local load
-    if [[ -n ${LOAD_BIN:-} ]]; then
-        echo "$LOAD_BIN"
+    local load prebuilt=${2:-${LOAD_BIN:-}}
+    if [[ -n $prebuilt ]]; then
+        [[ -x $prebuilt ]] || die "cannot find the $1 executable"
+        echo "$prebuilt"
         return
     fi
     log "building the load generator (cargo bench --no-run --bench $1)"

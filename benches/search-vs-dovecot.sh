@@ -51,8 +51,7 @@ BENCH_NAME=search-vs-dovecot
 # shellcheck source=benches/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-[[ $MESSAGES =~ ^[1-9][0-9]*$ ]] || die "MESSAGES must be a positive integer"
-[[ $REPEAT =~ ^[1-9][0-9]*$ ]] || die "REPEAT must be a positive integer"
+positive_integers MESSAGES REPEAT
 [[ $(id -u) == 0 ]] || die "run as root: Dovecot's master needs it"
 if wants dovecot && ! [[ -x /usr/sbin/dovecot && -x /usr/lib/dovecot/imap ]]; then
     apt_install dovecot-imapd

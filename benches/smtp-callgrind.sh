@@ -39,9 +39,7 @@ BENCH_NAME=smtp-callgrind
 # shellcheck source=benches/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-[[ $SESSIONS =~ ^[1-9][0-9]*$ ]] || die "SESSIONS must be a positive integer"
-[[ $MESSAGES =~ ^[1-9][0-9]*$ ]] || die "MESSAGES must be a positive integer"
-[[ $TOP =~ ^[1-9][0-9]*$ ]] || die "TOP must be a positive integer"
+positive_integers SESSIONS MESSAGES TOP
 for tool in valgrind callgrind_control callgrind_annotate; do
     command -v "$tool" >/dev/null || die "$tool not found (Debian package valgrind)"
 done

@@ -63,9 +63,7 @@ BENCH_NAME=smtp-nodes
 # shellcheck source=benches/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-[[ $SESSIONS =~ ^[1-9][0-9]*$ ]] || die "SESSIONS must be a positive integer"
-[[ $MESSAGES =~ ^[1-9][0-9]*$ ]] || die "MESSAGES must be a positive integer"
-[[ $ACCOUNTS =~ ^[1-9][0-9]*$ ]] || die "ACCOUNTS must be a positive integer"
+positive_integers SESSIONS MESSAGES ACCOUNTS
 # The recipients: the account every node makes at its first start, then bench2..benchN.
 RECIPIENTS=$RECIPIENT
 for ((i = 2; i <= ACCOUNTS; i++)); do

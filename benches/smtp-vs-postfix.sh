@@ -70,8 +70,7 @@ BENCH_NAME=smtp-vs-postfix
 # shellcheck source=benches/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-[[ $SESSIONS =~ ^[1-9][0-9]*$ ]] || die "SESSIONS must be a positive integer"
-[[ $MESSAGES =~ ^[1-9][0-9]*$ ]] || die "MESSAGES must be a positive integer"
+positive_integers SESSIONS MESSAGES
 wants letterbox || wants postfix || die "TARGETS names neither letterbox nor postfix"
 [[ $(id -u) == 0 ]] || die "run as root: Postfix's master and delivery agents need it"
 

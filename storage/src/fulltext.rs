@@ -23,6 +23,7 @@
 //! Invariant: every message row stored for a mailbox has exactly one of a
 //! `message_fulltext` row and a `fulltext_pending` row.
 
+use crate::IN_LIST_CHUNK;
 use crate::error::{Result, StoreError};
 use crate::locks::Scope;
 use crate::mime::analyse_off_workers;
@@ -30,7 +31,6 @@ use crate::mime::{MessageMeta, header_sections, unfolded_fields};
 use crate::types::{AccountId, MailboxId, MessageId};
 use crate::writer::JobOutput;
 use crate::{Backend, Store};
-use crate::{IN_LIST_CHUNK, placeholders};
 use sqlx::{AnyConnection, Row};
 use std::collections::{HashMap, HashSet};
 
@@ -302,17 +302,10 @@ impl Store {
             Backend::Sqlite => "rowid",
             Backend::Postgres => "message_id",
         };
+        let select = format!("SELECT {id}, body, headers FROM message_fulltext WHERE {id}");
         let mut found = HashMap::with_capacity(messages.len());
         for chunk in messages.chunks(IN_LIST_CHUNK) {
-            let sql = format!(
-                "SELECT {id}, body, headers FROM message_fulltext WHERE {id} IN ({})",
-                placeholders(1, chunk.len())
-            );
-            let mut query = sqlx::query(&sql);
-            for message in chunk {
-                query = query.bind(message.0);
-            }
-            for row in query.fetch_all(&self.reader).await? {
+            for row in self.rows_of_messages(&select, chunk).await? {
                 let text = IndexedText {
                     body: row.try_get(1)?,
                     headers: row.try_get(2)?,

@@ -20,12 +20,7 @@ impl Store {
         &self,
         messages: &[MessageId],
     ) -> Result<HashMap<MessageId, Arc<MessageMeta>>> {
-        Ok(self
-            .cached_messages(messages)
-            .await?
-            .into_iter()
-            .map(|(id, cached)| (id, cached.meta))
-            .collect())
+        self.cached_parts(messages, |cached| cached.meta).await
     }
 
     /// The top-level header section of each message exactly as stored (the raw bytes
@@ -36,26 +31,43 @@ impl Store {
         &self,
         messages: &[MessageId],
     ) -> Result<HashMap<MessageId, Arc<[u8]>>> {
-        Ok(self
-            .cached_messages(messages)
-            .await?
-            .into_iter()
-            .map(|(id, cached)| (id, cached.header))
-            .collect())
+        self.cached_parts(messages, |cached| cached.header).await
     }
 
     /// The rows of `messages` with the ids in `chunk` (at most [`IN_LIST_CHUNK`]): `id`,
     /// then `columns`.
     async fn message_rows(&self, columns: &str, chunk: &[MessageId]) -> Result<Vec<AnyRow>> {
-        let sql = format!(
-            "SELECT id, {columns} FROM messages WHERE id IN ({})",
-            placeholders(1, chunk.len())
-        );
+        let select = format!("SELECT id, {columns} FROM messages WHERE id");
+        self.rows_of_messages(&select, chunk).await
+    }
+
+    /// The rows of `select`, a query ending in `WHERE <a message id column>`, for the ids
+    /// in `chunk` (at most [`IN_LIST_CHUNK`]): it is run with ` IN (...)` of them.
+    pub(crate) async fn rows_of_messages(
+        &self,
+        select: &str,
+        chunk: &[MessageId],
+    ) -> Result<Vec<AnyRow>> {
+        let sql = format!("{select} IN ({})", placeholders(1, chunk.len()));
         let mut query = sqlx::query(&sql);
         for id in chunk {
             query = query.bind(id.0);
         }
         Ok(query.fetch_all(&self.reader).await?)
+    }
+
+    /// `part` of each message's cached entry (see [`Self::cached_messages`]).
+    async fn cached_parts<T>(
+        &self,
+        messages: &[MessageId],
+        part: impl Fn(CachedMessage) -> T,
+    ) -> Result<HashMap<MessageId, T>> {
+        Ok(self
+            .cached_messages(messages)
+            .await?
+            .into_iter()
+            .map(|(id, cached)| (id, part(cached)))
+            .collect())
     }
 
     async fn cached_messages(

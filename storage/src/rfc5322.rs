@@ -392,20 +392,34 @@ fn percent_encode(value: &str) -> String {
     out
 }
 
+/// The lines of a header section, each with its offset in `header` and without its line
+/// break (CRLF or a bare LF), up to the empty line that ends the section (RFC 5322 §2.1).
+pub(crate) fn header_lines(header: &[u8]) -> impl Iterator<Item = (usize, &[u8])> {
+    let mut start = 0;
+    std::iter::from_fn(move || {
+        let rest = header.get(start..).filter(|rest| !rest.is_empty())?;
+        let line = match memchr::memchr(b'\n', rest) {
+            Some(at) => rest.get(..=at).unwrap_or(rest),
+            None => rest,
+        };
+        let offset = start;
+        start += line.len();
+        let content = line
+            .strip_suffix(b"\r\n")
+            .or_else(|| line.strip_suffix(b"\n"))
+            .unwrap_or(line);
+        Some((offset, content))
+    })
+    .take_while(|(_, content)| !content.is_empty())
+}
+
 /// The fields of a header section as written, unfolded (RFC 5322 §2.2.3: a line break
 /// followed by white space is removed): the name, and the value (what comes after the
 /// colon) without surrounding white space. Lines that are not fields are skipped.
 pub fn unfolded_fields(header: &[u8]) -> Vec<(String, String)> {
     let mut fields: Vec<(String, String)> = Vec::new();
     let mut in_field = false;
-    for line in header.split_inclusive(|&b| b == b'\n') {
-        let content = line
-            .strip_suffix(b"\r\n")
-            .or_else(|| line.strip_suffix(b"\n"))
-            .unwrap_or(line);
-        if content.is_empty() {
-            break;
-        }
+    for (_, content) in header_lines(header) {
         if matches!(content.first(), Some(b' ' | b'\t')) {
             if in_field && let Some((_, value)) = fields.last_mut() {
                 value.push_str(&String::from_utf8_lossy(content));

@@ -91,23 +91,19 @@ mod tests {
     fn a_blob_alone_does_not_make_a_reply() {
         // RFC 5256 §2.1 / THREAD=REFERENCES step 5: only re:, fw:, fwd:, (fwd) and
         // [fwd: ...] make a reply or forward (Dovecot 2.3 answers the same).
-        assert_eq!(
-            base_subject_and_reply("[list] hello"),
-            ("hello".into(), false)
-        );
-        assert_eq!(
-            base_subject_and_reply("Re: [list] hello"),
-            ("hello".into(), true)
-        );
-        assert_eq!(
-            base_subject_and_reply("hello (fwd)"),
-            ("hello".into(), true)
-        );
-        assert_eq!(
-            base_subject_and_reply("[fwd: hello]"),
-            ("hello".into(), true)
-        );
-        assert_eq!(base_subject_and_reply("hello"), ("hello".into(), false));
+        for (subject, reply) in [
+            ("[list] hello", false),
+            ("Re: [list] hello", true),
+            ("hello (fwd)", true),
+            ("[fwd: hello]", true),
+            ("hello", false),
+        ] {
+            assert_eq!(
+                base_subject_and_reply(subject),
+                ("hello".into(), reply),
+                "{subject}"
+            );
+        }
     }
 
     #[test]

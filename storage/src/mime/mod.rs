@@ -122,6 +122,17 @@ mod tests {
         );
     }
 
+    /// The body of the first of the two parts of a multipart `root` whose second part is
+    /// text/html.
+    fn text_then_html<'a>(raw: &'a [u8], root: &BodyPart) -> &'a [u8] {
+        let PartContent::Multipart(children) = &root.content else {
+            panic!("not split into parts: {root:?}");
+        };
+        assert_eq!(children.len(), 2);
+        assert_eq!(children[1].media_subtype, "html");
+        &raw[children[0].body_start as usize..children[0].body_end as usize]
+    }
+
     #[test]
     fn folded_boundary_parameter_still_splits_the_multipart() {
         let raw = b"From: a@example.org\r\nContent-Type: multipart/mixed; boundary=\r\n \"XX\"\r\n\r\npreamble\r\n--XX\r\nContent-Type: text/plain\r\n\r\nhello\r\n--XX\r\nContent-Type: text/html\r\n\r\n<p>hi</p>\r\n--XX--\r\n";
@@ -132,13 +143,7 @@ mod tests {
             ("multipart", "mixed")
         );
         assert!(root.params.contains(&("boundary".into(), "XX".into())));
-        let PartContent::Multipart(children) = &root.content else {
-            panic!("not split into parts: {root:?}");
-        };
-        assert_eq!(children.len(), 2);
-        let first = &raw[children[0].body_start as usize..children[0].body_end as usize];
-        assert_eq!(first, b"hello");
-        assert_eq!(children[1].media_subtype, "html");
+        assert_eq!(text_then_html(raw, root), b"hello");
         assert!(analysis.body_text.contains("hello"));
     }
 
@@ -148,13 +153,7 @@ mod tests {
         let raw = b"Subject: folded\r\nContent-Type: multipart/mixed; boundary=\"foo\r\n bar\"; x=1\r\n\r\n--foo bar\r\nContent-Type: text/plain\r\n\r\none\r\n--foo bar\r\nContent-Type: text/html\r\n\r\n<p>two</p>\r\n--foo bar--\r\n";
         let analysis = analyse(raw);
         let root = &analysis.meta.root;
-        let PartContent::Multipart(children) = &root.content else {
-            panic!("not split into parts: {root:?}");
-        };
-        assert_eq!(children.len(), 2);
-        let first = &raw[children[0].body_start as usize..children[0].body_end as usize];
-        assert_eq!(first, b"one");
-        assert_eq!(children[1].media_subtype, "html");
+        assert_eq!(text_then_html(raw, root), b"one");
         // The header as stored and served is the original, fold and all.
         assert!(top_header(raw, root).ends_with(b"\"foo\r\n bar\"; x=1\r\n\r\n"));
     }

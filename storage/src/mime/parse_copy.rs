@@ -2,6 +2,7 @@
 //! ASCII text labelled as Windows-1252 relabelled as UTF-8, every offset kept, so that
 //! mail-parser's offsets still point into the original bytes.
 
+use crate::rfc5322::header_lines;
 use std::borrow::Cow;
 
 /// mail-parser 0.11.9 loses a Content-Type or Content-Disposition parameter whose value
@@ -127,19 +128,7 @@ pub(super) fn label_ascii_text_as_utf8(copy: &mut Cow<'_, [u8]>) {
 fn top_level_cp1252_label(message: &[u8]) -> Option<std::ops::Range<usize>> {
     let mut found = None;
     let mut content_types = 0;
-    let mut line_start = 0;
-    while line_start < message.len() {
-        let rest = message.get(line_start..)?;
-        let line_end = memchr::memchr(b'\n', rest).map_or(message.len(), |at| line_start + at + 1);
-        let line = message.get(line_start..line_end)?;
-        let text = line
-            .strip_suffix(b"\r\n")
-            .or_else(|| line.strip_suffix(b"\n"))
-            .unwrap_or(line);
-        // RFC 5322 §2.1: the header ends at the first empty line.
-        if text.is_empty() {
-            break;
-        }
+    for (line_start, text) in header_lines(message) {
         if let Some(value) = field_value(text, b"content-transfer-encoding") {
             let value = value.trim_ascii();
             let identity = [b"7bit".as_slice(), b"8bit", b"binary"]
@@ -153,7 +142,6 @@ fn top_level_cp1252_label(message: &[u8]) -> Option<std::ops::Range<usize>> {
             let offset = line_start + (text.len() - value.len());
             found = cp1252_charset(value).map(|label| offset + label.start..offset + label.end);
         }
-        line_start = line_end;
     }
     if content_types == 1 { found } else { None }
 }

@@ -138,15 +138,7 @@ impl Parser<'_> {
 
     /// `header-list = "(" header-fld-name *(SP header-fld-name) ")"`; `header-fld-name = astring`
     pub(super) fn header_list(&mut self) -> PResult<Vec<String>> {
-        self.require(b'(', "Expected a header list")?;
-        let mut fields = Vec::new();
-        loop {
-            fields.push(self.astring_utf8()?);
-            if self.eat(b')') {
-                return Ok(fields);
-            }
-            self.sp()?;
-        }
+        self.paren_list("Expected a header list", Self::astring_utf8)
     }
 
     /// `partial = "<" number64 "." nz-number64 ">"`
@@ -267,15 +259,7 @@ impl Parser<'_> {
 
     /// `"(" fetch-att *(SP fetch-att) ")"` (FETCH, and RFC 5465's MessageNew).
     pub(super) fn fetch_att_list(&mut self) -> PResult<Vec<FetchItem>> {
-        self.require(b'(', "Expected ( to open fetch attributes")?;
-        let mut items = Vec::new();
-        loop {
-            items.push(self.fetch_item()?);
-            if self.eat(b')') {
-                return Ok(items);
-            }
-            self.sp()?;
-        }
+        self.paren_list("Expected ( to open fetch attributes", Self::fetch_item)
     }
 }
 

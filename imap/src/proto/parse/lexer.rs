@@ -35,6 +35,37 @@ impl<'a> Parser<'a> {
         self.require(b' ', "Expected a space")
     }
 
+    /// `"(" item *(SP item) ")"`: a parenthesised list of one or more `item`, or fails
+    /// with `message` when it does not open.
+    pub(super) fn paren_list<T>(
+        &mut self,
+        message: &'static str,
+        mut item: impl FnMut(&mut Self) -> PResult<T>,
+    ) -> PResult<Vec<T>> {
+        self.require(b'(', message)?;
+        let mut items = Vec::new();
+        loop {
+            items.push(item(self)?);
+            if self.eat(b')') {
+                return Ok(items);
+            }
+            self.sp()?;
+        }
+    }
+
+    /// `"(" [item *(SP item)] ")"`: [`Self::paren_list`] that may be empty.
+    pub(super) fn paren_list_or_empty<T>(
+        &mut self,
+        message: &'static str,
+        item: impl FnMut(&mut Self) -> PResult<T>,
+    ) -> PResult<Vec<T>> {
+        if self.peek() == Some(b'(') && self.input.get(self.pos + 1) == Some(&b')') {
+            self.pos += 2;
+            return Ok(Vec::new());
+        }
+        self.paren_list(message, item)
+    }
+
     /// True when the next bytes are `word` (case-insensitive) followed by a delimiter.
     pub(super) fn at_keyword(&self, word: &str) -> bool {
         let end = self.pos + word.len();
@@ -222,18 +253,7 @@ impl<'a> Parser<'a> {
 
     /// `flag-list = "(" [flag *(SP flag)] ")"`
     pub(super) fn flag_list(&mut self) -> PResult<Vec<String>> {
-        self.require(b'(', "Expected a flag list")?;
-        let mut flags = Vec::new();
-        if self.eat(b')') {
-            return Ok(flags);
-        }
-        loop {
-            flags.push(self.flag()?);
-            if self.eat(b')') {
-                return Ok(flags);
-            }
-            self.sp()?;
-        }
+        self.paren_list_or_empty("Expected a flag list", Self::flag)
     }
 
     /// `seq-number = nz-number / "*"`

@@ -10,11 +10,9 @@ impl Parser<'_> {
     /// plus `RECENT` (RFC 3501), `HIGHESTMODSEQ` (RFC 7162), `APPENDLIMIT` (RFC 7889),
     /// `DELETED-STORAGE` (RFC 9208) and RFC 8474 §7 `status-att =/ "MAILBOXID"`.
     pub(super) fn status_items(&mut self) -> PResult<Vec<StatusItem>> {
-        self.require(b'(', "Expected status items")?;
-        let mut items = Vec::new();
-        loop {
-            let name = self.atom()?.to_ascii_uppercase();
-            items.push(match name.as_str() {
+        self.paren_list("Expected status items", |p| {
+            let name = p.atom()?.to_ascii_uppercase();
+            Ok(match name.as_str() {
                 "MESSAGES" => StatusItem::Messages,
                 "UIDNEXT" => StatusItem::UidNext,
                 "UIDVALIDITY" => StatusItem::UidValidity,
@@ -27,12 +25,8 @@ impl Parser<'_> {
                 "DELETED-STORAGE" => StatusItem::DeletedStorage,
                 "MAILBOXID" => StatusItem::MailboxId,
                 _ => return err("Unknown status item"),
-            });
-            if self.eat(b')') {
-                return Ok(items);
-            }
-            self.sp()?;
-        }
+            })
+        })
     }
 
     /// `create = "CREATE" SP mailbox [create-params]` with RFC 6154 §3:

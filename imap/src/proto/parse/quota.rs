@@ -27,16 +27,11 @@ impl Parser<'_> {
         self.sp()?;
         let root = self.astring_utf8()?;
         self.sp()?;
-        self.require(b'(', "Expected a list of quota limits")?;
-        let mut limits = Vec::new();
-        while !self.eat(b')') {
-            if !limits.is_empty() {
-                self.sp()?;
-            }
-            let resource = self.atom()?.to_ascii_uppercase();
-            self.sp()?;
-            limits.push((resource, self.number64()?));
-        }
+        let limits = self.paren_list_or_empty("Expected a list of quota limits", |p| {
+            let resource = p.atom()?.to_ascii_uppercase();
+            p.sp()?;
+            Ok((resource, p.number64()?))
+        })?;
         Ok(CommandBody::SetQuota { root, limits })
     }
 }

@@ -1,7 +1,9 @@
 //! SORT and THREAD (RFC 5256), with the search criteria of [`super::search`].
 
 use super::{PResult, Parser, err};
-use crate::proto::command::{SortCommand, SortCriterion, SortKey, ThreadAlgorithm, ThreadCommand};
+use crate::proto::command::{
+    SearchKey, SortCommand, SortCriterion, SortKey, ThreadAlgorithm, ThreadCommand,
+};
 
 impl Parser<'_> {
     /// RFC 5256 §5: `sort = ["UID" SP] "SORT" SP sort-criteria SP search-criteria`;
@@ -12,14 +14,12 @@ impl Parser<'_> {
     pub(super) fn sort(&mut self, uid: bool) -> PResult<SortCommand> {
         self.sp()?;
         let returns = self.search_return_opts()?;
-        self.require(b'(', "Expected sort criteria")?;
-        let mut criteria = Vec::new();
-        loop {
-            let reverse = self.keyword("REVERSE");
+        let criteria = self.paren_list("Expected sort criteria", |p| {
+            let reverse = p.keyword("REVERSE");
             if reverse {
-                self.sp()?;
+                p.sp()?;
             }
-            let key = match self.atom()?.to_ascii_uppercase().as_str() {
+            let key = match p.atom()?.to_ascii_uppercase().as_str() {
                 "ARRIVAL" => SortKey::Arrival,
                 "CC" => SortKey::Cc,
                 "DATE" => SortKey::Date,
@@ -32,16 +32,10 @@ impl Parser<'_> {
                 "TO" => SortKey::To,
                 _ => return err("Unknown sort criterion"),
             };
-            criteria.push(SortCriterion { key, reverse });
-            if self.eat(b')') {
-                break;
-            }
-            self.sp()?;
-        }
+            Ok(SortCriterion { key, reverse })
+        })?;
         self.sp()?;
-        let charset = self.astring_utf8()?;
-        self.sp()?;
-        let key = self.search_keys()?;
+        let (charset, key) = self.search_criteria()?;
         Ok(SortCommand {
             uid,
             returns,
@@ -49,6 +43,13 @@ impl Parser<'_> {
             charset,
             key,
         })
+    }
+
+    /// RFC 5256 §5: `search-criteria = charset 1*(SP search-key)`.
+    fn search_criteria(&mut self) -> PResult<(String, SearchKey)> {
+        let charset = self.astring_utf8()?;
+        self.sp()?;
+        Ok((charset, self.search_keys()?))
     }
 
     /// RFC 5256 §5: `thread = ["UID" SP] "THREAD" SP thread-alg SP search-criteria`.
@@ -60,9 +61,7 @@ impl Parser<'_> {
             _ => return err("Unknown threading algorithm"),
         };
         self.sp()?;
-        let charset = self.astring_utf8()?;
-        self.sp()?;
-        let key = self.search_keys()?;
+        let (charset, key) = self.search_criteria()?;
         Ok(ThreadCommand {
             uid,
             algorithm,

@@ -153,20 +153,15 @@ fn json(text: &str) -> serde_json::Value {
 
 /// POSTs an autodiscover request with curl; returns the HTTP status and the body.
 fn curl_autodiscover(server: &TestServer, path: &str, body: &str) -> (u16, String) {
-    let output = Command::new("curl")
-        .args(["--silent", "--show-error", "--max-time", "30"])
-        .args(["--header", "Content-Type: text/xml"])
-        .args(["--data-binary", body])
-        .args(["--write-out", "\n%{http_code}"])
-        .arg(url(server, path))
-        .output()
-        .expect("run curl");
-    assert!(
-        output.status.success(),
-        "curl: {}",
-        String::from_utf8_lossy(&output.stderr)
+    let text = common::succeeded(
+        "curl",
+        Command::new("curl")
+            .args(["--silent", "--show-error", "--max-time", "30"])
+            .args(["--header", "Content-Type: text/xml"])
+            .args(["--data-binary", body])
+            .args(["--write-out", "\n%{http_code}"])
+            .arg(url(server, path)),
     );
-    let text = String::from_utf8_lossy(&output.stdout).into_owned();
     let (body, status) = text.rsplit_once('\n').expect("status line");
     (status.trim().parse().expect("status"), body.to_owned())
 }

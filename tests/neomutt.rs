@@ -79,15 +79,7 @@ impl Drop for Terminal {
 
 /// The muttrc block of the README, pointed at this server's ports.
 fn readme_muttrc(server: &TestServer) -> String {
-    let readme = include_str!("../README.md");
-    let start = readme
-        .find("```muttrc\n")
-        .expect("a muttrc block in README.md")
-        + 10;
-    let length = readme[start..]
-        .find("```")
-        .expect("end of the muttrc block");
-    readme[start..start + length]
+    common::readme_block("```muttrc\n")
         .replace(":2993/", &format!(":{}/", server.port("imaps")))
         .replace(":2465/", &format!(":{}/", server.port("submissions")))
 }

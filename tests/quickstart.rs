@@ -142,12 +142,7 @@ for name in ['localhost', '127.0.0.1']:
 #[test]
 fn the_readme_shows_the_welcome_the_server_prints() {
     let server = TestServer::start();
-    let readme = include_str!("../README.md");
-    let block = readme
-        .split_once("prints what to type into a mail client:\n\n```\n")
-        .and_then(|(_, rest)| rest.split_once("```"))
-        .map(|(block, _)| block)
-        .expect("welcome block in README.md");
+    let block = common::readme_block("prints what to type into a mail client:\n\n```\n");
     let quickstart_ports = [
         ("imaps", 2993),
         ("imap", 2143),
@@ -265,12 +260,7 @@ fn check_config_shows_the_http_listener() {
 /// The README's sample configuration, every table in it, is one `check-config` accepts.
 #[test]
 fn the_readme_sample_configuration_is_valid() {
-    let readme = include_str!("../README.md");
-    let sample = readme
-        .split_once("```toml\n")
-        .and_then(|(_, rest)| rest.split_once("```"))
-        .map(|(sample, _)| sample)
-        .expect("a toml block in README.md");
+    let sample = common::readme_block("```toml\n");
     for table in [
         "[listen]",
         "[tls]",

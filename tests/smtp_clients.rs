@@ -388,59 +388,54 @@ fn limits_are_answered_with_their_codes() {
     assert!(block_on(inbox_messages(&server, "you@localhost")).is_empty());
 }
 
+/// swaks (from Debian) pointed at `server`'s `listener`.
+fn swaks(server: &TestServer, listener: &str) -> Command {
+    let mut swaks = Command::new("swaks");
+    swaks.args([
+        "--server",
+        "127.0.0.1",
+        "--port",
+        &server.port(listener).to_string(),
+    ]);
+    swaks
+}
+
 #[test]
 fn swaks_delivers_inbound_and_submits_with_starttls_and_auth() {
     let server = TestServer::start();
-    let inbound = Command::new("swaks")
-        .args([
-            "--server",
-            "127.0.0.1",
-            "--port",
-            &server.port("smtp").to_string(),
-        ])
-        .args([
-            "--from",
-            "sender@example.net",
-            "--to",
-            "you@localhost",
-            "--helo",
-            "swaks.example",
-        ])
-        .args([
-            "--header",
-            "Subject: from swaks",
-            "--body",
-            "swaks body",
-            "--pipeline",
-        ])
-        .output()
-        .expect("run swaks");
-    assert!(
-        inbound.status.success(),
-        "{}",
-        String::from_utf8_lossy(&inbound.stdout)
+    common::succeeded(
+        "swaks",
+        swaks(&server, "smtp")
+            .args([
+                "--from",
+                "sender@example.net",
+                "--to",
+                "you@localhost",
+                "--helo",
+                "swaks.example",
+            ])
+            .args([
+                "--header",
+                "Subject: from swaks",
+                "--body",
+                "swaks body",
+                "--pipeline",
+            ]),
     );
-    let submission = Command::new("swaks")
-        .args([
-            "--server",
-            "127.0.0.1",
-            "--port",
-            &server.port("submission").to_string(),
-        ])
-        .args(["--from", &server.email, "--to", "you@localhost", "--tls"])
-        .args([
-            "--auth",
-            "PLAIN",
-            "--auth-user",
-            &server.email,
-            "--auth-password",
-            &server.password,
-        ])
-        .args(["--header", "Subject: swaks submission"])
-        .output()
-        .expect("run swaks");
-    let transcript = String::from_utf8_lossy(&submission.stdout);
-    assert!(submission.status.success(), "{transcript}");
+    let transcript = common::succeeded(
+        "swaks",
+        swaks(&server, "submission")
+            .args(["--from", &server.email, "--to", "you@localhost", "--tls"])
+            .args([
+                "--auth",
+                "PLAIN",
+                "--auth-user",
+                &server.email,
+                "--auth-password",
+                &server.password,
+            ])
+            .args(["--header", "Subject: swaks submission"]),
+    );
     assert!(transcript.contains("235 2.7.0"), "{transcript}");
     let stored = block_on(inbox_messages(&server, "you@localhost"));
     assert_eq!(stored.len(), 2);

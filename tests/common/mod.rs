@@ -353,7 +353,7 @@ pub fn run_with_input(command: &mut Command, input: &[u8]) -> Output {
 
 /// Runs `command` and returns its stdout; fails the test, with what it printed, when it
 /// cannot run or exits non-zero.
-fn succeeded(what: &str, command: &mut Command) -> String {
+pub fn succeeded(what: &str, command: &mut Command) -> String {
     let output = command
         .output()
         .unwrap_or_else(|e| panic!("run {what}: {e}"));
@@ -364,6 +364,16 @@ fn succeeded(what: &str, command: &mut Command) -> String {
         String::from_utf8_lossy(&output.stderr)
     );
     String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// The code block of README.md that follows `opening` (text ending in the block's opening
+/// fence), up to its closing fence.
+pub fn readme_block(opening: &str) -> &'static str {
+    include_str!("../../README.md")
+        .split_once(opening)
+        .and_then(|(_, rest)| rest.split_once("```"))
+        .map(|(block, _)| block)
+        .unwrap_or_else(|| panic!("no block after {opening:?} in README.md"))
 }
 
 pub fn path_str(path: &Path) -> &str {

@@ -47,6 +47,11 @@ fn nodes(database: &PostgresDatabase, extra: &str) -> (TestServer, TestServer) {
     (first, second)
 }
 
+/// Runs `script` after [`PYTHON_IMAP`] with `args`; returns what it printed.
+fn python_imap(script: &str, args: &[&str]) -> String {
+    python(&format!("{PYTHON_IMAP}{script}"), args)
+}
+
 /// Python preamble: an IMAPS login helper with the test's self-signed certificate.
 const PYTHON_IMAP: &str = r#"
 import imaplib, smtplib, ssl, sys, time, threading, os, signal, email
@@ -99,9 +104,7 @@ def wait_for(imap, tag, word, timeout):
 #[test]
 fn delivery_and_flags_reach_idle_sessions_on_the_other_node() {
     let (_database, a, b) = two_nodes();
-    let script = format!(
-        "{PYTHON_IMAP}{}",
-        r#"
+    let script = r#"
 a_imaps, b_imaps, a_smtp, user, password = sys.argv[1:6]
 on_b = login(b_imaps, user, password)
 on_b.select('INBOX')
@@ -127,13 +130,12 @@ print('a_idle', line)
 print('a_idle_ms_after_store %.1f' % ((time.monotonic() - stored) * 1000))
 typ, data = on_a.fetch('1', '(FLAGS)')
 print('a_flags', data[0].decode())
-"#
-    );
+"#;
     let a_imaps = a.port("imaps").to_string();
     let b_imaps = b.port("imaps").to_string();
     let a_smtp = a.port("smtp").to_string();
-    let out = python(
-        &script,
+    let out = python_imap(
+        script,
         &[&a_imaps, &b_imaps, &a_smtp, &a.email, &a.password],
     );
     println!("{out}");
@@ -151,9 +153,7 @@ print('a_flags', data[0].decode())
 #[test]
 fn concurrent_deliveries_through_both_nodes_get_distinct_uids() {
     let (_database, a, b) = two_nodes();
-    let script = format!(
-        "{PYTHON_IMAP}{}",
-        r#"
+    let script = r#"
 a_smtp, b_smtp, a_imaps, b_imaps, user, password = sys.argv[1:7]
 PER_NODE, SESSIONS_PER_NODE = 500, 4
 failures = []
@@ -189,16 +189,15 @@ print('modseqs', len(modseqs), 'ascending_with_uid', ascending)
 on_b = login(b_imaps, user, password)
 typ, data = on_b.status('INBOX', '(MESSAGES UIDNEXT HIGHESTMODSEQ)')
 print('b_status', data[0].decode())
-"#
-    );
+"#;
     let ports = [
         a.port("smtp").to_string(),
         b.port("smtp").to_string(),
         a.port("imaps").to_string(),
         b.port("imaps").to_string(),
     ];
-    let out = python(
-        &script,
+    let out = python_imap(
+        script,
         &[
             &ports[0],
             &ports[1],
@@ -225,9 +224,7 @@ print('b_status', data[0].decode())
 #[test]
 fn kill_9_of_a_node_loses_no_acknowledged_message() {
     let (_database, mut a, b) = two_nodes();
-    let script = format!(
-        "{PYTHON_IMAP}{}",
-        r#"
+    let script = r#"
 a_smtp, a_pid, b_imaps, user, password = sys.argv[1:6]
 KILL_AFTER = 40
 acknowledged, acked = [], threading.Condition()
@@ -260,12 +257,11 @@ missing = sorted(set(acknowledged) - stored)
 print('acknowledged_at_least', len(acknowledged) >= KILL_AFTER, len(acknowledged))
 print('stored', len(stored))
 print('missing', missing)
-"#
-    );
+"#;
     let a_smtp = a.port("smtp").to_string();
     let a_pid = a.pid().expect("node A runs").to_string();
     let b_imaps = b.port("imaps").to_string();
-    let out = python(&script, &[&a_smtp, &a_pid, &b_imaps, &a.email, &a.password]);
+    let out = python_imap(script, &[&a_smtp, &a_pid, &b_imaps, &a.email, &a.password]);
     println!("{out}");
     a.kill9();
     let line = |label: &str| value(&out, label);
@@ -342,9 +338,7 @@ async fn the_other_node_finishes_queued_work_once_the_dead_nodes_lease_runs_out(
         "{OFFLINE_DNS}\n[outbound]\nlease_secs = 3\npoll_interval_secs = 1\n\n[outbound.static_routes]\n\"remote.test\" = \"127.0.0.1:{port}\"\n"
     );
     let mut a = tokio::task::block_in_place(|| TestServer::start_node(&database.url, &config));
-    let submit = format!(
-        "{PYTHON_IMAP}{}",
-        r#"
+    let submit = r#"
 port, user, password = sys.argv[1:4]
 with smtplib.SMTP('127.0.0.1', int(port)) as client:
     client.starttls(context=context)
@@ -352,11 +346,10 @@ with smtplib.SMTP('127.0.0.1', int(port)) as client:
     client.sendmail(user, ['someone@remote.test'],
         'From: %s\r\nTo: someone@remote.test\r\nSubject: leased work\r\n\r\nhello\r\n' % user)
 print('submitted')
-"#
-    );
+"#;
     let submission = a.port("submission").to_string();
     let out =
-        tokio::task::block_in_place(|| python(&submit, &[&submission, &a.email, &a.password]));
+        tokio::task::block_in_place(|| python_imap(submit, &[&submission, &a.email, &a.password]));
     assert!(out.contains("submitted"), "{out}");
 
     // Node A claimed the item and is stuck in its attempt: kill it there.

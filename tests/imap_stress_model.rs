@@ -48,6 +48,21 @@ fn replay(session: &mut Session, lines: &[&str]) -> Vec<&'static str> {
     kinds(&c)
 }
 
+/// The kinds of finding of a SELECT (EXAMINE when `examine`) of `mailbox` answered with
+/// `lines`, the last one tagged OK.
+fn select(
+    session: &mut Session,
+    mailbox: usize,
+    examine: bool,
+    lines: &[&str],
+) -> Vec<&'static str> {
+    session.begin_select(mailbox, examine);
+    let mut c = cx();
+    feed(session, &mut c, lines);
+    session.finish_select(true, &mut c);
+    kinds(&c)
+}
+
 fn kinds(cx: &Cx) -> Vec<&'static str> {
     cx.findings.iter().map(|f| f.kind).collect()
 }
@@ -60,11 +75,10 @@ fn reported(line: &str) -> Vec<&'static str> {
 /// stress-a selected with three messages, UIDs 10, 11, 12, their flags known.
 fn selected() -> Session {
     let mut s = session();
-    s.begin_select(0, false);
-    let mut c = cx();
-    feed(
+    let select_findings = select(
         &mut s,
-        &mut c,
+        0,
+        false,
         &[
             "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $kw1)",
             "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $kw1 \\*)] Flags permitted.",
@@ -75,8 +89,7 @@ fn selected() -> Session {
             "a OK [READ-WRITE] Select completed.",
         ],
     );
-    s.finish_select(true, &mut c);
-    assert_eq!(kinds(&c), Vec::<&str>::new());
+    assert_eq!(select_findings, Vec::<&str>::new());
     let mut c = cx();
     c.solicited_fetch = true;
     feed(
@@ -325,11 +338,10 @@ fn a_select_ignores_the_old_mailbox_until_closed() {
     let mut s = selected();
     s.qresync = true;
     s.condstore = true;
-    s.begin_select(1, true);
-    let mut c = cx();
-    feed(
+    let findings = select(
         &mut s,
-        &mut c,
+        1,
+        true,
         &[
             // Still about stress-a: dropped.
             "* 3 FETCH (UID 12 FLAGS (\\Seen))",
@@ -341,21 +353,17 @@ fn a_select_ignores_the_old_mailbox_until_closed() {
             "a OK [READ-ONLY] Examine completed.",
         ],
     );
-    s.finish_select(true, &mut c);
-    assert_eq!(kinds(&c), Vec::<&str>::new());
+    assert_eq!(findings, Vec::<&str>::new());
     let view = s.view.as_ref().expect("selected");
     assert_eq!((view.mailbox, view.exists(), view.read_only), (1, 1, true));
 
-    s.begin_select(0, false);
-    let mut c = cx();
-    feed(
-        &mut s,
-        &mut c,
-        &["* FLAGS (\\Seen)", "* 1 EXISTS", "a OK Select completed."],
-    );
-    s.finish_select(true, &mut c);
     assert_eq!(
-        kinds(&c),
+        select(
+            &mut s,
+            0,
+            false,
+            &["* FLAGS (\\Seen)", "* 1 EXISTS", "a OK Select completed."],
+        ),
         [
             "select_missing_uidvalidity",
             "select_missing_highestmodseq",
@@ -418,13 +426,11 @@ fn new_uids_must_be_above_what_was_seen_before_the_command() {
 fn only_a_read_write_session_takes_recent() {
     for (examine, claims) in [(true, 0), (false, 1)] {
         let mut s = Session::new(MAILBOXES.iter().map(|m| (*m).to_owned()).collect(), true);
-        s.begin_select(0, examine);
         let done = if examine {
             "a OK [READ-ONLY] Examine completed."
         } else {
             "a OK [READ-WRITE] Select completed."
         };
-        let mut c = cx();
         let lines = [
             "* FLAGS (\\Seen)",
             "* 1 EXISTS",
@@ -432,9 +438,7 @@ fn only_a_read_write_session_takes_recent() {
             "* OK [UIDVALIDITY 7] x",
             done,
         ];
-        feed(&mut s, &mut c, &lines);
-        s.finish_select(true, &mut c);
-        assert_eq!(kinds(&c), Vec::<&str>::new());
+        assert_eq!(select(&mut s, 0, examine, &lines), Vec::<&str>::new());
         let mut c = cx();
         feed(&mut s, &mut c, &["* 1 FETCH (UID 3 FLAGS (\\Recent))"]);
         assert_eq!(c.recent.len(), claims, "EXAMINE: {examine}");

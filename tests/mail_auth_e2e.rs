@@ -35,6 +35,12 @@ fn config(server: &TestServer, hostname: &str, extra: &str) -> String {
     )
 }
 
+/// Writes `server`'s [`config`] with `hostname` and `extra`, and starts it.
+fn launch(server: &mut TestServer, hostname: &str, extra: &str) {
+    std::fs::write(&server.config, config(server, hostname, extra)).expect("write config");
+    tokio::task::block_in_place(|| server.launch());
+}
+
 /// A stopped installation with `domain` and one user on it.
 fn installation(domain: &str, email: &str, password: &str) -> TestServer {
     let mut server = TestServer::start();
@@ -158,31 +164,21 @@ async fn dkim_spf_and_dmarc_pass_between_two_instances() {
         .iter()
         .map(|(name, text)| format!("\"{name}\" = [\"{text}\"]\n"))
         .collect();
-    std::fs::write(
-        &b.config,
-        config(
-            &b,
-            "mx.b.test",
-            &format!("[dns]\noffline = true\n\n[dns.txt]\n{overrides}"),
-        ),
-    )
-    .expect("b config");
-    tokio::task::block_in_place(|| b.launch());
+    launch(
+        &mut b,
+        "mx.b.test",
+        &format!("[dns]\noffline = true\n\n[dns.txt]\n{overrides}"),
+    );
 
     // a.test relays b.test's mail to b.test's inbound listener.
-    std::fs::write(
-        &a.config,
-        config(
-            &a,
-            "mx.a.test",
-            &format!(
-                "[outbound]\npoll_interval_secs = 1\nretry_delays_secs = [1]\n\n[outbound.static_routes]\n\"b.test\" = \"127.0.0.1:{}\"\n",
-                b.port("smtp")
-            ),
+    launch(
+        &mut a,
+        "mx.a.test",
+        &format!(
+            "[outbound]\npoll_interval_secs = 1\nretry_delays_secs = [1]\n\n[outbound.static_routes]\n\"b.test\" = \"127.0.0.1:{}\"\n",
+            b.port("smtp")
         ),
-    )
-    .expect("a config");
-    tokio::task::block_in_place(|| a.launch());
+    );
 
     for (implicit_tls, subject) in [(false, "over 587"), (true, "over 465")] {
         let raw = format!(
@@ -295,22 +291,16 @@ async fn submission_sends_only_as_the_account_and_signs_for_its_domain() {
             overrides.push_str(&format!("\"{name}\" = [\"{text}\"]\n"));
         }
     }
-    std::fs::write(
-        &r.config,
-        config(
-            &r,
-            "mx.remote.test",
-            &format!("[dns]\noffline = true\n\n[dns.txt]\n{overrides}"),
-        ),
-    )
-    .expect("remote config");
-    tokio::task::block_in_place(|| r.launch());
+    launch(
+        &mut r,
+        "mx.remote.test",
+        &format!("[dns]\noffline = true\n\n[dns.txt]\n{overrides}"),
+    );
     let route = format!(
         "[outbound]\npoll_interval_secs = 1\nretry_delays_secs = [1]\n\n[outbound.static_routes]\n\"remote.test\" = \"127.0.0.1:{}\"\n",
         r.port("smtp")
     );
-    std::fs::write(&a.config, config(&a, "mx.a.test", &route)).expect("a config");
-    tokio::task::block_in_place(|| a.launch());
+    launch(&mut a, "mx.a.test", &route);
 
     let out = send_as(
         &a,
@@ -373,8 +363,7 @@ async fn submission_sends_only_as_the_account_and_signs_for_its_domain() {
     // Widened: any address of a.test, still nothing of b.test.
     assert!(a.terminate(), "clean stop");
     let widened = format!("[submission]\nfrom_own_domains = true\n\n{route}");
-    std::fs::write(&a.config, config(&a, "mx.a.test", &widened)).expect("a config");
-    tokio::task::block_in_place(|| a.launch());
+    launch(&mut a, "mx.a.test", &widened);
     let out = send_as(
         &a,
         &[

@@ -37,13 +37,18 @@ else:
 m.logout()
 "#;
 
+/// Sets the account's quota with the CLI (`limit`: bytes, or `none`), checks that its
+/// answer says `said`, and runs [`SESSION`] in `phase`.
+fn session_with_quota(server: &TestServer, limit: &str, said: &str, phase: &str) -> Transcript {
+    let answer = server.admin_ok(&["user", "quota", &server.email, limit]);
+    assert!(answer.contains(said), "{answer}");
+    Transcript(python_client(server, SESSION, &[phase]))
+}
+
 #[test]
 fn imaplib_sees_the_quota_the_administrator_sets() {
     let server = TestServer::start();
-    let set = server.admin_ok(&["user", "quota", &server.email, "10240"]);
-    assert!(set.contains("10240 bytes"), "{set}");
-
-    let out = Transcript(python_client(&server, SESSION, &["limited"]));
+    let out = session_with_quota(&server, "10240", "10240 bytes", "limited");
     assert_eq!(
         out.line("root-empty"),
         "root-empty ('OK', [[b'\"INBOX\" \"\"'], [b'\"\" (STORAGE 0 10)']])"
@@ -61,21 +66,13 @@ fn imaplib_sees_the_quota_the_administrator_sets() {
         after.contains(&format!("(STORAGE {used_kb} 10)")),
         "{after}"
     );
-    let over = out.line("append-over");
-    assert!(
-        over.contains("'NO'") && over.contains("OVERQUOTA"),
-        "{over}"
-    );
+    common::assert_contains_all(&out.line("append-over"), &["'NO'", "OVERQUOTA"]);
     let status = out.line("status");
     assert!(
         status.contains(&format!("DELETED 1 DELETED-STORAGE {used_kb}")),
         "{status}"
     );
-    let setquota = out.line("setquota");
-    assert!(
-        setquota.contains("'NO'") && setquota.contains("NOPERM"),
-        "{setquota}"
-    );
+    common::assert_contains_all(&out.line("setquota"), &["'NO'", "NOPERM"]);
 
     // An SMTP delivery over the limit is refused too (RFC 3463 X.2.2, mailbox full).
     let refused = std::process::Command::new("swaks")
@@ -97,17 +94,11 @@ fn imaplib_sees_the_quota_the_administrator_sets() {
         "{transcript}"
     );
 
-    let lifted = server.admin_ok(&["user", "quota", &server.email, "none"]);
-    assert!(lifted.contains("lifted"), "{lifted}");
-    let out = Transcript(python_client(&server, SESSION, &["unlimited"]));
+    let out = session_with_quota(&server, "none", "lifted", "unlimited");
     assert_eq!(
         out.line("root-unlimited"),
         "root-unlimited ('OK', [[b'\"INBOX\"'], [None]])"
     );
-    assert!(
-        out.line("quota-unlimited").contains("'NO'")
-            && out.line("quota-unlimited").contains("NONEXISTENT"),
-        "{out}"
-    );
+    common::assert_contains_all(&out.line("quota-unlimited"), &["'NO'", "NONEXISTENT"]);
     assert!(out.line("root-missing").contains("NONEXISTENT"), "{out}");
 }

@@ -211,6 +211,9 @@ fn imaplib_generates_fetches_and_revokes_urlauth_urls() {
         "resetkey-mechanism BAD [URLMECH INTERNAL] XY.Z-UNKNOWN mechanism invalid".to_owned(),
         "resetkey-missing NO [NONEXISTENT] No such mailbox".to_owned(),
         "urlfetch-empty BAD Expected a URL".to_owned(),
+        // What B's CATENATE of A's parts holds (RFC 4469 §5).
+        r"catenated Subject: Quarterly report\r\n\r\nhello!".to_owned(),
+        "catenated-anonymous revenue 42".to_owned(),
     ];
     for line in &expected {
         let label = line.split(' ').next().unwrap_or(line);
@@ -240,23 +243,14 @@ fn imaplib_generates_fetches_and_revokes_urlauth_urls() {
             .ends_with(r#"" NIL | OK URLFETCH completed"#),
         "{out}"
     );
-    // RFC 4469 §5 with URLAUTH: B builds a message from A's parts; a bad MAC is BADURL.
+    // RFC 4469 §5 with URLAUTH: B builds a message from A's parts (what the messages hold
+    // is in the table above); a bad MAC is BADURL.
     assert!(
         out.line("catenate").starts_with("catenate OK [APPENDUID "),
         "{out}"
     );
-    assert_eq!(
-        out.line("catenated"),
-        r"catenated Subject: Quarterly report\r\n\r\nhello!",
-        "{out}"
-    );
     assert!(
         out.line("catenate-anonymous").contains(" OK [APPENDUID "),
-        "{out}"
-    );
-    assert_eq!(
-        out.line("catenated-anonymous"),
-        "catenated-anonymous revenue 42",
         "{out}"
     );
     assert!(

@@ -196,6 +196,7 @@ impl Store {
                 set_sqlite_connection_options(&mut write_conn).await?;
                 SQLITE_MIGRATIONS.run(&mut write_conn).await?;
                 messages::backfill_unfolded_headers(&mut write_conn).await?;
+                writer::configure_writer_connection(&mut write_conn, backend).await?;
                 let reader = AnyPoolOptions::new()
                     .max_connections(SQLITE_READ_CONNECTIONS)
                     // A connection to a file in this process has no peer to lose: the

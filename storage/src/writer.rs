@@ -67,6 +67,9 @@ pub(crate) async fn configure_writer_connection(
     conn: &mut AnyConnection,
     backend: Backend,
 ) -> sqlx::Result<()> {
+    if backend == Backend::Sqlite {
+        conn.execute(crate::fulltext::SQLITE_STAGING_TABLE).await?;
+    }
     if backend == Backend::Postgres {
         conn.execute(
             format!(
@@ -515,6 +518,12 @@ async fn commit_batch(
     commit(conn, published).await
 }
 
+/// SQLite's COMMIT, after the staged index rows go into the index.
+fn sqlite_commit_sql() -> &'static str {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| format!("{}; COMMIT", crate::fulltext::SQLITE_INDEX_STAGED_ROWS))
+}
+
 /// See `commit_batch`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Savepoint {
@@ -526,7 +535,12 @@ async fn commit(
     conn: &mut AnyConnection,
     published: Vec<Change>,
 ) -> (Result<(), String>, Vec<Change>) {
-    match conn.execute("COMMIT").await {
+    let commit = match Backend::of_connection(conn) {
+        // The index rows the batch staged (see `fulltext::SQLITE_STAGING_TABLE`).
+        Backend::Sqlite => sqlite_commit_sql(),
+        Backend::Postgres => "COMMIT",
+    };
+    match conn.execute(commit).await {
         Ok(_) => (Ok(()), published),
         Err(error) => {
             let _ = conn.execute("ROLLBACK").await;

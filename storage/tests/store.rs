@@ -753,6 +753,76 @@ async fn folded_boundary_multipart_is_stored_with_its_parts(backend: Backend) {
     );
 }
 
+/// The common delivery (one mailbox, the next UID, no queue) is stored in one round trip
+/// on SQLite (`storage/src/delivery/sqlite.rs`); each way it can be refused must leave no
+/// trace, as a delivery statement by statement leaves none.
+async fn a_refused_delivery_to_one_mailbox_leaves_nothing(backend: Backend) {
+    let f = fixture(backend).await;
+    let inbox = mailbox(&f.store, f.account, "INBOX").await;
+    let used_before = f
+        .store
+        .account(f.account)
+        .await
+        .expect("account")
+        .used_bytes;
+    let result = f
+        .store
+        .deliver(Delivery {
+            raw: message(1),
+            mailboxes: vec![storage::MailboxId(9_999)],
+            ..Delivery::default()
+        })
+        .await;
+    assert!(
+        matches!(result, Err(StoreError::NotFound { .. })),
+        "{result:?}"
+    );
+    f.store
+        .set_quota("alice@example.org", Some(used_before + 10))
+        .await
+        .expect("quota");
+    let result = f
+        .store
+        .deliver(Delivery {
+            raw: message(2),
+            mailboxes: vec![inbox.id],
+            ..Delivery::default()
+        })
+        .await;
+    assert!(matches!(result, Err(StoreError::OverQuota)), "{result:?}");
+    assert_eq!(f.store.stored_message_count().await.expect("count"), 0);
+    let after = mailbox(&f.store, f.account, "INBOX").await;
+    assert_eq!(
+        after.uid_next, inbox.uid_next,
+        "UIDNEXT moved for a refusal"
+    );
+    assert_eq!(after.highest_modseq, inbox.highest_modseq);
+    let account = f.store.account(f.account).await.expect("account");
+    assert_eq!(account.used_bytes, used_before, "a refusal was charged");
+
+    f.store
+        .set_quota("alice@example.org", None)
+        .await
+        .expect("quota");
+    let delivered = deliver(&f.store, vec![inbox.id], message(3)).await;
+    assert_eq!(
+        delivered.placed,
+        vec![(inbox.id, inbox.uid_validity, inbox.uid_next)]
+    );
+    let entries = f.store.mailbox_entries(inbox.id).await.expect("entries");
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].message, delivered.message);
+    assert_eq!(
+        f.store.raw_message(delivered.message).await.expect("raw"),
+        message(3)
+    );
+    let account = f.store.account(f.account).await.expect("account");
+    assert_eq!(account.used_bytes, used_before + message(3).len() as i64);
+    let after = mailbox(&f.store, f.account, "INBOX").await;
+    assert_eq!(after.uid_next, Uid(inbox.uid_next.0 + 1));
+    assert!(after.highest_modseq > inbox.highest_modseq);
+}
+
 async fn delivered_mail_survives_reopening_the_store(backend: Backend) {
     let place = Place::new(backend).await;
     {
@@ -2947,6 +3017,7 @@ on_both_backends!(
     concurrent_deliveries_get_distinct_ascending_uids,
     a_message_delivered_to_three_mailboxes_is_stored_once,
     delivery_failing_halfway_leaves_nothing,
+    a_refused_delivery_to_one_mailbox_leaves_nothing,
     copy_over_quota_copies_nothing_and_move_is_atomic,
     flag_store_with_unchangedsince_and_modseq_growth,
     subscribers_hear_every_kind_of_change,

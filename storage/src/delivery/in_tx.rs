@@ -1,6 +1,8 @@
-//! A prepared delivery stored inside the writer's transaction, statement by statement.
+//! A prepared delivery stored inside the writer's transaction, statement by statement
+//! (on SQLite, the common case in one round trip: `sqlite.rs`).
 
 use super::prepared::{Delivered, PreparedDelivery};
+use super::sqlite::deliver_in_one_round_trip;
 use crate::entries::{NewEntry, place, place_at};
 use crate::error::Result;
 use crate::fulltext;
@@ -10,12 +12,16 @@ use crate::queue::insert_queue_item;
 use crate::types::MessageId;
 use crate::{Backend, unix_now};
 use sqlx::AnyConnection;
+use sqlx::Row;
 
 /// Stores one prepared message and places it, inside the writer's transaction.
 pub(super) async fn deliver_in_tx(
     conn: &mut AnyConnection,
     prepared: &PreparedDelivery,
 ) -> Result<(Delivered, Vec<Change>)> {
+    if Backend::of_connection(conn) == Backend::Sqlite && prepared.fits_one_round_trip() {
+        return deliver_in_one_round_trip(conn, prepared).await;
+    }
     let delivery = &prepared.delivery;
     let size = delivery.raw.len() as i64;
     let now = unix_now();
@@ -68,7 +74,6 @@ async fn insert_message(
     prepared: &PreparedDelivery,
     now: i64,
 ) -> Result<MessageId> {
-    let delivery = &prepared.delivery;
     let columns = "raw, header, size, meta, body_text, sent_date, created_at";
     let values = "$1, $2, $3, $4, $5, $6, $7";
     let (sql, id) = match Backend::of_connection(conn) {
@@ -84,19 +89,12 @@ async fn insert_message(
             Some(next_id(conn, IdSequence::Messages).await?),
         ),
     };
-    let query = sqlx::query_scalar(&sql)
-        .bind(&delivery.raw)
-        .bind(&prepared.header[..])
-        .bind(delivery.raw.len() as i64)
-        .bind(&prepared.meta)
-        .bind(&prepared.body_text)
-        .bind(prepared.sent_date)
-        .bind(now);
+    let query = prepared.bind_message_row(sqlx::query(&sql), now);
     // PostgreSQL's statement has no `$8`.
     let query = match id {
         Some(id) => query.bind(id),
         None => query,
     };
-    let id: i64 = query.fetch_one(&mut *conn).await?;
+    let id: i64 = query.fetch_one(&mut *conn).await?.try_get(0)?;
     Ok(MessageId(id))
 }

@@ -1,11 +1,13 @@
 //! Delivery: a message stored once and placed in mailboxes and/or the outbound queue
 //! (SMTP delivery, APPEND, import), all or nothing. What IMAP needs of it is computed
 //! before the writer runs (`prepared.rs`, house rule 11); the writer job stores it
-//! (`in_tx.rs`), on PostgreSQL in one statement when it can (`postgres.rs`).
+//! (`in_tx.rs`), on PostgreSQL in one statement when it can (`postgres.rs`), on SQLite in
+//! one round trip to the connection's thread when it can (`sqlite.rs`).
 
 mod in_tx;
 mod postgres;
 mod prepared;
+mod sqlite;
 
 pub(crate) use prepared::PreparedDelivery;
 pub use prepared::{Delivered, Delivery, crlf_line_ends};

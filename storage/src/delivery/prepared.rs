@@ -51,7 +51,28 @@ pub(crate) struct PreparedDelivery {
     pub(super) sent_date: Option<i64>,
 }
 
+/// A statement of the `messages` row with its arguments bound so far.
+pub(super) type MessageRowQuery<'q> =
+    sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
+
 impl PreparedDelivery {
+    /// Binds the columns of its `messages` row, as the next seven arguments: raw,
+    /// header, size, meta, body_text, sent_date, created_at (`now`).
+    pub(super) fn bind_message_row<'q>(
+        &'q self,
+        query: MessageRowQuery<'q>,
+        now: i64,
+    ) -> MessageRowQuery<'q> {
+        query
+            .bind(&self.delivery.raw)
+            .bind(&self.header[..])
+            .bind(self.delivery.raw.len() as i64)
+            .bind(&self.meta)
+            .bind(&self.body_text)
+            .bind(self.sent_date)
+            .bind(now)
+    }
+
     pub(crate) async fn new(delivery: Delivery) -> Result<Self> {
         if delivery.mailboxes.is_empty() && delivery.outbound.is_none() {
             return Err(StoreError::invalid(

@@ -877,4 +877,37 @@ mod tests {
         let database = crate::test_postgres::PostgresDatabase::create().await;
         a_batch_keeps_each_job_all_or_nothing(&database.url, Backend::Postgres).await;
     }
+
+    /// Queued jobs join a batch while the locks it holds cover theirs, in their order; the
+    /// first that needs another lock waits for the next batch, and so do those after it.
+    #[test]
+    fn jobs_join_while_the_held_locks_cover_theirs() {
+        let account = |n: i64| LockKey::account(AccountId(n));
+        let (sender, mut receiver) = mpsc::unbounded_channel();
+        for (n, keys) in [
+            (1, vec![account(1)]),
+            (2, vec![]),
+            (3, vec![account(1), account(2)]),
+            (4, vec![account(1)]),
+        ] {
+            let (mut queued, _answer) = job(Undo::Savepoint, n, None);
+            queued.keys = keys.into_iter().collect();
+            sender.send(queued).expect("queued");
+        }
+        let held: BTreeSet<LockKey> = [account(1)].into();
+        let mut carried = None;
+        let mut batch = Vec::new();
+        let mut joiners = Joiners {
+            receiver: &mut receiver,
+            carried: &mut carried,
+        };
+        assert!(joiners.join(&mut batch, &held));
+        assert_eq!(batch.len(), 2);
+        // Nothing more joins while a job waits for the next batch.
+        assert!(!joiners.join(&mut batch, &held));
+        assert_eq!(batch.len(), 2);
+        let carried = carried.expect("the job needing account 2 waits");
+        assert_eq!(carried.keys, [account(1), account(2)].into());
+        assert_eq!(receiver.try_recv().expect("still queued").keys, held);
+    }
 }

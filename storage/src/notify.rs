@@ -31,7 +31,7 @@ use crate::error::Result;
 use crate::types::{AccountId, Flags, MailboxId, ModSeq, Uid};
 use sqlx::any::AnyConnectOptions;
 use sqlx::postgres::PgListener;
-use sqlx::{AnyConnection, Connection};
+use sqlx::{AnyConnection, Connection, Executor};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
@@ -402,8 +402,15 @@ fn gather(told: Told, everything: &mut bool, mailboxes: &mut BTreeSet<(i64, i64)
     }
 }
 
-/// Sends `payloads` on [`CHANGES_CHANNEL`], each `NOTIFY` in a transaction of its own
-/// (which writes nothing to the WAL, so its commit waits for no fsync).
+/// Sends `payloads` on [`CHANGES_CHANNEL`], each `NOTIFY` in a transaction of its own.
+/// Such a transaction writes a commit record to the WAL (PostgreSQL gives it a
+/// transaction id), which its COMMIT would wait to see fsynced: one more fsync for each
+/// batch of commits, in turn with the writers'. Nothing waits on that durability: the
+/// notification names commits that are durable already, and if the server stops before
+/// it is on disk, every listener loses its connection and resyncs anyway (see the
+/// module's comment). So the notifier's connection commits without waiting for the WAL
+/// flush (`synchronous_commit = off`, for this connection only); the writers' commits
+/// stay synchronous.
 async fn send_notifications(
     conn: &mut Option<AnyConnection>,
     connect: &AnyConnectOptions,
@@ -411,7 +418,11 @@ async fn send_notifications(
 ) -> sqlx::Result<()> {
     let conn = match conn {
         Some(conn) => conn,
-        None => conn.insert(AnyConnection::connect_with(connect).await?),
+        None => {
+            let mut new = AnyConnection::connect_with(connect).await?;
+            new.execute("SET synchronous_commit = off").await?;
+            conn.insert(new)
+        }
     };
     for payload in payloads {
         sqlx::query("SELECT pg_notify($1, $2)")

@@ -17,7 +17,12 @@
 //! in it, in the one order of `locks.rs` (directory, then accounts ascending), after
 //! taking the same keys in-process ([`LocalLocks`]). Writes to different accounts run
 //! in parallel, on one node or several; writes to one account run one after another on
-//! every node. Other nodes hear of a commit by a `NOTIFY` sent after it (`notify.rs`),
+//! every node. Jobs queued on the lane while its transaction waits for its locks (held
+//! by another node) or runs join it when the locks it holds cover theirs ([`Joiners`]):
+//! they share its commit instead of waiting for one of their own. Neighbouring
+//! deliveries of a batch that `letterbox_deliver` stores go in one statement
+//! (`delivery/postgres.rs`, `deliver_many`): one round trip for all of them. Other nodes
+//! hear of a commit by a `NOTIFY` sent after it (`notify.rs`),
 //! never inside it: PostgreSQL serializes the commits of every transaction that
 //! notified, fsync included, which would make all writers of all nodes one again.
 //!
@@ -35,6 +40,9 @@
 //! - Nothing here touches a network socket, and no lock is held across one.
 
 use crate::Backend;
+use crate::delivery::{
+    DELIVERIES_PER_STATEMENT, Delivered, PreparedDelivery, deliver_in_one_statement, deliver_many,
+};
 use crate::error::{Result, StoreError};
 use crate::locks::{LocalLocks, LockKey, MailboxOwners, Scope, postgres_begin};
 use crate::notify::{Change, ChangeHub, Notifier};
@@ -119,8 +127,44 @@ trait ErasedJob: Send {
     /// Runs the job; the result is kept inside.
     fn run<'c>(&'c mut self, conn: &'c mut AnyConnection) -> BoxFuture<'c, Ran>;
     fn undo(&self) -> Undo;
+    /// The delivery this job stores by one call of `letterbox_deliver`, when it is one:
+    /// the lane stores neighbouring ones in one statement ([`deliver_many`]).
+    fn delivery(&self) -> Option<&PreparedDelivery> {
+        None
+    }
+    /// Keeps what that statement gave this job's delivery.
+    fn delivered(&mut self, _outcome: Result<(Delivered, Vec<Change>)>) -> Ran {
+        Ran::Failed {
+            database_error: false,
+        }
+    }
     /// Answers the caller: `Ok` when the batch committed.
     fn finish(self: Box<Self>, committed: Result<(), String>);
+}
+
+/// A job's answer: its own error, or its value once the batch committed.
+fn answer<T>(committed: Result<(), String>, outcome: Option<Result<T>>) -> Result<T> {
+    match (committed, outcome) {
+        (_, Some(Err(error))) => Err(error),
+        (Ok(()), Some(Ok(value))) => Ok(value),
+        (Err(reason), _) => Err(StoreError::CommitFailed(reason)),
+        (Ok(()), None) => Err(StoreError::WriterStopped),
+    }
+}
+
+/// What running a job gave: kept for its answer, the changes handed on.
+fn kept<T>(outcome: Result<(T, Vec<Change>)>, kept: &mut Option<Result<T>>) -> Ran {
+    match outcome {
+        Ok((value, changes)) => {
+            *kept = Some(Ok(value));
+            Ran::Done(changes)
+        }
+        Err(error) => {
+            let database_error = matches!(error, StoreError::Database(_));
+            *kept = Some(Err(error));
+            Ran::Failed { database_error }
+        }
+    }
 }
 
 /// A job's work: it writes on the writer's connection, inside the batch's transaction,
@@ -155,17 +199,10 @@ impl<T: Send + 'static> ErasedJob for TypedJob<T> {
                     database_error: false,
                 };
             };
-            match work(conn).await {
-                Ok(output) => {
-                    self.outcome = Some(Ok(output.value));
-                    Ran::Done(output.changes)
-                }
-                Err(error) => {
-                    let database_error = matches!(error, StoreError::Database(_));
-                    self.outcome = Some(Err(error));
-                    Ran::Failed { database_error }
-                }
-            }
+            let outcome = work(conn)
+                .await
+                .map(|output| (output.value, output.changes));
+            kept(outcome, &mut self.outcome)
         })
     }
 
@@ -174,14 +211,48 @@ impl<T: Send + 'static> ErasedJob for TypedJob<T> {
     }
 
     fn finish(self: Box<Self>, committed: Result<(), String>) {
-        let answer = match (committed, self.outcome) {
-            (_, Some(Err(error))) => Err(error),
-            (Ok(()), Some(Ok(value))) => Ok(value),
-            (Err(reason), _) => Err(StoreError::CommitFailed(reason)),
-            (Ok(()), None) => Err(StoreError::WriterStopped),
-        };
         // The caller may have gone away (connection dropped); the work is done either way.
-        let _ = self.reply.send(answer);
+        let _ = self.reply.send(answer(committed, self.outcome));
+    }
+}
+
+/// A delivery that fits `letterbox_deliver` (PostgreSQL), alone in `prepared`.
+struct DeliveryJob {
+    prepared: Arc<Vec<PreparedDelivery>>,
+    outcome: Option<Result<Delivered>>,
+    reply: oneshot::Sender<Result<Delivered>>,
+}
+
+impl ErasedJob for DeliveryJob {
+    fn run<'c>(&'c mut self, conn: &'c mut AnyConnection) -> BoxFuture<'c, Ran> {
+        Box::pin(async move {
+            let prepared = Arc::clone(&self.prepared);
+            let Some(one) = prepared.first() else {
+                return Ran::Failed {
+                    database_error: false,
+                };
+            };
+            let outcome = deliver_in_one_statement(conn, one).await;
+            kept(outcome, &mut self.outcome)
+        })
+    }
+
+    fn undo(&self) -> Undo {
+        // `letterbox_deliver` undoes itself when it refuses.
+        Undo::ByItself
+    }
+
+    fn delivery(&self) -> Option<&PreparedDelivery> {
+        self.prepared.first()
+    }
+
+    fn delivered(&mut self, outcome: Result<(Delivered, Vec<Change>)>) -> Ran {
+        kept(outcome, &mut self.outcome)
+    }
+
+    fn finish(self: Box<Self>, committed: Result<(), String>) {
+        // The caller may have gone away (connection dropped); the work is done either way.
+        let _ = self.reply.send(answer(committed, self.outcome));
     }
 }
 
@@ -277,15 +348,21 @@ impl Writer {
         self.queue(scope, Undo::Savepoint, work).await
     }
 
-    /// [`Writer::run`] for work that leaves nothing behind when it returns an error
-    /// other than [`StoreError::Database`]: it runs without a savepoint (two round trips
-    /// fewer on PostgreSQL). A database error fails the whole batch.
-    pub async fn run_self_undoing<T: Send + 'static>(
+    /// PostgreSQL: stores the one delivery of `prepared`, which fits `letterbox_deliver`
+    /// (`fits_one_statement`); the lane may store it in one statement with others.
+    pub async fn deliver(
         &self,
         scope: Scope,
-        work: impl Work<T>,
-    ) -> Result<T> {
-        self.queue(scope, Undo::ByItself, work).await
+        prepared: Arc<Vec<PreparedDelivery>>,
+    ) -> Result<Delivered> {
+        let (reply, answer) = oneshot::channel();
+        let job = DeliveryJob {
+            prepared,
+            outcome: None,
+            reply,
+        };
+        self.send(scope, Box::new(job)).await?;
+        answer.await.map_err(|_| StoreError::WriterStopped)?
     }
 
     async fn queue<T: Send + 'static>(
@@ -294,11 +371,6 @@ impl Writer {
         undo: Undo,
         work: impl Work<T>,
     ) -> Result<T> {
-        let keys = match &self.locks {
-            Some(lookup) => lookup.owners.keys(&lookup.reader, scope).await?,
-            None => BTreeSet::new(),
-        };
-        let lane = &self.lanes[lane_of(&keys, self.lanes.len())];
         let (reply, answer) = oneshot::channel();
         let job = TypedJob {
             work: Some(Box::new(work)),
@@ -306,12 +378,19 @@ impl Writer {
             outcome: None,
             reply,
         };
-        lane.send(Queued {
-            job: Box::new(job),
-            keys,
-        })
-        .map_err(|_| StoreError::WriterStopped)?;
+        self.send(scope, Box::new(job)).await?;
         answer.await.map_err(|_| StoreError::WriterStopped)?
+    }
+
+    /// Queues `job` on the lane of its locks.
+    async fn send(&self, scope: Scope, job: Box<dyn ErasedJob>) -> Result<()> {
+        let keys = match &self.locks {
+            Some(lookup) => lookup.owners.keys(&lookup.reader, scope).await?,
+            None => BTreeSet::new(),
+        };
+        let lane = &self.lanes[lane_of(&keys, self.lanes.len())];
+        lane.send(Queued { job, keys })
+            .map_err(|_| StoreError::WriterStopped)
     }
 }
 
@@ -369,9 +448,18 @@ struct Lane {
 
 async fn run_lane(mut lane: Lane, mut receiver: mpsc::UnboundedReceiver<Queued>) {
     let mut batch: Vec<Queued> = Vec::new();
-    // recv() returns None once every Store handle is dropped: the writer ends after
-    // finishing what it was given, so shutdown never loses an accepted job.
-    while let Some(first) = receiver.recv().await {
+    // A job that could not join the last batch late (see `Joiners`): the next one's first.
+    let mut carried: Option<Queued> = None;
+    loop {
+        let first = match carried.take() {
+            Some(queued) => queued,
+            // recv() returns None once every Store handle is dropped: the writer ends
+            // after finishing what it was given, so shutdown never loses an accepted job.
+            None => match receiver.recv().await {
+                Some(queued) => queued,
+                None => break,
+            },
+        };
         batch.push(first);
         while batch.len() < MAX_JOBS_PER_COMMIT {
             match receiver.try_recv() {
@@ -384,8 +472,15 @@ async fn run_lane(mut lane: Lane, mut receiver: mpsc::UnboundedReceiver<Queued>)
             Some(locks) => Some(locks.acquire(&keys).await),
             None => None,
         };
+        // PostgreSQL: jobs queued while the transaction waited for its locks or ran join
+        // it when those locks cover theirs. (SQLite's one writer waits on no lock.)
+        let joiners = lane.local_locks.is_some().then_some(Joiners {
+            receiver: &mut receiver,
+            carried: &mut carried,
+        });
         let started = std::time::Instant::now();
-        let (committed, published) = commit_batch(&mut lane.database, &mut batch, &keys).await;
+        let (committed, published) =
+            commit_batch(&mut lane.database, &mut batch, &keys, joiners).await;
         metrics::histogram!(crate::COMMIT_SECONDS).record(started.elapsed().as_secs_f64());
         match &committed {
             Ok(()) => {
@@ -413,17 +508,43 @@ async fn run_lane(mut lane: Lane, mut receiver: mpsc::UnboundedReceiver<Queued>)
     let _ = lane.database.conn.close().await;
 }
 
-/// Runs a batch in one transaction holding `keys` (PostgreSQL) and commits it; returns
-/// the changes of the jobs that succeeded.
+/// Jobs that may join a batch once its transaction holds its locks (PostgreSQL): those
+/// queued on the lane meanwhile whose locks the batch holds already. The transaction
+/// still takes every lock in its first round trip, and a joiner shares its commit
+/// instead of waiting for a whole transaction of its own (on several nodes, that of
+/// another node holding one of the locks too).
+struct Joiners<'a> {
+    receiver: &'a mut mpsc::UnboundedReceiver<Queued>,
+    /// The first job that needed another lock; the lane's next batch starts with it, so
+    /// jobs start in the order they were queued, except that joiners go first.
+    carried: &'a mut Option<Queued>,
+}
+
+impl Joiners<'_> {
+    /// Moves the queued jobs that `held` covers into `batch`, in their order, up to
+    /// [`MAX_JOBS_PER_COMMIT`]; true when any joined.
+    fn join(&mut self, batch: &mut Vec<Queued>, held: &BTreeSet<LockKey>) -> bool {
+        let before = batch.len();
+        while self.carried.is_none() && batch.len() < MAX_JOBS_PER_COMMIT {
+            match self.receiver.try_recv() {
+                Ok(queued) if queued.keys.is_subset(held) => batch.push(queued),
+                Ok(queued) => *self.carried = Some(queued),
+                Err(_) => break,
+            }
+        }
+        batch.len() > before
+    }
+}
+
+/// Runs a batch in one transaction holding `keys` (PostgreSQL) and commits it, with the
+/// `joiners` that come meanwhile; returns the changes of the jobs that succeeded.
 async fn commit_batch(
     database: &mut Database,
-    batch: &mut [Queued],
+    batch: &mut Vec<Queued>,
     keys: &BTreeSet<LockKey>,
+    mut joiners: Option<Joiners<'_>>,
 ) -> (Result<(), String>, Vec<Change>) {
     let mut published = Vec::new();
-    // A job alone needs no savepoint: if it fails, the whole transaction is its own and
-    // is rolled back (on PostgreSQL two round trips fewer).
-    let alone = batch.len() == 1;
     let mut begin_sql = match database.backend {
         // BEGIN IMMEDIATE takes the write lock now, so another process (the admin CLI)
         // waits on busy_timeout instead of failing halfway.
@@ -434,7 +555,7 @@ async fn commit_batch(
     // Where the savepoint `job` is: the state after the last job that succeeded (Fresh),
     // or before it (Stale). A job that needs one runs after a fresh one.
     let mut savepoint = None;
-    if !alone
+    if batch.len() > 1
         && batch
             .first()
             .is_some_and(|q| q.job.undo() == Undo::Savepoint)
@@ -452,8 +573,15 @@ async fn commit_batch(
             return (Err(error.to_string()), published);
         }
     }
+    if let Some(joiners) = &mut joiners {
+        joiners.join(batch, keys);
+    }
     let conn = &mut database.conn;
-    if alone && let Some(queued) = batch.first_mut() {
+    // A job alone needs no savepoint: if it fails, the whole transaction is its own and
+    // is rolled back (on PostgreSQL two round trips fewer).
+    if batch.len() == 1
+        && let Some(queued) = batch.first_mut()
+    {
         return match queued.job.run(conn).await {
             Ran::Done(changes) => {
                 published.extend(changes);
@@ -466,53 +594,102 @@ async fn commit_batch(
             }
         };
     }
-    for queued in batch.iter_mut() {
-        let undo = queued.job.undo();
-        if undo == Undo::Savepoint && savepoint != Some(Savepoint::Fresh) {
-            let set = match savepoint {
-                Some(_) => "RELEASE job; SAVEPOINT job",
-                None => "SAVEPOINT job",
+    let mut at = 0;
+    loop {
+        while at < batch.len() {
+            // Neighbouring deliveries by `letterbox_deliver`: one statement.
+            let group = batch
+                .get(at..)
+                .unwrap_or_default()
+                .iter()
+                .take(DELIVERIES_PER_STATEMENT)
+                .take_while(|q| q.job.delivery().is_some())
+                .count();
+            if group > 1 {
+                let jobs = batch.get_mut(at..at + group).unwrap_or_default();
+                at += group;
+                let deliveries: Vec<&PreparedDelivery> =
+                    jobs.iter().filter_map(|q| q.job.delivery()).collect();
+                let outcomes = deliver_many(conn, &deliveries).await;
+                let mut failed = outcomes.is_err();
+                for (queued, outcome) in jobs.iter_mut().zip(outcomes.into_iter().flatten()) {
+                    match queued.job.delivered(outcome) {
+                        Ran::Done(changes) => {
+                            published.extend(changes);
+                            if savepoint.is_some() {
+                                savepoint = Some(Savepoint::Stale);
+                            }
+                        }
+                        Ran::Failed { database_error } => failed |= database_error,
+                    }
+                }
+                if failed {
+                    let _ = conn.execute("ROLLBACK").await;
+                    return (
+                        Err("a job's statement failed the batch's transaction".to_owned()),
+                        Vec::new(),
+                    );
+                }
+                continue;
+            }
+            let Some(queued) = batch.get_mut(at) else {
+                break;
             };
-            if let Err(error) = conn.execute(set).await {
+            at += 1;
+            let undo = queued.job.undo();
+            if undo == Undo::Savepoint && savepoint != Some(Savepoint::Fresh) {
+                let set = match savepoint {
+                    Some(_) => "RELEASE job; SAVEPOINT job",
+                    None => "SAVEPOINT job",
+                };
+                if let Err(error) = conn.execute(set).await {
+                    let _ = conn.execute("ROLLBACK").await;
+                    return (Err(error.to_string()), Vec::new());
+                }
+                savepoint = Some(Savepoint::Fresh);
+            }
+            let undone = match (queued.job.run(conn).await, undo) {
+                (Ran::Done(changes), _) => {
+                    published.extend(changes);
+                    if savepoint.is_some() {
+                        savepoint = Some(Savepoint::Stale);
+                    }
+                    Ok(())
+                }
+                // ROLLBACK TO keeps the savepoint, fresh again.
+                (Ran::Failed { .. }, Undo::Savepoint) => {
+                    conn.execute("ROLLBACK TO job").await.map(drop)
+                }
+                (
+                    Ran::Failed {
+                        database_error: false,
+                    },
+                    Undo::ByItself,
+                ) => Ok(()),
+                (
+                    Ran::Failed {
+                        database_error: true,
+                    },
+                    Undo::ByItself,
+                ) => {
+                    let _ = conn.execute("ROLLBACK").await;
+                    return (
+                        Err("a job's statement failed the batch's transaction".to_owned()),
+                        Vec::new(),
+                    );
+                }
+            };
+            if let Err(error) = undone {
                 let _ = conn.execute("ROLLBACK").await;
                 return (Err(error.to_string()), Vec::new());
             }
-            savepoint = Some(Savepoint::Fresh);
         }
-        let undone = match (queued.job.run(conn).await, undo) {
-            (Ran::Done(changes), _) => {
-                published.extend(changes);
-                if savepoint.is_some() {
-                    savepoint = Some(Savepoint::Stale);
-                }
-                Ok(())
-            }
-            // ROLLBACK TO keeps the savepoint, fresh again.
-            (Ran::Failed { .. }, Undo::Savepoint) => {
-                conn.execute("ROLLBACK TO job").await.map(drop)
-            }
-            (
-                Ran::Failed {
-                    database_error: false,
-                },
-                Undo::ByItself,
-            ) => Ok(()),
-            (
-                Ran::Failed {
-                    database_error: true,
-                },
-                Undo::ByItself,
-            ) => {
-                let _ = conn.execute("ROLLBACK").await;
-                return (
-                    Err("a job's statement failed the batch's transaction".to_owned()),
-                    Vec::new(),
-                );
-            }
-        };
-        if let Err(error) = undone {
-            let _ = conn.execute("ROLLBACK").await;
-            return (Err(error.to_string()), Vec::new());
+        // Jobs queued while these ran share their commit.
+        let joined = joiners
+            .as_mut()
+            .is_some_and(|joiners| joiners.join(batch, keys));
+        if !joined {
+            break;
         }
     }
     commit(conn, published).await
@@ -615,7 +792,7 @@ mod tests {
         jobs: Vec<(Queued, Answer)>,
     ) -> (Vec<Result<i64>>, Vec<i64>) {
         let (mut batch, answers): (Vec<_>, Vec<_>) = jobs.into_iter().unzip();
-        let (committed, _) = commit_batch(database, &mut batch, &BTreeSet::new()).await;
+        let (committed, _) = commit_batch(database, &mut batch, &BTreeSet::new(), None).await;
         for queued in batch {
             queued.job.finish(committed.clone());
         }
@@ -713,5 +890,38 @@ mod tests {
         sqlx::any::install_default_drivers();
         let database = crate::test_postgres::PostgresDatabase::create().await;
         a_batch_keeps_each_job_all_or_nothing(&database.url, Backend::Postgres).await;
+    }
+
+    /// Queued jobs join a batch while the locks it holds cover theirs, in their order; the
+    /// first that needs another lock waits for the next batch, and so do those after it.
+    #[test]
+    fn jobs_join_while_the_held_locks_cover_theirs() {
+        let account = |n: i64| LockKey::account(AccountId(n));
+        let (sender, mut receiver) = mpsc::unbounded_channel();
+        for (n, keys) in [
+            (1, vec![account(1)]),
+            (2, vec![]),
+            (3, vec![account(1), account(2)]),
+            (4, vec![account(1)]),
+        ] {
+            let (mut queued, _answer) = job(Undo::Savepoint, n, None);
+            queued.keys = keys.into_iter().collect();
+            sender.send(queued).expect("queued");
+        }
+        let held: BTreeSet<LockKey> = [account(1)].into();
+        let mut carried = None;
+        let mut batch = Vec::new();
+        let mut joiners = Joiners {
+            receiver: &mut receiver,
+            carried: &mut carried,
+        };
+        assert!(joiners.join(&mut batch, &held));
+        assert_eq!(batch.len(), 2);
+        // Nothing more joins while a job waits for the next batch.
+        assert!(!joiners.join(&mut batch, &held));
+        assert_eq!(batch.len(), 2);
+        let carried = carried.expect("the job needing account 2 waits");
+        assert_eq!(carried.keys, [account(1), account(2)].into());
+        assert_eq!(receiver.try_recv().expect("still queued").keys, held);
     }
 }

@@ -1,8 +1,9 @@
 //! Delivery: a message stored once and placed in mailboxes and/or the outbound queue
 //! (SMTP delivery, APPEND, import), all or nothing. What IMAP needs of it is computed
 //! before the writer runs (`prepared.rs`, house rule 11); the writer job stores it
-//! (`in_tx.rs`), on PostgreSQL in one statement when it can (`postgres.rs`), on SQLite in
-//! one round trip to the connection's thread when it can (`sqlite.rs`).
+//! (`in_tx.rs`), on PostgreSQL in one statement when it can (`postgres.rs`), which the
+//! writer may share with the deliveries next to it in its batch (`writer.rs`), on SQLite
+//! in one round trip to the connection's thread when it can (`sqlite.rs`).
 
 mod in_tx;
 mod postgres;
@@ -17,7 +18,7 @@ use crate::locks::Scope;
 use crate::writer::JobOutput;
 use crate::{Backend, Store};
 use in_tx::deliver_in_tx;
-use postgres::deliver_in_one_statement;
+pub(crate) use postgres::{DELIVERIES_PER_STATEMENT, deliver_in_one_statement, deliver_many};
 use std::sync::Arc;
 
 impl Store {
@@ -68,15 +69,8 @@ impl Store {
             && self.backend == Backend::Postgres
             && one.fits_one_statement()
         {
-            self.writer
-                .run_self_undoing(scope, move |conn| {
-                    Box::pin(async move {
-                        let one = in_writer.first().ok_or(StoreError::WriterStopped)?;
-                        let (delivered, changes) = deliver_in_one_statement(conn, one).await?;
-                        Ok(JobOutput::new(vec![delivered], changes))
-                    })
-                })
-                .await?
+            // The writer may store it in one statement with others (`deliver_many`).
+            vec![self.writer.deliver(scope, in_writer).await?]
         } else {
             self.deliver_with_savepoint(scope, in_writer).await?
         };

@@ -818,6 +818,20 @@ mod tests {
         conn.execute("CREATE TABLE t (n BIGINT NOT NULL)")
             .await
             .expect("table");
+        if backend == Backend::Sqlite {
+            // A SQLite COMMIT first indexes the rows the batch staged
+            // (`fulltext::SQLITE_INDEX_STAGED_ROWS`): the tables it reads, as a writer
+            // connection of a migrated store has them.
+            conn.execute(
+                "CREATE TABLE messages (id INTEGER PRIMARY KEY);
+                 CREATE VIRTUAL TABLE message_fulltext USING fts5(body, headers)",
+            )
+            .await
+            .expect("index tables");
+        }
+        configure_writer_connection(&mut conn, backend)
+            .await
+            .expect("configure");
         let mut database = Database {
             conn,
             connect,

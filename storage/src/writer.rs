@@ -76,6 +76,10 @@ pub(crate) async fn configure_writer_connection(
     backend: Backend,
 ) -> sqlx::Result<()> {
     if backend == Backend::Sqlite {
+        // The staging table, and the statement journals of the jobs' savepoints, in
+        // memory: in a file (SQLite's default) each batch opened, wrote and unlinked a
+        // temporary file. Neither needs to outlive the connection.
+        conn.execute("PRAGMA temp_store = MEMORY").await?;
         conn.execute(crate::fulltext::SQLITE_STAGING_TABLE).await?;
     }
     if backend == Backend::Postgres {

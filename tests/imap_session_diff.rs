@@ -412,6 +412,16 @@ const ACCEPTED: &[Accepted] = &[
               duration of a connection.\"",
         rule: Rule::Answer(enable_when_selected),
     },
+    Accepted {
+        what: "an untagged OK without a response code while the session waits in IDLE \
+               (Dovecot's keepalive `* OK Still here`, sent when its timer fires: on a \
+               loaded machine within a scenario)",
+        rfc: "RFC 3501 §7.1.1: \"An untagged form indicates an information-only message; \
+              the nature of the information MAY be indicated by a response code.\" RFC 2177 \
+              §3: \"the server is now free to send untagged EXISTS, EXPUNGE, and other \
+              messages at any time\".",
+        rule: Rule::Answer(without_idle_keepalive),
+    },
 ];
 
 /// What one server announced in the whole scenario, for the rules that compare values
@@ -563,6 +573,19 @@ fn without_cannot_for_mutf7(context: &Context, lines: Vec<String>) -> Vec<String
     lines
         .into_iter()
         .map(|line| without_code(&line, "CANNOT]", true))
+        .collect()
+}
+
+fn without_idle_keepalive(context: &Context, lines: Vec<String>) -> Vec<String> {
+    if context.sent != IDLE_WAIT {
+        return lines;
+    }
+    lines
+        .into_iter()
+        .filter(|line| {
+            line.strip_prefix("* OK ")
+                .is_none_or(|text| text.starts_with('['))
+        })
         .collect()
 }
 

@@ -119,24 +119,25 @@ impl IndexedText {
 
 /// SQLite: the index rows that the writer's jobs wrote wait in this table of the writer
 /// connection (a TEMP table: never in the WAL, never fsynced) and go into the FTS5 table
-/// once per batch, just before COMMIT ([`SQLITE_INDEX_STAGED_ROWS`]). FTS5 writes the rows
-/// it holds in memory to a new segment of its index at every SAVEPOINT and RELEASE (it
-/// must be able to roll back to it), and the writer runs every job in a savepoint: with
-/// the rows written in the jobs, each delivery became a segment of its own and FTS5 spent
-/// its time merging them (38% of the SMTP path's instructions; flushing, merging and
-/// tokenizing together 80%). The staging table takes part in the transaction and its
+/// once per batch, just before COMMIT ([`SQLITE_INDEX_STAGED_ROWS_AND_COMMIT`]). FTS5
+/// writes the rows it holds in memory to a new segment of its index at every SAVEPOINT
+/// and RELEASE (it must be able to roll back to it), and the writer runs every job in a
+/// savepoint: with the rows written in the jobs, each delivery became a segment of its
+/// own and FTS5 spent its time merging them (38% of the SMTP path's instructions;
+/// flushing, merging and tokenizing together 80%). The staging table takes part in the transaction and its
 /// savepoints like any other, so a job rolled back leaves no staged row.
 pub(crate) const SQLITE_STAGING_TABLE: &str = "CREATE TEMP TABLE IF NOT EXISTS fulltext_staging (
      message_id INTEGER PRIMARY KEY, body TEXT NOT NULL, headers TEXT NOT NULL)";
 
-/// SQLite: the staged index rows into the index, in the batch's transaction before its
-/// COMMIT. A message deleted in the batch after its row was staged gets no index row (its
-/// id is never used again: `id_sequence.rs`).
-pub(crate) const SQLITE_INDEX_STAGED_ROWS: &str =
+/// SQLite: the COMMIT of a writer batch, after its staged index rows go into the index.
+/// A message deleted in the batch after its row was staged gets no index row (its id is
+/// never used again: `id_sequence.rs`).
+pub(crate) const SQLITE_INDEX_STAGED_ROWS_AND_COMMIT: &str =
     "INSERT INTO message_fulltext (rowid, body, headers)
          SELECT s.message_id, s.body, s.headers FROM temp.fulltext_staging s
          JOIN messages m ON m.id = s.message_id;
-     DELETE FROM temp.fulltext_staging";
+     DELETE FROM temp.fulltext_staging;
+     COMMIT";
 
 /// Stores what the index keeps of a new message (or marks it pending when `text` is
 /// `None`), in the transaction that stores the message (on SQLite staged until the

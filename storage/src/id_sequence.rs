@@ -31,6 +31,19 @@ impl IdSequence {
     }
 }
 
+/// SQLite: the UPDATE that takes the next id of `sequence` (see [`next_id`]), its row
+/// named by `name` (a bound parameter, or the quoted name); with no RETURNING clause, for
+/// the caller to add the one it needs.
+pub(crate) fn sqlite_take_id(sequence: IdSequence, name: &str) -> String {
+    let table = sequence.table();
+    format!(
+        "UPDATE id_sequences
+         SET last_id = (SELECT CASE WHEN COALESCE(MAX(id), 0) > last_id THEN MAX(id) ELSE last_id END
+                        FROM {table}) + 1
+         WHERE name = {name}"
+    )
+}
+
 /// An id never used before in `sequence`'s table. SQLite: one more than both the last
 /// one handed out and the largest in the table, so a row written without the sequence
 /// cannot collide either; inside a writer job, the UPDATE holds the row until commit.
@@ -43,12 +56,7 @@ pub(crate) async fn next_id(conn: &mut AnyConnection, sequence: IdSequence) -> R
     let backend = Backend::of_connection(conn);
     let sql = match backend {
         Backend::Postgres => format!("SELECT nextval('{table}_id_seq')"),
-        Backend::Sqlite => format!(
-            "UPDATE id_sequences
-             SET last_id = (SELECT CASE WHEN COALESCE(MAX(id), 0) > last_id THEN MAX(id) ELSE last_id END
-                            FROM {table}) + 1
-             WHERE name = $1 RETURNING last_id"
-        ),
+        Backend::Sqlite => format!("{} RETURNING last_id", sqlite_take_id(sequence, "$1")),
     };
     let query = sqlx::query_scalar(&sql);
     let query = match backend {

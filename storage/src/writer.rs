@@ -699,12 +699,6 @@ async fn commit_batch(
     commit(conn, published).await
 }
 
-/// SQLite's COMMIT, after the staged index rows go into the index.
-fn sqlite_commit_sql() -> &'static str {
-    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    SQL.get_or_init(|| format!("{}; COMMIT", crate::fulltext::SQLITE_INDEX_STAGED_ROWS))
-}
-
 /// See `commit_batch`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Savepoint {
@@ -718,7 +712,7 @@ async fn commit(
 ) -> (Result<(), String>, Vec<Change>) {
     let commit = match Backend::of_connection(conn) {
         // The index rows the batch staged (see `fulltext::SQLITE_STAGING_TABLE`).
-        Backend::Sqlite => sqlite_commit_sql(),
+        Backend::Sqlite => crate::fulltext::SQLITE_INDEX_STAGED_ROWS_AND_COMMIT,
         Backend::Postgres => "COMMIT",
     };
     match conn.execute(commit).await {
@@ -824,7 +818,7 @@ mod tests {
             .expect("table");
         if backend == Backend::Sqlite {
             // A SQLite COMMIT first indexes the rows the batch staged
-            // (`fulltext::SQLITE_INDEX_STAGED_ROWS`): the tables it reads, as a writer
+            // (`fulltext::SQLITE_INDEX_STAGED_ROWS_AND_COMMIT`): the tables it reads, as a writer
             // connection of a migrated store has them.
             conn.execute(
                 "CREATE TABLE messages (id INTEGER PRIMARY KEY);

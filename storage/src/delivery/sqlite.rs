@@ -14,6 +14,7 @@
 
 use super::prepared::{Delivered, PreparedDelivery};
 use crate::error::{Result, StoreError};
+use crate::id_sequence::{IdSequence, sqlite_take_id};
 use crate::notify::{Change, ChangeKind};
 use crate::types::{AccountId, MessageId, ModSeq, Uid, UidValidity};
 use crate::unix_now;
@@ -28,14 +29,7 @@ impl PreparedDelivery {
     }
 }
 
-/// The message's id, as `id_sequence::next_id` takes it (one more than both the last id
-/// handed out and the largest in the table); the row is held by the writer's transaction.
-const TAKE_MESSAGE_ID: &str = "UPDATE id_sequences
-     SET last_id = (SELECT CASE WHEN COALESCE(MAX(id), 0) > last_id THEN MAX(id) ELSE last_id END
-                    FROM messages) + 1
-     WHERE name = 'messages' RETURNING 'id', last_id, 0, 0, 0";
-
-/// The id taken by [`TAKE_MESSAGE_ID`], inside the same query.
+/// The id the query's first statement took (`id_sequence::sqlite_take_id`).
 const MESSAGE_ID: &str = "(SELECT last_id FROM id_sequences WHERE name = 'messages')";
 
 /// Arguments: $1 raw, $2 header, $3 size, $4 meta, $5 body_text, $6 sent_date, $7 now,
@@ -51,8 +45,11 @@ fn statements(indexed: bool) -> String {
         // Over MAX_INDEXED_TEXT_BYTES: searched without the index (fulltext.rs).
         format!("INSERT INTO fulltext_pending (message_id) VALUES ({MESSAGE_ID})")
     };
+    // The message's id, as `id_sequence::next_id` takes it; the row is held by the
+    // writer's transaction.
+    let take_message_id = sqlite_take_id(IdSequence::Messages, "'messages'");
     format!(
-        "{TAKE_MESSAGE_ID};
+        "{take_message_id} RETURNING 'id', last_id, 0, 0, 0;
          INSERT INTO messages (id, raw, header, size, meta, body_text, sent_date, created_at)
              VALUES ({MESSAGE_ID}, $1, $2, $3, $4, $5, $6, $7);
          {index_row};

@@ -1670,6 +1670,51 @@ async fn postgres_connections_dropped_by_the_server_come_back() {
     assert!(resync.concerns(inbox.id));
 }
 
+/// PostgreSQL migration 0014: a message's large values are stored compressed with lz4
+/// where the server has it (Debian's has), pglz where it has not; they read back alike.
+#[tokio::test]
+async fn large_values_of_a_message_are_compressed_with_lz4_where_the_server_has_it() {
+    let database = postgres::PostgresDatabase::create().await;
+    let store = Store::open(&database.url).await.expect("open");
+    let inbox = first_inbox(&store).await;
+    // Text well over the ~2 KB TOAST threshold, and compressible.
+    let body = "the quarterly report is attached to this message\r\n".repeat(200);
+    let raw = format!("From: bob@example.net\r\nSubject: report\r\n\r\n{body}").into_bytes();
+    let delivered = deliver(&store, vec![inbox], raw.clone()).await;
+    let mut conn = sqlx::PgConnection::connect(&database.url)
+        .await
+        .expect("connect");
+    let server_has_lz4: bool = sqlx::query_scalar(
+        "SELECT 'lz4' = ANY (enumvals) FROM pg_settings WHERE name = 'default_toast_compression'",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .expect("settings");
+    let (raw_method, text_method, index_method): (String, String, String) = sqlx::query_as(
+        "SELECT pg_column_compression(m.raw), pg_column_compression(m.body_text),
+                pg_column_compression(f.body)
+         FROM messages m JOIN message_fulltext f ON f.message_id = m.id WHERE m.id = $1",
+    )
+    .bind(delivered.message.0)
+    .fetch_one(&mut conn)
+    .await
+    .expect("compression");
+    let expected = if server_has_lz4 { "lz4" } else { "pglz" };
+    assert_eq!(
+        [
+            raw_method.as_str(),
+            text_method.as_str(),
+            index_method.as_str()
+        ],
+        [expected; 3]
+    );
+    let stored = store
+        .raw_messages(&[delivered.message])
+        .await
+        .expect("read");
+    assert_eq!(stored[&delivered.message], raw);
+}
+
 /// PostgreSQL migration 0010: message and mailbox ids come from sequences from then on,
 /// each going on past both the largest id in its table and the last id `id_sequences`
 /// handed out (a deleted row may have had it), and `id_sequences` still reads.

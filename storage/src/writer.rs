@@ -44,6 +44,7 @@ use crate::delivery::{
     DELIVERIES_PER_STATEMENT, Delivered, PreparedDelivery, deliver_in_one_statement, deliver_many,
 };
 use crate::error::{Result, StoreError};
+use crate::job::JobOutput;
 use crate::locks::{LocalLocks, LockKey, MailboxOwners, Scope, postgres_begin};
 use crate::notify::{Change, ChangeHub, Notifier};
 use sqlx::any::AnyConnectOptions;
@@ -92,18 +93,6 @@ pub(crate) async fn configure_writer_connection(
         .await?;
     }
     Ok(())
-}
-
-/// What a job gives back: its result and the changes to publish once committed.
-pub(crate) struct JobOutput<T> {
-    pub value: T,
-    pub changes: Vec<Change>,
-}
-
-impl<T> JobOutput<T> {
-    pub fn new(value: T, changes: Vec<Change>) -> Self {
-        JobOutput { value, changes }
-    }
 }
 
 /// How a job that fails leaves the transaction.

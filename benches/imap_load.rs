@@ -459,15 +459,9 @@ async fn iterate(
     );
 
     let t = Instant::now();
-    let fetches: Vec<Fetch> = within(timeout, async {
-        session
-            .fetch("1:*", HEADER_FETCH)
-            .await?
-            .try_collect()
-            .await
-    })
-    .await
-    .with_context(|| format!("FETCH 1:* {HEADER_FETCH}"))?;
+    let fetches: Vec<Fetch> = all_within(timeout, session.fetch("1:*", HEADER_FETCH))
+        .await
+        .with_context(|| format!("FETCH 1:* {HEADER_FETCH}"))?;
     stats.record(Command::Fetch, t);
     // Unsolicited FETCH responses (flags changed by other clients) may come along: count only
     // the answers to this command.
@@ -488,15 +482,9 @@ async fn iterate(
     wanted.dedup();
     let set = join(&wanted);
     let t = Instant::now();
-    let fetches: Vec<Fetch> = within(timeout, async {
-        session
-            .uid_fetch(&set, "(BODY.PEEK[])")
-            .await?
-            .try_collect()
-            .await
-    })
-    .await
-    .with_context(|| format!("UID FETCH {set} (BODY.PEEK[])"))?;
+    let fetches: Vec<Fetch> = all_within(timeout, session.uid_fetch(&set, "(BODY.PEEK[])"))
+        .await
+        .with_context(|| format!("UID FETCH {set} (BODY.PEEK[])"))?;
     stats.record(Command::UidFetch, t);
     for uid in &wanted {
         let body = fetches
@@ -511,28 +499,16 @@ async fn iterate(
         );
     }
 
-    let topic = (iteration as usize + client) % TOPICS.len();
-    let (word, _) = TOPICS[topic];
-    let expected = count_of(load.messages, TOPICS.len(), topic);
-    search(
-        session,
-        load,
-        stats,
-        &format!("SUBJECT \"{word}\""),
-        Some(expected),
-    )
-    .await?;
-    let sender = (iteration as usize + client) % SENDERS.len();
-    let (name, _) = SENDERS[sender];
-    let expected = count_of(load.messages, SENDERS.len(), sender);
-    search(
-        session,
-        load,
-        stats,
-        &format!("FROM \"{name}\""),
-        Some(expected),
-    )
-    .await?;
+    // A subject word and a sender, each the next of its table for this client; setup
+    // message `n` took entry `n % len` of each, so SEARCH must find exactly that many.
+    let tables: [(&str, &[(&str, &str)]); 2] = [("SUBJECT", &TOPICS), ("FROM", &SENDERS)];
+    for (key, table) in tables {
+        let index = (iteration as usize + client) % table.len();
+        let (word, _) = table[index];
+        let expected = count_of(load.messages, table.len(), index);
+        let criteria = format!("{key} \"{word}\"");
+        search(session, load, stats, &criteria, Some(expected)).await?;
+    }
     search(session, load, stats, "UNSEEN", None).await?;
 
     let uid = base[random.below(base.len())];
@@ -546,15 +522,9 @@ async fn iterate(
     stats.record(Command::Append, t);
     store(session, load, stats, new_uid, "+FLAGS (\\Deleted)").await?;
     let t = Instant::now();
-    let expunged: Vec<u32> = within(timeout, async {
-        session
-            .uid_expunge(new_uid.to_string())
-            .await?
-            .try_collect()
-            .await
-    })
-    .await
-    .with_context(|| format!("UID EXPUNGE {new_uid}"))?;
+    let expunged: Vec<u32> = all_within(timeout, session.uid_expunge(new_uid.to_string()))
+        .await
+        .with_context(|| format!("UID EXPUNGE {new_uid}"))?;
     stats.record(Command::UidExpunge, t);
     // Other clients' expunges may be reported here too; ours must be among them.
     ensure!(
@@ -594,15 +564,9 @@ async fn store(
     change: &str,
 ) -> Result<()> {
     let t = Instant::now();
-    let _: Vec<Fetch> = within(load.timeout, async {
-        session
-            .uid_store(uid.to_string(), change)
-            .await?
-            .try_collect()
-            .await
-    })
-    .await
-    .with_context(|| format!("UID STORE {uid} {change}"))?;
+    let _: Vec<Fetch> = all_within(load.timeout, session.uid_store(uid.to_string(), change))
+        .await
+        .with_context(|| format!("UID STORE {uid} {change}"))?;
     stats.record(Command::UidStore, t);
     Ok(())
 }
@@ -710,6 +674,17 @@ async fn within<T>(
     Ok(tokio::time::timeout(timeout, call)
         .await
         .with_context(|| format!("no reply within {timeout:?}"))??)
+}
+
+/// Like [`within`], for a command answered by a stream of responses: all of them.
+async fn all_within<T, S>(
+    timeout: Duration,
+    call: impl Future<Output = async_imap::error::Result<S>>,
+) -> Result<Vec<T>>
+where
+    S: futures::Stream<Item = async_imap::error::Result<T>>,
+{
+    within(timeout, async { call.await?.try_collect().await }).await
 }
 
 /// How many of `0..messages` are `index` modulo `modulus`.

@@ -120,7 +120,8 @@ const MESSAGES: &[(&str, &[u8])] = &[
     ("cat-mid", b"\r\n--cat\r\n"),
     ("cat-tail", b"\r\n--cat--\r\n"),
     // An annotation value (RFC 5464) on two lines, sent as a literal.
-    ("note", b"A note\r\non two lines"),    // Issue 14's items 3, 4, 5 and 9 (the corpus of tests/imap_dovecot_diff.rs).
+    ("note", b"A note\r\non two lines"),
+    // Issue 14's items 3, 4, 5 and 9 (the corpus of tests/imap_dovecot_diff.rs).
     ("42", include_bytes!("corpus/42-thread-root.eml")),
     ("43", include_bytes!("corpus/43-thread-reply.eml")),
     ("44", include_bytes!("corpus/44-thread-reply-to-reply.eml")),

@@ -79,9 +79,7 @@ async fn idle_sees_a_delivery_and_noop_sees_flags_and_expunges() {
 
     let responses = noop(&mut watcher).await;
     assert!(
-        responses
-            .iter()
-            .any(|r| matches!(r, UnsolicitedResponse::Exists(4))),
+        responses.contains(&UnsolicitedResponse::Exists(4)),
         "no EXISTS 4 at NOOP: {responses:?}"
     );
     assert!(
@@ -93,9 +91,7 @@ async fn idle_sees_a_delivery_and_noop_sees_flags_and_expunges() {
     assert_eq!(delete_and_expunge(&mut actor, "2").await, vec![2]);
     let responses = noop(&mut watcher).await;
     assert!(
-        responses
-            .iter()
-            .any(|r| matches!(r, UnsolicitedResponse::Expunge(2))),
+        responses.contains(&UnsolicitedResponse::Expunge(2)),
         "no EXPUNGE 2 at NOOP: {responses:?}"
     );
     assert_eq!(
@@ -123,12 +119,9 @@ async fn an_expunge_and_an_arrival_together_are_both_told() {
     deliver(&server, "message 3").await;
 
     let responses = noop(&mut watcher).await;
-    let expunge = responses
-        .iter()
-        .position(|r| matches!(r, UnsolicitedResponse::Expunge(1)));
-    let exists = responses
-        .iter()
-        .position(|r| matches!(r, UnsolicitedResponse::Exists(2)));
+    let position = |wanted: UnsolicitedResponse| responses.iter().position(|r| *r == wanted);
+    let expunge = position(UnsolicitedResponse::Expunge(1));
+    let exists = position(UnsolicitedResponse::Exists(2));
     assert!(
         matches!((expunge, exists), (Some(e), Some(x)) if e < x),
         "want EXPUNGE 1 then EXISTS 2: {responses:?}"

@@ -150,12 +150,9 @@ fn a_live_dovecot_account_moves_in_with_its_uids_and_later_runs_copy_only_what_i
         &[
             "2 messages copied, 3 flag changes",
             "INBOX: 1 imported, 0 already there, 2 with new flags",
+            "Lists: 1 imported, 0 already there (UIDVALIDITY",
+            "1 at new UIDs",
         ],
-    );
-    assert!(
-        report.contains("Lists: 1 imported, 0 already there (UIDVALIDITY")
-            && report.contains("1 at new UIDs"),
-        "{report}"
     );
     let after = moving.here();
     for name in ["INBOX", "Work/Projects", "Äpfel"] {
@@ -189,13 +186,10 @@ fn a_live_dovecot_account_moves_in_with_its_uids_and_later_runs_copy_only_what_i
         &[
             "0 messages copied, 0 flag changes",
             "INBOX: 0 imported, 1 already there",
+            "Lists: 0 imported, 1 already there (UIDVALIDITY",
         ],
     );
-    assert!(
-        rerun.contains("Lists: 0 imported, 1 already there (UIDVALIDITY")
-            && !rerun.contains("at new UIDs"),
-        "{rerun}"
-    );
+    assert!(!rerun.contains("at new UIDs"), "{rerun}");
     assert_eq!(moving.here()["mailboxes"], after["mailboxes"]);
 }
 

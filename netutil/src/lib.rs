@@ -13,10 +13,10 @@ pub use limits::{
     CONNECTIONS_TOTAL, ClientKey, ConnectionLimiter, ConnectionPermit, DEFAULT_MAX_AUTH_IN_FLIGHT,
     Throttled,
 };
-pub use listener::{
-    HandshakeError, TLS_HANDSHAKE_TIMEOUT, accept, bounded_handshake, serve_connections,
+pub use listener::{accept, serve_connections};
+pub use stream::{
+    HandshakeError, MaybeTlsStream, TLS_HANDSHAKE_TIMEOUT, bounded_handshake, tls_acceptor,
 };
-pub use stream::{MaybeTlsStream, tls_acceptor};
 pub use tokio_rustls::TlsAcceptor;
 pub use tokio_util::sync::CancellationToken;
 pub use tokio_util::task::TaskTracker;

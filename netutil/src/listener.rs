@@ -1,12 +1,11 @@
 //! The accept loop both front ends run, written once: connection limits with their
 //! refusal, tasks tracked for shutdown, and the TLS handshake with its time limit.
 
-use crate::{ConnectionLimiter, MaybeTlsStream, Shutdown, TlsAcceptor};
+use crate::stream::MaybeTlsStream;
+use crate::{ConnectionLimiter, Shutdown, TlsAcceptor};
 use std::future::Future;
-use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
-use thiserror::Error;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tracing::Instrument;
@@ -14,33 +13,9 @@ use tracing::Instrument;
 /// After a failed `accept` (out of file descriptors, say), wait this long before the next
 /// one instead of spinning on the error.
 const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(100);
-/// A handshake takes a few round trips; a client that stalls longer holds a connection
-/// slot for nothing.
-pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 /// The refusal of a connection over the limit is best effort and must not hold a task
 /// for longer than this.
 const REFUSAL_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Why a TLS handshake (implicit TLS or STARTTLS) did not give a stream.
-#[derive(Debug, Error)]
-#[non_exhaustive]
-pub enum HandshakeError {
-    #[error("TLS handshake failed: {0}")]
-    Failed(#[source] io::Error),
-    #[error("TLS handshake timed out")]
-    TimedOut,
-}
-
-/// Runs a TLS handshake for at most [`TLS_HANDSHAKE_TIMEOUT`].
-pub async fn bounded_handshake<S>(
-    handshake: impl Future<Output = io::Result<S>>,
-) -> Result<S, HandshakeError> {
-    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, handshake).await {
-        Ok(Ok(stream)) => Ok(stream),
-        Ok(Err(error)) => Err(HandshakeError::Failed(error)),
-        Err(_) => Err(HandshakeError::TimedOut),
-    }
-}
 
 /// The next connection on `listener`, or `None` once shutdown has begun. A failed
 /// accept is logged and retried after a pause that shutdown cuts short.
@@ -73,6 +48,8 @@ pub async fn accept(
 /// `shutdown.tracker`, holding its connection permit until it ends. With `implicit_tls`
 /// the handshake comes first (RFC 8314 §3), bounded by [`TLS_HANDSHAKE_TIMEOUT`]; a
 /// failed one closes the connection.
+///
+/// [`TLS_HANDSHAKE_TIMEOUT`]: crate::TLS_HANDSHAKE_TIMEOUT
 pub async fn serve_connections<F, S, Fut>(
     listener: &TcpListener,
     connections: &ConnectionLimiter,

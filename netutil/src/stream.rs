@@ -1,15 +1,43 @@
 //! A TCP stream that is plain or TLS, and can turn into TLS mid-session (STARTTLS:
-//! RFC 3207 for SMTP, RFC 9051 §6.2.1 for IMAP).
+//! RFC 3207 for SMTP, RFC 9051 §6.2.1 for IMAP); the TLS handshake with its time limit,
+//! for that and for the accept loop's implicit TLS (`listener.rs`).
 
-use crate::listener::{HandshakeError, bounded_handshake};
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
+use thiserror::Error;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
+
+/// A handshake takes a few round trips; a client that stalls longer holds a connection
+/// slot for nothing.
+pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why a TLS handshake (implicit TLS or STARTTLS) did not give a stream.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum HandshakeError {
+    #[error("TLS handshake failed: {0}")]
+    Failed(#[source] io::Error),
+    #[error("TLS handshake timed out")]
+    TimedOut,
+}
+
+/// Runs a TLS handshake for at most [`TLS_HANDSHAKE_TIMEOUT`].
+pub async fn bounded_handshake<S>(
+    handshake: impl Future<Output = io::Result<S>>,
+) -> Result<S, HandshakeError> {
+    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, handshake).await {
+        Ok(Ok(stream)) => Ok(stream),
+        Ok(Err(error)) => Err(HandshakeError::Failed(error)),
+        Err(_) => Err(HandshakeError::TimedOut),
+    }
+}
 
 pub enum MaybeTlsStream {
     Plain(TcpStream),
@@ -24,8 +52,6 @@ impl MaybeTlsStream {
     /// Performs the TLS handshake on a plain stream, within [`TLS_HANDSHAKE_TIMEOUT`].
     /// A stream that is already TLS is an error: a second STARTTLS is refused before
     /// this is called.
-    ///
-    /// [`TLS_HANDSHAKE_TIMEOUT`]: crate::TLS_HANDSHAKE_TIMEOUT
     pub async fn upgrade(self, acceptor: &TlsAcceptor) -> Result<MaybeTlsStream, HandshakeError> {
         match self {
             MaybeTlsStream::Plain(tcp) => bounded_handshake(acceptor.accept(tcp))

@@ -157,6 +157,12 @@ impl Harness {
         assert_eq!(messages.len(), 1);
         messages.pop().expect("one message")
     }
+
+    /// The first message in the INBOX of `email`, as text; fails the test when there is none.
+    async fn first_inbox_text(&self, email: &str) -> String {
+        let messages = self.inbox_messages(email).await;
+        String::from_utf8_lossy(messages.first().expect("delivered")).into_owned()
+    }
 }
 
 struct Client<S> {
@@ -786,9 +792,9 @@ async fn submit_as_alice<S: AsyncRead + AsyncWrite + Unpin>(
     mail_from: &str,
     body: &[u8],
 ) -> String {
-    c.command(&format!("MAIL FROM:<{mail_from}>"), "250 2.1.0")
-        .await;
+    let mail = format!("MAIL FROM:<{mail_from}>");
     c.commands(&[
+        (&mail, "250 2.1.0"),
         ("RCPT TO:<bob@example.com>", "250 2.1.5"),
         ("RCPT TO:<friend@remote.example>", "250 2.1.5"),
         ("DATA", "354"),
@@ -1089,14 +1095,9 @@ async fn starttls_drops_pipelined_plaintext_and_resets() {
     assert!(reply.contains("AUTH PLAIN LOGIN"), "{reply}");
     c.command("STARTTLS", "503 5.5.1").await;
     c.login(ALICE, ALICE_PASSWORD).await;
-    c.send_message(
-        "alice@example.com",
-        "alice@example.com",
-        b"From: alice@example.com\r\nSubject: over TLS\r\n\r\nhi\r\n",
-    )
-    .await;
-    let stored = h.inbox_messages(ALICE).await;
-    let text = String::from_utf8_lossy(stored.first().expect("stored"));
+    let message = b"From: alice@example.com\r\nSubject: over TLS\r\n\r\nhi\r\n";
+    c.send_message(ALICE, ALICE, message).await;
+    let text = h.first_inbox_text(ALICE).await;
     assert!(text.contains("with ESMTPSA id"), "{text}");
     h.server.shutdown.token.cancel();
 }
@@ -1179,8 +1180,7 @@ async fn signed_mail_from_an_spf_host_passes_everything() {
     let reply = send_inbound(&h, "boss@example.org", &body).await;
     assert!(reply.starts_with("250 2.0.0"), "{reply}");
 
-    let messages = h.inbox_messages(ALICE).await;
-    let stored = String::from_utf8_lossy(messages.first().expect("delivered"));
+    let stored = h.first_inbox_text(ALICE).await;
     assert!(
         stored.starts_with("Return-Path: <boss@example.org>\r\nAuthentication-Results: mx.test;"),
         "{stored}"
@@ -1255,8 +1255,7 @@ async fn dmarc_reject_is_enforced_only_when_configured() {
     h.server.mail_auth = Some(annotating.auth.clone());
     let reply = send_inbound(&h, "ceo@example.org", forged.as_bytes()).await;
     assert!(reply.starts_with("250 2.0.0"), "{reply}");
-    let messages = h.inbox_messages(ALICE).await;
-    let stored = String::from_utf8_lossy(messages.first().expect("delivered"));
+    let stored = h.first_inbox_text(ALICE).await;
     assert!(stored.contains("spf=fail"), "{stored}");
     assert!(stored.contains("dkim=none"), "{stored}");
     assert!(stored.contains("dmarc=fail"), "{stored}");
@@ -1268,13 +1267,8 @@ async fn submission_is_not_checked() {
     let mut h = Harness::new().await;
     h.server.mail_auth = Some(signed.auth.clone());
     let mut c = h.logged_in(ListenerRole::Submission).await;
-    c.send_message(
-        "alice@example.com",
-        "alice@example.com",
-        b"From: alice@example.com\r\nSubject: note\r\n\r\nhi\r\n",
-    )
-    .await;
-    let messages = h.inbox_messages(ALICE).await;
-    let stored = String::from_utf8_lossy(messages.first().expect("delivered"));
+    let message = b"From: alice@example.com\r\nSubject: note\r\n\r\nhi\r\n";
+    c.send_message(ALICE, ALICE, message).await;
+    let stored = h.first_inbox_text(ALICE).await;
     assert!(!stored.contains("Authentication-Results"), "{stored}");
 }

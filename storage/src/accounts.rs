@@ -1,10 +1,10 @@
 //! Domains, accounts, aliases and address resolution.
 
 use crate::error::{Result, StoreError};
+use crate::job::JobOutput;
 use crate::locks::Scope;
 use crate::password::{hash_password, verify_password};
 use crate::types::{AccountId, DEFAULT_MAILBOXES, Secret};
-use crate::writer::JobOutput;
 use crate::{Store, mailboxes, unix_now};
 use sqlx::any::AnyArguments;
 use sqlx::query::Query;

@@ -25,11 +25,11 @@
 
 use crate::IN_LIST_CHUNK;
 use crate::error::{Result, StoreError};
+use crate::job::JobOutput;
 use crate::locks::Scope;
 use crate::mime::analyse_off_workers;
 use crate::mime::{MessageMeta, header_sections, unfolded_fields};
 use crate::types::{AccountId, MailboxId, MessageId};
-use crate::writer::JobOutput;
 use crate::{Backend, Store};
 use sqlx::{AnyConnection, Row};
 use std::collections::{HashMap, HashSet};

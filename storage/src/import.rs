@@ -16,11 +16,11 @@
 
 use crate::delivery::PreparedDelivery;
 use crate::error::{Result, StoreError};
+use crate::job::JobOutput;
 use crate::locks::Scope;
 use crate::mailboxes::mailbox_in_tx;
 use crate::notify::{Change, ChangeKind};
 use crate::types::{Flags, MailboxId, Uid, UidValidity};
-use crate::writer::JobOutput;
 use crate::{Delivery, Store};
 
 /// One message from another server, with the state it had there.

@@ -22,6 +22,7 @@ mod error;
 pub mod fulltext;
 mod id_sequence;
 mod import;
+mod job;
 mod locks;
 mod mailboxes;
 mod message_reads;

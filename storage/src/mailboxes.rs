@@ -3,11 +3,11 @@
 
 use crate::error::{Result, StoreError};
 use crate::id_sequence::{IdSequence, next_id};
+use crate::job::JobOutput;
 use crate::locks::Scope;
 use crate::notify::{Change, ChangeKind};
 use crate::recent::Claimed;
 use crate::types::{AccountId, MAILBOX_DELIMITER, MailboxId, ModSeq, SpecialUse, Uid, UidValidity};
-use crate::writer::JobOutput;
 use crate::{Backend, Store, unix_now};
 use sqlx::AnyConnection;
 use sqlx::Row;

@@ -5,11 +5,11 @@
 
 use crate::entries::{bump_modseq, copy_in_tx, expunge_in_tx, mailbox_account_in_tx};
 use crate::error::{Result, StoreError};
+use crate::job::JobOutput;
 use crate::locks::Scope;
 use crate::mime::{MessageMeta, analyse_off_workers, unfolded_fields};
 use crate::notify::{Change, ChangeKind};
 use crate::types::{FlagOperation, Flags, MailboxId, MessageId, ModSeq, Uid};
-use crate::writer::JobOutput;
 use crate::{IN_LIST_CHUNK, Store, placeholders};
 use sqlx::AnyConnection;
 use sqlx::{Connection, Row};

@@ -20,10 +20,10 @@
 
 use crate::Store;
 use crate::error::{Result, StoreError};
+use crate::job::JobOutput;
 use crate::locks::Scope;
 use crate::mailboxes::mailbox_in_tx;
 use crate::types::{AccountId, MailboxId};
-use crate::writer::JobOutput;
 use sqlx::{AnyConnection, Row};
 use std::fmt;
 

@@ -18,9 +18,9 @@
 //!   is then no longer empty: make a new, empty target and run the copy again.
 
 use crate::error::{Result, StoreError};
+use crate::job::JobOutput;
 use crate::locks::Scope;
 use crate::placeholders;
-use crate::writer::JobOutput;
 use crate::{Backend, Store};
 use sqlx::any::{AnyArguments, AnyRow};
 use sqlx::query::Query;

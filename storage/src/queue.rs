@@ -8,9 +8,9 @@
 //! `lease_holder`), except the admin's `queue delete` and `queue retry`.
 
 use crate::error::{Result, StoreError};
+use crate::job::JobOutput;
 use crate::locks::Scope;
 use crate::types::{MessageId, QueueId};
-use crate::writer::JobOutput;
 use crate::{Backend, Store};
 use serde::{Deserialize, Serialize};
 use sqlx::AnyConnection;

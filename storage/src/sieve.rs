@@ -10,9 +10,9 @@
 //! clearing the old one in the same transaction.
 
 use crate::error::{Result, StoreError};
+use crate::job::JobOutput;
 use crate::locks::Scope;
 use crate::types::AccountId;
-use crate::writer::JobOutput;
 use crate::{Store, unix_now};
 use sqlx::Row;
 

@@ -14,9 +14,9 @@
 
 use crate::Store;
 use crate::error::{Result, StoreError};
+use crate::job::JobOutput;
 use crate::locks::Scope;
 use crate::types::{AccountId, MailboxId};
-use crate::writer::JobOutput;
 use rand::RngCore;
 use rand::rngs::OsRng;
 use sqlx::{AnyConnection, Row};

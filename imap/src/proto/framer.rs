@@ -447,8 +447,20 @@ mod tests {
         out
     }
 
+    /// What a new framer makes of `input`.
+    fn frames_of_new(input: &[u8]) -> Vec<Frame> {
+        frames(&mut framer(), input)
+    }
+
     fn command(text: &str) -> Frame {
         Frame::Command(text.as_bytes().to_vec())
+    }
+
+    fn rejected(tag: &str, reason: RejectReason) -> Frame {
+        Frame::Rejected(Rejection {
+            tag: Tag::parse(tag.as_bytes()),
+            reason,
+        })
     }
 
     #[test]
@@ -474,9 +486,8 @@ mod tests {
 
     #[test]
     fn non_synchronising_literal_needs_no_continuation() {
-        let mut f = framer();
         assert_eq!(
-            frames(&mut f, b"a LOGIN {4+}\r\nuser {2+}\r\n\r\n\r\n"),
+            frames_of_new(b"a LOGIN {4+}\r\nuser {2+}\r\n\r\n\r\n"),
             vec![command("a LOGIN {4+}\r\nuser {2+}\r\n\r\n\r\n")]
         );
     }
@@ -489,10 +500,7 @@ mod tests {
         assert_eq!(
             out,
             vec![
-                Frame::Rejected(Rejection {
-                    tag: Tag::parse(b"a"),
-                    reason: RejectReason::LiteralTooBig { append: false }
-                }),
+                rejected("a", RejectReason::LiteralTooBig { append: false }),
                 command("b NOOP\r\n")
             ]
         );
@@ -505,10 +513,7 @@ mod tests {
         assert_eq!(
             out,
             vec![
-                Frame::Rejected(Rejection {
-                    tag: Tag::parse(b"c"),
-                    reason: RejectReason::LiteralTooBig { append: false }
-                }),
+                rejected("c", RejectReason::LiteralTooBig { append: false }),
                 command("d NOOP\r\n")
             ]
         );
@@ -521,12 +526,11 @@ mod tests {
     /// APPENDLIMIT, and all of them with the command by APPENDLIMIT plus the command limit.
     #[test]
     fn catenate_text_literals_have_the_append_limits() {
-        let mut f = framer();
         assert_eq!(
-            frames(&mut f, b"a APPEND INBOX CATENATE (TEXT {900}\r\n"),
+            frames_of_new(b"a APPEND INBOX CATENATE (TEXT {900}\r\n"),
             vec![Frame::Continue]
         );
-        f = framer();
+        let mut f = framer();
         assert_eq!(
             frames(
                 &mut f,
@@ -549,15 +553,12 @@ mod tests {
     /// dropped).
     #[test]
     fn setmetadata_literals_over_the_limit_are_values_too_large() {
-        let mut f = framer();
         assert_eq!(
-            frames(&mut f, b"a SETMETADATA INBOX (/shared/x {20}\r\n"),
+            frames_of_new(b"a SETMETADATA INBOX (/shared/x {20}\r\n"),
             vec![Frame::Continue]
         );
-        f = framer();
         assert_eq!(
-            frames(
-                &mut f,
+            frames_of_new(
                 b"b setmetadata INBOX (/shared/x {21}\r\nc SETMETADATA INBOX (/shared/x ~{21+}\r\n012345678901234567890)\r\nd NOOP\r\n"
             ),
             vec![
@@ -566,13 +567,6 @@ mod tests {
                 command("d NOOP\r\n")
             ]
         );
-    }
-
-    fn rejected(tag: &str, reason: RejectReason) -> Frame {
-        Frame::Rejected(Rejection {
-            tag: Tag::parse(tag.as_bytes()),
-            reason,
-        })
     }
 
     #[test]
@@ -687,13 +681,7 @@ mod tests {
         let mut input = b"a NOOP ".to_vec();
         input.extend(std::iter::repeat_n(b'x', 300));
         let out = frames(&mut f, &input);
-        assert_eq!(
-            out,
-            vec![Frame::Rejected(Rejection {
-                tag: Tag::parse(b"a"),
-                reason: RejectReason::LineTooLong
-            })]
-        );
+        assert_eq!(out, vec![rejected("a", RejectReason::LineTooLong)]);
         assert_eq!(
             frames(&mut f, b"xxx {5+}\r\nab\r\nc\r\nb NOOP\r\n"),
             vec![command("b NOOP\r\n")]

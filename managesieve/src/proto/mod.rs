@@ -381,35 +381,27 @@ mod tests {
     #[test]
     fn incomplete_bad_and_too_big() {
         let limits = Limits::BEFORE_LOGIN;
-        assert_eq!(
-            parse(b"PUTSCRIPT \"a\" {10+}\r\nkeep", &limits),
-            Parsed::Incomplete
-        );
-        assert_eq!(parse(b"NOOP", &limits), Parsed::Incomplete);
-        assert_eq!(
-            parse(b"NOOP x\r\nNOOP\r\n", &limits),
-            Parsed::Bad {
-                reason: "expected a string or a number",
-                consumed: 8
-            }
-        );
-        assert_eq!(parse(b"A {99999999+}\r\n", &limits), Parsed::TooBig);
-        assert_eq!(
-            parse(b"A 99999999999\r\n", &limits),
-            Parsed::Bad {
-                reason: "number too large",
-                consumed: 15
-            }
-        );
+        let bad = |reason, consumed| Parsed::Bad { reason, consumed };
         let long = vec![b'A'; 9000];
-        assert_eq!(parse(&long, &limits), Parsed::TooBig);
-        assert_eq!(
-            parse(b"A \"x\" \"y\" \"z\" \"w\" \"v\"\r\n", &limits),
-            Parsed::Bad {
-                reason: "too many arguments",
-                consumed: 23
-            }
-        );
+        let cases: [(&[u8], Parsed); 7] = [
+            (b"PUTSCRIPT \"a\" {10+}\r\nkeep", Parsed::Incomplete),
+            (b"NOOP", Parsed::Incomplete),
+            (
+                b"NOOP x\r\nNOOP\r\n",
+                bad("expected a string or a number", 8),
+            ),
+            (b"A {99999999+}\r\n", Parsed::TooBig),
+            (b"A 99999999999\r\n", bad("number too large", 15)),
+            (&long, Parsed::TooBig),
+            (
+                b"A \"x\" \"y\" \"z\" \"w\" \"v\"\r\n",
+                bad("too many arguments", 23),
+            ),
+        ];
+        for (input, expected) in cases {
+            let shown = String::from_utf8_lossy(input);
+            assert_eq!(parse(input, &limits), expected, "{shown:?}");
+        }
         // A SASL response that is bad and never ends (a NUL in a quoted string, then no
         // CRLF) is too big once past a line, not incomplete for ever (fuzz: `parse`).
         let mut endless = b"\"\x1d\0".to_vec();

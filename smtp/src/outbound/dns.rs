@@ -305,12 +305,14 @@ mod tests {
         }
     }
 
+    /// The hosts for `domain` with neither relay nor static routes: from DNS alone.
+    async fn dns_hosts(domain: &str) -> Result<Vec<Host>, RouteError> {
+        router(OutboundConfig::default()).hosts(domain).await
+    }
+
     #[tokio::test]
     async fn mx_hosts_in_preference_order() {
-        let hosts = router(OutboundConfig::default())
-            .hosts("example.net")
-            .await
-            .expect("hosts");
+        let hosts = dns_hosts("example.net").await.expect("hosts");
         let names: Vec<&str> = hosts.iter().map(|h| h.name.as_str()).collect();
         assert_eq!(names, ["mx1.example.net", "mx2.example.net"]);
         assert!(
@@ -322,20 +324,16 @@ mod tests {
 
     #[tokio::test]
     async fn null_mx_and_missing_domain_are_permanent() {
-        let router = router(OutboundConfig::default());
-        let error = router.hosts("null.example").await.expect_err("null MX");
+        let error = dns_hosts("null.example").await.expect_err("null MX");
         assert!(error.permanent);
         assert_eq!(error.status, "5.1.10");
-        let error = router.hosts("nowhere.example").await.expect_err("NXDOMAIN");
+        let error = dns_hosts("nowhere.example").await.expect_err("NXDOMAIN");
         assert!(error.permanent);
     }
 
     #[tokio::test]
     async fn no_mx_falls_back_to_the_domain() {
-        let hosts = router(OutboundConfig::default())
-            .hosts("bare.example")
-            .await
-            .expect("implicit MX");
+        let hosts = dns_hosts("bare.example").await.expect("implicit MX");
         assert_eq!(hosts[0].name, "bare.example");
     }
 

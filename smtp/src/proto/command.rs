@@ -451,6 +451,13 @@ mod tests {
         }
     }
 
+    /// Each line parses to its command, or fails with its error.
+    fn assert_parses(cases: &[(&str, Result<Command, CommandError>)]) {
+        for (line, expected) in cases {
+            assert_eq!(&parse(line), expected, "{line:?}");
+        }
+    }
+
     fn rcpt(line: &str) -> RcptTo {
         match parse(line) {
             Ok(Command::Rcpt(to)) => to,
@@ -460,52 +467,44 @@ mod tests {
 
     #[test]
     fn simple_commands() {
-        assert_eq!(
-            parse("EHLO client.example\r\n"),
-            Ok(Command::Ehlo {
-                host: "client.example".into()
-            })
-        );
-        assert_eq!(parse("helo x\r\n"), Ok(Command::Helo { host: "x".into() }));
-        assert_eq!(parse("DATA\r\n"), Ok(Command::Data));
-        assert_eq!(parse("rset\n"), Ok(Command::Rset));
-        assert_eq!(parse("NOOP hello\r\n"), Ok(Command::Noop));
-        assert_eq!(parse("QUIT"), Ok(Command::Quit));
-        assert_eq!(parse("VRFY someone\r\n"), Ok(Command::Vrfy));
-        assert_eq!(parse("HELP\r\n"), Ok(Command::Help));
-        assert_eq!(parse("STARTTLS\r\n"), Ok(Command::StartTls));
-        assert_eq!(parse("ETRN x\r\n"), Ok(Command::NotImplemented("ETRN")));
+        let ehlo = Command::Ehlo {
+            host: "client.example".into(),
+        };
+        assert_parses(&[
+            ("EHLO client.example\r\n", Ok(ehlo)),
+            ("helo x\r\n", Ok(Command::Helo { host: "x".into() })),
+            ("DATA\r\n", Ok(Command::Data)),
+            ("rset\n", Ok(Command::Rset)),
+            ("NOOP hello\r\n", Ok(Command::Noop)),
+            ("QUIT", Ok(Command::Quit)),
+            ("VRFY someone\r\n", Ok(Command::Vrfy)),
+            ("HELP\r\n", Ok(Command::Help)),
+            ("STARTTLS\r\n", Ok(Command::StartTls)),
+            ("ETRN x\r\n", Ok(Command::NotImplemented("ETRN"))),
+        ]);
     }
 
     #[test]
     fn unknown_and_bad_syntax() {
-        assert_eq!(parse("FOO\r\n"), Err(CommandError::Unknown));
-        assert_eq!(parse("\r\n"), Err(CommandError::Unknown));
-        assert_eq!(parse("EHLO\r\n"), Err(CommandError::Syntax("EHLO domain")));
-        assert_eq!(
-            parse("MAIL FROM:a@b\r\n"),
-            Err(CommandError::Syntax(
-                "MAIL FROM:<reverse-path> [parameters]"
-            ))
-        );
-        assert_eq!(parse("RCPT TO:<a@@b>\r\n"), Err(CommandError::BadRecipient));
-        assert_eq!(
-            parse("MAIL FROM:<a@b> FOO=1\r\n"),
-            Err(CommandError::UnsupportedParameter("FOO=1".into()))
-        );
+        let mail_syntax = "MAIL FROM:<reverse-path> [parameters]";
+        let unsupported = CommandError::UnsupportedParameter("FOO=1".into());
+        assert_parses(&[
+            ("FOO\r\n", Err(CommandError::Unknown)),
+            ("\r\n", Err(CommandError::Unknown)),
+            ("EHLO\r\n", Err(CommandError::Syntax("EHLO domain"))),
+            ("MAIL FROM:a@b\r\n", Err(CommandError::Syntax(mail_syntax))),
+            ("RCPT TO:<a@@b>\r\n", Err(CommandError::BadRecipient)),
+            ("MAIL FROM:<a@b> FOO=1\r\n", Err(unsupported)),
+        ]);
     }
 
     #[test]
     fn commands_without_arguments_refuse_them() {
-        assert_eq!(
-            parse("DATA now\r\n"),
-            Err(CommandError::NoArguments("DATA"))
-        );
-        assert_eq!(
-            parse("STARTTLS x\r\n"),
-            Err(CommandError::NoArguments("STARTTLS"))
-        );
-        assert_eq!(parse("QUIT  \r\n"), Ok(Command::Quit));
+        assert_parses(&[
+            ("DATA now\r\n", Err(CommandError::NoArguments("DATA"))),
+            ("STARTTLS x\r\n", Err(CommandError::NoArguments("STARTTLS"))),
+            ("QUIT  \r\n", Ok(Command::Quit)),
+        ]);
     }
 
     #[test]
@@ -529,28 +528,30 @@ mod tests {
 
     #[test]
     fn size_that_overflows_is_refused_not_wrapped() {
-        assert_eq!(
-            parse("MAIL FROM:<a@b> SIZE=99999999999999999999999\r\n"),
-            Err(CommandError::InvalidParameter("SIZE"))
-        );
-        assert_eq!(
-            parse("BDAT 99999999999999999999999 LAST\r\n"),
-            Err(CommandError::Syntax("BDAT chunk-size [LAST]"))
-        );
-        assert_eq!(
-            parse("BDAT 10 LAST\r\n"),
-            Ok(Command::Bdat {
-                size: 10,
-                last: true
-            })
-        );
-        assert_eq!(
-            parse("BDAT 0\r\n"),
-            Ok(Command::Bdat {
-                size: 0,
-                last: false
-            })
-        );
+        assert_parses(&[
+            (
+                "MAIL FROM:<a@b> SIZE=99999999999999999999999\r\n",
+                Err(CommandError::InvalidParameter("SIZE")),
+            ),
+            (
+                "BDAT 99999999999999999999999 LAST\r\n",
+                Err(CommandError::Syntax("BDAT chunk-size [LAST]")),
+            ),
+            (
+                "BDAT 10 LAST\r\n",
+                Ok(Command::Bdat {
+                    size: 10,
+                    last: true,
+                }),
+            ),
+            (
+                "BDAT 0\r\n",
+                Ok(Command::Bdat {
+                    size: 0,
+                    last: false,
+                }),
+            ),
+        ]);
     }
 
     #[test]
@@ -620,34 +621,21 @@ mod tests {
 
     #[test]
     fn auth_initial_response() {
-        assert_eq!(
-            parse("AUTH PLAIN\r\n"),
+        let auth = |mechanism, initial_response: Option<&str>| {
             Ok(Command::Auth {
-                mechanism: Mechanism::Plain,
-                initial_response: None
+                mechanism,
+                initial_response: initial_response.map(str::to_owned),
             })
-        );
-        assert_eq!(
-            parse("AUTH PLAIN =\r\n"),
-            Ok(Command::Auth {
-                mechanism: Mechanism::Plain,
-                initial_response: Some(String::new())
-            })
-        );
-        assert_eq!(
-            parse("auth login dXNlcg==\r\n"),
-            Ok(Command::Auth {
-                mechanism: Mechanism::Login,
-                initial_response: Some("dXNlcg==".into())
-            })
-        );
-        assert_eq!(
-            parse("AUTH CRAM-MD5\r\n"),
-            Ok(Command::Auth {
-                mechanism: Mechanism::Other,
-                initial_response: None
-            })
-        );
+        };
+        assert_parses(&[
+            ("AUTH PLAIN\r\n", auth(Mechanism::Plain, None)),
+            ("AUTH PLAIN =\r\n", auth(Mechanism::Plain, Some(""))),
+            (
+                "auth login dXNlcg==\r\n",
+                auth(Mechanism::Login, Some("dXNlcg==")),
+            ),
+            ("AUTH CRAM-MD5\r\n", auth(Mechanism::Other, None)),
+        ]);
         assert!(is_auth_line(b"auth plain xyz"));
         assert!(!is_auth_line(b"AUTHX"));
     }

@@ -235,42 +235,43 @@ impl fmt::Display for Reply {
 mod tests {
     use super::*;
 
+    /// Replies as they go on the wire (RFC 5321 §4.2, RFC 2034 §4).
     #[test]
-    fn single_line_with_enhanced_code() {
-        let reply = Reply::new(RECIPIENT_OK, "Recipient OK");
-        assert_eq!(reply.to_bytes(), b"250 2.1.5 Recipient OK\r\n");
-    }
-
-    #[test]
-    fn greeting_has_no_enhanced_code() {
-        let reply = Reply::new(SERVICE_READY, "mx.example ESMTP");
-        assert_eq!(reply.to_bytes(), b"220 mx.example ESMTP\r\n");
-    }
-
-    #[test]
-    fn multiline_uses_dash_then_space() {
-        let reply = Reply::multiline(
-            HELLO,
-            vec!["mx.example".into(), "PIPELINING".into(), "8BITMIME".into()],
-        );
-        assert_eq!(
-            reply.to_bytes(),
-            b"250-mx.example\r\n250-PIPELINING\r\n250 8BITMIME\r\n"
-        );
-        let help = Reply::multiline(HELP, vec!["a".into(), "b".into()]);
-        assert_eq!(help.to_bytes(), b"214-2.0.0 a\r\n214 2.0.0 b\r\n");
-    }
-
-    #[test]
-    fn line_breaks_in_text_cannot_split_a_reply() {
-        let reply = Reply::new(BAD_ARGUMENTS, "a\r\n250 fake");
-        assert_eq!(reply.to_bytes(), b"501 5.5.4 a  250 fake\r\n");
-    }
-
-    #[test]
-    fn empty_multiline_is_one_line() {
-        let reply = Reply::multiline(AUTH_CHALLENGE, Vec::new());
-        assert_eq!(reply.to_bytes(), b"334 \r\n");
+    fn replies_on_the_wire() {
+        let cases: [(Reply, &[u8]); 6] = [
+            // One line, with the enhanced code.
+            (
+                Reply::new(RECIPIENT_OK, "Recipient OK"),
+                b"250 2.1.5 Recipient OK\r\n",
+            ),
+            // The greeting has no enhanced code.
+            (
+                Reply::new(SERVICE_READY, "mx.example ESMTP"),
+                b"220 mx.example ESMTP\r\n",
+            ),
+            // Multi-line: a dash after the code, a space on the last line.
+            (
+                Reply::multiline(
+                    HELLO,
+                    vec!["mx.example".into(), "PIPELINING".into(), "8BITMIME".into()],
+                ),
+                b"250-mx.example\r\n250-PIPELINING\r\n250 8BITMIME\r\n",
+            ),
+            (
+                Reply::multiline(HELP, vec!["a".into(), "b".into()]),
+                b"214-2.0.0 a\r\n214 2.0.0 b\r\n",
+            ),
+            // Line breaks in the text cannot split a reply.
+            (
+                Reply::new(BAD_ARGUMENTS, "a\r\n250 fake"),
+                b"501 5.5.4 a  250 fake\r\n",
+            ),
+            // An empty multi-line reply is one line.
+            (Reply::multiline(AUTH_CHALLENGE, Vec::new()), b"334 \r\n"),
+        ];
+        for (reply, wire) in cases {
+            assert_eq!(reply.to_bytes(), wire, "{reply:?}");
+        }
     }
 
     #[test]

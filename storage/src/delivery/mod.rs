@@ -14,8 +14,8 @@ pub(crate) use prepared::PreparedDelivery;
 pub use prepared::{Delivered, Delivery, crlf_line_ends};
 
 use crate::error::{Result, StoreError};
+use crate::job::JobOutput;
 use crate::locks::Scope;
-use crate::writer::JobOutput;
 use crate::{Backend, Store};
 use in_tx::deliver_in_tx;
 pub(crate) use postgres::{DELIVERIES_PER_STATEMENT, deliver_in_one_statement, deliver_many};

@@ -79,17 +79,15 @@ mod tests {
     };
     use crate::proto::parse::tests::{fails, parse, parse_as};
 
+    fn by(key: SortKey, reverse: bool) -> SortCriterion {
+        SortCriterion { key, reverse }
+    }
+
     #[test]
     fn parses_sort_and_thread() {
         // RFC 5256 §4 examples.
         let sort = parse_as!(Sort, "A282 SORT (SUBJECT) UTF-8 SINCE 1-Feb-1994\r\n");
-        assert_eq!(
-            sort.criteria,
-            vec![SortCriterion {
-                key: SortKey::Subject,
-                reverse: false
-            }]
-        );
+        assert_eq!(sort.criteria, vec![by(SortKey::Subject, false)]);
         assert_eq!(sort.charset, "UTF-8");
         let sort = parse_as!(
             Sort,
@@ -98,16 +96,7 @@ mod tests {
         assert!(sort.uid);
         assert_eq!(
             sort.criteria,
-            vec![
-                SortCriterion {
-                    key: SortKey::Date,
-                    reverse: true
-                },
-                SortCriterion {
-                    key: SortKey::Size,
-                    reverse: false
-                }
-            ]
+            vec![by(SortKey::Date, true), by(SortKey::Size, false)]
         );
         assert!(matches!(sort.key, SearchKey::And(ref keys) if keys.len() == 2));
         let thread = parse_as!(Thread, "A283 THREAD REFERENCES UTF-8 SINCE 5-MAR-2000\r\n");
@@ -142,14 +131,8 @@ mod tests {
         assert_eq!(
             sort.criteria,
             vec![
-                SortCriterion {
-                    key: SortKey::DisplayFrom,
-                    reverse: true
-                },
-                SortCriterion {
-                    key: SortKey::DisplayTo,
-                    reverse: false
-                }
+                by(SortKey::DisplayFrom, true),
+                by(SortKey::DisplayTo, false)
             ]
         );
         let sort = parse_as!(Sort, "a SORT (ARRIVAL) UTF-8 ALL\r\n");

@@ -89,7 +89,13 @@ impl Session {
                 Event::Changed => {
                     self.tell_notifications().await?;
                     if let State::Selected { view, .. } = &mut self.state {
-                        view.sync(&self.server.store, SyncPoint::Full, &mut self.conn.out)
+                        // The arrivals at once, then RECENT: a session that does not get
+                        // `\Recent` need not wait for the claim of the one that does (the
+                        // same lines in the same order, sent in two writes at most).
+                        view.sync_arrivals(&self.server.store, SyncPoint::Full, &mut self.conn.out)
+                            .await?;
+                        self.conn.flush().await?;
+                        view.sync_recent(&self.server.store, &mut self.conn.out)
                             .await?;
                     }
                     self.conn.flush().await?;

@@ -21,9 +21,9 @@ BENCH_NAME=idle-rss
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 stop_servers() { :; }
 
-# The server holds SESSIONS sockets, the client twice as many descriptors (each socket and
-# the duplicate it reads the EXISTS from).
-wanted=$((2 * SESSIONS + 1024))
+# The server holds SESSIONS sockets, the client as many (read in place, not duplicated),
+# besides the files each opens.
+wanted=$((SESSIONS + 1024))
 hard=$(ulimit -Hn)
 [[ $hard != unlimited && $hard -lt $wanted ]] && wanted=$hard
 ulimit -n "$wanted"

@@ -4,7 +4,11 @@
 # from a delivery to EXISTS at every session. Prints figures; asserts nothing.
 #   benches/idle-rss.sh [SESSIONS] [CONCURRENT]      (defaults 4000 16)
 # Environment: BENCH_TMPDIR (/var/tmp) where letterbox keeps its data; KEEP=1 keeps it;
-# IDLE_PERF_DATA=FILE records the server with `perf record --call-graph dwarf` during the wake-up alone.
+# IDLE_PERF_DATA=FILE records the server with `perf record --call-graph dwarf` during the wake-up alone
+# (IDLE_PERF_FREQ samples a second, 1999); IDLE_READ the rounds, one delivery each, and how the client
+# reads the EXISTS in each (default "live quiet"): "live" reads while the server still fans out, on the
+# same two cores; "quiet" holds off until the server's CPU time stops rising, then reads every socket's
+# queued bytes with their kernel timestamps (see benches/idle-rss.py).
 set -euo pipefail
 SESSIONS=${1:-4000}
 CONCURRENT=${2:-16}
@@ -17,9 +21,9 @@ BENCH_NAME=idle-rss
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 stop_servers() { :; }
 
-# The server holds SESSIONS sockets, the client twice as many descriptors (each socket and
-# the duplicate it reads the EXISTS from).
-wanted=$((2 * SESSIONS + 1024))
+# The server holds SESSIONS sockets, the client as many (read in place, not duplicated),
+# besides the files each opens.
+wanted=$((SESSIONS + 1024))
 hard=$(ulimit -Hn)
 [[ $hard != unlimited && $hard -lt $wanted ]] && wanted=$hard
 ulimit -n "$wanted"

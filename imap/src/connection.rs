@@ -9,6 +9,7 @@ use crate::error::SessionError;
 use crate::proto::{Frame, Framer, FramerLimits};
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress};
 use netutil::{CancellationToken, MaybeTlsStream, TlsAcceptor};
+use std::task::Poll;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -161,7 +162,20 @@ impl Connection {
             stream.write_all(wire).await?;
             stream.flush().await
         };
-        match tokio::time::timeout(WRITE_TIMEOUT, write).await {
+        let mut write = std::pin::pin!(write);
+        // Most writes are done at the first try (the socket's buffer has room): those
+        // need no timer. Only one that has to wait gets the timeout, from then on (one
+        // delivery to thousands of IDLE sessions flushes each once; issue 17).
+        let first_try = std::future::poll_fn(|cx| match write.as_mut().poll(cx) {
+            Poll::Ready(result) => Poll::Ready(Some(result)),
+            Poll::Pending => Poll::Ready(None),
+        })
+        .await;
+        let result = match first_try {
+            Some(result) => Ok(result),
+            None => tokio::time::timeout(WRITE_TIMEOUT, write).await,
+        };
+        match result {
             Ok(Ok(())) => {
                 out.clear();
                 Ok(())

@@ -54,10 +54,6 @@ enum Answer {
 }
 
 impl Contexts {
-    pub(crate) fn is_empty(&self) -> bool {
-        self.list.is_empty()
-    }
-
     /// RFC 5267 §4.3: "An attempt to use UPDATE where a tag is already in use with a
     /// previous searching command that itself used UPDATE SHALL result in the server
     /// rejecting the searching command with a BAD response."

@@ -45,12 +45,24 @@ pub(crate) struct View {
     recent: Option<RangeSet>,
     /// The RECENT count the client last heard (RFC 3501 §7.3.2).
     reported_recent: usize,
+    /// Messages arrived that `\Recent` is still to be settled for (claimed, or looked
+    /// at in a read-only session): set by [`View::sync_arrivals`], done by
+    /// [`View::sync_recent`].
+    recent_due: Option<RecentDue>,
     /// The keywords the client was told of in FLAGS, in the order they were announced:
     /// those in the mailbox at SELECT, then each new one as it first appears.
     keywords: Vec<String>,
     /// RFC 5267 §4.3: the updating searches of this mailbox, told of what changes.
     pub(crate) contexts: Contexts,
     changes: MailboxWatch,
+}
+
+/// Arrivals whose `\Recent` is still to be settled: the view's largest UID before them
+/// and after them.
+#[derive(Debug, Clone, Copy)]
+struct RecentDue {
+    last_before: u32,
+    through: u32,
 }
 
 /// What a sync point may report (RFC 9051 §7.5.1).
@@ -129,6 +141,17 @@ async fn claim_recent(
     let Some(&last) = uids.last() else {
         return Ok(());
     };
+    claim_recent_through(store, mailbox, uid_validity, last, recent).await
+}
+
+/// [`claim_recent`] of the messages up to `last`.
+async fn claim_recent_through(
+    store: &Store,
+    mailbox: MailboxId,
+    uid_validity: UidValidity,
+    last: u32,
+    recent: &mut RangeSet,
+) -> storage::Result<()> {
     let claimed_through = recent.ranges().last().map_or(0, |&(_, high)| high);
     if last <= claimed_through {
         return Ok(());
@@ -144,10 +167,15 @@ async fn claim_recent(
 /// of them; one that was is not ("subsequent sessions will not see \Recent set for this
 /// message"). Nothing is claimed (§6.3.2: EXAMINE leaves `\Recent` as it is).
 fn see_recent(recent: &mut RangeSet, first_recent: Uid, seen_through: u32, uids: &[u32]) {
+    if let Some(&last) = uids.last() {
+        see_recent_through(recent, first_recent, seen_through, last);
+    }
+}
+
+/// [`see_recent`] of the messages up to `last`.
+fn see_recent_through(recent: &mut RangeSet, first_recent: Uid, seen_through: u32, last: u32) {
     let low = first_recent.0.max(seen_through.saturating_add(1));
-    if let Some(&last) = uids.last()
-        && last >= low
-    {
+    if last >= low {
         recent.push_above(low, last);
     }
 }
@@ -200,6 +228,7 @@ impl View {
             qresync: false,
             recent,
             reported_recent,
+            recent_due: None,
             keywords,
             contexts: Contexts::default(),
             changes,
@@ -304,16 +333,31 @@ impl View {
     }
 
     /// Brings the view up to date and writes what the client may hear at this point:
-    /// EXPUNGE (at full sync points), EXISTS, and FETCH for flags changed elsewhere.
+    /// EXPUNGE (at full sync points), EXISTS, RECENT, and FETCH for flags changed
+    /// elsewhere. [`View::sync_arrivals`] then [`View::sync_recent`].
     pub(crate) async fn sync(
         &mut self,
         store: &Store,
         point: SyncPoint,
         out: &mut Vec<u8>,
     ) -> storage::Result<()> {
+        self.sync_arrivals(store, point, out).await?;
+        self.sync_recent(store, out).await
+    }
+
+    /// The first part of [`View::sync`]: reads what changed and writes the FETCH of
+    /// flags changed elsewhere, EXPUNGE (at full sync points) and EXISTS. What it leaves
+    /// to [`View::sync_recent`] (which must follow before the client hears anything
+    /// else) comes after those lines in the same order: IDLE sends these first, as a
+    /// `\Recent` claim can wait for a write transaction (RFC 3501 §2.3.2) that the
+    /// sessions not claiming need not wait for to hear of an arrival (issue 17).
+    pub(crate) async fn sync_arrivals(
+        &mut self,
+        store: &Store,
+        point: SyncPoint,
+        out: &mut Vec<u8>,
+    ) -> storage::Result<()> {
         self.poll();
-        // RFC 5267 §4.3: messages that arrived or changed, for the updating searches.
-        let mut touched = self.contexts.take_pending();
         if self.dirty {
             self.dirty = false;
             // Every session this commit woke asks the same: one read for all of them.
@@ -329,8 +373,10 @@ impl View {
             self.announce_keywords(changes.changed.iter().map(|e| &e.flags), out);
             let mut appended = Vec::new();
             let last = self.uids.last().copied().unwrap_or(0);
-            if !self.contexts.is_empty() {
-                touched.extend(changes.changed.iter().map(|e| e.uid));
+            // RFC 5267 §4.3: messages that arrived or changed, for the updating searches
+            // (`sync_recent`).
+            for entry in &changes.changed {
+                self.contexts.touch(entry.uid);
             }
             for entry in changes.changed {
                 match self.index_of(entry.uid) {
@@ -360,14 +406,16 @@ impl View {
                 self.uids.push(entry.uid.0);
                 self.entries.push(entry);
             }
-            if any_appended && let Some(recent) = self.recent.as_mut() {
-                if self.read_only {
-                    let first_recent = store.mailbox(self.mailbox).await?.first_recent_uid;
-                    see_recent(recent, first_recent, last, &self.uids);
-                } else {
-                    claim_recent(store, self.mailbox, self.uid_validity, &self.uids, recent)
-                        .await?;
-                }
+            if any_appended
+                && self.recent.is_some()
+                && let Some(&through) = self.uids.last()
+            {
+                // Settled before any later arrival is read: the claim covers these.
+                let last_before = self.recent_due.map_or(last, |due| due.last_before);
+                self.recent_due = Some(RecentDue {
+                    last_before,
+                    through,
+                });
             }
         }
         if point == SyncPoint::Full && !self.deferred.is_empty() {
@@ -378,7 +426,31 @@ impl View {
             self.reported_exists = self.entries.len();
             response::untagged(out, &format!("{} EXISTS", self.entries.len()));
         }
+        Ok(())
+    }
+
+    /// The rest of [`View::sync`] after [`View::sync_arrivals`]: settles `\Recent` for
+    /// the messages that arrived (RFC 3501 §2.3.2) and writes RECENT, then what the
+    /// updating searches were told (RFC 5267 §4.3).
+    pub(crate) async fn sync_recent(
+        &mut self,
+        store: &Store,
+        out: &mut Vec<u8>,
+    ) -> storage::Result<()> {
+        if let Some(due) = self.recent_due
+            && let Some(recent) = self.recent.as_mut()
+        {
+            if self.read_only {
+                let first_recent = store.mailbox(self.mailbox).await?.first_recent_uid;
+                see_recent_through(recent, first_recent, due.last_before, due.through);
+            } else {
+                claim_recent_through(store, self.mailbox, self.uid_validity, due.through, recent)
+                    .await?;
+            }
+        }
+        self.recent_due = None;
         self.report_recent(out);
+        let touched = self.contexts.take_pending();
         let candidates: Vec<(u32, MessageEntry)> = touched
             .into_iter()
             .filter(|uid| !self.deferred.contains(uid))

@@ -473,11 +473,13 @@ impl Store {
         uid_validity: UidValidity,
         through: Uid,
     ) -> Result<Option<Uid>> {
-        let gate = self.recent_claims.gate(mailbox);
-        let mut claimed = gate.lock().await;
-        if claimed.covers(uid_validity, through) {
+        let Some(turn) = self
+            .recent_claims
+            .turn(mailbox, uid_validity, through)
+            .await
+        else {
             return Ok(None);
-        }
+        };
         let (first, current_validity) = self
             .writer
             .run(Scope::mailboxes([mailbox]), move |conn| {
@@ -510,10 +512,10 @@ impl Store {
         // the mailbox's UIDVALIDITY as it is now. What was remembered before covered less
         // (`covers` said no), or another UIDVALIDITY.
         if current_validity == uid_validity {
-            *claimed = Claimed {
+            turn.committed(Claimed {
                 uid_validity: Some(uid_validity),
                 through: through.0,
-            };
+            });
         }
         Ok(first)
     }

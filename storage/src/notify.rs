@@ -223,36 +223,59 @@ impl ChangeHub {
     }
 
     /// Publishes one commit's changes, in order: each changed mailbox's watchers are woken
-    /// once; [`ChangeKind::Resync`] wakes every watcher.
+    /// once; [`ChangeKind::Resync`] wakes every watcher. The watches are woken after the
+    /// lock is released: waking every IDLE session of a mailbox takes a while (4,000
+    /// sessions: milliseconds), and each session woken looks up its watch's version under
+    /// this lock at once (`shared_changes.rs`), on the other worker thread, which would
+    /// otherwise wait for the last of them to be woken (issue 17).
     pub(crate) fn publish(&self, changes: impl IntoIterator<Item = Change>) {
-        let mut watched = self.watched();
-        for change in changes {
-            watched.published += 1;
-            let published = watched.published;
-            if change.kind == ChangeKind::Resync {
-                for sender in watched.senders.values().chain(watched.accounts.values()) {
-                    sender.send_modify(|version| *version = published);
+        let mut wake: Vec<(watch::Sender<u64>, u64)> = Vec::new();
+        {
+            let mut watched = self.watched();
+            for change in changes {
+                watched.published += 1;
+                let published = watched.published;
+                if change.kind == ChangeKind::Resync {
+                    wake.extend(
+                        watched
+                            .senders
+                            .values()
+                            .chain(watched.accounts.values())
+                            .map(|sender| (sender.clone(), published)),
+                    );
+                } else if matches!(
+                    change.kind,
+                    ChangeKind::MailboxChanged
+                        | ChangeKind::SubscriptionsChanged
+                        | ChangeKind::OtherNode
+                ) && let Some(sender) = watched.accounts.get(&change.account)
+                {
+                    wake.push((sender.clone(), published));
                 }
-            } else if matches!(
-                change.kind,
-                ChangeKind::MailboxChanged
-                    | ChangeKind::SubscriptionsChanged
-                    | ChangeKind::OtherNode
-            ) && let Some(sender) = watched.accounts.get(&change.account)
-            {
-                sender.send_modify(|version| *version = published);
-            }
-            if change.kind != ChangeKind::Resync
-                && let Some(sender) = watched.senders.get(&change.mailbox)
-            {
-                if sender.receiver_count() == 0 {
-                    watched.senders.remove(&change.mailbox);
-                } else {
-                    sender.send_modify(|version| *version = published);
+                if change.kind != ChangeKind::Resync
+                    && let Some(sender) = watched.senders.get(&change.mailbox)
+                {
+                    if sender.receiver_count() == 0 {
+                        watched.senders.remove(&change.mailbox);
+                    } else {
+                        wake.push((sender.clone(), published));
+                    }
                 }
+                // No subscriber is fine: nobody is watching.
+                let _ = self.every_change.send(change);
             }
-            // No subscriber is fine: nobody is watching.
-            let _ = self.every_change.send(change);
+        }
+        for (sender, published) in wake {
+            // A watch's value only grows: a later publish (a Resync from the listener
+            // task, racing a writer's) may have woken it with a higher one already, and
+            // then this one has nothing to add.
+            sender.send_if_modified(|version| {
+                let newer = published > *version;
+                if newer {
+                    *version = published;
+                }
+                newer
+            });
         }
     }
 }

@@ -8,7 +8,7 @@ use crate::proto::response::{self, Status};
 use crate::session::{CommandResult, Completion, Session, State};
 use crate::view::SyncPoint;
 use std::future::pending;
-use tokio::time::{Instant, MissedTickBehavior, interval_at, sleep_until};
+use tokio::time::{Instant, sleep_until};
 
 /// The only thing a client sends during IDLE is `DONE`; a longer line is garbage.
 const MAX_IDLE_LINE: usize = 1024;
@@ -33,8 +33,16 @@ impl Session {
         self.conn.release_memory();
         let keepalive = self.server.config.idle_keepalive;
         let deadline = Instant::now() + self.server.config.idle_timeout;
-        let mut ticker = interval_at(Instant::now() + keepalive, keepalive);
-        ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut next_keepalive = Instant::now() + keepalive;
+        // One timer for the keepalive and the deadline, made once: a wake-up of thousands
+        // of sessions would otherwise poll two timers in each, and put a new one in the
+        // timer wheel at every turn of the loop (issue 17). Likewise the shutdown token
+        // is waited on by one future for the whole IDLE, not registered anew each turn.
+        let alarm = sleep_until(next_keepalive.min(deadline));
+        tokio::pin!(alarm);
+        let shutdown = self.server.shutdown.token.clone();
+        let shutdown = shutdown.cancelled();
+        tokio::pin!(shutdown);
         loop {
             if let Some(line) = self.conn.take_line(MAX_IDLE_LINE) {
                 return match line {
@@ -48,7 +56,6 @@ impl Session {
                 let Session {
                     state,
                     conn,
-                    server,
                     notify,
                     ..
                 } = self;
@@ -63,11 +70,16 @@ impl Session {
                 };
                 tokio::select! {
                     biased;
-                    _ = server.shutdown.token.cancelled() => Event::Shutdown,
+                    () = &mut shutdown => Event::Shutdown,
                     read = conn.read_some() => Event::Input(read),
                     () = changed => Event::Changed,
-                    _ = ticker.tick() => Event::Keepalive,
-                    () = sleep_until(deadline) => Event::Timeout,
+                    // The keepalive first when both are due, as two timers polled in
+                    // that order did.
+                    () = &mut alarm => if Instant::now() >= next_keepalive {
+                        Event::Keepalive
+                    } else {
+                        Event::Timeout
+                    },
                 }
             };
             match event {
@@ -77,12 +89,26 @@ impl Session {
                 Event::Changed => {
                     self.tell_notifications().await?;
                     if let State::Selected { view, .. } = &mut self.state {
-                        view.sync(&self.server.store, SyncPoint::Full, &mut self.conn.out)
+                        // The arrivals at once, then RECENT: a session that does not get
+                        // `\Recent` need not wait for the claim of the one that does (the
+                        // same lines in the same order, sent in two writes at most).
+                        view.sync_arrivals(&self.server.store, SyncPoint::Full, &mut self.conn.out)
+                            .await?;
+                        self.conn.flush().await?;
+                        view.sync_recent(&self.server.store, &mut self.conn.out)
                             .await?;
                     }
                     self.conn.flush().await?;
                 }
                 Event::Keepalive => {
+                    // As an interval that skips missed ticks: the next a period after
+                    // this one was due, or after now when it came late.
+                    let now = Instant::now();
+                    next_keepalive += keepalive;
+                    if next_keepalive <= now {
+                        next_keepalive = now + keepalive;
+                    }
+                    alarm.as_mut().reset(next_keepalive.min(deadline));
                     response::untagged_status(&mut self.conn.out, Status::Ok, None, "Still here");
                     self.conn.flush().await?;
                 }

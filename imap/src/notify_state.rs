@@ -6,7 +6,9 @@
 
 use crate::proto::command::{FetchItem, NotifyEvent, NotifyEvents};
 use std::collections::{BTreeMap, BTreeSet};
-use storage::{AccountId, MAILBOX_DELIMITER, MailboxId, MailboxStatus, MailboxWatch, Store};
+use storage::{
+    AccountId, MAILBOX_DELIMITER, MailboxId, MailboxName, MailboxStatus, MailboxWatch, Store,
+};
 
 /// Mailboxes one session watches for message events. Each costs a watch and, when it
 /// changes, one STATUS query; an account with more mailboxes than this asking for
@@ -169,12 +171,13 @@ impl Notify {
             .list_mailboxes(self.account)
             .await?
             .into_iter()
-            .map(|m| (m.id, m.name))
+            .map(|m| (m.id, m.name.into_string()))
             .collect();
         let subscriptions = store
             .subscriptions(self.account)
             .await?
             .into_iter()
+            .map(MailboxName::into_string)
             .collect();
         Ok(Listing {
             names,

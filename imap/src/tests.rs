@@ -1036,7 +1036,10 @@ async fn append_copy_move_and_search() {
     );
     let sent = h
         .store
-        .mailbox_by_name(storage::AccountId(1), "Sent")
+        .mailbox_by_name(
+            storage::AccountId(1),
+            &storage::MailboxName::new("Sent").expect("valid"),
+        )
         .await
         .ok()
         .flatten();

@@ -16,12 +16,13 @@ use crate::proto::sequence::{RangeSet, SequenceSet};
 use crate::search_eval::matching::SetBounds;
 use std::collections::BTreeSet;
 use storage::{
-    Flags, MailboxId, MailboxWatch, MessageEntry, ModSeq, SYSTEM_FLAGS, Store, Uid, UidValidity,
+    Flags, MailboxId, MailboxName, MailboxWatch, MessageEntry, ModSeq, SYSTEM_FLAGS, Store, Uid,
+    UidValidity,
 };
 
 pub(crate) struct View {
     pub(crate) mailbox: MailboxId,
-    pub(crate) name: String,
+    pub(crate) name: MailboxName,
     pub(crate) uid_validity: UidValidity,
     pub(crate) read_only: bool,
     pub(crate) entries: Vec<MessageEntry>,

@@ -18,8 +18,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use storage::{
-    AccountId, Delivery, Flags, LocalRecipient, MailboxId, Outbound, QueuedRecipient, SpecialUse,
-    Store, StoreError, VacationRecord, unix_now,
+    AccountId, Delivery, Flags, LocalRecipient, MailboxId, MailboxName, Outbound, QueuedRecipient,
+    SpecialUse, Store, StoreError, VacationRecord, unix_now,
 };
 
 /// A script run that takes longer than this is abandoned and the message kept: sieve-rs
@@ -185,7 +185,12 @@ async fn run_script(
         .list_mailboxes(account)
         .await?
         .into_iter()
-        .map(|m| (m.name, m.special_use.map(|u| u.attribute().to_owned())))
+        .map(|m| {
+            (
+                m.name.into_string(),
+                m.special_use.map(|u| u.attribute().to_owned()),
+            )
+        })
         .collect();
     // RFC 6609: only a script that includes needs the others.
     let mut scripts = HashMap::new();
@@ -263,18 +268,28 @@ async fn resolve_mailbox(
     if placement.mailbox.eq_ignore_ascii_case("INBOX") {
         return Ok(inbox);
     }
-    if let Some(found) = store.mailbox_by_name(account, &placement.mailbox).await? {
+    // The script's name as storage keeps names: one that cannot be a mailbox's names
+    // none and cannot be created.
+    let name = match MailboxName::new(&placement.mailbox) {
+        Ok(name) => name,
+        Err(error) if placement.create => {
+            tracing::info!(mailbox = %placement.mailbox, %error, "sieve: cannot create mailbox; kept in INBOX");
+            return Ok(inbox);
+        }
+        Err(_) => {
+            tracing::info!(mailbox = %placement.mailbox, "sieve: no such mailbox; kept in INBOX");
+            return Ok(inbox);
+        }
+    };
+    if let Some(found) = store.mailbox_by_name(account, &name).await? {
         return Ok(found.id);
     }
     if placement.create {
-        match store
-            .create_mailbox(account, &placement.mailbox, None)
-            .await
-        {
+        match store.create_mailbox(account, &name, None).await {
             Ok(id) => return Ok(id),
             // Created meanwhile by another delivery or session.
             Err(StoreError::AlreadyExists(_)) => {
-                if let Some(found) = store.mailbox_by_name(account, &placement.mailbox).await? {
+                if let Some(found) = store.mailbox_by_name(account, &name).await? {
                     return Ok(found.id);
                 }
             }

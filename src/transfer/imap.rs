@@ -43,8 +43,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use storage::{
-    AccountId, FlagOperation, Flags, ImportedMessage, MailboxId, MessageEntry, Secret, Store, Uid,
-    UidValidity,
+    AccountId, FlagOperation, Flags, ImportedMessage, MailboxId, MailboxName, MessageEntry, Secret,
+    Store, Uid, UidValidity,
 };
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
@@ -232,8 +232,11 @@ pub async fn import(
 
     let subscribed = list(&mut session, true).await?;
     for mailbox in &subscribed {
-        store
-            .set_subscribed(account, &mailbox.name, true)
+        let subscribe = async {
+            let name = MailboxName::new(&mailbox.name)?;
+            store.set_subscribed(account, &name, true).await
+        };
+        subscribe
             .await
             .with_context(|| format!("subscribing to {}", mailbox.name))?;
     }

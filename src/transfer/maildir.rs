@@ -19,7 +19,7 @@ use imap::proto::mutf7;
 use std::collections::{HashMap, HashSet};
 use std::io::{BufReader, Write};
 use std::path::{Path, PathBuf};
-use storage::{AccountId, Flags, ImportedMessage, Store, Uid, UidValidity};
+use storage::{AccountId, Flags, ImportedMessage, MailboxName, Store, Uid, UidValidity};
 
 /// Maildir flag letters and the IMAP system flags they stand for.
 const FLAG_LETTERS: &[(char, &str)] = &[
@@ -71,8 +71,11 @@ pub async fn import(store: &Store, account: AccountId, root: &Path, limit: usize
     bar.finish_and_clear();
     let subscriptions = read_subscriptions(&root.join("subscriptions"))?;
     for name in &subscriptions {
-        store
-            .set_subscribed(account, name, true)
+        let subscribe = async {
+            let name = MailboxName::new(name)?;
+            store.set_subscribed(account, &name, true).await
+        };
+        subscribe
             .await
             .with_context(|| format!("subscribing to {name}"))?;
     }
@@ -395,7 +398,7 @@ fn read_subscriptions(path: &Path) -> Result<Vec<String>> {
 pub async fn export(store: &Store, account: AccountId, root: &Path) -> Result<()> {
     let (mailboxes, bar) = export_plan(store, account, root).await?;
     for mailbox in &mailboxes {
-        bar.set_message(mailbox.name.clone());
+        bar.set_message(mailbox.name.to_string());
         let line = export_mailbox(store, mailbox, root, &bar)
             .await
             .with_context(|| format!("exporting {}", mailbox.name))?;
@@ -405,7 +408,7 @@ pub async fn export(store: &Store, account: AccountId, root: &Path) -> Result<()
     let subscriptions = store.subscriptions(account).await?;
     let mut text = String::from("V\t2\n\n");
     for name in &subscriptions {
-        let levels: Vec<String> = name.split('/').map(mutf7::encode).collect();
+        let levels: Vec<String> = name.as_str().split('/').map(mutf7::encode).collect();
         text.push_str(&levels.join("\t"));
         text.push('\n');
     }
@@ -420,7 +423,7 @@ async fn export_mailbox(
     root: &Path,
     bar: &indicatif::ProgressBar,
 ) -> Result<String> {
-    let (dir, renamed) = folder_dir(root, &mailbox.name);
+    let (dir, renamed) = folder_dir(root, mailbox.name.as_str());
     for sub in ["cur", "new", "tmp"] {
         std::fs::create_dir_all(dir.join(sub))
             .with_context(|| format!("creating {}", dir.join(sub).display()))?;

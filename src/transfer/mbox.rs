@@ -158,7 +158,7 @@ pub async fn import(
     let mailbox = mailbox_named(store, account, mailbox).await?;
     let mut import = MailboxImport::new(store, mailbox).await?;
     let bar = progress(length, "bytes");
-    bar.set_message(import.mailbox.name.clone());
+    bar.set_message(import.mailbox.name.to_string());
     while let Some(message) = reader.next_message()? {
         bar.set_position(reader.position);
         let Some(raw) = message.raw else {
@@ -302,8 +302,8 @@ fn zone(token: &str) -> Option<UtcOffset> {
 pub async fn export(store: &Store, account: AccountId, root: &Path) -> Result<()> {
     let (mailboxes, bar) = export_plan(store, account, root).await?;
     for mailbox in &mailboxes {
-        bar.set_message(mailbox.name.clone());
-        let path = mbox_path(root, &mailbox.name);
+        bar.set_message(mailbox.name.to_string());
+        let path = mbox_path(root, mailbox.name.as_str());
         ensure_dir_for(&path)?;
         let written = export_mailbox(store, mailbox, &path, &bar)
             .await

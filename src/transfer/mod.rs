@@ -34,7 +34,7 @@ use clap::Subcommand;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::collections::HashMap;
 use std::path::PathBuf;
-use storage::{AccountId, ImportedMessage, Mailbox, MessageId, Store, Uid};
+use storage::{AccountId, ImportedMessage, Mailbox, MailboxName, MessageId, Store, Uid};
 
 /// Messages written in one storage transaction at most.
 const MAX_BATCH_MESSAGES: usize = 100;
@@ -195,11 +195,12 @@ async fn account(store: &Store, email: &str) -> Result<AccountId> {
 
 /// The mailbox `name` of `account`, created when missing.
 async fn mailbox_named(store: &Store, account: AccountId, name: &str) -> Result<Mailbox> {
-    if let Some(mailbox) = store.mailbox_by_name(account, name).await? {
+    let name = MailboxName::new(name).with_context(|| format!("creating mailbox {name}"))?;
+    if let Some(mailbox) = store.mailbox_by_name(account, &name).await? {
         return Ok(mailbox);
     }
     let id = store
-        .create_mailbox(account, name, None)
+        .create_mailbox(account, &name, None)
         .await
         .with_context(|| format!("creating mailbox {name}"))?;
     Ok(store.mailbox(id).await?)

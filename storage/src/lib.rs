@@ -53,7 +53,7 @@ pub use accounts::{Account, Alias};
 pub use delivery::{Delivered, Delivery, crlf_line_ends};
 pub use error::{Result, StoreError};
 pub use import::ImportedMessage;
-pub use mailboxes::{MAX_MAILBOX_NAME_BYTES, Mailbox, MailboxStatus, normalise_mailbox_name};
+pub use mailboxes::{Mailbox, MailboxStatus};
 pub use messages::{MailboxChanges, MessageEntry, StoreFlagsOutcome};
 pub use metadata::{
     EntryName, MAX_METADATA_BYTES_PER_ACCOUNT, MAX_METADATA_ENTRIES_PER_ACCOUNT,

@@ -7,20 +7,19 @@ use crate::job::JobOutput;
 use crate::locks::Scope;
 use crate::notify::{Change, ChangeKind};
 use crate::recent::Claimed;
-use crate::types::{AccountId, MAILBOX_DELIMITER, MailboxId, ModSeq, SpecialUse, Uid, UidValidity};
+use crate::types::{
+    AccountId, MAILBOX_DELIMITER, MailboxId, MailboxName, ModSeq, SpecialUse, Uid, UidValidity,
+};
 use crate::{Backend, Store, unix_now};
 use sqlx::AnyConnection;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-/// Longest mailbox name we accept, in bytes; deep hierarchies beyond this are abuse.
-pub const MAX_MAILBOX_NAME_BYTES: usize = 1024;
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mailbox {
     pub id: MailboxId,
     pub account: AccountId,
-    pub name: String,
+    pub name: MailboxName,
     pub uid_validity: UidValidity,
     pub uid_next: Uid,
     pub highest_modseq: ModSeq,
@@ -54,37 +53,13 @@ fn mailbox_from_row(row: &AnyRow) -> Result<Mailbox> {
     Ok(Mailbox {
         id: MailboxId(row.try_get("id")?),
         account: AccountId(row.try_get("account_id")?),
-        name: row.try_get("name")?,
+        name: MailboxName::from_stored(row.try_get("name")?),
         uid_validity: UidValidity(row.try_get::<i64, _>("uidvalidity")? as u32),
         uid_next: Uid(row.try_get::<i64, _>("uidnext")? as u32),
         highest_modseq: ModSeq(row.try_get::<i64, _>("highestmodseq")? as u64),
         special_use: special_use.as_deref().and_then(SpecialUse::from_attribute),
         first_recent_uid: Uid(row.try_get::<i64, _>("first_recent_uid")? as u32),
     })
-}
-
-/// RFC 9051 §5.1: INBOX is case-insensitive; other names are kept as given. Rejects
-/// empty levels, the delimiter at either end, and control characters.
-pub fn normalise_mailbox_name(name: &str) -> Result<String> {
-    let name = if name.eq_ignore_ascii_case("INBOX") {
-        "INBOX".to_owned()
-    } else if let Some(rest) = name
-        .get(..6)
-        .filter(|prefix| prefix.eq_ignore_ascii_case("INBOX/"))
-        .and_then(|_| name.get(5..))
-    {
-        format!("INBOX{rest}")
-    } else {
-        name.to_owned()
-    };
-    let bad = name.is_empty()
-        || name.len() > MAX_MAILBOX_NAME_BYTES
-        || name.split(MAILBOX_DELIMITER).any(str::is_empty)
-        || name.chars().any(|c| c.is_control() || c == '*' || c == '%');
-    if bad {
-        return Err(StoreError::invalid("mailbox name", format!("{name:?}")));
-    }
-    Ok(name)
 }
 
 /// A UIDVALIDITY never used before in this store: the current time in seconds, or one
@@ -246,22 +221,23 @@ impl Store {
         mailbox_from_row(&row)
     }
 
-    pub async fn mailbox_by_name(&self, account: AccountId, name: &str) -> Result<Option<Mailbox>> {
-        let Ok(name) = normalise_mailbox_name(name) else {
-            return Ok(None);
-        };
+    pub async fn mailbox_by_name(
+        &self,
+        account: AccountId,
+        name: &MailboxName,
+    ) -> Result<Option<Mailbox>> {
         let row = sqlx::query(&format!(
             "SELECT {MAILBOX_COLUMNS} FROM mailboxes WHERE account_id = $1 AND name = $2"
         ))
         .bind(account.0)
-        .bind(name)
+        .bind(name.as_str())
         .fetch_optional(&self.reader)
         .await?;
         row.as_ref().map(mailbox_from_row).transpose()
     }
 
     pub async fn inbox(&self, account: AccountId) -> Result<Mailbox> {
-        self.mailbox_by_name(account, "INBOX")
+        self.mailbox_by_name(account, &MailboxName::inbox())
             .await?
             .ok_or_else(|| StoreError::not_found("mailbox", format!("INBOX of account {account}")))
     }
@@ -301,15 +277,16 @@ impl Store {
     pub async fn create_mailbox(
         &self,
         account: AccountId,
-        name: &str,
+        name: &MailboxName,
         special_use: Option<SpecialUse>,
     ) -> Result<MailboxId> {
-        let name = normalise_mailbox_name(name)?;
+        let name = name.clone();
         self.writer
             .run(Scope::account(account), move |conn| {
                 Box::pin(async move {
-                    let mut changes = create_superiors(conn, account, &name).await?;
-                    let id = insert_mailbox(conn, account, &name, special_use, false).await?;
+                    let mut changes = create_superiors(conn, account, name.as_str()).await?;
+                    let id =
+                        insert_mailbox(conn, account, name.as_str(), special_use, false).await?;
                     changes.push(mailbox_changed(account, id));
                     Ok(JobOutput::new(id, changes))
                 })
@@ -324,7 +301,7 @@ impl Store {
             .run(Scope::mailboxes([id]), move |conn| {
                 Box::pin(async move {
                     let mailbox = mailbox_in_tx(conn, id).await?;
-                    if mailbox.name == "INBOX" {
+                    if mailbox.name.is_inbox() {
                         return Err(StoreError::invalid("mailbox", "INBOX cannot be deleted"));
                     }
                     sqlx::query(&Backend::of_connection(conn).sql(
@@ -356,14 +333,14 @@ impl Store {
 
     /// RFC 9051 §6.3.6 RENAME, with every child renamed too. Renaming INBOX moves its
     /// messages into a new mailbox and leaves INBOX empty.
-    pub async fn rename_mailbox(&self, id: MailboxId, new_name: &str) -> Result<()> {
-        let new_name = normalise_mailbox_name(new_name)?;
+    pub async fn rename_mailbox(&self, id: MailboxId, new_name: &MailboxName) -> Result<()> {
+        let new_name = new_name.as_str().to_owned();
         self.writer
             .run(Scope::mailboxes([id]), move |conn| {
                 Box::pin(async move {
                     let mailbox = mailbox_in_tx(conn, id).await?;
                     let account = mailbox.account;
-                    if new_name == "INBOX" || new_name.starts_with("INBOX/") && mailbox.name == "INBOX" {
+                    if new_name == "INBOX" || new_name.starts_with("INBOX/") && mailbox.name.is_inbox() {
                         return Err(StoreError::AlreadyExists(format!("mailbox {new_name}")));
                     }
                     let taken: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM mailboxes WHERE account_id = $1 AND name = $2")
@@ -375,7 +352,7 @@ impl Store {
                         return Err(StoreError::AlreadyExists(format!("mailbox {new_name}")));
                     }
                     let mut changes = Vec::new();
-                    if mailbox.name == "INBOX" {
+                    if mailbox.name.is_inbox() {
                         let target = insert_mailbox(conn, account, &new_name, None, false).await?;
                         let uids: Vec<i64> = sqlx::query_scalar("SELECT uid FROM mailbox_messages WHERE mailbox_id = $1 ORDER BY uid")
                             .bind(id.0)
@@ -427,14 +404,14 @@ impl Store {
     pub async fn set_subscribed(
         &self,
         account: AccountId,
-        name: &str,
+        name: &MailboxName,
         subscribed: bool,
     ) -> Result<()> {
-        let name = normalise_mailbox_name(name)?;
+        let name = name.clone();
         self.writer
             .run(Scope::account(account), move |conn| {
                 Box::pin(async move {
-                    subscribe_in_tx(conn, account, &name, subscribed).await?;
+                    subscribe_in_tx(conn, account, name.as_str(), subscribed).await?;
                     let change = Change {
                         account,
                         mailbox: MailboxId(0),
@@ -448,14 +425,14 @@ impl Store {
 
     /// The account's subscription list in name order (RFC 9051 §6.3.9: names stay on it
     /// after their mailbox is deleted or renamed).
-    pub async fn subscriptions(&self, account: AccountId) -> Result<Vec<String>> {
-        let names = sqlx::query_scalar(
+    pub async fn subscriptions(&self, account: AccountId) -> Result<Vec<MailboxName>> {
+        let names: Vec<String> = sqlx::query_scalar(
             "SELECT name FROM subscriptions WHERE account_id = $1 ORDER BY name",
         )
         .bind(account.0)
         .fetch_all(&self.reader)
         .await?;
-        Ok(names)
+        Ok(names.into_iter().map(MailboxName::from_stored).collect())
     }
 
     /// RFC 3501 §2.3.2: claims `\Recent` for the messages of `mailbox` up to and

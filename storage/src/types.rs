@@ -1,5 +1,6 @@
 //! Newtypes for the identifiers and counters that must never be mixed up.
 
+use crate::error::StoreError;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -123,6 +124,94 @@ pub const DEFAULT_MAILBOXES: &[(&str, Option<SpecialUse>)] = &[
 /// Hierarchy delimiter of mailbox names (RFC 9051 §5.1.1).
 pub const MAILBOX_DELIMITER: char = '/';
 
+/// Longest mailbox name we accept, in bytes; deep hierarchies beyond this are abuse.
+pub const MAX_MAILBOX_NAME_BYTES: usize = 1024;
+
+/// A mailbox name as storage keeps it: valid and normalised, so holding one means it may
+/// name a mailbox. Built from a client's name (after modified UTF-7 is decoded) by
+/// [`MailboxName::new`], once, at the protocol boundary.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct MailboxName(String);
+
+impl MailboxName {
+    /// The name of the one mailbox every account has.
+    pub const INBOX: &'static str = "INBOX";
+
+    /// RFC 9051 §5.1: INBOX is case-insensitive (also as the first level of a hierarchy);
+    /// other names are kept as given. Refuses the empty name, names over
+    /// [`MAX_MAILBOX_NAME_BYTES`], empty levels (the delimiter at either end or twice in a
+    /// row), control characters and the LIST wildcards `*` and `%` (RFC 9051 §5.1:
+    /// names with them cannot be listed unambiguously).
+    pub fn new(name: &str) -> Result<MailboxName, StoreError> {
+        let name = if name.eq_ignore_ascii_case(Self::INBOX) {
+            Self::INBOX.to_owned()
+        } else if let Some(rest) = name
+            .get(..6)
+            .filter(|prefix| prefix.eq_ignore_ascii_case("INBOX/"))
+            .and_then(|_| name.get(5..))
+        {
+            format!("{}{rest}", Self::INBOX)
+        } else {
+            name.to_owned()
+        };
+        let bad = name.is_empty()
+            || name.len() > MAX_MAILBOX_NAME_BYTES
+            || name.split(MAILBOX_DELIMITER).any(str::is_empty)
+            || name.chars().any(|c| c.is_control() || c == '*' || c == '%');
+        if bad {
+            return Err(StoreError::invalid("mailbox name", format!("{name:?}")));
+        }
+        Ok(MailboxName(name))
+    }
+
+    /// INBOX.
+    pub fn inbox() -> MailboxName {
+        MailboxName(Self::INBOX.to_owned())
+    }
+
+    /// A name read back from the database, where only [`MailboxName::new`]'s names are
+    /// written (and the superior levels of those, which are valid too).
+    pub(crate) fn from_stored(name: String) -> MailboxName {
+        MailboxName(name)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+
+    pub fn is_inbox(&self) -> bool {
+        self.0 == Self::INBOX
+    }
+}
+
+impl fmt::Display for MailboxName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl AsRef<str> for MailboxName {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl PartialEq<str> for MailboxName {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<&str> for MailboxName {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
 /// A set of message flags and keywords (RFC 9051 §2.3.2), kept sorted and without
 /// duplicates; system flags are compared case-insensitively and stored in their
 /// canonical spelling.
@@ -223,6 +312,24 @@ mod tests {
         flags.remove("\\sEEn");
         assert_eq!(flags.to_stored(), "$Label");
         assert_eq!(Flags::from_stored("$Label"), flags);
+    }
+
+    #[test]
+    fn mailbox_names_are_normalised_and_checked() {
+        let name = |s: &str| MailboxName::new(s).map(MailboxName::into_string);
+        assert_eq!(name("inbox").expect("valid"), "INBOX");
+        assert_eq!(name("Inbox/Lists").expect("valid"), "INBOX/Lists");
+        assert_eq!(name("Inboxes").expect("valid"), "Inboxes");
+        assert_eq!(name("a/b").expect("valid"), "a/b");
+        for bad in ["", "/a", "a/", "a//b", "a*", "a%", "a\u{7}b"] {
+            assert!(name(bad).is_err(), "{bad:?}");
+        }
+        assert!(name(&"a".repeat(MAX_MAILBOX_NAME_BYTES)).is_ok());
+        assert!(name(&"a".repeat(MAX_MAILBOX_NAME_BYTES + 1)).is_err());
+        // The client hears what it heard before the type existed.
+        let error = MailboxName::new("a//b").expect_err("empty level");
+        assert_eq!(error.to_string(), "invalid mailbox name: \"a//b\"");
+        assert!(MailboxName::inbox().is_inbox());
     }
 
     #[test]

@@ -79,7 +79,11 @@ async fn every_arrival_is_indexed_and_expunge_drops_it(backend: &str) {
         _guard,
     } = fixture(backend).await;
     let archive = store
-        .create_mailbox(account, "Projects", None)
+        .create_mailbox(
+            account,
+            &storage::MailboxName::new("Projects").expect("valid"),
+            None,
+        )
         .await
         .expect("projects");
     let plain = deliver(&store, inbox, mail("Grüße aus Köln", "the Quick brown fox")).await;

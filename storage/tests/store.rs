@@ -8,8 +8,8 @@ use std::time::Duration;
 use storage::mime::PartContent;
 use storage::{
     AccountId, ChangeKind, Delivery, EntryName, FlagOperation, Flags, ImportedMessage,
-    LocalRecipient, Mailbox, MetadataEntry, MetadataOwner, ModSeq, RecipientLookup, Secret,
-    SpecialUse, Store, StoreError, Uid, UidValidity, unix_now,
+    LocalRecipient, Mailbox, MailboxName, MetadataEntry, MetadataOwner, ModSeq, RecipientLookup,
+    Secret, SpecialUse, Store, StoreError, Uid, UidValidity, unix_now,
 };
 use tempfile::TempDir;
 
@@ -97,9 +97,14 @@ fn message(n: usize) -> Vec<u8> {
     .into_bytes()
 }
 
+/// A valid mailbox name, as a caller builds it at its boundary.
+fn mailbox_name(name: &str) -> MailboxName {
+    MailboxName::new(name).unwrap_or_else(|error| panic!("{name}: {error}"))
+}
+
 async fn mailbox(store: &Store, account: AccountId, name: &str) -> Mailbox {
     store
-        .mailbox_by_name(account, name)
+        .mailbox_by_name(account, &mailbox_name(name))
         .await
         .expect("query")
         .unwrap_or_else(|| panic!("no mailbox {name}"))
@@ -152,7 +157,7 @@ async fn new_account_has_the_default_mailboxes_with_roles(backend: Backend) {
     // INBOX is case-insensitive (RFC 9051 §5.1).
     assert!(
         f.store
-            .mailbox_by_name(f.account, "inbox")
+            .mailbox_by_name(f.account, &mailbox_name("inbox"))
             .await
             .expect("query")
             .is_some()
@@ -417,7 +422,7 @@ async fn subscribers_hear_every_kind_of_change(backend: Backend) {
         .await
         .expect("expunge");
     f.store
-        .create_mailbox(f.account, "Projects", None)
+        .create_mailbox(f.account, &mailbox_name("Projects"), None)
         .await
         .expect("create");
 
@@ -449,17 +454,17 @@ async fn the_account_watch_wakes_for_mailboxes_and_subscriptions_only(backend: B
     assert!(!watch.take_change(), "woken by a delivery");
     let projects = f
         .store
-        .create_mailbox(f.account, "Projects", None)
+        .create_mailbox(f.account, &mailbox_name("Projects"), None)
         .await
         .expect("create");
     assert!(watch.take_change(), "not woken by CREATE");
     f.store
-        .set_subscribed(f.account, "Projects", true)
+        .set_subscribed(f.account, &mailbox_name("Projects"), true)
         .await
         .expect("subscribe");
     assert!(watch.take_change(), "not woken by SUBSCRIBE");
     f.store
-        .rename_mailbox(projects, "Work")
+        .rename_mailbox(projects, &mailbox_name("Work"))
         .await
         .expect("rename");
     assert!(watch.take_change(), "not woken by RENAME");
@@ -472,12 +477,12 @@ async fn rename_moves_children_and_inbox_rename_moves_messages(backend: Backend)
     let f = fixture(backend).await;
     let work = f
         .store
-        .create_mailbox(f.account, "Work/2026/Q1", None)
+        .create_mailbox(f.account, &mailbox_name("Work/2026/Q1"), None)
         .await
         .expect("create");
     assert!(
         f.store
-            .mailbox_by_name(f.account, "Work")
+            .mailbox_by_name(f.account, &mailbox_name("Work"))
             .await
             .expect("q")
             .is_some(),
@@ -485,14 +490,14 @@ async fn rename_moves_children_and_inbox_rename_moves_messages(backend: Backend)
     );
     let parent = mailbox(&f.store, f.account, "Work").await;
     f.store
-        .rename_mailbox(parent.id, "Jobs")
+        .rename_mailbox(parent.id, &mailbox_name("Jobs"))
         .await
         .expect("rename");
     let renamed = f.store.mailbox(work).await.expect("mailbox");
     assert_eq!(renamed.name, "Jobs/2026/Q1");
     assert!(
         f.store
-            .mailbox_by_name(f.account, "Work/2026")
+            .mailbox_by_name(f.account, &mailbox_name("Work/2026"))
             .await
             .expect("q")
             .is_none()
@@ -501,7 +506,7 @@ async fn rename_moves_children_and_inbox_rename_moves_messages(backend: Backend)
     let inbox = mailbox(&f.store, f.account, "INBOX").await;
     deliver(&f.store, vec![inbox.id], message(1)).await;
     f.store
-        .rename_mailbox(inbox.id, "Old")
+        .rename_mailbox(inbox.id, &mailbox_name("Old"))
         .await
         .expect("rename INBOX");
     let old = mailbox(&f.store, f.account, "Old").await;
@@ -521,7 +526,7 @@ async fn rename_moves_children_and_inbox_rename_moves_messages(backend: Backend)
             .is_empty()
     );
 
-    let taken = f.store.rename_mailbox(old.id, "Sent").await;
+    let taken = f.store.rename_mailbox(old.id, &mailbox_name("Sent")).await;
     assert!(
         matches!(taken, Err(StoreError::AlreadyExists(_))),
         "{taken:?}"
@@ -998,18 +1003,18 @@ async fn mailbox_ids_are_never_reused_and_special_uses_are_one_per_account(backe
     let f = fixture(backend).await;
     let projects = f
         .store
-        .create_mailbox(f.account, "Projects", None)
+        .create_mailbox(f.account, &mailbox_name("Projects"), None)
         .await
         .expect("create");
     f.store
-        .rename_mailbox(projects, "Work")
+        .rename_mailbox(projects, &mailbox_name("Work"))
         .await
         .expect("rename");
     assert_eq!(mailbox(&f.store, f.account, "Work").await.id, projects);
     f.store.delete_mailbox(projects).await.expect("delete");
     let again = f
         .store
-        .create_mailbox(f.account, "Work", None)
+        .create_mailbox(f.account, &mailbox_name("Work"), None)
         .await
         .expect("create again");
     assert!(again > projects, "id {again} after deleting {projects}");
@@ -1017,7 +1022,11 @@ async fn mailbox_ids_are_never_reused_and_special_uses_are_one_per_account(backe
     // The default Sent has \Sent: a second one is refused and nothing is created.
     let taken = f
         .store
-        .create_mailbox(f.account, "Sent Items", Some(SpecialUse::Sent))
+        .create_mailbox(
+            f.account,
+            &mailbox_name("Sent Items"),
+            Some(SpecialUse::Sent),
+        )
         .await;
     assert!(
         matches!(
@@ -1028,7 +1037,7 @@ async fn mailbox_ids_are_never_reused_and_special_uses_are_one_per_account(backe
     );
     assert!(
         f.store
-            .mailbox_by_name(f.account, "Sent Items")
+            .mailbox_by_name(f.account, &mailbox_name("Sent Items"))
             .await
             .expect("lookup")
             .is_none()
@@ -1038,7 +1047,11 @@ async fn mailbox_ids_are_never_reused_and_special_uses_are_one_per_account(backe
     f.store.delete_mailbox(sent.id).await.expect("delete sent");
     let items = f
         .store
-        .create_mailbox(f.account, "Sent Items", Some(SpecialUse::Sent))
+        .create_mailbox(
+            f.account,
+            &mailbox_name("Sent Items"),
+            Some(SpecialUse::Sent),
+        )
         .await
         .expect("use is free");
     assert_eq!(
@@ -1125,7 +1138,7 @@ struct Contents {
     aliases: Vec<storage::Alias>,
     mailboxes: Vec<Mailbox>,
     /// Per account: its subscription list.
-    subscriptions: Vec<Vec<String>>,
+    subscriptions: Vec<Vec<MailboxName>>,
     /// Per account its server annotations, then per mailbox its annotations (RFC 5464).
     metadata: Vec<Vec<storage::MetadataEntry>>,
     /// Per mailbox: status, entries, and everything changed since MODSEQ 0 (with the
@@ -1241,17 +1254,17 @@ async fn an_installation_copied_from_sqlite_to_postgres_and_back_reads_the_same(
         .await
         .expect("catch-all");
     let projects = source
-        .create_mailbox(alice, "Projects/2026", None)
+        .create_mailbox(alice, &mailbox_name("Projects/2026"), None)
         .await
         .expect("create");
     source
-        .set_subscribed(alice, "Projects/2026", true)
+        .set_subscribed(alice, &mailbox_name("Projects/2026"), true)
         .await
         .expect("subscribe");
     // The newest mailbox, deleted: its id is not in the copy, yet the target must not
     // give it out again (RFC 8474 §4.1 MAILBOXID).
     let scratch = source
-        .create_mailbox(alice, "Scratch", None)
+        .create_mailbox(alice, &mailbox_name("Scratch"), None)
         .await
         .expect("create");
     source.delete_mailbox(scratch).await.expect("delete");
@@ -1275,7 +1288,7 @@ async fn an_installation_copied_from_sqlite_to_postgres_and_back_reads_the_same(
         .expect("mailbox metadata");
     // A subscription outlives its mailbox (RFC 9051 §6.3.9) and is copied as it is.
     source
-        .set_subscribed(alice, "Gone", true)
+        .set_subscribed(alice, &mailbox_name("Gone"), true)
         .await
         .expect("subscribe");
     let inbox = source.inbox(alice).await.expect("inbox").id;
@@ -1434,7 +1447,7 @@ async fn an_installation_copied_from_sqlite_to_postgres_and_back_reads_the_same(
         .max()
         .expect("mailboxes");
     let new_mailbox = target
-        .create_mailbox(alice, "Later", None)
+        .create_mailbox(alice, &mailbox_name("Later"), None)
         .await
         .expect("create after copy");
     assert!(new_mailbox > largest_mailbox);
@@ -2659,11 +2672,11 @@ async fn metadata_is_kept_per_owner_within_limits(backend: Backend) {
     let server = MetadataOwner::Server(account);
     let inbox = MetadataOwner::Mailbox(store.inbox(account).await.expect("inbox").id);
     let work = store
-        .create_mailbox(account, "Work", None)
+        .create_mailbox(account, &mailbox_name("Work"), None)
         .await
         .expect("create");
     let child = store
-        .create_mailbox(account, "Work/Child", None)
+        .create_mailbox(account, &mailbox_name("Work/Child"), None)
         .await
         .expect("create");
     assert!(annotations(store, inbox).await.is_empty());
@@ -2817,7 +2830,7 @@ async fn metadata_is_kept_per_owner_within_limits(backend: Backend) {
 
     // RENAME keeps a mailbox's annotations (and its children's); DELETE takes them.
     store
-        .rename_mailbox(work, "Projects")
+        .rename_mailbox(work, &mailbox_name("Projects"))
         .await
         .expect("rename");
     let renamed = mailbox(store, account, "Projects").await;
@@ -2830,7 +2843,7 @@ async fn metadata_is_kept_per_owner_within_limits(backend: Backend) {
     );
     store.delete_mailbox(child).await.expect("delete");
     let again = store
-        .create_mailbox(account, "Projects/Child", None)
+        .create_mailbox(account, &mailbox_name("Projects/Child"), None)
         .await
         .expect("create again");
     assert!(
@@ -2964,7 +2977,7 @@ async fn local_recipient_is_what_the_separate_lookups_find(backend: Backend) {
     // INBOX renamed: its messages move to a new mailbox and a new INBOX takes mail.
     let old_inbox = mailbox(&f.store, f.account, "INBOX").await;
     f.store
-        .rename_mailbox(old_inbox.id, "Old")
+        .rename_mailbox(old_inbox.id, &mailbox_name("Old"))
         .await
         .expect("rename INBOX");
     f.store
@@ -2995,7 +3008,7 @@ async fn urlauth_keys_are_per_mailbox_and_go_with_it(backend: Backend) {
     );
     let inbox = store.inbox(account).await.expect("inbox").id;
     let work = store
-        .create_mailbox(account, "Work", None)
+        .create_mailbox(account, &mailbox_name("Work"), None)
         .await
         .expect("create");
     assert!(store.urlauth_key(inbox).await.expect("read").is_none());

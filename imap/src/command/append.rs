@@ -2,6 +2,7 @@
 //! MULTIAPPEND (RFC 3502): several messages in one command, stored all or none; and
 //! CATENATE (RFC 4469): a message built from literals and parts of stored messages.
 
+use super::mailbox::find_mailbox;
 use super::store::validate_flags;
 use crate::error::CommandError;
 use crate::message;
@@ -12,7 +13,7 @@ use crate::proto::response::Code;
 use crate::proto::sequence::compress;
 use crate::session::{CommandResult, Completion, Session};
 use storage::mime::{BodyPart, PartContent};
-use storage::{AccountId, Delivery};
+use storage::{AccountId, Delivery, MailboxName};
 
 /// Characters of base64 per line (RFC 2045 §6.8: at most 76).
 const BASE64_LINE: usize = 76;
@@ -20,7 +21,7 @@ const BASE64_LINE: usize = 76;
 impl Session {
     pub(crate) async fn append(&mut self, append: AppendCommand) -> CommandResult {
         let account = self.account()?;
-        let name = self.decode_mailbox(&append.mailbox)?;
+        let name = MailboxName::new(&self.decode_mailbox(&append.mailbox)?).ok();
         let mut deliveries = Vec::with_capacity(append.messages.len());
         for message in append.messages {
             let raw = match message.data {
@@ -44,7 +45,12 @@ impl Session {
             });
         }
         // RFC 9051 §6.3.12: a missing mailbox is NO [TRYCREATE].
-        let Some(target) = self.server.store.mailbox_by_name(account, &name).await? else {
+        let target = match &name {
+            Some(name) => self.server.store.mailbox_by_name(account, name).await?,
+            // A name that cannot be a mailbox's names none.
+            None => None,
+        };
+        let Some(target) = target else {
             return Err(CommandError::no(Some(Code::TryCreate), "No such mailbox"));
         };
         for delivery in &mut deliveries {
@@ -121,7 +127,7 @@ impl Session {
         url: &ImapUrl,
     ) -> Result<Option<Vec<u8>>, CommandError> {
         let store = &self.server.store;
-        let Some(mailbox) = store.mailbox_by_name(account, &url.mailbox).await? else {
+        let Some(mailbox) = find_mailbox(store, account, &url.mailbox).await? else {
             return Ok(None);
         };
         self.message_content(&mailbox, url).await

@@ -16,10 +16,9 @@ impl Session {
         remove: bool,
     ) -> CommandResult {
         let account = self.account()?;
-        let name = self.decode_mailbox(mailbox)?;
         let store = self.server.store.clone();
         // RFC 9051 §6.4.7: a missing destination is NO [TRYCREATE].
-        let Some(target) = store.mailbox_by_name(account, &name).await? else {
+        let Some(target) = self.mailbox_named(account, mailbox).await? else {
             return Err(CommandError::no(Some(Code::TryCreate), "No such mailbox"));
         };
         let Session { state, conn, .. } = self;

@@ -8,7 +8,10 @@ use crate::proto::objectid;
 use crate::proto::response::{self, Code};
 use crate::session::{CommandResult, Completion, Session, State};
 use std::collections::{BTreeMap, HashSet};
-use storage::{MAILBOX_DELIMITER, Mailbox, MailboxId, MailboxStatus, SpecialUse};
+use storage::{
+    AccountId, MAILBOX_DELIMITER, Mailbox, MailboxId, MailboxName, MailboxStatus, SpecialUse,
+    Store, StoreError,
+};
 
 /// One row of a LIST answer: a mailbox, a name on the subscription list whose mailbox
 /// does not exist, or a superior level of either that does not exist.
@@ -59,11 +62,13 @@ impl Session {
                 }
             }
         }
-        // A special use another mailbox has is refused with [USEATTR] by storage.
+        // An invalid name is refused with [CANNOT], a special use another mailbox has
+        // with [USEATTR], by storage.
+        let name = MailboxName::new(name)?;
         let id = self
             .server
             .store
-            .create_mailbox(account, name, role)
+            .create_mailbox(account, &name, role)
             .await?;
         // RFC 8474 §4.1: a successful CREATE reports the new mailbox's MAILBOXID in its
         // tagged OK.
@@ -75,18 +80,27 @@ impl Session {
 
     pub(crate) async fn existing(&self, mailbox: &str) -> Result<Mailbox, CommandError> {
         let account = self.account()?;
-        let name = self.decode_mailbox(mailbox)?;
-        self.server
-            .store
-            .mailbox_by_name(account, &name)
+        self.mailbox_named(account, mailbox)
             .await?
             .ok_or_else(|| CommandError::no(Some(Code::NonExistent), "No such mailbox"))
+    }
+
+    /// The mailbox of `account` that `mailbox`, a name from the wire, names: decoded from
+    /// modified UTF-7 ([`Session::decode_mailbox`]), then made a [`MailboxName`]. `None`
+    /// when it names none; a name that cannot be a mailbox's names none.
+    pub(crate) async fn mailbox_named(
+        &self,
+        account: AccountId,
+        mailbox: &str,
+    ) -> Result<Option<Mailbox>, CommandError> {
+        let name = self.decode_mailbox(mailbox)?;
+        Ok(find_mailbox(&self.server.store, account, &name).await?)
     }
 
     /// RFC 9051 §6.3.5 DELETE: inferiors stay; INBOX cannot go.
     pub(crate) async fn delete(&mut self, mailbox: &str) -> CommandResult {
         let target = self.existing(mailbox).await?;
-        if target.name == "INBOX" {
+        if target.name.is_inbox() {
             return Err(CommandError::no(
                 Some(Code::Cannot),
                 "INBOX cannot be deleted",
@@ -100,8 +114,8 @@ impl Session {
     pub(crate) async fn rename(&mut self, from: &str, to: &str) -> CommandResult {
         let source = self.existing(from).await?;
         let to = self.decode_mailbox(to)?;
-        let to = to.strip_suffix(MAILBOX_DELIMITER).unwrap_or(&to);
-        self.server.store.rename_mailbox(source.id, to).await?;
+        let to = MailboxName::new(to.strip_suffix(MAILBOX_DELIMITER).unwrap_or(&to))?;
+        self.server.store.rename_mailbox(source.id, &to).await?;
         Ok(Completion::ok("RENAME completed"))
     }
 
@@ -113,7 +127,7 @@ impl Session {
         let name = if subscribe {
             self.existing(mailbox).await?.name
         } else {
-            self.decode_mailbox(mailbox)?
+            MailboxName::new(&self.decode_mailbox(mailbox)?)?
         };
         self.server
             .store
@@ -230,7 +244,7 @@ impl Session {
             status_for.push(
                 row.mailbox
                     .filter(|_| list.return_status.is_some())
-                    .map(|m| (m.id, m.name.clone())),
+                    .map(|m| (m.id, m.name.as_str().to_owned())),
             );
         }
         for (line, status) in lines.iter().zip(status_for) {
@@ -261,12 +275,12 @@ impl Session {
         // RFC 3501 §6.3.9: the subscription list as it is, names whose mailbox is gone
         // included (Dovecot lists those without attributes too).
         let names = self.server.store.subscriptions(account).await?;
-        let subscribed: HashSet<&str> = names.iter().map(String::as_str).collect();
+        let subscribed: HashSet<&str> = names.iter().map(MailboxName::as_str).collect();
         let mut listed: HashSet<&str> = HashSet::new();
         let mut lines = Vec::new();
-        for name in &names {
+        for name in names.iter().map(MailboxName::as_str) {
             if pattern.matches(name) {
-                lines.push(("", name.as_str()));
+                lines.push(("", name));
                 continue;
             }
             // RFC 3501 §6.3.9: "if "foo/bar" is subscribed and LSUB "" "%" is issued,
@@ -302,7 +316,7 @@ impl Session {
         }
         let target = self.existing(mailbox).await?;
         let status = self.server.store.mailbox_status(target.id).await?;
-        let line = self.status_line(target.id, &target.name, &status, items);
+        let line = self.status_line(target.id, target.name.as_str(), &status, items);
         response::untagged(&mut self.conn.out, &line);
         Ok(Completion::ok("STATUS completed"))
     }
@@ -356,6 +370,19 @@ impl Session {
     }
 }
 
+/// The mailbox of `account` named `name` (a client's name, decoded from the wire), or
+/// `None`: a name that cannot be a mailbox's ([`MailboxName::new`] refuses it) names none.
+pub(crate) async fn find_mailbox(
+    store: &Store,
+    account: AccountId,
+    name: &str,
+) -> Result<Option<Mailbox>, StoreError> {
+    match MailboxName::new(name) {
+        Ok(name) => store.mailbox_by_name(account, &name).await,
+        Err(_) => Ok(None),
+    }
+}
+
 /// RFC 9051 §6.3.9: the reference and the pattern are joined left to right; a pattern
 /// that starts with the delimiter is taken as absolute.
 fn join_reference(reference: &str, pattern: &str) -> String {
@@ -370,17 +397,17 @@ fn join_reference(reference: &str, pattern: &str) -> String {
 /// name order, so that descendants follow their superior.
 fn rows_with_superiors<'a>(
     mailboxes: &'a [Mailbox],
-    subscriptions: &[String],
+    subscriptions: &[MailboxName],
     with_subscriptions: bool,
 ) -> Vec<Listed<'a>> {
-    let subscribed: HashSet<&str> = subscriptions.iter().map(String::as_str).collect();
+    let subscribed: HashSet<&str> = subscriptions.iter().map(MailboxName::as_str).collect();
     let mut rows: BTreeMap<String, Option<&Mailbox>> = BTreeMap::new();
     for mailbox in mailboxes {
-        rows.insert(mailbox.name.clone(), Some(mailbox));
+        rows.insert(mailbox.name.as_str().to_owned(), Some(mailbox));
     }
     if with_subscriptions {
         for name in subscriptions {
-            rows.entry(name.clone()).or_insert(None);
+            rows.entry(name.as_str().to_owned()).or_insert(None);
         }
     }
     let names: Vec<String> = rows.keys().cloned().collect();

@@ -94,7 +94,10 @@ impl Session {
             MetadataTarget::Server => Ok((MetadataOwner::Server(self.account()?), String::new())),
             MetadataTarget::Mailbox(name) => {
                 let mailbox = self.existing(name).await?;
-                Ok((MetadataOwner::Mailbox(mailbox.id), mailbox.name))
+                Ok((
+                    MetadataOwner::Mailbox(mailbox.id),
+                    mailbox.name.into_string(),
+                ))
             }
         }
     }

@@ -33,7 +33,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::Poll;
 use std::time::Duration;
-use storage::{MAILBOX_DELIMITER, MailboxId, MailboxWatch, normalise_mailbox_name};
+use storage::{MAILBOX_DELIMITER, MailboxId, MailboxName, MailboxWatch};
 use tokio::time::Instant;
 
 /// New messages of the selected mailbox whose MessageNew fetch attributes are sent in
@@ -155,8 +155,8 @@ impl Session {
     fn storage_names(&self, names: &[String]) -> Result<Vec<String>, CommandError> {
         let mut decoded = Vec::with_capacity(names.len());
         for name in names {
-            if let Ok(name) = normalise_mailbox_name(&self.decode_mailbox(name)?) {
-                decoded.push(name);
+            if let Ok(name) = MailboxName::new(&self.decode_mailbox(name)?) {
+                decoded.push(name.into_string());
             }
         }
         Ok(decoded)

@@ -45,7 +45,7 @@ impl Session {
     pub(crate) async fn get_quota_root(&mut self, mailbox: &str) -> CommandResult {
         let target = self.existing(mailbox).await?;
         let quota = self.quota_line().await?;
-        let mut line = format!("QUOTAROOT {}", self.encode_mailbox(&target.name));
+        let mut line = format!("QUOTAROOT {}", self.encode_mailbox(target.name.as_str()));
         if quota.is_some() {
             line.push_str(&format!(" \"{QUOTA_ROOT}\""));
         }

@@ -36,8 +36,7 @@ impl Session {
                 "Previous mailbox closed",
             );
         }
-        let name = self.decode_mailbox(mailbox)?;
-        let Some(target) = self.server.store.mailbox_by_name(account, &name).await? else {
+        let Some(target) = self.mailbox_named(account, mailbox).await? else {
             return Err(CommandError::no(Some(Code::NonExistent), "No such mailbox"));
         };
         let mut view =
@@ -104,7 +103,7 @@ impl Session {
             // RFC 9051 §6.3.2: a LIST response with the mailbox name.
             let line = format!(
                 "LIST () \"{MAILBOX_DELIMITER}\" {}",
-                self.encode_mailbox(&view.name)
+                self.encode_mailbox(view.name.as_str())
             );
             response::untagged(&mut self.conn.out, &line);
         }

@@ -13,6 +13,7 @@
 //! `submit+name` too, as letterbox has no separate submission entity (its SMTP side has
 //! no BURL): the user named submits on their own behalf.
 
+use super::mailbox::find_mailbox;
 use crate::error::CommandError;
 use crate::proto::response::{self, Code, Status};
 use crate::proto::urlauth::{Access, AuthUrl, parse_auth_url};
@@ -111,7 +112,7 @@ impl Session {
                 ));
             }
             // §6.2: the mailbox must exist.
-            let Some(mailbox) = store.mailbox_by_name(account, &url.message.mailbox).await? else {
+            let Some(mailbox) = find_mailbox(store, account, &url.message.mailbox).await? else {
                 return Err(CommandError::no(Some(Code::NonExistent), "No such mailbox"));
             };
             // The URL must name a message (as Dovecot 2.3 checks): a URL that could never
@@ -252,10 +253,7 @@ impl Session {
         let Some(owner) = store.account_by_email(&url.user).await? else {
             return Ok(None);
         };
-        let Some(mailbox) = store
-            .mailbox_by_name(owner.id, &url.message.mailbox)
-            .await?
-        else {
+        let Some(mailbox) = find_mailbox(store, owner.id, &url.message.mailbox).await? else {
             return Ok(None);
         };
         let Some(key) = store.urlauth_key(mailbox.id).await? else {

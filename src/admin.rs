@@ -9,7 +9,7 @@ use clap::Subcommand;
 use smtp::mailauth::keys::{self, Algorithm};
 use std::io::BufRead;
 use std::net::{IpAddr, SocketAddr};
-use storage::{QueueId, Secret, Store, generate_password, unix_now};
+use storage::{Domain, QueueId, Secret, Store, generate_password, unix_now};
 
 #[derive(Subcommand)]
 pub enum DomainCommand {
@@ -145,7 +145,7 @@ pub async fn domain(config: &Config, command: DomainCommand) -> Result<()> {
     let store = open_store(config).await?;
     match command {
         DomainCommand::Add { domain } => {
-            store.add_domain(&domain).await?;
+            store.add_domain(&Domain::new(domain.trim())?).await?;
             println!("added domain {domain}");
         }
         DomainCommand::List => {
@@ -154,7 +154,7 @@ pub async fn domain(config: &Config, command: DomainCommand) -> Result<()> {
             }
         }
         DomainCommand::Remove { domain } => {
-            store.remove_domain(&domain).await?;
+            store.remove_domain(&Domain::new(domain.trim())?).await?;
             println!("removed domain {domain}");
         }
     }
@@ -570,7 +570,11 @@ pub async fn dns(config: &Config, domain: &str) -> Result<()> {
         );
     }
     let store = open_store(config).await?;
-    if !store.is_local_domain(&domain).await? {
+    let local = match Domain::new(&domain) {
+        Ok(domain) => store.is_local_domain(&domain).await?,
+        Err(_) => false,
+    };
+    if !local {
         println!("; note: {domain} is not a local domain yet (letterbox domain add {domain})");
     }
 

@@ -8,7 +8,7 @@ use netutil::{AuthThrottle, ConnectionLimiter, Shutdown, tls_acceptor};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use storage::{Store, generate_password};
+use storage::{Domain, Store, generate_password};
 use tokio::net::TcpListener;
 
 /// How long shutdown waits for sessions and deliveries in flight.
@@ -301,8 +301,9 @@ async fn first_run(store: &Store, config: &Config) -> Result<Option<(String, Str
     if !store.list_accounts().await?.is_empty() {
         return Ok(None);
     }
-    if !store.is_local_domain(&config.hostname).await? {
-        match store.add_domain(&config.hostname).await {
+    let hostname = Domain::new(config.hostname.trim())?;
+    if !store.is_local_domain(&hostname).await? {
+        match store.add_domain(&hostname).await {
             // Another node sharing this PostgreSQL made it at the same moment.
             Ok(()) | Err(storage::StoreError::AlreadyExists(_)) => {}
             Err(error) => return Err(error.into()),

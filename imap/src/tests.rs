@@ -38,7 +38,10 @@ impl Harness {
         let store = Store::open(path.to_str().expect("utf-8 path"))
             .await
             .expect("open store");
-        store.add_domain("example.org").await.expect("domain");
+        store
+            .add_domain(&storage::Domain::new("example.org").expect("valid"))
+            .await
+            .expect("domain");
         let account = store
             .add_account(EMAIL, &Secret::new(PASSWORD))
             .await

@@ -23,6 +23,7 @@ use crate::proto::address::domain_of;
 use crate::proto::reply::{FROM_NOT_OWNED, LOCAL_ERROR, MALFORMED_ORIGINATOR};
 use crate::session::{Authenticated, Session};
 use serde::Deserialize;
+use storage::Domain;
 use storage::rfc5322::{mailbox_list, unfolded_fields};
 
 /// The `[submission]` table of the configuration file.
@@ -97,10 +98,12 @@ pub(crate) fn originators(content: &[u8]) -> Result<Originators, OriginatorError
 /// (what DMARC aligns with, RFC 7489 §3.1.1), and only when it is one of
 /// `account_domains`: the From: check makes sure it is, and this rule keeps a wider
 /// check (or a bug in it) from ever signing for a domain the account has no address in.
-pub(crate) fn dkim_domain(originators: &Originators, account_domains: &[String]) -> Option<String> {
+pub(crate) fn dkim_domain(originators: &Originators, account_domains: &[Domain]) -> Option<String> {
     let from = originators.from.first()?;
-    let domain = domain_of(from)?.trim_end_matches('.').to_ascii_lowercase();
-    account_domains.contains(&domain).then_some(domain)
+    let domain = Domain::new(domain_of(from)?).ok()?;
+    account_domains
+        .contains(&domain)
+        .then(|| domain.into_string())
 }
 
 impl Session {
@@ -152,7 +155,7 @@ impl Session {
     async fn may_send_as(
         &self,
         auth: &Authenticated,
-        domains: &[String],
+        domains: &[Domain],
         address: &str,
     ) -> Result<bool, Reply> {
         let owned = self
@@ -161,9 +164,9 @@ impl Session {
             .await
             .map_err(|error| local_error(&error))?;
         let in_own_domain = || {
-            domain_of(address).is_some_and(|domain| {
-                domains.contains(&domain.trim_end_matches('.').to_ascii_lowercase())
-            })
+            domain_of(address)
+                .and_then(|domain| Domain::new(domain).ok())
+                .is_some_and(|domain| domains.contains(&domain))
         };
         Ok(owned || self.config.submission.from_own_domains && in_own_domain())
     }
@@ -243,7 +246,7 @@ mod tests {
 
     #[test]
     fn dkim_signs_only_for_the_accounts_domains() {
-        let domains = vec!["a.test".to_owned()];
+        let domains = vec![Domain::new("a.test").expect("valid")];
         assert_eq!(
             dkim_domain(&from(&["m@A.Test", "ceo@b.test"]), &domains).as_deref(),
             Some("a.test")

@@ -61,7 +61,10 @@ impl Harness {
         let store = Store::open(&dir.path().join("db.sqlite").to_string_lossy())
             .await
             .expect("open store");
-        store.add_domain("example.com").await.expect("domain");
+        store
+            .add_domain(&storage::Domain::new("example.com").expect("valid"))
+            .await
+            .expect("domain");
         store
             .add_account(ALICE, &Secret::new(ALICE_PASSWORD))
             .await
@@ -809,7 +812,10 @@ async fn submit_as_alice<S: AsyncRead + AsyncWrite + Unpin>(
 #[tokio::test]
 async fn submitted_from_and_sender_must_be_the_accounts_own() {
     let h = Harness::with(|c| c.max_recipients = 10, true).await;
-    h.store().add_domain("example.net").await.expect("domain");
+    h.store()
+        .add_domain(&storage::Domain::new("example.net").expect("valid"))
+        .await
+        .expect("domain");
     h.store()
         .add_account("carol@example.net", &Secret::new("pw"))
         .await
@@ -892,7 +898,10 @@ async fn submitted_from_and_sender_must_be_the_accounts_own() {
 #[tokio::test]
 async fn widened_from_check_takes_the_accounts_domains_only() {
     let h = Harness::with(|c| c.submission.from_own_domains = true, true).await;
-    h.store().add_domain("example.net").await.expect("domain");
+    h.store()
+        .add_domain(&storage::Domain::new("example.net").expect("valid"))
+        .await
+        .expect("domain");
     let mut c = h.logged_in(ListenerRole::Submission).await;
     let reply = submit_as_alice(
         &mut c,

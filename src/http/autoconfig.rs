@@ -25,6 +25,7 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use smtp::mailauth::keys::check_domain;
 use std::fmt::Write;
+use storage::Domain;
 
 /// RFC 5321 §4.5.3.1.1: a local part is at most 64 octets.
 const MAX_LOCAL_PART: usize = 64;
@@ -145,7 +146,11 @@ fn domain_from_host(headers: &HeaderMap) -> Result<String, Refusal> {
 }
 
 async fn ensure_hosted(state: &HttpState, domain: &str) -> Result<(), Refusal> {
-    match state.store.is_local_domain(domain).await {
+    // A name that is no domain name (`check_domain` lets `_` through) is hosted nowhere.
+    let Ok(domain) = Domain::new(domain) else {
+        return Err(Refusal::NotHosted);
+    };
+    match state.store.is_local_domain(&domain).await {
         Ok(true) => Ok(()),
         Ok(false) => Err(Refusal::NotHosted),
         Err(error) => {

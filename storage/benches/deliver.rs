@@ -58,7 +58,10 @@ async fn main() {
 
 async fn run(url: &str, writers: usize, total: usize) {
     let store = Store::open(url).await.expect("open");
-    store.add_domain("example.org").await.expect("domain");
+    store
+        .add_domain(&storage::Domain::new("example.org").expect("valid"))
+        .await
+        .expect("domain");
     let account = store
         .add_account("rcpt@example.org", &Secret::new("x"))
         .await

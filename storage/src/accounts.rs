@@ -4,7 +4,7 @@ use crate::error::{Result, StoreError};
 use crate::job::JobOutput;
 use crate::locks::Scope;
 use crate::password::{hash_password, verify_password};
-use crate::types::{AccountId, DEFAULT_MAILBOXES, Secret};
+use crate::types::{AccountId, DEFAULT_MAILBOXES, Domain, Secret};
 use crate::{Store, mailboxes, unix_now};
 use sqlx::any::AnyArguments;
 use sqlx::query::Query;
@@ -82,37 +82,18 @@ pub(crate) fn split_address(address: &str) -> Result<(String, String)> {
     Ok((local.to_owned(), domain.to_ascii_lowercase()))
 }
 
-fn normalise_domain(domain: &str) -> Result<String> {
-    let domain = domain.trim().trim_end_matches('.').to_ascii_lowercase();
-    let valid = !domain.is_empty()
-        && domain.len() <= 253
-        && domain.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-        });
-    if valid {
-        Ok(domain)
-    } else {
-        Err(StoreError::invalid(
-            "domain",
-            format!("{domain:?} is not a domain name"),
-        ))
-    }
-}
-
 impl Store {
     // ---- domains ----
 
-    pub async fn add_domain(&self, name: &str) -> Result<()> {
-        let name = normalise_domain(name)?;
+    pub async fn add_domain(&self, name: &Domain) -> Result<()> {
+        let name = name.clone();
         self.writer
             .run(Scope::directory(), move |conn| {
                 Box::pin(async move {
                     let inserted = sqlx::query(
                         "INSERT INTO domains (name) VALUES ($1) ON CONFLICT DO NOTHING",
                     )
-                    .bind(&name)
+                    .bind(name.as_str())
                     .execute(&mut *conn)
                     .await?;
                     if inserted.rows_affected() == 0 {
@@ -124,25 +105,26 @@ impl Store {
             .await
     }
 
-    pub async fn list_domains(&self) -> Result<Vec<String>> {
-        Ok(sqlx::query_scalar("SELECT name FROM domains ORDER BY name")
+    pub async fn list_domains(&self) -> Result<Vec<Domain>> {
+        let names: Vec<String> = sqlx::query_scalar("SELECT name FROM domains ORDER BY name")
             .fetch_all(&self.reader)
-            .await?)
+            .await?;
+        Ok(names.into_iter().map(Domain::from_stored).collect())
     }
 
     /// Removes a domain with its accounts, aliases and their mail.
-    pub async fn remove_domain(&self, name: &str) -> Result<()> {
-        let name = normalise_domain(name)?;
+    pub async fn remove_domain(&self, name: &Domain) -> Result<()> {
+        let name = name.clone();
         self.writer
             .run(Scope::directory(), move |conn| {
                 Box::pin(async move {
                     // lower(): LIKE ignores ASCII case on SQLite only.
                     sqlx::query("DELETE FROM aliases WHERE lower(address) LIKE $1 ESCAPE '\\'")
-                        .bind(format!("%@{}", like_escape(&name)))
+                        .bind(format!("%@{}", like_escape(name.as_str())))
                         .execute(&mut *conn)
                         .await?;
                     let removed = sqlx::query("DELETE FROM domains WHERE name = $1")
-                        .bind(&name)
+                        .bind(name.as_str())
                         .execute(&mut *conn)
                         .await?;
                     if removed.rows_affected() == 0 {
@@ -154,15 +136,23 @@ impl Store {
             .await
     }
 
-    pub async fn is_local_domain(&self, domain: &str) -> Result<bool> {
-        let domain = domain.trim_end_matches('.').to_ascii_lowercase();
+    pub async fn is_local_domain(&self, domain: &Domain) -> Result<bool> {
         Ok(
             sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM domains WHERE name = $1")
-                .bind(domain)
+                .bind(domain.as_str())
                 .fetch_one(&self.reader)
                 .await?
                 > 0,
         )
+    }
+
+    /// [`Store::is_local_domain`] of the domain part of an address: a name that is no
+    /// [`Domain`] is no local domain.
+    pub(crate) async fn names_local_domain(&self, name: &str) -> Result<bool> {
+        match Domain::new(name) {
+            Ok(domain) => self.is_local_domain(&domain).await,
+            Err(_) => Ok(false),
+        }
     }
 
     // ---- accounts ----
@@ -389,7 +379,7 @@ impl Store {
         // part compared without regard to case). Without an account or alias of that
         // name it goes to the domain's first account (for the quickstart, the account
         // made at the first start), else to the installation's first account.
-        if local.eq_ignore_ascii_case("postmaster") && self.is_local_domain(&domain).await? {
+        if local.eq_ignore_ascii_case("postmaster") && self.names_local_domain(&domain).await? {
             // One statement, whatever the number of accounts: a sender may name the
             // postmaster in every RCPT. `!` escapes LIKE's wildcards in the domain.
             let escaped: String = domain
@@ -424,18 +414,18 @@ impl Store {
 
     /// The domains `account` has an address in: that of its own address and those of its
     /// aliases (a catch-all `@domain` included), lower-case, sorted, each once.
-    pub async fn account_domains(&self, account: AccountId) -> Result<Vec<String>> {
+    pub async fn account_domains(&self, account: AccountId) -> Result<Vec<Domain>> {
         let addresses: Vec<String> = sqlx::query_scalar(
             "SELECT email FROM accounts WHERE id = $1 UNION ALL SELECT address FROM aliases WHERE account_id = $1",
         )
         .bind(account.0)
         .fetch_all(&self.reader)
         .await?;
-        let mut domains: Vec<String> = addresses
+        // Each was a local domain when the address was added (`domain_id`).
+        let mut domains: Vec<Domain> = addresses
             .iter()
             .filter_map(|address| address.rsplit_once('@'))
-            .map(|(_, domain)| domain.to_ascii_lowercase())
-            .filter(|domain| !domain.is_empty())
+            .filter_map(|(_, domain)| Domain::new(domain).ok())
             .collect();
         domains.sort();
         domains.dedup();

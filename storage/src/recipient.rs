@@ -60,7 +60,7 @@ impl Store {
             .unwrap_or_default();
         let Ok((local, owned_domain)) = split_address(address) else {
             // No account has such an address; the domain alone decides the reply.
-            return Ok(if self.is_local_domain(&domain).await? {
+            return Ok(if self.names_local_domain(&domain).await? {
                 RecipientLookup::Unknown
             } else {
                 RecipientLookup::NotLocal

@@ -212,6 +212,74 @@ impl PartialEq<&str> for MailboxName {
     }
 }
 
+/// A domain name as storage keeps it: lower case (RFC 5321 §2.4: domains are
+/// case-insensitive), without the trailing dot of a fully qualified name, at most 253
+/// octets of labels of letters, digits and hyphens, each 1 to 63 octets (RFC 1035 §2.3.1,
+/// §2.3.4). Holding one means it is such a name; built once where a name comes in.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Domain(String);
+
+impl Domain {
+    /// Lower-cases `name` and drops trailing dots, then checks it. Whitespace is not
+    /// trimmed: a name with spaces is no domain.
+    pub fn new(name: &str) -> Result<Domain, StoreError> {
+        let domain = name.trim_end_matches('.').to_ascii_lowercase();
+        let valid = !domain.is_empty()
+            && domain.len() <= 253
+            && domain.split('.').all(|label| {
+                !label.is_empty()
+                    && label.len() <= 63
+                    && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            });
+        if valid {
+            Ok(Domain(domain))
+        } else {
+            Err(StoreError::invalid(
+                "domain",
+                format!("{domain:?} is not a domain name"),
+            ))
+        }
+    }
+
+    /// A name read back from the database, where only [`Domain::new`]'s names are
+    /// written.
+    pub(crate) fn from_stored(name: String) -> Domain {
+        Domain(name)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+impl fmt::Display for Domain {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl AsRef<str> for Domain {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl PartialEq<str> for Domain {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<&str> for Domain {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
 /// A set of message flags and keywords (RFC 9051 §2.3.2), kept sorted and without
 /// duplicates; system flags are compared case-insensitively and stored in their
 /// canonical spelling.
@@ -330,6 +398,34 @@ mod tests {
         let error = MailboxName::new("a//b").expect_err("empty level");
         assert_eq!(error.to_string(), "invalid mailbox name: \"a//b\"");
         assert!(MailboxName::inbox().is_inbox());
+    }
+
+    #[test]
+    fn domains_are_lower_case_and_checked() {
+        let domain = |s: &str| Domain::new(s).map(Domain::into_string);
+        assert_eq!(domain("Example.ORG.").expect("valid"), "example.org");
+        assert_eq!(domain("mail-1.example").expect("valid"), "mail-1.example");
+        assert_eq!(domain("localhost").expect("valid"), "localhost");
+        for bad in [
+            "",
+            ".",
+            "a..b",
+            " example.org",
+            "ex ample.org",
+            "_dmarc.example.org",
+        ] {
+            assert!(domain(bad).is_err(), "{bad:?}");
+        }
+        assert!(domain(&format!("{}.org", "a".repeat(63))).is_ok());
+        assert!(domain(&format!("{}.org", "a".repeat(64))).is_err());
+        assert!(domain(&["a"; 127].join(".")).is_ok());
+        assert!(domain(&["a"; 128].join(".")).is_err());
+        // The client hears what it heard before the type existed.
+        let error = Domain::new("Bad_Domain").expect_err("underscore");
+        assert_eq!(
+            error.to_string(),
+            "invalid domain: \"bad_domain\" is not a domain name"
+        );
     }
 
     #[test]

@@ -29,7 +29,10 @@ async fn fixture(backend: &str) -> Fixture {
         (database.url.clone(), Box::new(database))
     };
     let store = Store::open(&url).await.expect("open");
-    store.add_domain("example.org").await.expect("domain");
+    store
+        .add_domain(&storage::Domain::new("example.org").expect("valid"))
+        .await
+        .expect("domain");
     let account = store
         .add_account("a@example.org", &Secret::new("x"))
         .await

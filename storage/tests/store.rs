@@ -78,7 +78,10 @@ struct Fixture {
 async fn fixture(backend: Backend) -> Fixture {
     let place = Place::new(backend).await;
     let store = place.open().await;
-    store.add_domain("example.org").await.expect("domain");
+    store
+        .add_domain(&storage::Domain::new("example.org").expect("valid"))
+        .await
+        .expect("domain");
     let account = store
         .add_account("alice@example.org", &Secret::new("pw-alice"))
         .await
@@ -112,7 +115,10 @@ async fn mailbox(store: &Store, account: AccountId, name: &str) -> Mailbox {
 
 /// The INBOX of a first account, a@example.org, made in an empty store.
 async fn first_inbox(store: &Store) -> storage::MailboxId {
-    store.add_domain("example.org").await.expect("domain");
+    store
+        .add_domain(&storage::Domain::new("example.org").expect("valid"))
+        .await
+        .expect("domain");
     let account = store
         .add_account("a@example.org", &Secret::new("x"))
         .await
@@ -670,7 +676,10 @@ async fn recipients_resolve_through_aliases_plus_and_catch_all(backend: Backend)
 
     // The domains an account has an address in (what a wider From: check and DKIM
     // signing allow): its own, its aliases' and its catch-all's, each once.
-    f.store.add_domain("example.com").await.expect("domain");
+    f.store
+        .add_domain(&storage::Domain::new("example.com").expect("valid"))
+        .await
+        .expect("domain");
     f.store
         .add_alias("Sales@Example.COM", "alice@example.org")
         .await
@@ -1133,7 +1142,7 @@ async fn migration_0003_backfills_messages_stored_before_it() {
 /// Everything the public API shows of a store, to compare two stores with.
 #[derive(Debug, PartialEq)]
 struct Contents {
-    domains: Vec<String>,
+    domains: Vec<storage::Domain>,
     accounts: Vec<storage::Account>,
     aliases: Vec<storage::Alias>,
     mailboxes: Vec<Mailbox>,
@@ -1231,8 +1240,14 @@ async fn contents(store: &Store) -> Contents {
 async fn an_installation_copied_from_sqlite_to_postgres_and_back_reads_the_same() {
     let sqlite = Place::new(Backend::Sqlite).await;
     let source = sqlite.open().await;
-    source.add_domain("example.org").await.expect("domain");
-    source.add_domain("example.net").await.expect("domain");
+    source
+        .add_domain(&storage::Domain::new("example.org").expect("valid"))
+        .await
+        .expect("domain");
+    source
+        .add_domain(&storage::Domain::new("example.net").expect("valid"))
+        .await
+        .expect("domain");
     let alice = source
         .add_account("alice@example.org", &Secret::new("pw-alice"))
         .await
@@ -1469,7 +1484,7 @@ async fn an_installation_copied_from_sqlite_to_postgres_and_back_reads_the_same(
                 .expect("max")
     );
     target
-        .add_domain("example.com")
+        .add_domain(&storage::Domain::new("example.com").expect("valid"))
         .await
         .expect("domain after copy");
     let carol = target
@@ -1825,7 +1840,10 @@ async fn two_nodes_deliver_to_two_accounts_while_one_accounts_transaction_is_hel
     let place = Place::new(Backend::Postgres).await;
     let node1 = place.open().await;
     let node2 = place.open().await;
-    node1.add_domain("example.org").await.expect("domain");
+    node1
+        .add_domain(&storage::Domain::new("example.org").expect("valid"))
+        .await
+        .expect("domain");
     let a = node1
         .add_account("a@example.org", &Secret::new("pw-a"))
         .await
@@ -1982,7 +2000,10 @@ async fn refused_deliveries_in_one_commit_leave_nothing_behind() {
 async fn two_nodes_deliver_to_shared_recipients_and_expunge_at_once() {
     let place = Place::new(Backend::Postgres).await;
     let nodes = [place.open().await, place.open().await];
-    nodes[0].add_domain("example.org").await.expect("domain");
+    nodes[0]
+        .add_domain(&storage::Domain::new("example.org").expect("valid"))
+        .await
+        .expect("domain");
     let mut inboxes = Vec::new();
     for name in ["a", "b", "c"] {
         let account = nodes[0]
@@ -2920,7 +2941,12 @@ async fn local_recipient_is_what_the_separate_lookups_find(backend: Backend) {
         async move {
             for address in addresses {
                 let domain = address.rsplit_once('@').map_or("", |(_, d)| d);
-                let expected = if !store.is_local_domain(domain).await.expect("domain") {
+                // A name that is no domain name is no local domain.
+                let local = match storage::Domain::new(domain) {
+                    Ok(domain) => store.is_local_domain(&domain).await.expect("domain"),
+                    Err(_) => false,
+                };
+                let expected = if !local {
                     RecipientLookup::NotLocal
                 } else {
                     match store.resolve_recipient(address).await.expect("resolve") {

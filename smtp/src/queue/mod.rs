@@ -23,7 +23,7 @@ use netutil::Shutdown;
 use std::sync::Arc;
 use std::time::Duration;
 use storage::{
-    Backend, Delivery, Outbound, QueueAttempt, QueueId, QueueItem, QueuedRecipient, Store,
+    Backend, Delivery, Domain, Outbound, QueueAttempt, QueueId, QueueItem, QueuedRecipient, Store,
     StoreError, unix_now,
 };
 use tokio::task::JoinSet;
@@ -505,8 +505,13 @@ impl QueueWorker {
             tracing::info!(to = %item.mail_from, "delivery status notice delivered locally");
             return Ok(());
         }
-        let sender_domain = domain_of(&item.mail_from).unwrap_or_default();
-        if this.store.is_local_domain(sender_domain).await? {
+        // A sender domain that is no domain name is none of ours.
+        let sender_domain = domain_of(&item.mail_from).and_then(|domain| Domain::new(domain).ok());
+        let local_sender = match &sender_domain {
+            Some(domain) => this.store.is_local_domain(domain).await?,
+            None => false,
+        };
+        if local_sender {
             tracing::warn!(to = %item.mail_from, "delivery status notice dropped: local sender without an account");
             return Ok(());
         }

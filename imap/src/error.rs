@@ -58,7 +58,9 @@ impl CommandError {
     }
 }
 
-/// RFC 5530 response codes for storage failures.
+/// RFC 5530 response codes for storage failures. The text is fixed or made of what the
+/// client named (a mailbox name, an entry name); what storage knows of itself (a key, a
+/// database message, corrupt data) is only logged.
 pub fn store_error_response(error: &StoreError) -> (Option<Code>, Cow<'static, str>) {
     match error {
         StoreError::NotFound { what, .. } => {
@@ -90,6 +92,38 @@ pub fn store_error_response(error: &StoreError) -> (Option<Code>, Cow<'static, s
             Some(Code::Unavailable),
             "Temporary server failure, try again later".into(),
         ),
-        _ => (Some(Code::ServerBug), "Internal server error".into()),
+        error => {
+            // The session logs refusals at debug level; this is no refusal.
+            tracing::error!(%error, "storage failure answered as a server bug");
+            (Some(Code::ServerBug), "Internal server error".into())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_text_never_reaches_the_client() {
+        let internal = "row 17 of /var/lib/letterbox/mail.db";
+        for error in [
+            StoreError::NotFound {
+                what: "mailbox",
+                key: internal.into(),
+            },
+            StoreError::Corrupt(internal.into()),
+            StoreError::CommitFailed(internal.into()),
+            StoreError::PasswordHash(internal.into()),
+        ] {
+            let (code, text) = store_error_response(&error);
+            assert!(!text.contains(internal), "{error:?} answered {text:?}");
+            assert!(code.is_some(), "{error:?}");
+        }
+        let (_, text) = store_error_response(&StoreError::NotFound {
+            what: "mailbox",
+            key: internal.into(),
+        });
+        assert_eq!(text, "No such mailbox");
     }
 }

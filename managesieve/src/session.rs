@@ -414,3 +414,30 @@ fn store_error(error: StoreError) -> Vec<u8> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_text_never_reaches_the_client() {
+        let internal = "row 17 of /var/lib/letterbox/mail.db";
+        for error in [
+            StoreError::NotFound {
+                what: "sieve script",
+                key: internal.into(),
+            },
+            StoreError::AlreadyExists(internal.into()),
+            StoreError::Invalid {
+                what: "script name",
+                reason: internal.into(),
+            },
+            StoreError::Corrupt(internal.into()),
+            StoreError::CommitFailed(internal.into()),
+        ] {
+            let reply = String::from_utf8(store_error(error)).expect("UTF-8");
+            assert!(!reply.contains(internal), "{reply:?}");
+            assert!(reply.starts_with("NO"), "{reply:?}");
+        }
+    }
+}

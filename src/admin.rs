@@ -9,7 +9,7 @@ use clap::Subcommand;
 use smtp::mailauth::keys::{self, Algorithm};
 use std::io::BufRead;
 use std::net::{IpAddr, SocketAddr};
-use storage::{Domain, QueueId, Secret, Store, generate_password, unix_now};
+use storage::{Domain, QueueId, Secret, Store, UnixTime, generate_password};
 
 #[derive(Subcommand)]
 pub enum DomainCommand {
@@ -327,7 +327,7 @@ pub async fn queue(config: &Config, command: QueueCommand) -> Result<()> {
             if items.is_empty() {
                 println!("queue is empty");
             }
-            let now = unix_now();
+            let now = UnixTime::now();
             for item in items {
                 let recipients: Vec<&str> =
                     item.recipients.iter().map(|r| r.address.as_str()).collect();
@@ -338,7 +338,7 @@ pub async fn queue(config: &Config, command: QueueCommand) -> Result<()> {
                     recipients.join(","),
                     item.size,
                     item.attempts,
-                    (item.next_attempt_at - now).max(0)
+                    item.next_attempt_at.seconds_since(now).max(0)
                 );
             }
         }
@@ -347,7 +347,7 @@ pub async fn queue(config: &Config, command: QueueCommand) -> Result<()> {
                 .queue_item(QueueId(id))
                 .await?
                 .with_context(|| format!("no queue item {id}"))?;
-            let now = unix_now();
+            let now = UnixTime::now();
             println!("id:           {}", item.id);
             println!("message:      {} ({} bytes)", item.message, item.size);
             println!("from:         <{}>", item.mail_from);
@@ -357,9 +357,15 @@ pub async fn queue(config: &Config, command: QueueCommand) -> Result<()> {
             if let Some(envid) = &item.envid {
                 println!("envid:        {envid}");
             }
-            println!("queued:       {}s ago", (now - item.created_at).max(0));
+            println!(
+                "queued:       {}s ago",
+                now.seconds_since(item.created_at).max(0)
+            );
             println!("attempts:     {}", item.attempts);
-            println!("next attempt: in {}s", (item.next_attempt_at - now).max(0));
+            println!(
+                "next attempt: in {}s",
+                item.next_attempt_at.seconds_since(now).max(0)
+            );
             if let Some(error) = &item.last_error {
                 println!("last error:   {error}");
             }
@@ -376,7 +382,7 @@ pub async fn queue(config: &Config, command: QueueCommand) -> Result<()> {
         }
         QueueCommand::Retry { id } => {
             anyhow::ensure!(
-                store.retry_queue_item(QueueId(id), unix_now()).await?,
+                store.retry_queue_item(QueueId(id), UnixTime::now()).await?,
                 "no queue item {id}"
             );
             println!("queue item {id} will be retried now");

@@ -286,9 +286,9 @@ async fn metrics(State(state): State<HttpState>) -> Response {
     match state.store.queue_stats().await {
         Ok(stats) => {
             metrics::gauge!(QUEUE_ITEMS).set(stats.items as f64);
-            let age = stats
-                .oldest_created_at
-                .map_or(0, |created| (storage::unix_now() - created).max(0));
+            let age = stats.oldest_created_at.map_or(0, |created| {
+                storage::UnixTime::now().seconds_since(created).max(0)
+            });
             metrics::gauge!(QUEUE_OLDEST_AGE).set(age as f64);
         }
         // The rest of the metrics are still worth having; the queue gauges keep their

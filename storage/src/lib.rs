@@ -352,10 +352,7 @@ async fn set_sqlite_connection_options(conn: &mut AnyConnection) -> sqlx::Result
 
 /// Seconds since the Unix epoch, as storage keeps times (0 if the clock is before it).
 pub fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    UnixTime::now().0
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@
 use crate::error::{Result, StoreError};
 use crate::job::JobOutput;
 use crate::locks::Scope;
-use crate::types::{MessageId, QueueId};
+use crate::types::{MessageId, QueueId, UnixTime};
 use crate::{Backend, Store};
 use serde::{Deserialize, Serialize};
 use sqlx::AnyConnection;
@@ -56,9 +56,9 @@ pub struct QueueItem {
     pub ret: Option<String>,
     pub envid: Option<String>,
     pub attempts: i64,
-    pub next_attempt_at: i64,
+    pub next_attempt_at: UnixTime,
     pub last_error: Option<String>,
-    pub created_at: i64,
+    pub created_at: UnixTime,
     pub size: i64,
     /// The sender was sent a delay notice already (RFC 3464 `Action: delayed`).
     pub delay_warned: bool,
@@ -99,9 +99,8 @@ pub(crate) async fn insert_queue_item(
 pub struct QueueAttempt {
     /// Recipients that are done with: delivered, or failed for good (and bounced).
     pub finished: Vec<String>,
-    /// When recipients remain: the next attempt (seconds since the epoch) and why this
-    /// one failed.
-    pub retry_at: Option<i64>,
+    /// When recipients remain: the next attempt and why this one failed.
+    pub retry_at: Option<UnixTime>,
     pub error: Option<String>,
     /// A delay notice went to the sender during this attempt.
     pub delay_warned: bool,
@@ -113,7 +112,7 @@ pub enum QueueItemState {
     /// Every recipient is done: the item (and, when nothing else holds it, the message) is gone.
     Finished,
     /// Recipients remain; the item waits until `next_attempt_at`.
-    Waiting { next_attempt_at: i64 },
+    Waiting { next_attempt_at: UnixTime },
     /// The item was not there (dropped by the admin meanwhile), or its lease is no longer
     /// the recorder's (it ran out and another node took the item): nothing was changed.
     Missing,
@@ -136,9 +135,9 @@ fn item_from_row(row: &sqlx::any::AnyRow) -> Result<QueueItem> {
         ret: dsn.ret,
         envid: dsn.envid,
         attempts: row.try_get("attempts")?,
-        next_attempt_at: row.try_get("next_attempt_at")?,
+        next_attempt_at: UnixTime(row.try_get("next_attempt_at")?),
         last_error: row.try_get("last_error")?,
-        created_at: row.try_get("created_at")?,
+        created_at: UnixTime(row.try_get("created_at")?),
         size: row.try_get("size")?,
         delay_warned: row.try_get::<i64, _>("delay_warned")? != 0,
         dkim_domain: row.try_get("dkim_domain")?,
@@ -150,7 +149,7 @@ fn item_from_row(row: &sqlx::any::AnyRow) -> Result<QueueItem> {
 pub struct QueueStats {
     pub items: u64,
     /// `created_at` of the oldest item; `None` when the queue is empty.
-    pub oldest_created_at: Option<i64>,
+    pub oldest_created_at: Option<UnixTime>,
 }
 
 impl Store {
@@ -171,7 +170,7 @@ impl Store {
                 .await?;
         Ok(QueueStats {
             items: items.max(0) as u64,
-            oldest_created_at: oldest,
+            oldest_created_at: oldest.map(UnixTime),
         })
     }
 
@@ -188,13 +187,14 @@ impl Store {
     }
 
     /// The earliest `next_attempt_at` of an item nobody holds, for the worker's sleep.
-    pub async fn next_queue_due(&self) -> Result<Option<i64>> {
-        Ok(sqlx::query_scalar(
+    pub async fn next_queue_due(&self) -> Result<Option<UnixTime>> {
+        let due: Option<i64> = sqlx::query_scalar(
             "SELECT MIN(CASE WHEN lease_until > next_attempt_at THEN lease_until ELSE next_attempt_at END)
              FROM queue",
         )
         .fetch_one(&self.reader)
-        .await?)
+        .await?;
+        Ok(due.map(UnixTime))
     }
 
     /// Takes up to `limit` items due at `now` and leases them to `holder` (a node's name)
@@ -203,8 +203,8 @@ impl Store {
     /// time gets others.
     pub async fn claim_queue_items(
         &self,
-        now: i64,
-        lease_until: i64,
+        now: UnixTime,
+        lease_until: UnixTime,
         limit: usize,
         holder: &str,
     ) -> Result<Vec<QueueItem>> {
@@ -228,8 +228,8 @@ impl Store {
                          RETURNING id"
                     );
                     let ids: Vec<i64> = sqlx::query_scalar(&sql)
-                    .bind(lease_until)
-                    .bind(now)
+                    .bind(lease_until.0)
+                    .bind(now.0)
                     .bind(limit as i64)
                     .bind(&holder)
                     .fetch_all(&mut *conn)
@@ -252,7 +252,12 @@ impl Store {
     /// Extends `holder`'s lease of an item being worked on to `until`; false when the
     /// item is gone or `holder` no longer holds it (its attempt was recorded meanwhile, or
     /// the lease ran out and another node took it: not ours to extend).
-    pub async fn renew_queue_lease(&self, id: QueueId, until: i64, holder: &str) -> Result<bool> {
+    pub async fn renew_queue_lease(
+        &self,
+        id: QueueId,
+        until: UnixTime,
+        holder: &str,
+    ) -> Result<bool> {
         let holder = holder.to_owned();
         self.writer
             .run(Scope::nothing(), move |conn| {
@@ -261,7 +266,7 @@ impl Store {
                         "UPDATE queue SET lease_until = $1
                          WHERE id = $2 AND lease_until IS NOT NULL AND lease_holder = $3",
                     )
-                    .bind(until)
+                    .bind(until.0)
                     .bind(id.0)
                     .bind(&holder)
                     .execute(&mut *conn)
@@ -331,12 +336,12 @@ impl Store {
 
     /// Makes an item due at `now` (the admin's `queue retry`); false when there was none.
     /// A lease in force is left alone: that attempt is running and will reschedule.
-    pub async fn retry_queue_item(&self, id: QueueId, now: i64) -> Result<bool> {
+    pub async fn retry_queue_item(&self, id: QueueId, now: UnixTime) -> Result<bool> {
         self.writer
             .run(Scope::nothing(), move |conn| {
                 Box::pin(async move {
                     let done = sqlx::query("UPDATE queue SET next_attempt_at = $1 WHERE id = $2")
-                        .bind(now)
+                        .bind(now.0)
                         .bind(id.0)
                         .execute(&mut *conn)
                         .await?;
@@ -398,7 +403,7 @@ async fn record_attempt_in_tx(
          WHERE id = $5 AND lease_holder = $6",
     )
     .bind(recipients)
-    .bind(next_attempt_at)
+    .bind(next_attempt_at.0)
     .bind(&attempt.error)
     .bind(i64::from(attempt.delay_warned))
     .bind(id.0)

@@ -47,6 +47,32 @@ id_type!(
     /// RFC 7162 §3.1: a modification sequence; grows with every change in a mailbox.
     ModSeq, u64
 );
+id_type!(
+    /// A point in time: seconds since the Unix epoch (UTC), as the database keeps times.
+    UnixTime, i64
+);
+
+impl UnixTime {
+    /// Now by the system clock (the epoch itself when the clock is set before it).
+    pub fn now() -> UnixTime {
+        UnixTime(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+                .unwrap_or(0),
+        )
+    }
+
+    /// `seconds` later (earlier when negative), saturating.
+    pub fn plus_seconds(self, seconds: i64) -> UnixTime {
+        UnixTime(self.0.saturating_add(seconds))
+    }
+
+    /// The seconds from `earlier` to this time; negative when `earlier` is later.
+    pub fn seconds_since(self, earlier: UnixTime) -> i64 {
+        self.0.saturating_sub(earlier.0)
+    }
+}
 
 /// A password or other secret: never printed by Debug or Display.
 #[derive(Clone)]
@@ -426,6 +452,16 @@ mod tests {
             error.to_string(),
             "invalid domain: \"bad_domain\" is not a domain name"
         );
+    }
+
+    #[test]
+    fn unix_times_count_seconds() {
+        let queued = UnixTime(1_000);
+        assert_eq!(queued.plus_seconds(60), UnixTime(1_060));
+        assert_eq!(UnixTime(1_060).seconds_since(queued), 60);
+        assert_eq!(queued.seconds_since(UnixTime(1_060)), -60);
+        assert_eq!(UnixTime(i64::MAX).plus_seconds(1), UnixTime(i64::MAX));
+        assert!(UnixTime::now() > queued);
     }
 
     #[test]

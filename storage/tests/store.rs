@@ -9,7 +9,7 @@ use storage::mime::PartContent;
 use storage::{
     AccountId, ChangeKind, Delivery, EntryName, FlagOperation, Flags, ImportedMessage,
     LocalRecipient, Mailbox, MailboxName, MetadataEntry, MetadataOwner, ModSeq, RecipientLookup,
-    Secret, SpecialUse, Store, StoreError, Uid, UidValidity, unix_now,
+    Secret, SpecialUse, Store, StoreError, Uid, UidValidity, UnixTime, unix_now,
 };
 use tempfile::TempDir;
 
@@ -1563,10 +1563,10 @@ async fn queue_leases_belong_to_their_holder(backend: Backend) {
         .expect("queue")
         .queued
         .expect("queued");
-    let now = 1_000_000_000_000;
+    let now = UnixTime(1_000_000_000_000);
     let claimed = f
         .store
-        .claim_queue_items(now, now + 60, 10, "a")
+        .claim_queue_items(now, now.plus_seconds(60), 10, "a")
         .await
         .expect("claim");
     assert_eq!(claimed.iter().map(|i| i.id).collect::<Vec<_>>(), [queued]);
@@ -1577,27 +1577,27 @@ async fn queue_leases_belong_to_their_holder(backend: Backend) {
     );
     assert!(
         f.store
-            .claim_queue_items(now, now + 60, 10, "b")
+            .claim_queue_items(now, now.plus_seconds(60), 10, "b")
             .await
             .expect("claim")
             .is_empty()
     );
     assert!(
         !f.store
-            .renew_queue_lease(queued, now + 120, "b")
+            .renew_queue_lease(queued, now.plus_seconds(120), "b")
             .await
             .expect("renew")
     );
     assert!(
         f.store
-            .renew_queue_lease(queued, now + 120, "a")
+            .renew_queue_lease(queued, now.plus_seconds(120), "a")
             .await
             .expect("renew")
     );
-    // Still leased at now + 90 thanks to the renewal.
+    // Still leased at now.plus_seconds(90) thanks to the renewal.
     assert!(
         f.store
-            .claim_queue_items(now + 90, now + 150, 10, "b")
+            .claim_queue_items(now.plus_seconds(90), now.plus_seconds(150), 10, "b")
             .await
             .expect("claim")
             .is_empty()
@@ -1618,20 +1618,20 @@ async fn queue_leases_belong_to_their_holder(backend: Backend) {
     );
     let claimed = f
         .store
-        .claim_queue_items(now, now + 60, 10, "b")
+        .claim_queue_items(now, now.plus_seconds(60), 10, "b")
         .await
         .expect("claim");
     assert_eq!(claimed.len(), 1);
     // b's lease runs out unrenewed: a takes the item over, and b can no longer renew it.
     let claimed = f
         .store
-        .claim_queue_items(now + 61, now + 121, 10, "a")
+        .claim_queue_items(now.plus_seconds(61), now.plus_seconds(121), 10, "a")
         .await
         .expect("claim");
     assert_eq!(claimed.len(), 1);
     assert!(
         !f.store
-            .renew_queue_lease(queued, now + 200, "b")
+            .renew_queue_lease(queued, now.plus_seconds(200), "b")
             .await
             .expect("renew")
     );

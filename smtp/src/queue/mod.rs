@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use storage::{
     Backend, Delivery, Domain, Outbound, QueueAttempt, QueueId, QueueItem, QueuedRecipient, Store,
-    StoreError, unix_now,
+    StoreError, UnixTime, unix_now,
 };
 use tokio::task::JoinSet;
 use tracing::Instrument;
@@ -133,10 +133,15 @@ impl QueueWorker {
             let free = this.config.concurrency.saturating_sub(in_flight.len());
             let mut claimed = 0;
             if !cancelled && free > 0 {
-                let now = unix_now();
+                let now = UnixTime::now();
                 match this
                     .store
-                    .claim_queue_items(now, now + lease.as_secs() as i64, free, &this.node)
+                    .claim_queue_items(
+                        now,
+                        now.plus_seconds(lease.as_secs() as i64),
+                        free,
+                        &this.node,
+                    )
                     .await
                 {
                     Ok(items) => {
@@ -163,7 +168,9 @@ impl QueueWorker {
             } else {
                 match this.store.next_queue_due().await {
                     Ok(Some(due)) => {
-                        let seconds = (due - unix_now()).clamp(0, poll.as_secs() as i64);
+                        let seconds = due
+                            .seconds_since(UnixTime::now())
+                            .clamp(0, poll.as_secs() as i64);
                         // Never spin: a due item that could not be claimed waits a little.
                         Duration::from_secs(seconds as u64).max(Duration::from_millis(200))
                     }
@@ -201,7 +208,7 @@ impl QueueWorker {
         let lease = Duration::from_secs(this.config.lease_secs);
         loop {
             tokio::time::sleep(lease / 3).await;
-            let until = unix_now() + lease.as_secs() as i64;
+            let until = UnixTime::now().plus_seconds(lease.as_secs() as i64);
             match this.store.renew_queue_lease(id, until, &this.node).await {
                 Ok(true) => {}
                 Ok(false) => {
@@ -355,9 +362,9 @@ impl QueueWorker {
         results: Vec<(QueuedRecipient, RecipientResult)>,
     ) {
         let this = &self.inner;
-        let now = unix_now();
+        let now = UnixTime::now();
         // RFC 5321 §4.5.4.1: give up after the configured time (4-5 days).
-        let expired = now.saturating_sub(item.created_at) >= this.config.max_age_secs as i64;
+        let expired = now.seconds_since(item.created_at) >= this.config.max_age_secs as i64;
         let mut finished = Vec::new();
         let mut failed = Vec::new();
         let mut waiting = Vec::new();
@@ -409,10 +416,13 @@ impl QueueWorker {
         if !waiting.is_empty()
             && !item.delay_warned
             && warn_after > 0
-            && now.saturating_sub(item.created_at) >= warn_after
+            && now.seconds_since(item.created_at) >= warn_after
         {
             let action = dsn::Action::Delayed {
-                retry_until: item.created_at + this.config.max_age_secs as i64,
+                retry_until: item
+                    .created_at
+                    .plus_seconds(this.config.max_age_secs as i64)
+                    .0,
             };
             match self.notify(item, message, &waiting, action).await {
                 Ok(()) => delay_warned = true,
@@ -437,7 +447,7 @@ impl QueueWorker {
         let delay = this.config.retry_delay(attempts);
         let attempt = QueueAttempt {
             finished,
-            retry_at: Some(unix_now() + delay.as_secs() as i64),
+            retry_at: Some(UnixTime::now().plus_seconds(delay.as_secs() as i64)),
             error,
             delay_warned,
         };
@@ -484,7 +494,7 @@ impl QueueWorker {
             to: &item.mail_from,
             envid: item.envid.as_deref(),
             ret: item.ret.as_deref(),
-            arrival: item.created_at,
+            arrival: item.created_at.0,
             failures: &notified,
             original: message,
             now: unix_now(),

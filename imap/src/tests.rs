@@ -396,6 +396,55 @@ async fn names_that_are_not_modified_utf7_get_no() {
     );
 }
 
+/// A name that cannot be a mailbox's (an empty level, a wildcard): what CREATE, RENAME
+/// and UNSUBSCRIBE answer is storage's refusal, with the name as the client gave it; a
+/// command that looks a mailbox up finds none.
+#[tokio::test]
+async fn names_that_cannot_be_mailboxes_get_no() {
+    let h = Harness::start().await;
+    let mut c = h.logged_in().await;
+    for (tag, command, answer) in [
+        (
+            "a",
+            "CREATE \"a//b\"",
+            "a NO [CANNOT] Invalid mailbox name: \"a//b\"",
+        ),
+        (
+            "b",
+            "CREATE \"a*b\"",
+            "b NO [CANNOT] Invalid mailbox name: \"a*b\"",
+        ),
+        (
+            "c",
+            "RENAME Drafts \"x//y\"",
+            "c NO [CANNOT] Invalid mailbox name: \"x//y\"",
+        ),
+        (
+            "d",
+            "UNSUBSCRIBE \"a//b\"",
+            "d NO [CANNOT] Invalid mailbox name: \"a//b\"",
+        ),
+        ("e", "SELECT \"a//b\"", "e NO [NONEXISTENT] No such mailbox"),
+        (
+            "f",
+            "STATUS \"a//b\" (MESSAGES)",
+            "f NO [NONEXISTENT] No such mailbox",
+        ),
+        (
+            "g",
+            "SUBSCRIBE \"a//b\"",
+            "g NO [NONEXISTENT] No such mailbox",
+        ),
+        ("h", "DELETE \"a//b\"", "h NO [NONEXISTENT] No such mailbox"),
+    ] {
+        assert_eq!(
+            c.run(tag, command).await,
+            vec![answer.to_owned()],
+            "{command}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn move_into_the_selected_mailbox_itself_renumbers_the_messages() {
     let h = Harness::start().await;

@@ -153,6 +153,46 @@ pub const MAILBOX_DELIMITER: char = '/';
 /// Longest mailbox name we accept, in bytes; deep hierarchies beyond this are abuse.
 pub const MAX_MAILBOX_NAME_BYTES: usize = 1024;
 
+/// What a string newtype checked when built ([`MailboxName`], [`Domain`]) offers besides
+/// its constructor: read access to the checked string, and comparison with plain ones.
+macro_rules! checked_string_type {
+    ($name:ident) => {
+        impl $name {
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+
+            pub fn into_string(self) -> String {
+                self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl PartialEq<str> for $name {
+            fn eq(&self, other: &str) -> bool {
+                self.0 == other
+            }
+        }
+
+        impl PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                self.0 == *other
+            }
+        }
+    };
+}
+
 /// A mailbox name as storage keeps it: valid and normalised, so holding one means it may
 /// name a mailbox. Built from a client's name (after modified UTF-7 is decoded) by
 /// [`MailboxName::new`], once, at the protocol boundary.
@@ -201,42 +241,12 @@ impl MailboxName {
         MailboxName(name)
     }
 
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    pub fn into_string(self) -> String {
-        self.0
-    }
-
     pub fn is_inbox(&self) -> bool {
         self.0 == Self::INBOX
     }
 }
 
-impl fmt::Display for MailboxName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl AsRef<str> for MailboxName {
-    fn as_ref(&self) -> &str {
-        &self.0
-    }
-}
-
-impl PartialEq<str> for MailboxName {
-    fn eq(&self, other: &str) -> bool {
-        self.0 == other
-    }
-}
-
-impl PartialEq<&str> for MailboxName {
-    fn eq(&self, other: &&str) -> bool {
-        self.0 == *other
-    }
-}
+checked_string_type!(MailboxName);
 
 /// A domain name as storage keeps it: lower case (RFC 5321 §2.4: domains are
 /// case-insensitive), without the trailing dot of a fully qualified name, at most 253
@@ -272,39 +282,9 @@ impl Domain {
     pub(crate) fn from_stored(name: String) -> Domain {
         Domain(name)
     }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    pub fn into_string(self) -> String {
-        self.0
-    }
 }
 
-impl fmt::Display for Domain {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl AsRef<str> for Domain {
-    fn as_ref(&self) -> &str {
-        &self.0
-    }
-}
-
-impl PartialEq<str> for Domain {
-    fn eq(&self, other: &str) -> bool {
-        self.0 == other
-    }
-}
-
-impl PartialEq<&str> for Domain {
-    fn eq(&self, other: &&str) -> bool {
-        self.0 == *other
-    }
-}
+checked_string_type!(Domain);
 
 /// A set of message flags and keywords (RFC 9051 §2.3.2), kept sorted and without
 /// duplicates; system flags are compared case-insensitively and stored in their

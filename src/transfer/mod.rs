@@ -123,19 +123,29 @@ pub enum ExportCommand {
 
 pub async fn import(config: &Config, command: ImportCommand) -> Result<()> {
     let store = open_store(config).await?;
+    let imported = import_into(&store, config, command).await;
+    // SQLite: a running server's indexer hears only of its own deliveries, so what this
+    // process stored is indexed before it ends (also after a failure part way).
+    let indexed = store.index_queued().await;
+    imported?;
+    indexed?;
+    Ok(())
+}
+
+async fn import_into(store: &Store, config: &Config, command: ImportCommand) -> Result<()> {
     let limit = config.limits.max_message_size;
     match command {
         ImportCommand::Maildir { dir, user } => {
-            let account = account(&store, &user).await?;
-            maildir::import(&store, account, &dir, limit).await
+            let account = account(store, &user).await?;
+            maildir::import(store, account, &dir, limit).await
         }
         ImportCommand::Mbox {
             file,
             user,
             mailbox,
         } => {
-            let account = account(&store, &user).await?;
-            mbox::import(&store, account, &file, &mailbox, limit).await
+            let account = account(store, &user).await?;
+            mbox::import(store, account, &file, &mailbox, limit).await
         }
         ImportCommand::Imap {
             host,
@@ -149,7 +159,7 @@ pub async fn import(config: &Config, command: ImportCommand) -> Result<()> {
             insecure,
         } => {
             let password = crate::admin::password_from_stdin()?;
-            let account = account(&store, &user).await?;
+            let account = account(store, &user).await?;
             let security = match (tls, starttls) {
                 (true, _) => imap::Security::Tls,
                 (false, true) => imap::Security::StartTls,
@@ -164,7 +174,7 @@ pub async fn import(config: &Config, command: ImportCommand) -> Result<()> {
                 ca_file,
                 insecure,
             };
-            imap::import(&store, account, &user, &config.data_dir, source, limit).await
+            imap::import(store, account, &user, &config.data_dir, source, limit).await
         }
     }
 }

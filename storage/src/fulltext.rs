@@ -1,8 +1,9 @@
 //! The full-text index of SEARCH BODY and TEXT (RFC 9051 §6.4.4, issue 18).
 //!
 //! BODY and TEXT are "case-insensitive substring matches" (§6.4.4): a word index cannot
-//! answer them, a trigram index can. Each message stored for a mailbox gets, in the
-//! transaction that stores it, one row of what SEARCH looks at, case-folded
+//! answer them, a trigram index can. Each message stored for a mailbox gets one row of
+//! what SEARCH looks at (PostgreSQL: in the transaction that stores it; SQLite: from the
+//! background indexer, soon after: `indexer.rs`), case-folded
 //! ([`IndexedText`]): its decoded body text (every text part, attachments included;
 //! binary parts have none) and its header lines (every header section, MIME parts'
 //! included, unfolded, and the top-level header decoded). SQLite keeps it in an FTS5
@@ -15,13 +16,17 @@
 //! the needle is folded by the same rule ([`fold`]), and that folded text is what the
 //! IMAP matcher would otherwise load and search with the folded needle, so both compute
 //! one predicate (`tests/imap_search_index.rs` checks the answers against a full scan
-//! with the index emptied). A message without a row (its text over
-//! [`MAX_INDEXED_TEXT_BYTES`], or stored before the index) is listed in
+//! with the index emptied). A message without a row (waiting for the indexer, its text
+//! over [`MAX_INDEXED_TEXT_BYTES`], or stored before the index) is listed in
 //! `fulltext_pending`, is always a candidate and is searched in full; `letterbox reindex`
 //! indexes such messages ([`Store::reindex`]).
 //!
 //! Invariant: every message row stored for a mailbox has exactly one of a
 //! `message_fulltext` row and a `fulltext_pending` row.
+
+mod indexer;
+
+pub(crate) use indexer::IndexerSignals;
 
 use crate::IN_LIST_CHUNK;
 use crate::error::{Result, StoreError};
@@ -138,6 +143,19 @@ pub(crate) const SQLITE_INDEX_STAGED_ROWS_AND_COMMIT: &str =
          JOIN messages m ON m.id = s.message_id;
      DELETE FROM temp.fulltext_staging;
      COMMIT";
+
+/// SQLite: lists a message for the background indexer (`fulltext/indexer.rs`); followed
+/// by `VALUES (id, 1)`.
+pub(crate) const QUEUE_FOR_INDEXER: &str = "INSERT INTO fulltext_pending (message_id, queued)";
+
+/// SQLite: a new message waits for the background indexer, searched in full meanwhile.
+pub(crate) async fn queue_in_tx(conn: &mut AnyConnection, message: MessageId) -> Result<()> {
+    sqlx::query(&format!("{QUEUE_FOR_INDEXER} VALUES ($1, 1)"))
+        .bind(message.0)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
 
 /// Stores what the index keeps of a new message (or marks it pending when `text` is
 /// `None`), in the transaction that stores the message (on SQLite staged until the

@@ -172,6 +172,8 @@ pub struct Store {
     recent_claims: Arc<recent::RecentClaims>,
     /// `changes_since` reads shared by the sessions one commit wakes (`shared_changes`).
     shared_reads: Arc<shared_changes::SharedReads>,
+    /// SQLite: deliveries tell the full-text indexer what they queued (`fulltext/indexer.rs`).
+    indexer: Arc<fulltext::IndexerSignals>,
     backend: Backend,
 }
 
@@ -250,6 +252,7 @@ impl Store {
             cache: Arc::default(),
             recent_claims: Arc::default(),
             shared_reads: Arc::default(),
+            indexer: fulltext::IndexerSignals::new(),
             backend,
         })
     }

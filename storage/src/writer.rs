@@ -53,7 +53,7 @@ use sqlx::{Connection, Executor};
 use std::collections::BTreeSet;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use tokio::sync::{mpsc, oneshot};
 
 pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -269,7 +269,34 @@ pub(crate) struct Writer {
     locks: Option<Arc<LockLookup>>,
 }
 
+/// A handle that does not keep the writers running: they end when the last [`Writer`]
+/// goes (the store's last handle), whoever holds one of these.
+pub(crate) struct WeakWriter {
+    lanes: Weak<[mpsc::UnboundedSender<Queued>]>,
+    locks: Option<Weak<LockLookup>>,
+}
+
+impl WeakWriter {
+    pub fn upgrade(&self) -> Option<Writer> {
+        let locks = match &self.locks {
+            Some(locks) => Some(locks.upgrade()?),
+            None => None,
+        };
+        Some(Writer {
+            lanes: self.lanes.upgrade()?,
+            locks,
+        })
+    }
+}
+
 impl Writer {
+    pub fn downgrade(&self) -> WeakWriter {
+        WeakWriter {
+            lanes: Arc::downgrade(&self.lanes),
+            locks: self.locks.as_ref().map(Arc::downgrade),
+        }
+    }
+
     /// SQLite: the one writer of this process.
     pub fn start_sqlite(
         conn: AnyConnection,

@@ -112,6 +112,8 @@ async fn every_arrival_is_indexed_and_expunge_drops_it(backend: &str) {
         .await
         .expect("import");
     assert_eq!(imported, vec![Uid(100)]);
+    // SQLite: what the server's background indexer does after a burst.
+    store.index_queued().await.expect("index");
     let fox = candidates(&store, inbox, "FOX", TextScope::Body).await;
     assert_eq!(fox.len(), 2, "{fox:?}");
     assert!(fox.contains(&plain.0));
@@ -143,6 +145,7 @@ async fn every_arrival_is_indexed_and_expunge_drops_it(backend: &str) {
         .copy_messages(inbox, vec![Uid(1)], archive)
         .await
         .expect("copy");
+    store.index_queued().await.expect("index");
     assert_eq!(
         candidates(&store, archive, "quick", TextScope::Body).await,
         vec![plain.0]
@@ -178,6 +181,9 @@ async fn large_text_is_always_a_candidate_and_reindex_rebuilds(backend: &str) {
     let small = deliver(&store, inbox, mail("small", "harbour office")).await;
     let body = "filler ".repeat(MAX_INDEXED_TEXT_BYTES / 7 + 1);
     let large = deliver(&store, inbox, mail("large", &body)).await;
+    store.index_queued().await.expect("index");
+    // Looked at once: the large one is no longer queued.
+    assert_eq!(store.index_queued().await.expect("index"), 0);
     // Not indexed: a candidate for every needle, to be matched on its text.
     assert_eq!(
         candidates(&store, inbox, "harbour", TextScope::Body).await,
@@ -204,6 +210,65 @@ async fn large_text_is_always_a_candidate_and_reindex_rebuilds(backend: &str) {
     assert_eq!(
         candidates(&store, inbox, "nowhere", TextScope::Text).await,
         vec![large.0]
+    );
+}
+
+/// SQLite: a delivery leaves its index row to the background indexer. Until it has run
+/// the message is searched in full (a candidate for every needle); what was queued
+/// survives a restart and is indexed by the next server's indexer.
+#[tokio::test]
+async fn the_indexer_indexes_after_delivery_and_after_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = dir.path().join("mail.sqlite").display().to_string();
+    let (first, inbox) = {
+        let store = Store::open(&url).await.expect("open");
+        store
+            .add_domain(&storage::Domain::new("example.org").expect("valid"))
+            .await
+            .expect("domain");
+        let account = store
+            .add_account("a@example.org", &Secret::new("x"))
+            .await
+            .expect("account");
+        let inbox = store.inbox(account).await.expect("inbox").id;
+        // No indexer runs in this process (as in the admin CLI).
+        let first = deliver(&store, inbox, mail("first", "the quick brown fox")).await;
+        let matches = store
+            .fulltext_matches(inbox, "nowhere", TextScope::Body)
+            .await
+            .expect("query")
+            .expect("the index answers");
+        assert!(matches.found.is_empty());
+        assert_eq!(matches.unindexed, HashSet::from([first]));
+        assert!(
+            store
+                .indexed_texts(&[first])
+                .await
+                .expect("read")
+                .is_empty()
+        );
+        (first, inbox)
+    };
+
+    let store = Store::open(&url).await.expect("reopen");
+    store.start_fulltext_indexer();
+    store.fulltext_caught_up().await;
+    assert_eq!(
+        candidates(&store, inbox, "nowhere", TextScope::Body).await,
+        Vec::<i64>::new()
+    );
+    assert_eq!(
+        candidates(&store, inbox, "quick", TextScope::Body).await,
+        vec![first.0]
+    );
+    // While it runs: indexed once deliveries pause.
+    let second = deliver(&store, inbox, mail("second", "a lazy dog")).await;
+    store.fulltext_caught_up().await;
+    let texts = store.indexed_texts(&[first, second]).await.expect("read");
+    assert!(texts[&second].body.contains("lazy dog"), "{texts:?}");
+    assert_eq!(
+        candidates(&store, inbox, "lazy", TextScope::Text).await,
+        vec![second.0]
     );
 }
 

@@ -27,7 +27,12 @@ pub(super) async fn deliver_in_tx(
     let now = unix_now();
     let message = insert_message(conn, prepared, now).await?;
     if !delivery.mailboxes.is_empty() {
-        fulltext::store_in_tx(conn, message, prepared.fulltext.as_ref()).await?;
+        match Backend::of_connection(conn) {
+            Backend::Sqlite => fulltext::queue_in_tx(conn, message).await?,
+            Backend::Postgres => {
+                fulltext::store_in_tx(conn, message, prepared.fulltext.as_ref()).await?
+            }
+        }
     }
     let internal_date = delivery.internal_date.unwrap_or(now);
     let flags = delivery.flags.to_stored();

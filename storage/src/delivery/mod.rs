@@ -26,7 +26,7 @@ impl Store {
     /// queue, atomically. Returns after the commit is durable (fsynced).
     pub async fn deliver(&self, delivery: Delivery) -> Result<Delivered> {
         let started = std::time::Instant::now();
-        let prepared = PreparedDelivery::new(delivery).await?;
+        let prepared = PreparedDelivery::new(delivery, self.backend).await?;
         let delivered = self
             .deliver_prepared(vec![prepared])
             .await?
@@ -43,7 +43,7 @@ impl Store {
         let started = std::time::Instant::now();
         let mut prepared = Vec::with_capacity(deliveries.len());
         for delivery in deliveries {
-            prepared.push(PreparedDelivery::new(delivery).await?);
+            prepared.push(PreparedDelivery::new(delivery, self.backend).await?);
         }
         let delivered = self.deliver_prepared(prepared).await?;
         metrics::histogram!(crate::DELIVER_SECONDS).record(started.elapsed().as_secs_f64());
@@ -77,6 +77,12 @@ impl Store {
         // Committed: the first FETCH of a new message needs no query.
         for (one, stored) in prepared.iter().zip(&delivered) {
             self.cache.insert(stored.message, one.cached.clone());
+        }
+        if self.backend == Backend::Sqlite {
+            let placed = prepared
+                .iter()
+                .filter(|one| !one.delivery.mailboxes.is_empty());
+            self.indexer.queued(placed.count() as u64);
         }
         Ok(delivered)
     }

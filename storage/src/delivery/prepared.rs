@@ -1,6 +1,7 @@
 //! A delivery before the writer runs: its line ends made CRLF and what IMAP needs of it
 //! computed once (house rule 11).
 
+use crate::Backend;
 use crate::cache::CachedMessage;
 use crate::error::{Result, StoreError};
 use crate::fulltext::IndexedText;
@@ -47,6 +48,8 @@ pub(crate) struct PreparedDelivery {
     pub(super) cached: CachedMessage,
     pub(super) body_text: String,
     /// What the full-text index keeps of it; `None` leaves it pending (`fulltext.rs`).
+    /// Always `None` on SQLite, where the background indexer writes the index row
+    /// (`fulltext/indexer.rs`).
     pub(super) fulltext: Option<IndexedText>,
     pub(super) sent_date: Option<i64>,
 }
@@ -73,7 +76,7 @@ impl PreparedDelivery {
             .bind(now)
     }
 
-    pub(crate) async fn new(delivery: Delivery) -> Result<Self> {
+    pub(crate) async fn new(delivery: Delivery, backend: Backend) -> Result<Self> {
         if delivery.mailboxes.is_empty() && delivery.outbound.is_none() {
             return Err(StoreError::invalid(
                 "delivery",
@@ -98,7 +101,7 @@ impl PreparedDelivery {
             analysis.body_text
         };
         // Only what is placed in a mailbox is searched.
-        let fulltext = (!delivery.mailboxes.is_empty())
+        let fulltext = (backend == Backend::Postgres && !delivery.mailboxes.is_empty())
             .then(|| IndexedText::of(&delivery.raw, &analysis.meta, &body_text))
             .flatten();
         Ok(PreparedDelivery {

@@ -14,12 +14,14 @@
 
 use super::prepared::{Delivered, PreparedDelivery};
 use crate::error::{Result, StoreError};
+use crate::fulltext::QUEUE_FOR_INDEXER;
 use crate::id_sequence::{IdSequence, sqlite_take_id};
 use crate::notify::{Change, ChangeKind};
 use crate::types::{AccountId, MessageId, ModSeq, Uid, UidValidity};
 use crate::unix_now;
 use sqlx::AnyConnection;
 use sqlx::Row;
+use std::sync::LazyLock;
 
 impl PreparedDelivery {
     /// True when [`deliver_in_one_round_trip`] can store it: the next UID of one
@@ -32,19 +34,14 @@ impl PreparedDelivery {
 /// The id the query's first statement took (`id_sequence::sqlite_take_id`).
 const MESSAGE_ID: &str = "(SELECT last_id FROM id_sequences WHERE name = 'messages')";
 
+/// The one query, built once.
+static STATEMENTS: LazyLock<String> = LazyLock::new(statements);
+
 /// Arguments: $1 raw, $2 header, $3 size, $4 meta, $5 body_text, $6 sent_date, $7 now,
-/// $8 mailbox, $9 flags, $10 internal_date, $11 and $12 the index's body and header text.
-fn statements(indexed: bool) -> String {
-    let index_row = if indexed {
-        // Staged until the batch commits (`fulltext::SQLITE_STAGING_TABLE`).
-        format!(
-            "INSERT OR REPLACE INTO temp.fulltext_staging (message_id, body, headers)
-             VALUES ({MESSAGE_ID}, $11, $12)"
-        )
-    } else {
-        // Over MAX_INDEXED_TEXT_BYTES: searched without the index (fulltext.rs).
-        format!("INSERT INTO fulltext_pending (message_id) VALUES ({MESSAGE_ID})")
-    };
+/// $8 mailbox, $9 flags, $10 internal_date.
+fn statements() -> String {
+    // The index row is the background indexer's (`fulltext/indexer.rs`).
+    let index_row = format!("{QUEUE_FOR_INDEXER} VALUES ({MESSAGE_ID}, 1)");
     // The message's id, as `id_sequence::next_id` takes it; the row is held by the
     // writer's transaction.
     let take_message_id = sqlite_take_id(IdSequence::Messages, "'messages'");
@@ -79,14 +76,12 @@ pub(super) async fn deliver_in_one_round_trip(
         ));
     };
     let now = unix_now();
-    let sql = statements(prepared.fulltext.is_some());
+    let sql: &str = &STATEMENTS;
     let rows = prepared
-        .bind_message_row(sqlx::query(&sql), now)
+        .bind_message_row(sqlx::query(sql), now)
         .bind(mailbox.0)
         .bind(delivery.flags.to_stored())
         .bind(delivery.internal_date.unwrap_or(now))
-        .bind(prepared.fulltext.as_ref().map(|t| t.body.as_str()))
-        .bind(prepared.fulltext.as_ref().map(|t| t.headers.as_str()))
         .fetch_all(&mut *conn)
         .await?;
     let mut message = None;

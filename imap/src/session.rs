@@ -269,14 +269,16 @@ impl Session {
                     }
                 }
                 None => {
-                    if self.server.shutdown.is_shutting_down() {
+                    if self.server.net.shutdown.is_shutting_down() {
                         return Err(Stop::ShuttingDown);
                     }
                     if self.notify.is_some() {
                         // RFC 5465 §1: notifications while no command is in progress.
                         self.wait_notifying(timeout).await?;
                     } else {
-                        self.conn.fill(timeout, &self.server.shutdown.token).await?;
+                        self.conn
+                            .fill(timeout, &self.server.net.shutdown.token)
+                            .await?;
                     }
                 }
             }
@@ -536,7 +538,7 @@ impl Session {
     }
 
     pub(crate) fn starttls_available(&self) -> bool {
-        self.role == ListenerRole::Imap && self.server.tls.is_some() && !self.conn.is_tls()
+        self.role == ListenerRole::Imap && self.server.net.tls.is_some() && !self.conn.is_tls()
     }
 
     /// UTF-8 mailbox names and quoted strings (RFC 9051 §5.1, RFC 6855 §3).
@@ -617,7 +619,11 @@ impl Session {
                     let Some(timeout) = self.read_timeout() else {
                         return Err(CommandError::Fatal(SessionError::Closed));
                     };
-                    if let Err(stop) = self.conn.fill(timeout, &self.server.shutdown.token).await {
+                    if let Err(stop) = self
+                        .conn
+                        .fill(timeout, &self.server.net.shutdown.token)
+                        .await
+                    {
                         return Err(CommandError::Fatal(match stop {
                             Stop::Failed(error) => error,
                             _ => SessionError::Closed,

@@ -8,7 +8,9 @@ use crate::session::{Session, SessionId};
 use crate::{ListenerRole, SmtpConfig, SmtpServer};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use netutil::{AuthThrottle, ConnectionLimiter, Shutdown, TlsAcceptor, tls_acceptor};
+use netutil::{
+    AuthThrottle, ConnectionLimiter, ListenerShared, Shutdown, TlsAcceptor, tls_acceptor,
+};
 use std::io;
 use std::sync::Arc;
 use std::time::Duration;
@@ -86,10 +88,12 @@ impl Harness {
         let server = SmtpServer {
             config: Arc::new(config),
             store,
-            tls: None,
-            connections: ConnectionLimiter::new(100, 100),
-            auth_throttle: AuthThrottle::new(3, Duration::from_secs(600), Duration::ZERO),
-            shutdown: Shutdown::new(),
+            net: ListenerShared {
+                tls: None,
+                connections: ConnectionLimiter::new(100, 100),
+                auth_throttle: AuthThrottle::new(3, Duration::from_secs(600), Duration::ZERO),
+                shutdown: Shutdown::new(),
+            },
             mail_auth: None,
             data_budget: DataBudget::new(budget),
         };
@@ -125,8 +129,8 @@ impl Harness {
             SessionId::new(),
             false,
         );
-        let token = self.server.shutdown.token.clone();
-        self.server.shutdown.tracker.spawn(async move {
+        let token = self.server.net.shutdown.token.clone();
+        self.server.net.shutdown.tracker.spawn(async move {
             let _ = connection::run(server, session, None, token).await;
         });
         let mut client = Client::new(client);
@@ -1005,7 +1009,7 @@ async fn data_timeout_closes_with_421() {
 async fn shutdown_says_421_to_idle_sessions() {
     let (h, mut c) = Harness::connected(ListenerRole::Inbound, REMOTE_PEER).await;
     c.command("EHLO client.example", "250").await;
-    let shutdown = h.server.shutdown.clone();
+    let shutdown = h.server.net.shutdown.clone();
     let waiter = tokio::spawn(async move { shutdown.shutdown_and_wait().await });
     c.expect("421 4.3.2 Shutting down").await;
     c.expect_closed().await;
@@ -1022,6 +1026,7 @@ async fn serve(h: &Harness, role: ListenerRole) -> std::net::SocketAddr {
     let address = listener.local_addr().expect("address");
     let server = h.server.clone();
     h.server
+        .net
         .shutdown
         .tracker
         .spawn(async move { server.serve(listener, role).await });
@@ -1031,7 +1036,7 @@ async fn serve(h: &Harness, role: ListenerRole) -> std::net::SocketAddr {
 #[tokio::test]
 async fn serve_accepts_and_limits_connections() {
     let mut h = Harness::new().await;
-    h.server.connections = ConnectionLimiter::new(10, 1);
+    h.server.net.connections = ConnectionLimiter::new(10, 1);
     let address = serve(&h, ListenerRole::Inbound).await;
     let mut first = Client::new(TcpStream::connect(address).await.expect("connect"));
     first.expect("220 mx.test").await;
@@ -1050,7 +1055,7 @@ async fn serve_accepts_and_limits_connections() {
         tokio::task::yield_now().await;
     };
     third.command("NOOP", "250").await;
-    h.server.shutdown.shutdown_and_wait().await;
+    h.server.net.shutdown.shutdown_and_wait().await;
 }
 
 fn test_tls() -> (TlsAcceptor, rustls::ClientConfig) {
@@ -1082,7 +1087,7 @@ fn test_tls() -> (TlsAcceptor, rustls::ClientConfig) {
 async fn starttls_drops_pipelined_plaintext_and_resets() {
     let mut h = Harness::new().await;
     let (acceptor, client_config) = test_tls();
-    h.server.tls = Some(acceptor);
+    h.server.net.tls = Some(acceptor);
     let address = serve(&h, ListenerRole::Submission).await;
     let mut c = Client::new(TcpStream::connect(address).await.expect("connect"));
     c.expect("220 mx.test").await;
@@ -1108,7 +1113,7 @@ async fn starttls_drops_pipelined_plaintext_and_resets() {
     c.send_message(ALICE, ALICE, message).await;
     let text = h.first_inbox_text(ALICE).await;
     assert!(text.contains("with ESMTPSA id"), "{text}");
-    h.server.shutdown.token.cancel();
+    h.server.net.shutdown.token.cancel();
 }
 
 // ---- Mail authentication on the inbound listener ----

@@ -180,7 +180,7 @@ impl Session {
                     .conn
                     .fill(
                         deadline.saturating_duration_since(Instant::now()),
-                        &self.server.shutdown.token,
+                        &self.server.net.shutdown.token,
                     )
                     .await;
             }
@@ -203,7 +203,7 @@ impl Session {
                 let woken = notify_changed(notify.as_deref_mut(), state, false);
                 tokio::select! {
                     biased;
-                    _ = server.shutdown.token.cancelled() => Event::Shutdown,
+                    _ = server.net.shutdown.token.cancelled() => Event::Shutdown,
                     read = conn.read_some() => Event::Read(read),
                     () = woken => Event::Woken,
                     () = tokio::time::sleep_until(deadline) => Event::TimedOut,

@@ -6,11 +6,15 @@ use netutil::{AuthThrottle, ConnectionLimiter, ListenerShared, Shutdown};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use storage::{Delivery, Flags, MailboxId, Secret, Store};
+use storage::{Delivery, Flags, MailboxId, Store};
 use tempfile::TempDir;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+
+/// Domains and accounts made the same way in every test crate.
+#[path = "../../tests/common/accounts.rs"]
+mod accounts;
 
 const EMAIL: &str = "alice@example.org";
 const PASSWORD: &str = "correct horse";
@@ -38,14 +42,8 @@ impl Harness {
         let store = Store::open(path.to_str().expect("utf-8 path"))
             .await
             .expect("open store");
-        store
-            .add_domain(&storage::Domain::new("example.org").expect("valid"))
-            .await
-            .expect("domain");
-        let account = store
-            .add_account(EMAIL, &Secret::new(PASSWORD))
-            .await
-            .expect("account");
+        accounts::add_domain(&store, "example.org").await;
+        let account = accounts::add_account(&store, EMAIL, PASSWORD).await;
         let inbox = store.inbox(account).await.expect("inbox").id;
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");

@@ -14,9 +14,13 @@ use netutil::{
 use std::io;
 use std::sync::Arc;
 use std::time::Duration;
-use storage::{Secret, Store};
+use storage::Store;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, DuplexStream};
 use tokio::net::{TcpListener, TcpStream};
+
+/// Domains and accounts made the same way in every test crate.
+#[path = "../../tests/common/accounts.rs"]
+mod accounts;
 
 const ALICE: &str = "alice@example.com";
 const ALICE_PASSWORD: &str = "alice-password";
@@ -63,19 +67,10 @@ impl Harness {
         let store = Store::open(&dir.path().join("db.sqlite").to_string_lossy())
             .await
             .expect("open store");
-        store
-            .add_domain(&storage::Domain::new("example.com").expect("valid"))
-            .await
-            .expect("domain");
-        store
-            .add_account(ALICE, &Secret::new(ALICE_PASSWORD))
-            .await
-            .expect("alice");
+        accounts::add_domain(&store, "example.com").await;
+        accounts::add_account(&store, ALICE, ALICE_PASSWORD).await;
         if bob {
-            store
-                .add_account(BOB, &Secret::new(BOB_PASSWORD))
-                .await
-                .expect("bob");
+            accounts::add_account(&store, BOB, BOB_PASSWORD).await;
         }
         store
             .add_alias("postmaster@example.com", ALICE)
@@ -816,14 +811,8 @@ async fn submit_as_alice<S: AsyncRead + AsyncWrite + Unpin>(
 #[tokio::test]
 async fn submitted_from_and_sender_must_be_the_accounts_own() {
     let h = Harness::with(|c| c.max_recipients = 10, true).await;
-    h.store()
-        .add_domain(&storage::Domain::new("example.net").expect("valid"))
-        .await
-        .expect("domain");
-    h.store()
-        .add_account("carol@example.net", &Secret::new("pw"))
-        .await
-        .expect("carol");
+    accounts::add_domain(h.store(), "example.net").await;
+    accounts::add_account(h.store(), "carol@example.net", "pw").await;
     let mut c = h.logged_in(ListenerRole::Submission).await;
     for (body, expected) in [
         // Another account of the same domain, another hosted domain, a co-author.
@@ -902,10 +891,7 @@ async fn submitted_from_and_sender_must_be_the_accounts_own() {
 #[tokio::test]
 async fn widened_from_check_takes_the_accounts_domains_only() {
     let h = Harness::with(|c| c.submission.from_own_domains = true, true).await;
-    h.store()
-        .add_domain(&storage::Domain::new("example.net").expect("valid"))
-        .await
-        .expect("domain");
+    accounts::add_domain(h.store(), "example.net").await;
     let mut c = h.logged_in(ListenerRole::Submission).await;
     let reply = submit_as_alice(
         &mut c,

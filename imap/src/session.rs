@@ -21,7 +21,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-use storage::{AccountId, ModSeq};
+use storage::AccountId;
 use tokio::time::Instant;
 
 /// RFC 9051 §6.2.3 lets a server close after failed logins; three per connection is what
@@ -415,7 +415,7 @@ impl Session {
             | C::CancelUpdate(_)
             | C::Sort(_)
             | C::Thread(_)
-            | C::Fetch { .. }
+            | C::Fetch(_)
             | C::Store(_)
             | C::Copy { .. } => selected,
         };
@@ -498,24 +498,7 @@ impl Session {
             C::CancelUpdate(tags) => self.cancel_update(&tags),
             C::Sort(sort) => self.sort(sort).await,
             C::Thread(thread) => self.thread(thread).await,
-            C::Fetch {
-                uid,
-                set,
-                items,
-                changed_since,
-                vanished,
-                partial,
-            } => {
-                self.fetch(
-                    uid,
-                    &set,
-                    items,
-                    changed_since.map(ModSeq),
-                    vanished,
-                    partial,
-                )
-                .await
-            }
+            C::Fetch(fetch) => self.fetch(fetch).await,
             C::Store(store) => self.store(store).await,
             C::Copy {
                 uid,
@@ -641,7 +624,7 @@ fn sync_point(body: &CommandBody) -> Option<SyncPoint> {
     use CommandBody as C;
     match body {
         C::Select { .. } | C::Close | C::Unselect | C::Logout | C::Idle => None,
-        C::Fetch { uid: false, .. }
+        C::Fetch(crate::proto::command::FetchCommand { uid: false, .. })
         | C::Store(crate::proto::command::StoreCommand { uid: false, .. })
         | C::Search(crate::proto::command::SearchCommand { uid: false, .. })
         | C::Sort(crate::proto::command::SortCommand { uid: false, .. })

@@ -4,7 +4,7 @@
 use crate::config::{ChallengeKind, Config};
 use crate::data_dir::open_store;
 use anyhow::{Context, Result};
-use netutil::{AuthThrottle, ConnectionLimiter, Shutdown, tls_acceptor};
+use netutil::{AuthThrottle, ConnectionLimiter, ListenerShared, Shutdown, tls_acceptor};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -60,6 +60,14 @@ pub async fn run(config: Config) -> Result<()> {
         AUTH_FAILURE_STEP,
         config.limits.max_auth_in_flight_per_ip,
     );
+    // Every front end serves the same certificate, counts the same failed logins (one
+    // password, one throttle; each with its protocol's label) and stops on one signal.
+    let shared = |protocol: &'static str, connections: ConnectionLimiter| ListenerShared {
+        tls: Some(tls.clone()),
+        connections,
+        auth_throttle: auth_throttle.for_protocol(protocol),
+        shutdown: shutdown.clone(),
+    };
 
     let mail_auth = smtp::mailauth::InboundAuth {
         config: config.inbound.clone(),
@@ -75,10 +83,7 @@ pub async fn run(config: Config) -> Result<()> {
     let smtp_server = smtp::SmtpServer {
         config: Arc::new(smtp_config),
         store: store.clone(),
-        tls: Some(tls.clone()),
-        connections: connections.clone(),
-        auth_throttle: auth_throttle.for_protocol("smtp"),
-        shutdown: shutdown.clone(),
+        net: shared("smtp", connections.clone()),
         mail_auth: Some(Arc::new(mail_auth)),
         data_budget,
     };
@@ -88,10 +93,7 @@ pub async fn run(config: Config) -> Result<()> {
             ..imap::ImapConfig::default()
         }),
         store: store.clone(),
-        tls: Some(tls.clone()),
-        connections: connections.clone(),
-        auth_throttle: auth_throttle.for_protocol("imap"),
-        shutdown: shutdown.clone(),
+        net: shared("imap", connections.clone()),
     };
     let managesieve_server = managesieve::ManageSieveServer {
         config: Arc::new(managesieve::ManageSieveConfig {
@@ -99,11 +101,7 @@ pub async fn run(config: Config) -> Result<()> {
             ..managesieve::ManageSieveConfig::default()
         }),
         store: store.clone(),
-        tls: Some(tls),
-        connections: connections.for_listener("managesieve"),
-        // The same failure counts as IMAP's: one password, one throttle.
-        auth_throttle: auth_throttle.for_protocol("managesieve"),
-        shutdown: shutdown.clone(),
+        net: shared("managesieve", connections.for_listener("managesieve")),
     };
 
     // The outbound queue: delivers what submission queued, retries, bounces.
@@ -143,7 +141,7 @@ pub async fn run(config: Config) -> Result<()> {
             smtp::ListenerRole::Submission | smtp::ListenerRole::Submissions => &connections,
         };
         let smtp_server = smtp::SmtpServer {
-            connections: pool.for_listener(name),
+            net: smtp_server.net.with_connections(pool.for_listener(name)),
             ..smtp_server.clone()
         };
         listen(name, addresses, &mut bound, &shutdown, |listener| {
@@ -158,7 +156,9 @@ pub async fn run(config: Config) -> Result<()> {
     ];
     for (name, addresses, role) in imap_roles {
         let imap_server = imap::ImapServer {
-            connections: connections.for_listener(name),
+            net: imap_server
+                .net
+                .with_connections(connections.for_listener(name)),
             ..imap_server.clone()
         };
         listen(name, addresses, &mut bound, &shutdown, |listener| {

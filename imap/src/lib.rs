@@ -21,7 +21,7 @@ mod view;
 
 pub use session::IMAP_COMMANDS;
 
-use netutil::{AuthThrottle, ConnectionLimiter, Shutdown, TlsAcceptor};
+use netutil::ListenerShared;
 use session::{Session, SessionId};
 use std::sync::Arc;
 use std::time::Duration;
@@ -63,29 +63,27 @@ impl Default for ImapConfig {
 pub struct ImapServer {
     pub config: Arc<ImapConfig>,
     pub store: Store,
-    pub tls: Option<TlsAcceptor>,
-    pub connections: ConnectionLimiter,
-    pub auth_throttle: AuthThrottle,
-    pub shutdown: Shutdown,
+    /// TLS, connection limits, login throttle and shutdown, as every front end has them.
+    pub net: ListenerShared,
 }
 
 impl ImapServer {
     /// Accepts connections on `listener` until shutdown; each session runs as a task
     /// tracked by `shutdown.tracker`.
     pub async fn serve(&self, listener: TcpListener, role: ListenerRole) {
-        if role == ListenerRole::Imaps && self.tls.is_none() {
+        if role == ListenerRole::Imaps && self.net.tls.is_none() {
             tracing::error!("IMAPS listener without a TLS configuration; not serving");
             return;
         }
         let implicit_tls = match role {
             ListenerRole::Imap => None,
-            ListenerRole::Imaps => self.tls.clone(),
+            ListenerRole::Imaps => self.net.tls.clone(),
         };
         tracing::info!(?role, address = ?listener.local_addr().ok(), "IMAP listener started");
         netutil::serve_connections(
             &listener,
-            &self.connections,
-            &self.shutdown,
+            &self.net.connections,
+            &self.net.shutdown,
             implicit_tls,
             b"* BYE Too many connections\r\n",
             |peer| {

@@ -21,7 +21,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-use storage::{AccountId, ModSeq};
+use storage::AccountId;
 use tokio::time::Instant;
 
 /// RFC 9051 §6.2.3 lets a server close after failed logins; three per connection is what
@@ -269,14 +269,16 @@ impl Session {
                     }
                 }
                 None => {
-                    if self.server.shutdown.is_shutting_down() {
+                    if self.server.net.shutdown.is_shutting_down() {
                         return Err(Stop::ShuttingDown);
                     }
                     if self.notify.is_some() {
                         // RFC 5465 §1: notifications while no command is in progress.
                         self.wait_notifying(timeout).await?;
                     } else {
-                        self.conn.fill(timeout, &self.server.shutdown.token).await?;
+                        self.conn
+                            .fill(timeout, &self.server.net.shutdown.token)
+                            .await?;
                     }
                 }
             }
@@ -413,7 +415,7 @@ impl Session {
             | C::CancelUpdate(_)
             | C::Sort(_)
             | C::Thread(_)
-            | C::Fetch { .. }
+            | C::Fetch(_)
             | C::Store(_)
             | C::Copy { .. } => selected,
         };
@@ -496,24 +498,7 @@ impl Session {
             C::CancelUpdate(tags) => self.cancel_update(&tags),
             C::Sort(sort) => self.sort(sort).await,
             C::Thread(thread) => self.thread(thread).await,
-            C::Fetch {
-                uid,
-                set,
-                items,
-                changed_since,
-                vanished,
-                partial,
-            } => {
-                self.fetch(
-                    uid,
-                    &set,
-                    items,
-                    changed_since.map(ModSeq),
-                    vanished,
-                    partial,
-                )
-                .await
-            }
+            C::Fetch(fetch) => self.fetch(fetch).await,
             C::Store(store) => self.store(store).await,
             C::Copy {
                 uid,
@@ -536,7 +521,7 @@ impl Session {
     }
 
     pub(crate) fn starttls_available(&self) -> bool {
-        self.role == ListenerRole::Imap && self.server.tls.is_some() && !self.conn.is_tls()
+        self.role == ListenerRole::Imap && self.server.net.tls.is_some() && !self.conn.is_tls()
     }
 
     /// UTF-8 mailbox names and quoted strings (RFC 9051 §5.1, RFC 6855 §3).
@@ -617,7 +602,11 @@ impl Session {
                     let Some(timeout) = self.read_timeout() else {
                         return Err(CommandError::Fatal(SessionError::Closed));
                     };
-                    if let Err(stop) = self.conn.fill(timeout, &self.server.shutdown.token).await {
+                    if let Err(stop) = self
+                        .conn
+                        .fill(timeout, &self.server.net.shutdown.token)
+                        .await
+                    {
                         return Err(CommandError::Fatal(match stop {
                             Stop::Failed(error) => error,
                             _ => SessionError::Closed,
@@ -635,7 +624,7 @@ fn sync_point(body: &CommandBody) -> Option<SyncPoint> {
     use CommandBody as C;
     match body {
         C::Select { .. } | C::Close | C::Unselect | C::Logout | C::Idle => None,
-        C::Fetch { uid: false, .. }
+        C::Fetch(crate::proto::command::FetchCommand { uid: false, .. })
         | C::Store(crate::proto::command::StoreCommand { uid: false, .. })
         | C::Search(crate::proto::command::SearchCommand { uid: false, .. })
         | C::Sort(crate::proto::command::SortCommand { uid: false, .. })

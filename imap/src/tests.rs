@@ -2,15 +2,19 @@
 //! IMAP, asserting the exact lines the server sends.
 
 use crate::{ImapConfig, ImapServer, ListenerRole};
-use netutil::{AuthThrottle, ConnectionLimiter, Shutdown};
+use netutil::{AuthThrottle, ConnectionLimiter, ListenerShared, Shutdown};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use storage::{Delivery, Flags, MailboxId, Secret, Store};
+use storage::{Delivery, Flags, MailboxId, Store};
 use tempfile::TempDir;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+
+/// Domains and accounts made the same way in every test crate.
+#[path = "../../tests/common/accounts.rs"]
+mod accounts;
 
 const EMAIL: &str = "alice@example.org";
 const PASSWORD: &str = "correct horse";
@@ -38,26 +42,18 @@ impl Harness {
         let store = Store::open(path.to_str().expect("utf-8 path"))
             .await
             .expect("open store");
-        store
-            .add_domain(&storage::Domain::new("example.org").expect("valid"))
-            .await
-            .expect("domain");
-        let account = store
-            .add_account(EMAIL, &Secret::new(PASSWORD))
-            .await
-            .expect("account");
+        accounts::add_domain(&store, "example.org").await;
+        let account = accounts::add_account(&store, EMAIL, PASSWORD).await;
         let inbox = store.inbox(account).await.expect("inbox").id;
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let shutdown = Shutdown::new();
-        let server = ImapServer {
-            config: Arc::new(config),
-            store: store.clone(),
-            tls: None,
-            connections: ConnectionLimiter::new(100, 50),
-            auth_throttle: AuthThrottle::new(10, Duration::from_secs(60), Duration::ZERO),
-            shutdown: shutdown.clone(),
-        };
+        let server = server_without_tls(
+            config,
+            store.clone(),
+            ConnectionLimiter::new(100, 50),
+            shutdown.clone(),
+        );
         tokio::spawn(async move { server.serve(listener, ListenerRole::Imap).await });
         Harness {
             _dir: dir,
@@ -98,15 +94,7 @@ impl Harness {
     }
 
     async fn connect(&self) -> Client {
-        let stream = tokio::net::TcpStream::connect(self.addr)
-            .await
-            .expect("connect");
-        let (read, write) = stream.into_split();
-        let mut client = Client {
-            reader: BufReader::new(read),
-            writer: write,
-        };
-        let greeting = client.line().await;
+        let (client, greeting) = Client::connect(self.addr).await;
         assert!(
             greeting.starts_with("* OK [CAPABILITY IMAP4rev1 IMAP4rev2 AUTH=PLAIN "),
             "{greeting}"
@@ -129,12 +117,43 @@ impl Harness {
     }
 }
 
+/// A server over `store` without a certificate, ten failed logins a minute allowed.
+fn server_without_tls(
+    config: ImapConfig,
+    store: Store,
+    connections: ConnectionLimiter,
+    shutdown: Shutdown,
+) -> ImapServer {
+    ImapServer {
+        config: Arc::new(config),
+        store,
+        net: ListenerShared {
+            tls: None,
+            connections,
+            auth_throttle: AuthThrottle::new(10, Duration::from_secs(60), Duration::ZERO),
+            shutdown,
+        },
+    }
+}
+
 struct Client {
     reader: BufReader<OwnedReadHalf>,
     writer: OwnedWriteHalf,
 }
 
 impl Client {
+    /// A client connected to `addr`, and the greeting the server sent it.
+    async fn connect(addr: SocketAddr) -> (Client, String) {
+        let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let (read, write) = stream.into_split();
+        let mut client = Client {
+            reader: BufReader::new(read),
+            writer: write,
+        };
+        let greeting = client.line().await;
+        (client, greeting)
+    }
+
     async fn send(&mut self, text: &str) {
         self.writer.write_all(text.as_bytes()).await.expect("write");
     }
@@ -1294,14 +1313,12 @@ async fn plaintext_login_from_afar_is_disabled() {
     // A session as if the peer were remote, on a plain link without TLS.
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
-    let server = ImapServer {
-        config: Arc::new(ImapConfig::default()),
-        store: h.store.clone(),
-        tls: None,
-        connections: ConnectionLimiter::new(10, 10),
-        auth_throttle: AuthThrottle::new(10, Duration::from_secs(60), Duration::ZERO),
-        shutdown: Shutdown::new(),
-    };
+    let server = server_without_tls(
+        ImapConfig::default(),
+        h.store.clone(),
+        ConnectionLimiter::new(10, 10),
+        Shutdown::new(),
+    );
     tokio::spawn(async move {
         let (tcp, _) = listener.accept().await.expect("accept");
         let remote: SocketAddr = "192.0.2.7:40000".parse().expect("addr");
@@ -1315,13 +1332,7 @@ async fn plaintext_login_from_afar_is_disabled() {
         .run()
         .await;
     });
-    let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let (read, write) = stream.into_split();
-    let mut c = Client {
-        reader: BufReader::new(read),
-        writer: write,
-    };
-    let greeting = c.line().await;
+    let (mut c, greeting) = Client::connect(addr).await;
     assert!(
         greeting.starts_with("* OK [CAPABILITY IMAP4rev1 IMAP4rev2 LOGINDISABLED SASL-IR "),
         "{greeting}"

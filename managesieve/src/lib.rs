@@ -15,7 +15,7 @@
 pub mod proto;
 mod session;
 
-use netutil::{AuthThrottle, ConnectionLimiter, MaybeTlsStream, Shutdown, TlsAcceptor};
+use netutil::{ListenerShared, MaybeTlsStream};
 use proto::{Limits, Parsed};
 use session::{Reply, Session};
 use std::net::SocketAddr;
@@ -57,10 +57,8 @@ impl Default for ManageSieveConfig {
 pub struct ManageSieveServer {
     pub config: Arc<ManageSieveConfig>,
     pub store: Store,
-    pub tls: Option<TlsAcceptor>,
-    pub connections: ConnectionLimiter,
-    pub auth_throttle: AuthThrottle,
-    pub shutdown: Shutdown,
+    /// TLS, connection limits, login throttle and shutdown, as every front end has them.
+    pub net: ListenerShared,
 }
 
 impl ManageSieveServer {
@@ -71,8 +69,8 @@ impl ManageSieveServer {
         let refusal = proto::response("BYE", Some(proto::Code::TryLater), "Too many connections");
         netutil::serve_connections(
             &listener,
-            &self.connections,
-            &self.shutdown,
+            &self.net.connections,
+            &self.net.shutdown,
             None,
             &refusal,
             |peer| {
@@ -134,7 +132,7 @@ async fn run(
             Parsed::Incomplete => {
                 let read = tokio::select! {
                     read = tokio::time::timeout(server.config.idle_timeout, stream.read(&mut chunk)) => read,
-                    () = server.shutdown.token.cancelled() => {
+                    () = server.net.shutdown.token.cancelled() => {
                         let bye = proto::response("BYE", Some(proto::Code::TryLater), "Server shutting down");
                         stream.write_all(&bye).await?;
                         return Ok(());
@@ -163,7 +161,7 @@ async fn run(
             Reply::StartTls(bytes) => {
                 stream.write_all(&bytes).await?;
                 stream.flush().await?;
-                let Some(acceptor) = server.tls.clone() else {
+                let Some(acceptor) = server.net.tls.clone() else {
                     return Ok(());
                 };
                 // RFC 5804 §2.2: what the client sent before the handshake is not kept.

@@ -47,8 +47,8 @@ impl Session {
         Session {
             config: server.config.clone(),
             store: server.store.clone(),
-            throttle: server.auth_throttle.clone(),
-            tls_available: server.tls.is_some(),
+            throttle: server.net.auth_throttle.clone(),
+            tls_available: server.net.tls.is_some(),
             tls,
             peer,
             state: State::NotAuthenticated,

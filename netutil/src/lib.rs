@@ -21,6 +21,29 @@ pub use tokio_rustls::TlsAcceptor;
 pub use tokio_util::sync::CancellationToken;
 pub use tokio_util::task::TaskTracker;
 
+/// What every listener of one front end (SMTP, IMAP, ManageSieve) holds besides its own
+/// configuration and the store: the TLS configuration, the connection limits, the
+/// failed-login throttle and the shutdown signal. One struct so that the three servers
+/// are built, and a listener's copy is made, the same way.
+#[derive(Clone)]
+pub struct ListenerShared {
+    /// `None`: no certificate, so no STARTTLS and no implicit-TLS port.
+    pub tls: Option<TlsAcceptor>,
+    pub connections: ConnectionLimiter,
+    pub auth_throttle: AuthThrottle,
+    pub shutdown: Shutdown,
+}
+
+impl ListenerShared {
+    /// A copy for one listener that counts its connections in `connections`.
+    pub fn with_connections(&self, connections: ConnectionLimiter) -> Self {
+        ListenerShared {
+            connections,
+            ..self.clone()
+        }
+    }
+}
+
 /// Why a session stopped waiting for its client's input. `E` is the protocol's own
 /// error for a broken connection.
 #[derive(Debug)]

@@ -40,7 +40,7 @@ mod tests;
 
 pub use error::SessionError;
 
-use netutil::{AuthThrottle, ConnectionLimiter, MaybeTlsStream, Shutdown, TlsAcceptor};
+use netutil::{ListenerShared, MaybeTlsStream};
 use session::{Session, SessionId};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -112,10 +112,8 @@ impl SmtpConfig {
 pub struct SmtpServer {
     pub config: Arc<SmtpConfig>,
     pub store: Store,
-    pub tls: Option<TlsAcceptor>,
-    pub connections: ConnectionLimiter,
-    pub auth_throttle: AuthThrottle,
-    pub shutdown: Shutdown,
+    /// TLS, connection limits, login throttle and shutdown, as every front end has them.
+    pub net: ListenerShared,
     /// SPF/DKIM/DMARC/ARC checks on the inbound listener; `None` turns them off.
     pub mail_auth: Option<Arc<mailauth::InboundAuth>>,
     /// The bytes of message content all sessions may hold at once (see [`budget`]).
@@ -128,7 +126,7 @@ impl SmtpServer {
     pub async fn serve(&self, listener: TcpListener, role: ListenerRole) {
         let address = listener.local_addr().ok();
         // RFC 8314 §3: on port 465 the TLS handshake comes before the greeting.
-        let implicit_tls = match (role, &self.tls) {
+        let implicit_tls = match (role, &self.net.tls) {
             (ListenerRole::Submissions, Some(acceptor)) => Some(acceptor.clone()),
             (ListenerRole::Submissions, None) => {
                 tracing::error!(?address, "port 465 needs a TLS certificate; not serving");
@@ -141,8 +139,8 @@ impl SmtpServer {
         let refusal = proto::Reply::new(proto::reply::POLICY_CLOSE, "Too many connections");
         netutil::serve_connections(
             &listener,
-            &self.connections,
-            &self.shutdown,
+            &self.net.connections,
+            &self.net.shutdown,
             implicit_tls,
             &refusal.to_bytes(),
             |peer| {
@@ -170,8 +168,8 @@ impl SmtpServer {
         match connection::run(
             stream,
             session,
-            self.tls.clone(),
-            self.shutdown.token.clone(),
+            self.net.tls.clone(),
+            self.net.shutdown.token.clone(),
         )
         .await
         {

@@ -180,10 +180,10 @@ impl Session {
             id,
             config: server.config.clone(),
             store: server.store.clone(),
-            auth_throttle: server.auth_throttle.clone(),
+            auth_throttle: server.net.auth_throttle.clone(),
             role,
             peer,
-            tls_available: server.tls.is_some(),
+            tls_available: server.net.tls.is_some(),
             tls,
             state: State::Connected,
             helo: None,
@@ -434,7 +434,7 @@ impl Session {
 mod tests {
     use super::*;
     use crate::proto::command::{ForwardPath, MailFrom, Mechanism, RcptTo};
-    use netutil::{ConnectionLimiter, Shutdown};
+    use netutil::{ConnectionLimiter, ListenerShared, Shutdown};
     use std::time::Duration;
 
     async fn session(role: ListenerRole, peer: &str, tls: bool) -> (Session, tempfile::TempDir) {
@@ -445,10 +445,12 @@ mod tests {
         let server = SmtpServer {
             config: Arc::new(SmtpConfig::new("mx.test")),
             store,
-            tls: None,
-            connections: ConnectionLimiter::new(10, 10),
-            auth_throttle: AuthThrottle::new(5, Duration::from_secs(60), Duration::ZERO),
-            shutdown: Shutdown::new(),
+            net: ListenerShared {
+                tls: None,
+                connections: ConnectionLimiter::new(10, 10),
+                auth_throttle: AuthThrottle::new(5, Duration::from_secs(60), Duration::ZERO),
+                shutdown: Shutdown::new(),
+            },
             mail_auth: None,
             data_budget: crate::budget::DataBudget::default(),
         };

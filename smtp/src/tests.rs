@@ -8,13 +8,19 @@ use crate::session::{Session, SessionId};
 use crate::{ListenerRole, SmtpConfig, SmtpServer};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use netutil::{AuthThrottle, ConnectionLimiter, Shutdown, TlsAcceptor, tls_acceptor};
+use netutil::{
+    AuthThrottle, ConnectionLimiter, ListenerShared, Shutdown, TlsAcceptor, tls_acceptor,
+};
 use std::io;
 use std::sync::Arc;
 use std::time::Duration;
-use storage::{Secret, Store};
+use storage::Store;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, DuplexStream};
 use tokio::net::{TcpListener, TcpStream};
+
+/// Domains and accounts made the same way in every test crate.
+#[path = "../../tests/common/accounts.rs"]
+mod accounts;
 
 const ALICE: &str = "alice@example.com";
 const ALICE_PASSWORD: &str = "alice-password";
@@ -61,19 +67,10 @@ impl Harness {
         let store = Store::open(&dir.path().join("db.sqlite").to_string_lossy())
             .await
             .expect("open store");
-        store
-            .add_domain(&storage::Domain::new("example.com").expect("valid"))
-            .await
-            .expect("domain");
-        store
-            .add_account(ALICE, &Secret::new(ALICE_PASSWORD))
-            .await
-            .expect("alice");
+        accounts::add_domain(&store, "example.com").await;
+        accounts::add_account(&store, ALICE, ALICE_PASSWORD).await;
         if bob {
-            store
-                .add_account(BOB, &Secret::new(BOB_PASSWORD))
-                .await
-                .expect("bob");
+            accounts::add_account(&store, BOB, BOB_PASSWORD).await;
         }
         store
             .add_alias("postmaster@example.com", ALICE)
@@ -86,10 +83,12 @@ impl Harness {
         let server = SmtpServer {
             config: Arc::new(config),
             store,
-            tls: None,
-            connections: ConnectionLimiter::new(100, 100),
-            auth_throttle: AuthThrottle::new(3, Duration::from_secs(600), Duration::ZERO),
-            shutdown: Shutdown::new(),
+            net: ListenerShared {
+                tls: None,
+                connections: ConnectionLimiter::new(100, 100),
+                auth_throttle: AuthThrottle::new(3, Duration::from_secs(600), Duration::ZERO),
+                shutdown: Shutdown::new(),
+            },
             mail_auth: None,
             data_budget: DataBudget::new(budget),
         };
@@ -125,8 +124,8 @@ impl Harness {
             SessionId::new(),
             false,
         );
-        let token = self.server.shutdown.token.clone();
-        self.server.shutdown.tracker.spawn(async move {
+        let token = self.server.net.shutdown.token.clone();
+        self.server.net.shutdown.tracker.spawn(async move {
             let _ = connection::run(server, session, None, token).await;
         });
         let mut client = Client::new(client);
@@ -812,14 +811,8 @@ async fn submit_as_alice<S: AsyncRead + AsyncWrite + Unpin>(
 #[tokio::test]
 async fn submitted_from_and_sender_must_be_the_accounts_own() {
     let h = Harness::with(|c| c.max_recipients = 10, true).await;
-    h.store()
-        .add_domain(&storage::Domain::new("example.net").expect("valid"))
-        .await
-        .expect("domain");
-    h.store()
-        .add_account("carol@example.net", &Secret::new("pw"))
-        .await
-        .expect("carol");
+    accounts::add_domain(h.store(), "example.net").await;
+    accounts::add_account(h.store(), "carol@example.net", "pw").await;
     let mut c = h.logged_in(ListenerRole::Submission).await;
     for (body, expected) in [
         // Another account of the same domain, another hosted domain, a co-author.
@@ -898,10 +891,7 @@ async fn submitted_from_and_sender_must_be_the_accounts_own() {
 #[tokio::test]
 async fn widened_from_check_takes_the_accounts_domains_only() {
     let h = Harness::with(|c| c.submission.from_own_domains = true, true).await;
-    h.store()
-        .add_domain(&storage::Domain::new("example.net").expect("valid"))
-        .await
-        .expect("domain");
+    accounts::add_domain(h.store(), "example.net").await;
     let mut c = h.logged_in(ListenerRole::Submission).await;
     let reply = submit_as_alice(
         &mut c,
@@ -1005,7 +995,7 @@ async fn data_timeout_closes_with_421() {
 async fn shutdown_says_421_to_idle_sessions() {
     let (h, mut c) = Harness::connected(ListenerRole::Inbound, REMOTE_PEER).await;
     c.command("EHLO client.example", "250").await;
-    let shutdown = h.server.shutdown.clone();
+    let shutdown = h.server.net.shutdown.clone();
     let waiter = tokio::spawn(async move { shutdown.shutdown_and_wait().await });
     c.expect("421 4.3.2 Shutting down").await;
     c.expect_closed().await;
@@ -1022,6 +1012,7 @@ async fn serve(h: &Harness, role: ListenerRole) -> std::net::SocketAddr {
     let address = listener.local_addr().expect("address");
     let server = h.server.clone();
     h.server
+        .net
         .shutdown
         .tracker
         .spawn(async move { server.serve(listener, role).await });
@@ -1031,7 +1022,7 @@ async fn serve(h: &Harness, role: ListenerRole) -> std::net::SocketAddr {
 #[tokio::test]
 async fn serve_accepts_and_limits_connections() {
     let mut h = Harness::new().await;
-    h.server.connections = ConnectionLimiter::new(10, 1);
+    h.server.net.connections = ConnectionLimiter::new(10, 1);
     let address = serve(&h, ListenerRole::Inbound).await;
     let mut first = Client::new(TcpStream::connect(address).await.expect("connect"));
     first.expect("220 mx.test").await;
@@ -1050,7 +1041,7 @@ async fn serve_accepts_and_limits_connections() {
         tokio::task::yield_now().await;
     };
     third.command("NOOP", "250").await;
-    h.server.shutdown.shutdown_and_wait().await;
+    h.server.net.shutdown.shutdown_and_wait().await;
 }
 
 fn test_tls() -> (TlsAcceptor, rustls::ClientConfig) {
@@ -1082,7 +1073,7 @@ fn test_tls() -> (TlsAcceptor, rustls::ClientConfig) {
 async fn starttls_drops_pipelined_plaintext_and_resets() {
     let mut h = Harness::new().await;
     let (acceptor, client_config) = test_tls();
-    h.server.tls = Some(acceptor);
+    h.server.net.tls = Some(acceptor);
     let address = serve(&h, ListenerRole::Submission).await;
     let mut c = Client::new(TcpStream::connect(address).await.expect("connect"));
     c.expect("220 mx.test").await;
@@ -1108,7 +1099,7 @@ async fn starttls_drops_pipelined_plaintext_and_resets() {
     c.send_message(ALICE, ALICE, message).await;
     let text = h.first_inbox_text(ALICE).await;
     assert!(text.contains("with ESMTPSA id"), "{text}");
-    h.server.shutdown.token.cancel();
+    h.server.net.shutdown.token.cancel();
 }
 
 // ---- Mail authentication on the inbound listener ----

@@ -7,10 +7,14 @@
 //! `LETTERBOX_TEST_POSTGRES`, in a database made for the run).
 
 use std::time::Instant;
-use storage::{Delivery, Secret, Store};
+use storage::{Delivery, Store};
 
 #[path = "../../tests/common/postgres.rs"]
 mod postgres;
+
+/// Domains and accounts made the same way in every test crate.
+#[path = "../../tests/common/accounts.rs"]
+mod accounts;
 
 fn message(n: usize) -> Vec<u8> {
     let mut raw = format!(
@@ -58,14 +62,8 @@ async fn main() {
 
 async fn run(url: &str, writers: usize, total: usize) {
     let store = Store::open(url).await.expect("open");
-    store
-        .add_domain(&storage::Domain::new("example.org").expect("valid"))
-        .await
-        .expect("domain");
-    let account = store
-        .add_account("rcpt@example.org", &Secret::new("x"))
-        .await
-        .expect("account");
+    accounts::add_domain(&store, "example.org").await;
+    let account = accounts::add_account(&store, "rcpt@example.org", "x").await;
     let inbox = store.inbox(account).await.expect("inbox").id;
     let count = if writers == 1 { total / 4 } else { total };
     let started = Instant::now();

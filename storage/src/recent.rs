@@ -180,19 +180,7 @@ mod tests {
 
         let running = claims.turn(mailbox, validity, Uid(3)).await.expect("turn");
         let waiting: Vec<_> = (0..3).map(|_| ask(3)).collect();
-        tokio::task::yield_now().await;
-        assert!(
-            waiting.iter().all(|w| !w.is_finished()),
-            "waited for the claim"
-        );
-        running.committed(Claimed {
-            uid_validity: Some(validity),
-            through: 3,
-        });
-        drop(running);
-        for waiter in waiting {
-            assert!(waiter.await.expect("task").is_none(), "claimed already");
-        }
+        commit_while_they_wait(running, waiting, validity, 3, "waited for the claim").await;
 
         // A claim that ends without committing (failed, or its session went away): one
         // waiter claims instead, and the others wait for that claim.
@@ -206,16 +194,25 @@ mod tests {
                 break waiting.remove(at).await.expect("task").expect("its turn");
             }
         };
+        commit_while_they_wait(next, waiting, validity, 4, "one claim at a time").await;
+    }
+
+    /// Checks that `waiting` still wait while `turn` runs (`why` if not), then commits
+    /// `turn` through `through` and checks that every waiter finds nothing left to claim.
+    async fn commit_while_they_wait(
+        turn: ClaimTurn,
+        waiting: Vec<tokio::task::JoinHandle<Option<ClaimTurn>>>,
+        validity: UidValidity,
+        through: u32,
+        why: &str,
+    ) {
         tokio::task::yield_now().await;
-        assert!(
-            waiting.iter().all(|w| !w.is_finished()),
-            "one claim at a time"
-        );
-        next.committed(Claimed {
+        assert!(waiting.iter().all(|w| !w.is_finished()), "{why}");
+        turn.committed(Claimed {
             uid_validity: Some(validity),
-            through: 4,
+            through,
         });
-        drop(next);
+        drop(turn);
         for waiter in waiting {
             assert!(waiter.await.expect("task").is_none(), "claimed already");
         }

@@ -248,6 +248,21 @@ impl MailboxName {
 
 checked_string_type!(MailboxName);
 
+/// `name` lower-cased (RFC 5321 §2.4: domains are case-insensitive) and without the
+/// trailing dot of a fully qualified name, when it is at most 253 octets of labels of 1 to
+/// 63 octets each (RFC 1035 §2.3.4) whose bytes all pass `label_byte`; otherwise `Err`
+/// with the lower-cased name, for the message. [`Domain::new`] takes letters, digits and
+/// hyphens (RFC 1035 §2.3.1); DNS names such as DKIM's also take `_` (RFC 2181 §11).
+pub fn dns_name(name: &str, label_byte: impl Fn(u8) -> bool) -> Result<String, String> {
+    let domain = name.trim_end_matches('.').to_ascii_lowercase();
+    let valid = !domain.is_empty()
+        && domain.len() <= 253
+        && domain
+            .split('.')
+            .all(|label| !label.is_empty() && label.len() <= 63 && label.bytes().all(&label_byte));
+    if valid { Ok(domain) } else { Err(domain) }
+}
+
 /// A domain name as storage keeps it: lower case (RFC 5321 §2.4: domains are
 /// case-insensitive), without the trailing dot of a fully qualified name, at most 253
 /// octets of labels of letters, digits and hyphens, each 1 to 63 octets (RFC 1035 §2.3.1,
@@ -259,22 +274,11 @@ impl Domain {
     /// Lower-cases `name` and drops trailing dots, then checks it. Whitespace is not
     /// trimmed: a name with spaces is no domain.
     pub fn new(name: &str) -> Result<Domain, StoreError> {
-        let domain = name.trim_end_matches('.').to_ascii_lowercase();
-        let valid = !domain.is_empty()
-            && domain.len() <= 253
-            && domain.split('.').all(|label| {
-                !label.is_empty()
-                    && label.len() <= 63
-                    && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-            });
-        if valid {
-            Ok(Domain(domain))
-        } else {
-            Err(StoreError::invalid(
-                "domain",
-                format!("{domain:?} is not a domain name"),
-            ))
-        }
+        dns_name(name, |b| b.is_ascii_alphanumeric() || b == b'-')
+            .map(Domain)
+            .map_err(|domain| {
+                StoreError::invalid("domain", format!("{domain:?} is not a domain name"))
+            })
     }
 
     /// A name read back from the database, where only [`Domain::new`]'s names are

@@ -5,10 +5,14 @@
 
 use std::collections::HashSet;
 use storage::fulltext::{MAX_INDEXED_TEXT_BYTES, TextScope};
-use storage::{AccountId, Delivery, ImportedMessage, MailboxId, MessageId, Secret, Store, Uid};
+use storage::{AccountId, Delivery, ImportedMessage, MailboxId, MessageId, Store, Uid};
 
 #[path = "../../tests/common/postgres.rs"]
 mod postgres;
+
+/// Domains and accounts made the same way in every test crate.
+#[path = "../../tests/common/accounts.rs"]
+mod accounts;
 
 /// What a test works on; the guard removes the store when dropped.
 struct Fixture {
@@ -29,14 +33,8 @@ async fn fixture(backend: &str) -> Fixture {
         (database.url.clone(), Box::new(database))
     };
     let store = Store::open(&url).await.expect("open");
-    store
-        .add_domain(&storage::Domain::new("example.org").expect("valid"))
-        .await
-        .expect("domain");
-    let account = store
-        .add_account("a@example.org", &Secret::new("x"))
-        .await
-        .expect("account");
+    accounts::add_domain(&store, "example.org").await;
+    let account = accounts::add_account(&store, "a@example.org", "x").await;
     let inbox = store.inbox(account).await.expect("inbox").id;
     Fixture {
         store,

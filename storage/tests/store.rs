@@ -16,6 +16,10 @@ use tempfile::TempDir;
 #[path = "../../tests/common/postgres.rs"]
 mod postgres;
 
+/// Domains and accounts made the same way in every test crate.
+#[path = "../../tests/common/accounts.rs"]
+mod accounts;
+
 #[derive(Debug, Clone, Copy)]
 enum Backend {
     Sqlite,
@@ -78,14 +82,8 @@ struct Fixture {
 async fn fixture(backend: Backend) -> Fixture {
     let place = Place::new(backend).await;
     let store = place.open().await;
-    store
-        .add_domain(&storage::Domain::new("example.org").expect("valid"))
-        .await
-        .expect("domain");
-    let account = store
-        .add_account("alice@example.org", &Secret::new("pw-alice"))
-        .await
-        .expect("account");
+    accounts::add_domain(&store, "example.org").await;
+    let account = accounts::add_account(&store, "alice@example.org", "pw-alice").await;
     Fixture {
         store,
         account,
@@ -115,14 +113,8 @@ async fn mailbox(store: &Store, account: AccountId, name: &str) -> Mailbox {
 
 /// The INBOX of a first account, a@example.org, made in an empty store.
 async fn first_inbox(store: &Store) -> storage::MailboxId {
-    store
-        .add_domain(&storage::Domain::new("example.org").expect("valid"))
-        .await
-        .expect("domain");
-    let account = store
-        .add_account("a@example.org", &Secret::new("x"))
-        .await
-        .expect("account");
+    accounts::add_domain(store, "example.org").await;
+    let account = accounts::add_account(store, "a@example.org", "x").await;
     store.inbox(account).await.expect("inbox").id
 }
 
@@ -558,10 +550,7 @@ async fn recipients_resolve_through_aliases_plus_and_catch_all(backend: Backend)
             .expect("login")
             .is_none()
     );
-    f.store
-        .add_account("bob@example.org", &Secret::new("pw-bob"))
-        .await
-        .expect("bob");
+    accounts::add_account(&f.store, "bob@example.org", "pw-bob").await;
     f.store
         .add_alias("sales@example.org", "alice@example.org")
         .await
@@ -676,10 +665,7 @@ async fn recipients_resolve_through_aliases_plus_and_catch_all(backend: Backend)
 
     // The domains an account has an address in (what a wider From: check and DKIM
     // signing allow): its own, its aliases' and its catch-all's, each once.
-    f.store
-        .add_domain(&storage::Domain::new("example.com").expect("valid"))
-        .await
-        .expect("domain");
+    accounts::add_domain(&f.store, "example.com").await;
     f.store
         .add_alias("Sales@Example.COM", "alice@example.org")
         .await
@@ -1240,22 +1226,10 @@ async fn contents(store: &Store) -> Contents {
 async fn an_installation_copied_from_sqlite_to_postgres_and_back_reads_the_same() {
     let sqlite = Place::new(Backend::Sqlite).await;
     let source = sqlite.open().await;
-    source
-        .add_domain(&storage::Domain::new("example.org").expect("valid"))
-        .await
-        .expect("domain");
-    source
-        .add_domain(&storage::Domain::new("example.net").expect("valid"))
-        .await
-        .expect("domain");
-    let alice = source
-        .add_account("alice@example.org", &Secret::new("pw-alice"))
-        .await
-        .expect("alice");
-    let bob = source
-        .add_account("bob@example.net", &Secret::new("pw-bob"))
-        .await
-        .expect("bob");
+    accounts::add_domain(&source, "example.org").await;
+    accounts::add_domain(&source, "example.net").await;
+    let alice = accounts::add_account(&source, "alice@example.org", "pw-alice").await;
+    let bob = accounts::add_account(&source, "bob@example.net", "pw-bob").await;
     source
         .set_quota("alice@example.org", Some(1_000_000))
         .await
@@ -1483,14 +1457,8 @@ async fn an_installation_copied_from_sqlite_to_postgres_and_back_reads_the_same(
                 .max()
                 .expect("max")
     );
-    target
-        .add_domain(&storage::Domain::new("example.com").expect("valid"))
-        .await
-        .expect("domain after copy");
-    let carol = target
-        .add_account("carol@example.com", &Secret::new("pw-carol"))
-        .await
-        .expect("account after copy");
+    accounts::add_domain(&target, "example.com").await;
+    let carol = accounts::add_account(&target, "carol@example.com", "pw-carol").await;
     assert!(carol > bob);
     target
         .add_alias("info@example.com", "carol@example.com")
@@ -1840,18 +1808,9 @@ async fn two_nodes_deliver_to_two_accounts_while_one_accounts_transaction_is_hel
     let place = Place::new(Backend::Postgres).await;
     let node1 = place.open().await;
     let node2 = place.open().await;
-    node1
-        .add_domain(&storage::Domain::new("example.org").expect("valid"))
-        .await
-        .expect("domain");
-    let a = node1
-        .add_account("a@example.org", &Secret::new("pw-a"))
-        .await
-        .expect("account a");
-    let b = node1
-        .add_account("b@example.org", &Secret::new("pw-b"))
-        .await
-        .expect("account b");
+    accounts::add_domain(&node1, "example.org").await;
+    let a = accounts::add_account(&node1, "a@example.org", "pw-a").await;
+    let b = accounts::add_account(&node1, "b@example.org", "pw-b").await;
     let inbox_a = node1.inbox(a).await.expect("inbox a").id;
     let inbox_b = node2.inbox(b).await.expect("inbox b").id;
     let mut heard_on_node1 = node1.subscribe();
@@ -2000,16 +1959,10 @@ async fn refused_deliveries_in_one_commit_leave_nothing_behind() {
 async fn two_nodes_deliver_to_shared_recipients_and_expunge_at_once() {
     let place = Place::new(Backend::Postgres).await;
     let nodes = [place.open().await, place.open().await];
-    nodes[0]
-        .add_domain(&storage::Domain::new("example.org").expect("valid"))
-        .await
-        .expect("domain");
+    accounts::add_domain(&nodes[0], "example.org").await;
     let mut inboxes = Vec::new();
     for name in ["a", "b", "c"] {
-        let account = nodes[0]
-            .add_account(&format!("{name}@example.org"), &Secret::new("pw"))
-            .await
-            .expect("account");
+        let account = accounts::add_account(&nodes[0], &format!("{name}@example.org"), "pw").await;
         inboxes.push(nodes[0].inbox(account).await.expect("inbox").id);
     }
     const EACH: usize = 30;
@@ -2892,11 +2845,7 @@ async fn metadata_is_kept_per_owner_within_limits(backend: Backend) {
 /// `account`, `inbox` and `active_sieve_script` find one by one: SMTP's RCPT relies on it.
 async fn local_recipient_is_what_the_separate_lookups_find(backend: Backend) {
     let f = fixture(backend).await;
-    let bob = f
-        .store
-        .add_account("bob@example.org", &Secret::new("pw-bob"))
-        .await
-        .expect("bob");
+    let bob = accounts::add_account(&f.store, "bob@example.org", "pw-bob").await;
     f.store
         .add_alias("sales@example.org", "alice@example.org")
         .await

@@ -19,7 +19,7 @@ impl Session {
     /// RFC 9051 §6.2.1: the tagged OK goes out in plaintext, then the handshake; the
     /// client must ask for CAPABILITY again.
     pub(crate) async fn starttls(&mut self) -> CommandResult {
-        let Some(acceptor) = self.server.tls.clone() else {
+        let Some(acceptor) = self.server.net.tls.clone() else {
             return Err(CommandError::bad("STARTTLS is not available"));
         };
         let tag = std::mem::take(&mut self.tag);
@@ -55,7 +55,7 @@ impl Session {
             None => {
                 // Refused before the exchange asks for credentials; `begin_login`
                 // checks again.
-                if let Err(throttled) = self.server.auth_throttle.check(self.peer.ip()) {
+                if let Err(throttled) = self.server.net.auth_throttle.check(self.peer.ip()) {
                     return Err(self.refuse(throttled));
                 }
                 response::continuation(&mut self.conn.out, "");
@@ -87,6 +87,7 @@ impl Session {
     /// it.
     fn begin_login(&self, user: &str) -> Result<AuthAttempt, CommandError> {
         self.server
+            .net
             .auth_throttle
             .begin(self.peer.ip(), user)
             .map_err(|throttled| self.refuse(throttled))

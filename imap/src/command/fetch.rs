@@ -7,7 +7,7 @@ use crate::batches::{MAX_BATCH_BYTES, batches};
 use crate::error::CommandError;
 use crate::message;
 use crate::proto::SetOrSaved;
-use crate::proto::command::{FetchItem, PartialRange, Rfc822Part, Section, SectionText};
+use crate::proto::command::{FetchCommand, FetchItem, Rfc822Part, Section, SectionText};
 use crate::proto::datetime::format_date_time;
 use crate::proto::objectid;
 use crate::proto::response::{Code, literal, literal8, string_text};
@@ -23,15 +23,16 @@ use storage::{FlagOperation, Flags, MessageMeta, ModSeq};
 const FETCH_CHUNK: usize = 256;
 
 impl Session {
-    pub(crate) async fn fetch(
-        &mut self,
-        uid: bool,
-        set: &SetOrSaved,
-        mut items: Vec<FetchItem>,
-        changed_since: Option<ModSeq>,
-        vanished: bool,
-        partial: Option<PartialRange>,
-    ) -> CommandResult {
+    pub(crate) async fn fetch(&mut self, command: FetchCommand) -> CommandResult {
+        let FetchCommand {
+            uid,
+            ref set,
+            mut items,
+            changed_since,
+            vanished,
+            partial,
+        } = command;
+        let changed_since = changed_since.map(ModSeq);
         // RFC 7162 §3.2.6: VANISHED needs ENABLE QRESYNC.
         if vanished && !self.enabled.qresync {
             return Err(CommandError::bad("ENABLE QRESYNC first"));

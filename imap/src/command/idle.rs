@@ -40,7 +40,7 @@ impl Session {
         // is waited on by one future for the whole IDLE, not registered anew each turn.
         let alarm = sleep_until(next_keepalive.min(deadline));
         tokio::pin!(alarm);
-        let shutdown = self.server.shutdown.token.clone();
+        let shutdown = self.server.net.shutdown.token.clone();
         let shutdown = shutdown.cancelled();
         tokio::pin!(shutdown);
         loop {

@@ -24,7 +24,7 @@ use crate::notify_state::{
     Events, Filter, Group, Listing, Notify, Overflow, SelectedEvents, Told, Wake, list_attributes,
     status_change, status_now,
 };
-use crate::proto::command::{NotifyEvent, NotifyFilter, NotifySet};
+use crate::proto::command::{FetchCommand, NotifyEvent, NotifyFilter, NotifySet};
 use crate::proto::response::{self, Code, Status};
 use crate::proto::{SequenceSet, SetOrSaved};
 use crate::session::{CommandResult, Completion, Session, State};
@@ -180,7 +180,7 @@ impl Session {
                     .conn
                     .fill(
                         deadline.saturating_duration_since(Instant::now()),
-                        &self.server.shutdown.token,
+                        &self.server.net.shutdown.token,
                     )
                     .await;
             }
@@ -203,7 +203,7 @@ impl Session {
                 let woken = notify_changed(notify.as_deref_mut(), state, false);
                 tokio::select! {
                     biased;
-                    _ = server.shutdown.token.cancelled() => Event::Shutdown,
+                    _ = server.net.shutdown.token.cancelled() => Event::Shutdown,
                     read = conn.read_some() => Event::Read(read),
                     () = woken => Event::Woken,
                     () = tokio::time::sleep_until(deadline) => Event::TimedOut,
@@ -443,7 +443,14 @@ impl Notify {
         // the client", as UID FETCH gives it.
         let tag = std::mem::take(&mut session.tag);
         if let Err(error) = session
-            .fetch(true, &SetOrSaved::Set(set), fetch, None, false, None)
+            .fetch(FetchCommand {
+                uid: true,
+                set: SetOrSaved::Set(set),
+                items: fetch,
+                changed_since: None,
+                vanished: false,
+                partial: None,
+            })
             .await
         {
             tracing::debug!(?error, "NOTIFY could not fetch new messages");

@@ -106,17 +106,7 @@ pub enum CommandBody {
     Sort(SortCommand),
     /// RFC 5256 THREAD and UID THREAD.
     Thread(ThreadCommand),
-    Fetch {
-        uid: bool,
-        set: SetOrSaved,
-        items: Vec<FetchItem>,
-        /// RFC 7162 §3.1.4 `(CHANGEDSINCE modseq)`.
-        changed_since: Option<u64>,
-        /// RFC 7162 §3.2.6 `(... VANISHED)` of UID FETCH.
-        vanished: bool,
-        /// RFC 9394 §3.3 `(PARTIAL partial-range)` of UID FETCH.
-        partial: Option<PartialRange>,
-    },
+    Fetch(FetchCommand),
     Store(StoreCommand),
     Copy {
         uid: bool,
@@ -196,7 +186,7 @@ impl CommandBody {
             CommandBody::CancelUpdate(_) => "CANCELUPDATE",
             CommandBody::Sort(_) => "SORT",
             CommandBody::Thread(_) => "THREAD",
-            CommandBody::Fetch { .. } => "FETCH",
+            CommandBody::Fetch(_) => "FETCH",
             CommandBody::Store(_) => "STORE",
             CommandBody::Copy { remove: false, .. } => "COPY",
             CommandBody::Copy { remove: true, .. } => "MOVE",
@@ -440,6 +430,20 @@ pub enum CatPart {
     /// `url = "URL" SP astring`: kept as sent, since a URL that does not resolve is
     /// answered `NO [BADURL url]` (RFC 4469 §6), not BAD.
     Url(String),
+}
+
+/// FETCH and UID FETCH (RFC 9051 §6.4.5, §6.4.9).
+#[derive(Debug)]
+pub struct FetchCommand {
+    pub uid: bool,
+    pub set: SetOrSaved,
+    pub items: Vec<FetchItem>,
+    /// RFC 7162 §3.1.4 `(CHANGEDSINCE modseq)`.
+    pub changed_since: Option<u64>,
+    /// RFC 7162 §3.2.6 `(... VANISHED)` of UID FETCH.
+    pub vanished: bool,
+    /// RFC 9394 §3.3 `(PARTIAL partial-range)` of UID FETCH.
+    pub partial: Option<PartialRange>,
 }
 
 #[derive(Debug)]

@@ -252,22 +252,12 @@ pub fn check_selector(selector: &str) -> Result<(), String> {
 }
 
 /// A domain name as we take it on the command line.
+/// Unlike [`storage::Domain`], it lets `_` through, as DNS names may have it.
 pub fn check_domain(domain: &str) -> Result<String, String> {
-    let domain = domain.trim_end_matches('.').to_ascii_lowercase();
-    let valid = !domain.is_empty()
-        && domain.len() <= 253
-        && domain.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        });
-    if valid {
-        Ok(domain)
-    } else {
-        Err(format!("{domain:?} is not a domain name"))
-    }
+    storage::dns_name(domain, |b| {
+        b.is_ascii_alphanumeric() || b == b'-' || b == b'_'
+    })
+    .map_err(|domain| format!("{domain:?} is not a domain name"))
 }
 
 /// Makes a new key for `domain` and writes it (mode 0600) into `dir`; refuses to

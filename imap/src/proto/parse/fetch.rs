@@ -4,7 +4,7 @@
 
 use super::{PResult, Parser, err};
 use crate::proto::command::{
-    CommandBody, FetchItem, PartialRange, Rfc822Part, Section, SectionText,
+    CommandBody, FetchCommand, FetchItem, PartialRange, Rfc822Part, Section, SectionText,
 };
 
 /// The FETCH modifiers of RFC 7162 and RFC 9394.
@@ -37,14 +37,14 @@ impl Parser<'_> {
         if partial.is_some() && !uid {
             return err("PARTIAL only with UID FETCH");
         }
-        Ok(CommandBody::Fetch {
+        Ok(CommandBody::Fetch(FetchCommand {
             uid,
             set,
             items,
             changed_since,
             vanished,
             partial,
-        })
+        }))
     }
 
     /// RFC 7162 §3.1.4 / §3.2.6: `fetch-modifiers = SP "(" fetch-modifier *(SP fetch-modifier) ")"`;
@@ -265,21 +265,19 @@ impl Parser<'_> {
 
 #[cfg(test)]
 mod tests {
-    use crate::proto::command::{CommandBody, FetchItem, Section, SectionText};
+    use crate::proto::command::{FetchCommand, FetchItem, Section, SectionText};
     use crate::proto::parse::parse_sequence_set;
-    use crate::proto::parse::tests::{fails, parse};
+    use crate::proto::parse::tests::{fails, parse_as};
     use crate::proto::sequence::SetOrSaved;
 
     #[test]
     fn parses_fetch_items() {
-        let CommandBody::Fetch {
+        let FetchCommand {
             uid, set, items, ..
-        } = parse(
-            "a UID FETCH 1:*,5 (FLAGS BODY.PEEK[1.2.HEADER.FIELDS (From \"To\")]<0.100> BODY[] BINARY.PEEK[1] BODY RFC822.SIZE)\r\n",
-        )
-        else {
-            panic!()
-        };
+        } = parse_as!(
+            Fetch,
+            "a UID FETCH 1:*,5 (FLAGS BODY.PEEK[1.2.HEADER.FIELDS (From \"To\")]<0.100> BODY[] BINARY.PEEK[1] BODY RFC822.SIZE)\r\n"
+        );
         assert!(uid);
         assert_eq!(
             set,
@@ -314,13 +312,9 @@ mod tests {
                 FetchItem::Rfc822Size,
             ]
         );
-        let CommandBody::Fetch { items, .. } = parse("a FETCH 2 full\r\n") else {
-            panic!()
-        };
+        let items = parse_as!(Fetch, "a FETCH 2 full\r\n").items;
         assert_eq!(items.len(), 5);
-        let CommandBody::Fetch { items, .. } = parse("a FETCH 2 BODY[2.MIME]\r\n") else {
-            panic!()
-        };
+        let items = parse_as!(Fetch, "a FETCH 2 BODY[2.MIME]\r\n").items;
         assert!(
             matches!(&items[0], FetchItem::BodySection { section, .. } if section.text == Some(SectionText::Mime))
         );
@@ -329,10 +323,7 @@ mod tests {
     #[test]
     fn parses_preview_and_savedate() {
         // RFC 8970 §4 and RFC 8514 §4.2 examples.
-        let items = |line: &str| match parse(line) {
-            CommandBody::Fetch { items, .. } => items,
-            other => panic!("{other:?}"),
-        };
+        let items = |line: &str| parse_as!(Fetch, line).items;
         assert_eq!(
             items("a FETCH 1 (UID PREVIEW)\r\n"),
             vec![FetchItem::Uid, FetchItem::Preview { lazy: false }]
@@ -351,14 +342,11 @@ mod tests {
         );
         assert_eq!(items("a FETCH 998 SAVEDATE\r\n"), vec![FetchItem::SaveDate]);
         // The `(` after a lone PREVIEW may be the FETCH modifiers.
-        let CommandBody::Fetch {
+        let FetchCommand {
             items,
             changed_since,
             ..
-        } = parse("a FETCH 1 PREVIEW (CHANGEDSINCE 7)\r\n")
-        else {
-            panic!()
-        };
+        } = parse_as!(Fetch, "a FETCH 1 PREVIEW (CHANGEDSINCE 7)\r\n");
         assert_eq!(items, vec![FetchItem::Preview { lazy: false }]);
         assert_eq!(changed_since, Some(7));
         fails("a FETCH 1 (PREVIEW (LAZY FUZZY))\r\n");
@@ -369,22 +357,22 @@ mod tests {
     #[test]
     fn parses_changedsince_and_vanished() {
         // RFC 7162 §3.1.4.2 example.
-        let CommandBody::Fetch {
+        let FetchCommand {
             items,
             changed_since,
             vanished,
             ..
-        } = parse("s100 UID FETCH 1:* (FLAGS) (CHANGEDSINCE 12345 VANISHED)\r\n")
-        else {
-            panic!()
-        };
+        } = parse_as!(
+            Fetch,
+            "s100 UID FETCH 1:* (FLAGS) (CHANGEDSINCE 12345 VANISHED)\r\n"
+        );
         assert_eq!(items, vec![FetchItem::Flags]);
         assert_eq!(changed_since, Some(12345));
         assert!(vanished);
-        assert!(matches!(
-            parse("a FETCH 1 (MODSEQ FLAGS)\r\n"),
-            CommandBody::Fetch { items, .. } if items == vec![FetchItem::ModSeq, FetchItem::Flags]
-        ));
+        assert_eq!(
+            parse_as!(Fetch, "a FETCH 1 (MODSEQ FLAGS)\r\n").items,
+            vec![FetchItem::ModSeq, FetchItem::Flags]
+        );
         fails("a FETCH 1:* FLAGS (CHANGEDSINCE 1 VANISHED)\r\n");
         fails("a UID FETCH 1:* FLAGS (VANISHED)\r\n");
         fails("a UID FETCH 1:* FLAGS (CHANGEDSINCE 0)\r\n");
@@ -393,14 +381,14 @@ mod tests {
     #[test]
     fn parses_the_partial_modifier() {
         // RFC 9394 §3.3 example.
-        let CommandBody::Fetch {
+        let FetchCommand {
             partial,
             changed_since,
             ..
-        } = parse("10 UID FETCH 25900:26600 (UID FLAGS) (PARTIAL -1:-3 CHANGEDSINCE 7)\r\n")
-        else {
-            panic!()
-        };
+        } = parse_as!(
+            Fetch,
+            "10 UID FETCH 25900:26600 (UID FLAGS) (PARTIAL -1:-3 CHANGEDSINCE 7)\r\n"
+        );
         assert_eq!(partial.map(|p| p.to_string()).as_deref(), Some("-1:-3"));
         assert_eq!(changed_since, Some(7));
         fails("a FETCH 1:* FLAGS (PARTIAL 1:5)\r\n");
@@ -411,9 +399,9 @@ mod tests {
 
     #[test]
     fn parses_objectid_items() {
-        assert!(matches!(
-            parse("a UID FETCH 1:* (EMAILID THREADID)\r\n"),
-            CommandBody::Fetch { items, .. } if items == vec![FetchItem::EmailId, FetchItem::ThreadId]
-        ));
+        assert_eq!(
+            parse_as!(Fetch, "a UID FETCH 1:* (EMAILID THREADID)\r\n").items,
+            vec![FetchItem::EmailId, FetchItem::ThreadId]
+        );
     }
 }

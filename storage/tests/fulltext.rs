@@ -220,14 +220,8 @@ async fn the_indexer_indexes_after_delivery_and_after_a_restart() {
     let url = dir.path().join("mail.sqlite").display().to_string();
     let (first, inbox) = {
         let store = Store::open(&url).await.expect("open");
-        store
-            .add_domain(&storage::Domain::new("example.org").expect("valid"))
-            .await
-            .expect("domain");
-        let account = store
-            .add_account("a@example.org", &Secret::new("x"))
-            .await
-            .expect("account");
+        accounts::add_domain(&store, "example.org").await;
+        let account = accounts::add_account(&store, "a@example.org", "x").await;
         let inbox = store.inbox(account).await.expect("inbox").id;
         // No indexer runs in this process (as in the admin CLI).
         let first = deliver(&store, inbox, mail("first", "the quick brown fox")).await;

@@ -1927,6 +1927,76 @@ async fn two_nodes_deliver_to_two_accounts_while_one_accounts_transaction_is_hel
     );
 }
 
+/// Connections of the database listening for other nodes' changes now (the last
+/// statement of a listener is its LISTEN; one that stopped ran `UNLISTEN *`).
+async fn listeners(observer: &mut sqlx::AnyConnection) -> i64 {
+    sqlx::query_scalar(
+        "SELECT COUNT(*) FROM pg_stat_activity
+         WHERE datname = current_database() AND query LIKE 'LISTEN %'",
+    )
+    .fetch_one(&mut *observer)
+    .await
+    .expect("pg_stat_activity")
+}
+
+/// Waits until `count` connections of the database listen for other nodes' changes.
+async fn listeners_become(observer: &mut sqlx::AnyConnection, count: i64, what: &str) {
+    let deadline = tokio::time::Instant::now() + EVENT_TIMEOUT;
+    loop {
+        let listening = listeners(observer).await;
+        if listening == count {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: {listening} listening, not {count}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Two nodes: a node listens to the other only while something of it watches (issue
+/// 18: a node taking only SMTP is not woken by every commit of the other). A watch made
+/// while it does not listen still wakes for a delivery of the other node, also one
+/// committed before it listens again, and a session reading after the wake-up finds it.
+#[tokio::test]
+async fn a_node_listens_to_the_other_only_while_it_watches_and_misses_nothing() {
+    let place = Place::new(Backend::Postgres).await;
+    let node1 = place.open().await;
+    let node2 = place.open().await;
+    let inbox = first_inbox(&node1).await;
+    let mut observer = place.second_connection(Backend::Postgres).await;
+
+    for round in 0..2_usize {
+        // Nobody watches: each node stops listening once it hears the other (node 1
+        // hears node 2's start; node 2 hears node 1's delivery).
+        deliver(&node1, vec![inbox], message(round * 2)).await;
+        listeners_become(&mut observer, 0, "the nodes stop listening").await;
+        // A session on node 2 selects INBOX: it watches, then reads.
+        let mut watch = node2.watch_mailbox(inbox);
+        let seen = node2
+            .changes_since(inbox, ModSeq(0))
+            .await
+            .expect("read")
+            .highest_modseq;
+        // Node 1 delivers at once, perhaps before node 2 listens again.
+        let delivered = deliver(&node1, vec![inbox], message(round * 2 + 1)).await;
+        tokio::time::timeout(EVENT_TIMEOUT, watch.changed())
+            .await
+            .expect("node 2's watch never woke for node 1's delivery");
+        let changes = node2.changes_since(inbox, seen).await.expect("changes");
+        assert!(
+            changes
+                .changed
+                .iter()
+                .any(|entry| entry.uid == delivered.placed[0].2),
+            "round {round}: the delivery is not among the changes read after the wake-up"
+        );
+        listeners_become(&mut observer, 1, "node 2 listens while it watches").await;
+        drop(watch);
+    }
+}
+
 /// PostgreSQL: deliveries queued behind a held transaction of their account commit
 /// together; those the quota refuses leave nothing (no message row, no UID, no usage)
 /// and the others are stored, at UIDs that follow each other.

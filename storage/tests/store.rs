@@ -1811,22 +1811,41 @@ const EVENT_TIMEOUT: Duration = Duration::from_secs(60);
 /// (`pg_stat_activity.wait_event`: "transactionid" for a row, "advisory" for an
 /// account's lock). A poll for an event the server shows, not a sleep for timing.
 async fn sessions_waiting(observer: &mut sqlx::AnyConnection, event: &str, count: i64) {
+    activity_until(
+        observer,
+        "wait_event_type = 'Lock' AND wait_event = $1",
+        event,
+        |waiting| waiting >= count,
+        &format!("{count} sessions waiting on {event}"),
+    )
+    .await;
+}
+
+/// Polls the number of this database's connections that `filter` (with `$1` bound to
+/// `value`) picks in `pg_stat_activity` until `done` says it is reached.
+async fn activity_until(
+    observer: &mut sqlx::AnyConnection,
+    filter: &str,
+    value: &str,
+    done: impl Fn(i64) -> bool,
+    what: &str,
+) {
     let deadline = tokio::time::Instant::now() + EVENT_TIMEOUT;
+    let sql = format!(
+        "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() AND {filter}"
+    );
     loop {
-        let waiting: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM pg_stat_activity
-             WHERE datname = current_database() AND wait_event_type = 'Lock' AND wait_event = $1",
-        )
-        .bind(event)
-        .fetch_one(&mut *observer)
-        .await
-        .expect("pg_stat_activity");
-        if waiting >= count {
+        let seen: i64 = sqlx::query_scalar(&sql)
+            .bind(value)
+            .fetch_one(&mut *observer)
+            .await
+            .expect("pg_stat_activity");
+        if done(seen) {
             return;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "{count} sessions never waited on {event} (saw {waiting})"
+            "never reached: {what} (saw {seen})"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -1927,32 +1946,17 @@ async fn two_nodes_deliver_to_two_accounts_while_one_accounts_transaction_is_hel
     );
 }
 
-/// Connections of the database listening for other nodes' changes now (the last
-/// statement of a listener is its LISTEN; one that stopped ran `UNLISTEN *`).
-async fn listeners(observer: &mut sqlx::AnyConnection) -> i64 {
-    sqlx::query_scalar(
-        "SELECT COUNT(*) FROM pg_stat_activity
-         WHERE datname = current_database() AND query LIKE 'LISTEN %'",
-    )
-    .fetch_one(&mut *observer)
-    .await
-    .expect("pg_stat_activity")
-}
-
-/// Waits until `count` connections of the database listen for other nodes' changes.
+/// Waits until `count` connections of the database listen for other nodes' changes
+/// (the last statement of a listener is its LISTEN; one that stopped ran `UNLISTEN *`).
 async fn listeners_become(observer: &mut sqlx::AnyConnection, count: i64, what: &str) {
-    let deadline = tokio::time::Instant::now() + EVENT_TIMEOUT;
-    loop {
-        let listening = listeners(observer).await;
-        if listening == count {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{what}: {listening} listening, not {count}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    activity_until(
+        observer,
+        "query LIKE $1",
+        "LISTEN %",
+        |listening| listening == count,
+        &format!("{what}: {count} listening"),
+    )
+    .await;
 }
 
 /// Two nodes: a node listens to the other only while something of it watches (issue

@@ -20,6 +20,17 @@
 //! change. Each node's listener turns the mailboxes changed by other nodes into
 //! [`ChangeKind::OtherNode`]; a session reads what changed with `changes_since`.
 //!
+//! A node listens only while something here wants other nodes' changes: a watch (a
+//! session's selected mailbox, an account's list) or a subscriber. A node that only
+//! takes mail in (SMTP, no IMAP session) would otherwise be woken by every batch every
+//! other node commits, and by its own, for nothing (issue 18: on two nodes taking SMTP
+//! load, a tenth of their context switches per message). When another node's
+//! notification arrives and nobody here is interested, the listener closes its
+//! connection (a node alone hears only its own, and keeps listening); the first
+//! watch made after that connects and listens again, and then publishes
+//! [`ChangeKind::Resync`], so a session that started watching (and read its mailbox)
+//! before the listener listened again rereads and misses nothing committed meanwhile.
+//!
 //! A notification can go missing: this node's listener lost its connection, a node
 //! stopped between a commit and its `NOTIFY`, or a `NOTIFY` failed. Then sessions are
 //! told [`ChangeKind::Resync`] and reread their mailbox: a listener that connects again
@@ -112,6 +123,25 @@ impl Change {
 pub(crate) struct ChangeHub {
     every_change: broadcast::Sender<Change>,
     by_mailbox: Mutex<WatchedMailboxes>,
+    /// How many want other nodes' changes now: live watches, plus one for ever once
+    /// anyone subscribed (see the module's comment).
+    interest: Arc<watch::Sender<usize>>,
+}
+
+/// One count of [`ChangeHub::interest`], given back when dropped.
+struct Interest(Arc<watch::Sender<usize>>);
+
+impl Interest {
+    fn new(count: &Arc<watch::Sender<usize>>) -> Interest {
+        count.send_modify(|n| *n += 1);
+        Interest(Arc::clone(count))
+    }
+}
+
+impl Drop for Interest {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n = n.saturating_sub(1));
+    }
 }
 
 #[derive(Default)]
@@ -129,15 +159,19 @@ struct WatchedMailboxes {
 }
 
 /// Tells a session that its mailbox changed (see [`ChangeHub`]).
-pub struct MailboxWatch(watch::Receiver<u64>);
+pub struct MailboxWatch {
+    version: watch::Receiver<u64>,
+    /// Keeps this node listening to other nodes while the watch lives.
+    _interest: Interest,
+}
 
 impl MailboxWatch {
     /// True once if anything changed since the last call (or since the watch began).
     /// Never waits.
     pub fn take_change(&mut self) -> bool {
-        let changed = self.0.has_changed().unwrap_or(false);
+        let changed = self.version.has_changed().unwrap_or(false);
         if changed {
-            self.0.borrow_and_update();
+            self.version.borrow_and_update();
         }
         changed
     }
@@ -145,7 +179,7 @@ impl MailboxWatch {
     /// Waits until something changed (IDLE). Cancel-safe; waits forever once the store
     /// is gone, as nothing will change any more.
     pub async fn changed(&mut self) {
-        if self.0.changed().await.is_err() {
+        if self.version.changed().await.is_err() {
             std::future::pending::<()>().await;
         }
     }
@@ -156,6 +190,7 @@ impl ChangeHub {
         let (every_change, _) = broadcast::channel(CHANGE_CHANNEL_CAPACITY);
         Arc::new(ChangeHub {
             every_change,
+            interest: Arc::new(watch::Sender::new(0)),
             by_mailbox: Mutex::new(WatchedMailboxes {
                 published: 0,
                 senders: HashMap::new(),
@@ -186,7 +221,10 @@ impl ChangeHub {
             .senders
             .entry(mailbox)
             .or_insert_with(|| watch::channel(published).0);
-        MailboxWatch(sender.subscribe())
+        MailboxWatch {
+            version: sender.subscribe(),
+            _interest: Interest::new(&self.interest),
+        }
     }
 
     /// The value of `mailbox`'s watch (see [`WatchedMailboxes::published`]), `None` when
@@ -215,11 +253,22 @@ impl ChangeHub {
             .accounts
             .entry(account)
             .or_insert_with(|| watch::channel(0).0);
-        MailboxWatch(sender.subscribe())
+        MailboxWatch {
+            version: sender.subscribe(),
+            _interest: Interest::new(&self.interest),
+        }
     }
 
+    /// Every change from now on. A subscriber keeps this node listening to other nodes
+    /// for as long as the store lives: a `broadcast::Receiver` says nothing when dropped.
     pub(crate) fn subscribe(&self) -> broadcast::Receiver<Change> {
+        self.interest.send_modify(|n| *n += 1);
         self.every_change.subscribe()
+    }
+
+    /// True while anything here wants other nodes' changes (see the module's comment).
+    fn interested(&self) -> bool {
+        *self.interest.borrow() > 0
     }
 
     /// Publishes one commit's changes, in order: each changed mailbox's watchers are woken
@@ -471,48 +520,95 @@ pub(crate) async fn listen_to_other_nodes(
     this_node: u64,
     hub: Weak<ChangeHub>,
 ) -> Result<()> {
-    let mut listening = listener(url).await?;
-    // The task ends once the store is gone (no strong reference to the hub left).
-    let weak_changes = hub;
-    let url = url.to_owned();
-    tokio::spawn(async move {
-        loop {
-            let received = listening.try_recv().await;
+    let first = listener(url).await?;
+    let Some(interest) = hub.upgrade().map(|changes| changes.interest.subscribe()) else {
+        return Ok(());
+    };
+    tokio::spawn(run_listener(
+        first,
+        url.to_owned(),
+        this_node,
+        hub,
+        interest,
+    ));
+    Ok(())
+}
+
+/// The listener's task: ends once the store is gone (no strong reference to the hub
+/// left). `listening` is `None` while nobody here is interested (see the module's
+/// comment).
+async fn run_listener(
+    first: PgListener,
+    url: String,
+    this_node: u64,
+    weak_changes: Weak<ChangeHub>,
+    mut interest: watch::Receiver<usize>,
+) {
+    let mut listening = Some(first);
+    loop {
+        let Some(connection) = listening.as_mut() else {
+            // Nobody here wants other nodes' changes: wait until someone does, then
+            // listen, and have every session reread what it may have read before.
+            if interest.wait_for(|&n| n > 0).await.is_err() {
+                return;
+            }
+            listening = Some(listen_again(&url).await);
             let Some(changes) = weak_changes.upgrade() else {
                 return;
             };
-            match received {
-                Ok(Some(notification)) => {
-                    changes.publish(changes_from_other_node(notification.payload(), this_node));
-                }
-                // The connection was lost and sqlx made a new one at once, listening
-                // again; what other nodes committed in between went unheard.
-                Ok(None) => {
-                    tracing::warn!("lost the connection listening for other nodes' changes");
-                    changes.publish([Change::resync()]);
-                }
-                // The connection failed and could not be made again at once (the server
-                // restarts): listen anew, and once listening, have every session reread.
-                Err(error) => {
-                    tracing::warn!(%error, "listening for other nodes' changes failed");
-                    drop(changes);
-                    listening = loop {
-                        tokio::time::sleep(LISTENER_RECONNECT_DELAY).await;
-                        match listener(&url).await {
-                            Ok(new) => break new,
-                            Err(error) => tracing::warn!(%error, "listening again failed"),
-                        }
-                    };
-                    tracing::info!("listening for other nodes' changes again");
-                    let Some(changes) = weak_changes.upgrade() else {
-                        return;
-                    };
-                    changes.publish([Change::resync()]);
+            changes.publish([Change::resync()]);
+            continue;
+        };
+        let received = connection.try_recv().await;
+        let Some(changes) = weak_changes.upgrade() else {
+            return;
+        };
+        match received {
+            Ok(Some(notification)) => {
+                let heard = changes_from_other_node(notification.payload(), this_node);
+                if heard.is_empty() {
+                    // This node's own: nothing to do.
+                } else if changes.interested() {
+                    changes.publish(heard);
+                } else {
+                    // Another node's, which concerns nobody here: stop listening; the
+                    // next watch made listens anew.
+                    listening = None;
                 }
             }
+            // The connection was lost and sqlx made a new one at once, listening
+            // again; what other nodes committed in between went unheard.
+            Ok(None) => {
+                tracing::warn!("lost the connection listening for other nodes' changes");
+                changes.publish([Change::resync()]);
+            }
+            // The connection failed and could not be made again at once (the server
+            // restarts): listen anew, and once listening, have every session reread.
+            Err(error) => {
+                tracing::warn!(%error, "listening for other nodes' changes failed");
+                drop(changes);
+                listening = Some(listen_again(&url).await);
+                tracing::info!("listening for other nodes' changes again");
+                let Some(changes) = weak_changes.upgrade() else {
+                    return;
+                };
+                changes.publish([Change::resync()]);
+            }
         }
-    });
-    Ok(())
+    }
+}
+
+/// A new listening connection, trying until it listens.
+async fn listen_again(url: &str) -> PgListener {
+    loop {
+        match listener(url).await {
+            Ok(new) => return new,
+            Err(error) => {
+                tracing::warn!(%error, "listening for other nodes' changes failed");
+                tokio::time::sleep(LISTENER_RECONNECT_DELAY).await;
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1779,22 +1779,41 @@ const EVENT_TIMEOUT: Duration = Duration::from_secs(60);
 /// (`pg_stat_activity.wait_event`: "transactionid" for a row, "advisory" for an
 /// account's lock). A poll for an event the server shows, not a sleep for timing.
 async fn sessions_waiting(observer: &mut sqlx::AnyConnection, event: &str, count: i64) {
+    activity_until(
+        observer,
+        "wait_event_type = 'Lock' AND wait_event = $1",
+        event,
+        |waiting| waiting >= count,
+        &format!("{count} sessions waiting on {event}"),
+    )
+    .await;
+}
+
+/// Polls the number of this database's connections that `filter` (with `$1` bound to
+/// `value`) picks in `pg_stat_activity` until `done` says it is reached.
+async fn activity_until(
+    observer: &mut sqlx::AnyConnection,
+    filter: &str,
+    value: &str,
+    done: impl Fn(i64) -> bool,
+    what: &str,
+) {
     let deadline = tokio::time::Instant::now() + EVENT_TIMEOUT;
+    let sql = format!(
+        "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() AND {filter}"
+    );
     loop {
-        let waiting: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM pg_stat_activity
-             WHERE datname = current_database() AND wait_event_type = 'Lock' AND wait_event = $1",
-        )
-        .bind(event)
-        .fetch_one(&mut *observer)
-        .await
-        .expect("pg_stat_activity");
-        if waiting >= count {
+        let seen: i64 = sqlx::query_scalar(&sql)
+            .bind(value)
+            .fetch_one(&mut *observer)
+            .await
+            .expect("pg_stat_activity");
+        if done(seen) {
             return;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "{count} sessions never waited on {event} (saw {waiting})"
+            "never reached: {what} (saw {seen})"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -1884,6 +1903,61 @@ async fn two_nodes_deliver_to_two_accounts_while_one_accounts_transaction_is_hel
         node1.raw_message(entries[1].message).await.expect("raw"),
         message(3)
     );
+}
+
+/// Waits until `count` connections of the database listen for other nodes' changes
+/// (the last statement of a listener is its LISTEN; one that stopped ran `UNLISTEN *`).
+async fn listeners_become(observer: &mut sqlx::AnyConnection, count: i64, what: &str) {
+    activity_until(
+        observer,
+        "query LIKE $1",
+        "LISTEN %",
+        |listening| listening == count,
+        &format!("{what}: {count} listening"),
+    )
+    .await;
+}
+
+/// Two nodes: a node listens to the other only while something of it watches (issue
+/// 18: a node taking only SMTP is not woken by every commit of the other). A watch made
+/// while it does not listen still wakes for a delivery of the other node, also one
+/// committed before it listens again, and a session reading after the wake-up finds it.
+#[tokio::test]
+async fn a_node_listens_to_the_other_only_while_it_watches_and_misses_nothing() {
+    let place = Place::new(Backend::Postgres).await;
+    let node1 = place.open().await;
+    let node2 = place.open().await;
+    let inbox = first_inbox(&node1).await;
+    let mut observer = place.second_connection(Backend::Postgres).await;
+
+    for round in 0..2_usize {
+        // Nobody watches: each node stops listening once it hears the other (node 1
+        // hears node 2's start; node 2 hears node 1's delivery).
+        deliver(&node1, vec![inbox], message(round * 2)).await;
+        listeners_become(&mut observer, 0, "the nodes stop listening").await;
+        // A session on node 2 selects INBOX: it watches, then reads.
+        let mut watch = node2.watch_mailbox(inbox);
+        let seen = node2
+            .changes_since(inbox, ModSeq(0))
+            .await
+            .expect("read")
+            .highest_modseq;
+        // Node 1 delivers at once, perhaps before node 2 listens again.
+        let delivered = deliver(&node1, vec![inbox], message(round * 2 + 1)).await;
+        tokio::time::timeout(EVENT_TIMEOUT, watch.changed())
+            .await
+            .expect("node 2's watch never woke for node 1's delivery");
+        let changes = node2.changes_since(inbox, seen).await.expect("changes");
+        assert!(
+            changes
+                .changed
+                .iter()
+                .any(|entry| entry.uid == delivered.placed[0].2),
+            "round {round}: the delivery is not among the changes read after the wake-up"
+        );
+        listeners_become(&mut observer, 1, "node 2 listens while it watches").await;
+        drop(watch);
+    }
 }
 
 /// PostgreSQL: deliveries queued behind a held transaction of their account commit

@@ -51,6 +51,10 @@ const MAX_DEFERRED: u64 = 10_000;
 /// and deliveries wait behind one chunk at most (a few tens of ms at 5 KB).
 const CHUNK: usize = 64;
 
+/// The most raw bytes one chunk reads into memory (beyond its first message): a chunk
+/// of messages near the size limit must not hold gigabytes.
+const CHUNK_BYTES: i64 = 32 * 1024 * 1024;
+
 /// After a failure (the database busy or broken), the indexer tries again this late.
 const RETRY_AFTER: Duration = Duration::from_secs(10);
 
@@ -209,12 +213,15 @@ impl Indexer {
 /// Indexes up to [`CHUNK`] queued messages in one writer job; returns how many it
 /// looked at (0: none queued).
 async fn index_chunk(reader: &AnyPool, writer: &Writer) -> Result<u64> {
-    let ids: Vec<i64> = sqlx::query_scalar(
-        "SELECT message_id FROM fulltext_pending WHERE queued = 1 ORDER BY message_id LIMIT $1",
+    let queued: Vec<(i64, i64)> = sqlx::query_as(
+        "SELECT p.message_id, m.size FROM fulltext_pending p
+         JOIN messages m ON m.id = p.message_id
+         WHERE p.queued = 1 ORDER BY p.message_id LIMIT $1",
     )
     .bind(CHUNK as i64)
     .fetch_all(reader)
     .await?;
+    let ids = fitting_chunk(queued, CHUNK_BYTES);
     if ids.is_empty() {
         return Ok(0);
     }
@@ -269,6 +276,21 @@ async fn index_chunk(reader: &AnyPool, writer: &Writer) -> Result<u64> {
     Ok(looked_at)
 }
 
+/// The ids of `queued` (id, size) to index in one chunk: the first, then as many as fit
+/// in `max_bytes` together.
+fn fitting_chunk(queued: Vec<(i64, i64)>, max_bytes: i64) -> Vec<i64> {
+    let mut bytes = 0;
+    queued
+        .into_iter()
+        .take_while(|&(_, size)| {
+            let first = bytes == 0;
+            bytes += size.max(1);
+            first || bytes <= max_bytes
+        })
+        .map(|(id, _)| id)
+        .collect()
+}
+
 /// What the index keeps of a stored message; `None` when it cannot be indexed (too
 /// large, or our code panicked on it: one bad message affects only itself).
 fn text_of(raw: &[u8], body_text: &str) -> Option<IndexedText> {
@@ -283,4 +305,23 @@ fn text_of(raw: &[u8], body_text: &str) -> Option<IndexedText> {
         );
         None
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_chunk_holds_at_least_one_message_and_otherwise_fits_its_bytes() {
+        assert_eq!(fitting_chunk(vec![], 100), Vec::<i64>::new());
+        assert_eq!(fitting_chunk(vec![(1, 500), (2, 10)], 100), vec![1]);
+        assert_eq!(
+            fitting_chunk(vec![(1, 40), (2, 60), (3, 1)], 100),
+            vec![1, 2]
+        );
+        assert_eq!(
+            fitting_chunk(vec![(1, 0), (2, 0), (3, 0)], 100),
+            vec![1, 2, 3]
+        );
+    }
 }

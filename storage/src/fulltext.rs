@@ -32,7 +32,6 @@ use crate::IN_LIST_CHUNK;
 use crate::error::{Result, StoreError};
 use crate::job::JobOutput;
 use crate::locks::Scope;
-use crate::mime::analyse_off_workers;
 use crate::mime::{MessageMeta, header_sections, unfolded_fields};
 use crate::types::{AccountId, MailboxId, MessageId};
 use crate::{Backend, Store};
@@ -386,18 +385,18 @@ impl Store {
                 let ids: Vec<MessageId> = chunk.iter().copied().map(MessageId).collect();
                 let raws = self.raw_messages(&ids).await?;
                 let texts = self.message_texts(&ids).await?;
-                let mut rows = Vec::with_capacity(raws.len());
-                for (id, raw) in raws {
-                    let body_text = texts.get(&id).map(String::as_str).unwrap_or_default();
-                    let body_text = body_text.replace('\0', "");
-                    let analysis = analyse_off_workers(raw.clone()).await?;
-                    let text = tokio::task::spawn_blocking(move || {
-                        IndexedText::of(&raw, &analysis.meta, &body_text)
-                    })
-                    .await
-                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                    rows.push((id, text));
-                }
+                // MIME analysis and folding of the chunk: CPU work, off the async workers,
+                // as the indexer does it.
+                let rows = tokio::task::spawn_blocking(move || {
+                    raws.into_iter()
+                        .map(|(id, raw)| {
+                            let body_text = texts.get(&id).map(String::as_str).unwrap_or_default();
+                            (id, indexer::text_of(&raw, &body_text.replace('\0', "")))
+                        })
+                        .collect::<Vec<_>>()
+                })
+                .await
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
                 indexed += rows.len() as u64;
                 // The account's lock on PostgreSQL: its expunges wait, so a message
                 // found above is either still there or already gone.

@@ -293,7 +293,7 @@ fn fitting_chunk(queued: Vec<(i64, i64)>, max_bytes: i64) -> Vec<i64> {
 
 /// What the index keeps of a stored message; `None` when it cannot be indexed (too
 /// large, or our code panicked on it: one bad message affects only itself).
-fn text_of(raw: &[u8], body_text: &str) -> Option<IndexedText> {
+pub(super) fn text_of(raw: &[u8], body_text: &str) -> Option<IndexedText> {
     std::panic::catch_unwind(|| {
         let analysis = analyse(raw);
         IndexedText::of(raw, &analysis.meta, body_text)

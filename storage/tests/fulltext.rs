@@ -273,6 +273,40 @@ async fn the_indexer_indexes_after_delivery_and_after_a_restart(backend: &str) {
     );
 }
 
+/// Expunges racing the indexer's chunks: neither fails, and no search finds an expunged
+/// message (on PostgreSQL the chunk runs beside the expunge's transaction).
+async fn expunges_racing_the_indexer_leave_nothing_to_find(backend: &str) {
+    let Fixture {
+        store,
+        inbox,
+        _guard,
+        ..
+    } = fixture(backend).await;
+    let mut delivered = Vec::new();
+    for n in 0..200 {
+        delivered.push(deliver(&store, inbox, mail("race", &format!("vanishing {n}"))).await);
+    }
+    let expunges = async {
+        for uids in (1..=200).map(Uid).collect::<Vec<_>>().chunks(10) {
+            store.expunge(inbox, uids.to_vec()).await.expect("expunge");
+        }
+    };
+    let (indexed, ()) = tokio::join!(store.index_queued(), expunges);
+    indexed.expect("index");
+    assert!(
+        candidates(&store, inbox, "vanishing", TextScope::Text)
+            .await
+            .is_empty()
+    );
+    assert!(
+        store
+            .indexed_texts(&delivered)
+            .await
+            .expect("read")
+            .is_empty()
+    );
+}
+
 /// The messages of `mailbox` that the index cannot answer for (pending).
 async fn unindexed(store: &Store, mailbox: MailboxId) -> HashSet<MessageId> {
     store
@@ -370,6 +404,7 @@ on_both_backends!(
     every_arrival_is_indexed_and_expunge_drops_it,
     large_text_is_always_a_candidate_and_reindex_rebuilds,
     the_indexer_indexes_after_delivery_and_after_a_restart,
+    expunges_racing_the_indexer_leave_nothing_to_find,
 );
 
 #[tokio::test]

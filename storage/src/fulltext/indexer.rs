@@ -323,6 +323,7 @@ async fn postgres_chunk(reader: &AnyPool) -> Result<Chunk> {
             sqlx::query_scalar("SELECT 1 FROM fulltext_pending WHERE queued = 1 LIMIT 1")
                 .fetch_optional(&mut *tx)
                 .await?;
+        tx.rollback().await?;
         return Ok(match queued_elsewhere {
             Some(_) => Chunk::HeldElsewhere,
             None => Chunk::NothingQueued,

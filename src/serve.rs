@@ -394,7 +394,11 @@ fn print_welcome(
         ("submissions", "  Outgoing SMTP:   ", ", SSL/TLS"),
         ("submission", "                   or ", ", STARTTLS"),
         ("smtp", "  Inbound MX:      ", " (mail from other servers)"),
-        ("managesieve", "  Sieve filters:   ", ", ManageSieve with STARTTLS"),
+        (
+            "managesieve",
+            "  Sieve filters:   ",
+            ", ManageSieve with STARTTLS",
+        ),
     ];
     for (listener, label, how) in settings {
         if let Some(p) = port(listener) {

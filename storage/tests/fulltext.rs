@@ -33,15 +33,20 @@ async fn fixture(backend: &str) -> Fixture {
         (database.url.clone(), Box::new(database))
     };
     let store = Store::open(&url).await.expect("open");
-    accounts::add_domain(&store, "example.org").await;
-    let account = accounts::add_account(&store, "a@example.org", "x").await;
-    let inbox = store.inbox(account).await.expect("inbox").id;
+    let (account, inbox) = account_with_inbox(&store).await;
     Fixture {
         store,
         account,
         inbox,
         _guard: guard,
     }
+}
+
+/// The account a@example.org (and its domain) in `store`, with the id of its INBOX.
+async fn account_with_inbox(store: &Store) -> (AccountId, MailboxId) {
+    accounts::add_domain(store, "example.org").await;
+    let account = accounts::add_account(store, "a@example.org", "x").await;
+    (account, store.inbox(account).await.expect("inbox").id)
 }
 
 fn mail(subject: &str, body: &str) -> Vec<u8> {
@@ -70,6 +75,15 @@ async fn candidates(store: &Store, mailbox: MailboxId, needle: &str, scope: Text
     let mut ids: Vec<i64> = found.into_iter().map(|m| m.0).collect();
     ids.sort_unstable();
     ids
+}
+
+/// Whether `message` has its row in the index.
+async fn indexed(store: &Store, message: MessageId) -> bool {
+    !store
+        .indexed_texts(&[message])
+        .await
+        .expect("read")
+        .is_empty()
 }
 
 async fn every_arrival_is_indexed_and_expunge_drops_it(backend: &str) {
@@ -157,13 +171,7 @@ async fn every_arrival_is_indexed_and_expunge_drops_it(backend: &str) {
             .await
             .is_empty()
     );
-    assert!(
-        store
-            .indexed_texts(&[plain])
-            .await
-            .expect("read")
-            .is_empty()
-    );
+    assert!(!indexed(&store, plain).await);
     let texts = store.indexed_texts(&[appended]).await.expect("read");
     assert!(texts[&appended].body.contains("meeting notes"));
     assert!(texts[&appended].headers.contains("subject: minutes"));
@@ -191,13 +199,7 @@ async fn large_text_is_always_a_candidate_and_reindex_rebuilds(backend: &str) {
         candidates(&store, inbox, "nowhere", TextScope::Text).await,
         vec![large.0]
     );
-    assert!(
-        store
-            .indexed_texts(&[large])
-            .await
-            .expect("read")
-            .is_empty()
-    );
+    assert!(!indexed(&store, large).await);
 
     assert_eq!(store.reindex(None).await.expect("reindex"), 2);
     assert_eq!(
@@ -220,9 +222,7 @@ async fn the_indexer_indexes_after_delivery_and_after_a_restart() {
     let url = dir.path().join("mail.sqlite").display().to_string();
     let (first, inbox) = {
         let store = Store::open(&url).await.expect("open");
-        accounts::add_domain(&store, "example.org").await;
-        let account = accounts::add_account(&store, "a@example.org", "x").await;
-        let inbox = store.inbox(account).await.expect("inbox").id;
+        let (_, inbox) = account_with_inbox(&store).await;
         // No indexer runs in this process (as in the admin CLI).
         let first = deliver(&store, inbox, mail("first", "the quick brown fox")).await;
         let matches = store
@@ -232,13 +232,7 @@ async fn the_indexer_indexes_after_delivery_and_after_a_restart() {
             .expect("the index answers");
         assert!(matches.found.is_empty());
         assert_eq!(matches.unindexed, HashSet::from([first]));
-        assert!(
-            store
-                .indexed_texts(&[first])
-                .await
-                .expect("read")
-                .is_empty()
-        );
+        assert!(!indexed(&store, first).await);
         (first, inbox)
     };
 

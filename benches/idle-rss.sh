@@ -9,6 +9,8 @@
 # reads the EXISTS in each (default "live quiet"): "live" reads while the server still fans out, on the
 # same two cores; "quiet" holds off until the server's CPU time stops rising, then reads every socket's
 # queued bytes with their kernel timestamps (see benches/idle-rss.py).
+# Last, the kernel's floor for the same wake-up: SESSIONS small writes to loopback sockets whose
+# peers do not read, from a Python loop (benches/loopback-floor.py), to set the server's CPU beside.
 set -euo pipefail
 SESSIONS=${1:-4000}
 CONCURRENT=${2:-16}
@@ -41,3 +43,5 @@ smtp=$(sed -n 's/^listening smtp 127.0.0.1:\([0-9]*\)$/\1/p' "$dir/stdout")
 [[ -n $email && -n $imap && -n $smtp ]] || die "letterbox printed no account or listeners"
 python3 "$ROOT/benches/idle-rss.py" 127.0.0.1 "$imap" "$smtp" "$email" "$password" \
     "$LETTERBOX_PID" "$SESSIONS" "$CONCURRENT"
+# What the kernel alone costs for as many writes, on this machine, in this run.
+python3 "$ROOT/benches/loopback-floor.py" "$SESSIONS"

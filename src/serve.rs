@@ -388,23 +388,23 @@ fn print_welcome(
     }
     println!();
     println!("Mail client settings (user name = the full email address):");
-    if let Some(p) = port("imaps") {
-        println!("  Incoming IMAP:   {host} port {p}, SSL/TLS");
-    }
-    if let Some(p) = port("imap") {
-        println!("                   or {host} port {p}, STARTTLS");
-    }
-    if let Some(p) = port("submissions") {
-        println!("  Outgoing SMTP:   {host} port {p}, SSL/TLS");
-    }
-    if let Some(p) = port("submission") {
-        println!("                   or {host} port {p}, STARTTLS");
-    }
-    if let Some(p) = port("smtp") {
-        println!("  Inbound MX:      {host} port {p} (mail from other servers)");
-    }
-    if let Some(p) = port("managesieve") {
-        println!("  Sieve filters:   {host} port {p}, ManageSieve with STARTTLS");
+    // Each listener that is bound, with how a client reaches it.
+    let settings = [
+        ("imaps", "  Incoming IMAP:   ", ", SSL/TLS"),
+        ("imap", "                   or ", ", STARTTLS"),
+        ("submissions", "  Outgoing SMTP:   ", ", SSL/TLS"),
+        ("submission", "                   or ", ", STARTTLS"),
+        ("smtp", "  Inbound MX:      ", " (mail from other servers)"),
+        (
+            "managesieve",
+            "  Sieve filters:   ",
+            ", ManageSieve with STARTTLS",
+        ),
+    ];
+    for (listener, label, how) in settings {
+        if let Some(p) = port(listener) {
+            println!("{label}{host} port {p}{how}");
+        }
     }
     let example = first_account.map_or_else(|| format!("you@{host}"), |(email, _)| email.clone());
     let autoconfig_path =

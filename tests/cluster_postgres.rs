@@ -12,7 +12,7 @@
 mod common;
 
 use common::postgres::PostgresDatabase;
-use common::{TestServer, python};
+use common::{TestServer, Transcript, python};
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
@@ -23,11 +23,6 @@ const EVENT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Inbound checks answer from no DNS (nothing here has any).
 const OFFLINE_DNS: &str = "[dns]\noffline = true\n";
-
-/// What the script printed after `label `.
-fn value(out: &str, label: &str) -> String {
-    common::labelled_line(out, label)[label.len() + 1..].to_owned()
-}
 
 /// Two nodes, without DNS, on a new database (kept as long as they run) with the
 /// first node's account.
@@ -139,7 +134,7 @@ print('a_flags', data[0].decode())
         &[&a_imaps, &b_imaps, &a_smtp, &a.email, &a.password],
     );
     println!("{out}");
-    let line = |label: &str| value(&out, label);
+    let line = |label: &str| common::labelled_answer(&out, label);
     assert_eq!(line("b_idle"), "* 1 EXISTS");
     assert_eq!(line("b_subjects"), "['across nodes']");
     assert_eq!(line("b_store"), "OK");
@@ -208,17 +203,15 @@ print('b_status', data[0].decode())
         ],
     );
     println!("{out}");
-    let line = |label: &str| value(&out, label);
-    assert_eq!(line("failures"), "[]");
-    assert_eq!(line("uids"), "1000 distinct 1000 first 1 last 1000");
-    assert_eq!(line("subjects"), "1000");
-    // RFC 7162 §3.1: every delivery took the next MODSEQ of the mailbox, in UID order
-    // whichever node made it (the mailbox starts at 1).
-    assert_eq!(line("modseqs"), "1000 ascending_with_uid True");
-    assert_eq!(
-        line("b_status"),
-        "\"INBOX\" (MESSAGES 1000 UIDNEXT 1001 HIGHESTMODSEQ 1001)"
-    );
+    Transcript(out).assert_lines(&[
+        "failures []",
+        "uids 1000 distinct 1000 first 1 last 1000",
+        "subjects 1000",
+        // RFC 7162 §3.1: every delivery took the next MODSEQ of the mailbox, in UID order
+        // whichever node made it (the mailbox starts at 1).
+        "modseqs 1000 ascending_with_uid True",
+        "b_status \"INBOX\" (MESSAGES 1000 UIDNEXT 1001 HIGHESTMODSEQ 1001)",
+    ]);
 }
 
 #[test]
@@ -264,7 +257,7 @@ print('missing', missing)
     let out = python_imap(script, &[&a_smtp, &a_pid, &b_imaps, &a.email, &a.password]);
     println!("{out}");
     a.kill9();
-    let line = |label: &str| value(&out, label);
+    let line = |label: &str| common::labelled_answer(&out, label);
     assert!(line("acknowledged_at_least").starts_with("True"), "{out}");
     assert_eq!(line("missing"), "[]");
 }

@@ -87,20 +87,15 @@ m.logout()
 
 #[test]
 fn objectids_and_create_special_use_as_imaplib_sees_them() {
-    let Transcript(out) = Transcript::of_script(SESSION);
-    let answer = |label: &str| -> &str {
-        out.lines()
-            .find_map(|line| line.strip_prefix(label)?.strip_prefix(' '))
-            .unwrap_or_else(|| panic!("no {label} in {out}"))
-    };
-    let capabilities: Vec<&str> = answer("capabilities").split(' ').collect();
+    let out = Transcript::of_script(SESSION);
+    let capabilities: Vec<&str> = out.answer("capabilities").split(' ').collect();
     for capability in ["OBJECTID", "CREATE-SPECIAL-USE", "SPECIAL-USE"] {
         assert!(capabilities.contains(&capability), "{capability}\n{out}");
     }
 
     // RFC 8474 §4.1: CREATE, STATUS, SELECT and LIST-STATUS name the same MAILBOXID,
     // RENAME keeps it, and the mailbox created after DELETE gets another one.
-    let id = answer("create-id");
+    let id = out.answer("create-id");
     assert!(
         id.len() <= 255
             && !id.is_empty()
@@ -110,40 +105,49 @@ fn objectids_and_create_special_use_as_imaplib_sees_them() {
         "objectid syntax: {id}\n{out}"
     );
     for label in ["status-id", "select-id", "renamed-id", "list-status-id"] {
-        assert_eq!(answer(label), id, "{label}\n{out}");
+        assert_eq!(out.answer(label), id, "{label}\n{out}");
     }
-    let recreated = answer("recreated-id");
+    let recreated = out.answer("recreated-id");
     assert_ne!(recreated, "none", "{out}");
     assert_ne!(recreated, id, "a MAILBOXID given to another mailbox\n{out}");
 
     // RFC 8474 §5.1: a COPY and a MOVE keep the EMAILID; SEARCH EMAILID finds the copy.
-    let emailid = answer("inbox-emailid");
+    let emailid = out.answer("inbox-emailid");
     assert_ne!(emailid, "none", "{out}");
-    assert_eq!(answer("copy-emailid"), emailid, "{out}");
-    assert_eq!(answer("move-emailid"), emailid, "{out}");
-    assert_eq!(answer("search-emailid"), "1", "{out}");
-    assert_eq!(answer("search-other"), "", "{out}");
+    assert_eq!(out.answer("copy-emailid"), emailid, "{out}");
+    assert_eq!(out.answer("move-emailid"), emailid, "{out}");
+    assert_eq!(out.answer("search-emailid"), "1", "{out}");
+    assert_eq!(out.answer("search-other"), "", "{out}");
     // RFC 8474 §5.2: THREADID NIL, and SEARCH THREADID finds nothing.
-    assert_eq!(answer("inbox-threadid"), "NIL", "{out}");
-    assert_eq!(answer("search-threadid"), "", "{out}");
+    assert_eq!(out.answer("inbox-threadid"), "NIL", "{out}");
+    assert_eq!(out.answer("search-threadid"), "", "{out}");
 
     // RFC 6154 §3: refused uses get NO [USEATTR] and create nothing.
     for label in ["use-taken", "use-virtual", "use-unknown", "use-two"] {
-        assert!(answer(label).starts_with("NO [USEATTR]"), "{label}\n{out}");
+        assert!(
+            out.answer(label).starts_with("NO [USEATTR]"),
+            "{label}\n{out}"
+        );
     }
     assert!(
-        answer("use-taken").contains(r"\Sent is already the special use of Sent"),
+        out.answer("use-taken")
+            .contains(r"\Sent is already the special use of Sent"),
         "{out}"
     );
-    assert_eq!(answer("list-refused"), "OK LIST completed | ", "{out}");
+    assert_eq!(out.answer("list-refused"), "OK LIST completed | ", "{out}");
     // Once Sent is gone, the use is free: the new mailbox has it.
-    assert!(answer("use-free").starts_with("OK [MAILBOXID ("), "{out}");
     assert!(
-        answer("list-use").contains(r#"LIST (\HasNoChildren \Sent) "/" "Sent Items""#),
+        out.answer("use-free").starts_with("OK [MAILBOXID ("),
         "{out}"
     );
     assert!(
-        answer("list-special").contains(r#"LIST (\HasNoChildren \Sent) "/" "Sent Items""#),
+        out.answer("list-use")
+            .contains(r#"LIST (\HasNoChildren \Sent) "/" "Sent Items""#),
+        "{out}"
+    );
+    assert!(
+        out.answer("list-special")
+            .contains(r#"LIST (\HasNoChildren \Sent) "/" "Sent Items""#),
         "{out}"
     );
 }

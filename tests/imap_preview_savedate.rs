@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{TestServer, block_on, labelled_line, python_client};
+use common::{TestServer, Transcript, block_on, python_client};
 use sqlx::Connection;
 
 /// After `common::PY_PRELUDE`.
@@ -106,41 +106,24 @@ fn preview_and_savedate_as_a_client_sees_them() {
         }
     });
 
-    let out = python_client(&server, SESSION, &[]);
-    let line = |label: &str| {
-        labelled_line(&out, label)
-            .split_once(' ')
-            .map(|(_, rest)| rest.to_owned())
-            .unwrap_or_default()
-    };
-    // Quoted lines are left out; the signature stays; 8-bit text comes as a literal to
-    // a client that did not enable UTF-8 (RFC 8970 §7 `nstring`).
-    assert_eq!(
-        line("preview-1"),
-        "1 (PREVIEW {44}Hallo Bob, viele Grüße aus Köln. -- Alice)"
-    );
-    assert_eq!(
-        line("preview-2"),
-        r#"2 (PREVIEW "Your invoice is ready. Total: 42 EUR")"#
-    );
-    assert_eq!(line("preview-3"), r#"3 (PREVIEW "The plain part wins.")"#);
-    assert_eq!(line("lazy"), r#"3 (PREVIEW "The plain part wins.")"#);
-    assert_eq!(
-        line("savedate-aged"),
-        r#"4 (SAVEDATE " 1-Mar-2001 10:00:00 +0000")"#
-    );
-    assert_eq!(line("savedate-unknown"), "3 (SAVEDATE NIL)");
-    assert_eq!(line("append-now"), "True");
-    // RFC 8514 §4.3: the unknown save date of message 3 searches as its internal date.
-    assert_eq!(line("inbox-saved-before"), "[b'3 4']");
-    assert_eq!(line("inbox-saved-since"), "[b'1 2']");
-    assert_eq!(line("inbox-supported"), "[b'1 2 3 4']");
-    assert_eq!(line("inbox-saved-on"), "[b'4']");
-    // The copy is saved when copied; its internal date is the original's.
-    assert_eq!(line("copy-time"), "True True");
-    assert_eq!(
-        line("copy-internaldate"),
-        r#"1 (INTERNALDATE " 1-Feb-2002 10:00:00 +0000")"#
-    );
-    assert_eq!(line("archive-saved-since"), "[b'1']");
+    Transcript(python_client(&server, SESSION, &[])).assert_lines(&[
+        // Quoted lines are left out; the signature stays; 8-bit text comes as a literal
+        // to a client that did not enable UTF-8 (RFC 8970 §7 `nstring`).
+        "preview-1 1 (PREVIEW {44}Hallo Bob, viele Grüße aus Köln. -- Alice)",
+        r#"preview-2 2 (PREVIEW "Your invoice is ready. Total: 42 EUR")"#,
+        r#"preview-3 3 (PREVIEW "The plain part wins.")"#,
+        r#"lazy 3 (PREVIEW "The plain part wins.")"#,
+        r#"savedate-aged 4 (SAVEDATE " 1-Mar-2001 10:00:00 +0000")"#,
+        "savedate-unknown 3 (SAVEDATE NIL)",
+        "append-now True",
+        // RFC 8514 §4.3: the unknown save date of message 3 searches as its internal date.
+        "inbox-saved-before [b'3 4']",
+        "inbox-saved-since [b'1 2']",
+        "inbox-supported [b'1 2 3 4']",
+        "inbox-saved-on [b'4']",
+        // The copy is saved when copied; its internal date is the original's.
+        "copy-time True True",
+        r#"copy-internaldate 1 (INTERNALDATE " 1-Feb-2002 10:00:00 +0000")"#,
+        "archive-saved-since [b'1']",
+    ]);
 }

@@ -69,18 +69,7 @@ m.logout()
 
 #[test]
 fn subscriptions_outlive_their_mailboxes_as_in_dovecot() {
-    let Transcript(out) = Transcript::of_script(SESSION);
-    let answers: Vec<(&str, &str)> = out
-        .lines()
-        .filter_map(|line| line.split_once(' '))
-        .collect();
-    let answer = |name: &str| -> &str {
-        answers
-            .iter()
-            .find(|(label, _)| *label == name)
-            .map(|(_, answer)| *answer)
-            .unwrap_or_else(|| panic!("no {name} in {out}"))
-    };
+    let out = Transcript::of_script(SESSION);
     let expected = [
         (
             "subscribed",
@@ -124,12 +113,12 @@ fn subscriptions_outlive_their_mailboxes_as_in_dovecot() {
         ("after-unsubscribe", r#"OK | LSUB () "/" Fruit/Banana"#),
     ];
     for (name, want) in expected {
-        assert_eq!(answer(name), want, "{name}\n{out}");
+        assert_eq!(out.answer(name), want, "{name}\n{out}");
     }
     // `%` at the top: Fruit for its subscribed children, W (which exists, unsubscribed)
     // for W/V, X subscribed itself with CHILDINFO for X/Y/Z; the default mailboxes are
     // subscribed at creation.
-    let level = answer("recursive-level");
+    let level = out.answer("recursive-level");
     for line in [
         r#"LIST (\NonExistent \HasChildren) "/" Fruit (CHILDINFO ("SUBSCRIBED"))"#,
         r#"LIST (\HasChildren) "/" W (CHILDINFO ("SUBSCRIBED"))"#,

@@ -40,7 +40,7 @@ async fn database(backend: &str) -> (String, Box<dyn std::any::Any>) {
 async fn fixture(backend: &str) -> Fixture {
     let (url, guard) = database(backend).await;
     let store = Store::open(&url).await.expect("open");
-    let (account, inbox) = with_account(&store).await;
+    let (account, inbox) = account_with_inbox(&store).await;
     Fixture {
         store,
         account,
@@ -49,12 +49,11 @@ async fn fixture(backend: &str) -> Fixture {
     }
 }
 
-/// The account a@example.org in a new store, and its INBOX.
-async fn with_account(store: &Store) -> (AccountId, MailboxId) {
+/// The account a@example.org (and its domain) in `store`, with the id of its INBOX.
+async fn account_with_inbox(store: &Store) -> (AccountId, MailboxId) {
     accounts::add_domain(store, "example.org").await;
     let account = accounts::add_account(store, "a@example.org", "x").await;
-    let inbox = store.inbox(account).await.expect("inbox").id;
-    (account, inbox)
+    (account, store.inbox(account).await.expect("inbox").id)
 }
 
 fn mail(subject: &str, body: &str) -> Vec<u8> {
@@ -83,6 +82,15 @@ async fn candidates(store: &Store, mailbox: MailboxId, needle: &str, scope: Text
     let mut ids: Vec<i64> = found.into_iter().map(|m| m.0).collect();
     ids.sort_unstable();
     ids
+}
+
+/// Whether `message` has its row in the index.
+async fn indexed(store: &Store, message: MessageId) -> bool {
+    !store
+        .indexed_texts(&[message])
+        .await
+        .expect("read")
+        .is_empty()
 }
 
 async fn every_arrival_is_indexed_and_expunge_drops_it(backend: &str) {
@@ -170,13 +178,7 @@ async fn every_arrival_is_indexed_and_expunge_drops_it(backend: &str) {
             .await
             .is_empty()
     );
-    assert!(
-        store
-            .indexed_texts(&[plain])
-            .await
-            .expect("read")
-            .is_empty()
-    );
+    assert!(!indexed(&store, plain).await);
     let texts = store.indexed_texts(&[appended]).await.expect("read");
     assert!(texts[&appended].body.contains("meeting notes"));
     assert!(texts[&appended].headers.contains("subject: minutes"));
@@ -204,13 +206,7 @@ async fn large_text_is_always_a_candidate_and_reindex_rebuilds(backend: &str) {
         candidates(&store, inbox, "nowhere", TextScope::Text).await,
         vec![large.0]
     );
-    assert!(
-        store
-            .indexed_texts(&[large])
-            .await
-            .expect("read")
-            .is_empty()
-    );
+    assert!(!indexed(&store, large).await);
 
     assert_eq!(store.reindex(None).await.expect("reindex"), 2);
     assert_eq!(
@@ -231,7 +227,7 @@ async fn the_indexer_indexes_after_delivery_and_after_a_restart(backend: &str) {
     let (url, _guard) = database(backend).await;
     let (first, inbox) = {
         let store = Store::open(&url).await.expect("open");
-        let (_, inbox) = with_account(&store).await;
+        let (_, inbox) = account_with_inbox(&store).await;
         // No indexer runs in this process (as in the admin CLI).
         let first = deliver(&store, inbox, mail("first", "the quick brown fox")).await;
         let matches = store
@@ -241,13 +237,7 @@ async fn the_indexer_indexes_after_delivery_and_after_a_restart(backend: &str) {
             .expect("the index answers");
         assert!(matches.found.is_empty());
         assert_eq!(matches.unindexed, HashSet::from([first]));
-        assert!(
-            store
-                .indexed_texts(&[first])
-                .await
-                .expect("read")
-                .is_empty()
-        );
+        assert!(!indexed(&store, first).await);
         (first, inbox)
     };
 
@@ -324,7 +314,7 @@ async fn two_nodes_index_each_message_once() {
     let database = postgres::PostgresDatabase::create().await;
     let one = Store::open(&database.url).await.expect("open");
     let two = Store::open(&database.url).await.expect("open another node");
-    let (_, inbox) = with_account(&one).await;
+    let (_, inbox) = account_with_inbox(&one).await;
     // More than a few chunks' worth, from both nodes.
     let mut delivered = HashSet::new();
     for n in 0..300 {
@@ -367,7 +357,7 @@ async fn a_chunk_left_by_a_node_that_died_is_indexed_by_another() {
     use sqlx::{Connection, Executor};
     let database = postgres::PostgresDatabase::create().await;
     let store = Store::open(&database.url).await.expect("open");
-    let (_, inbox) = with_account(&store).await;
+    let (_, inbox) = account_with_inbox(&store).await;
     let message = deliver(&store, inbox, mail("claimed", "harbour office")).await;
     let mut other_node = sqlx::PgConnection::connect(&database.url)
         .await

@@ -600,6 +600,14 @@ pub fn labelled_line(out: &str, label: &str) -> String {
     prefixed_line(out, &format!("{label} "))
 }
 
+/// What follows `label` and a space on the first line labelled `label` ([`labelled_line`]
+/// without its label); fails the test when there is none.
+pub fn labelled_answer<'a>(out: &'a str, label: &str) -> &'a str {
+    out.lines()
+        .find_map(|line| line.strip_prefix(label)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no {label} in {out}"))
+}
+
 /// The first line of a client's output that starts with `prefix`; fails the test when
 /// there is none.
 pub fn prefixed_line(out: &str, prefix: &str) -> String {
@@ -631,6 +639,11 @@ impl Transcript {
     /// The line labelled `label` ([`labelled_line`]); fails the test when there is none.
     pub fn line(&self, label: &str) -> String {
         labelled_line(&self.0, label)
+    }
+
+    /// The line labelled `label` without its label ([`labelled_answer`]).
+    pub fn answer(&self, label: &str) -> &str {
+        labelled_answer(&self.0, label)
     }
 
     /// Asserts that each of `expected` is the whole line labelled with its first word.

@@ -281,19 +281,14 @@ async fn expunges_racing_the_indexer_leave_nothing_to_find(backend: &str) {
             store.expunge(inbox, uids.to_vec()).await.expect("expunge");
         }
     };
-    let (indexed, ()) = tokio::join!(store.index_queued(), expunges);
-    indexed.expect("index");
+    let (indexing, ()) = tokio::join!(store.index_queued(), expunges);
+    indexing.expect("index");
+    let found = candidates(&store, inbox, "vanishing", TextScope::Text).await;
+    assert_eq!(found, Vec::<i64>::new());
+    let texts = store.indexed_texts(&delivered).await.expect("read");
     assert!(
-        candidates(&store, inbox, "vanishing", TextScope::Text)
-            .await
-            .is_empty()
-    );
-    assert!(
-        store
-            .indexed_texts(&delivered)
-            .await
-            .expect("read")
-            .is_empty()
+        texts.is_empty(),
+        "index rows of expunged messages: {texts:?}"
     );
 }
 

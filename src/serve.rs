@@ -25,7 +25,8 @@ pub async fn run(config: Config) -> Result<()> {
     // First, so that nothing recorded from here on is lost.
     let metrics = crate::http::install_metrics(&shutdown)?;
     let store = open_store(&config).await?;
-    // SQLite: deliveries leave the full-text index to it (storage/src/fulltext/indexer.rs).
+    // Deliveries leave the full-text index to it, on both backends
+    // (storage/src/fulltext/indexer.rs).
     store.start_fulltext_indexer();
 
     // With `[acme]`, the certificate it got on an earlier run; until there is one, the

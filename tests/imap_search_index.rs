@@ -133,7 +133,8 @@ fn drop_index(url: &str) {
         let mut db = sqlx::AnyConnection::connect(url).await.expect("connect");
         for sql in [
             "DELETE FROM message_fulltext",
-            "INSERT INTO fulltext_pending (message_id) SELECT id FROM messages
+            // Not queued (0): the server's indexer leaves them pending.
+            "INSERT INTO fulltext_pending (message_id, queued) SELECT id, 0 FROM messages
              WHERE id NOT IN (SELECT message_id FROM fulltext_pending)",
         ] {
             sqlx::query(sql).execute(&mut db).await.expect(sql);

@@ -124,8 +124,8 @@ pub enum ExportCommand {
 pub async fn import(config: &Config, command: ImportCommand) -> Result<()> {
     let store = open_store(config).await?;
     let imported = import_into(&store, config, command).await;
-    // SQLite: a running server's indexer hears only of its own deliveries, so what this
-    // process stored is indexed before it ends (also after a failure part way).
+    // A running server's indexer hears only of its own deliveries, so what this process
+    // stored is indexed before it ends (also after a failure part way).
     let indexed = store.index_queued().await;
     imported?;
     indexed?;

@@ -2,8 +2,8 @@
 //!
 //! BODY and TEXT are "case-insensitive substring matches" (§6.4.4): a word index cannot
 //! answer them, a trigram index can. Each message stored for a mailbox gets one row of
-//! what SEARCH looks at (PostgreSQL: in the transaction that stores it; SQLite: from the
-//! background indexer, soon after: `indexer.rs`), case-folded
+//! what SEARCH looks at (from the background indexer, soon after it is stored, on both
+//! backends: `indexer.rs`), case-folded
 //! ([`IndexedText`]): its decoded body text (every text part, attachments included;
 //! binary parts have none) and its header lines (every header section, MIME parts'
 //! included, unfolded, and the top-level header decoded). SQLite keeps it in an FTS5
@@ -143,11 +143,12 @@ pub(crate) const SQLITE_INDEX_STAGED_ROWS_AND_COMMIT: &str =
      DELETE FROM temp.fulltext_staging;
      COMMIT";
 
-/// SQLite: lists a message for the background indexer (`fulltext/indexer.rs`); followed
-/// by `VALUES (id, 1)`.
+/// Lists a message for the background indexer (`fulltext/indexer.rs`); followed by
+/// `VALUES (id, 1)`. (PostgreSQL's `letterbox_deliver` lists it by the column's default,
+/// migration postgres 0015.)
 pub(crate) const QUEUE_FOR_INDEXER: &str = "INSERT INTO fulltext_pending (message_id, queued)";
 
-/// SQLite: a new message waits for the background indexer, searched in full meanwhile.
+/// A new message waits for the background indexer, searched in full meanwhile.
 pub(crate) async fn queue_in_tx(conn: &mut AnyConnection, message: MessageId) -> Result<()> {
     sqlx::query(&format!("{QUEUE_FOR_INDEXER} VALUES ($1, 1)"))
         .bind(message.0)
@@ -156,16 +157,16 @@ pub(crate) async fn queue_in_tx(conn: &mut AnyConnection, message: MessageId) ->
     Ok(())
 }
 
-/// Stores what the index keeps of a new message (or marks it pending when `text` is
-/// `None`), in the transaction that stores the message (on SQLite staged until the
-/// batch commits: [`SQLITE_STAGING_TABLE`]).
-pub(crate) async fn store_in_tx(
+/// Stores what the index keeps of a message that has no row (or leaves it pending, not
+/// queued, when `text` is `None`: too large), in the writer's transaction (on SQLite
+/// staged until the batch commits: [`SQLITE_STAGING_TABLE`]).
+async fn store_in_tx(
     conn: &mut AnyConnection,
     message: MessageId,
     text: Option<&IndexedText>,
 ) -> Result<()> {
     let Some(text) = text else {
-        sqlx::query("INSERT INTO fulltext_pending (message_id) VALUES ($1)")
+        sqlx::query(&format!("{QUEUE_FOR_INDEXER} VALUES ($1, 0)"))
             .bind(message.0)
             .execute(&mut *conn)
             .await?;
@@ -203,9 +204,12 @@ async fn replace_in_tx(
         }
         Backend::Postgres => "DELETE FROM message_fulltext WHERE message_id = $1",
     };
+    // The pending row first: on PostgreSQL a node's indexer may hold it (claimed, `FOR
+    // UPDATE`) and be about to write the index row; the DELETE waits for its commit, and
+    // the next statement, with a snapshot of its own, then finds that row to delete.
     for sql in [
-        delete_row,
         "DELETE FROM fulltext_pending WHERE message_id = $1",
+        delete_row,
     ] {
         sqlx::query(sql).bind(message.0).execute(&mut *conn).await?;
     }

@@ -106,16 +106,13 @@ impl Store {
     ) -> Result<Vec<Uid>> {
         let mut prepared = Vec::with_capacity(messages.len());
         for message in messages {
-            let mut one = PreparedDelivery::new(
-                Delivery {
-                    raw: message.raw,
-                    mailboxes: vec![mailbox],
-                    flags: message.flags,
-                    internal_date: Some(message.internal_date),
-                    outbound: None,
-                },
-                self.backend,
-            )
+            let mut one = PreparedDelivery::new(Delivery {
+                raw: message.raw,
+                mailboxes: vec![mailbox],
+                flags: message.flags,
+                internal_date: Some(message.internal_date),
+                outbound: None,
+            })
             .await?;
             one.uid = message.uid;
             prepared.push(one);

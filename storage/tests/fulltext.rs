@@ -1,7 +1,8 @@
 //! The full-text index of SEARCH BODY and TEXT (storage/src/fulltext.rs), on both
-//! backends: every way a message arrives indexes it, expunge drops its row, a message
-//! too large to index is always a candidate, `reindex` rebuilds, and `migrate` builds the
-//! index of the copy.
+//! backends: every way a message arrives indexes it (by the background indexer, also
+//! with two nodes on one PostgreSQL database), expunge drops its row, a message too large
+//! to index is always a candidate, `reindex` rebuilds, and `migrate` builds the index of
+//! the copy.
 
 use std::collections::HashSet;
 use storage::fulltext::{MAX_INDEXED_TEXT_BYTES, TextScope};
@@ -22,16 +23,22 @@ struct Fixture {
     _guard: Box<dyn std::any::Any>,
 }
 
-/// A new store on `backend` ("sqlite" or "postgres") with the account a@example.org.
-async fn fixture(backend: &str) -> Fixture {
-    let (url, guard): (String, Box<dyn std::any::Any>) = if backend == "sqlite" {
+/// A new, empty database on `backend` ("sqlite" or "postgres"): its URL, and a guard
+/// that removes it when dropped.
+async fn database(backend: &str) -> (String, Box<dyn std::any::Any>) {
+    if backend == "sqlite" {
         let dir = tempfile::tempdir().expect("tempdir");
         let url = dir.path().join("mail.sqlite").display().to_string();
         (url, Box::new(dir))
     } else {
         let database = postgres::PostgresDatabase::create().await;
         (database.url.clone(), Box::new(database))
-    };
+    }
+}
+
+/// A new store on `backend` ("sqlite" or "postgres") with the account a@example.org.
+async fn fixture(backend: &str) -> Fixture {
+    let (url, guard) = database(backend).await;
     let store = Store::open(&url).await.expect("open");
     let (account, inbox) = account_with_inbox(&store).await;
     Fixture {
@@ -213,13 +220,11 @@ async fn large_text_is_always_a_candidate_and_reindex_rebuilds(backend: &str) {
     );
 }
 
-/// SQLite: a delivery leaves its index row to the background indexer. Until it has run
-/// the message is searched in full (a candidate for every needle); what was queued
-/// survives a restart and is indexed by the next server's indexer.
-#[tokio::test]
-async fn the_indexer_indexes_after_delivery_and_after_a_restart() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let url = dir.path().join("mail.sqlite").display().to_string();
+/// A delivery leaves its index row to the background indexer. Until it has run the
+/// message is searched in full (a candidate for every needle); what was queued survives
+/// a restart and is indexed by the next server's indexer.
+async fn the_indexer_indexes_after_delivery_and_after_a_restart(backend: &str) {
+    let (url, _guard) = database(backend).await;
     let (first, inbox) = {
         let store = Store::open(&url).await.expect("open");
         let (_, inbox) = account_with_inbox(&store).await;
@@ -258,6 +263,117 @@ async fn the_indexer_indexes_after_delivery_and_after_a_restart() {
     );
 }
 
+/// Expunges racing the indexer's chunks: neither fails, and no search finds an expunged
+/// message (on PostgreSQL the chunk runs beside the expunge's transaction).
+async fn expunges_racing_the_indexer_leave_nothing_to_find(backend: &str) {
+    let Fixture {
+        store,
+        inbox,
+        _guard,
+        ..
+    } = fixture(backend).await;
+    let mut delivered = Vec::new();
+    for n in 0..200 {
+        delivered.push(deliver(&store, inbox, mail("race", &format!("vanishing {n}"))).await);
+    }
+    let expunges = async {
+        for uids in (1..=200).map(Uid).collect::<Vec<_>>().chunks(10) {
+            store.expunge(inbox, uids.to_vec()).await.expect("expunge");
+        }
+    };
+    let (indexing, ()) = tokio::join!(store.index_queued(), expunges);
+    indexing.expect("index");
+    let found = candidates(&store, inbox, "vanishing", TextScope::Text).await;
+    assert_eq!(found, Vec::<i64>::new());
+    let texts = store.indexed_texts(&delivered).await.expect("read");
+    assert!(
+        texts.is_empty(),
+        "index rows of expunged messages: {texts:?}"
+    );
+}
+
+/// The messages of `mailbox` that the index cannot answer for (pending).
+async fn unindexed(store: &Store, mailbox: MailboxId) -> HashSet<MessageId> {
+    store
+        .fulltext_matches(mailbox, "nowhere", TextScope::Body)
+        .await
+        .expect("query")
+        .expect("the index answers")
+        .unindexed
+}
+
+/// PostgreSQL: two nodes (stores) on one database index what both delivered, each
+/// message once: the chunks of one skip the rows the other's chunk holds.
+#[tokio::test]
+async fn two_nodes_index_each_message_once() {
+    let database = postgres::PostgresDatabase::create().await;
+    let one = Store::open(&database.url).await.expect("open");
+    let two = Store::open(&database.url).await.expect("open another node");
+    let (_, inbox) = account_with_inbox(&one).await;
+    // More than a few chunks' worth, from both nodes.
+    let mut delivered = HashSet::new();
+    for n in 0..300 {
+        let node = if n % 2 == 0 { &one } else { &two };
+        delivered.insert(deliver(node, inbox, mail("batch", &format!("common word{n}"))).await);
+    }
+    assert_eq!(unindexed(&one, inbox).await, delivered);
+    // Both index at once (their chunks interleave on the database); each message is
+    // looked at by one of them.
+    let (by_one, by_two) = tokio::join!(one.index_queued(), two.index_queued());
+    assert_eq!(by_one.expect("index") + by_two.expect("index"), 300);
+    assert!(unindexed(&two, inbox).await.is_empty());
+    let found = two
+        .fulltext_matches(inbox, "COMMON", TextScope::Body)
+        .await
+        .expect("query")
+        .expect("the index answers")
+        .found;
+    assert_eq!(found, delivered);
+
+    // Running indexers, each woken by its own node's deliveries.
+    one.start_fulltext_indexer();
+    two.start_fulltext_indexer();
+    let first = deliver(&one, inbox, mail("later", "zanzibarite")).await;
+    let second = deliver(&two, inbox, mail("later", "zanzibarite")).await;
+    one.fulltext_caught_up().await;
+    two.fulltext_caught_up().await;
+    assert_eq!(
+        candidates(&one, inbox, "zanzibarite", TextScope::Body).await,
+        vec![first.0, second.0]
+    );
+    assert!(unindexed(&one, inbox).await.is_empty());
+}
+
+/// PostgreSQL: rows another node's indexer claimed are left to it; when that node dies
+/// mid-chunk (its connection gone, the transaction undone), this node's indexer indexes
+/// them.
+#[tokio::test]
+async fn a_chunk_left_by_a_node_that_died_is_indexed_by_another() {
+    use sqlx::{Connection, Executor};
+    let database = postgres::PostgresDatabase::create().await;
+    let store = Store::open(&database.url).await.expect("open");
+    let (_, inbox) = account_with_inbox(&store).await;
+    let message = deliver(&store, inbox, mail("claimed", "harbour office")).await;
+    let mut other_node = sqlx::PgConnection::connect(&database.url)
+        .await
+        .expect("connect");
+    other_node
+        .execute("BEGIN; SELECT message_id FROM fulltext_pending WHERE queued = 1 FOR UPDATE")
+        .await
+        .expect("claim");
+    assert_eq!(store.index_queued().await.expect("index"), 0);
+    assert_eq!(unindexed(&store, inbox).await, HashSet::from([message]));
+
+    store.start_fulltext_indexer();
+    drop(other_node);
+    store.fulltext_caught_up().await;
+    assert_eq!(
+        candidates(&store, inbox, "harbour", TextScope::Body).await,
+        vec![message.0]
+    );
+    assert!(unindexed(&store, inbox).await.is_empty());
+}
+
 macro_rules! on_both_backends {
     ($($test:ident),* $(,)?) => {
         mod sqlite {
@@ -272,6 +388,8 @@ macro_rules! on_both_backends {
 on_both_backends!(
     every_arrival_is_indexed_and_expunge_drops_it,
     large_text_is_always_a_candidate_and_reindex_rebuilds,
+    the_indexer_indexes_after_delivery_and_after_a_restart,
+    expunges_racing_the_indexer_leave_nothing_to_find,
 );
 
 #[tokio::test]

@@ -1677,6 +1677,8 @@ async fn large_values_of_a_message_are_compressed_with_lz4_where_the_server_has_
     let body = "the quarterly report is attached to this message\r\n".repeat(200);
     let raw = format!("From: bob@example.net\r\nSubject: report\r\n\r\n{body}").into_bytes();
     let delivered = deliver(&store, vec![inbox], raw.clone()).await;
+    // The index row, as the server's background indexer writes it (migration 0015).
+    assert_eq!(store.index_queued().await.expect("index"), 1);
     let mut conn = sqlx::PgConnection::connect(&database.url)
         .await
         .expect("connect");

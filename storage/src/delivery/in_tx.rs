@@ -26,13 +26,10 @@ pub(super) async fn deliver_in_tx(
     let size = delivery.raw.len() as i64;
     let now = unix_now();
     let message = insert_message(conn, prepared, now).await?;
+    // Only what is placed in a mailbox is searched; its index row is the background
+    // indexer's (`fulltext/indexer.rs`).
     if !delivery.mailboxes.is_empty() {
-        match Backend::of_connection(conn) {
-            Backend::Sqlite => fulltext::queue_in_tx(conn, message).await?,
-            Backend::Postgres => {
-                fulltext::store_in_tx(conn, message, prepared.fulltext.as_ref()).await?
-            }
-        }
+        fulltext::queue_in_tx(conn, message).await?;
     }
     let internal_date = delivery.internal_date.unwrap_or(now);
     let flags = delivery.flags.to_stored();

@@ -26,7 +26,7 @@ impl Store {
     /// queue, atomically. Returns after the commit is durable (fsynced).
     pub async fn deliver(&self, delivery: Delivery) -> Result<Delivered> {
         let started = std::time::Instant::now();
-        let prepared = PreparedDelivery::new(delivery, self.backend).await?;
+        let prepared = PreparedDelivery::new(delivery).await?;
         let delivered = self
             .deliver_prepared(vec![prepared])
             .await?
@@ -43,7 +43,7 @@ impl Store {
         let started = std::time::Instant::now();
         let mut prepared = Vec::with_capacity(deliveries.len());
         for delivery in deliveries {
-            prepared.push(PreparedDelivery::new(delivery, self.backend).await?);
+            prepared.push(PreparedDelivery::new(delivery).await?);
         }
         let delivered = self.deliver_prepared(prepared).await?;
         metrics::histogram!(crate::DELIVER_SECONDS).record(started.elapsed().as_secs_f64());
@@ -78,12 +78,11 @@ impl Store {
         for (one, stored) in prepared.iter().zip(&delivered) {
             self.cache.insert(stored.message, one.cached.clone());
         }
-        if self.backend == Backend::Sqlite {
-            let placed = prepared
-                .iter()
-                .filter(|one| !one.delivery.mailboxes.is_empty());
-            self.indexer.queued(placed.count() as u64);
-        }
+        // Only what is placed in a mailbox is searched, and queued for the indexer.
+        let placed = prepared
+            .iter()
+            .filter(|one| !one.delivery.mailboxes.is_empty());
+        self.indexer.queued(placed.count() as u64);
         Ok(delivered)
     }
 

@@ -1,5 +1,6 @@
 //! PostgreSQL: a delivery in one statement, the function `letterbox_deliver` (migration
-//! postgres 0010).
+//! postgres 0010, its index texts since 0012). The texts are always NULL: the message is
+//! listed for the background indexer (migration postgres 0015, `fulltext/indexer.rs`).
 
 use super::prepared::{Delivered, PreparedDelivery};
 use crate::error::{Result, StoreError};
@@ -19,14 +20,15 @@ impl PreparedDelivery {
     }
 }
 
-/// The most deliveries [`deliver_many`] stores in one statement: each adds 11 parameters
+/// The most deliveries [`deliver_many`] stores in one statement: each adds 9 parameters
 /// and a statement of its own to each connection's cache of prepared statements (one per
 /// count up to this), which stays well under sqlx's 100.
 pub(crate) const DELIVERIES_PER_STATEMENT: usize = 32;
 
-/// The arguments of `letterbox_deliver` in its order, for one delivery.
-const DELIVER_ARGUMENTS: [&str; 11] = [
-    "BYTEA", "BYTEA", "TEXT", "TEXT", "BIGINT", "BIGINT", "TEXT", "TEXT", "BIGINT", "TEXT", "TEXT",
+/// The bound arguments of `letterbox_deliver` in its order, for one delivery (its last
+/// two, the index texts, are NULL in the statement).
+const DELIVER_ARGUMENTS: [&str; 9] = [
+    "BYTEA", "BYTEA", "TEXT", "TEXT", "BIGINT", "BIGINT", "TEXT", "TEXT", "BIGINT",
 ];
 
 /// PostgreSQL: one delivery in one round trip, which leaves nothing behind when it is
@@ -67,10 +69,10 @@ pub(crate) async fn deliver_many(
     }
     let sql = format!(
         "SELECT v.n, d.* FROM (VALUES {}) AS v (n, raw, header, meta, body_text, sent_date, \
-         now, mailboxes, flags, internal_date, fulltext_body, fulltext_headers) \
+         now, mailboxes, flags, internal_date) \
          CROSS JOIN LATERAL letterbox_deliver(v.raw, v.header, v.meta, v.body_text, \
-         v.sent_date, v.now, v.mailboxes, v.flags, v.internal_date, v.fulltext_body, \
-         v.fulltext_headers) WITH ORDINALITY AS d \
+         v.sent_date, v.now, v.mailboxes, v.flags, v.internal_date, NULL, NULL) \
+         WITH ORDINALITY AS d \
          ORDER BY v.n, d.ordinality",
         rows_sql.join(", ")
     );
@@ -94,10 +96,7 @@ pub(crate) async fn deliver_many(
             .bind(now)
             .bind(mailboxes)
             .bind(delivery.flags.to_stored())
-            .bind(delivery.internal_date.unwrap_or(now))
-            // The full-text index row (migration postgres 0012), or pending when NULL.
-            .bind(prepared.fulltext.as_ref().map(|t| t.body.as_str()))
-            .bind(prepared.fulltext.as_ref().map(|t| t.headers.as_str()));
+            .bind(delivery.internal_date.unwrap_or(now));
     }
     let rows = query.fetch_all(&mut *conn).await?;
     let mut by_delivery: Vec<Vec<&AnyRow>> = vec![Vec::new(); deliveries.len()];

@@ -1,10 +1,8 @@
 //! A delivery before the writer runs: its line ends made CRLF and what IMAP needs of it
 //! computed once (house rule 11).
 
-use crate::Backend;
 use crate::cache::CachedMessage;
 use crate::error::{Result, StoreError};
-use crate::fulltext::IndexedText;
 use crate::mime::analyse_off_workers;
 use crate::mime::{analyse, top_header};
 use crate::queue::Outbound;
@@ -46,11 +44,9 @@ pub(crate) struct PreparedDelivery {
     pub(super) header: Arc<[u8]>,
     /// What the cache keeps of it once committed.
     pub(super) cached: CachedMessage,
+    /// The decoded body text. The full-text index row is the background indexer's, on
+    /// both backends (`fulltext/indexer.rs`): nothing of it is computed here.
     pub(super) body_text: String,
-    /// What the full-text index keeps of it; `None` leaves it pending (`fulltext.rs`).
-    /// Always `None` on SQLite, where the background indexer writes the index row
-    /// (`fulltext/indexer.rs`).
-    pub(super) fulltext: Option<IndexedText>,
     pub(super) sent_date: Option<i64>,
 }
 
@@ -76,7 +72,7 @@ impl PreparedDelivery {
             .bind(now)
     }
 
-    pub(crate) async fn new(delivery: Delivery, backend: Backend) -> Result<Self> {
+    pub(crate) async fn new(delivery: Delivery) -> Result<Self> {
         if delivery.mailboxes.is_empty() && delivery.outbound.is_none() {
             return Err(StoreError::invalid(
                 "delivery",
@@ -100,10 +96,6 @@ impl PreparedDelivery {
         } else {
             analysis.body_text
         };
-        // Only what is placed in a mailbox is searched.
-        let fulltext = (backend == Backend::Postgres && !delivery.mailboxes.is_empty())
-            .then(|| IndexedText::of(&delivery.raw, &analysis.meta, &body_text))
-            .flatten();
         Ok(PreparedDelivery {
             uid: None,
             sent_date: analysis.meta.sent_date,
@@ -113,7 +105,6 @@ impl PreparedDelivery {
             },
             header,
             body_text,
-            fulltext,
             meta,
             delivery,
         })

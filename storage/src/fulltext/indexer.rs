@@ -1,27 +1,45 @@
-//! SQLite: the full-text index is written after delivery, by a background indexer.
+//! The full-text index is written after delivery, by a background indexer (both backends).
 //!
-//! Why: SQLite has one write lock, and the index's FTS5 work (tokenizing every trigram of
-//! a message and merging the index's segments) was three quarters of the instructions
-//! of an SMTP delivery (`benches/smtp-callgrind.sh`, issue 17), all of it on the one
-//! writer that every delivery waits for. A delivery now only lists its message in
-//! `fulltext_pending` with `queued = 1` (migration sqlite 0017), which SEARCH already
-//! treats as "not indexed: search it in full", so answers stay exact while a message
-//! waits. Dovecot's FTS plugins work the same way: its indexer process indexes after
-//! delivery, or when a search needs it.
+//! Why: the index's work (tokenizing every trigram of a message; SQLite: merging FTS5's
+//! segments, PostgreSQL: inserting about 3,500 trigram keys per row into two GIN
+//! indexes) was the largest part of what a delivery cost. SQLite: three quarters of the
+//! instructions of an SMTP delivery (`benches/smtp-callgrind.sh`, issue 17), all of it on
+//! the one writer that every delivery waits for. PostgreSQL: about three quarters of a
+//! delivery's CPU was PostgreSQL's, the GIN insertions its largest part (issue 18). A
+//! delivery now only lists its message in `fulltext_pending` with `queued = 1`
+//! (migrations sqlite 0017, postgres 0015), which SEARCH already treats as "not indexed:
+//! search it in full", so answers stay exact while a message waits. Dovecot's FTS
+//! plugins work the same way: its indexer process indexes after delivery, or when a
+//! search needs it.
 //!
-//! When: the indexer waits for a pause in deliveries ([`QUIET`]), so a burst is stored at
-//! the writer's full speed and indexed once it is over, in chunks of [`CHUNK`] messages
-//! (each one writer job; deliveries queue behind at most one chunk). It stops waiting
-//! for a pause when [`MAX_DEFERRED`] messages wait: under load that never pauses,
-//! indexing takes its share of the writer, and a search never scans more than about
-//! that many messages besides the index.
+//! When: the indexer waits for a pause in this process's deliveries ([`QUIET`]), so a
+//! burst is stored at full speed and indexed once it is over, in chunks of [`CHUNK`]
+//! messages. It stops waiting for a pause when [`MAX_DEFERRED`] messages wait: under
+//! load that never pauses, indexing takes its share, and a search never scans more
+//! than about that many messages besides the index. The MIME analysis of a chunk runs
+//! on the blocking pool.
+//!
+//! SQLite: a chunk is one writer job (deliveries queue behind at most one chunk).
+//!
+//! PostgreSQL: a chunk is a transaction of its own on a reader connection, beside the
+//! writers, and several nodes share the database: the transaction claims its rows
+//! (`FOR UPDATE ... SKIP LOCKED` on the pending rows, `FOR KEY SHARE` on their message
+//! rows), reads and analyses them, inserts the index rows, deletes the pending rows and
+//! commits. No two nodes index one message (the second skips what the first holds),
+//! and a node that dies mid-chunk loses its connection, which releases the rows for any
+//! other indexer. It takes no account lock: it writes only index rows of messages that
+//! exist (their rows held `KEY SHARE`, so an expunge that drops one waits for the chunk
+//! to commit, then drops the index row with the message row; one already being dropped
+//! is skipped), and SEARCH joins the index with the mailbox's entries, so an expunged
+//! message is never found by its index row. An indexer that finds nothing it can claim
+//! while another node holds queued rows looks again after [`QUIET`]: "caught up" means
+//! nothing is queued anywhere.
 //!
 //! Crash: what was queued stays queued (it is a row of the database); the indexer of
-//! the next `letterbox serve` indexes it. Only the server runs the indexer
-//! ([`Store::start_fulltext_indexer`]); the admin CLI opening the same database does not.
-//!
-//! PostgreSQL writes the index row in the delivery's transaction, as before: its writers
-//! run in parallel, and the GIN insertions are PostgreSQL's CPU, not the writer's.
+//! the next `letterbox serve` (or, on PostgreSQL, of any other node, after its next
+//! delivery) indexes it. Only the server runs the indexer
+//! ([`Store::start_fulltext_indexer`]); the admin CLI opening the same database does
+//! not, and indexes what it stored itself ([`Store::index_queued`]).
 
 use super::IndexedText;
 use crate::error::{Result, StoreError};
@@ -32,14 +50,15 @@ use crate::placeholders;
 use crate::types::MessageId;
 use crate::writer::{WeakWriter, Writer};
 use crate::{Backend, Store};
-use sqlx::AnyPool;
+use sqlx::{AnyConnection, AnyPool};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 
 /// Deliveries closer together than this are a burst: the indexer waits until one is
 /// this long without a delivery. Short enough that a message arriving alone is indexed
-/// at once for any human's purposes.
+/// at once for any human's purposes. Also how long an indexer waits before looking
+/// again at rows another node's indexer holds (PostgreSQL).
 const QUIET: Duration = Duration::from_millis(100);
 
 /// Queued messages after which the indexer no longer waits for a pause. A SEARCH
@@ -47,8 +66,9 @@ const QUIET: Duration = Duration::from_millis(100);
 /// message), so this bounds what a search pays for a burst to about a second.
 const MAX_DEFERRED: u64 = 10_000;
 
-/// Messages indexed per writer job: each holds its raw bytes in memory until stored,
-/// and deliveries wait behind one chunk at most (a few tens of ms at 5 KB).
+/// Messages indexed per chunk: each holds its raw bytes in memory until stored, and
+/// deliveries (SQLite) or an expunge of one of them (PostgreSQL) wait behind one chunk
+/// at most (a few tens of ms at 5 KB).
 const CHUNK: usize = 64;
 
 /// The most raw bytes one chunk reads into memory (beyond its first message): a chunk
@@ -58,7 +78,29 @@ const CHUNK_BYTES: i64 = 32 * 1024 * 1024;
 /// After a failure (the database busy or broken), the indexer tries again this late.
 const RETRY_AFTER: Duration = Duration::from_secs(10);
 
-/// What deliveries and the indexer tell each other (SQLite).
+/// PostgreSQL ends a chunk's transaction that waits this long on its node (the node froze
+/// mid-chunk), so that its claimed rows go to another node's indexer and the expunges
+/// waiting for them go on, as for the writers (`writer.rs`).
+const POSTGRES_CHUNK_IDLE_TIMEOUT: &str = "60s";
+
+/// The queued messages a chunk may take, with their sizes, in id order.
+const QUEUED: &str = "SELECT p.message_id, m.size FROM fulltext_pending p
+     JOIN messages m ON m.id = p.message_id
+     WHERE p.queued = 1 ORDER BY p.message_id LIMIT $1";
+
+/// What one chunk did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Chunk {
+    /// It looked at this many messages (more than 0).
+    LookedAt(u64),
+    /// Nothing is queued.
+    NothingQueued,
+    /// PostgreSQL: what is queued is held by another node's chunk (or by an expunge of
+    /// its messages), which will index (or drop) it, or die and leave it to us.
+    HeldElsewhere,
+}
+
+/// What deliveries and the indexer tell each other.
 #[derive(Debug)]
 pub(crate) struct IndexerSignals {
     /// Messages queued for the indexer by this process's deliveries, committed (counts
@@ -86,45 +128,36 @@ impl IndexerSignals {
 }
 
 impl Store {
-    /// Starts the background indexer (SQLite; nothing on PostgreSQL, which indexes at
-    /// delivery). The server calls it once; it ends when the last handle of the store
-    /// is dropped.
+    /// Starts the background indexer. The server calls it once; it ends when the last
+    /// handle of the store is dropped.
     pub fn start_fulltext_indexer(&self) {
-        if self.backend != Backend::Sqlite {
-            return;
-        }
         let indexer = Indexer {
             queued: self.indexer.queued.subscribe(),
             caught_up: Arc::clone(&self.indexer.caught_up),
             reader: self.reader.clone(),
             writer: self.writer.downgrade(),
+            backend: self.backend,
         };
         tokio::spawn(indexer.run());
     }
 
     /// Indexes every message queued for the indexer now, without waiting for a pause;
-    /// returns how many were looked at. For tests and for the admin CLI.
+    /// returns how many were looked at. On PostgreSQL it leaves what another node's
+    /// indexer holds to that node. For tests and for the admin CLI.
     pub async fn index_queued(&self) -> Result<u64> {
-        if self.backend != Backend::Sqlite {
-            return Ok(0);
-        }
         let mut indexed = 0;
         loop {
-            let chunk = index_chunk(&self.reader, &self.writer).await?;
-            if chunk == 0 {
-                return Ok(indexed);
+            match index_chunk(self.backend, &self.reader, &self.writer).await? {
+                Chunk::LookedAt(chunk) => indexed += chunk,
+                Chunk::NothingQueued | Chunk::HeldElsewhere => return Ok(indexed),
             }
-            indexed += chunk;
         }
     }
 
     /// Waits until the running indexer ([`Store::start_fulltext_indexer`]) has indexed
     /// what was queued when it started and every message this process queued before
-    /// the call. On PostgreSQL it returns at once.
+    /// the call (on PostgreSQL, whichever node's indexer indexed it).
     pub async fn fulltext_caught_up(&self) {
-        if self.backend != Backend::Sqlite {
-            return;
-        }
         let target = *self.indexer.queued.borrow();
         let mut caught_up = self.indexer.caught_up.subscribe();
         // Err only when the sender is gone, and the store holds it.
@@ -140,6 +173,7 @@ struct Indexer {
     reader: AnyPool,
     /// Weak: the writer ends when the store's last handle goes, indexer or not.
     writer: WeakWriter,
+    backend: Backend,
 }
 
 impl Indexer {
@@ -154,10 +188,10 @@ impl Indexer {
             let Some(writer) = self.writer.upgrade() else {
                 return;
             };
-            let indexed = index_chunk(&self.reader, &writer).await;
+            let indexed = index_chunk(self.backend, &self.reader, &writer).await;
             drop(writer);
             match indexed {
-                Ok(0) => {
+                Ok(Chunk::NothingQueued) => {
                     self.caught_up.send_replace(Some(through));
                     deferred = 0;
                     // Wait for a delivery, then for its burst to end.
@@ -168,7 +202,12 @@ impl Indexer {
                         return;
                     }
                 }
-                Ok(chunk) => {
+                Ok(Chunk::HeldElsewhere) => {
+                    // Another node's chunk commits soon, or its node died and PostgreSQL
+                    // releases its rows: look again then.
+                    tokio::time::sleep(QUIET).await;
+                }
+                Ok(Chunk::LookedAt(chunk)) => {
                     deferred = deferred.saturating_sub(chunk);
                     // Deliveries came meanwhile: they go first, unless too many wait.
                     if self.queued.has_changed().unwrap_or(false)
@@ -210,40 +249,27 @@ impl Indexer {
     }
 }
 
-/// Indexes up to [`CHUNK`] queued messages in one writer job; returns how many it
-/// looked at (0: none queued).
-async fn index_chunk(reader: &AnyPool, writer: &Writer) -> Result<u64> {
-    let queued: Vec<(i64, i64)> = sqlx::query_as(
-        "SELECT p.message_id, m.size FROM fulltext_pending p
-         JOIN messages m ON m.id = p.message_id
-         WHERE p.queued = 1 ORDER BY p.message_id LIMIT $1",
-    )
-    .bind(CHUNK as i64)
-    .fetch_all(reader)
-    .await?;
+/// Indexes up to [`CHUNK`] queued messages (see the module's comment for how each
+/// backend writes them).
+async fn index_chunk(backend: Backend, reader: &AnyPool, writer: &Writer) -> Result<Chunk> {
+    match backend {
+        Backend::Sqlite => sqlite_chunk(reader, writer).await,
+        Backend::Postgres => postgres_chunk(reader).await,
+    }
+}
+
+/// SQLite: the chunk's messages read by a reader, their rows written in one writer job
+/// (one writer: nobody else indexes them meanwhile but a `reindex`).
+async fn sqlite_chunk(reader: &AnyPool, writer: &Writer) -> Result<Chunk> {
+    let queued: Vec<(i64, i64)> = sqlx::query_as(QUEUED)
+        .bind(CHUNK as i64)
+        .fetch_all(reader)
+        .await?;
     let ids = fitting_chunk(queued, CHUNK_BYTES);
     if ids.is_empty() {
-        return Ok(0);
+        return Ok(Chunk::NothingQueued);
     }
-    let sql = format!(
-        "SELECT id, raw, body_text FROM messages WHERE id IN ({})",
-        placeholders(1, ids.len())
-    );
-    let mut query = sqlx::query_as(&sql);
-    for id in &ids {
-        query = query.bind(*id);
-    }
-    let messages: Vec<(i64, Vec<u8>, String)> = query.fetch_all(reader).await?;
-    // MIME analysis and folding: CPU work, off the async workers.
-    let texts = tokio::task::spawn_blocking(move || {
-        messages
-            .into_iter()
-            .map(|(id, raw, body_text)| (MessageId(id), text_of(&raw, &body_text)))
-            .collect::<Vec<_>>()
-    })
-    .await
-    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    let looked_at = ids.len() as u64;
+    let texts = analysed(&mut *reader.acquire().await?, &ids).await?;
     writer
         .run(Scope::nothing(), move |conn| {
             Box::pin(async move {
@@ -260,11 +286,7 @@ async fn index_chunk(reader: &AnyPool, writer: &Writer) -> Result<u64> {
                         .bind(id.0)
                         .bind(text.body.as_str())
                         .bind(text.headers.as_str()),
-                        // Too large: stays pending, searched in full.
-                        None => sqlx::query(
-                            "UPDATE fulltext_pending SET queued = 0 WHERE message_id = $1",
-                        )
-                        .bind(id.0),
+                        None => not_indexable(*id),
                     };
                     query.execute(&mut *conn).await?;
                 }
@@ -273,7 +295,91 @@ async fn index_chunk(reader: &AnyPool, writer: &Writer) -> Result<u64> {
         })
         .await?;
     // A queued message that is gone has no pending row (ON DELETE CASCADE): nothing left.
-    Ok(looked_at)
+    Ok(Chunk::LookedAt(ids.len() as u64))
+}
+
+/// PostgreSQL: the chunk in one transaction of its own that claims its rows (see the
+/// module's comment).
+async fn postgres_chunk(reader: &AnyPool) -> Result<Chunk> {
+    let mut tx = reader.begin().await?;
+    sqlx::query(&format!(
+        "SET LOCAL idle_in_transaction_session_timeout = '{POSTGRES_CHUNK_IDLE_TIMEOUT}'"
+    ))
+    .execute(&mut *tx)
+    .await?;
+    // Skipped: pending rows another chunk (or a reindex) holds, and message rows an
+    // expunge is deleting (FOR UPDATE); not those a delivery or COPY points at (KEY
+    // SHARE) nor those the unreferenced-message trigger looks at (FOR NO KEY UPDATE).
+    let queued: Vec<(i64, i64)> = sqlx::query_as(&format!(
+        "{QUEUED} FOR UPDATE OF p SKIP LOCKED FOR KEY SHARE OF m SKIP LOCKED"
+    ))
+    .bind(CHUNK as i64)
+    .fetch_all(&mut *tx)
+    .await?;
+    // The claimed rows that do not fit stay queued, for the next chunk.
+    let ids = fitting_chunk(queued, CHUNK_BYTES);
+    if ids.is_empty() {
+        let queued_elsewhere: Option<i32> =
+            sqlx::query_scalar("SELECT 1 FROM fulltext_pending WHERE queued = 1 LIMIT 1")
+                .fetch_optional(&mut *tx)
+                .await?;
+        tx.rollback().await?;
+        return Ok(match queued_elsewhere {
+            Some(_) => Chunk::HeldElsewhere,
+            None => Chunk::NothingQueued,
+        });
+    }
+    let texts = analysed(&mut tx, &ids).await?;
+    for (id, text) in &texts {
+        let query = match text {
+            // The message row is held (KEY SHARE): the foreign key holds.
+            Some(text) => sqlx::query(
+                "WITH claimed AS (DELETE FROM fulltext_pending WHERE message_id = $1)
+                 INSERT INTO message_fulltext (message_id, body, headers) VALUES ($1, $2, $3)",
+            )
+            .bind(id.0)
+            .bind(text.body.as_str())
+            .bind(text.headers.as_str()),
+            None => not_indexable(*id),
+        };
+        query.execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    Ok(Chunk::LookedAt(ids.len() as u64))
+}
+
+/// The statement that leaves a message too large to index pending, no longer queued:
+/// searched in full.
+fn not_indexable<'q>(
+    id: MessageId,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    sqlx::query("UPDATE fulltext_pending SET queued = 0 WHERE message_id = $1").bind(id.0)
+}
+
+/// What the index keeps of each of the messages `ids` (read on `conn`), analysed off the
+/// async workers; a message gone meanwhile is left out.
+async fn analysed(
+    conn: &mut AnyConnection,
+    ids: &[i64],
+) -> Result<Vec<(MessageId, Option<IndexedText>)>> {
+    let sql = format!(
+        "SELECT id, raw, body_text FROM messages WHERE id IN ({})",
+        placeholders(1, ids.len())
+    );
+    let mut query = sqlx::query_as(&sql);
+    for id in ids {
+        query = query.bind(*id);
+    }
+    let messages: Vec<(i64, Vec<u8>, String)> = query.fetch_all(&mut *conn).await?;
+    // MIME analysis and folding: CPU work, off the async workers.
+    tokio::task::spawn_blocking(move || {
+        messages
+            .into_iter()
+            .map(|(id, raw, body_text)| (MessageId(id), text_of(&raw, &body_text)))
+            .collect::<Vec<_>>()
+    })
+    .await
+    .map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
 /// The ids of `queued` (id, size) to index in one chunk: the first, then as many as fit

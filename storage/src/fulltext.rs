@@ -377,16 +377,17 @@ impl Store {
         };
         let mut indexed = 0;
         for account in accounts.into_iter().map(AccountId) {
-            let messages: Vec<i64> = sqlx::query_scalar(
-                "SELECT DISTINCT mm.message_id FROM mailbox_messages mm
+            let mut messages: &[(i64, i64)] = &sqlx::query_as(
+                "SELECT DISTINCT mm.message_id, msg.size FROM mailbox_messages mm
                  JOIN mailboxes m ON m.id = mm.mailbox_id
+                 JOIN messages msg ON msg.id = mm.message_id
                  WHERE m.account_id = $1 ORDER BY mm.message_id",
             )
             .bind(account.0)
             .fetch_all(&self.reader)
             .await?;
-            for chunk in messages.chunks(REINDEX_CHUNK) {
-                let ids: Vec<MessageId> = chunk.iter().copied().map(MessageId).collect();
+            while !messages.is_empty() {
+                let ids = next_reindex_chunk(&mut messages, indexer::CHUNK_BYTES);
                 let raws = self.raw_messages(&ids).await?;
                 let texts = self.message_texts(&ids).await?;
                 // MIME analysis and folding of the chunk: CPU work, off the async workers,
@@ -420,10 +421,46 @@ impl Store {
     }
 }
 
+/// Takes the next chunk for `reindex` off the front of `messages` (id, size): as the
+/// indexer's chunks, at most [`REINDEX_CHUNK`] messages: the first, then as many as fit
+/// in `max_bytes` of raw messages together, so a mailbox of messages near the size limit
+/// is not held in memory 64 at a time. Never empty while `messages` is not.
+fn next_reindex_chunk(messages: &mut &[(i64, i64)], max_bytes: i64) -> Vec<MessageId> {
+    let candidates = messages.get(..REINDEX_CHUNK).unwrap_or(messages);
+    let chunk = indexer::fitting_chunk(candidates.to_vec(), max_bytes);
+    *messages = messages.get(chunk.len()..).unwrap_or_default();
+    chunk.into_iter().map(MessageId).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::mime::analyse;
+
+    #[test]
+    fn reindex_chunks_are_bounded_by_count_and_by_bytes() {
+        let ids = |chunk: Vec<MessageId>| chunk.into_iter().map(|id| id.0).collect::<Vec<_>>();
+        // 70 small messages: 64, then 6.
+        let small: Vec<(i64, i64)> = (1..=70).map(|id| (id, 10)).collect();
+        let mut rest = small.as_slice();
+        assert_eq!(
+            ids(next_reindex_chunk(&mut rest, 1000)),
+            (1..=64).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            ids(next_reindex_chunk(&mut rest, 1000)),
+            (65..=70).collect::<Vec<_>>()
+        );
+        assert!(rest.is_empty());
+        // Large ones: each chunk holds what fits in the bytes, one at least.
+        let large = [(1, 600), (2, 300), (3, 200), (4, 2000), (5, 1)];
+        let mut rest = large.as_slice();
+        assert_eq!(ids(next_reindex_chunk(&mut rest, 1000)), vec![1, 2]);
+        assert_eq!(ids(next_reindex_chunk(&mut rest, 1000)), vec![3]);
+        assert_eq!(ids(next_reindex_chunk(&mut rest, 1000)), vec![4]);
+        assert_eq!(ids(next_reindex_chunk(&mut rest, 1000)), vec![5]);
+        assert!(rest.is_empty());
+    }
 
     #[test]
     fn folding_twice_is_folding_once() {

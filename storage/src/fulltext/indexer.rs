@@ -73,7 +73,7 @@ const CHUNK: usize = 64;
 
 /// The most raw bytes one chunk reads into memory (beyond its first message): a chunk
 /// of messages near the size limit must not hold gigabytes.
-const CHUNK_BYTES: i64 = 32 * 1024 * 1024;
+pub(super) const CHUNK_BYTES: i64 = 32 * 1024 * 1024;
 
 /// After a failure (the database busy or broken), the indexer tries again this late.
 const RETRY_AFTER: Duration = Duration::from_secs(10);
@@ -384,7 +384,7 @@ async fn analysed(
 
 /// The ids of `queued` (id, size) to index in one chunk: the first, then as many as fit
 /// in `max_bytes` together.
-fn fitting_chunk(queued: Vec<(i64, i64)>, max_bytes: i64) -> Vec<i64> {
+pub(super) fn fitting_chunk(queued: Vec<(i64, i64)>, max_bytes: i64) -> Vec<i64> {
     let mut bytes = 0;
     queued
         .into_iter()

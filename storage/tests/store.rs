@@ -1666,8 +1666,9 @@ async fn postgres_connections_dropped_by_the_server_come_back() {
     assert!(resync.concerns(inbox.id));
 }
 
-/// PostgreSQL migration 0014: a message's large values are stored compressed with lz4
-/// where the server has it (Debian's has), pglz where it has not; they read back alike.
+/// PostgreSQL migrations 0014 and 0016: a message's large values (its MessageMeta
+/// included) are stored compressed with lz4 where the server has it (Debian's has), pglz
+/// where it has not; they read back alike.
 #[tokio::test]
 async fn large_values_of_a_message_are_compressed_with_lz4_where_the_server_has_it() {
     let database = postgres::PostgresDatabase::create().await;
@@ -1675,7 +1676,11 @@ async fn large_values_of_a_message_are_compressed_with_lz4_where_the_server_has_
     let inbox = first_inbox(&store).await;
     // Text well over the ~2 KB TOAST threshold, and compressible.
     let body = "the quarterly report is attached to this message\r\n".repeat(200);
-    let raw = format!("From: bob@example.net\r\nSubject: report\r\n\r\n{body}").into_bytes();
+    // Enough header fields that the MessageMeta JSON is over the threshold too.
+    let trace: String = (1..=40)
+        .map(|hop| format!("Received: from relay{hop}.example.net by mx.example.org\r\n"))
+        .collect();
+    let raw = format!("{trace}From: bob@example.net\r\nSubject: report\r\n\r\n{body}").into_bytes();
     let delivered = deliver(&store, vec![inbox], raw.clone()).await;
     // The index row, as the server's background indexer writes it (migration 0015).
     assert_eq!(store.index_queued().await.expect("index"), 1);
@@ -1688,23 +1693,31 @@ async fn large_values_of_a_message_are_compressed_with_lz4_where_the_server_has_
     .fetch_one(&mut conn)
     .await
     .expect("settings");
-    let (raw_method, text_method, index_method): (String, String, String) = sqlx::query_as(
+    // NULL for a value stored uncompressed.
+    let methods: (
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    ) = sqlx::query_as(
         "SELECT pg_column_compression(m.raw), pg_column_compression(m.body_text),
-                pg_column_compression(f.body)
+                pg_column_compression(m.meta), pg_column_compression(f.body)
          FROM messages m JOIN message_fulltext f ON f.message_id = m.id WHERE m.id = $1",
     )
     .bind(delivered.message.0)
     .fetch_one(&mut conn)
     .await
     .expect("compression");
-    let expected = if server_has_lz4 { "lz4" } else { "pglz" };
+    let expected = Some(if server_has_lz4 { "lz4" } else { "pglz" });
+    let (raw_method, text_method, meta_method, index_method) = methods;
     assert_eq!(
         [
-            raw_method.as_str(),
-            text_method.as_str(),
-            index_method.as_str()
+            raw_method.as_deref(),
+            text_method.as_deref(),
+            meta_method.as_deref(),
+            index_method.as_deref()
         ],
-        [expected; 3]
+        [expected; 4]
     );
     let stored = store
         .raw_messages(&[delivered.message])

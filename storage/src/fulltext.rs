@@ -29,7 +29,7 @@ mod indexer;
 pub(crate) use indexer::IndexerSignals;
 
 use crate::IN_LIST_CHUNK;
-use crate::error::{Result, StoreError};
+use crate::error::Result;
 use crate::job::JobOutput;
 use crate::locks::Scope;
 use crate::mime::{MessageMeta, header_sections, unfolded_fields};
@@ -388,20 +388,9 @@ impl Store {
             .await?;
             while !messages.is_empty() {
                 let ids = next_reindex_chunk(&mut messages, indexer::CHUNK_BYTES);
-                let raws = self.raw_messages(&ids).await?;
-                let texts = self.message_texts(&ids).await?;
-                // MIME analysis and folding of the chunk: CPU work, off the async workers,
-                // as the indexer does it.
-                let rows = tokio::task::spawn_blocking(move || {
-                    raws.into_iter()
-                        .map(|(id, raw)| {
-                            let body_text = texts.get(&id).map(String::as_str).unwrap_or_default();
-                            (id, indexer::text_of(&raw, &body_text.replace('\0', "")))
-                        })
-                        .collect::<Vec<_>>()
-                })
-                .await
-                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                let ids: Vec<i64> = ids.into_iter().map(|id| id.0).collect();
+                // Read and analysed as the indexer does it (off the async workers).
+                let rows = indexer::analysed(&mut *self.reader.acquire().await?, &ids).await?;
                 indexed += rows.len() as u64;
                 // The account's lock on PostgreSQL: its expunges wait, so a message
                 // found above is either still there or already gone.

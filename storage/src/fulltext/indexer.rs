@@ -358,7 +358,7 @@ fn not_indexable<'q>(
 
 /// What the index keeps of each of the messages `ids` (read on `conn`), analysed off the
 /// async workers; a message gone meanwhile is left out.
-async fn analysed(
+pub(super) async fn analysed(
     conn: &mut AnyConnection,
     ids: &[i64],
 ) -> Result<Vec<(MessageId, Option<IndexedText>)>> {
@@ -375,7 +375,14 @@ async fn analysed(
     tokio::task::spawn_blocking(move || {
         messages
             .into_iter()
-            .map(|(id, raw, body_text)| (MessageId(id), text_of(&raw, &body_text)))
+            .map(|(id, raw, mut body_text)| {
+                // Deliveries store it without NULs (`delivery/prepared.rs`); a row from
+                // before they did would not fit PostgreSQL's TEXT (`reindex` copies it).
+                if body_text.contains('\0') {
+                    body_text = body_text.replace('\0', "");
+                }
+                (MessageId(id), text_of(&raw, &body_text))
+            })
             .collect::<Vec<_>>()
     })
     .await
@@ -399,7 +406,7 @@ pub(super) fn fitting_chunk(queued: Vec<(i64, i64)>, max_bytes: i64) -> Vec<i64>
 
 /// What the index keeps of a stored message; `None` when it cannot be indexed (too
 /// large, or our code panicked on it: one bad message affects only itself).
-pub(super) fn text_of(raw: &[u8], body_text: &str) -> Option<IndexedText> {
+fn text_of(raw: &[u8], body_text: &str) -> Option<IndexedText> {
     std::panic::catch_unwind(|| {
         let analysis = analyse(raw);
         IndexedText::of(raw, &analysis.meta, body_text)

@@ -21,7 +21,8 @@
 //! by another node) or runs join it when the locks it holds cover theirs ([`Joiners`]):
 //! they share its commit instead of waiting for one of their own. Neighbouring
 //! deliveries of a batch that `letterbox_deliver` stores go in one statement
-//! (`delivery/postgres.rs`, `deliver_many`): one round trip for all of them. Other nodes
+//! (`delivery/postgres.rs`): one round trip for all of them (SQLite does the same with
+//! its own statements, `delivery/sqlite.rs`). Other nodes
 //! hear of a commit by a `NOTIFY` sent after it (`notify.rs`),
 //! never inside it: PostgreSQL serializes the commits of every transaction that
 //! notified, fsync included, which would make all writers of all nodes one again.
@@ -41,7 +42,7 @@
 
 use crate::Backend;
 use crate::delivery::{
-    DELIVERIES_PER_STATEMENT, Delivered, PreparedDelivery, deliver_in_one_statement, deliver_many,
+    Delivered, PreparedDelivery, deliver_alone, deliver_together, deliveries_together,
 };
 use crate::error::{Result, StoreError};
 use crate::job::JobOutput;
@@ -120,8 +121,8 @@ trait ErasedJob: Send {
     /// Runs the job; the result is kept inside.
     fn run<'c>(&'c mut self, conn: &'c mut AnyConnection) -> BoxFuture<'c, Ran>;
     fn undo(&self) -> Undo;
-    /// The delivery this job stores by one call of `letterbox_deliver`, when it is one:
-    /// the lane stores neighbouring ones in one statement ([`deliver_many`]).
+    /// The delivery this job stores in one round trip, when it is one: the lane stores
+    /// neighbouring ones in one round trip ([`deliver_together`]).
     fn delivery(&self) -> Option<&PreparedDelivery> {
         None
     }
@@ -209,9 +210,13 @@ impl<T: Send + 'static> ErasedJob for TypedJob<T> {
     }
 }
 
-/// A delivery that fits `letterbox_deliver` (PostgreSQL), alone in `prepared`.
+/// A delivery that fits one round trip ([`PreparedDelivery::fits_together`]), alone in
+/// `prepared`.
 struct DeliveryJob {
     prepared: Arc<Vec<PreparedDelivery>>,
+    /// PostgreSQL's `letterbox_deliver` undoes itself when it refuses; SQLite's
+    /// statements do not.
+    undo: Undo,
     outcome: Option<Result<Delivered>>,
     reply: oneshot::Sender<Result<Delivered>>,
 }
@@ -225,14 +230,13 @@ impl ErasedJob for DeliveryJob {
                     database_error: false,
                 };
             };
-            let outcome = deliver_in_one_statement(conn, one).await;
+            let outcome = deliver_alone(conn, one).await;
             kept(outcome, &mut self.outcome)
         })
     }
 
     fn undo(&self) -> Undo {
-        // `letterbox_deliver` undoes itself when it refuses.
-        Undo::ByItself
+        self.undo
     }
 
     fn delivery(&self) -> Option<&PreparedDelivery> {
@@ -368,21 +372,35 @@ impl Writer {
         self.queue(scope, Undo::Savepoint, work).await
     }
 
-    /// PostgreSQL: stores the one delivery of `prepared`, which fits `letterbox_deliver`
-    /// (`fits_one_statement`); the lane may store it in one statement with others.
+    /// Stores the one delivery of `prepared`, which fits one round trip
+    /// ([`PreparedDelivery::fits_together`]); the lane may store it in one round trip with
+    /// others.
     pub async fn deliver(
         &self,
         scope: Scope,
         prepared: Arc<Vec<PreparedDelivery>>,
     ) -> Result<Delivered> {
         let (reply, answer) = oneshot::channel();
+        let undo = match self.backend() {
+            Backend::Postgres => Undo::ByItself,
+            Backend::Sqlite => Undo::Savepoint,
+        };
         let job = DeliveryJob {
             prepared,
+            undo,
             outcome: None,
             reply,
         };
         self.send(scope, Box::new(job)).await?;
         answer.await.map_err(|_| StoreError::WriterStopped)?
+    }
+
+    /// Only PostgreSQL's writers look up the locks of a job.
+    fn backend(&self) -> Backend {
+        match self.locks {
+            Some(_) => Backend::Postgres,
+            None => Backend::Sqlite,
+        }
     }
 
     async fn queue<T: Send + 'static>(
@@ -614,23 +632,49 @@ async fn commit_batch(
             }
         };
     }
+    let backend = database.backend;
     let mut at = 0;
+    // Jobs before this one run one by one: a group of deliveries that was undone.
+    let mut alone_until = 0;
     loop {
         while at < batch.len() {
-            // Neighbouring deliveries by `letterbox_deliver`: one statement.
-            let group = batch
+            // Neighbouring deliveries: one round trip.
+            let waiting = batch
                 .get(at..)
                 .unwrap_or_default()
                 .iter()
-                .take(DELIVERIES_PER_STATEMENT)
                 .take_while(|q| q.job.delivery().is_some())
                 .count();
-            if group > 1 {
+            let group = deliveries_together(backend, waiting);
+            if group > 1 && at >= alone_until {
                 let jobs = batch.get_mut(at..at + group).unwrap_or_default();
-                at += group;
+                // SQLite: a refused delivery leaves its statements behind; the group runs
+                // after a savepoint, to undo it all then.
+                let undoable = jobs.iter().any(|q| q.job.undo() == Undo::Savepoint);
+                if undoable && let Err(error) = fresh_savepoint(conn, &mut savepoint).await {
+                    let _ = conn.execute("ROLLBACK").await;
+                    return (Err(error.to_string()), Vec::new());
+                }
                 let deliveries: Vec<&PreparedDelivery> =
                     jobs.iter().filter_map(|q| q.job.delivery()).collect();
-                let outcomes = deliver_many(conn, &deliveries).await;
+                let outcomes = deliver_together(conn, &deliveries).await;
+                if undoable
+                    && !outcomes
+                        .as_ref()
+                        .is_ok_and(|all| all.iter().all(Result::is_ok))
+                {
+                    // Undone; its jobs run again one by one, each after a savepoint, so
+                    // that each is answered on its own (refusals are rare: over quota,
+                    // a mailbox deleted meanwhile).
+                    if let Err(error) = conn.execute("ROLLBACK TO job").await {
+                        let _ = conn.execute("ROLLBACK").await;
+                        return (Err(error.to_string()), Vec::new());
+                    }
+                    savepoint = Some(Savepoint::Fresh);
+                    alone_until = at + group;
+                    continue;
+                }
+                at += group;
                 let mut failed = outcomes.is_err();
                 for (queued, outcome) in jobs.iter_mut().zip(outcomes.into_iter().flatten()) {
                     match queued.job.delivered(outcome) {
@@ -657,16 +701,11 @@ async fn commit_batch(
             };
             at += 1;
             let undo = queued.job.undo();
-            if undo == Undo::Savepoint && savepoint != Some(Savepoint::Fresh) {
-                let set = match savepoint {
-                    Some(_) => "RELEASE job; SAVEPOINT job",
-                    None => "SAVEPOINT job",
-                };
-                if let Err(error) = conn.execute(set).await {
-                    let _ = conn.execute("ROLLBACK").await;
-                    return (Err(error.to_string()), Vec::new());
-                }
-                savepoint = Some(Savepoint::Fresh);
+            if undo == Undo::Savepoint
+                && let Err(error) = fresh_savepoint(conn, &mut savepoint).await
+            {
+                let _ = conn.execute("ROLLBACK").await;
+                return (Err(error.to_string()), Vec::new());
             }
             let undone = match (queued.job.run(conn).await, undo) {
                 (Ran::Done(changes), _) => {
@@ -720,6 +759,21 @@ async fn commit_batch(
 enum Savepoint {
     Fresh,
     Stale,
+}
+
+/// Sets the savepoint `job` where the transaction is now, unless it is there already.
+async fn fresh_savepoint(
+    conn: &mut AnyConnection,
+    savepoint: &mut Option<Savepoint>,
+) -> sqlx::Result<()> {
+    let set = match savepoint {
+        Some(Savepoint::Fresh) => return Ok(()),
+        Some(Savepoint::Stale) => "RELEASE job; SAVEPOINT job",
+        None => "SAVEPOINT job",
+    };
+    conn.execute(set).await?;
+    *savepoint = Some(Savepoint::Fresh);
+    Ok(())
 }
 
 async fn commit(

@@ -1980,13 +1980,7 @@ async fn a_node_listens_to_the_other_only_while_it_watches_and_misses_nothing() 
 /// and the others are stored, at UIDs that follow each other.
 #[tokio::test]
 async fn refused_deliveries_in_one_commit_leave_nothing_behind() {
-    let f = fixture(Backend::Postgres).await;
-    let inbox = mailbox(&f.store, f.account, "INBOX").await.id;
-    let size = message(10).len() as i64;
-    f.store
-        .set_quota("alice@example.org", Some(3 * size + size / 2))
-        .await
-        .expect("quota");
+    let (f, inbox, size) = room_for_three(Backend::Postgres).await;
     let mut holder = f.place.second_connection(Backend::Postgres).await;
     let mut observer = f.place.second_connection(Backend::Postgres).await;
     sqlx::query("BEGIN")
@@ -2000,13 +1994,7 @@ async fn refused_deliveries_in_one_commit_leave_nothing_behind() {
         .expect("hold the INBOX");
     let mut tasks = Vec::new();
     for n in 10..16 {
-        let store = f.store.clone();
-        let delivery = Delivery {
-            raw: message(n),
-            mailboxes: vec![inbox],
-            ..Delivery::default()
-        };
-        tasks.push(tokio::spawn(async move { store.deliver(delivery).await }));
+        tasks.push(spawn_delivery(&f.store, inbox, n));
         if n == 10 {
             // The first holds the account; the others queue behind it.
             sessions_waiting(&mut observer, "transactionid", 1).await;
@@ -2030,6 +2018,40 @@ async fn refused_deliveries_in_one_commit_leave_nothing_behind() {
         }
     }
     assert_eq!(stored, 3);
+    three_stored_and_nothing_else(&f, inbox, size).await;
+}
+
+/// A fixture whose INBOX has room for three messages like `message(10)` and a half: the
+/// fixture, its INBOX and the size of one message.
+async fn room_for_three(backend: Backend) -> (Fixture, storage::MailboxId, i64) {
+    let f = fixture(backend).await;
+    let inbox = mailbox(&f.store, f.account, "INBOX").await.id;
+    let size = message(10).len() as i64;
+    f.store
+        .set_quota("alice@example.org", Some(3 * size + size / 2))
+        .await
+        .expect("quota");
+    (f, inbox, size)
+}
+
+/// Delivers `message(n)` to `mailbox` in a task of its own.
+fn spawn_delivery(
+    store: &Store,
+    mailbox: storage::MailboxId,
+    n: usize,
+) -> tokio::task::JoinHandle<storage::Result<storage::Delivered>> {
+    let store = store.clone();
+    let delivery = Delivery {
+        raw: message(n),
+        mailboxes: vec![mailbox],
+        ..Delivery::default()
+    };
+    tokio::spawn(async move { store.deliver(delivery).await })
+}
+
+/// After six deliveries of `size` bytes to `inbox` under a quota of three and a half:
+/// three messages at UIDs 1 to 3, and the usage of three.
+async fn three_stored_and_nothing_else(f: &Fixture, inbox: storage::MailboxId, size: i64) {
     assert_eq!(f.store.stored_message_count().await.expect("count"), 3);
     let entries = f.store.mailbox_entries(inbox).await.expect("entries");
     assert_eq!(
@@ -2038,6 +2060,54 @@ async fn refused_deliveries_in_one_commit_leave_nothing_behind() {
     );
     let account = f.store.account(f.account).await.expect("account");
     assert_eq!(account.used_bytes, 3 * size);
+}
+
+/// SQLite: deliveries queued together are stored by the writer in one round trip (four,
+/// then two: `delivery/sqlite.rs`); those the quota refuses leave nothing (no message
+/// row, no UID, no usage) and the others are stored, at UIDs that follow each other,
+/// each answered on its own.
+#[tokio::test]
+async fn refused_deliveries_stored_together_leave_nothing_behind() {
+    let (f, inbox, size) = room_for_three(Backend::Sqlite).await;
+    // The test's runtime has one thread: every task queues its job before the writer
+    // runs, so all six go in one batch.
+    let mut tasks = Vec::new();
+    for n in 10..16 {
+        tasks.push(spawn_delivery(&f.store, inbox, n));
+    }
+    let mut outcomes = Vec::new();
+    for task in tasks {
+        let outcome = tokio::time::timeout(EVENT_TIMEOUT, task)
+            .await
+            .expect("a delivery never ended")
+            .expect("task");
+        outcomes.push(match outcome {
+            Ok(delivered) => Some(delivered.placed[0].2),
+            Err(StoreError::OverQuota) => None,
+            Err(error) => panic!("{error}"),
+        });
+    }
+    // In the order they were queued: the first three fit.
+    assert_eq!(
+        outcomes,
+        [Some(Uid(1)), Some(Uid(2)), Some(Uid(3)), None, None, None]
+    );
+    three_stored_and_nothing_else(&f, inbox, size).await;
+    // The next delivery, with room again, gets the next UID.
+    f.store
+        .set_quota("alice@example.org", None)
+        .await
+        .expect("quota");
+    let next = f
+        .store
+        .deliver(Delivery {
+            raw: message(16),
+            mailboxes: vec![inbox],
+            ..Delivery::default()
+        })
+        .await
+        .expect("deliver");
+    assert_eq!(next.placed[0].2, Uid(4));
 }
 
 /// Two nodes write to three accounts at once: deliveries to two accounts at a time (in

@@ -1,8 +1,8 @@
 //! A prepared delivery stored inside the writer's transaction, statement by statement
-//! (on SQLite, the common case in one round trip: `sqlite.rs`).
+//! (on SQLite, the common case in one round trip: `sqlite.rs`, [`deliver_alone`]).
 
+use super::deliver_alone;
 use super::prepared::{Delivered, PreparedDelivery};
-use super::sqlite::deliver_in_one_round_trip;
 use crate::entries::{NewEntry, place, place_at};
 use crate::error::Result;
 use crate::fulltext;
@@ -20,7 +20,7 @@ pub(super) async fn deliver_in_tx(
     prepared: &PreparedDelivery,
 ) -> Result<(Delivered, Vec<Change>)> {
     if Backend::of_connection(conn) == Backend::Sqlite && prepared.fits_one_round_trip() {
-        return deliver_in_one_round_trip(conn, prepared).await;
+        return deliver_alone(conn, prepared).await;
     }
     let delivery = &prepared.delivery;
     let size = delivery.raw.len() as i64;

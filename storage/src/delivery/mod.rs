@@ -1,9 +1,9 @@
 //! Delivery: a message stored once and placed in mailboxes and/or the outbound queue
 //! (SMTP delivery, APPEND, import), all or nothing. What IMAP needs of it is computed
 //! before the writer runs (`prepared.rs`, house rule 11); the writer job stores it
-//! (`in_tx.rs`), on PostgreSQL in one statement when it can (`postgres.rs`), which the
-//! writer may share with the deliveries next to it in its batch (`writer.rs`), on SQLite
-//! in one round trip to the connection's thread when it can (`sqlite.rs`).
+//! (`in_tx.rs`), on PostgreSQL in one statement when it can (`postgres.rs`), on SQLite in
+//! one round trip to the connection's thread when it can (`sqlite.rs`); either is shared
+//! with the deliveries next to it in the writer's batch (`writer.rs`).
 
 mod in_tx;
 mod postgres;
@@ -16,10 +16,58 @@ pub use prepared::{Delivered, Delivery, crlf_line_ends};
 use crate::error::{Result, StoreError};
 use crate::job::JobOutput;
 use crate::locks::Scope;
+use crate::notify::Change;
 use crate::{Backend, Store};
 use in_tx::deliver_in_tx;
-pub(crate) use postgres::{DELIVERIES_PER_STATEMENT, deliver_in_one_statement, deliver_many};
+use postgres::{DELIVERIES_PER_STATEMENT, deliver_many};
+use sqlite::{deliver_many_in_one_round_trip, deliveries_per_round_trip};
+use sqlx::AnyConnection;
 use std::sync::Arc;
+
+impl PreparedDelivery {
+    /// True when the writer may store it with its neighbours in one round trip
+    /// ([`deliver_together`]).
+    pub(crate) fn fits_together(&self, backend: Backend) -> bool {
+        match backend {
+            Backend::Postgres => self.fits_one_statement(),
+            Backend::Sqlite => self.fits_one_round_trip(),
+        }
+    }
+}
+
+/// One delivery that [`PreparedDelivery::fits_together`], in one round trip.
+pub(crate) async fn deliver_alone(
+    conn: &mut AnyConnection,
+    prepared: &PreparedDelivery,
+) -> Result<(Delivered, Vec<Change>)> {
+    deliver_together(conn, &[prepared])
+        .await?
+        .pop()
+        .ok_or_else(|| StoreError::Corrupt("a delivery placed nothing".into()))?
+}
+
+/// How many of `waiting` neighbouring deliveries that fit together go in the next round
+/// trip ([`deliver_together`]).
+pub(crate) fn deliveries_together(backend: Backend, waiting: usize) -> usize {
+    match backend {
+        Backend::Postgres => waiting.min(DELIVERIES_PER_STATEMENT),
+        Backend::Sqlite => deliveries_per_round_trip(waiting),
+    }
+}
+
+/// Deliveries that fit together ([`deliveries_together`] of them), in one round trip, in
+/// their order: one outcome each. PostgreSQL: a refused delivery undoes itself
+/// (`letterbox_deliver`). SQLite: a refused one leaves its statements behind, for the
+/// caller to roll back. An `Err` of the whole is a database error.
+pub(crate) async fn deliver_together(
+    conn: &mut AnyConnection,
+    deliveries: &[&PreparedDelivery],
+) -> Result<Vec<Result<(Delivered, Vec<Change>)>>> {
+    match Backend::of_connection(conn) {
+        Backend::Postgres => deliver_many(conn, deliveries).await,
+        Backend::Sqlite => deliver_many_in_one_round_trip(conn, deliveries).await,
+    }
+}
 
 impl Store {
     /// Stores a message once and places it in every given mailbox and/or the outbound
@@ -66,10 +114,9 @@ impl Store {
                 .flat_map(|one| one.delivery.mailboxes.iter().copied()),
         );
         let delivered: Vec<Delivered> = if let [one] = prepared.as_slice()
-            && self.backend == Backend::Postgres
-            && one.fits_one_statement()
+            && one.fits_together(self.backend)
         {
-            // The writer may store it in one statement with others (`deliver_many`).
+            // The writer may store it in one round trip with others (`deliver_together`).
             vec![self.writer.deliver(scope, in_writer).await?]
         } else {
             self.deliver_with_savepoint(scope, in_writer).await?

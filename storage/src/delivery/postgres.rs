@@ -11,7 +11,7 @@ use sqlx::Row;
 use sqlx::{AnyConnection, any::AnyRow};
 
 impl PreparedDelivery {
-    /// True when [`deliver_in_one_statement`] can store it: the next UIDs of its
+    /// True when [`deliver_many`] can store it: the next UIDs of its
     /// mailboxes, nothing to queue.
     pub(crate) fn fits_one_statement(&self) -> bool {
         self.uid.is_none()
@@ -30,19 +30,6 @@ pub(crate) const DELIVERIES_PER_STATEMENT: usize = 32;
 const DELIVER_ARGUMENTS: [&str; 9] = [
     "BYTEA", "BYTEA", "TEXT", "TEXT", "BIGINT", "BIGINT", "TEXT", "TEXT", "BIGINT",
 ];
-
-/// PostgreSQL: one delivery in one round trip, which leaves nothing behind when it is
-/// refused (`letterbox_deliver`, migration postgres 0010): what `deliver_in_tx` does
-/// for a message to the next UIDs of its mailboxes and no queue.
-pub(crate) async fn deliver_in_one_statement(
-    conn: &mut AnyConnection,
-    prepared: &PreparedDelivery,
-) -> Result<(Delivered, Vec<Change>)> {
-    let mut outcomes = deliver_many(conn, &[prepared]).await?;
-    outcomes
-        .pop()
-        .ok_or_else(|| StoreError::Corrupt("letterbox_deliver placed nothing".into()))?
-}
 
 /// PostgreSQL: several deliveries (at most [`DELIVERIES_PER_STATEMENT`]) in one round
 /// trip, one call of `letterbox_deliver` each, in their order: the first gets the lower

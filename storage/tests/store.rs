@@ -1726,6 +1726,61 @@ async fn large_values_of_a_message_are_compressed_with_lz4_where_the_server_has_
     assert_eq!(stored[&delivered.message], raw);
 }
 
+/// PostgreSQL migration 0017: a common 5 KB text message (as benches/smtp_load.rs sends,
+/// with the trace fields SMTP adds) is stored whole in its `messages` row, nothing of it
+/// in the TOAST table (its values compressed fit in the row's 4096 bytes; with the
+/// default 2032, its MessageMeta went there), and reads back.
+#[tokio::test]
+async fn a_common_message_is_stored_without_its_toast_table() {
+    let database = postgres::PostgresDatabase::create().await;
+    let store = Store::open(&database.url).await.expect("open");
+    let inbox = first_inbox(&store).await;
+    let mut raw = b"Return-Path: <bench@example.org>\r\n\
+        Authentication-Results: localhost;\r\n\
+        \tspf=none (localhost: no SPF records found for postmaster@smtp-load.localhost) \
+        smtp.helo=smtp-load.localhost;\r\n\
+        \tspf=none (localhost: no SPF records found for bench@example.org) \
+        smtp.mailfrom=bench@example.org;\r\n\
+        \tarc=none smtp.remote-ip=127.0.0.1;\r\n\
+        \tdmarc=none header.from=example.org policy.dmarc=none;\r\n\
+        \tdkim=none\r\n\
+        Received: from smtp-load.localhost ([127.0.0.1])\r\n\
+        \tby localhost with ESMTP id e66365684c172989.1\r\n\
+        \tfor <you@localhost>;\r\n\
+        \tTue, 08 Dec 2026 01:42:32 +0000\r\n\
+        From: Load Generator <bench@example.org>\r\nTo: <you@localhost>\r\n\
+        Subject: smtp_load message 1\r\nMessage-ID: <1.1@smtp-load.localhost>\r\n\
+        Date: Thu, 01 Jan 2026 00:00:00 +0000\r\nMIME-Version: 1.0\r\n\
+        Content-Type: text/plain; charset=us-ascii\r\n\r\n"
+        .to_vec();
+    while raw.len() < 5600 {
+        raw.extend_from_slice(
+            b"The quick brown fox jumps over the lazy dog; smtp_load filler line of text.\r\n",
+        );
+    }
+    let delivered = deliver(&store, vec![inbox], raw.clone()).await;
+    let mut conn = sqlx::PgConnection::connect(&database.url)
+        .await
+        .expect("connect");
+    let toast: String = sqlx::query_scalar(
+        "SELECT CAST(CAST(reltoastrelid AS regclass) AS TEXT) FROM pg_class \
+         WHERE oid = CAST('messages' AS regclass)",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .expect("toast table");
+    let toasted: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {toast}"))
+        .fetch_one(&mut conn)
+        .await
+        .expect("toast rows");
+    assert_eq!(toasted, 0, "values of the message in {toast}");
+    let stored = store
+        .raw_messages(&[delivered.message])
+        .await
+        .expect("read");
+    assert_eq!(stored[&delivered.message], raw);
+}
+
 /// PostgreSQL migration 0010: message and mailbox ids come from sequences from then on,
 /// each going on past both the largest id in its table and the last id `id_sequences`
 /// handed out (a deleted row may have had it), and `id_sequences` still reads.
